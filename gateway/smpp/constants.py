@@ -1,0 +1,199 @@
+"""SMPP 3.4 numbers: command ids, command_status values, TLV tags, esm_class bits.
+
+Values are from the SMPP v3.4 specification (issue 1.2), sections 5.1 (command ids),
+5.1.3 (command_status), 5.2 (field values) and 5.3 (TLV tags).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+HEADER_LENGTH = 16
+"""command_length, command_id, command_status, sequence_number: four octets each."""
+
+MAX_PDU_LENGTH = 70_000
+"""Largest command_length we buffer. The spec sets no maximum; the largest legal PDU is a
+data_sm/submit_sm carrying a 64 KiB message_payload TLV (spec 5.3.2.32) plus its mandatory
+fields, so 70,000 octets leaves headroom without letting a peer make us allocate gigabytes."""
+
+MAX_SEQUENCE_NUMBER = 0x7FFFFFFF
+"""sequence_number runs 1..0x7FFFFFFF and then wraps to 1 (spec 3.2, 5.1.4)."""
+
+RESPONSE_BIT = 0x80000000
+
+
+class CommandId(IntEnum):
+    GENERIC_NACK = 0x80000000
+    BIND_RECEIVER = 0x00000001
+    BIND_RECEIVER_RESP = 0x80000001
+    BIND_TRANSMITTER = 0x00000002
+    BIND_TRANSMITTER_RESP = 0x80000002
+    QUERY_SM = 0x00000003
+    QUERY_SM_RESP = 0x80000003
+    SUBMIT_SM = 0x00000004
+    SUBMIT_SM_RESP = 0x80000004
+    DELIVER_SM = 0x00000005
+    DELIVER_SM_RESP = 0x80000005
+    UNBIND = 0x00000006
+    UNBIND_RESP = 0x80000006
+    REPLACE_SM = 0x00000007
+    REPLACE_SM_RESP = 0x80000007
+    CANCEL_SM = 0x00000008
+    CANCEL_SM_RESP = 0x80000008
+    BIND_TRANSCEIVER = 0x00000009
+    BIND_TRANSCEIVER_RESP = 0x80000009
+    OUTBIND = 0x0000000B
+    ENQUIRE_LINK = 0x00000015
+    ENQUIRE_LINK_RESP = 0x80000015
+    SUBMIT_MULTI = 0x00000021
+    SUBMIT_MULTI_RESP = 0x80000021
+    ALERT_NOTIFICATION = 0x00000102
+    DATA_SM = 0x00000103
+    DATA_SM_RESP = 0x80000103
+
+
+class Status(IntEnum):
+    """command_status values worth naming. Unknown values travel as plain ints."""
+
+    ROK = 0x00000000
+    RINVMSGLEN = 0x00000001
+    RINVCMDLEN = 0x00000002
+    RINVCMDID = 0x00000003
+    RINVBNDSTS = 0x00000004
+    RALYBND = 0x00000005
+    RINVPRTFLG = 0x00000006
+    RINVREGDLVFLG = 0x00000007
+    RSYSERR = 0x00000008
+    RINVSRCADR = 0x0000000A
+    RINVDSTADR = 0x0000000B
+    RINVMSGID = 0x0000000C
+    RBINDFAIL = 0x0000000D
+    RINVPASWD = 0x0000000E
+    RINVSYSID = 0x0000000F
+    RCANCELFAIL = 0x00000011
+    RREPLACEFAIL = 0x00000013
+    RMSGQFUL = 0x00000014
+    RINVSERTYP = 0x00000015
+    RINVNUMDESTS = 0x00000033
+    RINVDLNAME = 0x00000034
+    RINVDESTFLAG = 0x00000040
+    RINVSUBREP = 0x00000042
+    RINVESMCLASS = 0x00000043
+    RCNTSUBDL = 0x00000044
+    RSUBMITFAIL = 0x00000045
+    RINVSRCTON = 0x00000048
+    RINVSRCNPI = 0x00000049
+    RINVDSTTON = 0x00000050
+    RINVDSTNPI = 0x00000051
+    RINVSYSTYP = 0x00000053
+    RINVREPFLAG = 0x00000054
+    RINVNUMMSGS = 0x00000055
+    RTHROTTLED = 0x00000058
+    RINVSCHED = 0x00000061
+    RINVEXPIRY = 0x00000062
+    RINVDFTMSGID = 0x00000063
+    RX_T_APPN = 0x00000064
+    RX_P_APPN = 0x00000065
+    RX_R_APPN = 0x00000066
+    RQUERYFAIL = 0x00000067
+    RINVOPTPARSTREAM = 0x000000C0
+    ROPTPARNOTALLWD = 0x000000C1
+    RINVPARLEN = 0x000000C2
+    RMISSINGOPTPARAM = 0x000000C3
+    RINVOPTPARAMVAL = 0x000000C4
+    RDELIVERYFAILURE = 0x000000FE
+    RUNKNOWNERR = 0x000000FF
+
+
+def status_name(status: int) -> str:
+    """ESME_RTHROTTLED for a known status, 0x00000400 for a vendor-specific one."""
+    try:
+        return "ESME_" + Status(status).name
+    except ValueError:
+        return f"0x{status:08X}"
+
+
+class Tag(IntEnum):
+    """TLV tags (spec 5.3.2)."""
+
+    DEST_ADDR_SUBUNIT = 0x0005
+    DEST_NETWORK_TYPE = 0x0006
+    DEST_BEARER_TYPE = 0x0007
+    DEST_TELEMATICS_ID = 0x0008
+    SOURCE_ADDR_SUBUNIT = 0x000D
+    SOURCE_NETWORK_TYPE = 0x000E
+    SOURCE_BEARER_TYPE = 0x000F
+    SOURCE_TELEMATICS_ID = 0x0010
+    QOS_TIME_TO_LIVE = 0x0017
+    PAYLOAD_TYPE = 0x0019
+    ADDITIONAL_STATUS_INFO_TEXT = 0x001D
+    RECEIPTED_MESSAGE_ID = 0x001E
+    MS_MSG_WAIT_FACILITIES = 0x0030
+    PRIVACY_INDICATOR = 0x0201
+    SOURCE_SUBADDRESS = 0x0202
+    DEST_SUBADDRESS = 0x0203
+    USER_MESSAGE_REFERENCE = 0x0204
+    USER_RESPONSE_CODE = 0x0205
+    SOURCE_PORT = 0x020A
+    DESTINATION_PORT = 0x020B
+    SAR_MSG_REF_NUM = 0x020C
+    LANGUAGE_INDICATOR = 0x020D
+    SAR_TOTAL_SEGMENTS = 0x020E
+    SAR_SEGMENT_SEQNUM = 0x020F
+    SC_INTERFACE_VERSION = 0x0210
+    CALLBACK_NUM_PRES_IND = 0x0302
+    CALLBACK_NUM_ATAG = 0x0303
+    NUMBER_OF_MESSAGES = 0x0304
+    CALLBACK_NUM = 0x0381
+    DPF_RESULT = 0x0420
+    SET_DPF = 0x0421
+    MS_AVAILABILITY_STATUS = 0x0422
+    NETWORK_ERROR_CODE = 0x0423
+    MESSAGE_PAYLOAD = 0x0424
+    DELIVERY_FAILURE_REASON = 0x0425
+    MORE_MESSAGES_TO_SEND = 0x0426
+    MESSAGE_STATE = 0x0427
+    USSD_SERVICE_OP = 0x0501
+    DISPLAY_TIME = 0x1201
+    SMS_SIGNAL = 0x1203
+    MS_VALIDITY = 0x1204
+    ALERT_ON_MESSAGE_DELIVERY = 0x130C
+    ITS_REPLY_TYPE = 0x1380
+    ITS_SESSION_INFO = 0x1383
+
+
+class EsmClass:
+    """esm_class bits (spec 5.2.12)."""
+
+    MESSAGE_TYPE_MASK = 0x3C
+    SMSC_DELIVERY_RECEIPT = 0x04
+    SME_DELIVERY_ACK = 0x08
+    SME_MANUAL_ACK = 0x10
+    CONVERSATION_ABORT = 0x18
+    INTERMEDIATE_NOTIFICATION = 0x20
+    UDHI = 0x40
+    REPLY_PATH = 0x80
+
+
+class DataCoding:
+    """data_coding values (spec 5.2.19) the gateway uses."""
+
+    SMSC_DEFAULT = 0x00
+    IA5 = 0x01
+    OCTET_UNSPECIFIED_2 = 0x02
+    LATIN1 = 0x03
+    OCTET_UNSPECIFIED = 0x04
+    UCS2 = 0x08
+
+
+class RegisteredDelivery:
+    """registered_delivery bits (spec 5.2.17): low two bits select the SMSC receipt."""
+
+    NONE = 0x00
+    SUCCESS_OR_FAILURE = 0x01
+    FAILURE_ONLY = 0x02
+    RECEIPT_MASK = 0x03
+    INTERMEDIATE = 0x10
+
+
+INTERFACE_VERSION_34 = 0x34
