@@ -13,7 +13,7 @@ with ``send_response`` whenever it is ready (for example after a receipt is comm
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from gateway.smpp.errors import LocalProtocolError
 from gateway.smpp.pdu import Pdu
@@ -22,7 +22,6 @@ from gateway.smpp.session import (
     LinkFailed,
     Session,
     State,
-    Unbound,
 )
 
 
@@ -54,8 +53,9 @@ class SmppConnection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's TCPTransport does not derive from
+        # asyncio.Transport, though it implements it.
+        self.transport = cast(asyncio.Transport, transport)
         self.peer = transport.get_extra_info("peername")
         self.handler.connection_made(self)
         self._after_input()
@@ -135,10 +135,10 @@ class SmppConnection(asyncio.Protocol):
 
     def _deliver(self, events: list[Event]) -> None:
         self.handler.events_received(self, events)
-        for event in events:
-            if isinstance(event, LinkFailed | Unbound):
-                self._loop.call_soon(self.close)
-                break
+        if self.session.state is State.CLOSED and not self._closing:
+            # Unbound, LinkFailed, BindFailed: flush what the session queued (an
+            # unbind_resp, a generic_nack) and close on the next turn.
+            self._loop.call_soon(self.close)
 
     def _after_input(self) -> None:
         self._flush()

@@ -1,0 +1,348 @@
+"""Persistent ESME binds to a carrier's SMSC: connect, bind, keep alive, reconnect.
+
+A ``CarrierBind`` owns one TCP connection at a time and runs forever until stopped: connect,
+bind, serve until the link fails, wait a backoff, again. The backoff grows exponentially from
+``reconnect_initial`` to ``reconnect_max`` with random jitter, so a carrier that is down is not
+hammered by a fixed loop, and a fleet of gateways does not reconnect in lock step.
+
+The application sees a bind through ``BindListener`` hooks (responses, timeouts, requests
+such as deliver_sm, state changes) and sends through ``submit``; it never touches sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from gateway.logs import log_event
+from gateway.smpp.aio import SmppConnection
+from gateway.smpp.constants import Status, status_name
+from gateway.smpp.pdu import Pdu
+from gateway.smpp.session import (
+    BindFailed,
+    BindType,
+    Bound,
+    Event,
+    LinkFailed,
+    ProtocolError,
+    RequestReceived,
+    RequestTimedOut,
+    ResponseReceived,
+    Role,
+    Session,
+    SessionConfig,
+    State,
+    Unbound,
+    UnexpectedResponse,
+)
+
+log = logging.getLogger("smsgw.bind")
+
+
+class BindState(StrEnum):
+    """What /healthz shows for a bind."""
+
+    CONNECTING = "connecting"
+    BINDING = "binding"
+    BOUND = "bound"
+    BACKOFF = "backoff"
+    UNBINDING = "unbinding"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class BindSettings:
+    """Everything one bind needs, independent of how the configuration file is laid out."""
+
+    carrier: str
+    name: str
+    host: str
+    port: int
+    system_id: str
+    password: str = field(repr=False)
+    bind_type: BindType = BindType.TRX
+    system_type: str = ""
+    interface_version: int = 0x34
+    addr_ton: int = 0
+    addr_npi: int = 0
+    address_range: str = ""
+    session: SessionConfig = field(default_factory=SessionConfig)
+    reconnect_initial: float = 1.0
+    reconnect_max: float = 60.0
+    reconnect_jitter: float = 0.2
+
+
+class Backoff:
+    """Exponential backoff with jitter: initial * 2**n, capped, times 1 +/- jitter."""
+
+    def __init__(
+        self, initial: float, maximum: float, jitter: float, rng: random.Random | None = None
+    ) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.jitter = jitter
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        base = min(self.maximum, self.initial * float(2 ** min(self.failures, 30)))
+        self.failures += 1
+        if self.jitter:
+            base *= 1 + self._rng.uniform(-self.jitter, self.jitter)
+        return max(0.0, min(base, self.maximum * (1 + self.jitter)))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class BindListener(Protocol):
+    """The application's hooks on a bind. Called from the event loop; must not block."""
+
+    def bind_up(self, bind: CarrierBind) -> None: ...
+
+    def bind_down(self, bind: CarrierBind, lost: list[RequestTimedOut]) -> None:
+        """The link is gone; ``lost`` are requests that never got an answer."""
+
+    def response(self, bind: CarrierBind, event: ResponseReceived) -> None: ...
+
+    def timeout(self, bind: CarrierBind, event: RequestTimedOut) -> None: ...
+
+    def request(self, bind: CarrierBind, pdu: Pdu) -> None:
+        """deliver_sm, data_sm or alert_notification; answer with bind.respond()."""
+
+
+class RefusingListener:
+    """Until a store is wired in, refuse deliver_sm with a temporary error so the SMSC keeps
+    the receipt or MO and retries, rather than acknowledging something we would drop."""
+
+    def bind_up(self, bind: CarrierBind) -> None:
+        pass
+
+    def bind_down(self, bind: CarrierBind, lost: list[RequestTimedOut]) -> None:
+        pass
+
+    def response(self, bind: CarrierBind, event: ResponseReceived) -> None:
+        pass
+
+    def timeout(self, bind: CarrierBind, event: RequestTimedOut) -> None:
+        pass
+
+    def request(self, bind: CarrierBind, pdu: Pdu) -> None:
+        if pdu.RESPONSE is not None:
+            bind.respond(pdu.make_response(Status.RX_T_APPN))
+
+
+class CarrierBind:
+    """One persistent bind. ``run()`` until ``stop()``."""
+
+    def __init__(
+        self,
+        settings: BindSettings,
+        listener: BindListener,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.listener = listener
+        self.state = BindState.STOPPED
+        self.conn: SmppConnection | None = None
+        self.backoff = Backoff(
+            settings.reconnect_initial, settings.reconnect_max, settings.reconnect_jitter, rng
+        )
+        self.connects = 0
+        self.last_error = ""
+        self._stopping = False
+        self._bound: asyncio.Future[bool] | None = None
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.became_bound = asyncio.Event()
+        self._lost: list[RequestTimedOut] = []
+
+    # -- what the application uses ---------------------------------------------------------
+
+    @property
+    def carrier(self) -> str:
+        return self.settings.carrier
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def bound(self) -> bool:
+        return self.state is BindState.BOUND
+
+    @property
+    def window_free(self) -> int:
+        conn = self.conn
+        if conn is None or self.state is not BindState.BOUND or not conn.writable:
+            return 0
+        return conn.session.window_free
+
+    def submit(self, pdu: Pdu, context: Any = None) -> int:
+        """Send a request (submit_sm, data_sm, query_sm); check window_free first."""
+        conn = self.conn
+        if conn is None or self.state is not BindState.BOUND:
+            raise RuntimeError(f"bind {self.name} is not bound")
+        return conn.send_request(pdu, context)
+
+    def respond(self, pdu: Pdu) -> None:
+        if self.conn is not None:
+            self.conn.send_response(pdu)
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"bind-{self.name}")
+        return self._task
+
+    async def stop(self, drain: float = 5.0) -> None:
+        """Unbind, keep reading responses and receipts up to ``drain`` seconds, close."""
+        self._stopping = True
+        self._wakeup.set()
+        conn = self.conn
+        if conn is not None and conn.session.is_bound:
+            self._set_state(BindState.UNBINDING)
+            conn.session.unbind(conn.now())
+            conn.apply(None)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(conn.closed), drain)
+        if conn is not None:
+            conn.abort()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._set_state(BindState.STOPPED)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self._stopping:
+            await self._connect_and_serve()
+            if self._stopping:
+                break
+            delay = self.backoff.next_delay()
+            self._set_state(BindState.BACKOFF, delay=round(delay, 2), error=self.last_error)
+            self._wakeup.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), delay)
+
+    async def _connect_and_serve(self) -> None:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        self._set_state(BindState.CONNECTING)
+        self.connects += 1
+        session = Session(Role.ESME, s.session, loop.time())
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: SmppConnection(session, self), s.host, s.port),
+                s.session.bind_timeout,
+            )
+        except (TimeoutError, OSError) as exc:
+            self.last_error = f"connect: {exc or type(exc).__name__}"
+            return
+        self.conn = conn
+        self._bound = loop.create_future()
+        self._set_state(BindState.BINDING)
+        session.bind(
+            s.bind_type,
+            conn.now(),
+            system_id=s.system_id,
+            password=s.password,
+            system_type=s.system_type,
+            interface_version=s.interface_version,
+            addr_ton=s.addr_ton,
+            addr_npi=s.addr_npi,
+            address_range=s.address_range,
+        )
+        conn.apply(None)
+        try:
+            if await self._bound:
+                self.backoff.reset()
+                self._set_state(BindState.BOUND, smsc=session.system_id)
+                self.became_bound.set()
+                self.listener.bind_up(self)
+            await conn.closed
+        finally:
+            if not conn.closed.done():
+                conn.abort()
+            self.conn = None
+            self.became_bound.clear()
+
+    # -- SessionHandler --------------------------------------------------------------------
+
+    def connection_made(self, conn: SmppConnection) -> None:
+        pass
+
+    def events_received(self, conn: SmppConnection, events: list[Event]) -> None:
+        listener = self.listener
+        lost: list[RequestTimedOut] = []
+        for event in events:
+            if isinstance(event, ResponseReceived):
+                listener.response(self, event)
+            elif isinstance(event, RequestReceived):
+                listener.request(self, event.pdu)
+            elif isinstance(event, RequestTimedOut):
+                if conn.session.state is State.CLOSED:
+                    lost.append(event)
+                else:
+                    listener.timeout(self, event)
+            elif isinstance(event, Bound):
+                self._resolve_bind(True)
+            elif isinstance(event, BindFailed):
+                status = event.command_status
+                self.last_error = (
+                    "bind: no response" if status is None else f"bind: {status_name(status)}"
+                )
+                self._resolve_bind(False)
+            elif isinstance(event, LinkFailed):
+                self.last_error = event.reason
+                log_event(
+                    log, "bind.link_failed", logging.WARNING, bind=self.name, reason=event.reason
+                )
+            elif isinstance(event, Unbound):
+                self.last_error = "unbound by peer" if event.by_peer else "unbound"
+            elif isinstance(event, ProtocolError):
+                log_event(
+                    log,
+                    "bind.protocol_error",
+                    logging.WARNING,
+                    bind=self.name,
+                    error=str(event.error),
+                )
+            elif isinstance(event, UnexpectedResponse):
+                log_event(
+                    log,
+                    "bind.unexpected_response",
+                    logging.DEBUG,
+                    bind=self.name,
+                    pdu=event.pdu.name,
+                    seq=event.pdu.sequence_number,
+                )
+        if lost:
+            self._lost.extend(lost)
+
+    def connection_lost(self, conn: SmppConnection, exc: Exception | None) -> None:
+        self._resolve_bind(False)
+        lost, self._lost = self._lost, []
+        if lost or self.state in (BindState.BOUND, BindState.UNBINDING):
+            self.listener.bind_down(self, lost)
+
+    def _resolve_bind(self, ok: bool) -> None:
+        if self._bound is not None and not self._bound.done():
+            self._bound.set_result(ok)
+
+    def _set_state(self, state: BindState, **fields: Any) -> None:
+        if state is not self.state:
+            self.state = state
+            log_event(
+                log,
+                "bind.state",
+                carrier=self.carrier,
+                bind=self.name,
+                state=state.value,
+                **fields,
+            )
