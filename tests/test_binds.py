@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -119,12 +119,14 @@ async def smsc() -> AsyncIterator[TinySmsc]:
     await s.stop()
 
 
-async def wait_for(predicate: object, timeout: float = 5.0) -> None:
+async def wait_for(predicate: Callable[[], object], within: float = 5.0) -> None:
+    """Poll a condition that no event signals (a socket's far side), bounded in time."""
+
     async def poll() -> None:
-        while not predicate():  # type: ignore[operator]
+        while not predicate():  # noqa: ASYNC110 - the state lives in another object
             await asyncio.sleep(0.005)
 
-    await asyncio.wait_for(poll(), timeout)
+    await asyncio.wait_for(poll(), within)
 
 
 def test_backoff_grows_exponentially_to_the_cap() -> None:

@@ -488,6 +488,9 @@ def encode(pdu: Pdu) -> bytes:
         for name, kind in pdu.BODY:
             value = getattr(pdu, name)
             if kind == CSTR:
+                if "\0" in value:
+                    # A NUL would end the field early and shift every field after it.
+                    raise EncodeError(f"{pdu.name}.{name} contains NUL")
                 parts.append(value.encode("latin-1"))
                 parts.append(b"\0")
             elif kind == U8:

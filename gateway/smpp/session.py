@@ -461,7 +461,7 @@ class Session:
         return False
 
     def _on_response(self, pdu: Pdu, now: float, events: list[Event]) -> None:
-        pending = self._pending.pop(pdu.sequence_number, None)
+        pending = self._pending.get(pdu.sequence_number)
         if pending is None:
             events.append(UnexpectedResponse(pdu))
             return
@@ -470,10 +470,11 @@ class Session:
             pdu.command_id != request.command_id | RESPONSE_BIT
         ):
             # A response of the wrong kind for this sequence number: keep waiting for the
-            # right one (it may still come) and tell the application.
-            self._pending[pdu.sequence_number] = pending
+            # right one (it may still come) and tell the application. The request stays in
+            # place: _pending's insertion order is its deadline order.
             events.append(UnexpectedResponse(pdu))
             return
+        del self._pending[pdu.sequence_number]
         if pending.windowed:
             self._in_window -= 1
         rid = request.command_id
