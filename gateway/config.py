@@ -1,0 +1,359 @@
+"""The gateway's configuration: one frozen dataclass tree, loaded and checked once.
+
+``load_config(path)`` reads a TOML file through :mod:`gateway.confload`: every missing key,
+unknown key (typos included), wrong type, value out of range and cross-field conflict is
+collected, each with its key path, into one :class:`~gateway.confload.ConfigError`, and the
+daemon refuses to start. Nothing is half-loaded.
+
+Every section must be present in the file: ``[node]``, ``[http]`` (with at least one
+``[[http.tokens]]``), ``[log]``, ``[store]`` and at least one ``[[carriers]]``. Keys inside a
+section may be left out where a default is documented below; ``node.data_dir`` and a
+carrier's ``name``, ``host``, ``port``, ``system_id`` and ``password`` have none.
+
+Relative paths: ``node.data_dir`` is relative to the directory of the configuration file
+(``load_config`` makes it absolute), and ``store.path`` is relative to ``node.data_dir``.
+
+Secrets: a carrier's password and a token's hash never appear in ``repr()``/``str()``. HTTP
+bearer tokens are stored as SHA-256 hex digests only; :func:`hash_token` computes one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import hmac
+import os
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gateway.confload import (
+    ConfigError,
+    all_of,
+    check,
+    in_range,
+    load_toml,
+    max_length,
+    non_empty,
+    regex,
+)
+from gateway.smpp.receipt import IdForm
+
+__all__ = [
+    "CarrierConfig",
+    "ConfigError",
+    "GatewayConfig",
+    "HttpConfig",
+    "IdForm",
+    "LogConfig",
+    "NodeConfig",
+    "StoreConfig",
+    "TokenConfig",
+    "hash_token",
+    "load_config",
+]
+
+BindTypeName = Literal["tx", "rx", "trx"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+Concat = Literal["udh8", "udh16", "sar", "payload"]
+
+NAME_PATTERN = r"[a-z0-9_-]+"
+"""Carrier and token names: they appear in logs, metrics labels and bind names."""
+
+MAX_PORT = 65535
+"""TCP ports are 16-bit."""
+
+# Lengths of the bind fields: SMPP 3.4 section 5.2 gives each C-octet string a maximum size
+# that includes its terminating NUL, so the text may hold one character less.
+MAX_SYSTEM_ID = 15  # 5.2.1: system_id, 16 octets
+MAX_PASSWORD = 8  # 5.2.2: password, 9 octets
+MAX_SYSTEM_TYPE = 12  # 5.2.3: system_type, 13 octets
+MAX_ADDRESS_RANGE = 40  # 5.2.7: address_range, 41 octets
+
+TON_VALUES = range(0, 7)
+"""5.2.5: the defined type_of_number values (unknown 0 .. abbreviated 6)."""
+NPI_VALUES = (0, 1, 3, 4, 6, 8, 9, 10, 14, 18)
+"""5.2.6: the defined numbering_plan_indicator values (unknown 0 .. internet 14, WAP 18)."""
+
+MAX_REGISTERED_DELIVERY = 0x1F
+"""5.2.17: bits 0-4 of registered_delivery are defined, bits 5-7 are reserved."""
+
+MAX_INTERFACE_VERSION = 0x34
+"""5.2.4: 0x00-0x33 mean SMPP 3.3 or earlier, 0x34 means 3.4; we speak nothing newer."""
+
+MAX_WINDOW = 1000
+"""The spec sets no window; carriers ask for 10-100. 1000 catches a stray digit while leaving
+room for a carrier that allows more."""
+
+MIN_HTTP_BODY = 1024
+"""Smallest useful limit: a one-message request (a number, a 160-character text, the JSON
+around them) stays well under 1 KiB."""
+
+DEFAULT_HTTP_BODY = 16 * 1024 * 1024
+"""16 MiB: room for a bulk request of a few hundred thousand recipients (~40 bytes of JSON
+each) while bounding what one request can make the gateway hold in memory."""
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 hex digest of a bearer token, as ``[[http.tokens]] sha256`` stores it."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+# -- checks -------------------------------------------------------------------------------
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be above 0, got {value:g}"
+
+
+def _ton(value: int) -> str | None:
+    if value in TON_VALUES:
+        return None
+    return f"must be a type_of_number of SMPP 3.4 5.2.5 (0..6), got {value}"
+
+
+def _npi(value: int) -> str | None:
+    if value in NPI_VALUES:
+        return None
+    shown = ", ".join(str(v) for v in NPI_VALUES)
+    return f"must be a numbering_plan_indicator of SMPP 3.4 5.2.6 ({shown}), got {value}"
+
+
+def _time_zone(value: str) -> str | None:
+    if value == "UTC":
+        return None  # always known, even without a tz database
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {value!r} (an IANA name such as 'Europe/Paris')"
+    return None
+
+
+def _unique(items: tuple[Any, ...], attr: str, section: str) -> list[str]:
+    errors: list[str] = []
+    seen: dict[Any, int] = {}
+    for n, item in enumerate(items):
+        value = getattr(item, attr)
+        if value in seen:
+            errors.append(f"{section}[{n}].{attr}: duplicate of {section}[{seen[value]}].{attr}")
+        seen.setdefault(value, n)
+    return errors
+
+
+_name_check = all_of(non_empty, regex(NAME_PATTERN, "lower-case letters, digits, _ and -"))
+
+
+# -- sections -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    """``[node]``: this gateway instance."""
+
+    id: str = field(
+        default="smsgw-1",
+        metadata=check(all_of(non_empty, regex(r"[A-Za-z0-9_.-]+", "letters, digits, _ . -"))),
+    )
+    """Names this instance in logs and stored records."""
+    data_dir: str = field(metadata=check(non_empty))
+    """Where the gateway keeps its files; relative to the configuration file's directory."""
+    time_zone: str = field(default="UTC", metadata=check(_time_zone))
+    """IANA time zone for local times (schedules, reports)."""
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def tzinfo(self) -> datetime.tzinfo:
+        if self.time_zone == "UTC":
+            return datetime.UTC
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenConfig:
+    """``[[http.tokens]]``: one bearer token allowed on the HTTP API, stored hashed."""
+
+    name: str = field(metadata=check(_name_check))
+    sha256: str = field(
+        repr=False,
+        metadata=check(regex(r"[0-9a-f]{64}", "64 lower-case hex digits (a SHA-256 digest)")),
+    )
+
+    def matches(self, token: str) -> bool:
+        """Whether ``token`` is this one; compares digests in constant time."""
+        return hmac.compare_digest(hash_token(token), self.sha256)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpConfig:
+    """``[http]``: the HTTP API."""
+
+    host: str = field(default="127.0.0.1", metadata=check(non_empty))
+    port: int = field(default=8775, metadata=check(in_range(0, MAX_PORT)))
+    """0 picks a free port (tests)."""
+    max_body_bytes: int = field(
+        default=DEFAULT_HTTP_BODY, metadata=check(in_range(MIN_HTTP_BODY, None))
+    )
+    tokens: tuple[TokenConfig, ...] = field(
+        metadata=check(lambda v: None if v else "at least one token is required")
+    )
+
+    def validate(self) -> list[str]:
+        return _unique(self.tokens, "name", "tokens") + _unique(self.tokens, "sha256", "tokens")
+
+    def find_token(self, token: str) -> TokenConfig | None:
+        """The configured token that ``token`` is, if any. Every entry is compared, so the
+        time taken does not depend on which one matched."""
+        digest = hash_token(token)
+        found = None
+        for entry in self.tokens:
+            if hmac.compare_digest(digest, entry.sha256):
+                found = entry
+        return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogConfig:
+    """``[log]``."""
+
+    level: LogLevel = "info"
+    format: LogFormat = "text"
+    """``text`` for people, ``json`` (one object per line) for collectors."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreConfig:
+    """``[store]``: where messages and receipts are kept."""
+
+    backend: Literal["sqlite"] = "sqlite"
+    path: str = field(default="smsgw.db", metadata=check(non_empty))
+    """Database file, relative to ``node.data_dir``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CarrierConfig:
+    """``[[carriers]]``: one SMSC account, bound ``binds`` times."""
+
+    name: str = field(metadata=check(_name_check))
+    host: str = field(metadata=check(non_empty))
+    port: int = field(metadata=check(in_range(1, MAX_PORT)))
+    system_id: str = field(metadata=check(all_of(non_empty, max_length(MAX_SYSTEM_ID))))
+    password: str = field(repr=False, metadata=check(max_length(MAX_PASSWORD)))
+    system_type: str = field(default="", metadata=check(max_length(MAX_SYSTEM_TYPE)))
+    bind_type: BindTypeName = "trx"
+    binds: int = field(default=1, metadata=check(in_range(1, None)))
+    """Connections opened to this account. The spec sets no number; carriers cap binds per
+    account in the contract."""
+    window: int = field(default=10, metadata=check(in_range(1, MAX_WINDOW)))
+    """Requests in flight per bind. The spec sets no number; carriers ask for 10-100."""
+    tps: float = field(default=0.0, metadata=check(in_range(0, None)))
+    """submit_sm per second per bind; 0 is unlimited. The number is the carrier's contract."""
+    account_tps: float = field(default=0.0, metadata=check(in_range(0, None)))
+    """submit_sm per second across this carrier's binds; 0 is unlimited (carrier contract)."""
+    enquire_link_interval: float = field(default=30.0, metadata=check(_positive))
+    """Seconds idle before an enquire_link; carriers ask for 20-60 s."""
+    response_timeout: float = field(default=60.0, metadata=check(_positive))
+    """Seconds to wait for any response (field default 60 s)."""
+    bind_timeout: float = field(default=30.0, metadata=check(_positive))
+    """Seconds to wait for bind_resp after connecting (field default 30 s)."""
+    reconnect_initial: float = field(default=1.0, metadata=check(_positive))
+    """Seconds before the first reconnect after a lost or refused bind; doubles per failure
+    up to reconnect_max. 1 s rides out a restart of the SMSC without a busy loop."""
+    reconnect_max: float = field(default=60.0, metadata=check(_positive))
+    """Backoff cap in seconds: a minute bounds how long a recovered carrier waits for us,
+    while a long outage costs it one login attempt a minute per bind."""
+    reconnect_jitter: float = field(default=0.2, metadata=check(in_range(0, 1)))
+    """Each delay is scaled by 1 +/- this share, so binds do not reconnect in lockstep."""
+    message_id_form: IdForm = IdForm.AS_IS
+    """How the carrier writes message_id in submit_sm_resp."""
+    receipt_id_form: IdForm | None = None
+    """How it writes the id in delivery receipts; unset means as ``message_id_form``."""
+    addr_ton: int = field(default=0, metadata=check(_ton))
+    """bind address_range's TON (5.2.5)."""
+    addr_npi: int = field(default=0, metadata=check(_npi))
+    """bind address_range's NPI (5.2.6)."""
+    address_range: str = field(default="", metadata=check(max_length(MAX_ADDRESS_RANGE)))
+    """bind address_range: which MO addresses this bind receives (5.2.7); empty is the
+    SMSC's default."""
+    source_ton: int | None = field(default=None, metadata=check(_ton))
+    """submit_sm source_addr_ton; unset picks from the sender (alphanumeric, short code,
+    international)."""
+    source_npi: int | None = field(default=None, metadata=check(_npi))
+    """submit_sm source_addr_npi; unset picks from the sender."""
+    dest_ton: int = field(default=1, metadata=check(_ton))
+    """submit_sm dest_addr_ton; 1 is international (E.164 numbers)."""
+    dest_npi: int = field(default=1, metadata=check(_npi))
+    """submit_sm dest_addr_npi; 1 is ISDN (E.164)."""
+    gsm7_packed: bool = False
+    """Send GSM 03.38 text packed 7 bits per character (few carriers want this over SMPP)."""
+    latin1: bool = False
+    """Send text that fits ISO-8859-1 as data_coding 3 instead of the GSM alphabet."""
+    concat: Concat = "udh8"
+    """Long messages: 8- or 16-bit reference UDH, SAR TLVs, or one message_payload."""
+    registered_delivery: int = field(
+        default=1, metadata=check(in_range(0, MAX_REGISTERED_DELIVERY))
+    )
+    """submit_sm registered_delivery (5.2.17); 1 asks for a receipt on final outcome."""
+    interface_version: int = field(default=0x34, metadata=check(in_range(0, MAX_INTERFACE_VERSION)))
+    """bind interface_version (5.2.4)."""
+
+    @property
+    def effective_receipt_id_form(self) -> IdForm:
+        """The id form of receipts, ``message_id_form`` unless set on its own."""
+        return self.receipt_id_form or self.message_id_form
+
+    def validate(self) -> list[str]:
+        if self.reconnect_max < self.reconnect_initial:
+            return [
+                f"reconnect_max: must be at least reconnect_initial ({self.reconnect_initial:g}),"
+                f" got {self.reconnect_max:g}"
+            ]
+        return []
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayConfig:
+    """The whole configuration of one gateway process."""
+
+    node: NodeConfig
+    http: HttpConfig
+    log: LogConfig
+    store: StoreConfig
+    carriers: tuple[CarrierConfig, ...] = field(
+        metadata=check(lambda v: None if v else "at least one carrier is required")
+    )
+
+    def validate(self) -> list[str]:
+        return _unique(self.carriers, "name", "carriers")
+
+    @property
+    def store_path(self) -> Path:
+        """The database file: ``store.path`` against ``node.data_dir``."""
+        return self.node.data_path / self.store.path
+
+    def carrier(self, name: str) -> CarrierConfig:
+        """The carrier called ``name``; KeyError when there is none."""
+        for carrier in self.carriers:
+            if carrier.name == name:
+                return carrier
+        raise KeyError(name)
+
+    def resolve_paths(self, config_file: Path) -> GatewayConfig:
+        """This configuration with ``node.data_dir`` made absolute against the directory of
+        ``config_file``. An absolute data_dir is only normalised."""
+        base = Path(os.path.abspath(config_file)).parent
+        data_dir = os.path.normpath(base / self.node.data_dir)
+        return dataclasses.replace(self, node=dataclasses.replace(self.node, data_dir=data_dir))
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Read and check a gateway configuration file, with ``node.data_dir`` made absolute.
+
+    Raises :class:`ConfigError` listing every problem found (``source`` is ``path``).
+    """
+    return load_toml(GatewayConfig, path).resolve_paths(path)
