@@ -1,0 +1,1 @@
+"""The outbound engine: dispatch to binds, throttling, retries, receipts, callbacks."""

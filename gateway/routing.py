@@ -1,0 +1,57 @@
+"""MT routing: destination prefix -> carriers, with weights and failover.
+
+The longest matching prefix wins. Among its carriers, one is drawn by weight from those with
+at least one bound bind; when none is bound, the draw is over all of them (the message waits
+in that carrier's queue, and is moved again by ``pick`` at dispatch if another comes up).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    prefix: str
+    carriers: tuple[str, ...]
+    weights: tuple[int, ...]
+
+
+class Router:
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        all_carriers: Sequence[str],
+        rng: Callable[[], float] | None = None,
+    ) -> None:
+        if not all_carriers:
+            raise ValueError("no carriers to route to")
+        self._routes = sorted(routes, key=lambda r: len(r.prefix), reverse=True)
+        self._default = Route("", tuple(all_carriers), tuple(1 for _ in all_carriers))
+        self._random = rng or random.random
+
+    def route_for(self, to: str) -> Route:
+        for route in self._routes:
+            if to.startswith(route.prefix):
+                return route
+        return self._default
+
+    def pick(self, to: str, up: Container[str] = ()) -> str:
+        """The carrier for one message: weighted among the route's carriers that are up,
+        or among all of them when none is."""
+        route = self.route_for(to)
+        weights = route.weights or tuple(1 for _ in route.carriers)
+        pairs = [(c, w) for c, w in zip(route.carriers, weights, strict=True) if w > 0]
+        live = [(c, w) for c, w in pairs if c in up]
+        choice = live or pairs
+        if len(choice) == 1:
+            return choice[0][0]
+        total = sum(w for _, w in choice)
+        point = self._random() * total
+        for carrier, weight in choice:
+            point -= weight
+            if point < 0:
+                return carrier
+        return choice[-1][0]
