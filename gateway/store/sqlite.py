@@ -1,0 +1,875 @@
+"""The embedded store: SQLite in WAL mode through aiosqlite, with group commit.
+
+Writes: every write method becomes an *operation* queued for one writer task. The writer
+takes every operation waiting, runs them in one transaction (each inside its own SAVEPOINT,
+so one failing operation does not take the others down), commits once, and only then
+resolves each caller. While a commit is in progress new operations pile up and go together
+in the next one, so the commit rate adapts to the load with no timer (group commit).
+
+Reads use a second connection: WAL lets it read the last committed state while the writer
+works.
+
+Schema notes:
+- ``parts`` is the receipt map: (carrier, receipt_key) -> (message, part), indexed. It is
+  written in the same transaction that records the submit_sm_resp, and never expires.
+- every receipt is kept in ``receipts``; one that matches no part yet keeps a NULL
+  message_id and is matched when its submit outcome is recorded (receipt before response).
+- a part is marked ``submitting`` before its submit_sm leaves; a part still in that state at
+  start-up was in flight at a crash and comes back flagged as a possible duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import aiosqlite
+
+from gateway.model import (
+    FINAL_STATUSES,
+    HistoryEntry,
+    IncomingReceipt,
+    MessageStatus,
+    MessageView,
+    NewMessage,
+    OutboundMessage,
+    PartView,
+    StatusChange,
+    SubmitOutcome,
+    aggregate_status,
+)
+from gateway.store.base import (
+    Callback,
+    IdempotencyConflict,
+    IdempotentAnswer,
+    StoreError,
+    UnmatchedReceipt,
+)
+
+T = TypeVar("T")
+Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+SCHEMA_VERSION: Final = 1
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    client_ref TEXT,
+    sender TEXT NOT NULL,
+    dest TEXT NOT NULL,
+    text TEXT NOT NULL,
+    encoding TEXT NOT NULL,
+    parts INTEGER NOT NULL,
+    carrier TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    campaign_id TEXT,
+    callback_url TEXT,
+    validity_until REAL,
+    scheduled_at REAL,
+    registered_delivery INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    possible_duplicate INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_pending ON messages(id)
+    WHERE status IN ('accepted', 'queued');
+CREATE INDEX IF NOT EXISTS messages_campaign ON messages(campaign_id)
+    WHERE campaign_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS parts (
+    message_id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    carrier TEXT,
+    carrier_message_id TEXT,
+    receipt_key TEXT,
+    command_status INTEGER,
+    submitted_at REAL,
+    done_at REAL,
+    retry_at REAL,
+    error TEXT,
+    PRIMARY KEY (message_id, part)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS parts_receipt ON parts(carrier, receipt_key)
+    WHERE receipt_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS receipts (
+    id INTEGER PRIMARY KEY,
+    carrier TEXT NOT NULL,
+    receipt_key TEXT NOT NULL,
+    carrier_message_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    raw TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    message_id TEXT,
+    part INTEGER
+);
+CREATE INDEX IF NOT EXISTS receipts_unmatched ON receipts(carrier, receipt_key)
+    WHERE message_id IS NULL;
+CREATE INDEX IF NOT EXISTS receipts_message ON receipts(message_id)
+    WHERE message_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    part INTEGER,
+    at REAL NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_message ON events(message_id);
+CREATE TABLE IF NOT EXISTS opt_outs (
+    number TEXT NOT NULL,
+    sender TEXT NOT NULL,  -- '*' for every sender
+    source TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (number, sender)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    account TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (account, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS callbacks (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    last_error TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks(next_at);
+"""
+
+ALL_OPT_OUT: Final = "*"
+"""``opt_outs.sender`` for an opt-out from every sender."""
+
+# Part statuses beyond MessageStatus: in flight between begin_attempts and its outcome.
+SUBMITTING: Final = "submitting"
+_UNSENT: Final = ("accepted", "queued", SUBMITTING)
+_PART_RANK_AS: Final = {SUBMITTING: MessageStatus.QUEUED}
+
+CALLBACK_STATUSES: Final = FINAL_STATUSES
+"""Status changes POSTed to a message's callback_url: receipts and final failures."""
+
+MAX_SQL_VARIABLES: Final = 30_000
+"""SQLite's default SQLITE_MAX_VARIABLE_NUMBER is 32766 since 3.32; stay below it."""
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SqliteStore:
+    """The Store protocol on one SQLite file."""
+
+    def __init__(self, path: Path | str, synchronous: str = "full") -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be full or normal, got {synchronous!r}")
+        self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._ops: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self.commits = 0
+        self.ops_committed = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute(f"PRAGMA synchronous={self.synchronous}")
+            await db.execute("PRAGMA foreign_keys=OFF")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await db.executescript(SCHEMA)
+            await db.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await reader.execute("PRAGMA busy_timeout=5000")
+            await reader.execute("PRAGMA query_only=ON")
+        except Exception as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        self._db = db
+        self._reader = reader
+        self._closing = False
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="store")
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._writer is not None:
+            await self._writer
+            self._writer = None
+        for conn in (self._reader, self._db):
+            if conn is not None:
+                await conn.close()
+        self._db = self._reader = None
+
+    # -- group commit ----------------------------------------------------------------------
+
+    def _submit(self, op: Op) -> asyncio.Future[Any]:
+        if self._db is None or self._closing:
+            raise StoreError("store is not open")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._ops.append((op, fut))
+        self._wake.set()
+        return fut
+
+    async def _write_loop(self) -> None:
+        db = self._db
+        assert db is not None
+        while True:
+            if not self._ops:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, self._ops = self._ops, []
+            await self._run_batch(db, batch)
+
+    async def _run_batch(
+        self, db: aiosqlite.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
+    ) -> None:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            for op, fut in batch:
+                if len(batch) > 1:
+                    await db.execute("SAVEPOINT op")
+                try:
+                    value = await op(db)
+                except Exception as exc:
+                    if len(batch) > 1:
+                        await db.execute("ROLLBACK TO op")
+                        await db.execute("RELEASE op")
+                        results.append((fut, None, exc))
+                        continue
+                    raise
+                if len(batch) > 1:
+                    await db.execute("RELEASE op")
+                results.append((fut, value, None))
+            await db.execute("COMMIT")
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await db.execute("ROLLBACK")
+            error = (
+                exc if isinstance(exc, StoreError | IdempotencyConflict) else StoreError(str(exc))
+            )
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(error)
+            return
+        self.commits += 1
+        self.ops_committed += len(batch)
+        for fut, value, error_ in results:
+            if fut.done():
+                continue
+            if error_ is not None:
+                fut.set_exception(error_)
+            else:
+                fut.set_result(value)
+
+    async def _write(self, op: Op) -> Any:
+        return await self._submit(op)
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        reader = self._reader
+        if reader is None:
+            raise StoreError("store is not open")
+        rows = await reader.execute_fetchall(sql, params)
+        return list(rows)
+
+    # -- intake ----------------------------------------------------------------------------
+
+    async def accept(
+        self, messages: Sequence[NewMessage], idempotency: IdempotentAnswer | None = None
+    ) -> None:
+        msg_rows = [
+            (
+                m.id,
+                m.account,
+                m.client_ref,
+                m.sender,
+                m.to,
+                m.text,
+                m.encoding,
+                m.parts,
+                m.carrier,
+                m.priority,
+                m.campaign_id,
+                m.callback_url,
+                m.validity_until,
+                m.scheduled_at,
+                int(m.registered_delivery),
+                MessageStatus.ACCEPTED.value,
+                m.created_at,
+                m.created_at,
+            )
+            for m in messages
+        ]
+        part_rows = [(m.id, n) for m in messages for n in range(1, m.parts + 1)]
+
+        async def op(db: aiosqlite.Connection) -> None:
+            if idempotency is not None:
+                try:
+                    await db.execute(
+                        "INSERT INTO idempotency(account, key, request_hash, status, body,"
+                        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            idempotency.account,
+                            idempotency.key,
+                            idempotency.request_hash,
+                            idempotency.status,
+                            idempotency.body,
+                            idempotency.created_at,
+                        ),
+                    )
+                except aiosqlite.IntegrityError:
+                    raise IdempotencyConflict(idempotency.key) from None
+            await db.executemany(
+                "INSERT INTO messages(id, account, client_ref, sender, dest, text, encoding,"
+                " parts, carrier, priority, campaign_id, callback_url, validity_until,"
+                " scheduled_at, registered_delivery, status, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                msg_rows,
+            )
+            await db.executemany(
+                "INSERT INTO parts(message_id, part, status) VALUES (?, ?, 'accepted')",
+                part_rows,
+            )
+
+        await self._write(op)
+
+    async def find_idempotent(self, account: str, key: str) -> IdempotentAnswer | None:
+        rows = await self._read(
+            "SELECT account, key, request_hash, status, body, created_at FROM idempotency"
+            " WHERE account = ? AND key = ?",
+            (account, key),
+        )
+        return IdempotentAnswer(*rows[0]) if rows else None
+
+    async def opted_out(self, numbers: Sequence[str], sender: str) -> set[str]:
+        found: set[str] = set()
+        unique = list(dict.fromkeys(numbers))
+        for chunk in _chunks(unique, MAX_SQL_VARIABLES - 2):
+            rows = await self._read(
+                f"SELECT number FROM opt_outs WHERE number IN ({_placeholders(len(chunk))})"
+                " AND sender IN (?, ?)",
+                (*chunk, sender, ALL_OPT_OUT),
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    async def add_opt_out(self, number: str, sender: str | None, source: str, at: float) -> None:
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT OR REPLACE INTO opt_outs(number, sender, source, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (number, sender or ALL_OPT_OUT, source, at),
+            )
+
+        await self._write(op)
+
+    async def remove_opt_out(self, number: str, sender: str | None) -> None:
+        async def op(db: aiosqlite.Connection) -> None:
+            if sender is None:
+                await db.execute("DELETE FROM opt_outs WHERE number = ?", (number,))
+            else:
+                await db.execute(
+                    "DELETE FROM opt_outs WHERE number = ? AND sender = ?", (number, sender)
+                )
+
+        await self._write(op)
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    async def load_pending(self, after: str | None, limit: int) -> list[OutboundMessage]:
+        rows = await self._read(
+            "SELECT id, dest, sender, text, encoding, carrier, priority, created_at,"
+            " validity_until, scheduled_at, registered_delivery, possible_duplicate"
+            " FROM messages WHERE status IN ('accepted', 'queued') AND id > ?"
+            " ORDER BY id LIMIT ?",
+            (after or "", limit),
+        )
+        if not rows:
+            return []
+        by_id: dict[str, OutboundMessage] = {}
+        for r in rows:
+            by_id[r[0]] = OutboundMessage(
+                id=r[0],
+                to=r[1],
+                sender=r[2],
+                text=r[3],
+                encoding=r[4],
+                carrier=r[5],
+                priority=r[6],
+                created_at=r[7],
+                validity_until=r[8],
+                scheduled_at=r[9],
+                registered_delivery=bool(r[10]),
+                possible_duplicate=bool(r[11]),
+                pending_parts=(),
+            )
+        ids = list(by_id)
+        for chunk in _chunks(ids, MAX_SQL_VARIABLES):
+            part_rows = await self._read(
+                "SELECT message_id, part, status, attempts, retry_at FROM parts"
+                f" WHERE message_id IN ({_placeholders(len(chunk))})"
+                " AND status IN ('accepted', 'queued', 'submitting') ORDER BY message_id, part",
+                chunk,
+            )
+            for message_id, part, status, attempts, retry_at in part_rows:
+                m = by_id[message_id]
+                assert m.pending_parts is not None
+                m.pending_parts = (*m.pending_parts, part)
+                m.attempts = max(m.attempts, attempts)
+                if status == SUBMITTING:
+                    m.possible_duplicate = True
+                if retry_at is not None and (m.scheduled_at is None or retry_at > m.scheduled_at):
+                    m.scheduled_at = retry_at
+        return [m for m in by_id.values() if m.pending_parts]
+
+    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> None:
+        rows = list(parts)
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "UPDATE parts SET status = 'submitting', attempts = attempts + 1"
+                " WHERE message_id = ? AND part = ?",
+                rows,
+            )
+
+        await self._write(op)
+
+    async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
+        items = list(outcomes)
+
+        async def op(db: aiosqlite.Connection) -> list[StatusChange]:
+            submitted = [o for o in items if o.status is MessageStatus.SUBMITTED]
+            retried = [o for o in items if o.status is MessageStatus.QUEUED]
+            final = [o for o in items if o.status in FINAL_STATUSES]
+            if submitted:
+                await db.executemany(
+                    "UPDATE parts SET status = 'submitted', carrier = ?, carrier_message_id = ?,"
+                    " receipt_key = ?, command_status = ?, submitted_at = ?, error = NULL,"
+                    " retry_at = NULL WHERE message_id = ? AND part = ?",
+                    [
+                        (
+                            o.carrier,
+                            o.carrier_message_id,
+                            o.receipt_key,
+                            o.command_status or 0,
+                            o.at,
+                            o.message_id,
+                            o.part,
+                        )
+                        for o in submitted
+                    ],
+                )
+            if retried:
+                await db.executemany(
+                    "UPDATE parts SET status = 'queued', carrier = ?, command_status = ?,"
+                    " error = ?, retry_at = ? WHERE message_id = ? AND part = ?",
+                    [
+                        (o.carrier, o.command_status, o.error, o.retry_at, o.message_id, o.part)
+                        for o in retried
+                    ],
+                )
+            if final:
+                await db.executemany(
+                    "UPDATE parts SET status = ?, carrier = ?, command_status = ?, error = ?,"
+                    " done_at = ? WHERE message_id = ? AND part = ?",
+                    [
+                        (
+                            o.status.value,
+                            o.carrier,
+                            o.command_status,
+                            o.error,
+                            o.at,
+                            o.message_id,
+                            o.part,
+                        )
+                        for o in final
+                    ],
+                )
+            events = [
+                (
+                    o.message_id,
+                    o.part,
+                    o.at,
+                    o.status.value,
+                    json.dumps(
+                        {
+                            "carrier": o.carrier,
+                            "command_status": o.command_status,
+                            "error": o.error,
+                            "retry_at": o.retry_at,
+                            "possible_duplicate": o.possible_duplicate,
+                        }
+                    ),
+                )
+                for o in items
+                if o.status is not MessageStatus.SUBMITTED or o.possible_duplicate
+            ]
+            if events:
+                await db.executemany(
+                    "INSERT INTO events(message_id, part, at, status, detail)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    events,
+                )
+            dupes = list({o.message_id for o in items if o.possible_duplicate})
+            if dupes:
+                await db.executemany(
+                    "UPDATE messages SET possible_duplicate = 1 WHERE id = ?",
+                    [(d,) for d in dupes],
+                )
+            if submitted:
+                await self._match_held_receipts(db, submitted)
+            now = max(o.at for o in items) if items else time.time()
+            return await self._refresh(db, {o.message_id for o in items}, now)
+
+        result: list[StatusChange] = await self._write(op)
+        return result
+
+    async def _match_held_receipts(
+        self, db: aiosqlite.Connection, submitted: list[SubmitOutcome]
+    ) -> None:
+        """Receipts that arrived before their submit_sm_resp, now that the map exists."""
+        keyed = {(o.carrier, o.receipt_key): o for o in submitted if o.receipt_key}
+        if not keyed:
+            return
+        held: list[Any] = []
+        keys = list(keyed)
+        for chunk in _chunks(keys, MAX_SQL_VARIABLES // 2):
+            cond = " OR ".join(["(carrier = ? AND receipt_key = ?)"] * len(chunk))
+            params = [v for pair in chunk for v in pair]
+            cursor = await db.execute(
+                "SELECT id, carrier, receipt_key, status, received_at, error FROM receipts"
+                f" WHERE message_id IS NULL AND ({cond}) ORDER BY id",
+                params,
+            )
+            held.extend(await cursor.fetchall())
+        if not held:
+            return
+        applied: list[tuple[str, int, str, float, str | None]] = []
+        links: list[tuple[str, int, int]] = []
+        for rid, carrier, key, status, received_at, error in held:
+            o = keyed[(carrier, key)]
+            links.append((o.message_id, o.part, rid))
+            applied.append((o.message_id, o.part, status, received_at, error))
+        await db.executemany("UPDATE receipts SET message_id = ?, part = ? WHERE id = ?", links)
+        await self._apply_receipt_states(db, applied)
+
+    async def _apply_receipt_states(
+        self, db: aiosqlite.Connection, applied: list[tuple[str, int, str, float, str | None]]
+    ) -> None:
+        """Set parts to their receipt's status. A final state sticks: a later receipt (a
+        duplicate, or an ENROUTE after DELIVRD) does not move a final part back."""
+        final = [
+            (status, received_at, error, message_id, part)
+            for message_id, part, status, received_at, error in applied
+            if status in FINAL_STATUSES
+        ]
+        if final:
+            await db.executemany(
+                "UPDATE parts SET status = ?, done_at = ?, error = ?"
+                " WHERE message_id = ? AND part = ?"
+                " AND status NOT IN ('delivered', 'undeliverable', 'expired', 'rejected',"
+                " 'failed')",
+                final,
+            )
+
+    async def _refresh(
+        self, db: aiosqlite.Connection, message_ids: set[str], now: float
+    ) -> list[StatusChange]:
+        """Recompute the status of these messages from their parts; report changes and
+        queue callbacks for those that have a callback_url."""
+        if not message_ids:
+            return []
+        ids = list(message_ids)
+        parts_of: dict[str, list[MessageStatus]] = {}
+        current: dict[str, tuple[Any, ...]] = {}
+        for chunk in _chunks(ids, MAX_SQL_VARIABLES):
+            marks = _placeholders(len(chunk))
+            cursor = await db.execute(
+                f"SELECT message_id, status FROM parts WHERE message_id IN ({marks})", chunk
+            )
+            for message_id, status in await cursor.fetchall():
+                ranked = _PART_RANK_AS.get(status) or MessageStatus(status)
+                parts_of.setdefault(message_id, []).append(ranked)
+            cursor = await db.execute(
+                "SELECT id, status, client_ref, callback_url, carrier, campaign_id"
+                f" FROM messages WHERE id IN ({marks})",
+                chunk,
+            )
+            for found in await cursor.fetchall():
+                current[found[0]] = tuple(found)
+        changes: list[StatusChange] = []
+        for message_id, row in current.items():
+            status = aggregate_status(parts_of.get(message_id, []))
+            if status.value == row[1]:
+                continue
+            changes.append(
+                StatusChange(
+                    message_id=message_id,
+                    status=status,
+                    at=now,
+                    client_ref=row[2],
+                    callback_url=row[3],
+                    carrier=row[4],
+                    campaign_id=row[5],
+                )
+            )
+        if not changes:
+            return changes
+        errors = await self._errors_of(
+            db, [c.message_id for c in changes if c.status in FINAL_STATUSES]
+        )
+        for change in changes:
+            change.error = errors.get(change.message_id)
+        await db.executemany(
+            "UPDATE messages SET status = ?, updated_at = ?, error = ? WHERE id = ?",
+            [(c.status.value, c.at, c.error, c.message_id) for c in changes],
+        )
+        callbacks = [
+            (c.callback_url, json.dumps(_callback_payload(c)), c.at, c.at)
+            for c in changes
+            if c.callback_url and c.status in CALLBACK_STATUSES
+        ]
+        if callbacks:
+            await db.executemany(
+                "INSERT INTO callbacks(url, payload, next_at, created_at) VALUES (?, ?, ?, ?)",
+                callbacks,
+            )
+        return changes
+
+    async def _errors_of(self, db: aiosqlite.Connection, ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(ids, MAX_SQL_VARIABLES):
+            cursor = await db.execute(
+                "SELECT message_id, error FROM parts WHERE error IS NOT NULL AND message_id IN"
+                f" ({_placeholders(len(chunk))}) ORDER BY part",
+                chunk,
+            )
+            for message_id, error in await cursor.fetchall():
+                found.setdefault(message_id, error)
+        return found
+
+    # -- receipts --------------------------------------------------------------------------
+
+    async def record_receipts(self, receipts: Sequence[IncomingReceipt]) -> list[StatusChange]:
+        items = list(receipts)
+
+        async def op(db: aiosqlite.Connection) -> list[StatusChange]:
+            if not items:
+                return []
+            keys = list({(r.carrier, r.receipt_key) for r in items})
+            owner: dict[tuple[str, str], tuple[str, int]] = {}
+            for chunk in _chunks(keys, MAX_SQL_VARIABLES // 2):
+                cond = " OR ".join(["(carrier = ? AND receipt_key = ?)"] * len(chunk))
+                params = [v for pair in chunk for v in pair]
+                # The newest part wins when a carrier has reused an id.
+                cursor = await db.execute(
+                    "SELECT carrier, receipt_key, message_id, part FROM parts"
+                    f" WHERE ({cond}) ORDER BY submitted_at",
+                    params,
+                )
+                for carrier, key, message_id, part in await cursor.fetchall():
+                    owner[(carrier, key)] = (message_id, part)
+            rows = []
+            applied: list[tuple[str, int, str, float, str | None]] = []
+            for r in items:
+                match = owner.get((r.carrier, r.receipt_key))
+                rows.append(
+                    (
+                        r.carrier,
+                        r.receipt_key,
+                        r.carrier_message_id,
+                        r.status.value,
+                        r.state,
+                        r.error,
+                        r.raw,
+                        r.received_at,
+                        match[0] if match else None,
+                        match[1] if match else None,
+                    )
+                )
+                if match:
+                    applied.append((match[0], match[1], r.status.value, r.received_at, r.error))
+            await db.executemany(
+                "INSERT INTO receipts(carrier, receipt_key, carrier_message_id, status, state,"
+                " error, raw, received_at, message_id, part) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            if not applied:
+                return []
+            await self._apply_receipt_states(db, applied)
+            now = max(r.received_at for r in items)
+            return await self._refresh(db, {a[0] for a in applied}, now)
+
+        result: list[StatusChange] = await self._write(op)
+        return result
+
+    async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]:
+        rows = await self._read(
+            "SELECT carrier, receipt_key, carrier_message_id, status, received_at FROM receipts"
+            " WHERE message_id IS NULL ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [UnmatchedReceipt(*r) for r in rows]
+
+    # -- callbacks -------------------------------------------------------------------------
+
+    async def enqueue_callbacks(self, callbacks: Sequence[tuple[str, str]], at: float) -> None:
+        rows = [(url, payload, at, at) for url, payload in callbacks]
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "INSERT INTO callbacks(url, payload, next_at, created_at) VALUES (?, ?, ?, ?)",
+                rows,
+            )
+
+        await self._write(op)
+
+    async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
+        rows = await self._read(
+            "SELECT id, url, payload, attempts, next_at FROM callbacks WHERE next_at <= ?"
+            " ORDER BY next_at LIMIT ?",
+            (now, limit),
+        )
+        return [Callback(*r) for r in rows]
+
+    async def callback_done(self, callback_id: int) -> None:
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute("DELETE FROM callbacks WHERE id = ?", (callback_id,))
+
+        await self._write(op)
+
+    async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "UPDATE callbacks SET attempts = attempts + 1, next_at = ?, last_error = ?"
+                " WHERE id = ?",
+                (next_at, error, callback_id),
+            )
+
+        await self._write(op)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def get_message(self, message_id: str) -> MessageView | None:
+        rows = await self._read(
+            "SELECT id, status, dest, sender, encoding, created_at, client_ref, campaign_id,"
+            " carrier, possible_duplicate, error FROM messages WHERE id = ?",
+            (message_id,),
+        )
+        if not rows:
+            return None
+        m = rows[0]
+        part_rows = await self._read(
+            "SELECT part, status, carrier, carrier_message_id, attempts, error, submitted_at,"
+            " done_at, command_status FROM parts WHERE message_id = ? ORDER BY part",
+            (message_id,),
+        )
+        receipt_rows = await self._read(
+            "SELECT part, status, state, error, received_at, carrier_message_id FROM receipts"
+            " WHERE message_id = ? ORDER BY id",
+            (message_id,),
+        )
+        event_rows = await self._read(
+            "SELECT part, at, status, detail FROM events WHERE message_id = ? ORDER BY id",
+            (message_id,),
+        )
+        history = [HistoryEntry(at=m[5], status=MessageStatus.ACCEPTED.value)]
+        parts: list[PartView] = []
+        for part, status, carrier, cmid, attempts, error, sub_at, done_at, cstatus in part_rows:
+            shown = MessageStatus.QUEUED.value if status == SUBMITTING else status
+            parts.append(PartView(part, shown, carrier, cmid, attempts, error))
+            if sub_at is not None:
+                history.append(
+                    HistoryEntry(
+                        at=sub_at,
+                        status=MessageStatus.SUBMITTED.value,
+                        part=part,
+                        detail={"carrier": carrier, "carrier_message_id": cmid},
+                    )
+                )
+            if done_at is not None and cstatus not in (None, 0):
+                history.append(
+                    HistoryEntry(
+                        at=done_at,
+                        status=status,
+                        part=part,
+                        detail={"command_status": cstatus, "error": error},
+                    )
+                )
+        for part, status, state, error, received_at, cmid in receipt_rows:
+            history.append(
+                HistoryEntry(
+                    at=received_at,
+                    status=status,
+                    part=part,
+                    detail={"receipt": state, "error": error, "carrier_message_id": cmid},
+                )
+            )
+        for part, at, status, detail in event_rows:
+            history.append(HistoryEntry(at=at, status=status, part=part, detail=json.loads(detail)))
+        history.sort(key=lambda h: h.at)
+        return MessageView(
+            id=m[0],
+            status=m[1],
+            to=m[2],
+            sender=m[3],
+            encoding=m[4],
+            parts=parts,
+            history=history,
+            created_at=m[5],
+            client_ref=m[6],
+            campaign_id=m[7],
+            carrier=m[8],
+            possible_duplicate=bool(m[9]),
+            error=m[10],
+        )
+
+    async def status_counts(self) -> dict[str, int]:
+        rows = await self._read("SELECT status, count(*) FROM messages GROUP BY status")
+        return {status: count for status, count in rows}
+
+
+def _callback_payload(change: StatusChange) -> dict[str, Any]:
+    return {
+        "id": change.message_id,
+        "client_ref": change.client_ref,
+        "status": change.status.value,
+        "error": change.error,
+        "carrier": change.carrier,
+        "at": change.at,
+    }
