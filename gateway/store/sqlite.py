@@ -175,6 +175,15 @@ def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
         yield items[i : i + size]
 
 
+def _by_carrier(pairs: Iterable[tuple[str, str | None]]) -> dict[str, list[str]]:
+    """(carrier, key) pairs grouped as carrier -> distinct keys."""
+    grouped: dict[str, dict[str, None]] = {}
+    for carrier, key in pairs:
+        if key:
+            grouped.setdefault(carrier, {})[key] = None
+    return {carrier: list(keys) for carrier, keys in grouped.items()}
+
+
 def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
@@ -567,16 +576,15 @@ class SqliteStore:
         if not keyed:
             return
         held: list[Any] = []
-        keys = list(keyed)
-        for chunk in _chunks(keys, MAX_SQL_VARIABLES // 2):
-            cond = " OR ".join(["(carrier = ? AND receipt_key = ?)"] * len(chunk))
-            params = [v for pair in chunk for v in pair]
-            cursor = await db.execute(
-                "SELECT id, carrier, receipt_key, status, received_at, error FROM receipts"
-                f" WHERE message_id IS NULL AND ({cond}) ORDER BY id",
-                params,
-            )
-            held.extend(await cursor.fetchall())
+        for carrier, keys in _by_carrier(keyed).items():
+            for chunk in _chunks(keys, MAX_SQL_VARIABLES - 1):
+                cursor = await db.execute(
+                    "SELECT id, carrier, receipt_key, status, received_at, error FROM receipts"
+                    " WHERE message_id IS NULL AND carrier = ?"
+                    f" AND receipt_key IN ({_placeholders(len(chunk))}) ORDER BY id",
+                    (carrier, *chunk),
+                )
+                held.extend(await cursor.fetchall())
         if not held:
             return
         applied: list[tuple[str, int, str, float, str | None]] = []
@@ -691,19 +699,19 @@ class SqliteStore:
         async def op(db: aiosqlite.Connection) -> list[StatusChange]:
             if not items:
                 return []
-            keys = list({(r.carrier, r.receipt_key) for r in items})
             owner: dict[tuple[str, str], tuple[str, int]] = {}
-            for chunk in _chunks(keys, MAX_SQL_VARIABLES // 2):
-                cond = " OR ".join(["(carrier = ? AND receipt_key = ?)"] * len(chunk))
-                params = [v for pair in chunk for v in pair]
-                # The newest part wins when a carrier has reused an id.
-                cursor = await db.execute(
-                    "SELECT carrier, receipt_key, message_id, part FROM parts"
-                    f" WHERE ({cond}) ORDER BY submitted_at",
-                    params,
-                )
-                for carrier, key, message_id, part in await cursor.fetchall():
-                    owner[(carrier, key)] = (message_id, part)
+            for carrier, keys in _by_carrier((r.carrier, r.receipt_key) for r in items).items():
+                for chunk in _chunks(keys, MAX_SQL_VARIABLES - 1):
+                    # One IN list per carrier walks the (carrier, receipt_key) index. The
+                    # newest part wins when a carrier has reused an id.
+                    cursor = await db.execute(
+                        "SELECT carrier, receipt_key, message_id, part FROM parts"
+                        f" WHERE carrier = ? AND receipt_key IN ({_placeholders(len(chunk))})"
+                        " ORDER BY submitted_at",
+                        (carrier, *chunk),
+                    )
+                    for carrier_, key, message_id, part in await cursor.fetchall():
+                        owner[(carrier_, key)] = (message_id, part)
             rows = []
             applied: list[tuple[str, int, str, float, str | None]] = []
             for r in items:
