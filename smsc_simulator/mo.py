@@ -1,0 +1,157 @@
+"""Mobile-originated messages: text in, deliver_sm parts out.
+
+The alphabet is chosen as the gateway chooses it (GSM 03.38 unpacked when the text fits,
+else UCS-2) and the text is cut with ``gateway.smpp.text.split_message``. A test can ask
+for more parts than the text needs (``parts``), to exercise reassembly with short texts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from gateway.smpp.constants import EsmClass, Tag
+from gateway.smpp.pdu import DeliverSm, Tlv, tlv_u8, tlv_u16
+from gateway.smpp.text import (
+    ConcatMethod,
+    Encoding,
+    TextEncodingError,
+    gsm7_encode,
+    split_message,
+)
+
+MAX_PARTS: Final = 255
+"""A concatenation header numbers parts with one octet."""
+
+# Room for text beside each concatenation header (3GPP TS 23.040 9.2.3.24): 140 octets of
+# user data less the UDH (6 octets with an 8-bit ref, 7 with a 16-bit ref; SAR parts keep
+# room for the 7-octet UDH the SMSC builds on the air).
+_UDH_OCTETS: Final = {ConcatMethod.UDH8: 6, ConcatMethod.UDH16: 7, ConcatMethod.SAR: 7}
+
+_DIGITS = re.compile(r"\+?[0-9]{1,20}")
+
+
+class MoError(ValueError):
+    """A message that cannot be built as asked; the text says which field is at fault."""
+
+
+class NoReceiver(Exception):
+    """An MO was asked for while no receiver or transceiver is bound."""
+
+
+class UnknownAccount(ValueError):
+    """An MO named a system_id the configuration does not know."""
+
+
+@dataclass(frozen=True, slots=True)
+class MoMessage:
+    parts: list[DeliverSm]
+    ref: int
+    """The reference on the wire (low 8 bits with udh8); 0 for a single part."""
+
+
+def address(value: str) -> tuple[int, int, str]:
+    """(ton, npi, addr): international E.164 for digits, alphanumeric otherwise."""
+    if _DIGITS.fullmatch(value):
+        digits = value.lstrip("+")
+        if len(digits) <= 6:  # a short code
+            return 0, 1, digits
+        return 1, 1, digits
+    return 5, 0, value
+
+
+def _part_limit(encoding: Encoding, concat: ConcatMethod) -> int:
+    octets = 140 - _UDH_OCTETS[concat]
+    return octets * 8 // 7 if encoding is Encoding.GSM7 else octets
+
+
+def _encode(text: str, encoding: Encoding) -> bytes:
+    return gsm7_encode(text) if encoding is Encoding.GSM7 else text.encode("utf-16-be")
+
+
+def _forced_chunks(text: str, parts: int, encoding: Encoding, concat: ConcatMethod) -> list[bytes]:
+    if parts > len(text):
+        raise MoError(f"parts: {parts} parts need at least {parts} characters of text")
+    size, extra = divmod(len(text), parts)
+    chunks: list[bytes] = []
+    start = 0
+    limit = _part_limit(encoding, concat)
+    for n in range(parts):
+        end = start + size + (1 if n < extra else 0)
+        chunk = _encode(text[start:end], encoding)
+        if len(chunk) > limit:
+            raise MoError(f"parts: {parts} parts would not each fit in one SMS; ask for more")
+        chunks.append(chunk)
+        start = end
+    return chunks
+
+
+def _udh(concat: ConcatMethod, ref: int, total: int, seq: int) -> bytes:
+    if concat is ConcatMethod.UDH8:
+        return bytes((5, 0x00, 3, ref & 0xFF, total, seq))
+    return bytes((6, 0x08, 4, ref >> 8, ref & 0xFF, total, seq))
+
+
+def _sar(ref: int, total: int, seq: int) -> tuple[Tlv, ...]:
+    return (
+        tlv_u16(Tag.SAR_MSG_REF_NUM, ref),
+        tlv_u8(Tag.SAR_TOTAL_SEGMENTS, total),
+        tlv_u8(Tag.SAR_SEGMENT_SEQNUM, seq),
+    )
+
+
+def build_mo(
+    text: str,
+    *,
+    source: str,
+    destination: str,
+    concat: ConcatMethod,
+    ref: int,
+    parts: int | None = None,
+) -> MoMessage:
+    """The deliver_sm parts of one MO, in order. Raises MoError."""
+    if parts is not None and not 1 <= parts <= MAX_PARTS:
+        raise MoError(f"parts: must be 1..{MAX_PARTS}, got {parts}")
+    try:
+        result = split_message(text, concat=concat, ref=ref)
+    except TextEncodingError as exc:
+        raise MoError(f"text: {exc}") from None
+    src_ton, src_npi, src = address(source)
+    dst_ton, dst_npi, dst = address(destination)
+
+    def pdu(short_message: bytes, esm_class: int, tlvs: tuple[Tlv, ...]) -> DeliverSm:
+        return DeliverSm(
+            source_addr_ton=src_ton,
+            source_addr_npi=src_npi,
+            source_addr=src,
+            dest_addr_ton=dst_ton,
+            dest_addr_npi=dst_npi,
+            destination_addr=dst,
+            esm_class=esm_class,
+            data_coding=result.data_coding,
+            short_message=short_message,
+            tlvs=tlvs,
+        )
+
+    if parts is not None and parts > len(result.parts):
+        if concat is ConcatMethod.PAYLOAD:
+            raise MoError("parts: concat 'payload' sends one PDU; use udh8, udh16 or sar")
+        wire_ref = ref & 0xFF if concat is ConcatMethod.UDH8 else ref
+        chunks = _forced_chunks(text, parts, result.encoding, concat)
+        out: list[DeliverSm] = []
+        for seq, chunk in enumerate(chunks, 1):
+            if concat is ConcatMethod.SAR:
+                out.append(pdu(chunk, 0, _sar(wire_ref, parts, seq)))
+            else:
+                out.append(pdu(_udh(concat, wire_ref, parts, seq) + chunk, EsmClass.UDHI, ()))
+        return MoMessage(out, wire_ref)
+
+    if concat is ConcatMethod.PAYLOAD:
+        payload = result.parts[0].short_message
+        return MoMessage([pdu(b"", 0, ((Tag.MESSAGE_PAYLOAD, payload),))], 0)
+    out = []
+    for part in result.parts:
+        esm_class = EsmClass.UDHI if part.esm_class_udhi else 0
+        out.append(pdu(part.short_message, esm_class, _sar(*part.sar) if part.sar else ()))
+    return MoMessage(out, result.ref if len(out) > 1 else 0)
