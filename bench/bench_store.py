@@ -24,7 +24,9 @@ async def main(n: int, batch: int, sync: str) -> None:
         await store.open()
         now = time.time()
         msgs = [
-            NewMessage(new_message_id(), "+33612345678", "ACME", "hello world", "gsm7", 1, "sim", now)
+            NewMessage(
+                new_message_id(), "+33612345678", "ACME", "hello world", "gsm7", 1, "sim", now
+            )
             for _ in range(n)
         ]
         chunks = [msgs[i : i + batch] for i in range(0, n, batch)]
@@ -41,7 +43,9 @@ async def main(n: int, batch: int, sync: str) -> None:
             "record_outcomes",
             lambda c: store.record_outcomes(
                 [
-                    SubmitOutcome(m.id, 1, "sim", MessageStatus.SUBMITTED, now, m.id[-10:], m.id[-10:], 0)
+                    SubmitOutcome(
+                        m.id, 1, "sim", MessageStatus.SUBMITTED, now, m.id[-10:], m.id[-10:], 0
+                    )
                     for m in c
                 ]
             ),
@@ -50,7 +54,9 @@ async def main(n: int, batch: int, sync: str) -> None:
             "record_receipts",
             lambda c: store.record_receipts(
                 [
-                    IncomingReceipt("sim", m.id[-10:], m.id[-10:], MessageStatus.DELIVERED, "DELIVRD", now)
+                    IncomingReceipt(
+                        "sim", m.id[-10:], m.id[-10:], MessageStatus.DELIVERED, "DELIVRD", now
+                    )
                     for m in c
                 ]
             ),
