@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.confload import ConfigError
 from gateway.config import GatewayConfig, load_config
+from gateway.confload import ConfigError
 from gateway.logs import configure_logging
 
 DEFAULT_CONFIG = "conf/gateway.toml"

@@ -1,16 +1,42 @@
-"""HTTP application: routes and their handlers. The daemon owns its lifecycle."""
+"""HTTP application: routes, middlewares and their wiring. The daemon owns its lifecycle.
+
+Routes (all JSON; every error is ``{"error": {"code", "message", "details"}}``):
+
+====  =======================  ======  ================================================
+GET   /healthz                 public  bind states, ``ok`` or ``degraded``
+GET   /v1/openapi.json         public  the OpenAPI 3.1 document of this API
+POST  /v1/messages             token   accept one message (202)
+POST  /v1/messages/batch       token   accept up to 10,000 messages at once (202)
+GET   /v1/messages/{id}        token   a message's status, parts and history
+====  =======================  ======  ================================================
+
+``/metrics`` is public too, for whoever registers it on this app.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 from aiohttp import web
 
+from gateway.api.auth import auth_middleware
+from gateway.api.errors import dumps, error_middleware
+from gateway.api.intake import Intake
+from gateway.api.messages import MessagesApi, Outbound
+from gateway.api.openapi import openapi_document
 from gateway.binds import BindState, CarrierBind
+from gateway.config import GatewayConfig
+from gateway.routing import Router
+from gateway.store.base import Store
+
+__all__ = ["BINDS_KEY", "PUBLIC_PATHS", "Outbound", "health", "make_app"]
 
 BINDS_KEY: web.AppKey[Sequence[CarrierBind]] = web.AppKey("binds", Sequence)
 
+PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
+"""Answered without a token: probes, scrapers and API tooling have none."""
 
 
 def health(binds: Sequence[CarrierBind]) -> dict[str, Any]:
@@ -34,8 +60,37 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(health(request.app[BINDS_KEY]))
 
 
-def make_app(binds: Sequence[CarrierBind], *, max_body_bytes: int) -> web.Application:
-    app = web.Application(client_max_size=max_body_bytes)
+def _openapi_handler() -> Callable[[web.Request], Any]:
+    text = dumps(openapi_document())  # built once: it never changes while the app runs
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.Response(text=text, content_type="application/json")
+
+    return openapi
+
+
+def make_app(
+    binds: Sequence[CarrierBind],
+    *,
+    config: GatewayConfig,
+    store: Store,
+    outbound: Outbound,
+    router: Router,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
+    it shares with the dispatcher. ``clock`` gives epoch seconds (message times)."""
+    http = config.http
+    app = web.Application(
+        client_max_size=http.max_body_bytes,
+        middlewares=[
+            error_middleware(http.max_body_bytes),
+            auth_middleware(http, PUBLIC_PATHS),
+        ],
+    )
     app[BINDS_KEY] = binds
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/v1/openapi.json", _openapi_handler(), allow_head=False)
+    intake = Intake(config.messages, config.carriers, router)
+    MessagesApi(store, outbound, intake, clock).add_routes(app.router)
     return app
