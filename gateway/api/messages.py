@@ -1,0 +1,343 @@
+"""``/v1/messages``: accept messages (one or a batch) and show one message's fate.
+
+The order of things for a POST, and why:
+
+1. check the ``Idempotency-Key`` header and read the raw body (400, 415 and 413 first:
+   cheap, and nothing else is worth doing then);
+2. with an ``Idempotency-Key``, look for a stored answer: a retry is answered from it
+   before any other work;
+3. parse and check everything; 400 lists every field error (every item's, in a batch);
+4. refuse opted-out destinations (422 ``opted_out``). A batch with any is refused whole,
+   naming each such item's index, like a batch with invalid items: accepting the rest
+   would give an answer whose items no longer match the request one for one, and a client
+   that wants them sent drops the named items and resends;
+5. ``store.accept`` commits the messages and, in the same transaction, the answer under the
+   idempotency key: only then is 202 said, so an accepted message survives a crash;
+6. hand the messages to the dispatcher (``Outbound.enqueue``) and answer.
+
+A batch is one transaction: all its messages are accepted, or none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from aiohttp import web
+
+from gateway.api.auth import ACCOUNT_KEY
+from gateway.api.body import parse_json, read_body
+from gateway.api.errors import (
+    IDEMPOTENCY_CONFLICT,
+    IDEMPOTENCY_MISMATCH,
+    NOT_FOUND,
+    OPTED_OUT,
+    ApiError,
+    FieldError,
+    invalid,
+    json_response,
+)
+from gateway.api.intake import Intake, answer_json, batch_answer_json
+from gateway.logs import log_event
+from gateway.model import HistoryEntry, MessageView, NewMessage
+from gateway.store.base import IdempotencyConflict, IdempotentAnswer, Store
+
+log = logging.getLogger("smsgw.api")
+
+MAX_BATCH: Final = 10_000
+"""Messages per batch request: one transaction the store commits in well under a second."""
+MAX_IDEMPOTENCY_KEY: Final = 128
+"""Room for a UUID or a hash with a prefix; longer keys are refused, not truncated."""
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+REPLAYED_HEADER: Final = "Idempotent-Replayed"
+"""Set to ``true`` on an answer replayed from an earlier request with the same key."""
+
+_KEY_CHARS: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII, as HTTP tokens
+_MESSAGE_ID: Final = re.compile(r"[0-9a-f]{26}")  # gateway.model.new_message_id
+
+
+class Outbound(Protocol):
+    """What the API needs from the dispatcher."""
+
+    def enqueue(self, messages: Sequence[NewMessage]) -> None:
+        """Take messages just committed by ``store.accept`` into the memory queues."""
+
+    def carriers_up(self) -> set[str]:
+        """Carriers with at least one bound bind, for routing at intake."""
+
+
+def iso_utc(at: float) -> str:
+    """Epoch seconds as ISO-8601 in UTC with milliseconds: ``2030-01-02T03:04:05.678Z``."""
+    moment = datetime.datetime.fromtimestamp(at, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def view_json(view: MessageView) -> dict[str, Any]:
+    """The GET /v1/messages/{id} answer."""
+    return {
+        "id": view.id,
+        "status": view.status,
+        "to": view.to,
+        "from": view.sender,
+        "encoding": view.encoding,
+        "carrier": view.carrier,
+        "client_ref": view.client_ref,
+        "campaign_id": view.campaign_id,
+        "possible_duplicate": view.possible_duplicate,
+        "error": view.error,
+        "created_at": iso_utc(view.created_at),
+        "parts": [
+            {
+                "part": p.part,
+                "status": p.status,
+                "carrier": p.carrier,
+                "carrier_message_id": p.carrier_message_id,
+                "attempts": p.attempts,
+                "error": p.error,
+            }
+            for p in view.parts
+        ],
+        "history": [_history_json(entry) for entry in view.history],
+    }
+
+
+def _history_json(entry: HistoryEntry) -> dict[str, Any]:
+    # The store's details (error codes, carrier ids) come along; they never replace the
+    # three fields every entry has.
+    out = dict(entry.detail)
+    out["at"] = iso_utc(entry.at)
+    out["status"] = entry.status
+    out["part"] = entry.part
+    return out
+
+
+def _request_hash(request: web.Request, raw: bytes) -> str:
+    """What "the same request" means for an idempotency key: same path, same body bytes."""
+    digest = hashlib.sha256(request.path.encode("utf-8"))
+    digest.update(b"\n")
+    digest.update(raw)
+    return digest.hexdigest()
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not _KEY_CHARS.fullmatch(key):
+        raise invalid(
+            [
+                FieldError(
+                    f"headers.{IDEMPOTENCY_HEADER}",
+                    f"must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters",
+                )
+            ]
+        )
+    return key
+
+
+def _replay(stored: IdempotentAnswer, request_hash: str) -> web.Response:
+    if stored.request_hash != request_hash:
+        raise ApiError(
+            422,
+            IDEMPOTENCY_MISMATCH,
+            f"this {IDEMPOTENCY_HEADER} was first used with a different request; use a new"
+            " key for a new request",
+        )
+    return web.Response(
+        status=stored.status,
+        text=stored.body,
+        content_type="application/json",
+        headers={REPLAYED_HEADER: "true"},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Submission:
+    """A POST as read: who sent it, its idempotency key and what identifies its body."""
+
+    account: str
+    key: str | None
+    raw: bytes
+    request_hash: str  # "" without a key
+
+
+class MessagesApi:
+    """The handlers of ``/v1/messages``, over one store and one dispatcher."""
+
+    def __init__(
+        self,
+        store: Store,
+        outbound: Outbound,
+        intake: Intake,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.outbound = outbound
+        self.intake = intake
+        self.clock = clock
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/messages", self.post_message)
+        router.add_post("/v1/messages/batch", self.post_batch)
+        router.add_get("/v1/messages/{id}", self.get_message, allow_head=False)
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        submission = await self._submission(request)
+        if isinstance(submission, web.Response):
+            return submission
+        body = parse_json(submission.raw)
+        now = self.clock()
+        prepared = self.intake.prepare(
+            body, account=submission.account, now=now, up=self.outbound.carriers_up()
+        )
+        if isinstance(prepared, list):
+            raise invalid(prepared)
+        if await self.store.opted_out([prepared.to], prepared.sender):
+            raise ApiError(
+                422,
+                OPTED_OUT,
+                f"{prepared.to} has opted out of messages from {prepared.sender}",
+                [FieldError("to", "has opted out of messages from this sender")],
+            )
+        return await self._accept([prepared], answer_json(prepared), submission, now)
+
+    async def post_batch(self, request: web.Request) -> web.Response:
+        submission = await self._submission(request)
+        if isinstance(submission, web.Response):
+            return submission
+        items = _batch_items(parse_json(submission.raw))
+        now = self.clock()
+        up = self.outbound.carriers_up()
+        prepare = self.intake.prepare
+        account = submission.account
+        messages: list[NewMessage] = []
+        errors: list[FieldError] = []
+        for index, item in enumerate(items):
+            prepared = prepare(item, account=account, now=now, up=up)
+            if isinstance(prepared, list):
+                errors.extend(_in_batch(index, e) for e in prepared)
+            else:
+                messages.append(prepared)
+        if errors:
+            raise invalid(errors)
+        await self._refuse_opted_out(messages)
+        return await self._accept(messages, batch_answer_json(messages), submission, now)
+
+    async def get_message(self, request: web.Request) -> web.Response:
+        message_id = request.match_info["id"]
+        view = None
+        if _MESSAGE_ID.fullmatch(message_id):
+            view = await self.store.get_message(message_id)
+        if view is None:
+            raise ApiError(404, NOT_FOUND, "no message with this id")
+        return json_response(view_json(view))
+
+    # -- steps ------------------------------------------------------------------------------
+
+    async def _submission(self, request: web.Request) -> _Submission | web.Response:
+        """The raw request, or the stored answer when its idempotency key was seen."""
+        account = request[ACCOUNT_KEY]
+        key = _idempotency_key(request)
+        raw = await read_body(request)
+        if key is None:
+            return _Submission(account, None, raw, "")
+        request_hash = _request_hash(request, raw)
+        stored = await self.store.find_idempotent(account, key)
+        if stored is not None:
+            return _replay(stored, request_hash)
+        return _Submission(account, key, raw, request_hash)
+
+    async def _refuse_opted_out(self, messages: Sequence[NewMessage]) -> None:
+        """422 naming every item whose destination opted out of its sender."""
+        by_sender: dict[str, set[str]] = {}
+        for message in messages:
+            by_sender.setdefault(message.sender, set()).add(message.to)
+        refused: set[tuple[str, str]] = set()
+        for sender, numbers in by_sender.items():
+            for number in await self.store.opted_out(sorted(numbers), sender):
+                refused.add((number, sender))
+        if not refused:
+            return
+        details = [
+            FieldError(f"messages[{i}].to", "has opted out of messages from this sender", i)
+            for i, m in enumerate(messages)
+            if (m.to, m.sender) in refused
+        ]
+        raise ApiError(
+            422,
+            OPTED_OUT,
+            f"the batch was refused whole: {len(details)} of its messages go to numbers that"
+            " opted out of their sender (see details); send it again without them",
+            details,
+        )
+
+    async def _commit(
+        self, messages: list[NewMessage], remembered: IdempotentAnswer | None
+    ) -> None:
+        await self.store.accept(messages, remembered)
+        # Durable from here on: a failing dispatcher must not turn that into an error, the
+        # messages wait in the store for the dispatcher's next load.
+        try:
+            self.outbound.enqueue(messages)
+        except Exception:
+            log.exception("api.enqueue_failed messages=%d", len(messages))
+
+    async def _accept(
+        self, messages: list[NewMessage], text: str, submission: _Submission, now: float
+    ) -> web.Response:
+        """Commit, then enqueue, then answer ``text`` with 202."""
+        account, key, request_hash = submission.account, submission.key, submission.request_hash
+        remembered = None
+        if key is not None:
+            remembered = IdempotentAnswer(account, key, request_hash, 202, text, now)
+        try:
+            # Shielded: a client that hangs up mid-commit must not leave a committed
+            # message out of the dispatcher's queue.
+            await asyncio.shield(self._commit(messages, remembered))
+        except IdempotencyConflict:
+            # A twin request with the same key committed first: answer as it was answered.
+            assert key is not None
+            stored = await self.store.find_idempotent(account, key)
+            if stored is None:
+                raise ApiError(
+                    409,
+                    IDEMPOTENCY_CONFLICT,
+                    f"a concurrent request with this {IDEMPOTENCY_HEADER} did not settle; retry it",
+                ) from None
+            return _replay(stored, request_hash)
+        log_event(log, "api.accepted", logging.DEBUG, account=account, messages=len(messages))
+        return web.Response(status=202, text=text, content_type="application/json")
+
+
+def _in_batch(index: int, error: FieldError) -> FieldError:
+    path = f"messages[{index}].{error.path}" if error.path else f"messages[{index}]"
+    return FieldError(path, error.message, index)
+
+
+def _batch_items(body: object) -> list[Any]:
+    if not isinstance(body, dict):
+        raise invalid([FieldError("", "must be a JSON object with a 'messages' array")])
+    errors = [FieldError(k, "unknown field") for k in body if k != "messages"]
+    items = body.get("messages")
+    if items is None:
+        errors.append(FieldError("messages", "is required"))
+    elif not isinstance(items, list):
+        errors.append(FieldError("messages", "must be an array of messages"))
+    elif not items:
+        errors.append(FieldError("messages", "must hold at least one message"))
+    elif len(items) > MAX_BATCH:
+        errors.append(
+            FieldError("messages", f"must hold at most {MAX_BATCH} messages (got {len(items)})")
+        )
+    if errors:
+        raise invalid(errors)
+    assert isinstance(items, list)
+    return items

@@ -1,0 +1,403 @@
+"""The OpenAPI 3.1 document of the whole HTTP API, served at ``/v1/openapi.json``.
+
+Built as plain data next to the code it describes; ``tests/test_api_openapi.py`` keeps it
+true: the document is a valid OpenAPI 3.1 description, every route of the app is in it and
+nothing else is, and the answers the tests get match the response schemas given here.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Final
+
+from gateway.api import validation as check
+from gateway.api.errors import ERROR_CODES
+from gateway.api.intake import FIELDS
+from gateway.api.messages import IDEMPOTENCY_HEADER, MAX_BATCH, MAX_IDEMPOTENCY_KEY, REPLAYED_HEADER
+from gateway.model import MessageStatus
+
+OPENAPI_VERSION: Final = "3.1.0"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _json(_ref("Error"))}
+
+
+def _nullable(schema_type: str, **extra: Any) -> dict[str, Any]:
+    return {"type": [schema_type, "null"], **extra}
+
+
+_STATUSES: Final = [s.value for s in MessageStatus]
+_ENCODINGS: Final = ["gsm7", "ucs2", "latin1"]
+
+_MESSAGE_REQUEST: Final = {
+    "type": "object",
+    "description": "One message. Optional fields may also be null, which means left out.",
+    "required": ["to", "from", "text"],
+    "additionalProperties": False,
+    "properties": {
+        "to": {
+            "type": "string",
+            "description": "Destination phone number: international ('+' and the country"
+            " code), or national when the gateway has a default region. Answered in E.164.",
+            "examples": ["+33612345678"],
+        },
+        "from": {
+            "type": "string",
+            "description": "Sender: a short code (3-8 digits), a phone number (normalised to"
+            " E.164) or an alphanumeric id (1-11 of A-Z a-z 0-9 and space, with a letter).",
+            "examples": ["ACME", "36180", "+447700900123"],
+        },
+        "text": {"type": "string", "minLength": 1},
+        "client_ref": _nullable(
+            "string",
+            minLength=1,
+            maxLength=check.MAX_CLIENT_REF,
+            description="Your reference, returned in GET and callbacks.",
+        ),
+        "callback_url": _nullable(
+            "string",
+            format="uri",
+            maxLength=check.MAX_URL,
+            description="http(s) URL that receives status changes (POST, JSON).",
+        ),
+        "validity": _nullable(
+            "integer",
+            minimum=check.MIN_VALIDITY,
+            maximum=check.MAX_VALIDITY,
+            description="Seconds the message may wait to be sent (from scheduled_at when"
+            " set); the gateway's default when left out.",
+        ),
+        "scheduled_at": {
+            "description": "Send no earlier than this: ISO-8601 with a UTC offset, or epoch"
+            " seconds; at most a year ahead. A past time means now.",
+            "oneOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "number"},
+                {"type": "null"},
+            ],
+        },
+        "priority": _nullable(
+            "integer",
+            minimum=0,
+            maximum=check.MAX_PRIORITY,
+            default=0,
+            description="Higher is sent first.",
+        ),
+        "encoding": _nullable(
+            "string",
+            enum=[*check.ENCODINGS, None],
+            default="auto",
+            description="auto picks gsm7, else latin1 where the carrier takes it, else ucs2.",
+        ),
+        "campaign_id": _nullable("string", minLength=1, maxLength=check.MAX_CAMPAIGN_ID),
+    },
+}
+assert set(_MESSAGE_REQUEST["properties"]) == FIELDS  # type: ignore[call-overload]
+
+_SCHEMAS: Final[dict[str, Any]] = {
+    "MessageRequest": _MESSAGE_REQUEST,
+    "BatchRequest": {
+        "type": "object",
+        "required": ["messages"],
+        "additionalProperties": False,
+        "properties": {
+            "messages": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_BATCH,
+                "items": _ref("MessageRequest"),
+            }
+        },
+    },
+    "MessageAccepted": {
+        "type": "object",
+        "required": ["id", "status", "parts", "encoding", "to"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{26}$"},
+            "status": {"const": "accepted"},
+            "parts": {"type": "integer", "minimum": 1, "description": "PDUs to send."},
+            "encoding": {"enum": _ENCODINGS},
+            "to": {"type": "string", "description": "The destination in E.164."},
+        },
+    },
+    "BatchAccepted": {
+        "type": "object",
+        "required": ["messages"],
+        "additionalProperties": False,
+        "properties": {
+            "messages": {
+                "type": "array",
+                "items": _ref("MessageAccepted"),
+                "description": "One answer per message, in the order of the request.",
+            }
+        },
+    },
+    "Part": {
+        "type": "object",
+        "required": ["part", "status", "carrier", "carrier_message_id", "attempts", "error"],
+        "additionalProperties": False,
+        "properties": {
+            "part": {"type": "integer", "minimum": 1},
+            "status": {"type": "string", "examples": _STATUSES},
+            "carrier": _nullable("string"),
+            "carrier_message_id": _nullable("string"),
+            "attempts": {"type": "integer", "minimum": 0},
+            "error": _nullable("string"),
+        },
+    },
+    "HistoryEntry": {
+        "type": "object",
+        "required": ["at", "status", "part"],
+        "additionalProperties": True,
+        "description": "A status change; further fields (carrier, error ...) as recorded.",
+        "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "status": {"type": "string", "examples": _STATUSES},
+            "part": _nullable("integer", minimum=1),
+        },
+    },
+    "Message": {
+        "type": "object",
+        "required": [
+            "id",
+            "status",
+            "to",
+            "from",
+            "encoding",
+            "carrier",
+            "client_ref",
+            "campaign_id",
+            "possible_duplicate",
+            "error",
+            "created_at",
+            "parts",
+            "history",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"enum": _STATUSES},
+            "to": {"type": "string"},
+            "from": {"type": "string"},
+            "encoding": {"enum": _ENCODINGS},
+            "carrier": _nullable("string"),
+            "client_ref": _nullable("string"),
+            "campaign_id": _nullable("string"),
+            "possible_duplicate": {
+                "type": "boolean",
+                "description": "A part may have reached the carrier twice (no answer to a"
+                " submit before a retry).",
+            },
+            "error": _nullable("string"),
+            "created_at": {"type": "string", "format": "date-time"},
+            "parts": {"type": "array", "items": _ref("Part")},
+            "history": {"type": "array", "items": _ref("HistoryEntry")},
+        },
+    },
+    "FieldError": {
+        "type": "object",
+        "required": ["path", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "path": {
+                "type": "string",
+                "description": "The field: 'to', 'messages[3].text', 'headers.Idempotency-Key';"
+                " empty for the body as a whole.",
+            },
+            "message": {"type": "string"},
+            "index": {"type": "integer", "minimum": 0, "description": "Batch item."},
+        },
+    },
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "details"],
+                "additionalProperties": False,
+                "properties": {
+                    "code": {"type": "string", "examples": list(ERROR_CODES)},
+                    "message": {"type": "string"},
+                    "details": {"type": "array", "items": _ref("FieldError")},
+                },
+            }
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "binds"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {"enum": ["ok", "degraded"]},
+            "binds": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["carrier", "bind", "type", "state", "connects", "last_error"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "carrier": {"type": "string"},
+                        "bind": {"type": "string"},
+                        "type": {"enum": ["tx", "rx", "trx"]},
+                        "state": {"type": "string"},
+                        "connects": {"type": "integer", "minimum": 0},
+                        "last_error": _nullable("string"),
+                    },
+                },
+            },
+        },
+    },
+}
+
+_IDEMPOTENCY_PARAMETER: Final = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: the first answer (202) is stored with the messages,"
+    " and a request with the same key and the byte-identical body gets it again, creating"
+    " nothing. The same key with another body is refused (422 idempotency_mismatch). Keys"
+    " are per token.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+}
+
+_REPLAYED: Final = {
+    REPLAYED_HEADER: {
+        "description": "'true' when the answer is replayed for an Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+_AUTH_ERRORS: Final = {"401": _error("No token, or not a valid one.")}
+
+_POST_ERRORS: Final = {
+    "400": _error(
+        "Field errors (all of them, with each batch item's index), invalid JSON or UTF-8,"
+        " or a bad Idempotency-Key."
+    ),
+    **_AUTH_ERRORS,
+    "409": _error("A concurrent request with the same Idempotency-Key did not settle."),
+    "413": _error("The body is larger than the gateway's http.max_body_bytes."),
+    "415": _error("The body is not application/json."),
+    "422": _error(
+        "opted_out: a destination opted out of the sender (a batch is refused whole, with"
+        " the index of each such item); idempotency_mismatch: the key was used with another"
+        " body."
+    ),
+    "500": _error("Internal error."),
+    "503": _error("The store failed; nothing was accepted."),
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document, fresh each call (callers may change their copy)."""
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "smsgw HTTP API",
+            "version": "1",
+            "description": "Submit SMS through the gateway and follow their fate. Errors are"
+            ' always {"error": {"code", "message", "details"}}.',
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Bind states; 'degraded' when a bind is not bound.",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Health.", "content": _json(_ref("Health"))}
+                    },
+                },
+                "head": {
+                    "operationId": "healthHead",
+                    "summary": "As GET, without the body.",
+                    "security": [],
+                    "responses": {"200": {"description": "Health, headers only."}},
+                },
+            },
+            "/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document.",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document.",
+                            "content": _json({"type": "object"}),
+                        }
+                    },
+                }
+            },
+            "/v1/messages": {
+                "post": {
+                    "operationId": "submitMessage",
+                    "summary": "Accept one message; 202 once it is stored durably.",
+                    "parameters": [_IDEMPOTENCY_PARAMETER],
+                    "requestBody": {"required": True, "content": _json(_ref("MessageRequest"))},
+                    "responses": {
+                        "202": {
+                            "description": "Accepted.",
+                            "headers": _REPLAYED,
+                            "content": _json(_ref("MessageAccepted")),
+                        },
+                        **_POST_ERRORS,
+                    },
+                }
+            },
+            "/v1/messages/batch": {
+                "post": {
+                    "operationId": "submitBatch",
+                    "summary": "Accept up to 10,000 messages in one transaction: all or none.",
+                    "parameters": [_IDEMPOTENCY_PARAMETER],
+                    "requestBody": {"required": True, "content": _json(_ref("BatchRequest"))},
+                    "responses": {
+                        "202": {
+                            "description": "Accepted; answers in request order.",
+                            "headers": _REPLAYED,
+                            "content": _json(_ref("BatchAccepted")),
+                        },
+                        **_POST_ERRORS,
+                    },
+                }
+            },
+            "/v1/messages/{id}": {
+                "get": {
+                    "operationId": "getMessage",
+                    "summary": "A message's status, parts and history.",
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "The message.", "content": _json(_ref("Message"))},
+                        **_AUTH_ERRORS,
+                        "404": _error("No message with this id."),
+                        "500": _error("Internal error."),
+                        "503": _error("The store failed."),
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": copy.deepcopy(_SCHEMAS),
+        },
+    }

@@ -1,0 +1,378 @@
+"""Test helpers for the HTTP API: an in-memory store, a recording dispatcher, a config, and
+a client that checks every answer against the OpenAPI document.
+
+``FakeStore`` and ``FakeOutbound`` write what happens to one shared ``events`` list, so a
+test can prove the order: ``accept.start``, ``accept.done``, ``enqueue``, ``response``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json as jsonlib
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.api.app import make_app
+from gateway.api.openapi import openapi_document
+from gateway.binds import CarrierBind
+from gateway.config import (
+    CarrierConfig,
+    GatewayConfig,
+    HttpConfig,
+    LogConfig,
+    MessagesConfig,
+    NodeConfig,
+    StoreConfig,
+    TokenConfig,
+    hash_token,
+)
+from gateway.model import (
+    HistoryEntry,
+    IncomingReceipt,
+    MessageView,
+    NewMessage,
+    OutboundMessage,
+    PartView,
+    StatusChange,
+    SubmitOutcome,
+)
+from gateway.routing import Route, Router
+from gateway.store.base import (
+    Callback,
+    IdempotencyConflict,
+    IdempotentAnswer,
+    Store,
+    UnmatchedReceipt,
+)
+
+TOKEN = "tok-acme-0123456789"
+OTHER_TOKEN = "tok-beta-9876543210"
+NOW = 1_900_000_000.0  # 2030-03-17T17:46:40Z: fixed, so times in answers are exact
+
+
+class FakeStore:
+    """The intake side of the Store protocol, in memory; the rest raises."""
+
+    def __init__(self, events: list[str] | None = None) -> None:
+        self.events = events if events is not None else []
+        self.messages: dict[str, NewMessage] = {}
+        self.answers: dict[tuple[str, str], IdempotentAnswer] = {}
+        self.opt_outs: set[tuple[str, str | None]] = set()
+        self.views: dict[str, MessageView] = {}
+        self.accept_calls: list[list[NewMessage]] = []
+        self.opted_out_calls: list[tuple[list[str], str]] = []
+        self.accept_gate: asyncio.Event | None = None
+        self.accepts_started: asyncio.Queue[None] = asyncio.Queue()
+        self.accept_error: Exception | None = None
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def accept(
+        self, messages: Sequence[NewMessage], idempotency: IdempotentAnswer | None = None
+    ) -> None:
+        self.events.append("accept.start")
+        self.accept_calls.append(list(messages))
+        self.accepts_started.put_nowait(None)
+        if self.accept_gate is not None:
+            await self.accept_gate.wait()
+        await asyncio.sleep(0)  # a real commit yields to the loop
+        if self.accept_error is not None:
+            raise self.accept_error
+        if idempotency is not None:
+            key = (idempotency.account, idempotency.key)
+            if key in self.answers:
+                raise IdempotencyConflict(idempotency.key)
+            self.answers[key] = idempotency
+        for message in messages:
+            self.messages[message.id] = message
+        self.events.append("accept.done")
+
+    async def find_idempotent(self, account: str, key: str) -> IdempotentAnswer | None:
+        return self.answers.get((account, key))
+
+    async def opted_out(self, numbers: Sequence[str], sender: str) -> set[str]:
+        self.opted_out_calls.append((list(numbers), sender))
+        return {n for n in numbers if (n, sender) in self.opt_outs or (n, None) in self.opt_outs}
+
+    async def add_opt_out(self, number: str, sender: str | None, source: str, at: float) -> None:
+        self.opt_outs.add((number, sender))
+
+    async def remove_opt_out(self, number: str, sender: str | None) -> None:
+        self.opt_outs.discard((number, sender))
+
+    async def get_message(self, message_id: str) -> MessageView | None:
+        if message_id in self.views:
+            return self.views[message_id]
+        message = self.messages.get(message_id)
+        if message is None:
+            return None
+        return MessageView(
+            id=message.id,
+            status="accepted",
+            to=message.to,
+            sender=message.sender,
+            encoding=message.encoding,
+            parts=[
+                PartView(n, "accepted", message.carrier, None, 0, None)
+                for n in range(1, message.parts + 1)
+            ],
+            history=[HistoryEntry(message.created_at, "accepted")],
+            created_at=message.created_at,
+            client_ref=message.client_ref,
+            campaign_id=message.campaign_id,
+            carrier=message.carrier,
+        )
+
+    async def status_counts(self) -> dict[str, int]:
+        return {"accepted": len(self.messages)}
+
+    async def load_pending(self, after: str | None, limit: int) -> list[OutboundMessage]:
+        raise NotImplementedError
+
+    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> None:
+        raise NotImplementedError
+
+    async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
+        raise NotImplementedError
+
+    async def record_receipts(self, receipts: Sequence[IncomingReceipt]) -> list[StatusChange]:
+        raise NotImplementedError
+
+    async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]:
+        raise NotImplementedError
+
+    async def enqueue_callbacks(self, callbacks: Sequence[tuple[str, str]], at: float) -> None:
+        raise NotImplementedError
+
+    async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
+        raise NotImplementedError
+
+    async def callback_done(self, callback_id: int) -> None:
+        raise NotImplementedError
+
+    async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
+        raise NotImplementedError
+
+
+class FakeOutbound:
+    """The dispatcher as the API sees it: records what it is given."""
+
+    def __init__(self, events: list[str], up: set[str] | None = None) -> None:
+        self.events = events
+        self.up = up if up is not None else {"alpha"}
+        self.enqueued: list[NewMessage] = []
+        self.error: Exception | None = None
+
+    def enqueue(self, messages: Sequence[NewMessage]) -> None:
+        self.events.append("enqueue")
+        if self.error is not None:
+            raise self.error
+        self.enqueued.extend(messages)
+
+    def carriers_up(self) -> set[str]:
+        return set(self.up)
+
+
+def carrier(name: str = "alpha", **changes: Any) -> CarrierConfig:
+    settings: dict[str, Any] = {
+        "name": name,
+        "host": "127.0.0.1",
+        "port": 2775,
+        "system_id": name,
+        "password": "secret",
+    }
+    settings.update(changes)
+    return CarrierConfig(**settings)
+
+
+def make_config(
+    *,
+    carriers: Sequence[CarrierConfig] | None = None,
+    default_region: str = "",
+    max_parts: int = 10,
+    max_body_bytes: int = 64 * 1024,
+) -> GatewayConfig:
+    return GatewayConfig(
+        node=NodeConfig(data_dir="/nonexistent"),
+        http=HttpConfig(
+            port=0,
+            max_body_bytes=max_body_bytes,
+            tokens=(
+                TokenConfig(name="acme", sha256=hash_token(TOKEN)),
+                TokenConfig(name="beta", sha256=hash_token(OTHER_TOKEN)),
+            ),
+        ),
+        log=LogConfig(),
+        store=StoreConfig(),
+        carriers=tuple(carriers or (carrier(),)),
+        messages=MessagesConfig(default_region=default_region, max_parts=max_parts),
+    )
+
+
+def router_for(config: GatewayConfig, routes: Sequence[Route] = ()) -> Router:
+    return Router(routes, [c.name for c in config.carriers], rng=lambda: 0.0)
+
+
+# -- the OpenAPI check of every answer ------------------------------------------------------
+
+
+class OpenApiChecker:
+    """Validates answers against the response schemas of the OpenAPI document, when
+    jsonschema is installed (it is in the test extras)."""
+
+    def __init__(self) -> None:
+        self.document = openapi_document()
+        self._templates = [
+            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"), path)
+            for path in self.document["paths"]
+        ]
+        self.checked = 0
+        try:
+            import jsonschema
+        except ImportError:  # pragma: no cover - the extras install it
+            self._jsonschema: Any = None
+        else:
+            self._jsonschema = jsonschema
+
+    def template(self, path: str) -> str | None:
+        # Fixed paths first: /v1/messages/batch is not /v1/messages/{id}.
+        if path in self.document["paths"]:
+            return path
+        for pattern, template in self._templates:
+            if pattern.match(path):
+                return template
+        return None
+
+    def schema_for(self, method: str, path: str, status: int) -> dict[str, Any] | None:
+        """The response schema for this answer; AssertionError when the document does not
+        list its status for a documented operation."""
+        template = self.template(path)
+        operation = None
+        if template is not None:
+            operation = self.document["paths"][template].get(method.lower())
+        if operation is None:  # undocumented path or method: must be our error shape
+            return {"$ref": "#/components/schemas/Error"}
+        responses = operation["responses"]
+        assert str(status) in responses, f"{method} {template}: status {status} undocumented"
+        content = responses[str(status)].get("content")
+        if content is None:
+            return None
+        schema: dict[str, Any] = content["application/json"]["schema"]
+        return schema
+
+    def check(self, method: str, path: str, status: int, body: Any) -> None:
+        schema = self.schema_for(method, path, status)
+        if schema is None or self._jsonschema is None:
+            return
+        root = {**schema, "components": self.document["components"]}
+        validator = self._jsonschema.Draft202012Validator(
+            root, format_checker=self._jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        validator.validate(body)
+        self.checked += 1
+
+
+CHECKER = OpenApiChecker()
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+    text: str
+
+
+@dataclass
+class Api:
+    """A running app on 127.0.0.1, its fakes, and request helpers that check every answer."""
+
+    client: TestClient[web.Request, web.Application]
+    store: Any
+    outbound: FakeOutbound
+    config: GatewayConfig
+    events: list[str]
+    clock: list[float] = field(default_factory=lambda: [NOW])
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: bytes | str | None = None,
+        token: str | None = TOKEN,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = "application/json",
+    ) -> Answer:
+        sent: dict[str, str] = {}
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        if json is not None:
+            data = jsonlib.dumps(json)
+        if data is not None and content_type is not None:
+            sent["Content-Type"] = content_type
+        sent.update(headers or {})
+        async with self.client.request(method, path, data=data, headers=sent) as response:
+            text = await response.text()
+            got = dict(response.headers)
+            body: Any = None
+            if response.content_type == "application/json":
+                body = jsonlib.loads(text)
+            CHECKER.check(method, path, response.status, body)
+            return Answer(response.status, got, body, text)
+
+    async def post(self, path: str, json: Any = None, **kwargs: Any) -> Answer:
+        return await self.request("POST", path, json=json, **kwargs)
+
+    async def get(self, path: str, **kwargs: Any) -> Answer:
+        return await self.request("GET", path, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def running_api(
+    *,
+    config: GatewayConfig | None = None,
+    store: Store | None = None,
+    up: set[str] | None = None,
+    routes: Sequence[Route] = (),
+    events: list[str] | None = None,
+    setup: Callable[[web.Application], None] | None = None,
+    binds: Sequence[CarrierBind] = (),
+) -> AsyncIterator[Api]:
+    events = events if events is not None else []
+    config = config or make_config()
+    store = store if store is not None else FakeStore(events)
+    outbound = FakeOutbound(events, up)
+    clock = [NOW]
+    app = make_app(
+        binds,
+        config=config,
+        store=store,
+        outbound=outbound,
+        router=router_for(config, routes),
+        clock=lambda: clock[0],
+    )
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        events.append("response")
+
+    app.on_response_prepare.append(on_prepare)
+    if setup is not None:
+        setup(app)
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    try:
+        yield Api(client, store, outbound, config, events, clock)
+    finally:
+        await client.close()
