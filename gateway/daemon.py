@@ -13,15 +13,19 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
 
 from aiohttp import web
 
 from gateway.api.app import make_app
-from gateway.binds import BindListener, BindSettings, CarrierBind, RefusingListener
+from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.config import CarrierConfig, GatewayConfig
+from gateway.engine.callbacks import CallbackSender
+from gateway.engine.dispatcher import Dispatcher
 from gateway.logs import log_event
+from gateway.routing import Route, Router
+from gateway.sdnotify import Notifier
 from gateway.smpp.session import BindType, SessionConfig
+from gateway.store.sqlite import SqliteStore
 
 log = logging.getLogger("smsgw.daemon")
 
@@ -61,21 +65,67 @@ def bind_settings(carrier: CarrierConfig) -> list[BindSettings]:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, listener: BindListener | None = None) -> None:
+    """Every component of one gateway process, started in order and stopped in reverse."""
+
+    def __init__(self, config: GatewayConfig, notifier: Notifier | None = None) -> None:
         self.config = config
-        self.listener: BindListener = listener or RefusingListener()
+        self.notifier = notifier or Notifier()
+        self.store = SqliteStore(config.store_path, config.store.synchronous)
         self.binds: list[CarrierBind] = [
-            CarrierBind(settings, self.listener)
+            CarrierBind(settings, RefusingListener())
             for carrier in config.carriers
             for settings in bind_settings(carrier)
         ]
+        self.router = Router(
+            [Route(r.prefix, r.carriers, r.weights) for r in config.routes],
+            [c.name for c in config.carriers],
+        )
+        self.callbacks = CallbackSender(self.store)
+        # The dispatcher becomes every bind's listener (responses, timeouts, deliver_sm).
+        self.dispatcher = Dispatcher(
+            config, self.store, self.binds, self.router, on_changes=self.callbacks.notify_changes
+        )
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
+        self._started: list[str] = []
         self.http_port: int | None = None
 
     async def start(self) -> None:
+        """Start everything, or stop what started and raise: never half-started."""
+        try:
+            await self.store.open()
+            self._started.append("store")
+            await self._start_http()
+            self._started.append("http")
+            await self.dispatcher.start()
+            self._started.append("dispatcher")
+            for bind in self.binds:
+                bind.start()
+            self._started.append("binds")
+            await self.callbacks.start()
+            self._started.append("callbacks")
+        except BaseException:
+            await self.stop()
+            raise
+        self.notifier.start_watchdog()
+        self.notifier.ready(f"{len(self.binds)} binds starting")
+        log_event(
+            log,
+            "daemon.started",
+            http=f"{self.config.http.host}:{self.http_port}",
+            binds=len(self.binds),
+            store=str(self.config.store_path),
+        )
+
+    async def _start_http(self) -> None:
         http = self.config.http
-        app = make_app(self.binds, max_body_bytes=http.max_body_bytes)
+        app = make_app(
+            self.binds,
+            config=self.config,
+            store=self.store,
+            outbound=self.dispatcher,
+            router=self.router,
+        )
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
@@ -85,34 +135,40 @@ class Gateway:
             await runner.cleanup()
             raise
         self._runner = runner
-        server = site._server
-        sockets: Sequence[object] = getattr(server, "sockets", None) or ()
-        for sock in sockets:
-            self.http_port = sock.getsockname()[1]  # type: ignore[attr-defined]
+        for address in runner.addresses:
+            self.http_port = address[1]
             break
-        for bind in self.binds:
-            bind.start()
-        log_event(
-            log,
-            "daemon.started",
-            http=f"{http.host}:{self.http_port}",
-            binds=len(self.binds),
-        )
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
 
     async def wait_stopped(self) -> None:
         await self._stop.wait()
 
     async def stop(self) -> None:
+        """Stop sending, unbind (reading responses and receipts meanwhile), commit, close."""
+        self.notifier.stopping()
         log_event(log, "daemon.stopping")
-        await asyncio.gather(
-            *(b.stop(SHUTDOWN_DRAIN_SECONDS) for b in self.binds), return_exceptions=True
-        )
+        started = self._started
+        if "dispatcher" in started:
+            await self.dispatcher.stop(SHUTDOWN_DRAIN_SECONDS)
+        if "binds" in started:
+            await asyncio.gather(
+                *(b.stop(SHUTDOWN_DRAIN_SECONDS) for b in self.binds), return_exceptions=True
+            )
+        if "callbacks" in started:
+            await self.callbacks.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if "store" in started:
+            await self.store.close()
+        self._started = []
+        await self.notifier.close()
         log_event(log, "daemon.stopped")
 
 
@@ -124,7 +180,7 @@ async def serve(config: GatewayConfig) -> int:
     forced = asyncio.Event()
 
     def on_signal(signum: int) -> None:
-        if gateway._stop.is_set():
+        if gateway.stop_requested:
             log_event(log, "daemon.forced_exit", logging.WARNING, signal=signum)
             forced.set()
         else:

@@ -32,8 +32,15 @@ cat <<MSG
 smsgw is running (HTTP on 127.0.0.1:8775), bound to the simulator (SMPP 127.0.0.1:2775,
 control API 127.0.0.1:8776). Development token: dev-token-change-me
 
-  curl -s http://127.0.0.1:8775/healthz
-  curl -s http://127.0.0.1:8776/v1/stats
+Send a first message, then read its status (delivered within a second or so):
+
+  curl -s -X POST http://127.0.0.1:8775/v1/messages \\
+       -H 'Authorization: Bearer dev-token-change-me' -H 'Content-Type: application/json' \\
+       -d '{"to": "+33612345678", "from": "ACME", "text": "Hello from smsgw"}'
+  curl -s http://127.0.0.1:8775/v1/messages/<id> -H 'Authorization: Bearer dev-token-change-me'
+
+  curl -s http://127.0.0.1:8775/healthz          # binds
+  curl -s http://127.0.0.1:8776/v1/stats         # what the simulator saw
 
 Ctrl-C stops both.
 MSG

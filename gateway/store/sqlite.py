@@ -803,8 +803,8 @@ class SqliteStore:
             return None
         m = rows[0]
         part_rows = await self._read(
-            "SELECT part, status, carrier, carrier_message_id, attempts, error, submitted_at,"
-            " done_at, command_status FROM parts WHERE message_id = ? ORDER BY part",
+            "SELECT part, status, carrier, carrier_message_id, attempts, error, submitted_at"
+            " FROM parts WHERE message_id = ? ORDER BY part",
             (message_id,),
         )
         receipt_rows = await self._read(
@@ -818,7 +818,8 @@ class SqliteStore:
         )
         history = [HistoryEntry(at=m[5], status=MessageStatus.ACCEPTED.value)]
         parts: list[PartView] = []
-        for part, status, carrier, cmid, attempts, error, sub_at, done_at, cstatus in part_rows:
+        # Submit-time failures and retries are in ``events``; receipts in ``receipts``.
+        for part, status, carrier, cmid, attempts, error, sub_at in part_rows:
             shown = MessageStatus.QUEUED.value if status == SUBMITTING else status
             parts.append(PartView(part, shown, carrier, cmid, attempts, error))
             if sub_at is not None:
@@ -828,15 +829,6 @@ class SqliteStore:
                         status=MessageStatus.SUBMITTED.value,
                         part=part,
                         detail={"carrier": carrier, "carrier_message_id": cmid},
-                    )
-                )
-            if done_at is not None and cstatus not in (None, 0):
-                history.append(
-                    HistoryEntry(
-                        at=done_at,
-                        status=status,
-                        part=part,
-                        detail={"command_status": cstatus, "error": error},
                     )
                 )
         for part, status, state, error, received_at, cmid in receipt_rows:

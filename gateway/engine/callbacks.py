@@ -1,0 +1,289 @@
+"""Status callbacks: POST the store's outbox to clients' callback URLs, with retries.
+
+The store writes a callback (url, JSON payload) into its outbox in the same transaction as
+the status change it reports; this sender only delivers them. A feeder asks the store for
+due callbacks (``callbacks_due``) and hands them to a fixed pool of workers (bounded
+concurrency over one pooled aiohttp session). Delivery is at least once: a callback whose
+outcome could not be recorded is sent again later; receivers can deduplicate on the
+``X-Smsgw-Callback-Id`` header.
+
+- 2xx: ``callback_done``.
+- anything else (other status, redirect, connection error, timeout): ``callback_retry`` with
+  exponential backoff and jitter: ``BASE_DELAY * 2**(attempts-1)``, capped at ``MAX_DELAY``.
+- after ``MAX_ATTEMPTS`` attempts, or at once for a URL that ``allowed`` refuses, the
+  callback is parked: kept in the outbox for inspection with its last error, its next
+  attempt set to ``PARKED_AT`` (the year 9999) so it is never due again. An operator can
+  re-arm it by moving ``next_at``; nothing is deleted.
+
+The sender wakes when ``notify()`` says new callbacks exist (the dispatcher and the receipt
+handler call it after a store call returned status changes); otherwise it looks every
+``IDLE_POLL_SECONDS`` for retries coming due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import aiohttp
+
+from gateway.logs import log_event
+from gateway.model import StatusChange
+from gateway.store.base import Callback, Store
+
+log = logging.getLogger("smsgw.callbacks")
+
+CONCURRENCY: Final = 32
+"""POSTs in flight at once: enough to hide a slow client's latency, few enough not to flood
+one client's server when it comes back after an outage."""
+
+REQUEST_TIMEOUT_SECONDS: Final = 10.0
+"""A client that takes longer than this to answer is treated as failing (and retried)."""
+
+MAX_ATTEMPTS: Final = 12
+"""Attempts before a callback is parked: with the delays below, about eight hours of tries."""
+
+BASE_DELAY_SECONDS: Final = 5.0
+"""Delay before the second attempt; it doubles with each further one."""
+
+MAX_DELAY_SECONDS: Final = 3600.0
+"""Backoff cap: a client down for a day is still tried every hour until MAX_ATTEMPTS."""
+
+JITTER: Final = 0.1
+"""Each delay is scaled by 1 +/- this share, so callbacks that failed together (a client's
+outage) do not all come back in the same second."""
+
+IDLE_POLL_SECONDS: Final = 1.0
+"""Without a notify(), look for due retries this often: retries are seconds apart, so a
+second of lateness is nothing, and one small query a second costs nothing."""
+
+STORE_RETRY_SECONDS: Final = 1.0
+"""Wait after a failed store call before asking again."""
+
+PARKED_AT: Final = 253402300799.0
+"""next_at of a parked callback: 9999-12-31T23:59:59Z, never due."""
+
+ERROR_TEXT_LIMIT: Final = 200
+"""Characters of an error kept with a callback."""
+
+STOP_DRAIN_SECONDS: Final = 5.0
+"""On stop, how long POSTs under way may take to finish."""
+
+
+def allow_all(url: str) -> bool:
+    return True
+
+
+def default_session(
+    concurrency: int = CONCURRENCY, timeout: float = REQUEST_TIMEOUT_SECONDS
+) -> aiohttp.ClientSession:
+    """One pooled session: at most ``concurrency`` connections, kept alive between POSTs."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300),
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        headers={"User-Agent": "smsgw"},
+    )
+
+
+@dataclass(slots=True)
+class CallbackStats:
+    delivered: int = 0
+    failed_attempts: int = 0
+    parked: int = 0
+    store_errors: int = 0
+
+
+class CallbackSender:
+    def __init__(
+        self,
+        store: Store,
+        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+        allowed: Callable[[str], bool] = allow_all,
+        *,
+        clock: Callable[[], float] = time.time,
+        concurrency: int = CONCURRENCY,
+        max_attempts: int = MAX_ATTEMPTS,
+        base_delay: float = BASE_DELAY_SECONDS,
+        max_delay: float = MAX_DELAY_SECONDS,
+        idle_poll: float = IDLE_POLL_SECONDS,
+        rng: random.Random | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._store = store
+        self._session_factory = session_factory or (lambda: default_session(concurrency))
+        self._allowed = allowed
+        self._clock = clock
+        self._concurrency = concurrency
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._idle_poll = idle_poll
+        self._rng = rng or random.Random()
+        self.stats = CallbackStats()
+        self._session: aiohttp.ClientSession | None = None
+        self._queue: asyncio.Queue[Callback] = asyncio.Queue()
+        self._in_progress: set[int] = set()
+        self._wake = asyncio.Event()
+        self._feeder: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._busy = 0
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._feeder is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._session = self._session_factory()
+        self._stopping = False
+        self._queue = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._workers = [
+            loop.create_task(self._work(), name=f"callback-{n}") for n in range(self._concurrency)
+        ]
+        self._feeder = loop.create_task(self._feed(), name="callbacks")
+
+    async def stop(self, drain: float = STOP_DRAIN_SECONDS) -> None:
+        """Stop fetching; let POSTs under way finish within ``drain`` seconds; close the
+        session. Callbacks not yet sent stay due in the store."""
+        feeder, self._feeder = self._feeder, None
+        if feeder is None:
+            return
+        self._stopping = True
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+        while not self._queue.empty():  # not started: still due in the store
+            self._in_progress.discard(self._queue.get_nowait().id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain
+        while self._busy and loop.time() < deadline:
+            self._wake.clear()
+            await self._wait_wake(deadline - loop.time())
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def notify(self) -> None:
+        """New callbacks may be in the outbox."""
+        self._wake.set()
+
+    def notify_changes(self, changes: Sequence[StatusChange]) -> None:
+        """A ``ChangesHook``: wake on any status change reported by a store call."""
+        if changes:
+            self._wake.set()
+
+    # -- the feeder ----------------------------------------------------------------------------
+
+    async def _wait_wake(self, seconds: float) -> None:
+        """Until notify() or a worker says so, or ``seconds``. (A timer on the event,
+        not asyncio.wait_for: on 3.11 wait_for can swallow a cancel that races the event.)"""
+        handle = asyncio.get_running_loop().call_later(seconds, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            handle.cancel()
+
+    async def _feed(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            room = 2 * self._concurrency - len(self._in_progress)
+            more = False
+            if room > 0:
+                try:
+                    # Ask past the ones in progress: they stay due until their result is
+                    # recorded, and would otherwise hide the ones behind them.
+                    due = await self._store.callbacks_due(
+                        self._clock(), room + len(self._in_progress)
+                    )
+                except Exception as exc:
+                    self.stats.store_errors += 1
+                    log_event(log, "callbacks.store_failed", logging.WARNING, error=repr(exc))
+                    await asyncio.sleep(STORE_RETRY_SECONDS)
+                    continue
+                fresh = 0
+                for cb in due:
+                    if cb.id in self._in_progress or fresh >= room:
+                        continue
+                    fresh += 1
+                    self._in_progress.add(cb.id)
+                    self._queue.put_nowait(cb)
+                more = fresh >= room  # a full page: there may be more due right now
+            if more:
+                # Wait for room (a worker finishing sets the event), not for the poll.
+                await self._wake.wait()
+                continue
+            await self._wait_wake(self._idle_poll)
+
+    # -- the workers ---------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            cb = await self._queue.get()
+            self._busy += 1
+            try:
+                await self._deliver(cb)
+            except Exception as exc:  # a store error: the callback stays due, tried again
+                self.stats.store_errors += 1
+                log_event(
+                    log, "callbacks.record_failed", logging.WARNING, id=cb.id, error=repr(exc)
+                )
+            finally:
+                self._busy -= 1
+                self._in_progress.discard(cb.id)
+                self._wake.set()
+
+    async def _deliver(self, cb: Callback) -> None:
+        attempts = cb.attempts + 1
+        if not self._allowed(cb.url):
+            await self._park(cb, attempts, "callback url not allowed")
+            return
+        session = self._session
+        assert session is not None
+        error: str
+        try:
+            async with session.post(
+                cb.url,
+                data=cb.payload.encode("utf-8"),
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Smsgw-Callback-Id": str(cb.id),
+                },
+                allow_redirects=False,
+            ) as resp:
+                if 200 <= resp.status < 300:
+                    await self._store.callback_done(cb.id)
+                    self.stats.delivered += 1
+                    return
+                error = f"HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        self.stats.failed_attempts += 1
+        if attempts >= self._max_attempts:
+            await self._park(cb, attempts, f"gave up after {attempts} attempts: {error}")
+            return
+        await self._store.callback_retry(
+            cb.id, self._clock() + self.backoff(attempts), error[:ERROR_TEXT_LIMIT]
+        )
+
+    async def _park(self, cb: Callback, attempts: int, error: str) -> None:
+        self.stats.parked += 1
+        log_event(log, "callbacks.parked", logging.WARNING, id=cb.id, error=error)
+        await self._store.callback_retry(cb.id, PARKED_AT, error[:ERROR_TEXT_LIMIT])
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next try after ``attempts`` failed ones."""
+        delay = min(self._max_delay, self._base_delay * 2.0 ** min(attempts - 1, 40))
+        return delay * (1 + self._rng.uniform(-JITTER, JITTER))

@@ -1,0 +1,1253 @@
+"""The dispatcher: queued messages out through the binds, outcomes back into the store.
+
+Shape
+    One ``_Carrier`` per configured carrier holds two heaps of jobs (a job is a message's
+    parts still to send): ``ready`` ordered by (priority desc, admission order), and
+    ``delayed`` ordered by due time (scheduled messages and retries). One pump task per
+    carrier, woken by an ``asyncio.Event`` (an enqueue, a response freeing window room, a
+    bind coming up) or by one timer (a token refill, the next delayed job), never by polling.
+
+A pump turn (synchronous, ``_pump_once``)
+    moves due delayed jobs to ``ready``; sends ``staged`` parts (begun in the store, submit_sm
+    built) over the bound binds, each taking ``min(window_free, bind tokens)`` within the
+    carrier's account tokens; and tops ``staged`` up: it takes parts from ``ready`` in
+    priority order, builds their submit_sm and makes one ``Store.begin_attempts`` call for
+    the batch (a task; at most ``MAX_CONCURRENT_BATCHES`` at once). Staging about
+    ``STAGE_SECONDS`` of traffic ahead keeps commit latency off the wire: a window slot freed
+    by a response is refilled in the same turn, from parts already durable as "submitting".
+    Every part is begun in the store before its submit_sm leaves; a part staged but not sent
+    (no bind left, stopping) gets a QUEUED outcome that sets it back.
+
+Responses
+    ``response`` / ``timeout`` / ``bind_down`` (the BindListener hooks) turn into
+    ``SubmitOutcome`` values collected in a list; one writer task sends them to
+    ``Store.record_outcomes`` in batches (everything collected while the previous call ran,
+    plus ``OUTCOME_LINGER_SECONDS``). A temporary failure requeues the part in memory at its
+    retry time; throttling answers also slow the bind (gateway.engine.throttle).
+
+Memory
+    At most about ``max_parts`` parts are held. ``start()`` loads pending messages with
+    ``Store.load_pending`` by id cursor; when more are pending than fit, later messages stay
+    in the store (enqueue() leaves them there too) and are loaded page by page as the queue
+    drains below half.
+
+Clocks
+    Message times (scheduled_at, validity_until, retry_at, outcome times) use ``clock``
+    (wall clock, ``time.time``); pacing uses the event loop's monotonic clock, the one the
+    SMPP session stamps requests with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from gateway.binds import BindState, CarrierBind
+from gateway.config import CarrierConfig, GatewayConfig
+from gateway.engine.receipts import ChangesHook, MoHandler, ReceiptHandler
+from gateway.engine.retry import (
+    GENERIC_NACK,
+    THROTTLE_STATUSES,
+    TIMEOUT,
+    Decision,
+    RetryKey,
+    RetryPolicy,
+    Verdict,
+)
+from gateway.engine.throttle import UNLIMITED, BindThrottle, TokenBucket, account_bucket
+from gateway.logs import log_event
+from gateway.model import MessageStatus, NewMessage, OutboundMessage, SubmitOutcome
+from gateway.routing import Router
+from gateway.smpp.constants import CommandId, EsmClass, Status, Tag
+from gateway.smpp.errors import SmppError
+from gateway.smpp.pdu import Pdu, SubmitSm, tlv_u8, tlv_u16
+from gateway.smpp.receipt import IdForms
+from gateway.smpp.session import RequestTimedOut, ResponseReceived
+from gateway.smpp.text import ConcatMethod, Encoding, SplitResult, TextEncodingError, split_message
+from gateway.store.base import Store
+
+log = logging.getLogger("smsgw.dispatch")
+
+MAX_PARTS_IN_MEMORY: Final = 200_000
+"""Parts held in memory by default: ten seconds of traffic at 20,000/s, a few hundred bytes
+each (tens of MB). Beyond it, messages wait in the store and are paged in."""
+
+LOAD_PAGE_MESSAGES: Final = 2_000
+"""Messages per ``load_pending`` call: big enough to amortise the query, small enough that one
+page never holds up the event loop noticeably."""
+
+MAX_BATCH_PARTS: Final = 1_000
+"""Most parts in one begin_attempts call: bounds one pump turn's work (a few ms of building
+submit_sm) so responses and receipts are not starved."""
+
+MAX_CONCURRENT_BATCHES: Final = 2
+"""begin_attempts calls per carrier under way at once: one being committed while the next
+one collects; more would only wait in the store's queue."""
+
+STAGE_SECONDS: Final = 0.5
+"""Parts are begun ahead of the wire, about this much traffic at the carrier's rate (and at
+least its windows), so a store commit (1-50 ms with fsync) never holds a free window slot.
+Half a second bounds how far a newly arrived higher-priority message can be overtaken, and
+how many begun-but-unsent parts a crash would flag as possibly duplicated."""
+
+MAX_STAGED_PARTS: Final = 10_000
+"""Cap on staged parts per carrier: half a second at 20,000 parts/s."""
+
+OUTCOME_LINGER_SECONDS: Final = 0.002
+"""The outcome writer waits this long for more outcomes before a small batch is written: a
+burst of responses becomes one commit, and 2 ms is nothing to a receipt's journey."""
+
+OUTCOME_BATCH_TARGET: Final = 500
+"""A batch of outcomes this large is written without lingering."""
+
+STORE_RETRY_SECONDS: Final = 1.0
+"""Wait after a failed store call before trying again (outcomes are kept in memory, parts
+are requeued): a store error is usually a busy or full disk, not worth hammering."""
+
+WRITE_BLOCKED_RECHECK_SECONDS: Final = 0.05
+"""A bind whose socket buffer is full (the SMSC reads slowly) shows no window room and no
+event will say when it drains: the pump looks again after this long."""
+
+STOP_DRAIN_SECONDS: Final = 5.0
+"""On stop, how long to wait for answers to the submits in flight before writing the last
+outcomes (the binds then unbind with their own drain)."""
+
+SHORT_CODE_MAX_DIGITS: Final = 8
+"""A sender of at most this many digits (no '+') is a short code (TON 3 network specific):
+short codes run 3-8 digits; longer digit strings are international numbers without '+'."""
+
+SOURCE_ADDR_MAX: Final = 20
+"""source_addr and destination_addr are C-octet strings of 21 octets with the NUL (5.2.8-9)."""
+
+ADDR_DIGITS: Final = frozenset("0123456789")
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DispatchStats:
+    submitted: int = 0
+    """Parts accepted by a carrier (submit_sm_resp ROK)."""
+    retried: int = 0
+    """Parts requeued after a temporary failure."""
+    rejected: int = 0
+    failed: int = 0
+    expired: int = 0
+    """Parts failed because the message's validity ran out before it could be sent."""
+    timeouts: int = 0
+    lost_on_link_down: int = 0
+    throttled: int = 0
+    """ESME_RTHROTTLED / ESME_RMSGQFUL answers."""
+    moved: int = 0
+    """Messages moved to another carrier (failover)."""
+    outcome_batches: int = 0
+    store_errors: int = 0
+
+
+class _Msg:
+    """A message in memory: the store's view, plus what the wire needs."""
+
+    __slots__ = ("addr", "carrier", "m", "open_parts", "order", "ref", "split", "total")
+
+    def __init__(self, m: OutboundMessage, ref: int, order: int, total: int | None) -> None:
+        self.m = m
+        self.total = total
+        """Parts the store holds for this message, when known (intake's count)."""
+        self.ref = ref
+        """Concatenation reference, kept for every part and every retry in this process."""
+        self.order = order
+        """Admission order: FIFO among messages of the same priority."""
+        self.split: SplitResult | None = None
+        self.carrier = ""
+        """The carrier ``split`` and ``addr`` were made for."""
+        self.addr: tuple[int, int, str, int, int, str] = (0, 0, "", 0, 0, "")
+        self.open_parts = 0
+        """Parts in memory not yet final (submitted, rejected or failed)."""
+
+
+class _Job:
+    """Parts of one message waiting to be sent together (same attempt count)."""
+
+    __slots__ = ("attempts", "dup", "msg", "parts")
+
+    def __init__(self, msg: _Msg, parts: list[int], attempts: int, dup: bool) -> None:
+        self.msg = msg
+        self.parts = parts
+        self.attempts = attempts
+        """Attempts already made for these parts."""
+        self.dup = dup
+
+
+class _Sent:
+    """The context of one submit_sm in flight: it comes back with its response."""
+
+    __slots__ = ("attempt", "dup", "msg", "part")
+
+    def __init__(self, msg: _Msg, part: int, attempt: int, dup: bool) -> None:
+        self.msg = msg
+        self.part = part
+        self.attempt = attempt
+        self.dup = dup
+
+
+class _Bind:
+    __slots__ = ("bind", "throttle")
+
+    def __init__(self, bind: CarrierBind, throttle: BindThrottle) -> None:
+        self.bind = bind
+        self.throttle = throttle
+
+
+@dataclass(slots=True)
+class _Carrier:
+    config: CarrierConfig
+    forms: IdForms
+    account: TokenBucket | None
+    binds: list[_Bind] = field(default_factory=list)
+    ready: list[tuple[int, int, int, _Job]] = field(default_factory=list)
+    delayed: list[tuple[float, int, _Job]] = field(default_factory=list)
+    staged: deque[tuple[_Sent, SubmitSm]] = field(default_factory=deque)
+    """Parts whose attempt is begun in the store, in send order, waiting for the wire."""
+    staging: int = 0
+    """Parts in begin_attempts calls under way."""
+    batches: int = 0
+    """begin_attempts calls under way."""
+    rr: int = 0
+    queued_parts: int = 0
+    scanned_up: frozenset[str] | None = None
+    """While no bind is up: the carriers up at the last failover scan of ``ready``."""
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+_GENERIC_NACK_ID: Final = int(CommandId.GENERIC_NACK)
+_ROK: Final = int(Status.ROK)
+
+
+def is_live(bind: CarrierBind) -> bool:
+    """Bound and able to send. Asks the session, not only the bind's state: when a link
+    drops, the bind still says BOUND until its loop runs again (bind_down included), while
+    the session is closed at once."""
+    conn = bind.conn
+    return conn is not None and bind.state is BindState.BOUND and conn.session.is_bound
+
+
+def source_address(sender: str, carrier: CarrierConfig) -> tuple[int, int, str]:
+    """(TON, NPI, address) of a sender: '+' number 1/1 without the '+', short code 3/0,
+    other digits 1/1, alphanumeric 5/0; the carrier's source_ton/npi win when set."""
+    if sender.startswith("+") and ADDR_DIGITS.issuperset(sender[1:]) and len(sender) > 1:
+        ton, npi, addr = 1, 1, sender[1:]
+    elif sender and ADDR_DIGITS.issuperset(sender):
+        ton, npi, addr = (3, 0, sender) if len(sender) <= SHORT_CODE_MAX_DIGITS else (1, 1, sender)
+    else:
+        ton, npi, addr = 5, 0, sender
+    if carrier.source_ton is not None:
+        ton = carrier.source_ton
+    if carrier.source_npi is not None:
+        npi = carrier.source_npi
+    return ton, npi, addr
+
+
+def _valid_address(addr: str) -> bool:
+    return 0 < len(addr) <= SOURCE_ADDR_MAX and addr.isascii() and addr.isprintable()
+
+
+_ENCODINGS: Final[dict[str, Encoding]] = {e.value: e for e in Encoding}
+"""A message's encoding name to the alphabet; any other ("auto") lets split_message choose
+from the text and the carrier's settings."""
+_CONCAT: Final[dict[str, ConcatMethod]] = {c.value: c for c in ConcatMethod}
+
+
+# -- the dispatcher -----------------------------------------------------------------------
+
+
+class Dispatcher:
+    """Sends queued messages through the binds; the binds' ``BindListener``.
+
+    The constructor makes itself the listener of every bind given (``bind.listener = self``).
+    Lifecycle: ``await start()`` (after the store is open; binds may start before or after),
+    ``enqueue()`` from the HTTP API after each commit, ``await stop()`` before the binds are
+    stopped (their unbind drain still delivers responses and receipts to us; what is left in
+    flight after that is requeued by the store on the next start, marked possibly duplicated).
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: Store,
+        binds: Sequence[CarrierBind],
+        router: Router,
+        clock: Callable[[], float] = time.time,
+        *,
+        mo_handler: MoHandler | None = None,
+        on_changes: ChangesHook | None = None,
+        max_parts: int = MAX_PARTS_IN_MEMORY,
+        load_page: int = LOAD_PAGE_MESSAGES,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._store = store
+        self._router = router
+        self._clock = clock
+        self._on_changes = on_changes
+        self._max_parts = max_parts
+        self._load_page = load_page
+        self._rng = rng or random.Random(os.urandom(16))
+        self.policy = RetryPolicy.from_config(config.messages)
+        self.stats = DispatchStats()
+        self.receipts = ReceiptHandler(
+            store, config.carriers, clock=clock, mo_handler=mo_handler, on_changes=on_changes
+        )
+        now = time.monotonic()  # replaced by the loop's clock in start()
+        self._carriers: dict[str, _Carrier] = {
+            c.name: _Carrier(
+                c, IdForms(c.message_id_form, c.effective_receipt_id_form), account_bucket(0, now)
+            )
+            for c in config.carriers
+        }
+        self._binds: dict[CarrierBind, _Bind] = {}
+        for bind in binds:
+            carrier = self._carriers.get(bind.carrier)
+            if carrier is None:
+                raise ValueError(f"bind {bind.name} belongs to unknown carrier {bind.carrier!r}")
+            state = _Bind(bind, BindThrottle(carrier.config.tps, now))
+            carrier.binds.append(state)
+            self._binds[bind] = state
+            bind.listener = self
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._known: dict[str, _Msg] = {}
+        self._parts_in_memory = 0
+        self._order = 0
+        self._tie = 0
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._running = False
+        self._stopping = False
+        # Paging from the store.
+        self._cursor: str | None = None
+        self._backlog = True  # the store may hold pending messages not in memory
+        self._refill_task: asyncio.Task[None] | None = None
+        self._refilling = False
+        self._admitted_while_loading: set[str] = set()
+        self._skipped_while_loading = False
+        self._refill_retry: asyncio.TimerHandle | None = None
+        self._loading_at_start = False
+        # Outcomes.
+        self._outcomes: list[SubmitOutcome] = []
+        self._outcomes_ready = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._writer_closing = False
+        self._batch_tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load pending messages (up to the memory bound) and start the pumps."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        now = loop.time()
+        for carrier in self._carriers.values():
+            carrier.account = account_bucket(carrier.config.account_tps, now)
+            carrier.wake = asyncio.Event()
+            for b in carrier.binds:
+                b.throttle = BindThrottle(carrier.config.tps, now)
+        self._idle = asyncio.Event()
+        self._outcomes_ready = asyncio.Event()
+        self._running = True
+        self._stopping = False
+        self._writer_closing = False
+        await self.receipts.start()
+        self._writer = loop.create_task(self._write_outcomes_loop(), name="outcomes")
+        self._loading_at_start = True
+        try:
+            await self._refill(raise_errors=True)
+        except BaseException:
+            await self._abort_start()
+            raise
+        finally:
+            self._loading_at_start = False
+        for carrier in self._carriers.values():
+            carrier.task = loop.create_task(self._pump(carrier), name=f"pump-{carrier.name}")
+        log_event(
+            log,
+            "dispatch.started",
+            queued=self._parts_in_memory,
+            backlog=self._backlog,
+            carriers=len(self._carriers),
+        )
+
+    async def _abort_start(self) -> None:
+        self._running = False
+        self._stopping = True
+        await self.receipts.stop(0)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def stop(self, drain: float = STOP_DRAIN_SECONDS) -> None:
+        """Stop sending: no new submit_sm leaves. Wait up to ``drain`` seconds for answers to
+        those in flight, write every outcome collected, and stop the receipt handler.
+        Queued messages stay in the store for the next start."""
+        if not self._running:
+            return
+        self._running = False
+        self._stopping = True
+        if self._refill_retry is not None:
+            self._refill_retry.cancel()
+        tasks = [c.task for c in self._carriers.values() if c.task is not None]
+        if self._refill_task is not None:
+            tasks.append(self._refill_task)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for c in self._carriers.values():
+            c.task = None
+        if self._batch_tasks:  # begin_attempts calls under way: let them land
+            await asyncio.gather(*self._batch_tasks, return_exceptions=True)
+        now = self._clock()
+        for c in self._carriers.values():
+            if c.staged:
+                self._unstage(c, now, "stopping", requeue=False)
+        if self._in_flight > 0:
+            self._idle.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), drain)
+        await self.receipts.stop(drain)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._writer_closing = True
+            self._outcomes_ready.set()
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(writer), drain)
+            if not writer.done():
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+        log_event(
+            log,
+            "dispatch.stopped",
+            queued=self._parts_in_memory,
+            in_flight=self._in_flight,
+            unwritten=len(self._outcomes),
+        )
+
+    # -- what the API and the health page use -------------------------------------------------
+
+    def enqueue(self, messages: Sequence[NewMessage]) -> None:
+        """Messages the store has just committed. Held in memory when there is room and no
+        older backlog; otherwise left in the store, where paging finds them."""
+        if self._stopping:
+            return
+        now = self._clock()
+        woken: set[str] = set()
+        for new in messages:
+            if new.id in self._known:
+                continue
+            in_order = self._cursor is not None and new.id <= self._cursor
+            if not in_order and (self._backlog or self._parts_in_memory >= self._max_parts):
+                # Not ours to hold: paging will find it (after the cursor).
+                if not self._backlog:
+                    self._backlog = True
+                if self._refilling:
+                    self._skipped_while_loading = True
+                continue
+            m = OutboundMessage(
+                id=new.id,
+                to=new.to,
+                sender=new.sender,
+                text=new.text,
+                encoding=new.encoding,
+                carrier=new.carrier,
+                priority=new.priority,
+                created_at=new.created_at,
+                validity_until=new.validity_until,
+                scheduled_at=new.scheduled_at,
+                registered_delivery=new.registered_delivery,
+            )
+            if self._refilling:
+                self._admitted_while_loading.add(new.id)
+            if self._cursor is None or new.id > self._cursor:
+                self._cursor = new.id
+            carrier = self._admit(m, now, new.parts)
+            if carrier is not None:
+                woken.add(carrier)
+        for name in woken:
+            self._carriers[name].wake.set()
+        self._maybe_refill()
+
+    def carriers_up(self) -> set[str]:
+        """Carriers with at least one bound bind."""
+        return {b.bind.carrier for b in self._binds.values() if is_live(b.bind)}
+
+    def queue_depth(self) -> dict[str, int]:
+        """Parts waiting per carrier (ready, scheduled and retrying; not in flight)."""
+        return {name: c.queued_parts for name, c in self._carriers.items()}
+
+    @property
+    def in_flight(self) -> int:
+        """submit_sm sent and not yet answered."""
+        return self._in_flight
+
+    @property
+    def parts_in_memory(self) -> int:
+        return self._parts_in_memory
+
+    def bind_rate(self, bind: CarrierBind) -> float | None:
+        """The bind's effective TPS now (None: unlimited), adaptive cuts included."""
+        return self._binds[bind].throttle.effective_rate
+
+    # -- admission -----------------------------------------------------------------------------
+
+    def _admit(self, m: OutboundMessage, now: float, expected: int | None = None) -> str | None:
+        """Take a message into memory; the carrier whose queue it joined, or None when it
+        failed at once. ``expected``: the part count intake stored, when known.
+
+        Cheap on purpose (enqueue() runs in the API's request): the text is split and the
+        addresses worked out when the pump takes the parts (``_prepare``), a batch at a time.
+        """
+        carrier = self._carriers.get(m.carrier)
+        if carrier is None:  # a carrier removed from the configuration since intake
+            m.carrier = self._router.pick(m.to, self.carriers_up())
+            carrier = self._carriers[m.carrier]
+        self._order += 1
+        msg = _Msg(m, self._rng.randrange(0x10000), self._order, expected)
+        if m.pending_parts is not None:
+            parts = sorted(set(m.pending_parts))
+        elif expected is not None:
+            parts = list(range(1, expected + 1))
+        else:  # neither the store nor intake said: the split does
+            error = self._prepare(msg, carrier.config)
+            parts = [1] if msg.split is None else list(range(1, len(msg.split.parts) + 1))
+            if error is not None:
+                self._known[m.id] = msg
+                msg.open_parts = len(parts)
+                self._parts_in_memory += len(parts)
+                self._finish_job(
+                    _Job(msg, parts, m.attempts, False), MessageStatus.FAILED, now, error
+                )
+                return None
+        if not parts:
+            return None
+        self._known[m.id] = msg
+        msg.open_parts = len(parts)
+        self._parts_in_memory += len(parts)
+        job = _Job(msg, parts, m.attempts, m.possible_duplicate)
+        due = m.scheduled_at
+        if due is not None and due > now:
+            self._push_delayed(carrier, job, due)
+        else:
+            carrier = self._queue_for(carrier, msg)
+            self._push_ready(carrier, job)
+        return carrier.name
+
+    def _prepare(self, msg: _Msg, carrier: CarrierConfig) -> str | None:
+        """Split the text and work out the addresses for ``carrier``; an error text if the
+        message cannot be sent there (and ``msg`` is left as it was)."""
+        m = msg.m
+        try:
+            split = split_message(
+                m.text,
+                _ENCODINGS.get(m.encoding),
+                concat=_CONCAT[carrier.concat],
+                ref=msg.ref,
+                packed=carrier.gsm7_packed,
+                allow_latin1=carrier.latin1,
+            )
+        except TextEncodingError as exc:
+            return f"cannot encode: {exc}"
+        total = len(split.parts)
+        if msg.total is not None and msg.total != total:
+            # Intake split with other settings than this carrier's: the store has rows for
+            # ``msg.total`` parts, and parts it does not know could never be correlated.
+            # Fail the message visibly rather than send something nobody can track.
+            log_event(
+                log,
+                "dispatch.parts_mismatch",
+                logging.WARNING,
+                message=m.id,
+                carrier=carrier.name,
+                stored=msg.total,
+                split=total,
+            )
+            return f"intake counted {msg.total} parts, carrier {carrier.name} splits into {total}"
+        if m.pending_parts and max(m.pending_parts) > total:
+            return f"part {max(m.pending_parts)} of a {total}-part message"
+        src_ton, src_npi, src = source_address(m.sender, carrier)
+        dst = m.to[1:] if m.to.startswith("+") else m.to
+        if not _valid_address(src):
+            return f"invalid sender {m.sender!r}"
+        if not _valid_address(dst):
+            return f"invalid destination {m.to!r}"
+        msg.split = split
+        msg.carrier = carrier.name
+        msg.addr = (src_ton, src_npi, src, carrier.dest_ton, carrier.dest_npi, dst)
+        return None
+
+    def _push_ready(self, carrier: _Carrier, job: _Job) -> None:
+        self._tie += 1
+        heapq.heappush(carrier.ready, (-job.msg.m.priority, job.msg.order, self._tie, job))
+        carrier.queued_parts += len(job.parts)
+
+    def _push_delayed(self, carrier: _Carrier, job: _Job, due: float) -> None:
+        validity = job.msg.m.validity_until
+        if validity is not None and validity < due:
+            due = validity  # it fails then, not later
+        self._tie += 1
+        heapq.heappush(carrier.delayed, (due, self._tie, job))
+        carrier.queued_parts += len(job.parts)
+
+    def _requeue(self, job: _Job, due: float | None, now: float) -> None:
+        carrier = self._carriers[job.msg.m.carrier]
+        if due is not None and due > now:
+            self._push_delayed(carrier, job, due)
+        else:
+            carrier = self._queue_for(carrier, job.msg)
+            self._push_ready(carrier, job)
+        carrier.wake.set()
+
+    # -- paging from the store ---------------------------------------------------------------
+
+    def _maybe_refill(self) -> None:
+        if (
+            self._backlog
+            and self._running
+            and self._refill_task is None
+            and not self._loading_at_start
+            and self._parts_in_memory < self._max_parts // 2
+        ):
+            loop = asyncio.get_running_loop()
+            self._refill_task = loop.create_task(self._refill_guarded(), name="refill")
+
+    async def _refill_guarded(self) -> None:
+        try:
+            await self._refill()
+        finally:
+            self._refill_task = None
+
+    async def _refill(self, raise_errors: bool = False) -> None:
+        """Load pending messages after the cursor until memory is full or the store has no
+        more."""
+        while self._backlog and self._parts_in_memory < self._max_parts and not self._stopping:
+            self._admitted_while_loading.clear()
+            self._skipped_while_loading = False
+            self._refilling = True
+            try:
+                page = await self._store.load_pending(self._cursor, self._load_page)
+            except Exception as exc:
+                if raise_errors:
+                    raise
+                self.stats.store_errors += 1
+                log_event(log, "dispatch.load_failed", logging.WARNING, error=repr(exc))
+                if self._running:
+                    self._refill_retry = asyncio.get_running_loop().call_later(
+                        STORE_RETRY_SECONDS, self._maybe_refill
+                    )
+                return
+            finally:
+                self._refilling = False
+            now = self._clock()
+            woken: set[str] = set()
+            for m in page:
+                if self._cursor is None or m.id > self._cursor:
+                    self._cursor = m.id
+                if m.id in self._known or m.id in self._admitted_while_loading:
+                    continue
+                carrier = self._admit(m, now)
+                if carrier is not None:
+                    woken.add(carrier)
+            for name in woken:
+                self._carriers[name].wake.set()
+            if len(page) < self._load_page and not self._skipped_while_loading:
+                self._backlog = False
+        self._admitted_while_loading.clear()
+
+    # -- the pump ------------------------------------------------------------------------------
+
+    async def _pump(self, carrier: _Carrier) -> None:
+        loop = asyncio.get_running_loop()
+        wake = carrier.wake
+        while True:
+            wake.clear()
+            delay = self._pump_once(carrier)
+            if delay is not None and delay <= 0:
+                await asyncio.sleep(0)  # let responses and other carriers in between turns
+                continue
+            timer = loop.call_later(delay, wake.set) if delay is not None else None
+            try:
+                await wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    def _pump_once(self, c: _Carrier) -> float | None:
+        """Send staged parts the windows and tokens allow, and stage more. Returns 0.0 to go
+        again at once, the seconds until something may be sent, or None to wait for an event
+        (a response, a staged batch, a bind coming up)."""
+        now = self._clock()
+        wait = self._promote(c, now)
+        live = [b for b in c.binds if is_live(b.bind)]
+        if not live:
+            if c.staged:
+                self._unstage(c, now, "no bind up", requeue=True)
+            if c.ready:
+                up = frozenset(self.carriers_up())
+                if up and up != c.scanned_up:  # a full scan only when the picture changed
+                    c.scanned_up = up
+                    self._failover(c, up)
+                wait = _earliest_opt(wait, self._expire_ready(c, now))
+            return wait
+        c.scanned_up = None
+        assert self._loop is not None
+        mono = self._loop.time()
+        if c.staged:
+            wait = self._send_staged(c, live, now, mono, wait)
+        if c.ready and c.batches < MAX_CONCURRENT_BATCHES:
+            room = self._stage_target(c, live, mono) - len(c.staged) - c.staging
+            if room > 0:
+                taken = self._take(c, min(room, MAX_BATCH_PARTS), now)
+                if taken:
+                    self._stage(c, taken)
+                elif c.ready:
+                    return 0.0  # the head had expired; look again
+        return wait
+
+    def _send_staged(
+        self, c: _Carrier, live: list[_Bind], now: float, mono: float, wait: float | None
+    ) -> float | None:
+        """Submit staged parts over the binds with window room and tokens, round robin."""
+        staged = c.staged
+        budget = UNLIMITED
+        account = c.account
+        if account is not None:
+            budget = account.available(mono)
+            if budget <= 0:
+                return _earliest(wait, account.time_until_available(mono))
+        n_live = len(live)
+        c.rr = (c.rr + 1) % n_live
+        sent_total = 0
+        for k in range(n_live):
+            if not staged or budget <= 0:
+                break
+            b = live[(c.rr + k) % n_live]
+            bind = b.bind
+            free = bind.window_free
+            if free <= 0:
+                conn = bind.conn
+                if conn is not None and not conn.writable:
+                    wait = _earliest(wait, WRITE_BLOCKED_RECHECK_SECONDS)
+                continue
+            tokens = b.throttle.available(mono)
+            if tokens <= 0:
+                wait = _earliest(wait, b.throttle.time_until_available(mono))
+                continue
+            n = min(free, tokens, budget)
+            sent = 0
+            submit = bind.submit
+            while sent < n and staged:
+                s, pdu = staged.popleft()
+                validity = s.msg.m.validity_until
+                if validity is not None and validity <= now:
+                    self._expired(s, now)
+                    continue
+                try:
+                    submit(pdu, s)
+                except (RuntimeError, SmppError):
+                    staged.appendleft((s, pdu))
+                    break
+                sent += 1
+            if sent:
+                b.throttle.take(sent, mono)
+                budget -= sent
+                sent_total += sent
+        if sent_total:
+            self._in_flight += sent_total
+            if account is not None:
+                account.take(sent_total, mono)
+            if staged and budget > 0:
+                # Tokens or windows ran out with parts left: say when tokens come back
+                # (window room comes with a response, which wakes the pump).
+                for b in live:
+                    if b.bind.window_free > 0:
+                        wait = _earliest(wait, b.throttle.time_until_available(mono))
+        return wait
+
+    def _stage_target(self, c: _Carrier, live: list[_Bind], mono: float) -> int:
+        """How many parts to hold begun and ready for the wire: ``STAGE_SECONDS`` of traffic
+        at the carrier's rate, at least the windows of the bound binds."""
+        window = c.config.window * len(live)
+        rates = [b.throttle.effective_rate for b in live]
+        rate: float | None = None
+        if None not in rates:
+            rate = sum(r for r in rates if r is not None)
+        if c.account is not None:
+            rate = c.account.rate if rate is None else min(rate, c.account.rate)
+        if rate is None:
+            # Unlimited: twice what the binds achieve now, so the stage can grow with them.
+            rate = 2.0 * sum(b.throttle.measured_rate(mono) for b in live)
+        return min(MAX_STAGED_PARTS, max(window, int(rate * STAGE_SECONDS)))
+
+    def _promote(self, c: _Carrier, now: float) -> float | None:
+        """Move due delayed jobs to ready; seconds until the next one is due (or None)."""
+        delayed = c.delayed
+        while delayed and delayed[0][0] <= now:
+            _, _, job = heapq.heappop(delayed)
+            c.queued_parts -= len(job.parts)
+            target = self._queue_for(c, job.msg)
+            self._push_ready(target, job)
+            if target is not c:
+                target.wake.set()
+        if delayed:
+            return max(delayed[0][0] - now, 0.001)
+        return None
+
+    def _expire_ready(self, c: _Carrier, now: float) -> float | None:
+        """Fail the ready jobs past their validity (a carrier that is down has no pump turns
+        to notice); seconds until the next validity ends, or None."""
+        keep: list[tuple[int, int, int, _Job]] = []
+        nearest: float | None = None
+        for entry in c.ready:
+            job = entry[3]
+            validity = job.msg.m.validity_until
+            if validity is None:
+                keep.append(entry)
+            elif validity <= now:
+                c.queued_parts -= len(job.parts)
+                self.stats.expired += len(job.parts)
+                self._finish_job(job, MessageStatus.FAILED, now, "validity expired")
+            else:
+                keep.append(entry)
+                nearest = _earliest(nearest, validity - now)
+        if len(keep) != len(c.ready):
+            heapq.heapify(keep)
+            c.ready = keep
+        return nearest
+
+    def _take(self, c: _Carrier, count: int, now: float) -> list[tuple[_Job, int]]:
+        """Up to ``count`` parts from the head of the ready heap, failing expired messages."""
+        out: list[tuple[_Job, int]] = []
+        ready = c.ready
+        while ready and len(out) < count:
+            job = ready[0][3]
+            m = job.msg.m
+            if m.validity_until is not None and m.validity_until <= now:
+                heapq.heappop(ready)
+                c.queued_parts -= len(job.parts)
+                self.stats.expired += len(job.parts)
+                self._finish_job(job, MessageStatus.FAILED, now, "validity expired")
+                continue
+            if job.msg.carrier != c.name:
+                error = self._prepare(job.msg, c.config)
+                if error is not None:
+                    heapq.heappop(ready)
+                    c.queued_parts -= len(job.parts)
+                    self._finish_job(job, MessageStatus.FAILED, now, error)
+                    continue
+            room = count - len(out)
+            if len(job.parts) <= room:
+                heapq.heappop(ready)
+                parts = job.parts
+            else:
+                parts, job.parts = job.parts[:room], job.parts[room:]
+                job = _Job(job.msg, parts, job.attempts, job.dup)
+            c.queued_parts -= len(parts)
+            out.extend((job, p) for p in parts)
+        return out
+
+    def _stage(self, c: _Carrier, taken: list[tuple[_Job, int]]) -> None:
+        """Build the submit_sm of ``taken`` parts and begin their attempts in one store call;
+        they join ``staged`` when it returns."""
+        items = [
+            (_Sent(job.msg, part, job.attempts + 1, job.dup), self._build(job.msg, part))
+            for job, part in taken
+        ]
+        c.batches += 1
+        c.staging += len(items)
+        assert self._loop is not None
+        task = self._loop.create_task(self._begin(c, items))
+        self._batch_tasks.add(task)
+        task.add_done_callback(self._batch_tasks.discard)
+
+    def _build(self, msg: _Msg, part: int) -> SubmitSm:
+        split = msg.split
+        assert split is not None
+        p = split.parts[part - 1]
+        src_ton, src_npi, src, dst_ton, dst_npi, dst = msg.addr
+        carrier = self._carriers[msg.carrier].config
+        tlvs: tuple[tuple[int, bytes], ...] = ()
+        short_message = p.short_message
+        if split.concat is ConcatMethod.PAYLOAD:
+            tlvs = ((Tag.MESSAGE_PAYLOAD, short_message),)
+            short_message = b""
+        elif p.sar is not None:
+            ref, total, seq = p.sar
+            tlvs = (
+                tlv_u16(Tag.SAR_MSG_REF_NUM, ref),
+                tlv_u8(Tag.SAR_TOTAL_SEGMENTS, total),
+                tlv_u8(Tag.SAR_SEGMENT_SEQNUM, seq),
+            )
+        return SubmitSm(
+            source_addr_ton=src_ton,
+            source_addr_npi=src_npi,
+            source_addr=src,
+            dest_addr_ton=dst_ton,
+            dest_addr_npi=dst_npi,
+            destination_addr=dst,
+            esm_class=EsmClass.UDHI if p.esm_class_udhi else 0,
+            registered_delivery=carrier.registered_delivery if msg.m.registered_delivery else 0,
+            data_coding=split.data_coding,
+            short_message=short_message,
+            tlvs=tlvs,
+        )
+
+    async def _begin(self, c: _Carrier, items: list[tuple[_Sent, SubmitSm]]) -> None:
+        try:
+            await self._store.begin_attempts([(s.msg.m.id, s.part) for s, _ in items])
+        except Exception as exc:
+            self.stats.store_errors += 1
+            log_event(
+                log,
+                "dispatch.begin_failed",
+                logging.WARNING,
+                carrier=c.name,
+                parts=len(items),
+                error=repr(exc),
+            )
+            retry_at = self._clock() + STORE_RETRY_SECONDS
+            for s, _ in items:
+                self._unsent(s, retry_at)
+        else:
+            c.staged.extend(items)
+        finally:
+            c.batches -= 1
+            c.staging -= len(items)
+            c.wake.set()
+
+    def _unstage(self, c: _Carrier, now: float, reason: str, *, requeue: bool) -> None:
+        """Staged parts that will not leave (no bind, stopping): their attempt was begun in
+        the store, so a QUEUED outcome sets them back (and keeps a crash from flagging them
+        possibly duplicated); in memory they go back to the ready queue."""
+        staged, c.staged = c.staged, deque()
+        for s, _ in staged:
+            self._outcome(
+                SubmitOutcome(
+                    message_id=s.msg.m.id,
+                    part=s.part,
+                    carrier=c.name,
+                    status=MessageStatus.QUEUED,
+                    at=now,
+                    error=f"not sent: {reason}",
+                    possible_duplicate=s.dup,
+                )
+            )
+            if requeue:
+                self._unsent(s, None)
+            else:
+                self._part_done(s.msg, 1)
+
+    def _expired(self, s: _Sent, now: float) -> None:
+        self.stats.expired += 1
+        self.stats.failed += 1
+        self._outcome(
+            SubmitOutcome(
+                message_id=s.msg.m.id,
+                part=s.part,
+                carrier=s.msg.m.carrier,
+                status=MessageStatus.FAILED,
+                at=now,
+                error="validity expired",
+                possible_duplicate=s.dup,
+            )
+        )
+        self._part_done(s.msg, 1)
+
+    def _unsent(self, sent: _Sent, due: float | None) -> None:
+        """A part that never left: back to the queue with its attempt count unchanged."""
+        job = _Job(sent.msg, [sent.part], sent.attempt - 1, sent.dup)
+        self._requeue(job, due, self._clock())
+
+    def _failover(self, c: _Carrier, up: frozenset[str]) -> None:
+        """No bind of ``c`` is bound: move ready messages whose route has a carrier up."""
+        keep: list[tuple[int, int, int, _Job]] = []
+        moved: set[str] = set()
+        for entry in c.ready:
+            job = entry[3]
+            target = self._move_target(c, job.msg, up)
+            if target is None:
+                keep.append(entry)
+                continue
+            c.queued_parts -= len(job.parts)
+            self._push_ready(target, job)
+            moved.add(target.name)
+        if moved:
+            heapq.heapify(keep)
+            c.ready = keep
+            for name in moved:
+                self._carriers[name].wake.set()
+
+    def _move_target(self, c: _Carrier, msg: _Msg, up: Container[str]) -> _Carrier | None:
+        """Where a message queued for ``c`` (which has no bind up) should go instead, or None
+        to stay. Moves it (its carrier, split and addresses) when the answer is not None."""
+        target = self._router.pick(msg.m.to, up)
+        if target == c.name or target not in up or not self._can_move(msg, target):
+            return None
+        msg.m.carrier = target
+        self.stats.moved += 1
+        return self._carriers[target]
+
+    def _queue_for(self, c: _Carrier, msg: _Msg) -> _Carrier:
+        """The queue a job of ``msg`` should join: ``c``, unless ``c`` has no bind up and the
+        message's route has a carrier that is up (failover, one message at a time)."""
+        if any(is_live(b.bind) for b in c.binds):
+            return c
+        up = self.carriers_up()
+        if not up:
+            return c
+        return self._move_target(c, msg, up) or c
+
+    def _can_move(self, msg: _Msg, target: str) -> bool:
+        """A message may move only if it splits into as many parts there: the store holds one
+        row per part, numbered at intake."""
+        probe = _Msg(msg.m, msg.ref, msg.order, msg.total)
+        if msg.total is None and msg.split is not None:
+            probe.total = len(msg.split.parts)
+        if self._prepare(probe, self._carriers[target].config) is not None:
+            return False
+        msg.split, msg.addr, msg.carrier = probe.split, probe.addr, probe.carrier
+        return True
+
+    # -- BindListener --------------------------------------------------------------------------
+
+    def bind_up(self, bind: CarrierBind) -> None:
+        # Every pump looks again: this carrier can send, and a carrier that is down may now
+        # fail over to this one.
+        for c in self._carriers.values():
+            c.wake.set()
+
+    def bind_down(self, bind: CarrierBind, lost: list[RequestTimedOut]) -> None:
+        now = self._clock()
+        for event in lost:
+            sent = event.context
+            if isinstance(sent, _Sent):
+                self._in_flight -= 1
+                self.stats.lost_on_link_down += 1
+                # The link failed, not the message: retry at once (another bind, another
+                # carrier), but count the attempt so a message that kills links runs out.
+                self._failed(sent, TIMEOUT, now, bind.carrier, immediate=True)
+        self._after_answer()
+        for c in self._carriers.values():
+            c.wake.set()
+
+    def response(self, bind: CarrierBind, event: ResponseReceived) -> None:
+        sent = event.context
+        if not isinstance(sent, _Sent):
+            return
+        self._in_flight -= 1
+        b = self._binds.get(bind)
+        resp = event.response
+        status = resp.command_status
+        carrier = self._carriers[bind.carrier]
+        if resp.command_id == _GENERIC_NACK_ID:
+            self._failed(sent, GENERIC_NACK, self._clock(), bind.carrier, command_status=status)
+        elif status == _ROK:
+            raw = getattr(resp, "message_id", "") or ""
+            self._submitted(sent, carrier, raw)
+            if b is not None and b.throttle.cap is not None and self._loop is not None:
+                b.throttle.succeeded(self._loop.time())
+        else:
+            if status in THROTTLE_STATUSES:
+                self.stats.throttled += 1
+                if b is not None and self._loop is not None:
+                    b.throttle.throttled(self._loop.time(), event.sent_at)
+            self._failed(sent, status, self._clock(), bind.carrier, command_status=status)
+        self._after_answer()
+        carrier.wake.set()
+
+    def timeout(self, bind: CarrierBind, event: RequestTimedOut) -> None:
+        sent = event.context
+        if not isinstance(sent, _Sent):
+            return
+        self._in_flight -= 1
+        self.stats.timeouts += 1
+        self._failed(sent, TIMEOUT, self._clock(), bind.carrier)
+        self._after_answer()
+        self._carriers[bind.carrier].wake.set()
+
+    def request(self, bind: CarrierBind, pdu: Pdu) -> None:
+        self.receipts.handle(bind, pdu)
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def _after_answer(self) -> None:
+        if self._in_flight <= 0 and self._stopping:
+            self._idle.set()
+
+    def _submitted(self, sent: _Sent, carrier: _Carrier, raw_id: str) -> None:
+        msg = sent.msg
+        self.stats.submitted += 1
+        self._outcome(
+            SubmitOutcome(
+                message_id=msg.m.id,
+                part=sent.part,
+                carrier=carrier.name,
+                status=MessageStatus.SUBMITTED,
+                at=self._clock(),
+                carrier_message_id=raw_id,
+                receipt_key=carrier.forms.response_key(raw_id) if raw_id else None,
+                command_status=_ROK,
+                possible_duplicate=sent.dup,
+            )
+        )
+        self._part_done(msg, 1)
+
+    def _failed(
+        self,
+        sent: _Sent,
+        key: RetryKey,
+        now: float,
+        carrier: str,
+        *,
+        command_status: int | None = None,
+        immediate: bool = False,
+    ) -> None:
+        decision: Decision = self.policy.decide(key, sent.attempt)
+        msg = sent.msg
+        dup = sent.dup or key == TIMEOUT
+        if decision.verdict is Verdict.RETRY:
+            self.stats.retried += 1
+            retry_at = now if immediate else now + decision.delay
+            self._outcome(
+                SubmitOutcome(
+                    message_id=msg.m.id,
+                    part=sent.part,
+                    carrier=carrier,
+                    status=MessageStatus.QUEUED,
+                    at=now,
+                    command_status=command_status,
+                    error=decision.error,
+                    retry_at=retry_at,
+                    possible_duplicate=dup,
+                )
+            )
+            if not self._stopping:
+                self._requeue(_Job(msg, [sent.part], sent.attempt, dup), retry_at, now)
+            else:
+                self._part_done(msg, 1)  # the store has it queued for the next start
+            return
+        if decision.verdict is Verdict.REJECT:
+            self.stats.rejected += 1
+        else:
+            self.stats.failed += 1
+        self._outcome(
+            SubmitOutcome(
+                message_id=msg.m.id,
+                part=sent.part,
+                carrier=carrier,
+                status=decision.status,
+                at=now,
+                command_status=command_status,
+                error=decision.error,
+                possible_duplicate=dup,
+            )
+        )
+        self._part_done(msg, 1)
+
+    def _finish_job(self, job: _Job, status: MessageStatus, now: float, error: str) -> None:
+        """Every part of ``job`` ends here without being sent (expired, unencodable)."""
+        if status is MessageStatus.FAILED:
+            self.stats.failed += len(job.parts)
+        m = job.msg.m
+        for part in job.parts:
+            self._outcome(
+                SubmitOutcome(
+                    message_id=m.id,
+                    part=part,
+                    carrier=m.carrier,
+                    status=status,
+                    at=now,
+                    error=error,
+                    possible_duplicate=job.dup,
+                )
+            )
+        self._part_done(job.msg, len(job.parts))
+
+    def _part_done(self, msg: _Msg, n: int) -> None:
+        msg.open_parts -= n
+        self._parts_in_memory -= n
+        if msg.open_parts <= 0:
+            self._known.pop(msg.m.id, None)
+        if self._backlog and self._refill_task is None:
+            self._maybe_refill()
+
+    def _outcome(self, outcome: SubmitOutcome) -> None:
+        self._outcomes.append(outcome)
+        if len(self._outcomes) == 1:
+            self._outcomes_ready.set()
+
+    async def _write_outcomes_loop(self) -> None:
+        while True:
+            await self._outcomes_ready.wait()
+            if len(self._outcomes) < OUTCOME_BATCH_TARGET and not self._writer_closing:
+                await asyncio.sleep(OUTCOME_LINGER_SECONDS)
+            self._outcomes_ready.clear()
+            batch, self._outcomes = self._outcomes, []
+            if batch:
+                await self._write_outcomes(batch)
+            if self._writer_closing and not self._outcomes:
+                return
+
+    async def _write_outcomes(self, batch: list[SubmitOutcome]) -> None:
+        """One record_outcomes call; on failure keep the batch and try again (outcomes are
+        the only record of what the carrier said)."""
+        while True:
+            try:
+                changes = await self._store.record_outcomes(batch)
+            except Exception as exc:
+                self.stats.store_errors += 1
+                log_event(
+                    log,
+                    "dispatch.outcomes_failed",
+                    logging.WARNING,
+                    outcomes=len(batch),
+                    error=repr(exc),
+                )
+                if self._writer_closing:
+                    return  # stopping: the store requeues these parts on the next start
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+                continue
+            self.stats.outcome_batches += 1
+            if changes and self._on_changes is not None:
+                self._on_changes(changes)
+            return
+
+
+def _earliest(a: float | None, b: float) -> float:
+    return b if a is None or b < a else a
+
+
+def _earliest_opt(a: float | None, b: float | None) -> float | None:
+    return a if b is None else _earliest(a, b)
+
+
+__all__ = [
+    "LOAD_PAGE_MESSAGES",
+    "MAX_PARTS_IN_MEMORY",
+    "DispatchStats",
+    "Dispatcher",
+    "source_address",
+]

@@ -1,0 +1,394 @@
+"""Delivery receipts off the binds: parse, persist in batches, and only then acknowledge.
+
+``ReceiptHandler.handle`` takes every deliver_sm / data_sm a bind receives. A receipt becomes
+an ``IncomingReceipt`` keyed by (carrier, normalised id) and joins the current batch; the
+batch goes to ``Store.record_receipts`` in one call, and each deliver_sm_resp (ROK) is sent
+only after that call returned: a receipt is durable before the SMSC may forget it. If the
+store call fails, every deliver_sm of the batch is answered ESME_RX_T_APPN, a temporary
+error, so the SMSC keeps the receipt and sends it again.
+
+A deliver_sm flagged as a receipt whose message id cannot be read is not dropped: it is kept
+as an unmatched receipt with state ``unknown`` (its raw text preserved) and acknowledged, and
+counted in ``stats.unparsable``.
+
+A deliver_sm that is no receipt is a mobile-originated message. Without an ``mo_handler`` it
+is answered ESME_RX_T_APPN (the SMSC keeps it and retries); with one, the handler's status is
+the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from gateway.binds import CarrierBind
+from gateway.config import CarrierConfig
+from gateway.logs import log_event
+from gateway.model import IncomingReceipt, MessageStatus, StatusChange
+from gateway.smpp.aio import SmppConnection
+from gateway.smpp.constants import CommandId, Status
+from gateway.smpp.pdu import DataSm, DeliverSm, Pdu
+from gateway.smpp.receipt import (
+    IdForms,
+    MessageState,
+    Receipt,
+    ReceiptParseError,
+    parse_receipt,
+    receipt_kind,
+    stat_word,
+)
+from gateway.store.base import Store
+
+log = logging.getLogger("smsgw.receipts")
+
+MoHandler = Callable[[Pdu, str], Awaitable[int]]
+"""``await mo_handler(pdu, carrier)`` -> the command_status to answer the MO with."""
+ChangesHook = Callable[[Sequence[StatusChange]], None]
+"""Told of the status changes a store call returned (the callback sender's ``notify``)."""
+
+RECEIPT_LINGER_SECONDS: Final = 0.002
+"""A batch waits this long for more receipts before it is written, unless it is big already:
+receipts come in bursts (a carrier answers a burst of submits), and 2 ms is nothing to the
+SMSC's response timeout (tens of seconds) but turns a burst into one commit."""
+
+RECEIPT_BATCH_TARGET: Final = 500
+"""A batch this large is written without lingering."""
+
+STOP_DRAIN_SECONDS: Final = 5.0
+"""On stop, how long the last batch may take to be written and answered."""
+
+RAW_TEXT_LIMIT: Final = 512
+"""Characters of a receipt's text kept in the store: a receipt's text form is about 100,
+a message_payload receipt could be 64 K of junk."""
+
+UNPARSABLE_KEY: Final = ""
+"""receipt_key of a receipt with no readable id; never a part's key (those are not empty)."""
+
+RECEIPT_STATUS: Final[dict[MessageState, MessageStatus]] = {
+    MessageState.DELIVERED: MessageStatus.DELIVERED,
+    MessageState.UNDELIVERABLE: MessageStatus.UNDELIVERABLE,
+    MessageState.EXPIRED: MessageStatus.EXPIRED,
+    MessageState.REJECTED: MessageStatus.REJECTED,
+    MessageState.DELETED: MessageStatus.REJECTED,
+    # Not final for the client: the carrier has it, the handset may not yet.
+    MessageState.ENROUTE: MessageStatus.SUBMITTED,
+    MessageState.ACCEPTED: MessageStatus.SUBMITTED,
+    MessageState.UNKNOWN: MessageStatus.SUBMITTED,
+}
+"""How a receipt's state maps to a part's status."""
+
+_STAT_ERR: Final = re.compile(r"(?i)(?<![^\s\x00,;])(stat|err):[\s\x00]*([^\s\x00,;]*)")
+"""stat: and err: values of the text form, for the TLV fast path (text: is never reached by
+it in practice: the two fields come before it in every vendor's layout we know)."""
+
+_ID_BLANKS: Final = " \t\r\n\x0b\x0c\x00"
+
+_DELIVER_SM: Final = int(CommandId.DELIVER_SM)
+_DATA_SM: Final = int(CommandId.DATA_SM)
+
+
+@dataclass(slots=True)
+class ReceiptStats:
+    received: int = 0
+    """Receipts read off the binds (unparsable ones included)."""
+    unparsable: int = 0
+    """Receipts without a readable message id, kept as unmatched."""
+    stored: int = 0
+    """Receipts committed and acknowledged."""
+    store_errors: int = 0
+    """Batches the store refused (their receipts were answered ESME_RX_T_APPN)."""
+    refused_stopped: int = 0
+    """deliver_sm answered ESME_RX_T_APPN because the handler was not running."""
+    mo_received: int = 0
+    mo_refused: int = 0
+    """MO answered ESME_RX_T_APPN: no mo_handler, or it failed."""
+    alerts: int = 0
+
+
+@dataclass(slots=True)
+class _Waiting:
+    conn: SmppConnection | None
+    pdu: Pdu
+    receipt: IncomingReceipt
+
+
+def receipt_error(receipt: Receipt) -> str | None:
+    """The error a receipt reports, or None for a delivered one or a zero err."""
+    if receipt.state is MessageState.DELIVERED:
+        return None
+    parts = [f"stat:{receipt.stat or stat_word(receipt.state)}"]
+    if receipt.err and receipt.err.strip("0"):
+        parts.append(f"err:{receipt.err}")
+    network = receipt.network_error
+    if network is not None and network.error_code:
+        parts.append(f"network_error:{network.network_type}/{network.error_code}")
+    return " ".join(parts)
+
+
+def to_incoming(
+    carrier: str, forms: IdForms, receipt: Receipt, received_at: float
+) -> IncomingReceipt:
+    return IncomingReceipt(
+        carrier=carrier,
+        receipt_key=forms.receipt_key(receipt.message_id),
+        carrier_message_id=receipt.message_id,
+        status=RECEIPT_STATUS[receipt.state],
+        state=receipt.stat or receipt.state.name.lower(),
+        received_at=received_at,
+        error=receipt_error(receipt),
+        raw=receipt.raw_text[:RAW_TEXT_LIMIT],
+    )
+
+
+def from_tlvs(
+    carrier: str,
+    forms: IdForms,
+    esm_class: int,
+    text: bytes,
+    receipted_message_id: str | None,
+    message_state: int | None,
+    network_error_code: bytes | None,
+    received_at: float,
+) -> IncomingReceipt | None:
+    """The fast path: a receipt whose TLVs carry both the id and a 3.4 state. It gives what
+    ``parse_receipt`` gives (TLVs win over the text there too) without parsing dates and
+    counters nobody here reads; stat and err still come from the text. None when the TLVs
+    do not suffice (or the esm_class says no receipt): use ``parse_receipt`` then."""
+    if receipted_message_id is None or message_state is None or not 1 <= message_state <= 8:
+        return None
+    raw_id = receipted_message_id.strip(_ID_BLANKS)
+    if not raw_id or receipt_kind(esm_class) is None:
+        return None
+    state = MessageState(message_state)
+    raw = text.decode("latin-1")
+    stat: str | None = None
+    err: str | None = None
+    end = raw.find("text:")
+    for key, value in _STAT_ERR.findall(raw if end < 0 else raw[:end]):
+        if key.lower() == "stat":
+            stat = stat or value or None
+        else:
+            err = err or value or None
+    error: str | None = None
+    if state is not MessageState.DELIVERED:
+        details = [f"stat:{stat or stat_word(state)}"]
+        if err and err.strip("0"):
+            details.append(f"err:{err}")
+        if network_error_code is not None and len(network_error_code) == 3:
+            code = int.from_bytes(network_error_code[1:3], "big")
+            if code:
+                details.append(f"network_error:{network_error_code[0]}/{code}")
+        error = " ".join(details)
+    return IncomingReceipt(
+        carrier=carrier,
+        receipt_key=forms.receipt_key(raw_id),
+        carrier_message_id=raw_id,
+        status=RECEIPT_STATUS[state],
+        state=stat or state.name.lower(),
+        received_at=received_at,
+        error=error,
+        raw=raw[:RAW_TEXT_LIMIT],
+    )
+
+
+def unparsable(carrier: str, raw: bytes, received_at: float, why: str) -> IncomingReceipt:
+    return IncomingReceipt(
+        carrier=carrier,
+        receipt_key=UNPARSABLE_KEY,
+        carrier_message_id="",
+        status=MessageStatus.SUBMITTED,
+        state="unknown",
+        received_at=received_at,
+        error=why[:200],
+        raw=raw.decode("latin-1")[:RAW_TEXT_LIMIT],
+    )
+
+
+class ReceiptHandler:
+    """Turns deliver_sm/data_sm into stored receipts (or MO), acknowledging after commit."""
+
+    def __init__(
+        self,
+        store: Store,
+        carriers: Iterable[CarrierConfig],
+        *,
+        clock: Callable[[], float] = time.time,
+        mo_handler: MoHandler | None = None,
+        on_changes: ChangesHook | None = None,
+        linger: float = RECEIPT_LINGER_SECONDS,
+    ) -> None:
+        self._store = store
+        self._forms = {
+            c.name: IdForms(c.message_id_form, c.effective_receipt_id_form) for c in carriers
+        }
+        self._clock = clock
+        self.mo_handler = mo_handler
+        self.on_changes = on_changes
+        self._linger = linger
+        self.stats = ReceiptStats()
+        self._waiting: list[_Waiting] = []
+        self._ready = asyncio.Event()
+        self._running = False
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._mo_tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._running = True
+        self._closing = False
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="receipts")
+
+    async def stop(self, drain: float = STOP_DRAIN_SECONDS) -> None:
+        """Take no more receipts (they are refused with ESME_RX_T_APPN), write and answer
+        the batch in hand within ``drain`` seconds, and wait for MO handlers as long."""
+        self._running = False
+        self._closing = True
+        self._ready.set()
+        task, self._task = self._task, None
+        if task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), drain)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        # Whatever is still waiting (the store hung) is refused: the SMSC will send it again.
+        waiting, self._waiting = self._waiting, []
+        for item in waiting:
+            self._answer(item, Status.RX_T_APPN)
+        if self._mo_tasks:
+            _, pending = await asyncio.wait(set(self._mo_tasks), timeout=drain)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def backlog(self) -> int:
+        """Receipts waiting for their store call."""
+        return len(self._waiting)
+
+    # -- from the binds ----------------------------------------------------------------------
+
+    def handle(self, bind: CarrierBind, pdu: Pdu) -> None:
+        """BindListener.request: a deliver_sm, data_sm or alert_notification."""
+        command_id = pdu.command_id
+        if command_id == _DELIVER_SM:
+            assert isinstance(pdu, DeliverSm)
+            text = pdu.short_message or pdu.message_payload or b""
+            esm_class = pdu.esm_class
+        elif command_id == _DATA_SM:
+            assert isinstance(pdu, DataSm)
+            text = pdu.message_payload or b""
+            esm_class = pdu.esm_class
+        else:
+            if pdu.RESPONSE is None:  # alert_notification: nothing to answer
+                self.stats.alerts += 1
+            else:
+                bind.respond(pdu.make_response(Status.RX_T_APPN))
+            return
+        conn = bind.conn
+        carrier = bind.carrier
+        forms = self._forms.get(carrier) or IdForms()
+        rid = pdu.receipted_message_id
+        state = pdu.message_state
+        nec = pdu.network_error_code
+        now = self._clock()
+        fast = from_tlvs(carrier, forms, esm_class, text, rid, state, nec, now)
+        if fast is not None:
+            incoming = fast
+        else:
+            try:
+                receipt = parse_receipt(esm_class, text, rid, state, nec)
+            except ReceiptParseError as exc:
+                self.stats.unparsable += 1
+                incoming = unparsable(carrier, text, now, str(exc))
+            else:
+                if receipt is None:
+                    self._mo(bind, conn, pdu)
+                    return
+                incoming = to_incoming(carrier, forms, receipt, now)
+        self.stats.received += 1
+        if not self._running:
+            self.stats.refused_stopped += 1
+            if conn is not None:
+                conn.send_response(pdu.make_response(Status.RX_T_APPN))
+            return
+        self._waiting.append(_Waiting(conn, pdu, incoming))
+        self._ready.set()
+
+    def _mo(self, bind: CarrierBind, conn: SmppConnection | None, pdu: Pdu) -> None:
+        self.stats.mo_received += 1
+        handler = self.mo_handler
+        if handler is None or not self._running or conn is None:
+            self.stats.mo_refused += 1
+            bind.respond(pdu.make_response(Status.RX_T_APPN))
+            return
+        task = asyncio.get_running_loop().create_task(self._run_mo(handler, bind, conn, pdu))
+        self._mo_tasks.add(task)
+        task.add_done_callback(self._mo_tasks.discard)
+
+    async def _run_mo(
+        self, handler: MoHandler, bind: CarrierBind, conn: SmppConnection, pdu: Pdu
+    ) -> None:
+        try:
+            status = await handler(pdu, bind.carrier)
+        except Exception as exc:
+            self.stats.mo_refused += 1
+            log_event(
+                log, "mo.handler_failed", logging.WARNING, carrier=bind.carrier, error=repr(exc)
+            )
+            status = Status.RX_T_APPN
+        conn.send_response(pdu.make_response(status))
+
+    # -- the writer --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            if self._linger > 0 and len(self._waiting) < RECEIPT_BATCH_TARGET and not self._closing:
+                await asyncio.sleep(self._linger)
+            self._ready.clear()
+            batch, self._waiting = self._waiting, []
+            if batch:
+                await self._write(batch)
+            if self._closing and not self._waiting:
+                return
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        try:
+            changes = await self._store.record_receipts([w.receipt for w in batch])
+        except Exception as exc:
+            self.stats.store_errors += 1
+            log_event(
+                log,
+                "receipts.store_failed",
+                logging.WARNING,
+                receipts=len(batch),
+                error=repr(exc),
+            )
+            for item in batch:
+                self._answer(item, Status.RX_T_APPN)
+            return
+        self.stats.stored += len(batch)
+        for item in batch:
+            self._answer(item, Status.ROK)
+        if changes and self.on_changes is not None:
+            self.on_changes(changes)
+
+    @staticmethod
+    def _answer(item: _Waiting, status: int) -> None:
+        # The connection the deliver_sm came on: after a reconnect its sequence number means
+        # nothing on the new link, and send_response on a closed one is a no-op.
+        if item.conn is not None:
+            item.conn.send_response(item.pdu.make_response(status))

@@ -1,0 +1,646 @@
+"""Test doubles for the outbound engine: an in-memory Store and a scriptable SMSC.
+
+``FakeStore`` implements the ``gateway.store.base.Store`` protocol faithfully enough for the
+engine's tests: parts and their statuses, the receipt map keyed by (carrier, receipt_key),
+unmatched receipts kept and applied when their outcome arrives later, the aggregate status,
+history, and a callback outbox fed by status changes of messages with a callback_url. It
+adds knobs (delays, failures) and a log of calls, and ``wait_until`` to await a condition
+without polling.
+
+``FakeSmsc`` is a small SMSC on our own sans-IO session: it answers submit_sm through a
+script (status per submit, or no answer at all), with a response delay, ids in hex or
+decimal, and optional receipts (before or after the response, id in another base).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.model import (
+    FINAL_STATUSES,
+    HistoryEntry,
+    IncomingReceipt,
+    MessageStatus,
+    MessageView,
+    NewMessage,
+    OutboundMessage,
+    PartView,
+    StatusChange,
+    SubmitOutcome,
+    aggregate_status,
+    new_message_id,
+)
+from gateway.smpp.aio import SmppConnection
+from gateway.smpp.constants import EsmClass, Status, Tag
+from gateway.smpp.pdu import DeliverSm, Pdu, SubmitSm, tlv_cstr, tlv_u8
+from gateway.smpp.receipt import MessageState, format_receipt_text
+from gateway.smpp.session import (
+    BindRequested,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    Role,
+    Session,
+    SessionConfig,
+)
+from gateway.store.base import (
+    Callback,
+    IdempotencyConflict,
+    IdempotentAnswer,
+    StoreError,
+    UnmatchedReceipt,
+)
+
+# -- the store ------------------------------------------------------------------------------
+
+
+@dataclass
+class FakePart:
+    number: int
+    status: MessageStatus = MessageStatus.ACCEPTED
+    attempts: int = 0
+    in_flight: bool = False
+    carrier: str | None = None
+    carrier_message_id: str | None = None
+    receipt_key: str | None = None
+    error: str | None = None
+    retry_at: float | None = None
+    possible_duplicate: bool = False
+    receipt_state: str | None = None
+
+
+@dataclass
+class FakeMessage:
+    new: NewMessage
+    parts: list[FakePart]
+    status: MessageStatus = MessageStatus.ACCEPTED
+    history: list[HistoryEntry] = field(default_factory=list)
+    error: str | None = None
+    carrier: str | None = None
+
+    @property
+    def possible_duplicate(self) -> bool:
+        return any(p.possible_duplicate for p in self.parts)
+
+
+@dataclass
+class FakeCallback:
+    id: int
+    url: str
+    payload: str
+    attempts: int = 0
+    next_at: float = 0.0
+    done: bool = False
+    last_error: str | None = None
+
+
+_PENDING = (MessageStatus.ACCEPTED, MessageStatus.QUEUED)
+
+
+class FakeStore:
+    """In-memory Store. ``calls`` logs (method, size, loop time) of every call."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.messages: dict[str, FakeMessage] = {}
+        self.receipt_map: dict[tuple[str, str], tuple[str, int]] = {}
+        self.unmatched: dict[tuple[str, str], list[IncomingReceipt]] = {}
+        self.receipts: list[IncomingReceipt] = []
+        self.callbacks: dict[int, FakeCallback] = {}
+        self.idempotency: dict[tuple[str, str], IdempotentAnswer] = {}
+        self.opt_outs: set[tuple[str, str | None]] = set()
+        self.calls: list[tuple[str, int, float]] = []
+        # Knobs.
+        self.receipt_delay = 0.0
+        self.outcome_delay = 0.0
+        self.begin_delay = 0.0
+        self.fail_receipts = 0
+        """How many record_receipts calls raise StoreError next."""
+        self.fail_outcomes = 0
+        self.fail_begin = 0
+        self.receipts_committed: list[float] = []
+        """Loop time at which each record_receipts call finished."""
+        self._changed = asyncio.Event()
+        self._next_callback = 1
+
+    def _log(self, name: str, size: int) -> None:
+        self.calls.append((name, size, asyncio.get_running_loop().time()))
+
+    def _touch(self) -> None:
+        self._changed.set()
+
+    async def wait_until(self, predicate: Callable[[], object], within: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds, re-checking after each store change."""
+
+        async def wait() -> None:
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), within)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    # -- intake -----------------------------------------------------------------------------
+
+    async def accept(
+        self, messages: Sequence[NewMessage], idempotency: IdempotentAnswer | None = None
+    ) -> None:
+        self._log("accept", len(messages))
+        if idempotency is not None:
+            key = (idempotency.account, idempotency.key)
+            if key in self.idempotency:
+                raise IdempotencyConflict(idempotency.key)
+            self.idempotency[key] = idempotency
+        for new in messages:
+            parts = [FakePart(n) for n in range(1, new.parts + 1)]
+            msg = FakeMessage(new, parts, carrier=new.carrier)
+            msg.history.append(HistoryEntry(new.created_at, "accepted"))
+            self.messages[new.id] = msg
+        self._touch()
+
+    async def find_idempotent(self, account: str, key: str) -> IdempotentAnswer | None:
+        return self.idempotency.get((account, key))
+
+    async def opted_out(self, numbers: Sequence[str], sender: str) -> set[str]:
+        return {n for n in numbers if (n, sender) in self.opt_outs or (n, None) in self.opt_outs}
+
+    async def add_opt_out(self, number: str, sender: str | None, source: str, at: float) -> None:
+        self.opt_outs.add((number, sender))
+
+    async def remove_opt_out(self, number: str, sender: str | None) -> None:
+        self.opt_outs.discard((number, sender))
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def load_pending(self, after: str | None, limit: int) -> list[OutboundMessage]:
+        self._log("load_pending", limit)
+        out: list[OutboundMessage] = []
+        for mid in sorted(self.messages):
+            if after is not None and mid <= after:
+                continue
+            msg = self.messages[mid]
+            pending = [p for p in msg.parts if p.status in _PENDING or p.in_flight]
+            if not pending:
+                continue
+            new = msg.new
+            scheduled = new.scheduled_at
+            retry = max((p.retry_at or 0.0 for p in pending), default=0.0)
+            if retry and (scheduled is None or retry > scheduled):
+                scheduled = retry
+            out.append(
+                OutboundMessage(
+                    id=mid,
+                    to=new.to,
+                    sender=new.sender,
+                    text=new.text,
+                    encoding=new.encoding,
+                    carrier=msg.carrier or new.carrier,
+                    priority=new.priority,
+                    created_at=new.created_at,
+                    validity_until=new.validity_until,
+                    scheduled_at=scheduled,
+                    attempts=max(p.attempts for p in pending),
+                    registered_delivery=new.registered_delivery,
+                    pending_parts=tuple(p.number for p in pending),
+                    possible_duplicate=any(p.in_flight or p.possible_duplicate for p in pending),
+                )
+            )
+            if len(out) >= limit:
+                break
+        return out
+
+    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> None:
+        self._log("begin_attempts", len(parts))
+        if self.begin_delay:
+            await asyncio.sleep(self.begin_delay)
+        if self.fail_begin:
+            self.fail_begin -= 1
+            raise StoreError("begin_attempts failed (test)")
+        for mid, number in parts:
+            part = self.messages[mid].parts[number - 1]
+            part.attempts += 1
+            part.in_flight = True
+        self._touch()
+
+    async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
+        self._log("record_outcomes", len(outcomes))
+        if self.outcome_delay:
+            await asyncio.sleep(self.outcome_delay)
+        if self.fail_outcomes:
+            self.fail_outcomes -= 1
+            raise StoreError("record_outcomes failed (test)")
+        touched: dict[str, MessageStatus] = {}
+        for o in outcomes:
+            msg = self.messages[o.message_id]
+            touched.setdefault(o.message_id, msg.status)
+            part = msg.parts[o.part - 1]
+            part.in_flight = False
+            part.status = o.status
+            part.carrier = o.carrier
+            part.error = o.error
+            part.retry_at = o.retry_at
+            part.possible_duplicate = part.possible_duplicate or o.possible_duplicate
+            msg.history.append(
+                HistoryEntry(
+                    o.at,
+                    o.status.value,
+                    o.part,
+                    {"carrier": o.carrier, "command_status": o.command_status, "error": o.error},
+                )
+            )
+            if o.status is MessageStatus.SUBMITTED:
+                part.carrier_message_id = o.carrier_message_id
+                part.receipt_key = o.receipt_key
+                if o.receipt_key:
+                    key = (o.carrier, o.receipt_key)
+                    self.receipt_map[key] = (o.message_id, o.part)
+                    for held in self.unmatched.pop(key, []):
+                        self._apply_receipt(msg, part, held)
+        changes = self._changes(touched)
+        self._touch()
+        return changes
+
+    # -- receipts ---------------------------------------------------------------------------
+
+    async def record_receipts(self, receipts: Sequence[IncomingReceipt]) -> list[StatusChange]:
+        self._log("record_receipts", len(receipts))
+        if self.receipt_delay:
+            await asyncio.sleep(self.receipt_delay)
+        if self.fail_receipts:
+            self.fail_receipts -= 1
+            raise StoreError("record_receipts failed (test)")
+        touched: dict[str, MessageStatus] = {}
+        for r in receipts:
+            self.receipts.append(r)
+            target = self.receipt_map.get((r.carrier, r.receipt_key)) if r.receipt_key else None
+            if target is None:
+                self.unmatched.setdefault((r.carrier, r.receipt_key), []).append(r)
+                continue
+            msg = self.messages[target[0]]
+            touched.setdefault(target[0], msg.status)
+            self._apply_receipt(msg, msg.parts[target[1] - 1], r)
+        changes = self._changes(touched)
+        self.receipts_committed.append(asyncio.get_running_loop().time())
+        self._touch()
+        return changes
+
+    @staticmethod
+    def _apply_receipt(msg: FakeMessage, part: FakePart, r: IncomingReceipt) -> None:
+        part.receipt_state = r.state
+        if r.status in FINAL_STATUSES:
+            part.status = r.status
+            part.error = r.error
+        msg.history.append(HistoryEntry(r.received_at, r.status.value, part.number))
+
+    def _changes(self, touched: dict[str, MessageStatus]) -> list[StatusChange]:
+        changes: list[StatusChange] = []
+        callbacks: list[tuple[str, str]] = []
+        now = self.clock()
+        for mid, before in touched.items():
+            msg = self.messages[mid]
+            after = aggregate_status([p.status for p in msg.parts])
+            if after is before:
+                continue
+            msg.status = after
+            errors = [p.error for p in msg.parts if p.error and p.status is after]
+            msg.error = errors[0] if errors else None
+            carrier = next((p.carrier for p in msg.parts if p.carrier), msg.carrier)
+            change = StatusChange(
+                message_id=mid,
+                status=after,
+                at=now,
+                client_ref=msg.new.client_ref,
+                callback_url=msg.new.callback_url,
+                carrier=carrier,
+                error=msg.error,
+                campaign_id=msg.new.campaign_id,
+            )
+            changes.append(change)
+            # As the SQLite store: receipts and final failures are POSTed, not every step.
+            if change.callback_url and after in FINAL_STATUSES:
+                payload = {
+                    "id": mid,
+                    "client_ref": change.client_ref,
+                    "status": after.value,
+                    "error": change.error,
+                    "carrier": carrier,
+                    "at": now,
+                }
+                callbacks.append((change.callback_url, json.dumps(payload)))
+        for url, payload in callbacks:
+            self._add_callback(url, payload, now)
+        return changes
+
+    async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]:
+        out = [
+            UnmatchedReceipt(r.carrier, r.receipt_key, r.carrier_message_id, r.state, r.received_at)
+            for held in self.unmatched.values()
+            for r in held
+        ]
+        return out[:limit]
+
+    # -- callbacks --------------------------------------------------------------------------
+
+    def _add_callback(self, url: str, payload: str, at: float) -> None:
+        cid = self._next_callback
+        self._next_callback += 1
+        self.callbacks[cid] = FakeCallback(cid, url, payload, next_at=at)
+
+    async def enqueue_callbacks(self, callbacks: Sequence[tuple[str, str]], at: float) -> None:
+        for url, payload in callbacks:
+            self._add_callback(url, payload, at)
+        self._touch()
+
+    async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
+        self._log("callbacks_due", limit)
+        due = sorted(
+            (c for c in self.callbacks.values() if not c.done and c.next_at <= now),
+            key=lambda c: (c.next_at, c.id),
+        )
+        return [Callback(c.id, c.url, c.payload, c.attempts, c.next_at) for c in due[:limit]]
+
+    async def callback_done(self, callback_id: int) -> None:
+        cb = self.callbacks[callback_id]
+        cb.attempts += 1
+        cb.done = True
+        self._touch()
+
+    async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
+        cb = self.callbacks[callback_id]
+        cb.attempts += 1
+        cb.next_at = next_at
+        cb.last_error = error
+        self._touch()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get_message(self, message_id: str) -> MessageView | None:
+        msg = self.messages.get(message_id)
+        if msg is None:
+            return None
+        new = msg.new
+        return MessageView(
+            id=message_id,
+            status=msg.status.value,
+            to=new.to,
+            sender=new.sender,
+            encoding=new.encoding,
+            parts=[
+                PartView(
+                    p.number, p.status.value, p.carrier, p.carrier_message_id, p.attempts, p.error
+                )
+                for p in msg.parts
+            ],
+            history=list(msg.history),
+            created_at=new.created_at,
+            client_ref=new.client_ref,
+            campaign_id=new.campaign_id,
+            carrier=msg.carrier,
+            possible_duplicate=msg.possible_duplicate,
+            error=msg.error,
+        )
+
+    async def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for msg in self.messages.values():
+            counts[msg.status.value] = counts.get(msg.status.value, 0) + 1
+        return counts
+
+    # -- test helpers -------------------------------------------------------------------------
+
+    def status(self, message_id: str) -> MessageStatus:
+        return self.messages[message_id].status
+
+    def count(self, status: MessageStatus) -> int:
+        return sum(1 for m in self.messages.values() if m.status is status)
+
+
+def new_message(
+    to: str = "+4915112345678",
+    text: str = "hello",
+    *,
+    carrier: str = "alpha",
+    sender: str = "ACME",
+    encoding: str = "gsm7",
+    parts: int = 1,
+    now: float | None = None,
+    **kw: Any,
+) -> NewMessage:
+    created = time.time() if now is None else now
+    return NewMessage(
+        id=kw.pop("id", None) or new_message_id(created),
+        to=to,
+        sender=sender,
+        text=text,
+        encoding=encoding,
+        parts=parts,
+        carrier=carrier,
+        created_at=created,
+        **kw,
+    )
+
+
+# -- the SMSC -------------------------------------------------------------------------------
+
+Script = Callable[[SubmitSm, int], int | None]
+"""(submit_sm, 1-based count of submits so far) -> command_status, or None for no answer."""
+
+
+@dataclass
+class Received:
+    pdu: SubmitSm
+    at: float  # loop time
+    conn: SmppConnection
+    message_id: str | None = None
+    status: int | None = None
+
+
+class FakeSmsc:
+    """A scriptable SMSC on 127.0.0.1, port 0."""
+
+    def __init__(
+        self,
+        *,
+        script: Script | None = None,
+        response_delay: float = 0.0,
+        id_base: str = "hex",
+        id_width: int = 8,
+        uppercase: bool = True,
+        receipts: bool = False,
+        receipt_base: str | None = None,
+        receipt_before_response: bool = False,
+        receipt_state: MessageState = MessageState.DELIVERED,
+        receipt_tlvs: bool = True,
+        first_id: int = 0xA0000,
+        refuse_binds: bool = False,
+    ) -> None:
+        self.script = script
+        self.refuse_binds = refuse_binds
+        self.response_delay = response_delay
+        self.id_base = id_base
+        self.id_width = id_width
+        self.uppercase = uppercase
+        self.receipts = receipts
+        self.receipt_base = receipt_base or id_base
+        self.receipt_before_response = receipt_before_response
+        self.receipt_state = receipt_state
+        self.receipt_tlvs = receipt_tlvs
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.conns: list[SmppConnection] = []
+        self.received: list[Received] = []
+        self.outstanding: dict[SmppConnection, int] = {}
+        self.max_outstanding = 0
+        self.deliver_responses: list[tuple[float, int, str]] = []
+        """(loop time, command_status, receipted id) of each deliver_sm_resp received."""
+        self.binds = 0
+        self._number = first_id
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: SmppConnection(
+                Session(Role.SMSC, SessionConfig(window=100_000), loop.time()), self
+            ),
+            "127.0.0.1",
+            0,
+        )
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if self.server is not None:
+            self.server.close()
+            for conn in list(self.conns):
+                conn.abort()
+            await self.server.wait_closed()
+
+    def drop_links(self) -> None:
+        for conn in list(self.conns):
+            conn.abort()
+
+    async def wait_until(self, predicate: Callable[[], object], within: float = 10.0) -> None:
+        async def wait() -> None:
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), within)
+
+    # -- SessionHandler -----------------------------------------------------------------------
+
+    def connection_made(self, conn: SmppConnection) -> None:
+        self.conns.append(conn)
+        self.outstanding[conn] = 0
+
+    def connection_lost(self, conn: SmppConnection, exc: Exception | None) -> None:
+        if conn in self.conns:
+            self.conns.remove(conn)
+        self.outstanding.pop(conn, None)
+        self._changed.set()
+
+    def events_received(self, conn: SmppConnection, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, BindRequested):
+                if self.refuse_binds:
+                    conn.session.reject_bind(event.pdu, Status.RBINDFAIL)
+                    conn.apply(None)
+                    continue
+                self.binds += 1
+                conn.apply(conn.session.accept_bind(event.pdu, "FAKE", conn.now()))
+            elif isinstance(event, RequestReceived) and isinstance(event.pdu, SubmitSm):
+                self._on_submit(conn, event.pdu)
+            elif isinstance(event, RequestReceived):
+                resp = event.pdu.make_response() if event.pdu.RESPONSE is not None else None
+                if resp is not None:
+                    conn.send_response(resp)
+            elif isinstance(event, ResponseReceived):
+                request = event.request
+                rid = request.receipted_message_id or ""
+                self.deliver_responses.append((conn.now(), event.response.command_status, rid))
+        self._changed.set()
+
+    def _format_id(self, number: int, base: str) -> str:
+        if base == "decimal":
+            return format(number, f"0{self.id_width}d")
+        return format(number, f"0{self.id_width}{'X' if self.uppercase else 'x'}")
+
+    def _on_submit(self, conn: SmppConnection, pdu: SubmitSm) -> None:
+        rec = Received(pdu, conn.now(), conn)
+        self.received.append(rec)
+        status = self.script(pdu, len(self.received)) if self.script else Status.ROK
+        if status is None:
+            return  # a black hole: no answer, ever
+        self.outstanding[conn] += 1
+        self.max_outstanding = max(self.max_outstanding, self.outstanding[conn])
+        rec.status = status
+        number = 0
+        if status == Status.ROK:
+            self._number += 1
+            number = self._number
+            rec.message_id = self._format_id(number, self.id_base)
+        resp = pdu.make_response(status, message_id=rec.message_id or "")
+
+        def answer() -> None:
+            if conn not in self.outstanding:
+                return
+            self.outstanding[conn] -= 1
+            if self.receipts and number and self.receipt_before_response:
+                self.send_receipt(conn, number)
+            conn.send_response(resp)
+            if self.receipts and number and not self.receipt_before_response:
+                self.send_receipt(conn, number)
+
+        if self.response_delay > 0:
+            loop = asyncio.get_running_loop()
+            handle: asyncio.TimerHandle
+
+            def fire() -> None:
+                self._timers.discard(handle)
+                answer()
+                self._changed.set()
+
+            handle = loop.call_later(self.response_delay, fire)
+            self._timers.add(handle)
+        else:
+            answer()
+
+    def receipt_pdu(self, number: int, state: MessageState | None = None) -> DeliverSm:
+        state = state or self.receipt_state
+        rid = self._format_id(number, self.receipt_base)
+        now = datetime.now(UTC)
+        text = format_receipt_text(rid, state, now, now, text="hello")
+        tlvs: tuple[tuple[int, bytes], ...] = ()
+        if self.receipt_tlvs:
+            tlvs = (tlv_cstr(Tag.RECEIPTED_MESSAGE_ID, rid), tlv_u8(Tag.MESSAGE_STATE, state))
+        return DeliverSm(
+            source_addr="4915112345678",
+            destination_addr="ACME",
+            esm_class=EsmClass.SMSC_DELIVERY_RECEIPT,
+            short_message=text.encode("latin-1"),
+            tlvs=tlvs,
+        )
+
+    def send_receipt(self, conn: SmppConnection, number: int) -> None:
+        conn.send_request(self.receipt_pdu(number))
+
+    def send(self, pdu: Pdu, conn: SmppConnection | None = None) -> None:
+        """Send any request (receipt, MO) on ``conn`` or the first connection."""
+        (conn or self.conns[0]).send_request(pdu)

@@ -1,0 +1,183 @@
+"""The callback sender against a local aiohttp server (127.0.0.1, port 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+
+from gateway.engine.callbacks import PARKED_AT, CallbackSender
+from tests.fakes import FakeStore
+
+PAYLOAD = {
+    "id": "m1",
+    "client_ref": "r1",
+    "status": "delivered",
+    "error": None,
+    "carrier": "alpha",
+    "at": 1.0,
+}
+
+
+@dataclass
+class Client:
+    """The client's callback endpoint: answers from ``statuses`` in turn, then 200."""
+
+    statuses: list[int] = field(default_factory=list)
+    hits: list[tuple[float, dict[str, object], str]] = field(default_factory=list)
+    url: str = ""
+    concurrent: int = 0
+    max_concurrent: int = 0
+    delay: float = 0.0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.concurrent += 1
+        self.max_concurrent = max(self.max_concurrent, self.concurrent)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            body = await request.json()
+            self.hits.append((time.time(), body, request.headers["X-Smsgw-Callback-Id"]))
+            status = self.statuses.pop(0) if self.statuses else 200
+            if status in (301, 302):
+                raise web.HTTPFound("/elsewhere")
+            return web.Response(status=status)
+        finally:
+            self.concurrent -= 1
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    c = Client()
+    app = web.Application()
+    app.router.add_post("/cb", c.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    c.url = f"http://127.0.0.1:{port}/cb"
+    yield c
+    await runner.cleanup()
+
+
+async def run_sender(store: FakeStore, **kw: object) -> CallbackSender:
+    values: dict[str, object] = {"base_delay": 0.05, "idle_poll": 0.02}
+    values.update(kw)
+    sender = CallbackSender(store, **values)  # type: ignore[arg-type]
+    await sender.start()
+    return sender
+
+
+async def test_delivered_on_the_first_try(client: Client) -> None:
+    store = FakeStore()
+    await store.enqueue_callbacks([(client.url, json.dumps(PAYLOAD))], time.time())
+    sender = await run_sender(store)
+    try:
+        await store.wait_until(lambda: store.callbacks[1].done)
+    finally:
+        await sender.stop()
+    assert [body for _, body, _ in client.hits] == [PAYLOAD]
+    assert client.hits[0][2] == "1"
+    assert sender.stats.delivered == 1
+
+
+async def test_retried_after_a_500_with_backoff(client: Client) -> None:
+    client.statuses = [500]
+    store = FakeStore()
+    await store.enqueue_callbacks([(client.url, json.dumps(PAYLOAD))], time.time())
+    sender = await run_sender(store, base_delay=0.2)
+    try:
+        await store.wait_until(lambda: store.callbacks[1].done)
+    finally:
+        await sender.stop()
+    cb = store.callbacks[1]
+    assert len(client.hits) == 2 and cb.attempts == 2
+    assert cb.last_error == "HTTP 500"
+    gap = client.hits[1][0] - client.hits[0][0]
+    assert 0.2 * 0.9 <= gap < 1.0  # the backoff, with jitter, then the poll
+
+
+async def test_gives_up_after_max_attempts_and_parks(client: Client) -> None:
+    client.statuses = [503] * 10
+    store = FakeStore()
+    await store.enqueue_callbacks([(client.url, json.dumps(PAYLOAD))], time.time())
+    sender = await run_sender(store, base_delay=0.01, max_attempts=3)
+    try:
+        await store.wait_until(lambda: store.callbacks[1].next_at == PARKED_AT)
+    finally:
+        await sender.stop()
+    cb = store.callbacks[1]
+    assert len(client.hits) == 3 and not cb.done
+    assert cb.last_error == "gave up after 3 attempts: HTTP 503"
+    assert sender.stats.parked == 1
+
+
+async def test_redirect_is_a_failure(client: Client) -> None:
+    client.statuses = [302]
+    store = FakeStore()
+    await store.enqueue_callbacks([(client.url, json.dumps(PAYLOAD))], time.time())
+    sender = await run_sender(store)
+    try:
+        await store.wait_until(lambda: store.callbacks[1].done)
+    finally:
+        await sender.stop()
+    assert len(client.hits) == 2
+    assert store.callbacks[1].last_error == "HTTP 302"
+
+
+async def test_refused_url_is_parked_without_a_request(client: Client) -> None:
+    store = FakeStore()
+    await store.enqueue_callbacks([(client.url, json.dumps(PAYLOAD))], time.time())
+    sender = await run_sender(store, allowed=lambda url: not url.startswith("http://127."))
+    try:
+        await store.wait_until(lambda: store.callbacks[1].next_at == PARKED_AT)
+    finally:
+        await sender.stop()
+    assert client.hits == []
+    assert store.callbacks[1].last_error == "callback url not allowed"
+
+
+async def test_connection_refused_is_retried() -> None:
+    store = FakeStore()
+    await store.enqueue_callbacks([("http://127.0.0.1:9/cb", json.dumps(PAYLOAD))], time.time())
+    sender = await run_sender(store, base_delay=10.0)
+    try:
+        await store.wait_until(lambda: store.callbacks[1].attempts == 1)
+    finally:
+        await sender.stop()
+    cb = store.callbacks[1]
+    assert not cb.done and cb.next_at > time.time() + 5
+    assert cb.last_error and "Connect" in cb.last_error
+
+
+async def test_concurrency_is_bounded(client: Client) -> None:
+    client.delay = 0.05
+    store = FakeStore()
+    await store.enqueue_callbacks(
+        [(client.url, json.dumps({**PAYLOAD, "id": f"m{i}"})) for i in range(20)], time.time()
+    )
+    sender = await run_sender(store, concurrency=4)
+    try:
+        await store.wait_until(lambda: all(c.done for c in store.callbacks.values()))
+    finally:
+        await sender.stop()
+    assert len(client.hits) == 20
+    assert client.max_concurrent == 4
+
+
+async def test_notify_wakes_the_sender_without_waiting_for_the_poll(client: Client) -> None:
+    store = FakeStore()
+    sender = await run_sender(store, idle_poll=30.0)
+    try:
+        await asyncio.sleep(0.05)  # the sender is idle, waiting for its 30 s poll
+        await store.enqueue_callbacks([(client.url, json.dumps(PAYLOAD))], time.time())
+        sender.notify()
+        await asyncio.wait_for(store.wait_until(lambda: store.callbacks[1].done), 2)
+    finally:
+        await sender.stop()
