@@ -633,6 +633,27 @@ async def test_part_count_mismatch_with_intake_fails_the_message() -> None:
         assert not smsc.received
 
 
+async def test_a_pdu_that_cannot_be_encoded_fails_once_and_stays_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gateway.engine.dispatcher as dispatcher_module
+
+    monkeypatch.setattr(dispatcher_module, "_valid_address", lambda addr: True)
+    smsc = FakeSmsc()
+    async with rig({"alpha": smsc}, [carrier(response_timeout=0.2)]) as r:
+        bad = new_message(sender="AB\x00C")  # a NUL: the encoder refuses the PDU
+        good = new_message(to="+4915100000009")
+        await r.send([bad, good])
+        await r.until_status([bad], MessageStatus.FAILED)
+        await r.until_status([good], MessageStatus.SUBMITTED)
+        assert "cannot encode submit_sm" in (r.store.messages[bad.id].error or "")
+        # No timeout may resurrect it later.
+        await asyncio.sleep(0.4)
+        assert r.store.status(bad.id) is MessageStatus.FAILED
+        assert r.dispatcher.stats.timeouts == 0 and r.dispatcher.in_flight == 0
+        assert [rec.pdu.destination_addr for rec in smsc.received] == [good.to[1:]]
+
+
 async def test_unencodable_text_fails_the_message() -> None:
     smsc = FakeSmsc()
     async with rig({"alpha": smsc}, [carrier()]) as r:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.smpp.constants import MAX_SEQUENCE_NUMBER, RESPONSE_BIT, CommandId, Status
-from gateway.smpp.errors import DecodeError, LocalProtocolError, WindowFull
+from gateway.smpp.errors import DecodeError, EncodeError, LocalProtocolError, WindowFull
 from gateway.smpp.pdu import (
     PDU_CLASSES,
     Bind,
@@ -322,6 +322,17 @@ def test_the_right_response_after_a_wrong_kind_one_still_matches() -> None:
     ex = pair.shuttle()
     assert ex.esme[1:] == [ResponseReceived(a, right, "a", 0.0)]
     assert pair.esme.in_flight == 0
+
+
+def test_a_request_that_cannot_be_encoded_takes_no_window_slot_and_never_times_out() -> None:
+    pair = bound_pair()
+    bad = SubmitSm(destination_addr="447700900123", source_addr="A\x00B", short_message=b"x")
+    with pytest.raises(EncodeError):
+        pair.esme.send_request(bad, pair.now, "bad")
+    assert pair.esme.in_flight == 0
+    assert pair.esme.data_to_send() == b""
+    events = pair.esme.handle_timer(pair.now + CONFIG.response_timeout + 1)
+    assert not of_type(events, RequestTimedOut)
 
 
 # -- enquire_link -------------------------------------------------------------------------

@@ -68,7 +68,7 @@ from gateway.logs import log_event
 from gateway.model import MessageStatus, NewMessage, OutboundMessage, SubmitOutcome
 from gateway.routing import Router
 from gateway.smpp.constants import CommandId, EsmClass, Status, Tag
-from gateway.smpp.errors import SmppError
+from gateway.smpp.errors import EncodeError, SmppError
 from gateway.smpp.pdu import Pdu, SubmitSm, tlv_u8, tlv_u16
 from gateway.smpp.receipt import IdForms
 from gateway.smpp.session import RequestTimedOut, ResponseReceived
@@ -191,13 +191,15 @@ class _Job:
 class _Sent:
     """The context of one submit_sm in flight: it comes back with its response."""
 
-    __slots__ = ("attempt", "dup", "msg", "part")
+    __slots__ = ("attempt", "dup", "msg", "part", "void")
 
     def __init__(self, msg: _Msg, part: int, attempt: int, dup: bool) -> None:
         self.msg = msg
         self.part = part
         self.attempt = attempt
         self.dup = dup
+        self.void = False
+        """Failed when submit() raised: any event that still comes back for it is ignored."""
 
 
 class _Bind:
@@ -767,6 +769,13 @@ class Dispatcher:
                     continue
                 try:
                     submit(pdu, s)
+                except EncodeError as exc:
+                    # The PDU itself is bad (we check what we build, so this is a bug):
+                    # retrying cannot help. The session keeps no trace of it; ``void``
+                    # guards against any event that might still name it.
+                    s.void = True
+                    self._give_up(s, c.name, now, f"cannot encode submit_sm: {exc}")
+                    continue
                 except (RuntimeError, SmppError):
                     staged.appendleft((s, pdu))
                     break
@@ -962,15 +971,18 @@ class Dispatcher:
 
     def _expired(self, s: _Sent, now: float) -> None:
         self.stats.expired += 1
+        self._give_up(s, s.msg.m.carrier, now, "validity expired")
+
+    def _give_up(self, s: _Sent, carrier: str, now: float, error: str) -> None:
         self.stats.failed += 1
         self._outcome(
             SubmitOutcome(
                 message_id=s.msg.m.id,
                 part=s.part,
-                carrier=s.msg.m.carrier,
+                carrier=carrier,
                 status=MessageStatus.FAILED,
                 at=now,
-                error="validity expired",
+                error=error,
                 possible_duplicate=s.dup,
             )
         )
@@ -1043,7 +1055,7 @@ class Dispatcher:
         now = self._clock()
         for event in lost:
             sent = event.context
-            if isinstance(sent, _Sent):
+            if isinstance(sent, _Sent) and not sent.void:
                 self._in_flight -= 1
                 self.stats.lost_on_link_down += 1
                 # The link failed, not the message: retry at once (another bind, another
@@ -1055,7 +1067,7 @@ class Dispatcher:
 
     def response(self, bind: CarrierBind, event: ResponseReceived) -> None:
         sent = event.context
-        if not isinstance(sent, _Sent):
+        if not isinstance(sent, _Sent) or sent.void:
             return
         self._in_flight -= 1
         b = self._binds.get(bind)
@@ -1080,7 +1092,7 @@ class Dispatcher:
 
     def timeout(self, bind: CarrierBind, event: RequestTimedOut) -> None:
         sent = event.context
-        if not isinstance(sent, _Sent):
+        if not isinstance(sent, _Sent) or sent.void:
             return
         self._in_flight -= 1
         self.stats.timeouts += 1

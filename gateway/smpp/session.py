@@ -294,12 +294,13 @@ class Session:
         while seq in self._pending:  # only after a wrap with a request still unanswered
             seq = self._next_sequence()
         pdu.sequence_number = seq
+        data = encode(pdu)  # first: a PDU that cannot be encoded leaves no trace
         windowed = pdu.command_id in _WINDOWED
         if windowed:
             self._in_window += 1
         if pdu.command_id not in _NO_RESPONSE:
             self._pending[seq] = _Pending(pdu, context, now, now + timeout, windowed)
-        self._out.append(encode(pdu))
+        self._out.append(data)
         return seq
 
     def send_request(self, pdu: Pdu, now: float, context: Any = None) -> int:
