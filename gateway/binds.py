@@ -20,8 +20,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from gateway.logs import log_event
+from gateway.metrics import Histogram, RateMeter
 from gateway.smpp.aio import SmppConnection
-from gateway.smpp.constants import Status, status_name
+from gateway.smpp.constants import CommandId, Status, status_name
 from gateway.smpp.pdu import Pdu
 from gateway.smpp.session import (
     BindFailed,
@@ -42,6 +43,8 @@ from gateway.smpp.session import (
 )
 
 log = logging.getLogger("smsgw.bind")
+
+_GENERIC_NACK = int(CommandId.GENERIC_NACK)
 
 
 class BindState(StrEnum):
@@ -98,6 +101,24 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+@dataclass(slots=True)
+class BindMetrics:
+    """What one bind counts for /metrics; plain numbers, updated on the event loop."""
+
+    sent: int = 0
+    """Requests sent through submit() (submit_sm, data_sm, query_sm)."""
+    responses: dict[int, int] = field(default_factory=dict)
+    """Their responses by command_status (generic_nack counted under its status too)."""
+    generic_nacks: int = 0
+    timeouts: int = 0
+    lost: int = 0
+    """Requests in flight when the link went down."""
+    protocol_errors: int = 0
+    latency: Histogram = field(default_factory=Histogram)
+    """Seconds from a request on the wire to its response."""
+    rate: RateMeter = field(default_factory=RateMeter)
 
 
 class BindListener(Protocol):
@@ -160,6 +181,7 @@ class CarrierBind:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.became_bound = asyncio.Event()
+        self.metrics = BindMetrics()
         self._lost: list[RequestTimedOut] = []
 
     # -- what the application uses ---------------------------------------------------------
@@ -188,7 +210,11 @@ class CarrierBind:
         conn = self.conn
         if conn is None or self.state is not BindState.BOUND:
             raise RuntimeError(f"bind {self.name} is not bound")
-        return conn.send_request(pdu, context)
+        seq = conn.send_request(pdu, context)
+        metrics = self.metrics
+        metrics.sent += 1
+        metrics.rate.add(1, conn.now())
+        return seq
 
     def respond(self, pdu: Pdu) -> None:
         if self.conn is not None:
@@ -279,23 +305,32 @@ class CarrierBind:
 
     def events_received(self, conn: SmppConnection, events: list[Event]) -> None:
         listener = self.listener
+        metrics = self.metrics
         lost: list[RequestTimedOut] = []
         for event in events:
             if isinstance(event, ResponseReceived):
+                response = event.response
+                status = response.command_status
+                metrics.responses[status] = metrics.responses.get(status, 0) + 1
+                if response.command_id == _GENERIC_NACK:
+                    metrics.generic_nacks += 1
+                metrics.latency.observe(conn.now() - event.sent_at)
                 listener.response(self, event)
             elif isinstance(event, RequestReceived):
                 listener.request(self, event.pdu)
             elif isinstance(event, RequestTimedOut):
                 if conn.session.state is State.CLOSED:
                     lost.append(event)
+                    metrics.lost += 1
                 else:
+                    metrics.timeouts += 1
                     listener.timeout(self, event)
             elif isinstance(event, Bound):
                 self._resolve_bind(True)
             elif isinstance(event, BindFailed):
-                status = event.command_status
+                refused = event.command_status
                 self.last_error = (
-                    "bind: no response" if status is None else f"bind: {status_name(status)}"
+                    "bind: no response" if refused is None else f"bind: {status_name(refused)}"
                 )
                 self._resolve_bind(False)
             elif isinstance(event, LinkFailed):
@@ -306,6 +341,7 @@ class CarrierBind:
             elif isinstance(event, Unbound):
                 self.last_error = "unbound by peer" if event.by_peer else "unbound"
             elif isinstance(event, ProtocolError):
+                metrics.protocol_errors += 1
                 log_event(
                     log,
                     "bind.protocol_error",

@@ -15,6 +15,7 @@ import logging
 import signal
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from gateway.api.app import make_app
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
@@ -22,6 +23,8 @@ from gateway.config import CarrierConfig, GatewayConfig
 from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
 from gateway.logs import log_event
+from gateway.metrics import FunctionCollector
+from gateway.observe import HttpMetrics, gateway_metrics
 from gateway.routing import Route, Router
 from gateway.sdnotify import Notifier
 from gateway.smpp.session import BindType, SessionConfig
@@ -119,12 +122,17 @@ class Gateway:
 
     async def _start_http(self) -> None:
         http = self.config.http
+        http_metrics = HttpMetrics()
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(FunctionCollector(lambda: gateway_metrics(self, http_metrics)))
         app = make_app(
             self.binds,
             config=self.config,
             store=self.store,
             outbound=self.dispatcher,
             router=self.router,
+            http_metrics=http_metrics,
+            registry=registry,
         )
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()

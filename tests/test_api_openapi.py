@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from gateway.api.openapi import openapi_document
 from tests.api_fakes import CHECKER, FakeOutbound, FakeStore, make_config, router_for, running_api
@@ -40,6 +41,7 @@ def test_every_route_of_the_app_is_documented_and_nothing_else() -> None:
         store=FakeStore(),
         outbound=FakeOutbound([]),
         router=router_for(config),
+        registry=CollectorRegistry(),
     )
     routed = {
         (route.method, route.resource.canonical)

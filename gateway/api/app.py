@@ -8,9 +8,8 @@ GET   /v1/openapi.json         public  the OpenAPI 3.1 document of this API
 POST  /v1/messages             token   accept one message (202)
 POST  /v1/messages/batch       token   accept up to 10,000 messages at once (202)
 GET   /v1/messages/{id}        token   a message's status, parts and history
+GET   /metrics                 public  Prometheus metrics (when a registry is given)
 ====  =======================  ======  ================================================
-
-``/metrics`` is public too, for whoever registers it on this app.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import dumps, error_middleware
@@ -28,6 +28,7 @@ from gateway.api.messages import MessagesApi, Outbound
 from gateway.api.openapi import openapi_document
 from gateway.binds import BindState, CarrierBind
 from gateway.config import GatewayConfig
+from gateway.observe import HttpMetrics
 from gateway.routing import Router
 from gateway.store.base import Store
 
@@ -69,6 +70,14 @@ def _openapi_handler() -> Callable[[web.Request], Any]:
     return openapi
 
 
+def _metrics_handler(registry: CollectorRegistry) -> Callable[[web.Request], Any]:
+    async def metrics(request: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return metrics
+
+
 def make_app(
     binds: Sequence[CarrierBind],
     *,
@@ -77,19 +86,21 @@ def make_app(
     outbound: Outbound,
     router: Router,
     clock: Callable[[], float] = time.time,
+    http_metrics: HttpMetrics | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
-    it shares with the dispatcher. ``clock`` gives epoch seconds (message times)."""
+    it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
+    ``http_metrics`` counts requests; ``registry`` is served at ``GET /metrics``."""
     http = config.http
-    app = web.Application(
-        client_max_size=http.max_body_bytes,
-        middlewares=[
-            error_middleware(http.max_body_bytes),
-            auth_middleware(http, PUBLIC_PATHS),
-        ],
-    )
+    middlewares = [error_middleware(http.max_body_bytes), auth_middleware(http, PUBLIC_PATHS)]
+    if http_metrics is not None:
+        middlewares.insert(0, http_metrics.middleware())
+    app = web.Application(client_max_size=http.max_body_bytes, middlewares=middlewares)
     app[BINDS_KEY] = binds
     app.router.add_get("/healthz", healthz)
+    if registry is not None:
+        app.router.add_get("/metrics", _metrics_handler(registry), allow_head=False)
     app.router.add_get("/v1/openapi.json", _openapi_handler(), allow_head=False)
     intake = Intake(config.messages, config.carriers, router)
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)

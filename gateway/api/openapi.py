@@ -329,6 +329,19 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "Health, headers only."}},
                 },
             },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics, text exposition format 0.0.4.",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Metrics.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                },
+            },
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",

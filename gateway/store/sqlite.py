@@ -30,6 +30,7 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
+from gateway.metrics import Histogram
 from gateway.model import (
     FINAL_STATUSES,
     HistoryEntry,
@@ -204,6 +205,8 @@ class SqliteStore:
         self._closing = False
         self.commits = 0
         self.ops_committed = 0
+        self.commit_latency = Histogram()
+        """Seconds per group commit, from BEGIN to COMMIT done."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -268,6 +271,7 @@ class SqliteStore:
         self, db: aiosqlite.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
     ) -> None:
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        started = time.perf_counter()
         try:
             await db.execute("BEGIN IMMEDIATE")
             for op, fut in batch:
@@ -298,6 +302,7 @@ class SqliteStore:
             return
         self.commits += 1
         self.ops_committed += len(batch)
+        self.commit_latency.observe(time.perf_counter() - started)
         for fut, value, error_ in results:
             if fut.done():
                 continue

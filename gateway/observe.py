@@ -1,0 +1,213 @@
+"""What ``GET /metrics`` shows: the gateway's counters turned into Prometheus families at
+scrape time (see gateway.metrics for why nothing is a prometheus_client object on the hot
+path), and the HTTP middleware that counts requests by route and status class."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from prometheus_client.core import Metric
+
+from gateway.binds import BindState
+from gateway.metrics import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Histogram,
+    histogram_family,
+    status_class,
+)
+from gateway.smpp.constants import status_name
+
+if TYPE_CHECKING:
+    from gateway.daemon import Gateway
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(slots=True)
+class HttpMetrics:
+    requests: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(route, method, status class "2xx") -> count."""
+    latency: dict[str, Histogram] = field(default_factory=dict)
+    """route -> seconds."""
+
+    def middleware(self) -> Middleware:
+        @web.middleware
+        async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+            started = time.perf_counter()
+            status = 500
+            try:
+                response = await handler(request)
+                status = response.status
+                return response
+            except web.HTTPException as exc:
+                status = exc.status
+                raise
+            finally:
+                info = request.match_info.route.resource
+                route = info.canonical if info is not None else "unmatched"
+                key = (route, request.method, f"{status // 100}xx")
+                self.requests[key] = self.requests.get(key, 0) + 1
+                hist = self.latency.get(route)
+                if hist is None:
+                    hist = self.latency[route] = Histogram()
+                hist.observe(time.perf_counter() - started)
+
+        return count
+
+
+# Bind states as a gauge: one series per state, 1 for the current one.
+_STATES = [s.value for s in BindState]
+
+
+def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
+    binds = gw.binds
+    state = GaugeMetricFamily(
+        "smsgw_bind_state", "1 for the state each bind is in.", labels=["carrier", "bind", "state"]
+    )
+    up = GaugeMetricFamily("smsgw_binds_up", "Binds bound, per carrier.", labels=["carrier"])
+    window = GaugeMetricFamily(
+        "smsgw_bind_window_in_use", "Requests in flight on the bind.", labels=["carrier", "bind"]
+    )
+    window_size = GaugeMetricFamily(
+        "smsgw_bind_window_size", "The bind's window.", labels=["carrier", "bind"]
+    )
+    tps = GaugeMetricFamily(
+        "smsgw_bind_submit_rate",
+        "submit_sm per second achieved over the last few seconds.",
+        labels=["carrier", "bind"],
+    )
+    connects = CounterMetricFamily(
+        "smsgw_bind_connects", "TCP connections opened.", labels=["carrier", "bind"]
+    )
+    sent = CounterMetricFamily(
+        "smsgw_submit_sm", "submit_sm (and data_sm) sent.", labels=["carrier", "bind"]
+    )
+    responses = CounterMetricFamily(
+        "smsgw_submit_sm_responses",
+        "Responses to submit_sm by command_status.",
+        labels=["carrier", "bind", "status", "class"],
+    )
+    timeouts = CounterMetricFamily(
+        "smsgw_submit_sm_timeouts", "submit_sm with no response in time.", labels=["carrier"]
+    )
+    lost = CounterMetricFamily(
+        "smsgw_submit_sm_lost_on_link_down",
+        "submit_sm in flight when a link dropped (requeued, possible duplicates).",
+        labels=["carrier"],
+    )
+    protocol = CounterMetricFamily(
+        "smsgw_protocol_errors", "PDUs from the SMSC that could not be taken.", labels=["carrier"]
+    )
+    up_count: dict[str, int] = {}
+    for b in binds:
+        carrier, name = b.carrier, b.name
+        for s in _STATES:
+            state.add_metric([carrier, name, s], 1.0 if b.state.value == s else 0.0)
+        up_count[carrier] = up_count.get(carrier, 0) + (1 if b.bound else 0)
+        conn = b.conn
+        window.add_metric([carrier, name], float(conn.session.in_flight if conn else 0))
+        window_size.add_metric([carrier, name], float(b.settings.session.window))
+        m = b.metrics
+        tps.add_metric([carrier, name], m.rate.rate())
+        connects.add_metric([carrier, name], float(b.connects))
+        sent.add_metric([carrier, name], float(m.sent))
+        for status, n in sorted(m.responses.items()):
+            responses.add_metric(
+                [carrier, name, status_name(status), status_class(status)], float(n)
+            )
+        timeouts.add_metric([carrier], float(m.timeouts))
+        lost.add_metric([carrier], float(m.lost))
+        protocol.add_metric([carrier], float(m.protocol_errors))
+    for carrier, n in up_count.items():
+        up.add_metric([carrier], float(n))
+    yield from (state, up, window, window_size, tps, connects, sent, responses)
+    yield from (timeouts, lost, protocol)
+    yield histogram_family(
+        "smsgw_submit_sm_response_seconds",
+        "Seconds from submit_sm on the wire to its response.",
+        ["carrier", "bind"],
+        (([b.carrier, b.name], b.metrics.latency) for b in binds),
+    )
+
+    depth = GaugeMetricFamily(
+        "smsgw_queue_depth", "Parts waiting to be sent, per carrier.", labels=["carrier"]
+    )
+    for carrier, n in sorted(gw.dispatcher.queue_depth().items()):
+        depth.add_metric([carrier], float(n))
+    yield depth
+
+    d = gw.dispatcher.stats
+    outcomes = CounterMetricFamily(
+        "smsgw_parts", "Outcomes of submit attempts, by kind.", labels=["outcome"]
+    )
+    for outcome, n in (
+        ("submitted", d.submitted),
+        ("retried", d.retried),
+        ("rejected", d.rejected),
+        ("failed", d.failed),
+        ("expired", d.expired),
+        ("timeout", d.timeouts),
+        ("lost_on_link_down", d.lost_on_link_down),
+        ("throttled", d.throttled),
+        ("moved", d.moved),
+    ):
+        outcomes.add_metric([outcome], float(n))
+    yield outcomes
+
+    r = gw.dispatcher.receipts.stats
+    receipts = CounterMetricFamily(
+        "smsgw_receipts", "Delivery receipts read off the binds.", labels=["result"]
+    )
+    for result, n in (
+        ("received", r.received),
+        ("stored", r.stored),
+        ("unparsable", r.unparsable),
+        ("store_error", r.store_errors),
+        ("refused_stopped", r.refused_stopped),
+    ):
+        receipts.add_metric([result], float(n))
+    yield receipts
+    mo = CounterMetricFamily("smsgw_mo", "Inbound (MO) messages.", labels=["result"])
+    mo.add_metric(["received"], float(r.mo_received))
+    mo.add_metric(["refused"], float(r.mo_refused))
+    yield mo
+
+    c = gw.callbacks.stats
+    callbacks = CounterMetricFamily(
+        "smsgw_callbacks", "Status callbacks POSTed to clients.", labels=["result"]
+    )
+    callbacks.add_metric(["delivered"], float(c.delivered))
+    callbacks.add_metric(["failed_attempt"], float(c.failed_attempts))
+    callbacks.add_metric(["parked"], float(c.parked))
+    yield callbacks
+
+    st = gw.store
+    yield CounterMetricFamily("smsgw_store_commits", "Store transactions committed.", st.commits)
+    yield CounterMetricFamily(
+        "smsgw_store_operations", "Store write operations committed.", st.ops_committed
+    )
+    yield histogram_family(
+        "smsgw_store_commit_seconds",
+        "Seconds one group commit took (every write in it waited this long).",
+        [],
+        [([], st.commit_latency)],
+    )
+
+    requests = CounterMetricFamily(
+        "smsgw_http_requests", "HTTP requests by route.", labels=["route", "method", "status"]
+    )
+    for (route, method, klass), n in sorted(http.requests.items()):
+        requests.add_metric([route, method, klass], float(n))
+    yield requests
+    yield histogram_family(
+        "smsgw_http_request_seconds",
+        "Seconds to answer an HTTP request.",
+        ["route"],
+        (([route], hist) for route, hist in sorted(http.latency.items())),
+    )
