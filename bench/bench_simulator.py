@@ -109,6 +109,9 @@ class LeanEsme(asyncio.Protocol):
         self.bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.in_flight = 0
         self.seq = 1
+        self.started = False
+        """No submit_sm before ``start()``: the clock starts there (the bind_resp must not
+        already release a window's worth)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -129,6 +132,8 @@ class LeanEsme(asyncio.Protocol):
         return seq
 
     def pump(self, out: list[bytes]) -> None:
+        if not self.started:
+            return
         totals = self.totals
         template = self.template
         while self.in_flight < self.window and totals.sent < totals.target:
@@ -139,6 +144,7 @@ class LeanEsme(asyncio.Protocol):
             totals.sent += 1
 
     def start(self) -> None:
+        self.started = True
         out: list[bytes] = []
         self.pump(out)
         assert self.transport is not None

@@ -1,0 +1,105 @@
+"""The benchmark harness works: a toy-sized ``python -m bench`` run produces every figure and
+leaves no process behind. It proves the harness, not the speed: no figure is compared with
+a target here (speed is shown by ``make bench``, never by a timed assertion)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SMOKE_ARGS = [
+    "--messages",
+    "300",
+    "--batch",
+    "100",
+    "--binds",
+    "2",
+    "--latency-seconds",
+    "0.5",
+    "--latency-rate",
+    "200",
+    "--throttle-seconds",
+    "1",
+    "--throttle-tps",
+    "200",
+]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _figures(document: dict[str, Any], scenario: str) -> dict[str, Any]:
+    for entry in document["scenarios"]:
+        if entry["name"] == scenario:
+            assert entry["error"] is None, entry["details"].get("traceback", entry["error"])
+            return {f["label"]: f["value"] for f in entry["figures"]}
+    raise AssertionError(f"no {scenario} in the results")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("the harness measures processes through /proc (Linux)")
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", *SMOKE_ARGS, "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return json.loads(out.read_text()), completed.stdout
+
+
+def test_every_scenario_is_in_the_table(smoke_run: tuple[dict[str, Any], str]) -> None:
+    document, stdout = smoke_run
+    names = [s["name"] for s in document["scenarios"]]
+    assert names == ["e2e_mt", "throttle", "campaign_fanout", "inbound_mo", "simulator_alone"]
+    for name in names:
+        assert name in stdout
+    assert "n/a (needs issue 4)" in stdout
+
+
+def test_e2e_figures_are_measured(smoke_run: tuple[dict[str, Any], str]) -> None:
+    figures = _figures(smoke_run[0], "e2e_mt")
+    assert figures["messages accepted"] == 300
+    assert figures["sustained (accept -> all final)"] > 0
+    assert figures["receipt correlation (delivered/accepted)"] == 100
+    assert figures["gateway CPU per 1,000 msgs"] > 0
+    assert figures["accept->submit_sm p99"] is not None
+    assert figures["intake->submit_sm p99 (upper bound)"] is not None
+
+
+def test_throttle_and_simulator_figures_are_measured(
+    smoke_run: tuple[dict[str, Any], str],
+) -> None:
+    throttle = _figures(smoke_run[0], "throttle")
+    assert [k for k in throttle if k.startswith("achieved rate")]
+    assert throttle["ESME_RTHROTTLED"] is not None
+    simulator = _figures(smoke_run[0], "simulator_alone")
+    assert simulator["submit_sm/s with receipts"] > 0
+
+
+def test_every_process_started_was_stopped(smoke_run: tuple[dict[str, Any], str]) -> None:
+    processes = smoke_run[0]["meta"]["processes"]
+    names = {p["name"] for p in processes}
+    assert {"simulator", "gateway", "tap", "gateway-latency", "gateway-throttle"} <= names
+    for proc in processes:
+        assert proc["stopped_by"], proc
+        assert proc["alive_after_stop"] is False, proc
+        assert not _alive(proc["pid"]), proc
