@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.api.app import make_app
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
+from gateway.campaigns.wiring import Campaigns
 from gateway.config import CarrierConfig, GatewayConfig
 from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
@@ -88,6 +89,7 @@ class Gateway:
         self.dispatcher = Dispatcher(
             config, self.store, self.binds, self.router, on_changes=self.callbacks.notify_changes
         )
+        self.campaigns = Campaigns(config, self.store, self.dispatcher, self.router)
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._started: list[str] = []
@@ -98,6 +100,7 @@ class Gateway:
         try:
             await self.store.open()
             self._started.append("store")
+            await self.campaigns.open()
             await self._start_http()
             self._started.append("http")
             await self.dispatcher.start()
@@ -107,6 +110,8 @@ class Gateway:
             self._started.append("binds")
             await self.callbacks.start()
             self._started.append("callbacks")
+            await self.campaigns.start()
+            self._started.append("campaigns")
         except BaseException:
             await self.stop()
             raise
@@ -133,6 +138,7 @@ class Gateway:
             router=self.router,
             http_metrics=http_metrics,
             registry=registry,
+            campaigns=self.campaigns.parts,
         )
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
@@ -162,6 +168,8 @@ class Gateway:
         self.notifier.stopping()
         log_event(log, "daemon.stopping")
         started = self._started
+        if "store" in started:
+            await self.campaigns.stop()
         if "dispatcher" in started:
             await self.dispatcher.stop(SHUTDOWN_DRAIN_SECONDS)
         if "binds" in started:

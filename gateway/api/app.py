@@ -22,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from gateway.api.auth import auth_middleware
+from gateway.api.campaigns import CampaignParts, CampaignsApi
 from gateway.api.errors import dumps, error_middleware
 from gateway.api.intake import Intake
 from gateway.api.messages import MessagesApi, Outbound
@@ -88,6 +89,7 @@ def make_app(
     clock: Callable[[], float] = time.time,
     http_metrics: HttpMetrics | None = None,
     registry: CollectorRegistry | None = None,
+    campaigns: CampaignParts | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -104,4 +106,6 @@ def make_app(
     app.router.add_get("/v1/openapi.json", _openapi_handler(), allow_head=False)
     intake = Intake(config.messages, config.carriers, router)
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)
+    # Lists, imports, contacts, opt-outs, campaigns (503 when not wired, as in API tests).
+    CampaignsApi(campaigns).add_routes(app.router)
     return app

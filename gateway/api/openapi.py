@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
+from gateway.api import openapi_campaigns
 from gateway.api import validation as check
 from gateway.api.errors import ERROR_CODES
 from gateway.api.intake import FIELDS
@@ -408,9 +409,10 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **copy.deepcopy(openapi_campaigns.PATHS),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": copy.deepcopy(_SCHEMAS),
+            "schemas": {**copy.deepcopy(_SCHEMAS), **copy.deepcopy(openapi_campaigns.SCHEMAS)},
         },
     }
