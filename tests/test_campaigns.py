@@ -489,6 +489,17 @@ async def test_directory_answers_the_inbound_sides_questions(tmp_path: Path) -> 
         assert {r.campaign_id for r in rules_of} == {two_way["id"]}
         assert rules_of[0].actions[0].type == "reply"
         assert await d.keyword_rules(one_way["id"]) == ()
+        # The inbound branch's protocol: campaign(id) and keyword_campaigns(number).
+        info = await d.campaign(two_way["id"])
+        assert info is not None and info.sender == "36180"
+        assert info.courtesy_reply == "Reply OUI or NON" and info.reply_window == 3 * 86400
+        assert [r.name for r in info.keywords] == ["yes", "size"]
+        quiet = await d.campaign(one_way["id"])
+        assert quiet is not None and quiet.keywords == () and quiet.courtesy_reply == ""
+        assert await d.campaign("0" * 26) is None
+        assert [c.id for c in await d.keyword_campaigns("36180")] == [two_way["id"]]
+        assert await d.keyword_campaigns("36999") == []
         await rig.post(f"/v1/campaigns/{two_way['id']}/cancel", None, 200)
         await d.refresh()
         assert await d.campaign_for_keyword("36180", "OUI") is None
+        assert await d.keyword_campaigns("36180") == []
