@@ -67,3 +67,5 @@ class Campaigns:
     async def stop(self) -> None:
         await self.runner.stop()
         await self.importer.stop()
+        if self._refreshes:
+            await asyncio.gather(*self._refreshes, return_exceptions=True)
