@@ -92,3 +92,45 @@ async def test_a_campaign_reaches_the_simulator_and_its_stats_match(lab: Lab) ->
     assert numbers[0][1:] not in by_destination  # opted out of ACME
     assert by_destination[numbers[4][1:]] == "Hello Client, see you at Shop1"
     assert len(by_destination) == CONTACTS - 1
+
+
+async def test_a_campaign_survives_a_gateway_restart_without_duplicates(lab: Lab) -> None:
+    count = 200
+    created = await call(lab, "POST", "/v1/lists", 201, json={"name": "restart"})
+    numbers = [f"+336{40000000 + i:08d}" for i in range(count)]
+    started = await call(
+        lab,
+        "POST",
+        f"/v1/lists/{created['id']}/import",
+        202,
+        data=("number\n" + "\n".join(numbers) + "\n").encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+
+    async def imported() -> bool:
+        job = await call(lab, "GET", f"/v1/imports/{started['import_id']}", 200)
+        return bool(job["status"] == "done")
+
+    await eventually(imported)
+    body = {"name": "slow", "from": "ACME", "text": "Hi", "lists": [created["id"]], "tps": 100}
+    campaign = await call(lab, "POST", "/v1/campaigns", 201, json=body)
+    cid = campaign["id"]
+    await call(lab, "POST", f"/v1/campaigns/{cid}/start", 200)
+
+    async def some_sent() -> bool:
+        progress = (await call(lab, "GET", f"/v1/campaigns/{cid}", 200))["progress"]
+        return bool(0 < progress["handled"] < count)
+
+    await eventually(some_sent, every=0.01)
+    await lab.stop_gateway()
+    await lab.start_gateway()
+
+    async def finished() -> bool:
+        stats = await call(lab, "GET", f"/v1/campaigns/{cid}/stats", 200)
+        status = (await call(lab, "GET", f"/v1/campaigns/{cid}", 200))["status"]
+        return bool(stats["sent"] == count and stats["pending"] == 0 and status == "done")
+
+    await eventually(finished, within=60)
+    received = (await lab.sim("GET", f"/v1/messages?limit={2 * count}"))["messages"]
+    destinations = [m["destination"] for m in received]
+    assert sorted(destinations) == sorted(n[1:] for n in numbers)  # each exactly once
