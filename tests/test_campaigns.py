@@ -503,3 +503,51 @@ async def test_directory_answers_the_inbound_sides_questions(tmp_path: Path) -> 
         await d.refresh()
         assert await d.campaign_for_keyword("36180", "OUI") is None
         assert await d.keyword_campaigns("36180") == []
+
+
+async def test_the_wired_runner_keeps_the_directory_current(tmp_path: Path) -> None:
+    from gateway.campaigns.wiring import Campaigns
+    from gateway.store.campaign_base import ImportRow
+    from tests.api_fakes import FakeOutbound, make_config, router_for
+    from tests.e2e_helpers import eventually
+
+    config = make_config(default_region="FR")
+    store = SqliteStore(tmp_path / "gateway.db", "normal")
+    await store.open()
+    clock = [NOW]
+    outbound = FakeOutbound([], {"alpha"})
+    wired = Campaigns(config, store, outbound, router_for(config), clock=lambda: clock[0])
+    try:
+        await wired.open()
+        await wired.start()
+        contacts = await wired.store.create_list("l", NOW)
+        await wired.store.import_rows(contacts.id, [ImportRow("+33612345678", "A", {})], "t", NOW)
+        start_at = datetime.datetime.fromtimestamp(NOW + 60, datetime.UTC).isoformat()
+        rule = {"name": "yes", "keyword": "YES", "actions": [{"type": "help"}]}
+        body = {
+            "name": "later",
+            "from": "36180",
+            "text": "Hi",
+            "lists": [contacts.id],
+            "two_way": True,
+            "keywords": [rule],
+            "start_at": start_at,
+        }
+        created = await wired.service.create(body)
+        started = await wired.service.act(created.id, "start")
+        assert started is not None and started.status == "scheduled"
+        await wired.directory.refresh()
+        assert await wired.directory.keyword_campaigns("36180") == []  # not started yet
+        clock[0] += 60
+        wired.runner.wake(created.id)  # the runner's own timer would wait 60 real seconds
+
+        async def done_and_known() -> bool:
+            info = await wired.directory.campaign(created.id)
+            return info is not None and info.extra["status"] == "done"
+
+        await eventually(done_and_known, within=10)
+        assert [c.id for c in await wired.directory.keyword_campaigns("36180")] == [created.id]
+        assert [m.to for m in outbound.enqueued] == ["+33612345678"]
+    finally:
+        await wired.stop()
+        await store.close()

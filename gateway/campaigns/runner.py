@@ -75,12 +75,16 @@ class CampaignRunner:
         outbound: Outbound,
         intake: Intake,
         clock: Callable[[], float],
+        on_change: Callable[[], None] | None = None,
     ) -> None:
+        """``on_change`` is called when the runner moves a campaign's status (scheduled to
+        running, running to done), for caches such as the inbound directory."""
         self.campaigns = campaigns
         self.store = store
         self.outbound = outbound
         self.intake = intake
         self.clock = clock
+        self.on_change = on_change
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._stopping = False
@@ -159,6 +163,7 @@ class CampaignRunner:
             if started is None:
                 return None
             campaign = started
+            self._changed()
             log_event(log, "campaign.started", campaign_id=campaign_id)
         await self._fix_audience(campaign)
         window_json = campaign.spec.get("send_window")
@@ -173,6 +178,7 @@ class CampaignRunner:
         numbers = await self.campaigns.recipients_after(campaign_id, campaign.cursor, size)
         if not numbers:
             await self.campaigns.set_campaign_status(campaign_id, DONE, now, expect=[RUNNING])
+            self._changed()
             log_event(log, "campaign.done", campaign_id=campaign_id)
             return None
         await self._send_chunk(campaign, numbers, now)
@@ -180,6 +186,13 @@ class CampaignRunner:
             return 0.0
         pause: float = len(numbers) / float(tps) - (self.clock() - now)
         return max(0.0, pause)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:
+                log.exception("campaign.on_change_failed")
 
     async def _fix_audience(self, campaign: CampaignRecord) -> None:
         spec = campaign.spec

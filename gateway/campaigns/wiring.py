@@ -31,10 +31,13 @@ class Campaigns:
         router: Router,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._refreshes: set[asyncio.Task[None]] = set()
         self.store = SqliteCampaignStore(store)
         numbers = check.Numbers(config.messages.default_region)
         intake = Intake(config.messages, config.carriers, router)
-        self.runner = CampaignRunner(self.store, store, outbound, intake, clock)
+        self.runner = CampaignRunner(
+            self.store, store, outbound, intake, clock, on_change=self._changed
+        )
         self.directory = StoreCampaignDirectory(self.store, clock)
         self.importer = Importer(
             self.store,
@@ -47,7 +50,6 @@ class Campaigns:
             self.store, self.runner, numbers, clock, on_change=self._changed
         )
         self.parts = CampaignParts(self.store, store, self.importer, self.service, numbers, clock)
-        self._refreshes: set[asyncio.Task[None]] = set()
 
     def _changed(self) -> None:
         task = asyncio.get_running_loop().create_task(self.directory.refresh())
