@@ -551,3 +551,25 @@ async def test_the_wired_runner_keeps_the_directory_current(tmp_path: Path) -> N
     finally:
         await wired.stop()
         await store.close()
+
+
+async def test_audience_is_lists_and_tags_each_number_once_written_in_pages(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import gateway.store.sqlite_campaigns as sqlite_campaigns
+
+    monkeypatch.setattr(sqlite_campaigns, "AUDIENCE_PAGE", 2)
+    async with campaign_rig(tmp_path) as rig:
+        first = await list_with(rig, 5)  # numbers 0-4
+        second = await list_with(rig, 5, start=3)  # numbers 3-7
+        to = numbers(10)
+        await rig.store.tag_contact(to[9], ["vip"], NOW)
+        await rig.store.tag_contact(to[0], ["vip"], NOW)
+        campaign = await new_campaign(rig, first, lists=[first, second], tags=["vip"])
+        await rig.post(f"/v1/campaigns/{campaign['id']}/start", None, 200)
+        await rig.run_to_end(campaign["id"])
+        assert [d for d, _ in await rig.messages_of(campaign["id"])] == [*to[:8], to[9]]
+        fixed = await rig.campaigns.fix_audience(campaign["id"], [first, second], ["vip"])
+        assert fixed == 9  # fixed once: a second call changes nothing
+        await list_with(rig, 1, start=20)
+        assert await rig.campaigns.fix_audience(campaign["id"], [first], []) == 9

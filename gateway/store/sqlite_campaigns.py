@@ -101,6 +101,8 @@ _IMPORT_COLUMNS: Final = (
     " finished_at, failure"
 )
 
+AUDIENCE_PAGE: Final = 20_000
+"""Numbers per write while a campaign's audience is fixed: tens of milliseconds each."""
 HOURS: Final = 24
 DAYS: Final = 10
 
@@ -386,6 +388,33 @@ class SqliteCampaignStore:
         tags: Sequence[str],
         responders_of: tuple[str, str | None] | None = None,
     ) -> int:
+        fixed = await self._read(
+            "SELECT recipients FROM campaign_audience_fixed WHERE campaign_id = ?", (campaign_id,)
+        )
+        if fixed:
+            count: int = fixed[0][0]
+            return count
+        # Page by page (each its own short write), so that a million-number audience does
+        # not hold the writer, and every other write, for seconds. A crash half-way is
+        # harmless: the pages are INSERT OR IGNORE, and the audience is marked fixed last.
+        sources: list[tuple[str, tuple[Any, ...]]] = [
+            ("SELECT number FROM list_members WHERE list_id = ?", (list_id,)) for list_id in lists
+        ]
+        sources += [("SELECT number FROM contact_tags WHERE tag = ?", (tag,)) for tag in tags]
+        for select, params in sources:
+            after = ""
+            while True:
+                page = await self._read(
+                    f"{select} AND number > ? ORDER BY number LIMIT ?",
+                    (*params, after, AUDIENCE_PAGE),
+                )
+                if not page:
+                    break
+                await self._add_recipients(campaign_id, [r[0] for r in page])
+                after = page[-1][0]
+                if len(page) < AUDIENCE_PAGE:
+                    break
+
         async def op(db: aiosqlite.Connection) -> int:
             cursor = await db.execute(
                 "SELECT recipients FROM campaign_audience_fixed WHERE campaign_id = ?",
@@ -393,20 +422,8 @@ class SqliteCampaignStore:
             )
             done = await cursor.fetchone()
             if done is not None:
-                fixed: int = done[0]
-                return fixed
-            if lists:
-                await db.execute(
-                    "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number)"
-                    f" SELECT ?, number FROM list_members WHERE list_id IN ({_marks(len(lists))})",
-                    (campaign_id, *lists),
-                )
-            if tags:
-                await db.execute(
-                    "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number)"
-                    f" SELECT ?, number FROM contact_tags WHERE tag IN ({_marks(len(tags))})",
-                    (campaign_id, *tags),
-                )
+                already: int = done[0]
+                return already
             if responders_of is not None:
                 source_campaign, keyword = responders_of
                 sql = (
@@ -423,18 +440,29 @@ class SqliteCampaignStore:
             )
             found = await cursor.fetchone()
             assert found is not None
-            count: int = found[0]
+            total: int = found[0]
             await db.execute(
                 "INSERT INTO campaign_audience_fixed(campaign_id, recipients) VALUES (?, ?)",
-                (campaign_id, count),
+                (campaign_id, total),
             )
             await db.execute(
-                "UPDATE campaigns SET recipients = ? WHERE id = ?", (count, campaign_id)
+                "UPDATE campaigns SET recipients = ? WHERE id = ?", (total, campaign_id)
             )
-            return count
+            return total
 
         result: int = await self.store._write(op)
         return result
+
+    async def _add_recipients(self, campaign_id: str, numbers: list[str]) -> None:
+        rows = [(campaign_id, n) for n in numbers]
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number) VALUES (?, ?)",
+                rows,
+            )
+
+        await self.store._write(op)
 
     async def recipients_after(self, campaign_id: str, cursor: str | None, limit: int) -> list[str]:
         rows = await self._read(
