@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Final
 
 from gateway.api import validation as check
 from gateway.api.campaigns import CampaignParts
@@ -21,6 +22,17 @@ from gateway.routing import Router
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
 
+NUMBER_CACHE: Final = 1024
+"""The runner and the importer see each number about once: a large cache of checked numbers
+(the API's holds 100,000) would only grow with the audience."""
+
+
+def campaign_intake(config: GatewayConfig, router: Router) -> Intake:
+    """The API's intake rules for campaign messages, with a small number cache."""
+    intake = Intake(config.messages, config.carriers, router)
+    intake.numbers = check.Numbers(config.messages.default_region, cache_size=NUMBER_CACHE)
+    return intake
+
 
 class Campaigns:
     def __init__(
@@ -34,14 +46,14 @@ class Campaigns:
         self._refreshes: set[asyncio.Task[None]] = set()
         self.store = SqliteCampaignStore(store)
         numbers = check.Numbers(config.messages.default_region)
-        intake = Intake(config.messages, config.carriers, router)
+        intake = campaign_intake(config, router)
         self.runner = CampaignRunner(
             self.store, store, outbound, intake, clock, on_change=self._changed
         )
         self.directory = StoreCampaignDirectory(self.store, clock)
         self.importer = Importer(
             self.store,
-            check.Numbers(config.messages.default_region),
+            check.Numbers(config.messages.default_region, cache_size=NUMBER_CACHE),
             clock,
             lambda: new_message_id(clock()),
             spool_dir_for(str(config.store_path)),
