@@ -11,6 +11,7 @@ import email.policy
 import io
 import logging
 import threading
+import tomllib
 import zoneinfo
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -482,3 +483,15 @@ async def test_smtp_login_works_and_the_password_is_never_logged(
     assert refused.failed == 1
     assert "s3cret" not in caplog.text and "nope" not in caplog.text
     assert "digest.send_failed" in caplog.text
+
+
+def test_the_commented_example_in_the_shipped_config_loads() -> None:
+    shipped = (Path(__file__).parent.parent / "conf" / "gateway.toml").read_text()
+    example = shipped[shipped.index("# [digest]") :]
+    lines = [line[2:] for line in example.splitlines() if line.startswith("# ")]
+    digest = load_dataclass(DigestConfig, tomllib.loads("\n".join(lines))["digest"])
+    assert (digest.time, digest.time_zone, digest.smtp.effective_port) == (
+        "18:00",
+        "Europe/Paris",
+        587,
+    )
