@@ -3,6 +3,7 @@ CSV content (formula injection neutralised, BOM, quoting), new=1 marks, selected
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -291,3 +292,10 @@ async def test_without_an_interaction_store_the_routes_say_so() -> None:
         got = await api.get("/v1/interactions")
     assert got.status == 503
     assert got.body["error"]["code"] == "store_unavailable"
+
+
+async def test_two_new_exports_at_once_get_each_row_once(store: SqliteStore) -> None:
+    ids = [await log_mo(store, f"r{n}") for n in range(30)]
+    async with running_api(store=store) as api:
+        (_, first), (_, second) = await asyncio.gather(export(api, "?new=1"), export(api, "?new=1"))
+    assert sorted(ids_of(first) + ids_of(second)) == ids

@@ -26,6 +26,7 @@ reads `` 33612345678`` is taken as ``+33612345678``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
@@ -157,9 +158,12 @@ class InteractionsApi:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store: ReportStore | None = store if isinstance(store, ReportStore) else None
         self.clock = clock
+        self._exporting: dict[str, _ScopeLock] = {}
+        """One export of "new" per scope at a time in this process: a double click gets
+        the rows once (the second export starts where the first one's mark ended)."""
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        router.add_get("/v1/interactions", self.list, allow_head=False)
+        router.add_get("/v1/interactions", self.list_interactions, allow_head=False)
         router.add_get("/v1/interactions/export.csv", self.export, allow_head=False)
 
     def _store(self) -> ReportStore:
@@ -167,7 +171,7 @@ class InteractionsApi:
             raise ApiError(503, STORE_UNAVAILABLE, "this gateway's store keeps no interactions")
         return self.store
 
-    async def list(self, request: web.Request) -> web.Response:
+    async def list_interactions(self, request: web.Request) -> web.Response:
         store = self._store()
         query = request.query
         errors = _unknown(query, LIST_PARAMS)
@@ -207,6 +211,26 @@ class InteractionsApi:
         scope = json.dumps(
             [request[ACCOUNT_KEY], filters["campaign_id"], filters["number"], filters["source"]]
         )
+        entry = self._exporting.setdefault(scope, _ScopeLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                return await self._export(request, store, scope, filters, new, bom, ids)
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._exporting[scope]
+
+    async def _export(
+        self,
+        request: web.Request,
+        store: ReportStore,
+        scope: str,
+        filters: Mapping[str, str | None],
+        new: bool,
+        bom: bool,
+        ids: list[int] | None,
+    ) -> web.StreamResponse:
         bound = await store.settled_interaction_bound()
         start = await store.export_mark(scope) if new else 0
         now = self.clock()
@@ -267,6 +291,14 @@ class InteractionsApi:
                 log_event(log, "api.export_mark_failed", logging.ERROR, error=str(exc))
         log_event(log, "api.export", rows=written, new=new, selected=ids is not None)
         return response
+
+
+class _ScopeLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 def _matches(item: Interaction, filters: Mapping[str, str | None]) -> bool:
