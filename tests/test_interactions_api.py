@@ -177,7 +177,11 @@ async def test_the_csv_neutralises_formulas_and_keeps_text_whole(store: SqliteSt
         store,
         'Oui, "merci" 👍\nà demain; vraiment',
         keyword="OUI",
-        actions=[{"type": "opt_out", "ok": True}, {"type": "webhook", "ok": False}],
+        actions=[
+            {"type": "opt_out", "ok": True},
+            {"type": "webhook", "ok": False},
+            {"type": "courtesy_reply", "ok": False, "not_sent": "rate_limited"},
+        ],
     )
     async with running_api(store=store) as api:
         raw, rows = await export(api)
@@ -191,7 +195,7 @@ async def test_the_csv_neutralises_formulas_and_keeps_text_whole(store: SqliteSt
     last = dict(zip(COLUMNS, rows[-1], strict=True))
     assert last["text"] == 'Oui, "merci" 👍\nà demain; vraiment'
     assert last["keyword"] == "OUI"
-    assert last["actions"] == "opt_out; webhook (failed)"
+    assert last["actions"] == ("opt_out; webhook (failed); courtesy_reply (not sent: rate_limited)")
     assert last["received_at"] == "2030-03-17T17:46:40.000Z"
     assert last["complete"] == "yes"
     # Nothing that a spreadsheet would evaluate is left at the start of any cell.

@@ -72,11 +72,12 @@ async def test_counts_belong_to_their_campaign_and_period(store: SqliteStore) ->
     await mo(store, 1, "STOP", 120.0, actions=[{"type": "opt_out"}])
     await mo(store, 1, "STOP", 130.0, actions=[{"type": "opt_out"}])
     await mo(store, 2, "hi", 140.0, actions=[{"type": "reply"}])
+    await mo(store, 3, "STOP", 141.0, actions=[{"type": "opt_out", "ok": False, "error": "x"}])
     await mo(store, 4, "STOP", 140.0, campaign="autumn", actions=[{"type": "opt_out"}])
     counts = await store.campaign_counts("spring", 0.0, 200.0)
-    assert (counts.sent, counts.delivered, counts.replies) == (2, 1, 3)
-    assert (counts.unique_responders, counts.opt_outs) == (2, 1)
+    assert (counts.sent, counts.delivered, counts.replies) == (2, 1, 4)
+    assert (counts.unique_responders, counts.opt_outs) == (3, 1)
     later = await store.campaign_counts("spring", 200.0, 400.0)
     assert (later.sent, later.delivered, later.replies) == (1, 1, 0)
     page = await store.campaign_interactions("spring", 125.0, 200.0, 0, 10)
-    assert [i.text for i in page] == ["STOP", "hi"]
+    assert [i.text for i in page] == ["STOP", "hi", "STOP"]

@@ -61,14 +61,18 @@ def iso_utc(at: float) -> str:
 
 def describe_action(action: dict[str, Any]) -> str:
     """One action as a short cell fragment: its ``type``, the tag or question it names, and
-    ``(failed)`` when it did not succeed; JSON for an entry of another shape."""
+    ``(failed)`` when it did not succeed, ``(not sent: why)`` for a reply held back on
+    purpose (rate limit, opted out); JSON for an entry of another shape."""
     kind = action.get("type")
     if not isinstance(kind, str):
         return json.dumps(action, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     detail = action.get("tag") or action.get("question")
     text = f"{kind}:{detail}" if isinstance(detail, str) and detail else kind
-    if action.get("ok") is False or action.get("error"):
+    not_sent = action.get("not_sent")
+    if action.get("error") or (action.get("ok") is False and not not_sent):
         text += " (failed)"
+    elif not_sent:
+        text += f" (not sent: {not_sent})"
     return text
 
 

@@ -39,7 +39,8 @@ CREATE INDEX IF NOT EXISTS interactions_campaign_source ON interactions(campaign
 """
 
 OPT_OUT_ACTION: Final = "opt_out"
-"""The ``type`` of an opt-out entry in an interaction's ``actions`` (InboundActionConfig)."""
+"""The ``type`` of an opt-out entry in an interaction's ``actions`` (InboundActionConfig);
+one with ``"ok": false`` (the opt-out could not be stored) is not counted."""
 
 MAX_IDS: Final = 10_000
 """Ids per SQL statement in :meth:`SqliteReports.interactions_by_ids`; below SQLite's limit."""
@@ -132,7 +133,8 @@ class SqliteReports:
         opt_outs = await self._read(
             "SELECT count(DISTINCT i.source) FROM interactions i WHERE i.campaign_id = ?"
             " AND i.received_at >= ? AND i.received_at < ? AND EXISTS (SELECT 1 FROM"
-            " json_each(i.actions) a WHERE json_extract(a.value, '$.type') = ?)",
+            " json_each(i.actions) a WHERE json_extract(a.value, '$.type') = ?"
+            " AND coalesce(json_extract(a.value, '$.ok'), 1) != 0)",
             (campaign_id, since, until, OPT_OUT_ACTION),
         )
         return CampaignCounts(
