@@ -573,3 +573,26 @@ async def test_audience_is_lists_and_tags_each_number_once_written_in_pages(
         assert fixed == 9  # fixed once: a second call changes nothing
         await list_with(rig, 1, start=20)
         assert await rig.campaigns.fix_audience(campaign["id"], [first], []) == 9
+
+
+async def test_started_campaigns_with_addresses_get_a_digest(tmp_path: Path) -> None:
+    from gateway.campaigns.digest_source import CampaignDigestSource
+
+    async with campaign_rig(tmp_path) as rig:
+        list_id = await list_with(rig, 1)
+        digest = {"to": ["ops@example.com", "boss@example.org"], "days": 2}
+        wanted = await new_campaign(rig, list_id, name="wanted", digest=digest)
+        await new_campaign(rig, list_id, name="no digest")
+        await new_campaign(rig, list_id, name="draft", digest=digest)
+        stopped = await new_campaign(rig, list_id, name="cancelled", digest=digest)
+        for c in (wanted, stopped):
+            await rig.post(f"/v1/campaigns/{c['id']}/start", None, 200)
+        await rig.post(f"/v1/campaigns/{stopped['id']}/cancel", None, 200)
+        await rig.run_to_end(wanted["id"])
+        source = CampaignDigestSource(rig.campaigns)
+        found = await source.digest_campaigns(rig.now())
+        assert [(c.id, c.name, c.to, c.days) for c in found] == [
+            (wanted["id"], "wanted", ("ops@example.com", "boss@example.org"), 2)
+        ]
+        assert found[0].started_at == NOW
+        assert await source.digest_campaigns(NOW + 4 * 86400) == []  # its days are over

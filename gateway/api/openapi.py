@@ -15,6 +15,7 @@ from gateway.api import validation as check
 from gateway.api.errors import ERROR_CODES
 from gateway.api.intake import FIELDS
 from gateway.api.messages import IDEMPOTENCY_HEADER, MAX_BATCH, MAX_IDEMPOTENCY_KEY, REPLAYED_HEADER
+from gateway.api.openapi_interactions import INTERACTION_PATHS, INTERACTION_SCHEMAS
 from gateway.model import MessageStatus
 
 OPENAPI_VERSION: Final = "3.1.0"
@@ -409,10 +410,13 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **copy.deepcopy(INTERACTION_PATHS),
             **copy.deepcopy(openapi_campaigns.PATHS),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**copy.deepcopy(_SCHEMAS), **copy.deepcopy(openapi_campaigns.SCHEMAS)},
+            "schemas": copy.deepcopy(
+                {**_SCHEMAS, **INTERACTION_SCHEMAS, **openapi_campaigns.SCHEMAS}
+            ),
         },
     }

@@ -12,6 +12,7 @@ from gateway.api import validation as check
 from gateway.api.campaigns import CampaignParts
 from gateway.api.intake import Intake
 from gateway.api.messages import Outbound
+from gateway.campaigns.digest_source import CampaignDigestSource
 from gateway.campaigns.directory import StoreCampaignDirectory
 from gateway.campaigns.imports import Importer, spool_dir_for
 from gateway.campaigns.runner import CampaignRunner
@@ -51,6 +52,8 @@ class Campaigns:
             self.store, store, outbound, intake, clock, on_change=self._changed
         )
         self.directory = StoreCampaignDirectory(self.store, clock)
+        self.digest_source = CampaignDigestSource(self.store)
+        """For the daily digest (gateway.reports.digest.DigestCampaigns)."""
         self.importer = Importer(
             self.store,
             check.Numbers(config.messages.default_region, cache_size=NUMBER_CACHE),
