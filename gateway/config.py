@@ -433,6 +433,29 @@ class GatewayConfig:
                 for name in route.carriers
                 if name not in names
             )
+        errors.extend(self._webhooks_outside_the_allow_list())
+        return errors
+
+    def _webhooks_outside_the_allow_list(self) -> list[str]:
+        """Webhook actions go through the callback outbox, so [callbacks] applies to them:
+        say so at load rather than park every MO's webhook at run time."""
+        from gateway.callback_policy import CallbackPolicy
+
+        try:
+            policy = CallbackPolicy.from_config(self.callbacks)
+        except ValueError:
+            return []  # a bad CIDR is reported on callbacks.allowed_networks
+        errors = []
+        for i, number in enumerate(self.inbound.numbers):
+            for r, rule in enumerate(number.rules):
+                for a, action in enumerate(rule.actions):
+                    if action.type == "webhook" and action.url:
+                        refusal = policy.url_refusal(action.url)
+                        if refusal is not None:
+                            errors.append(
+                                f"inbound.numbers[{i}].rules[{r}].actions[{a}].url: {refusal}"
+                                " ([callbacks] applies to webhooks)"
+                            )
         return errors
 
     @property

@@ -260,3 +260,42 @@ async def test_passwords_and_tokens_never_reach_logs_metrics_or_errors(
         assert password not in text
         assert token not in text.replace(f'"{token}"', "")  # only the echo of "to" is allowed
     await asyncio.sleep(0)
+
+
+def _raw_with_webhook(url: str, callbacks: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "node": {"data_dir": "/tmp/unused"},
+        "http": {"tokens": [{"name": "t", "sha256": hash_token("x")}]},
+        "log": {},
+        "store": {},
+        "carriers": [
+            {"name": "c", "host": "127.0.0.1", "port": 2775, "system_id": "s", "password": "p"}
+        ],
+        "callbacks": callbacks,
+        "inbound": {
+            "numbers": [
+                {
+                    "number": "36000",
+                    "rules": [
+                        {
+                            "name": "hook",
+                            "keyword": "HOOK",
+                            "actions": [{"type": "webhook", "url": url}],
+                        }
+                    ],
+                }
+            ]
+        },
+    }
+
+
+def test_webhook_actions_are_held_to_the_callback_allow_list_at_load() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_dataclass(GatewayConfig, _raw_with_webhook("http://10.0.0.7/mo", {}))
+    assert any(
+        e.startswith("inbound.numbers[0].rules[0].actions[0].url") and "[callbacks]" in e
+        for e in err.value.errors
+    ), err.value.errors
+    allowed = {"allowed_networks": ["10.0.0.0/24"]}
+    config = load_dataclass(GatewayConfig, _raw_with_webhook("http://10.0.0.7/mo", allowed))
+    assert config.callbacks.allowed_networks == ("10.0.0.0/24",)
