@@ -39,6 +39,7 @@ from gateway.confload import (
     non_empty,
     regex,
 )
+from gateway.front.config import FrontConfig
 from gateway.smpp.constants import Status
 from gateway.smpp.receipt import IdForm
 
@@ -394,6 +395,8 @@ class GatewayConfig:
     messages: MessagesConfig = field(default_factory=MessagesConfig)
     routes: tuple[RouteConfig, ...] = ()
     """Optional: without routes, every destination goes to every carrier in equal shares."""
+    front: FrontConfig | None = None
+    """Optional ``[front]``: the SMPP server for upstream ESMEs (gateway.front)."""
 
     def validate(self) -> list[str]:
         errors = _unique(self.carriers, "name", "carriers")

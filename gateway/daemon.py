@@ -13,17 +13,22 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.api.app import make_app
+from gateway.api.intake import Intake
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.config import CarrierConfig, GatewayConfig
 from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
+from gateway.front.metrics import front_metrics
+from gateway.front.server import FrontServer
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
+from gateway.model import StatusChange
 from gateway.observe import HttpMetrics, gateway_metrics
 from gateway.routing import Route, Router
 from gateway.sdnotify import Notifier
@@ -86,12 +91,21 @@ class Gateway:
         self.callbacks = CallbackSender(self.store)
         # The dispatcher becomes every bind's listener (responses, timeouts, deliver_sm).
         self.dispatcher = Dispatcher(
-            config, self.store, self.binds, self.router, on_changes=self.callbacks.notify_changes
+            config, self.store, self.binds, self.router, on_changes=self._on_changes
         )
+        self.front: FrontServer | None = None
+        if config.front is not None:  # the SMPP server for upstream ESMEs
+            intake = Intake(config.messages, config.carriers, self.router)
+            self.front = FrontServer(config.front, self.store, intake, self.dispatcher)
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._started: list[str] = []
         self.http_port: int | None = None
+
+    def _on_changes(self, changes: Sequence[StatusChange]) -> None:
+        self.callbacks.notify_changes(changes)
+        if self.front is not None:
+            self.front.notify_changes(changes)
 
     async def start(self) -> None:
         """Start everything, or stop what started and raise: never half-started."""
@@ -107,6 +121,9 @@ class Gateway:
             self._started.append("binds")
             await self.callbacks.start()
             self._started.append("callbacks")
+            if self.front is not None:
+                self._started.append("front")
+                await self.front.start()
         except BaseException:
             await self.stop()
             raise
@@ -125,6 +142,9 @@ class Gateway:
         http_metrics = HttpMetrics()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(FunctionCollector(lambda: gateway_metrics(self, http_metrics)))
+        front = self.front
+        if front is not None:
+            registry.register(FunctionCollector(lambda: front_metrics(front)))
         app = make_app(
             self.binds,
             config=self.config,
@@ -133,6 +153,7 @@ class Gateway:
             router=self.router,
             http_metrics=http_metrics,
             registry=registry,
+            front_health=self.front.health if self.front is not None else None,
         )
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
@@ -162,6 +183,8 @@ class Gateway:
         self.notifier.stopping()
         log_event(log, "daemon.stopping")
         started = self._started
+        if "front" in started and self.front is not None:
+            await self.front.stop()
         if "dispatcher" in started:
             await self.dispatcher.stop(SHUTDOWN_DRAIN_SECONDS)
         if "binds" in started:
