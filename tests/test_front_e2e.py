@@ -6,6 +6,8 @@ smsgw's ids. Limits, long messages, held receipts, retries, restart, MO delivery
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import EsmClass, Status, Tag
 from gateway.smpp.pdu import DeliverSm, Pdu, SubmitSm, tlv_u8, tlv_u16
 from gateway.smpp.receipt import MessageState
+from gateway.smpp.session import Role, Session, SessionConfig
 from gateway.smpp.text import ConcatMethod, decode_short_message, parse_udh, split_message
 from tests.e2e_helpers import eventually, simulator_config
 from tests.front_helpers import ACCOUNT, OTHER, PASSWORD, FrontLab, front_section
@@ -358,3 +362,75 @@ async def test_mo_for_an_account_is_held_then_delivered(lab: FrontLab) -> None:
     assert decode_short_message(joined, pdus[1].data_coding) == long_text
     await rx.unbind()
     assert lab.front.mo_account_for("+33699999999") is None
+
+
+async def test_failure_receipt_with_failure_only_registered_delivery(tmp_path: Path) -> None:
+    from smsc_simulator.config import OutcomesConfig, ReceiptsConfig
+
+    sim = simulator_config(
+        receipts=ReceiptsConfig(outcomes=OutcomesConfig(delivered=0, undeliverable=1))
+    )
+    lab = FrontLab(tmp_path, sim, front_section())
+    await lab.start()
+    try:
+        client = await esme(lab)
+        sent = message_id(await client.submit(submit("will fail", registered_delivery=2)))
+        receipt = await client.next_deliver(within=10)
+        assert receipt.receipted_message_id == sent
+        assert receipt.message_state == MessageState.UNDELIVERABLE
+        assert b"stat:UNDELIV err:001" in getattr(receipt, "short_message", b"")
+        await client.unbind()
+    finally:
+        await lab.stop()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+async def test_tls_listener(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    proc = await asyncio.create_subprocess_exec(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err
+    lab = await started(tmp_path, tls_cert=str(cert), tls_key=str(key))
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        client = EsmeClient(SessionConfig(response_timeout=5.0, bind_timeout=5.0))
+        loop = asyncio.get_running_loop()
+        await loop.create_connection(
+            lambda: SmppConnection(Session(Role.ESME, client.config, loop.time()), client),
+            "127.0.0.1",
+            lab.front_port,
+            ssl=context,
+        )
+        assert await client.bind("trx", ACCOUNT, PASSWORD) == Status.ROK
+        sent = message_id(await client.submit(submit("over TLS")))
+        receipt = await client.next_deliver(within=10)
+        assert receipt.receipted_message_id == sent
+        await client.unbind()
+        # A plain-text bind on the TLS port gets nowhere.
+        plain = await EsmeClient.connect("127.0.0.1", lab.front_port, response_timeout=1.0)
+        with pytest.raises((ConnectionError, TimeoutError)):
+            await plain.bind("trx", ACCOUNT, PASSWORD, within=2.0)
+        await plain.close()
+    finally:
+        await lab.stop()
