@@ -434,3 +434,18 @@ async def test_tls_listener(tmp_path: Path) -> None:
         await plain.close()
     finally:
         await lab.stop()
+
+
+async def test_front_probes_idle_binds_and_unbinds_them_on_stop(tmp_path: Path) -> None:
+    lab = await started(tmp_path, enquire_link_interval=0.2)
+    try:
+        rx = await esme(lab, "rx")
+        after_bind = rx.bytes_received
+        await asyncio.sleep(0.5)
+        assert rx.bytes_received >= after_bind + 16  # an enquire_link (16 octets), answered
+        assert rx.session.is_bound
+        await lab.stop_gateway()
+        await rx.wait_closed()
+        assert "Unbound(by_peer=True)" in rx.close_reason
+    finally:
+        await lab.stop()

@@ -582,17 +582,24 @@ class FrontServer:
             found = routes.get("+" + destination)
         return found
 
+    def _owner(self, item_id: int) -> FrontAccount | None:
+        for account in self.accounts.values():
+            if item_id in account.in_flight:
+                return account
+        return None
+
     def delivered(self, bind: UpstreamBind, context: Any, response: Pdu) -> None:
-        account = bind.account
-        if not isinstance(context, int) or account is None:
+        """A deliver_sm was answered: the item is done once all its parts are ROK."""
+        if not isinstance(context, int):
             return
         ok = response.command_id != GenericNack.command_id and response.command_status == 0
         if not ok:
             self.not_delivered(bind, context, at_once=False)
             return
-        left = account.in_flight.get(context)
-        if left is None:
+        account = self._owner(context)
+        if account is None:  # a part of an item already failed on another part
             return
+        left = account.in_flight[context]
         if left > 1:
             account.in_flight[context] = left - 1
             return
@@ -601,15 +608,15 @@ class FrontServer:
         account.wake.set()
 
     def not_delivered(self, bind: UpstreamBind, context: Any, *, at_once: bool) -> None:
-        if not isinstance(context, int):
+        """Refused or unanswered: due again after retry_delay, or at once for a lost link."""
+        account = self._owner(context) if isinstance(context, int) else None
+        if account is None:
             return
-        for account in self.accounts.values():
-            if account.in_flight.pop(context, None) is not None:
-                account.stats.deliver_failed += not at_once
-                delay = 0.0 if at_once else self.config.retry_delay
-                account.settled[context] = self.clock() + delay
-                account.wake.set()
-                return
+        del account.in_flight[context]
+        account.stats.deliver_failed += not at_once
+        delay = 0.0 if at_once else self.config.retry_delay
+        account.settled[context] = self.clock() + delay
+        account.wake.set()
 
     async def _write_back(self, account: FrontAccount) -> None:
         settled = dict(account.settled)
