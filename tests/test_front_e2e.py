@@ -239,6 +239,10 @@ async def test_bad_submits_get_clear_statuses_and_the_front_stays_up(tmp_path: P
         assert bad_to.command_status == Status.RINVDSTADR
         bad_from = await client.submit(submit("x", source_addr="EVIL"))
         assert bad_from.command_status == Status.RINVSRCADR
+        bad_validity = await client.submit(submit("x", validity_period="tomorrow"))
+        assert bad_validity.command_status == Status.RINVEXPIRY
+        far = await client.submit(submit("x", schedule_delivery_time="991231235959000+"))
+        assert far.command_status == Status.RINVSCHED
         # An unknown command id: generic_nack, and the bind stays up.
         client.write_raw(bytes.fromhex("00000010000000ff0000000000000063"))
         good = await client.submit(submit("still here"))

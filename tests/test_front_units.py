@@ -12,7 +12,7 @@ import pytest
 
 from gateway.confload import ConfigError, load_dataclass
 from gateway.front.config import FrontConfig, hash_password, verify_password
-from gateway.front.inbound import Reassembler, as_number, extract
+from gateway.front.inbound import Reassembler, as_number, extract, smpp_time
 from gateway.front.outgoing import (
     ReceiptInfo,
     build_mo,
@@ -124,6 +124,19 @@ def test_as_number() -> None:
     assert as_number("+33612345678", 0) == "+33612345678"
     assert as_number("ACME", 5) == "ACME"
     assert as_number("12345", 3) == "12345"
+
+
+def test_smpp_times() -> None:
+    now = 1_700_000_000.0
+    assert smpp_time("000001000000000R", now) == now + 86400
+    assert smpp_time("000000013000000R", now) == now + 5400
+    # 2023-11-14 23:13:20 at UTC+1 (4 quarter hours ahead) is 22:13:20 UTC.
+    assert smpp_time("231114231320004+", now) == 1_700_000_000.0
+    assert smpp_time("231114211320004-", now) == 1_700_000_000.0
+    assert smpp_time("231114221320504+", now) == 1_700_000_000.5 - 3600
+    for bad in ("", "tomorrow", "231314221320000+", "2311142213200000", "231114221320049+"):
+        with pytest.raises(ValueError):
+            smpp_time(bad, now)
 
 
 def test_reassembler_joins_out_of_order_and_times_out() -> None:
@@ -314,3 +327,55 @@ async def test_front_outbox_survives_a_reopen(tmp_path: Path) -> None:
         assert item.payload == '{"text": "x"}'
     finally:
         await store.close()
+
+
+# -- the submit_sm checks, without sockets -----------------------------------------------------
+
+
+class _Outbound:
+    def enqueue(self, messages: Any) -> None:
+        raise AssertionError("not called by _check")
+
+    def carriers_up(self) -> set[str]:
+        return {"sim"}
+
+
+def test_submit_checks_map_validity_schedule_and_receipts(tmp_path: Path) -> None:
+    from gateway.api.intake import Intake
+    from gateway.front.server import FrontAccount, FrontServer
+    from gateway.routing import Router
+    from gateway.smpp.constants import Status
+    from tests.e2e_helpers import gateway_config
+    from tests.front_helpers import ACCOUNT, front_section
+
+    config = gateway_config(tmp_path, 2775)
+    front_config = load_dataclass(FrontConfig, front_section(account={"default_sender": "ACME"}))
+    now = 1_700_000_000.0
+    server = FrontServer(
+        front_config,
+        store=None,  # type: ignore[arg-type]
+        intake=Intake(config.messages, config.carriers, Router([], ["sim"])),
+        outbound=_Outbound(),
+        clock=lambda: now,
+    )
+    account = FrontAccount(front_config.accounts[0], 0.0)
+    assert account.system_id == ACCOUNT
+
+    def check(**fields: Any) -> tuple[int, NewMessage | None]:
+        values: dict[str, Any] = {"destination_addr": "33612345678", "dest_addr_ton": 1}
+        values.update(fields)
+        return server._check(account, SubmitSm(**values), "hello")
+
+    status, message = check(validity_period="000000020000000R", registered_delivery=1)
+    assert status == Status.ROK and message is not None
+    assert message.sender == "ACME"  # default_sender for an empty source_addr
+    assert message.validity_until == now + 7200
+    assert message.callback_url == "smpp:crm?rd=1"
+    assert message.account == ACCOUNT
+    _, short = check(validity_period="000000000010000R", registered_delivery=0)
+    assert short is not None and short.validity_until == now + 60  # at least a minute
+    assert short.callback_url is None
+    _, later = check(schedule_delivery_time="000000010000000R")
+    assert later is not None and later.scheduled_at == now + 3600
+    assert check(destination_addr="1")[0] == Status.RINVDSTADR
+    assert check(validity_period="x")[0] == Status.RINVEXPIRY

@@ -10,6 +10,7 @@ since a sender may have cut between an escape and its character or inside a surr
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
@@ -62,6 +63,30 @@ def as_number(address: str, ton: int) -> str:
     if address.isdigit() and ton in (0, TON_INTERNATIONAL) and not address.startswith("0"):
         return "+" + address
     return address
+
+
+RELATIVE_YEAR: Final = 365 * 86400
+RELATIVE_MONTH: Final = 30 * 86400
+"""A relative time's years and months in seconds: the spec leaves them loose, and SMSCs
+count them this way."""
+
+
+def smpp_time(value: str, now: float) -> float:
+    """An SMPP time (spec 7.1.1, ``YYMMDDhhmmsstnnp``) as epoch seconds. ``p`` is ``+`` or
+    ``-`` for an absolute time ``nn`` quarter hours ahead of or behind UTC, ``R`` for a time
+    relative to ``now``. Raises ValueError for anything else."""
+    if len(value) != 16 or not value[:15].isdigit() or value[15] not in "+-R":
+        raise ValueError(f"not an SMPP time: {value!r}")
+    yy, mo, dd, hh, mi, ss = (int(value[i : i + 2]) for i in range(0, 12, 2))
+    tenths, quarters, sign = int(value[12]), int(value[13:15]), value[15]
+    if sign == "R":
+        seconds = yy * RELATIVE_YEAR + mo * RELATIVE_MONTH + dd * 86400 + hh * 3600
+        return now + seconds + mi * 60 + ss
+    if quarters > 48 or not (1 <= mo <= 12 and 1 <= dd <= 31 and hh < 24 and mi < 60 and ss < 60):
+        raise ValueError(f"not an SMPP time: {value!r}")
+    local = calendar.timegm((2000 + yy, mo, dd, hh, mi, ss, 0, 0, 0)) + tenths / 10
+    offset = quarters * 900
+    return local - offset if sign == "+" else local + offset
 
 
 @dataclass(slots=True)

@@ -42,9 +42,17 @@ from typing import Any, Final, Protocol
 
 from gateway.api.errors import FieldError
 from gateway.api.intake import Intake
+from gateway.api.validation import MAX_VALIDITY, MIN_VALIDITY
 from gateway.engine.throttle import TokenBucket
 from gateway.front.config import FrontAccountConfig, FrontConfig, verify_password
-from gateway.front.inbound import GroupKey, Reassembler, Received, as_number, extract
+from gateway.front.inbound import (
+    GroupKey,
+    Reassembler,
+    Received,
+    as_number,
+    extract,
+    smpp_time,
+)
 from gateway.front.outgoing import build_mo, build_receipt, mo_payload, receipt_info
 from gateway.logs import log_event
 from gateway.model import NewMessage, StatusChange
@@ -93,6 +101,8 @@ FIELD_STATUS: Final[dict[str, int]] = {
     "from": Status.RINVSRCADR,
     "text": Status.RINVMSGLEN,
     "encoding": Status.RINVMSGLEN,
+    "scheduled_at": Status.RINVSCHED,
+    "validity": Status.RINVEXPIRY,
 }
 """Intake field errors as the command_status of the submit_sm_resp; any other field:
 ESME_RSUBMITFAIL."""
@@ -507,13 +517,26 @@ class FrontServer:
         if not sender or (config.allowed_senders and sender not in config.allowed_senders):
             return Status.RINVSRCADR, None
         ton = pdu.source_addr_ton if pdu.source_addr else 0
-        item = {
+        item: dict[str, Any] = {
             "to": as_number(pdu.destination_addr, pdu.dest_addr_ton),
             "from": as_number(sender, ton),
             "text": text,
         }
+        now = self.clock()
+        if isinstance(pdu, SubmitSm):
+            try:
+                if pdu.validity_period:
+                    seconds = smpp_time(pdu.validity_period, now) - now
+                    item["validity"] = int(min(max(seconds, MIN_VALIDITY), MAX_VALIDITY))
+            except ValueError:
+                return Status.RINVEXPIRY, None
+            try:
+                if pdu.schedule_delivery_time:
+                    item["scheduled_at"] = smpp_time(pdu.schedule_delivery_time, now)
+            except ValueError:
+                return Status.RINVSCHED, None
         prepared = self.intake.prepare(
-            item, account=account.system_id, now=self.clock(), up=self.outbound.carriers_up()
+            item, account=account.system_id, now=now, up=self.outbound.carriers_up()
         )
         if isinstance(prepared, list):
             return _status_of(prepared), None
