@@ -300,6 +300,11 @@ async def test_final_status_of_an_upstream_message_lands_in_the_front_outbox(
         "delivered",
         "smpp:crm?rd=1",
     )
+    assert (payload["to"], payload["sender"], payload["created_at"]) == (
+        "+33612345678",
+        "ACME",
+        1000.0,
+    )
     callbacks = await store.callbacks_due(2000.0, 10)
     assert [c.url for c in callbacks] == ["https://example.net/cb"]  # not the smpp: one
     assert await store.front_due("other", 2000.0, 10) == []

@@ -86,18 +86,20 @@ class ReceiptInfo:
     registered_delivery: int
 
 
-def receipt_info(payload: str, to: str, sender: str, created_at: float | None) -> ReceiptInfo:
-    """The receipt an outbox payload (written by the store) asks for."""
+def receipt_info(payload: str) -> ReceiptInfo:
+    """The receipt an outbox payload (written by the store with the final status) asks for:
+    the callback payload plus the message's ``to``, ``sender`` and ``created_at``."""
     data: dict[str, Any] = json.loads(payload)
     message_id = str(data["id"])
     at = float(data["at"])
-    submitted = created_at if created_at is not None else created_at_of(message_id) or at
+    created_at = data.get("created_at")
+    submitted = float(created_at) if created_at else created_at_of(message_id) or at
     return ReceiptInfo(
         message_id=message_id,
         status=str(data["status"]),
         done_at=at,
-        to=to,
-        sender=sender,
+        to=str(data.get("to") or ""),
+        sender=str(data.get("sender") or ""),
         submitted_at=submitted,
         registered_delivery=registered_delivery_of(str(data.get("url", ""))),
     )

@@ -327,6 +327,7 @@ class FrontServer:
         self.stopping = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._batch: list[tuple[NewMessage, list[Waiting]]] = []
         self._loops: list[asyncio.Task[None]] = []
         self._rng = random.Random()
         self._session_config = SessionConfig(
@@ -377,6 +378,7 @@ class FrontServer:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops = []
+        self._commit_batch()
         if self._tasks:  # commits under way: their submit_sm_resp go out before the unbind
             await asyncio.wait(list(self._tasks), timeout=drain)
         for group in self.reassembler.expired(float("inf")):
@@ -507,7 +509,7 @@ class FrontServer:
             for bind, part in waiting:
                 bind.answer(part, status)
             return
-        self._spawn(self._commit(message, waiting))
+        self._queue_commit(message, waiting)
 
     def _check(
         self, account: FrontAccount, pdu: Received, text: str
@@ -545,24 +547,46 @@ class FrontServer:
             prepared.callback_url = f"{FRONT_CALLBACK_SCHEME}{account.system_id}?rd={registered}"
         return Status.ROK, prepared
 
-    async def _commit(self, message: NewMessage, waiting: list[Waiting]) -> None:
+    def _queue_commit(self, message: NewMessage, waiting: list[Waiting]) -> None:
+        """Commit with the other messages checked in this loop turn: a burst of submit_sm
+        read from one or more sockets becomes one opt-out query per sender and one
+        ``store.accept`` (which group-commits with the HTTP API's)."""
+        if not self._batch:
+            asyncio.get_running_loop().call_soon(self._commit_batch)
+        self._batch.append((message, waiting))
+
+    def _commit_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            self._spawn(self._commit(batch))
+
+    async def _commit(self, batch: list[tuple[NewMessage, list[Waiting]]]) -> None:
+        refused: set[str] = set()  # message ids opted out
+        accepted: list[NewMessage] = []
         status: int = Status.ROK
         try:
-            if message.to in await self.store.opted_out([message.to], message.sender):
-                status = Status.RSUBMITFAIL
-            else:
-                await self.store.accept([message])
+            by_sender: dict[str, list[NewMessage]] = {}
+            for message, _ in batch:
+                by_sender.setdefault(message.sender, []).append(message)
+            for sender, messages in by_sender.items():
+                out = await self.store.opted_out([m.to for m in messages], sender)
+                refused.update(m.id for m in messages if m.to in out)
+            accepted = [m for m, _ in batch if m.id not in refused]
+            if accepted:
+                await self.store.accept(accepted)
         except Exception as exc:
             log_event(log, "front.accept_failed", logging.WARNING, error=repr(exc))
-            status = Status.RSYSERR  # temporary: the ESME sends it again
-        if status == Status.ROK:
-            try:  # durable from here on: the dispatcher also finds it in the store
-                self.outbound.enqueue([message])
+            status = Status.RSYSERR  # temporary: the ESME sends them again
+        if status == Status.ROK and accepted:
+            try:  # durable from here on: the dispatcher also finds them in the store
+                self.outbound.enqueue(accepted)
             except Exception:
-                log.exception("front.enqueue_failed id=%s", message.id)
-        message_id = message.id if status == Status.ROK else ""
-        for bind, pdu in waiting:
-            bind.answer(pdu, status, message_id)
+                log.exception("front.enqueue_failed messages=%d", len(accepted))
+        for message, waiting in batch:
+            answer = Status.RSUBMITFAIL if message.id in refused else status
+            message_id = message.id if answer == Status.ROK else ""
+            for bind, pdu in waiting:
+                bind.answer(pdu, answer, message_id)
 
     # -- receipts and MO: the outbox -------------------------------------------------------
 
@@ -705,7 +729,7 @@ class FrontServer:
                     id=item.id,
                 )
                 continue
-            pdus = await self._pdus(item)
+            pdus = self._pdus(item)
             if not pdus:  # not asked for (failure-only receipts), or unusable: done
                 account.settled[item.id] = None
                 continue
@@ -726,16 +750,11 @@ class FrontServer:
                 account.stats.mo_sent += 1
         return bool(account.settled) or (sent > 0 and len(items) >= room + skip)
 
-    async def _pdus(self, item: FrontItem) -> list[DeliverSm]:
+    def _pdus(self, item: FrontItem) -> list[DeliverSm]:
         try:
             if item.kind == "mo":
                 return build_mo(item.payload, self._rng.randrange(0x100))
-            info = receipt_info(item.payload, "", "", None)
-            view = await self.store.get_message(info.message_id)
-            if view is None:
-                return []
-            info = receipt_info(item.payload, view.to, view.sender, view.created_at)
-            receipt = build_receipt(info)
+            receipt = build_receipt(receipt_info(item.payload))
             return [receipt] if receipt is not None else []
         except (ValueError, KeyError, TypeError) as exc:
             log_event(log, "front.bad_item", logging.WARNING, id=item.id, error=repr(exc))

@@ -706,13 +706,33 @@ class SqliteStore:
 
     async def _front_receipts(self, db: aiosqlite.Connection, changes: list[StatusChange]) -> None:
         """Final statuses of messages from upstream SMPP accounts, into the front outbox."""
+        wanted = [
+            c
+            for c in changes
+            if c.callback_url
+            and c.callback_url.startswith(FRONT_CALLBACK_SCHEME)
+            and c.status in CALLBACK_STATUSES
+        ]
+        if not wanted:
+            return
+        # The receipt goes from the message's destination to its sender: keep them with it.
+        found: dict[str, tuple[str, str, float]] = {}
+        for chunk in _chunks([c.message_id for c in wanted], MAX_SQL_VARIABLES):
+            cursor = await db.execute(
+                "SELECT id, dest, sender, created_at FROM messages"
+                f" WHERE id IN ({_placeholders(len(chunk))})",
+                chunk,
+            )
+            for message_id, dest, sender, created_at in await cursor.fetchall():
+                found[message_id] = (dest, sender, created_at)
         rows = []
-        for c in changes:
-            url = c.callback_url
-            if url and url.startswith(FRONT_CALLBACK_SCHEME) and c.status in CALLBACK_STATUSES:
-                account = url[len(FRONT_CALLBACK_SCHEME) :].split("?", 1)[0]
-                payload = json.dumps({**_callback_payload(c), "url": url})
-                rows.append((account, "receipt", payload, c.at, c.at))
+        for c in wanted:
+            url = c.callback_url or ""
+            account = url[len(FRONT_CALLBACK_SCHEME) :].split("?", 1)[0]
+            dest, sender, created_at = found.get(c.message_id, ("", "", c.at))
+            payload = {**_callback_payload(c), "url": url, "to": dest, "sender": sender}
+            payload["created_at"] = created_at
+            rows.append((account, "receipt", json.dumps(payload), c.at, c.at))
         if rows:
             await db.executemany(
                 "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
