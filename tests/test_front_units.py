@@ -384,3 +384,6 @@ def test_submit_checks_map_validity_schedule_and_receipts(tmp_path: Path) -> Non
     assert later is not None and later.scheduled_at == now + 3600
     assert check(destination_addr="1")[0] == Status.RINVDSTADR
     assert check(validity_period="x")[0] == Status.RINVEXPIRY
+    assert check(data_coding=4)[0] == Status.RSUBMITFAIL  # binary is not carried
+    _, urgent = check(priority_flag=3)
+    assert urgent is not None and urgent.priority == 3

@@ -54,6 +54,12 @@ def extract(pdu: Received) -> Piece:
     return Piece(data, pdu.data_coding, concat)
 
 
+def is_binary(data_coding: int) -> bool:
+    """8-bit data (0x02, 0x04, or the 8-bit message-class group 0xF4-0xF7): smsgw carries
+    text, which it may re-encode and re-split for the carrier, so binary is refused."""
+    return data_coding in (0x02, 0x04) or 0xF4 <= data_coding <= 0xF7
+
+
 def as_number(address: str, ton: int) -> str:
     """An SMPP address as intake wants a number: digits with TON international (or
     unknown TON and no national prefix of a region) get a '+'. Alphanumeric senders and

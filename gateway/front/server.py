@@ -42,7 +42,7 @@ from typing import Any, Final, Protocol
 
 from gateway.api.errors import FieldError
 from gateway.api.intake import Intake
-from gateway.api.validation import MAX_VALIDITY, MIN_VALIDITY
+from gateway.api.validation import MAX_PRIORITY, MAX_VALIDITY, MIN_VALIDITY
 from gateway.engine.throttle import TokenBucket
 from gateway.front.config import FrontAccountConfig, FrontConfig, verify_password
 from gateway.front.inbound import (
@@ -51,6 +51,7 @@ from gateway.front.inbound import (
     Received,
     as_number,
     extract,
+    is_binary,
     smpp_time,
 )
 from gateway.front.outgoing import build_mo, build_receipt, mo_payload, receipt_info
@@ -518,12 +519,16 @@ class FrontServer:
         sender = pdu.source_addr or config.default_sender
         if not sender or (config.allowed_senders and sender not in config.allowed_senders):
             return Status.RINVSRCADR, None
+        if is_binary(pdu.data_coding):
+            return Status.RSUBMITFAIL, None  # smsgw carries text; binary would be mangled
         ton = pdu.source_addr_ton if pdu.source_addr else 0
         item: dict[str, Any] = {
             "to": as_number(pdu.destination_addr, pdu.dest_addr_ton),
             "from": as_number(sender, ton),
             "text": text,
         }
+        if isinstance(pdu, SubmitSm) and pdu.priority_flag:
+            item["priority"] = min(pdu.priority_flag, MAX_PRIORITY)
         now = self.clock()
         if isinstance(pdu, SubmitSm):
             try:
