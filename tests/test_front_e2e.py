@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import ssl
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -243,7 +244,8 @@ async def test_bad_submits_get_clear_statuses_and_the_front_stays_up(tmp_path: P
         assert bad_validity.command_status == Status.RINVEXPIRY
         far = await client.submit(submit("x", schedule_delivery_time="991231235959000+"))
         assert far.command_status == Status.RINVSCHED
-        # An unknown command id: generic_nack, and the bind stays up.
+        # An unknown command id: the bind stays up (the generic_nack it gets is read on a
+        # raw socket in test_bad_pdu_gets_generic_nack).
         client.write_raw(bytes.fromhex("00000010000000ff0000000000000063"))
         good = await client.submit(submit("still here"))
         assert good.command_status == Status.ROK
@@ -453,3 +455,16 @@ async def test_front_probes_idle_binds_and_unbinds_them_on_stop(tmp_path: Path) 
         assert "Unbound(by_peer=True)" in rx.close_reason
     finally:
         await lab.stop()
+
+
+async def test_bad_pdu_gets_generic_nack(lab: FrontLab) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", lab.front_port)
+    try:
+        writer.write(bytes.fromhex("00000010000000ff0000000000000063"))
+        header = await asyncio.wait_for(reader.readexactly(16), 5.0)
+        length, command_id, status, sequence = struct.unpack(">IIII", header)
+        assert (length, command_id, sequence) == (16, 0x80000000, 0x63)
+        assert status == Status.RINVCMDID
+    finally:
+        writer.close()
+        await writer.wait_closed()
