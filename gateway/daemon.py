@@ -30,6 +30,7 @@ from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
 from gateway.model import StatusChange
 from gateway.observe import HttpMetrics, gateway_metrics
+from gateway.reports.digest import DigestScheduler
 from gateway.routing import Route, Router
 from gateway.sdnotify import Notifier
 from gateway.smpp.session import BindType, SessionConfig
@@ -97,6 +98,12 @@ class Gateway:
         if config.front is not None:  # the SMPP server for upstream ESMEs
             intake = Intake(config.messages, config.carriers, self.router)
             self.front = FrontServer(config.front, self.store, intake, self.dispatcher)
+        # The daily campaign digest, when [digest] is configured; its campaigns are set by
+        # the campaign side (``self.digest.campaigns``), none until then.
+        self.digest: DigestScheduler | None = None
+        if config.digest is not None:
+            tz = config.digest.tzinfo(config.node)
+            self.digest = DigestScheduler(config.digest, tz, self.store, node_id=config.node.id)
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._started: list[str] = []
@@ -124,6 +131,9 @@ class Gateway:
             if self.front is not None:
                 self._started.append("front")
                 await self.front.start()
+            if self.digest is not None:
+                await self.digest.start()
+                self._started.append("digest")
         except BaseException:
             await self.stop()
             raise
@@ -185,6 +195,8 @@ class Gateway:
         started = self._started
         if "front" in started and self.front is not None:
             await self.front.stop()
+        if "digest" in started and self.digest is not None:
+            await self.digest.stop()
         if "dispatcher" in started:
             await self.dispatcher.stop(SHUTDOWN_DRAIN_SECONDS)
         if "binds" in started:
