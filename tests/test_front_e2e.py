@@ -190,6 +190,14 @@ async def test_binds_refused_with_the_right_status(tmp_path: Path) -> None:
         assert await second.bind("tx", ACCOUNT, PASSWORD) == Status.RBINDFAIL  # max_binds 1
         await second.close()
         await first.unbind()
+        async with aiohttp.ClientSession() as http, http.get(lab.gw_url + "/metrics") as r:
+            metrics = await r.text()
+        assert 'smsgw_front_bind_refused_total{account="crm",status="ESME_RINVPASWD"} 1.0' in (
+            metrics
+        )
+        assert 'smsgw_front_bind_refused_total{account="crm",status="ESME_RBINDFAIL"} 1.0' in (
+            metrics
+        )
     finally:
         await lab.stop()
 

@@ -228,6 +228,23 @@ def test_mo_pdus() -> None:
     parts = build_mo(long, ref=9)
     assert len(parts) == 2 and all(p.esm_class & EsmClass.UDHI for p in parts)
     assert parts[0].source_addr_ton == 0 and parts[0].source_addr == "12345"
+    (whole,) = build_mo(long, ref=9, max_parts=1)  # more parts than the window: one PDU
+    assert whole.short_message == b"" and whole.message_payload == b"x" * 200
+    assert not whole.esm_class & EsmClass.UDHI
+
+
+def test_account_networks_take_ipv4_mapped_peers() -> None:
+    from gateway.front.config import FrontAccountConfig
+    from gateway.front.server import FrontAccount
+
+    config = FrontAccountConfig(
+        system_id="crm", password_hash="x", allowed_ips=("10.1.0.0/16", "2001:db8::/32")
+    )
+    account = FrontAccount(config, 0.0)
+    assert account.allows("10.1.2.3") and account.allows("::ffff:10.1.2.3")
+    assert account.allows("2001:db8::1")
+    assert not account.allows("10.2.0.1") and not account.allows("127.0.0.1")
+    assert not account.allows("not an address")
 
 
 # -- the store's front outbox ------------------------------------------------------------------

@@ -39,7 +39,14 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
         "Receipts and MO dropped after hold_max_age without a receiver.",
         labels=["account"],
     )
+    refused = CounterMetricFamily(
+        "smsgw_front_bind_refused",
+        "Binds refused, by the command_status of the bind_resp.",
+        labels=["account", "status"],
+    )
     for name, account in front.accounts.items():
+        for status, count in sorted(account.stats.bind_refused.items()):
+            refused.add_metric([name, status_name(status)], count)
         for bind_type in BindType:
             count = sum(1 for b in account.binds if b.bind_type is bind_type)
             binds.add_metric([name, bind_type.value], count)
@@ -50,4 +57,4 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
         failed.add_metric([name], account.stats.deliver_failed)
         held.add_metric([name], account.held)
         expired.add_metric([name], account.stats.expired)
-    return [binds, submits, delivered, failed, held, expired]
+    return [binds, submits, delivered, failed, held, expired, refused]

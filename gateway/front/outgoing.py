@@ -141,10 +141,16 @@ def mo_payload(source: str, destination: str, text: str, received_at: float) -> 
     )
 
 
-def build_mo(payload: str, ref: int) -> list[DeliverSm]:
-    """The deliver_sm parts of one MO held in the outbox."""
+def build_mo(payload: str, ref: int, max_parts: int = 255) -> list[DeliverSm]:
+    """The deliver_sm parts of one MO held in the outbox. One that needs more than
+    ``max_parts`` parts (more than the receiver's window takes at once) goes whole in
+    message_payload instead."""
     data: dict[str, Any] = json.loads(payload)
-    split = split_message(str(data["text"]), concat=ConcatMethod.UDH8, ref=ref)
+    text = str(data["text"])
+    split = split_message(text, concat=ConcatMethod.UDH8, ref=ref)
+    payload_pdu = len(split.parts) > max_parts
+    if payload_pdu:
+        split = split_message(text, split.encoding, concat=ConcatMethod.PAYLOAD, ref=ref)
     src_ton, src_npi, src = _address(str(data["source"]))
     dst_ton, dst_npi, dst = _address(str(data["destination"]))
     return [
@@ -157,7 +163,8 @@ def build_mo(payload: str, ref: int) -> list[DeliverSm]:
             destination_addr=dst,
             esm_class=EsmClass.UDHI if part.esm_class_udhi else 0,
             data_coding=split.data_coding,
-            short_message=part.short_message,
+            short_message=b"" if payload_pdu else part.short_message,
+            tlvs=((Tag.MESSAGE_PAYLOAD, part.short_message),) if payload_pdu else (),
         )
         for part in split.parts
     ]

@@ -157,6 +157,8 @@ class FrontAccount:
             address = ipaddress.ip_address(ip)
         except ValueError:
             return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack listener shows IPv4 peers so
         return any(address in network for network in self.networks)
 
     def receiver_with_room(self, parts: int) -> UpstreamBind | None:
@@ -758,7 +760,9 @@ class FrontServer:
     def _pdus(self, item: FrontItem) -> list[DeliverSm]:
         try:
             if item.kind == "mo":
-                return build_mo(item.payload, self._rng.randrange(0x100))
+                account = self.accounts[item.account]
+                window = account.config.deliver_window
+                return build_mo(item.payload, self._rng.randrange(0x100), window)
             receipt = build_receipt(receipt_info(item.payload))
             return [receipt] if receipt is not None else []
         except (ValueError, KeyError, TypeError) as exc:
