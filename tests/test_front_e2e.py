@@ -476,3 +476,24 @@ async def test_bad_pdu_gets_generic_nack(lab: FrontLab) -> None:
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+async def test_receipt_unanswered_when_the_link_drops_is_sent_again(lab: FrontLab) -> None:
+    client = await esme(lab)
+    client.auto_answer = False  # take the receipt, never answer it
+    sent = message_id(await client.submit(submit("lost on the wire")))
+    first = await client.next_deliver(within=10)
+    assert first.receipted_message_id == sent
+    assert client.conn is not None
+    client.conn.abort()  # the link drops with the deliver_sm unanswered
+    await client.wait_closed()
+    again = await esme(lab, "rx")
+    receipt = await again.next_deliver(within=5)
+    assert receipt.receipted_message_id == sent
+
+    async def written_back() -> bool:
+        assert lab.gateway is not None
+        return await lab.gateway.store.front_pending() == {}
+
+    await eventually(written_back)
+    await again.unbind()
