@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import ssl
 import struct
 from collections.abc import AsyncIterator
@@ -497,3 +498,24 @@ async def test_receipt_unanswered_when_the_link_drops_is_sent_again(lab: FrontLa
 
     await eventually(written_back)
     await again.unbind()
+
+
+async def test_front_port_in_use_stops_the_whole_start(tmp_path: Path) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    try:
+        port = blocker.getsockname()[1]
+        lab = FrontLab(tmp_path, simulator_config(), front_section(port=port))
+        await lab.simulator.start()
+        try:
+            with pytest.raises(OSError):
+                await lab.start_gateway()
+            assert lab.gateway is not None
+            assert lab.gateway._started == []  # everything that started was stopped
+            assert all(not b.bound for b in lab.gateway.binds)
+            lab.gateway = None
+        finally:
+            await lab.stop()
+    finally:
+        blocker.close()
