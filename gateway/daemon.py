@@ -13,18 +13,24 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.api.app import make_app
+from gateway.api.intake import Intake
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
+from gateway.callback_policy import CallbackPolicy, policy_session
 from gateway.campaigns.wiring import Campaigns
 from gateway.config import CarrierConfig, GatewayConfig
-from gateway.engine.callbacks import CallbackSender
+from gateway.engine.callbacks import CONCURRENCY, REQUEST_TIMEOUT_SECONDS, CallbackSender
 from gateway.engine.dispatcher import Dispatcher
+from gateway.front.metrics import front_metrics
+from gateway.front.server import FrontServer
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
+from gateway.model import StatusChange
 from gateway.observe import HttpMetrics, gateway_metrics
 from gateway.reports.digest import DigestScheduler
 from gateway.routing import Route, Router
@@ -85,12 +91,21 @@ class Gateway:
             [Route(r.prefix, r.carriers, r.weights) for r in config.routes],
             [c.name for c in config.carriers],
         )
-        self.callbacks = CallbackSender(self.store)
+        policy = CallbackPolicy.from_config(config.callbacks)
+        self.callbacks = CallbackSender(
+            self.store,
+            session_factory=lambda: policy_session(policy, CONCURRENCY, REQUEST_TIMEOUT_SECONDS),
+            allowed=policy.allows_url,
+        )
         # The dispatcher becomes every bind's listener (responses, timeouts, deliver_sm).
         self.dispatcher = Dispatcher(
-            config, self.store, self.binds, self.router, on_changes=self.callbacks.notify_changes
+            config, self.store, self.binds, self.router, on_changes=self._on_changes
         )
         self.campaigns = Campaigns(config, self.store, self.dispatcher, self.router)
+        self.front: FrontServer | None = None
+        if config.front is not None:  # the SMPP server for upstream ESMEs
+            intake = Intake(config.messages, config.carriers, self.router)
+            self.front = FrontServer(config.front, self.store, intake, self.dispatcher)
         # The daily campaign digest, when [digest] is configured; its campaigns are set by
         # the campaign side (``self.digest.campaigns``), none until then.
         self.digest: DigestScheduler | None = None
@@ -102,6 +117,11 @@ class Gateway:
         self._stop = asyncio.Event()
         self._started: list[str] = []
         self.http_port: int | None = None
+
+    def _on_changes(self, changes: Sequence[StatusChange]) -> None:
+        self.callbacks.notify_changes(changes)
+        if self.front is not None:
+            self.front.notify_changes(changes)
 
     async def start(self) -> None:
         """Start everything, or stop what started and raise: never half-started."""
@@ -120,6 +140,9 @@ class Gateway:
             self._started.append("callbacks")
             await self.campaigns.start()
             self._started.append("campaigns")
+            if self.front is not None:
+                self._started.append("front")
+                await self.front.start()
             if self.digest is not None:
                 await self.digest.start()
                 self._started.append("digest")
@@ -141,6 +164,9 @@ class Gateway:
         http_metrics = HttpMetrics()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(FunctionCollector(lambda: gateway_metrics(self, http_metrics)))
+        front = self.front
+        if front is not None:
+            registry.register(FunctionCollector(lambda: front_metrics(front)))
         app = make_app(
             self.binds,
             config=self.config,
@@ -150,6 +176,7 @@ class Gateway:
             http_metrics=http_metrics,
             registry=registry,
             campaigns=self.campaigns.parts,
+            front_health=self.front.health if self.front is not None else None,
         )
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
@@ -179,6 +206,8 @@ class Gateway:
         self.notifier.stopping()
         log_event(log, "daemon.stopping")
         started = self._started
+        if "front" in started and self.front is not None:
+            await self.front.stop()
         if "digest" in started and self.digest is not None:
             await self.digest.stop()
         if "store" in started:

@@ -31,6 +31,7 @@ from gateway.api.interactions import InteractionsApi
 from gateway.api.messages import MessagesApi, Outbound
 from gateway.api.openapi import openapi_document
 from gateway.binds import BindState, CarrierBind
+from gateway.callback_policy import CallbackPolicy
 from gateway.config import GatewayConfig
 from gateway.observe import HttpMetrics
 from gateway.routing import Router
@@ -39,6 +40,7 @@ from gateway.store.base import Store
 __all__ = ["BINDS_KEY", "PUBLIC_PATHS", "Outbound", "health", "make_app"]
 
 BINDS_KEY: web.AppKey[Sequence[CarrierBind]] = web.AppKey("binds", Sequence)
+FRONT_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("front_health")
 
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
 """Answered without a token: probes, scrapers and API tooling have none."""
@@ -62,7 +64,11 @@ def health(binds: Sequence[CarrierBind]) -> dict[str, Any]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response(health(request.app[BINDS_KEY]))
+    body = health(request.app[BINDS_KEY])
+    front = request.app.get(FRONT_HEALTH_KEY)
+    if front is not None:  # the SMPP server front's accounts and their binds
+        body["front"] = front()
+    return web.json_response(body)
 
 
 def _openapi_handler() -> Callable[[web.Request], Any]:
@@ -93,6 +99,7 @@ def make_app(
     http_metrics: HttpMetrics | None = None,
     registry: CollectorRegistry | None = None,
     campaigns: CampaignParts | None = None,
+    front_health: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -103,11 +110,15 @@ def make_app(
         middlewares.insert(0, http_metrics.middleware())
     app = web.Application(client_max_size=http.max_body_bytes, middlewares=middlewares)
     app[BINDS_KEY] = binds
+    if front_health is not None:
+        app[FRONT_HEALTH_KEY] = front_health
     app.router.add_get("/healthz", healthz)
     if registry is not None:
         app.router.add_get("/metrics", _metrics_handler(registry), allow_head=False)
     app.router.add_get("/v1/openapi.json", _openapi_handler(), allow_head=False)
-    intake = Intake(config.messages, config.carriers, router)
+    intake = Intake(
+        config.messages, config.carriers, router, CallbackPolicy.from_config(config.callbacks)
+    )
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)
     InteractionsApi(store, clock).add_routes(app.router)
     # Lists, imports, contacts, opt-outs, campaigns (503 when not wired, as in API tests).
