@@ -18,10 +18,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.api.app import make_app
+from gateway.api.intake import Intake
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.config import CarrierConfig, GatewayConfig
 from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
+from gateway.inbound.api import InboundApi
+from gateway.inbound.directory import CampaignDirectory
+from gateway.inbound.service import InboundService
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
 from gateway.observe import HttpMetrics, gateway_metrics
@@ -70,7 +74,12 @@ def bind_settings(carrier: CarrierConfig) -> list[BindSettings]:
 class Gateway:
     """Every component of one gateway process, started in order and stopped in reverse."""
 
-    def __init__(self, config: GatewayConfig, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        notifier: Notifier | None = None,
+        campaigns: CampaignDirectory | None = None,
+    ) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
         self.store = SqliteStore(config.store_path, config.store.synchronous)
@@ -88,6 +97,17 @@ class Gateway:
         self.dispatcher = Dispatcher(
             config, self.store, self.binds, self.router, on_changes=self.callbacks.notify_changes
         )
+        # MOs: the receipt handler hands every deliver_sm that is no receipt to the inbound
+        # service, whose replies go out through the dispatcher like any accepted message.
+        self.inbound = InboundService(
+            config,
+            self.store,
+            Intake(config.messages, config.carriers, self.router),
+            self.dispatcher,
+            directory=campaigns,
+            notify_callbacks=self.callbacks.notify,
+        )
+        self.dispatcher.receipts.mo_handler = self.inbound.handle_pdu
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._started: list[str] = []
@@ -98,6 +118,8 @@ class Gateway:
         try:
             await self.store.open()
             self._started.append("store")
+            await self.inbound.start()
+            self._started.append("inbound")
             await self._start_http()
             self._started.append("http")
             await self.dispatcher.start()
@@ -125,6 +147,7 @@ class Gateway:
         http_metrics = HttpMetrics()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(FunctionCollector(lambda: gateway_metrics(self, http_metrics)))
+        registry.register(FunctionCollector(self.inbound.collect))
         app = make_app(
             self.binds,
             config=self.config,
@@ -133,6 +156,7 @@ class Gateway:
             router=self.router,
             http_metrics=http_metrics,
             registry=registry,
+            inbound=InboundApi(self.config, self.store, self.inbound.numbers, self.inbound.outbox),
         )
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
@@ -168,6 +192,8 @@ class Gateway:
             await asyncio.gather(
                 *(b.stop(SHUTDOWN_DRAIN_SECONDS) for b in self.binds), return_exceptions=True
             )
+        if "inbound" in started:
+            await self.inbound.stop()
         if "callbacks" in started:
             await self.callbacks.stop()
         if self._runner is not None:

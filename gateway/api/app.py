@@ -9,6 +9,8 @@ POST  /v1/messages             token   accept one message (202)
 POST  /v1/messages/batch       token   accept up to 10,000 messages at once (202)
 GET   /v1/messages/{id}        token   a message's status, parts and history
 GET   /metrics                 public  Prometheus metrics (when a registry is given)
+*     /v1/numbers...           token   inbound numbers (see gateway.inbound.api)
+POST  /v1/interactions/{id}/reply token a helpdesk answer to an MO (gateway.inbound.api)
 ====  =======================  ======  ================================================
 """
 
@@ -28,6 +30,7 @@ from gateway.api.messages import MessagesApi, Outbound
 from gateway.api.openapi import openapi_document
 from gateway.binds import BindState, CarrierBind
 from gateway.config import GatewayConfig
+from gateway.inbound.api import InboundApi
 from gateway.observe import HttpMetrics
 from gateway.routing import Router
 from gateway.store.base import Store
@@ -88,6 +91,7 @@ def make_app(
     clock: Callable[[], float] = time.time,
     http_metrics: HttpMetrics | None = None,
     registry: CollectorRegistry | None = None,
+    inbound: InboundApi | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -104,4 +108,7 @@ def make_app(
     app.router.add_get("/v1/openapi.json", _openapi_handler(), allow_head=False)
     intake = Intake(config.messages, config.carriers, router)
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)
+    if inbound is None:  # the daemon gives the one its MO path routes with
+        inbound = InboundApi.standalone(config, store, intake, outbound, clock)
+    inbound.add_routes(app.router)
     return app

@@ -14,6 +14,7 @@ from gateway.api import validation as check
 from gateway.api.errors import ERROR_CODES
 from gateway.api.intake import FIELDS
 from gateway.api.messages import IDEMPOTENCY_HEADER, MAX_BATCH, MAX_IDEMPOTENCY_KEY, REPLAYED_HEADER
+from gateway.inbound.openapi import inbound_paths
 from gateway.model import MessageStatus
 
 OPENAPI_VERSION: Final = "3.1.0"
@@ -408,6 +409,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **inbound_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
