@@ -267,6 +267,11 @@ async def test_numbers_api_adds_a_number_that_routes_at_once(lab: InboundLab) ->
         return await lab.sent_to("+33611112222") == ["Won!"]
 
     await eventually(won)
+    assert lab.http is not None
+    async with lab.http.get(lab.gw_url + "/metrics") as r:
+        metrics = await r.text()
+    assert 'smsgw_mo_total{keyword="win",number="36999"} 1.0' in metrics
+    assert 'smsgw_mo_actions_total{action="reply"} 1.0' in metrics
     status, _ = await lab.request("DELETE", "/v1/numbers/36999")
     assert status == 204
     status, _ = await lab.request("GET", "/v1/numbers/36999")

@@ -151,7 +151,6 @@ class InboundApi:
             sender=sender,
             text=text,
             client_ref=f"mo-{interaction.id}-reply",
-            campaign_id=interaction.campaign_id,
         )
         if result.reason == NOT_SENT_OPTED_OUT:
             raise ApiError(

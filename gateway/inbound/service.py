@@ -145,6 +145,9 @@ class InboundService:
         self._tasks: list[asyncio.Task[None]] = []
         self._timer_wake = asyncio.Event()
         self._running = False
+        # Long MOs logged lately, by key: a part the SMSC sends again after the message was
+        # whole (our deliver_sm_resp was lost) must not start a message of its own.
+        self._finished: dict[MoKey, float] = {}
 
     @property
     def outbound(self) -> Outbound | None:
@@ -221,11 +224,13 @@ class InboundService:
             await self._record(Assembly(part.key, [part], complete=True), keep_parts=False)
             return int(Status.ROK)
         self.stats.parts += 1
-        if self.reassembler.holds(part):
+        if self.reassembler.holds(part) or self._recently_finished(part.key, now):
             return int(Status.ROK)  # a resend of a part already kept
         await self.store.add_mo_part(part)
         assembly = self.reassembler.add(part)
         if assembly is not None:
+            self._finished.pop(part.key, None)
+            self._finished[part.key] = now
             try:
                 await self._record(assembly)
             except Exception as exc:  # the parts are kept: the next start logs the message
@@ -233,6 +238,16 @@ class InboundService:
         elif len(self.reassembler) and self.reassembler.next_deadline() is not None:
             self._timer_wake.set()
         return int(Status.ROK)
+
+    def _recently_finished(self, key: MoKey, now: float) -> bool:
+        horizon = now - self.inbound.reassembly_timeout
+        finished = self._finished
+        while finished:  # oldest first (insertion order): drop those past the horizon
+            oldest = next(iter(finished))
+            if finished[oldest] >= horizon:
+                break
+            del finished[oldest]
+        return key in finished
 
     def subscriber(self, address: str, ton: int) -> str:
         """A subscriber's address as the HTTP API writes numbers."""
@@ -377,7 +392,9 @@ class InboundService:
             to=source,
             sender=sender,
             client_ref=f"mo-{interaction.id}",
-            campaign_id=campaign.id if campaign else None,
+            # Replies carry no campaign_id: they are not the campaign's sends (its statistics
+            # and the reply-window correlation count only those); client_ref ties them.
+            campaign_id=None,
             blocked=NOT_SENT_LOOP if loop else (NOT_SENT_NO_NUMBER if entry is None else None),
         )
         contact = await self.store.get_contact(source)
