@@ -118,12 +118,14 @@ class Gateway:
         try:
             await self.store.open()
             self._started.append("store")
-            await self.inbound.start()
-            self._started.append("inbound")
             await self._start_http()
             self._started.append("http")
             await self.dispatcher.start()
             self._started.append("dispatcher")
+            # After the dispatcher (pending interactions may reply at once), before the
+            # binds (until then an MO would be answered ESME_RX_T_APPN).
+            await self.inbound.start()
+            self._started.append("inbound")
             for bind in self.binds:
                 bind.start()
             self._started.append("binds")
