@@ -48,7 +48,13 @@ from gateway.inbound.handlers import Handler, resolve_handler
 from gateway.inbound.keywords import KeywordRule, Match, fold_word, match, parse_answer
 from gateway.inbound.numbers import InboundNumber, NumberBook, rule_of
 from gateway.inbound.reassembly import Assembly, Reassembler, decode_parts, read_pdu
-from gateway.inbound.replies import NOT_SENT_LOOP, Outbox, Replies, SendResult
+from gateway.inbound.replies import (
+    NOT_SENT_LOOP,
+    NOT_SENT_OPTED_OUT,
+    Outbox,
+    Replies,
+    SendResult,
+)
 from gateway.inbound.templates import contact_fields, render
 from gateway.logs import log_event
 from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
@@ -148,6 +154,7 @@ class InboundService:
         # Long MOs logged lately, by key: a part the SMSC sends again after the message was
         # whole (our deliver_sm_resp was lost) must not start a message of its own.
         self._finished: dict[MoKey, float] = {}
+        self._busy = 0  # interactions queued or being handled
 
     @property
     def outbound(self) -> Outbound | None:
@@ -196,8 +203,8 @@ class InboundService:
         self._tasks = []
 
     def idle(self) -> bool:
-        """No interaction queued or being handled (tests wait for this)."""
-        return all(q._unfinished_tasks == 0 for q in self._queues)  # type: ignore[attr-defined]
+        """No interaction queued or being handled."""
+        return self._busy == 0
 
     # -- from the binds ----------------------------------------------------------------------
 
@@ -307,16 +314,25 @@ class InboundService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._timer_wake.wait(), timeout)
             self._timer_wake.clear()
-            for assembly in self.reassembler.expire(self.clock()):
-                try:
-                    await self._record(assembly)
-                except Exception as exc:  # parts kept: the next start tries again
-                    log_event(log, "inbound.record_failed", logging.WARNING, error=repr(exc))
+            await self.expire()
+
+    async def expire(self) -> int:
+        """Log every long MO whose reassembly time is up, as it is; how many were."""
+        logged = 0
+        for assembly in self.reassembler.expire(self.clock()):
+            try:
+                await self._record(assembly)
+            except Exception as exc:  # parts kept: the next start tries again
+                log_event(log, "inbound.record_failed", logging.WARNING, error=repr(exc))
+            else:
+                logged += 1
+        return logged
 
     # -- handling ----------------------------------------------------------------------------
 
     def _enqueue(self, interaction_id: int, source: str) -> None:
         queue = self._queues[zlib.crc32(source.encode()) % len(self._queues)]
+        self._busy += 1
         queue.put_nowait(interaction_id)
 
     async def _work(self, queue: asyncio.Queue[int]) -> None:
@@ -335,6 +351,7 @@ class InboundService:
                     error=repr(exc),
                 )
             finally:
+                self._busy -= 1
                 queue.task_done()
 
     async def correlate(self, source: str, sender: str, now: float) -> CampaignInfo | None:
@@ -489,7 +506,7 @@ class InboundService:
                 error=repr(exc),
             )
             return {"type": kind, "ok": False, "error": repr(exc)[:500]}
-        if detail.get("ok") is False and detail.get("not_sent") not in (None, NOT_SENT_LOOP):
+        if detail.get("ok") is False and detail.get("not_sent") not in _DELIBERATE:
             self.stats.failed[kind] += 1
         return {"type": kind, **detail}
 
@@ -591,6 +608,10 @@ class InboundService:
         open_ = GaugeMetricFamily("smsgw_mo_reassembling", "Long MOs waiting for parts")
         open_.add_metric([], len(self.reassembler))
         return [mo, actions, failed, parts, incomplete, open_]
+
+
+_DELIBERATE: Final = frozenset({NOT_SENT_LOOP, NOT_SENT_OPTED_OUT, NOT_SENT_NO_NUMBER})
+"""Replies not sent on purpose: not action failures."""
 
 
 def webhook_payload(message: InboundMessage) -> dict[str, Any]:
