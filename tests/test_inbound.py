@@ -488,3 +488,15 @@ def test_numbers_book_finds_aliases(tmp_path: Path) -> None:
     book = NumberBook(inbound)
     assert book.find("33700000001") is book.find("0700000001") is not None
     assert book.find("33700000002") is None
+
+
+async def test_interleaved_senders_with_one_reference_stay_apart(bench: Bench) -> None:
+    a = parts_of(LONG_TEXT, source="+33611111111")
+    b = parts_of(LONG_TEXT.upper(), source="+33622222222")
+    assert read_pdu(a[0]).concat == read_pdu(b[0]).concat  # same ref, total and seq
+    mixed = [p for pair in zip(reversed(a), b, strict=False) for p in pair]
+    mixed += a[len(b) :] + b[len(a) :]
+    await bench.feed(mixed)
+    await bench.settle()
+    texts = {i.source: i.text for i in await bench.store.interactions()}
+    assert texts == {"+33611111111": LONG_TEXT, "+33622222222": LONG_TEXT.upper()}
