@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.api.intake import Intake
-from gateway.config import GatewayConfig, InboundConfig, KeywordRuleConfig
+from gateway.config import DAY, GatewayConfig, InboundConfig, KeywordRuleConfig
 from gateway.confload import ConfigError, load_dataclass
 from gateway.inbound.directory import CampaignInfo
 from gateway.inbound.keywords import KeywordRule, fold, match, parse_answer
@@ -455,7 +455,10 @@ async def test_campaign_correlation_and_campaign_keywords(tmp_path: Path) -> Non
             ),
         ),
     )
-    bench = Bench(tmp_path, Directory([promo, CampaignInfo("news", reply_window=60)]))
+    directory = Directory(
+        [promo, CampaignInfo("news", reply_window=60), CampaignInfo("long", reply_window=30 * DAY)]
+    )
+    bench = Bench(tmp_path, directory)
     await bench.start()
     try:
         pizza = await bench.mo("pizza")  # a campaign keyword names its campaign
@@ -477,6 +480,21 @@ async def test_campaign_correlation_and_campaign_keywords(tmp_path: Path) -> Non
         bench.clock.now += 60
         late = await bench.mo("late answer", source="+33611110000")
         assert late.campaign_id is None  # past the 60 s reply window of "news"
+        # "long" (known, 30 day window) sent 15 days ago; "x" (unknown: the 10 day
+        # default of [inbound]) sent 11 days ago.
+        for campaign_id, ago, to in (("long", 15, "+33622220000"), ("x", 11, "+33633330000")):
+            mt = intake.prepare(
+                {"to": to, "from": NUMBER, "text": "hi", "campaign_id": campaign_id},
+                account="t",
+                now=bench.clock.now - ago * DAY,
+                up=set(),
+            )
+            assert not isinstance(mt, list)
+            await bench.store.accept([mt])
+        kept = await bench.mo("still there", source="+33622220000")
+        assert kept.campaign_id == "long"
+        gone = await bench.mo("anyone?", source="+33633330000")
+        assert gone.campaign_id is None
     finally:
         await bench.stop()
 

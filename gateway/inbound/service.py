@@ -42,7 +42,7 @@ from typing import Any, Final
 from gateway.api import validation as check
 from gateway.api.intake import Intake
 from gateway.api.messages import Outbound, iso_utc
-from gateway.config import GatewayConfig, InboundActionConfig
+from gateway.config import DAY, GatewayConfig, InboundActionConfig
 from gateway.inbound.directory import CampaignDirectory, CampaignInfo, NoCampaigns
 from gateway.inbound.handlers import Handler, resolve_handler
 from gateway.inbound.keywords import KeywordRule, Match, fold_word, match, parse_answer
@@ -82,6 +82,9 @@ STOP_DRAIN_SECONDS: Final = 5.0
 """How long a stopping service lets queued interactions finish; the rest stay pending."""
 
 TON_INTERNATIONAL: Final = 1
+
+MAX_REPLY_WINDOW: Final = 366 * DAY
+"""How far back correlation looks for a campaign's last MT (the longest window allowed)."""
 
 NOT_SENT_NO_NUMBER: Final = "unknown_number"
 """An MO to a number not configured gets no automatic reply (no texts to send)."""
@@ -355,20 +358,17 @@ class InboundService:
                 queue.task_done()
 
     async def correlate(self, source: str, sender: str, now: float) -> CampaignInfo | None:
-        """The campaign that last messaged ``source`` from ``sender`` within its window."""
-        window = max(self.inbound.reply_window, 0.0)
-        campaign_id = await self.store.last_campaign(sender, source, now - window)
+        """The campaign that last messaged ``source`` from ``sender``, if that was within
+        its reply window (the directory's, else ``[inbound].reply_window``)."""
+        campaign_id = await self.store.last_campaign(sender, source, now - MAX_REPLY_WINDOW)
         if campaign_id is None:
             return None
         campaign = await self.directory.campaign(campaign_id)
-        if campaign is None:
-            return CampaignInfo(campaign_id, reply_window=self.inbound.reply_window)
-        if campaign.reply_window < window:
-            if await self.store.last_campaign(sender, source, now - campaign.reply_window) != (
-                campaign_id
-            ):
-                return None
-        return campaign
+        window = campaign.reply_window if campaign is not None else self.inbound.reply_window
+        # The newest campaign MT overall is the newest within the window, if it is in it.
+        if await self.store.last_campaign(sender, source, now - window) != campaign_id:
+            return None
+        return campaign or CampaignInfo(campaign_id, reply_window=window)
 
     async def process(self, interaction: Interaction) -> list[dict[str, Any]]:
         """Route one logged MO and run what its rule says; returns the actions' log."""
