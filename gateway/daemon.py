@@ -29,6 +29,7 @@ from gateway.inbound.service import InboundService
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
 from gateway.observe import HttpMetrics, gateway_metrics
+from gateway.reports.digest import DigestScheduler
 from gateway.routing import Route, Router
 from gateway.sdnotify import Notifier
 from gateway.smpp.session import BindType, SessionConfig
@@ -108,6 +109,12 @@ class Gateway:
             notify_callbacks=self.callbacks.notify,
         )
         self.dispatcher.receipts.mo_handler = self.inbound.handle_pdu
+        # The daily campaign digest, when [digest] is configured; its campaigns are set by
+        # the campaign side (``self.digest.campaigns``), none until then.
+        self.digest: DigestScheduler | None = None
+        if config.digest is not None:
+            tz = config.digest.tzinfo(config.node)
+            self.digest = DigestScheduler(config.digest, tz, self.store, node_id=config.node.id)
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._started: list[str] = []
@@ -131,6 +138,9 @@ class Gateway:
             self._started.append("binds")
             await self.callbacks.start()
             self._started.append("callbacks")
+            if self.digest is not None:
+                await self.digest.start()
+                self._started.append("digest")
         except BaseException:
             await self.stop()
             raise
@@ -188,6 +198,8 @@ class Gateway:
         self.notifier.stopping()
         log_event(log, "daemon.stopping")
         started = self._started
+        if "digest" in started and self.digest is not None:
+            await self.digest.stop()
         if "dispatcher" in started:
             await self.dispatcher.stop(SHUTDOWN_DRAIN_SECONDS)
         if "binds" in started:

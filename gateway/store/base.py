@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from gateway.model import (
     IncomingReceipt,
@@ -327,3 +327,60 @@ class InboundStore(Store, Protocol):
 
     async def delete_inbound_number(self, number: str) -> bool:
         """Remove a number; False when there was none."""
+
+
+# -- reports: interaction export, campaign digests ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignCounts:
+    """What a campaign did in one period (a digest's day): messages first submitted, messages
+    that became delivered, MOs logged under the campaign, distinct senders of those, and
+    distinct senders whose MO ran an ``opt_out`` action."""
+
+    sent: int = 0
+    delivered: int = 0
+    replies: int = 0
+    unique_responders: int = 0
+    opt_outs: int = 0
+
+
+@runtime_checkable
+class ReportStore(InboundStore, Protocol):
+    """What the interaction export and the daily digest read and remember."""
+
+    async def interactions_by_ids(self, ids: Sequence[int]) -> list[Interaction]:
+        """The interactions with these ids that exist, by id."""
+
+    async def settled_interaction_bound(self) -> int:
+        """The highest id at and below which no interaction is pending: what an export of
+        "new" interactions may safely include (a pending one may still get its campaign)."""
+
+    async def export_mark(self, scope: str) -> int:
+        """The last interaction id exported as "new" in ``scope`` (0 when never)."""
+
+    async def advance_export_mark(self, scope: str, last_id: int, at: float) -> None:
+        """Remember ``last_id`` as exported in ``scope``; a mark never moves back."""
+
+    async def campaign_interactions(
+        self, campaign_id: str, since: float, until: float, after: int, limit: int
+    ) -> list[Interaction]:
+        """A campaign's interactions received in [since, until), by id above ``after``."""
+
+    async def campaign_counts(self, campaign_id: str, since: float, until: float) -> CampaignCounts:
+        """What the campaign did in [since, until) (see :class:`CampaignCounts`)."""
+
+    async def responders(
+        self, campaign_id: str, keyword: str | None = None, after: str = "", limit: int = 1000
+    ) -> list[str]:
+        """Distinct senders of the campaign's interactions (optionally only those whose
+        interaction had ``keyword``, compared case-insensitively), sorted, above ``after``:
+        keyset paging for "send to responders"."""
+
+    async def digest_sent(self, campaign_id: str, day: str) -> bool:
+        """Whether the digest of ``day`` (ISO date) of this campaign went out."""
+
+    async def record_digest(
+        self, campaign_id: str, day: str, at: float, recipients: Sequence[str]
+    ) -> bool:
+        """Remember that the digest of ``day`` went out; False when it was already recorded."""

@@ -59,6 +59,7 @@ from gateway.store.base import (
     SurveyAnswer,
     UnmatchedReceipt,
 )
+from gateway.store.sqlite_reports import REPORTS_SCHEMA, SqliteReports
 
 T = TypeVar("T")
 Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
@@ -278,8 +279,8 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-class SqliteStore:
-    """The Store protocol on one SQLite file."""
+class SqliteStore(SqliteReports):
+    """The Store protocol on one SQLite file (report queries: :class:`SqliteReports`)."""
 
     def __init__(self, path: Path | str, synchronous: str = "full") -> None:
         self.path = Path(path)
@@ -308,6 +309,7 @@ class SqliteStore:
             await db.execute("PRAGMA foreign_keys=OFF")
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(SCHEMA)
+            await db.executescript(REPORTS_SCHEMA)
             await db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
