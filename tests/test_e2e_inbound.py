@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.config import InboundConfig
+from gateway.config import CallbacksConfig, InboundConfig
 from gateway.confload import load_dataclass
 from gateway.daemon import Gateway
 from gateway.store.base import Contact, Interaction
@@ -73,7 +73,10 @@ class InboundLab(Lab):
     async def start_gateway(self) -> None:
         assert self.simulator.smpp_port
         config = gateway_config(self.tmp_path / "data", self.simulator.smpp_port)
-        config = dataclasses.replace(config, inbound=self.inbound)
+        # The helpdesk listens on loopback, which [callbacks] refuses unless allowed.
+        callbacks = CallbacksConfig(allowed_networks=("127.0.0.0/8",))
+        config = dataclasses.replace(config, inbound=self.inbound, callbacks=callbacks)
+        assert config.validate() == []
         self.gateway = Gateway(config)
         await self.gateway.start()
         await eventually(self._bound)
@@ -256,6 +259,16 @@ async def test_numbers_api_adds_a_number_that_routes_at_once(lab: InboundLab) ->
     )
     assert status == 400
     assert {d["path"] for d in body["error"]["details"]} >= {"keywords[0].actions"}
+    private = [
+        {
+            "name": "h",
+            "keyword": "HOOK",
+            "actions": [{"type": "webhook", "url": "http://10.1.2.3/h"}],
+        }
+    ]
+    status, body = await lab.request("PUT", "/v1/numbers/36997", {"keywords": private})
+    assert status == 400  # [callbacks] applies to webhooks added over the API too
+    assert [d["path"] for d in body["error"]["details"]] == ["keywords[0].actions[0].url"]
 
     await lab.sim("POST", "/v1/mo", {"from": "+33611112222", "to": "36999", "text": "win"})
     found = await lab.handled(1)

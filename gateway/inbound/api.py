@@ -36,7 +36,8 @@ from gateway.api.errors import (
 )
 from gateway.api.intake import Intake
 from gateway.api.messages import Outbound
-from gateway.config import GatewayConfig
+from gateway.callback_policy import CallbackPolicy
+from gateway.config import GatewayConfig, InboundNumberConfig
 from gateway.confload import ConfigError
 from gateway.inbound.numbers import InboundNumber, NumberBook, number_json, parse_number
 from gateway.inbound.replies import NOT_SENT_OPTED_OUT, Outbox
@@ -110,11 +111,27 @@ class InboundApi:
             config = parse_number(number, body, self.config.inbound)
         except ConfigError as exc:
             raise invalid(_field_errors(exc.errors)) from None
+        refused = self._webhooks_refused(config)
+        if refused:
+            raise invalid(refused)
         try:
             entry = await book.put(self.store, config)
         except ValueError as exc:
             raise ApiError(409, CONFLICT, str(exc)) from None
         return json_response(number_answer(entry), status=200)
+
+    def _webhooks_refused(self, config: InboundNumberConfig) -> list[FieldError]:
+        """Webhooks go through the callback outbox: [callbacks] applies (as at load)."""
+        policy = CallbackPolicy.from_config(self.config.callbacks)
+        errors = []
+        for r, rule in enumerate(config.rules):
+            for a, action in enumerate(rule.actions):
+                if action.type == "webhook" and action.url:
+                    refusal = policy.url_refusal(action.url)
+                    if refusal is not None:
+                        path = f"keywords[{r}].actions[{a}].url"
+                        errors.append(FieldError(path, f"{refusal} ([callbacks] applies)"))
+        return errors
 
     async def delete_number(self, request: web.Request) -> web.Response:
         entry = await self._find(request)

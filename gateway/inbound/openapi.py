@@ -11,7 +11,15 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
 
 
-_AUTH = {"401": _error("No or bad bearer token.")}
+_AUTH = {
+    "401": _error("No or bad bearer token."),
+    "500": _error("Internal error."),
+    "503": _error("The store failed."),
+}
+_BODY = {
+    "413": _error("The body is too large."),
+    "415": _error("The body is not JSON (Content-Type) or not UTF-8."),
+}
 
 _ACTION: dict[str, Any] = {
     "type": "object",
@@ -127,6 +135,7 @@ def inbound_paths() -> dict[str, Any]:
                     "200": {"description": "The number as stored.", "content": _json(_NUMBER)},
                     "400": _error("Invalid settings; every problem in details."),
                     **_AUTH,
+                    **_BODY,
                     "409": _error("The number is in the configuration file."),
                 },
             },
@@ -180,6 +189,7 @@ def inbound_paths() -> dict[str, Any]:
                     },
                     "400": _error("Invalid request."),
                     **_AUTH,
+                    **_BODY,
                     "404": _error("No such interaction."),
                     "422": _error("The sender opted out of this number."),
                 },
