@@ -27,6 +27,9 @@ from gateway.engine.callbacks import CONCURRENCY, REQUEST_TIMEOUT_SECONDS, Callb
 from gateway.engine.dispatcher import Dispatcher
 from gateway.front.metrics import front_metrics
 from gateway.front.server import FrontServer
+from gateway.inbound.api import InboundApi
+from gateway.inbound.directory import CampaignDirectory
+from gateway.inbound.service import InboundService
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
 from gateway.model import StatusChange
@@ -77,7 +80,12 @@ def bind_settings(carrier: CarrierConfig) -> list[BindSettings]:
 class Gateway:
     """Every component of one gateway process, started in order and stopped in reverse."""
 
-    def __init__(self, config: GatewayConfig, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        notifier: Notifier | None = None,
+        campaigns: CampaignDirectory | None = None,
+    ) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
         self.store = SqliteStore(config.store_path, config.store.synchronous)
@@ -104,6 +112,17 @@ class Gateway:
         if config.front is not None:  # the SMPP server for upstream ESMEs
             intake = Intake(config.messages, config.carriers, self.router)
             self.front = FrontServer(config.front, self.store, intake, self.dispatcher)
+        # MOs: the receipt handler hands every deliver_sm that is no receipt to the inbound
+        # service, whose replies go out through the dispatcher like any accepted message.
+        self.inbound = InboundService(
+            config,
+            self.store,
+            Intake(config.messages, config.carriers, self.router),
+            self.dispatcher,
+            directory=campaigns,
+            notify_callbacks=self.callbacks.notify,
+        )
+        self.dispatcher.receipts.mo_handler = self.inbound.handle_pdu
         # The daily campaign digest, when [digest] is configured; its campaigns are set by
         # the campaign side (``self.digest.campaigns``), none until then.
         self.digest: DigestScheduler | None = None
@@ -129,6 +148,10 @@ class Gateway:
             self._started.append("http")
             await self.dispatcher.start()
             self._started.append("dispatcher")
+            # After the dispatcher (pending interactions may reply at once), before the
+            # binds (until then an MO would be answered ESME_RX_T_APPN).
+            await self.inbound.start()
+            self._started.append("inbound")
             for bind in self.binds:
                 bind.start()
             self._started.append("binds")
@@ -161,6 +184,7 @@ class Gateway:
         front = self.front
         if front is not None:
             registry.register(FunctionCollector(lambda: front_metrics(front)))
+        registry.register(FunctionCollector(self.inbound.collect))
         app = make_app(
             self.binds,
             config=self.config,
@@ -170,6 +194,7 @@ class Gateway:
             http_metrics=http_metrics,
             registry=registry,
             front_health=self.front.health if self.front is not None else None,
+            inbound=InboundApi(self.config, self.store, self.inbound.numbers, self.inbound.outbox),
         )
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
@@ -209,6 +234,8 @@ class Gateway:
             await asyncio.gather(
                 *(b.stop(SHUTDOWN_DRAIN_SECONDS) for b in self.binds), return_exceptions=True
             )
+        if "inbound" in started:
+            await self.inbound.stop()
         if "callbacks" in started:
             await self.callbacks.stop()
         if self._runner is not None:
