@@ -28,6 +28,9 @@ from gateway.engine.callbacks import CONCURRENCY, REQUEST_TIMEOUT_SECONDS, Callb
 from gateway.engine.dispatcher import Dispatcher
 from gateway.front.metrics import front_metrics
 from gateway.front.server import FrontServer
+from gateway.inbound.api import InboundApi
+from gateway.inbound.directory import CampaignDirectory
+from gateway.inbound.service import InboundService
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
 from gateway.model import StatusChange
@@ -78,7 +81,12 @@ def bind_settings(carrier: CarrierConfig) -> list[BindSettings]:
 class Gateway:
     """Every component of one gateway process, started in order and stopped in reverse."""
 
-    def __init__(self, config: GatewayConfig, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        notifier: Notifier | None = None,
+        campaigns: CampaignDirectory | None = None,
+    ) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
         self.store = SqliteStore(config.store_path, config.store.synchronous)
@@ -106,6 +114,18 @@ class Gateway:
         if config.front is not None:  # the SMPP server for upstream ESMEs
             intake = Intake(config.messages, config.carriers, self.router)
             self.front = FrontServer(config.front, self.store, intake, self.dispatcher)
+        # MOs: the receipt handler hands every deliver_sm that is no receipt to the inbound
+        # service, whose replies go out through the dispatcher like any accepted message.
+        self.inbound = InboundService(
+            config,
+            self.store,
+            Intake(config.messages, config.carriers, self.router),
+            self.dispatcher,
+            directory=campaigns or self.campaigns.directory,
+            notify_callbacks=self.callbacks.notify,
+        )
+        self.dispatcher.receipts.mo_handler = self.inbound.handle_pdu
+        self.inbound.upstream = self.front  # [front.mo_routes]: numbers owned upstream
         # The daily campaign digest, when [digest] is configured; its campaigns are set by
         # the campaign side (``self.digest.campaigns``), none until then.
         self.digest: DigestScheduler | None = None
@@ -133,6 +153,10 @@ class Gateway:
             self._started.append("http")
             await self.dispatcher.start()
             self._started.append("dispatcher")
+            # After the dispatcher (pending interactions may reply at once), before the
+            # binds (until then an MO would be answered ESME_RX_T_APPN).
+            await self.inbound.start()
+            self._started.append("inbound")
             for bind in self.binds:
                 bind.start()
             self._started.append("binds")
@@ -167,6 +191,7 @@ class Gateway:
         front = self.front
         if front is not None:
             registry.register(FunctionCollector(lambda: front_metrics(front)))
+        registry.register(FunctionCollector(self.inbound.collect))
         app = make_app(
             self.binds,
             config=self.config,
@@ -177,6 +202,7 @@ class Gateway:
             registry=registry,
             campaigns=self.campaigns.parts,
             front_health=self.front.health if self.front is not None else None,
+            inbound=InboundApi(self.config, self.store, self.inbound.numbers, self.inbound.outbox),
         )
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
@@ -218,6 +244,8 @@ class Gateway:
             await asyncio.gather(
                 *(b.stop(SHUTDOWN_DRAIN_SECONDS) for b in self.binds), return_exceptions=True
             )
+        if "inbound" in started:
+            await self.inbound.stop()
         if "callbacks" in started:
             await self.callbacks.stop()
         if self._runner is not None:

@@ -134,3 +134,95 @@ async def test_a_campaign_survives_a_gateway_restart_without_duplicates(lab: Lab
     received = (await lab.sim("GET", f"/v1/messages?limit={2 * count}"))["messages"]
     destinations = [m["destination"] for m in received]
     assert sorted(destinations) == sorted(n[1:] for n in numbers)  # each exactly once
+
+
+async def test_replies_to_a_two_way_campaign_feed_its_stats(tmp_path: Path) -> None:
+    """With the MO path: scripted subscribers answer a campaign made over the API; its own
+    keyword (MAYBE) is matched through the campaign directory, STOP opts out, and the
+    campaign's statistics count what the simulator's subscribers sent."""
+    from collections import Counter
+
+    from smsc_simulator.config import DelayConfig, ReplyConfig, SubscribersConfig
+    from tests.test_e2e_inbound import SHORT_CODE, Helpdesk, InboundLab, inbound_raw
+
+    subscribers = SubscribersConfig(
+        reply_share=1.0,
+        reply_once="number",
+        delay=DelayConfig(seconds=0.05),
+        replies=(ReplyConfig("YES", 3), ReplyConfig("maybe later", 2), ReplyConfig("STOP", 1)),
+    )
+    helpdesk = Helpdesk()
+    await helpdesk.start()
+    lab = InboundLab(tmp_path, inbound_raw(helpdesk.url), subscribers=subscribers)
+    await lab.start()
+    try:
+        count = 40
+        created = await call(lab, "POST", "/v1/lists", 201, json={"name": "two-way"})
+        numbers = [f"+336{50000000 + i:08d}" for i in range(count)]
+        csv = "number,name\n" + "".join(f"{n},Fan {i}\n" for i, n in enumerate(numbers))
+        job = await call(
+            lab,
+            "POST",
+            f"/v1/lists/{created['id']}/import",
+            202,
+            data=csv.encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+
+        async def imported() -> bool:
+            got = await call(lab, "GET", f"/v1/imports/{job['import_id']}", 200)
+            return bool(got["status"] == "done")
+
+        await eventually(imported)
+        maybe = {
+            "name": "maybe",
+            "keyword": "MAYBE",
+            "actions": [{"type": "reply", "text": "We will ask again, {first_name}."}],
+        }
+        body = {
+            "name": "two-way",
+            "from": SHORT_CODE,
+            "text": "Concert on Friday? YES / MAYBE",
+            "lists": [created["id"]],
+            "two_way": True,
+            "keywords": [maybe],
+        }
+        campaign = await call(lab, "POST", "/v1/campaigns", 201, json=body)
+        cid = campaign["id"]
+        await call(lab, "POST", f"/v1/campaigns/{cid}/start", 200)
+        found = await lab.handled(count)
+        assert all(i.campaign_id == cid for i in found)
+        said = Counter(
+            {
+                t.upper(): n
+                for t, n in (await lab.sim("GET", "/v1/stats"))["subscriber_replies"].items()
+            }
+        )
+        keywords = Counter(i.keyword for i in found)
+        assert keywords["MAYBE"] == said["MAYBE LATER"] > 0  # the campaign's own rule
+        assert keywords["YES"] == said["YES"] and keywords["STOP"] == said["STOP"]
+        stats = await call(lab, "GET", f"/v1/campaigns/{cid}/stats", 200)
+        assert stats["replies"] == stats["unique_responders"] == count
+        assert stats["answers_per_keyword"] == {k: n for k, n in keywords.items() if k}
+        assert stats["opt_outs"] == said["STOP"]
+        assert stats["per_hour"][0] == count and stats["per_day"][0] == count
+        assert stats["median_seconds_to_first_reply"] is not None
+
+        # Everyone again: the STOP numbers are skipped.
+        again = await call(
+            lab, "POST", f"/v1/campaigns/{cid}/send-to-responders", 201, json={"text": "Friday!"}
+        )
+        await call(lab, "POST", f"/v1/campaigns/{again['id']}/start", 200)
+
+        async def finished() -> bool:
+            got = await call(lab, "GET", f"/v1/campaigns/{again['id']}", 200)
+            return bool(got["status"] == "done")
+
+        await eventually(finished)
+        second = await call(lab, "GET", f"/v1/campaigns/{again['id']}/stats", 200)
+        assert second["recipients"] == count
+        assert second["skipped_opted_out"] == said["STOP"]
+        assert second["messages"] == count - said["STOP"]
+    finally:
+        await lab.stop()
+        await helpdesk.stop()

@@ -16,6 +16,7 @@ from gateway.api.errors import ERROR_CODES
 from gateway.api.intake import FIELDS
 from gateway.api.messages import IDEMPOTENCY_HEADER, MAX_BATCH, MAX_IDEMPOTENCY_KEY, REPLAYED_HEADER
 from gateway.api.openapi_interactions import INTERACTION_PATHS, INTERACTION_SCHEMAS
+from gateway.inbound.openapi import inbound_paths
 from gateway.model import MessageStatus
 
 OPENAPI_VERSION: Final = "3.1.0"
@@ -440,6 +441,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **inbound_paths(),
             **copy.deepcopy(INTERACTION_PATHS),
             **copy.deepcopy(openapi_campaigns.PATHS),
         },

@@ -1,9 +1,8 @@
 """What the inbound (MO) side asks about campaigns, answered from the campaign store.
 
 :class:`StoreCampaignDirectory` is this branch's implementation of the inbound side's
-campaign lookup (the ``CampaignDirectory`` protocol of gateway.inbound.directory on the
-``inbound`` branch: ``campaign(id)`` and ``keyword_campaigns(number)``, both answering
-:class:`CampaignInfo`, whose fields mirror that branch's class of the same name), plus
+campaign lookup (the ``CampaignDirectory`` protocol of gateway.inbound.directory:
+``campaign(id)`` and ``keyword_campaigns(number)``, both answering its ``CampaignInfo``), plus
 finer questions: a campaign's keyword rules, its courtesy reply, its reply window, and
 which campaign owns a keyword on one of our numbers. Campaigns are read from the store and
 kept in memory; :meth:`refresh` reloads them (the campaign service calls it on every
@@ -18,29 +17,16 @@ campaign owns nothing).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from gateway.campaigns.runner import DONE, PAUSED, RUNNING
 from gateway.campaigns.service import DEFAULT_REPLY_WINDOW_DAYS, rules_of
 from gateway.config import DAY, KeywordRuleConfig
+from gateway.inbound.directory import CampaignInfo
 from gateway.inbound.keywords import KeywordRule, read
 from gateway.store.campaign_base import CampaignRecord, CampaignStore
 
 _LIVE: Final = (RUNNING, PAUSED, DONE)
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignInfo:
-    """A campaign as the MO path sees it (the fields of gateway.inbound.directory's)."""
-
-    id: str
-    name: str = ""
-    sender: str | None = None
-    keywords: tuple[KeywordRuleConfig, ...] = ()
-    courtesy_reply: str = ""
-    reply_window: float = DEFAULT_REPLY_WINDOW_DAYS * DAY
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class StoreCampaignDirectory:

@@ -240,6 +240,12 @@ CREATE TABLE IF NOT EXISTS courtesy_replies (
     last_at REAL NOT NULL,
     PRIMARY KEY (scope, source)
 ) WITHOUT ROWID;
+-- Inbound numbers managed over the HTTP API (those of the TOML file are not kept here).
+CREATE TABLE IF NOT EXISTS inbound_numbers (
+    number TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 FRONT_SCHEMA: Final = """
@@ -1369,6 +1375,30 @@ class SqliteStore(SqliteReports):
             )
 
         await self._write(op)
+
+    async def inbound_numbers(self) -> list[tuple[str, dict[str, Any]]]:
+        rows = await self._read("SELECT number, config FROM inbound_numbers ORDER BY number")
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    async def put_inbound_number(self, number: str, config: dict[str, Any], at: float) -> None:
+        row = (number, json.dumps(config, ensure_ascii=False), at)
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT OR REPLACE INTO inbound_numbers(number, config, updated_at)"
+                " VALUES (?, ?, ?)",
+                row,
+            )
+
+        await self._write(op)
+
+    async def delete_inbound_number(self, number: str) -> bool:
+        async def op(db: aiosqlite.Connection) -> bool:
+            cursor = await db.execute("DELETE FROM inbound_numbers WHERE number = ?", (number,))
+            return cursor.rowcount > 0
+
+        deleted: bool = await self._write(op)
+        return deleted
 
 
 def _callback_payload(change: StatusChange) -> dict[str, Any]:
