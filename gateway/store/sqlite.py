@@ -737,12 +737,14 @@ class SqliteStore:
         ids = list(message_ids)
         parts_of: dict[str, list[MessageStatus]] = {}
         current: dict[str, tuple[Any, ...]] = {}
+        errors: dict[str, str] = {}
         # One statement, the same text every time (prepared once, from the statement cache):
-        # the ids travel as one JSON array, whatever their number.
+        # the ids travel as one JSON array, whatever their number. It reads each message and
+        # its parts (in part order: the first part's error is the message's error).
         cursor = conn.execute(
             "SELECT m.id, m.status, m.client_ref, m.callback_url, m.carrier, m.campaign_id,"
-            " p.status FROM messages AS m LEFT JOIN parts AS p ON p.message_id = m.id"
-            " WHERE m.id IN (SELECT value FROM json_each(?))",
+            " p.status, p.error FROM messages AS m LEFT JOIN parts AS p ON p.message_id = m.id"
+            " WHERE m.id IN (SELECT value FROM json_each(?)) ORDER BY m.id, p.part",
             (json.dumps(ids),),
         )
         rank = _PART_RANK
@@ -753,6 +755,8 @@ class SqliteStore:
                 parts_of[message_id] = []
             if found[6] is not None:
                 parts_of[message_id].append(rank[found[6]])
+            if found[7] is not None and message_id not in errors:
+                errors[message_id] = found[7]
         changes: list[StatusChange] = []
         for message_id, row in current.items():
             status = aggregate_status(parts_of.get(message_id, []))
@@ -771,11 +775,9 @@ class SqliteStore:
             )
         if not changes:
             return changes
-        errors = self._errors_of_sync(
-            conn, [c.message_id for c in changes if c.status in FINAL_STATUSES]
-        )
         for change in changes:
-            change.error = errors.get(change.message_id)
+            if change.status in FINAL_STATUSES:
+                change.error = errors.get(change.message_id)
         conn.executemany(
             "UPDATE messages SET status = ?, updated_at = ?, error = ? WHERE id = ?",
             [(c.status.value, c.at, c.error, c.message_id) for c in changes],
