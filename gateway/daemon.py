@@ -19,12 +19,14 @@ from prometheus_client import CollectorRegistry
 
 from gateway.api.app import make_app
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
+from gateway.callback_policy import CallbackPolicy, policy_session
 from gateway.config import CarrierConfig, GatewayConfig
-from gateway.engine.callbacks import CallbackSender
+from gateway.engine.callbacks import CONCURRENCY, REQUEST_TIMEOUT_SECONDS, CallbackSender
 from gateway.engine.dispatcher import Dispatcher
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
 from gateway.observe import HttpMetrics, gateway_metrics
+from gateway.reports.digest import DigestScheduler
 from gateway.routing import Route, Router
 from gateway.sdnotify import Notifier
 from gateway.smpp.session import BindType, SessionConfig
@@ -83,11 +85,22 @@ class Gateway:
             [Route(r.prefix, r.carriers, r.weights) for r in config.routes],
             [c.name for c in config.carriers],
         )
-        self.callbacks = CallbackSender(self.store)
+        policy = CallbackPolicy.from_config(config.callbacks)
+        self.callbacks = CallbackSender(
+            self.store,
+            session_factory=lambda: policy_session(policy, CONCURRENCY, REQUEST_TIMEOUT_SECONDS),
+            allowed=policy.allows_url,
+        )
         # The dispatcher becomes every bind's listener (responses, timeouts, deliver_sm).
         self.dispatcher = Dispatcher(
             config, self.store, self.binds, self.router, on_changes=self.callbacks.notify_changes
         )
+        # The daily campaign digest, when [digest] is configured; its campaigns are set by
+        # the campaign side (``self.digest.campaigns``), none until then.
+        self.digest: DigestScheduler | None = None
+        if config.digest is not None:
+            tz = config.digest.tzinfo(config.node)
+            self.digest = DigestScheduler(config.digest, tz, self.store, node_id=config.node.id)
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._started: list[str] = []
@@ -107,6 +120,9 @@ class Gateway:
             self._started.append("binds")
             await self.callbacks.start()
             self._started.append("callbacks")
+            if self.digest is not None:
+                await self.digest.start()
+                self._started.append("digest")
         except BaseException:
             await self.stop()
             raise
@@ -162,6 +178,8 @@ class Gateway:
         self.notifier.stopping()
         log_event(log, "daemon.stopping")
         started = self._started
+        if "digest" in started and self.digest is not None:
+            await self.digest.stop()
         if "dispatcher" in started:
             await self.dispatcher.stop(SHUTDOWN_DRAIN_SECONDS)
         if "binds" in started:

@@ -8,6 +8,8 @@ GET   /v1/openapi.json         public  the OpenAPI 3.1 document of this API
 POST  /v1/messages             token   accept one message (202)
 POST  /v1/messages/batch       token   accept up to 10,000 messages at once (202)
 GET   /v1/messages/{id}        token   a message's status, parts and history
+GET   /v1/interactions         token   the MO log, paged (gateway.api.interactions)
+GET   /v1/interactions/export.csv  token   the MO log as streamed CSV (all, new, ids)
 GET   /metrics                 public  Prometheus metrics (when a registry is given)
 ====  =======================  ======  ================================================
 """
@@ -24,9 +26,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import dumps, error_middleware
 from gateway.api.intake import Intake
+from gateway.api.interactions import InteractionsApi
 from gateway.api.messages import MessagesApi, Outbound
 from gateway.api.openapi import openapi_document
 from gateway.binds import BindState, CarrierBind
+from gateway.callback_policy import CallbackPolicy
 from gateway.config import GatewayConfig
 from gateway.observe import HttpMetrics
 from gateway.routing import Router
@@ -102,6 +106,9 @@ def make_app(
     if registry is not None:
         app.router.add_get("/metrics", _metrics_handler(registry), allow_head=False)
     app.router.add_get("/v1/openapi.json", _openapi_handler(), allow_head=False)
-    intake = Intake(config.messages, config.carriers, router)
+    intake = Intake(
+        config.messages, config.carriers, router, CallbackPolicy.from_config(config.callbacks)
+    )
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)
+    InteractionsApi(store, clock).add_routes(app.router)
     return app
