@@ -13,18 +13,26 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.api.app import make_app
+from gateway.api.intake import Intake
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.callback_policy import CallbackPolicy, policy_session
 from gateway.config import CarrierConfig, GatewayConfig
 from gateway.engine.callbacks import CONCURRENCY, REQUEST_TIMEOUT_SECONDS, CallbackSender
 from gateway.engine.dispatcher import Dispatcher
+from gateway.front.metrics import front_metrics
+from gateway.front.server import FrontServer
+from gateway.inbound.api import InboundApi
+from gateway.inbound.directory import CampaignDirectory
+from gateway.inbound.service import InboundService
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
+from gateway.model import StatusChange
 from gateway.observe import HttpMetrics, gateway_metrics
 from gateway.reports.digest import DigestScheduler
 from gateway.routing import Route, Router
@@ -72,7 +80,12 @@ def bind_settings(carrier: CarrierConfig) -> list[BindSettings]:
 class Gateway:
     """Every component of one gateway process, started in order and stopped in reverse."""
 
-    def __init__(self, config: GatewayConfig, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        notifier: Notifier | None = None,
+        campaigns: CampaignDirectory | None = None,
+    ) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
         self.store = SqliteStore(config.store_path, config.store.synchronous)
@@ -93,8 +106,23 @@ class Gateway:
         )
         # The dispatcher becomes every bind's listener (responses, timeouts, deliver_sm).
         self.dispatcher = Dispatcher(
-            config, self.store, self.binds, self.router, on_changes=self.callbacks.notify_changes
+            config, self.store, self.binds, self.router, on_changes=self._on_changes
         )
+        self.front: FrontServer | None = None
+        if config.front is not None:  # the SMPP server for upstream ESMEs
+            intake = Intake(config.messages, config.carriers, self.router)
+            self.front = FrontServer(config.front, self.store, intake, self.dispatcher)
+        # MOs: the receipt handler hands every deliver_sm that is no receipt to the inbound
+        # service, whose replies go out through the dispatcher like any accepted message.
+        self.inbound = InboundService(
+            config,
+            self.store,
+            Intake(config.messages, config.carriers, self.router),
+            self.dispatcher,
+            directory=campaigns,
+            notify_callbacks=self.callbacks.notify,
+        )
+        self.dispatcher.receipts.mo_handler = self.inbound.handle_pdu
         # The daily campaign digest, when [digest] is configured; its campaigns are set by
         # the campaign side (``self.digest.campaigns``), none until then.
         self.digest: DigestScheduler | None = None
@@ -106,6 +134,11 @@ class Gateway:
         self._started: list[str] = []
         self.http_port: int | None = None
 
+    def _on_changes(self, changes: Sequence[StatusChange]) -> None:
+        self.callbacks.notify_changes(changes)
+        if self.front is not None:
+            self.front.notify_changes(changes)
+
     async def start(self) -> None:
         """Start everything, or stop what started and raise: never half-started."""
         try:
@@ -115,11 +148,18 @@ class Gateway:
             self._started.append("http")
             await self.dispatcher.start()
             self._started.append("dispatcher")
+            # After the dispatcher (pending interactions may reply at once), before the
+            # binds (until then an MO would be answered ESME_RX_T_APPN).
+            await self.inbound.start()
+            self._started.append("inbound")
             for bind in self.binds:
                 bind.start()
             self._started.append("binds")
             await self.callbacks.start()
             self._started.append("callbacks")
+            if self.front is not None:
+                self._started.append("front")
+                await self.front.start()
             if self.digest is not None:
                 await self.digest.start()
                 self._started.append("digest")
@@ -141,6 +181,10 @@ class Gateway:
         http_metrics = HttpMetrics()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(FunctionCollector(lambda: gateway_metrics(self, http_metrics)))
+        front = self.front
+        if front is not None:
+            registry.register(FunctionCollector(lambda: front_metrics(front)))
+        registry.register(FunctionCollector(self.inbound.collect))
         app = make_app(
             self.binds,
             config=self.config,
@@ -149,6 +193,8 @@ class Gateway:
             router=self.router,
             http_metrics=http_metrics,
             registry=registry,
+            front_health=self.front.health if self.front is not None else None,
+            inbound=InboundApi(self.config, self.store, self.inbound.numbers, self.inbound.outbox),
         )
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
@@ -178,6 +224,8 @@ class Gateway:
         self.notifier.stopping()
         log_event(log, "daemon.stopping")
         started = self._started
+        if "front" in started and self.front is not None:
+            await self.front.stop()
         if "digest" in started and self.digest is not None:
             await self.digest.stop()
         if "dispatcher" in started:
@@ -186,6 +234,8 @@ class Gateway:
             await asyncio.gather(
                 *(b.stop(SHUTDOWN_DRAIN_SECONDS) for b in self.binds), return_exceptions=True
             )
+        if "inbound" in started:
+            await self.inbound.stop()
         if "callbacks" in started:
             await self.callbacks.stop()
         if self._runner is not None:

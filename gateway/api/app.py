@@ -11,6 +11,8 @@ GET   /v1/messages/{id}        token   a message's status, parts and history
 GET   /v1/interactions         token   the MO log, paged (gateway.api.interactions)
 GET   /v1/interactions/export.csv  token   the MO log as streamed CSV (all, new, ids)
 GET   /metrics                 public  Prometheus metrics (when a registry is given)
+*     /v1/numbers...           token   inbound numbers (see gateway.inbound.api)
+POST  /v1/interactions/{id}/reply token a helpdesk answer to an MO (gateway.inbound.api)
 ====  =======================  ======  ================================================
 """
 
@@ -32,6 +34,7 @@ from gateway.api.openapi import openapi_document
 from gateway.binds import BindState, CarrierBind
 from gateway.callback_policy import CallbackPolicy
 from gateway.config import GatewayConfig
+from gateway.inbound.api import InboundApi
 from gateway.observe import HttpMetrics
 from gateway.routing import Router
 from gateway.store.base import Store
@@ -39,6 +42,7 @@ from gateway.store.base import Store
 __all__ = ["BINDS_KEY", "PUBLIC_PATHS", "Outbound", "health", "make_app"]
 
 BINDS_KEY: web.AppKey[Sequence[CarrierBind]] = web.AppKey("binds", Sequence)
+FRONT_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("front_health")
 
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
 """Answered without a token: probes, scrapers and API tooling have none."""
@@ -62,7 +66,11 @@ def health(binds: Sequence[CarrierBind]) -> dict[str, Any]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response(health(request.app[BINDS_KEY]))
+    body = health(request.app[BINDS_KEY])
+    front = request.app.get(FRONT_HEALTH_KEY)
+    if front is not None:  # the SMPP server front's accounts and their binds
+        body["front"] = front()
+    return web.json_response(body)
 
 
 def _openapi_handler() -> Callable[[web.Request], Any]:
@@ -92,6 +100,8 @@ def make_app(
     clock: Callable[[], float] = time.time,
     http_metrics: HttpMetrics | None = None,
     registry: CollectorRegistry | None = None,
+    front_health: Callable[[], dict[str, Any]] | None = None,
+    inbound: InboundApi | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -102,6 +112,8 @@ def make_app(
         middlewares.insert(0, http_metrics.middleware())
     app = web.Application(client_max_size=http.max_body_bytes, middlewares=middlewares)
     app[BINDS_KEY] = binds
+    if front_health is not None:
+        app[FRONT_HEALTH_KEY] = front_health
     app.router.add_get("/healthz", healthz)
     if registry is not None:
         app.router.add_get("/metrics", _metrics_handler(registry), allow_head=False)
@@ -110,5 +122,8 @@ def make_app(
         config.messages, config.carriers, router, CallbackPolicy.from_config(config.callbacks)
     )
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)
+    if inbound is None:  # the daemon gives the one its MO path routes with
+        inbound = InboundApi.standalone(config, store, intake, outbound, clock)
+    inbound.add_routes(app.router)
     InteractionsApi(store, clock).add_routes(app.router)
     return app

@@ -15,6 +15,7 @@ from gateway.api.errors import ERROR_CODES
 from gateway.api.intake import FIELDS
 from gateway.api.messages import IDEMPOTENCY_HEADER, MAX_BATCH, MAX_IDEMPOTENCY_KEY, REPLAYED_HEADER
 from gateway.api.openapi_interactions import INTERACTION_PATHS, INTERACTION_SCHEMAS
+from gateway.inbound.openapi import inbound_paths
 from gateway.model import MessageStatus
 
 OPENAPI_VERSION: Final = "3.1.0"
@@ -258,6 +259,36 @@ _SCHEMAS: Final[dict[str, Any]] = {
                     },
                 },
             },
+            "front": {
+                "type": "object",
+                "description": "The SMPP server front (when configured): upstream binds.",
+                "required": ["listen", "accounts"],
+                "properties": {
+                    "listen": {"type": "string"},
+                    "accounts": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["account", "binds", "held"],
+                            "properties": {
+                                "account": {"type": "string"},
+                                "binds": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["type", "peer"],
+                                        "properties": {
+                                            "type": {"enum": ["tx", "rx", "trx"]},
+                                            "peer": {"type": "string"},
+                                        },
+                                    },
+                                },
+                                "held": {"type": "integer", "minimum": 0},
+                            },
+                        },
+                    },
+                },
+            },
         },
     },
 }
@@ -409,6 +440,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **inbound_paths(),
             **copy.deepcopy(INTERACTION_PATHS),
         },
         "components": {
