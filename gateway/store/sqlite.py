@@ -902,10 +902,13 @@ class SqliteStore(SqliteReports):
                 "INSERT INTO callbacks(url, payload, next_at, created_at) VALUES (?, ?, ?, ?)",
                 callbacks,
             )
-        await self._front_receipts(db, changes)
+        self._front_receipts_sync(conn, changes)
         return changes
 
     async def _front_receipts(self, db: aiosqlite.Connection, changes: list[StatusChange]) -> None:
+        await _on_thread(db, self._front_receipts_sync, changes)
+
+    def _front_receipts_sync(self, conn: sqlite3.Connection, changes: list[StatusChange]) -> None:
         """Final statuses of messages from upstream SMPP accounts, into the front outbox."""
         wanted = [
             c
@@ -919,12 +922,12 @@ class SqliteStore(SqliteReports):
         # The receipt goes from the message's destination to its sender: keep them with it.
         found: dict[str, tuple[str, str, float]] = {}
         for chunk in _chunks([c.message_id for c in wanted], MAX_SQL_VARIABLES):
-            cursor = await db.execute(
+            cursor = conn.execute(
                 "SELECT id, dest, sender, created_at FROM messages"
                 f" WHERE id IN ({_placeholders(len(chunk))})",
                 chunk,
             )
-            for message_id, dest, sender, created_at in await cursor.fetchall():
+            for message_id, dest, sender, created_at in cursor.fetchall():
                 found[message_id] = (dest, sender, created_at)
         rows = []
         for c in wanted:
@@ -935,7 +938,7 @@ class SqliteStore(SqliteReports):
             payload["created_at"] = created_at
             rows.append((account, "receipt", json.dumps(payload), c.at, c.at))
         if rows:
-            await db.executemany(
+            conn.executemany(
                 "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 rows,
