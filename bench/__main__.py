@@ -70,9 +70,12 @@ PENDING: dict[str, list[tuple[str, str]]] = {
         ("p99 MO received -> reply submit_sm", ""),
     ],
 }
+# campaign_fanout waits for campaigns and CSV contact import (issue 4, another branch);
+# inbound_mo's feature (MO -> keyword -> auto-reply) reached main just before this harness's
+# last merge, and its scenario is not written yet.
 PENDING_WHY: dict[str, str] = {
     "campaign_fanout": "not run: needs campaigns",
-    "inbound_mo": "not run: needs MO keywords",
+    "inbound_mo": "not run: needs its scenario",
 }
 """Scenarios whose feature is being built on another branch: the table says so, and no
 figure is made up for them."""
@@ -99,7 +102,7 @@ def _own_cpu() -> float:
 def _pending(name: str) -> ScenarioResult:
     result = ScenarioResult(name)
     why = PENDING_WHY[name]
-    print(f"== {name}: {why} (issue 4, another branch); no figure is made up", flush=True)
+    print(f"== {name}: {why}; no figure is made up", flush=True)
     result.add(*(Figure(label, why, "", target) for label, target in PENDING[name]))
     return result
 
