@@ -37,7 +37,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from gateway.api import validation as check
 from gateway.api.intake import Intake
@@ -107,6 +107,22 @@ class InboundMessage:
     carrier: str
 
 
+class UpstreamMo(Protocol):
+    """The SMPP server front, as the MO path sees it."""
+
+    def mo_account_for(self, destination: str) -> str | None: ...
+
+    async def deliver_mo(
+        self,
+        account: str,
+        *,
+        source: str,
+        destination: str,
+        text: str,
+        received_at: float | None = None,
+    ) -> None: ...
+
+
 @dataclass(slots=True)
 class InboundStats:
     """Counters for /metrics; labels are bounded: configured numbers and rule names."""
@@ -158,6 +174,8 @@ class InboundService:
         # whole (our deliver_sm_resp was lost) must not start a message of its own.
         self._finished: dict[MoKey, float] = {}
         self._busy = 0  # interactions queued or being handled
+        self.upstream: UpstreamMo | None = None
+        """Where MOs to numbers routed to an upstream SMPP account go (the server front)."""
 
     @property
     def outbound(self) -> Outbound | None:
@@ -441,7 +459,12 @@ class InboundService:
                 done.append(
                     await self._run(action, entry, found, message, contact, campaign, replies)
                 )
-        elif entry is not None:
+        account = self.upstream.mo_account_for(interaction.destination) if self.upstream else None
+        if account is not None and self.upstream is not None:
+            # The upstream system owns this number: it gets every MO (STOP too: it must
+            # know), and it answers, so no courtesy reply goes from here.
+            done.append(await self._to_upstream(account, message))
+        elif found is None and entry is not None:
             courtesy = await self._courtesy(entry, campaign, source, now, replies)
             if courtesy is not None:
                 done.append(courtesy)
@@ -480,6 +503,30 @@ class InboundService:
         self.stats.actions["courtesy_reply"] += 1
         result = await replies.reply(render(text, contact_fields(source, None)))
         return {"type": "courtesy_reply", **result.as_json()}
+
+    async def _to_upstream(self, account: str, message: InboundMessage) -> dict[str, Any]:
+        assert self.upstream is not None
+        self.stats.actions["upstream"] += 1
+        try:
+            await self.upstream.deliver_mo(
+                account,
+                source=message.source,
+                destination=message.destination,
+                text=message.text,
+                received_at=message.received_at,
+            )
+        except Exception as exc:
+            self.stats.failed["upstream"] += 1
+            log_event(
+                log,
+                "inbound.upstream_failed",
+                logging.WARNING,
+                interaction=message.id,
+                account=account,
+                error=repr(exc),
+            )
+            return {"type": "upstream", "account": account, "ok": False, "error": repr(exc)[:500]}
+        return {"type": "upstream", "account": account, "ok": True}
 
     async def _run(
         self,
