@@ -139,7 +139,7 @@ class FakeStore:
     async def load_pending(self, after: str | None, limit: int) -> list[OutboundMessage]:
         raise NotImplementedError
 
-    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> None:
+    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
         raise NotImplementedError
 
     async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
@@ -181,6 +181,9 @@ class FakeOutbound:
 
     def carriers_up(self) -> set[str]:
         return set(self.up)
+
+    def opt_out(self, number: str, sender: str | None) -> None:
+        self.events.append(f"opt_out {number} {sender}")
 
 
 def carrier(name: str = "alpha", **changes: Any) -> CarrierConfig:

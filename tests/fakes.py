@@ -222,18 +222,26 @@ class FakeStore:
                 break
         return out
 
-    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> None:
+    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
         self._log("begin_attempts", len(parts))
         if self.begin_delay:
             await asyncio.sleep(self.begin_delay)
         if self.fail_begin:
             self.fail_begin -= 1
             raise StoreError("begin_attempts failed (test)")
+        refused = {
+            mid
+            for mid, _ in parts
+            if await self.opted_out([self.messages[mid].new.to], self.messages[mid].new.sender)
+        }
         for mid, number in parts:
+            if mid in refused:
+                continue
             part = self.messages[mid].parts[number - 1]
             part.attempts += 1
             part.in_flight = True
         self._touch()
+        return refused
 
     async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
         self._log("record_outcomes", len(outcomes))

@@ -784,3 +784,27 @@ async def test_outcomes_survive_a_failed_store_call() -> None:
         await r.send(one)
         await r.until_status(one, MessageStatus.SUBMITTED, within=5)
         assert len(smsc.received) == 1
+
+
+async def test_an_opt_out_stops_parts_already_begun_that_wait_for_the_wire() -> None:
+    smsc = FakeSmsc()
+    async with rig({"alpha": smsc}, [carrier(window=5, tps=20)]) as r:
+        batch = messages(30)
+        await r.send(batch)
+        await r.store.wait_until(lambda: len(smsc.received) >= 2)
+        # Told after the store has the opt-outs: whatever was begun already must stay.
+        for m in batch:
+            r.dispatcher.opt_out(m.to, None if m is batch[-1] else "ACME")
+        r.dispatcher.opt_out("+4915199999999", "OTHER")  # someone else: no effect
+        sent_before = {rec.pdu.destination_addr for rec in smsc.received}
+        stopped = [m for m in batch if m.to[1:] not in sent_before]
+        settled = (MessageStatus.FAILED, MessageStatus.SUBMITTED)
+        await r.store.wait_until(lambda: all(r.store.status(m.id) in settled for m in batch))
+        # Only what was on the wire already (at most the window) went after the opt-out.
+        late = {rec.pdu.destination_addr for rec in smsc.received} - sent_before
+        assert len(late) <= 5
+        failed = [m for m in stopped if m.to[1:] not in late]
+        assert len(failed) >= 30 - len(sent_before) - 5 > 0
+        for m in failed:
+            assert "opted out" in (r.store.messages[m.id].error or "")
+        assert r.dispatcher.stats.opted_out == len(failed)

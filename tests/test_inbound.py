@@ -246,12 +246,16 @@ class Captured:
 
     def __init__(self) -> None:
         self.messages: dict[str, NewMessage] = {}
+        self.opt_outs: list[tuple[str, str | None]] = []
 
     def enqueue(self, messages: Sequence[NewMessage]) -> None:
         self.messages.update((m.id, m) for m in messages)
 
     def carriers_up(self) -> set[str]:
         return set()
+
+    def opt_out(self, number: str, sender: str | None) -> None:
+        self.opt_outs.append((number, sender))
 
 
 class Bench:

@@ -268,3 +268,25 @@ async def test_opt_outs_per_sender_and_global(store: SqliteStore) -> None:
     assert await store.opted_out(["+331", "+332"], "OTHER") == {"+332"}
     await store.remove_opt_out("+331", "ACME")
     assert await store.opted_out(["+331"], "ACME") == set()
+
+
+async def test_begin_attempts_refuses_messages_whose_recipient_opted_out_after_acceptance(
+    store: SqliteStore,
+) -> None:
+    racing = msg(to="+33600000001", parts=2)  # opted out of ACME after it was accepted
+    everyone = msg(to="+33600000002")  # opted out of every sender after acceptance
+    confirmation = msg(to="+33600000003", created_at=1500.0)  # made after the opt-out
+    other_sender = msg(to="+33600000004", sender="OTHER")
+    await store.accept([racing, everyone, confirmation, other_sender])
+    await store.add_opt_out("+33600000001", "ACME", "mo", 1200.0)
+    await store.add_opt_out("+33600000002", None, "api", 1200.0)
+    await store.add_opt_out("+33600000003", "ACME", "mo", 1400.0)
+    await store.add_opt_out("+33600000004", "ACME", "mo", 1200.0)
+    parts = [(racing.id, 1), (racing.id, 2), (everyone.id, 1)]
+    parts += [(confirmation.id, 1), (other_sender.id, 1)]
+    refused = await store.begin_attempts(parts)
+    assert refused == {racing.id, everyone.id}
+    # Refused parts were not begun: a crash now would not flag them possibly duplicated.
+    pending = {m.id: m for m in await store.load_pending(None, 10)}
+    assert not pending[racing.id].possible_duplicate
+    assert pending[confirmation.id].possible_duplicate

@@ -62,6 +62,8 @@ class CampaignParts:
     service: CampaignService
     numbers: check.Numbers
     clock: Callable[[], float]
+    on_opt_out: Callable[[str, str | None], None] | None = None
+    """Told of each opt-out once committed (the dispatcher's ``opt_out``)."""
 
 
 def _list_json(list_: Any) -> dict[str, Any]:
@@ -257,6 +259,8 @@ class CampaignsApi:
         number, sender = self._opt_out_request(parse_json(await read_body(request)))
         now = parts.clock()
         await parts.store.add_opt_out(number, sender, "api", now)
+        if parts.on_opt_out is not None:
+            parts.on_opt_out(number, sender)
         return json_response(
             {"number": number, "sender": sender, "source": "api", "at": iso(now)}, 201
         )

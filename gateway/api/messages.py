@@ -71,6 +71,10 @@ class Outbound(Protocol):
     def carriers_up(self) -> set[str]:
         """Carriers with at least one bound bind, for routing at intake."""
 
+    def opt_out(self, number: str, sender: str | None) -> None:
+        """``number`` opted out (of ``sender``, or of all when None), committed in the
+        store: stop what is already on its way to the wire."""
+
 
 def iso_utc(at: float) -> str:
     """Epoch seconds as ISO-8601 in UTC with milliseconds: ``2030-01-02T03:04:05.678Z``."""

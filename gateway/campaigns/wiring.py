@@ -64,7 +64,9 @@ class Campaigns:
         self.service = CampaignService(
             self.store, self.runner, numbers, clock, on_change=self._changed
         )
-        self.parts = CampaignParts(self.store, store, self.importer, self.service, numbers, clock)
+        self.parts = CampaignParts(
+            self.store, store, self.importer, self.service, numbers, clock, outbound.opt_out
+        )
 
     def _changed(self) -> None:
         task = asyncio.get_running_loop().create_task(self.directory.refresh())

@@ -110,6 +110,9 @@ OUTCOME_BATCH_TARGET: Final = 500
 """A batch of outcomes this large is written without lingering."""
 
 STORE_RETRY_SECONDS: Final = 1.0
+_STOP_MEMORY: Final = 600.0
+"""How long the dispatcher remembers an opt-out it was told about: far longer than a part
+stays staged, after which the store's own check (begin_attempts) is the only one needed."""
 """Wait after a failed store call before trying again (outcomes are kept in memory, parts
 are requeued): a store error is usually a busy or full disk, not worth hammering."""
 
@@ -144,6 +147,8 @@ class DispatchStats:
     failed: int = 0
     expired: int = 0
     """Parts failed because the message's validity ran out before it could be sent."""
+    opted_out: int = 0
+    """Parts failed because their recipient opted out after the message was accepted."""
     timeouts: int = 0
     lost_on_link_down: int = 0
     throttled: int = 0
@@ -316,6 +321,8 @@ class Dispatcher:
         self._rng = rng or random.Random(os.urandom(16))
         self.policy = RetryPolicy.from_config(config.messages)
         self.stats = DispatchStats()
+        self._stops: dict[tuple[str, str], float] = {}
+        """(number, sender or '*') -> when: opt-outs to apply to parts already staged."""
         self.receipts = ReceiptHandler(
             store, config.carriers, clock=clock, mo_handler=mo_handler, on_changes=on_changes
         )
@@ -778,6 +785,10 @@ class Dispatcher:
                 if validity is not None and validity <= now:
                     self._expired(s, now)
                     continue
+                if self._stops and self._stopped_for(s.msg.m):
+                    self.stats.opted_out += 1
+                    self._give_up(s, c.name, now, "opted out: recipient sent STOP")
+                    continue
                 try:
                     submit(pdu, s)
                 except EncodeError as exc:
@@ -938,7 +949,7 @@ class Dispatcher:
 
     async def _begin(self, c: _Carrier, items: list[tuple[_Sent, SubmitSm]]) -> None:
         try:
-            await self._store.begin_attempts([(s.msg.m.id, s.part) for s, _ in items])
+            refused = await self._store.begin_attempts([(s.msg.m.id, s.part) for s, _ in items])
         except Exception as exc:
             self.stats.store_errors += 1
             log_event(
@@ -953,6 +964,13 @@ class Dispatcher:
             for s, _ in items:
                 self._unsent(s, retry_at)
         else:
+            if refused:  # the recipient opted out after the message was accepted
+                now = self._clock()
+                for s, _ in items:
+                    if s.msg.m.id in refused:
+                        self.stats.opted_out += 1
+                        self._give_up(s, c.name, now, "opted out: recipient sent STOP")
+                items = [item for item in items if item[0].msg.m.id not in refused]
             c.staged.extend(items)
         finally:
             c.batches -= 1
@@ -980,6 +998,26 @@ class Dispatcher:
                 self._unsent(s, None)
             else:
                 self._part_done(s.msg, 1)
+
+    def opt_out(self, number: str, sender: str | None) -> None:
+        """``number`` just opted out (from ``sender``, or from every sender when None), and
+        the store has it. The store refuses to begin parts for it from now on; this stops
+        the parts whose attempt was begun already and that wait for the wire, so nothing
+        accepted before the opt-out leaves after it but what was on the wire already.
+        Messages accepted after it (a STOP's own confirmation) are not touched."""
+        now = self._clock()
+        self._stops[(number, sender or "*")] = now
+        for key, at in list(self._stops.items()):
+            if at + _STOP_MEMORY < now:
+                del self._stops[key]
+
+    def _stopped_for(self, m: OutboundMessage) -> bool:
+        stops = self._stops
+        at = stops.get((m.to, m.sender))
+        if at is not None and m.created_at <= at:
+            return True
+        at = stops.get((m.to, "*"))
+        return at is not None and m.created_at <= at
 
     def _expired(self, s: _Sent, now: float) -> None:
         self.stats.expired += 1

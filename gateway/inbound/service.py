@@ -577,6 +577,8 @@ class InboundService:
         if kind == "opt_out":
             scope_all = action.scope == "all"
             await self.store.add_opt_out(source, None if scope_all else replies.sender, "mo", now)
+            if self.outbound is not None:
+                self.outbound.opt_out(source, None if scope_all else replies.sender)
             text = action.text
             if not text and number is not None:
                 text = number.opt_out_all_reply if scope_all else number.opt_out_reply

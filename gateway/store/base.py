@@ -118,8 +118,14 @@ class Store(Protocol):
         whenever the dispatcher's memory queue runs low. Parts whose attempt began but
         never got an outcome (a crash mid-send) come back with possible_duplicate set."""
 
-    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> None:
-        """Mark (message id, part) as being submitted, before the submit_sm leaves."""
+    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
+        """Mark (message id, part) as being submitted, before the submit_sm leaves.
+
+        Returns the ids of messages that must not leave: their recipient opted out (from
+        their sender, or from every sender) at or after the time they were accepted: the
+        intake check could not see it (a campaign's STOP racing its sends). Their parts are
+        not marked; the caller fails them. Atomic with opt-out writes: an opt-out committed
+        before this call is seen by it."""
 
     async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
         """Store submit results; for submitted parts write the receipt map entry, and

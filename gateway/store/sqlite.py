@@ -671,17 +671,31 @@ class SqliteStore(SqliteReports):
                     m.scheduled_at = retry_at
         return [m for m in by_id.values() if m.pending_parts]
 
-    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> None:
+    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
         rows = list(parts)
+        ids = json.dumps(list(dict.fromkeys(mid for mid, _ in rows)))
 
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> set[str]:
+            # Only opt-outs made at or after a message's acceptance: the ones before were
+            # refused at intake, or let through on purpose (a STOP's own confirmation).
+            refused = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT m.id FROM messages m JOIN opt_outs o ON o.number = m.dest"
+                    " AND o.sender IN (m.sender, ?) AND o.created_at >= m.created_at"
+                    " WHERE m.id IN (SELECT value FROM json_each(?))",
+                    (ALL_OPT_OUT, ids),
+                )
+            }
             conn.executemany(
                 "UPDATE parts SET status = 'submitting', attempts = attempts + 1"
                 " WHERE message_id = ? AND part = ?",
-                rows,
+                [row for row in rows if row[0] not in refused] if refused else rows,
             )
+            return refused
 
-        await self._write_in_thread(op)
+        refused: set[str] = await self._write_in_thread(op)
+        return refused
 
     async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
         items = list(outcomes)
