@@ -181,6 +181,8 @@ class CarrierBind:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.became_bound = asyncio.Event()
+        self.settled = asyncio.Event()
+        """Set once the first attempt is over: bound, or retrying (readiness waits for it)."""
         self.metrics = BindMetrics()
         self._lost: list[RequestTimedOut] = []
 
@@ -374,6 +376,8 @@ class CarrierBind:
     def _set_state(self, state: BindState, **fields: Any) -> None:
         if state is not self.state:
             self.state = state
+            if state in (BindState.BOUND, BindState.BACKOFF):
+                self.settled.set()
             log_event(
                 log,
                 "bind.state",

@@ -13,15 +13,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway.api.app import make_app
+from gateway.api.app import INTAKE_KEY, health, make_app
+from gateway.api.intake import Intake
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.config import CarrierConfig, GatewayConfig
 from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
+from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
 from gateway.observe import HttpMetrics, gateway_metrics
@@ -33,7 +36,7 @@ from gateway.store.sqlite import SqliteStore
 log = logging.getLogger("smsgw.daemon")
 
 SHUTDOWN_DRAIN_SECONDS = 5.0
-"""How long a stopping bind keeps reading responses and receipts after its unbind."""
+"""The default of ``[shutdown] drain_seconds`` (kept for callers of this name)."""
 
 
 def bind_settings(carrier: CarrierConfig) -> list[BindSettings]:
@@ -89,6 +92,11 @@ class Gateway:
             config, self.store, self.binds, self.router, on_changes=self.callbacks.notify_changes
         )
         self._runner: web.AppRunner | None = None
+        self.drain = Drain(config.shutdown.retry_after_seconds, lambda: health(self.binds))
+        self.reload_hooks: list[ReloadHook] = []
+        """Called with the new GatewayConfig on every accepted SIGHUP reload."""
+        self.intake: Intake | None = None
+        self._ready_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._started: list[str] = []
         self.http_port: int | None = None
@@ -111,7 +119,7 @@ class Gateway:
             await self.stop()
             raise
         self.notifier.start_watchdog()
-        self.notifier.ready(f"{len(self.binds)} binds starting")
+        self._ready_task = asyncio.create_task(self._announce_ready(), name="ready")
         log_event(
             log,
             "daemon.started",
@@ -119,6 +127,16 @@ class Gateway:
             binds=len(self.binds),
             store=str(self.config.store_path),
         )
+
+    def new_bind(self, settings: BindSettings) -> CarrierBind:
+        return CarrierBind(settings, RefusingListener())
+
+    async def _announce_ready(self) -> None:
+        """READY=1 once every bind is bound or retrying (the HTTP port already listens)."""
+        await wait_settled(self.binds)
+        up = sum(b.bound for b in self.binds)
+        self.notifier.ready(f"{up}/{len(self.binds)} binds up")
+        log_event(log, "daemon.ready", binds_up=up, binds=len(self.binds))
 
     async def _start_http(self) -> None:
         http = self.config.http
@@ -134,6 +152,8 @@ class Gateway:
             http_metrics=http_metrics,
             registry=registry,
         )
+        app.middlewares.insert(1, self.drain.middleware())  # after the metrics middleware
+        self.intake = app[INTAKE_KEY]
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
@@ -160,14 +180,17 @@ class Gateway:
     async def stop(self) -> None:
         """Stop sending, unbind (reading responses and receipts meanwhile), commit, close."""
         self.notifier.stopping()
-        log_event(log, "daemon.stopping")
+        self.drain.start()
+        drain = self.config.shutdown.drain_seconds
+        log_event(log, "daemon.stopping", drain_seconds=drain)
+        if self._ready_task is not None:
+            self._ready_task.cancel()
+            self._ready_task = None
         started = self._started
         if "dispatcher" in started:
-            await self.dispatcher.stop(SHUTDOWN_DRAIN_SECONDS)
+            await self.dispatcher.stop(drain)
         if "binds" in started:
-            await asyncio.gather(
-                *(b.stop(SHUTDOWN_DRAIN_SECONDS) for b in self.binds), return_exceptions=True
-            )
+            await asyncio.gather(*(b.stop(drain) for b in self.binds), return_exceptions=True)
         if "callbacks" in started:
             await self.callbacks.stop()
         if self._runner is not None:
@@ -180,12 +203,26 @@ class Gateway:
         log_event(log, "daemon.stopped")
 
 
-async def serve(config: GatewayConfig) -> int:
-    """Run the gateway until SIGTERM/SIGINT. Returns the process exit code."""
+async def serve(config: GatewayConfig, config_path: Path | None = None) -> int:
+    """Run the gateway until SIGTERM/SIGINT; SIGHUP reloads ``config_path`` (see
+    gateway.lifecycle). Returns the process exit code."""
     gateway = Gateway(config)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     forced = asyncio.Event()
+    reload_lock = asyncio.Lock()
+    reloads: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        async with reload_lock:  # one at a time, in the order the signals came
+            if config_path is not None and not gateway.stop_requested:
+                await reload_gateway(gateway, config_path)
+
+    def on_hangup() -> None:
+        log_event(log, "daemon.signal", signal="SIGHUP")
+        task = loop.create_task(reload(), name="reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
 
     def on_signal(signum: int) -> None:
         if gateway.stop_requested:
@@ -197,9 +234,12 @@ async def serve(config: GatewayConfig) -> int:
 
     for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
         await gateway.start()
         await gateway.wait_stopped()
+        if reloads:  # a reload under way finishes first: never stop half-reloaded
+            await asyncio.gather(*reloads, return_exceptions=True)
         stop_task = asyncio.create_task(gateway.stop())
         forced_task = asyncio.create_task(forced.wait())
         done, _ = await asyncio.wait({stop_task, forced_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -211,5 +251,5 @@ async def serve(config: GatewayConfig) -> int:
             return 1
         return 0
     finally:
-        for sig in signals:
+        for sig in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(sig)

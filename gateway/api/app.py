@@ -32,9 +32,10 @@ from gateway.observe import HttpMetrics
 from gateway.routing import Router
 from gateway.store.base import Store
 
-__all__ = ["BINDS_KEY", "PUBLIC_PATHS", "Outbound", "health", "make_app"]
+__all__ = ["BINDS_KEY", "INTAKE_KEY", "PUBLIC_PATHS", "Outbound", "health", "make_app"]
 
 BINDS_KEY: web.AppKey[Sequence[CarrierBind]] = web.AppKey("binds", Sequence)
+INTAKE_KEY: web.AppKey[Intake] = web.AppKey("intake", Intake)
 
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
 """Answered without a token: probes, scrapers and API tooling have none."""
@@ -103,5 +104,6 @@ def make_app(
         app.router.add_get("/metrics", _metrics_handler(registry), allow_head=False)
     app.router.add_get("/v1/openapi.json", _openapi_handler(), allow_head=False)
     intake = Intake(config.messages, config.carriers, router)
+    app[INTAKE_KEY] = intake
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)
     return app

@@ -449,6 +449,53 @@ class Dispatcher:
             unwritten=len(self._outcomes),
         )
 
+    def reconfigure(self, config: GatewayConfig, binds: Sequence[CarrierBind]) -> None:
+        """Take new carrier settings, retry rules and the binds to send on (SIGHUP reload).
+
+        A carrier no longer configured keeps its queue and pump with no bind to send on, so
+        its messages fail over by the (already replaced) routes. Binds left out stop being
+        used for sending; they stay this dispatcher's listener, so answers and receipts that
+        come while they unbind are still taken."""
+        self.config = config
+        self.policy = RetryPolicy.from_config(config.messages)
+        self.receipts.set_carriers(config.carriers)
+        now = self._loop.time() if self._loop is not None else time.monotonic()
+        for cc in config.carriers:
+            c = self._carriers.get(cc.name)
+            if c is None:
+                c = self._carriers[cc.name] = _Carrier(
+                    cc,
+                    IdForms(cc.message_id_form, cc.effective_receipt_id_form),
+                    account_bucket(cc.account_tps, now),
+                )
+                if self._running and self._loop is not None:
+                    c.task = self._loop.create_task(self._pump(c), name=f"pump-{c.name}")
+            elif c.config != cc:
+                if c.config.account_tps != cc.account_tps:
+                    c.account = account_bucket(cc.account_tps, now)
+                if c.config.tps != cc.tps:
+                    for b in c.binds:
+                        b.throttle = BindThrottle(cc.tps, now)
+                c.config = cc
+                c.forms = IdForms(cc.message_id_form, cc.effective_receipt_id_form)
+        wanted = set(binds)
+        for bind in list(self._binds):
+            if bind not in wanted:
+                del self._binds[bind]
+                c = self._carriers[bind.carrier]
+                c.binds = [b for b in c.binds if b.bind is not bind]
+        for bind in binds:
+            if bind in self._binds:
+                continue
+            c = self._carriers[bind.carrier]
+            state = _Bind(bind, BindThrottle(c.config.tps, now))
+            c.binds.append(state)
+            self._binds[bind] = state
+            bind.listener = self
+        for c in self._carriers.values():
+            c.scanned_up = None
+            c.wake.set()
+
     # -- what the API and the health page use -------------------------------------------------
 
     def enqueue(self, messages: Sequence[NewMessage]) -> None:
