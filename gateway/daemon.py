@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.api.app import INTAKE_KEY, health, make_app
 from gateway.api.intake import Intake
+from gateway.api.reqlog import request_log_middleware
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.config import CarrierConfig, GatewayConfig
 from gateway.engine.callbacks import CallbackSender
@@ -152,7 +153,10 @@ class Gateway:
             http_metrics=http_metrics,
             registry=registry,
         )
-        app.middlewares.insert(1, self.drain.middleware())  # after the metrics middleware
+        # After the metrics middleware, before errors and auth: refusals are logged, and a
+        # draining gateway answers 503 before anything else runs.
+        app.middlewares.insert(1, request_log_middleware())
+        app.middlewares.insert(2, self.drain.middleware())
         self.intake = app[INTAKE_KEY]
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
