@@ -100,12 +100,12 @@ class Client:
         url: str,
         token: str | None,
         timeout: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        self._sleep = sleep
+        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
 
     def request(
         self,
