@@ -41,7 +41,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.daemon import serve
 
     config = _load(args.config)
-    configure_logging(config.log.level, config.log.format)
+    configure_logging(
+        getattr(args, "log_level", None) or config.log.level,
+        getattr(args, "log_format", None) or config.log.format,
+    )
     pid_file = pid_path(config)
     with asyncio.Runner(loop_factory=_new_event_loop) as runner:
         try:
@@ -103,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="configuration file")
         p.set_defaults(func=func)
+        if name == "run":
+            p.add_argument("--log-format", choices=("text", "json"), help="overrides [log] format")
+            p.add_argument(
+                "--log-level", choices=("debug", "info", "warning", "error"), help="overrides [log]"
+            )
     add_client_commands(sub)
     args = parser.parse_args(argv)
     result: int = args.func(args)
