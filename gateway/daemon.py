@@ -10,7 +10,6 @@ the exit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -35,6 +34,9 @@ from gateway.smpp.session import BindType, SessionConfig
 from gateway.store.sqlite import SqliteStore
 
 log = logging.getLogger("smsgw.daemon")
+
+FORCED_EXIT = 1
+"""serve()'s exit code when a second SIGTERM/SIGINT cut the graceful stop short."""
 
 SHUTDOWN_DRAIN_SECONDS = 5.0
 """The default of ``[shutdown] drain_seconds`` (kept for callers of this name)."""
@@ -249,10 +251,10 @@ async def serve(config: GatewayConfig, config_path: Path | None = None) -> int:
         done, _ = await asyncio.wait({stop_task, forced_task}, return_when=asyncio.FIRST_COMPLETED)
         forced_task.cancel()
         if stop_task not in done:
-            stop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stop_task
-            return 1
+            # Forced: leave the stop where it is. The caller exits the process at once
+            # (gateway.cli); every accepted message is already committed, and a crash-safe
+            # store needs no orderly close.
+            return FORCED_EXIT
         return 0
     finally:
         for sig in (*signals, signal.SIGHUP):

@@ -324,6 +324,28 @@ async def test_daemon_process_ready_metrics_reload_sigterm_restart_and_no_secret
             return True
 
         await eventually(all_sent, 60.0)
+
+        # -- a second SIGTERM forces the exit; what was accepted still goes after a restart --
+        async with http.put(sim_url + "/v1/faults", json={"black_hole": True}) as r:
+            assert r.status < 300
+        seen = simulator.stats_snapshot()["submit_sm"]
+        stuck = await post_batch(http, daemon.url, 10, "4")
+
+        async def on_the_wire() -> bool:
+            return simulator.stats_snapshot()["submit_sm"] >= seen + 10
+
+        await eventually(on_the_wire)
+        daemon.proc.send_signal(signal.SIGTERM)
+        await notify.wait_for("STOPPING=1", 10.0)
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert await daemon.wait_exit(10.0) == 1
+        async with http.delete(sim_url + "/v1/faults") as r:
+            assert r.status < 300
+        daemon = Daemon(config, log_path, notify.path)
+        await daemon.wait_started()
+        big = stuck
+
+        await eventually(all_sent, 30.0)
         daemon.proc.send_signal(signal.SIGTERM)
         assert await daemon.wait_exit() == 0
     finally:
