@@ -328,11 +328,10 @@ async def test_daemon_process_ready_metrics_reload_sigterm_restart_and_no_secret
         # -- a second SIGTERM forces the exit; what was accepted still goes after a restart --
         async with http.put(sim_url + "/v1/faults", json={"black_hole": True}) as r:
             assert r.status < 300
-        seen = simulator.stats_snapshot()["submit_sm"]
         stuck = await post_batch(http, daemon.url, 10, "4")
 
-        async def on_the_wire() -> bool:
-            return simulator.stats_snapshot()["submit_sm"] >= seen + 10
+        async def on_the_wire() -> bool:  # sent, unanswered: in the window
+            return (await metrics(http, daemon.url))["smsgw_bind_window_in_use"] >= 5
 
         await eventually(on_the_wire)
         daemon.proc.send_signal(signal.SIGTERM)
