@@ -193,10 +193,16 @@ class Gateway:
             self._ready_task.cancel()
             self._ready_task = None
         started = self._started
-        if "dispatcher" in started:
-            await self.dispatcher.stop(drain)
-        if "binds" in started:
+
+        async def unbind() -> None:
             await asyncio.gather(*(b.stop(drain) for b in self.binds), return_exceptions=True)
+
+        # The binds unbind between the dispatcher's wait for answers and the end of its
+        # receipt handling: a receipt that comes while a bind drains is stored, not refused.
+        if "dispatcher" in started:
+            await self.dispatcher.stop(drain, unbind if "binds" in started else None)
+        elif "binds" in started:
+            await unbind()
         if "callbacks" in started:
             await self.callbacks.stop()
         if self._runner is not None:

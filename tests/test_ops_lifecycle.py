@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from gateway.cli import main
 from gateway.config import GatewayConfig, ShutdownConfig
 from gateway.daemon import Gateway
 from gateway.lifecycle import apply_config, read_config, restart_needed
@@ -201,3 +204,36 @@ def test_restart_needed_names_start_only_sections(tmp_path: Path) -> None:
     b = dataclasses.replace(a, shutdown=ShutdownConfig(drain_seconds=9))
     assert restart_needed(a, a) == []
     assert restart_needed(a, b) == ["shutdown"]
+
+
+def test_smsgw_reload_signals_the_pid_in_the_pid_file(tmp_path: Path) -> None:
+    # A stand-in daemon: exits 7 on SIGHUP, so the test sees the signal arrive.
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys, time\n"
+            "signal.signal(signal.SIGHUP, lambda *a: sys.exit(7))\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "smsgw.pid").write_text(f"{child.pid}\n")
+        conf = tmp_path / "g.toml"
+        base = Path(__file__).resolve().parent.parent / "conf" / "gateway.toml"
+        text = base.read_text().replace('data_dir = "../var"', f'data_dir = "{data}"')
+        conf.write_text(text + '\n[shutdown]\npid_file = "smsgw.pid"\n')
+        assert main(["reload", "--config", str(conf)]) == 0
+        assert child.wait(10) == 7
+        conf.write_text(text)  # no pid_file: told to use systemctl
+        assert main(["reload", "--config", str(conf)]) == 2
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

@@ -360,7 +360,8 @@ async def test_daemon_process_ready_metrics_reload_sigterm_restart_and_no_secret
     events = [json.loads(line) for line in raw.splitlines() if line.strip()]
     names = {e["event"] for e in events}
     assert {"daemon.started", "daemon.ready", "reload.applied", "daemon.stopping"} <= names
-    assert any(e["event"] == "api.rejected" for e in events), "bad requests leave no trace"
+    assert any(e["event"] == "api.rejected" and e["status"] == 400 for e in events)
+    assert sum(e["event"] == "api.unauthorized" for e in events) == 2  # the two bad logins
     for e in events:
         if e["event"].startswith(("api.accepted", "message.")):
             assert "ids" in e or "id" in e, e

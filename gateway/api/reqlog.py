@@ -30,6 +30,7 @@ def _error_code(response: web.StreamResponse) -> str:
 def request_log_middleware() -> Middleware:
     @web.middleware
     async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+        status, code = 0, ""  # stays 0 when the request is cancelled (client gone)
         try:
             response = await handler(request)
         except web.HTTPException as exc:

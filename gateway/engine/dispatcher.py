@@ -47,7 +47,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Awaitable, Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -402,10 +402,16 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
 
-    async def stop(self, drain: float = STOP_DRAIN_SECONDS) -> None:
+    async def stop(
+        self,
+        drain: float = STOP_DRAIN_SECONDS,
+        before_receipts: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         """Stop sending: no new submit_sm leaves. Wait up to ``drain`` seconds for answers to
-        those in flight, write every outcome collected, and stop the receipt handler.
-        Queued messages stay in the store for the next start."""
+        those in flight, run ``before_receipts`` (the daemon unbinds there: receipts that
+        come while the binds drain are still stored and acknowledged), write every outcome
+        collected, and stop the receipt handler. Queued messages stay in the store for the
+        next start."""
         if not self._running:
             return
         self._running = False
@@ -430,6 +436,8 @@ class Dispatcher:
             self._idle.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), drain)
+        if before_receipts is not None:
+            await before_receipts()
         await self.receipts.stop(drain)
         writer, self._writer = self._writer, None
         if writer is not None:
