@@ -412,6 +412,10 @@ class GatewayConfig:
     """Optional: without routes, every destination goes to every carrier in equal shares."""
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     """Optional: SIGTERM drain policy."""
+    inbound: InboundConfig = field(default_factory=lambda: _default_inbound())
+    """Optional: MO handling (see InboundConfig)."""
+    digest: DigestConfig | None = None
+    """Optional: the daily campaign digest by e-mail (see DigestConfig); none without it."""
 
     def validate(self) -> list[str]:
         errors = _unique(self.carriers, "name", "carriers")
@@ -450,3 +454,387 @@ def load_config(path: Path) -> GatewayConfig:
     Raises :class:`ConfigError` listing every problem found (``source`` is ``path``).
     """
     return load_toml(GatewayConfig, path).resolve_paths(path)
+
+
+# -- inbound (MO) -------------------------------------------------------------------------
+#
+# [inbound] and its [[inbound.numbers]] are optional: without them every MO is still logged
+# and the built-in opt-out / opt-in keywords still apply (silently: there is no number to
+# take reply texts from). gateway.inbound describes what happens to an MO.
+
+DAY = 86400.0
+
+MAX_REASSEMBLY_TIMEOUT = 3600.0
+"""SMSCs hand over the parts of one message within seconds; an hour bounds the memory an
+unfinished message holds."""
+
+MAX_FOLLOW_UP_DELAY = 7 * DAY
+"""A follow-up send waits at most a week: the longest validity SMSCs commonly honour."""
+
+MAX_HANDLER_TIMEOUT = 300.0
+"""A Python handler that takes longer holds the sender's queue too long."""
+
+MAX_CAMPAIGN_ID = 64
+"""As the HTTP API's campaign_id."""
+
+DEFAULT_OPT_OUT_REPLY = (
+    "You are unsubscribed and will get no more messages from this number."
+    " Reply START to subscribe again."
+)
+DEFAULT_OPT_OUT_ALL_REPLY = (
+    "You are unsubscribed from all our messages. Reply START to subscribe again."
+)
+DEFAULT_OPT_IN_REPLY = "You are subscribed again. Reply STOP to unsubscribe."
+
+InboundActionType = Literal[
+    "reply", "send", "opt_out", "opt_in", "help", "tag", "answer", "webhook", "handler"
+]
+
+_ACTION_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # type: (required keys, allowed keys)
+    "reply": (("text",), ("text",)),
+    "send": (("text",), ("text", "delay")),
+    "opt_out": ((), ("scope", "text")),
+    "opt_in": ((), ("text",)),
+    "help": ((), ()),
+    "tag": (("tag",), ("tag",)),
+    "answer": (("question",), ("question",)),
+    "webhook": (("url",), ("url",)),
+    "handler": (("handler",), ("handler",)),
+}
+_ACTION_DEFAULTS: dict[str, Any] = {
+    "text": "",
+    "delay": 0.0,
+    "scope": "number",
+    "tag": "",
+    "question": "",
+    "url": "",
+    "handler": "",
+}
+
+
+def _one_word(value: str) -> str | None:
+    from gateway.inbound.keywords import fold_word
+
+    if not value or len(value.split()) != 1 or not fold_word(value):
+        return f"must be one word, got {value!r}"
+    return None
+
+
+def _words(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        problem = _one_word(value)
+        if problem:
+            return problem
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundActionConfig:
+    """``[[inbound.numbers.rules.actions]]``: one step a rule takes, in order.
+
+    - ``reply``: send ``text`` (a template: ``{first_name}`` and other contact fields) to the
+      sender, from the number written to.
+    - ``send``: a follow-up: ``text`` sent ``delay`` seconds later (scheduled).
+    - ``opt_out``: stop messages to the sender from this number (``scope = "number"``) or
+      from every sender (``"all"``), and confirm with ``text`` or the number's
+      ``opt_out_reply``.
+    - ``opt_in``: lift the sender's opt-out and confirm (``text`` or ``opt_in_reply``).
+    - ``help``: reply with the number's ``help_text``.
+    - ``tag``: add ``tag`` to the sender's contact (created when unknown).
+    - ``answer``: record the MO as the answer to survey question ``question``.
+    - ``webhook``: POST the MO as JSON to ``url``, through the callback outbox (retried).
+    - ``handler``: await ``handler`` (``package.module:function``), imported at load.
+    """
+
+    type: InboundActionType
+    text: str = ""
+    delay: float = field(default=0.0, metadata=check(in_range(0, MAX_FOLLOW_UP_DELAY)))
+    scope: Literal["number", "all"] = "number"
+    tag: str = field(default="", metadata=check(max_length(64)))
+    question: str = field(default="", metadata=check(max_length(64)))
+    url: str = ""
+    handler: str = ""
+
+    def validate(self) -> list[str]:
+        required, allowed = _ACTION_KEYS[self.type]
+        errors: list[str] = []
+        for key in required:
+            if getattr(self, key) == _ACTION_DEFAULTS[key]:
+                errors.append(f"{key}: required for a {self.type!r} action")
+        for key, default in _ACTION_DEFAULTS.items():
+            if key not in allowed and getattr(self, key) != default:
+                errors.append(f"{key}: not used by a {self.type!r} action")
+        if errors:
+            return errors
+        if self.type == "webhook":
+            from gateway.api.validation import Invalid, callback_url
+
+            try:
+                callback_url(self.url)
+            except Invalid as exc:
+                errors.append(f"url: {exc}")
+        if self.type == "handler":
+            from gateway.inbound.handlers import HandlerError, resolve_handler
+
+            try:
+                resolve_handler(self.handler)
+            except HandlerError as exc:
+                errors.append(f"handler: {exc}")
+        return errors
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeywordRuleConfig:
+    """``[[inbound.numbers.rules]]``: MOs starting with ``keyword`` (or an alias), or
+    matching one of ``patterns``, run ``actions`` in order.
+
+    Matching ignores case and accents. ``patterns`` are Python regular expressions searched
+    in the MO text folded to lower case without accents. ``campaign_id`` ties the rule to a
+    campaign: an MO matching it is logged under that campaign (a campaign keyword wins over
+    the correlation by last message sent)."""
+
+    name: str = field(metadata=check(_name_check))
+    """Logged with each MO the rule matched."""
+    keyword: str = field(default="", metadata=check(max_length(32)))
+    aliases: tuple[str, ...] = field(default=(), metadata=check(_words))
+    patterns: tuple[str, ...] = ()
+    campaign_id: str | None = field(
+        default=None, metadata=check(all_of(non_empty, max_length(MAX_CAMPAIGN_ID)))
+    )
+    actions: tuple[InboundActionConfig, ...] = field(
+        metadata=check(lambda v: None if v else "at least one action is required")
+    )
+
+    def validate(self) -> list[str]:
+        import re
+
+        errors: list[str] = []
+        if self.keyword:
+            problem = _one_word(self.keyword)
+            if problem:
+                errors.append(f"keyword: {problem}")
+        elif not self.patterns:
+            errors.append("keyword: a keyword or at least one pattern is required")
+        if self.aliases and not self.keyword:
+            errors.append("aliases: need a keyword (aliases are other words for it)")
+        for n, pattern in enumerate(self.patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                errors.append(f"patterns[{n}]: not a regular expression: {exc}")
+        return errors
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundNumberConfig:
+    """``[[inbound.numbers]]``: a short code or long number of ours that receives MOs."""
+
+    number: str = field(
+        metadata=check(
+            regex(r"\+?[0-9]{3,15}", "a short code or a number in international format (+digits)")
+        )
+    )
+    """As senders write it at the HTTP API (``from``): replies go from it, and opt-outs are
+    kept against it."""
+    aliases: tuple[str, ...] = field(
+        default=(), metadata=check(lambda v: _words(v) or _all_digits(v))
+    )
+    """Other ways carriers write this number in deliver_sm (a national form, say)."""
+    help_text: str = ""
+    """Reply to HELP / INFO (and the ``help`` action); "" leaves those words to the rules."""
+    courtesy_reply: str = ""
+    """Reply to an MO that matches no rule, at most once per ``courtesy_interval`` per
+    sender; "" sends none."""
+    opt_out_reply: str = DEFAULT_OPT_OUT_REPLY
+    """Confirmation of STOP; sent although the sender is now opted out (see gateway.inbound).
+    "" sends none."""
+    opt_out_all_reply: str = DEFAULT_OPT_OUT_ALL_REPLY
+    """Confirmation of STOPALL / STOP ALL."""
+    opt_in_reply: str = DEFAULT_OPT_IN_REPLY
+    """Confirmation of START (and of YES from an opted-out sender)."""
+    opt_out_keywords: tuple[str, ...] = field(default=(), metadata=check(_words))
+    """Opt-out words of this number beyond STOP, UNSUBSCRIBE, CANCEL, END, QUIT."""
+    opt_in_keywords: tuple[str, ...] = field(default=(), metadata=check(_words))
+    help_keywords: tuple[str, ...] = field(default=(), metadata=check(_words))
+    rules: tuple[KeywordRuleConfig, ...] = ()
+
+    def validate(self) -> list[str]:
+        return _unique(self.rules, "name", "rules")
+
+
+def _all_digits(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        if not value.lstrip("+").isdigit():
+            return f"must be digits (a leading + allowed), got {value!r}"
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundConfig:
+    """``[inbound]``: mobile-originated messages. The section may be left out; every key has
+    the default documented here."""
+
+    reassembly_timeout: float = field(
+        default=60.0, metadata=check(in_range(1, MAX_REASSEMBLY_TIMEOUT))
+    )
+    """Seconds after the first part of a long MO at which the parts received so far are
+    taken as the message (logged as incomplete)."""
+    reply_window: float = field(default=10 * DAY, metadata=check(in_range(0, 366 * DAY)))
+    """Seconds after an MT during which an MO from its recipient to its sender belongs to
+    the MT's campaign (10 days)."""
+    courtesy_interval: float = field(default=DAY, metadata=check(in_range(60, 366 * DAY)))
+    """At most one courtesy reply per sender per number in this many seconds (24 h), so
+    two automated systems cannot keep answering each other."""
+    loop_repeats: int = field(default=3, metadata=check(in_range(2, 1000)))
+    """A sender that sent the same text this many times within ``loop_window`` looks like
+    a machine: it gets no automatic reply (its actions still run)."""
+    loop_window: float = field(default=3600.0, metadata=check(in_range(60, 7 * DAY)))
+    handler_timeout: float = field(
+        default=10.0, metadata=check(all_of(_positive, in_range(None, MAX_HANDLER_TIMEOUT)))
+    )
+    """Seconds a Python handler may take; it is cancelled after that."""
+    opt_out_keywords: tuple[str, ...] = field(default=(), metadata=check(_words))
+    """Opt-out words for every number, e.g. ["ARRET", "STOPP", "BAJA"]."""
+    opt_in_keywords: tuple[str, ...] = field(default=(), metadata=check(_words))
+    """Opt-in words for every number beyond START, e.g. ["ARRETER"]."""
+    help_keywords: tuple[str, ...] = field(default=(), metadata=check(_words))
+    """HELP words for every number beyond HELP and INFO, e.g. ["AIDE"]."""
+    numbers: tuple[InboundNumberConfig, ...] = ()
+
+    def validate(self) -> list[str]:
+        from gateway.inbound.keywords import (
+            HELP_WORDS,
+            OPT_IN_WORDS,
+            OPT_OUT_ALL_WORDS,
+            OPT_OUT_WORDS,
+            fold_word,
+        )
+
+        errors: list[str] = []
+        seen: dict[str, str] = {}
+        for i, number in enumerate(self.numbers):
+            for n, form in enumerate((number.number, *number.aliases)):
+                digits = form.lstrip("+")
+                where = f"numbers[{i}].number" if n == 0 else f"numbers[{i}].aliases[{n - 1}]"
+                if digits in seen:
+                    errors.append(f"{where}: {form!r} is already {seen[digits]}")
+                seen.setdefault(digits, where)
+            system = {
+                fold_word(w)
+                for w in (
+                    *OPT_OUT_WORDS,
+                    *OPT_OUT_ALL_WORDS,
+                    *OPT_IN_WORDS,
+                    *self.opt_out_keywords,
+                    *self.opt_in_keywords,
+                    *number.opt_out_keywords,
+                    *number.opt_in_keywords,
+                )
+            }
+            if number.help_text:
+                system |= {
+                    fold_word(w) for w in (*HELP_WORDS, *self.help_keywords, *number.help_keywords)
+                }
+            taken: dict[tuple[str, str | None], str] = {}
+            for r, rule in enumerate(number.rules):
+                words = [rule.keyword, *rule.aliases] if rule.keyword else []
+                for w, word in enumerate(words):
+                    where = f"numbers[{i}].rules[{r}]." + (
+                        "keyword" if w == 0 else f"aliases[{w - 1}]"
+                    )
+                    folded = fold_word(word)
+                    if folded in system:
+                        errors.append(
+                            f"{where}: {word!r} is a built-in opt-out, opt-in or HELP word"
+                            " of this number; a rule cannot take it"
+                        )
+                    scope = (folded, rule.campaign_id)
+                    if scope in taken:
+                        errors.append(f"{where}: {word!r} is already taken by {taken[scope]}")
+                    taken.setdefault(scope, f"rule {rule.name!r}")
+        return errors
+
+
+def _default_inbound() -> InboundConfig:
+    return InboundConfig()
+
+
+# -- daily digest (e-mail) ----------------------------------------------------------------
+#
+# [digest] is optional: without it no digest is sent. With it, [digest.smtp] names the mail
+# server. gateway.reports.digest describes what is sent and when.
+
+SMTP_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+"""The usual port of each SMTP security mode: submission (RFC 6409), submissions (RFC 8314),
+plain SMTP."""
+
+MAX_DIGEST_DAYS = 366
+
+_EMAIL = r"[^@\s<>(),;:\\\"\[\]]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+"""A plain address ``local@domain.tld``: what a digest may be sent from or to."""
+
+
+def _clock_time(value: str) -> str | None:
+    try:
+        datetime.time.fromisoformat(value)
+    except ValueError:
+        return f"must be a time of day as HH:MM, got {value!r}"
+    return None if len(value) == 5 else f"must be a time of day as HH:MM, got {value!r}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmtpConfig:
+    """``[digest.smtp]``: the mail server digests go through (aiosmtplib)."""
+
+    host: str = field(metadata=check(non_empty))
+    port: int | None = field(default=None, metadata=check(in_range(1, MAX_PORT)))
+    """Default by ``security``: 587 (starttls), 465 (tls), 25 (none)."""
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    """``starttls``: plain connection upgraded with STARTTLS (required, not opportunistic);
+    ``tls``: TLS from the first byte; ``none``: no encryption (a relay on localhost)."""
+    user: str = ""
+    """Log in as this user when set."""
+    password: str = field(default="", repr=False)
+    """Never logged, never shown in repr()."""
+    timeout: float = field(default=30.0, metadata=check(in_range(1, 600)))
+    """Seconds for each SMTP step."""
+
+    @property
+    def effective_port(self) -> int:
+        return self.port if self.port is not None else SMTP_PORTS[self.security]
+
+    def validate(self) -> list[str]:
+        if self.password and not self.user:
+            return ["password: set without a user"]
+        return []
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DigestConfig:
+    """``[digest]``: each day at ``time`` (in ``time_zone``), for the first ``days`` days of a
+    campaign (a campaign may ask for another number), an e-mail with that day's counts and
+    interactions (CSV attached) to the campaign's digest addresses (at most 5)."""
+
+    smtp: SmtpConfig
+    from_address: str = field(metadata=check(regex(_EMAIL, "an e-mail address")))
+    """The From: of digests."""
+    time: str = field(default="18:00", metadata=check(_clock_time))
+    """Local time of day the digest goes out, HH:MM."""
+    time_zone: str = field(default="", metadata=check(lambda v: _time_zone(v) if v else None))
+    """IANA time zone of ``time`` and of the day boundaries; "" is ``node.time_zone``."""
+    days: int = field(default=10, metadata=check(in_range(1, MAX_DIGEST_DAYS)))
+    """Digests per campaign, from its start, when the campaign does not say."""
+    check_interval: float = field(default=60.0, metadata=check(in_range(1, 3600)))
+    """Seconds between looks for a digest due: a digest leaves at most this late."""
+    retry_interval: float = field(default=300.0, metadata=check(in_range(1, 86400)))
+    """Seconds before a digest that failed (SMTP down) is tried again."""
+
+    @property
+    def clock_time(self) -> datetime.time:
+        return datetime.time.fromisoformat(self.time)
+
+    def tzinfo(self, node: NodeConfig) -> datetime.tzinfo:
+        """The zone of ``time``: ``time_zone``, or the node's."""
+        name = self.time_zone or node.time_zone
+        return datetime.UTC if name == "UTC" else zoneinfo.ZoneInfo(name)

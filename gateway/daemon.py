@@ -28,6 +28,7 @@ from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
 from gateway.observe import HttpMetrics, gateway_metrics
+from gateway.reports.digest import DigestScheduler
 from gateway.routing import Route, Router
 from gateway.sdnotify import Notifier
 from gateway.smpp.session import BindType, SessionConfig
@@ -94,6 +95,12 @@ class Gateway:
         self.dispatcher = Dispatcher(
             config, self.store, self.binds, self.router, on_changes=self.callbacks.notify_changes
         )
+        # The daily campaign digest, when [digest] is configured; its campaigns are set by
+        # the campaign side (``self.digest.campaigns``), none until then.
+        self.digest: DigestScheduler | None = None
+        if config.digest is not None:
+            tz = config.digest.tzinfo(config.node)
+            self.digest = DigestScheduler(config.digest, tz, self.store, node_id=config.node.id)
         self._runner: web.AppRunner | None = None
         self.drain = Drain(config.shutdown.retry_after_seconds, lambda: health(self.binds))
         self.reload_hooks: list[ReloadHook] = []
@@ -118,6 +125,9 @@ class Gateway:
             self._started.append("binds")
             await self.callbacks.start()
             self._started.append("callbacks")
+            if self.digest is not None:
+                await self.digest.start()
+                self._started.append("digest")
         except BaseException:
             await self.stop()
             raise
@@ -193,6 +203,8 @@ class Gateway:
             self._ready_task.cancel()
             self._ready_task = None
         started = self._started
+        if "digest" in started and self.digest is not None:
+            await self.digest.stop()
 
         async def unbind() -> None:
             await asyncio.gather(*(b.stop(drain) for b in self.binds), return_exceptions=True)

@@ -245,6 +245,7 @@ class OpenApiChecker:
             self._jsonschema = jsonschema
 
     def template(self, path: str) -> str | None:
+        path = path.split("?", 1)[0]  # the query string is no part of the template
         # Fixed paths first: /v1/messages/batch is not /v1/messages/{id}.
         if path in self.document["paths"]:
             return path
@@ -266,6 +267,8 @@ class OpenApiChecker:
         assert str(status) in responses, f"{method} {template}: status {status} undocumented"
         content = responses[str(status)].get("content")
         if content is None:
+            return None
+        if "application/json" not in content:  # CSV, metrics text: not JSON-checked
             return None
         schema: dict[str, Any] = content["application/json"]["schema"]
         return schema

@@ -8,6 +8,8 @@ GET   /v1/openapi.json         public  the OpenAPI 3.1 document of this API
 POST  /v1/messages             token   accept one message (202)
 POST  /v1/messages/batch       token   accept up to 10,000 messages at once (202)
 GET   /v1/messages/{id}        token   a message's status, parts and history
+GET   /v1/interactions         token   the MO log, paged (gateway.api.interactions)
+GET   /v1/interactions/export.csv  token   the MO log as streamed CSV (all, new, ids)
 GET   /metrics                 public  Prometheus metrics (when a registry is given)
 ====  =======================  ======  ================================================
 """
@@ -24,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import dumps, error_middleware
 from gateway.api.intake import Intake
+from gateway.api.interactions import InteractionsApi
 from gateway.api.messages import MessagesApi, Outbound
 from gateway.api.openapi import openapi_document
 from gateway.binds import BindState, CarrierBind
@@ -106,4 +109,5 @@ def make_app(
     intake = Intake(config.messages, config.carriers, router)
     app[INTAKE_KEY] = intake
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)
+    InteractionsApi(store, clock).add_routes(app.router)
     return app

@@ -14,6 +14,7 @@ from gateway.api import validation as check
 from gateway.api.errors import ERROR_CODES
 from gateway.api.intake import FIELDS
 from gateway.api.messages import IDEMPOTENCY_HEADER, MAX_BATCH, MAX_IDEMPOTENCY_KEY, REPLAYED_HEADER
+from gateway.api.openapi_interactions import INTERACTION_PATHS, INTERACTION_SCHEMAS
 from gateway.model import MessageStatus
 
 OPENAPI_VERSION: Final = "3.1.0"
@@ -416,9 +417,10 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **copy.deepcopy(INTERACTION_PATHS),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": copy.deepcopy(_SCHEMAS),
+            "schemas": copy.deepcopy({**_SCHEMAS, **INTERACTION_SCHEMAS}),
         },
     }

@@ -12,8 +12,8 @@ merges concurrent calls into one transaction (group commit).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, runtime_checkable
 
 from gateway.model import (
     IncomingReceipt,
@@ -133,3 +133,243 @@ class Store(Protocol):
 
     async def status_counts(self) -> dict[str, int]:
         """Messages by status."""
+
+
+# -- inbound (MO) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MoKey:
+    """What ties the parts of one long MO together: (carrier, source, destination, ref), and
+    the part count, so that a reference a phone reuses for a message of another length starts
+    a group of its own."""
+
+    carrier: str
+    source: str  # the subscriber, normalised (E.164 when numeric)
+    destination: str  # our number, as configured when it is one of ours
+    ref: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class MoPart:
+    """One part of a long MO as it came off the bind, kept until its message is whole."""
+
+    key: MoKey
+    seq: int  # 1-based
+    data_coding: int
+    data: bytes  # user data, any UDH taken off
+    udh_length: int  # octets of UDH before ``data`` (UDHL included; 0 without): fill bits
+    received_at: float
+
+
+@dataclass(slots=True)
+class NewInteraction:
+    """A whole (or timed-out) MO, ready to log. Its actions run after it is stored."""
+
+    carrier: str
+    source: str
+    destination: str
+    text: str
+    data_coding: int
+    parts: int  # parts the message announced (1 for a single one)
+    parts_received: int
+    received_at: float  # the first part
+    completed_at: float  # when it became whole, or timed out
+    missing: tuple[int, ...] = ()  # part numbers that never came
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+@dataclass(slots=True)
+class Interaction:
+    """One logged MO: what came in, and what the gateway did about it."""
+
+    id: int
+    carrier: str
+    source: str
+    destination: str
+    text: str
+    data_coding: int
+    parts: int
+    parts_received: int
+    missing: tuple[int, ...]
+    received_at: float
+    completed_at: float
+    state: str  # "pending" (actions not run yet) or "done"
+    keyword: str | None = None
+    rule: str | None = None
+    campaign_id: str | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    processed_at: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+INTERACTION_PENDING: Final = "pending"
+INTERACTION_DONE: Final = "done"
+
+
+@dataclass(slots=True)
+class Contact:
+    """Someone we message, with the fields templates may use."""
+
+    number: str  # E.164 when numeric
+    name: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    created_at: float = 0.0
+
+
+@dataclass(slots=True)
+class SurveyAnswer:
+    interaction_id: int
+    number: str  # ours, where the answer was sent
+    source: str  # who answered
+    question: str
+    answer: str  # normalised: "3", "B", "YES", "NO", or the word as sent (folded)
+    kind: str  # "number" | "letter" | "yes_no" | "text"
+    at: float
+    campaign_id: str | None = None
+
+
+class InboundStore(Store, Protocol):
+    """What the inbound (MO) side keeps, on top of :class:`Store`."""
+
+    # -- long MO parts -----------------------------------------------------------------------
+
+    async def add_mo_part(self, part: MoPart) -> None:
+        """Keep one part of an unfinished long MO (a duplicate part is ignored)."""
+
+    async def mo_parts(self) -> list[MoPart]:
+        """Every part kept, oldest first: what a restart reassembles from."""
+
+    # -- the interaction log -----------------------------------------------------------------
+
+    async def record_interaction(
+        self, interaction: NewInteraction, consumed: Sequence[MoPart] = ()
+    ) -> int:
+        """Log an MO (state pending) and, in the same transaction, drop the kept parts it
+        was made of. Returns its id."""
+
+    async def pending_interactions(self, after: int, limit: int) -> list[Interaction]:
+        """Interactions whose actions have not run, by id after ``after``."""
+
+    async def finish_interaction(
+        self,
+        interaction_id: int,
+        *,
+        keyword: str | None,
+        rule: str | None,
+        campaign_id: str | None,
+        actions: Sequence[dict[str, Any]],
+        at: float,
+    ) -> None:
+        """Record what was done about an interaction; it is no longer pending."""
+
+    async def get_interaction(self, interaction_id: int) -> Interaction | None: ...
+
+    async def interactions(
+        self,
+        *,
+        number: str | None = None,
+        source: str | None = None,
+        campaign_id: str | None = None,
+        after: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[Interaction]:
+        """A page of the log, filtered. Keyset paging: pass the last id of a page as
+        ``after`` for the next (ids above it, or below it when ``newest_first``)."""
+
+    async def repeated_texts(self, source: str, destination: str, text: str, since: float) -> int:
+        """How many MOs from ``source`` to ``destination`` with exactly ``text`` were
+        received since ``since`` (the one being handled included)."""
+
+    async def last_campaign(self, sender: str, to: str, since: float) -> str | None:
+        """The campaign of the newest MT from ``sender`` to ``to`` created since ``since``."""
+
+    async def claim_courtesy(self, scope: str, source: str, now: float, interval: float) -> bool:
+        """True (and remembered) when no courtesy reply went to ``source`` in ``scope`` in
+        the last ``interval`` seconds; False otherwise."""
+
+    # -- contacts and answers ----------------------------------------------------------------
+
+    async def get_contact(self, number: str) -> Contact | None: ...
+
+    async def put_contacts(self, contacts: Sequence[Contact]) -> None:
+        """Create or replace contacts (name, attributes, tags)."""
+
+    async def tag_contact(self, number: str, tags: Sequence[str], at: float) -> None:
+        """Add tags to a contact, creating it (no name) when it does not exist."""
+
+    async def record_answer(self, answer: SurveyAnswer) -> None: ...
+
+    async def answers(
+        self, question: str | None = None, campaign_id: str | None = None
+    ) -> list[SurveyAnswer]: ...
+
+    async def lift_opt_out(self, number: str, sender: str) -> None:
+        """Remove the opt-out of ``number`` from ``sender`` and its global one, if any
+        (opt-outs from other senders stay)."""
+
+
+# -- reports: interaction export, campaign digests ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignCounts:
+    """What a campaign did in one period (a digest's day): messages first submitted, messages
+    that became delivered, MOs logged under the campaign, distinct senders of those, and
+    distinct senders whose MO ran an ``opt_out`` action."""
+
+    sent: int = 0
+    delivered: int = 0
+    replies: int = 0
+    unique_responders: int = 0
+    opt_outs: int = 0
+
+
+@runtime_checkable
+class ReportStore(InboundStore, Protocol):
+    """What the interaction export and the daily digest read and remember."""
+
+    async def interactions_by_ids(self, ids: Sequence[int]) -> list[Interaction]:
+        """The interactions with these ids that exist, by id."""
+
+    async def settled_interaction_bound(self) -> int:
+        """The highest id at and below which no interaction is pending: what an export of
+        "new" interactions may safely include (a pending one may still get its campaign)."""
+
+    async def export_mark(self, scope: str) -> int:
+        """The last interaction id exported as "new" in ``scope`` (0 when never)."""
+
+    async def advance_export_mark(self, scope: str, last_id: int, at: float) -> None:
+        """Remember ``last_id`` as exported in ``scope``; a mark never moves back."""
+
+    async def campaign_interactions(
+        self, campaign_id: str, since: float, until: float, after: int, limit: int
+    ) -> list[Interaction]:
+        """A campaign's interactions received in [since, until), by id above ``after``."""
+
+    async def campaign_counts(self, campaign_id: str, since: float, until: float) -> CampaignCounts:
+        """What the campaign did in [since, until) (see :class:`CampaignCounts`)."""
+
+    async def responders(
+        self, campaign_id: str, keyword: str | None = None, after: str = "", limit: int = 1000
+    ) -> list[str]:
+        """Distinct senders of the campaign's interactions (optionally only those whose
+        interaction had ``keyword``, compared case-insensitively), sorted, above ``after``:
+        keyset paging for "send to responders"."""
+
+    async def digest_sent(self, campaign_id: str, day: str) -> bool:
+        """Whether the digest of ``day`` (ISO date) of this campaign went out."""
+
+    async def record_digest(
+        self, campaign_id: str, day: str, at: float, recipients: Sequence[str]
+    ) -> bool:
+        """Remember that the digest of ``day`` went out; False when it was already recorded."""

@@ -45,12 +45,21 @@ from gateway.model import (
     aggregate_status,
 )
 from gateway.store.base import (
+    INTERACTION_DONE,
+    INTERACTION_PENDING,
     Callback,
+    Contact,
     IdempotencyConflict,
     IdempotentAnswer,
+    Interaction,
+    MoKey,
+    MoPart,
+    NewInteraction,
     StoreError,
+    SurveyAnswer,
     UnmatchedReceipt,
 )
+from gateway.store.sqlite_reports import REPORTS_SCHEMA, SqliteReports
 
 T = TypeVar("T")
 Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
@@ -154,6 +163,81 @@ CREATE TABLE IF NOT EXISTS callbacks (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks(next_at);
+-- Inbound (MO). Parts of long MOs wait here until their message is whole or times out.
+CREATE TABLE IF NOT EXISTS mo_parts (
+    carrier TEXT NOT NULL,
+    source TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    ref INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    data_coding INTEGER NOT NULL,
+    udh_length INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (carrier, source, destination, ref, total, seq)
+) WITHOUT ROWID;
+-- Every MO, whole or timed out, and what was done about it (actions: JSON list).
+CREATE TABLE IF NOT EXISTS interactions (
+    id INTEGER PRIMARY KEY,
+    carrier TEXT NOT NULL,
+    source TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    text TEXT NOT NULL,
+    data_coding INTEGER NOT NULL,
+    parts INTEGER NOT NULL,
+    parts_received INTEGER NOT NULL,
+    missing TEXT NOT NULL DEFAULT '[]',
+    received_at REAL NOT NULL,
+    completed_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    keyword TEXT,
+    rule TEXT,
+    campaign_id TEXT,
+    actions TEXT NOT NULL DEFAULT '[]',
+    processed_at REAL
+);
+CREATE INDEX IF NOT EXISTS interactions_pending ON interactions(id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS interactions_source ON interactions(source, destination, received_at);
+CREATE INDEX IF NOT EXISTS interactions_destination ON interactions(destination, id);
+CREATE INDEX IF NOT EXISTS interactions_campaign ON interactions(campaign_id, id)
+    WHERE campaign_id IS NOT NULL;
+-- Campaign correlation: the newest MT from one of our numbers to a subscriber.
+CREATE INDEX IF NOT EXISTS messages_reply_window ON messages(dest, sender, created_at)
+    WHERE campaign_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS contacts (
+    number TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    attributes TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contact_tags (
+    number TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (number, tag)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS contact_tags_tag ON contact_tags(tag, number);
+CREATE TABLE IF NOT EXISTS answers (
+    id INTEGER PRIMARY KEY,
+    interaction_id INTEGER NOT NULL,
+    number TEXT NOT NULL,
+    source TEXT NOT NULL,
+    campaign_id TEXT,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answers_question ON answers(question, campaign_id);
+-- Courtesy replies sent, per scope (one of our numbers; later a campaign) and subscriber.
+CREATE TABLE IF NOT EXISTS courtesy_replies (
+    scope TEXT NOT NULL,
+    source TEXT NOT NULL,
+    last_at REAL NOT NULL,
+    PRIMARY KEY (scope, source)
+) WITHOUT ROWID;
 """
 
 ALL_OPT_OUT: Final = "*"
@@ -189,8 +273,8 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-class SqliteStore:
-    """The Store protocol on one SQLite file."""
+class SqliteStore(SqliteReports):
+    """The Store protocol on one SQLite file (report queries: :class:`SqliteReports`)."""
 
     def __init__(self, path: Path | str, synchronous: str = "full") -> None:
         self.path = Path(path)
@@ -219,6 +303,7 @@ class SqliteStore:
             await db.execute("PRAGMA foreign_keys=OFF")
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(SCHEMA)
+            await db.executescript(REPORTS_SCHEMA)
             await db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -868,6 +953,317 @@ class SqliteStore:
         rows = await self._read("SELECT status, count(*) FROM messages GROUP BY status")
         return {status: count for status, count in rows}
 
+    # -- inbound (MO) ----------------------------------------------------------------------
+
+    async def add_mo_part(self, part: MoPart) -> None:
+        k = part.key
+        row = (
+            k.carrier,
+            k.source,
+            k.destination,
+            k.ref,
+            k.total,
+            part.seq,
+            part.data_coding,
+            part.udh_length,
+            part.data,
+            part.received_at,
+        )
+
+        async def op(db: aiosqlite.Connection) -> None:
+            # A part the SMSC sends again (our answer was lost) is the one already kept.
+            await db.execute(
+                "INSERT OR IGNORE INTO mo_parts(carrier, source, destination, ref, total, seq,"
+                " data_coding, udh_length, data, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                row,
+            )
+
+        await self._write(op)
+
+    async def mo_parts(self) -> list[MoPart]:
+        rows = await self._read(
+            "SELECT carrier, source, destination, ref, total, seq, data_coding, udh_length,"
+            " data, received_at FROM mo_parts ORDER BY received_at"
+        )
+        return [
+            MoPart(
+                key=MoKey(r[0], r[1], r[2], r[3], r[4]),
+                seq=r[5],
+                data_coding=r[6],
+                udh_length=r[7],
+                data=bytes(r[8]),
+                received_at=r[9],
+            )
+            for r in rows
+        ]
+
+    async def record_interaction(
+        self, interaction: NewInteraction, consumed: Sequence[MoPart] = ()
+    ) -> int:
+        i = interaction
+        row = (
+            i.carrier,
+            i.source,
+            i.destination,
+            i.text,
+            i.data_coding,
+            i.parts,
+            i.parts_received,
+            json.dumps(list(i.missing)),
+            i.received_at,
+            i.completed_at,
+            INTERACTION_PENDING,
+        )
+        gone = [
+            (p.key.carrier, p.key.source, p.key.destination, p.key.ref, p.key.total, p.seq)
+            for p in consumed
+        ]
+
+        async def op(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(
+                "INSERT INTO interactions(carrier, source, destination, text, data_coding, parts,"
+                " parts_received, missing, received_at, completed_at, state)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                row,
+            )
+            new_id = cursor.lastrowid
+            if gone:
+                await db.executemany(
+                    "DELETE FROM mo_parts WHERE carrier = ? AND source = ? AND destination = ?"
+                    " AND ref = ? AND total = ? AND seq = ?",
+                    gone,
+                )
+            assert new_id is not None
+            return new_id
+
+        result: int = await self._write(op)
+        return result
+
+    async def pending_interactions(self, after: int, limit: int) -> list[Interaction]:
+        rows = await self._read(
+            f"SELECT {_INTERACTION_COLUMNS} FROM interactions"
+            " WHERE state = 'pending' AND id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [_interaction(r) for r in rows]
+
+    async def finish_interaction(
+        self,
+        interaction_id: int,
+        *,
+        keyword: str | None,
+        rule: str | None,
+        campaign_id: str | None,
+        actions: Sequence[dict[str, Any]],
+        at: float,
+    ) -> None:
+        values = (
+            INTERACTION_DONE,
+            keyword,
+            rule,
+            campaign_id,
+            json.dumps(list(actions), ensure_ascii=False),
+            at,
+            interaction_id,
+        )
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "UPDATE interactions SET state = ?, keyword = ?, rule = ?, campaign_id = ?,"
+                " actions = ?, processed_at = ? WHERE id = ?",
+                values,
+            )
+
+        await self._write(op)
+
+    async def get_interaction(self, interaction_id: int) -> Interaction | None:
+        rows = await self._read(
+            f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ?", (interaction_id,)
+        )
+        return _interaction(rows[0]) if rows else None
+
+    async def interactions(
+        self,
+        *,
+        number: str | None = None,
+        source: str | None = None,
+        campaign_id: str | None = None,
+        after: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[Interaction]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("destination", number),
+            ("source", source),
+            ("campaign_id", campaign_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if after is not None:
+            where.append("id < ?" if newest_first else "id > ?")
+            params.append(after)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        order = "DESC" if newest_first else "ASC"
+        rows = await self._read(
+            f"SELECT {_INTERACTION_COLUMNS} FROM interactions{clause} ORDER BY id {order} LIMIT ?",
+            (*params, limit),
+        )
+        return [_interaction(r) for r in rows]
+
+    async def repeated_texts(self, source: str, destination: str, text: str, since: float) -> int:
+        rows = await self._read(
+            "SELECT count(*) FROM interactions WHERE source = ? AND destination = ?"
+            " AND received_at >= ? AND text = ?",
+            (source, destination, since, text),
+        )
+        count: int = rows[0][0]
+        return count
+
+    async def last_campaign(self, sender: str, to: str, since: float) -> str | None:
+        rows = await self._read(
+            "SELECT campaign_id FROM messages WHERE dest = ? AND sender = ?"
+            " AND campaign_id IS NOT NULL AND created_at >= ? ORDER BY created_at DESC LIMIT 1",
+            (to, sender, since),
+        )
+        return rows[0][0] if rows else None
+
+    async def claim_courtesy(self, scope: str, source: str, now: float, interval: float) -> bool:
+        async def op(db: aiosqlite.Connection) -> bool:
+            cursor = await db.execute(
+                "SELECT last_at FROM courtesy_replies WHERE scope = ? AND source = ?",
+                (scope, source),
+            )
+            found = await cursor.fetchone()
+            if found is not None and found[0] > now - interval:
+                return False
+            await db.execute(
+                "INSERT OR REPLACE INTO courtesy_replies(scope, source, last_at) VALUES (?, ?, ?)",
+                (scope, source, now),
+            )
+            return True
+
+        claimed: bool = await self._write(op)
+        return claimed
+
+    async def get_contact(self, number: str) -> Contact | None:
+        rows = await self._read(
+            "SELECT number, name, attributes, created_at FROM contacts WHERE number = ?",
+            (number,),
+        )
+        if not rows:
+            return None
+        tags = await self._read(
+            "SELECT tag FROM contact_tags WHERE number = ? ORDER BY created_at, tag", (number,)
+        )
+        r = rows[0]
+        return Contact(
+            number=r[0],
+            name=r[1],
+            attributes=json.loads(r[2]),
+            tags=tuple(t[0] for t in tags),
+            created_at=r[3],
+        )
+
+    async def put_contacts(self, contacts: Sequence[Contact]) -> None:
+        now = time.time()
+        rows = [
+            (
+                c.number,
+                c.name,
+                json.dumps(c.attributes, ensure_ascii=False),
+                c.created_at or now,
+                now,
+            )
+            for c in contacts
+        ]
+        numbers = [(c.number,) for c in contacts]
+        tags = [(c.number, tag, c.created_at or now) for c in contacts for tag in c.tags]
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "INSERT INTO contacts(number, name, attributes, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(number) DO UPDATE SET"
+                " name = excluded.name, attributes = excluded.attributes,"
+                " updated_at = excluded.updated_at",
+                rows,
+            )
+            await db.executemany("DELETE FROM contact_tags WHERE number = ?", numbers)
+            await db.executemany(
+                "INSERT OR IGNORE INTO contact_tags(number, tag, created_at) VALUES (?, ?, ?)",
+                tags,
+            )
+
+        await self._write(op)
+
+    async def tag_contact(self, number: str, tags: Sequence[str], at: float) -> None:
+        rows = [(number, tag, at) for tag in tags]
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT OR IGNORE INTO contacts(number, name, attributes, created_at, updated_at)"
+                " VALUES (?, '', '{}', ?, ?)",
+                (number, at, at),
+            )
+            await db.executemany(
+                "INSERT OR IGNORE INTO contact_tags(number, tag, created_at) VALUES (?, ?, ?)",
+                rows,
+            )
+
+        await self._write(op)
+
+    async def record_answer(self, answer: SurveyAnswer) -> None:
+        a = answer
+        row = (
+            a.interaction_id,
+            a.number,
+            a.source,
+            a.campaign_id,
+            a.question,
+            a.answer,
+            a.kind,
+            a.at,
+        )
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO answers(interaction_id, number, source, campaign_id, question,"
+                " answer, kind, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+        await self._write(op)
+
+    async def answers(
+        self, question: str | None = None, campaign_id: str | None = None
+    ) -> list[SurveyAnswer]:
+        where: list[str] = []
+        params: list[Any] = []
+        if question is not None:
+            where.append("question = ?")
+            params.append(question)
+        if campaign_id is not None:
+            where.append("campaign_id = ?")
+            params.append(campaign_id)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._read(
+            "SELECT interaction_id, number, source, question, answer, kind, at, campaign_id"
+            f" FROM answers{clause} ORDER BY id",
+            params,
+        )
+        return [SurveyAnswer(*r) for r in rows]
+
+    async def lift_opt_out(self, number: str, sender: str) -> None:
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "DELETE FROM opt_outs WHERE number = ? AND sender IN (?, ?)",
+                (number, sender, ALL_OPT_OUT),
+            )
+
+        await self._write(op)
+
 
 def _callback_payload(change: StatusChange) -> dict[str, Any]:
     return {
@@ -878,3 +1274,31 @@ def _callback_payload(change: StatusChange) -> dict[str, Any]:
         "carrier": change.carrier,
         "at": change.at,
     }
+
+
+_INTERACTION_COLUMNS: Final = (
+    "id, carrier, source, destination, text, data_coding, parts, parts_received, missing,"
+    " received_at, completed_at, state, keyword, rule, campaign_id, actions, processed_at"
+)
+
+
+def _interaction(row: Sequence[Any]) -> Interaction:
+    return Interaction(
+        id=row[0],
+        carrier=row[1],
+        source=row[2],
+        destination=row[3],
+        text=row[4],
+        data_coding=row[5],
+        parts=row[6],
+        parts_received=row[7],
+        missing=tuple(json.loads(row[8])),
+        received_at=row[9],
+        completed_at=row[10],
+        state=row[11],
+        keyword=row[12],
+        rule=row[13],
+        campaign_id=row[14],
+        actions=json.loads(row[15]),
+        processed_at=row[16],
+    )

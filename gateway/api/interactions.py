@@ -1,0 +1,309 @@
+"""``/v1/interactions``: the MO log as a paged JSON list and as a streamed CSV export.
+
+``GET /v1/interactions?campaign_id=&number=&source=&after=&limit=&order=`` answers
+``{"items": [...], "next": cursor | null}``. ``number`` is ours (the MO's destination),
+``source`` the subscriber's. ``order`` is ``desc`` (newest first, the default: a list for
+people) or ``asc`` (oldest first: what a program syncing the log wants). ``next`` is an opaque
+cursor: pass it back as ``after`` with the same filters and order; it is null on the last page.
+
+``GET /v1/interactions/export.csv`` streams CSV (:mod:`gateway.reports.csvfile`: UTF-8 with a
+BOM unless ``bom=0``, formula injection neutralised), oldest first, with the same filters and:
+
+- nothing else: every interaction;
+- ``new=1``: those not yet exported in this *scope*: the calling token together with the
+  filters (campaign_id, number, source). The mark of a scope is kept in the store and moves
+  when an export of the scope (``new=1`` or all) was written to the end; an interrupted
+  download moves nothing, so its rows come again next time. An interaction whose actions have
+  not run yet (and so may not have its campaign yet) stops a ``new=1`` export just before
+  it: it is in the next one, never skipped;
+- ``ids=1,2,3`` (at most 1000): those interactions (combined with the filters); marks are
+  left alone. ``ids`` and ``new`` do not go together.
+
+Unknown query parameters are refused (400): a mistyped filter must not export everything.
+A ``+`` written unencoded in a query string reaches us as a space; a number filter that
+reads `` 33612345678`` is taken as ``+33612345678``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from aiohttp import web
+
+from gateway.api.auth import ACCOUNT_KEY
+from gateway.api.errors import (
+    STORE_UNAVAILABLE,
+    ApiError,
+    FieldError,
+    invalid,
+    json_response,
+)
+from gateway.logs import log_event
+from gateway.reports import csvfile
+from gateway.store.base import Interaction, ReportStore, Store, StoreError
+
+log = logging.getLogger("smsgw.api")
+
+DEFAULT_LIMIT: Final = 100
+MAX_LIMIT: Final = 1000
+"""Items per page: a page of long MOs stays around a megabyte of JSON."""
+MAX_EXPORT_IDS: Final = 1000
+"""Ids in one ``ids=`` export: about 8 KB of query string, aiohttp's request-line limit."""
+EXPORT_PAGE: Final = 500
+"""Rows read from the store and written to the client at a time: memory stays flat."""
+MAX_FILTER: Final = 64
+
+LIST_PARAMS: Final = frozenset({"campaign_id", "number", "source", "after", "limit", "order"})
+EXPORT_PARAMS: Final = frozenset({"campaign_id", "number", "source", "new", "ids", "bom"})
+
+
+def interaction_json(item: Interaction) -> dict[str, Any]:
+    """One item of ``GET /v1/interactions``."""
+    return {
+        "id": item.id,
+        "source": item.source,
+        "destination": item.destination,
+        "text": item.text,
+        "received_at": csvfile.iso_utc(item.received_at),
+        "keyword": item.keyword,
+        "campaign_id": item.campaign_id,
+        "actions": item.actions,
+        "rule": item.rule,
+        "state": item.state,
+        "carrier": item.carrier,
+        "complete": item.complete,
+    }
+
+
+def _unknown(query: Mapping[str, str], allowed: frozenset[str]) -> list[FieldError]:
+    return [
+        FieldError(f"query.{name}", f"unknown parameter; allowed: {', '.join(sorted(allowed))}")
+        for name in query
+        if name not in allowed
+    ]
+
+
+def _filter(query: Mapping[str, str], name: str, errors: list[FieldError]) -> str | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    if value[:1] == " " and value[1:].isdigit():
+        value = "+" + value[1:]  # an unencoded '+' arrives as a space
+    value = value.strip()
+    if not value or len(value) > MAX_FILTER:
+        errors.append(FieldError(f"query.{name}", f"must be 1 to {MAX_FILTER} characters"))
+        return None
+    return value
+
+
+def _int(
+    query: Mapping[str, str], name: str, low: int, high: int | None, errors: list[FieldError]
+) -> int | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = low - 1
+    if number < low or (high is not None and number > high):
+        top = f"..{high}" if high is not None else " or more"
+        errors.append(FieldError(f"query.{name}", f"must be an integer {low}{top}"))
+        return None
+    return number
+
+
+def _flag(query: Mapping[str, str], name: str, default: bool, errors: list[FieldError]) -> bool:
+    value = query.get(name)
+    if value is None:
+        return default
+    if value in ("1", "true"):
+        return True
+    if value in ("0", "false"):
+        return False
+    errors.append(FieldError(f"query.{name}", "must be 0 or 1"))
+    return default
+
+
+def _ids(query: Mapping[str, str], errors: list[FieldError]) -> list[int] | None:
+    value = query.get("ids")
+    if value is None:
+        return None
+    ids: list[int] = []
+    for n, piece in enumerate(value.split(",")):
+        piece = piece.strip()
+        if not piece.isdigit() or int(piece) < 1:
+            errors.append(FieldError("query.ids", f"item {n + 1} ({piece!r}) is not an id"))
+            return None
+        ids.append(int(piece))
+    if len(ids) > MAX_EXPORT_IDS:
+        errors.append(FieldError("query.ids", f"at most {MAX_EXPORT_IDS} ids, got {len(ids)}"))
+        return None
+    return ids
+
+
+def _stamp(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+class InteractionsApi:
+    """The handlers, over a store that keeps interactions (:class:`ReportStore`)."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.store: ReportStore | None = store if isinstance(store, ReportStore) else None
+        self.clock = clock
+        self._exporting: dict[str, _ScopeLock] = {}
+        """One export of "new" per scope at a time in this process: a double click gets
+        the rows once (the second export starts where the first one's mark ended)."""
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/v1/interactions", self.list_interactions, allow_head=False)
+        router.add_get("/v1/interactions/export.csv", self.export, allow_head=False)
+
+    def _store(self) -> ReportStore:
+        if self.store is None:
+            raise ApiError(503, STORE_UNAVAILABLE, "this gateway's store keeps no interactions")
+        return self.store
+
+    async def list_interactions(self, request: web.Request) -> web.Response:
+        store = self._store()
+        query = request.query
+        errors = _unknown(query, LIST_PARAMS)
+        filters = {n: _filter(query, n, errors) for n in ("campaign_id", "number", "source")}
+        after = _int(query, "after", 1, None, errors)
+        limit = _int(query, "limit", 1, MAX_LIMIT, errors) or DEFAULT_LIMIT
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            errors.append(FieldError("query.order", "must be asc or desc"))
+        if errors:
+            raise invalid(errors)
+        items = await store.interactions(
+            number=filters["number"],
+            source=filters["source"],
+            campaign_id=filters["campaign_id"],
+            after=after,
+            limit=limit + 1,
+            newest_first=order == "desc",
+        )
+        more = len(items) > limit
+        items = items[:limit]
+        next_cursor = str(items[-1].id) if more else None
+        return json_response({"items": [interaction_json(i) for i in items], "next": next_cursor})
+
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        store = self._store()
+        query = request.query
+        errors = _unknown(query, EXPORT_PARAMS)
+        filters = {n: _filter(query, n, errors) for n in ("campaign_id", "number", "source")}
+        new = _flag(query, "new", False, errors)
+        bom = _flag(query, "bom", True, errors)
+        ids = _ids(query, errors)
+        if new and ids is not None:
+            errors.append(FieldError("query.ids", "ids and new=1 do not go together"))
+        if errors:
+            raise invalid(errors)
+        scope = json.dumps(
+            [request[ACCOUNT_KEY], filters["campaign_id"], filters["number"], filters["source"]]
+        )
+        entry = self._exporting.setdefault(scope, _ScopeLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                return await self._export(request, store, scope, filters, new, bom, ids)
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._exporting[scope]
+
+    async def _export(
+        self,
+        request: web.Request,
+        store: ReportStore,
+        scope: str,
+        filters: Mapping[str, str | None],
+        new: bool,
+        bom: bool,
+        ids: list[int] | None,
+    ) -> web.StreamResponse:
+        bound = await store.settled_interaction_bound()
+        start = await store.export_mark(scope) if new else 0
+        now = self.clock()
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="interactions-{_stamp(now)}.csv"',
+                "Cache-Control": "no-store",
+            }
+        )
+        await response.prepare(request)
+        written = 0
+        try:
+            await response.write(csvfile.header(bom))
+            if ids is not None:
+                for n in range(0, len(ids), EXPORT_PAGE):
+                    page = await store.interactions_by_ids(ids[n : n + EXPORT_PAGE])
+                    page = [i for i in page if _matches(i, filters)]
+                    written += len(page)
+                    await response.write(csvfile.rows(page))
+            else:
+                after = start
+                while True:
+                    page = await store.interactions(
+                        number=filters["number"],
+                        source=filters["source"],
+                        campaign_id=filters["campaign_id"],
+                        after=after,
+                        limit=EXPORT_PAGE,
+                    )
+                    if new:
+                        page = [i for i in page if i.id <= bound]
+                    if not page:
+                        break
+                    written += len(page)
+                    await response.write(csvfile.rows(page))
+                    after = page[-1].id
+                    if len(page) < EXPORT_PAGE:
+                        break
+            await response.write_eof()
+        except Exception as exc:
+            # The status line is gone: all we can do is cut the connection, so that the
+            # client sees a truncated transfer rather than a file that looks whole.
+            log_event(
+                log,
+                "api.export_interrupted",
+                logging.WARNING,
+                rows=written,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        if ids is None and bound > start:
+            try:
+                await store.advance_export_mark(scope, bound, now)
+            except StoreError as exc:  # the file went out whole; the next new=1 repeats it
+                log_event(log, "api.export_mark_failed", logging.ERROR, error=str(exc))
+        log_event(log, "api.export", rows=written, new=new, selected=ids is not None)
+        return response
+
+
+class _ScopeLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+def _matches(item: Interaction, filters: Mapping[str, str | None]) -> bool:
+    return (
+        filters["campaign_id"] in (None, item.campaign_id)
+        and filters["number"] in (None, item.destination)
+        and filters["source"] in (None, item.source)
+    )

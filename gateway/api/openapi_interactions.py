@@ -1,0 +1,172 @@
+"""The OpenAPI description of ``/v1/interactions`` (merged into :mod:`gateway.api.openapi`)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from gateway.api.interactions import DEFAULT_LIMIT, MAX_EXPORT_IDS, MAX_FILTER, MAX_LIMIT
+from gateway.reports.csvfile import COLUMNS
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_TEXT: Final = {"type": "string", "minLength": 1, "maxLength": MAX_FILTER}
+_FILTERS: Final = [
+    _query("campaign_id", "Only interactions logged under this campaign.", _TEXT),
+    _query("number", "Only MOs sent to this number of ours (short code or long number).", _TEXT),
+    _query("source", "Only MOs from this subscriber (E.164 when numeric).", _TEXT),
+]
+_ERRORS: Final = {
+    "400": _error("A bad or unknown query parameter (each one listed in details)."),
+    "401": _error("No token, or not a valid one."),
+    "500": _error("Internal error."),
+    "503": _error("The store failed."),
+}
+
+INTERACTION_SCHEMAS: Final[dict[str, Any]] = {
+    "Interaction": {
+        "type": "object",
+        "required": [
+            "id",
+            "source",
+            "destination",
+            "text",
+            "received_at",
+            "keyword",
+            "campaign_id",
+            "actions",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "source": {"type": "string", "description": "The subscriber who wrote."},
+            "destination": {"type": "string", "description": "Our number written to."},
+            "text": {"type": "string"},
+            "received_at": {"type": "string", "format": "date-time"},
+            "keyword": {"type": ["string", "null"], "description": "The keyword matched."},
+            "campaign_id": {"type": ["string", "null"]},
+            "actions": {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "What was done, in order: one object per action, with its"
+                " 'type' (reply, opt_out, tag ...) and its outcome.",
+            },
+            "rule": {"type": ["string", "null"], "description": "The rule that matched."},
+            "state": {
+                "enum": ["pending", "done"],
+                "description": "pending until the actions have run.",
+            },
+            "carrier": {"type": "string"},
+            "complete": {
+                "type": "boolean",
+                "description": "false for a long MO whose missing parts never came.",
+            },
+        },
+    },
+    "InteractionPage": {
+        "type": "object",
+        "required": ["items", "next"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Interaction"}},
+            "next": {
+                "type": ["string", "null"],
+                "description": "Cursor of the next page (pass it as 'after'); null at the end.",
+            },
+        },
+    },
+}
+
+INTERACTION_PATHS: Final[dict[str, Any]] = {
+    "/v1/interactions": {
+        "get": {
+            "operationId": "listInteractions",
+            "summary": "The MO log, a page at a time (keyset cursor).",
+            "parameters": [
+                *_FILTERS,
+                _query(
+                    "after",
+                    "The 'next' cursor of the previous page (same filters and order).",
+                    {"type": "string", "pattern": "^[0-9]+$"},
+                ),
+                _query(
+                    "limit",
+                    "Items per page.",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT,
+                    },
+                ),
+                _query(
+                    "order",
+                    "desc: newest first; asc: oldest first.",
+                    {"enum": ["desc", "asc"], "default": "desc"},
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": "A page.",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/InteractionPage"}
+                        }
+                    },
+                },
+                **_ERRORS,
+            },
+        }
+    },
+    "/v1/interactions/export.csv": {
+        "get": {
+            "operationId": "exportInteractions",
+            "summary": "The MO log as CSV, streamed: all, new since the last export, or ids.",
+            "description": "UTF-8 with a byte order mark (Excel needs it to read UTF-8; bom=0"
+            " leaves it out), comma-separated, CRLF. Columns: " + ", ".join(COLUMNS) + ". A cell"
+            " starting with = + - @ tab or CR gets a leading apostrophe (formula injection)."
+            " new=1 exports what this token has not exported yet with the same filters; the"
+            " mark moves only once the file was written to the end.",
+            "parameters": [
+                *_FILTERS,
+                _query(
+                    "new",
+                    "1: only interactions not yet exported in this scope (token and filters).",
+                    {"enum": ["0", "1"], "default": "0"},
+                ),
+                _query(
+                    "ids",
+                    f"Comma-separated interaction ids (at most {MAX_EXPORT_IDS}); not with new=1.",
+                    {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"},
+                ),
+                _query(
+                    "bom",
+                    "0 leaves out the UTF-8 byte order mark.",
+                    {"enum": ["0", "1"], "default": "1"},
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": "The CSV file (Content-Disposition: attachment).",
+                    "content": {"text/csv": {"schema": {"type": "string"}}},
+                },
+                **_ERRORS,
+            },
+        }
+    },
+}

@@ -1,0 +1,156 @@
+"""Messages the inbound side sends: replies to an MO's sender, follow-ups.
+
+They are prepared exactly as an HTTP request would be (``Intake.prepare``: number check,
+routing, encoding and parts), committed with ``store.accept`` and handed to the dispatcher:
+an auto-reply is an ordinary MT, with a status, receipts and history, its ``client_ref``
+naming the interaction (``mo-<id>``) and its account ``inbound``.
+
+Opt-outs: a reply to a sender who opted out of the number is not sent, except a
+*transactional* one: the confirmation of the opt-out itself and the HELP answer, which
+carrier codes of conduct (CTIA, MMA) ask for and which the subscriber just asked for.
+
+Loops: when the MO looks like a machine talking (the same text again and again, see
+``InboundConfig.loop_repeats``) no reply of any kind goes, transactional ones included.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from gateway.api.intake import Intake
+from gateway.api.messages import Outbound
+from gateway.logs import log_event
+from gateway.store.base import Store
+
+log = logging.getLogger("smsgw.inbound")
+
+ACCOUNT: Final = "inbound"
+"""The account of messages the inbound side sends (the API shows it like a token's name)."""
+
+NOT_SENT_OPTED_OUT: Final = "opted_out"
+NOT_SENT_LOOP: Final = "loop"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What became of one reply: the new message's id, or why none was sent."""
+
+    message_id: str | None = None
+    reason: str | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.message_id is not None
+
+    def as_json(self) -> dict[str, Any]:
+        if self.message_id is not None:
+            return {"ok": True, "message_id": self.message_id}
+        return {"ok": False, "not_sent": self.reason}
+
+
+class Outbox:
+    """Prepares, commits and enqueues messages, as the HTTP API does."""
+
+    def __init__(
+        self,
+        store: Store,
+        intake: Intake,
+        outbound: Outbound | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.intake = intake
+        self.outbound = outbound
+        self.clock = clock
+
+    async def send(
+        self,
+        *,
+        to: str,
+        sender: str,
+        text: str,
+        client_ref: str | None = None,
+        campaign_id: str | None = None,
+        delay: float = 0.0,
+        transactional: bool = False,
+    ) -> SendResult:
+        if not text:
+            return SendResult(reason="empty text")
+        if not transactional and await self.store.opted_out([to], sender):
+            return SendResult(reason=NOT_SENT_OPTED_OUT)
+        now = self.clock()
+        item: dict[str, Any] = {"to": to, "from": sender, "text": text}
+        if client_ref is not None:
+            item["client_ref"] = client_ref
+        if campaign_id is not None:
+            item["campaign_id"] = campaign_id
+        if delay > 0:
+            item["scheduled_at"] = now + delay
+        outbound = self.outbound
+        up = outbound.carriers_up() if outbound is not None else set()
+        prepared = self.intake.prepare(item, account=ACCOUNT, now=now, up=up)
+        if isinstance(prepared, list):
+            return SendResult(
+                reason="invalid: " + "; ".join(f"{e.path} {e.message}" for e in prepared)
+            )
+        await self.store.accept([prepared])
+        if outbound is not None:
+            try:
+                outbound.enqueue([prepared])
+            except Exception as exc:  # committed: the dispatcher's next load finds it
+                log_event(log, "inbound.enqueue_failed", logging.WARNING, error=repr(exc))
+        return SendResult(message_id=prepared.id)
+
+
+class ReplyApi(Protocol):
+    """What a Python handler gets to answer with."""
+
+    @property
+    def to(self) -> str:
+        """The MO's sender, whom replies go to."""
+
+    @property
+    def sender(self) -> str:
+        """Our number the MO was written to, which replies come from."""
+
+    async def send(self, text: str, *, delay: float = 0.0) -> str | None:
+        """Send ``text`` as is (no template) to the MO's sender, ``delay`` seconds from
+        now. The new message's id, or None when it was not sent (opted out, loop guard,
+        a sender that cannot receive SMS)."""
+
+
+@dataclass(slots=True)
+class Replies:
+    """The replies of one interaction; the :class:`ReplyApi` handlers get."""
+
+    outbox: Outbox
+    to: str
+    sender: str
+    client_ref: str
+    campaign_id: str | None
+    blocked: str | None = None  # NOT_SENT_LOOP when no reply may go
+    results: list[SendResult] = field(default_factory=list)
+
+    async def reply(
+        self, text: str, *, delay: float = 0.0, transactional: bool = False
+    ) -> SendResult:
+        if self.blocked is not None:
+            result = SendResult(reason=self.blocked)
+        else:
+            result = await self.outbox.send(
+                to=self.to,
+                sender=self.sender,
+                text=text,
+                client_ref=self.client_ref,
+                campaign_id=self.campaign_id,
+                delay=delay,
+                transactional=transactional,
+            )
+        self.results.append(result)
+        return result
+
+    async def send(self, text: str, *, delay: float = 0.0) -> str | None:
+        return (await self.reply(text, delay=delay)).message_id

@@ -1,0 +1,182 @@
+"""The SQLite side of :class:`~gateway.store.base.ReportStore`: interaction export marks,
+campaign counts for the daily digest, responders, and the digests already sent.
+
+A mixin of :class:`~gateway.store.sqlite.SqliteStore` (it uses that class's reader and its
+group-commit writer), kept in its own module with its own tables.
+
+Schema notes:
+- ``export_marks``: per export scope (an API account and its filters), the last interaction id
+  exported as "new". It only moves forward.
+- ``digests_sent``: one row per (campaign, local date) whose digest went out. Its primary key
+  is what stops a restarted daemon from sending a day's digest twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
+
+import aiosqlite
+
+from gateway.store.base import INTERACTION_PENDING, CampaignCounts, Interaction
+
+REPORTS_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS export_marks (
+    scope TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS digests_sent (
+    campaign_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    recipients TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, day)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS interactions_campaign_source ON interactions(campaign_id, source)
+    WHERE campaign_id IS NOT NULL;
+"""
+
+OPT_OUT_ACTION: Final = "opt_out"
+"""The ``type`` of an opt-out entry in an interaction's ``actions`` (InboundActionConfig);
+one with ``"ok": false`` (the opt-out could not be stored) is not counted."""
+
+MAX_IDS: Final = 10_000
+"""Ids per SQL statement in :meth:`SqliteReports.interactions_by_ids`; below SQLite's limit."""
+
+_Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+
+class SqliteReports:
+    """Report queries over the SqliteStore tables; ``_read`` and ``_write`` are the store's."""
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError  # pragma: no cover - SqliteStore provides it
+
+    async def _write(self, op: _Op) -> Any:
+        raise NotImplementedError  # pragma: no cover - SqliteStore provides it
+
+    async def interactions_by_ids(self, ids: Sequence[int]) -> list[Interaction]:
+        from gateway.store.sqlite import _INTERACTION_COLUMNS, _interaction
+
+        wanted = sorted(set(ids))
+        found: list[Interaction] = []
+        for start in range(0, len(wanted), MAX_IDS):
+            chunk = wanted[start : start + MAX_IDS]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._read(
+                f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id IN ({marks})"
+                " ORDER BY id",
+                chunk,
+            )
+            found.extend(_interaction(r) for r in rows)
+        return found
+
+    async def settled_interaction_bound(self) -> int:
+        rows = await self._read(
+            "SELECT (SELECT min(id) FROM interactions WHERE state = ?),"
+            " (SELECT max(id) FROM interactions)",
+            (INTERACTION_PENDING,),
+        )
+        first_pending, last = rows[0]
+        if first_pending is not None:
+            return int(first_pending) - 1
+        return int(last or 0)
+
+    async def export_mark(self, scope: str) -> int:
+        rows = await self._read("SELECT last_id FROM export_marks WHERE scope = ?", (scope,))
+        return int(rows[0][0]) if rows else 0
+
+    async def advance_export_mark(self, scope: str, last_id: int, at: float) -> None:
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO export_marks(scope, last_id, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(scope) DO UPDATE SET last_id = max(last_id, excluded.last_id),"
+                " updated_at = excluded.updated_at",
+                (scope, last_id, at),
+            )
+
+        await self._write(op)
+
+    async def campaign_interactions(
+        self, campaign_id: str, since: float, until: float, after: int, limit: int
+    ) -> list[Interaction]:
+        from gateway.store.sqlite import _INTERACTION_COLUMNS, _interaction
+
+        rows = await self._read(
+            f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE campaign_id = ?"
+            " AND id > ? AND received_at >= ? AND received_at < ? ORDER BY id LIMIT ?",
+            (campaign_id, after, since, until, limit),
+        )
+        return [_interaction(r) for r in rows]
+
+    async def campaign_counts(self, campaign_id: str, since: float, until: float) -> CampaignCounts:
+        # A message counts as sent when its first part was submitted in the period, and as
+        # delivered when its status became delivered in it (updated_at is that change).
+        sent = await self._read(
+            "SELECT count(*) FROM (SELECT min(p.submitted_at) AS first FROM messages m"
+            " JOIN parts p ON p.message_id = m.id WHERE m.campaign_id = ?"
+            " AND p.submitted_at IS NOT NULL GROUP BY m.id) WHERE first >= ? AND first < ?",
+            (campaign_id, since, until),
+        )
+        delivered = await self._read(
+            "SELECT count(*) FROM messages WHERE campaign_id = ? AND status = 'delivered'"
+            " AND updated_at >= ? AND updated_at < ?",
+            (campaign_id, since, until),
+        )
+        replies = await self._read(
+            "SELECT count(*), count(DISTINCT source) FROM interactions WHERE campaign_id = ?"
+            " AND received_at >= ? AND received_at < ?",
+            (campaign_id, since, until),
+        )
+        opt_outs = await self._read(
+            "SELECT count(DISTINCT i.source) FROM interactions i WHERE i.campaign_id = ?"
+            " AND i.received_at >= ? AND i.received_at < ? AND EXISTS (SELECT 1 FROM"
+            " json_each(i.actions) a WHERE json_extract(a.value, '$.type') = ?"
+            " AND coalesce(json_extract(a.value, '$.ok'), 1) != 0)",
+            (campaign_id, since, until, OPT_OUT_ACTION),
+        )
+        return CampaignCounts(
+            sent=sent[0][0],
+            delivered=delivered[0][0],
+            replies=replies[0][0],
+            unique_responders=replies[0][1],
+            opt_outs=opt_outs[0][0],
+        )
+
+    async def responders(
+        self, campaign_id: str, keyword: str | None = None, after: str = "", limit: int = 1000
+    ) -> list[str]:
+        where = "campaign_id = ? AND source > ?"
+        params: list[Any] = [campaign_id, after]
+        if keyword is not None:
+            where += " AND upper(keyword) = upper(?)"
+            params.append(keyword)
+        rows = await self._read(
+            f"SELECT DISTINCT source FROM interactions WHERE {where} ORDER BY source LIMIT ?",
+            (*params, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def digest_sent(self, campaign_id: str, day: str) -> bool:
+        rows = await self._read(
+            "SELECT 1 FROM digests_sent WHERE campaign_id = ? AND day = ?", (campaign_id, day)
+        )
+        return bool(rows)
+
+    async def record_digest(
+        self, campaign_id: str, day: str, at: float, recipients: Sequence[str]
+    ) -> bool:
+        row = (campaign_id, day, at, json.dumps(list(recipients)))
+
+        async def op(db: aiosqlite.Connection) -> bool:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO digests_sent(campaign_id, day, sent_at, recipients)"
+                " VALUES (?, ?, ?, ?)",
+                row,
+            )
+            return cursor.rowcount == 1
+
+        recorded: bool = await self._write(op)
+        return recorded

@@ -1,0 +1,83 @@
+"""The report queries of the SQLite store: responders for "send to responders", export marks,
+the settled bound, selected ids, and campaign counts kept apart per campaign."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.store.base import NewInteraction, ReportStore
+from gateway.store.sqlite import SqliteStore
+from tests.test_digest import mo, mt
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    sqlite = SqliteStore(tmp_path / "reports.db", synchronous="normal")
+    await sqlite.open()
+    try:
+        yield sqlite
+    finally:
+        await sqlite.close()
+
+
+def test_the_sqlite_store_is_a_report_store(tmp_path: Path) -> None:
+    assert isinstance(SqliteStore(tmp_path / "x.db"), ReportStore)
+
+
+async def test_responders_are_distinct_filtered_by_keyword_and_paged(store: SqliteStore) -> None:
+    await mo(store, 3, "Yes", 10.0, keyword="YES")
+    await mo(store, 3, "yes again", 11.0, keyword="YES")
+    await mo(store, 1, "no", 12.0, keyword="NO")
+    await mo(store, 2, "oui", 13.0, keyword="yes")
+    await mo(store, 4, "hello", 14.0)
+    await mo(store, 5, "Yes", 15.0, keyword="YES", campaign="autumn")
+    everyone = await store.responders("spring")
+    assert everyone == ["+33612340001", "+33612340002", "+33612340003", "+33612340004"]
+    assert await store.responders("spring", keyword="Yes") == ["+33612340002", "+33612340003"]
+    first = await store.responders("spring", limit=2)
+    rest = await store.responders("spring", after=first[-1], limit=2)
+    assert first + rest == everyone
+    assert await store.responders("spring", after=rest[-1]) == []
+
+
+async def test_export_marks_only_move_forward(store: SqliteStore) -> None:
+    assert await store.export_mark("s") == 0
+    await store.advance_export_mark("s", 7, 1.0)
+    await store.advance_export_mark("s", 3, 2.0)
+    assert await store.export_mark("s") == 7
+    assert await store.export_mark("other") == 0
+
+
+async def test_the_settled_bound_stops_below_the_first_pending(store: SqliteStore) -> None:
+    assert await store.settled_interaction_bound() == 0
+    a = await mo(store, 1, "a", 1.0)
+    assert await store.settled_interaction_bound() == a
+    pending = await store.record_interaction(
+        NewInteraction("alpha", "+1", "36180", "p", 0, 1, 1, 2.0, 2.0)
+    )
+    await mo(store, 2, "b", 3.0)
+    assert await store.settled_interaction_bound() == pending - 1
+    found = await store.interactions_by_ids([pending, a, 999, a])
+    assert [i.id for i in found] == [a, pending]
+
+
+async def test_counts_belong_to_their_campaign_and_period(store: SqliteStore) -> None:
+    await mt(store, 1, "spring", 100.0, 150.0)
+    await mt(store, 2, "spring", 100.0, 250.0)  # delivered after the period
+    await mt(store, 3, "spring", 300.0)
+    await mt(store, 4, "autumn", 100.0, 150.0)
+    await mo(store, 1, "STOP", 120.0, actions=[{"type": "opt_out"}])
+    await mo(store, 1, "STOP", 130.0, actions=[{"type": "opt_out"}])
+    await mo(store, 2, "hi", 140.0, actions=[{"type": "reply"}])
+    await mo(store, 3, "STOP", 141.0, actions=[{"type": "opt_out", "ok": False, "error": "x"}])
+    await mo(store, 4, "STOP", 140.0, campaign="autumn", actions=[{"type": "opt_out"}])
+    counts = await store.campaign_counts("spring", 0.0, 200.0)
+    assert (counts.sent, counts.delivered, counts.replies) == (2, 1, 4)
+    assert (counts.unique_responders, counts.opt_outs) == (3, 1)
+    later = await store.campaign_counts("spring", 200.0, 400.0)
+    assert (later.sent, later.delivered, later.replies) == (1, 1, 0)
+    page = await store.campaign_interactions("spring", 125.0, 200.0, 0, 10)
+    assert [i.text for i in page] == ["STOP", "hi", "STOP"]
