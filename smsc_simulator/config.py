@@ -138,6 +138,10 @@ class AccountConfig:
     """deliver_sm (receipts, MO) in flight per bind towards the ESME."""
     held_max: int = field(default=100_000, metadata=_NON_NEGATIVE)
     """Receipts and MO held while no receiver is bound (or all windows are full)."""
+    deliver_retry_delay: float = field(default=1.0, metadata=_NON_NEGATIVE)
+    """Seconds before a deliver_sm refused with a temporary error (ESME_RX_T_APPN,
+    ESME_RSYSERR, ESME_RTHROTTLED, ESME_RMSGQFUL) is offered again, as SMSCs do; any other
+    status ends it."""
     message_id: MessageIdConfig = field(default_factory=MessageIdConfig)
     receipts: ReceiptsConfig = field(default_factory=ReceiptsConfig)
 

@@ -91,6 +91,12 @@ _GENERIC_NACK: Final = int(CommandId.GENERIC_NACK)
 _DELIVERED: Final = MessageState.DELIVERED
 
 
+_RETRY_LATER: Final = frozenset(
+    {Status.RX_T_APPN, Status.RSYSERR, Status.RTHROTTLED, Status.RMSGQFUL}
+)
+"""deliver_sm_resp statuses after which an SMSC offers the deliver_sm again."""
+
+
 class Outgoing:
     """A deliver_sm on its way to the ESME: held, in flight, or queued again after a loss."""
 
@@ -373,6 +379,14 @@ class EsmeConnection:
         else:
             stats.deliver_sm_resp_by_status[response.command_status] += 1
         account = self.account
+        item = event.context
+        if (
+            account is not None
+            and isinstance(item, Outgoing)
+            and response.command_status in _RETRY_LATER
+        ):
+            stats.deliver_sm_retried += 1
+            self.sim.scheduler.call_later(account.config.deliver_retry_delay, account.requeue, item)
         if account is not None and account.held:
             account.drain_to(self)
 

@@ -85,6 +85,8 @@ class Stats:
         self.mo_dropped = 0
         self.deliver_sm_resp_by_status: Counter[int] = Counter()
         self.deliver_sm_timeouts = 0
+        self.deliver_sm_retried = 0
+        """deliver_sm refused with a temporary error and offered again later."""
         self.subscriber_replies: Counter[str] = Counter()
         self.protocol_errors: Counter[int] = Counter()
         self.unexpected_responses = 0
@@ -140,6 +142,7 @@ class Stats:
             "mo_dropped": self.mo_dropped,
             "deliver_sm_resp_by_status": by_status(self.deliver_sm_resp_by_status),
             "deliver_sm_timeouts": self.deliver_sm_timeouts,
+            "deliver_sm_retried": self.deliver_sm_retried,
             "subscriber_replies": dict(sorted(self.subscriber_replies.items())),
             "protocol_errors": sum(self.protocol_errors.values()),
             "protocol_errors_by_status": by_status(self.protocol_errors),

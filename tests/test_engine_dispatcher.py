@@ -278,10 +278,27 @@ def achieved_rate(times: list[float], skip: float = 0.1) -> float:
     return (len(inside) - 1) / (inside[-1] - inside[0])
 
 
+def busiest_second(times: list[float]) -> int:
+    """The most parts sent in any one-second span."""
+    ordered = sorted(times)
+    most, j = 0, 0
+    for i, t in enumerate(ordered):
+        while ordered[j] < t - 1.0:
+            j += 1
+        most = max(most, i - j + 1)
+    return most
+
+
+# Pacing accuracy (the rate reached, the absence of bursts) is proven on virtual time in
+# test_engine_throttle.py; bench/ measures it on the wire. Here, on a real loop whose speed
+# depends on the machine's load, only what load cannot falsify is asserted: the limit is
+# never exceeded, and every part is counted against it.
+
+
 @pytest.mark.parametrize(
     ("binds", "tps", "account_tps"), [(1, 200, 0), (2, 0, 200)], ids=["bind-tps", "account-tps"]
 )
-async def test_tps_pacing_is_accurate(binds: int, tps: float, account_tps: float) -> None:
+async def test_tps_limit_is_never_exceeded(binds: int, tps: float, account_tps: float) -> None:
     smsc = FakeSmsc()
     cfg = carrier(window=50, binds=binds, tps=tps, account_tps=account_tps)
     async with rig({"alpha": smsc}, [cfg]) as r:
@@ -289,12 +306,9 @@ async def test_tps_pacing_is_accurate(binds: int, tps: float, account_tps: float
         await r.send(batch)
         await r.until_status(batch, MessageStatus.SUBMITTED)
         times = [rec.at for rec in smsc.received]
-        assert achieved_rate(times) == pytest.approx(200, rel=0.03)
-        # Smooth: no 50 ms slice holds much more than its share (10 parts).
-        slices: dict[int, int] = {}
-        for t in times[5:]:
-            slices[int((t - times[0]) / 0.05)] = slices.get(int((t - times[0]) / 0.05), 0) + 1
-        assert max(slices.values()) <= 13
+        assert len(times) == 260
+        assert achieved_rate(times) <= 200 * 1.03
+        assert busiest_second(times) <= 200 + 5  # the bucket holds a few ms of tokens
 
 
 async def test_long_messages_count_parts_against_tps() -> None:
@@ -303,8 +317,11 @@ async def test_long_messages_count_parts_against_tps() -> None:
         batch = messages(60, text="x" * 300, parts=parts_of("x" * 300))  # 120 parts
         await r.send(batch)
         await r.until_status(batch, MessageStatus.SUBMITTED)
-        assert len(smsc.received) == 120
-        assert achieved_rate([rec.at for rec in smsc.received]) == pytest.approx(200, rel=0.05)
+        times = [rec.at for rec in smsc.received]
+        assert len(times) == 120
+        # 120 parts at 200/s take at least ~0.6 s: were messages counted, it would be 0.3 s.
+        assert times[-1] - times[0] >= 119 / (200 * 1.05) - 0.01
+        assert achieved_rate(times) <= 200 * 1.05
 
 
 class RateLimitedSmsc:

@@ -269,7 +269,7 @@ async def test_a_thousand_messages_a_thousand_receipts_on_the_simulator(
             started = time.monotonic()
             for i in range(0, 1000, 250):  # as the API would: a few batch commits
                 await send(store, e.dispatcher, batch[i : i + 250])
-            await until(store, {"delivered": 1000}, within=30)
+            await until(store, {"delivered": 1000}, within=120)
             elapsed = time.monotonic() - started
             stats = sim.stats
             assert stats.submit_sm == 1000

@@ -465,6 +465,31 @@ async def test_deliver_sm_resp_statuses_are_counted(h: Harness) -> None:
     await h.wait_stat("deliver_sm_resp_by_status", {"ESME_RX_T_APPN": 1})
 
 
+@pytest.mark.parametrize(
+    ("status", "again"),
+    [(Status.RX_T_APPN, True), (Status.RSYSERR, True), (Status.RX_P_APPN, False)],
+)
+async def test_a_receipt_refused_for_now_is_offered_again(
+    start_sim: StartSim, status: int, again: bool
+) -> None:
+    h = await start_sim(make_config(account(deliver_retry_delay=0.05)))
+    client = await h.client("trx")
+    client.deliver_status = status
+    await client.submit(submit(registered_delivery=1))
+    first = await client.next_deliver()
+    client.deliver_status = Status.ROK
+    if again:
+        second = await client.next_deliver()
+        assert second.short_message == first.short_message
+        stats = await h.wait_stat("deliver_sm_retried", 1)
+        assert stats["deliver_sm_resp_by_status"]["ESME_ROK"] == 1
+    else:
+        stats = await h.wait_stat("receipts_pending", 0)
+        assert stats["deliver_sm_retried"] == 0
+        with pytest.raises(asyncio.TimeoutError):
+            await client.next_deliver(within=0.3)
+
+
 async def test_long_message_gets_one_receipt_per_part(h: Harness) -> None:
     client = await h.client("trx")
     text = "Long message. " * 30
