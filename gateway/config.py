@@ -380,6 +380,29 @@ class RouteConfig:
         return []
 
 
+def _cidrs(value: Any) -> str | None:
+    import ipaddress
+
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"{item!r} is not a network in CIDR form (e.g. 10.1.0.0/16)"
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbacksConfig:
+    """``[callbacks]`` (optional): where status callbacks may be POSTed
+    (``gateway.callback_policy``). Left out: any public host; never loopback, private,
+    link-local or other non-public addresses (server-side request forgery)."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names callbacks may name (``"*.example.net"`` for subdomains); empty: any."""
+    allowed_networks: tuple[str, ...] = field(default=(), metadata=check(_cidrs))
+    """CIDRs callbacks may reach although they are not public addresses."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShutdownConfig:
     """``[shutdown]``: what SIGTERM does (see gateway.lifecycle). The section may be left
@@ -416,6 +439,8 @@ class GatewayConfig:
     """Optional: MO handling (see InboundConfig)."""
     digest: DigestConfig | None = None
     """Optional: the daily campaign digest by e-mail (see DigestConfig); none without it."""
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    """Optional: see CallbacksConfig for what holds when the section is left out."""
 
     def validate(self) -> list[str]:
         errors = _unique(self.carriers, "name", "carriers")
@@ -426,6 +451,29 @@ class GatewayConfig:
                 for name in route.carriers
                 if name not in names
             )
+        errors.extend(self._webhooks_outside_the_allow_list())
+        return errors
+
+    def _webhooks_outside_the_allow_list(self) -> list[str]:
+        """Webhook actions go through the callback outbox, so [callbacks] applies to them:
+        say so at load rather than park every MO's webhook at run time."""
+        from gateway.callback_policy import CallbackPolicy
+
+        try:
+            policy = CallbackPolicy.from_config(self.callbacks)
+        except ValueError:
+            return []  # a bad CIDR is reported on callbacks.allowed_networks
+        errors = []
+        for i, number in enumerate(self.inbound.numbers):
+            for r, rule in enumerate(number.rules):
+                for a, action in enumerate(rule.actions):
+                    if action.type == "webhook" and action.url:
+                        refusal = policy.url_refusal(action.url)
+                        if refusal is not None:
+                            errors.append(
+                                f"inbound.numbers[{i}].rules[{r}].actions[{a}].url: {refusal}"
+                                " ([callbacks] applies to webhooks)"
+                            )
         return errors
 
     @property

@@ -21,8 +21,9 @@ from gateway.api.app import INTAKE_KEY, health, make_app
 from gateway.api.intake import Intake
 from gateway.api.reqlog import request_log_middleware
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
+from gateway.callback_policy import CallbackPolicy, policy_session
 from gateway.config import CarrierConfig, GatewayConfig
-from gateway.engine.callbacks import CallbackSender
+from gateway.engine.callbacks import CONCURRENCY, REQUEST_TIMEOUT_SECONDS, CallbackSender
 from gateway.engine.dispatcher import Dispatcher
 from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled
 from gateway.logs import log_event
@@ -90,7 +91,12 @@ class Gateway:
             [Route(r.prefix, r.carriers, r.weights) for r in config.routes],
             [c.name for c in config.carriers],
         )
-        self.callbacks = CallbackSender(self.store)
+        policy = CallbackPolicy.from_config(config.callbacks)
+        self.callbacks = CallbackSender(
+            self.store,
+            session_factory=lambda: policy_session(policy, CONCURRENCY, REQUEST_TIMEOUT_SECONDS),
+            allowed=policy.allows_url,
+        )
         # The dispatcher becomes every bind's listener (responses, timeouts, deliver_sm).
         self.dispatcher = Dispatcher(
             config, self.store, self.binds, self.router, on_changes=self.callbacks.notify_changes

@@ -104,7 +104,13 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
     protocol = CounterMetricFamily(
         "smsgw_protocol_errors", "PDUs from the SMSC that could not be taken.", labels=["carrier"]
     )
+    nacks = CounterMetricFamily(
+        "smsgw_submit_sm_generic_nacks",
+        "Requests the SMSC answered with generic_nack.",
+        labels=["carrier"],
+    )
     up_count: dict[str, int] = {}
+    per_carrier: dict[str, list[int]] = {}
     for b in binds:
         carrier, name = b.carrier, b.name
         for s in _STATES:
@@ -121,13 +127,21 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
             responses.add_metric(
                 [carrier, name, status_name(status), status_class(status)], float(n)
             )
-        timeouts.add_metric([carrier], float(m.timeouts))
-        lost.add_metric([carrier], float(m.lost))
-        protocol.add_metric([carrier], float(m.protocol_errors))
+        # Per carrier: summed over its binds (one sample per label set).
+        per = per_carrier.setdefault(carrier, [0, 0, 0, 0])
+        per[0] += m.timeouts
+        per[1] += m.lost
+        per[2] += m.protocol_errors
+        per[3] += m.generic_nacks
     for carrier, n in up_count.items():
         up.add_metric([carrier], float(n))
+    for carrier, (n_timeouts, n_lost, n_protocol, n_nacks) in per_carrier.items():
+        timeouts.add_metric([carrier], float(n_timeouts))
+        lost.add_metric([carrier], float(n_lost))
+        protocol.add_metric([carrier], float(n_protocol))
+        nacks.add_metric([carrier], float(n_nacks))
     yield from (state, up, window, window_size, tps, connects, sent, responses)
-    yield from (timeouts, lost, protocol)
+    yield from (timeouts, lost, protocol, nacks)
     yield histogram_family(
         "smsgw_submit_sm_response_seconds",
         "Seconds from submit_sm on the wire to its response.",

@@ -30,6 +30,7 @@ from gateway.api.interactions import InteractionsApi
 from gateway.api.messages import MessagesApi, Outbound
 from gateway.api.openapi import openapi_document
 from gateway.binds import BindState, CarrierBind
+from gateway.callback_policy import CallbackPolicy
 from gateway.config import GatewayConfig
 from gateway.observe import HttpMetrics
 from gateway.routing import Router
@@ -106,7 +107,9 @@ def make_app(
     if registry is not None:
         app.router.add_get("/metrics", _metrics_handler(registry), allow_head=False)
     app.router.add_get("/v1/openapi.json", _openapi_handler(), allow_head=False)
-    intake = Intake(config.messages, config.carriers, router)
+    intake = Intake(
+        config.messages, config.carriers, router, CallbackPolicy.from_config(config.callbacks)
+    )
     app[INTAKE_KEY] = intake
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)
     InteractionsApi(store, clock).add_routes(app.router)

@@ -15,6 +15,7 @@ from typing import Any, Final, TypeVar
 
 from gateway.api import validation as check
 from gateway.api.errors import FieldError
+from gateway.callback_policy import CallbackPolicy
 from gateway.config import CarrierConfig, MessagesConfig
 from gateway.model import NewMessage, new_message_id
 from gateway.routing import Router
@@ -105,7 +106,9 @@ class Intake:
         config: MessagesConfig,
         carriers: Sequence[CarrierConfig],
         router: Router,
+        callback_policy: CallbackPolicy | None = None,
     ) -> None:
+        self._callback_policy = callback_policy
         self._max_parts = config.max_parts
         self._max_chars = config.max_parts * MAX_CHARS_PER_PART
         self._default_validity = config.default_validity
@@ -150,6 +153,11 @@ class Intake:
         client_ref = optional(item, "client_ref", _client_ref, errors)
         campaign_id = optional(item, "campaign_id", _campaign_id, errors)
         callback_url = optional(item, "callback_url", check.callback_url, errors)
+        if callback_url is not None and self._callback_policy is not None:
+            refusal = self._callback_policy.url_refusal(callback_url)
+            if refusal is not None:
+                errors.append(FieldError("callback_url", refusal))
+                callback_url = None
         validity = optional(item, "validity", check.validity, errors)
         scheduled_at = optional(item, "scheduled_at", lambda v: check.timestamp(v, now), errors)
         priority = optional(item, "priority", check.priority, errors)

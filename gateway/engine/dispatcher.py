@@ -230,6 +230,11 @@ class _Carrier:
     """While no bind is up: the carriers up at the last failover scan of ``ready``."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    unconfirmed: int = 0
+    """Parts on the wire, or accepted by the carrier with that outcome not yet committed:
+    what a crash now would send again. Kept within the carrier's windows (window x binds),
+    so the duplicates a crash can cause are bounded by the window, not by how far the
+    outcome writer has fallen behind."""
 
     @property
     def name(self) -> str:
@@ -795,6 +800,12 @@ class Dispatcher:
             budget = account.available(mono)
             if budget <= 0:
                 return _earliest(wait, account.time_until_available(mono))
+        # Sent parts whose outcome is not durable yet count against the windows too: a
+        # response frees its window slot at once, but until its outcome is committed a crash
+        # would send that part again.
+        budget = min(budget, c.config.window * len(c.binds) - c.unconfirmed)
+        if budget <= 0:
+            return wait  # the outcome writer's commit wakes the pump
         n_live = len(live)
         c.rr = (c.rr + 1) % n_live
         sent_total = 0
@@ -841,6 +852,7 @@ class Dispatcher:
                 sent_total += sent
         if sent_total:
             self._in_flight += sent_total
+            c.unconfirmed += sent_total
             if account is not None:
                 account.take(sent_total, mono)
             if staged and budget > 0:
@@ -1112,6 +1124,7 @@ class Dispatcher:
             sent = event.context
             if isinstance(sent, _Sent) and not sent.void:
                 self._in_flight -= 1
+                self._carriers[bind.carrier].unconfirmed -= 1
                 self.stats.lost_on_link_down += 1
                 # The link failed, not the message: retry at once (another bind, another
                 # carrier), but count the attempt so a message that kills links runs out.
@@ -1129,6 +1142,8 @@ class Dispatcher:
         resp = event.response
         status = resp.command_status
         carrier = self._carriers[bind.carrier]
+        if resp.command_id == _GENERIC_NACK_ID or status != _ROK:
+            carrier.unconfirmed -= 1  # an accepted part stays unconfirmed until committed
         if resp.command_id == _GENERIC_NACK_ID:
             self._failed(sent, GENERIC_NACK, self._clock(), bind.carrier, command_status=status)
         elif status == _ROK:
@@ -1150,6 +1165,7 @@ class Dispatcher:
         if not isinstance(sent, _Sent) or sent.void:
             return
         self._in_flight -= 1
+        self._carriers[bind.carrier].unconfirmed -= 1
         self.stats.timeouts += 1
         self._failed(sent, TIMEOUT, self._clock(), bind.carrier)
         self._after_answer()
@@ -1298,9 +1314,22 @@ class Dispatcher:
                 await asyncio.sleep(STORE_RETRY_SECONDS)
                 continue
             self.stats.outcome_batches += 1
+            self._confirmed(batch)
             if changes and self._on_changes is not None:
                 self._on_changes(changes)
             return
+
+    def _confirmed(self, batch: list[SubmitOutcome]) -> None:
+        """Submitted outcomes are durable: their parts no longer count against the windows."""
+        woken: set[str] = set()
+        for o in batch:
+            if o.status is MessageStatus.SUBMITTED and o.command_status == _ROK:
+                c = self._carriers.get(o.carrier)
+                if c is not None:
+                    c.unconfirmed -= 1
+                    woken.add(o.carrier)
+        for name in woken:
+            self._carriers[name].wake.set()
 
 
 def _earliest(a: float | None, b: float) -> float:

@@ -390,9 +390,13 @@ class Session:
         """Feed received bytes; returns the events they produce, in order."""
         if self.state is State.CLOSED:
             return []
-        self._last_rx = now
         events: list[Event] = []
         for frame in self._framer.feed(data):
+            # Activity is a whole PDU, not any byte: a peer whose stream lost its framing
+            # (the framer skipping a huge command_length, or waiting for a body that never
+            # ends) must still get the enquire_link whose timeout closes the link.
+            if not isinstance(frame, DecodeError):
+                self._last_rx = now
             if isinstance(frame, DecodeError):
                 self._reject(frame, events)
                 if frame.fatal:
