@@ -39,6 +39,7 @@ from gateway.confload import (
     non_empty,
     regex,
 )
+from gateway.front.config import FrontConfig
 from gateway.smpp.constants import Status
 from gateway.smpp.receipt import IdForm
 
@@ -435,6 +436,8 @@ class GatewayConfig:
     """Optional: without routes, every destination goes to every carrier in equal shares."""
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     """Optional: SIGTERM drain policy."""
+    front: FrontConfig | None = None
+    """Optional ``[front]``: the SMPP server for upstream ESMEs (gateway.front)."""
     inbound: InboundConfig = field(default_factory=lambda: _default_inbound())
     """Optional: MO handling (see InboundConfig)."""
     digest: DigestConfig | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -25,9 +26,12 @@ from gateway.callback_policy import CallbackPolicy, policy_session
 from gateway.config import CarrierConfig, GatewayConfig
 from gateway.engine.callbacks import CONCURRENCY, REQUEST_TIMEOUT_SECONDS, CallbackSender
 from gateway.engine.dispatcher import Dispatcher
+from gateway.front.metrics import front_metrics
+from gateway.front.server import FrontServer
 from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
+from gateway.model import StatusChange
 from gateway.observe import HttpMetrics, gateway_metrics
 from gateway.reports.digest import DigestScheduler
 from gateway.routing import Route, Router
@@ -99,8 +103,12 @@ class Gateway:
         )
         # The dispatcher becomes every bind's listener (responses, timeouts, deliver_sm).
         self.dispatcher = Dispatcher(
-            config, self.store, self.binds, self.router, on_changes=self.callbacks.notify_changes
+            config, self.store, self.binds, self.router, on_changes=self._on_changes
         )
+        self.front: FrontServer | None = None
+        if config.front is not None:  # the SMPP server for upstream ESMEs
+            intake = Intake(config.messages, config.carriers, self.router)
+            self.front = FrontServer(config.front, self.store, intake, self.dispatcher)
         # The daily campaign digest, when [digest] is configured; its campaigns are set by
         # the campaign side (``self.digest.campaigns``), none until then.
         self.digest: DigestScheduler | None = None
@@ -108,7 +116,7 @@ class Gateway:
             tz = config.digest.tzinfo(config.node)
             self.digest = DigestScheduler(config.digest, tz, self.store, node_id=config.node.id)
         self._runner: web.AppRunner | None = None
-        self.drain = Drain(config.shutdown.retry_after_seconds, lambda: health(self.binds))
+        self.drain = Drain(config.shutdown.retry_after_seconds, self._health)
         self.reload_hooks: list[ReloadHook] = []
         """Called with the new GatewayConfig on every accepted SIGHUP reload."""
         self.intake: Intake | None = None
@@ -116,6 +124,11 @@ class Gateway:
         self._stop = asyncio.Event()
         self._started: list[str] = []
         self.http_port: int | None = None
+
+    def _on_changes(self, changes: Sequence[StatusChange]) -> None:
+        self.callbacks.notify_changes(changes)
+        if self.front is not None:
+            self.front.notify_changes(changes)
 
     async def start(self) -> None:
         """Start everything, or stop what started and raise: never half-started."""
@@ -131,6 +144,9 @@ class Gateway:
             self._started.append("binds")
             await self.callbacks.start()
             self._started.append("callbacks")
+            if self.front is not None:
+                self._started.append("front")
+                await self.front.start()
             if self.digest is not None:
                 await self.digest.start()
                 self._started.append("digest")
@@ -147,6 +163,13 @@ class Gateway:
             store=str(self.config.store_path),
         )
 
+    def _health(self) -> dict[str, object]:
+        """/healthz's body (the draining answer reuses it)."""
+        body: dict[str, object] = health(self.binds)
+        if self.front is not None:
+            body["front"] = self.front.health()
+        return body
+
     def new_bind(self, settings: BindSettings) -> CarrierBind:
         return CarrierBind(settings, RefusingListener())
 
@@ -162,6 +185,9 @@ class Gateway:
         http_metrics = HttpMetrics()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(FunctionCollector(lambda: gateway_metrics(self, http_metrics)))
+        front = self.front
+        if front is not None:
+            registry.register(FunctionCollector(lambda: front_metrics(front)))
         app = make_app(
             self.binds,
             config=self.config,
@@ -170,6 +196,7 @@ class Gateway:
             router=self.router,
             http_metrics=http_metrics,
             registry=registry,
+            front_health=self.front.health if self.front is not None else None,
         )
         # After the metrics middleware, before errors and auth: refusals are logged, and a
         # draining gateway answers 503 before anything else runs.
@@ -209,6 +236,8 @@ class Gateway:
             self._ready_task.cancel()
             self._ready_task = None
         started = self._started
+        if "front" in started and self.front is not None:
+            await self.front.stop()
         if "digest" in started and self.digest is not None:
             await self.digest.stop()
 

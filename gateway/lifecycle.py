@@ -19,8 +19,8 @@ Reload (SIGHUP)
     and the log level change in place: binds whose settings are unchanged stay up, changed
     ones are rebuilt (the new bind starts before the old one unbinds), removed ones unbind
     (their queued messages fail over by the new routes). Sections read only at start
-    (``[node]``, ``[http]``, ``[store]``, ``[shutdown]``, ``[digest]``, ``[callbacks]``) are
-    logged as needing a restart.
+    (``[node]``, ``[http]``, ``[store]``, ``[shutdown]``, ``[digest]``, ``[callbacks]``,
+    ``[front]``) are logged as needing a restart.
     Then every :data:`ReloadHook` registered on the gateway runs with the new configuration
     (keyword rules, inbound numbers ... register theirs with ``Gateway.reload_hooks``).
 """
@@ -54,7 +54,15 @@ DRAINING: Final = "draining"
 
 READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
-RESTART_SECTIONS: Final = ("node", "http", "store", "shutdown", "digest", "callbacks")
+RESTART_SECTIONS: Final = (
+    "node",
+    "http",
+    "store",
+    "shutdown",
+    "digest",
+    "callbacks",
+    "front",
+)
 """Read once at start: a reload that changes them logs that a restart is needed."""
 
 ReloadHook = Callable[[GatewayConfig], Awaitable[None] | None]

@@ -40,6 +40,7 @@ __all__ = ["BINDS_KEY", "INTAKE_KEY", "PUBLIC_PATHS", "Outbound", "health", "mak
 
 BINDS_KEY: web.AppKey[Sequence[CarrierBind]] = web.AppKey("binds", Sequence)
 INTAKE_KEY: web.AppKey[Intake] = web.AppKey("intake", Intake)
+FRONT_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("front_health")
 
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
 """Answered without a token: probes, scrapers and API tooling have none."""
@@ -63,7 +64,11 @@ def health(binds: Sequence[CarrierBind]) -> dict[str, Any]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response(health(request.app[BINDS_KEY]))
+    body = health(request.app[BINDS_KEY])
+    front = request.app.get(FRONT_HEALTH_KEY)
+    if front is not None:  # the SMPP server front's accounts and their binds
+        body["front"] = front()
+    return web.json_response(body)
 
 
 def _openapi_handler() -> Callable[[web.Request], Any]:
@@ -93,6 +98,7 @@ def make_app(
     clock: Callable[[], float] = time.time,
     http_metrics: HttpMetrics | None = None,
     registry: CollectorRegistry | None = None,
+    front_health: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -103,6 +109,8 @@ def make_app(
         middlewares.insert(0, http_metrics.middleware())
     app = web.Application(client_max_size=http.max_body_bytes, middlewares=middlewares)
     app[BINDS_KEY] = binds
+    if front_health is not None:
+        app[FRONT_HEALTH_KEY] = front_health
     app.router.add_get("/healthz", healthz)
     if registry is not None:
         app.router.add_get("/metrics", _metrics_handler(registry), allow_head=False)

@@ -258,6 +258,36 @@ _SCHEMAS: Final[dict[str, Any]] = {
                     },
                 },
             },
+            "front": {
+                "type": "object",
+                "description": "The SMPP server front (when configured): upstream binds.",
+                "required": ["listen", "accounts"],
+                "properties": {
+                    "listen": {"type": "string"},
+                    "accounts": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["account", "binds", "held"],
+                            "properties": {
+                                "account": {"type": "string"},
+                                "binds": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["type", "peer"],
+                                        "properties": {
+                                            "type": {"enum": ["tx", "rx", "trx"]},
+                                            "peer": {"type": "string"},
+                                        },
+                                    },
+                                },
+                                "held": {"type": "integer", "minimum": 0},
+                            },
+                        },
+                    },
+                },
+            },
         },
     },
 }

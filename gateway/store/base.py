@@ -65,6 +65,25 @@ class UnmatchedReceipt:
     received_at: float
 
 
+FRONT_CALLBACK_SCHEME = "smpp:"
+"""A message's callback_url starting with this (``smpp:<account>?rd=<registered_delivery>``)
+names an upstream SMPP account of the front (gateway.front): its final status goes to the
+front outbox (``front_due``), not to the HTTP callbacks outbox. The HTTP API accepts only
+http(s) callback URLs, so no HTTP client can write one."""
+
+
+@dataclass(slots=True)
+class FrontItem:
+    """A deliver_sm (receipt or MO) owed to an upstream SMPP account, held until sent."""
+
+    id: int
+    account: str
+    kind: str  # "receipt" | "mo"
+    payload: str  # JSON text
+    attempts: int
+    created_at: float
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Create or migrate the schema; ready for calls when it returns."""
@@ -126,6 +145,25 @@ class Store(Protocol):
     async def callback_done(self, callback_id: int) -> None: ...
 
     async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None: ...
+
+    # -- SMPP front outbox (gateway.front) --------------------------------------------------
+
+    async def front_enqueue(self, items: Sequence[tuple[str, str, str]], at: float) -> None:
+        """Add (account, kind, JSON payload) items to the front outbox. Receipts of
+        messages whose callback_url uses FRONT_CALLBACK_SCHEME are added by the store itself,
+        in the transaction that records the final status."""
+
+    async def front_due(self, account: str, now: float, limit: int) -> list[FrontItem]:
+        """Items of ``account`` due at ``now``, oldest first."""
+
+    async def front_done(self, ids: Sequence[int]) -> None:
+        """Delivered (deliver_sm_resp received) or given up: remove them."""
+
+    async def front_retry(self, ids: Sequence[int], next_at: float) -> None:
+        """Not delivered this time: count an attempt, due again at ``next_at``."""
+
+    async def front_pending(self) -> dict[str, int]:
+        """Items held per account."""
 
     # -- reads -----------------------------------------------------------------------------
 

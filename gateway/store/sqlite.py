@@ -45,10 +45,12 @@ from gateway.model import (
     aggregate_status,
 )
 from gateway.store.base import (
+    FRONT_CALLBACK_SCHEME,
     INTERACTION_DONE,
     INTERACTION_PENDING,
     Callback,
     Contact,
+    FrontItem,
     IdempotencyConflict,
     IdempotentAnswer,
     Interaction,
@@ -240,6 +242,20 @@ CREATE TABLE IF NOT EXISTS courtesy_replies (
 ) WITHOUT ROWID;
 """
 
+FRONT_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS front_outbox (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS front_outbox_due ON front_outbox(account, next_at);
+"""
+"""deliver_sm owed to upstream SMPP accounts (gateway.front): receipts and MO."""
+
 ALL_OPT_OUT: Final = "*"
 """``opt_outs.sender`` for an opt-out from every sender."""
 
@@ -303,6 +319,7 @@ class SqliteStore(SqliteReports):
             await db.execute("PRAGMA foreign_keys=OFF")
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(SCHEMA)
+            await db.executescript(FRONT_SCHEMA)
             await db.executescript(REPORTS_SCHEMA)
             await db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
@@ -760,14 +777,53 @@ class SqliteStore(SqliteReports):
         callbacks = [
             (c.callback_url, json.dumps(_callback_payload(c)), c.at, c.at)
             for c in changes
-            if c.callback_url and c.status in CALLBACK_STATUSES
+            if c.callback_url
+            and c.status in CALLBACK_STATUSES
+            and not c.callback_url.startswith(FRONT_CALLBACK_SCHEME)
         ]
         if callbacks:
             await db.executemany(
                 "INSERT INTO callbacks(url, payload, next_at, created_at) VALUES (?, ?, ?, ?)",
                 callbacks,
             )
+        await self._front_receipts(db, changes)
         return changes
+
+    async def _front_receipts(self, db: aiosqlite.Connection, changes: list[StatusChange]) -> None:
+        """Final statuses of messages from upstream SMPP accounts, into the front outbox."""
+        wanted = [
+            c
+            for c in changes
+            if c.callback_url
+            and c.callback_url.startswith(FRONT_CALLBACK_SCHEME)
+            and c.status in CALLBACK_STATUSES
+        ]
+        if not wanted:
+            return
+        # The receipt goes from the message's destination to its sender: keep them with it.
+        found: dict[str, tuple[str, str, float]] = {}
+        for chunk in _chunks([c.message_id for c in wanted], MAX_SQL_VARIABLES):
+            cursor = await db.execute(
+                "SELECT id, dest, sender, created_at FROM messages"
+                f" WHERE id IN ({_placeholders(len(chunk))})",
+                chunk,
+            )
+            for message_id, dest, sender, created_at in await cursor.fetchall():
+                found[message_id] = (dest, sender, created_at)
+        rows = []
+        for c in wanted:
+            url = c.callback_url or ""
+            account = url[len(FRONT_CALLBACK_SCHEME) :].split("?", 1)[0]
+            dest, sender, created_at = found.get(c.message_id, ("", "", c.at))
+            payload = {**_callback_payload(c), "url": url, "to": dest, "sender": sender}
+            payload["created_at"] = created_at
+            rows.append((account, "receipt", json.dumps(payload), c.at, c.at))
+        if rows:
+            await db.executemany(
+                "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
 
     async def _errors_of(self, db: aiosqlite.Connection, ids: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -880,6 +936,56 @@ class SqliteStore(SqliteReports):
             )
 
         await self._write(op)
+
+    # -- SMPP front outbox -----------------------------------------------------------------
+
+    async def front_enqueue(self, items: Sequence[tuple[str, str, str]], at: float) -> None:
+        rows = [(account, kind, payload, at, at) for account, kind, payload in items]
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+        await self._write(op)
+
+    async def front_due(self, account: str, now: float, limit: int) -> list[FrontItem]:
+        rows = await self._read(
+            "SELECT id, account, kind, payload, attempts, created_at FROM front_outbox"
+            " WHERE account = ? AND next_at <= ? ORDER BY id LIMIT ?",
+            (account, now, limit),
+        )
+        return [FrontItem(*r) for r in rows]
+
+    async def front_done(self, ids: Sequence[int]) -> None:
+        chosen = list(ids)
+
+        async def op(db: aiosqlite.Connection) -> None:
+            for chunk in _chunks(chosen, MAX_SQL_VARIABLES):
+                await db.execute(
+                    f"DELETE FROM front_outbox WHERE id IN ({_placeholders(len(chunk))})", chunk
+                )
+
+        await self._write(op)
+
+    async def front_retry(self, ids: Sequence[int], next_at: float) -> None:
+        chosen = list(ids)
+
+        async def op(db: aiosqlite.Connection) -> None:
+            for chunk in _chunks(chosen, MAX_SQL_VARIABLES - 1):
+                await db.execute(
+                    "UPDATE front_outbox SET attempts = attempts + 1, next_at = ?"
+                    f" WHERE id IN ({_placeholders(len(chunk))})",
+                    (next_at, *chunk),
+                )
+
+        await self._write(op)
+
+    async def front_pending(self) -> dict[str, int]:
+        rows = await self._read("SELECT account, count(*) FROM front_outbox GROUP BY account")
+        return {account: count for account, count in rows}
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -1,0 +1,60 @@
+"""The front's Prometheus families, built at scrape time from its counters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.core import Metric
+
+from gateway.front.server import FrontServer
+from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
+from gateway.smpp.constants import status_name
+from gateway.smpp.session import BindType
+
+
+def front_metrics(front: FrontServer) -> Iterable[Metric]:
+    binds = GaugeMetricFamily(
+        "smsgw_front_binds", "Upstream binds, per account and type.", labels=["account", "type"]
+    )
+    submits = CounterMetricFamily(
+        "smsgw_front_submit_sm",
+        "submit_sm from upstream answered, by command_status.",
+        labels=["account", "status"],
+    )
+    delivered = CounterMetricFamily(
+        "smsgw_front_deliver_sm",
+        "deliver_sm sent to upstream accounts (first attempts and retries).",
+        labels=["account", "kind"],
+    )
+    failed = CounterMetricFamily(
+        "smsgw_front_deliver_sm_failed",
+        "deliver_sm answered with an error or not answered in time (retried).",
+        labels=["account"],
+    )
+    held = GaugeMetricFamily(
+        "smsgw_front_held", "Receipts and MO waiting for the account.", labels=["account"]
+    )
+    expired = CounterMetricFamily(
+        "smsgw_front_expired",
+        "Receipts and MO dropped after hold_max_age without a receiver.",
+        labels=["account"],
+    )
+    refused = CounterMetricFamily(
+        "smsgw_front_bind_refused",
+        "Binds refused, by the command_status of the bind_resp.",
+        labels=["account", "status"],
+    )
+    for name, account in front.accounts.items():
+        for status, count in sorted(account.stats.bind_refused.items()):
+            refused.add_metric([name, status_name(status)], count)
+        for bind_type in BindType:
+            count = sum(1 for b in account.binds if b.bind_type is bind_type)
+            binds.add_metric([name, bind_type.value], count)
+        for status, count in sorted(account.stats.submit_sm.items()):
+            submits.add_metric([name, status_name(status)], count)
+        delivered.add_metric([name, "receipt"], account.stats.receipts_sent)
+        delivered.add_metric([name, "mo"], account.stats.mo_sent)
+        failed.add_metric([name], account.stats.deliver_failed)
+        held.add_metric([name], account.held)
+        expired.add_metric([name], account.stats.expired)
+    return [binds, submits, delivered, failed, held, expired, refused]

@@ -1,0 +1,816 @@
+"""The SMPP server front: upstream ESMEs bind to smsgw as to a carrier's SMSC.
+
+One protocol implementation, two roles: each connection is the shared sans-IO ``Session``
+in the SMSC role behind the shared ``SmppConnection`` adapter (as the simulator); the
+session answers enquire_link, unbind, PDUs in the wrong state and undecodable PDUs
+(generic_nack) by itself. ``UpstreamBind`` is the handler of one connection.
+
+Binds: system_id and password (salted PBKDF2, checked in a worker thread), the peer's IP
+against the account's networks, and ``max_binds``. Unknown system_id: ESME_RINVSYSID; wrong
+password: ESME_RINVPASWD; address not allowed, too many binds: ESME_RBINDFAIL.
+
+submit_sm / data_sm: window (submit_sm owed a response on this bind, ESME_RMSGQFUL over it)
+and the account's TPS (ESME_RTHROTTLED), then the sender rules, the same intake checks as
+the HTTP API (E.164 destination, sender, length, encoding; see gateway.api.intake), the
+opt-out list; then ``store.accept`` and only after its commit the submit_sm_resp with
+smsgw's message id. Long messages are joined first (gateway.front.inbound): every part of
+one message is answered, with the same id, once the whole message is committed.
+
+Receipts and MO go through a durable outbox in the store (``front_*`` methods): a message
+from an upstream account that asked for a receipt carries the callback URL
+``smpp:<account>?rd=<n>``, and the store writes its final status into the front outbox in the
+transaction that records it. One task per account sends what is due to the account's
+receivers (RX/TRX binds, round robin) and removes an item only when its deliver_sm_resp is
+ROK; an error or a timeout makes it due again after ``retry_delay``; a lost link makes it
+due at once. Items older than the account's ``hold_max_age`` are dropped (counted, logged).
+Delivery is at least once: a deliver_sm whose response was lost is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import random
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Protocol
+
+from gateway.api.errors import FieldError
+from gateway.api.intake import Intake
+from gateway.api.validation import MAX_PRIORITY, MAX_VALIDITY, MIN_VALIDITY
+from gateway.engine.throttle import TokenBucket
+from gateway.front.config import FrontAccountConfig, FrontConfig, verify_password
+from gateway.front.inbound import (
+    GroupKey,
+    Reassembler,
+    Received,
+    as_number,
+    extract,
+    is_binary,
+    smpp_time,
+)
+from gateway.front.outgoing import build_mo, build_receipt, mo_payload, receipt_info
+from gateway.logs import log_event
+from gateway.model import NewMessage, StatusChange
+from gateway.smpp.aio import SmppConnection
+from gateway.smpp.constants import Status
+from gateway.smpp.errors import EncodeError, LocalProtocolError
+from gateway.smpp.pdu import DataSm, DeliverSm, GenericNack, Pdu, SubmitSm
+from gateway.smpp.session import (
+    BindRequested,
+    BindType,
+    Event,
+    LinkFailed,
+    ProtocolError,
+    RequestReceived,
+    RequestTimedOut,
+    ResponseReceived,
+    Role,
+    Session,
+    SessionConfig,
+    State,
+    Unbound,
+)
+from gateway.smpp.text import decode_short_message
+from gateway.store.base import FRONT_CALLBACK_SCHEME, FrontItem, Store
+
+log = logging.getLogger("smsgw.front")
+
+POLL_SECONDS: Final = 1.0
+"""Without a wake-up, an account's outbox task looks for due items this often (retries are
+seconds apart; one small indexed query a second per account costs nothing)."""
+
+REASSEMBLY_CHECK_SECONDS: Final = 1.0
+"""How often incomplete long messages are checked against ``reassembly_timeout``."""
+
+STORE_RETRY_SECONDS: Final = 1.0
+"""Wait after a failed store call before the outbox task tries again."""
+
+ACCOUNT_BURST_SECONDS: Final = 1.0
+"""An account's TPS allows a burst of one second's worth, as carriers count it."""
+
+UNBIND_GRACE_SECONDS: Final = 2.0
+"""On stop, how long upstream binds get to answer our unbind before their links are cut."""
+
+FIELD_STATUS: Final[dict[str, int]] = {
+    "to": Status.RINVDSTADR,
+    "from": Status.RINVSRCADR,
+    "text": Status.RINVMSGLEN,
+    "encoding": Status.RINVMSGLEN,
+    "scheduled_at": Status.RINVSCHED,
+    "validity": Status.RINVEXPIRY,
+}
+"""Intake field errors as the command_status of the submit_sm_resp; any other field:
+ESME_RSUBMITFAIL."""
+
+
+class Outbound(Protocol):
+    """What the front needs from the dispatcher (as the HTTP API)."""
+
+    def enqueue(self, messages: Sequence[NewMessage]) -> None: ...
+
+    def carriers_up(self) -> set[str]: ...
+
+
+@dataclass(slots=True)
+class AccountStats:
+    submit_sm: Counter[int] = field(default_factory=Counter)
+    """submit_sm (and data_sm) answered, by command_status."""
+    receipts_sent: int = 0
+    mo_sent: int = 0
+    deliver_failed: int = 0
+    """deliver_sm answered with an error, or not answered in time (retried)."""
+    expired: int = 0
+    """Receipts and MO dropped after hold_max_age with no receiver to take them."""
+    bind_refused: Counter[int] = field(default_factory=Counter)
+
+
+class FrontAccount:
+    """One upstream system_id: its limits, its binds, and the sending of its outbox."""
+
+    def __init__(self, config: FrontAccountConfig, now: float) -> None:
+        self.config = config
+        self.system_id = config.system_id
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in config.allowed_ips]
+        self.bucket = (
+            TokenBucket(config.tps, now, ACCOUNT_BURST_SECONDS) if config.tps > 0 else None
+        )
+        self.binds: list[UpstreamBind] = []
+        self.receivers: list[UpstreamBind] = []
+        self.stats = AccountStats()
+        self.held = 0
+        """Items in the outbox at the last count."""
+        self.wake = asyncio.Event()
+        self.in_flight: dict[int, int] = {}
+        """Outbox item id -> its deliver_sm parts not answered yet."""
+        self.settled: dict[int, float | None] = {}
+        """Answered items not yet written back: id -> next attempt time, None when done."""
+        self._rr = 0
+
+    def allows(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack listener shows IPv4 peers so
+        return any(address in network for network in self.networks)
+
+    def receiver_with_room(self, parts: int) -> UpstreamBind | None:
+        count = len(self.receivers)
+        for offset in range(count):
+            index = (self._rr + offset) % count
+            bind = self.receivers[index]
+            conn = bind.conn
+            if conn is not None and conn.session.is_bound and conn.session.window_free >= parts:
+                self._rr = index + 1
+                return bind
+        return None
+
+    def room(self) -> int:
+        return sum(
+            b.conn.session.window_free
+            for b in self.receivers
+            if b.conn is not None and b.conn.session.is_bound
+        )
+
+
+Waiting = tuple["UpstreamBind", Received]
+"""A submit_sm (or data_sm) whose response is owed, with the bind it came on."""
+
+
+class UpstreamBind:
+    """The handler of one upstream connection (``gateway.smpp.aio.SessionHandler``)."""
+
+    def __init__(self, front: FrontServer) -> None:
+        self.front = front
+        self.conn: SmppConnection | None = None
+        self.account: FrontAccount | None = None
+        self.bind_type: BindType | None = None
+        self.ip = ""
+        self.peer = ""
+        self.owed = 0
+        """submit_sm received and not answered yet (the account's window counts these)."""
+
+    # -- SessionHandler --------------------------------------------------------------------
+
+    def connection_made(self, conn: SmppConnection) -> None:
+        self.conn = conn
+        peer = conn.peer
+        if isinstance(peer, tuple):
+            self.ip = str(peer[0])
+            self.peer = f"{peer[0]}:{peer[1]}"
+        else:
+            self.peer = str(peer)
+        self.front.connections.add(self)
+
+    def connection_lost(self, conn: SmppConnection, exc: Exception | None) -> None:
+        self._unregister("connection lost" if exc else "connection closed")
+        self.front.connections.discard(self)
+
+    def events_received(self, conn: SmppConnection, events: list[Event]) -> None:
+        for event in events:
+            try:
+                self._event(conn, event)
+            except Exception:  # one bad PDU must never take the front down
+                log.exception("front.handler_failed peer=%s", self.peer)
+
+    def _event(self, conn: SmppConnection, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            pdu = event.pdu
+            if isinstance(pdu, SubmitSm | DataSm):
+                self._on_message(conn, pdu)
+            elif pdu.RESPONSE is not None:
+                conn.send_response(pdu.make_response(Status.RINVCMDID))
+        elif isinstance(event, ResponseReceived):
+            self.front.delivered(self, event.context, event.response)
+        elif isinstance(event, RequestTimedOut):
+            lost = conn.session.state is State.CLOSED
+            self.front.not_delivered(self, event.context, at_once=lost)
+        elif isinstance(event, BindRequested):
+            self.front.bind_requested(self, conn, event)
+        elif isinstance(event, Unbound | LinkFailed):
+            self._unregister(str(event))
+        elif isinstance(event, ProtocolError):
+            log_event(
+                log,
+                "front.protocol_error",
+                logging.DEBUG,
+                peer=self.peer,
+                status=event.error.command_status,
+                error=str(event.error),
+            )
+
+    # -- binds -----------------------------------------------------------------------------
+
+    def register(self, account: FrontAccount, bind_type: BindType) -> None:
+        self.account = account
+        self.bind_type = bind_type
+        account.binds.append(self)
+        if bind_type is not BindType.TX:
+            account.receivers.append(self)
+            account.wake.set()
+
+    def _unregister(self, reason: str) -> None:
+        account = self.account
+        if account is None:
+            return
+        self.account = None
+        if self in account.binds:
+            account.binds.remove(self)
+        if self in account.receivers:
+            account.receivers.remove(self)
+        log_event(log, "front.unbound", peer=self.peer, system_id=account.system_id, reason=reason)
+
+    # -- submit_sm -------------------------------------------------------------------------
+
+    def answer(self, pdu: Received, status: int, message_id: str = "") -> None:
+        """Send the response owed for ``pdu``."""
+        self.owed -= 1
+        account = self.account
+        if account is not None:
+            account.stats.submit_sm[status] += 1
+        conn = self.conn
+        if conn is not None:
+            conn.send_response(pdu.make_response(status, message_id=message_id))
+
+    def _on_message(self, conn: SmppConnection, pdu: Received) -> None:
+        account = self.account
+        if account is None:  # the session passes submit_sm only once bound
+            conn.send_response(pdu.make_response(Status.RINVBNDSTS))
+            return
+        self.owed += 1
+        if self.front.stopping:
+            self.answer(pdu, Status.RSYSERR)
+            return
+        if self.owed > account.config.window:
+            self.answer(pdu, Status.RMSGQFUL)
+            return
+        bucket = account.bucket
+        if bucket is not None:
+            now = conn.now()
+            if bucket.available(now) < 1:
+                self.answer(pdu, Status.RTHROTTLED)
+                return
+            bucket.take(1, now)
+        self.front.submit(account, self, pdu)
+
+
+class FrontServer:
+    """The listener, its accounts, and the delivery of receipts and MO to them.
+
+    ``await start()`` returns once it listens (``port`` holds the actual port, useful with
+    port 0); ``await stop()`` stops taking binds and submits, lets commits under way finish,
+    unbinds every upstream bind, and writes back what was delivered meanwhile.
+    """
+
+    def __init__(
+        self,
+        config: FrontConfig,
+        store: Store,
+        intake: Intake,
+        outbound: Outbound,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.intake = intake
+        self.outbound = outbound
+        self.clock = clock
+        self.accounts: dict[str, FrontAccount] = {}
+        self.connections: set[UpstreamBind] = set()
+        self.reassembler: Reassembler[Waiting] = Reassembler(config.reassembly_timeout)
+        self.port: int | None = None
+        self.stopping = False
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._batch: list[tuple[NewMessage, list[Waiting]]] = []
+        self._loops: list[asyncio.Task[None]] = []
+        self._rng = random.Random()
+        self._session_config = SessionConfig(
+            response_timeout=config.response_timeout,
+            enquire_link_interval=config.enquire_link_interval,
+            bind_timeout=config.bind_timeout,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self.stopping = False
+        self.accounts = {a.system_id: FrontAccount(a, now) for a in self.config.accounts}
+        context: ssl.SSLContext | None = None
+        if self.config.tls_cert:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        self._server = await loop.create_server(
+            self._new_connection,
+            self.config.host,
+            self.config.port,
+            ssl=context,
+            reuse_address=True,
+            backlog=128,
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        self._loops = [
+            loop.create_task(self._outbox(account), name=f"front-{account.system_id}")
+            for account in self.accounts.values()
+        ]
+        self._loops.append(loop.create_task(self._housekeeping(), name="front-housekeeping"))
+        log_event(
+            log,
+            "front.started",
+            listen=f"{self.config.host}:{self.port}",
+            tls=context is not None,
+            accounts=",".join(self.accounts),
+        )
+
+    async def stop(self, drain: float = UNBIND_GRACE_SECONDS) -> None:
+        if self._server is None:
+            return
+        self.stopping = True
+        self._server.close()
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
+        self._commit_batch()
+        if self._tasks:  # commits under way: their submit_sm_resp go out before the unbind
+            await asyncio.wait(list(self._tasks), timeout=drain)
+        for group in self.reassembler.expired(float("inf")):
+            for bind, pdu in group.attached():
+                bind.answer(pdu, Status.RSYSERR)
+        await self._unbind_all(drain)
+        for account in self.accounts.values():
+            with contextlib.suppress(Exception):
+                await self._write_back(account)
+        with contextlib.suppress(Exception):
+            await self._server.wait_closed()
+        self._server = None
+        log_event(log, "front.stopped")
+
+    async def _unbind_all(self, grace: float) -> None:
+        loop = asyncio.get_running_loop()
+        waiting: list[asyncio.Future[None]] = []
+        for handler in list(self.connections):
+            conn = handler.conn
+            if conn is None:
+                continue
+            waiting.append(conn.closed)
+            if conn.session.is_bound:
+                try:
+                    conn.session.unbind(loop.time())
+                    conn.apply(None)
+                    continue
+                except LocalProtocolError:
+                    pass
+            conn.close()
+        if waiting:
+            _done, pending = await asyncio.wait(waiting, timeout=grace)
+            if pending:
+                for handler in list(self.connections):
+                    if handler.conn is not None and not handler.conn.closed.done():
+                        handler.conn.abort()
+                await asyncio.wait(pending, timeout=1.0)
+
+    def _new_connection(self) -> SmppConnection:
+        session = Session(Role.SMSC, self._session_config, asyncio.get_running_loop().time())
+        return SmppConnection(session, UpstreamBind(self))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- binds -----------------------------------------------------------------------------
+
+    def bind_requested(
+        self, handler: UpstreamBind, conn: SmppConnection, event: BindRequested
+    ) -> None:
+        self._spawn(self._bind(handler, conn, event))
+
+    async def _bind(
+        self, handler: UpstreamBind, conn: SmppConnection, event: BindRequested
+    ) -> None:
+        pdu = event.pdu
+        account = self.accounts.get(pdu.system_id)
+        status: int = Status.ROK
+        reason = ""
+        if self.stopping:
+            status, reason = Status.RSYSERR, "stopping"
+        elif account is None:
+            status, reason = Status.RINVSYSID, "unknown system_id"
+        elif not account.allows(handler.ip):
+            status, reason = Status.RBINDFAIL, f"address {handler.ip} not allowed"
+        elif not await asyncio.to_thread(
+            verify_password, pdu.password, account.config.password_hash
+        ):
+            status, reason = Status.RINVPASWD, "wrong password"
+        elif len(account.binds) >= account.config.max_binds:
+            status, reason = Status.RBINDFAIL, f"max_binds {account.config.max_binds} reached"
+        if conn.session.state is not State.OPEN or conn.closed.done():
+            return  # gone meanwhile
+        if status != Status.ROK or account is None:
+            if account is not None:
+                account.stats.bind_refused[status] += 1
+            conn.session.reject_bind(pdu, status)
+            conn.apply(None)
+            log_event(
+                log,
+                "front.bind_refused",
+                peer=handler.peer,
+                system_id=pdu.system_id,
+                bind_type=event.bind_type.value,
+                reason=reason,
+            )
+            return
+        session = conn.session
+        session.accept_bind(pdu, self.config.system_id, conn.now())
+        session.config = replace(session.config, window=account.config.deliver_window)
+        handler.register(account, event.bind_type)
+        conn.apply(None)
+        log_event(
+            log,
+            "front.bound",
+            peer=handler.peer,
+            system_id=account.system_id,
+            bind_type=event.bind_type.value,
+            binds=len(account.binds),
+        )
+
+    # -- submit_sm -------------------------------------------------------------------------
+
+    def submit(self, account: FrontAccount, bind: UpstreamBind, pdu: Received) -> None:
+        """A submit_sm within the limits: join its parts, check it, commit it, answer."""
+        piece = extract(pdu)
+        if piece.concat is None:
+            text = decode_short_message(piece.data, piece.data_coding)
+            self._prepare(account, [(bind, pdu)], pdu, text)
+            return
+        ref, total, _seq = piece.concat
+        key: GroupKey = (account.system_id, pdu.source_addr, pdu.destination_addr, ref, total)
+        now = asyncio.get_running_loop().time()
+        group, replaced = self.reassembler.add(key, piece, (bind, pdu), now)
+        if replaced is not None:  # the same part twice: the later copy counts
+            replaced[0].answer(replaced[1], Status.RSUBMITFAIL)
+        if group is not None:
+            waiting = group.attached()
+            self._prepare(account, waiting, waiting[0][1], group.text())
+
+    def _prepare(
+        self, account: FrontAccount, waiting: list[Waiting], pdu: Received, text: str
+    ) -> None:
+        status, message = self._check(account, pdu, text)
+        if message is None:
+            for bind, part in waiting:
+                bind.answer(part, status)
+            return
+        self._queue_commit(message, waiting)
+
+    def _check(
+        self, account: FrontAccount, pdu: Received, text: str
+    ) -> tuple[int, NewMessage | None]:
+        config = account.config
+        sender = pdu.source_addr or config.default_sender
+        if not sender or (config.allowed_senders and sender not in config.allowed_senders):
+            return Status.RINVSRCADR, None
+        if is_binary(pdu.data_coding):
+            return Status.RSUBMITFAIL, None  # smsgw carries text; binary would be mangled
+        ton = pdu.source_addr_ton if pdu.source_addr else 0
+        item: dict[str, Any] = {
+            "to": as_number(pdu.destination_addr, pdu.dest_addr_ton),
+            "from": as_number(sender, ton),
+            "text": text,
+        }
+        if isinstance(pdu, SubmitSm) and pdu.priority_flag:
+            item["priority"] = min(pdu.priority_flag, MAX_PRIORITY)
+        now = self.clock()
+        if isinstance(pdu, SubmitSm):
+            try:
+                if pdu.validity_period:
+                    seconds = smpp_time(pdu.validity_period, now) - now
+                    item["validity"] = int(min(max(seconds, MIN_VALIDITY), MAX_VALIDITY))
+            except ValueError:
+                return Status.RINVEXPIRY, None
+            try:
+                if pdu.schedule_delivery_time:
+                    item["scheduled_at"] = smpp_time(pdu.schedule_delivery_time, now)
+            except ValueError:
+                return Status.RINVSCHED, None
+        prepared = self.intake.prepare(
+            item, account=account.system_id, now=now, up=self.outbound.carriers_up()
+        )
+        if isinstance(prepared, list):
+            return _status_of(prepared), None
+        registered = pdu.registered_delivery & 3
+        if registered:
+            prepared.callback_url = f"{FRONT_CALLBACK_SCHEME}{account.system_id}?rd={registered}"
+        return Status.ROK, prepared
+
+    def _queue_commit(self, message: NewMessage, waiting: list[Waiting]) -> None:
+        """Commit with the other messages checked in this loop turn: a burst of submit_sm
+        read from one or more sockets becomes one opt-out query per sender and one
+        ``store.accept`` (which group-commits with the HTTP API's)."""
+        if not self._batch:
+            asyncio.get_running_loop().call_soon(self._commit_batch)
+        self._batch.append((message, waiting))
+
+    def _commit_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            self._spawn(self._commit(batch))
+
+    async def _commit(self, batch: list[tuple[NewMessage, list[Waiting]]]) -> None:
+        refused: set[str] = set()  # message ids opted out
+        accepted: list[NewMessage] = []
+        status: int = Status.ROK
+        try:
+            by_sender: dict[str, list[NewMessage]] = {}
+            for message, _ in batch:
+                by_sender.setdefault(message.sender, []).append(message)
+            for sender, messages in by_sender.items():
+                out = await self.store.opted_out([m.to for m in messages], sender)
+                refused.update(m.id for m in messages if m.to in out)
+            accepted = [m for m, _ in batch if m.id not in refused]
+            if accepted:
+                await self.store.accept(accepted)
+        except Exception as exc:
+            log_event(log, "front.accept_failed", logging.WARNING, error=repr(exc))
+            status = Status.RSYSERR  # temporary: the ESME sends them again
+        if status == Status.ROK and accepted:
+            try:  # durable from here on: the dispatcher also finds them in the store
+                self.outbound.enqueue(accepted)
+            except Exception:
+                log.exception("front.enqueue_failed messages=%d", len(accepted))
+        for message, waiting in batch:
+            answer = Status.RSUBMITFAIL if message.id in refused else status
+            message_id = message.id if answer == Status.ROK else ""
+            for bind, pdu in waiting:
+                bind.answer(pdu, answer, message_id)
+
+    # -- receipts and MO: the outbox -------------------------------------------------------
+
+    async def deliver_mo(
+        self,
+        account: str,
+        *,
+        source: str,
+        destination: str,
+        text: str,
+        received_at: float | None = None,
+    ) -> None:
+        """Hold an MO for ``account`` durably and deliver it as deliver_sm to one of its
+        RX/TRX binds, with the same holding and retry as receipts. Returns once the MO is
+        committed (answer the carrier's deliver_sm after that). KeyError: no such account."""
+        found = self.accounts[account]
+        at = self.clock() if received_at is None else received_at
+        await self.store.front_enqueue(
+            [(account, "mo", mo_payload(source, destination, text, at))], self.clock()
+        )
+        found.wake.set()
+
+    def notify_changes(self, changes: Sequence[StatusChange]) -> None:
+        """A ``ChangesHook``: wake the accounts whose messages reached a final status (the
+        store has just put their receipts in the outbox)."""
+        for change in changes:
+            url = change.callback_url
+            if url and url.startswith(FRONT_CALLBACK_SCHEME):
+                account = self.accounts.get(url[len(FRONT_CALLBACK_SCHEME) :].split("?", 1)[0])
+                if account is not None:
+                    account.wake.set()
+
+    def mo_account_for(self, destination: str) -> str | None:
+        """The upstream account ``[front] mo_routes`` sends MO to ``destination`` to."""
+        routes = self.config.mo_routes
+        found = routes.get(destination)
+        if found is None and destination.startswith("+"):
+            found = routes.get(destination[1:])
+        elif found is None:
+            found = routes.get("+" + destination)
+        return found
+
+    def _owner(self, item_id: int) -> FrontAccount | None:
+        for account in self.accounts.values():
+            if item_id in account.in_flight:
+                return account
+        return None
+
+    def delivered(self, bind: UpstreamBind, context: Any, response: Pdu) -> None:
+        """A deliver_sm was answered: the item is done once all its parts are ROK."""
+        if not isinstance(context, int):
+            return
+        ok = response.command_id != GenericNack.command_id and response.command_status == 0
+        if not ok:
+            self.not_delivered(bind, context, at_once=False)
+            return
+        account = self._owner(context)
+        if account is None:  # a part of an item already failed on another part
+            return
+        left = account.in_flight[context]
+        if left > 1:
+            account.in_flight[context] = left - 1
+            return
+        del account.in_flight[context]
+        account.settled[context] = None
+        account.wake.set()
+
+    def not_delivered(self, bind: UpstreamBind, context: Any, *, at_once: bool) -> None:
+        """Refused or unanswered: due again after retry_delay, or at once for a lost link."""
+        account = self._owner(context) if isinstance(context, int) else None
+        if account is None:
+            return
+        del account.in_flight[context]
+        account.stats.deliver_failed += not at_once
+        delay = 0.0 if at_once else self.config.retry_delay
+        account.settled[context] = self.clock() + delay
+        account.wake.set()
+
+    async def _write_back(self, account: FrontAccount) -> None:
+        settled = dict(account.settled)
+        if not settled:
+            return
+        done = [i for i, at in settled.items() if at is None]
+        if done:
+            await self.store.front_done(done)
+        retry: dict[float, list[int]] = {}
+        for item_id, at in settled.items():
+            if at is not None:
+                retry.setdefault(at, []).append(item_id)
+        for at, ids in retry.items():
+            await self.store.front_retry(ids, at)
+        for item_id in settled:
+            if account.settled.get(item_id, 0.0) == settled[item_id]:
+                del account.settled[item_id]
+
+    async def _outbox(self, account: FrontAccount) -> None:
+        while True:
+            account.wake.clear()
+            try:
+                await self._write_back(account)
+                if await self._send_due(account):
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log_event(
+                    log,
+                    "front.outbox_failed",
+                    logging.WARNING,
+                    account=account.system_id,
+                    error=repr(exc),
+                )
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_SECONDS):
+                    await account.wake.wait()
+
+    async def _send_due(self, account: FrontAccount) -> bool:
+        """Send due items to receivers with room. True when it should run again at once."""
+        room = account.room()
+        if room <= 0:
+            return False
+        skip = len(account.in_flight) + len(account.settled)
+        now = self.clock()
+        items = await self.store.front_due(account.system_id, now, room + skip)
+        sent = 0
+        for item in items:
+            if item.id in account.in_flight or item.id in account.settled:
+                continue
+            if now - item.created_at > account.config.hold_max_age:
+                account.stats.expired += 1
+                account.settled[item.id] = None
+                log_event(
+                    log,
+                    "front.expired",
+                    logging.WARNING,
+                    account=account.system_id,
+                    kind=item.kind,
+                    id=item.id,
+                )
+                continue
+            pdus = self._pdus(item)
+            if not pdus:  # not asked for (failure-only receipts), or unusable: done
+                account.settled[item.id] = None
+                continue
+            bind = account.receiver_with_room(len(pdus))
+            if bind is None or bind.conn is None:
+                break
+            try:
+                for pdu in pdus:
+                    bind.conn.send_request(pdu, item.id)
+            except (LocalProtocolError, EncodeError) as exc:
+                log_event(log, "front.deliver_failed", logging.WARNING, error=repr(exc))
+                break
+            account.in_flight[item.id] = len(pdus)
+            sent += 1
+            if item.kind == "receipt":
+                account.stats.receipts_sent += 1
+            else:
+                account.stats.mo_sent += 1
+        return bool(account.settled) or (sent > 0 and len(items) >= room + skip)
+
+    def _pdus(self, item: FrontItem) -> list[DeliverSm]:
+        try:
+            if item.kind == "mo":
+                account = self.accounts[item.account]
+                window = account.config.deliver_window
+                return build_mo(item.payload, self._rng.randrange(0x100), window)
+            receipt = build_receipt(receipt_info(item.payload))
+            return [receipt] if receipt is not None else []
+        except (ValueError, KeyError, TypeError) as exc:
+            log_event(log, "front.bad_item", logging.WARNING, id=item.id, error=repr(exc))
+            return []
+
+    async def _housekeeping(self) -> None:
+        """Answer long messages whose parts stopped coming; count what each account holds."""
+        loop = asyncio.get_running_loop()
+        while True:
+            for group in self.reassembler.expired(loop.time()):
+                for bind, pdu in group.attached():
+                    bind.answer(pdu, Status.RSUBMITFAIL)
+            with contextlib.suppress(Exception):
+                held = await self.store.front_pending()
+                for account in self.accounts.values():
+                    account.held = held.get(account.system_id, 0)
+            await asyncio.sleep(REASSEMBLY_CHECK_SECONDS)
+
+    # -- observation -----------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """``front`` in /healthz: where it listens, and each account's binds."""
+        return {
+            "listen": f"{self.config.host}:{self.port}",
+            "accounts": [
+                {
+                    "account": account.system_id,
+                    "binds": [
+                        {
+                            "type": b.bind_type.value if b.bind_type else "",
+                            "peer": b.peer,
+                        }
+                        for b in account.binds
+                    ],
+                    "held": account.held,
+                }
+                for account in self.accounts.values()
+            ],
+        }
+
+
+def _status_of(errors: list[FieldError]) -> int:
+    for error in errors:
+        status = FIELD_STATUS.get(error.path)
+        if status is not None:
+            return status
+    return Status.RSUBMITFAIL
+
+
+__all__ = ["FrontAccount", "FrontServer", "UpstreamBind"]

@@ -1,0 +1,521 @@
+"""The SMPP server front end to end: our own test ESME (tests/smpp_client.py) binds to
+smsgw, which carries its traffic to the simulator carrier; receipts come back carrying
+smsgw's ids. Limits, long messages, held receipts, retries, restart, MO delivery.
+(Independent ESMEs: tests/test_front_interop.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import ssl
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.smpp.aio import SmppConnection
+from gateway.smpp.constants import EsmClass, Status, Tag
+from gateway.smpp.pdu import DeliverSm, Pdu, SubmitSm, tlv_u8, tlv_u16
+from gateway.smpp.receipt import MessageState
+from gateway.smpp.session import Role, Session, SessionConfig
+from gateway.smpp.text import ConcatMethod, decode_short_message, parse_udh, split_message
+from tests.e2e_helpers import eventually, simulator_config
+from tests.front_helpers import ACCOUNT, OTHER, PASSWORD, FrontLab, front_section
+from tests.smpp_client import EsmeClient
+
+TO = "33612345678"
+
+
+async def started(tmp_path: Path, **front: Any) -> FrontLab:
+    lab = FrontLab(tmp_path, simulator_config(), front_section(**front))
+    await lab.start()
+    return lab
+
+
+@pytest.fixture
+async def lab(tmp_path: Path) -> AsyncIterator[FrontLab]:
+    lab = await started(tmp_path)
+    yield lab
+    await lab.stop()
+
+
+async def esme(lab: FrontLab, bind_type: str = "trx", **kwargs: Any) -> EsmeClient:
+    return await EsmeClient.bound(lab.front_port, bind_type, ACCOUNT, PASSWORD, **kwargs)
+
+
+def submit(text: str | bytes = "hello", to: str = TO, **fields: Any) -> SubmitSm:
+    values: dict[str, Any] = {
+        "source_addr_ton": 5,
+        "source_addr": "ACME",
+        "dest_addr_ton": 1,
+        "dest_addr_npi": 1,
+        "destination_addr": to,
+        "registered_delivery": 1,
+        "short_message": text.encode("ascii") if isinstance(text, str) else text,
+    }
+    values.update(fields)
+    return SubmitSm(**values)
+
+
+def message_id(resp: Pdu) -> str:
+    assert resp.command_status == Status.ROK, resp
+    value = getattr(resp, "message_id", "")
+    assert isinstance(value, str) and value
+    return value
+
+
+async def carrier_texts(lab: FrontLab) -> list[str]:
+    received = (await lab.sim("GET", "/v1/messages?limit=100"))["messages"]
+    return [m["text"] for m in received]
+
+
+async def status_of(lab: FrontLab, message: str) -> str:
+    assert lab.gateway is not None
+    view = await lab.gateway.store.get_message(message)
+    return view.status if view else "missing"
+
+
+async def test_submit_reaches_the_carrier_and_the_receipt_carries_smsgws_id(
+    lab: FrontLab,
+) -> None:
+    client = await esme(lab)
+    try:
+        sent = message_id(await client.submit(submit("hello from upstream")))
+        assert len(sent) == 26
+        receipt = await client.next_deliver(within=10)
+        assert isinstance(receipt, DeliverSm)
+        assert receipt.esm_class & EsmClass.SMSC_DELIVERY_RECEIPT
+        assert receipt.receipted_message_id == sent
+        assert receipt.message_state == MessageState.DELIVERED
+        text = receipt.short_message.decode("latin-1")
+        assert text.startswith(f"id:{sent} sub:001 dlvrd:001 submit date:")
+        assert "stat:DELIVRD err:000" in text
+        assert (receipt.source_addr, receipt.destination_addr) == (TO, "ACME")
+        assert await carrier_texts(lab) == ["hello from upstream"]
+        assert await status_of(lab, sent) == "delivered"
+    finally:
+        await client.unbind()
+
+
+async def test_no_receipt_when_registered_delivery_asks_none(lab: FrontLab) -> None:
+    client = await esme(lab)
+    try:
+        sent = message_id(await client.submit(submit("no receipt", registered_delivery=0)))
+
+        async def delivered() -> bool:
+            return await status_of(lab, sent) == "delivered"
+
+        await eventually(delivered)
+        with pytest.raises(TimeoutError):
+            await client.next_deliver(within=0.5)
+    finally:
+        await client.unbind()
+
+
+async def test_udh_parts_are_joined_into_one_message_with_one_id(lab: FrontLab) -> None:
+    text = "Prices in € rise [again] " * 12
+    split = split_message(text, concat=ConcatMethod.UDH8, ref=77)
+    assert len(split.parts) == 3
+    client = await esme(lab)
+    try:
+        pdus = [
+            submit(part.short_message, esm_class=EsmClass.UDHI, data_coding=split.data_coding)
+            for part in split.parts
+        ]
+        pdus.reverse()  # out of order on purpose
+        resps = await client.submit_many(pdus)
+        ids = {message_id(r) for r in resps}
+        assert len(ids) == 1  # every part answered with the one message's id
+        (sent,) = ids
+        receipt = await client.next_deliver(within=10)
+        assert receipt.receipted_message_id == sent
+        with pytest.raises(TimeoutError):
+            await client.next_deliver(within=0.3)  # one receipt per message
+    finally:
+        await client.unbind()
+    # The carrier got it cut again its own way, and the text is whole.
+    received = (await lab.sim("GET", "/v1/messages?limit=10"))["messages"]
+    ordered = sorted(received, key=lambda m: m["concat"]["seq"])
+    assert "".join(m["text"] for m in ordered) == text
+
+
+async def test_sar_parts_and_message_payload_are_accepted(lab: FrontLab) -> None:
+    first, second = "A" * 150, "B" * 40
+    client = await esme(lab)
+    try:
+        sar = [
+            submit(
+                chunk,
+                tlvs=(
+                    tlv_u16(Tag.SAR_MSG_REF_NUM, 513),
+                    tlv_u8(Tag.SAR_TOTAL_SEGMENTS, 2),
+                    tlv_u8(Tag.SAR_SEGMENT_SEQNUM, seq),
+                ),
+            )
+            for seq, chunk in ((1, first), (2, second))
+        ]
+        payload_text = "payload " * 40
+        payload = submit(b"", tlvs=((Tag.MESSAGE_PAYLOAD, payload_text.encode("ascii")),))
+        resps = await client.submit_many([*sar, payload])
+        sar_ids = {message_id(r) for r in resps[:2]}
+        assert len(sar_ids) == 1
+        payload_id = message_id(resps[2])
+        receipts = await client.collect(2, within=10)
+        assert {r.receipted_message_id for r in receipts} == sar_ids | {payload_id}
+    finally:
+        await client.unbind()
+    assert lab.gateway is not None
+    views = [await lab.gateway.store.get_message(i) for i in (*sar_ids, payload_id)]
+    assert [len(v.parts) for v in views if v] == [2, 3]  # 190 and 320 GSM characters
+    texts = await carrier_texts(lab)
+    assert "".join(t for t in texts if t[0] in "AB") == first + second
+
+
+async def test_binds_refused_with_the_right_status(tmp_path: Path) -> None:
+    lab = await started(tmp_path, account={"max_binds": 1})
+    try:
+        for system_id, password, status in (
+            (ACCOUNT, "wrong", Status.RINVPASWD),
+            ("nobody", PASSWORD, Status.RINVSYSID),
+            (OTHER, PASSWORD, Status.RINVPASWD),
+        ):
+            client = await EsmeClient.connect("127.0.0.1", lab.front_port)
+            assert await client.bind("trx", system_id, password) == status
+            await client.close()
+        first = await esme(lab)
+        second = await EsmeClient.connect("127.0.0.1", lab.front_port)
+        assert await second.bind("tx", ACCOUNT, PASSWORD) == Status.RBINDFAIL  # max_binds 1
+        await second.close()
+        await first.unbind()
+        async with aiohttp.ClientSession() as http, http.get(lab.gw_url + "/metrics") as r:
+            metrics = await r.text()
+        assert 'smsgw_front_bind_refused_total{account="crm",status="ESME_RINVPASWD"} 1.0' in (
+            metrics
+        )
+        assert 'smsgw_front_bind_refused_total{account="crm",status="ESME_RBINDFAIL"} 1.0' in (
+            metrics
+        )
+    finally:
+        await lab.stop()
+
+
+async def test_bind_from_an_address_not_allowed_is_refused(tmp_path: Path) -> None:
+    lab = await started(tmp_path, account={"allowed_ips": ["10.0.0.0/8"]})
+    try:
+        client = await EsmeClient.connect("127.0.0.1", lab.front_port)
+        assert await client.bind("trx", ACCOUNT, PASSWORD) == Status.RBINDFAIL
+        await client.close()
+    finally:
+        await lab.stop()
+
+
+async def test_over_tps_is_throttled_and_over_window_is_queue_full(tmp_path: Path) -> None:
+    lab = await started(tmp_path, account={"tps": 3, "window": 2})
+    try:
+        client = await esme(lab)
+        # One at a time (the window is 2): a bucket of 3/s with one second of burst.
+        statuses = [(await client.submit(submit(f"burst {n}"))).command_status for n in range(8)]
+        assert 4 <= statuses.count(Status.ROK) <= 5
+        assert set(statuses) == {Status.ROK, Status.RTHROTTLED}
+        assert statuses[:4] == [Status.ROK] * 4
+        await asyncio.sleep(1.1)  # the bucket refills
+        # Pipelined: the third is over the window while the first two are being committed.
+        resps = await client.submit_many([submit(f"window {n}") for n in range(3)])
+        assert [r.command_status for r in resps] == [Status.ROK, Status.ROK, Status.RMSGQFUL]
+        await asyncio.sleep(1.1)
+        # Two parts of a three-part message wait for the third: the window (2) is full.
+        udh = [bytes((5, 0, 3, 9, 3, seq)) + b"part" for seq in (1, 2)]
+        waiting = [client.submit_nowait(submit(u, esm_class=EsmClass.UDHI)) for u in udh]
+        third = await client.submit(submit("one too many"))
+        assert third.command_status == Status.RMSGQFUL
+        # Nothing arrives for the third part: after reassembly_timeout the parts are refused.
+        for future in waiting:
+            resp = await asyncio.wait_for(future, 5.0)
+            assert resp.command_status == Status.RSUBMITFAIL
+        await client.unbind()
+    finally:
+        await lab.stop()
+
+
+async def test_bad_submits_get_clear_statuses_and_the_front_stays_up(tmp_path: Path) -> None:
+    lab = await started(tmp_path, account={"allowed_senders": ["ACME"]})
+    try:
+        client = await esme(lab)
+        bad_to = await client.submit(submit("x", to="12"))
+        assert bad_to.command_status == Status.RINVDSTADR
+        bad_from = await client.submit(submit("x", source_addr="EVIL"))
+        assert bad_from.command_status == Status.RINVSRCADR
+        bad_validity = await client.submit(submit("x", validity_period="tomorrow"))
+        assert bad_validity.command_status == Status.RINVEXPIRY
+        far = await client.submit(submit("x", schedule_delivery_time="991231235959000+"))
+        assert far.command_status == Status.RINVSCHED
+        # An unknown command id: the bind stays up (the generic_nack it gets is read on a
+        # raw socket in test_bad_pdu_gets_generic_nack).
+        client.write_raw(bytes.fromhex("00000010000000ff0000000000000063"))
+        good = await client.submit(submit("still here"))
+        assert good.command_status == Status.ROK
+        assert client.session.is_bound
+        await client.unbind()
+    finally:
+        await lab.stop()
+
+
+async def test_receipts_held_while_no_receiver_then_delivered_on_bind(lab: FrontLab) -> None:
+    tx = await esme(lab, "tx")
+    sent = [message_id(await tx.submit(submit(f"held {n}"))) for n in range(3)]
+
+    async def all_delivered() -> bool:
+        return all([await status_of(lab, m) == "delivered" for m in sent])
+
+    await eventually(all_delivered)
+    await asyncio.sleep(0.3)
+    assert lab.gateway is not None
+    assert await lab.gateway.store.front_pending() == {ACCOUNT: 3}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(lab.gw_url + "/healthz") as r:
+            health = await r.json()
+        async with http.get(lab.gw_url + "/metrics") as r:
+            metrics = await r.text()
+    (crm,) = [a for a in health["front"]["accounts"] if a["account"] == ACCOUNT]
+    assert [b["type"] for b in crm["binds"]] == ["tx"]
+    assert 'smsgw_front_binds{account="crm",type="tx"} 1.0' in metrics
+    assert 'smsgw_front_binds{account="crm",type="rx"} 0.0' in metrics
+
+    rx = await esme(lab, "rx")
+    receipts = await rx.collect(3, within=10)
+    assert sorted(r.receipted_message_id or "" for r in receipts) == sorted(sent)
+
+    async def written_back() -> bool:
+        assert lab.gateway is not None
+        return await lab.gateway.store.front_pending() == {}
+
+    await eventually(written_back)
+    await rx.unbind()
+    await tx.unbind()
+
+
+async def test_refused_receipt_is_retried(lab: FrontLab) -> None:
+    client = await esme(lab)
+    client.deliver_status = Status.RX_T_APPN
+    try:
+        sent = message_id(await client.submit(submit("retry me")))
+        first = await client.next_deliver(within=10)
+        assert first.receipted_message_id == sent
+        client.deliver_status = Status.ROK
+        again = await client.next_deliver(within=5)  # retry_delay is 0.2 s here
+        assert again.receipted_message_id == sent
+    finally:
+        await client.unbind()
+    assert lab.front.accounts[ACCOUNT].stats.deliver_failed >= 1
+
+
+async def test_restart_loses_no_receipt_owed(lab: FrontLab) -> None:
+    tx = await esme(lab, "tx")
+    sent = [message_id(await tx.submit(submit(f"before restart {n}"))) for n in range(5)]
+
+    async def all_delivered() -> bool:
+        return all([await status_of(lab, m) == "delivered" for m in sent])
+
+    await eventually(all_delivered)
+    await tx.unbind()
+    await lab.stop_gateway()
+    await lab.start_gateway()
+    rx = await esme(lab, "rx")
+    receipts = await rx.collect(5, within=10)
+    assert sorted(r.receipted_message_id or "" for r in receipts) == sorted(sent)
+    await rx.unbind()
+
+
+async def test_receipts_older_than_hold_max_age_are_dropped(tmp_path: Path) -> None:
+    lab = await started(tmp_path, account={"hold_max_age": 1})
+    try:
+        tx = await esme(lab, "tx")
+        sent = message_id(await tx.submit(submit("too late")))
+
+        async def delivered() -> bool:
+            return await status_of(lab, sent) == "delivered"
+
+        await eventually(delivered)
+        await asyncio.sleep(1.2)
+        rx = await esme(lab, "rx")
+        with pytest.raises(TimeoutError):
+            await rx.next_deliver(within=0.5)
+        assert lab.front.accounts[ACCOUNT].stats.expired == 1
+        await rx.unbind()
+        await tx.unbind()
+    finally:
+        await lab.stop()
+
+
+async def test_mo_for_an_account_is_held_then_delivered(lab: FrontLab) -> None:
+    long_text = "Réponse longue: " + "bonjour " * 30
+    await lab.front.deliver_mo(ACCOUNT, source="+33611111111", destination="12345", text="STOP")
+    await lab.front.deliver_mo(ACCOUNT, source="+33622222222", destination="12345", text=long_text)
+    with pytest.raises(KeyError):
+        await lab.front.deliver_mo("nobody", source="+33611111111", destination="1", text="x")
+    rx = await esme(lab, "rx")
+    pdus = await rx.collect(3, within=10)  # STOP, then the long one in two parts
+    assert all(isinstance(p, DeliverSm) for p in pdus)
+    short = pdus[0]
+    assert isinstance(short, DeliverSm)
+    assert (short.source_addr, short.source_addr_ton, short.destination_addr) == (
+        "33611111111",
+        1,
+        "12345",
+    )
+    assert short.short_message == b"STOP" and not short.esm_class & EsmClass.SMSC_DELIVERY_RECEIPT
+    joined = b""
+    for pdu in pdus[1:]:
+        assert isinstance(pdu, DeliverSm) and pdu.esm_class & EsmClass.UDHI
+        udh, data = parse_udh(pdu.short_message)
+        assert udh is not None and udh.total == 2
+        joined += data
+    assert decode_short_message(joined, pdus[1].data_coding) == long_text
+    await rx.unbind()
+    assert lab.front.mo_account_for("+33699999999") is None
+
+
+async def test_failure_receipt_with_failure_only_registered_delivery(tmp_path: Path) -> None:
+    from smsc_simulator.config import OutcomesConfig, ReceiptsConfig
+
+    sim = simulator_config(
+        receipts=ReceiptsConfig(outcomes=OutcomesConfig(delivered=0, undeliverable=1))
+    )
+    lab = FrontLab(tmp_path, sim, front_section())
+    await lab.start()
+    try:
+        client = await esme(lab)
+        sent = message_id(await client.submit(submit("will fail", registered_delivery=2)))
+        receipt = await client.next_deliver(within=10)
+        assert receipt.receipted_message_id == sent
+        assert receipt.message_state == MessageState.UNDELIVERABLE
+        assert b"stat:UNDELIV err:001" in getattr(receipt, "short_message", b"")
+        await client.unbind()
+    finally:
+        await lab.stop()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+async def test_tls_listener(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    proc = await asyncio.create_subprocess_exec(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err
+    lab = await started(tmp_path, tls_cert=str(cert), tls_key=str(key))
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        client = EsmeClient(SessionConfig(response_timeout=5.0, bind_timeout=5.0))
+        loop = asyncio.get_running_loop()
+        await loop.create_connection(
+            lambda: SmppConnection(Session(Role.ESME, client.config, loop.time()), client),
+            "127.0.0.1",
+            lab.front_port,
+            ssl=context,
+        )
+        assert await client.bind("trx", ACCOUNT, PASSWORD) == Status.ROK
+        sent = message_id(await client.submit(submit("over TLS")))
+        receipt = await client.next_deliver(within=10)
+        assert receipt.receipted_message_id == sent
+        await client.unbind()
+        # A plain-text bind on the TLS port gets nowhere.
+        plain = await EsmeClient.connect("127.0.0.1", lab.front_port, response_timeout=1.0)
+        with pytest.raises((ConnectionError, TimeoutError)):
+            await plain.bind("trx", ACCOUNT, PASSWORD, within=2.0)
+        await plain.close()
+    finally:
+        await lab.stop()
+
+
+async def test_front_probes_idle_binds_and_unbinds_them_on_stop(tmp_path: Path) -> None:
+    lab = await started(tmp_path, enquire_link_interval=0.2)
+    try:
+        rx = await esme(lab, "rx")
+        after_bind = rx.bytes_received
+        await asyncio.sleep(0.5)
+        assert rx.bytes_received >= after_bind + 16  # an enquire_link (16 octets), answered
+        assert rx.session.is_bound
+        await lab.stop_gateway()
+        await rx.wait_closed()
+        assert "Unbound(by_peer=True)" in rx.close_reason
+    finally:
+        await lab.stop()
+
+
+async def test_bad_pdu_gets_generic_nack(lab: FrontLab) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", lab.front_port)
+    try:
+        writer.write(bytes.fromhex("00000010000000ff0000000000000063"))
+        header = await asyncio.wait_for(reader.readexactly(16), 5.0)
+        length, command_id, status, sequence = struct.unpack(">IIII", header)
+        assert (length, command_id, sequence) == (16, 0x80000000, 0x63)
+        assert status == Status.RINVCMDID
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_receipt_unanswered_when_the_link_drops_is_sent_again(lab: FrontLab) -> None:
+    client = await esme(lab)
+    client.auto_answer = False  # take the receipt, never answer it
+    sent = message_id(await client.submit(submit("lost on the wire")))
+    first = await client.next_deliver(within=10)
+    assert first.receipted_message_id == sent
+    assert client.conn is not None
+    client.conn.abort()  # the link drops with the deliver_sm unanswered
+    await client.wait_closed()
+    again = await esme(lab, "rx")
+    receipt = await again.next_deliver(within=5)
+    assert receipt.receipted_message_id == sent
+
+    async def written_back() -> bool:
+        assert lab.gateway is not None
+        return await lab.gateway.store.front_pending() == {}
+
+    await eventually(written_back)
+    await again.unbind()
+
+
+async def test_front_port_in_use_stops_the_whole_start(tmp_path: Path) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    try:
+        port = blocker.getsockname()[1]
+        lab = FrontLab(tmp_path, simulator_config(), front_section(port=port))
+        await lab.simulator.start()
+        try:
+            with pytest.raises(OSError):
+                await lab.start_gateway()
+            assert lab.gateway is not None
+            assert lab.gateway._started == []  # everything that started was stopped
+            assert all(not b.bound for b in lab.gateway.binds)
+            lab.gateway = None
+        finally:
+            await lab.stop()
+    finally:
+        blocker.close()
