@@ -272,6 +272,11 @@ class CarrierBind:
         except (TimeoutError, OSError) as exc:
             self.last_error = f"connect: {exc or type(exc).__name__}"
             return
+        if self._stopping:
+            # stop() came while connecting; its cancel can be lost when the connection
+            # completes at the same moment (asyncio.wait_for in 3.11): do not bind.
+            conn.abort()
+            return
         self.conn = conn
         self._bound = loop.create_future()
         self._set_state(BindState.BINDING)
