@@ -70,7 +70,15 @@ PENDING: dict[str, list[tuple[str, str]]] = {
         ("p99 MO received -> reply submit_sm", ""),
     ],
 }
-PENDING_WHY = "n/a (needs issue 4)"
+# campaign_fanout waits for campaigns and CSV contact import (issue 4, another branch);
+# inbound_mo's feature (MO -> keyword -> auto-reply) reached main just before this harness's
+# last merge, and its scenario is not written yet.
+PENDING_WHY: dict[str, str] = {
+    "campaign_fanout": "not run: needs campaigns",
+    "inbound_mo": "not run: needs its scenario",
+}
+"""Scenarios whose feature is being built on another branch: the table says so, and no
+figure is made up for them."""
 
 QUICK = Options(messages=20_000, latency_seconds=3.0, throttle_seconds=5.0, e2e_timeout=120.0)
 
@@ -93,7 +101,9 @@ def _own_cpu() -> float:
 
 def _pending(name: str) -> ScenarioResult:
     result = ScenarioResult(name)
-    result.add(*(Figure(label, PENDING_WHY, "", target) for label, target in PENDING[name]))
+    why = PENDING_WHY[name]
+    print(f"== {name}: {why}; no figure is made up", flush=True)
+    result.add(*(Figure(label, why, "", target) for label, target in PENDING[name]))
     return result
 
 

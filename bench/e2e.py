@@ -67,6 +67,9 @@ TARGET_P99_MS = 5.0
 POLL_SECONDS = 0.1
 STALL_SECONDS = 30.0
 """No progress at all (submits, receipts, final statuses) for this long ends the run."""
+STORE_METRICS = ("smsgw_store_commits_total", "smsgw_store_operations_total")
+
+
 FINAL = ("delivered", "undeliverable", "expired", "rejected", "failed")
 
 
@@ -321,6 +324,7 @@ async def run(ctx: Context) -> ScenarioResult:
         spy = profiling.start(procs, gateway.proc.pid, spy_out, native=o.profile_native)
         if spy is None:
             result.details["profile"] = "py-spy not found"
+    store_before = await client.gateway_metrics(gateway, *STORE_METRICS)
     cpu_gw = gateway.proc.cpu_seconds()
     cpu_sim = sim.proc.cpu_seconds()
     bulk = Bulk()
@@ -331,6 +335,8 @@ async def run(ctx: Context) -> ScenarioResult:
             profiling.stop(procs, spy)
     cpu_gw = gateway.proc.cpu_seconds() - cpu_gw
     cpu_sim = sim.proc.cpu_seconds() - cpu_sim
+    store_after = await client.gateway_metrics(gateway, *STORE_METRICS)
+    commits, ops = (store_after[k] - store_before[k] for k in STORE_METRICS)
     rss_gw = gateway.proc.peak_rss_mib()
     rss_sim = sim.proc.peak_rss_mib()
     if spy is not None and spy_out.exists():
@@ -386,6 +392,11 @@ async def run(ctx: Context) -> ScenarioResult:
             note="what one free core would give the gateway, by CPU time",
         ),
         Figure("peak RSS gateway / simulator", f"{rss_gw:.0f} / {rss_sim:.0f} MiB"),
+        Figure(
+            "store commits / write ops per commit",
+            f"{commits:,.0f} / {ops / commits if commits else math.nan:.1f}",
+            note=f"synchronous={o.synchronous}",
+        ),
     )
     result.details.update(
         {
@@ -398,6 +409,9 @@ async def run(ctx: Context) -> ScenarioResult:
             "gateway_cpu_seconds": cpu_gw,
             "simulator_cpu_seconds": cpu_sim,
             "gateway_peak_rss_mib": rss_gw,
+            "store_commits": commits,
+            "store_write_ops": ops,
+            "store_synchronous": o.synchronous,
             "simulator_peak_rss_mib": rss_sim,
             "simulator_stats": {
                 k: bulk.sim.get(k)

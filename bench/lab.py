@@ -140,6 +140,18 @@ class Client:
             await asyncio.sleep(0.05)
         raise RuntimeError(f"gateway binds not up within {timeout:g} s: {last}")
 
+    async def gateway_metrics(self, gateway: Gateway, *names: str) -> dict[str, float]:
+        """Values of these unlabelled samples of the gateway's GET /metrics (0.0 if absent)."""
+        async with self.http.get(gateway.url + "/metrics") as response:
+            response.raise_for_status()
+            text = await response.text()
+        found = dict.fromkeys(names, 0.0)
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in found:
+                found[name] = float(value)
+        return found
+
     async def post_batch(self, gateway: Gateway, body: bytes) -> int:
         """POST one batch; returns how many messages were accepted (raises unless 202)."""
         async with self.http.post(

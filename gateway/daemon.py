@@ -23,11 +23,15 @@ from gateway.api.intake import Intake
 from gateway.api.reqlog import request_log_middleware
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.callback_policy import CallbackPolicy, policy_session
+from gateway.campaigns.wiring import Campaigns
 from gateway.config import CarrierConfig, GatewayConfig
 from gateway.engine.callbacks import CONCURRENCY, REQUEST_TIMEOUT_SECONDS, CallbackSender
 from gateway.engine.dispatcher import Dispatcher
 from gateway.front.metrics import front_metrics
 from gateway.front.server import FrontServer
+from gateway.inbound.api import InboundApi
+from gateway.inbound.directory import CampaignDirectory
+from gateway.inbound.service import InboundService
 from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
@@ -82,7 +86,12 @@ def bind_settings(carrier: CarrierConfig) -> list[BindSettings]:
 class Gateway:
     """Every component of one gateway process, started in order and stopped in reverse."""
 
-    def __init__(self, config: GatewayConfig, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        notifier: Notifier | None = None,
+        campaigns: CampaignDirectory | None = None,
+    ) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
         self.store = SqliteStore(config.store_path, config.store.synchronous)
@@ -105,16 +114,30 @@ class Gateway:
         self.dispatcher = Dispatcher(
             config, self.store, self.binds, self.router, on_changes=self._on_changes
         )
+        self.campaigns = Campaigns(config, self.store, self.dispatcher, self.router)
         self.front: FrontServer | None = None
         if config.front is not None:  # the SMPP server for upstream ESMEs
             intake = Intake(config.messages, config.carriers, self.router)
             self.front = FrontServer(config.front, self.store, intake, self.dispatcher)
+        # MOs: the receipt handler hands every deliver_sm that is no receipt to the inbound
+        # service, whose replies go out through the dispatcher like any accepted message.
+        self.inbound = InboundService(
+            config,
+            self.store,
+            Intake(config.messages, config.carriers, self.router),
+            self.dispatcher,
+            directory=campaigns or self.campaigns.directory,
+            notify_callbacks=self.callbacks.notify,
+        )
+        self.dispatcher.receipts.mo_handler = self.inbound.handle_pdu
+        self.inbound.upstream = self.front  # [front.mo_routes]: numbers owned upstream
         # The daily campaign digest, when [digest] is configured; its campaigns are set by
         # the campaign side (``self.digest.campaigns``), none until then.
         self.digest: DigestScheduler | None = None
         if config.digest is not None:
             tz = config.digest.tzinfo(config.node)
             self.digest = DigestScheduler(config.digest, tz, self.store, node_id=config.node.id)
+            self.digest.campaigns = self.campaigns.digest_source
         self._runner: web.AppRunner | None = None
         self.drain = Drain(config.shutdown.retry_after_seconds, self._health)
         self.reload_hooks: list[ReloadHook] = []
@@ -135,15 +158,22 @@ class Gateway:
         try:
             await self.store.open()
             self._started.append("store")
+            await self.campaigns.open()
             await self._start_http()
             self._started.append("http")
             await self.dispatcher.start()
             self._started.append("dispatcher")
+            # After the dispatcher (pending interactions may reply at once), before the
+            # binds (until then an MO would be answered ESME_RX_T_APPN).
+            await self.inbound.start()
+            self._started.append("inbound")
             for bind in self.binds:
                 bind.start()
             self._started.append("binds")
             await self.callbacks.start()
             self._started.append("callbacks")
+            await self.campaigns.start()
+            self._started.append("campaigns")
             if self.front is not None:
                 self._started.append("front")
                 await self.front.start()
@@ -188,6 +218,7 @@ class Gateway:
         front = self.front
         if front is not None:
             registry.register(FunctionCollector(lambda: front_metrics(front)))
+        registry.register(FunctionCollector(self.inbound.collect))
         app = make_app(
             self.binds,
             config=self.config,
@@ -196,7 +227,9 @@ class Gateway:
             router=self.router,
             http_metrics=http_metrics,
             registry=registry,
+            campaigns=self.campaigns.parts,
             front_health=self.front.health if self.front is not None else None,
+            inbound=InboundApi(self.config, self.store, self.inbound.numbers, self.inbound.outbox),
         )
         # After the metrics middleware, before errors and auth: refusals are logged, and a
         # draining gateway answers 503 before anything else runs.
@@ -240,6 +273,8 @@ class Gateway:
             await self.front.stop()
         if "digest" in started and self.digest is not None:
             await self.digest.stop()
+        if "store" in started:
+            await self.campaigns.stop()
 
         async def unbind() -> None:
             await asyncio.gather(*(b.stop(drain) for b in self.binds), return_exceptions=True)
@@ -250,6 +285,8 @@ class Gateway:
             await self.dispatcher.stop(drain, unbind if "binds" in started else None)
         elif "binds" in started:
             await unbind()
+        if "inbound" in started:
+            await self.inbound.stop()
         if "callbacks" in started:
             await self.callbacks.stop()
         if self._runner is not None:

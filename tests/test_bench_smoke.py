@@ -72,7 +72,12 @@ def test_every_scenario_is_in_the_table(smoke_run: tuple[dict[str, Any], str]) -
     assert names == ["e2e_mt", "throttle", "campaign_fanout", "inbound_mo", "simulator_alone"]
     for name in names:
         assert name in stdout
-    assert "n/a (needs issue 4)" in stdout
+    for name in ("campaign_fanout", "inbound_mo"):
+        entry = next(s for s in document["scenarios"] if s["name"] == name)
+        # A scenario whose feature is not there says so, and shows no figure.
+        assert entry["figures"]
+        assert all(str(f["value"]).startswith("not run: needs ") for f in entry["figures"])
+    assert "not run: needs campaigns" in stdout
 
 
 def test_e2e_figures_are_measured(smoke_run: tuple[dict[str, Any], str]) -> None:
@@ -83,6 +88,9 @@ def test_e2e_figures_are_measured(smoke_run: tuple[dict[str, Any], str]) -> None
     assert figures["gateway CPU per 1,000 msgs"] > 0
     assert figures["accept->submit_sm p99"] is not None
     assert figures["intake->submit_sm p99 (upper bound)"] is not None
+    commits, per_commit = figures["store commits / write ops per commit"].split(" / ")
+    assert int(commits.replace(",", "")) > 0
+    assert float(per_commit) >= 1
 
 
 def test_throttle_and_simulator_figures_are_measured(

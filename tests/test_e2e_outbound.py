@@ -119,11 +119,13 @@ async def test_idempotent_retry_creates_no_second_message(lab: Lab) -> None:
 )
 async def test_carrier_faults_lose_nothing(lab: Lab, fault: dict[str, Any]) -> None:
     await lab.sim("PUT", "/v1/faults", fault)
-    ids = await send_batch(lab, [(to, "fault test") for to in numbers(200, 5000)])
+    # 80 messages: at a 30 % refusal rate the AIMD cut holds the bind near its floor rate,
+    # so the run's length grows with the count (tests/test_faults.py covers each mode too).
+    ids = await send_batch(lab, [(to, "fault test") for to in numbers(80, 5000)])
 
     async def all_final() -> bool:
         counts = await lab.statuses(ids)
-        return counts.get("delivered", 0) + counts.get("failed", 0) == 200
+        return counts.get("delivered", 0) + counts.get("failed", 0) == 80
 
     await eventually(all_final, within=60)
     counts = await lab.statuses(ids)

@@ -519,3 +519,28 @@ async def test_front_port_in_use_stops_the_whole_start(tmp_path: Path) -> None:
             await lab.stop()
     finally:
         blocker.close()
+
+
+async def test_mo_to_a_number_routed_upstream_reaches_the_account(tmp_path: Path) -> None:
+    lab = await started(tmp_path, mo_routes={"+447700900777": ACCOUNT})
+    try:
+        rx = await esme(lab, "rx")
+        await lab.sim(
+            "POST", "/v1/mo", {"from": "+33633334444", "to": "447700900777", "text": "Hi"}
+        )
+        await lab.sim(
+            "POST", "/v1/mo", {"from": "+33633334444", "to": "447700900999", "text": "No"}
+        )
+        pdu = await rx.next_deliver(within=10)
+        assert isinstance(pdu, DeliverSm)
+        assert pdu.short_message == b"Hi" and pdu.source_addr == "33633334444"
+        with pytest.raises(TimeoutError):  # another number: not this account's
+            await rx.next_deliver(within=0.5)
+        assert lab.gateway is not None
+        logged = await lab.gateway.store.interactions(limit=10)
+        actions = {i.text: i.actions for i in logged}
+        assert actions["Hi"] == [{"type": "upstream", "account": ACCOUNT, "ok": True}]
+        assert actions["No"] == []
+        await rx.unbind()
+    finally:
+        await lab.stop()

@@ -11,6 +11,8 @@ GET   /v1/messages/{id}        token   a message's status, parts and history
 GET   /v1/interactions         token   the MO log, paged (gateway.api.interactions)
 GET   /v1/interactions/export.csv  token   the MO log as streamed CSV (all, new, ids)
 GET   /metrics                 public  Prometheus metrics (when a registry is given)
+*     /v1/numbers...           token   inbound numbers (see gateway.inbound.api)
+POST  /v1/interactions/{id}/reply token a helpdesk answer to an MO (gateway.inbound.api)
 ====  =======================  ======  ================================================
 """
 
@@ -24,6 +26,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from gateway.api.auth import auth_middleware
+from gateway.api.campaigns import CampaignParts, CampaignsApi
 from gateway.api.errors import dumps, error_middleware
 from gateway.api.intake import Intake
 from gateway.api.interactions import InteractionsApi
@@ -32,6 +35,7 @@ from gateway.api.openapi import openapi_document
 from gateway.binds import BindState, CarrierBind
 from gateway.callback_policy import CallbackPolicy
 from gateway.config import GatewayConfig
+from gateway.inbound.api import InboundApi
 from gateway.observe import HttpMetrics
 from gateway.routing import Router
 from gateway.store.base import Store
@@ -98,7 +102,9 @@ def make_app(
     clock: Callable[[], float] = time.time,
     http_metrics: HttpMetrics | None = None,
     registry: CollectorRegistry | None = None,
+    campaigns: CampaignParts | None = None,
     front_health: Callable[[], dict[str, Any]] | None = None,
+    inbound: InboundApi | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -120,5 +126,10 @@ def make_app(
     )
     app[INTAKE_KEY] = intake
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)
+    if inbound is None:  # the daemon gives the one its MO path routes with
+        inbound = InboundApi.standalone(config, store, intake, outbound, clock)
+    inbound.add_routes(app.router)
     InteractionsApi(store, clock).add_routes(app.router)
+    # Lists, imports, contacts, opt-outs, campaigns (503 when not wired, as in API tests).
+    CampaignsApi(campaigns).add_routes(app.router)
     return app

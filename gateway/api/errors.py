@@ -41,6 +41,7 @@ OPTED_OUT: Final = "opted_out"  # 422: a destination refused messages from this 
 IDEMPOTENCY_MISMATCH: Final = "idempotency_mismatch"  # 422: same key, different body
 INTERNAL_ERROR: Final = "internal_error"  # 500
 STORE_UNAVAILABLE: Final = "store_unavailable"  # 503: nothing was committed; retry later
+CONFLICT: Final = "conflict"  # 409: the resource is owned elsewhere (e.g. the config file)
 
 ERROR_CODES: Final = (
     INVALID_REQUEST,
@@ -55,6 +56,7 @@ ERROR_CODES: Final = (
     IDEMPOTENCY_MISMATCH,
     INTERNAL_ERROR,
     STORE_UNAVAILABLE,
+    CONFLICT,
 )
 
 _STATUS_CODES: Final[Mapping[int, str]] = {

@@ -10,11 +10,13 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
+from gateway.api import openapi_campaigns
 from gateway.api import validation as check
 from gateway.api.errors import ERROR_CODES
 from gateway.api.intake import FIELDS
 from gateway.api.messages import IDEMPOTENCY_HEADER, MAX_BATCH, MAX_IDEMPOTENCY_KEY, REPLAYED_HEADER
 from gateway.api.openapi_interactions import INTERACTION_PATHS, INTERACTION_SCHEMAS
+from gateway.inbound.openapi import inbound_paths
 from gateway.model import MessageStatus
 
 OPENAPI_VERSION: Final = "3.1.0"
@@ -447,10 +449,14 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **inbound_paths(),
             **copy.deepcopy(INTERACTION_PATHS),
+            **copy.deepcopy(openapi_campaigns.PATHS),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": copy.deepcopy({**_SCHEMAS, **INTERACTION_SCHEMAS}),
+            "schemas": copy.deepcopy(
+                {**_SCHEMAS, **INTERACTION_SCHEMAS, **openapi_campaigns.SCHEMAS}
+            ),
         },
     }

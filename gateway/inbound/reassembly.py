@@ -210,11 +210,6 @@ class Reassembler:
         if not group.parts:
             del self._groups[part.key]
 
-    def put_back(self, parts: Iterable[MoPart]) -> None:
-        """Hold parts again (a message whose recording failed), oldest first."""
-        for part in sorted(parts, key=lambda p: p.received_at):
-            self.add(part)
-
     def take(self, key: MoKey) -> Assembly | None:
         """Remove an open message and return it as it is (incomplete)."""
         group = self._groups.pop(key, None)

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
+from gateway.smpp.compiled import Decoder, Encoder, compile_decoder, compile_encoder
 from gateway.smpp.constants import (
     HEADER_LENGTH,
     INTERFACE_VERSION_34,
@@ -483,6 +484,12 @@ def _encode_tlvs(tlvs: Iterable[Tlv], out: list[bytes]) -> None:
 
 def encode(pdu: Pdu) -> bytes:
     """The wire bytes of one PDU, header included."""
+    fast = _FAST_ENCODERS.get(type(pdu))
+    if fast is not None:
+        try:
+            return fast(pdu)
+        except Exception:  # the checked path below finds and names the fault
+            pass
     parts: list[bytes] = [b""]
     try:
         for name, kind in pdu.BODY:
@@ -575,6 +582,12 @@ def decode(frame: bytes) -> Pdu:
             sequence_number=seq,
         )
     body = frame[HEADER_LENGTH:]
+    fast = _FAST_DECODERS.get(cls)
+    if fast is not None:
+        try:
+            return fast(body, seq, status)  # type: ignore[no-any-return]
+        except Exception:  # the checked path below finds and names the fault
+            pass
     end = len(body)
     # A response with an error status may come as a bare header (or with its body cut short).
     lenient = bool(command_id & RESPONSE_BIT)
@@ -619,6 +632,25 @@ def decode(frame: bytes) -> Pdu:
     if cls.HAS_TLVS and pos < end:
         values["tlvs"] = _decode_tlvs(body, pos, command_id, seq)
     return cls(sequence_number=seq, command_status=status, **values)
+
+
+_FAST_ENCODERS: Final[dict[type[Pdu], Encoder]] = {
+    cls: compile_encoder(
+        cls,
+        cstr=CSTR,
+        u8=U8,
+        header=_HEADER,
+        tlv_head=_TLV_HEAD,
+        max_short_message=MAX_SHORT_MESSAGE,
+    )
+    for cls in PDU_CLASSES.values()
+}
+_FAST_DECODERS: Final[dict[type[Pdu], Decoder]] = {
+    cls: compile_decoder(cls, cstr=CSTR, u8=U8, decode_tlvs=_decode_tlvs)
+    for cls in PDU_CLASSES.values()
+}
+"""Straight-line codecs per class (gateway.smpp.compiled) for well-formed PDUs; whatever they
+decline goes through the checked loops above, which name the fault."""
 
 
 # -- framing ------------------------------------------------------------------------------

@@ -355,6 +355,17 @@ class InboundStore(Store, Protocol):
         """Remove the opt-out of ``number`` from ``sender`` and its global one, if any
         (opt-outs from other senders stay)."""
 
+    # -- inbound numbers managed over the API --------------------------------------------------
+
+    async def inbound_numbers(self) -> list[tuple[str, dict[str, Any]]]:
+        """(number, its settings as JSON) of every number added over the API."""
+
+    async def put_inbound_number(self, number: str, config: dict[str, Any], at: float) -> None:
+        """Create or replace a number's settings."""
+
+    async def delete_inbound_number(self, number: str) -> bool:
+        """Remove a number; False when there was none."""
+
 
 # -- reports: interaction export, campaign digests ----------------------------------------------
 

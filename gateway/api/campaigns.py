@@ -1,0 +1,349 @@
+"""``/v1/lists``, ``/v1/imports``, ``/v1/contacts``, ``/v1/opt-outs`` and ``/v1/campaigns``.
+
+Lists, contacts and campaigns are the gateway's, not a token's: every token sees them all
+(one gateway serves one organisation's campaigns). Errors use the shape of
+gateway.api.errors; a campaign action its status does not allow is a 409
+``invalid_state``.
+
+``POST /v1/lists/{id}/import`` takes a ``text/csv`` body of any size (not bounded by
+``http.max_body_bytes``, which is for JSON; at most ``MAX_IMPORT_BYTES``): it is streamed to
+a spool file and parsed in the background (see gateway.campaigns.imports).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+
+from gateway.api import validation as check
+from gateway.api.body import parse_json, read_body
+from gateway.api.errors import (
+    BODY_TOO_LARGE,
+    NOT_FOUND,
+    UNSUPPORTED_MEDIA_TYPE,
+    ApiError,
+    FieldError,
+    invalid,
+    json_response,
+)
+from gateway.campaigns.imports import DEFAULT_OPT_IN_SOURCE, Importer
+from gateway.campaigns.service import (
+    CampaignService,
+    FieldErrors,
+    TransitionError,
+    campaign_json,
+    iso,
+)
+from gateway.store.base import Store
+from gateway.store.campaign_base import CampaignRecord, CampaignStore, ImportJob
+
+INVALID_STATE: Final = "invalid_state"  # 409: the campaign's status does not allow it
+CAMPAIGNS_UNAVAILABLE: Final = "campaigns_unavailable"  # 503: not wired in this process
+
+MAX_IMPORT_BYTES: Final = 1 << 30
+"""1 GiB of CSV: 10 million rows of a number, a name and a few attributes."""
+READ_CHUNK: Final = 1 << 16
+MAX_LIST_NAME: Final = 200
+MAX_OPT_IN_SOURCE: Final = 64
+_ID: Final = re.compile(r"[0-9a-f]{26}")
+
+
+@dataclass(slots=True)
+class CampaignParts:
+    """What the campaign routes work with."""
+
+    campaigns: CampaignStore
+    store: Store
+    importer: Importer
+    service: CampaignService
+    numbers: check.Numbers
+    clock: Callable[[], float]
+
+
+def _list_json(list_: Any) -> dict[str, Any]:
+    return {
+        "id": list_.id,
+        "name": list_.name,
+        "contacts": list_.contacts,
+        "created_at": iso(list_.created_at),
+    }
+
+
+def _import_json(job: ImportJob) -> dict[str, Any]:
+    return {
+        "import_id": job.id,
+        "list_id": job.list_id,
+        "status": job.status,
+        "rows": job.rows,
+        "imported": job.imported,
+        "rejected": job.rejected,
+        "errors": job.errors,
+        "opt_in_source": job.opt_in_source,
+        "failure": job.failure,
+        "created_at": iso(job.created_at),
+        "finished_at": iso(job.finished_at),
+    }
+
+
+def _object(body: object) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise invalid([FieldError("", "must be a JSON object")])
+    return body
+
+
+class CampaignsApi:
+    def __init__(self, parts: CampaignParts | None) -> None:
+        self._parts = parts
+
+    @property
+    def parts(self) -> CampaignParts:
+        if self._parts is None:
+            raise ApiError(503, CAMPAIGNS_UNAVAILABLE, "campaigns are not available here")
+        return self._parts
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/lists", self.post_list)
+        router.add_get("/v1/lists", self.get_lists, allow_head=False)
+        router.add_get("/v1/lists/{id}", self.get_list, allow_head=False)
+        router.add_post("/v1/lists/{id}/import", self.post_import)
+        router.add_get("/v1/imports/{id}", self.get_import, allow_head=False)
+        router.add_get("/v1/contacts/{number}", self.get_contact, allow_head=False)
+        router.add_post("/v1/opt-outs", self.post_opt_out)
+        router.add_delete("/v1/opt-outs", self.delete_opt_out)
+        router.add_post("/v1/campaigns", self.post_campaign)
+        router.add_get("/v1/campaigns", self.get_campaigns, allow_head=False)
+        router.add_get("/v1/campaigns/{id}", self.get_campaign, allow_head=False)
+        for action in ("start", "pause", "resume", "cancel"):
+            router.add_post(f"/v1/campaigns/{{id}}/{action}", self._action(action))
+        router.add_get("/v1/campaigns/{id}/stats", self.get_stats, allow_head=False)
+        router.add_post("/v1/campaigns/{id}/send-to-responders", self.post_send_to_responders)
+
+    # -- lists and imports -----------------------------------------------------------------
+
+    async def post_list(self, request: web.Request) -> web.Response:
+        parts = self.parts
+        body = _object(parse_json(await read_body(request)))
+        errors = [FieldError(k, "unknown field") for k in body if k != "name"]
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_LIST_NAME:
+            errors.append(FieldError("name", f"must be 1 to {MAX_LIST_NAME} characters"))
+        if errors:
+            raise invalid(errors)
+        assert isinstance(name, str)
+        created = await parts.campaigns.create_list(name.strip(), parts.clock())
+        return json_response(_list_json(created), 201)
+
+    async def get_lists(self, request: web.Request) -> web.Response:
+        lists = await self.parts.campaigns.contact_lists()
+        return json_response({"items": [_list_json(x) for x in lists]})
+
+    async def _list_id(self, request: web.Request) -> int:
+        raw = request.match_info["id"]
+        if raw.isdecimal() and len(raw) < 19:
+            found = await self.parts.campaigns.get_list(int(raw))
+            if found is not None:
+                return found.id
+        raise ApiError(404, NOT_FOUND, "no list with this id")
+
+    async def get_list(self, request: web.Request) -> web.Response:
+        list_id = await self._list_id(request)
+        found = await self.parts.campaigns.get_list(list_id)
+        assert found is not None
+        return json_response(_list_json(found))
+
+    async def post_import(self, request: web.Request) -> web.Response:
+        parts = self.parts
+        list_id = await self._list_id(request)
+        if request.content_type not in ("text/csv", "application/csv"):
+            raise ApiError(
+                415,
+                UNSUPPORTED_MEDIA_TYPE,
+                f"send the file as text/csv (got {request.content_type})",
+            )
+        if request.content_length is not None and request.content_length > MAX_IMPORT_BYTES:
+            raise ApiError(413, BODY_TOO_LARGE, f"a CSV import is at most {MAX_IMPORT_BYTES} bytes")
+        source = request.query.get("opt_in_source", DEFAULT_OPT_IN_SOURCE)
+        if not source or len(source) > MAX_OPT_IN_SOURCE or not source.isprintable():
+            raise invalid(
+                [FieldError("opt_in_source", f"must be 1 to {MAX_OPT_IN_SOURCE} characters")]
+            )
+        job = await parts.importer.begin(list_id, self._chunks(request), source)
+        return json_response({"import_id": job.id, "status": job.status, "list_id": list_id}, 202)
+
+    @staticmethod
+    async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in request.content.iter_chunked(READ_CHUNK):
+            total += len(chunk)
+            if total > MAX_IMPORT_BYTES:
+                raise ApiError(
+                    413, BODY_TOO_LARGE, f"a CSV import is at most {MAX_IMPORT_BYTES} bytes"
+                )
+            yield chunk
+
+    async def get_import(self, request: web.Request) -> web.Response:
+        import_id = request.match_info["id"]
+        job = None
+        if _ID.fullmatch(import_id):
+            job = await self.parts.campaigns.get_import(import_id)
+        if job is None:
+            raise ApiError(404, NOT_FOUND, "no import with this id")
+        return json_response(_import_json(job))
+
+    # -- contacts and opt-outs -------------------------------------------------------------
+
+    def _number(self, raw: object, path: str) -> str:
+        if not isinstance(raw, str) or not raw:
+            raise invalid([FieldError(path, "must be a phone number")])
+        try:
+            return self.parts.numbers.e164(raw)
+        except check.Invalid as exc:
+            raise invalid([FieldError(path, str(exc))]) from None
+
+    async def get_contact(self, request: web.Request) -> web.Response:
+        parts = self.parts
+        try:
+            number = parts.numbers.e164(request.match_info["number"])
+        except check.Invalid:
+            raise ApiError(404, NOT_FOUND, "no contact with this number") from None
+        found = (await parts.campaigns.contacts_by_number([number])).get(number)
+        memberships = await parts.campaigns.memberships(number)
+        opt_outs = await parts.campaigns.opt_outs_of(number)
+        if found is None and not opt_outs:
+            raise ApiError(404, NOT_FOUND, "no contact with this number")
+        return json_response(
+            {
+                "number": number,
+                "name": found.name if found else "",
+                "attributes": found.attributes if found else {},
+                "tags": await parts.campaigns.tags_of(number),
+                "lists": [
+                    {
+                        "id": m.list_id,
+                        "name": m.list_name,
+                        "opt_in_source": m.opt_in_source,
+                        "opt_in_at": iso(m.opt_in_at),
+                    }
+                    for m in memberships
+                ],
+                "opt_outs": [
+                    {"sender": o.sender, "source": o.source, "at": iso(o.at)} for o in opt_outs
+                ],
+            }
+        )
+
+    def _opt_out_request(self, body: object) -> tuple[str, str | None]:
+        item = _object(body)
+        errors = [FieldError(k, "unknown field") for k in item if k not in ("number", "sender")]
+        if errors:
+            raise invalid(errors)
+        number = self._number(item.get("number"), "number")
+        sender = item.get("sender")
+        if sender is not None:
+            if not isinstance(sender, str):
+                raise invalid([FieldError("sender", "must be a string or null")])
+            try:
+                sender = check.sender(sender, self.parts.numbers)
+            except check.Invalid as exc:
+                raise invalid([FieldError("sender", str(exc))]) from None
+        return number, sender
+
+    async def post_opt_out(self, request: web.Request) -> web.Response:
+        parts = self.parts
+        number, sender = self._opt_out_request(parse_json(await read_body(request)))
+        now = parts.clock()
+        await parts.store.add_opt_out(number, sender, "api", now)
+        return json_response(
+            {"number": number, "sender": sender, "source": "api", "at": iso(now)}, 201
+        )
+
+    async def delete_opt_out(self, request: web.Request) -> web.Response:
+        parts = self.parts
+        number, sender = self._opt_out_request(parse_json(await read_body(request)))
+        await parts.store.remove_opt_out(number, sender)
+        return json_response({"number": number, "sender": sender, "removed": True})
+
+    # -- campaigns -------------------------------------------------------------------------
+
+    async def _campaign(self, request: web.Request) -> CampaignRecord:
+        campaign_id = request.match_info["id"]
+        found = None
+        if _ID.fullmatch(campaign_id):
+            found = await self.parts.campaigns.get_campaign(campaign_id)
+        if found is None:
+            raise ApiError(404, NOT_FOUND, "no campaign with this id")
+        return found
+
+    async def post_campaign(self, request: web.Request) -> web.Response:
+        body = parse_json(await read_body(request))
+        try:
+            created = await self.parts.service.create(body)
+        except FieldErrors as exc:
+            raise invalid(exc.errors) from None
+        return json_response(campaign_json(created), 201)
+
+    async def get_campaigns(self, request: web.Request) -> web.Response:
+        found = await self.parts.campaigns.campaigns()
+        return json_response({"items": [campaign_json(c) for c in found]})
+
+    async def get_campaign(self, request: web.Request) -> web.Response:
+        return json_response(campaign_json(await self._campaign(request)))
+
+    def _action(self, action: str) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.Response:
+            campaign = await self._campaign(request)
+            try:
+                changed = await self.parts.service.act(campaign.id, action)
+            except TransitionError as exc:
+                raise ApiError(409, INVALID_STATE, str(exc)) from None
+            if changed is None:
+                raise ApiError(404, NOT_FOUND, "no campaign with this id")
+            return json_response(campaign_json(changed))
+
+        handler.__name__ = f"campaign_{action}"
+        return handler
+
+    async def get_stats(self, request: web.Request) -> web.Response:
+        campaign = await self._campaign(request)
+        return json_response(await self.parts.service.stats(campaign))
+
+    async def post_send_to_responders(self, request: web.Request) -> web.Response:
+        source = await self._campaign(request)
+        body = _object(parse_json(await read_body(request)))
+        errors = [
+            FieldError(k, "unknown field") for k in body if k not in ("name", "text", "keyword")
+        ]
+        keyword = body.get("keyword")
+        if keyword is not None and (not isinstance(keyword, str) or not keyword.strip()):
+            errors.append(FieldError("keyword", "must be a keyword or null"))
+        name = body.get("name")
+        if name is not None and not isinstance(name, str):
+            errors.append(FieldError("name", "must be a string or null"))
+        if errors:
+            raise invalid(errors)
+        spec = source.spec
+        request_body = {
+            "name": name or f"{source.name}: responders" + (f" ({keyword})" if keyword else ""),
+            "from": source.sender,
+            "text": body.get("text"),
+            "tags": [],
+            "lists": [],
+            "two_way": spec.get("two_way", False),
+            "keywords": spec.get("keywords", []),
+            "courtesy_reply": spec.get("courtesy_reply"),
+            "reply_window_days": spec.get("reply_window_days"),
+            "send_window": spec.get("send_window"),
+            "tps": spec.get("tps"),
+        }
+        try:
+            created = await self.parts.service.create(
+                request_body,
+                responders_of={"campaign_id": source.id, "keyword": keyword},
+            )
+        except FieldErrors as exc:
+            raise invalid(exc.errors) from None
+        return json_response(campaign_json(created), 201)

@@ -1,0 +1,521 @@
+"""The OpenAPI paths and schemas of the lists, imports, contacts, opt-outs and campaigns
+routes (gateway.api.campaigns); merged into the document by gateway.api.openapi."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _json(_ref("Error"))}
+
+
+def _nullable(schema_type: str, **extra: Any) -> dict[str, Any]:
+    return {"type": [schema_type, "null"], **extra}
+
+
+def _path_param(name: str, description: str = "") -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "path", "required": True}
+    param["schema"] = {"type": "string"}
+    if description:
+        param["description"] = description
+    return param
+
+
+_COMMON: Final = {
+    "401": _error("No token, or not a valid one."),
+    "500": _error("Internal error."),
+    "503": _error("The store failed, or campaigns are not available in this process."),
+}
+_JSON_POST: Final = {
+    "400": _error("Field errors (all of them) or a body that is not JSON."),
+    "413": _error("The body is larger than the gateway's http.max_body_bytes."),
+    "415": _error("The body is not application/json."),
+    **_COMMON,
+}
+
+_DATE: Final = {"type": "string", "format": "date-time"}
+_COUNT: Final = {"type": "integer", "minimum": 0}
+_RULES: Final = {
+    "type": "array",
+    "description": "Keyword rules, in the shape of [[inbound.numbers.rules]] of"
+    " conf/gateway.toml: {name, keyword, aliases, patterns, actions: [{type, ...}]}.",
+    "items": {"type": "object"},
+}
+_WINDOW: Final = {
+    "type": ["object", "null"],
+    "required": ["from", "to"],
+    "additionalProperties": False,
+    "description": "Daily send window, local time in time_zone (IANA; default UTC); 'to'"
+    " before 'from' runs across midnight.",
+    "properties": {
+        "from": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+        "to": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+        "time_zone": {"type": "string", "examples": ["Europe/Paris"]},
+    },
+}
+_DIGEST: Final = {
+    "type": ["object", "null"],
+    "required": ["to"],
+    "additionalProperties": False,
+    "properties": {
+        "to": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 5},
+        "days": {"type": "integer", "minimum": 1},
+    },
+}
+
+SCHEMAS: Final[dict[str, Any]] = {
+    "ContactList": {
+        "type": "object",
+        "required": ["id", "name", "contacts"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "contacts": _COUNT,
+            "created_at": _DATE,
+        },
+    },
+    "ContactLists": {
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": False,
+        "properties": {"items": {"type": "array", "items": _ref("ContactList")}},
+    },
+    "ImportStarted": {
+        "type": "object",
+        "required": ["import_id", "status"],
+        "additionalProperties": False,
+        "properties": {
+            "import_id": {"type": "string"},
+            "status": {"enum": ["running", "done", "failed"]},
+            "list_id": {"type": "integer"},
+        },
+    },
+    "Import": {
+        "type": "object",
+        "required": ["import_id", "list_id", "status", "rows", "imported", "rejected", "errors"],
+        "additionalProperties": False,
+        "properties": {
+            "import_id": {"type": "string"},
+            "list_id": {"type": "integer"},
+            "status": {"enum": ["running", "done", "failed"]},
+            "rows": _COUNT,
+            "imported": _COUNT,
+            "rejected": _COUNT,
+            "errors": {
+                "type": "array",
+                "maxItems": 1000,
+                "description": "The first 1000 rejected rows; the header is row 1.",
+                "items": {
+                    "type": "object",
+                    "required": ["row", "error"],
+                    "additionalProperties": False,
+                    "properties": {"row": {"type": "integer"}, "error": {"type": "string"}},
+                },
+            },
+            "opt_in_source": {"type": "string"},
+            "failure": _nullable("string", description="Why a failed import stopped."),
+            "created_at": _DATE,
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "Contact": {
+        "type": "object",
+        "required": ["number", "name", "attributes", "tags", "lists", "opt_outs"],
+        "additionalProperties": False,
+        "properties": {
+            "number": {"type": "string"},
+            "name": {"type": "string"},
+            "attributes": {"type": "object"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "lists": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "name", "opt_in_source", "opt_in_at"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "name": {"type": "string"},
+                        "opt_in_source": {"type": "string"},
+                        "opt_in_at": _DATE,
+                    },
+                },
+            },
+            "opt_outs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["sender", "source", "at"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "sender": _nullable("string", description="null: every sender"),
+                        "source": {"type": "string"},
+                        "at": _DATE,
+                    },
+                },
+            },
+        },
+    },
+    "OptOutRequest": {
+        "type": "object",
+        "required": ["number"],
+        "additionalProperties": False,
+        "properties": {
+            "number": {"type": "string"},
+            "sender": _nullable(
+                "string",
+                description="Opt out of this sender only; without it, of every sender (POST)"
+                " or lift every opt-out of the number (DELETE).",
+            ),
+        },
+    },
+    "OptOut": {
+        "type": "object",
+        "required": ["number", "sender"],
+        "additionalProperties": False,
+        "properties": {
+            "number": {"type": "string"},
+            "sender": _nullable("string"),
+            "source": {"type": "string"},
+            "at": _DATE,
+            "removed": {"type": "boolean"},
+        },
+    },
+    "CampaignRequest": {
+        "type": "object",
+        "required": ["name", "from", "text"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "from": {"type": "string"},
+            "text": {
+                "type": "string",
+                "description": "Template: {name}, {first_name}, {last_name}, {number} and any"
+                " contact attribute, e.g. {city}.",
+            },
+            "lists": {"type": "array", "items": {"type": "integer"}},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "two_way": {"type": "boolean"},
+            "keywords": _RULES,
+            "courtesy_reply": _nullable("string"),
+            "reply_window_days": {"type": ["number", "null"], "minimum": 0},
+            "start_at": {"type": ["string", "null"], "format": "date-time"},
+            "send_window": _WINDOW,
+            "tps": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "digest": _DIGEST,
+        },
+    },
+    "Campaign": {
+        "type": "object",
+        "required": ["id", "name", "status", "from", "text", "progress"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "status": {"enum": ["draft", "scheduled", "running", "paused", "cancelled", "done"]},
+            "from": {"type": "string"},
+            "text": {"type": "string"},
+            "lists": {"type": "array", "items": {"type": "integer"}},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "two_way": {"type": "boolean"},
+            "keywords": _RULES,
+            "courtesy_reply": _nullable("string"),
+            "reply_window_days": {"type": "number"},
+            "start_at": {"type": ["string", "null"], "format": "date-time"},
+            "send_window": _WINDOW,
+            "tps": {"type": ["number", "null"]},
+            "digest": _DIGEST,
+            "created_at": _DATE,
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "responders_of": {
+                "type": "object",
+                "description": "For a send-to-responders campaign: the campaign and keyword.",
+                "properties": {
+                    "campaign_id": {"type": "string"},
+                    "keyword": _nullable("string"),
+                },
+            },
+            "progress": {
+                "type": "object",
+                "required": ["recipients", "handled", "fraction"],
+                "additionalProperties": False,
+                "properties": {
+                    "recipients": _COUNT,
+                    "handled": _COUNT,
+                    "skipped_opted_out": _COUNT,
+                    "skipped_invalid": _COUNT,
+                    "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+            },
+        },
+    },
+    "Campaigns": {
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": False,
+        "properties": {"items": {"type": "array", "items": _ref("Campaign")}},
+    },
+    "CampaignStats": {
+        "type": "object",
+        "required": [
+            "recipients",
+            "sent",
+            "delivered",
+            "undeliverable",
+            "expired",
+            "pending",
+            "delivery_rate",
+            "replies",
+            "unique_responders",
+            "reply_rate",
+            "opt_outs",
+            "answers_per_keyword",
+            "median_seconds_to_first_reply",
+            "per_hour",
+            "per_day",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "recipients": _COUNT,
+            "sent": _COUNT,
+            "delivered": _COUNT,
+            "undeliverable": _COUNT,
+            "expired": _COUNT,
+            "pending": _COUNT,
+            "delivery_rate": {"type": "number", "minimum": 0, "maximum": 1},
+            "replies": _COUNT,
+            "unique_responders": _COUNT,
+            "reply_rate": {"type": "number", "minimum": 0},
+            "opt_outs": _COUNT,
+            "answers_per_keyword": {"type": "object", "additionalProperties": _COUNT},
+            "median_seconds_to_first_reply": {"type": ["number", "null"]},
+            "per_hour": {"type": "array", "items": _COUNT, "minItems": 24, "maxItems": 24},
+            "per_day": {"type": "array", "items": _COUNT, "minItems": 10, "maxItems": 10},
+            "messages": _COUNT,
+            "rejected": _COUNT,
+            "failed": _COUNT,
+            "skipped_opted_out": _COUNT,
+            "skipped_invalid": _COUNT,
+        },
+    },
+    "SendToResponders": {
+        "type": "object",
+        "required": ["text"],
+        "additionalProperties": False,
+        "properties": {
+            "name": _nullable("string"),
+            "text": {"type": "string"},
+            "keyword": _nullable("string", description="Only those whose reply had it."),
+        },
+    },
+}
+
+
+def _campaign_action(action: str, summary: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": f"{action}Campaign",
+            "summary": summary,
+            "parameters": [_path_param("id")],
+            "responses": {
+                "200": {"description": "The campaign.", "content": _json(_ref("Campaign"))},
+                "404": _error("No campaign with this id."),
+                "409": _error("invalid_state: the campaign's status does not allow it."),
+                **_COMMON,
+            },
+        }
+    }
+
+
+PATHS: Final[dict[str, Any]] = {
+    "/v1/lists": {
+        "post": {
+            "operationId": "createList",
+            "summary": "Create a contact list.",
+            "requestBody": {
+                "required": True,
+                "content": _json(
+                    {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": False,
+                        "properties": {"name": {"type": "string"}},
+                    }
+                ),
+            },
+            "responses": {
+                "201": {"description": "Created.", "content": _json(_ref("ContactList"))},
+                **_JSON_POST,
+            },
+        },
+        "get": {
+            "operationId": "listLists",
+            "summary": "Every contact list, with its number of contacts.",
+            "responses": {
+                "200": {"description": "Lists.", "content": _json(_ref("ContactLists"))},
+                **_COMMON,
+            },
+        },
+    },
+    "/v1/lists/{id}": {
+        "get": {
+            "operationId": "getList",
+            "summary": "One contact list.",
+            "parameters": [_path_param("id")],
+            "responses": {
+                "200": {"description": "The list.", "content": _json(_ref("ContactList"))},
+                "404": _error("No list with this id."),
+                **_COMMON,
+            },
+        }
+    },
+    "/v1/lists/{id}/import": {
+        "post": {
+            "operationId": "importContacts",
+            "summary": "Import contacts from CSV (streamed; parsed in the background).",
+            "description": "Header row; column 'number' required, 'name' optional, any other"
+            " column becomes an attribute. Numbers are normalised to E.164; bad rows are"
+            " reported by row number (the header is row 1).",
+            "parameters": [
+                _path_param("id"),
+                {
+                    "name": "opt_in_source",
+                    "in": "query",
+                    "required": False,
+                    "description": "Recorded with each contact's opt-in (default 'import').",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            },
+            "responses": {
+                "202": {"description": "Import started.", "content": _json(_ref("ImportStarted"))},
+                "400": _error("A bad opt_in_source."),
+                "404": _error("No list with this id."),
+                "413": _error("The file is larger than 1 GiB."),
+                "415": _error("The body is not text/csv."),
+                **_COMMON,
+            },
+        }
+    },
+    "/v1/imports/{id}": {
+        "get": {
+            "operationId": "getImport",
+            "summary": "An import's progress and its row errors.",
+            "parameters": [_path_param("id")],
+            "responses": {
+                "200": {"description": "The import.", "content": _json(_ref("Import"))},
+                "404": _error("No import with this id."),
+                **_COMMON,
+            },
+        }
+    },
+    "/v1/contacts/{number}": {
+        "get": {
+            "operationId": "getContact",
+            "summary": "A contact: name, attributes, tags, lists with opt-in, opt-outs.",
+            "parameters": [_path_param("number", "E.164 ('+' URL-encoded as %2B) or national.")],
+            "responses": {
+                "200": {"description": "The contact.", "content": _json(_ref("Contact"))},
+                "404": _error("No contact and no opt-out for this number."),
+                **_COMMON,
+            },
+        }
+    },
+    "/v1/opt-outs": {
+        "post": {
+            "operationId": "addOptOut",
+            "summary": "Opt a number out of one sender, or of every sender.",
+            "requestBody": {"required": True, "content": _json(_ref("OptOutRequest"))},
+            "responses": {
+                "201": {"description": "Recorded.", "content": _json(_ref("OptOut"))},
+                **_JSON_POST,
+            },
+        },
+        "delete": {
+            "operationId": "removeOptOut",
+            "summary": "Lift an opt-out (of one sender; without sender, every one).",
+            "requestBody": {"required": True, "content": _json(_ref("OptOutRequest"))},
+            "responses": {
+                "200": {"description": "Lifted.", "content": _json(_ref("OptOut"))},
+                **_JSON_POST,
+            },
+        },
+    },
+    "/v1/campaigns": {
+        "post": {
+            "operationId": "createCampaign",
+            "summary": "Create a campaign (a draft: start it to send).",
+            "requestBody": {"required": True, "content": _json(_ref("CampaignRequest"))},
+            "responses": {
+                "201": {"description": "Created.", "content": _json(_ref("Campaign"))},
+                **_JSON_POST,
+            },
+        },
+        "get": {
+            "operationId": "listCampaigns",
+            "summary": "Every campaign.",
+            "responses": {
+                "200": {"description": "Campaigns.", "content": _json(_ref("Campaigns"))},
+                **_COMMON,
+            },
+        },
+    },
+    "/v1/campaigns/{id}": {
+        "get": {
+            "operationId": "getCampaign",
+            "summary": "A campaign and its progress.",
+            "parameters": [_path_param("id")],
+            "responses": {
+                "200": {"description": "The campaign.", "content": _json(_ref("Campaign"))},
+                "404": _error("No campaign with this id."),
+                **_COMMON,
+            },
+        }
+    },
+    "/v1/campaigns/{id}/start": _campaign_action(
+        "start", "Start a draft: running now, or scheduled until start_at."
+    ),
+    "/v1/campaigns/{id}/pause": _campaign_action("pause", "Stop making messages for now."),
+    "/v1/campaigns/{id}/resume": _campaign_action("resume", "Go on where it was paused."),
+    "/v1/campaigns/{id}/cancel": _campaign_action("cancel", "Stop for good."),
+    "/v1/campaigns/{id}/stats": {
+        "get": {
+            "operationId": "getCampaignStats",
+            "summary": "Delivery and reply statistics.",
+            "parameters": [_path_param("id")],
+            "responses": {
+                "200": {"description": "Statistics.", "content": _json(_ref("CampaignStats"))},
+                "404": _error("No campaign with this id."),
+                **_COMMON,
+            },
+        }
+    },
+    "/v1/campaigns/{id}/send-to-responders": {
+        "post": {
+            "operationId": "sendToResponders",
+            "summary": "A new campaign (draft) to everyone who replied, optionally only with"
+            " one keyword.",
+            "parameters": [_path_param("id")],
+            "requestBody": {"required": True, "content": _json(_ref("SendToResponders"))},
+            "responses": {
+                "201": {"description": "The new campaign.", "content": _json(_ref("Campaign"))},
+                "404": _error("No campaign with this id."),
+                **_JSON_POST,
+            },
+        }
+    },
+}

@@ -1,0 +1,270 @@
+"""CSV import of contacts into a list, streamed end to end.
+
+The request body is copied to an anonymous temporary file in chunks as it arrives (never
+held in memory), then the HTTP answer (202, ``running``) goes out and a background task
+parses the file: ``csv.reader`` over the file reads one row at a time, every number is
+checked and written in E.164 with phonenumbers, and valid rows go to the store in batches
+of ``BATCH_ROWS`` through its group commit. The import's record (rows, imported, rejected,
+the first 1000 row errors) is saved after every batch, which is the progress
+``GET /v1/imports/{id}`` shows. Parsing and number checks run in a worker thread, one batch
+at a time, so a large file does not stall the event loop.
+
+The file: UTF-8 (a BOM is taken off), a header row, then one contact per row. Column names
+are matched without regard to case or surrounding spaces. ``number`` is required; ``name``
+is optional; every other column becomes a contact attribute (empty cells are left out).
+Row numbers in errors count the header as row 1, like a spreadsheet does, so the first
+contact is row 2. A row with the wrong number of cells, a missing or invalid number is
+rejected; the rest of the file goes on. A number seen twice updates the same contact.
+
+An import interrupted by a stop of the daemon is marked ``failed`` at the next start (its
+file is gone); importing the same file again is harmless, rows are upserts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterable, Callable, Iterator
+from typing import IO, Final
+
+from gateway.api import validation as check
+from gateway.logs import log_event
+from gateway.store.campaign_base import (
+    IMPORT_DONE,
+    IMPORT_FAILED,
+    IMPORT_RUNNING,
+    MAX_IMPORT_ERRORS,
+    CampaignStore,
+    ImportJob,
+    ImportRow,
+)
+
+log = logging.getLogger("smsgw.campaigns")
+
+BATCH_ROWS: Final = 2000
+"""Rows per store write: a few thousand keeps each commit short (tens of ms) while the
+per-commit overhead stays small next to the rows."""
+MAX_FIELD_CHARS: Final = 10_000
+"""csv's field size limit: a cell longer than this is a broken file (an unclosed quote)."""
+MAX_ATTRIBUTE_CHARS: Final = 1000
+MAX_COLUMNS: Final = 100
+DEFAULT_OPT_IN_SOURCE: Final = "import"
+
+
+class CsvHeaderError(ValueError):
+    """The header row is unusable: the whole import fails."""
+
+
+def _columns(header: list[str]) -> tuple[int, int | None, list[tuple[int, str]]]:
+    names = [h.strip().lower() for h in header]
+    if "number" not in names:
+        raise CsvHeaderError("the header row has no 'number' column")
+    if len(names) > MAX_COLUMNS:
+        raise CsvHeaderError(f"more than {MAX_COLUMNS} columns")
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            raise CsvHeaderError("a column of the header row has no name")
+        if name in seen:
+            raise CsvHeaderError(f"column {name!r} appears twice in the header row")
+        seen.add(name)
+    number = names.index("number")
+    name_col = names.index("name") if "name" in names else None
+    others = [(i, n) for i, n in enumerate(names) if i not in (number, name_col)]
+    return number, name_col, others
+
+
+class _Parser:
+    """Reads rows from an open text file; ``batch`` runs in a worker thread."""
+
+    def __init__(self, text: IO[str], numbers: check.Numbers) -> None:
+        self._rows: Iterator[list[str]] = csv.reader(text, strict=True)
+        self._numbers = numbers
+        self._number_col = 0
+        self._name_col: int | None = None
+        self._others: list[tuple[int, str]] = []
+        self._width = 0
+        self.row = 1  # the header's
+
+    def header(self) -> None:
+        try:
+            header = next(self._rows)
+        except StopIteration:
+            raise CsvHeaderError("the file is empty: a header row is required") from None
+        self._number_col, self._name_col, self._others = _columns(header)
+        self._width = len(header)
+
+    def batch(self, size: int) -> tuple[list[ImportRow], list[tuple[int, str]], int, bool]:
+        """Up to ``size`` rows: (valid rows, (row number, error), rows read, at end)."""
+        good: list[ImportRow] = []
+        bad: list[tuple[int, str]] = []
+        read = 0
+        while read < size:
+            try:
+                cells = next(self._rows)
+            except StopIteration:
+                return good, bad, read, True
+            except csv.Error as exc:
+                # A broken quote makes the rest of the file unreadable as CSV.
+                self.row += 1
+                read += 1
+                bad.append((self.row, f"not valid CSV: {exc}"))
+                return good, bad, read, True
+            self.row += 1
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # a blank line is not a row
+            read += 1
+            if len(cells) != self._width:
+                bad.append(
+                    (self.row, f"has {len(cells)} cells, the header has {self._width} columns")
+                )
+                continue
+            raw = cells[self._number_col].strip()
+            if not raw:
+                bad.append((self.row, "number: is empty"))
+                continue
+            try:
+                number = self._numbers.e164(raw)
+            except check.Invalid as exc:
+                bad.append((self.row, f"number: {exc}"))
+                continue
+            attributes: dict[str, str] = {}
+            too_long = None
+            for i, key in self._others:
+                value = cells[i].strip()
+                if len(value) > MAX_ATTRIBUTE_CHARS:
+                    too_long = key
+                if value:
+                    attributes[key] = value
+            if too_long is not None:
+                bad.append((self.row, f"{too_long}: longer than {MAX_ATTRIBUTE_CHARS} characters"))
+                continue
+            name = None
+            if self._name_col is not None:
+                name = " ".join(cells[self._name_col].split())
+            good.append(ImportRow(number, name, attributes))
+        return good, bad, read, False
+
+
+class Importer:
+    """Runs CSV imports for the API, each as a tracked background task."""
+
+    def __init__(
+        self,
+        store: CampaignStore,
+        numbers: check.Numbers,
+        clock: Callable[[], float],
+        new_id: Callable[[], str],
+        spool_dir: str | None = None,
+    ) -> None:
+        self.store = store
+        self.numbers = numbers
+        self.clock = clock
+        self.new_id = new_id
+        self.spool_dir = spool_dir
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        failed = await self.store.fail_running_imports(
+            "the gateway stopped during the import; upload the file again", self.clock()
+        )
+        if failed:
+            log_event(log, "import.interrupted", logging.WARNING, imports=failed)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def begin(
+        self, list_id: int, body: AsyncIterable[bytes], opt_in_source: str
+    ) -> ImportJob:
+        """Spool ``body`` to disk, record the import, start parsing; the job as it starts."""
+        spool = tempfile.TemporaryFile(dir=self.spool_dir)
+        try:
+            async for chunk in body:
+                await asyncio.to_thread(spool.write, chunk)
+            spool.seek(0)
+            job = ImportJob(
+                id=self.new_id(),
+                list_id=list_id,
+                status=IMPORT_RUNNING,
+                opt_in_source=opt_in_source,
+                created_at=self.clock(),
+            )
+            await self.store.save_import(job)
+        except BaseException:
+            spool.close()
+            raise
+        task = asyncio.get_running_loop().create_task(self._run(job, spool), name="import")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    async def wait(self) -> None:
+        """Until every import running now has finished (for tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _run(self, job: ImportJob, spool: IO[bytes]) -> None:
+        text = io.TextIOWrapper(spool, encoding="utf-8-sig", errors="strict", newline="")
+        parser = _Parser(text, self.numbers)
+        try:
+            csv.field_size_limit(MAX_FIELD_CHARS)
+            await asyncio.to_thread(parser.header)
+            at_end = False
+            while not at_end:
+                good, bad, read, at_end = await asyncio.to_thread(parser.batch, BATCH_ROWS)
+                if good:
+                    await self.store.import_rows(job.list_id, good, job.opt_in_source, self.clock())
+                job.rows += read
+                job.imported += len(good)
+                job.rejected += len(bad)
+                room = MAX_IMPORT_ERRORS - len(job.errors)
+                job.errors.extend({"row": row, "error": error} for row, error in bad[:room])
+                if not at_end:
+                    await self.store.save_import(job)
+            job.status = IMPORT_DONE
+        except asyncio.CancelledError:
+            job.status = IMPORT_FAILED
+            job.failure = "the gateway stopped during the import; upload the file again"
+            job.finished_at = self.clock()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.save_import(job))
+            raise
+        except (CsvHeaderError, UnicodeDecodeError) as exc:
+            job.status = IMPORT_FAILED
+            job.failure = (
+                f"the file is not UTF-8 text (after row {parser.row})"
+                if isinstance(exc, UnicodeDecodeError)
+                else str(exc)
+            )
+        except Exception as exc:
+            log.exception("import.failed import_id=%s", job.id)
+            job.status = IMPORT_FAILED
+            job.failure = f"internal error: {exc.__class__.__name__}"
+        finally:
+            text.close()
+        job.finished_at = self.clock()
+        await self.store.save_import(job)
+        log_event(
+            log,
+            "import.finished",
+            import_id=job.id,
+            status=job.status,
+            rows=job.rows,
+            imported=job.imported,
+            rejected=job.rejected,
+        )
+
+
+def spool_dir_for(store_path: str) -> str:
+    """Spool imports next to the database (same disk, sized for the data)."""
+    return os.path.dirname(os.path.abspath(store_path))

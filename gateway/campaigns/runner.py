@@ -1,0 +1,244 @@
+"""The campaign runner: turns a running campaign's audience into messages, chunk by chunk.
+
+Each step (:meth:`CampaignRunner.step`) handles the next chunk of recipients, in number
+order after the campaign's cursor:
+
+1. outside the daily send window, nothing: the step says when the window opens;
+2. while the campaign has ``MAX_UNSENT`` messages not yet handed to a carrier, nothing: the
+   runner keeps only a bounded backlog in the queue, so memory stays flat for any audience
+   and a pause or cancel takes effect within that backlog;
+3. numbers opted out of the campaign's sender (or of everything) are skipped, as are those
+   that already have a message of this campaign (a crash between the commit of a chunk and
+   the move of its cursor: no one gets the campaign twice);
+4. each remaining recipient's text is the template rendered with their contact fields, and
+   the message is prepared by the API's own intake (routing, encoding, parts), committed by
+   ``store.accept`` with the campaign's id, and handed to the dispatcher, which sends it
+   like any other accepted message (its TPS, window, retries and receipts);
+5. the cursor moves past the chunk, with its counts.
+
+With a campaign ``tps``, chunks are ``tps`` recipients per second and the step waits the
+rest of that second; without one, chunks are ``CHUNK`` recipients and the pace is the
+carriers' (the dispatcher's TPS). The step takes the time from the injected clock, so the
+window and the pacing are tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from typing import Final
+
+from gateway.api.intake import Intake
+from gateway.api.messages import Outbound
+from gateway.campaigns.window import SendWindow
+from gateway.inbound.templates import contact_fields, render
+from gateway.logs import log_event
+from gateway.model import NewMessage
+from gateway.store.base import Store
+from gateway.store.campaign_base import CampaignRecord, CampaignStore
+
+log = logging.getLogger("smsgw.campaigns")
+
+DRAFT: Final = "draft"
+SCHEDULED: Final = "scheduled"
+RUNNING: Final = "running"
+PAUSED: Final = "paused"
+CANCELLED: Final = "cancelled"
+DONE: Final = "done"
+STATUSES: Final = (DRAFT, SCHEDULED, RUNNING, PAUSED, CANCELLED, DONE)
+
+CHUNK: Final = 1000
+"""Recipients per step without a campaign TPS: one store commit of 1000 messages takes
+tens of milliseconds, and the dispatcher pages its queue in the same sizes."""
+MAX_UNSENT: Final = 5000
+"""Campaign messages waiting for a carrier before the runner stops making more: ten
+seconds of a 500 msg/s carrier, enough to keep binds busy, small enough that a pause or a
+cancel takes effect quickly and that memory does not grow with the audience."""
+BACKLOG_WAIT: Final = 0.5
+"""Seconds between looks at the backlog while it is full."""
+MAX_WAIT: Final = 300.0
+"""The longest a runner sleeps before looking again (a changed clock, a long window)."""
+ACCOUNT: Final = "campaigns"
+"""The account name campaign messages are accepted under."""
+
+
+class CampaignRunner:
+    """Runs every running or scheduled campaign as a task of its own."""
+
+    def __init__(
+        self,
+        campaigns: CampaignStore,
+        store: Store,
+        outbound: Outbound,
+        intake: Intake,
+        clock: Callable[[], float],
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_change`` is called when the runner moves a campaign's status (scheduled to
+        running, running to done), for caches such as the inbound directory."""
+        self.campaigns = campaigns
+        self.store = store
+        self.outbound = outbound
+        self.intake = intake
+        self.clock = clock
+        self.on_change = on_change
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Pick up the campaigns that were running or scheduled (after a restart)."""
+        self._stopping = False
+        for campaign in await self.campaigns.campaigns([RUNNING, SCHEDULED]):
+            self.wake(campaign.id)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def wake(self, campaign_id: str) -> None:
+        """Look at a campaign now (it was started, resumed, paused or cancelled)."""
+        if self._stopping:
+            return
+        event = self._wake.setdefault(campaign_id, asyncio.Event())
+        event.set()
+        task = self._tasks.get(campaign_id)
+        if task is None or task.done():
+            self._tasks[campaign_id] = asyncio.get_running_loop().create_task(
+                self._run(campaign_id), name=f"campaign-{campaign_id}"
+            )
+
+    def running(self, campaign_id: str) -> bool:
+        task = self._tasks.get(campaign_id)
+        return task is not None and not task.done()
+
+    async def wait_idle(self, campaign_id: str) -> None:
+        """Until the campaign's task has ended (done, paused or cancelled)."""
+        task = self._tasks.get(campaign_id)
+        if task is not None:
+            await asyncio.wait({task})
+
+    async def _run(self, campaign_id: str) -> None:
+        event = self._wake.setdefault(campaign_id, asyncio.Event())
+        while True:
+            event.clear()
+            try:
+                delay = await self.step(campaign_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A store failure: try again later rather than give up on the campaign.
+                log.exception("campaign.step_failed campaign_id=%s", campaign_id)
+                delay = 5.0
+            if delay is None:
+                return
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), timeout=min(delay, MAX_WAIT))
+            else:
+                await asyncio.sleep(0)
+
+    async def step(self, campaign_id: str) -> float | None:
+        """Handle one chunk; the seconds until the next step, or None when there is
+        nothing more to do (done, paused, cancelled, unknown)."""
+        campaign = await self.campaigns.get_campaign(campaign_id)
+        if campaign is None or campaign.status not in (RUNNING, SCHEDULED):
+            return None
+        now = self.clock()
+        if campaign.status == SCHEDULED:
+            if campaign.start_at is not None and now < campaign.start_at:
+                return campaign.start_at - now
+            started = await self.campaigns.set_campaign_status(
+                campaign_id, RUNNING, now, expect=[SCHEDULED]
+            )
+            if started is None:
+                return None
+            campaign = started
+            self._changed()
+            log_event(log, "campaign.started", campaign_id=campaign_id)
+        await self._fix_audience(campaign)
+        window_json = campaign.spec.get("send_window")
+        if window_json:
+            window = SendWindow.from_json(window_json)
+            if not window.is_open(now):
+                return window.next_open(now) - now
+        if await self.campaigns.unsent_count(campaign_id) >= MAX_UNSENT:
+            return BACKLOG_WAIT
+        tps = campaign.spec.get("tps")
+        size = CHUNK if not tps else max(1, min(CHUNK, math.floor(tps)))
+        numbers = await self.campaigns.recipients_after(campaign_id, campaign.cursor, size)
+        if not numbers:
+            await self.campaigns.set_campaign_status(campaign_id, DONE, now, expect=[RUNNING])
+            self._changed()
+            log_event(log, "campaign.done", campaign_id=campaign_id)
+            return None
+        await self._send_chunk(campaign, numbers, now)
+        if not tps:
+            return 0.0
+        pause: float = len(numbers) / float(tps) - (self.clock() - now)
+        return max(0.0, pause)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:
+                log.exception("campaign.on_change_failed")
+
+    async def _fix_audience(self, campaign: CampaignRecord) -> None:
+        spec = campaign.spec
+        responders = spec.get("responders_of")
+        await self.campaigns.fix_audience(
+            campaign.id,
+            [int(i) for i in spec.get("lists", [])],
+            [str(t) for t in spec.get("tags", [])],
+            (responders["campaign_id"], responders.get("keyword")) if responders else None,
+        )
+
+    async def _send_chunk(self, campaign: CampaignRecord, numbers: list[str], now: float) -> None:
+        opted = await self.store.opted_out(numbers, campaign.sender)
+        already = await self.campaigns.already_messaged(campaign.id, numbers)
+        todo = [n for n in numbers if n not in opted and n not in already]
+        contacts = await self.campaigns.contacts_by_number(todo)
+        up = self.outbound.carriers_up()
+        messages: list[NewMessage] = []
+        invalid = 0
+        for number in todo:
+            text = render(campaign.text, contact_fields(number, contacts.get(number)))
+            prepared = self.intake.prepare(
+                {"to": number, "from": campaign.sender, "text": text, "campaign_id": campaign.id},
+                account=ACCOUNT,
+                now=now,
+                up=up,
+            )
+            if isinstance(prepared, list):
+                invalid += 1  # an empty or too long rendering, a number no longer valid
+                log_event(
+                    log,
+                    "campaign.recipient_skipped",
+                    logging.DEBUG,
+                    campaign_id=campaign.id,
+                    to=number,
+                    error="; ".join(f"{e.path}: {e.message}" for e in prepared),
+                )
+                continue
+            messages.append(prepared)
+        if messages:
+            await self.store.accept(messages)
+            try:
+                self.outbound.enqueue(messages)
+            except Exception:  # durable already: the dispatcher pages them in from the store
+                log.exception("campaign.enqueue_failed campaign_id=%s", campaign.id)
+        skipped_opted = len([n for n in numbers if n in opted and n not in already])
+        await self.campaigns.advance_campaign(
+            campaign.id, numbers[-1], len(numbers), skipped_opted, invalid
+        )

@@ -1,0 +1,88 @@
+"""The campaign side of one gateway process: its store, importer, runner, service and the
+directory the inbound side asks, built together and started after the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Final
+
+from gateway.api import validation as check
+from gateway.api.campaigns import CampaignParts
+from gateway.api.intake import Intake
+from gateway.api.messages import Outbound
+from gateway.campaigns.digest_source import CampaignDigestSource
+from gateway.campaigns.directory import StoreCampaignDirectory
+from gateway.campaigns.imports import Importer, spool_dir_for
+from gateway.campaigns.runner import CampaignRunner
+from gateway.campaigns.service import CampaignService
+from gateway.config import GatewayConfig
+from gateway.model import new_message_id
+from gateway.routing import Router
+from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite_campaigns import SqliteCampaignStore
+
+NUMBER_CACHE: Final = 1024
+"""The runner and the importer see each number about once: a large cache of checked numbers
+(the API's holds 100,000) would only grow with the audience."""
+
+
+def campaign_intake(config: GatewayConfig, router: Router) -> Intake:
+    """The API's intake rules for campaign messages, with a small number cache."""
+    intake = Intake(config.messages, config.carriers, router)
+    intake.numbers = check.Numbers(config.messages.default_region, cache_size=NUMBER_CACHE)
+    return intake
+
+
+class Campaigns:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: SqliteStore,
+        outbound: Outbound,
+        router: Router,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._refreshes: set[asyncio.Task[None]] = set()
+        self.store = SqliteCampaignStore(store)
+        numbers = check.Numbers(config.messages.default_region)
+        intake = campaign_intake(config, router)
+        self.runner = CampaignRunner(
+            self.store, store, outbound, intake, clock, on_change=self._changed
+        )
+        self.directory = StoreCampaignDirectory(self.store, clock)
+        self.digest_source = CampaignDigestSource(self.store)
+        """For the daily digest (gateway.reports.digest.DigestCampaigns)."""
+        self.importer = Importer(
+            self.store,
+            check.Numbers(config.messages.default_region, cache_size=NUMBER_CACHE),
+            clock,
+            lambda: new_message_id(clock()),
+            spool_dir_for(str(config.store_path)),
+        )
+        self.service = CampaignService(
+            self.store, self.runner, numbers, clock, on_change=self._changed
+        )
+        self.parts = CampaignParts(self.store, store, self.importer, self.service, numbers, clock)
+
+    def _changed(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.directory.refresh())
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    async def open(self) -> None:
+        """Tables, then the directory's cache and interrupted imports (store open)."""
+        await self.store.open()
+        await self.directory.refresh()
+        await self.importer.start()
+
+    async def start(self) -> None:
+        """Resume running and scheduled campaigns (dispatcher started)."""
+        await self.runner.start()
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+        await self.importer.stop()
+        if self._refreshes:
+            await asyncio.gather(*self._refreshes, return_exceptions=True)

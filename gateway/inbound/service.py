@@ -1,0 +1,711 @@
+"""The MO path: deliver_sm in, interaction logged, rule matched, actions run.
+
+:meth:`InboundService.handle_pdu` is the receipt handler's ``mo_handler``: it returns the
+command_status of the deliver_sm_resp only after the MO is durable (an interaction logged, or
+the part of a long MO kept). A store failure raises, and the receipt handler answers
+ESME_RX_T_APPN so the SMSC sends the MO again.
+
+Interactions are then handled by workers, one queue per sender (a hash of the subscriber's
+number), so one subscriber's MOs are handled in the order they were logged while others
+proceed. Handling is *at least once*: an interaction whose outcome was not written before a
+crash is handled again on the next start (its replies may then go twice).
+
+Choices where the issue is silent (also in the README section "Inbound"):
+
+- The subscriber's address is normalised as the HTTP API does (E.164 for a TON
+  international or '+' number; a short code or alphanumeric sender is kept as it is), so
+  opt-outs and contacts match those of MTs.
+- An MO to a number that is not configured is still logged; the built-in opt-out and
+  opt-in words still apply to it, silently (no texts to reply with).
+- Campaign correlation: the newest MT with a campaign_id from this number to the subscriber
+  within the campaign's reply window (``[inbound].reply_window`` when the directory does
+  not know the campaign). A campaign rule that matches names the campaign instead.
+- A failing action is recorded as failed on the interaction; the next ones still run.
+- Loop guard: a sender repeating the same text ``loop_repeats`` times in ``loop_window``
+  gets no automatic reply at all; the courtesy reply goes at most once per
+  ``courtesy_interval`` per (number or campaign, sender).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from gateway.api import validation as check
+from gateway.api.intake import Intake
+from gateway.api.messages import Outbound, iso_utc
+from gateway.config import DAY, GatewayConfig, InboundActionConfig
+from gateway.inbound.directory import CampaignDirectory, CampaignInfo, NoCampaigns
+from gateway.inbound.handlers import Handler, resolve_handler
+from gateway.inbound.keywords import KeywordRule, Match, fold_word, match, parse_answer
+from gateway.inbound.numbers import InboundNumber, NumberBook, rule_of
+from gateway.inbound.reassembly import Assembly, Reassembler, decode_parts, read_pdu
+from gateway.inbound.replies import (
+    NOT_SENT_LOOP,
+    NOT_SENT_OPTED_OUT,
+    Outbox,
+    Replies,
+    SendResult,
+)
+from gateway.inbound.templates import contact_fields, render
+from gateway.logs import log_event
+from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
+from gateway.smpp.constants import Status
+from gateway.smpp.pdu import DataSm, DeliverSm, Pdu
+from gateway.store.base import (
+    Contact,
+    InboundStore,
+    Interaction,
+    MoKey,
+    MoPart,
+    NewInteraction,
+    SurveyAnswer,
+)
+
+log = logging.getLogger("smsgw.inbound")
+
+WORKERS: Final = 4
+"""Queues of interactions handled at once; one sender always goes to the same one."""
+
+PENDING_PAGE: Final = 500
+"""Pending interactions read at a time on start."""
+
+STOP_DRAIN_SECONDS: Final = 5.0
+"""How long a stopping service lets queued interactions finish; the rest stay pending."""
+
+TON_INTERNATIONAL: Final = 1
+
+MAX_REPLY_WINDOW: Final = 366 * DAY
+"""How far back correlation looks for a campaign's last MT (the longest window allowed)."""
+
+NOT_SENT_NO_NUMBER: Final = "unknown_number"
+"""An MO to a number not configured gets no automatic reply (no texts to send)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """An MO as a Python handler sees it."""
+
+    id: int
+    """The interaction's id (``POST /v1/interactions/{id}/reply`` answers it)."""
+    source: str
+    destination: str
+    text: str
+    received_at: float
+    keyword: str | None
+    rule: str | None
+    campaign_id: str | None
+    complete: bool
+    carrier: str
+
+
+class UpstreamMo(Protocol):
+    """The SMPP server front, as the MO path sees it."""
+
+    def mo_account_for(self, destination: str) -> str | None: ...
+
+    async def deliver_mo(
+        self,
+        account: str,
+        *,
+        source: str,
+        destination: str,
+        text: str,
+        received_at: float | None = None,
+    ) -> None: ...
+
+
+@dataclass(slots=True)
+class InboundStats:
+    """Counters for /metrics; labels are bounded: configured numbers and rule names."""
+
+    mo: Counter[tuple[str, str]]  # (number, keyword)
+    actions: Counter[str]
+    failed: Counter[str]
+    parts: int = 0
+    incomplete: int = 0
+
+    @classmethod
+    def new(cls) -> InboundStats:
+        return cls(Counter(), Counter(), Counter())
+
+
+class InboundService:
+    """MO handling for one gateway: reassembly, routing and actions."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: InboundStore,
+        intake: Intake,
+        outbound: Outbound | None = None,
+        *,
+        directory: CampaignDirectory | None = None,
+        notify_callbacks: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        workers: int = WORKERS,
+    ) -> None:
+        self.config = config
+        self.inbound = config.inbound
+        self.store = store
+        self.intake = intake
+        self.clock = clock
+        self.directory: CampaignDirectory = directory or NoCampaigns()
+        self.notify_callbacks = notify_callbacks
+        self.numbers = NumberBook(config.inbound, self._normalise_sender)
+        self.outbox = Outbox(store, intake, outbound, clock)
+        self.reassembler = Reassembler(config.inbound.reassembly_timeout)
+        self.stats = InboundStats.new()
+        self._packed = {c.name: c.gsm7_packed for c in config.carriers}
+        self._handlers: dict[str, Handler] = {}
+        self._queues: list[asyncio.Queue[int]] = [asyncio.Queue() for _ in range(workers)]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timer_wake = asyncio.Event()
+        self._running = False
+        # Long MOs logged lately, by key: a part the SMSC sends again after the message was
+        # whole (our deliver_sm_resp was lost) must not start a message of its own.
+        self._finished: dict[MoKey, float] = {}
+        self._busy = 0  # interactions queued or being handled
+        self.upstream: UpstreamMo | None = None
+        """Where MOs to numbers routed to an upstream SMPP account go (the server front)."""
+
+    @property
+    def outbound(self) -> Outbound | None:
+        return self.outbox.outbound
+
+    @outbound.setter
+    def outbound(self, value: Outbound | None) -> None:
+        self.outbox.outbound = value
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load API numbers, resume unfinished reassembly and pending interactions."""
+        await self.numbers.load(self.store)
+        for part in await self.store.mo_parts():
+            assembly = self.reassembler.add(part)
+            if assembly is not None:  # whole, but its logging did not happen before a stop
+                await self._record(assembly)
+        self._running = True
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._timer())]
+        self._tasks += [loop.create_task(self._work(q)) for q in self._queues]
+        after = 0
+        while True:
+            page = await self.store.pending_interactions(after, PENDING_PAGE)
+            for interaction in page:
+                self._enqueue(interaction.id, interaction.source)
+            if len(page) < PENDING_PAGE:
+                break
+            after = page[-1].id
+        self._timer_wake.set()
+
+    async def stop(self, drain: float = STOP_DRAIN_SECONDS) -> None:
+        """Stop taking MOs, let queued interactions finish for ``drain`` seconds, stop."""
+        self._running = False
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(q.join() for q in self._queues)), timeout=drain
+                )
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def idle(self) -> bool:
+        """No interaction queued or being handled."""
+        return self._busy == 0
+
+    # -- from the binds ----------------------------------------------------------------------
+
+    async def handle_pdu(self, pdu: Pdu, carrier: str) -> int:
+        """The receipt handler's ``mo_handler``: make the MO durable, answer ROK."""
+        if not isinstance(pdu, DeliverSm | DataSm) or not self._running:
+            return int(Status.RX_T_APPN)
+        source = self.subscriber(pdu.source_addr, pdu.source_addr_ton)
+        entry = self.numbers.find(pdu.destination_addr)
+        destination = entry.number if entry is not None else pdu.destination_addr
+        raw = read_pdu(pdu)
+        now = self.clock()
+        concat = raw.concat
+        ref, total, seq = (concat.ref, concat.total, concat.seq) if concat else (0, 1, 1)
+        part = MoPart(
+            key=MoKey(carrier, source, destination, ref, total),
+            seq=seq,
+            data_coding=raw.data_coding,
+            data=raw.data,
+            udh_length=raw.udh_length,
+            received_at=now,
+        )
+        if total <= 1:
+            await self._record(Assembly(part.key, [part], complete=True), keep_parts=False)
+            return int(Status.ROK)
+        self.stats.parts += 1
+        if self.reassembler.holds(part) or self._recently_finished(part.key, now):
+            return int(Status.ROK)  # a resend of a part already kept
+        await self.store.add_mo_part(part)
+        assembly = self.reassembler.add(part)
+        if assembly is not None:
+            self._finished.pop(part.key, None)
+            self._finished[part.key] = now
+            try:
+                await self._record(assembly)
+            except Exception as exc:  # the parts are kept: the next start logs the message
+                log_event(log, "inbound.record_failed", logging.WARNING, error=repr(exc))
+        elif len(self.reassembler) and self.reassembler.next_deadline() is not None:
+            self._timer_wake.set()
+        return int(Status.ROK)
+
+    def _recently_finished(self, key: MoKey, now: float) -> bool:
+        horizon = now - self.inbound.reassembly_timeout
+        finished = self._finished
+        while finished:  # oldest first (insertion order): drop those past the horizon
+            oldest = next(iter(finished))
+            if finished[oldest] >= horizon:
+                break
+            del finished[oldest]
+        return key in finished
+
+    def subscriber(self, address: str, ton: int) -> str:
+        """A subscriber's address as the HTTP API writes numbers."""
+        raw = address.strip()
+        bare = raw.lstrip("+")
+        if not bare.isascii() or not bare.isdigit():
+            return raw  # alphanumeric: kept as it is
+        if raw.startswith("+") or ton == TON_INTERNATIONAL:
+            candidate = "+" + bare
+        elif len(bare) <= 8:
+            return bare  # a short code or a national short form
+        else:
+            candidate = bare
+        try:
+            return self.intake.numbers.e164(candidate)
+        except check.Invalid:
+            return raw
+
+    def _normalise_sender(self, number: str) -> str:
+        return check.sender(number, self.intake.numbers)
+
+    async def _record(self, assembly: Assembly, keep_parts: bool = True) -> int:
+        parts = assembly.parts
+        key = assembly.key
+        text = decode_parts(parts, self._packed.get(key.carrier, False))
+        now = self.clock()
+        new = NewInteraction(
+            carrier=key.carrier,
+            source=key.source,
+            destination=key.destination,
+            text=text,
+            data_coding=parts[0].data_coding,
+            parts=key.total,
+            parts_received=len(parts),
+            received_at=assembly.first_at,
+            completed_at=now,
+            missing=assembly.missing,
+        )
+        interaction_id = await self.store.record_interaction(new, parts if keep_parts else ())
+        if not assembly.complete:
+            self.stats.incomplete += 1
+            log_event(
+                log,
+                "inbound.incomplete",
+                logging.INFO,
+                interaction=interaction_id,
+                missing=",".join(map(str, assembly.missing)),
+            )
+        self._enqueue(interaction_id, key.source)
+        return interaction_id
+
+    async def _timer(self) -> None:
+        """Take long MOs whose time is up as they are."""
+        while True:
+            deadline = self.reassembler.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_wake.wait(), timeout)
+            self._timer_wake.clear()
+            await self.expire()
+
+    async def expire(self) -> int:
+        """Log every long MO whose reassembly time is up, as it is; how many were."""
+        logged = 0
+        for assembly in self.reassembler.expire(self.clock()):
+            try:
+                await self._record(assembly)
+            except Exception as exc:  # parts kept: the next start tries again
+                log_event(log, "inbound.record_failed", logging.WARNING, error=repr(exc))
+            else:
+                logged += 1
+        return logged
+
+    # -- handling ----------------------------------------------------------------------------
+
+    def _enqueue(self, interaction_id: int, source: str) -> None:
+        queue = self._queues[zlib.crc32(source.encode()) % len(self._queues)]
+        self._busy += 1
+        queue.put_nowait(interaction_id)
+
+    async def _work(self, queue: asyncio.Queue[int]) -> None:
+        while True:
+            interaction_id = await queue.get()
+            try:
+                interaction = await self.store.get_interaction(interaction_id)
+                if interaction is not None and interaction.state == "pending":
+                    await self.process(interaction)
+            except Exception as exc:  # stays pending: handled again on the next start
+                log_event(
+                    log,
+                    "inbound.process_failed",
+                    logging.WARNING,
+                    interaction=interaction_id,
+                    error=repr(exc),
+                )
+            finally:
+                self._busy -= 1
+                queue.task_done()
+
+    async def correlate(self, source: str, sender: str, now: float) -> CampaignInfo | None:
+        """The campaign that last messaged ``source`` from ``sender``, if that was within
+        its reply window (the directory's, else ``[inbound].reply_window``)."""
+        campaign_id = await self.store.last_campaign(sender, source, now - MAX_REPLY_WINDOW)
+        if campaign_id is None:
+            return None
+        campaign = await self.directory.campaign(campaign_id)
+        window = campaign.reply_window if campaign is not None else self.inbound.reply_window
+        # The newest campaign MT overall is the newest within the window, if it is in it.
+        if await self.store.last_campaign(sender, source, now - window) != campaign_id:
+            return None
+        return campaign or CampaignInfo(campaign_id, reply_window=window)
+
+    async def process(self, interaction: Interaction) -> list[dict[str, Any]]:
+        """Route one logged MO and run what its rule says; returns the actions' log."""
+        now = self.clock()
+        entry = self.numbers.find(interaction.destination)
+        source = interaction.source
+        sender = entry.sender if entry is not None else interaction.destination
+        opted_out = bool(await self.store.opted_out([source], sender))
+        campaign = await self.correlate(source, sender, now)
+        rules: list[KeywordRule] = list(entry.rules) if entry is not None else []
+        campaign_actions: dict[tuple[str, str], tuple[InboundActionConfig, ...]] = {}
+        campaigns: dict[str, CampaignInfo] = {}
+        if entry is not None:
+            for info in await self.directory.keyword_campaigns(entry.number):
+                campaigns[info.id] = info
+                for rule in info.keywords:
+                    rules.append(rule_of(rule, info.id))
+                    campaign_actions[(info.id, rule.name)] = rule.actions
+        found = match(
+            rules,
+            interaction.text,
+            opted_out=opted_out,
+            campaign_id=campaign.id if campaign else None,
+        )
+        if found is not None and found.rule.campaign_id is not None:
+            cid = found.rule.campaign_id
+            if campaign is None or campaign.id != cid:
+                campaign = campaigns.get(cid) or await self.directory.campaign(cid)
+                campaign = campaign or CampaignInfo(cid, reply_window=self.inbound.reply_window)
+        loop = (
+            await self.store.repeated_texts(
+                source, interaction.destination, interaction.text, now - self.inbound.loop_window
+            )
+            >= self.inbound.loop_repeats
+        )
+        replies = Replies(
+            self.outbox,
+            to=source,
+            sender=sender,
+            client_ref=f"mo-{interaction.id}",
+            # Replies carry no campaign_id: they are not the campaign's sends (its statistics
+            # and the reply-window correlation count only those); client_ref ties them.
+            campaign_id=None,
+            blocked=NOT_SENT_LOOP if loop else (NOT_SENT_NO_NUMBER if entry is None else None),
+        )
+        contact = await self.store.get_contact(source)
+        message = InboundMessage(
+            id=interaction.id,
+            source=source,
+            destination=interaction.destination,
+            text=interaction.text,
+            received_at=interaction.received_at,
+            keyword=found.keyword if found else None,
+            rule=found.rule.name if found else None,
+            campaign_id=campaign.id if campaign else None,
+            complete=interaction.complete,
+            carrier=interaction.carrier,
+        )
+        done: list[dict[str, Any]] = []
+        if found is not None:
+            if found.rule.campaign_id is not None and (
+                (found.rule.campaign_id, found.rule.name) in campaign_actions
+            ):
+                actions = campaign_actions[(found.rule.campaign_id, found.rule.name)]
+            elif entry is not None:
+                actions = entry.actions.get(found.rule.name, ())
+            else:
+                actions = ()
+            for action in actions:
+                done.append(
+                    await self._run(action, entry, found, message, contact, campaign, replies)
+                )
+        account = self.upstream.mo_account_for(interaction.destination) if self.upstream else None
+        if account is not None and self.upstream is not None:
+            # The upstream system owns this number: it gets every MO (STOP too: it must
+            # know), and it answers, so no courtesy reply goes from here.
+            done.append(await self._to_upstream(account, message))
+        elif found is None and entry is not None:
+            courtesy = await self._courtesy(entry, campaign, source, now, replies)
+            if courtesy is not None:
+                done.append(courtesy)
+        self.stats.mo[(entry.number if entry else "other", _keyword_label(found, entry))] += 1
+        await self.store.finish_interaction(
+            interaction.id,
+            keyword=found.keyword if found else None,
+            rule=found.rule.name if found else None,
+            campaign_id=campaign.id if campaign else None,
+            actions=done,
+            at=self.clock(),
+        )
+        return done
+
+    async def _courtesy(
+        self,
+        entry: InboundNumber,
+        campaign: CampaignInfo | None,
+        source: str,
+        now: float,
+        replies: Replies,
+    ) -> dict[str, Any] | None:
+        if campaign is not None and campaign.courtesy_reply:
+            text, scope = campaign.courtesy_reply, f"campaign:{campaign.id}"
+        else:
+            text, scope = entry.config.courtesy_reply, f"number:{entry.number}"
+        if not text:
+            return None
+        if replies.blocked is not None:
+            return {"type": "courtesy_reply", "ok": False, "not_sent": replies.blocked}
+        claimed = await self.store.claim_courtesy(
+            scope, source, now, self.inbound.courtesy_interval
+        )
+        if not claimed:
+            return {"type": "courtesy_reply", "ok": False, "not_sent": "rate_limited"}
+        self.stats.actions["courtesy_reply"] += 1
+        result = await replies.reply(render(text, contact_fields(source, None)))
+        return {"type": "courtesy_reply", **result.as_json()}
+
+    async def _to_upstream(self, account: str, message: InboundMessage) -> dict[str, Any]:
+        assert self.upstream is not None
+        self.stats.actions["upstream"] += 1
+        try:
+            await self.upstream.deliver_mo(
+                account,
+                source=message.source,
+                destination=message.destination,
+                text=message.text,
+                received_at=message.received_at,
+            )
+        except Exception as exc:
+            self.stats.failed["upstream"] += 1
+            log_event(
+                log,
+                "inbound.upstream_failed",
+                logging.WARNING,
+                interaction=message.id,
+                account=account,
+                error=repr(exc),
+            )
+            return {"type": "upstream", "account": account, "ok": False, "error": repr(exc)[:500]}
+        return {"type": "upstream", "account": account, "ok": True}
+
+    async def _run(
+        self,
+        action: InboundActionConfig,
+        entry: InboundNumber | None,
+        found: Match,
+        message: InboundMessage,
+        contact: Contact | None,
+        campaign: CampaignInfo | None,
+        replies: Replies,
+    ) -> dict[str, Any]:
+        kind = action.type
+        self.stats.actions[kind] += 1
+        try:
+            detail = await self._do(action, entry, found, message, contact, campaign, replies)
+        except Exception as exc:
+            self.stats.failed[kind] += 1
+            log_event(
+                log,
+                "inbound.action_failed",
+                logging.WARNING,
+                interaction=message.id,
+                action=kind,
+                error=repr(exc),
+            )
+            return {"type": kind, "ok": False, "error": repr(exc)[:500]}
+        if detail.get("ok") is False and detail.get("not_sent") not in _DELIBERATE:
+            self.stats.failed[kind] += 1
+        return {"type": kind, **detail}
+
+    async def _do(
+        self,
+        action: InboundActionConfig,
+        entry: InboundNumber | None,
+        found: Match,
+        message: InboundMessage,
+        contact: Contact | None,
+        campaign: CampaignInfo | None,
+        replies: Replies,
+    ) -> dict[str, Any]:
+        source, now = message.source, self.clock()
+        fields = contact_fields(source, contact)
+        number = entry.config if entry is not None else None
+        kind = action.type
+        if kind in ("reply", "send"):
+            result = await replies.reply(render(action.text, fields), delay=action.delay)
+            return result.as_json()
+        if kind == "opt_out":
+            scope_all = action.scope == "all"
+            await self.store.add_opt_out(source, None if scope_all else replies.sender, "mo", now)
+            text = action.text
+            if not text and number is not None:
+                text = number.opt_out_all_reply if scope_all else number.opt_out_reply
+            out: dict[str, Any] = {"ok": True, "scope": action.scope}
+            if text:
+                out["reply"] = _sent(await replies.reply(render(text, fields), transactional=True))
+            return out
+        if kind == "opt_in":
+            await self.store.lift_opt_out(source, replies.sender)
+            text = action.text or (number.opt_in_reply if number is not None else "")
+            out = {"ok": True}
+            if text:
+                out["reply"] = _sent(await replies.reply(render(text, fields), transactional=True))
+            return out
+        if kind == "help":
+            text = number.help_text if number is not None else ""
+            if not text:
+                return {"ok": False, "error": "the number has no help_text"}
+            return (await replies.reply(render(text, fields), transactional=True)).as_json()
+        if kind == "tag":
+            await self.store.tag_contact(source, [action.tag], now)
+            return {"ok": True, "tag": action.tag}
+        if kind == "answer":
+            value, answer_kind = survey_answer(message.text, found.rule)
+            await self.store.record_answer(
+                SurveyAnswer(
+                    interaction_id=message.id,
+                    number=message.destination,
+                    source=source,
+                    question=action.question,
+                    answer=value,
+                    kind=answer_kind,
+                    at=now,
+                    campaign_id=campaign.id if campaign else None,
+                )
+            )
+            return {"ok": True, "question": action.question, "answer": value, "kind": answer_kind}
+        if kind == "webhook":
+            payload = webhook_payload(message)
+            await self.store.enqueue_callbacks([(action.url, json.dumps(payload))], now)
+            if self.notify_callbacks is not None:
+                self.notify_callbacks()
+            return {"ok": True, "url": action.url}
+        if kind == "handler":
+            handler = self._handlers.get(action.handler)
+            if handler is None:
+                handler = self._handlers[action.handler] = resolve_handler(action.handler)
+            returned = await asyncio.wait_for(
+                handler(message, contact, campaign, replies), self.inbound.handler_timeout
+            )
+            return {"ok": True, "handler": action.handler, "result": _jsonable(returned)}
+        raise ValueError(f"unknown action type {kind!r}")
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    def collect(self) -> Iterable[Any]:
+        mo = CounterMetricFamily(
+            "smsgw_mo", "MOs handled, by our number and keyword", labels=["number", "keyword"]
+        )
+        for (number, keyword), count in sorted(self.stats.mo.items()):
+            mo.add_metric([number, keyword], count)
+        actions = CounterMetricFamily("smsgw_mo_actions", "MO actions run", labels=["action"])
+        for kind, count in sorted(self.stats.actions.items()):
+            actions.add_metric([kind], count)
+        failed = CounterMetricFamily(
+            "smsgw_mo_actions_failed", "MO actions that failed", labels=["action"]
+        )
+        for kind, count in sorted(self.stats.failed.items()):
+            failed.add_metric([kind], count)
+        parts = CounterMetricFamily("smsgw_mo_parts", "Parts of long MOs received")
+        parts.add_metric([], self.stats.parts)
+        incomplete = CounterMetricFamily(
+            "smsgw_mo_incomplete", "Long MOs logged incomplete after the reassembly timeout"
+        )
+        incomplete.add_metric([], self.stats.incomplete)
+        open_ = GaugeMetricFamily("smsgw_mo_reassembling", "Long MOs waiting for parts")
+        open_.add_metric([], len(self.reassembler))
+        return [mo, actions, failed, parts, incomplete, open_]
+
+
+_DELIBERATE: Final = frozenset({NOT_SENT_LOOP, NOT_SENT_OPTED_OUT, NOT_SENT_NO_NUMBER})
+"""Replies not sent on purpose: not action failures."""
+
+
+def webhook_payload(message: InboundMessage) -> dict[str, Any]:
+    """What a ``webhook`` action POSTs. ``reply_path``: where a helpdesk answers."""
+    return {
+        "event": "mo",
+        "interaction_id": message.id,
+        "from": message.source,
+        "to": message.destination,
+        "text": message.text,
+        "received_at": iso_utc(message.received_at),
+        "keyword": message.keyword,
+        "rule": message.rule,
+        "campaign_id": message.campaign_id,
+        "complete": message.complete,
+        "reply_path": f"/v1/interactions/{message.id}/reply",
+    }
+
+
+def survey_answer(text: str, rule: KeywordRule) -> tuple[str, str]:
+    """The answer an MO gives: its first word when that is one ("YES", "no thanks", "3"),
+    else what follows the rule's keyword ("VOTE 3" -> "3"), else the first word as text."""
+    value, kind = parse_answer(text)
+    if kind != "text":
+        return value, kind
+    head, _, rest = text.strip().partition(" ")
+    if rule.words and fold_word(head) in rule.words and rest.strip():
+        return parse_answer(rest)
+    return value, kind
+
+
+def _keyword_label(found: Match | None, entry: InboundNumber | None) -> str:
+    if found is None:
+        return "none"
+    rule = found.rule
+    if rule.system or (entry is not None and rule.campaign_id is None):
+        return rule.name
+    return "campaign"
+
+
+def _sent(result: SendResult) -> dict[str, Any]:
+    return result.as_json()
+
+
+def _jsonable(value: object) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)[:500]
+    return value

@@ -1,0 +1,186 @@
+"""The campaign side of the store: contact lists, CSV imports, campaigns and their figures.
+
+A narrow async interface like :mod:`gateway.store.base`: nothing above it knows SQL. The
+SQLite implementation is :class:`gateway.store.sqlite_campaigns.SqliteCampaignStore`; it
+shares the message store's file, writer task and group commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from gateway.store.base import Contact
+
+IMPORT_RUNNING: Final = "running"
+IMPORT_DONE: Final = "done"
+IMPORT_FAILED: Final = "failed"
+
+MAX_IMPORT_ERRORS: Final = 1000
+"""Row errors kept per import (the count of rejected rows goes on)."""
+
+
+@dataclass(slots=True)
+class ContactList:
+    id: int
+    name: str
+    contacts: int
+    created_at: float
+
+
+@dataclass(slots=True)
+class ImportJob:
+    """One CSV import into a list, and how far it got."""
+
+    id: str
+    list_id: int
+    status: str  # running | done | failed
+    opt_in_source: str
+    created_at: float
+    rows: int = 0
+    imported: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)  # {"row", "error"}, first 1000
+    finished_at: float | None = None
+    failure: str | None = None
+
+
+@dataclass(slots=True)
+class ImportRow:
+    """A valid CSV row: the number in E.164, its name (None: column absent) and attributes."""
+
+    number: str
+    name: str | None
+    attributes: dict[str, str]
+
+
+@dataclass(slots=True)
+class ListMembership:
+    list_id: int
+    list_name: str
+    opt_in_source: str
+    opt_in_at: float
+
+
+@dataclass(slots=True)
+class OptOutRecord:
+    sender: str | None  # None: every sender
+    source: str
+    at: float
+
+
+@dataclass(slots=True)
+class CampaignRecord:
+    """A campaign as stored. ``spec`` holds the request fields that only the runner and the
+    inbound side read (lists, tags, keywords, send window ...), as JSON-able values."""
+
+    id: str
+    name: str
+    sender: str
+    text: str
+    spec: dict[str, Any]
+    status: str
+    created_at: float
+    start_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    recipients: int = 0  # audience size, fixed when the campaign starts
+    cursor: str | None = None  # the last recipient handled (recipients go in number order)
+    handled: int = 0  # recipients handled: messaged or skipped
+    skipped_opted_out: int = 0
+    skipped_invalid: int = 0
+
+
+@dataclass(slots=True)
+class ReplyFigures:
+    """What the interactions of one campaign say (see the stats of gateway.campaigns)."""
+
+    replies: int
+    unique_responders: int
+    per_keyword: dict[str, int]
+    seconds_to_first_reply: list[float]
+    per_hour: list[int]
+    per_day: list[int]
+    opt_outs: int
+
+
+class CampaignStore(Protocol):
+    # -- lists, contacts, imports ------------------------------------------------------------
+
+    async def create_list(self, name: str, at: float) -> ContactList: ...
+
+    async def contact_lists(self) -> list[ContactList]: ...
+
+    async def get_list(self, list_id: int) -> ContactList | None: ...
+
+    async def import_rows(
+        self, list_id: int, rows: Sequence[ImportRow], opt_in_source: str, at: float
+    ) -> None:
+        """Create or update the contacts (a name column replaces the name, attributes are
+        merged) and make them members of the list with this opt-in record."""
+
+    async def save_import(self, job: ImportJob) -> None:
+        """Create or update an import's record (progress, status, errors)."""
+
+    async def get_import(self, import_id: str) -> ImportJob | None: ...
+
+    async def fail_running_imports(self, reason: str, at: float) -> int:
+        """Mark imports left running (by a stopped process) failed; how many."""
+
+    async def memberships(self, number: str) -> list[ListMembership]: ...
+
+    async def opt_outs_of(self, number: str) -> list[OptOutRecord]: ...
+
+    async def tags_of(self, number: str) -> list[str]: ...
+
+    async def contacts_by_number(self, numbers: Sequence[str]) -> dict[str, Contact]: ...
+
+    # -- campaigns ---------------------------------------------------------------------------
+
+    async def save_campaign(self, campaign: CampaignRecord) -> None:
+        """Create or replace a campaign's record."""
+
+    async def get_campaign(self, campaign_id: str) -> CampaignRecord | None: ...
+
+    async def campaigns(self, statuses: Sequence[str] | None = None) -> list[CampaignRecord]: ...
+
+    async def set_campaign_status(
+        self, campaign_id: str, status: str, at: float, *, expect: Sequence[str]
+    ) -> CampaignRecord | None:
+        """Move a campaign to ``status`` if it is in one of ``expect`` (atomic). Sets
+        started_at (running) and finished_at (done, cancelled) when first reached. None when
+        the campaign was not in one of ``expect``."""
+
+    async def fix_audience(
+        self,
+        campaign_id: str,
+        lists: Sequence[int],
+        tags: Sequence[str],
+        responders_of: tuple[str, str | None] | None = None,
+    ) -> int:
+        """Write the campaign's recipients once (members of ``lists``, contacts with one of
+        ``tags``, and with ``responders_of`` = (campaign, keyword or None) the numbers that
+        replied to that campaign); returns how many distinct numbers. Called again it
+        changes nothing and returns the same count."""
+
+    async def recipients_after(self, campaign_id: str, cursor: str | None, limit: int) -> list[str]:
+        """The next recipients in number order after ``cursor``."""
+
+    async def already_messaged(self, campaign_id: str, numbers: Sequence[str]) -> set[str]:
+        """Which of ``numbers`` already have a message of this campaign."""
+
+    async def advance_campaign(
+        self, campaign_id: str, cursor: str, handled: int, opted_out: int, invalid: int
+    ) -> None:
+        """Move the cursor past one chunk, adding its counts."""
+
+    async def unsent_count(self, campaign_id: str) -> int:
+        """The campaign's messages not yet handed to a carrier (accepted or queued)."""
+
+    async def campaign_statuses(self, campaign_id: str) -> dict[str, int]:
+        """The campaign's messages by status."""
+
+    async def reply_figures(
+        self, campaign_id: str, sender: str, since: float | None
+    ) -> ReplyFigures: ...

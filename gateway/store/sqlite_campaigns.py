@@ -1,0 +1,575 @@
+"""The :class:`~gateway.store.campaign_base.CampaignStore` on the SQLite store's file.
+
+It rides on a :class:`~gateway.store.sqlite.SqliteStore`: the same writer task (so list
+imports and campaign chunks go through group commit with everything else) and the same
+reader connection. Its tables are created by :meth:`SqliteCampaignStore.open`, after the
+message store's.
+
+Schema notes:
+- ``list_members`` holds the opt-in record (source, time) of each number in each list.
+- ``campaign_recipients`` is the audience, written once when a campaign starts (a
+  snapshot: an import into its lists afterwards does not change it). The runner walks it in
+  number order with a cursor kept in ``campaigns``; after a crash, the numbers of the chunk
+  in progress that already have a message of the campaign are skipped, so no one gets the
+  campaign twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+import aiosqlite
+
+from gateway.store.base import Contact
+from gateway.store.campaign_base import (
+    IMPORT_FAILED,
+    IMPORT_RUNNING,
+    CampaignRecord,
+    ContactList,
+    ImportJob,
+    ImportRow,
+    ListMembership,
+    OptOutRecord,
+    ReplyFigures,
+)
+from gateway.store.sqlite import ALL_OPT_OUT, MAX_SQL_VARIABLES, SqliteStore
+
+SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS contact_lists (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS list_members (
+        list_id INTEGER NOT NULL,
+        number TEXT NOT NULL,
+        opt_in_source TEXT NOT NULL,
+        opt_in_at REAL NOT NULL,
+        PRIMARY KEY (list_id, number)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS list_members_number ON list_members(number)",
+    """CREATE TABLE IF NOT EXISTS contact_imports (
+        id TEXT PRIMARY KEY,
+        list_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        opt_in_source TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        imported INTEGER NOT NULL,
+        rejected INTEGER NOT NULL,
+        errors TEXT NOT NULL,
+        failure TEXT,
+        created_at REAL NOT NULL,
+        finished_at REAL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS campaigns (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        text TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        start_at REAL,
+        started_at REAL,
+        finished_at REAL,
+        recipients INTEGER NOT NULL DEFAULT 0,
+        cursor TEXT,
+        handled INTEGER NOT NULL DEFAULT 0,
+        skipped_opted_out INTEGER NOT NULL DEFAULT 0,
+        skipped_invalid INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS campaign_recipients (
+        campaign_id TEXT NOT NULL,
+        number TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, number)
+    ) WITHOUT ROWID""",
+    # Set once the audience is written, so that a restart never writes it again.
+    """CREATE TABLE IF NOT EXISTS campaign_audience_fixed (
+        campaign_id TEXT PRIMARY KEY,
+        recipients INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+_CAMPAIGN_COLUMNS: Final = (
+    "id, name, sender, text, spec, status, created_at, start_at, started_at, finished_at,"
+    " recipients, cursor, handled, skipped_opted_out, skipped_invalid"
+)
+_IMPORT_COLUMNS: Final = (
+    "id, list_id, status, opt_in_source, created_at, rows, imported, rejected, errors,"
+    " finished_at, failure"
+)
+
+AUDIENCE_PAGE: Final = 20_000
+"""Numbers per write while a campaign's audience is fixed: tens of milliseconds each."""
+HOURS: Final = 24
+DAYS: Final = 10
+
+
+def _campaign(row: Sequence[Any]) -> CampaignRecord:
+    return CampaignRecord(
+        id=row[0],
+        name=row[1],
+        sender=row[2],
+        text=row[3],
+        spec=json.loads(row[4]),
+        status=row[5],
+        created_at=row[6],
+        start_at=row[7],
+        started_at=row[8],
+        finished_at=row[9],
+        recipients=row[10],
+        cursor=row[11],
+        handled=row[12],
+        skipped_opted_out=row[13],
+        skipped_invalid=row[14],
+    )
+
+
+def _import(row: Sequence[Any]) -> ImportJob:
+    return ImportJob(
+        id=row[0],
+        list_id=row[1],
+        status=row[2],
+        opt_in_source=row[3],
+        created_at=row[4],
+        rows=row[5],
+        imported=row[6],
+        rejected=row[7],
+        errors=json.loads(row[8]),
+        finished_at=row[9],
+        failure=row[10],
+    )
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SqliteCampaignStore:
+    """Campaign tables next to the messages, written through ``store``'s group commit."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    async def open(self) -> None:
+        """Create the tables (the message store must be open)."""
+
+        async def op(db: aiosqlite.Connection) -> None:
+            for statement in SCHEMA:
+                await db.execute(statement)
+
+        await self.store._write(op)
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self.store._read(sql, params)
+
+    # -- lists, contacts, imports ------------------------------------------------------------
+
+    async def create_list(self, name: str, at: float) -> ContactList:
+        async def op(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(
+                "INSERT INTO contact_lists(name, created_at) VALUES (?, ?)", (name, at)
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+        list_id: int = await self.store._write(op)
+        return ContactList(list_id, name, 0, at)
+
+    async def contact_lists(self) -> list[ContactList]:
+        rows = await self._read(
+            "SELECT l.id, l.name, (SELECT count(*) FROM list_members m WHERE m.list_id = l.id),"
+            " l.created_at FROM contact_lists l ORDER BY l.id"
+        )
+        return [ContactList(*r) for r in rows]
+
+    async def get_list(self, list_id: int) -> ContactList | None:
+        rows = await self._read(
+            "SELECT l.id, l.name, (SELECT count(*) FROM list_members m WHERE m.list_id = l.id),"
+            " l.created_at FROM contact_lists l WHERE l.id = ?",
+            (list_id,),
+        )
+        return ContactList(*rows[0]) if rows else None
+
+    async def import_rows(
+        self, list_id: int, rows: Sequence[ImportRow], opt_in_source: str, at: float
+    ) -> None:
+        named = [
+            (r.number, r.name, json.dumps(r.attributes, ensure_ascii=False), at, at)
+            for r in rows
+            if r.name is not None
+        ]
+        unnamed = [
+            (r.number, json.dumps(r.attributes, ensure_ascii=False), at, at)
+            for r in rows
+            if r.name is None
+        ]
+        members = [(list_id, r.number, opt_in_source, at) for r in rows]
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "INSERT INTO contacts(number, name, attributes, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(number) DO UPDATE SET"
+                " name = excluded.name,"
+                " attributes = json_patch(contacts.attributes, excluded.attributes),"
+                " updated_at = excluded.updated_at",
+                named,
+            )
+            await db.executemany(
+                "INSERT INTO contacts(number, name, attributes, created_at, updated_at)"
+                " VALUES (?, '', ?, ?, ?) ON CONFLICT(number) DO UPDATE SET"
+                " attributes = json_patch(contacts.attributes, excluded.attributes),"
+                " updated_at = excluded.updated_at",
+                unnamed,
+            )
+            await db.executemany(
+                "INSERT INTO list_members(list_id, number, opt_in_source, opt_in_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT(list_id, number) DO UPDATE SET"
+                " opt_in_source = excluded.opt_in_source, opt_in_at = excluded.opt_in_at",
+                members,
+            )
+
+        await self.store._write(op)
+
+    async def save_import(self, job: ImportJob) -> None:
+        row = (
+            job.id,
+            job.list_id,
+            job.status,
+            job.opt_in_source,
+            job.rows,
+            job.imported,
+            job.rejected,
+            json.dumps(job.errors, ensure_ascii=False),
+            job.failure,
+            job.created_at,
+            job.finished_at,
+        )
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT OR REPLACE INTO contact_imports(id, list_id, status, opt_in_source, rows,"
+                " imported, rejected, errors, failure, created_at, finished_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                row,
+            )
+
+        await self.store._write(op)
+
+    async def get_import(self, import_id: str) -> ImportJob | None:
+        rows = await self._read(
+            f"SELECT {_IMPORT_COLUMNS} FROM contact_imports WHERE id = ?", (import_id,)
+        )
+        return _import(rows[0]) if rows else None
+
+    async def fail_running_imports(self, reason: str, at: float) -> int:
+        async def op(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(
+                "UPDATE contact_imports SET status = ?, failure = ?, finished_at = ?"
+                " WHERE status = ?",
+                (IMPORT_FAILED, reason, at, IMPORT_RUNNING),
+            )
+            return cursor.rowcount
+
+        count: int = await self.store._write(op)
+        return count
+
+    async def memberships(self, number: str) -> list[ListMembership]:
+        rows = await self._read(
+            "SELECT m.list_id, l.name, m.opt_in_source, m.opt_in_at FROM list_members m"
+            " JOIN contact_lists l ON l.id = m.list_id WHERE m.number = ? ORDER BY m.list_id",
+            (number,),
+        )
+        return [ListMembership(*r) for r in rows]
+
+    async def opt_outs_of(self, number: str) -> list[OptOutRecord]:
+        rows = await self._read(
+            "SELECT sender, source, created_at FROM opt_outs WHERE number = ? ORDER BY created_at",
+            (number,),
+        )
+        return [OptOutRecord(None if s == ALL_OPT_OUT else s, src, at) for s, src, at in rows]
+
+    async def tags_of(self, number: str) -> list[str]:
+        rows = await self._read(
+            "SELECT tag FROM contact_tags WHERE number = ? ORDER BY created_at, tag", (number,)
+        )
+        return [r[0] for r in rows]
+
+    async def contacts_by_number(self, numbers: Sequence[str]) -> dict[str, Contact]:
+        found: dict[str, Contact] = {}
+        unique = list(dict.fromkeys(numbers))
+        for start in range(0, len(unique), MAX_SQL_VARIABLES):
+            chunk = unique[start : start + MAX_SQL_VARIABLES]
+            rows = await self._read(
+                "SELECT number, name, attributes, created_at FROM contacts"
+                f" WHERE number IN ({_marks(len(chunk))})",
+                chunk,
+            )
+            for number, name, attributes, created_at in rows:
+                found[number] = Contact(number, name, json.loads(attributes), (), created_at)
+        return found
+
+    # -- campaigns ---------------------------------------------------------------------------
+
+    async def save_campaign(self, campaign: CampaignRecord) -> None:
+        c = campaign
+        row = (
+            c.id,
+            c.name,
+            c.sender,
+            c.text,
+            json.dumps(c.spec, ensure_ascii=False),
+            c.status,
+            c.created_at,
+            c.start_at,
+            c.started_at,
+            c.finished_at,
+            c.recipients,
+            c.cursor,
+            c.handled,
+            c.skipped_opted_out,
+            c.skipped_invalid,
+        )
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                f"INSERT OR REPLACE INTO campaigns({_CAMPAIGN_COLUMNS})"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                row,
+            )
+
+        await self.store._write(op)
+
+    async def get_campaign(self, campaign_id: str) -> CampaignRecord | None:
+        rows = await self._read(
+            f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?", (campaign_id,)
+        )
+        return _campaign(rows[0]) if rows else None
+
+    async def campaigns(self, statuses: Sequence[str] | None = None) -> list[CampaignRecord]:
+        if statuses is None:
+            rows = await self._read(
+                f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns ORDER BY created_at, id"
+            )
+        else:
+            rows = await self._read(
+                f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns"
+                f" WHERE status IN ({_marks(len(statuses))}) ORDER BY created_at, id",
+                list(statuses),
+            )
+        return [_campaign(r) for r in rows]
+
+    async def set_campaign_status(
+        self, campaign_id: str, status: str, at: float, *, expect: Sequence[str]
+    ) -> CampaignRecord | None:
+        async def op(db: aiosqlite.Connection) -> bool:
+            cursor = await db.execute(
+                "UPDATE campaigns SET status = ?,"
+                " started_at = CASE WHEN ? = 'running' THEN coalesce(started_at, ?)"
+                " ELSE started_at END,"
+                " finished_at = CASE WHEN ? IN ('done', 'cancelled') THEN coalesce(finished_at, ?)"
+                " ELSE finished_at END"
+                f" WHERE id = ? AND status IN ({_marks(len(expect))})",
+                (status, status, at, status, at, campaign_id, *expect),
+            )
+            return cursor.rowcount == 1
+
+        changed: bool = await self.store._write(op)
+        if not changed:
+            return None
+        return await self.get_campaign(campaign_id)
+
+    async def fix_audience(
+        self,
+        campaign_id: str,
+        lists: Sequence[int],
+        tags: Sequence[str],
+        responders_of: tuple[str, str | None] | None = None,
+    ) -> int:
+        fixed = await self._read(
+            "SELECT recipients FROM campaign_audience_fixed WHERE campaign_id = ?", (campaign_id,)
+        )
+        if fixed:
+            count: int = fixed[0][0]
+            return count
+        # Page by page (each its own short write), so that a million-number audience does
+        # not hold the writer, and every other write, for seconds. A crash half-way is
+        # harmless: the pages are INSERT OR IGNORE, and the audience is marked fixed last.
+        sources: list[tuple[str, tuple[Any, ...]]] = [
+            ("SELECT number FROM list_members WHERE list_id = ?", (list_id,)) for list_id in lists
+        ]
+        sources += [("SELECT number FROM contact_tags WHERE tag = ?", (tag,)) for tag in tags]
+        for select, params in sources:
+            after = ""
+            while True:
+                page = await self._read(
+                    f"{select} AND number > ? ORDER BY number LIMIT ?",
+                    (*params, after, AUDIENCE_PAGE),
+                )
+                if not page:
+                    break
+                await self._add_recipients(campaign_id, [r[0] for r in page])
+                after = page[-1][0]
+                if len(page) < AUDIENCE_PAGE:
+                    break
+
+        async def op(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(
+                "SELECT recipients FROM campaign_audience_fixed WHERE campaign_id = ?",
+                (campaign_id,),
+            )
+            done = await cursor.fetchone()
+            if done is not None:
+                already: int = done[0]
+                return already
+            if responders_of is not None:
+                source_campaign, keyword = responders_of
+                sql = (
+                    "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number)"
+                    " SELECT ?, source FROM interactions WHERE campaign_id = ?"
+                )
+                params: tuple[Any, ...] = (campaign_id, source_campaign)
+                if keyword is not None:
+                    sql += " AND upper(keyword) = upper(?)"
+                    params += (keyword,)
+                await db.execute(sql, params)
+            cursor = await db.execute(
+                "SELECT count(*) FROM campaign_recipients WHERE campaign_id = ?", (campaign_id,)
+            )
+            found = await cursor.fetchone()
+            assert found is not None
+            total: int = found[0]
+            await db.execute(
+                "INSERT INTO campaign_audience_fixed(campaign_id, recipients) VALUES (?, ?)",
+                (campaign_id, total),
+            )
+            await db.execute(
+                "UPDATE campaigns SET recipients = ? WHERE id = ?", (total, campaign_id)
+            )
+            return total
+
+        result: int = await self.store._write(op)
+        return result
+
+    async def _add_recipients(self, campaign_id: str, numbers: list[str]) -> None:
+        rows = [(campaign_id, n) for n in numbers]
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number) VALUES (?, ?)",
+                rows,
+            )
+
+        await self.store._write(op)
+
+    async def recipients_after(self, campaign_id: str, cursor: str | None, limit: int) -> list[str]:
+        rows = await self._read(
+            "SELECT number FROM campaign_recipients WHERE campaign_id = ? AND number > ?"
+            " ORDER BY number LIMIT ?",
+            (campaign_id, cursor or "", limit),
+        )
+        return [r[0] for r in rows]
+
+    async def already_messaged(self, campaign_id: str, numbers: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        unique = list(dict.fromkeys(numbers))
+        step = MAX_SQL_VARIABLES - 1
+        for start in range(0, len(unique), step):
+            chunk = unique[start : start + step]
+            rows = await self._read(
+                f"SELECT dest FROM messages WHERE dest IN ({_marks(len(chunk))})"
+                " AND campaign_id = ?",
+                (*chunk, campaign_id),
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    async def advance_campaign(
+        self, campaign_id: str, cursor: str, handled: int, opted_out: int, invalid: int
+    ) -> None:
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "UPDATE campaigns SET cursor = ?, handled = handled + ?,"
+                " skipped_opted_out = skipped_opted_out + ?,"
+                " skipped_invalid = skipped_invalid + ? WHERE id = ?",
+                (cursor, handled, opted_out, invalid, campaign_id),
+            )
+
+        await self.store._write(op)
+
+    async def unsent_count(self, campaign_id: str) -> int:
+        # "+campaign_id": not by the campaign index (every message the campaign ever had)
+        # but by the partial index of unsent messages, which the runner keeps short.
+        rows = await self._read(
+            "SELECT count(*) FROM messages WHERE status IN ('accepted', 'queued')"
+            " AND +campaign_id = ?",
+            (campaign_id,),
+        )
+        count: int = rows[0][0]
+        return count
+
+    async def campaign_statuses(self, campaign_id: str) -> dict[str, int]:
+        rows = await self._read(
+            "SELECT status, count(*) FROM messages WHERE campaign_id = ? GROUP BY status",
+            (campaign_id,),
+        )
+        return {status: count for status, count in rows}
+
+    async def reply_figures(
+        self, campaign_id: str, sender: str, since: float | None
+    ) -> ReplyFigures:
+        (replies, unique), *_ = await self._read(
+            "SELECT count(*), count(DISTINCT source) FROM interactions WHERE campaign_id = ?",
+            (campaign_id,),
+        )
+        per_keyword = {
+            keyword: count
+            for keyword, count in await self._read(
+                "SELECT keyword, count(*) FROM interactions WHERE campaign_id = ?"
+                " AND keyword IS NOT NULL AND keyword != '' GROUP BY keyword ORDER BY keyword",
+                (campaign_id,),
+            )
+        }
+        firsts = await self._read(
+            "SELECT min(i.received_at) - (SELECT min(m.created_at) FROM messages m"
+            "  WHERE m.dest = i.source AND m.campaign_id = i.campaign_id)"
+            " FROM interactions i WHERE i.campaign_id = ? GROUP BY i.source",
+            (campaign_id,),
+        )
+        seconds = sorted(max(0.0, r[0]) for r in firsts if r[0] is not None)
+        per_hour = [0] * HOURS
+        per_day = [0] * DAYS
+        if since is not None:
+            for bucket, count in await self._read(
+                "SELECT CAST((received_at - ?) / 3600 AS INTEGER) AS h, count(*)"
+                " FROM interactions WHERE campaign_id = ? AND received_at >= ?"
+                " AND received_at < ? GROUP BY h",
+                (since, campaign_id, since, since + HOURS * 3600),
+            ):
+                per_hour[bucket] = count
+            for bucket, count in await self._read(
+                "SELECT CAST((received_at - ?) / 86400 AS INTEGER) AS d, count(*)"
+                " FROM interactions WHERE campaign_id = ? AND received_at >= ?"
+                " AND received_at < ? GROUP BY d",
+                (since, campaign_id, since, since + DAYS * 86400),
+            ):
+                per_day[bucket] = count
+        # Opt-outs: recipients of the campaign who opted out of its sender (or of
+        # everything) since it started, whatever way they did it (keyword, API).
+        (opt_outs,), *_ = await self._read(
+            "SELECT count(DISTINCT o.number) FROM opt_outs o JOIN campaign_recipients r"
+            " ON r.campaign_id = ? AND r.number = o.number"
+            " WHERE o.sender IN (?, ?) AND o.created_at >= ?",
+            (campaign_id, sender, ALL_OPT_OUT, since or 0.0),
+        )
+        return ReplyFigures(
+            replies=replies,
+            unique_responders=unique,
+            per_keyword=per_keyword,
+            seconds_to_first_reply=seconds,
+            per_hour=per_hour,
+            per_day=per_day,
+            opt_outs=opt_outs,
+        )
