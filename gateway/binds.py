@@ -181,6 +181,8 @@ class CarrierBind:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.became_bound = asyncio.Event()
+        self.settled = asyncio.Event()
+        """Set once the first attempt is over: bound, or retrying (readiness waits for it)."""
         self.metrics = BindMetrics()
         self._lost: list[RequestTimedOut] = []
 
@@ -269,6 +271,11 @@ class CarrierBind:
             )
         except (TimeoutError, OSError) as exc:
             self.last_error = f"connect: {exc or type(exc).__name__}"
+            return
+        if self._stopping:
+            # stop() came while connecting; its cancel can be lost when the connection
+            # completes at the same moment (asyncio.wait_for in 3.11): do not bind.
+            conn.abort()
             return
         self.conn = conn
         self._bound = loop.create_future()
@@ -374,6 +381,8 @@ class CarrierBind:
     def _set_state(self, state: BindState, **fields: Any) -> None:
         if state is not self.state:
             self.state = state
+            if state in (BindState.BOUND, BindState.BACKOFF):
+                self.settled.set()
             log_event(
                 log,
                 "bind.state",

@@ -10,16 +10,17 @@ the exit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway.api.app import make_app
+from gateway.api.app import INTAKE_KEY, health, make_app
 from gateway.api.intake import Intake
+from gateway.api.reqlog import request_log_middleware
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.callback_policy import CallbackPolicy, policy_session
 from gateway.campaigns.wiring import Campaigns
@@ -31,6 +32,7 @@ from gateway.front.server import FrontServer
 from gateway.inbound.api import InboundApi
 from gateway.inbound.directory import CampaignDirectory
 from gateway.inbound.service import InboundService
+from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
 from gateway.model import StatusChange
@@ -43,8 +45,11 @@ from gateway.store.sqlite import SqliteStore
 
 log = logging.getLogger("smsgw.daemon")
 
+FORCED_EXIT = 1
+"""serve()'s exit code when a second SIGTERM/SIGINT cut the graceful stop short."""
+
 SHUTDOWN_DRAIN_SECONDS = 5.0
-"""How long a stopping bind keeps reading responses and receipts after its unbind."""
+"""The default of ``[shutdown] drain_seconds`` (kept for callers of this name)."""
 
 
 def bind_settings(carrier: CarrierConfig) -> list[BindSettings]:
@@ -134,6 +139,11 @@ class Gateway:
             self.digest = DigestScheduler(config.digest, tz, self.store, node_id=config.node.id)
             self.digest.campaigns = self.campaigns.digest_source
         self._runner: web.AppRunner | None = None
+        self.drain = Drain(config.shutdown.retry_after_seconds, self._health)
+        self.reload_hooks: list[ReloadHook] = []
+        """Called with the new GatewayConfig on every accepted SIGHUP reload."""
+        self.intake: Intake | None = None
+        self._ready_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._started: list[str] = []
         self.http_port: int | None = None
@@ -174,7 +184,7 @@ class Gateway:
             await self.stop()
             raise
         self.notifier.start_watchdog()
-        self.notifier.ready(f"{len(self.binds)} binds starting")
+        self._ready_task = asyncio.create_task(self._announce_ready(), name="ready")
         log_event(
             log,
             "daemon.started",
@@ -182,6 +192,23 @@ class Gateway:
             binds=len(self.binds),
             store=str(self.config.store_path),
         )
+
+    def _health(self) -> dict[str, object]:
+        """/healthz's body (the draining answer reuses it)."""
+        body: dict[str, object] = health(self.binds)
+        if self.front is not None:
+            body["front"] = self.front.health()
+        return body
+
+    def new_bind(self, settings: BindSettings) -> CarrierBind:
+        return CarrierBind(settings, RefusingListener())
+
+    async def _announce_ready(self) -> None:
+        """READY=1 once every bind is bound or retrying (the HTTP port already listens)."""
+        await wait_settled(self.binds)
+        up = sum(b.bound for b in self.binds)
+        self.notifier.ready(f"{up}/{len(self.binds)} binds up")
+        log_event(log, "daemon.ready", binds_up=up, binds=len(self.binds))
 
     async def _start_http(self) -> None:
         http = self.config.http
@@ -204,6 +231,11 @@ class Gateway:
             front_health=self.front.health if self.front is not None else None,
             inbound=InboundApi(self.config, self.store, self.inbound.numbers, self.inbound.outbox),
         )
+        # After the metrics middleware, before errors and auth: refusals are logged, and a
+        # draining gateway answers 503 before anything else runs.
+        app.middlewares.insert(1, request_log_middleware())
+        app.middlewares.insert(2, self.drain.middleware())
+        self.intake = app[INTAKE_KEY]
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
@@ -230,7 +262,12 @@ class Gateway:
     async def stop(self) -> None:
         """Stop sending, unbind (reading responses and receipts meanwhile), commit, close."""
         self.notifier.stopping()
-        log_event(log, "daemon.stopping")
+        self.drain.start()
+        drain = self.config.shutdown.drain_seconds
+        log_event(log, "daemon.stopping", drain_seconds=drain)
+        if self._ready_task is not None:
+            self._ready_task.cancel()
+            self._ready_task = None
         started = self._started
         if "front" in started and self.front is not None:
             await self.front.stop()
@@ -238,12 +275,16 @@ class Gateway:
             await self.digest.stop()
         if "store" in started:
             await self.campaigns.stop()
+
+        async def unbind() -> None:
+            await asyncio.gather(*(b.stop(drain) for b in self.binds), return_exceptions=True)
+
+        # The binds unbind between the dispatcher's wait for answers and the end of its
+        # receipt handling: a receipt that comes while a bind drains is stored, not refused.
         if "dispatcher" in started:
-            await self.dispatcher.stop(SHUTDOWN_DRAIN_SECONDS)
-        if "binds" in started:
-            await asyncio.gather(
-                *(b.stop(SHUTDOWN_DRAIN_SECONDS) for b in self.binds), return_exceptions=True
-            )
+            await self.dispatcher.stop(drain, unbind if "binds" in started else None)
+        elif "binds" in started:
+            await unbind()
         if "inbound" in started:
             await self.inbound.stop()
         if "callbacks" in started:
@@ -258,12 +299,26 @@ class Gateway:
         log_event(log, "daemon.stopped")
 
 
-async def serve(config: GatewayConfig) -> int:
-    """Run the gateway until SIGTERM/SIGINT. Returns the process exit code."""
+async def serve(config: GatewayConfig, config_path: Path | None = None) -> int:
+    """Run the gateway until SIGTERM/SIGINT; SIGHUP reloads ``config_path`` (see
+    gateway.lifecycle). Returns the process exit code."""
     gateway = Gateway(config)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     forced = asyncio.Event()
+    reload_lock = asyncio.Lock()
+    reloads: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        async with reload_lock:  # one at a time, in the order the signals came
+            if config_path is not None and not gateway.stop_requested:
+                await reload_gateway(gateway, config_path)
+
+    def on_hangup() -> None:
+        log_event(log, "daemon.signal", signal="SIGHUP")
+        task = loop.create_task(reload(), name="reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
 
     def on_signal(signum: int) -> None:
         if gateway.stop_requested:
@@ -275,19 +330,22 @@ async def serve(config: GatewayConfig) -> int:
 
     for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
         await gateway.start()
         await gateway.wait_stopped()
+        if reloads:  # a reload under way finishes first: never stop half-reloaded
+            await asyncio.gather(*reloads, return_exceptions=True)
         stop_task = asyncio.create_task(gateway.stop())
         forced_task = asyncio.create_task(forced.wait())
         done, _ = await asyncio.wait({stop_task, forced_task}, return_when=asyncio.FIRST_COMPLETED)
         forced_task.cancel()
         if stop_task not in done:
-            stop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stop_task
-            return 1
+            # Forced: leave the stop where it is. The caller exits the process at once
+            # (gateway.cli); every accepted message is already committed, and a crash-safe
+            # store needs no orderly close.
+            return FORCED_EXIT
         return 0
     finally:
-        for sig in signals:
+        for sig in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(sig)

@@ -32,6 +32,11 @@ class Router:
         self._default = Route("", tuple(all_carriers), tuple(1 for _ in all_carriers))
         self._random = rng or random.random
 
+    def replace(self, routes: Sequence[Route], all_carriers: Sequence[str]) -> None:
+        """Swap in new rules (SIGHUP reload); everyone holding this router sees them at once."""
+        fresh = Router(routes, all_carriers, self._random)
+        self._routes, self._default = fresh._routes, fresh._default
+
     def route_for(self, to: str) -> Route:
         for route in self._routes:
             if to.startswith(route.prefix):

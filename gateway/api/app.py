@@ -40,9 +40,10 @@ from gateway.observe import HttpMetrics
 from gateway.routing import Router
 from gateway.store.base import Store
 
-__all__ = ["BINDS_KEY", "PUBLIC_PATHS", "Outbound", "health", "make_app"]
+__all__ = ["BINDS_KEY", "INTAKE_KEY", "PUBLIC_PATHS", "Outbound", "health", "make_app"]
 
 BINDS_KEY: web.AppKey[Sequence[CarrierBind]] = web.AppKey("binds", Sequence)
+INTAKE_KEY: web.AppKey[Intake] = web.AppKey("intake", Intake)
 FRONT_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("front_health")
 
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
@@ -123,6 +124,7 @@ def make_app(
     intake = Intake(
         config.messages, config.carriers, router, CallbackPolicy.from_config(config.callbacks)
     )
+    app[INTAKE_KEY] = intake
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)
     if inbound is None:  # the daemon gives the one its MO path routes with
         inbound = InboundApi.standalone(config, store, intake, outbound, clock)

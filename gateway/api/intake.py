@@ -120,6 +120,13 @@ class Intake:
         self.numbers = check.Numbers(config.default_region)
         self._senders: dict[str, tuple[bool, str]] = {}  # (valid, sender or the reason)
 
+    def set_carriers(self, carriers: Sequence[CarrierConfig]) -> None:
+        """New carrier settings (SIGHUP reload)."""
+        self._carriers.update(
+            (c.name, _TextSettings(c.name, ConcatMethod(c.concat), c.gsm7_packed, c.latin1))
+            for c in carriers
+        )
+
     def prepare(
         self, item: object, *, account: str, now: float, up: Container[str]
     ) -> NewMessage | list[FieldError]:

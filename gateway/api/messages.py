@@ -52,6 +52,8 @@ log = logging.getLogger("smsgw.api")
 
 MAX_BATCH: Final = 10_000
 """Messages per batch request: one transaction the store commits in well under a second."""
+LOGGED_IDS: Final = 100
+"""Message ids named on an ``api.accepted`` debug line (the first ones of a big batch)."""
 MAX_IDEMPOTENCY_KEY: Final = 128
 """Room for a UUID or a hash with a prefix; longer keys are refused, not truncated."""
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
@@ -317,7 +319,14 @@ class MessagesApi:
                     f"a concurrent request with this {IDEMPOTENCY_HEADER} did not settle; retry it",
                 ) from None
             return _replay(stored, request_hash)
-        log_event(log, "api.accepted", logging.DEBUG, account=account, messages=len(messages))
+        log_event(
+            log,
+            "api.accepted",
+            logging.DEBUG,
+            account=account,
+            messages=len(messages),
+            ids=",".join(m.id for m in messages[:LOGGED_IDS]),
+        )
         return web.Response(status=202, text=text, content_type="application/json")
 
 

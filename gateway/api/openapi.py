@@ -243,7 +243,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "required": ["status", "binds"],
         "additionalProperties": False,
         "properties": {
-            "status": {"enum": ["ok", "degraded"]},
+            "status": {"enum": ["ok", "degraded", "draining"]},
             "binds": {
                 "type": "array",
                 "items": {
@@ -329,7 +329,11 @@ _POST_ERRORS: Final = {
         " body."
     ),
     "500": _error("Internal error."),
-    "503": _error("The store failed; nothing was accepted."),
+    "503": _error(
+        "store_unavailable: the store failed; nothing was accepted. draining: the gateway is"
+        " shutting down and accepts nothing; retry after Retry-After seconds, or on another"
+        " node."
+    ),
 }
 
 
@@ -352,7 +356,11 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Bind states; 'degraded' when a bind is not bound.",
                     "security": [],
                     "responses": {
-                        "200": {"description": "Health.", "content": _json(_ref("Health"))}
+                        "200": {"description": "Health.", "content": _json(_ref("Health"))},
+                        "503": {
+                            "description": "Shutting down (status 'draining'); Retry-After set.",
+                            "content": _json(_ref("Health")),
+                        },
                     },
                 },
                 "head": {

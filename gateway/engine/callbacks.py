@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -238,7 +239,12 @@ class CallbackSender:
             except Exception as exc:  # a store error: the callback stays due, tried again
                 self.stats.store_errors += 1
                 log_event(
-                    log, "callbacks.record_failed", logging.WARNING, id=cb.id, error=repr(exc)
+                    log,
+                    "callbacks.record_failed",
+                    logging.WARNING,
+                    id=cb.id,
+                    message=_message_id(cb),
+                    error=repr(exc),
                 )
             finally:
                 self._busy -= 1
@@ -280,10 +286,26 @@ class CallbackSender:
 
     async def _park(self, cb: Callback, attempts: int, error: str) -> None:
         self.stats.parked += 1
-        log_event(log, "callbacks.parked", logging.WARNING, id=cb.id, error=error)
+        log_event(
+            log,
+            "callbacks.parked",
+            logging.WARNING,
+            id=cb.id,
+            message=_message_id(cb),
+            error=error,
+        )
         await self._store.callback_retry(cb.id, PARKED_AT, error[:ERROR_TEXT_LIMIT])
 
     def backoff(self, attempts: int) -> float:
         """Seconds before the next try after ``attempts`` failed ones."""
         delay = min(self._max_delay, self._base_delay * 2.0 ** min(attempts - 1, 40))
         return delay * (1 + self._rng.uniform(-JITTER, JITTER))
+
+
+def _message_id(cb: Callback) -> str:
+    """The message a callback is about (its payload's ``id``), for log lines."""
+    try:
+        payload = json.loads(cb.payload)
+    except ValueError:
+        return ""
+    return str(payload.get("id", "")) if isinstance(payload, dict) else ""

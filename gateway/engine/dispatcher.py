@@ -47,7 +47,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Awaitable, Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -414,10 +414,16 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
 
-    async def stop(self, drain: float = STOP_DRAIN_SECONDS) -> None:
+    async def stop(
+        self,
+        drain: float = STOP_DRAIN_SECONDS,
+        before_receipts: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         """Stop sending: no new submit_sm leaves. Wait up to ``drain`` seconds for answers to
-        those in flight, write every outcome collected, and stop the receipt handler.
-        Queued messages stay in the store for the next start."""
+        those in flight, run ``before_receipts`` (the daemon unbinds there: receipts that
+        come while the binds drain are still stored and acknowledged), write every outcome
+        collected, and stop the receipt handler. Queued messages stay in the store for the
+        next start."""
         if not self._running:
             return
         self._running = False
@@ -442,6 +448,8 @@ class Dispatcher:
             self._idle.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), drain)
+        if before_receipts is not None:
+            await before_receipts()
         await self.receipts.stop(drain)
         writer, self._writer = self._writer, None
         if writer is not None:
@@ -460,6 +468,53 @@ class Dispatcher:
             in_flight=self._in_flight,
             unwritten=len(self._outcomes),
         )
+
+    def reconfigure(self, config: GatewayConfig, binds: Sequence[CarrierBind]) -> None:
+        """Take new carrier settings, retry rules and the binds to send on (SIGHUP reload).
+
+        A carrier no longer configured keeps its queue and pump with no bind to send on, so
+        its messages fail over by the (already replaced) routes. Binds left out stop being
+        used for sending; they stay this dispatcher's listener, so answers and receipts that
+        come while they unbind are still taken."""
+        self.config = config
+        self.policy = RetryPolicy.from_config(config.messages)
+        self.receipts.set_carriers(config.carriers)
+        now = self._loop.time() if self._loop is not None else time.monotonic()
+        for cc in config.carriers:
+            c = self._carriers.get(cc.name)
+            if c is None:
+                c = self._carriers[cc.name] = _Carrier(
+                    cc,
+                    IdForms(cc.message_id_form, cc.effective_receipt_id_form),
+                    account_bucket(cc.account_tps, now),
+                )
+                if self._running and self._loop is not None:
+                    c.task = self._loop.create_task(self._pump(c), name=f"pump-{c.name}")
+            elif c.config != cc:
+                if c.config.account_tps != cc.account_tps:
+                    c.account = account_bucket(cc.account_tps, now)
+                if c.config.tps != cc.tps:
+                    for b in c.binds:
+                        b.throttle = BindThrottle(cc.tps, now)
+                c.config = cc
+                c.forms = IdForms(cc.message_id_form, cc.effective_receipt_id_form)
+        wanted = set(binds)
+        for bind in list(self._binds):
+            if bind not in wanted:
+                del self._binds[bind]
+                c = self._carriers[bind.carrier]
+                c.binds = [b for b in c.binds if b.bind is not bind]
+        for bind in binds:
+            if bind in self._binds:
+                continue
+            c = self._carriers[bind.carrier]
+            state = _Bind(bind, BindThrottle(c.config.tps, now))
+            c.binds.append(state)
+            self._binds[bind] = state
+            bind.listener = self
+        for c in self._carriers.values():
+            c.scanned_up = None
+            c.wake.set()
 
     # -- what the API and the health page use -------------------------------------------------
 

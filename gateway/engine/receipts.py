@@ -241,6 +241,11 @@ class ReceiptHandler:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def set_carriers(self, carriers: Iterable[CarrierConfig]) -> None:
+        """New carrier settings (reload); ids of carriers no longer configured still match."""
+        for c in carriers:
+            self._forms[c.name] = IdForms(c.message_id_form, c.effective_receipt_id_form)
+
     async def start(self) -> None:
         if self._task is not None:
             return

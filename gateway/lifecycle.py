@@ -1,0 +1,202 @@
+"""Operations around the daemon's life: readiness, draining on SIGTERM, reload on SIGHUP.
+
+Readiness
+    systemd gets ``READY=1`` once the HTTP port listens (``Gateway.start`` has returned) and
+    every bind has settled: bound, or retrying after a failed attempt (``backoff``). A carrier
+    that is down does not hold the service in "activating" forever; a bind still connecting
+    or waiting for its bind_resp does, up to its ``bind_timeout``.
+
+Draining (SIGTERM)
+    :class:`Drain` is an HTTP middleware. Once draining, every request that would change
+    something (any method but GET/HEAD/OPTIONS under ``/v1/``) gets ``503 draining`` with
+    ``Retry-After``, so clients and load balancers go elsewhere; reads still work, and
+    ``/healthz`` answers 503 ``{"status": "draining", ...}``. A request already past the
+    middleware finishes normally: what it committed stays queued in the store.
+
+Reload (SIGHUP)
+    :func:`reload_gateway` reads the file again. A file with errors is refused: every error
+    is logged and the running configuration stays. Otherwise routes, carriers, retry rules
+    and the log level change in place: binds whose settings are unchanged stay up, changed
+    ones are rebuilt (the new bind starts before the old one unbinds), removed ones unbind
+    (their queued messages fail over by the new routes). Sections read only at start
+    (``[node]``, ``[http]``, ``[store]``, ``[shutdown]``, ``[digest]``, ``[callbacks]``,
+    ``[front]``) are logged as needing a restart.
+    Then every :data:`ReloadHook` registered on the gateway runs with the new configuration
+    (keyword rules, inbound numbers ... register theirs with ``Gateway.reload_hooks``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from gateway.api.errors import error_response, json_response
+from gateway.binds import CarrierBind
+from gateway.config import GatewayConfig, load_config
+from gateway.confload import ConfigError
+from gateway.logs import configure_logging, log_event
+from gateway.routing import Route
+
+if TYPE_CHECKING:
+    from gateway.daemon import Gateway
+
+log = logging.getLogger("smsgw.lifecycle")
+
+DRAINING: Final = "draining"
+"""Error code of the 503 answered while the gateway shuts down."""
+
+READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+RESTART_SECTIONS: Final = (
+    "node",
+    "http",
+    "store",
+    "shutdown",
+    "digest",
+    "callbacks",
+    "front",
+)
+"""Read once at start: a reload that changes them logs that a restart is needed."""
+
+ReloadHook = Callable[[GatewayConfig], Awaitable[None] | None]
+"""Called on every accepted reload with the new configuration; may be a coroutine."""
+
+
+class Drain:
+    """The draining switch and the middleware that answers for it."""
+
+    def __init__(self, retry_after: int, health: Callable[[], dict[str, object]]) -> None:
+        self.draining = False
+        self.retry_after = retry_after
+        self._health = health
+
+    def start(self) -> None:
+        self.draining = True
+
+    def middleware(self) -> Middleware:
+        @web.middleware
+        async def drain(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if not self.draining:
+                return await handler(request)
+            headers = {"Retry-After": str(self.retry_after)}
+            if request.path == "/healthz":
+                body = {**self._health(), "status": DRAINING}
+                return json_response(body, 503, headers)
+            if request.method not in READ_METHODS and request.path.startswith("/v1/"):
+                return error_response(
+                    503,
+                    DRAINING,
+                    f"the gateway is shutting down; retry in {self.retry_after} s"
+                    " (or on another node)",
+                    headers=headers,
+                )
+            return await handler(request)
+
+        return drain
+
+
+async def wait_settled(binds: Sequence[CarrierBind]) -> None:
+    """Return once every bind is bound or retrying (see module doc)."""
+    await asyncio.gather(*(b.settled.wait() for b in binds))
+
+
+def restart_needed(old: GatewayConfig, new: GatewayConfig) -> list[str]:
+    """The start-only sections that differ between ``old`` and ``new``."""
+    return [name for name in RESTART_SECTIONS if getattr(old, name) != getattr(new, name)]
+
+
+def read_config(path: Path) -> GatewayConfig | None:
+    """The file at ``path``, or None with every error logged."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        log_event(
+            log,
+            "reload.refused",
+            logging.ERROR,
+            file=str(path),
+            errors=len(exc.errors),
+            reason="invalid configuration; the running one stays",
+        )
+        for error in exc.errors:
+            log_event(log, "reload.config_error", logging.ERROR, file=str(path), error=str(error))
+        return None
+    except OSError as exc:
+        log_event(log, "reload.refused", logging.ERROR, file=str(path), reason=str(exc))
+        return None
+
+
+async def reload_gateway(gw: Gateway, path: Path) -> bool:
+    """Read ``path`` and apply it to the running gateway; False when the file was refused."""
+    new = read_config(path)
+    if new is None:
+        return False
+    gw.notifier.notify("RELOADING=1")
+    try:
+        await apply_config(gw, new)
+    finally:
+        gw.notifier.ready("reloaded")
+    return True
+
+
+async def apply_config(gw: Gateway, new: GatewayConfig) -> None:
+    """Move the running gateway to ``new`` (already validated)."""
+    from gateway.daemon import bind_settings
+
+    old = gw.config
+    for section in restart_needed(old, new):
+        log_event(log, "reload.restart_needed", logging.WARNING, section=section)
+    if old.log != new.log:
+        configure_logging(new.log.level, new.log.format)
+
+    # Binds: keep the unchanged, build the new, then let the dropped ones go.
+    wanted = [s for carrier in new.carriers for s in bind_settings(carrier)]
+    current = {b.settings: b for b in gw.binds}
+    kept: list[CarrierBind] = []
+    added: list[CarrierBind] = []
+    for settings in wanted:
+        bind = current.pop(settings, None)
+        if bind is None:
+            bind = gw.new_bind(settings)
+            added.append(bind)
+        kept.append(bind)
+    dropped = list(current.values())
+
+    gw.router.replace(
+        [Route(r.prefix, r.carriers, r.weights) for r in new.routes],
+        [c.name for c in new.carriers],
+    )
+    gw.dispatcher.reconfigure(new, kept)
+    if gw.intake is not None:
+        gw.intake.set_carriers(new.carriers)
+    gw.binds[:] = kept  # the same list /healthz and /metrics read
+    gw.config = new
+    for bind in added:
+        bind.start()
+    log_event(
+        log,
+        "reload.applied",
+        binds_kept=len(kept) - len(added),
+        binds_added=len(added),
+        binds_removed=len(dropped),
+        routes=len(new.routes),
+        carriers=len(new.carriers),
+    )
+    for hook in list(gw.reload_hooks):
+        try:
+            result = hook(new)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("reload hook %r failed", getattr(hook, "__qualname__", hook))
+    if dropped:
+        # Unbind: their answers and receipts still reach the dispatcher while they drain.
+        drain = new.shutdown.drain_seconds
+        await asyncio.gather(*(b.stop(drain) for b in dropped), return_exceptions=True)

@@ -1,0 +1,646 @@
+"""``smsgw status | send | campaign ... | list ...``: the command-line client of the HTTP API.
+
+Where the gateway is
+    ``--url``, else ``$SMSGW_URL``, else the ``[http]`` host and port of the configuration
+    file (``--config``, default conf/gateway.toml; a wildcard host is reached on 127.0.0.1),
+    else http://127.0.0.1:8775.
+Who we are
+    ``--token``, else ``$SMSGW_TOKEN``. The configuration holds only SHA-256 digests of
+    tokens, so it cannot supply one. ``status`` needs none (it reads /healthz and /metrics).
+Output
+    Lines for people by default; ``--json`` prints the API's JSON answers (one document) for
+    programs. Errors go to stderr with the API's message and every field error; the exit
+    code is 0 on success, 1 when the gateway refused or failed the request, 2 for bad usage
+    or a gateway that cannot be reached.
+Files to send
+    ``smsgw send --file F``: JSON lines (one message object per line, the fields of
+    ``POST /v1/messages``) or CSV with a header row (``to``, ``from``, ``text`` and any other
+    message field). Sent in chunks through ``/v1/messages/batch`` with a progress bar on
+    stderr; each chunk carries an ``Idempotency-Key`` made of the file's digest and the
+    chunk's number, so a chunk retried after a 503 (draining) or a lost answer is never
+    accepted twice. A chunk refused (400/422) is reported with its items' line numbers and
+    the rest of the file still goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+
+DEFAULT_URL: Final = "http://127.0.0.1:8775"
+DEFAULT_CONFIG: Final = "conf/gateway.toml"
+DEFAULT_CHUNK: Final = 1000
+"""Messages per batch request: well under the API's 10,000, so one commit stays short and a
+progress bar moves."""
+RETRIES: Final = 5
+"""Attempts per request answered 503 or not answered at all (Retry-After is honoured)."""
+MAX_RETRY_WAIT: Final = 30.0
+IMPORT_POLL_SECONDS: Final = 0.5
+
+EXIT_OK: Final = 0
+EXIT_REFUSED: Final = 1
+EXIT_USAGE: Final = 2
+
+
+class CliError(Exception):
+    """A failure to report on stderr, with the exit code it means."""
+
+    def __init__(self, message: str, code: int = EXIT_REFUSED, body: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.body = body
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def _describe_error(status: int, body: bytes) -> tuple[str, Any]:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}", None
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if not isinstance(error, dict):
+        return f"HTTP {status}", doc
+    lines = [f"HTTP {status} {error.get('code', '')}: {error.get('message', '')}"]
+    for d in error.get("details") or []:
+        where = d.get("path", "")
+        if "index" in d:
+            where = f"[{d['index']}] {where}"
+        lines.append(f"  - {where}: {d.get('message', '')}")
+    return "\n".join(lines), doc
+
+
+class Client:
+    """A small synchronous HTTP client for the gateway's API (stdlib urllib)."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        timeout: float = 30.0,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> Response:
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        hdrs = {"Accept": "application/json", **(headers or {})}
+        if data is not None:
+            hdrs["Content-Type"] = content_type
+        if auth:
+            if not self.token:
+                raise CliError("no token: give --token or set SMSGW_TOKEN", EXIT_USAGE)
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        for attempt in range(1, RETRIES + 1):
+            req = urllib.request.Request(self.url + path, data=data, headers=hdrs, method=method)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                    return Response(r.status, dict(r.headers.items()), r.read())
+            except urllib.error.HTTPError as exc:
+                payload = exc.read()
+                if exc.code == 503 and attempt < RETRIES:
+                    self._sleep(_retry_after(exc.headers.get("Retry-After"), attempt))
+                    continue
+                message, doc = _describe_error(exc.code, payload)
+                raise CliError(message, EXIT_REFUSED, doc) from None
+            except (urllib.error.URLError, OSError) as exc:
+                # Not answered: safe to retry only when the request is idempotent.
+                idempotent = method in ("GET", "HEAD") or "Idempotency-Key" in hdrs
+                if idempotent and attempt < RETRIES:
+                    self._sleep(min(MAX_RETRY_WAIT, 0.5 * 2**attempt))
+                    continue
+                reason = getattr(exc, "reason", exc)
+                raise CliError(f"cannot reach {self.url}: {reason}", EXIT_USAGE) from None
+        raise AssertionError("unreachable")
+
+    def get(self, path: str, auth: bool = True) -> Any:
+        return self.request("GET", path, auth=auth).json()
+
+    def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        return self.request("POST", path, body if body is not None else {}, headers=headers).json()
+
+
+def _retry_after(value: str | None, attempt: int) -> float:
+    try:
+        seconds = float(value or "")
+    except ValueError:
+        seconds = 0.5 * 2**attempt
+    return min(MAX_RETRY_WAIT, max(0.0, seconds))
+
+
+# -- where and who --------------------------------------------------------------------------
+
+
+def url_from_config(path: str) -> str | None:
+    """``http://host:port`` from a configuration file's ``[http]``, if it can be read."""
+    try:
+        with open(path, "rb") as f:
+            http = tomllib.load(f).get("http", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    host = str(http.get("host", "127.0.0.1"))
+    port = http.get("port", 8775)
+    if not isinstance(port, int) or port <= 0:
+        return None
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def resolve(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Client:
+    env = dict(os.environ) if environ is None else environ
+    url = args.url or env.get("SMSGW_URL") or url_from_config(args.config) or DEFAULT_URL
+    token = args.token or env.get("SMSGW_TOKEN") or None
+    return Client(url, token, args.timeout)
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def emit(args: argparse.Namespace, doc: Any, text: Callable[[Any], str] | None = None) -> None:
+    out: IO[str] = args.stdout
+    if args.json or text is None:
+        out.write(json.dumps(doc, ensure_ascii=False, indent=None if args.json else 2) + "\n")
+    else:
+        out.write(text(doc) + "\n")
+
+
+class Progress:
+    """A one-line progress bar on stderr; silent when stderr is not a terminal (unless
+    forced), so logs of scripted runs stay clean."""
+
+    WIDTH: Final = 30
+
+    def __init__(self, total: int, label: str, stream: IO[str], enabled: bool) -> None:
+        self.total = max(total, 1)
+        self.label = label
+        self.stream = stream
+        self.enabled = enabled
+        self.started = time.monotonic()
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        share = min(1.0, done / self.total)
+        filled = int(share * self.WIDTH)
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self.stream.write(
+            f"\r{self.label} [{bar}] {done}/{self.total} {share:4.0%} {done / elapsed:,.0f}/s"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def _metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    return out
+
+
+def status_doc(client: Client) -> dict[str, Any]:
+    """Binds from /healthz; queues and rates from /metrics."""
+    try:
+        health = client.request("GET", "/healthz", auth=False).json()
+    except CliError as exc:
+        if not isinstance(exc.body, dict) or "binds" not in exc.body:
+            raise
+        health = exc.body  # 503 while draining still describes the binds
+    metrics = _metrics(client.request("GET", "/metrics", auth=False).body.decode())
+    queues = {s[0].get("carrier", ""): int(s[1]) for s in metrics.get("smsgw_queue_depth", [])}
+    rates = {s[0].get("bind", ""): s[1] for s in metrics.get("smsgw_bind_submit_rate", [])}
+    sent = {s[0].get("bind", ""): int(s[1]) for s in metrics.get("smsgw_submit_sm_total", [])}
+    binds = []
+    for b in health.get("binds", []):
+        row = dict(b)
+        row["submit_rate"] = rates.get(b.get("bind", ""), 0.0)
+        row["submitted"] = sent.get(b.get("bind", ""), 0)
+        binds.append(row)
+    return {
+        "url": client.url,
+        "status": health.get("status"),
+        "binds": binds,
+        "queues": queues,
+        "submit_rate": sum(rates.values()),
+    }
+
+
+def _status_text(doc: dict[str, Any]) -> str:
+    lines = [f"smsgw at {doc['url']}: {doc['status']}"]
+    lines.append(f"{'bind':<20} {'state':<12} {'msg/s':>8} {'sent':>10}  last error")
+    for b in doc["binds"]:
+        lines.append(
+            f"{b.get('bind', ''):<20} {b.get('state', ''):<12} {b['submit_rate']:>8.1f}"
+            f" {b['submitted']:>10}  {b.get('last_error', '')}"
+        )
+    lines.append(
+        "queued parts: " + (", ".join(f"{c}={n}" for c, n in doc["queues"].items()) or "-")
+    )
+    lines.append(f"submit rate: {doc['submit_rate']:.1f} msg/s")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    emit(args, status_doc(resolve(args)), _status_text)
+    return EXIT_OK
+
+
+# -- send -----------------------------------------------------------------------------------
+
+MESSAGE_FIELDS: Final = ("client_ref", "callback_url", "validity", "scheduled_at", "priority")
+INT_FIELDS: Final = frozenset({"validity", "priority"})
+
+
+def read_messages(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, message) from a JSON-lines or CSV file (see module doc)."""
+    text = path.read_text(encoding="utf-8-sig")
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if first.lstrip().startswith("{"):
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    item = json.loads(line)
+                except ValueError as exc:
+                    raise CliError(f"{path}:{n}: not JSON: {exc}", EXIT_USAGE) from None
+                yield n, item
+        return
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"to", "from", "text"} - set(reader.fieldnames or ())
+    if missing:
+        raise CliError(f"{path}: CSV header lacks {', '.join(sorted(missing))}", EXIT_USAGE)
+    for row in reader:
+        message: dict[str, Any] = {}
+        for key, value in row.items():
+            if key is None or value is None or value == "":
+                continue
+            message[key] = int(value) if key in INT_FIELDS and value.isdigit() else value
+        yield reader.line_num, message
+
+
+def _single(args: argparse.Namespace) -> dict[str, Any]:
+    msg: dict[str, Any] = {"to": args.to, "from": args.sender, "text": args.text}
+    for name in MESSAGE_FIELDS:
+        value = getattr(args, name)
+        if value is not None:
+            msg[name] = value
+    return msg
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    client = resolve(args)
+    if args.file is None:
+        if not (args.to and args.sender and args.text is not None):
+            raise CliError("send: give --to, --from and --text, or --file", EXIT_USAGE)
+        headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+        doc = client.post("/v1/messages", _single(args), headers)
+        emit(args, doc, lambda d: f"{d['id']} {d['status']} parts={d['parts']} to={d['to']}")
+        return EXIT_OK
+    path = Path(args.file)
+    items = list(read_messages(path))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    progress = Progress(len(items), "sending", sys.stderr, args.progress or sys.stderr.isatty())
+    accepted: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    done = 0
+    for start in range(0, len(items), args.chunk):
+        chunk = items[start : start + args.chunk]
+        key = f"smsgw-send-{digest}-{start // args.chunk}"
+        try:
+            doc = client.post(
+                "/v1/messages/batch",
+                {"messages": [m for _, m in chunk]},
+                {"Idempotency-Key": key},
+            )
+            accepted.extend(doc.get("messages", []))
+        except CliError as exc:
+            if exc.code != EXIT_REFUSED:
+                raise
+            refused.extend(_refusals(exc, chunk))
+        done += len(chunk)
+        progress.update(done)
+    progress.close()
+    result = {
+        "file": str(path),
+        "messages": len(items),
+        "accepted": len(accepted),
+        "refused": len(refused),
+        "ids": [m.get("id") for m in accepted],
+        "errors": refused,
+    }
+    emit(args, result, _send_text)
+    return EXIT_OK if not refused else EXIT_REFUSED
+
+
+def _refusals(exc: CliError, chunk: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Every item of a refused chunk, with the errors the API named for it (by line)."""
+    details: list[dict[str, Any]] = []
+    if isinstance(exc.body, dict):
+        details = (exc.body.get("error") or {}).get("details") or []
+    by_index: dict[int, list[str]] = {}
+    for d in details:
+        if isinstance(d.get("index"), int):
+            by_index.setdefault(d["index"], []).append(f"{d.get('path', '')}: {d.get('message')}")
+    first_line = str(exc).splitlines()[0]
+    return [
+        {"line": line, "errors": by_index.get(i) or [f"batch refused ({first_line})"]}
+        for i, (line, _) in enumerate(chunk)
+    ]
+
+
+def _send_text(doc: dict[str, Any]) -> str:
+    lines = [f"{doc['file']}: {doc['accepted']} accepted, {doc['refused']} refused"]
+    for e in doc["errors"][:50]:
+        lines.append(f"  line {e['line']}: {'; '.join(e['errors'])}")
+    if len(doc["errors"]) > 50:
+        lines.append(f"  ... {len(doc['errors']) - 50} more (use --json)")
+    return "\n".join(lines)
+
+
+# -- campaigns ------------------------------------------------------------------------------
+
+
+def _campaign_line(c: dict[str, Any]) -> str:
+    return f"{c.get('id')} {c.get('status', ''):<10} {c.get('name', '')}"
+
+
+def _campaign_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if args.body:
+        with open(args.body, encoding="utf-8") as f:
+            body = json.load(f)
+        if not isinstance(body, dict):
+            raise CliError(f"{args.body}: must hold a JSON object", EXIT_USAGE)
+    flags: dict[str, Any] = {
+        "name": args.name,
+        "from": args.sender,
+        "text": args.text,
+        "lists": args.list or None,
+        "tags": args.tag or None,
+        "courtesy_reply": args.courtesy_reply,
+        "reply_window_days": args.reply_window_days,
+        "start_at": args.start_at,
+        "tps": args.tps,
+    }
+    if args.two_way:
+        flags["two_way"] = True
+    if args.keywords:
+        flags["keywords"] = json.loads(args.keywords)
+    if args.send_window:
+        flags["send_window"] = _send_window(args.send_window)
+    if args.digest_to:
+        flags["digest"] = {"to": args.digest_to, "days": args.digest_days}
+    body.update({k: v for k, v in flags.items() if v is not None})
+    missing = [k for k in ("name", "from", "text", "lists") if k not in body]
+    if missing:
+        raise CliError(f"campaign create: missing {', '.join(missing)}", EXIT_USAGE)
+    return body
+
+
+def _send_window(text: str) -> dict[str, str]:
+    """``09:00-20:00@Europe/Paris`` -> {"from", "to", "time_zone"}."""
+    try:
+        hours, zone = text.split("@", 1)
+        start, end = hours.split("-", 1)
+    except ValueError:
+        raise CliError(
+            f"--send-window {text!r}: expected HH:MM-HH:MM@Zone/Name", EXIT_USAGE
+        ) from None
+    return {"from": start, "to": end, "time_zone": zone}
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    client = resolve(args)
+    action = args.action
+    if action == "create":
+        emit(args, client.post("/v1/campaigns", _campaign_body(args)), _campaign_line)
+    elif action == "list":
+        doc = client.get("/v1/campaigns")
+        items = doc if isinstance(doc, list) else (doc or {}).get("items", [])
+        emit(args, doc, lambda _: "\n".join(_campaign_line(c) for c in items) or "no campaigns")
+    elif action == "show":
+        emit(args, client.get(f"/v1/campaigns/{_q(args.id)}"))
+    elif action in ("start", "pause", "resume", "cancel"):
+        emit(args, client.post(f"/v1/campaigns/{_q(args.id)}/{action}"), _campaign_line)
+    elif action == "stats":
+        emit(args, client.get(f"/v1/campaigns/{_q(args.id)}/stats"), _stats_text)
+    elif action == "send-to-responders":
+        body: dict[str, Any] = {"text": args.text}
+        if args.name:
+            body["name"] = args.name
+        if args.keyword:
+            body["keyword"] = args.keyword
+        path = f"/v1/campaigns/{_q(args.id)}/send-to-responders"
+        emit(args, client.post(path, body), _campaign_line)
+    return EXIT_OK
+
+
+def _stats_text(s: dict[str, Any]) -> str:
+    keys = (
+        "recipients sent delivered undeliverable expired pending delivery_rate replies"
+        " unique_responders reply_rate opt_outs median_seconds_to_first_reply"
+    ).split()
+    lines = [f"{k:<30} {s.get(k)}" for k in keys if k in s]
+    for kw, n in (s.get("answers_per_keyword") or {}).items():
+        lines.append(f"  keyword {kw:<21} {n}")
+    return "\n".join(lines)
+
+
+def _q(value: str) -> str:
+    return urllib.parse.quote(str(value), safe="")
+
+
+# -- contact lists --------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    client = resolve(args)
+    if args.action == "create":
+        emit(
+            args, client.post("/v1/lists", {"name": args.name}), lambda d: f"{d['id']} {d['name']}"
+        )
+    elif args.action == "show":
+        emit(args, client.get(f"/v1/lists/{_q(args.id)}"))
+    elif args.action == "import":
+        return _import(args, client)
+    else:
+        emit(args, client.get("/v1/lists"))
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace, client: Client) -> int:
+    data = Path(args.file).read_bytes()
+    query = f"?opt_in_source={_q(args.opt_in_source)}" if args.opt_in_source else ""
+    started = client.request(
+        "POST", f"/v1/lists/{_q(args.id)}/import{query}", raw=data, content_type="text/csv"
+    ).json()
+    rows = max(0, data.count(b"\n") - 1 + (0 if data.endswith(b"\n") else 1))
+    progress = Progress(rows, "importing", sys.stderr, args.progress or sys.stderr.isatty())
+    doc = started
+    while doc.get("status") == "running":
+        progress.update(int(doc.get("imported", 0)) + int(doc.get("rejected", 0)))
+        time.sleep(IMPORT_POLL_SECONDS)
+        doc = client.get(f"/v1/imports/{_q(started['import_id'])}")
+    progress.update(int(doc.get("imported", 0)) + int(doc.get("rejected", 0)))
+    progress.close()
+    emit(
+        args,
+        doc,
+        lambda d: (
+            f"import {d.get('import_id')}: {d.get('status')}, {d.get('imported')} imported,"
+            f" {d.get('rejected')} rejected"
+        ),
+    )
+    return EXIT_OK if doc.get("status") == "done" else EXIT_REFUSED
+
+
+# -- wiring ---------------------------------------------------------------------------------
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help="gateway base URL (env SMSGW_URL; default from --config)")
+    p.add_argument("--token", help="bearer token (env SMSGW_TOKEN)")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="configuration file")
+    p.add_argument("--json", action="store_true", help="print JSON for programs")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request")
+
+
+def add_client_commands(sub: Any) -> None:
+    """Add status, send, campaign and list to the ``smsgw`` parser's subcommands."""
+    p = sub.add_parser("status", help="binds, queues and rates of a running gateway")
+    _common(p)
+    p.set_defaults(func=_guarded(cmd_status))
+
+    p = sub.add_parser("send", help="send one message, or a file of them")
+    _common(p)
+    p.add_argument("--to")
+    p.add_argument("--from", dest="sender")
+    p.add_argument("--text")
+    for name in MESSAGE_FIELDS:
+        p.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, type=int if name in INT_FIELDS else str
+        )
+    p.add_argument("--idempotency-key")
+    p.add_argument("--file", help="JSON lines or CSV (to,from,text,...) sent in batches")
+    p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="messages per batch")
+    p.add_argument("--progress", action="store_true", help="progress bar even when not a tty")
+    p.set_defaults(func=_guarded(cmd_send))
+
+    p = sub.add_parser("campaign", help="create and drive campaigns")
+    csub = p.add_subparsers(dest="action", required=True)
+    c = csub.add_parser("create", help="POST /v1/campaigns")
+    _common(c)
+    c.add_argument("--body", help="a JSON file with the campaign; flags override its fields")
+    c.add_argument("--name")
+    c.add_argument("--from", dest="sender")
+    c.add_argument("--text", help="template with {name} and {attribute} fields")
+    c.add_argument("--list", action="append", help="contact list id (repeat)")
+    c.add_argument("--tag", action="append", help="tag (repeat)")
+    c.add_argument("--two-way", action="store_true")
+    c.add_argument("--keywords", help="keyword rules as a JSON array")
+    c.add_argument("--courtesy-reply")
+    c.add_argument("--reply-window-days", type=int)
+    c.add_argument("--start-at", help="ISO 8601 time")
+    c.add_argument("--send-window", help="HH:MM-HH:MM@Time/Zone")
+    c.add_argument("--tps", type=float)
+    c.add_argument("--digest-to", action="append", help="digest e-mail address (repeat)")
+    c.add_argument("--digest-days", type=int, default=10)
+    c.set_defaults(func=_guarded(cmd_campaign))
+    c = csub.add_parser("list", help="GET /v1/campaigns")
+    _common(c)
+    c.set_defaults(func=_guarded(cmd_campaign))
+    for action in ("show", "start", "pause", "resume", "cancel", "stats"):
+        c = csub.add_parser(action, help=f"{action} one campaign")
+        _common(c)
+        c.add_argument("id")
+        c.set_defaults(func=_guarded(cmd_campaign))
+    c = csub.add_parser("send-to-responders", help="new campaign to those who replied")
+    _common(c)
+    c.add_argument("id")
+    c.add_argument("--text", required=True)
+    c.add_argument("--name")
+    c.add_argument("--keyword")
+    c.set_defaults(func=_guarded(cmd_campaign))
+
+    p = sub.add_parser("list", help="contact lists: create, show, import a CSV")
+    lsub = p.add_subparsers(dest="action", required=True)
+    c = lsub.add_parser("create")
+    _common(c)
+    c.add_argument("name")
+    c.set_defaults(func=_guarded(cmd_list))
+    c = lsub.add_parser("all", help="GET /v1/lists")
+    _common(c)
+    c.set_defaults(func=_guarded(cmd_list))
+    c = lsub.add_parser("show")
+    _common(c)
+    c.add_argument("id")
+    c.set_defaults(func=_guarded(cmd_list))
+    c = lsub.add_parser("import", help="import a CSV (header row, a 'number' column)")
+    _common(c)
+    c.add_argument("id")
+    c.add_argument("file")
+    c.add_argument("--opt-in-source")
+    c.add_argument("--progress", action="store_true", help="progress bar even when not a tty")
+    c.set_defaults(func=_guarded(cmd_list))
+
+
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        if not hasattr(args, "stdout"):
+            args.stdout = sys.stdout
+        try:
+            return func(args)
+        except CliError as exc:
+            if args.json and exc.body is not None:
+                args.stdout.write(json.dumps(exc.body) + "\n")
+            print(f"smsgw: {exc}", file=sys.stderr)
+            return exc.code
+
+    return run
