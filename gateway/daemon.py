@@ -140,7 +140,7 @@ class Gateway:
             self.digest.campaigns = self.campaigns.digest_source
         self._runner: web.AppRunner | None = None
         self.drain = Drain(config.shutdown.retry_after_seconds, self._health)
-        self.reload_hooks: list[ReloadHook] = []
+        self.reload_hooks: list[ReloadHook] = [self.inbound.reload]
         """Called with the new GatewayConfig on every accepted SIGHUP reload."""
         self.intake: Intake | None = None
         self._ready_task: asyncio.Task[None] | None = None

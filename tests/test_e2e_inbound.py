@@ -347,3 +347,30 @@ async def test_scripted_subscribers_answer_a_campaign(campaign_lab: InboundLab) 
         return sum(len(t) for t in texts) == 120  # the MT and one reply each
 
     await eventually(replies_out)
+
+
+async def test_a_reload_changes_keyword_routing_without_dropping_a_bind(lab: InboundLab) -> None:
+    from gateway.lifecycle import apply_config
+
+    binds = list(lab.gw.binds)
+    connects = [b.connects for b in binds]
+    await lab.mo("+33655550001", "PROMO please")
+    await lab.handled(1)
+    await eventually(lambda: _sent(lab, "+33655550001", [COURTESY]))
+
+    raw = inbound_raw("https://helpdesk.example/hook")
+    raw["numbers"][0]["rules"].append(
+        {"name": "promo", "keyword": "PROMO", "actions": [{"type": "reply", "text": "-20%!"}]}
+    )
+    new_inbound = load_dataclass(InboundConfig, raw)
+    await apply_config(lab.gw, dataclasses.replace(lab.gw.config, inbound=new_inbound))
+
+    await lab.mo("+33655550002", "promo")
+    handled = await lab.handled(2)
+    assert {i.rule for i in handled if i.source == "+33655550002"} == {"promo"}
+    await eventually(lambda: _sent(lab, "+33655550002", ["-20%!"]))
+    assert lab.gw.binds == binds and [b.connects for b in binds] == connects
+
+
+async def _sent(lab: InboundLab, number: str, texts: list[str]) -> bool:
+    return await lab.sent_to(number) == texts

@@ -242,6 +242,20 @@ class NumberBook:
             self._add(config, "api")
         self._loaded = True
 
+    def reload(self, inbound: InboundConfig) -> None:
+        """SIGHUP: the file's numbers and rules become ``inbound``'s; numbers added over the
+        API stay (rebuilt, as the built-in keywords may have changed) unless the file now
+        has one of their addresses: the file wins, as at start."""
+        api = [e.config for e in self._numbers.values() if e.source == "api"]
+        self.inbound = inbound
+        self._numbers.clear()
+        self._by_digits.clear()
+        for config in inbound.numbers:
+            self._add(config, "config")
+        for config in api:
+            if all(self.find(form) is None for form in (config.number, *config.aliases)):
+                self._add(config, "api")
+
     def find(self, address: str) -> InboundNumber | None:
         return self._by_digits.get(digits(address))
 

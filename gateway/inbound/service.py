@@ -177,6 +177,13 @@ class InboundService:
         self.upstream: UpstreamMo | None = None
         """Where MOs to numbers routed to an upstream SMPP account go (the server front)."""
 
+    def reload(self, config: GatewayConfig) -> None:
+        """SIGHUP: numbers, keyword rules, built-in words and timings from the new file.
+        Parts being reassembled keep the timeout they started with."""
+        self.config = config
+        self.inbound = config.inbound
+        self.numbers.reload(config.inbound)
+
     @property
     def outbound(self) -> Outbound | None:
         return self.outbox.outbound
