@@ -102,6 +102,8 @@ class GatewaySettings:
     """The store's fsync policy; ``full`` is the gateway's default (durable on power loss)."""
     log_level: str = "info"
     """The gateway's default: per-message logging at INFO would show up in the figures."""
+    extra_toml: str = ""
+    """More TOML appended to the file (e.g. an ``[inbound]`` section for inbound_mo)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ def write_gateway(directory: Path, s: GatewaySettings) -> GatewayFiles:
             },
         ),
     ]
+    if s.extra_toml:
+        parts.append(s.extra_toml)
     path = directory / "gateway.toml"
     path.write_text("\n".join(parts))
     return GatewayFiles(path, data_dir, token)

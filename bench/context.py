@@ -33,6 +33,19 @@ class Options:
     throttle_response_delay: float = 0.05
     sim_connections: int = 4
     sim_window: int = 1000
+    campaign_contacts: int = 1_000_000
+    """campaign_fanout: rows of the CSV imported."""
+    campaign_sends: int = 50_000
+    """campaign_fanout: submit_sm over which the send rate is measured (a million would not
+    fit the 10-minute budget at this gateway's rate: the figure's label says how many)."""
+    campaign_timeout: float = 180.0
+    """Seconds from the campaign's start before campaign_fanout stops waiting for sends."""
+    mo_rate: float = 6_000.0
+    """inbound_mo: MOs offered per second (above the issue's 5,000/s target)."""
+    mo_seconds: float = 10.0
+    """inbound_mo: how long the MOs are offered."""
+    mo_timeout: float = 120.0
+    """inbound_mo: seconds after the last MO before giving up on missing replies."""
     profile: bool = False
     """Record the gateway with py-spy during e2e_mt's bulk run."""
     profile_native: bool = False

@@ -19,7 +19,9 @@ Every 400 lists all the problems of the request at once: {"errors": ["field: wha
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -27,6 +29,7 @@ from aiohttp import web
 from gateway.smpp.text import ConcatMethod
 from smsc_simulator.faults import Faults, merge_faults
 from smsc_simulator.mo import MAX_PARTS, MoError, NoReceiver, UnknownAccount
+from smsc_simulator.moload import MoLoad, parse_load, run_load
 
 if TYPE_CHECKING:
     from smsc_simulator.server import Simulator
@@ -163,6 +166,42 @@ async def post_mo(request: web.Request) -> web.Response:
     return web.json_response({"parts": parts, "ref": ref, "account": account.system_id}, status=202)
 
 
+async def post_mo_load(request: web.Request) -> web.Response:
+    """Start a steady MO load (smsc_simulator.moload); 202 at once, 409 while one runs."""
+    sim = _sim(request)
+    body, errors = await _json_body(request)
+    if errors:
+        return _errors(errors)
+    values, errors = parse_load(body)
+    if errors:
+        return _errors(errors)
+    if sim.mo_load.running:
+        return web.json_response({"error": "an MO load is running"}, status=409)
+    try:
+        account = sim.account_for_mo(values["account"])
+    except UnknownAccount as exc:
+        return _errors([str(exc)])
+    except NoReceiver as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    load = MoLoad(count=values["count"], started_at=time.monotonic())
+
+    def send(source: str) -> None:
+        try:
+            sim.send_mo(account, source=source, destination=values["to"], text=values["text"])
+        except (MoError, NoReceiver):
+            sim.stats.mo_dropped += 1
+
+    load.task = asyncio.create_task(
+        run_load(load, send, values["first_from"], values["count"], values["rate"])
+    )
+    sim.mo_load = load
+    return web.json_response(load.to_json(), status=202)
+
+
+async def get_mo_load(request: web.Request) -> web.Response:
+    return web.json_response(_sim(request).mo_load.to_json())
+
+
 async def get_faults(request: web.Request) -> web.Response:
     return web.json_response(_sim(request).faults.to_json())
 
@@ -195,6 +234,8 @@ def make_app(sim: Simulator, *, max_body_bytes: int) -> web.Application:
     router.add_get("/v1/binds", get_binds)
     router.add_get("/v1/messages", get_messages)
     router.add_post("/v1/mo", post_mo)
+    router.add_post("/v1/mo/load", post_mo_load)
+    router.add_get("/v1/mo/load", get_mo_load)
     router.add_get("/v1/faults", get_faults)
     router.add_put("/v1/faults", put_faults)
     router.add_delete("/v1/faults", delete_faults)

@@ -69,6 +69,7 @@ from smsc_simulator.dlr import (
 from smsc_simulator.faults import Faults
 from smsc_simulator.limits import DEFAULT_BURST_SECONDS, IdFormatter, TokenBucket
 from smsc_simulator.mo import MoError, NoReceiver, UnknownAccount, build_mo
+from smsc_simulator.moload import MoLoad
 from smsc_simulator.scheduler import Scheduler
 from smsc_simulator.stats import GENERIC_NACK_KEY, Stats
 
@@ -427,6 +428,8 @@ class EsmeConnection:
         is_submit = pdu.command_id == _SUBMIT_SM
         if is_submit:
             stats.submit_sm += 1
+            if sim.mo_load.waiting:
+                sim.mo_load.submit_seen(pdu.destination_addr, time.monotonic())
         else:
             stats.data_sm += 1
         stats.submit_rate.tick(now)
@@ -601,6 +604,8 @@ class Simulator:
         self.wall_offset = 0.0
         self._number = 0
         self._ref = self.rng.randrange(0x10000)
+        self.mo_load = MoLoad()
+        """POST /v1/mo/load: MOs at a steady rate and the time to their replies (moload.py)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: Scheduler | None = None
         self._server: asyncio.Server | None = None
