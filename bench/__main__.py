@@ -73,7 +73,7 @@ QUICK = Options(
     campaign_contacts=100_000,
     campaign_sends=10_000,
     mo_rate=2_000.0,
-    mo_seconds=3.0,
+    mo_seconds=2.0,
 )
 
 
@@ -192,7 +192,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--contacts", type=int, help="campaign_fanout CSV rows (1,000,000)")
     parser.add_argument("--campaign-sends", type=int, help="campaign_fanout sends timed (50,000)")
     parser.add_argument("--mo-rate", type=float, help="inbound_mo MOs offered per second (6,000)")
-    parser.add_argument("--mo-seconds", type=float, help="inbound_mo seconds of offered MOs (10)")
+    parser.add_argument("--mo-seconds", type=float, help="inbound_mo seconds of offered MOs (3)")
     return parser.parse_args(argv)
 
 

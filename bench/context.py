@@ -42,7 +42,7 @@ class Options:
     """Seconds from the campaign's start before campaign_fanout stops waiting for sends."""
     mo_rate: float = 6_000.0
     """inbound_mo: MOs offered per second (above the issue's 5,000/s target)."""
-    mo_seconds: float = 10.0
+    mo_seconds: float = 3.0
     """inbound_mo: how long the MOs are offered."""
     mo_timeout: float = 120.0
     """inbound_mo: seconds after the last MO before giving up on missing replies."""

@@ -10,7 +10,9 @@ deliver_sm window slot, when the gateway falls behind the offered rate).
 
 MO/s handled is replies received by the simulator divided by the time from the first MO to
 the last reply. The run waits until every MO is answered or ``mo_timeout`` passes (then the
-figures say how many were answered).
+figures say how many were answered). The offered rate (6,000/s for 3 s under ``make bench``)
+is above what the gateway handles today, so the p50/p99 include the time MOs queue behind
+the others: they are latencies under overload, and the labels say so.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ async def run(ctx: Context) -> ScenarioResult:
     replies = int(doc["replies"])
     span = (doc["last_reply_s"] or 0.0) - (doc["first_mo_s"] or 0.0)
     rate = replies / span if replies and span > 0 else float("nan")
+    queued = " (overloaded)" if rate < 0.9 * o.mo_rate else ""
     result.add(
         Figure("MOs offered", f"{count:,} at {o.mo_rate:,.0f}/s"),
         Figure("auto-replies received / MOs", f"{replies:,} / {count:,}"),
@@ -110,8 +113,8 @@ async def run(ctx: Context) -> ScenarioResult:
             f">= {TARGET_PER_S:,.0f}/s",
             at_least(rate, TARGET_PER_S),
         ),
-        Figure("p50 MO deliver_sm -> reply submit_sm", doc["p50_ms"], "ms"),
-        Figure("p99 MO deliver_sm -> reply submit_sm", doc["p99_ms"], "ms"),
+        Figure(f"p50 MO deliver_sm -> reply submit_sm{queued}", doc["p50_ms"], "ms"),
+        Figure(f"p99 MO deliver_sm -> reply submit_sm{queued}", doc["p99_ms"], "ms"),
         Figure("gateway CPU per 1,000 MOs", 1000 * cpu / replies if replies else None, "s"),
         Figure("gateway peak RSS", rss, "MiB"),
     )
