@@ -289,12 +289,38 @@ async def test_two_campaigns_on_one_short_code_answered_by_scripted_subscribers(
     assert a_stats["delivered"] == CONTACTS
     assert a_stats["replies"] == len(a_responders) + 1
     assert a_stats["unique_responders"] == len(a_responders)
+    assert a_stats["reply_rate"] == round(len(a_responders) / CONTACTS, 4)
+    assert a_stats["per_hour"][0] == a_stats["per_day"][0] == a_stats["replies"]
+    assert a_stats["median_seconds_to_first_reply"] is not None
     assert a_stats["opt_outs"] == said["STOP"]
     assert a_stats["answers_per_keyword"] == {
         "YES": said["YES"],
         "NO": said["no"],
         "STOP": said["STOP"],
     }
+
+    # The paged interaction list holds the same MOs as the export.
+    listed: list[dict[str, Any]] = []
+    cursor = ""
+    while True:
+        page = await gw_lab.call(
+            "GET", f"/v1/interactions?campaign_id={a_id}&limit=100{cursor}", 200
+        )
+        listed += page["items"]
+        if page["next"] is None:
+            break
+        cursor = f"&after={page['next']}"
+    assert sorted(i["source"] for i in listed) == sorted([*a_responders, again])
+
+    # Nor can a helpdesk answer or a single message reach a STOP number from this sender.
+    stopped = sorted(stop)[0]
+    stop_row = next(r for r in rows if r["source"] == stopped)
+    await gw_lab.call(
+        "POST", f"/v1/interactions/{stop_row['id']}/reply", 422, json={"text": "Sure?"}
+    )
+    await gw_lab.call(
+        "POST", "/v1/messages", 422, json={"to": stopped, "from": SHORT_CODE, "text": "Hi"}
+    )
 
     # A follow-up to A's responders and campaign B (part of A's list) skip the STOP numbers.
     follow = await gw_lab.call(
