@@ -124,6 +124,10 @@ class TwoWayLab(InboundLab):
         got = (await self.sim("GET", "/v1/messages?limit=10000"))["messages"]
         return [{**m, "destination": "+" + m["destination"]} for m in got]
 
+    async def mo_log(self) -> list[dict[str, Any]]:
+        """Every MO the simulator sent, oldest first."""
+        return list((await self.sim("GET", "/v1/mo?limit=10000"))["mo"])
+
     async def export(self, query: str) -> list[dict[str, str]]:
         text = await self.call("GET", f"/v1/interactions/export.csv?{query}", 200)
         return read_csv(text)
@@ -233,6 +237,10 @@ async def test_two_campaigns_on_one_short_code_answered_by_scripted_subscribers(
     assert sorted(r["source"] for r in rows) == sorted(a_responders)
     assert all(r["destination"] == SHORT_CODE and r["campaign_id"] == a_id for r in rows)
     assert Counter(r["text"] for r in rows) == said
+    mo_log = await gw_lab.mo_log()
+    assert sorted(("+" + m["source"], m["destination"], m["text"]) for m in mo_log) == sorted(
+        (r["source"], r["destination"], r["text"]) for r in rows
+    )
     by_text: dict[str, set[str]] = {}
     for r in rows:
         by_text.setdefault(r["text"], set()).add(r["source"])
@@ -359,6 +367,10 @@ async def test_two_campaigns_on_one_short_code_answered_by_scripted_subscribers(
     b_rows = await gw_lab.export(f"campaign_id={b_id}")
     assert sorted(r["source"] for r in b_rows) == sorted(b_responders)
     assert Counter(r["text"] for r in b_rows) == said_b
+    b_log = (await gw_lab.mo_log())[len(mo_log) + 1 :]  # after A's and the "hello??"
+    assert sorted(("+" + m["source"], m["text"]) for m in b_log) == sorted(
+        (r["source"], r["text"]) for r in b_rows
+    )
     b_yes = {r["source"] for r in b_rows if r["text"] == "YES"}
     b_no = {r["source"] for r in b_rows if r["text"] == "no"}  # the number's own NO rule
     b_free = {r["source"] for r in b_rows if r["text"] == FREE_TEXT}
