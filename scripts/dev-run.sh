@@ -15,9 +15,11 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-"$BIN/smsc-sim" --config conf/simulator.toml &
+# Each in its own session: Ctrl-C reaches only this script, which stops them with one
+# SIGTERM each (a graceful drain); a second signal would force their exit.
+setsid "$BIN/smsc-sim" --config conf/simulator.toml &
 pids+=($!)
-"$BIN/smsgw" run --config conf/gateway.toml &
+setsid "$BIN/smsgw" run --config conf/gateway.toml &
 pids+=($!)
 
 for _ in $(seq 1 100); do
