@@ -6,6 +6,7 @@ GET      /v1/stats            counters (see ``Stats.snapshot``)
 POST     /v1/stats/reset      zero the counters; answers the fresh snapshot
 GET      /v1/binds            the bound sessions
 GET      /v1/messages         ?limit=N (default 100): the last N parts received, oldest first
+GET      /v1/mo               ?limit=N (default 100): the last N MOs sent, oldest first
 POST     /v1/mo               inject an MO: {"from", "to", "text", "parts"?, "shuffle"?,
                               "account"?, "concat"?: udh8|udh16|sar|payload} -> 202
                               {"parts": n, "ref": r}; 409 when no receiver is bound
@@ -87,6 +88,18 @@ async def get_messages(request: web.Request) -> web.Response:
     if limit < 1:
         return _errors([f"limit: must be a positive integer, got {raw!r}"])
     return web.json_response({"messages": sim.recent_messages(limit)})
+
+
+async def get_mo(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    raw = request.query.get("limit", str(DEFAULT_MESSAGES_LIMIT))
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = -1
+    if limit < 1:
+        return _errors([f"limit: must be a positive integer, got {raw!r}"])
+    return web.json_response({"mo": sim.recent_mo(limit)})
 
 
 def _address(body: dict[str, Any], key: str, errors: list[str]) -> str:
@@ -233,6 +246,7 @@ def make_app(sim: Simulator, *, max_body_bytes: int) -> web.Application:
     router.add_post("/v1/stats/reset", reset_stats)
     router.add_get("/v1/binds", get_binds)
     router.add_get("/v1/messages", get_messages)
+    router.add_get("/v1/mo", get_mo)
     router.add_post("/v1/mo", post_mo)
     router.add_post("/v1/mo/load", post_mo_load)
     router.add_get("/v1/mo/load", get_mo_load)

@@ -597,6 +597,10 @@ class Simulator:
         self.messages: deque[tuple[float, str, str, Received]] | None = (
             deque(maxlen=keep) if keep else None
         )
+        # The MOs sent (scripted replies and injected ones), as many as ``messages.keep``.
+        self.mo_log: deque[tuple[float, str, str, str]] | None = (
+            deque(maxlen=keep) if keep else None
+        )
         self.subscribers: Subscribers | None = None
         self.smpp_port: int | None = None
         self.control_port: int | None = None
@@ -799,6 +803,19 @@ class Simulator:
         if self.subscribers is not None:
             self.subscribers.replied.clear()
 
+    def recent_mo(self, limit: int) -> list[dict[str, Any]]:
+        if self.mo_log is None or limit <= 0:
+            return []
+        return [
+            {
+                "sent_at": datetime.fromtimestamp(wall).isoformat(timespec="milliseconds"),
+                "source": source,
+                "destination": destination,
+                "text": text,
+            }
+            for wall, source, destination, text in list(self.mo_log)[-limit:]
+        ]
+
     def recent_messages(self, limit: int) -> list[dict[str, Any]]:
         if self.messages is None or limit <= 0:
             return []
@@ -868,4 +885,6 @@ class Simulator:
         for pdu in pdus:
             account.deliver(Outgoing(pdu, 0))
         self.stats.mo_sent += 1
+        if self.mo_log is not None:
+            self.mo_log.append((time.time(), source, destination, text))
         return len(pdus), mo.ref
