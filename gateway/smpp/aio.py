@@ -97,9 +97,15 @@ class SmppConnection(asyncio.Protocol):
     def send_request(self, pdu: Pdu, context: Any = None) -> int:
         if self._closing:
             raise LocalProtocolError("connection is closing")
-        seq = self.session.send_request(pdu, self._loop.time(), context)
+        now = self._loop.time()
+        seq = self.session.send_request(pdu, now, context)
         self._schedule_flush()
-        self._arm(self.session.next_deadline())
+        # The request adds one deadline, now + response_timeout; every other deadline was
+        # armed when it was set. A timer already due by then needs no move (the hot path:
+        # one deliver_sm per receipt would otherwise walk next_deadline() each time).
+        timer_at = self._timer_at
+        if timer_at is None or timer_at > now + self.session.config.response_timeout:
+            self._arm(self.session.next_deadline())
         return seq
 
     def send_response(self, pdu: Pdu) -> None:
