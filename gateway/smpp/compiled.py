@@ -53,29 +53,26 @@ def compile_encoder(
 ) -> Encoder:
     """``encode`` for well-formed instances of ``cls``; raises on anything else."""
     body: tuple[tuple[str, int], ...] = cls.BODY  # type: ignore[attr-defined]
-    lines = ["def encode(pdu):", "    out = []", "    add = out.append"]
-    for kind, names in _groups(body, u8):
+    # Checks first, then the whole body as one list display: no append call per field.
+    lines = ["def encode(pdu):"]
+    parts: list[str] = []
+    for index, (kind, names) in enumerate(_groups(body, u8)):
         if kind == cstr:
-            name = names[0]
-            lines += [
-                f"    v = pdu.{name}",
-                "    if '\\0' in v:",
-                "        raise Miss",
-                "    add(v.encode('latin-1'))",
-                "    add(b'\\0')",
-            ]
+            v = f"v{index}"
+            lines += [f"    {v} = pdu.{names[0]}", f"    if '\\0' in {v}:", "        raise Miss"]
+            parts += [f"{v}.encode('latin-1')", "b'\\0'"]
         elif kind == u8:
             fields = ", ".join(f"pdu.{n}" for n in names)
-            lines.append(f"    add(bytes(({fields},)))")
+            parts.append(f"bytes(({fields},))")
         else:
-            name = names[0]
+            v = f"v{index}"
             lines += [
-                f"    v = pdu.{name}",
-                "    if len(v) > MAX_SM:",
+                f"    {v} = pdu.{names[0]}",
+                f"    if len({v}) > MAX_SM:",
                 "        raise Miss",
-                "    add(bytes((len(v),)))",
-                "    add(v)",
             ]
+            parts += [f"bytes((len({v}),))", v]
+    lines += [f"    out = [{', '.join(parts)}]", "    add = out.append"]
     lines += [
         "    tlvs = pdu.tlvs",
         "    if tlvs:",
