@@ -841,8 +841,7 @@ class Dispatcher:
                     self._expired(s, now)
                     continue
                 if self._stops and self._stopped_for(s.msg.m):
-                    self.stats.opted_out += 1
-                    self._give_up(s, c.name, now, "opted out: recipient sent STOP")
+                    self._opted_out(s, c.name, now)
                     continue
                 try:
                     submit(pdu, s)
@@ -1023,8 +1022,7 @@ class Dispatcher:
                 now = self._clock()
                 for s, _ in items:
                     if s.msg.m.id in refused:
-                        self.stats.opted_out += 1
-                        self._give_up(s, c.name, now, "opted out: recipient sent STOP")
+                        self._opted_out(s, c.name, now)
                 items = [item for item in items if item[0].msg.m.id not in refused]
             c.staged.extend(items)
         finally:
@@ -1065,6 +1063,10 @@ class Dispatcher:
         for key, at in list(self._stops.items()):
             if at + _STOP_MEMORY < now:
                 del self._stops[key]
+
+    def _opted_out(self, s: _Sent, carrier: str, now: float) -> None:
+        self.stats.opted_out += 1
+        self._give_up(s, carrier, now, "opted out after acceptance")
 
     def _stopped_for(self, m: OutboundMessage) -> bool:
         stops = self._stops
