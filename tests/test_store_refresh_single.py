@@ -75,7 +75,7 @@ async def _scenario(path: Path) -> tuple[list[Any], list[Any], list[Any]]:
     store = SqliteStore(path)
     await store.open()
     cb = "http://127.0.0.1:9/cb"
-    single = [_msg(n, callback=cb if n % 3 else None) for n in range(1, 9)]
+    single = [_msg(n, callback=cb if n % 3 else None) for n in range(1, 11)]
     long = _msg(20, parts=3, callback=cb)
     seen: list[Any] = []
     try:
@@ -85,7 +85,20 @@ async def _scenario(path: Path) -> tuple[list[Any], list[Any], list[Any]]:
         # m3 retried (throttled), then rejected for good.  m4: two final receipts, then an
         # ENROUTE one.  m5: ENROUTE only.  m6: undeliverable with an error.  m7, m8: a batch
         # with both outcomes of one message.  long: parts answered and receipted unevenly.
-        seen.append(_view(await store.record_receipts([_rec("k2", S.DELIVERED, 1001.0)])))
+        # m9: three held receipts (ENROUTE, UNDELIV, DELIVRD); m10: a held ENROUTE only.
+        seen.append(
+            _view(
+                await store.record_receipts(
+                    [
+                        _rec("k2", S.DELIVERED, 1001.0),
+                        _rec("k9", S.SUBMITTED, 1001.0),
+                        _rec("k9", S.UNDELIVERABLE, 1001.0, "stat:UNDELIV"),
+                        _rec("k9", S.DELIVERED, 1001.0),
+                        _rec("k10", S.SUBMITTED, 1001.0),
+                    ]
+                )
+            )
+        )
         seen.append(
             _view(
                 await store.record_outcomes(
@@ -98,6 +111,8 @@ async def _scenario(path: Path) -> tuple[list[Any], list[Any], list[Any]]:
                         _out(single[5], 1, S.SUBMITTED, "k6", 1002.0),
                         _out(single[6], 1, S.QUEUED, None, 1002.0, error="throttled"),
                         _out(single[6], 1, S.SUBMITTED, "k7", 1002.5),
+                        _out(single[8], 1, S.SUBMITTED, "k9", 1002.0),
+                        _out(single[9], 1, S.SUBMITTED, "k10", 1002.0),
                         _out(long, 1, S.SUBMITTED, "L1", 1002.0),
                         _out(long, 2, S.SUBMITTED, "L2", 1002.0),
                     ]
@@ -176,6 +191,8 @@ async def test_single_part_refresh_matches_the_joined_read(
         "m006": ("undeliverable", "stat:UNDELIV err:001"),
         "m007": ("expired", "stat:EXPIRED"),
         "m008": ("failed", "gave up"),
+        "m009": ("undeliverable", "stat:UNDELIV"),  # the first final held receipt
+        "m010": ("submitted", None),
         "m020": ("delivered", None),
     }
     # The outcome call of the held receipt reports m002 straight to delivered; the second

@@ -800,17 +800,18 @@ class SqliteStore(SqliteReports):
                     "UPDATE messages SET possible_duplicate = 1 WHERE id = ?",
                     [(d,) for d in dupes],
                 )
-            held = self._match_held_receipts_sync(conn, submitted) if submitted else set()
+            held = self._match_held_receipts_sync(conn, submitted) if submitted else {}
             now = max(o.at for o in items) if items else time.time()
             # A part's new status is its outcome's (the UPDATEs above are unconditional; the
-            # last one run wins, in the order they ran), so a single-part message's new
-            # status is known without reading it back, unless a held receipt has just moved
-            # that part on again.
+            # last one run wins, in the order they ran), then that of the first final receipt
+            # held for it, if the part is not final by then. So a single-part message's new
+            # status is known without reading it back.
             known = {o.message_id: (o.status, o.error, False) for o in submitted}
             known.update((o.message_id, (o.status, o.error, False)) for o in retried)
             known.update((o.message_id, (o.status, o.error, False)) for o in final)
-            for message_id in held:
-                del known[message_id]
+            for message_id, first_final in held.items():
+                if first_final is not None and known[message_id][0] not in FINAL_STATUSES:
+                    known[message_id] = (*first_final, False)
             return self._refresh_sync(conn, {o.message_id for o in items}, now, known)
 
         result: list[StatusChange] = await self._write_in_thread(op)
@@ -823,12 +824,13 @@ class SqliteStore(SqliteReports):
 
     def _match_held_receipts_sync(
         self, conn: sqlite3.Connection, submitted: list[SubmitOutcome]
-    ) -> set[str]:
+    ) -> dict[str, tuple[MessageStatus, str | None] | None]:
         """Receipts that arrived before their submit_sm_resp, now that the map exists.
-        Returns the ids of the messages they were applied to."""
+        Returns the messages they were applied to, each with the status and error of its
+        first final receipt (the one that sets a part not final yet), or None."""
         keyed = {(o.carrier, o.receipt_key): o for o in submitted if o.receipt_key}
         if not keyed:
-            return set()
+            return {}
         held: list[Any] = []
         for carrier, keys in _by_carrier(keyed).items():
             for chunk in _chunks(keys, MAX_SQL_VARIABLES - 1):
@@ -840,7 +842,7 @@ class SqliteStore(SqliteReports):
                 )
                 held.extend(cursor.fetchall())
         if not held:
-            return set()
+            return {}
         applied: list[tuple[str, int, str, float, str | None]] = []
         links: list[tuple[str, int, int]] = []
         for rid, carrier, key, status, received_at, error in held:
@@ -849,7 +851,14 @@ class SqliteStore(SqliteReports):
             applied.append((o.message_id, o.part, status, received_at, error))
         conn.executemany("UPDATE receipts SET message_id = ?, part = ? WHERE id = ?", links)
         self._apply_receipt_states_sync(conn, applied)
-        return {a[0] for a in applied}
+        matched: dict[str, tuple[MessageStatus, str | None] | None] = {}
+        for message_id, _, status, _, error in applied:
+            if status in FINAL_STATUSES:
+                if matched.get(message_id) is None:
+                    matched[message_id] = (_PART_RANK[status], error)
+            else:
+                matched.setdefault(message_id, None)
+        return matched
 
     async def _apply_receipt_states(
         self, db: aiosqlite.Connection, applied: list[tuple[str, int, str, float, str | None]]
