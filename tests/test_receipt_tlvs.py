@@ -1,12 +1,19 @@
-"""The receipt hot path reads a deliver_sm's three receipt TLVs in one pass: it must give
-what the Pdu accessors give, for any mix of TLVs (missing, repeated, empty, unterminated)."""
+"""The receipt hot path reads a deliver_sm's three receipt TLVs in one pass, and the text's
+stat: and err: without a findall: it must give what the Pdu accessors and the regex give,
+for any mix of TLVs (missing, repeated, empty, unterminated) and of receipt text."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.engine.receipts import from_tlvs, receipt_tlvs, to_incoming
+from gateway.engine.receipts import (
+    _stat_err_slow,
+    from_tlvs,
+    receipt_tlvs,
+    stat_err,
+    to_incoming,
+)
 from gateway.smpp.constants import Tag
 from gateway.smpp.pdu import DeliverSm
 from gateway.smpp.receipt import IdForms, MessageState, parse_receipt
@@ -53,3 +60,48 @@ def test_the_fast_path_agrees_with_parse_receipt(state: int, esm_class: int) -> 
     assert fast == to_incoming("sim", IdForms(), slow, 5.0)
     assert slow.state is MessageState(state)
     assert fast.receipt_key == "a1b"
+
+
+_PIECES = st.sampled_from(
+    [
+        "stat:",
+        "STAT:",
+        "Stat:",
+        "err:",
+        "ERR:",
+        "xerr:",
+        "stat: ",
+        "err:\x00",
+        " ",
+        "\x00",
+        ",",
+        ";",
+        "\xa0",
+        "\t",
+        "DELIVRD",
+        "000",
+        "UNDELIV",
+        "id:1a",
+        ":",
+        "e",
+        "s",
+        "é",
+        "text:",
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join))
+def test_stat_err_gives_what_findall_gives(head: str) -> None:
+    assert stat_err(head) == _stat_err_slow(head)
+
+
+def test_stat_err_of_the_usual_layouts() -> None:
+    text = (
+        "id:0a1b sub:001 dlvrd:001 submit date:2611232100 done date:2611232101"
+        " stat:DELIVRD err:000 "
+    )
+    assert stat_err(text) == ("DELIVRD", "000")
+    assert stat_err("id:1 STAT:UNDELIV;ERR:0x45") == ("UNDELIV", "0x45")
+    assert stat_err("stat: err:001") == ("err:001", None)  # the value swallows the next key
+    assert stat_err("xstat:DELIVRD err:") == (None, None)

@@ -88,6 +88,9 @@ _STAT_ERR: Final = re.compile(r"(?i)(?<![^\s\x00,;])(stat|err):[\s\x00]*([^\s\x0
 """stat: and err: values of the text form, for the TLV fast path (text: is never reached by
 it in practice: the two fields come before it in every vendor's layout we know)."""
 
+_VALUE: Final = re.compile(r"[\s\x00]*([^\s\x00,;]*)")
+"""What ``_STAT_ERR`` matches after a key's colon."""
+
 _ID_BLANKS: Final = " \t\r\n\x0b\x0c\x00"
 
 # The receipt hot path's lookups by plain int (an IntEnum call or class attribute costs
@@ -178,14 +181,8 @@ def from_tlvs(
         return None
     state = _STATES[message_state]
     raw = text.decode("latin-1")
-    stat: str | None = None
-    err: str | None = None
     end = raw.find("text:")
-    for key, value in _STAT_ERR.findall(raw if end < 0 else raw[:end]):
-        if key.lower() == "stat":
-            stat = stat or value or None
-        else:
-            err = err or value or None
+    stat, err = stat_err(raw if end < 0 else raw[:end])
     error: str | None = None
     if state is not MessageState.DELIVERED:
         details = [f"stat:{stat or stat_word(state)}"]
@@ -206,6 +203,49 @@ def from_tlvs(
         error=error,
         raw=raw[:RAW_TEXT_LIMIT],
     )
+
+
+def stat_err(head: str) -> tuple[str | None, str | None]:
+    """The first non-empty stat: and err: values of a receipt's text (``_STAT_ERR``).
+
+    The usual text names each key once: then two ``find`` calls and an anchored match per
+    key give the answer (a third of the time of ``findall``, which tries the pattern at
+    every position). Anything else (a key repeated, in any case) takes ``findall``."""
+    low = head.lower()  # same length and positions: latin-1 characters lower to one each
+    i = low.find("stat:")
+    j = low.find("err:")
+    if (i >= 0 and low.find("stat:", i + 1) >= 0) or (j >= 0 and low.find("err:", j + 1) >= 0):
+        return _stat_err_slow(head)
+    # Each key starts a match if a separator (or the start) comes before it and the match
+    # of the other key, if earlier, has not swallowed it (findall's matches never overlap).
+    stat_at = i if i >= 0 and (i == 0 or _is_separator(head[i - 1])) else -1
+    err_at = j if j >= 0 and (j == 0 or _is_separator(head[j - 1])) else -1
+    stat_value = _VALUE.match(head, stat_at + 5) if stat_at >= 0 else None
+    err_value = _VALUE.match(head, err_at + 4) if err_at >= 0 else None
+    if stat_value is not None and err_value is not None:
+        if stat_at < err_at < stat_value.end():
+            err_value = None
+        elif err_at < stat_at < err_value.end():
+            stat_value = None
+    return (
+        (stat_value.group(1) or None) if stat_value is not None else None,
+        (err_value.group(1) or None) if err_value is not None else None,
+    )
+
+
+def _is_separator(char: str) -> bool:
+    return char.isspace() or char in "\x00,;"
+
+
+def _stat_err_slow(head: str) -> tuple[str | None, str | None]:
+    stat: str | None = None
+    err: str | None = None
+    for key, value in _STAT_ERR.findall(head):
+        if key.lower() == "stat":
+            stat = stat or value or None
+        else:
+            err = err or value or None
+    return stat, err
 
 
 def receipt_tlvs(tlvs: Iterable[tuple[int, bytes]]) -> tuple[str | None, int | None, bytes | None]:
