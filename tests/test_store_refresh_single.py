@@ -1,8 +1,9 @@
-"""The single-part status refresh (UPDATE ... RETURNING, no read back) gives exactly what
-the joined read over a message's parts gives: the same status changes, message rows and
-callback rows, through retries, held receipts, duplicate and late receipts, and long
-messages. Each scenario runs twice, once with the fast path off, and the results are
-compared; a few outcomes are also pinned outright."""
+"""The single-part status refresh (UPDATE ... RETURNING, no read back) and the part updates
+as one UPDATE ... FROM a JSON array give exactly what the joined read over a message's parts
+and executemany give: the same status changes, message rows, callback rows and part rows,
+through retries, held receipts, duplicate and late receipts, and long messages. Each
+scenario runs twice, once with both fast paths off, and the results are compared; a few
+outcomes are also pinned outright."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def _view(changes: list[StatusChange]) -> list[tuple[Any, ...]]:
     ]
 
 
-async def _scenario(path: Path) -> tuple[list[Any], list[Any], list[Any]]:
+async def _scenario(path: Path) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     store = SqliteStore(path)
     await store.open()
     cb = "http://127.0.0.1:9/cb"
@@ -107,7 +108,8 @@ async def _scenario(path: Path) -> tuple[list[Any], list[Any], list[Any]]:
                         _out(single[1], 1, S.SUBMITTED, "k2", 1002.0),
                         _out(single[2], 1, S.QUEUED, None, 1002.0, error="throttled"),
                         _out(single[3], 1, S.SUBMITTED, "k4", 1002.0),
-                        _out(single[4], 1, S.SUBMITTED, "k5", 1002.0),
+                        _out(single[4], 1, S.SUBMITTED, "k5x", 1002.0),
+                        _out(single[4], 1, S.SUBMITTED, "k5", 1002.0),  # the last one wins
                         _out(single[5], 1, S.SUBMITTED, "k6", 1002.0),
                         _out(single[6], 1, S.QUEUED, None, 1002.0, error="throttled"),
                         _out(single[6], 1, S.SUBMITTED, "k7", 1002.5),
@@ -165,21 +167,30 @@ async def _scenario(path: Path) -> tuple[list[Any], list[Any], list[Any]]:
             "SELECT id, status, updated_at, error FROM messages ORDER BY id"
         ).fetchall()
         callbacks = conn.execute("SELECT url, payload FROM callbacks ORDER BY id").fetchall()
+        parts = conn.execute(
+            "SELECT message_id, part, status, attempts, carrier, carrier_message_id, receipt_key,"
+            " command_status, submitted_at, done_at, retry_at, error FROM parts"
+            " ORDER BY message_id, part"
+        ).fetchall()
     finally:
         conn.close()
-    return seen, messages, callbacks
+    return seen, messages, callbacks, parts
 
 
 async def test_single_part_refresh_matches_the_joined_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert store_module._RETURNING, "SQLite without RETURNING: the fast path is never taken"
+    assert store_module._UPDATE_FROM, "SQLite without UPDATE FROM: executemany every time"
     fast = await _scenario(tmp_path / "fast.db")
     monkeypatch.setattr(store_module, "_RETURNING", False)
+    monkeypatch.setattr(store_module, "_UPDATE_FROM", False)
     slow = await _scenario(tmp_path / "slow.db")
     assert fast[0] == slow[0]  # the changes each call returned
     assert fast[1] == slow[1]  # the message rows
     assert fast[2] == slow[2]  # the callbacks queued
+    assert fast[3] == slow[3]  # the part rows
+    assert ("m005", 1, "submitted") == fast[3][4][:3] and fast[3][4][6] == "k5"
 
     statuses = {row[0]: (row[1], row[3]) for row in fast[1]}
     assert statuses == {
