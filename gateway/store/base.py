@@ -11,7 +11,7 @@ merges concurrent calls into one transaction (group commit).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -94,11 +94,22 @@ class Store(Protocol):
     # -- intake ----------------------------------------------------------------------------
 
     async def accept(
-        self, messages: Sequence[NewMessage], idempotency: IdempotentAnswer | None = None
+        self,
+        messages: Sequence[NewMessage],
+        idempotency: IdempotentAnswer | None = None,
+        begun: Collection[str] = (),
     ) -> None:
         """Commit new messages (status accepted, one part row per part, a history entry)
         and, in the same transaction, the idempotent answer. Raises IdempotencyConflict
-        when the key is already stored (nothing is committed then)."""
+        when the key is already stored (nothing is committed then).
+
+        ``begun``: ids of messages whose first attempt begins with their acceptance (the
+        dispatcher has window and TPS room to send them at once): their parts are stored
+        as :meth:`begin_attempts` would leave them (being submitted, one attempt), so no
+        second commit stands between the accept and the wire. A crash before their
+        outcome is recorded brings them back possibly duplicated, like any begun part. No
+        opt-out check is made for them: the intake check just before is made at the same
+        moment (the dispatcher still stops a staged part whose number opts out later)."""
 
     async def find_idempotent(self, account: str, key: str) -> IdempotentAnswer | None: ...
 

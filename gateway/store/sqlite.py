@@ -25,7 +25,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -524,7 +524,10 @@ class SqliteStore(SqliteReports):
     # -- intake ----------------------------------------------------------------------------
 
     async def accept(
-        self, messages: Sequence[NewMessage], idempotency: IdempotentAnswer | None = None
+        self,
+        messages: Sequence[NewMessage],
+        idempotency: IdempotentAnswer | None = None,
+        begun: Collection[str] = (),
     ) -> None:
         msg_rows = [
             (
@@ -549,7 +552,12 @@ class SqliteStore(SqliteReports):
             )
             for m in messages
         ]
-        part_rows = [(m.id, n) for m in messages for n in range(1, m.parts + 1)]
+        # A message begun at acceptance: its parts start as they would after begin_attempts.
+        part_rows = [
+            (m.id, n, SUBMITTING, 1) if m.id in begun else (m.id, n, "accepted", 0)
+            for m in messages
+            for n in range(1, m.parts + 1)
+        ]
 
         def op(conn: sqlite3.Connection) -> None:
             if idempotency is not None:
@@ -576,7 +584,7 @@ class SqliteStore(SqliteReports):
                 msg_rows,
             )
             conn.executemany(
-                "INSERT INTO parts(message_id, part, status) VALUES (?, ?, 'accepted')",
+                "INSERT INTO parts(message_id, part, status, attempts) VALUES (?, ?, ?, ?)",
                 part_rows,
             )
 
