@@ -4,14 +4,16 @@ transaction and leaves before the 202, with no begin_attempts commit in between;
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 
-from gateway.model import NewMessage
+from gateway.model import MessageStatus, NewMessage, SubmitOutcome
 from gateway.smpp.pdu import Pdu, SubmitSm
 from gateway.store.sqlite import SqliteStore
 from tests.e2e_helpers import Lab, eventually, simulator_config
@@ -179,5 +181,40 @@ async def test_a_crash_after_an_accept_with_begun_parts_flags_them_on_restart(
         assert pending[begun.id].pending_parts == (1, 2)
         assert pending[plain.id].possible_duplicate is False
         assert pending[plain.id].attempts == 0
+    finally:
+        await store.close()
+
+
+async def test_an_accept_queued_behind_bulk_writes_commits_before_them(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "smsgw.db", synchronous="normal")
+    await store.open()
+    try:
+        old = new_message("+33600000003", carrier="sim")
+        await store.accept([old])
+        gate = asyncio.Event()
+
+        async def hold(db: aiosqlite.Connection) -> None:
+            await gate.wait()  # a long commit under way
+
+        held = asyncio.ensure_future(store._write(hold))
+        await asyncio.sleep(0.01)
+        done: list[str] = []
+
+        async def track(name: str, call: Awaitable[object]) -> None:
+            await call
+            done.append(name)
+
+        outcome = SubmitOutcome(old.id, 1, "sim", MessageStatus.FAILED, time.time(), error="x")
+        bulk = asyncio.ensure_future(track("outcomes", store.record_outcomes([outcome])))
+        await asyncio.sleep(0)
+        fresh = new_message("+33600000004", carrier="sim")
+        urgent = asyncio.ensure_future(track("accept", store.accept([fresh], None, {fresh.id})))
+        await asyncio.sleep(0.01)
+        commits = store.commits
+        gate.set()
+        await asyncio.gather(held, bulk, urgent)
+        # The accept came second but went first, alone: the bulk write followed.
+        assert done == ["accept", "outcomes"]
+        assert store.commits - commits == 3
     finally:
         await store.close()

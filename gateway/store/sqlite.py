@@ -380,6 +380,10 @@ class SqliteStore(SqliteReports):
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._ops: list[tuple[Op | _InThread, asyncio.Future[Any]]] = []
+        self._urgent: list[tuple[Op | _InThread, asyncio.Future[Any]]] = []
+        """Operations on a message's way to the wire (accept, begin_attempts): see
+        ``_write_loop``."""
+        self._urgent_went_alone = False
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -430,25 +434,36 @@ class SqliteStore(SqliteReports):
 
     # -- group commit ----------------------------------------------------------------------
 
-    def _submit(self, op: Op | _InThread) -> asyncio.Future[Any]:
+    def _submit(self, op: Op | _InThread, urgent: bool = False) -> asyncio.Future[Any]:
         if self._db is None or self._closing:
             raise StoreError("store is not open")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._ops.append((op, fut))
+        (self._urgent if urgent else self._ops).append((op, fut))
         self._wake.set()
         return fut
 
     async def _write_loop(self) -> None:
+        """Group commits, one at a time. Urgent operations (a client waits for its 202, a
+        message for the wire) that find other work waiting go first in a transaction of
+        their own, so they wait for at most the commit under way and not also for the bulk
+        writes (outcomes, receipts) queued meanwhile; the next commit then takes everything,
+        so bulk writes are delayed by one small commit at most, never starved."""
         db = self._db
         assert db is not None
         while True:
-            if not self._ops:
+            if not self._ops and not self._urgent:
                 if self._closing:
                     return
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch, self._ops = self._ops, []
+            if self._urgent and self._ops and not self._urgent_went_alone:
+                batch, self._urgent = self._urgent, []
+                self._urgent_went_alone = True
+            else:
+                batch = self._urgent + self._ops if self._urgent else self._ops
+                self._urgent, self._ops = [], []
+                self._urgent_went_alone = False
             await self._run_batch(db, batch)
 
     async def _run_batch(
@@ -510,9 +525,9 @@ class SqliteStore(SqliteReports):
     async def _write(self, op: Op) -> Any:
         return await self._submit(op)
 
-    async def _write_in_thread(self, fn: SyncOp) -> Any:
+    async def _write_in_thread(self, fn: SyncOp, urgent: bool = False) -> Any:
         """``_write`` for an operation made of plain sqlite3 calls (see ``_InThread``)."""
-        return await self._submit(_InThread(fn))
+        return await self._submit(_InThread(fn), urgent)
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         reader = self._reader
@@ -588,7 +603,7 @@ class SqliteStore(SqliteReports):
                 part_rows,
             )
 
-        await self._write_in_thread(op)
+        await self._write_in_thread(op, urgent=True)
 
     async def find_idempotent(self, account: str, key: str) -> IdempotentAnswer | None:
         rows = await self._read(
@@ -702,7 +717,7 @@ class SqliteStore(SqliteReports):
             )
             return refused
 
-        refused: set[str] = await self._write_in_thread(op)
+        refused: set[str] = await self._write_in_thread(op, urgent=True)
         return refused
 
     async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
