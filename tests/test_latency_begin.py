@@ -123,6 +123,7 @@ async def test_a_batch_is_begun_at_acceptance_only_as_far_as_the_windows_reach(l
     assert all(spy.commits_at_submit[w] > spy.commits_after_accept[w] for w in late)
     stats = await lab.sim("GET", "/v1/stats")
     assert stats["submit_sm"] == 120
+    assert lab.gateway is not None and lab.gateway.dispatcher.stats.begun_at_accept == 100
 
 
 @pytest.mark.parametrize("lab", [{"tps": 20.0}], indirect=True)

@@ -18,6 +18,14 @@ A pump turn (synchronous, ``_pump_once``)
     Every part is begun in the store before its submit_sm leaves; a part staged but not sent
     (no bind left, stopping) gets a QUEUED outcome that sets it back.
 
+Begun at acceptance
+    The HTTP API asks ``reserve`` before it commits: messages that are due, whose carrier has
+    nothing queued ahead and window and tokens to spare beyond what is staged, are committed
+    by ``Store.accept`` with their first attempt begun, and ``enqueue`` sends them in the same
+    call (the staged queue's tail). No begin_attempts commit stands between the 202 and the
+    wire for them. Only window room is promised, so a crash flags at most the windows'
+    worth of them as possibly duplicated.
+
 Responses
     ``response`` / ``timeout`` / ``bind_down`` (the BindListener hooks) turn into
     ``SubmitOutcome`` values collected in a list; one writer task sends them to
@@ -157,6 +165,8 @@ class DispatchStats:
     """Messages moved to another carrier (failover)."""
     outcome_batches: int = 0
     store_errors: int = 0
+    begun_at_accept: int = 0
+    """Parts begun in their accept transaction (``reserve``) rather than by begin_attempts."""
 
 
 class _Msg:
@@ -667,6 +677,7 @@ class Dispatcher:
             self._finish_job(_Job(msg, parts, 1, False), MessageStatus.FAILED, now, error)
             return None
         c.staged.extend((_Sent(msg, part, 1, False), self._build(msg, part)) for part in parts)
+        self.stats.begun_at_accept += count
         return c
 
     def _send_now(self, c: _Carrier) -> None:
