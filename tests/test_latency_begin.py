@@ -13,6 +13,7 @@ from typing import Any
 import aiosqlite
 import pytest
 
+from gateway.engine.dispatcher import MAX_BATCH_PARTS
 from gateway.model import MessageStatus, NewMessage, SubmitOutcome
 from gateway.smpp.pdu import Pdu, SubmitSm
 from gateway.store.sqlite import SqliteStore
@@ -219,3 +220,14 @@ async def test_an_accept_queued_behind_bulk_writes_commits_before_them(tmp_path:
         assert store.commits - commits == 3
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("lab", [{"window": 1000, "binds": 2}], indirect=True)
+async def test_one_reserve_promises_at_most_one_pump_turn_of_parts(lab: Lab) -> None:
+    gateway = lab.gateway
+    assert gateway is not None
+    dispatcher = gateway.dispatcher
+    batch = [new_message(to, carrier="sim") for to in numbers(1500, start=3000)]
+    reserved = dispatcher.reserve(batch)
+    assert reserved == {m.id for m in batch[:MAX_BATCH_PARTS]}
+    dispatcher.release(batch, reserved)

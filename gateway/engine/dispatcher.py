@@ -602,7 +602,8 @@ class Dispatcher:
         A message qualifies when it is due (not scheduled later, not expired), its carrier
         has nothing queued ahead of it, and a bound bind has window room and tokens for all
         its parts beyond those already staged or promised; in a batch, the first message
-        that does not fit ends the promises for its carrier (FIFO). Every id returned must
+        that does not fit ends the promises for its carrier (FIFO), and one call promises at
+        most ``MAX_BATCH_PARTS`` parts (the pump's bound on one turn). Every id returned must
         come back through ``enqueue(begun=...)`` after the commit, or ``release()`` when the
         commit failed. What a crash can flag as possibly duplicated stays within the
         windows: only parts with window room are promised."""
@@ -619,8 +620,11 @@ class Dispatcher:
         mono = loop.time()
         rooms: dict[str, int] = {}
         out: set[str] = set()
+        budget = MAX_BATCH_PARTS  # enqueue builds and sends them in one turn: bound its work
         for new in messages:
             c = self._carriers.get(new.carrier)
+            if new.parts > budget:
+                break
             if c is None:
                 continue
             if (new.scheduled_at is not None and new.scheduled_at > now) or (
@@ -634,6 +638,7 @@ class Dispatcher:
                 rooms[c.name] = 0
                 continue
             rooms[c.name] = room - new.parts
+            budget -= new.parts
             c.reserved += new.parts
             out.add(new.id)
         return out
