@@ -603,14 +603,14 @@ class SqliteStore(SqliteReports):
         return found
 
     async def add_opt_out(self, number: str, sender: str | None, source: str, at: float) -> None:
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT OR REPLACE INTO opt_outs(number, sender, source, created_at)"
                 " VALUES (?, ?, ?, ?)",
                 (number, sender or ALL_OPT_OUT, source, at),
             )
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def remove_opt_out(self, number: str, sender: str | None) -> None:
         async def op(db: aiosqlite.Connection) -> None:
@@ -1214,15 +1214,15 @@ class SqliteStore(SqliteReports):
             part.received_at,
         )
 
-        async def op(db: aiosqlite.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> None:
             # A part the SMSC sends again (our answer was lost) is the one already kept.
-            await db.execute(
+            conn.execute(
                 "INSERT OR IGNORE INTO mo_parts(carrier, source, destination, ref, total, seq,"
                 " data_coding, udh_length, data, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 row,
             )
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def mo_parts(self) -> list[MoPart]:
         rows = await self._read(
@@ -1263,16 +1263,11 @@ class SqliteStore(SqliteReports):
             for p in consumed
         ]
 
-        async def op(db: aiosqlite.Connection) -> int:
-            cursor = await db.execute(
-                "INSERT INTO interactions(carrier, source, destination, text, data_coding, parts,"
-                " parts_received, missing, received_at, completed_at, state)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                row,
-            )
+        def op(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(_INSERT_INTERACTION, row)
             new_id = cursor.lastrowid
             if gone:
-                await db.executemany(
+                conn.executemany(
                     "DELETE FROM mo_parts WHERE carrier = ? AND source = ? AND destination = ?"
                     " AND ref = ? AND total = ? AND seq = ?",
                     gone,
@@ -1280,7 +1275,7 @@ class SqliteStore(SqliteReports):
             assert new_id is not None
             return new_id
 
-        result: int = await self._write(op)
+        result: int = await self._write_in_thread(op)
         return result
 
     async def pending_interactions(self, after: int, limit: int) -> list[Interaction]:
@@ -1311,14 +1306,10 @@ class SqliteStore(SqliteReports):
             interaction_id,
         )
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
-                "UPDATE interactions SET state = ?, keyword = ?, rule = ?, campaign_id = ?,"
-                " actions = ?, processed_at = ? WHERE id = ?",
-                values,
-            )
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(_FINISH_INTERACTION, values)
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def get_interaction(self, interaction_id: int) -> Interaction | None:
         rows = await self._read(
@@ -1375,21 +1366,20 @@ class SqliteStore(SqliteReports):
         return rows[0][0] if rows else None
 
     async def claim_courtesy(self, scope: str, source: str, now: float, interval: float) -> bool:
-        async def op(db: aiosqlite.Connection) -> bool:
-            cursor = await db.execute(
+        def op(conn: sqlite3.Connection) -> bool:
+            found = conn.execute(
                 "SELECT last_at FROM courtesy_replies WHERE scope = ? AND source = ?",
                 (scope, source),
-            )
-            found = await cursor.fetchone()
+            ).fetchone()
             if found is not None and found[0] > now - interval:
                 return False
-            await db.execute(
+            conn.execute(
                 "INSERT OR REPLACE INTO courtesy_replies(scope, source, last_at) VALUES (?, ?, ?)",
                 (scope, source, now),
             )
             return True
 
-        claimed: bool = await self._write(op)
+        claimed: bool = await self._write_in_thread(op)
         return claimed
 
     async def get_contact(self, number: str) -> Contact | None:
@@ -1445,18 +1435,18 @@ class SqliteStore(SqliteReports):
     async def tag_contact(self, number: str, tags: Sequence[str], at: float) -> None:
         rows = [(number, tag, at) for tag in tags]
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT OR IGNORE INTO contacts(number, name, attributes, created_at, updated_at)"
                 " VALUES (?, '', '{}', ?, ?)",
                 (number, at, at),
             )
-            await db.executemany(
+            conn.executemany(
                 "INSERT OR IGNORE INTO contact_tags(number, tag, created_at) VALUES (?, ?, ?)",
                 rows,
             )
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def record_answer(self, answer: SurveyAnswer) -> None:
         a = answer
@@ -1471,14 +1461,14 @@ class SqliteStore(SqliteReports):
             a.at,
         )
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO answers(interaction_id, number, source, campaign_id, question,"
                 " answer, kind, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def answers(
         self, question: str | None = None, campaign_id: str | None = None
@@ -1500,13 +1490,13 @@ class SqliteStore(SqliteReports):
         return [SurveyAnswer(*r) for r in rows]
 
     async def lift_opt_out(self, number: str, sender: str) -> None:
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "DELETE FROM opt_outs WHERE number = ? AND sender IN (?, ?)",
                 (number, sender, ALL_OPT_OUT),
             )
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def inbound_numbers(self) -> list[tuple[str, dict[str, Any]]]:
         rows = await self._read("SELECT number, config FROM inbound_numbers ORDER BY number")
@@ -1543,6 +1533,17 @@ def _callback_payload(change: StatusChange) -> dict[str, Any]:
         "at": change.at,
     }
 
+
+_INSERT_INTERACTION: Final = (
+    "INSERT INTO interactions(carrier, source, destination, text, data_coding, parts,"
+    " parts_received, missing, received_at, completed_at, state)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+_FINISH_INTERACTION: Final = (
+    "UPDATE interactions SET state = ?, keyword = ?, rule = ?, campaign_id = ?,"
+    " actions = ?, processed_at = ? WHERE id = ?"
+)
 
 _INTERACTION_COLUMNS: Final = (
     "id, carrier, source, destination, text, data_coding, parts, parts_received, missing,"
