@@ -55,7 +55,10 @@ from gateway.store.base import (
     IdempotencyConflict,
     IdempotentAnswer,
     Interaction,
+    InteractionOutcome,
+    MoFacts,
     MoKey,
+    MoLookup,
     MoPart,
     NewInteraction,
     StoreError,
@@ -1311,6 +1314,102 @@ class SqliteStore(SqliteReports):
 
         await self._write_in_thread(op)
 
+    async def record_interactions(self, interactions: Sequence[NewInteraction]) -> list[int]:
+        rows = [
+            (
+                i.carrier,
+                i.source,
+                i.destination,
+                i.text,
+                i.data_coding,
+                i.parts,
+                i.parts_received,
+                json.dumps(list(i.missing)) if i.missing else "[]",
+                i.received_at,
+                i.completed_at,
+                INTERACTION_PENDING,
+            )
+            for i in interactions
+        ]
+
+        def op(conn: sqlite3.Connection) -> list[int]:
+            ids: list[int] = []
+            for row in rows:  # one row at a time: each id is its own lastrowid
+                new_id = conn.execute(_INSERT_INTERACTION, row).lastrowid
+                assert new_id is not None
+                ids.append(new_id)
+            return ids
+
+        if not rows:
+            return []
+        result: list[int] = await self._write_in_thread(op)
+        return result
+
+    async def finish_interactions(self, outcomes: Sequence[InteractionOutcome]) -> None:
+        rows = [
+            (
+                INTERACTION_DONE,
+                o.keyword,
+                o.rule,
+                o.campaign_id,
+                json.dumps(list(o.actions), ensure_ascii=False),
+                o.at,
+                o.interaction_id,
+            )
+            for o in outcomes
+        ]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(_FINISH_INTERACTION, rows)
+
+        if rows:
+            await self._write_in_thread(op)
+
+    async def mo_facts(
+        self, lookups: Sequence[MoLookup], campaign_since: float, repeats_since: float
+    ) -> list[MoFacts]:
+        reader = self._reader
+        if reader is None:
+            raise StoreError("store is not open")
+        if not lookups:
+            return []
+
+        def read(conn: sqlite3.Connection) -> list[MoFacts]:
+            # One hop to the reader's thread for the whole batch, in one read transaction
+            # (one snapshot); each statement is prepared once (sqlite3's statement cache).
+            out: list[MoFacts] = []
+            conn.execute("BEGIN")
+            try:
+                for q in lookups:
+                    opted = conn.execute(
+                        "SELECT 1 FROM opt_outs WHERE number = ? AND sender IN (?, ?) LIMIT 1",
+                        (q.source, q.sender, ALL_OPT_OUT),
+                    ).fetchone()
+                    campaign = conn.execute(
+                        "SELECT campaign_id, created_at FROM messages WHERE dest = ?"
+                        " AND sender = ? AND campaign_id IS NOT NULL AND created_at >= ?"
+                        " ORDER BY created_at DESC LIMIT 1",
+                        (q.source, q.sender, campaign_since),
+                    ).fetchone()
+                    repeats = conn.execute(
+                        "SELECT count(*) FROM interactions WHERE source = ? AND destination = ?"
+                        " AND received_at >= ? AND text = ?",
+                        (q.source, q.destination, repeats_since, q.text),
+                    ).fetchone()
+                    out.append(
+                        MoFacts(
+                            opted_out=opted is not None,
+                            last_campaign=(campaign[0], campaign[1]) if campaign else None,
+                            repeats=repeats[0],
+                            contact=_contact_sync(conn, q.source),
+                        )
+                    )
+            finally:
+                conn.execute("COMMIT")
+            return out
+
+        return await _on_thread(reader, read)
+
     async def get_interaction(self, interaction_id: int) -> Interaction | None:
         rows = await self._read(
             f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ?", (interaction_id,)
@@ -1521,6 +1620,24 @@ class SqliteStore(SqliteReports):
 
         deleted: bool = await self._write(op)
         return deleted
+
+
+def _contact_sync(conn: sqlite3.Connection, number: str) -> Contact | None:
+    row = conn.execute(
+        "SELECT number, name, attributes, created_at FROM contacts WHERE number = ?", (number,)
+    ).fetchone()
+    if row is None:
+        return None
+    tags = conn.execute(
+        "SELECT tag FROM contact_tags WHERE number = ? ORDER BY created_at, tag", (number,)
+    ).fetchall()
+    return Contact(
+        number=row[0],
+        name=row[1],
+        attributes=json.loads(row[2]),
+        tags=tuple(t[0] for t in tags),
+        created_at=row[3],
+    )
 
 
 def _callback_payload(change: StatusChange) -> dict[str, Any]:
