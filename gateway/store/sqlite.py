@@ -1374,39 +1374,39 @@ class SqliteStore(SqliteReports):
         if not lookups:
             return []
 
+        queries = json.dumps([[q.source, q.sender, q.destination, q.text] for q in lookups])
+        params = (ALL_OPT_OUT, campaign_since, campaign_since, repeats_since, queries)
+
         def read(conn: sqlite3.Connection) -> list[MoFacts]:
-            # One hop to the reader's thread for the whole batch, in one read transaction
-            # (one snapshot); each statement is prepared once (sqlite3's statement cache).
-            out: list[MoFacts] = []
+            # One hop to the reader's thread and two statements for the whole batch, in one
+            # read transaction (one snapshot).
             conn.execute("BEGIN")
             try:
-                for q in lookups:
-                    opted = conn.execute(
-                        "SELECT 1 FROM opt_outs WHERE number = ? AND sender IN (?, ?) LIMIT 1",
-                        (q.source, q.sender, ALL_OPT_OUT),
-                    ).fetchone()
-                    campaign = conn.execute(
-                        "SELECT campaign_id, created_at FROM messages WHERE dest = ?"
-                        " AND sender = ? AND campaign_id IS NOT NULL AND created_at >= ?"
-                        " ORDER BY created_at DESC LIMIT 1",
-                        (q.source, q.sender, campaign_since),
-                    ).fetchone()
-                    repeats = conn.execute(
-                        "SELECT count(*) FROM interactions WHERE source = ? AND destination = ?"
-                        " AND received_at >= ? AND text = ?",
-                        (q.source, q.destination, repeats_since, q.text),
-                    ).fetchone()
-                    out.append(
-                        MoFacts(
-                            opted_out=opted is not None,
-                            last_campaign=(campaign[0], campaign[1]) if campaign else None,
-                            repeats=repeats[0],
-                            contact=_contact_sync(conn, q.source),
-                        )
-                    )
+                rows = conn.execute(_MO_FACTS, params).fetchall()
+                numbers = json.dumps([r[0] for r in rows if r[5] is not None])
+                tags: dict[str, list[str]] = {}
+                if len(numbers) > 2:
+                    for number, tag in conn.execute(_MO_FACTS_TAGS, (numbers,)):
+                        tags.setdefault(number, []).append(tag)
             finally:
                 conn.execute("COMMIT")
-            return out
+            return [
+                MoFacts(
+                    opted_out=bool(r[1]),
+                    last_campaign=(r[2], r[3]) if r[2] is not None else None,
+                    repeats=r[4],
+                    contact=Contact(
+                        number=r[0],
+                        name=r[5],
+                        attributes=json.loads(r[6]),
+                        tags=tuple(tags.get(r[0], ())),
+                        created_at=r[7],
+                    )
+                    if r[5] is not None
+                    else None,
+                )
+                for r in rows
+            ]
 
         return await _on_thread(reader, read)
 
@@ -1622,24 +1622,6 @@ class SqliteStore(SqliteReports):
         return deleted
 
 
-def _contact_sync(conn: sqlite3.Connection, number: str) -> Contact | None:
-    row = conn.execute(
-        "SELECT number, name, attributes, created_at FROM contacts WHERE number = ?", (number,)
-    ).fetchone()
-    if row is None:
-        return None
-    tags = conn.execute(
-        "SELECT tag FROM contact_tags WHERE number = ? ORDER BY created_at, tag", (number,)
-    ).fetchall()
-    return Contact(
-        number=row[0],
-        name=row[1],
-        attributes=json.loads(row[2]),
-        tags=tuple(t[0] for t in tags),
-        created_at=row[3],
-    )
-
-
 def _callback_payload(change: StatusChange) -> dict[str, Any]:
     return {
         "id": change.message_id,
@@ -1660,6 +1642,31 @@ _INSERT_INTERACTION: Final = (
 _FINISH_INTERACTION: Final = (
     "UPDATE interactions SET state = ?, keyword = ?, rule = ?, campaign_id = ?,"
     " actions = ?, processed_at = ? WHERE id = ?"
+)
+
+_MO_FACTS: Final = """
+SELECT q.value ->> 0,
+    EXISTS (SELECT 1 FROM opt_outs o WHERE o.number = q.value ->> 0
+        AND o.sender IN (q.value ->> 1, ?)),
+    (SELECT m.campaign_id FROM messages m WHERE m.dest = q.value ->> 0
+        AND m.sender = q.value ->> 1 AND m.campaign_id IS NOT NULL AND m.created_at >= ?
+        ORDER BY m.created_at DESC LIMIT 1),
+    (SELECT m.created_at FROM messages m WHERE m.dest = q.value ->> 0
+        AND m.sender = q.value ->> 1 AND m.campaign_id IS NOT NULL AND m.created_at >= ?
+        ORDER BY m.created_at DESC LIMIT 1),
+    (SELECT count(*) FROM interactions i WHERE i.source = q.value ->> 0
+        AND i.destination = q.value ->> 2 AND i.received_at >= ? AND i.text = q.value ->> 3),
+    c.name, c.attributes, c.created_at
+FROM json_each(?) q LEFT JOIN contacts c ON c.number = q.value ->> 0
+ORDER BY q.key
+"""
+"""mo_facts, for a JSON array of [source, sender, destination, text]: each lookup answered
+with the indexes the single reads use (opt_outs' key, messages_reply_window,
+interactions_source, contacts' key)."""
+
+_MO_FACTS_TAGS: Final = (
+    "SELECT number, tag FROM contact_tags WHERE number IN (SELECT value FROM json_each(?))"
+    " ORDER BY number, created_at, tag"
 )
 
 _INTERACTION_COLUMNS: Final = (
