@@ -1333,12 +1333,14 @@ class SqliteStore(SqliteReports):
         ]
 
         def op(conn: sqlite3.Connection) -> list[int]:
-            ids: list[int] = []
-            for row in rows:  # one row at a time: each id is its own lastrowid
-                new_id = conn.execute(_INSERT_INTERACTION, row).lastrowid
-                assert new_id is not None
-                ids.append(new_id)
-            return ids
+            # SQLite gives a new row the largest rowid + 1, so the rows of one executemany,
+            # alone on the writer in its transaction, get consecutive ids; checked below.
+            before = conn.execute("SELECT coalesce(max(id), 0) FROM interactions").fetchone()[0]
+            conn.executemany(_INSERT_INTERACTION, rows)
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            if last != before + len(rows):
+                raise StoreError(f"interaction ids not consecutive: {before} + {len(rows)}")
+            return list(range(before + 1, last + 1))
 
         if not rows:
             return []
