@@ -5,6 +5,7 @@ interactions are done. Over a real SqliteStore (the ``Bench`` of test_inbound.py
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from gateway.store.base import (
     NewInteraction,
 )
 from smsc_simulator.mo import build_mo
-from tests.test_inbound import NUMBER, Bench
+from tests.test_inbound import INBOUND, NUMBER, Bench, config_with
 
 ALICE = "+33612345678"
 BOB = "+33699999999"
@@ -197,3 +198,61 @@ async def test_store_batch_reads_and_writes_match_the_single_ones(bench: Bench) 
     assert [s.state if s else None for s in states] == ["done", "done", "pending"]
     assert states[0] is not None and states[0].actions == [{"type": "reply", "n": ids[0]}]
     assert [i.id for i in await store.pending_interactions(0, 10)] == [ids[2]]
+
+
+GATE: asyncio.Event | None = None
+
+
+async def slow_handler(message: Any, contact: Any, campaign: Any, reply: Any) -> object:
+    """Waits until the test opens the gate: a handler calling a slow service."""
+    assert GATE is not None
+    await GATE.wait()
+    return await reply.send("slow answer")
+
+
+async def test_a_slow_handler_does_not_hold_the_rest_of_its_batch(tmp_path: Path) -> None:
+    global GATE
+    GATE = asyncio.Event()
+    inbound = copy.deepcopy(INBOUND)
+    inbound["numbers"][0]["rules"].append(
+        {
+            "name": "slow",
+            "keyword": "SLOW",
+            "actions": [{"type": "handler", "handler": "tests.test_inbound_batch:slow_handler"}],
+        }
+    )
+    b = Bench(tmp_path)
+    b.config = config_with(inbound, tmp_path)
+    b.service = b._service()
+    b.service._straggler_seconds = 0.05
+    await b.start()
+    try:
+        await burst(b, [mo("slow please"), mo("vote 1", BOB)])
+        for _ in range(200):  # BOB's interaction is concluded without waiting for ALICE's
+            [alice, bob] = await b.store.interactions()
+            if bob.state == "done":
+                break
+            await asyncio.sleep(0.01)
+        assert (alice.state, bob.state) == ("pending", "done")
+        assert bob.actions[1]["ok"] is True
+        assert await b.store.get_message(bob.actions[1]["message_id"]) is not None
+        await burst(b, [mo("vote 2"), mo("vote 3", BOB)])  # ALICE's next MO waits its turn
+        for _ in range(200):
+            states = {i.id: i.state for i in await b.store.interactions()}
+            if list(states.values()).count("done") == 2:
+                break
+            await asyncio.sleep(0.01)
+        ids = sorted(states)
+        assert [states[i] for i in ids] == ["pending", "done", "pending", "done"]
+        assert not b.service.idle()
+        GATE.set()
+        done = await settled(b)
+        assert [i.state for i in done] == ["done"] * 4
+        alices = [i for i in done if i.source == ALICE]
+        assert [i.rule for i in alices] == ["slow", "vote"]
+        assert alices[0].processed_at is not None and alices[1].processed_at is not None
+        assert alices[0].processed_at <= alices[1].processed_at
+        assert alices[0].actions[0]["result"] is not None
+    finally:
+        GATE.set()
+        await b.stop()

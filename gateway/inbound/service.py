@@ -87,6 +87,12 @@ BATCH_MAX: Final = 256
 replies and one more marks them done. A batch takes what has queued while the previous
 ones ran, so batches grow with the load and a lone MO goes at once."""
 
+STRAGGLER_SECONDS: Final = 1.0
+"""A batch's interactions whose actions have not run after this long (a slow Python
+handler: up to ``[inbound].handler_timeout``) are concluded on their own: the others'
+replies are committed and their senders' next MOs handled without waiting for them, and
+the batch stops counting against ``BATCHES_IN_FLIGHT``."""
+
 BATCHES_IN_FLIGHT: Final = 4
 """Batches handled at once. More than one, so that a slow action (a Python handler, a
 campaign directory) does not hold every MO up; few, so that batches stay large under load."""
@@ -169,6 +175,7 @@ class InboundService:
         clock: Callable[[], float] = time.time,
         batch_max: int = BATCH_MAX,
         batches_in_flight: int = BATCHES_IN_FLIGHT,
+        straggler_seconds: float = STRAGGLER_SECONDS,
     ) -> None:
         self.config = config
         self.inbound = config.inbound
@@ -185,6 +192,7 @@ class InboundService:
         self._handlers: dict[str, Handler] = {}
         self._batch_max = max(1, batch_max)
         self._batches_max = max(1, batches_in_flight)
+        self._straggler_seconds = straggler_seconds
         # Interactions waiting, per sender (oldest first); senders with one waiting and none
         # being handled, in the order they became ready; senders being handled.
         self._waiting: dict[str, deque[Interaction]] = {}
@@ -454,34 +462,55 @@ class InboundService:
             task.add_done_callback(self._batch_tasks.discard)
 
     async def _run_batch(self, batch: list[Interaction]) -> None:
+        left = {interaction.id: interaction for interaction in batch}
+        slot = True  # this batch counts against BATCHES_IN_FLIGHT
+
+        def release(ids: Iterable[int]) -> None:
+            """These interactions are over (done, or failed and left pending)."""
+            nonlocal slot
+            released = [left.pop(i) for i in ids if i in left]
+            for interaction in released:
+                source = interaction.source
+                self._handling.discard(source)
+                if source in self._waiting:
+                    self._ready.append(source)
+            self._busy -= len(released)
+            if left and slot:  # only stragglers remain: let the next batch start
+                slot = False
+                self._batches -= 1
+            if self._busy == 0:
+                self._idle_event.set()
+            self._work_wake.set()
+
         try:
-            await self._handle(batch)
+            await self._handle(batch, release)
         except Exception as exc:  # they stay pending: handled again on the next start
             log_event(
                 log,
                 "inbound.process_failed",
                 logging.WARNING,
-                interaction=",".join(str(i.id) for i in batch),
+                interaction=",".join(str(i) for i in left),
                 error=repr(exc),
             )
         finally:
-            self._batches -= 1
-            for interaction in batch:
-                source = interaction.source
-                self._handling.discard(source)
-                if source in self._waiting:
-                    self._ready.append(source)
-            self._busy -= len(batch)
-            if self._busy == 0:
-                self._idle_event.set()
-            self._work_wake.set()
+            if slot:
+                slot = False
+                self._batches -= 1
+            release(list(left))
 
-    async def _handle(self, batch: Sequence[Interaction]) -> list[InteractionOutcome | None]:
+    async def _handle(
+        self,
+        batch: Sequence[Interaction],
+        release: Callable[[Iterable[int]], None] | None = None,
+    ) -> list[InteractionOutcome | None]:
         """Handle interactions of distinct senders: one read for what they all need, their
         actions (concurrently), one commit of all their replies, then one commit marking
         them done. The replies are durable before the interactions are done: a crash in
-        between handles them again (at least once). An interaction whose handling failed
-        stays pending (None in the result)."""
+        between handles them again (at least once). Interactions whose actions take longer
+        than ``STRAGGLER_SECONDS`` (a slow Python handler) are concluded on their own, so
+        the others' replies do not wait for them; ``release`` is told the ids of each wave
+        concluded. An interaction whose handling failed stays pending (None in the
+        result)."""
         now = self.clock()
         lookups: list[MoLookup] = []
         entries: list[InboundNumber | None] = []
@@ -501,27 +530,49 @@ class InboundService:
                 keyword_campaigns[entry.number] = await self.directory.keyword_campaigns(
                     entry.number
                 )
-        decided = await asyncio.gather(
-            *(
-                self._decide(interaction, entry, fact, now, keyword_campaigns)
-                for interaction, entry, fact in zip(batch, entries, facts, strict=True)
-            ),
-            return_exceptions=True,
-        )
+        loop = asyncio.get_running_loop()
+        tasks = {
+            loop.create_task(self._decide(interaction, entry, fact, now, keyword_campaigns)): (
+                interaction
+            )
+            for interaction, entry, fact in zip(batch, entries, facts, strict=True)
+        }
+        outcomes: dict[int, InteractionOutcome] = {}
+        try:
+            pending: set[asyncio.Task[tuple[InteractionOutcome, list[NewMessage]]]] = set(tasks)
+            timeout: float | None = self._straggler_seconds
+            while pending:
+                finished, pending = await asyncio.wait(pending, timeout=timeout)
+                timeout = None  # the stragglers: all together, when they are all done
+                wave = [(tasks[task], task) for task in tasks if task in finished]
+                outcomes.update(await self._conclude(wave))
+                if release is not None:
+                    release(interaction.id for interaction, _ in wave)
+        finally:
+            for task in tasks:
+                task.cancel()
+        return [outcomes.get(interaction.id) for interaction in batch]
+
+    async def _conclude(
+        self,
+        wave: Sequence[
+            tuple[Interaction, asyncio.Task[tuple[InteractionOutcome, list[NewMessage]]]]
+        ],
+    ) -> dict[int, InteractionOutcome]:
+        """Commit the replies of interactions whose actions have run, then mark them done."""
         done: list[tuple[InteractionOutcome, list[NewMessage]]] = []
-        for interaction, result in zip(batch, decided, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result
+        for interaction, task in wave:
+            error = asyncio.CancelledError() if task.cancelled() else task.exception()
+            if error is not None:
                 log_event(
                     log,
                     "inbound.process_failed",
                     logging.WARNING,
                     interaction=interaction.id,
-                    error=repr(result),
+                    error=repr(error),
                 )
             else:
-                done.append(result)
+                done.append(task.result())
         replies = [m for _, messages in done for m in messages]
         try:
             await self.outbox.commit(replies)
@@ -546,10 +597,9 @@ class InboundService:
                 else:
                     kept.append((outcome, messages))
             done = kept
-        outcomes = [outcome for outcome, _ in done]
-        await self.store.finish_interactions(outcomes)
-        by_id = {outcome.interaction_id: outcome for outcome in outcomes}
-        return [by_id.get(interaction.id) for interaction in batch]
+        finished = [outcome for outcome, _ in done]
+        await self.store.finish_interactions(finished)
+        return {outcome.interaction_id: outcome for outcome in finished}
 
     async def correlate(self, source: str, sender: str, now: float) -> CampaignInfo | None:
         """The campaign that last messaged ``source`` from ``sender``, if that was within
