@@ -80,13 +80,11 @@ async def run(count: int, burst: int, synchronous: str) -> None:
             )
             await asyncio.sleep(0)  # the loop turns between reads off the socket
             while len(pending) > 8:  # the binds' windows: MOs outstanding are bounded
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         if pending:
             await asyncio.wait(pending)
-        while not service.idle():
-            await asyncio.sleep(0.001)
+        await service.stop(drain=600.0)  # returns once every interaction is handled
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        await service.stop()
         await store.close()
         assert sink.replies == count, (sink.replies, count)
         print(

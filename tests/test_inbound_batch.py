@@ -23,7 +23,7 @@ from gateway.store.base import (
     NewInteraction,
 )
 from smsc_simulator.mo import build_mo
-from tests.test_inbound import INBOUND, NUMBER, Bench, config_with
+from tests.test_inbound import INBOUND, LONG_TEXT, NUMBER, Bench, as_part, config_with, parts_of
 
 ALICE = "+33612345678"
 BOB = "+33699999999"
@@ -256,3 +256,14 @@ async def test_a_slow_handler_does_not_hold_the_rest_of_its_batch(tmp_path: Path
     finally:
         GATE.set()
         await b.stop()
+
+
+async def test_a_message_made_whole_at_start_is_handled_once(bench: Bench) -> None:
+    """Its parts were kept but the stop came before it was logged: the start logs it, and
+    the scan of pending interactions that follows must not queue it a second time."""
+    for pdu in parts_of("vote 5 " + LONG_TEXT):
+        await bench.store.add_mo_part(as_part(pdu))
+    await bench.restart()
+    [done] = await settled(bench)
+    assert done.state == "done" and done.rule == "vote"
+    assert len(bench.outbound.messages) == 2  # the reply and the follow-up, once each

@@ -206,6 +206,7 @@ class InboundService:
         # Single-part MOs waiting to be logged together (one store write per loop turn).
         self._to_log: list[tuple[NewInteraction, asyncio.Future[int]]] = []
         self._log_tasks: set[asyncio.Task[None]] = set()
+        self._logged_from: int | None = None  # the first interaction id logged since start
         self._tasks: list[asyncio.Task[None]] = []
         self._timer_wake = asyncio.Event()
         self._running = False
@@ -236,6 +237,13 @@ class InboundService:
     async def start(self) -> None:
         """Load API numbers, resume unfinished reassembly and pending interactions."""
         await self.numbers.load(self.store)
+        # What a previous run left in memory is pending in the store: the scan below finds it.
+        self._waiting.clear()
+        self._ready.clear()
+        self._handling.clear()
+        self._busy = 0
+        self._idle_event.set()
+        self._logged_from = None
         for part in await self.store.mo_parts():
             assembly = self.reassembler.add(part)
             if assembly is not None:  # whole, but its logging did not happen before a stop
@@ -247,7 +255,9 @@ class InboundService:
         while True:
             page = await self.store.pending_interactions(after, PENDING_PAGE)
             for interaction in page:
-                self._enqueue(interaction)
+                # Those logged since this start (ids from _logged_from up) are queued already.
+                if self._logged_from is None or interaction.id < self._logged_from:
+                    self._enqueue(interaction)
             if len(page) < PENDING_PAGE:
                 break
             after = page[-1].id
@@ -370,7 +380,7 @@ class InboundService:
                 interaction=interaction_id,
                 missing=",".join(map(str, assembly.missing)),
             )
-        self._enqueue(_pending(interaction_id, new))
+        self._enqueue_logged(interaction_id, new)
         return interaction_id
 
     async def _log(self, new: NewInteraction) -> int:
@@ -398,7 +408,7 @@ class InboundService:
                     future.set_exception(exc)
             return
         for (new, future), interaction_id in zip(batch, ids, strict=True):
-            self._enqueue(_pending(interaction_id, new))
+            self._enqueue_logged(interaction_id, new)
             if not future.done():
                 future.set_result(interaction_id)
 
@@ -425,6 +435,15 @@ class InboundService:
         return logged
 
     # -- handling ----------------------------------------------------------------------------
+
+    def _enqueue_logged(self, interaction_id: int, new: NewInteraction) -> None:
+        """Queue an interaction just logged. Ids grow, so every interaction logged since
+        the start has an id of at least ``_logged_from``: the start's scan of pending
+        interactions, which runs while new MOs are logged, leaves those out (they would
+        be handled twice)."""
+        if self._logged_from is None or interaction_id < self._logged_from:
+            self._logged_from = interaction_id
+        self._enqueue(_pending(interaction_id, new))
 
     def _enqueue(self, interaction: Interaction) -> None:
         source = interaction.source

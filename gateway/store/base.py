@@ -350,7 +350,9 @@ class InboundStore(Store, Protocol):
     async def get_interaction(self, interaction_id: int) -> Interaction | None: ...
 
     async def record_interactions(self, interactions: Sequence[NewInteraction]) -> list[int]:
-        """Log several whole MOs (state pending) in one transaction; their ids, in order."""
+        """Log several whole MOs (state pending) in one transaction; their ids, in order.
+        Ids grow: an interaction logged later has a larger id than every earlier one (the
+        inbound service relies on it, as ``pending_interactions`` paging does)."""
 
     async def finish_interactions(self, outcomes: Sequence[InteractionOutcome]) -> None:
         """:meth:`finish_interaction` for several interactions in one transaction."""
