@@ -27,6 +27,8 @@ ERROR_CODES: Final[dict[MessageState, int]] = {
 _NETWORK_ERROR: Final[dict[MessageState, bytes]] = {
     state: bytes((_GSM,)) + code.to_bytes(2, "big") for state, code in ERROR_CODES.items()
 }
+NETWORK_ERROR: Final = _NETWORK_ERROR
+"""The network_error_code value written for each final state (others: 03 00 00)."""
 _ERR_TEXT: Final[dict[MessageState, str]] = {
     state: f"{code:03d}" for state, code in ERROR_CODES.items()
 }
@@ -45,6 +47,11 @@ class DelaySampler:
         self._fixed: float | None = config.seconds if config.distribution == "fixed" else None
         self._low = config.min
         self._high = config.max
+
+    @property
+    def fixed(self) -> float | None:
+        """The delay when it is always the same, else None."""
+        return self._fixed
 
     def __call__(self) -> float:
         if self._fixed is not None:
