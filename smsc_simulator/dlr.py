@@ -78,6 +78,11 @@ class OutcomePicker:
         self._total = self._cumulative[-1]
         self._only = self._states[0] if len(self._states) == 1 else None
 
+    @property
+    def only(self) -> MessageState | None:
+        """The state when only one is configured (no draw needed), else None."""
+        return self._only
+
     def __call__(self) -> MessageState:
         if self._only is not None:
             return self._only

@@ -132,6 +132,10 @@ class SimSession(Session):
     """The gateway's session, plus what the fast path needs to share its state: one output
     queue, one sequence counter, one window, one idle clock."""
 
+    def output_queue(self) -> list[bytes]:
+        """The queue ``data_to_send`` empties: append encoded PDUs to it, in order."""
+        return self._out
+
     def queue_raw(self, data: bytes) -> None:
         """Queue encoded bytes behind whatever the session queued before."""
         self._out.append(data)
@@ -226,7 +230,8 @@ class FastConnection(SmppConnection):
             and (not account.window or handler.outstanding < account.window)
         )
         pending = self.fast_pending
-        queue = session.queue_raw
+        queue = session.output_queue().append
+        original_text = receipt_original_text
         unpack_header = _HEADER.unpack_from
         pack_header = _HEADER.pack
         find = data.find
@@ -234,8 +239,9 @@ class FastConnection(SmppConnection):
         responses = 0
         receipts: list[tuple[int, bytes, float, MessageState, str]] = []
         if account is not None:
-            format_id = account.format_id
+            id_spec = account.format_id.spec
             outcome = account.outcome
+            only_state = outcome.only
             fixed_delay = account.receipt_delay.fixed
             messages = sim.messages
             system_id = account.system_id
@@ -272,14 +278,14 @@ class FastConnection(SmppConnection):
                     continue
                 submits += 1
                 number = sim.next_number()
-                message_id = format_id(number)
+                message_id = format(number, id_spec)
                 mid = message_id.encode("ascii")
                 queue(pack_header(17 + len(mid), _SUBMIT_SM_RESP, 0, seq) + mid + b"\0")
                 if messages is not None:
                     messages.append((wall, system_id, message_id, data[pos:end]))
                 registered = data[r]
                 if registered & 3:
-                    state = outcome()
+                    state = outcome() if only_state is None else only_state
                     wanted = registered & 3
                     if wanted == 1 or (wanted == 2 and state is not MessageState.DELIVERED):
                         stats.receipts_scheduled += 1
@@ -288,7 +294,7 @@ class FastConnection(SmppConnection):
                             data[dst:q] + data[src:dst],
                             wall,
                             state,
-                            receipt_original_text(data[r + 5 : end], data[r + 2]),
+                            original_text(data[r + 5 : end], data[r + 2]),
                         )
                         if fixed_delay is None:
                             sim.scheduler.call_at(

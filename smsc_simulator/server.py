@@ -238,7 +238,8 @@ class Account:
         format_receipt_id = self.format_receipt_id
         text = self.receipt_text
         tlvs = self.config.receipts.tlvs
-        deliver = self.deliver
+        items: list[Outgoing] = []
+        add = items.append
         for number, addresses, submitted, state, original in entries:
             receipt_id = format_receipt_id(number)
             short_message = (
@@ -251,7 +252,23 @@ class Account:
                 state,
                 _NETWORK_ERROR_TLV.get(state, _DEFAULT_NETWORK_ERROR_TLV),
             )
-            deliver(Outgoing(None, state, body))
+            add(Outgoing(None, state, body))
+        # deliver() for each item, in bulk: sent round robin while a receiver has room, then
+        # held (the first one held means every later one would be held too).
+        held = self.held
+        sent = 0
+        if not held:
+            send = self._send
+            count = len(items)
+            while sent < count and send(items[sent]) is not None:
+                sent += 1
+        if sent < len(items):
+            rest = items[sent:]
+            room = max(0, self.config.held_max - len(held))
+            if len(rest) > room:
+                self.sim.stats.receipts_dropped += len(rest) - room
+                rest = rest[:room]
+            held.extend(rest)
 
 
 class EsmeConnection:
