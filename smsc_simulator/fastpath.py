@@ -308,6 +308,10 @@ class FastConnection(SmppConnection):
                 if run >= 0:
                     self._general(data[run:pos], now)
                     run = -1
+                if session.state not in _RESPONSE_STATES:
+                    run = pos  # unbound or closed by a PDU before it: nothing more is read
+                    pos = end
+                    continue
                 if length > HEADER_LENGTH and not (length == 17 and data[pos + 16] == 0):
                     try:  # a message_id or a cut body: the codec says whether it is valid
                         decode(data[pos:end])

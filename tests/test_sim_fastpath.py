@@ -26,6 +26,7 @@ from gateway.smpp.pdu import (
     Pdu,
     SubmitSm,
     SubmitSmResp,
+    Unbind,
     decode,
     encode,
 )
@@ -406,3 +407,29 @@ async def test_tlv_and_udh_submits_between_plain_ones_keep_their_order(
     assert stats["payload_messages_received"] == 1
     assert stats["submit_sm"] == 3
     esme.close()
+
+
+async def test_nothing_after_an_unbind_is_read(sims: list[Simulator]) -> None:
+    sim = await start(sims)
+    assert sim.smpp_port is not None
+    esme = await RawEsme.bound(sim.smpp_port)
+    await esme.write(submit_bytes(2))
+    _response, deliver = await esme.read_n(2)
+    assert isinstance(deliver, DeliverSm)
+    # The unbind comes first: the deliver_sm_resp behind it in the same write is not read,
+    # so the receipt is still undelivered and waits for the next receiver.
+    await esme.write(
+        encode(Unbind(sequence_number=3))
+        + encode(DeliverSmResp(sequence_number=deliver.sequence_number))
+    )
+    unbind_resp = await esme.read()
+    assert unbind_resp.command_id == CommandId.UNBIND_RESP
+    await until(lambda: not sim.connections)
+    stats = sim.stats_snapshot()
+    assert stats["deliver_sm_resp_by_status"] == {}
+    assert stats["receipts_pending"] == 1
+    again = await RawEsme.bound(sim.smpp_port)
+    redelivered = await again.read()
+    assert isinstance(redelivered, DeliverSm)
+    assert receipt_of(redelivered).message_id == receipt_of(deliver).message_id
+    again.close()
