@@ -29,9 +29,7 @@ _NETWORK_ERROR: Final[dict[MessageState, bytes]] = {
 }
 NETWORK_ERROR: Final = _NETWORK_ERROR
 """The network_error_code value written for each final state (others: 03 00 00)."""
-_ERR_TEXT: Final[dict[MessageState, str]] = {
-    state: f"{code:03d}" for state, code in ERROR_CODES.items()
-}
+_ERR_TEXT: Final[dict[int, str]] = {state: f"{code:03d}" for state, code in ERROR_CODES.items()}
 
 RECEIPT_TEXT_CHARS: Final = 20
 """Appendix B: the text: field holds the first 20 characters of the original message.
@@ -142,8 +140,13 @@ class ReceiptText:
         self._cache: dict[tuple[int, int, int], tuple[bytes, bytes]] = {}
 
     def __call__(
-        self, receipt_id: str, state: MessageState, submitted: float, done: float, text: str
+        self, receipt_id: str, state: int, submitted: float, done: float, text: str
     ) -> bytes:
+        head, tail = self.parts(state, submitted, done)
+        return b"".join((head, receipt_id.encode("ascii"), tail, text_field(text)))
+
+    def parts(self, state: int, submitted: float, done: float) -> tuple[bytes, bytes]:
+        """The text before the id and the text between the id and the message's text."""
         resolution = self._resolution
         key = (int(submitted // resolution), int(done // resolution), state)
         parts = self._cache.get(key)
@@ -152,7 +155,7 @@ class ReceiptText:
                 self._cache.clear()
             template = format_receipt_text(
                 self._MARK,
-                state,
+                MessageState(state),
                 datetime.fromtimestamp(submitted),
                 datetime.fromtimestamp(done),
                 err=_ERR_TEXT.get(state, "000"),
@@ -162,10 +165,16 @@ class ReceiptText:
             head, tail = template.split(self._MARK, 1)
             parts = (head.encode("ascii"), tail.encode("ascii"))
             self._cache[key] = parts
-        text = text[:RECEIPT_TEXT_CHARS]
-        if not (text.isascii() and text.isprintable()):
-            text = "".join(c if " " <= c <= "~" else "?" for c in text)
-        return b"".join((parts[0], receipt_id.encode("ascii"), parts[1], text.encode("ascii")))
+        return parts
+
+
+def text_field(text: str) -> bytes:
+    """The text: field of a receipt: the first RECEIPT_TEXT_CHARS characters, printable
+    ASCII kept, anything else '?'."""
+    text = text[:RECEIPT_TEXT_CHARS]
+    if not (text.isascii() and text.isprintable()):
+        text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return text.encode("ascii")
 
 
 def build_receipt(

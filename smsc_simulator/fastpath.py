@@ -39,6 +39,7 @@ from gateway.smpp.pdu import decode
 from gateway.smpp.receipt import MessageState
 from gateway.smpp.session import Session, State
 from gateway.smpp.text import decode_short_message
+from smsc_simulator.dlr import RECEIPT_TEXT_CHARS, text_field
 
 if TYPE_CHECKING:
     from smsc_simulator.server import EsmeConnection, Outgoing, Simulator
@@ -55,6 +56,7 @@ _DELIVER_SM: Final = int(CommandId.DELIVER_SM)
 _DELIVER_SM_RESP: Final = int(CommandId.DELIVER_SM_RESP)
 _GENERIC_NACK: Final = int(CommandId.GENERIC_NACK)
 _UDHI: Final = 0x40
+_DELIVERED: Final = int(MessageState.DELIVERED)
 
 _SUBMIT_STATES: Final = frozenset({State.BOUND_TX, State.BOUND_TRX})
 """States in which the SMSC takes submit_sm (the session's ``_ACCEPTS`` table)."""
@@ -83,13 +85,13 @@ _ASCII_SAFE: Final[dict[int, bytes]] = {dc: _identity_bytes(dc) for dc in (0x00,
 octets themselves (GSM 03.38 differs from ASCII at @ $ [ \\ ] ^ _ ` { | } ~)."""
 
 
-def receipt_original_text(short_message: bytes, data_coding: int) -> str:
-    """The message text a receipt quotes (the first RECEIPT_TEXT_CHARS are used): the
-    octets as ASCII when they mean exactly that, else ``decode_short_message``."""
+def receipt_text_field(short_message: bytes, data_coding: int) -> bytes:
+    """The receipt's text: field for a short_message (``dlr.text_field`` of its text): the
+    octets themselves when they mean exactly those ASCII characters, else decoded."""
     safe = _ASCII_SAFE.get(data_coding)
     if safe is not None and not short_message.translate(None, safe):
-        return short_message[:20].decode("ascii")
-    return decode_short_message(short_message, data_coding)
+        return short_message[:RECEIPT_TEXT_CHARS]
+    return text_field(decode_short_message(short_message, data_coding))
 
 
 _STATE_TLV: Final[dict[int, bytes]] = {
@@ -231,17 +233,17 @@ class FastConnection(SmppConnection):
         )
         pending = self.fast_pending
         queue = session.output_queue().append
-        original_text = receipt_original_text
+        ascii_safe = _ASCII_SAFE
         unpack_header = _HEADER.unpack_from
         pack_header = _HEADER.pack
         find = data.find
         submits = 0
         responses = 0
-        receipts: list[tuple[int, bytes, float, MessageState, str]] = []
+        receipts: list[tuple[int, bytes, float, int, bytes]] = []
         if account is not None:
             id_spec = account.format_id.spec
             outcome = account.outcome
-            only_state = outcome.only
+            only_state = None if outcome.only is None else int(outcome.only)
             fixed_delay = account.receipt_delay.fixed
             messages = sim.messages
             system_id = account.system_id
@@ -285,17 +287,17 @@ class FastConnection(SmppConnection):
                     messages.append((wall, system_id, message_id, data[pos:end]))
                 registered = data[r]
                 if registered & 3:
-                    state = outcome() if only_state is None else only_state
+                    state = int(outcome()) if only_state is None else only_state
                     wanted = registered & 3
-                    if wanted == 1 or (wanted == 2 and state is not MessageState.DELIVERED):
+                    if wanted == 1 or (wanted == 2 and state != _DELIVERED):
                         stats.receipts_scheduled += 1
-                        entry = (
-                            number,
-                            data[dst:q] + data[src:dst],
-                            wall,
-                            state,
-                            original_text(data[r + 5 : end], data[r + 2]),
-                        )
+                        short_message = data[r + 5 : end]
+                        safe = ascii_safe.get(data[r + 2])
+                        if safe is not None and not short_message.translate(None, safe):
+                            text = short_message[:RECEIPT_TEXT_CHARS]
+                        else:
+                            text = receipt_text_field(short_message, data[r + 2])
+                        entry = (number, data[dst:q] + data[src:dst], wall, state, text)
                         if fixed_delay is None:
                             sim.scheduler.call_at(
                                 now + account.receipt_delay(), account.fast_receipts_due, [entry]
@@ -405,5 +407,5 @@ __all__ = [
     "SimSession",
     "network_error_tlv",
     "receipt_body",
-    "receipt_original_text",
+    "receipt_text_field",
 ]

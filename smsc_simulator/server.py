@@ -105,7 +105,8 @@ _NETWORK_ERROR_TLV: Final[dict[int, bytes]] = {
 }
 _DEFAULT_NETWORK_ERROR_TLV: Final = network_error_tlv(b"\x03\x00\x00")
 
-FastReceipt = tuple[int, bytes, float, MessageState, str]
+FastReceipt = tuple[int, bytes, float, int, bytes]
+"""(number, addresses, submitted, state, text field) of a receipt to build."""
 
 _RETRY_LATER: Final = frozenset(
     {Status.RX_T_APPN, Status.RSYSERR, Status.RTHROTTLED, Status.RMSGQFUL}
@@ -240,11 +241,17 @@ class Account:
         tlvs = self.config.receipts.tlvs
         items: list[Outgoing] = []
         add = items.append
+        parts_key: tuple[float, int] | None = None
+        head = tail = b""
         for number, addresses, submitted, state, original in entries:
             receipt_id = format_receipt_id(number)
-            short_message = (
-                text(receipt_id, state, submitted, done, original) if text is not None else b""
-            )
+            if text is not None:
+                if (submitted, state) != parts_key:  # the same for a whole read, mostly
+                    parts_key = (submitted, state)
+                    head, tail = text.parts(state, submitted, done)
+                short_message = b"".join((head, receipt_id.encode("ascii"), tail, original))
+            else:
+                short_message = b""
             body = receipt_body(
                 addresses,
                 short_message,

@@ -33,12 +33,18 @@ from gateway.smpp.pdu import (
 from gateway.smpp.receipt import MessageState, parse_receipt
 from gateway.smpp.text import decode_short_message
 from smsc_simulator.config import SimulatorConfig
-from smsc_simulator.dlr import NETWORK_ERROR, ReceiptText, build_receipt, message_text
+from smsc_simulator.dlr import (
+    NETWORK_ERROR,
+    ReceiptText,
+    build_receipt,
+    message_text,
+    text_field,
+)
 from smsc_simulator.fastpath import (
     FastConnection,
     network_error_tlv,
     receipt_body,
-    receipt_original_text,
+    receipt_text_field,
 )
 from smsc_simulator.server import Simulator
 from tests.test_simulator import account, make_config, receipts
@@ -180,12 +186,11 @@ def test_receipt_body_is_what_the_general_path_encodes(
     src = body.index(b"\0") + 1
     dst = body.index(b"\0", src + 2) + 1
     q = body.index(b"\0", dst + 2) + 1
-    original = receipt_original_text(submit.short_message, submit.data_coding)
-    short_message = (
-        receipt_text("5f3a9c01", state, 1_790_000_000.0, 1_790_000_061.0, original)
-        if receipt_text is not None
-        else b""
-    )
+    short_message = b""
+    if receipt_text is not None:  # what Account.fast_receipts_due joins
+        head, tail = receipt_text.parts(state, 1_790_000_000.0, 1_790_000_061.0)
+        field = receipt_text_field(submit.short_message, submit.data_coding)
+        short_message = head + b"5f3a9c01" + tail + field
     fast = receipt_body(
         body[dst:q] + body[src:dst],
         short_message,
@@ -197,18 +202,18 @@ def test_receipt_body_is_what_the_general_path_encodes(
 
 
 @given(st.binary(max_size=160), st.sampled_from([0x00, 0x01, 0x03, 0x04, 0x08]))
-def test_receipt_original_text_reads_like_message_text(data: bytes, data_coding: int) -> None:
-    assert (
-        receipt_original_text(data, data_coding)[:20]
-        == (decode_short_message(data, data_coding)[:20])
+def test_receipt_text_field_reads_like_the_general_path(data: bytes, data_coding: int) -> None:
+    assert receipt_text_field(data, data_coding) == (
+        text_field(decode_short_message(data, data_coding))
     )
 
 
 def test_gsm_characters_that_differ_from_ascii_are_decoded() -> None:
     submit = decode(submit_bytes(1, "a@b$c_d"))
     assert isinstance(submit, SubmitSm)
-    assert receipt_original_text(submit.short_message, 0) == message_text(submit)[0]
-    assert receipt_original_text(submit.short_message, 0) != "a@b$c_d"
+    field = receipt_text_field(submit.short_message, 0)
+    assert field == text_field(message_text(submit)[0])
+    assert field != b"a@b$c_d"
 
 
 # -- on the wire ---------------------------------------------------------------------------
