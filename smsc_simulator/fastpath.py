@@ -42,7 +42,10 @@ from gateway.smpp.text import decode_short_message
 from smsc_simulator.dlr import RECEIPT_TEXT_CHARS, text_field
 
 if TYPE_CHECKING:
+    from collections import deque
+
     from smsc_simulator.server import EsmeConnection, Outgoing, Simulator
+    from smsc_simulator.stats import Stats
 
 log = logging.getLogger("smsc_sim")
 
@@ -370,6 +373,42 @@ class FastConnection(SmppConnection):
         if timer_at is None or timer_at > deadline:
             self._arm(deadline)
         return True
+
+    def send_held(self, held: deque[Outgoing], stats: Stats) -> None:
+        """``send_fast`` for the front of an account's queue, as many as the window takes,
+        stopping at the first item of the general path (an MO part)."""
+        session = self.sim_session
+        if self._closing or session.state not in _DELIVER_STATES or not self.esme.bound:
+            return
+        room = session.window_free
+        if room <= 0 or not held or held[0].raw is None:
+            return
+        pending = self.fast_pending
+        claim = session.claim_sequence
+        queue = session.output_queue().append
+        pack = _HEADER.pack
+        by_state = stats.receipts_by_state
+        deadline = self._loop.time() + session.config.response_timeout
+        sent = counted = 0
+        while held and sent < room:
+            item = held[0]
+            body = item.raw
+            if body is None:
+                break
+            held.popleft()
+            seq = claim(pending)
+            pending[seq] = (item, deadline)
+            queue(pack(HEADER_LENGTH + len(body), _DELIVER_SM, 0, seq) + body)
+            sent += 1
+            if not item.counted:
+                item.counted = True
+                counted += 1
+                by_state[item.state] += 1
+        stats.receipts_sent += counted
+        self._schedule_flush()
+        timer_at = self._timer_at
+        if timer_at is None or timer_at > deadline:
+            self._arm(deadline)
 
     # -- time and loss ---------------------------------------------------------------------
 

@@ -190,6 +190,9 @@ class Account:
         held = self.held
         if self.sim.faults.black_hole:
             return
+        fast = conn.conn
+        if held and isinstance(fast, FastConnection):
+            fast.send_held(held, self.sim.stats)
         while held and conn.push(held[0]):
             held.popleft()
 
