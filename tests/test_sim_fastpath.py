@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 
 from gateway.smpp.constants import CommandId, Status
 from gateway.smpp.pdu import (
+    Bind,
     BindTransceiver,
+    BindTransmitter,
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
@@ -74,14 +76,12 @@ class RawEsme:
         self.writer = writer
 
     @classmethod
-    async def bound(cls, port: int) -> RawEsme:
+    async def bound(cls, port: int, bind: type[Bind] = BindTransceiver) -> RawEsme:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         esme = cls(reader, writer)
-        await esme.write(
-            encode(BindTransceiver(sequence_number=1, system_id="smsgw", password="secret"))
-        )
+        await esme.write(encode(bind(sequence_number=1, system_id="smsgw", password="secret")))
         resp = await esme.read()
-        assert resp.command_id == CommandId.BIND_TRANSCEIVER_RESP
+        assert resp.command_id == bind.command_id | 0x80000000
         assert resp.command_status == Status.ROK
         return esme
 
@@ -438,3 +438,31 @@ async def test_nothing_after_an_unbind_is_read(sims: list[Simulator]) -> None:
     assert isinstance(redelivered, DeliverSm)
     assert receipt_of(redelivered).message_id == receipt_of(deliver).message_id
     again.close()
+
+
+async def test_held_receipts_and_an_mo_between_them_leave_in_order(
+    sims: list[Simulator],
+) -> None:
+    sim = await start(sims)
+    assert sim.smpp_port is not None
+    sender = await RawEsme.bound(sim.smpp_port, BindTransmitter)  # no receiver: all held
+    await sender.write(submit_bytes(2))
+    first = await sender.read()
+    sim.send_mo(sim.accounts["smsgw"], source="491700000001", destination="SMSGW", text="MO")
+    await sender.write(submit_bytes(3))
+    second = await sender.read()
+    assert isinstance(first, SubmitSmResp) and isinstance(second, SubmitSmResp)
+    assert sim.stats_snapshot()["receipts_pending"] == 2
+    receiver = await RawEsme.bound(sim.smpp_port)
+    delivered = await receiver.read_n(3)
+    assert all(isinstance(p, DeliverSm) for p in delivered)
+    assert receipt_of(delivered[0]).message_id == first.message_id
+    assert isinstance(delivered[1], DeliverSm) and delivered[1].short_message == b"MO"
+    assert receipt_of(delivered[2]).message_id == second.message_id
+    for deliver in delivered:
+        await receiver.answer(deliver)
+    await until(lambda: sim.stats_snapshot()["deliver_sm_resp_by_status"] == {"ESME_ROK": 3})
+    stats = sim.stats_snapshot()
+    assert (stats["receipts_sent"], stats["mo_parts_sent"]) == (2, 1)
+    sender.close()
+    receiver.close()
