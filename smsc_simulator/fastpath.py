@@ -6,22 +6,25 @@ than the simulator's own work. For the common case, ``FastConnection`` does the 
 on the wire bytes:
 
 - every complete frame of a read is cut with ``struct.unpack_from`` (no copy per frame);
-- a well-formed submit_sm (no TLVs, no UDH, short_message printable ASCII or not: any text)
-  is parsed for the few fields the simulator needs; its submit_sm_resp is packed directly;
-- the receipts of one read share one scheduler entry (the delay is fixed in a bulk run);
-  each receipt is a ``bytes`` body built from pieces (``receipt_body``), the header with
-  its sequence number packed when it is sent;
+- a well-formed submit_sm (no TLVs, no UDH; any data_coding) is parsed for the few fields
+  the simulator needs; its submit_sm_resp is packed directly, in the order of the requests;
+- the receipts of one read share one scheduler entry (the delay is fixed in a bulk run; a
+  random delay gets one entry per receipt); each receipt is a ``bytes`` body built from
+  pieces (``receipt_body``, octet for octet what ``encode(build_receipt(...))`` writes), the
+  header with its sequence number packed when it is sent;
 - a deliver_sm sent this way is tracked by sequence number in a plain dict (its deadline is
   the connection's one timer); its deliver_sm_resp is matched by header only.
 
-Everything else takes the general path, frame by frame and in order, through the session
-(``SimSession`` is the gateway's ``Session`` plus four primitives so both paths share one
-sequence counter, one window and one output queue): binds, enquire_link, unbind, data_sm,
-query_sm, submit_sm with TLVs or UDH, odd PDUs, accounts with TPS or a submit window in use,
-scripted subscribers, an MO load in progress. A read while a fault switch that changes
-answers is on goes whole through the general path (``SmppConnection.data_received``), so
-every fault behaves exactly as before; so does the rest of a stream after a frame with an
-impossible command_length (the session's framer then owns the stream).
+Everything else takes the general path, in order, each run of such frames in one call to
+the session (``SimSession`` is the gateway's ``Session`` plus a few primitives, so both
+paths share one sequence counter, one window and one output queue): binds, enquire_link,
+unbind, data_sm, query_sm, submit_sm with TLVs or UDH, odd PDUs, and every submit_sm while
+an account has a TPS limit or a submit window in use, while subscribers are scripted, while
+an MO load runs, or while a fault switch that changes answers is on (so every fault
+behaves as before; only the responses to receipts the fast path already sent are still
+matched by it). A connection that is not bound, and the rest of a stream after a frame
+with an impossible command_length (the session's framer then owns the stream), go whole
+through ``SmppConnection.data_received``.
 
 Counters stay exact: the fast path adds to the same ``Stats`` fields the general path does.
 """

@@ -8,6 +8,8 @@ handler bind requests, submit_sm/data_sm, and the responses to the deliver_sm we
 Speed: a submit_sm costs a decode, a few counters, one response encode and, when a receipt
 is asked for, one heap entry. Nothing on the way logs, creates a task or awaits; delayed
 work (receipts, slow responses, subscriber replies) shares one timer (``Scheduler``).
+In the common case of a bulk run, ``fastpath.FastConnection`` handles submit_sm, their
+receipts and the deliver_sm_resp straight from the bytes, and everything else comes here.
 """
 
 from __future__ import annotations
