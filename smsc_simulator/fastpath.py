@@ -245,6 +245,7 @@ class FastConnection(SmppConnection):
         find = data.find
         submits = 0
         responses = 0
+        delivered = 0
         receipts: list[tuple[int, bytes, float, int, bytes]] = []
         if account is not None:
             id_spec = account.format_id.spec
@@ -330,7 +331,10 @@ class FastConnection(SmppConnection):
                 item, _deadline = pending.pop(seq)
                 session.release_window()
                 responses += 1
-                handler.fast_response(item, command_id == _GENERIC_NACK, status)
+                if status or command_id == _GENERIC_NACK:
+                    handler.fast_response(item, command_id == _GENERIC_NACK, status)
+                else:
+                    delivered += 1  # ROK: counted below, nothing else to do
             elif run < 0:
                 run = pos
             pos = end
@@ -341,6 +345,8 @@ class FastConnection(SmppConnection):
             stats.parts_received += submits
             stats.submit_sm_by_status[0] += submits
             stats.submit_rate.tick(now, submits)
+        if delivered:
+            stats.deliver_sm_resp_by_status[0] += delivered
         if submits or responses:
             session.touch(now)
         if receipts:
