@@ -1160,6 +1160,8 @@ class SqliteStore(SqliteReports):
                 )
                 if match:
                     applied.append((match[0], match[1], r.status.value, r.received_at, r.error))
+            if len(applied) < len(rows):
+                rows = self._drop_resent_unmatched_sync(conn, rows)
             conn.executemany(
                 "INSERT INTO receipts(carrier, receipt_key, carrier_message_id, status, state,"
                 " error, raw, received_at, message_id, part) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -1182,6 +1184,33 @@ class SqliteStore(SqliteReports):
 
         result: list[StatusChange] = await self._write_in_thread(op)
         return result
+
+    @staticmethod
+    def _drop_resent_unmatched_sync(
+        conn: sqlite3.Connection, rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """Receipt rows without an owner, less those already kept unmatched with the same
+        text: an SMSC sends a receipt again when its deliver_sm_resp was lost (a restart
+        after the receipt's commit, before the answer left), and one unmatched receipt is
+        one row however often it comes. Matched rows pass through untouched."""
+        seen: set[tuple[str, str, str, str, str]] = set()
+        kept: list[tuple[Any, ...]] = []
+        for row in rows:
+            if row[8] is not None:
+                kept.append(row)
+                continue
+            key = (row[0], row[1], row[3], row[4], row[6])  # carrier, key, status, state, raw
+            if key in seen:
+                continue
+            seen.add(key)
+            found = conn.execute(
+                "SELECT 1 FROM receipts WHERE message_id IS NULL AND carrier = ?"
+                " AND receipt_key = ? AND status = ? AND state = ? AND raw = ? LIMIT 1",
+                key,
+            ).fetchone()
+            if found is None:
+                kept.append(row)
+        return kept
 
     async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]:
         rows = await self._read(
