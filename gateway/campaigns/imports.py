@@ -30,6 +30,7 @@ import logging
 import os
 import tempfile
 from collections.abc import AsyncIterable, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import IO, Final
 
 from gateway.api import validation as check
@@ -79,6 +80,10 @@ def _columns(header: list[str]) -> tuple[int, int | None, list[tuple[int, str]]]
     return number, name_col, others
 
 
+_Batch = tuple[list[ImportRow], list[tuple[int, str]], int, bool]
+"""What :meth:`_Parser.batch` returns: (valid rows, (row number, error), rows read, at end)."""
+
+
 class _Parser:
     """Reads rows from an open text file; ``batch`` runs in a worker thread."""
 
@@ -99,7 +104,7 @@ class _Parser:
         self._number_col, self._name_col, self._others = _columns(header)
         self._width = len(header)
 
-    def batch(self, size: int) -> tuple[list[ImportRow], list[tuple[int, str]], int, bool]:
+    def batch(self, size: int) -> _Batch:
         """Up to ``size`` rows: (valid rows, (row number, error), rows read, at end)."""
         good: list[ImportRow] = []
         bad: list[tuple[int, str]] = []
@@ -216,21 +221,35 @@ class Importer:
     async def _run(self, job: ImportJob, spool: IO[bytes]) -> None:
         text = io.TextIOWrapper(spool, encoding="utf-8-sig", errors="strict", newline="")
         parser = _Parser(text, self.numbers)
+        # The parser runs on a thread of its own, one batch ahead: while the store writes a
+        # batch (SQLite releases the GIL, and a commit waits for its fsync), the next one is
+        # parsed.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="import")
+        parsing: Future[_Batch] | None = None
         try:
             csv.field_size_limit(MAX_FIELD_CHARS)
-            await asyncio.to_thread(parser.header)
+            await asyncio.wrap_future(pool.submit(parser.header))
+            parsing = batch = pool.submit(parser.batch, BATCH_ROWS)
             at_end = False
             while not at_end:
-                good, bad, read, at_end = await asyncio.to_thread(parser.batch, BATCH_ROWS)
-                if good:
-                    await self.store.import_rows(job.list_id, good, job.opt_in_source, self.clock())
+                good, bad, read, at_end = await asyncio.wrap_future(batch)
+                parsing = None
+                if not at_end:
+                    parsing = batch = pool.submit(parser.batch, BATCH_ROWS)
                 job.rows += read
                 job.imported += len(good)
                 job.rejected += len(bad)
                 room = MAX_IMPORT_ERRORS - len(job.errors)
                 job.errors.extend({"row": row, "error": error} for row, error in bad[:room])
-                if not at_end:
-                    await self.store.save_import(job)
+                # The progress goes with the rows, in one commit (the last batch's is saved
+                # with the final status below).
+                progress = None if at_end else job
+                if good:
+                    await self.store.import_rows(
+                        job.list_id, good, job.opt_in_source, self.clock(), progress
+                    )
+                elif progress is not None:
+                    await self.store.save_import(progress)
             job.status = IMPORT_DONE
         except asyncio.CancelledError:
             job.status = IMPORT_FAILED
@@ -251,6 +270,11 @@ class Importer:
             job.status = IMPORT_FAILED
             job.failure = f"internal error: {exc.__class__.__name__}"
         finally:
+            if parsing is not None:
+                # Cancelled or failed with a batch being parsed: let it finish (one batch,
+                # tens of milliseconds) before its file is closed under it.
+                wait([parsing])
+            pool.shutdown(wait=False)
             text.close()
         job.finished_at = self.clock()
         await self.store.save_import(job)
