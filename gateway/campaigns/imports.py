@@ -3,7 +3,8 @@
 The request body is copied to an anonymous temporary file in chunks as it arrives (never
 held in memory), then the HTTP answer (202, ``running``) goes out and a background task
 parses the file: ``csv.reader`` over the file reads one row at a time, every number is
-checked and written in E.164 with phonenumbers, and valid rows go to the store in batches
+checked and written in E.164 with phonenumbers (numbers already in E.164 through
+:mod:`gateway.campaigns.e164`'s fast path), and valid rows go to the store in batches
 of ``BATCH_ROWS`` through its group commit. The import's record (rows, imported, rejected,
 the first 1000 row errors) is saved after every batch, which is the progress
 ``GET /v1/imports/{id}`` shows. Parsing and number checks run in a worker thread, one batch
@@ -34,6 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import IO, Final
 
 from gateway.api import validation as check
+from gateway.campaigns.e164 import FastE164
 from gateway.logs import log_event
 from gateway.store.campaign_base import (
     IMPORT_DONE,
@@ -89,7 +91,7 @@ class _Parser:
 
     def __init__(self, text: IO[str], numbers: check.Numbers) -> None:
         self._rows: Iterator[list[str]] = csv.reader(text, strict=True)
-        self._numbers = numbers
+        self._e164 = FastE164(numbers).e164
         self._number_col = 0
         self._name_col: int | None = None
         self._others: list[tuple[int, str]] = []
@@ -134,7 +136,7 @@ class _Parser:
                 bad.append((self.row, "number: is empty"))
                 continue
             try:
-                number = self._numbers.e164(raw)
+                number = self._e164(raw)
             except check.Invalid as exc:
                 bad.append((self.row, f"number: {exc}"))
                 continue
