@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final
 
 import aiosqlite
@@ -191,6 +192,25 @@ def _import_row(job: ImportJob) -> tuple[Any, ...]:
         job.created_at,
         job.finished_at,
     )
+
+
+def _copy_audience_page(
+    campaign_id: str, source: str, key: Any, after: str, conn: sqlite3.Connection
+) -> str | None:
+    """Add the next ``AUDIENCE_PAGE`` numbers of ``source`` (a table and its condition on
+    ``key``) after ``after`` to the campaign's recipients; the last number copied, or None
+    when the source is exhausted."""
+    last = conn.execute(
+        f"SELECT number FROM {source} AND number > ? ORDER BY number LIMIT 1 OFFSET ?",
+        (key, after, AUDIENCE_PAGE - 1),
+    ).fetchone()
+    bound = "" if last is None else " AND number <= ?"
+    conn.execute(
+        "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number)"
+        f" SELECT ?, number FROM {source} AND number > ?{bound}",
+        (campaign_id, key, after) + (() if last is None else (last[0],)),
+    )
+    return None if last is None else str(last[0])
 
 
 class SqliteCampaignStore:
@@ -418,23 +438,18 @@ class SqliteCampaignStore:
         # Page by page (each its own short write), so that a million-number audience does
         # not hold the writer, and every other write, for seconds. A crash half-way is
         # harmless: the pages are INSERT OR IGNORE, and the audience is marked fixed last.
-        sources: list[tuple[str, tuple[Any, ...]]] = [
-            ("SELECT number FROM list_members WHERE list_id = ?", (list_id,)) for list_id in lists
+        # Each page is copied by SQLite itself (INSERT ... SELECT on the writer's thread):
+        # the numbers never cross into Python.
+        sources: list[tuple[str, Any]] = [
+            ("list_members WHERE list_id = ?", list_id) for list_id in lists
         ]
-        sources += [("SELECT number FROM contact_tags WHERE tag = ?", (tag,)) for tag in tags]
-        for select, params in sources:
-            after = ""
-            while True:
-                page = await self._read(
-                    f"{select} AND number > ? ORDER BY number LIMIT ?",
-                    (*params, after, AUDIENCE_PAGE),
+        sources += [("contact_tags WHERE tag = ?", tag) for tag in tags]
+        for source, key in sources:
+            after: str | None = ""
+            while after is not None:
+                after = await self.store._write_in_thread(
+                    partial(_copy_audience_page, campaign_id, source, key, after)
                 )
-                if not page:
-                    break
-                await self._add_recipients(campaign_id, [r[0] for r in page])
-                after = page[-1][0]
-                if len(page) < AUDIENCE_PAGE:
-                    break
 
         async def op(db: aiosqlite.Connection) -> int:
             cursor = await db.execute(
@@ -473,17 +488,6 @@ class SqliteCampaignStore:
 
         result: int = await self.store._write(op)
         return result
-
-    async def _add_recipients(self, campaign_id: str, numbers: list[str]) -> None:
-        rows = [(campaign_id, n) for n in numbers]
-
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.executemany(
-                "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number) VALUES (?, ?)",
-                rows,
-            )
-
-        await self.store._write(op)
 
     async def recipients_after(self, campaign_id: str, cursor: str | None, limit: int) -> list[str]:
         rows = await self._read(
