@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json as jsonlib
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +78,10 @@ class FakeStore:
         pass
 
     async def accept(
-        self, messages: Sequence[NewMessage], idempotency: IdempotentAnswer | None = None
+        self,
+        messages: Sequence[NewMessage],
+        idempotency: IdempotentAnswer | None = None,
+        begun: Collection[str] = (),
     ) -> None:
         self.events.append("accept.start")
         self.accept_calls.append(list(messages))
@@ -173,11 +176,17 @@ class FakeOutbound:
         self.enqueued: list[NewMessage] = []
         self.error: Exception | None = None
 
-    def enqueue(self, messages: Sequence[NewMessage]) -> None:
+    def enqueue(self, messages: Sequence[NewMessage], begun: Collection[str] = ()) -> None:
         self.events.append("enqueue")
         if self.error is not None:
             raise self.error
         self.enqueued.extend(messages)
+
+    def reserve(self, messages: Sequence[NewMessage]) -> set[str]:
+        return set()
+
+    def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
+        pass
 
     def carriers_up(self) -> set[str]:
         return set(self.up)

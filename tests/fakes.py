@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -156,7 +156,10 @@ class FakeStore:
     # -- intake -----------------------------------------------------------------------------
 
     async def accept(
-        self, messages: Sequence[NewMessage], idempotency: IdempotentAnswer | None = None
+        self,
+        messages: Sequence[NewMessage],
+        idempotency: IdempotentAnswer | None = None,
+        begun: Collection[str] = (),
     ) -> None:
         self._log("accept", len(messages))
         if idempotency is not None:
@@ -166,6 +169,10 @@ class FakeStore:
             self.idempotency[key] = idempotency
         for new in messages:
             parts = [FakePart(n) for n in range(1, new.parts + 1)]
+            if new.id in begun:  # as begin_attempts would leave them
+                for part in parts:
+                    part.attempts = 1
+                    part.in_flight = True
             msg = FakeMessage(new, parts, carrier=new.carrier)
             msg.history.append(HistoryEntry(new.created_at, "accepted"))
             self.messages[new.id] = msg

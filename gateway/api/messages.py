@@ -12,8 +12,11 @@ The order of things for a POST, and why:
    would give an answer whose items no longer match the request one for one, and a client
    that wants them sent drops the named items and resends;
 5. ``store.accept`` commits the messages and, in the same transaction, the answer under the
-   idempotency key: only then is 202 said, so an accepted message survives a crash;
-6. hand the messages to the dispatcher (``Outbound.enqueue``) and answer.
+   idempotency key: only then is 202 said, so an accepted message survives a crash. The
+   messages the dispatcher can send at once (``Outbound.reserve``: bind up, window and TPS
+   room, nothing queued ahead) are committed with their first attempt begun;
+6. hand the messages to the dispatcher (``Outbound.enqueue``: the begun ones leave in that
+   call, before the 202 is written) and answer.
 
 A batch is one transaction: all its messages are accepted, or none.
 """
@@ -25,7 +28,7 @@ import datetime
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -67,8 +70,16 @@ _MESSAGE_ID: Final = re.compile(r"[0-9a-f]{26}")  # gateway.model.new_message_id
 class Outbound(Protocol):
     """What the API needs from the dispatcher."""
 
-    def enqueue(self, messages: Sequence[NewMessage]) -> None:
-        """Take messages just committed by ``store.accept`` into the memory queues."""
+    def enqueue(self, messages: Sequence[NewMessage], begun: Collection[str] = ()) -> None:
+        """Take messages just committed by ``store.accept`` into the memory queues;
+        ``begun``: those committed begun, as ``reserve`` said (sent at once)."""
+
+    def reserve(self, messages: Sequence[NewMessage]) -> set[str]:
+        """Before the commit: ids of messages that can leave at once, to be committed
+        begun (``store.accept(begun=...)``); each goes to ``enqueue`` or ``release``."""
+
+    def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
+        """The commit of reserved messages failed: give their room back."""
 
     def carriers_up(self) -> set[str]:
         """Carriers with at least one bound bind, for routing at intake."""
@@ -288,11 +299,18 @@ class MessagesApi:
     async def _commit(
         self, messages: list[NewMessage], remembered: IdempotentAnswer | None
     ) -> None:
-        await self.store.accept(messages, remembered)
+        # Messages the dispatcher can send at once are begun in the accept transaction: after
+        # the commit their submit_sm leave in this turn, with no begin_attempts commit.
+        begun = self.outbound.reserve(messages)
+        try:
+            await self.store.accept(messages, remembered, begun)
+        except BaseException:
+            self.outbound.release(messages, begun)
+            raise
         # Durable from here on: a failing dispatcher must not turn that into an error, the
         # messages wait in the store for the dispatcher's next load.
         try:
-            self.outbound.enqueue(messages)
+            self.outbound.enqueue(messages, begun)
         except Exception:
             log.exception("api.enqueue_failed messages=%d", len(messages))
 

@@ -18,6 +18,14 @@ A pump turn (synchronous, ``_pump_once``)
     Every part is begun in the store before its submit_sm leaves; a part staged but not sent
     (no bind left, stopping) gets a QUEUED outcome that sets it back.
 
+Begun at acceptance
+    The HTTP API asks ``reserve`` before it commits: messages that are due, whose carrier has
+    nothing queued ahead and window and tokens to spare beyond what is staged, are committed
+    by ``Store.accept`` with their first attempt begun, and ``enqueue`` sends them in the same
+    call (the staged queue's tail). No begin_attempts commit stands between the 202 and the
+    wire for them. Only window room is promised, so a crash flags at most the windows'
+    worth of them as possibly duplicated.
+
 Responses
     ``response`` / ``timeout`` / ``bind_down`` (the BindListener hooks) turn into
     ``SubmitOutcome`` values collected in a list; one writer task sends them to
@@ -47,7 +55,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Container, Sequence
+from collections.abc import Awaitable, Callable, Collection, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -157,6 +165,8 @@ class DispatchStats:
     """Messages moved to another carrier (failover)."""
     outcome_batches: int = 0
     store_errors: int = 0
+    begun_at_accept: int = 0
+    """Parts begun in their accept transaction (``reserve``) rather than by begin_attempts."""
 
 
 class _Msg:
@@ -229,6 +239,9 @@ class _Carrier:
     """Parts in begin_attempts calls under way."""
     batches: int = 0
     """begin_attempts calls under way."""
+    reserved: int = 0
+    """Parts promised to messages being accepted (``reserve``), begun in their accept
+    transaction: they take window room as soon as their commit returns."""
     rr: int = 0
     queued_parts: int = 0
     scanned_up: frozenset[str] | None = None
@@ -518,18 +531,32 @@ class Dispatcher:
 
     # -- what the API and the health page use -------------------------------------------------
 
-    def enqueue(self, messages: Sequence[NewMessage]) -> None:
+    def enqueue(self, messages: Sequence[NewMessage], begun: Collection[str] = ()) -> None:
         """Messages the store has just committed. Held in memory when there is room and no
-        older backlog; otherwise left in the store, where paging finds them."""
+        older backlog; otherwise left in the store, where paging finds them.
+
+        ``begun``: the ids ``reserve`` gave for these messages, committed begun
+        (``Store.accept(begun=...)``). Their submit_sm are built and sent in this call, as
+        far as windows and tokens allow (the rest wait first in line, staged)."""
         if self._stopping:
+            if begun:
+                self._begun_not_sent(messages, begun)
             return
         now = self._clock()
         woken: set[str] = set()
+        sending: dict[str, _Carrier] = {}
         for new in messages:
+            early = bool(begun) and new.id in begun
             if new.id in self._known:
+                if early:  # loaded by a page already (a race with paging): sent from there
+                    self._carriers[new.carrier].reserved -= new.parts
                 continue
             in_order = self._cursor is not None and new.id <= self._cursor
-            if not in_order and (self._backlog or self._parts_in_memory >= self._max_parts):
+            if (
+                not early
+                and not in_order
+                and (self._backlog or self._parts_in_memory >= self._max_parts)
+            ):
                 # Not ours to hold: paging will find it (after the cursor).
                 if not self._backlog:
                     self._backlog = True
@@ -553,12 +580,143 @@ class Dispatcher:
                 self._admitted_while_loading.add(new.id)
             if self._cursor is None or new.id > self._cursor:
                 self._cursor = new.id
+            if early:
+                staged_on = self._admit_begun(m, now, new.parts)
+                if staged_on is not None:
+                    sending[staged_on.name] = staged_on
+                continue
             carrier = self._admit(m, now, new.parts)
             if carrier is not None:
                 woken.add(carrier)
+        for c in sending.values():
+            self._send_now(c)
         for name in woken:
             self._carriers[name].wake.set()
         self._maybe_refill()
+
+    def reserve(self, messages: Sequence[NewMessage]) -> set[str]:
+        """Called just before ``messages`` are committed: the ids of those that can leave at
+        once, to be begun in the accept transaction (``Store.accept(begun=...)``), which
+        takes the begin_attempts commit off their way to the wire.
+
+        A message qualifies when it is due (not scheduled later, not expired), its carrier
+        has nothing queued ahead of it, and a bound bind has window room and tokens for all
+        its parts beyond those already staged or promised; in a batch, the first message
+        that does not fit ends the promises for its carrier (FIFO), and one call promises at
+        most ``MAX_BATCH_PARTS`` parts (the pump's bound on one turn). Every id returned must
+        come back through ``enqueue(begun=...)`` after the commit, or ``release()`` when the
+        commit failed. What a crash can flag as possibly duplicated stays within the
+        windows: only parts with window room are promised."""
+        loop = self._loop
+        if (
+            not self._running
+            or self._stopping
+            or loop is None
+            or self._backlog
+            or self._parts_in_memory >= self._max_parts
+        ):
+            return set()
+        now = self._clock()
+        mono = loop.time()
+        rooms: dict[str, int] = {}
+        out: set[str] = set()
+        budget = MAX_BATCH_PARTS  # enqueue builds and sends them in one turn: bound its work
+        for new in messages:
+            c = self._carriers.get(new.carrier)
+            if new.parts > budget:
+                break
+            if c is None:
+                continue
+            if (new.scheduled_at is not None and new.scheduled_at > now) or (
+                new.validity_until is not None and new.validity_until <= now
+            ):
+                continue
+            room = rooms.get(c.name)
+            if room is None:
+                room = self._room_now(c, mono)
+            if new.parts > room:
+                rooms[c.name] = 0
+                continue
+            rooms[c.name] = room - new.parts
+            budget -= new.parts
+            c.reserved += new.parts
+            out.add(new.id)
+        return out
+
+    def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
+        """The commit of messages ``reserve`` promised room to failed: free the room."""
+        for new in messages:
+            if new.id in reserved:
+                c = self._carriers.get(new.carrier)
+                if c is not None:
+                    c.reserved -= new.parts
+
+    def _room_now(self, c: _Carrier, mono: float) -> int:
+        """Parts ``c`` could put on the wire now beyond those staged, staging or promised:
+        0 when anything waits in its ready queue (it goes first)."""
+        if c.ready:
+            return 0
+        room = 0
+        for b in c.binds:
+            bind = b.bind
+            if is_live(bind):
+                room += min(bind.window_free, b.throttle.available(mono))
+        room = min(room, c.config.window * len(c.binds) - c.unconfirmed)
+        if c.account is not None:
+            room = min(room, c.account.available(mono))
+        return room - len(c.staged) - c.staging - c.reserved
+
+    def _admit_begun(self, m: OutboundMessage, now: float, count: int) -> _Carrier | None:
+        """Take a message begun at acceptance: its submit_sm join ``staged`` at once (behind
+        the parts begun before it). Returns its carrier, or None when it failed here."""
+        c = self._carriers[m.carrier]
+        c.reserved -= count
+        self._order += 1
+        msg = _Msg(m, self._rng.randrange(0x10000), self._order, count)
+        self._known[m.id] = msg
+        msg.open_parts = count
+        self._parts_in_memory += count
+        parts = list(range(1, count + 1))
+        error = self._prepare(msg, c.config)
+        if error is not None:
+            self._finish_job(_Job(msg, parts, 1, False), MessageStatus.FAILED, now, error)
+            return None
+        c.staged.extend((_Sent(msg, part, 1, False), self._build(msg, part)) for part in parts)
+        self.stats.begun_at_accept += count
+        return c
+
+    def _send_now(self, c: _Carrier) -> None:
+        """Send what ``c`` has staged, in this turn, then let its pump look again (it arms the
+        timers and handles a carrier whose binds went down)."""
+        loop = self._loop
+        live = [b for b in c.binds if is_live(b.bind)]
+        if live and loop is not None:
+            self._send_staged(c, live, self._clock(), loop.time(), None)
+        c.wake.set()
+
+    def _begun_not_sent(self, messages: Sequence[NewMessage], begun: Collection[str]) -> None:
+        """Messages begun at acceptance arrive while stopping: a QUEUED outcome sets them
+        back (while the outcome writer still runs; else the next start flags them)."""
+        now = self._clock()
+        for new in messages:
+            if new.id not in begun:
+                continue
+            c = self._carriers.get(new.carrier)
+            if c is not None:
+                c.reserved -= new.parts
+            if self._writer_closing:
+                continue
+            for part in range(1, new.parts + 1):
+                self._outcome(
+                    SubmitOutcome(
+                        message_id=new.id,
+                        part=part,
+                        carrier=new.carrier,
+                        status=MessageStatus.QUEUED,
+                        at=now,
+                        error="not sent: stopping",
+                    )
+                )
 
     def carriers_up(self) -> set[str]:
         """Carriers with at least one bound bind."""

@@ -16,13 +16,14 @@ Loops: when the MO looks like a machine talking (the same text again and again, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from gateway.api.intake import Intake
 from gateway.api.messages import Outbound
 from gateway.logs import log_event
+from gateway.model import NewMessage
 from gateway.store.base import Store
 
 log = logging.getLogger("smsgw.inbound")
@@ -77,10 +78,41 @@ class Outbox:
         delay: float = 0.0,
         transactional: bool = False,
     ) -> SendResult:
+        prepared = await self.prepare(
+            to=to,
+            sender=sender,
+            text=text,
+            client_ref=client_ref,
+            campaign_id=campaign_id,
+            delay=delay,
+            transactional=transactional,
+        )
+        if isinstance(prepared, SendResult):
+            return prepared
+        await self.commit([prepared])
+        return SendResult(message_id=prepared.id)
+
+    async def prepare(
+        self,
+        *,
+        to: str,
+        sender: str,
+        text: str,
+        client_ref: str | None = None,
+        campaign_id: str | None = None,
+        delay: float = 0.0,
+        transactional: bool = False,
+        opted_out: bool | None = None,
+    ) -> NewMessage | SendResult:
+        """The message ``send`` would commit, or why none goes. ``opted_out``: whether
+        ``to`` is known to be opted out of ``sender`` (None: ask the store)."""
         if not text:
             return SendResult(reason="empty text")
-        if not transactional and await self.store.opted_out([to], sender):
-            return SendResult(reason=NOT_SENT_OPTED_OUT)
+        if not transactional:
+            if opted_out is None:
+                opted_out = bool(await self.store.opted_out([to], sender))
+            if opted_out:
+                return SendResult(reason=NOT_SENT_OPTED_OUT)
         now = self.clock()
         item: dict[str, Any] = {"to": to, "from": sender, "text": text}
         if client_ref is not None:
@@ -96,13 +128,20 @@ class Outbox:
             return SendResult(
                 reason="invalid: " + "; ".join(f"{e.path} {e.message}" for e in prepared)
             )
-        await self.store.accept([prepared])
+        return prepared
+
+    async def commit(self, messages: Sequence[NewMessage]) -> None:
+        """Accept prepared messages in one store commit, then hand them to the dispatcher.
+        Raises when the commit fails (nothing was accepted)."""
+        if not messages:
+            return
+        await self.store.accept(messages)
+        outbound = self.outbound
         if outbound is not None:
             try:
-                outbound.enqueue([prepared])
+                outbound.enqueue(list(messages))
             except Exception as exc:  # committed: the dispatcher's next load finds it
                 log_event(log, "inbound.enqueue_failed", logging.WARNING, error=repr(exc))
-        return SendResult(message_id=prepared.id)
 
 
 class ReplyApi(Protocol):
@@ -133,13 +172,20 @@ class Replies:
     campaign_id: str | None
     blocked: str | None = None  # NOT_SENT_LOOP when no reply may go
     results: list[SendResult] = field(default_factory=list)
+    deferred: list[NewMessage] | None = None
+    """None: each reply is committed as it is made. A list: replies are prepared into it
+    and the caller commits them (``Outbox.commit``) before it records the interaction as
+    done; the ids handed out are those the commit will write."""
+    opted_out: bool | None = None
+    """Whether ``to`` is opted out of ``sender``, when the caller already knows (None: each
+    non-transactional reply asks the store)."""
 
     async def reply(
         self, text: str, *, delay: float = 0.0, transactional: bool = False
     ) -> SendResult:
         if self.blocked is not None:
             result = SendResult(reason=self.blocked)
-        else:
+        elif self.deferred is None:
             result = await self.outbox.send(
                 to=self.to,
                 sender=self.sender,
@@ -149,6 +195,22 @@ class Replies:
                 delay=delay,
                 transactional=transactional,
             )
+        else:
+            prepared = await self.outbox.prepare(
+                to=self.to,
+                sender=self.sender,
+                text=text,
+                client_ref=self.client_ref,
+                campaign_id=self.campaign_id,
+                delay=delay,
+                transactional=transactional,
+                opted_out=self.opted_out,
+            )
+            if isinstance(prepared, SendResult):
+                result = prepared
+            else:
+                self.deferred.append(prepared)
+                result = SendResult(message_id=prepared.id)
         self.results.append(result)
         return result
 

@@ -5,10 +5,15 @@ command_status of the deliver_sm_resp only after the MO is durable (an interacti
 the part of a long MO kept). A store failure raises, and the receipt handler answers
 ESME_RX_T_APPN so the SMSC sends the MO again.
 
-Interactions are then handled by workers, one queue per sender (a hash of the subscriber's
-number), so one subscriber's MOs are handled in the order they were logged while others
-proceed. Handling is *at least once*: an interaction whose outcome was not written before a
-crash is handled again on the next start (its replies may then go twice).
+The single-part MOs that arrive in one loop turn are logged in one store write. Interactions
+are then handled in batches (up to ``BATCH_MAX``, ``BATCHES_IN_FLIGHT`` at once) holding at
+most one interaction per sender, so one subscriber's MOs are handled one after the other in
+the order they were logged while others proceed. A batch costs one store read (opt-outs,
+campaign correlation, loop guard, contacts: ``mo_facts``), its actions (run concurrently;
+their replies prepared in memory), one commit accepting every reply, and one commit marking
+the interactions done. Handling is *at least once*: the replies are durable before their
+interaction is done, and an interaction whose outcome was not written before a crash is
+handled again on the next start (its replies may then go twice).
 
 Choices where the issue is silent (also in the README section "Inbound"):
 
@@ -33,9 +38,8 @@ import contextlib
 import json
 import logging
 import time
-import zlib
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -58,13 +62,18 @@ from gateway.inbound.replies import (
 from gateway.inbound.templates import contact_fields, render
 from gateway.logs import log_event
 from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
+from gateway.model import NewMessage
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import DataSm, DeliverSm, Pdu
 from gateway.store.base import (
+    INTERACTION_PENDING,
     Contact,
     InboundStore,
     Interaction,
+    InteractionOutcome,
+    MoFacts,
     MoKey,
+    MoLookup,
     MoPart,
     NewInteraction,
     SurveyAnswer,
@@ -72,12 +81,21 @@ from gateway.store.base import (
 
 log = logging.getLogger("smsgw.inbound")
 
-WORKERS: Final = 64
-"""Queues of interactions handled at once; one sender always goes to the same one. Each
-interaction waits on several store reads and group commits, so few workers cap the MO rate
-at workers / latency (4 gave ~190 MO/s in ``python -m bench --scenario inbound_mo``); 64
-let the store's group commits fill (~680 MO/s, CPU per MO 3.7 -> 1.4 ms); 256 gained
-nothing more: the gateway's core is then the limit."""
+BATCH_MAX: Final = 256
+"""Interactions handled together at most: one store read answers what they all need
+(opt-outs, campaign correlation, loop guard, contacts), one commit accepts all their
+replies and one more marks them done. A batch takes what has queued while the previous
+ones ran, so batches grow with the load and a lone MO goes at once."""
+
+STRAGGLER_SECONDS: Final = 1.0
+"""A batch's interactions whose actions have not run after this long (a slow Python
+handler: up to ``[inbound].handler_timeout``) are concluded on their own: the others'
+replies are committed and their senders' next MOs handled without waiting for them, and
+the batch stops counting against ``BATCHES_IN_FLIGHT``."""
+
+BATCHES_IN_FLIGHT: Final = 4
+"""Batches handled at once. More than one, so that a slow action (a Python handler, a
+campaign directory) does not hold every MO up; few, so that batches stay large under load."""
 
 PENDING_PAGE: Final = 500
 """Pending interactions read at a time on start."""
@@ -155,7 +173,9 @@ class InboundService:
         directory: CampaignDirectory | None = None,
         notify_callbacks: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
-        workers: int = WORKERS,
+        batch_max: int = BATCH_MAX,
+        batches_in_flight: int = BATCHES_IN_FLIGHT,
+        straggler_seconds: float = STRAGGLER_SECONDS,
     ) -> None:
         self.config = config
         self.inbound = config.inbound
@@ -170,7 +190,23 @@ class InboundService:
         self.stats = InboundStats.new()
         self._packed = {c.name: c.gsm7_packed for c in config.carriers}
         self._handlers: dict[str, Handler] = {}
-        self._queues: list[asyncio.Queue[int]] = [asyncio.Queue() for _ in range(workers)]
+        self._batch_max = max(1, batch_max)
+        self._batches_max = max(1, batches_in_flight)
+        self._straggler_seconds = straggler_seconds
+        # Interactions waiting, per sender (oldest first); senders with one waiting and none
+        # being handled, in the order they became ready; senders being handled.
+        self._waiting: dict[str, deque[Interaction]] = {}
+        self._ready: deque[str] = deque()
+        self._handling: set[str] = set()
+        self._batches = 0
+        self._work_wake = asyncio.Event()
+        self._idle_event = asyncio.Event()
+        self._idle_event.set()
+        self._batch_tasks: set[asyncio.Task[None]] = set()
+        # Single-part MOs waiting to be logged together (one store write per loop turn).
+        self._to_log: list[tuple[NewInteraction, asyncio.Future[int]]] = []
+        self._log_tasks: set[asyncio.Task[None]] = set()
+        self._logged_from: int | None = None  # the first interaction id logged since start
         self._tasks: list[asyncio.Task[None]] = []
         self._timer_wake = asyncio.Event()
         self._running = False
@@ -201,19 +237,27 @@ class InboundService:
     async def start(self) -> None:
         """Load API numbers, resume unfinished reassembly and pending interactions."""
         await self.numbers.load(self.store)
+        # What a previous run left in memory is pending in the store: the scan below finds it.
+        self._waiting.clear()
+        self._ready.clear()
+        self._handling.clear()
+        self._busy = 0
+        self._idle_event.set()
+        self._logged_from = None
         for part in await self.store.mo_parts():
             assembly = self.reassembler.add(part)
             if assembly is not None:  # whole, but its logging did not happen before a stop
                 await self._record(assembly)
         self._running = True
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._timer())]
-        self._tasks += [loop.create_task(self._work(q)) for q in self._queues]
+        self._tasks = [loop.create_task(self._timer()), loop.create_task(self._schedule())]
         after = 0
         while True:
             page = await self.store.pending_interactions(after, PENDING_PAGE)
             for interaction in page:
-                self._enqueue(interaction.id, interaction.source)
+                # Those logged since this start (ids from _logged_from up) are queued already.
+                if self._logged_from is None or interaction.id < self._logged_from:
+                    self._enqueue(interaction)
             if len(page) < PENDING_PAGE:
                 break
             after = page[-1].id
@@ -224,12 +268,11 @@ class InboundService:
         self._running = False
         if self._tasks:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.gather(*(q.join() for q in self._queues)), timeout=drain
-                )
-        for task in self._tasks:
+                await asyncio.wait_for(self._idle_event.wait(), timeout=drain)
+        tasks = [*self._tasks, *self._batch_tasks]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
@@ -260,7 +303,7 @@ class InboundService:
             received_at=now,
         )
         if total <= 1:
-            await self._record(Assembly(part.key, [part], complete=True), keep_parts=False)
+            await self._log(self._new_interaction(Assembly(part.key, [part], complete=True)))
             return int(Status.ROK)
         self.stats.parts += 1
         if self.reassembler.holds(part) or self._recently_finished(part.key, now):
@@ -308,24 +351,26 @@ class InboundService:
     def _normalise_sender(self, number: str) -> str:
         return check.sender(number, self.intake.numbers)
 
-    async def _record(self, assembly: Assembly, keep_parts: bool = True) -> int:
+    def _new_interaction(self, assembly: Assembly) -> NewInteraction:
         parts = assembly.parts
         key = assembly.key
-        text = decode_parts(parts, self._packed.get(key.carrier, False))
-        now = self.clock()
-        new = NewInteraction(
+        return NewInteraction(
             carrier=key.carrier,
             source=key.source,
             destination=key.destination,
-            text=text,
+            text=decode_parts(parts, self._packed.get(key.carrier, False)),
             data_coding=parts[0].data_coding,
             parts=key.total,
             parts_received=len(parts),
             received_at=assembly.first_at,
-            completed_at=now,
+            completed_at=self.clock(),
             missing=assembly.missing,
         )
-        interaction_id = await self.store.record_interaction(new, parts if keep_parts else ())
+
+    async def _record(self, assembly: Assembly) -> int:
+        """Log a long MO (whole or timed out) and drop its kept parts, in one commit."""
+        new = self._new_interaction(assembly)
+        interaction_id = await self.store.record_interaction(new, assembly.parts)
         if not assembly.complete:
             self.stats.incomplete += 1
             log_event(
@@ -335,8 +380,37 @@ class InboundService:
                 interaction=interaction_id,
                 missing=",".join(map(str, assembly.missing)),
             )
-        self._enqueue(interaction_id, key.source)
+        self._enqueue_logged(interaction_id, new)
         return interaction_id
+
+    async def _log(self, new: NewInteraction) -> int:
+        """Log a single-part MO; the MOs that arrive in the same loop turn share one write."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        if not self._to_log:
+            loop.call_soon(self._flush_log)  # after the MOs already scheduled this turn
+        self._to_log.append((new, future))
+        return await future
+
+    def _flush_log(self) -> None:
+        batch, self._to_log = self._to_log, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._write_log(batch))
+            self._log_tasks.add(task)
+            task.add_done_callback(self._log_tasks.discard)
+
+    async def _write_log(self, batch: list[tuple[NewInteraction, asyncio.Future[int]]]) -> None:
+        try:
+            ids = await self.store.record_interactions([new for new, _ in batch])
+        except Exception as exc:  # nothing logged: every MO is answered RX_T_APPN
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (new, future), interaction_id in zip(batch, ids, strict=True):
+            self._enqueue_logged(interaction_id, new)
+            if not future.done():
+                future.set_result(interaction_id)
 
     async def _timer(self) -> None:
         """Take long MOs whose time is up as they are."""
@@ -362,56 +436,235 @@ class InboundService:
 
     # -- handling ----------------------------------------------------------------------------
 
-    def _enqueue(self, interaction_id: int, source: str) -> None:
-        queue = self._queues[zlib.crc32(source.encode()) % len(self._queues)]
-        self._busy += 1
-        queue.put_nowait(interaction_id)
+    def _enqueue_logged(self, interaction_id: int, new: NewInteraction) -> None:
+        """Queue an interaction just logged. Ids grow, so every interaction logged since
+        the start has an id of at least ``_logged_from``: the start's scan of pending
+        interactions, which runs while new MOs are logged, leaves those out (they would
+        be handled twice)."""
+        if self._logged_from is None or interaction_id < self._logged_from:
+            self._logged_from = interaction_id
+        self._enqueue(_pending(interaction_id, new))
 
-    async def _work(self, queue: asyncio.Queue[int]) -> None:
+    def _enqueue(self, interaction: Interaction) -> None:
+        source = interaction.source
+        self._busy += 1
+        self._idle_event.clear()
+        waiting = self._waiting.get(source)
+        if waiting is None:
+            waiting = self._waiting[source] = deque()
+            if source not in self._handling:
+                self._ready.append(source)
+        waiting.append(interaction)
+        self._work_wake.set()
+
+    async def _schedule(self) -> None:
+        """Form batches: at most one interaction per sender in all the batches being
+        handled, so one sender's MOs are handled one after the other, in the order logged
+        (a STOP then a START; the courtesy reply's interval; the loop guard's count)."""
+        loop = asyncio.get_running_loop()
         while True:
-            interaction_id = await queue.get()
-            try:
-                interaction = await self.store.get_interaction(interaction_id)
-                if interaction is not None and interaction.state == "pending":
-                    await self.process(interaction)
-            except Exception as exc:  # stays pending: handled again on the next start
+            while not self._ready or self._batches >= self._batches_max:
+                self._work_wake.clear()
+                await self._work_wake.wait()
+            batch: list[Interaction] = []
+            ready, waiting = self._ready, self._waiting
+            while ready and len(batch) < self._batch_max:
+                source = ready.popleft()
+                queue = waiting[source]
+                batch.append(queue.popleft())
+                if not queue:
+                    del waiting[source]
+                self._handling.add(source)
+            self._batches += 1
+            task = loop.create_task(self._run_batch(batch))
+            self._batch_tasks.add(task)
+            task.add_done_callback(self._batch_tasks.discard)
+
+    async def _run_batch(self, batch: list[Interaction]) -> None:
+        left = {interaction.id: interaction for interaction in batch}
+        slot = True  # this batch counts against BATCHES_IN_FLIGHT
+
+        def release(ids: Iterable[int]) -> None:
+            """These interactions are over (done, or failed and left pending)."""
+            nonlocal slot
+            released = [left.pop(i) for i in ids if i in left]
+            for interaction in released:
+                source = interaction.source
+                self._handling.discard(source)
+                if source in self._waiting:
+                    self._ready.append(source)
+            self._busy -= len(released)
+            if left and slot:  # only stragglers remain: let the next batch start
+                slot = False
+                self._batches -= 1
+            if self._busy == 0:
+                self._idle_event.set()
+            self._work_wake.set()
+
+        try:
+            await self._handle(batch, release)
+        except Exception as exc:  # they stay pending: handled again on the next start
+            log_event(
+                log,
+                "inbound.process_failed",
+                logging.WARNING,
+                interaction=",".join(str(i) for i in left),
+                error=repr(exc),
+            )
+        finally:
+            if slot:
+                slot = False
+                self._batches -= 1
+            release(list(left))
+
+    async def _handle(
+        self,
+        batch: Sequence[Interaction],
+        release: Callable[[Iterable[int]], None] | None = None,
+    ) -> list[InteractionOutcome | None]:
+        """Handle interactions of distinct senders: one read for what they all need, their
+        actions (concurrently), one commit of all their replies, then one commit marking
+        them done. The replies are durable before the interactions are done: a crash in
+        between handles them again (at least once). Interactions whose actions take longer
+        than ``STRAGGLER_SECONDS`` (a slow Python handler) are concluded on their own, so
+        the others' replies do not wait for them; ``release`` is told the ids of each wave
+        concluded. An interaction whose handling failed stays pending (None in the
+        result)."""
+        now = self.clock()
+        lookups: list[MoLookup] = []
+        entries: list[InboundNumber | None] = []
+        for interaction in batch:
+            entry = self.numbers.find(interaction.destination)
+            entries.append(entry)
+            sender = entry.sender if entry is not None else interaction.destination
+            lookups.append(
+                MoLookup(interaction.source, sender, interaction.destination, interaction.text)
+            )
+        facts = await self.store.mo_facts(
+            lookups, now - MAX_REPLY_WINDOW, now - self.inbound.loop_window
+        )
+        keyword_campaigns: dict[str, Sequence[CampaignInfo]] = {}
+        for entry in entries:
+            if entry is not None and entry.number not in keyword_campaigns:
+                keyword_campaigns[entry.number] = await self.directory.keyword_campaigns(
+                    entry.number
+                )
+        loop = asyncio.get_running_loop()
+        tasks = {
+            loop.create_task(self._decide(interaction, entry, fact, now, keyword_campaigns)): (
+                interaction
+            )
+            for interaction, entry, fact in zip(batch, entries, facts, strict=True)
+        }
+        outcomes: dict[int, InteractionOutcome] = {}
+        try:
+            pending: set[asyncio.Task[tuple[InteractionOutcome, list[NewMessage]]]] = set(tasks)
+            timeout: float | None = self._straggler_seconds
+            while pending:
+                finished, pending = await asyncio.wait(pending, timeout=timeout)
+                timeout = None  # the stragglers: all together, when they are all done
+                wave = [(tasks[task], task) for task in tasks if task in finished]
+                outcomes.update(await self._conclude(wave))
+                if release is not None:
+                    release(interaction.id for interaction, _ in wave)
+        finally:
+            for task in tasks:
+                task.cancel()
+        return [outcomes.get(interaction.id) for interaction in batch]
+
+    async def _conclude(
+        self,
+        wave: Sequence[
+            tuple[Interaction, asyncio.Task[tuple[InteractionOutcome, list[NewMessage]]]]
+        ],
+    ) -> dict[int, InteractionOutcome]:
+        """Commit the replies of interactions whose actions have run, then mark them done."""
+        done: list[tuple[InteractionOutcome, list[NewMessage]]] = []
+        for interaction, task in wave:
+            error = asyncio.CancelledError() if task.cancelled() else task.exception()
+            if error is not None:
                 log_event(
                     log,
                     "inbound.process_failed",
                     logging.WARNING,
-                    interaction=interaction_id,
-                    error=repr(exc),
+                    interaction=interaction.id,
+                    error=repr(error),
                 )
-            finally:
-                self._busy -= 1
-                queue.task_done()
+            else:
+                done.append(task.result())
+        replies = [m for _, messages in done for m in messages]
+        try:
+            await self.outbox.commit(replies)
+        except Exception as exc:
+            if len(done) == 1:
+                raise
+            # One bad message must not hold the others up: commit them one interaction at
+            # a time; an interaction whose replies cannot be committed stays pending.
+            log_event(log, "inbound.replies_failed", logging.WARNING, error=repr(exc))
+            kept: list[tuple[InteractionOutcome, list[NewMessage]]] = []
+            for outcome, messages in done:
+                try:
+                    await self.outbox.commit(messages)
+                except Exception as exc_one:
+                    log_event(
+                        log,
+                        "inbound.process_failed",
+                        logging.WARNING,
+                        interaction=outcome.interaction_id,
+                        error=repr(exc_one),
+                    )
+                else:
+                    kept.append((outcome, messages))
+            done = kept
+        finished = [outcome for outcome, _ in done]
+        await self.store.finish_interactions(finished)
+        return {outcome.interaction_id: outcome for outcome in finished}
 
     async def correlate(self, source: str, sender: str, now: float) -> CampaignInfo | None:
         """The campaign that last messaged ``source`` from ``sender``, if that was within
         its reply window (the directory's, else ``[inbound].reply_window``)."""
-        campaign_id = await self.store.last_campaign(sender, source, now - MAX_REPLY_WINDOW)
-        if campaign_id is None:
+        [fact] = await self.store.mo_facts(
+            [MoLookup(source, sender, "", "")], now - MAX_REPLY_WINDOW, now
+        )
+        return await self._correlated(fact.last_campaign, now)
+
+    async def _correlated(self, last: tuple[str, float] | None, now: float) -> CampaignInfo | None:
+        """``correlate`` from the newest campaign MT (id, created at) within the longest
+        window: its campaign when that MT is within the campaign's own window."""
+        if last is None:
             return None
+        campaign_id, created_at = last
         campaign = await self.directory.campaign(campaign_id)
         window = campaign.reply_window if campaign is not None else self.inbound.reply_window
-        # The newest campaign MT overall is the newest within the window, if it is in it.
-        if await self.store.last_campaign(sender, source, now - window) != campaign_id:
+        if created_at < now - window:
             return None
         return campaign or CampaignInfo(campaign_id, reply_window=window)
 
     async def process(self, interaction: Interaction) -> list[dict[str, Any]]:
         """Route one logged MO and run what its rule says; returns the actions' log."""
-        now = self.clock()
-        entry = self.numbers.find(interaction.destination)
+        [outcome] = await self._handle([interaction])
+        if outcome is None:
+            raise RuntimeError(f"interaction {interaction.id} could not be handled")
+        return list(outcome.actions)
+
+    async def _decide(
+        self,
+        interaction: Interaction,
+        entry: InboundNumber | None,
+        facts: MoFacts,
+        now: float,
+        keyword_campaigns: dict[str, Sequence[CampaignInfo]],
+    ) -> tuple[InteractionOutcome, list[NewMessage]]:
+        """Route one MO and run its actions; its replies are prepared, not committed."""
         source = interaction.source
         sender = entry.sender if entry is not None else interaction.destination
-        opted_out = bool(await self.store.opted_out([source], sender))
-        campaign = await self.correlate(source, sender, now)
+        opted_out = facts.opted_out
+        campaign = await self._correlated(facts.last_campaign, now)
         rules: list[KeywordRule] = list(entry.rules) if entry is not None else []
         campaign_actions: dict[tuple[str, str], tuple[InboundActionConfig, ...]] = {}
         campaigns: dict[str, CampaignInfo] = {}
         if entry is not None:
-            for info in await self.directory.keyword_campaigns(entry.number):
+            for info in keyword_campaigns.get(entry.number, ()):
                 campaigns[info.id] = info
                 for rule in info.keywords:
                     rules.append(rule_of(rule, info.id))
@@ -427,12 +680,8 @@ class InboundService:
             if campaign is None or campaign.id != cid:
                 campaign = campaigns.get(cid) or await self.directory.campaign(cid)
                 campaign = campaign or CampaignInfo(cid, reply_window=self.inbound.reply_window)
-        loop = (
-            await self.store.repeated_texts(
-                source, interaction.destination, interaction.text, now - self.inbound.loop_window
-            )
-            >= self.inbound.loop_repeats
-        )
+        loop = facts.repeats >= self.inbound.loop_repeats
+        deferred: list[NewMessage] = []
         replies = Replies(
             self.outbox,
             to=source,
@@ -442,8 +691,10 @@ class InboundService:
             # and the reply-window correlation count only those); client_ref ties them.
             campaign_id=None,
             blocked=NOT_SENT_LOOP if loop else (NOT_SENT_NO_NUMBER if entry is None else None),
+            deferred=deferred,
+            opted_out=opted_out,
         )
-        contact = await self.store.get_contact(source)
+        contact = facts.contact
         message = InboundMessage(
             id=interaction.id,
             source=source,
@@ -480,15 +731,15 @@ class InboundService:
             if courtesy is not None:
                 done.append(courtesy)
         self.stats.mo[(entry.number if entry else "other", _keyword_label(found, entry))] += 1
-        await self.store.finish_interaction(
-            interaction.id,
+        outcome = InteractionOutcome(
+            interaction_id=interaction.id,
             keyword=found.keyword if found else None,
             rule=found.rule.name if found else None,
             campaign_id=campaign.id if campaign else None,
             actions=done,
             at=self.clock(),
         )
-        return done
+        return outcome, deferred
 
     async def _courtesy(
         self,
@@ -588,6 +839,7 @@ class InboundService:
         if kind == "opt_out":
             scope_all = action.scope == "all"
             await self.store.add_opt_out(source, None if scope_all else replies.sender, "mo", now)
+            replies.opted_out = None  # changed: later replies ask the store
             if self.outbound is not None:
                 self.outbound.opt_out(source, None if scope_all else replies.sender)
             text = action.text
@@ -599,6 +851,7 @@ class InboundService:
             return out
         if kind == "opt_in":
             await self.store.lift_opt_out(source, replies.sender)
+            replies.opted_out = None  # changed: later replies ask the store
             text = action.text or (number.opt_in_reply if number is not None else "")
             out = {"ok": True}
             if text:
@@ -672,6 +925,24 @@ class InboundService:
 
 _DELIBERATE: Final = frozenset({NOT_SENT_LOOP, NOT_SENT_OPTED_OUT, NOT_SENT_NO_NUMBER})
 """Replies not sent on purpose: not action failures."""
+
+
+def _pending(interaction_id: int, new: NewInteraction) -> Interaction:
+    """The interaction just logged, as the store would read it back."""
+    return Interaction(
+        id=interaction_id,
+        carrier=new.carrier,
+        source=new.source,
+        destination=new.destination,
+        text=new.text,
+        data_coding=new.data_coding,
+        parts=new.parts,
+        parts_received=new.parts_received,
+        missing=tuple(new.missing),
+        received_at=new.received_at,
+        completed_at=new.completed_at,
+        state=INTERACTION_PENDING,
+    )
 
 
 def webhook_payload(message: InboundMessage) -> dict[str, Any]:

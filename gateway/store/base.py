@@ -11,7 +11,7 @@ merges concurrent calls into one transaction (group commit).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -94,11 +94,22 @@ class Store(Protocol):
     # -- intake ----------------------------------------------------------------------------
 
     async def accept(
-        self, messages: Sequence[NewMessage], idempotency: IdempotentAnswer | None = None
+        self,
+        messages: Sequence[NewMessage],
+        idempotency: IdempotentAnswer | None = None,
+        begun: Collection[str] = (),
     ) -> None:
         """Commit new messages (status accepted, one part row per part, a history entry)
         and, in the same transaction, the idempotent answer. Raises IdempotencyConflict
-        when the key is already stored (nothing is committed then)."""
+        when the key is already stored (nothing is committed then).
+
+        ``begun``: ids of messages whose first attempt begins with their acceptance (the
+        dispatcher has window and TPS room to send them at once): their parts are stored
+        as :meth:`begin_attempts` would leave them (being submitted, one attempt), so no
+        second commit stands between the accept and the wire. A crash before their
+        outcome is recorded brings them back possibly duplicated, like any begun part. No
+        opt-out check is made for them: the intake check just before is made at the same
+        moment (the dispatcher still stops a staged part whose number opts out later)."""
 
     async def find_idempotent(self, account: str, key: str) -> IdempotentAnswer | None: ...
 
@@ -281,6 +292,38 @@ class SurveyAnswer:
     campaign_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MoLookup:
+    """What handling one MO needs to know, asked for many MOs at once (:meth:`mo_facts`)."""
+
+    source: str  # the subscriber
+    sender: str  # our number the replies go from (opt-outs, campaign correlation)
+    destination: str  # our number the MO was written to (loop guard)
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class MoFacts:
+    """The answers to one :class:`MoLookup`."""
+
+    opted_out: bool  # ``source`` opted out of ``sender`` (or of everything)
+    last_campaign: tuple[str, float] | None  # (campaign_id, created_at) of the newest MT
+    repeats: int  # MOs source -> destination with exactly this text since ``repeats_since``
+    contact: Contact | None
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionOutcome:
+    """What was done about one interaction (:meth:`finish_interactions`)."""
+
+    interaction_id: int
+    keyword: str | None
+    rule: str | None
+    campaign_id: str | None
+    actions: Sequence[dict[str, Any]]
+    at: float
+
+
 class InboundStore(Store, Protocol):
     """What the inbound (MO) side keeps, on top of :class:`Store`."""
 
@@ -316,6 +359,21 @@ class InboundStore(Store, Protocol):
         """Record what was done about an interaction; it is no longer pending."""
 
     async def get_interaction(self, interaction_id: int) -> Interaction | None: ...
+
+    async def record_interactions(self, interactions: Sequence[NewInteraction]) -> list[int]:
+        """Log several whole MOs (state pending) in one transaction; their ids, in order.
+        Ids grow: an interaction logged later has a larger id than every earlier one (the
+        inbound service relies on it, as ``pending_interactions`` paging does)."""
+
+    async def finish_interactions(self, outcomes: Sequence[InteractionOutcome]) -> None:
+        """:meth:`finish_interaction` for several interactions in one transaction."""
+
+    async def mo_facts(
+        self, lookups: Sequence[MoLookup], campaign_since: float, repeats_since: float
+    ) -> list[MoFacts]:
+        """For each lookup, in one read: opt-out, the newest campaign MT from ``sender`` to
+        ``source`` created since ``campaign_since`` (as :meth:`last_campaign`), the loop
+        guard's count (as :meth:`repeated_texts`) and the contact with its tags."""
 
     async def interactions(
         self,

@@ -25,7 +25,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -55,7 +55,10 @@ from gateway.store.base import (
     IdempotencyConflict,
     IdempotentAnswer,
     Interaction,
+    InteractionOutcome,
+    MoFacts,
     MoKey,
+    MoLookup,
     MoPart,
     NewInteraction,
     StoreError,
@@ -380,6 +383,10 @@ class SqliteStore(SqliteReports):
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._ops: list[tuple[Op | _InThread, asyncio.Future[Any]]] = []
+        self._urgent: list[tuple[Op | _InThread, asyncio.Future[Any]]] = []
+        """Operations on a message's way to the wire (accept, begin_attempts): see
+        ``_write_loop``."""
+        self._urgent_went_alone = False
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -430,25 +437,36 @@ class SqliteStore(SqliteReports):
 
     # -- group commit ----------------------------------------------------------------------
 
-    def _submit(self, op: Op | _InThread) -> asyncio.Future[Any]:
+    def _submit(self, op: Op | _InThread, urgent: bool = False) -> asyncio.Future[Any]:
         if self._db is None or self._closing:
             raise StoreError("store is not open")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._ops.append((op, fut))
+        (self._urgent if urgent else self._ops).append((op, fut))
         self._wake.set()
         return fut
 
     async def _write_loop(self) -> None:
+        """Group commits, one at a time. Urgent operations (a client waits for its 202, a
+        message for the wire) that find other work waiting go first in a transaction of
+        their own, so they wait for at most the commit under way and not also for the bulk
+        writes (outcomes, receipts) queued meanwhile; the next commit then takes everything,
+        so bulk writes are delayed by one small commit at most, never starved."""
         db = self._db
         assert db is not None
         while True:
-            if not self._ops:
+            if not self._ops and not self._urgent:
                 if self._closing:
                     return
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch, self._ops = self._ops, []
+            if self._urgent and self._ops and not self._urgent_went_alone:
+                batch, self._urgent = self._urgent, []
+                self._urgent_went_alone = True
+            else:
+                batch = self._urgent + self._ops if self._urgent else self._ops
+                self._urgent, self._ops = [], []
+                self._urgent_went_alone = False
             await self._run_batch(db, batch)
 
     async def _run_batch(
@@ -510,9 +528,9 @@ class SqliteStore(SqliteReports):
     async def _write(self, op: Op) -> Any:
         return await self._submit(op)
 
-    async def _write_in_thread(self, fn: SyncOp) -> Any:
+    async def _write_in_thread(self, fn: SyncOp, urgent: bool = False) -> Any:
         """``_write`` for an operation made of plain sqlite3 calls (see ``_InThread``)."""
-        return await self._submit(_InThread(fn))
+        return await self._submit(_InThread(fn), urgent)
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         reader = self._reader
@@ -524,7 +542,10 @@ class SqliteStore(SqliteReports):
     # -- intake ----------------------------------------------------------------------------
 
     async def accept(
-        self, messages: Sequence[NewMessage], idempotency: IdempotentAnswer | None = None
+        self,
+        messages: Sequence[NewMessage],
+        idempotency: IdempotentAnswer | None = None,
+        begun: Collection[str] = (),
     ) -> None:
         msg_rows = [
             (
@@ -549,7 +570,12 @@ class SqliteStore(SqliteReports):
             )
             for m in messages
         ]
-        part_rows = [(m.id, n) for m in messages for n in range(1, m.parts + 1)]
+        # A message begun at acceptance: its parts start as they would after begin_attempts.
+        part_rows = [
+            (m.id, n, SUBMITTING, 1) if m.id in begun else (m.id, n, "accepted", 0)
+            for m in messages
+            for n in range(1, m.parts + 1)
+        ]
 
         def op(conn: sqlite3.Connection) -> None:
             if idempotency is not None:
@@ -576,11 +602,11 @@ class SqliteStore(SqliteReports):
                 msg_rows,
             )
             conn.executemany(
-                "INSERT INTO parts(message_id, part, status) VALUES (?, ?, 'accepted')",
+                "INSERT INTO parts(message_id, part, status, attempts) VALUES (?, ?, ?, ?)",
                 part_rows,
             )
 
-        await self._write_in_thread(op)
+        await self._write_in_thread(op, urgent=True)
 
     async def find_idempotent(self, account: str, key: str) -> IdempotentAnswer | None:
         rows = await self._read(
@@ -603,14 +629,14 @@ class SqliteStore(SqliteReports):
         return found
 
     async def add_opt_out(self, number: str, sender: str | None, source: str, at: float) -> None:
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT OR REPLACE INTO opt_outs(number, sender, source, created_at)"
                 " VALUES (?, ?, ?, ?)",
                 (number, sender or ALL_OPT_OUT, source, at),
             )
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def remove_opt_out(self, number: str, sender: str | None) -> None:
         async def op(db: aiosqlite.Connection) -> None:
@@ -694,7 +720,7 @@ class SqliteStore(SqliteReports):
             )
             return refused
 
-        refused: set[str] = await self._write_in_thread(op)
+        refused: set[str] = await self._write_in_thread(op, urgent=True)
         return refused
 
     async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
@@ -1214,15 +1240,15 @@ class SqliteStore(SqliteReports):
             part.received_at,
         )
 
-        async def op(db: aiosqlite.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> None:
             # A part the SMSC sends again (our answer was lost) is the one already kept.
-            await db.execute(
+            conn.execute(
                 "INSERT OR IGNORE INTO mo_parts(carrier, source, destination, ref, total, seq,"
                 " data_coding, udh_length, data, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 row,
             )
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def mo_parts(self) -> list[MoPart]:
         rows = await self._read(
@@ -1263,16 +1289,11 @@ class SqliteStore(SqliteReports):
             for p in consumed
         ]
 
-        async def op(db: aiosqlite.Connection) -> int:
-            cursor = await db.execute(
-                "INSERT INTO interactions(carrier, source, destination, text, data_coding, parts,"
-                " parts_received, missing, received_at, completed_at, state)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                row,
-            )
+        def op(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(_INSERT_INTERACTION, row)
             new_id = cursor.lastrowid
             if gone:
-                await db.executemany(
+                conn.executemany(
                     "DELETE FROM mo_parts WHERE carrier = ? AND source = ? AND destination = ?"
                     " AND ref = ? AND total = ? AND seq = ?",
                     gone,
@@ -1280,7 +1301,7 @@ class SqliteStore(SqliteReports):
             assert new_id is not None
             return new_id
 
-        result: int = await self._write(op)
+        result: int = await self._write_in_thread(op)
         return result
 
     async def pending_interactions(self, after: int, limit: int) -> list[Interaction]:
@@ -1311,14 +1332,108 @@ class SqliteStore(SqliteReports):
             interaction_id,
         )
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
-                "UPDATE interactions SET state = ?, keyword = ?, rule = ?, campaign_id = ?,"
-                " actions = ?, processed_at = ? WHERE id = ?",
-                values,
-            )
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(_FINISH_INTERACTION, values)
 
-        await self._write(op)
+        await self._write_in_thread(op)
+
+    async def record_interactions(self, interactions: Sequence[NewInteraction]) -> list[int]:
+        rows = [
+            (
+                i.carrier,
+                i.source,
+                i.destination,
+                i.text,
+                i.data_coding,
+                i.parts,
+                i.parts_received,
+                json.dumps(list(i.missing)) if i.missing else "[]",
+                i.received_at,
+                i.completed_at,
+                INTERACTION_PENDING,
+            )
+            for i in interactions
+        ]
+
+        def op(conn: sqlite3.Connection) -> list[int]:
+            # SQLite gives a new row the largest rowid + 1, so the rows of one executemany,
+            # alone on the writer in its transaction, get consecutive ids; checked below.
+            before = conn.execute("SELECT coalesce(max(id), 0) FROM interactions").fetchone()[0]
+            conn.executemany(_INSERT_INTERACTION, rows)
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            if last != before + len(rows):
+                raise StoreError(f"interaction ids not consecutive: {before} + {len(rows)}")
+            return list(range(before + 1, last + 1))
+
+        if not rows:
+            return []
+        result: list[int] = await self._write_in_thread(op)
+        return result
+
+    async def finish_interactions(self, outcomes: Sequence[InteractionOutcome]) -> None:
+        rows = [
+            (
+                INTERACTION_DONE,
+                o.keyword,
+                o.rule,
+                o.campaign_id,
+                json.dumps(list(o.actions), ensure_ascii=False),
+                o.at,
+                o.interaction_id,
+            )
+            for o in outcomes
+        ]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(_FINISH_INTERACTION, rows)
+
+        if rows:
+            await self._write_in_thread(op)
+
+    async def mo_facts(
+        self, lookups: Sequence[MoLookup], campaign_since: float, repeats_since: float
+    ) -> list[MoFacts]:
+        reader = self._reader
+        if reader is None:
+            raise StoreError("store is not open")
+        if not lookups:
+            return []
+
+        queries = json.dumps([[q.source, q.sender, q.destination, q.text] for q in lookups])
+        params = (ALL_OPT_OUT, campaign_since, campaign_since, repeats_since, queries)
+
+        def read(conn: sqlite3.Connection) -> list[MoFacts]:
+            # One hop to the reader's thread and two statements for the whole batch, in one
+            # read transaction (one snapshot).
+            conn.execute("BEGIN")
+            try:
+                rows = conn.execute(_MO_FACTS, params).fetchall()
+                numbers = json.dumps([r[0] for r in rows if r[5] is not None])
+                tags: dict[str, list[str]] = {}
+                if len(numbers) > 2:
+                    for number, tag in conn.execute(_MO_FACTS_TAGS, (numbers,)):
+                        tags.setdefault(number, []).append(tag)
+            finally:
+                conn.execute("COMMIT")
+            return [
+                MoFacts(
+                    opted_out=bool(r[1]),
+                    last_campaign=(r[2], r[3]) if r[2] is not None else None,
+                    repeats=r[4],
+                    contact=Contact(
+                        number=r[0],
+                        name=r[5],
+                        attributes=json.loads(r[6]),
+                        tags=tuple(tags.get(r[0], ())),
+                        created_at=r[7],
+                    )
+                    if r[5] is not None
+                    else None,
+                )
+                for r in rows
+            ]
+
+        return await _on_thread(reader, read)
 
     async def get_interaction(self, interaction_id: int) -> Interaction | None:
         rows = await self._read(
@@ -1375,21 +1490,20 @@ class SqliteStore(SqliteReports):
         return rows[0][0] if rows else None
 
     async def claim_courtesy(self, scope: str, source: str, now: float, interval: float) -> bool:
-        async def op(db: aiosqlite.Connection) -> bool:
-            cursor = await db.execute(
+        def op(conn: sqlite3.Connection) -> bool:
+            found = conn.execute(
                 "SELECT last_at FROM courtesy_replies WHERE scope = ? AND source = ?",
                 (scope, source),
-            )
-            found = await cursor.fetchone()
+            ).fetchone()
             if found is not None and found[0] > now - interval:
                 return False
-            await db.execute(
+            conn.execute(
                 "INSERT OR REPLACE INTO courtesy_replies(scope, source, last_at) VALUES (?, ?, ?)",
                 (scope, source, now),
             )
             return True
 
-        claimed: bool = await self._write(op)
+        claimed: bool = await self._write_in_thread(op)
         return claimed
 
     async def get_contact(self, number: str) -> Contact | None:
@@ -1445,18 +1559,18 @@ class SqliteStore(SqliteReports):
     async def tag_contact(self, number: str, tags: Sequence[str], at: float) -> None:
         rows = [(number, tag, at) for tag in tags]
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT OR IGNORE INTO contacts(number, name, attributes, created_at, updated_at)"
                 " VALUES (?, '', '{}', ?, ?)",
                 (number, at, at),
             )
-            await db.executemany(
+            conn.executemany(
                 "INSERT OR IGNORE INTO contact_tags(number, tag, created_at) VALUES (?, ?, ?)",
                 rows,
             )
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def record_answer(self, answer: SurveyAnswer) -> None:
         a = answer
@@ -1471,14 +1585,14 @@ class SqliteStore(SqliteReports):
             a.at,
         )
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO answers(interaction_id, number, source, campaign_id, question,"
                 " answer, kind, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def answers(
         self, question: str | None = None, campaign_id: str | None = None
@@ -1500,13 +1614,13 @@ class SqliteStore(SqliteReports):
         return [SurveyAnswer(*r) for r in rows]
 
     async def lift_opt_out(self, number: str, sender: str) -> None:
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "DELETE FROM opt_outs WHERE number = ? AND sender IN (?, ?)",
                 (number, sender, ALL_OPT_OUT),
             )
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def inbound_numbers(self) -> list[tuple[str, dict[str, Any]]]:
         rows = await self._read("SELECT number, config FROM inbound_numbers ORDER BY number")
@@ -1543,6 +1657,42 @@ def _callback_payload(change: StatusChange) -> dict[str, Any]:
         "at": change.at,
     }
 
+
+_INSERT_INTERACTION: Final = (
+    "INSERT INTO interactions(carrier, source, destination, text, data_coding, parts,"
+    " parts_received, missing, received_at, completed_at, state)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+_FINISH_INTERACTION: Final = (
+    "UPDATE interactions SET state = ?, keyword = ?, rule = ?, campaign_id = ?,"
+    " actions = ?, processed_at = ? WHERE id = ?"
+)
+
+_MO_FACTS: Final = """
+SELECT q.value ->> 0,
+    EXISTS (SELECT 1 FROM opt_outs o WHERE o.number = q.value ->> 0
+        AND o.sender IN (q.value ->> 1, ?)),
+    (SELECT m.campaign_id FROM messages m WHERE m.dest = q.value ->> 0
+        AND m.sender = q.value ->> 1 AND m.campaign_id IS NOT NULL AND m.created_at >= ?
+        ORDER BY m.created_at DESC LIMIT 1),
+    (SELECT m.created_at FROM messages m WHERE m.dest = q.value ->> 0
+        AND m.sender = q.value ->> 1 AND m.campaign_id IS NOT NULL AND m.created_at >= ?
+        ORDER BY m.created_at DESC LIMIT 1),
+    (SELECT count(*) FROM interactions i WHERE i.source = q.value ->> 0
+        AND i.destination = q.value ->> 2 AND i.received_at >= ? AND i.text = q.value ->> 3),
+    c.name, c.attributes, c.created_at
+FROM json_each(?) q LEFT JOIN contacts c ON c.number = q.value ->> 0
+ORDER BY q.key
+"""
+"""mo_facts, for a JSON array of [source, sender, destination, text]: each lookup answered
+with the indexes the single reads use (opt_outs' key, messages_reply_window,
+interactions_source, contacts' key)."""
+
+_MO_FACTS_TAGS: Final = (
+    "SELECT number, tag FROM contact_tags WHERE number IN (SELECT value FROM json_each(?))"
+    " ORDER BY number, created_at, tag"
+)
 
 _INTERACTION_COLUMNS: Final = (
     "id, carrier, source, destination, text, data_coding, parts, parts_received, missing,"
