@@ -163,24 +163,33 @@ def _encode_attributes(attributes: dict[str, str]) -> str:
     return "{" + ", ".join([f"{_quote(k)}: {_quote(v)}" for k, v in attributes.items()]) + "}"
 
 
+# The rows of a batch go in as one JSON array per statement, spread by json_each: SQLite
+# reads the array in C instead of binding 4-5 parameters per row from Python tuples (with
+# 5,000-row batches: 5.6 -> 4.2 us of CPU per contact for the two tables). The array keeps
+# the batch's order, and a number twice in it conflicts with its first row as it would in
+# executemany. "WHERE true": an upsert's SELECT needs a WHERE (SQLite's parser).
 _UPSERT_NAMED: Final = (
     "INSERT INTO contacts(number, name, attributes, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(number) DO UPDATE SET"
+    " SELECT value ->> 0, value ->> 1, value ->> 2, ?, ? FROM json_each(?) WHERE true"
+    " ON CONFLICT(number) DO UPDATE SET"
     " name = excluded.name,"
     " attributes = json_patch(contacts.attributes, excluded.attributes),"
     " updated_at = excluded.updated_at"
 )
 _UPSERT_UNNAMED: Final = (
     "INSERT INTO contacts(number, name, attributes, created_at, updated_at)"
-    " VALUES (?, '', ?, ?, ?) ON CONFLICT(number) DO UPDATE SET"
+    " SELECT value ->> 0, '', value ->> 1, ?, ? FROM json_each(?) WHERE true"
+    " ON CONFLICT(number) DO UPDATE SET"
     " attributes = json_patch(contacts.attributes, excluded.attributes),"
     " updated_at = excluded.updated_at"
 )
 _UPSERT_MEMBER: Final = (
     "INSERT INTO list_members(list_id, number, opt_in_source, opt_in_at)"
-    " VALUES (?, ?, ?, ?) ON CONFLICT(list_id, number) DO UPDATE SET"
+    " SELECT ?, value, ?, ? FROM json_each(?) WHERE true"
+    " ON CONFLICT(list_id, number) DO UPDATE SET"
     " opt_in_source = excluded.opt_in_source, opt_in_at = excluded.opt_in_at"
 )
+_json_array: Final = json.JSONEncoder(ensure_ascii=False).encode
 _SAVE_IMPORT: Final = (
     "INSERT OR REPLACE INTO contact_imports(id, list_id, status, opt_in_source, rows,"
     " imported, rejected, errors, failure, created_at, finished_at)"
@@ -278,24 +287,25 @@ class SqliteCampaignStore:
         progress: ImportJob | None = None,
     ) -> None:
         # One operation on the writer's thread (plain sqlite3, see SqliteStore._InThread):
-        # the rows' tuples are built there too, and the import's record is saved in the same
+        # the rows' JSON is built there too, and the import's record is saved in the same
         # transaction, so a batch costs one commit and one thread hop, not three and five.
         record = _import_row(progress) if progress is not None else None
 
         def op(conn: sqlite3.Connection) -> None:
-            named = []
-            unnamed = []
+            named: list[tuple[str, str, str]] = []
+            unnamed: list[tuple[str, str]] = []
             for r in rows:
                 attributes = _encode_attributes(r.attributes)
                 if r.name is None:
-                    unnamed.append((r.number, attributes, at, at))
+                    unnamed.append((r.number, attributes))
                 else:
-                    named.append((r.number, r.name, attributes, at, at))
+                    named.append((r.number, r.name, attributes))
             if named:
-                conn.executemany(_UPSERT_NAMED, named)
+                conn.execute(_UPSERT_NAMED, (at, at, _json_array(named)))
             if unnamed:
-                conn.executemany(_UPSERT_UNNAMED, unnamed)
-            conn.executemany(_UPSERT_MEMBER, [(list_id, r.number, opt_in_source, at) for r in rows])
+                conn.execute(_UPSERT_UNNAMED, (at, at, _json_array(unnamed)))
+            numbers = _json_array([r.number for r in rows])
+            conn.execute(_UPSERT_MEMBER, (list_id, opt_in_source, at, numbers))
             if record is not None:
                 conn.execute(_SAVE_IMPORT, record)
 
