@@ -27,9 +27,9 @@ ERROR_CODES: Final[dict[MessageState, int]] = {
 _NETWORK_ERROR: Final[dict[MessageState, bytes]] = {
     state: bytes((_GSM,)) + code.to_bytes(2, "big") for state, code in ERROR_CODES.items()
 }
-_ERR_TEXT: Final[dict[MessageState, str]] = {
-    state: f"{code:03d}" for state, code in ERROR_CODES.items()
-}
+NETWORK_ERROR: Final = _NETWORK_ERROR
+"""The network_error_code value written for each final state (others: 03 00 00)."""
+_ERR_TEXT: Final[dict[int, str]] = {state: f"{code:03d}" for state, code in ERROR_CODES.items()}
 
 RECEIPT_TEXT_CHARS: Final = 20
 """Appendix B: the text: field holds the first 20 characters of the original message.
@@ -45,6 +45,11 @@ class DelaySampler:
         self._fixed: float | None = config.seconds if config.distribution == "fixed" else None
         self._low = config.min
         self._high = config.max
+
+    @property
+    def fixed(self) -> float | None:
+        """The delay when it is always the same, else None."""
+        return self._fixed
 
     def __call__(self) -> float:
         if self._fixed is not None:
@@ -70,6 +75,11 @@ class OutcomePicker:
         self._cumulative = list(itertools.accumulate(w for _, w in weighted))
         self._total = self._cumulative[-1]
         self._only = self._states[0] if len(self._states) == 1 else None
+
+    @property
+    def only(self) -> MessageState | None:
+        """The state when only one is configured (no draw needed), else None."""
+        return self._only
 
     def __call__(self) -> MessageState:
         if self._only is not None:
@@ -130,8 +140,13 @@ class ReceiptText:
         self._cache: dict[tuple[int, int, int], tuple[bytes, bytes]] = {}
 
     def __call__(
-        self, receipt_id: str, state: MessageState, submitted: float, done: float, text: str
+        self, receipt_id: str, state: int, submitted: float, done: float, text: str
     ) -> bytes:
+        head, tail = self.parts(state, submitted, done)
+        return b"".join((head, receipt_id.encode("ascii"), tail, text_field(text)))
+
+    def parts(self, state: int, submitted: float, done: float) -> tuple[bytes, bytes]:
+        """The text before the id and the text between the id and the message's text."""
         resolution = self._resolution
         key = (int(submitted // resolution), int(done // resolution), state)
         parts = self._cache.get(key)
@@ -140,7 +155,7 @@ class ReceiptText:
                 self._cache.clear()
             template = format_receipt_text(
                 self._MARK,
-                state,
+                MessageState(state),
                 datetime.fromtimestamp(submitted),
                 datetime.fromtimestamp(done),
                 err=_ERR_TEXT.get(state, "000"),
@@ -150,10 +165,16 @@ class ReceiptText:
             head, tail = template.split(self._MARK, 1)
             parts = (head.encode("ascii"), tail.encode("ascii"))
             self._cache[key] = parts
-        text = text[:RECEIPT_TEXT_CHARS]
-        if not (text.isascii() and text.isprintable()):
-            text = "".join(c if " " <= c <= "~" else "?" for c in text)
-        return b"".join((parts[0], receipt_id.encode("ascii"), parts[1], text.encode("ascii")))
+        return parts
+
+
+def text_field(text: str) -> bytes:
+    """The text: field of a receipt: the first RECEIPT_TEXT_CHARS characters, printable
+    ASCII kept, anything else '?'."""
+    text = text[:RECEIPT_TEXT_CHARS]
+    if not (text.isascii() and text.isprintable()):
+        text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return text.encode("ascii")
 
 
 def build_receipt(

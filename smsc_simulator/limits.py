@@ -38,13 +38,14 @@ class TokenBucket:
 class IdFormatter:
     """Writes a numeric message id in a carrier's form: hex or decimal, case, zero padding."""
 
-    __slots__ = ("_spec",)
+    __slots__ = ("spec",)
 
     def __init__(self, base: str, uppercase: bool = False, width: int = 0) -> None:
         if base not in ("hex", "decimal"):
             raise ValueError(f"base must be hex or decimal, got {base!r}")
         kind = "d" if base == "decimal" else ("X" if uppercase else "x")
-        self._spec = f"0{width}{kind}" if width else kind
+        self.spec = f"0{width}{kind}" if width else kind
+        """The ``format`` spec: ``format(number, spec)`` is the id (the fast path inlines it)."""
 
     def __call__(self, number: int) -> str:
-        return format(number, self._spec)
+        return format(number, self.spec)

@@ -8,6 +8,8 @@ handler bind requests, submit_sm/data_sm, and the responses to the deliver_sm we
 Speed: a submit_sm costs a decode, a few counters, one response encode and, when a receipt
 is asked for, one heap entry. Nothing on the way logs, creates a task or awaits; delayed
 work (receipts, slow responses, subscriber replies) shares one timer (``Scheduler``).
+In the common case of a bulk run, ``fastpath.FastConnection`` handles submit_sm, their
+receipts and the deliver_sm_resp straight from the bytes, and everything else comes here.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import CommandId, EsmClass, Status, Tag
 from gateway.smpp.errors import EncodeError, LocalProtocolError
 from gateway.smpp.pdu import (
+    DataSm,
     DataSmResp,
     DeliverSm,
     GenericNack,
@@ -36,6 +39,7 @@ from gateway.smpp.pdu import (
     QuerySm,
     SubmitSm,
     SubmitSmResp,
+    decode,
 )
 from gateway.smpp.receipt import MessageState
 from gateway.smpp.session import (
@@ -48,7 +52,6 @@ from gateway.smpp.session import (
     RequestTimedOut,
     ResponseReceived,
     Role,
-    Session,
     SessionConfig,
     State,
     Unbound,
@@ -58,6 +61,7 @@ from gateway.smpp.text import ConcatMethod
 from smsc_simulator.config import AccountConfig, SimulatorConfig, SubscribersConfig
 from smsc_simulator.control import make_app
 from smsc_simulator.dlr import (
+    NETWORK_ERROR,
     DelaySampler,
     OutcomePicker,
     ReceiptText,
@@ -65,6 +69,12 @@ from smsc_simulator.dlr import (
     build_receipt,
     message_text,
     wants_receipt,
+)
+from smsc_simulator.fastpath import (
+    FastConnection,
+    SimSession,
+    network_error_tlv,
+    receipt_body,
 )
 from smsc_simulator.faults import Faults
 from smsc_simulator.limits import DEFAULT_BURST_SECONDS, IdFormatter, TokenBucket
@@ -92,6 +102,14 @@ _GENERIC_NACK: Final = int(CommandId.GENERIC_NACK)
 _DELIVERED: Final = MessageState.DELIVERED
 
 
+_NETWORK_ERROR_TLV: Final[dict[int, bytes]] = {
+    int(state): network_error_tlv(value) for state, value in NETWORK_ERROR.items()
+}
+_DEFAULT_NETWORK_ERROR_TLV: Final = network_error_tlv(b"\x03\x00\x00")
+
+FastReceipt = tuple[int, bytes, float, int, bytes]
+"""(number, addresses, submitted, state, text field) of a receipt to build."""
+
 _RETRY_LATER: Final = frozenset(
     {Status.RX_T_APPN, Status.RSYSERR, Status.RTHROTTLED, Status.RMSGQFUL}
 )
@@ -99,12 +117,16 @@ _RETRY_LATER: Final = frozenset(
 
 
 class Outgoing:
-    """A deliver_sm on its way to the ESME: held, in flight, or queued again after a loss."""
+    """A deliver_sm on its way to the ESME: held, in flight, or queued again after a loss.
 
-    __slots__ = ("counted", "pdu", "state")
+    Either a ``pdu`` (the general path) or ``raw``, the encoded body of a receipt built by
+    the fast path (``fastpath.receipt_body``; the header is packed when it is sent)."""
 
-    def __init__(self, pdu: DeliverSm, state: int) -> None:
+    __slots__ = ("counted", "pdu", "raw", "state")
+
+    def __init__(self, pdu: DeliverSm | None, state: int, raw: bytes | None = None) -> None:
         self.pdu = pdu
+        self.raw = raw
         self.state = state
         """The receipt's MessageState, or 0 for a part of an MO."""
         self.counted = False
@@ -170,6 +192,9 @@ class Account:
         held = self.held
         if self.sim.faults.black_hole:
             return
+        fast = conn.conn
+        if held and isinstance(fast, FastConnection):
+            fast.send_held(held, self.sim.stats)
         while held and conn.push(held[0]):
             held.popleft()
 
@@ -211,6 +236,51 @@ class Account:
             tlvs=self.config.receipts.tlvs,
         )
         return self.deliver(Outgoing(pdu, state))
+
+    def fast_receipts_due(self, entries: list[FastReceipt]) -> None:
+        """The receipts of submit_sm taken by the fast path: built as bytes, sent or held,
+        in order. Each entry is (number, addresses, submitted, state, original text)."""
+        done = self.sim.wall_time()
+        format_receipt_id = self.format_receipt_id
+        text = self.receipt_text
+        tlvs = self.config.receipts.tlvs
+        items: list[Outgoing] = []
+        add = items.append
+        parts_key: tuple[float, int] | None = None
+        head = tail = b""
+        for number, addresses, submitted, state, original in entries:
+            receipt_id = format_receipt_id(number)
+            if text is not None:
+                if (submitted, state) != parts_key:  # the same for a whole read, mostly
+                    parts_key = (submitted, state)
+                    head, tail = text.parts(state, submitted, done)
+                short_message = b"".join((head, receipt_id.encode("ascii"), tail, original))
+            else:
+                short_message = b""
+            body = receipt_body(
+                addresses,
+                short_message,
+                receipt_id.encode("latin-1") if tlvs else None,
+                state,
+                _NETWORK_ERROR_TLV.get(state, _DEFAULT_NETWORK_ERROR_TLV),
+            )
+            add(Outgoing(None, state, body))
+        # deliver() for each item, in bulk: sent round robin while a receiver has room, then
+        # held (the first one held means every later one would be held too).
+        held = self.held
+        sent = 0
+        if not held:
+            send = self._send
+            count = len(items)
+            while sent < count and send(items[sent]) is not None:
+                sent += 1
+        if sent < len(items):
+            rest = items[sent:]
+            room = max(0, self.config.held_max - len(held))
+            if len(rest) > room:
+                self.sim.stats.receipts_dropped += len(rest) - room
+                rest = rest[:room]
+            held.extend(rest)
 
 
 class EsmeConnection:
@@ -356,7 +426,12 @@ class EsmeConnection:
             return False
         stats = self.sim.stats
         try:
-            conn.send_request(item.pdu, item)
+            if item.pdu is None:
+                assert isinstance(conn, FastConnection)
+                if not conn.send_fast(item):
+                    return False
+            else:
+                conn.send_request(item.pdu, item)
         except LocalProtocolError:  # closing, or unbinding
             return False
         except EncodeError:  # a value no SMPP peer could take: never let it block the queue
@@ -390,6 +465,25 @@ class EsmeConnection:
             self.sim.scheduler.call_later(account.config.deliver_retry_delay, account.requeue, item)
         if account is not None and account.held:
             account.drain_to(self)
+
+    def fast_response(self, item: Outgoing, nack: bool, status: int) -> None:
+        """The response to a deliver_sm sent by the fast path (``_on_response``'s work)."""
+        stats = self.sim.stats
+        stats.deliver_sm_resp_by_status[GENERIC_NACK_KEY if nack else status] += 1
+        account = self.account
+        if account is not None and status in _RETRY_LATER:
+            stats.deliver_sm_retried += 1
+            self.sim.scheduler.call_later(account.config.deliver_retry_delay, account.requeue, item)
+
+    def fast_lost(self, conn: SmppConnection, item: Outgoing) -> None:
+        """A deliver_sm sent by the fast path timed out or its link is gone (``_on_timeout``)."""
+        if self.account is None:
+            return
+        if conn.session.state is not State.CLOSED:
+            self.sim.stats.deliver_sm_timeouts += 1
+        else:
+            self._unregister("link lost")
+        self.account.requeue(item)
 
     def _on_timeout(self, conn: SmppConnection, event: RequestTimedOut) -> None:
         item = event.context
@@ -594,7 +688,8 @@ class Simulator:
         self.connections: set[EsmeConnection] = set()
         self.accounts: dict[str, Account] = {}
         keep = config.messages.keep
-        self.messages: deque[tuple[float, str, str, Received]] | None = (
+        # The parts received: the PDU, or the submit_sm's frame when the fast path took it.
+        self.messages: deque[tuple[float, str, str, Received | bytes]] | None = (
             deque(maxlen=keep) if keep else None
         )
         # The MOs sent (scripted replies and injected ones), as many as ``messages.keep``.
@@ -726,8 +821,8 @@ class Simulator:
 
     def _new_connection(self) -> SmppConnection:
         assert self._loop is not None
-        session = Session(Role.SMSC, self._session_config, self._loop.time())
-        return SmppConnection(session, EsmeConnection(self))
+        session = SimSession(Role.SMSC, self._session_config, self._loop.time())
+        return FastConnection(session, EsmeConnection(self), self)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -821,7 +916,9 @@ class Simulator:
             return []
         items = list(self.messages)[-limit:]
         out = []
-        for wall, system_id, message_id, pdu in items:
+        for wall, system_id, message_id, received in items:
+            pdu = decode(received) if isinstance(received, bytes) else received
+            assert isinstance(pdu, SubmitSm | DataSm)
             text, concat = message_text(pdu)
             out.append(
                 {

@@ -355,7 +355,13 @@ async def test_front_outbox_survives_a_reopen(tmp_path: Path) -> None:
 
 
 class _Outbound:
-    def enqueue(self, messages: Any) -> None:
+    def enqueue(self, messages: Any, begun: Any = ()) -> None:
+        raise AssertionError("not called by _check")
+
+    def reserve(self, messages: Any) -> set[str]:
+        raise AssertionError("not called by _check")
+
+    def release(self, messages: Any, reserved: Any) -> None:
         raise AssertionError("not called by _check")
 
     def carriers_up(self) -> set[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -248,8 +248,14 @@ class Captured:
         self.messages: dict[str, NewMessage] = {}
         self.opt_outs: list[tuple[str, str | None]] = []
 
-    def enqueue(self, messages: Sequence[NewMessage]) -> None:
+    def enqueue(self, messages: Sequence[NewMessage], begun: Collection[str] = ()) -> None:
         self.messages.update((m.id, m) for m in messages)
+
+    def reserve(self, messages: Sequence[NewMessage]) -> set[str]:
+        return set()  # no binds here: nothing leaves at once
+
+    def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
+        pass
 
     def carriers_up(self) -> set[str]:
         return set()

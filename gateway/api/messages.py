@@ -67,7 +67,20 @@ _KEY_CHARS: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII, as HTTP tokens
 _MESSAGE_ID: Final = re.compile(r"[0-9a-f]{26}")  # gateway.model.new_message_id
 
 
-class Outbound(Protocol):
+class Handoff(Protocol):
+    """How committed messages reach the dispatcher (``accept_and_enqueue``)."""
+
+    def enqueue(self, messages: Sequence[NewMessage], begun: Collection[str] = ()) -> None:
+        """Take messages just committed by ``store.accept`` into the memory queues."""
+
+    def reserve(self, messages: Sequence[NewMessage]) -> set[str]:
+        """Before the commit: ids of messages that can leave at once."""
+
+    def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
+        """The commit of reserved messages failed: give their room back."""
+
+
+class Outbound(Handoff, Protocol):
     """What the API needs from the dispatcher."""
 
     def enqueue(self, messages: Sequence[NewMessage], begun: Collection[str] = ()) -> None:
@@ -87,6 +100,35 @@ class Outbound(Protocol):
     def opt_out(self, number: str, sender: str | None) -> None:
         """``number`` opted out (of ``sender``, or of all when None), committed in the
         store: stop what is already on its way to the wire."""
+
+
+async def accept_and_enqueue(
+    store: Store,
+    outbound: Handoff | None,
+    messages: Sequence[NewMessage],
+    idempotency: IdempotentAnswer | None = None,
+) -> None:
+    """Commit ``messages`` (durable before anyone hears "accepted"), then hand them to the
+    dispatcher. Those the dispatcher can send at once (``Outbound.reserve``: a bind with
+    window and TPS room, nothing queued ahead) are committed with their first attempt begun,
+    so their submit_sm leave with no second commit. Raises when the commit fails (nothing
+    accepted, the reserved room given back); a failing hand-off after the commit is logged
+    only: the messages wait in the store for the dispatcher's next load."""
+    if not messages:
+        return
+    begun = outbound.reserve(messages) if outbound is not None else set()
+    try:
+        await store.accept(messages, idempotency, begun)
+    except BaseException:
+        if outbound is not None:
+            outbound.release(messages, begun)
+        raise
+    if outbound is None:
+        return
+    try:
+        outbound.enqueue(messages, begun)
+    except Exception:
+        log.exception("api.enqueue_failed messages=%d", len(messages))
 
 
 def iso_utc(at: float) -> str:
@@ -301,18 +343,7 @@ class MessagesApi:
     ) -> None:
         # Messages the dispatcher can send at once are begun in the accept transaction: after
         # the commit their submit_sm leave in this turn, with no begin_attempts commit.
-        begun = self.outbound.reserve(messages)
-        try:
-            await self.store.accept(messages, remembered, begun)
-        except BaseException:
-            self.outbound.release(messages, begun)
-            raise
-        # Durable from here on: a failing dispatcher must not turn that into an error, the
-        # messages wait in the store for the dispatcher's next load.
-        try:
-            self.outbound.enqueue(messages, begun)
-        except Exception:
-            log.exception("api.enqueue_failed messages=%d", len(messages))
+        await accept_and_enqueue(self.store, self.outbound, messages, remembered)
 
     async def _accept(
         self, messages: list[NewMessage], text: str, submission: _Submission, now: float

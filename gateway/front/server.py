@@ -42,6 +42,7 @@ from typing import Any, Final, Protocol
 
 from gateway.api.errors import FieldError
 from gateway.api.intake import Intake
+from gateway.api.messages import Handoff, accept_and_enqueue
 from gateway.api.validation import MAX_PRIORITY, MAX_VALIDITY, MIN_VALIDITY
 from gateway.engine.throttle import TokenBucket
 from gateway.front.config import FrontAccountConfig, FrontConfig, verify_password
@@ -109,10 +110,8 @@ FIELD_STATUS: Final[dict[str, int]] = {
 ESME_RSUBMITFAIL."""
 
 
-class Outbound(Protocol):
+class Outbound(Handoff, Protocol):
     """What the front needs from the dispatcher (as the HTTP API)."""
-
-    def enqueue(self, messages: Sequence[NewMessage]) -> None: ...
 
     def carriers_up(self) -> set[str]: ...
 
@@ -579,16 +578,11 @@ class FrontServer:
                 out = await self.store.opted_out([m.to for m in messages], sender)
                 refused.update(m.id for m in messages if m.to in out)
             accepted = [m for m, _ in batch if m.id not in refused]
-            if accepted:
-                await self.store.accept(accepted)
+            # Durable before answered; those a bind has room for leave with no second commit.
+            await accept_and_enqueue(self.store, self.outbound, accepted)
         except Exception as exc:
             log_event(log, "front.accept_failed", logging.WARNING, error=repr(exc))
             status = Status.RSYSERR  # temporary: the ESME sends them again
-        if status == Status.ROK and accepted:
-            try:  # durable from here on: the dispatcher also finds them in the store
-                self.outbound.enqueue(accepted)
-            except Exception:
-                log.exception("front.enqueue_failed messages=%d", len(accepted))
         for message, waiting in batch:
             answer = Status.RSUBMITFAIL if message.id in refused else status
             message_id = message.id if answer == Status.ROK else ""

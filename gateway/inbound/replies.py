@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from gateway.api.intake import Intake
-from gateway.api.messages import Outbound
-from gateway.logs import log_event
+from gateway.api.messages import Outbound, accept_and_enqueue
 from gateway.model import NewMessage
 from gateway.store.base import Store
 
@@ -133,15 +132,7 @@ class Outbox:
     async def commit(self, messages: Sequence[NewMessage]) -> None:
         """Accept prepared messages in one store commit, then hand them to the dispatcher.
         Raises when the commit fails (nothing was accepted)."""
-        if not messages:
-            return
-        await self.store.accept(messages)
-        outbound = self.outbound
-        if outbound is not None:
-            try:
-                outbound.enqueue(list(messages))
-            except Exception as exc:  # committed: the dispatcher's next load finds it
-                log_event(log, "inbound.enqueue_failed", logging.WARNING, error=repr(exc))
+        await accept_and_enqueue(self.store, self.outbound, list(messages))
 
 
 class ReplyApi(Protocol):
