@@ -85,24 +85,7 @@ class _InThread:
         self.fn = fn
 
 
-SCHEMA_VERSION: Final = 2
-"""1: the first schema. 2: ``parts`` keeps the receipt that made it final (``receipt_*``
-columns) instead of a ``receipts`` row; see ``_PART_RECEIPT_COLUMNS``."""
-
-_PART_RECEIPT_COLUMNS: Final = (
-    ("receipt_status", "TEXT"),
-    ("receipt_state", "TEXT"),
-    ("receipt_error", "TEXT"),
-    ("receipt_cmid", "TEXT"),
-    ("receipt_raw", "TEXT"),
-    ("receipt_at", "REAL"),
-)
-"""Schema 2: the receipt that set a part's final status, kept on the part. Most messages
-have one part and one receipt: writing it onto the part, in the update that already sets
-the part's status, saves a ``receipts`` row and its ``receipts_message`` index entry per
-message. Every other receipt (a second one for the same part, one for a part already
-final, an unmatched one held until its submit_sm_resp) is still a ``receipts`` row, so
-``get_message`` reads both."""
+SCHEMA_VERSION: Final = 1
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -145,12 +128,6 @@ CREATE TABLE IF NOT EXISTS parts (
     done_at REAL,
     retry_at REAL,
     error TEXT,
-    receipt_status TEXT,
-    receipt_state TEXT,
-    receipt_error TEXT,
-    receipt_cmid TEXT,
-    receipt_raw TEXT,
-    receipt_at REAL,
     PRIMARY KEY (message_id, part)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS parts_receipt ON parts(carrier, receipt_key)
@@ -362,15 +339,6 @@ _RECEIPT_PARTS: Final = (
 """[message_id, part, status, received_at, error] rows; a final part stays as it is."""
 
 
-_RECEIPT_ON_PART: Final = (
-    "UPDATE parts SET status = ?, done_at = ?, error = ?, receipt_status = ?,"
-    " receipt_state = ?, receipt_error = ?, receipt_cmid = ?, receipt_raw = ?, receipt_at = ?"
-    " WHERE message_id = ? AND part = ?"
-    " AND status NOT IN ('delivered', 'undeliverable', 'expired', 'rejected', 'failed')"
-)
-"""The first final receipt of a part not final yet: the part's new status, kept on it."""
-
-
 def _change_id(change: StatusChange) -> str:
     return change.message_id
 
@@ -406,20 +374,6 @@ async def _on_thread(db: aiosqlite.Connection, fn: Callable[..., T], *args: Any)
     """
     result: T = await db._execute(fn, db._conn, *args)  # type: ignore[no-untyped-call]
     return result
-
-
-async def _migrate(db: aiosqlite.Connection) -> None:
-    """Bring a file made by an older schema up to SCHEMA_VERSION (CREATE TABLE IF NOT
-    EXISTS leaves an existing table as it is). 1 -> 2: the ``receipt_*`` columns of
-    ``parts`` (NULL on old rows: their receipts stay in ``receipts``, where they are read)."""
-    have = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(parts)")}
-    for name, kind in _PART_RECEIPT_COLUMNS:
-        if name not in have:
-            await db.execute(f"ALTER TABLE parts ADD COLUMN {name} {kind}")
-    await db.execute(
-        "UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
-        (str(SCHEMA_VERSION), SCHEMA_VERSION),
-    )
 
 
 def _run_in_thread(
@@ -497,7 +451,6 @@ class SqliteStore(SqliteReports):
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
-            await _migrate(db)
             reader = await aiosqlite.connect(self.path, isolation_level=None)
             await reader.execute("PRAGMA busy_timeout=5000")
             await reader.execute("PRAGMA query_only=ON")
@@ -1172,7 +1125,7 @@ class SqliteStore(SqliteReports):
         def op(conn: sqlite3.Connection) -> list[StatusChange]:
             if not items:
                 return []
-            owner: dict[tuple[str, str], tuple[str, int, str]] = {}
+            owner: dict[tuple[str, str], tuple[str, int]] = {}
             for carrier, keys in _by_carrier((r.carrier, r.receipt_key) for r in items).items():
                 for chunk in _chunks(keys, MAX_SQL_VARIABLES - 1):
                     # One IN list per carrier walks the (carrier, receipt_key) index. The
@@ -1180,46 +1133,17 @@ class SqliteStore(SqliteReports):
                     # one JSON array: the statement's text never changes, so it is prepared
                     # once and reused from the statement cache.
                     cursor = conn.execute(
-                        "SELECT carrier, receipt_key, message_id, part, status FROM parts"
+                        "SELECT carrier, receipt_key, message_id, part FROM parts"
                         " WHERE carrier = ? AND receipt_key IN (SELECT value FROM json_each(?))"
                         " ORDER BY submitted_at",
                         (carrier, json.dumps(list(chunk))),
                     )
-                    for carrier_, key, message_id, part, part_status in cursor.fetchall():
-                        owner[(carrier_, key)] = (message_id, part, part_status)
-            final = FINAL_STATUSES
+                    for carrier_, key, message_id, part in cursor.fetchall():
+                        owner[(carrier_, key)] = (message_id, part)
             rows = []
             applied: list[tuple[str, int, str, float, str | None]] = []
-            # The first final receipt of a part not final yet sets the part (a final state
-            # sticks) and is kept on it; every other receipt is a ``receipts`` row.
-            on_part: list[tuple[Any, ...]] = []
-            settled: set[tuple[str, int]] = set()
             for r in items:
                 match = owner.get((r.carrier, r.receipt_key))
-                if match:
-                    applied.append((match[0], match[1], r.status.value, r.received_at, r.error))
-                    if (
-                        r.status in final
-                        and match[2] not in final
-                        and (match[0], match[1]) not in settled
-                    ):
-                        settled.add((match[0], match[1]))
-                        on_part.append(
-                            (
-                                r.status.value,
-                                r.received_at,
-                                r.error,
-                                r.status.value,
-                                r.state,
-                                r.error,
-                                r.carrier_message_id,
-                                r.raw,
-                                r.received_at,
-                                match[0],
-                                match[1],
-                            )
-                        )
-                        continue
                 rows.append(
                     (
                         r.carrier,
@@ -1234,23 +1158,23 @@ class SqliteStore(SqliteReports):
                         match[1] if match else None,
                     )
                 )
-            if len(applied) < len(items):
+                if match:
+                    applied.append((match[0], match[1], r.status.value, r.received_at, r.error))
+            if len(applied) < len(rows):
                 rows = self._drop_resent_unmatched_sync(conn, rows)
-            if rows:
-                conn.executemany(
-                    "INSERT INTO receipts(carrier, receipt_key, carrier_message_id, status,"
-                    " state, error, raw, received_at, message_id, part)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
+            conn.executemany(
+                "INSERT INTO receipts(carrier, receipt_key, carrier_message_id, status, state,"
+                " error, raw, received_at, message_id, part) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
             if not applied:
                 return []
-            if on_part:
-                conn.executemany(_RECEIPT_ON_PART, on_part)
+            self._apply_receipt_states_sync(conn, applied)
             now = max(r.received_at for r in items)
             # The first final receipt of a part sets it (a final state sticks): for a
             # single-part message that is the message's new status, unless it was final.
             known: dict[str, _Known] = {}
+            final = FINAL_STATUSES
             for r in items:
                 if r.status in final:
                     match = owner.get((r.carrier, r.receipt_key))
@@ -1395,8 +1319,7 @@ class SqliteStore(SqliteReports):
             return None
         m = rows[0]
         part_rows = await self._read(
-            "SELECT part, status, carrier, carrier_message_id, attempts, error, submitted_at,"
-            " receipt_status, receipt_state, receipt_error, receipt_cmid, receipt_at"
+            "SELECT part, status, carrier, carrier_message_id, attempts, error, submitted_at"
             " FROM parts WHERE message_id = ? ORDER BY part",
             (message_id,),
         )
@@ -1411,13 +1334,8 @@ class SqliteStore(SqliteReports):
         )
         history = [HistoryEntry(at=m[5], status=MessageStatus.ACCEPTED.value)]
         parts: list[PartView] = []
-        # Submit-time failures and retries are in ``events``; receipts in ``receipts``, but
-        # for the one that made a part final, kept on the part (schema 2).
-        kept: list[tuple[Any, ...]] = []
-        for row in part_rows:
-            part, status, carrier, cmid, attempts, error, sub_at = row[:7]
-            if row[11] is not None:
-                kept.append((part, *row[7:12]))
+        # Submit-time failures and retries are in ``events``; receipts in ``receipts``.
+        for part, status, carrier, cmid, attempts, error, sub_at in part_rows:
             shown = MessageStatus.QUEUED.value if status == SUBMITTING else status
             parts.append(PartView(part, shown, carrier, cmid, attempts, error))
             if sub_at is not None:
@@ -1429,14 +1347,7 @@ class SqliteStore(SqliteReports):
                         detail={"carrier": carrier, "carrier_message_id": cmid},
                     )
                 )
-        receipts: list[tuple[Any, ...]] = list(receipt_rows)
-        for part, st, state, err, cmid, at in kept:
-            # In arrival order among the part's receipts (for equal times, the sort below
-            # keeps it): after its earlier non-final ones, before any final one that came
-            # after it (a part's kept receipt is its first final one).
-            later = [i for i, r in enumerate(receipts) if r[0] == part and r[1] in FINAL_STATUSES]
-            receipts.insert(later[0] if later else len(receipts), (part, st, state, err, at, cmid))
-        for part, status, state, error, received_at, cmid in receipts:
+        for part, status, state, error, received_at, cmid in receipt_rows:
             history.append(
                 HistoryEntry(
                     at=received_at,
