@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 from gateway.api import validation as check
 from gateway.api.errors import FieldError
 from gateway.callback_policy import CallbackPolicy
+from gateway.campaigns.e164 import FastE164
 from gateway.config import CarrierConfig, MessagesConfig
 from gateway.model import NewMessage, new_message_id
 from gateway.routing import Router
@@ -121,6 +122,7 @@ class Intake:
             for c in carriers
         }
         self.numbers = check.Numbers(config.default_region)
+        self._e164 = FastE164(self.numbers).e164  # same answers, cheaper for E.164 input
         self._senders: dict[str, tuple[bool, str]] = {}  # (valid, sender or the reason)
 
     def set_carriers(self, carriers: Sequence[CarrierConfig]) -> None:
@@ -144,7 +146,7 @@ class Intake:
         to = self._required(item, "to", errors)
         if to is not None:
             try:
-                to = self.numbers.e164(to)
+                to = self._e164(to)
             except check.Invalid as exc:
                 errors.append(FieldError("to", str(exc)))
                 to = None
