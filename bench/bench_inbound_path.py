@@ -17,7 +17,7 @@ import asyncio
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from bench.configs import GatewaySettings, write_gateway
@@ -37,8 +37,15 @@ class Sink:
     def __init__(self) -> None:
         self.replies = 0
 
-    def enqueue(self, messages: Sequence[NewMessage]) -> None:
+    def enqueue(self, messages: Sequence[NewMessage], begun: Collection[str] = ()) -> None:
         self.replies += len(messages)
+
+    def reserve(self, messages: Sequence[NewMessage]) -> set[str]:
+        """Every reply leaves at once, as with a bind with room: committed begun."""
+        return {m.id for m in messages}
+
+    def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
+        pass
 
     def carriers_up(self) -> set[str]:
         return {"sim"}
