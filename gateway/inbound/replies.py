@@ -113,16 +113,20 @@ class Outbox:
             if opted_out:
                 return SendResult(reason=NOT_SENT_OPTED_OUT)
         now = self.clock()
-        item: dict[str, Any] = {"to": to, "from": sender, "text": text}
-        if client_ref is not None:
-            item["client_ref"] = client_ref
-        if campaign_id is not None:
-            item["campaign_id"] = campaign_id
-        if delay > 0:
-            item["scheduled_at"] = now + delay
         outbound = self.outbound
         up = outbound.carriers_up() if outbound is not None else set()
-        prepared = self.intake.prepare(item, account=ACCOUNT, now=now, up=up)
+        # Intake.prepare's checks, without building a request object.
+        prepared = self.intake.prepare_reply(
+            to=to,
+            sender=sender,
+            text=text,
+            account=ACCOUNT,
+            now=now,
+            up=up,
+            client_ref=client_ref,
+            campaign_id=campaign_id,
+            scheduled_at=now + delay if delay > 0 else None,
+        )
         if isinstance(prepared, list):
             return SendResult(
                 reason="invalid: " + "; ".join(f"{e.path} {e.message}" for e in prepared)
