@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -10,8 +12,17 @@ from hypothesis import strategies as st
 
 from gateway.api.errors import FieldError
 from gateway.api.intake import Intake
+from gateway.engine.receipts import ReceiptHandler
 from gateway.model import NewMessage
+from gateway.smpp.constants import Status
+from gateway.smpp.pdu import DeliverSm, Pdu
+from gateway.store.base import NewInteraction
 from tests.api_fakes import NOW, carrier, make_config, router_for
+from tests.fakes import FakeStore
+from tests.test_engine_receipts import StubBind, bind_answered
+from tests.test_engine_receipts import carrier as receipt_carrier
+from tests.test_inbound import LONG_TEXT, NUMBER, Bench, parts_of
+from tests.test_inbound_batch import ALICE, BOB, Spy, mo, settled
 
 _CONFIG = make_config(default_region="FR", carriers=[carrier("alpha"), carrier("beta")])
 INTAKE = Intake(_CONFIG.messages, _CONFIG.carriers, router_for(_CONFIG))
@@ -94,3 +105,94 @@ def test_prepare_reply_refuses_what_prepare_refuses(to: str) -> None:
         to=to, sender="36180", text="hi", account="inbound", now=NOW, up={"alpha"}
     )
     assert isinstance(fast, list) and [e.path for e in fast] == ["to"]
+
+
+# -- the MO hook in batches: ReceiptHandler.mo_batch_handler -> InboundService.handle_pdus --
+
+
+async def test_the_mos_of_one_turn_go_to_the_batch_handler_in_one_call() -> None:
+    store = FakeStore()
+    calls: list[list[tuple[bytes, str]]] = []
+
+    async def mos(items: Sequence[tuple[Pdu, str]]) -> list[int | Exception]:
+        calls.append([(p.short_message, c) for p, c in items if isinstance(p, DeliverSm)])
+        return [
+            RuntimeError("store down") if p.short_message == b"bad" else int(Status.ROK)
+            for p, _ in items
+            if isinstance(p, DeliverSm)
+        ]
+
+    h = ReceiptHandler(store, [receipt_carrier()])
+    h.mo_batch_handler = mos
+    await h.start()
+    try:
+        bind = StubBind(store)
+        for seq, text in enumerate([b"one", b"bad", b"three"], 1):
+            h.handle(bind, DeliverSm(sequence_number=seq, short_message=text))  # type: ignore[arg-type]
+        await bind_answered(bind, 3)
+        assert calls == [[(b"one", "alpha"), (b"bad", "alpha"), (b"three", "alpha")]]
+        answered = {pdu.sequence_number: pdu.command_status for pdu, *_ in bind.conn.sent}
+        assert answered == {1: Status.ROK, 2: Status.RX_T_APPN, 3: Status.ROK}
+        assert h.stats.mo_refused == 1
+    finally:
+        await h.stop(drain=1.0)
+
+
+async def test_a_failing_batch_handler_refuses_every_mo_of_the_turn() -> None:
+    store = FakeStore()
+
+    async def mos(items: Sequence[tuple[Pdu, str]]) -> list[int | Exception]:
+        raise RuntimeError("boom")
+
+    h = ReceiptHandler(store, [receipt_carrier()])
+    h.mo_batch_handler = mos
+    await h.start()
+    try:
+        bind = StubBind(store)
+        for seq in (1, 2):
+            h.handle(bind, DeliverSm(sequence_number=seq, short_message=b"x"))  # type: ignore[arg-type]
+        await bind_answered(bind, 2)
+        assert [pdu.command_status for pdu, *_ in bind.conn.sent] == [Status.RX_T_APPN] * 2
+        assert h.stats.mo_refused == 2
+    finally:
+        await h.stop(drain=1.0)
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    b = Bench(tmp_path)
+    await b.start()
+    yield b
+    await b.stop()
+
+
+async def test_handle_pdus_logs_a_turn_in_one_write_in_order_with_long_mos(bench: Bench) -> None:
+    logged = Spy(bench, "record_interactions")
+    long_parts = parts_of(LONG_TEXT, source=BOB)
+    pdus = [mo("STOP"), long_parts[0], mo("vote 3", BOB), mo("START"), *long_parts[1:]]
+    statuses = await bench.service.handle_pdus([(p, "sim") for p in pdus])
+    assert statuses == [Status.ROK] * len(pdus)
+    done = await settled(bench)
+    assert logged.sizes == [3]  # the single-part ones; the long one is logged on its own
+    mine = [i for i in done if i.source == ALICE]
+    assert [i.rule for i in mine] == ["opt_out", "opt_in"]
+    bobs = sorted((i for i in done if i.source == BOB), key=lambda i: i.id)
+    assert [i.text for i in bobs] == ["vote 3", LONG_TEXT]
+    assert all(i.state == "done" for i in done)
+    assert not await bench.store.opted_out([ALICE], NUMBER)
+
+
+async def test_handle_pdus_answers_the_store_failure_for_each_mo(bench: Bench) -> None:
+    async def down(items: Sequence[NewInteraction]) -> list[int]:
+        raise RuntimeError("disk full")
+
+    bench.store.record_interactions = down  # type: ignore[method-assign]
+    statuses = await bench.service.handle_pdus([(mo("vote 1"), "sim"), (mo("vote 2", BOB), "sim")])
+    assert [type(s) for s in statuses] == [RuntimeError, RuntimeError]
+    assert bench.service.idle()
+
+
+async def test_a_stopped_service_refuses_a_batch(bench: Bench) -> None:
+    await bench.service.stop(0)
+    statuses = await bench.service.handle_pdus([(mo("vote 1"), "sim")])
+    assert statuses == [Status.RX_T_APPN]

@@ -39,7 +39,7 @@ import json
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -283,25 +283,85 @@ class InboundService:
 
     # -- from the binds ----------------------------------------------------------------------
 
-    async def handle_pdu(self, pdu: Pdu, carrier: str) -> int:
-        """The receipt handler's ``mo_handler``: make the MO durable, answer ROK."""
-        if not isinstance(pdu, DeliverSm | DataSm) or not self._running:
-            return int(Status.RX_T_APPN)
+    async def handle_pdus(self, mos: Sequence[tuple[Pdu, str]]) -> list[int | Exception]:
+        """The receipt handler's ``mo_batch_handler``: the MOs (pdu, carrier) read in one
+        loop turn, made durable together; for each, the command_status to answer it with,
+        or the exception that kept it from being logged (answered ESME_RX_T_APPN). The
+        single-part MOs are logged in one store write, in the order given (so one sender's
+        MOs keep their order), with no task or future per MO; each part of a long MO goes
+        as :meth:`handle_pdu` takes it."""
+        answers: list[int | Exception] = [int(Status.RX_T_APPN)] * len(mos)
+        if not self._running:
+            return answers
+        singles: list[tuple[int, NewInteraction]] = []
+        longs: list[tuple[int, Pdu, str]] = []
+        for index, (pdu, carrier) in enumerate(mos):
+            if not isinstance(pdu, DeliverSm | DataSm):
+                continue
+            part = self._part(pdu, carrier)
+            if part.key.total <= 1:
+                assembly = Assembly(part.key, [part], complete=True)
+                singles.append((index, self._new_interaction(assembly)))
+            else:
+                longs.append((index, pdu, carrier))
+        waits: list[Awaitable[Any]] = []
+        if singles:
+            waits.append(self._log_now(singles, answers))
+        if longs:
+            waits.extend(
+                self._handle_long(index, pdu, carrier, answers) for index, pdu, carrier in longs
+            )
+        if len(waits) == 1:
+            await waits[0]
+        elif waits:
+            await asyncio.gather(*waits)
+        return answers
+
+    async def _log_now(
+        self, singles: Sequence[tuple[int, NewInteraction]], answers: list[int | Exception]
+    ) -> None:
+        try:
+            ids = await self.store.record_interactions([new for _, new in singles])
+        except Exception as exc:  # nothing logged: every MO is answered RX_T_APPN
+            for index, _ in singles:
+                answers[index] = exc
+            return
+        for (index, new), interaction_id in zip(singles, ids, strict=True):
+            self._enqueue_logged(interaction_id, new)
+            answers[index] = int(Status.ROK)
+
+    async def _handle_long(
+        self, index: int, pdu: Pdu, carrier: str, answers: list[int | Exception]
+    ) -> None:
+        try:
+            answers[index] = await self.handle_pdu(pdu, carrier)
+        except Exception as exc:
+            answers[index] = exc
+
+    def _part(self, pdu: DeliverSm | DataSm, carrier: str) -> MoPart:
+        """The MO, or one part of a long MO, as the store keeps it."""
         source = self.subscriber(pdu.source_addr, pdu.source_addr_ton)
         entry = self.numbers.find(pdu.destination_addr)
         destination = entry.number if entry is not None else pdu.destination_addr
         raw = read_pdu(pdu)
-        now = self.clock()
         concat = raw.concat
         ref, total, seq = (concat.ref, concat.total, concat.seq) if concat else (0, 1, 1)
-        part = MoPart(
+        return MoPart(
             key=MoKey(carrier, source, destination, ref, total),
             seq=seq,
             data_coding=raw.data_coding,
             data=raw.data,
             udh_length=raw.udh_length,
-            received_at=now,
+            received_at=self.clock(),
         )
+
+    async def handle_pdu(self, pdu: Pdu, carrier: str) -> int:
+        """The receipt handler's ``mo_handler``: make the MO durable, answer ROK."""
+        if not isinstance(pdu, DeliverSm | DataSm) or not self._running:
+            return int(Status.RX_T_APPN)
+        part = self._part(pdu, carrier)
+        now = part.received_at
+        total = part.key.total
         if total <= 1:
             await self._log(self._new_interaction(Assembly(part.key, [part], complete=True)))
             return int(Status.ROK)
