@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from gateway.api.errors import FieldError
 from gateway.api.intake import Intake
 from gateway.engine.receipts import ReceiptHandler
+from gateway.inbound.service import eager
 from gateway.model import NewMessage
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import DeliverSm, Pdu
@@ -196,3 +198,76 @@ async def test_a_stopped_service_refuses_a_batch(bench: Bench) -> None:
     await bench.service.stop(0)
     statuses = await bench.service.handle_pdus([(mo("vote 1"), "sim")])
     assert statuses == [Status.RX_T_APPN]
+
+
+# -- eager: an interaction's actions start without a task of their own -------------------
+
+
+async def test_eager_finishes_at_once_what_never_waits() -> None:
+    ran: list[str] = []
+
+    async def quick() -> int:
+        ran.append("quick")
+        return 7
+
+    future = eager(quick())
+    assert ran == ["quick"] and future.done() and future.result() == 7
+
+
+async def test_eager_hands_an_exception_to_the_future() -> None:
+    async def broken() -> int:
+        raise ValueError("no")
+
+    future = eager(broken())
+    assert future.done()
+    with pytest.raises(ValueError, match="no"):
+        future.result()
+
+
+async def test_eager_carries_on_a_coroutine_that_waits() -> None:
+    gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    steps: list[str] = []
+
+    async def slow() -> str:
+        steps.append("before")
+        await asyncio.sleep(0)
+        value = await gate
+        steps.append("after")
+        return value + "!"
+
+    future = eager(slow())
+    assert steps == ["before"] and not future.done()
+    await asyncio.sleep(0.01)
+    assert not future.done()
+    gate.set_result("go")
+    assert await future == "go!" and steps == ["before", "after"]
+
+
+async def test_eager_passes_a_failure_after_a_wait_and_a_cancellation() -> None:
+    loop = asyncio.get_running_loop()
+    gate: asyncio.Future[None] = loop.create_future()
+    cleaned: list[str] = []
+
+    async def fails_later() -> None:
+        await gate
+        raise KeyError("late")
+
+    failing = eager(fails_later())
+    gate.set_result(None)
+    with pytest.raises(KeyError):
+        await failing
+
+    never: asyncio.Future[None] = loop.create_future()
+
+    async def waits_forever() -> None:
+        try:
+            await never
+        finally:
+            cleaned.append("finally")
+
+    waiting = eager(waits_forever())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert cleaned == ["finally"] and never.cancelled()
