@@ -1400,7 +1400,7 @@ class SqliteStore(SqliteReports):
             return []
 
         queries = json.dumps([[q.source, q.sender, q.destination, q.text] for q in lookups])
-        params = (ALL_OPT_OUT, campaign_since, campaign_since, repeats_since, queries)
+        params = (ALL_OPT_OUT, repeats_since, queries, campaign_since)
 
         def read(conn: sqlite3.Connection) -> list[MoFacts]:
             # One hop to the reader's thread and two statements for the whole batch, in one
@@ -1673,21 +1673,22 @@ _MO_FACTS: Final = """
 SELECT q.value ->> 0,
     EXISTS (SELECT 1 FROM opt_outs o WHERE o.number = q.value ->> 0
         AND o.sender IN (q.value ->> 1, ?)),
-    (SELECT m.campaign_id FROM messages m WHERE m.dest = q.value ->> 0
-        AND m.sender = q.value ->> 1 AND m.campaign_id IS NOT NULL AND m.created_at >= ?
-        ORDER BY m.created_at DESC LIMIT 1),
-    (SELECT m.created_at FROM messages m WHERE m.dest = q.value ->> 0
-        AND m.sender = q.value ->> 1 AND m.campaign_id IS NOT NULL AND m.created_at >= ?
-        ORDER BY m.created_at DESC LIMIT 1),
+    lm.campaign_id,
+    lm.created_at,
     (SELECT count(*) FROM interactions i WHERE i.source = q.value ->> 0
         AND i.destination = q.value ->> 2 AND i.received_at >= ? AND i.text = q.value ->> 3),
     c.name, c.attributes, c.created_at
 FROM json_each(?) q LEFT JOIN contacts c ON c.number = q.value ->> 0
+LEFT JOIN messages lm ON lm.id = (SELECT m.id FROM messages m
+    WHERE m.dest = q.value ->> 0 AND m.sender = q.value ->> 1
+    AND m.campaign_id IS NOT NULL AND m.created_at >= ?
+    ORDER BY m.created_at DESC LIMIT 1)
 ORDER BY q.key
 """
 """mo_facts, for a JSON array of [source, sender, destination, text]: each lookup answered
 with the indexes the single reads use (opt_outs' key, messages_reply_window,
-interactions_source, contacts' key)."""
+interactions_source, contacts' key). The newest campaign MT is found once (its id) and
+both its columns read from that row."""
 
 _MO_FACTS_TAGS: Final = (
     "SELECT number, tag FROM contact_tags WHERE number IN (SELECT value FROM json_each(?))"
