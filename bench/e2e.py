@@ -26,7 +26,10 @@ Paced run (latency), after the bulk run
     request every 5 ms by default: a message waits at most that long for its batch, and a
     batch of n leaves in sequence). For each message:
       - accept -> wire = tap stamp - the moment the client read the 202 (the brief's
-        definition; the 202 is written after the commit, so this slightly flatters);
+        definition). A message a bind has room for is committed begun and its submit_sm
+        written right after the commit, before the 202 is written: this figure is then
+        negative (the bytes were on the wire before the client heard "accepted"); it
+        stays above zero only for messages that waited in the dispatcher's queues;
       - intake -> wire = tap stamp - the message's created_at in the store (the gateway's
         clock when the request was parsed, before validation and the commit: an upper bound).
     p50 and p99 of both are given; the target is read against accept -> wire.

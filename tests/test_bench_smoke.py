@@ -111,6 +111,7 @@ def test_campaign_figures_are_measured(smoke_run: tuple[dict[str, Any], str]) ->
     assert figures["contacts imported / rejected"] == "3000 / 0"
     assert figures["3,000-contact CSV import"] > 0
     assert figures["time to first submit_sm"] > 0
+    assert figures["gateway CPU through the import (upload and parse)"] >= 0
     [rate] = [k for k in figures if k.startswith("campaign send rate (first ")]
     assert rate.startswith("campaign send rate (first 3,000 of 3,000") and "timed out" not in rate
     assert figures[rate] > 0

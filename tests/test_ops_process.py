@@ -287,7 +287,9 @@ async def test_daemon_process_ready_metrics_reload_sigterm_restart_and_no_secret
         daemon.proc.send_signal(signal.SIGHUP)
 
         async def refused() -> bool:
-            return '"event": "reload.refused"' in log_path.read_text()
+            # Every error is listed (a line each): wait for the last one, not just the first.
+            text = log_path.read_text()
+            return '"event": "reload.refused"' in text and "shutdown.retry_after_seconds" in text
 
         await eventually(refused, 10.0)
         text = log_path.read_text()

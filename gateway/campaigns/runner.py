@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Final
 
 from gateway.api.intake import Intake
-from gateway.api.messages import Outbound
+from gateway.api.messages import Outbound, accept_and_enqueue
 from gateway.campaigns.window import SendWindow
 from gateway.inbound.templates import contact_fields, render
 from gateway.logs import log_event
@@ -232,12 +232,9 @@ class CampaignRunner:
                 )
                 continue
             messages.append(prepared)
-        if messages:
-            await self.store.accept(messages)
-            try:
-                self.outbound.enqueue(messages)
-            except Exception:  # durable already: the dispatcher pages them in from the store
-                log.exception("campaign.enqueue_failed campaign_id=%s", campaign.id)
+        # Durable first; those a bind has room for leave begun, with no second commit (a
+        # failing hand-off is logged: the dispatcher pages them in from the store).
+        await accept_and_enqueue(self.store, self.outbound, messages)
         skipped_opted = len([n for n in numbers if n in opted and n not in already])
         await self.campaigns.advance_campaign(
             campaign.id, numbers[-1], len(numbers), skipped_opted, invalid

@@ -35,8 +35,8 @@ from typing import Final
 import aiohttp
 
 from gateway.logs import log_event
-from gateway.model import StatusChange
-from gateway.store.base import Callback, Store
+from gateway.model import FINAL_STATUSES, StatusChange
+from gateway.store.base import FRONT_CALLBACK_SCHEME, Callback, Store
 
 log = logging.getLogger("smsgw.callbacks")
 
@@ -182,9 +182,15 @@ class CallbackSender:
         self._wake.set()
 
     def notify_changes(self, changes: Sequence[StatusChange]) -> None:
-        """A ``ChangesHook``: wake on any status change reported by a store call."""
-        if changes:
-            self._wake.set()
+        """A ``ChangesHook``: wake when a status change reported by a store call has queued
+        a callback: a final status of a message with an HTTP callback_url (the store queues
+        no other). Changes without one (most bulk traffic) cost no outbox read."""
+        final = FINAL_STATUSES
+        for change in changes:
+            url = change.callback_url
+            if url and change.status in final and not url.startswith(FRONT_CALLBACK_SCHEME):
+                self._wake.set()
+                return
 
     # -- the feeder ----------------------------------------------------------------------------
 

@@ -141,6 +141,9 @@ SOURCE_ADDR_MAX: Final = 20
 
 ADDR_DIGITS: Final = frozenset("0123456789")
 
+_SOURCE_CACHE_SIZE: Final = 10_000
+"""Distinct (sender, carrier) pairs remembered by ``_prepare`` before the memo starts over."""
+
 
 # -- values -------------------------------------------------------------------------------
 
@@ -334,6 +337,8 @@ class Dispatcher:
         self._rng = rng or random.Random(os.urandom(16))
         self.policy = RetryPolicy.from_config(config.messages)
         self.stats = DispatchStats()
+        self._sources: dict[tuple[str, str], tuple[int, int, str, bool]] = {}
+        """(sender, carrier) -> (TON, NPI, source_addr, valid): ``_prepare``'s memo."""
         self._stops: dict[tuple[str, str], float] = {}
         """(number, sender or '*') -> when: opt-outs to apply to parts already staged."""
         self.receipts = ReceiptHandler(
@@ -492,6 +497,7 @@ class Dispatcher:
         self.config = config
         self.policy = RetryPolicy.from_config(config.messages)
         self.receipts.set_carriers(config.carriers)
+        self._sources.clear()
         now = self._loop.time() if self._loop is not None else time.monotonic()
         for cc in config.carriers:
             c = self._carriers.get(cc.name)
@@ -672,7 +678,7 @@ class Dispatcher:
         c = self._carriers[m.carrier]
         c.reserved -= count
         self._order += 1
-        msg = _Msg(m, self._rng.randrange(0x10000), self._order, count)
+        msg = _Msg(m, self._rng.getrandbits(16), self._order, count)
         self._known[m.id] = msg
         msg.open_parts = count
         self._parts_in_memory += count
@@ -753,7 +759,7 @@ class Dispatcher:
             m.carrier = self._router.pick(m.to, self.carriers_up())
             carrier = self._carriers[m.carrier]
         self._order += 1
-        msg = _Msg(m, self._rng.randrange(0x10000), self._order, expected)
+        msg = _Msg(m, self._rng.getrandbits(16), self._order, expected)
         if m.pending_parts is not None:
             parts = sorted(set(m.pending_parts))
         elif expected is not None:
@@ -815,9 +821,17 @@ class Dispatcher:
             return f"intake counted {msg.total} parts, carrier {carrier.name} splits into {total}"
         if m.pending_parts and max(m.pending_parts) > total:
             return f"part {max(m.pending_parts)} of a {total}-part message"
-        src_ton, src_npi, src = source_address(m.sender, carrier)
+        key = (m.sender, carrier.name)
+        source = self._sources.get(key)
+        if source is None:
+            # Few senders per carrier: worked out once (reconfigure() forgets them).
+            if len(self._sources) >= _SOURCE_CACHE_SIZE:
+                self._sources.clear()
+            ton, npi, addr = source_address(m.sender, carrier)
+            source = self._sources[key] = (ton, npi, addr, _valid_address(addr))
+        src_ton, src_npi, src, src_ok = source
         dst = m.to[1:] if m.to.startswith("+") else m.to
-        if not _valid_address(src):
+        if not src_ok:
             return f"invalid sender {m.sender!r}"
         if not _valid_address(dst):
             return f"invalid destination {m.to!r}"
@@ -1086,6 +1100,7 @@ class Dispatcher:
         """Up to ``count`` parts from the head of the ready heap, failing expired messages."""
         out: list[tuple[_Job, int]] = []
         ready = c.ready
+        name = c.config.name
         while ready and len(out) < count:
             job = ready[0][3]
             m = job.msg.m
@@ -1095,7 +1110,7 @@ class Dispatcher:
                 self.stats.expired += len(job.parts)
                 self._finish_job(job, MessageStatus.FAILED, now, "validity expired")
                 continue
-            if job.msg.carrier != c.name:
+            if job.msg.carrier != name:
                 error = self._prepare(job.msg, c.config)
                 if error is not None:
                     heapq.heappop(ready)

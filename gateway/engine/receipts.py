@@ -32,15 +32,16 @@ from gateway.config import CarrierConfig
 from gateway.logs import log_event
 from gateway.model import IncomingReceipt, MessageStatus, StatusChange
 from gateway.smpp.aio import SmppConnection
-from gateway.smpp.constants import CommandId, Status
+from gateway.smpp.constants import CommandId, Status, Tag
 from gateway.smpp.pdu import DataSm, DeliverSm, Pdu
 from gateway.smpp.receipt import (
+    ESM_MESSAGE_TYPE_MASK,
     IdForms,
     MessageState,
     Receipt,
+    ReceiptKind,
     ReceiptParseError,
     parse_receipt,
-    receipt_kind,
     stat_word,
 )
 from gateway.store.base import Store
@@ -91,7 +92,20 @@ _STAT_ERR: Final = re.compile(r"(?i)(?<![^\s\x00,;])(stat|err):[\s\x00]*([^\s\x0
 """stat: and err: values of the text form, for the TLV fast path (text: is never reached by
 it in practice: the two fields come before it in every vendor's layout we know)."""
 
+_VALUE: Final = re.compile(r"[\s\x00]*([^\s\x00,;]*)")
+"""What ``_STAT_ERR`` matches after a key's colon."""
+
 _ID_BLANKS: Final = " \t\r\n\x0b\x0c\x00"
+
+# The receipt hot path's lookups by plain int (an IntEnum call or class attribute costs
+# several times a tuple index or a dict lookup).
+_STATES: Final = {int(s): s for s in MessageState}
+_STATE_NAMES: Final = {int(s): s.name.lower() for s in MessageState}
+_RECEIPT_STATUS_BY_VALUE: Final = {int(s): RECEIPT_STATUS[s] for s in MessageState}
+_RECEIPT_KINDS: Final = frozenset(int(k) for k in ReceiptKind)
+_TAG_RECEIPTED_MESSAGE_ID: Final = int(Tag.RECEIPTED_MESSAGE_ID)
+_TAG_MESSAGE_STATE: Final = int(Tag.MESSAGE_STATE)
+_TAG_NETWORK_ERROR_CODE: Final = int(Tag.NETWORK_ERROR_CODE)
 
 _DELIVER_SM: Final = int(CommandId.DELIVER_SM)
 _DATA_SM: Final = int(CommandId.DATA_SM)
@@ -167,18 +181,12 @@ def from_tlvs(
     if receipted_message_id is None or message_state is None or not 1 <= message_state <= 8:
         return None
     raw_id = receipted_message_id.strip(_ID_BLANKS)
-    if not raw_id or receipt_kind(esm_class) is None:
+    if not raw_id or esm_class & ESM_MESSAGE_TYPE_MASK not in _RECEIPT_KINDS:
         return None
-    state = MessageState(message_state)
+    state = _STATES[message_state]
     raw = text.decode("latin-1")
-    stat: str | None = None
-    err: str | None = None
     end = raw.find("text:")
-    for key, value in _STAT_ERR.findall(raw if end < 0 else raw[:end]):
-        if key.lower() == "stat":
-            stat = stat or value or None
-        else:
-            err = err or value or None
+    stat, err = stat_err(raw if end < 0 else raw[:end])
     error: str | None = None
     if state is not MessageState.DELIVERED:
         details = [f"stat:{stat or stat_word(state)}"]
@@ -193,12 +201,79 @@ def from_tlvs(
         carrier=carrier,
         receipt_key=forms.receipt_key(raw_id),
         carrier_message_id=raw_id,
-        status=RECEIPT_STATUS[state],
-        state=stat or state.name.lower(),
+        status=_RECEIPT_STATUS_BY_VALUE[message_state],
+        state=stat or _STATE_NAMES[message_state],
         received_at=received_at,
         error=error,
         raw=raw[:RAW_TEXT_LIMIT],
     )
+
+
+def stat_err(head: str) -> tuple[str | None, str | None]:
+    """The first non-empty stat: and err: values of a receipt's text (``_STAT_ERR``).
+
+    The usual text names each key once: then two ``find`` calls and an anchored match per
+    key give the answer (a third of the time of ``findall``, which tries the pattern at
+    every position). Anything else (a key repeated, in any case) takes ``findall``."""
+    low = head.lower()  # same length and positions: latin-1 characters lower to one each
+    i = low.find("stat:")
+    j = low.find("err:")
+    if (i >= 0 and low.find("stat:", i + 1) >= 0) or (j >= 0 and low.find("err:", j + 1) >= 0):
+        return _stat_err_slow(head)
+    # Each key starts a match if a separator (or the start) comes before it and the match
+    # of the other key, if earlier, has not swallowed it (findall's matches never overlap).
+    stat_at = i if i >= 0 and (i == 0 or _is_separator(head[i - 1])) else -1
+    err_at = j if j >= 0 and (j == 0 or _is_separator(head[j - 1])) else -1
+    stat_value = _VALUE.match(head, stat_at + 5) if stat_at >= 0 else None
+    err_value = _VALUE.match(head, err_at + 4) if err_at >= 0 else None
+    if stat_value is not None and err_value is not None:
+        if stat_at < err_at < stat_value.end():
+            err_value = None
+        elif err_at < stat_at < err_value.end():
+            stat_value = None
+    return (
+        (stat_value.group(1) or None) if stat_value is not None else None,
+        (err_value.group(1) or None) if err_value is not None else None,
+    )
+
+
+def _is_separator(char: str) -> bool:
+    return char.isspace() or char in "\x00,;"
+
+
+def _stat_err_slow(head: str) -> tuple[str | None, str | None]:
+    stat: str | None = None
+    err: str | None = None
+    for key, value in _STAT_ERR.findall(head):
+        if key.lower() == "stat":
+            stat = stat or value or None
+        else:
+            err = err or value or None
+    return stat, err
+
+
+def receipt_tlvs(tlvs: Iterable[tuple[int, bytes]]) -> tuple[str | None, int | None, bytes | None]:
+    """receipted_message_id, message_state and network_error_code of a deliver_sm's TLVs in
+    one pass: what ``Pdu.receipted_message_id``, ``.message_state`` and
+    ``.network_error_code`` give (the first TLV of each tag), for the receipt hot path."""
+    rid: bytes | None = None
+    state: bytes | None = None
+    nec: bytes | None = None
+    for tag, value in tlvs:
+        if tag == _TAG_RECEIPTED_MESSAGE_ID:
+            if rid is None:
+                rid = value
+        elif tag == _TAG_MESSAGE_STATE:
+            if state is None:
+                state = value
+        elif tag == _TAG_NETWORK_ERROR_CODE and nec is None:
+            nec = value
+    if rid is not None:
+        end = rid.find(b"\0")
+        rid_text: str | None = (rid if end < 0 else rid[:end]).decode("latin-1")
+    else:
+        rid_text = None
+    return rid_text, int.from_bytes(state, "big") if state else None, nec
 
 
 def unparsable(carrier: str, raw: bytes, received_at: float, why: str) -> IncomingReceipt:
@@ -312,9 +387,7 @@ class ReceiptHandler:
         conn = bind.conn
         carrier = bind.carrier
         forms = self._forms.get(carrier) or IdForms()
-        rid = pdu.receipted_message_id
-        state = pdu.message_state
-        nec = pdu.network_error_code
+        rid, state, nec = receipt_tlvs(pdu.tlvs)
         now = self._clock()
         fast = from_tlvs(carrier, forms, esm_class, text, rid, state, nec, now)
         if fast is not None:

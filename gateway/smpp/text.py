@@ -154,6 +154,14 @@ def _build_encode_table() -> dict[int, str]:
 _ENCODE_TABLE: Final = _build_encode_table()
 _GSM7_CHARS: Final = frozenset(GSM7_BASIC.replace("\x1b", "")) | frozenset(GSM7_EXTENSION)
 
+_GSM7_LATIN1: Final = frozenset(c for c in GSM7_BASIC.replace("\x1b", "") if ord(c) < 0x100)
+"""Basic-table characters that are Latin-1 too: most texts hold nothing else."""
+_LATIN1_TO_SEPTET: Final = bytes(
+    GSM7_BASIC.index(chr(code)) if chr(code) in _GSM7_LATIN1 else 0 for code in range(0x100)
+)
+"""bytes.translate table from Latin-1 octets to septets, for texts made of ``_GSM7_LATIN1``
+only (other octets map to 0 and never occur then)."""
+
 # Decoding: a lone ESC (at the end of the data) reads as a space, as 23.038 allows a receiver
 # that does not know the escape mechanism to show it.
 _DECODE_TABLE: Final = GSM7_BASIC.replace("\x1b", " ")
@@ -169,6 +177,10 @@ def is_gsm7(text: str) -> bool:
 
 
 def _gsm7_encode_or_none(text: str) -> bytes | None:
+    # Most texts: Latin-1 basic-table characters only, one octet each; bytes.translate
+    # with a 256-octet table is several times faster than str.translate with a dict.
+    if _GSM7_LATIN1.issuperset(text):
+        return text.encode("latin-1").translate(_LATIN1_TO_SEPTET)
     # The set test first: it is fast, and translate is slow on characters missing from its
     # table. After it, every character has a mapping and the ascii encode cannot fail.
     if not _GSM7_CHARS.issuperset(text):

@@ -115,10 +115,17 @@ class CampaignStore(Protocol):
     async def get_list(self, list_id: int) -> ContactList | None: ...
 
     async def import_rows(
-        self, list_id: int, rows: Sequence[ImportRow], opt_in_source: str, at: float
+        self,
+        list_id: int,
+        rows: Sequence[ImportRow],
+        opt_in_source: str,
+        at: float,
+        progress: ImportJob | None = None,
     ) -> None:
         """Create or update the contacts (a name column replaces the name, attributes are
-        merged) and make them members of the list with this opt-in record."""
+        merged) and make them members of the list with this opt-in record. With
+        ``progress``, that import record is saved in the same transaction (as
+        :meth:`save_import`), so the progress shown never runs ahead of the rows."""
 
     async def save_import(self, job: ImportJob) -> None:
         """Create or update an import's record (progress, status, errors)."""

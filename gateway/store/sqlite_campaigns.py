@@ -17,7 +17,9 @@ Schema notes:
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final
 
 import aiosqlite
@@ -147,6 +149,89 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+_quote: Final = json.encoder.encode_basestring
+"""The string encoder json.dumps(..., ensure_ascii=False) uses (C, escapes quote, backslash
+and control characters)."""
+
+
+def _encode_attributes(attributes: dict[str, str]) -> str:
+    """``json.dumps(attributes, ensure_ascii=False)`` for a dict of strings, the same text
+    some five times faster: json.dumps builds an encoder per call and walks the dict in
+    general code, which was a sixth of an import's CPU."""
+    if not attributes:
+        return "{}"
+    return "{" + ", ".join([f"{_quote(k)}: {_quote(v)}" for k, v in attributes.items()]) + "}"
+
+
+# The rows of a batch go in as one JSON array per statement, spread by json_each: SQLite
+# reads the array in C instead of binding 4-5 parameters per row from Python tuples (with
+# 5,000-row batches: 5.6 -> 4.2 us of CPU per contact for the two tables). The array keeps
+# the batch's order, and a number twice in it conflicts with its first row as it would in
+# executemany. "WHERE true": an upsert's SELECT needs a WHERE (SQLite's parser).
+_UPSERT_NAMED: Final = (
+    "INSERT INTO contacts(number, name, attributes, created_at, updated_at)"
+    " SELECT value ->> 0, value ->> 1, value ->> 2, ?, ? FROM json_each(?) WHERE true"
+    " ON CONFLICT(number) DO UPDATE SET"
+    " name = excluded.name,"
+    " attributes = json_patch(contacts.attributes, excluded.attributes),"
+    " updated_at = excluded.updated_at"
+)
+_UPSERT_UNNAMED: Final = (
+    "INSERT INTO contacts(number, name, attributes, created_at, updated_at)"
+    " SELECT value ->> 0, '', value ->> 1, ?, ? FROM json_each(?) WHERE true"
+    " ON CONFLICT(number) DO UPDATE SET"
+    " attributes = json_patch(contacts.attributes, excluded.attributes),"
+    " updated_at = excluded.updated_at"
+)
+_UPSERT_MEMBER: Final = (
+    "INSERT INTO list_members(list_id, number, opt_in_source, opt_in_at)"
+    " SELECT ?, value, ?, ? FROM json_each(?) WHERE true"
+    " ON CONFLICT(list_id, number) DO UPDATE SET"
+    " opt_in_source = excluded.opt_in_source, opt_in_at = excluded.opt_in_at"
+)
+_json_array: Final = json.JSONEncoder(ensure_ascii=False).encode
+_SAVE_IMPORT: Final = (
+    "INSERT OR REPLACE INTO contact_imports(id, list_id, status, opt_in_source, rows,"
+    " imported, rejected, errors, failure, created_at, finished_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _import_row(job: ImportJob) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.list_id,
+        job.status,
+        job.opt_in_source,
+        job.rows,
+        job.imported,
+        job.rejected,
+        json.dumps(job.errors, ensure_ascii=False),
+        job.failure,
+        job.created_at,
+        job.finished_at,
+    )
+
+
+def _copy_audience_page(
+    campaign_id: str, source: str, key: Any, after: str, conn: sqlite3.Connection
+) -> str | None:
+    """Add the next ``AUDIENCE_PAGE`` numbers of ``source`` (a table and its condition on
+    ``key``) after ``after`` to the campaign's recipients; the last number copied, or None
+    when the source is exhausted."""
+    last = conn.execute(
+        f"SELECT number FROM {source} AND number > ? ORDER BY number LIMIT 1 OFFSET ?",
+        (key, after, AUDIENCE_PAGE - 1),
+    ).fetchone()
+    bound = "" if last is None else " AND number <= ?"
+    conn.execute(
+        "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number)"
+        f" SELECT ?, number FROM {source} AND number > ?{bound}",
+        (campaign_id, key, after) + (() if last is None else (last[0],)),
+    )
+    return None if last is None else str(last[0])
+
+
 class SqliteCampaignStore:
     """Campaign tables next to the messages, written through ``store``'s group commit."""
 
@@ -194,67 +279,43 @@ class SqliteCampaignStore:
         return ContactList(*rows[0]) if rows else None
 
     async def import_rows(
-        self, list_id: int, rows: Sequence[ImportRow], opt_in_source: str, at: float
+        self,
+        list_id: int,
+        rows: Sequence[ImportRow],
+        opt_in_source: str,
+        at: float,
+        progress: ImportJob | None = None,
     ) -> None:
-        named = [
-            (r.number, r.name, json.dumps(r.attributes, ensure_ascii=False), at, at)
-            for r in rows
-            if r.name is not None
-        ]
-        unnamed = [
-            (r.number, json.dumps(r.attributes, ensure_ascii=False), at, at)
-            for r in rows
-            if r.name is None
-        ]
-        members = [(list_id, r.number, opt_in_source, at) for r in rows]
+        # One operation on the writer's thread (plain sqlite3, see SqliteStore._InThread):
+        # the rows' JSON is built there too, and the import's record is saved in the same
+        # transaction, so a batch costs one commit and one thread hop, not three and five.
+        record = _import_row(progress) if progress is not None else None
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.executemany(
-                "INSERT INTO contacts(number, name, attributes, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(number) DO UPDATE SET"
-                " name = excluded.name,"
-                " attributes = json_patch(contacts.attributes, excluded.attributes),"
-                " updated_at = excluded.updated_at",
-                named,
-            )
-            await db.executemany(
-                "INSERT INTO contacts(number, name, attributes, created_at, updated_at)"
-                " VALUES (?, '', ?, ?, ?) ON CONFLICT(number) DO UPDATE SET"
-                " attributes = json_patch(contacts.attributes, excluded.attributes),"
-                " updated_at = excluded.updated_at",
-                unnamed,
-            )
-            await db.executemany(
-                "INSERT INTO list_members(list_id, number, opt_in_source, opt_in_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT(list_id, number) DO UPDATE SET"
-                " opt_in_source = excluded.opt_in_source, opt_in_at = excluded.opt_in_at",
-                members,
-            )
+        def op(conn: sqlite3.Connection) -> None:
+            named: list[tuple[str, str, str]] = []
+            unnamed: list[tuple[str, str]] = []
+            for r in rows:
+                attributes = _encode_attributes(r.attributes)
+                if r.name is None:
+                    unnamed.append((r.number, attributes))
+                else:
+                    named.append((r.number, r.name, attributes))
+            if named:
+                conn.execute(_UPSERT_NAMED, (at, at, _json_array(named)))
+            if unnamed:
+                conn.execute(_UPSERT_UNNAMED, (at, at, _json_array(unnamed)))
+            numbers = _json_array([r.number for r in rows])
+            conn.execute(_UPSERT_MEMBER, (list_id, opt_in_source, at, numbers))
+            if record is not None:
+                conn.execute(_SAVE_IMPORT, record)
 
-        await self.store._write(op)
+        await self.store._write_in_thread(op)
 
     async def save_import(self, job: ImportJob) -> None:
-        row = (
-            job.id,
-            job.list_id,
-            job.status,
-            job.opt_in_source,
-            job.rows,
-            job.imported,
-            job.rejected,
-            json.dumps(job.errors, ensure_ascii=False),
-            job.failure,
-            job.created_at,
-            job.finished_at,
-        )
+        row = _import_row(job)
 
         async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
-                "INSERT OR REPLACE INTO contact_imports(id, list_id, status, opt_in_source, rows,"
-                " imported, rejected, errors, failure, created_at, finished_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                row,
-            )
+            await db.execute(_SAVE_IMPORT, row)
 
         await self.store._write(op)
 
@@ -397,23 +458,18 @@ class SqliteCampaignStore:
         # Page by page (each its own short write), so that a million-number audience does
         # not hold the writer, and every other write, for seconds. A crash half-way is
         # harmless: the pages are INSERT OR IGNORE, and the audience is marked fixed last.
-        sources: list[tuple[str, tuple[Any, ...]]] = [
-            ("SELECT number FROM list_members WHERE list_id = ?", (list_id,)) for list_id in lists
+        # Each page is copied by SQLite itself (INSERT ... SELECT on the writer's thread):
+        # the numbers never cross into Python.
+        sources: list[tuple[str, Any]] = [
+            ("list_members WHERE list_id = ?", list_id) for list_id in lists
         ]
-        sources += [("SELECT number FROM contact_tags WHERE tag = ?", (tag,)) for tag in tags]
-        for select, params in sources:
-            after = ""
-            while True:
-                page = await self._read(
-                    f"{select} AND number > ? ORDER BY number LIMIT ?",
-                    (*params, after, AUDIENCE_PAGE),
+        sources += [("contact_tags WHERE tag = ?", tag) for tag in tags]
+        for source, key in sources:
+            after: str | None = ""
+            while after is not None:
+                after = await self.store._write_in_thread(
+                    partial(_copy_audience_page, campaign_id, source, key, after)
                 )
-                if not page:
-                    break
-                await self._add_recipients(campaign_id, [r[0] for r in page])
-                after = page[-1][0]
-                if len(page) < AUDIENCE_PAGE:
-                    break
 
         async def op(db: aiosqlite.Connection) -> int:
             cursor = await db.execute(
@@ -452,17 +508,6 @@ class SqliteCampaignStore:
 
         result: int = await self.store._write(op)
         return result
-
-    async def _add_recipients(self, campaign_id: str, numbers: list[str]) -> None:
-        rows = [(campaign_id, n) for n in numbers]
-
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.executemany(
-                "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number) VALUES (?, ?)",
-                rows,
-            )
-
-        await self.store._write(op)
 
     async def recipients_after(self, campaign_id: str, cursor: str | None, limit: int) -> list[str]:
         rows = await self._read(
