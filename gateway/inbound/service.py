@@ -302,8 +302,7 @@ class InboundService:
                 continue
             part = self._part(pdu, carrier)
             if part.key.total <= 1:
-                assembly = Assembly(part.key, [part], complete=True)
-                singles.append((index, self._new_interaction(assembly)))
+                singles.append((index, self._new_single(part)))
             else:
                 longs.append((index, pdu, carrier))
         waits: list[Awaitable[Any]] = []
@@ -427,6 +426,21 @@ class InboundService:
             received_at=assembly.first_at,
             completed_at=self.clock(),
             missing=assembly.missing,
+        )
+
+    def _new_single(self, part: MoPart) -> NewInteraction:
+        """``_new_interaction`` of a single-part MO, without assembling it."""
+        key = part.key
+        return NewInteraction(
+            carrier=key.carrier,
+            source=key.source,
+            destination=key.destination,
+            text=decode_parts((part,), self._packed.get(key.carrier, False)),
+            data_coding=part.data_coding,
+            parts=1,
+            parts_received=1,
+            received_at=part.received_at,
+            completed_at=self.clock(),
         )
 
     async def _record(self, assembly: Assembly) -> int:
