@@ -282,3 +282,22 @@ async def test_a_single_mo_is_logged_as_an_assembled_one_would_be(bench: Bench) 
     slow = service._new_interaction(Assembly(part.key, [part], complete=True))
     assert dataclasses.replace(fast, completed_at=slow.completed_at) == slow
     assert fast.text == "vote 5" and fast.complete
+
+
+async def test_a_batchs_replies_ask_for_the_carriers_up_once_per_turn(bench: Bench) -> None:
+    asked: list[set[str]] = []
+    ups = [{"sim"}, set()]
+
+    def carriers_up() -> set[str]:
+        asked.append(ups[0])
+        return set(ups[0])
+
+    bench.outbound.carriers_up = carriers_up  # type: ignore[method-assign]
+    senders = [f"+3361234{n:04d}" for n in range(20)]
+    await bench.service.handle_pdus([(mo("vote 2", s), "sim") for s in senders])
+    await settled(bench)
+    assert len(bench.outbound.messages) == 40 and asked == [{"sim"}]
+    ups.pop(0)  # the bind went down: a later turn sees it
+    await bench.service.handle_pdus([(mo("vote 3", "+33611110000"), "sim")])
+    await settled(bench)
+    assert asked == [{"sim"}, set()]

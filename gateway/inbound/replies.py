@@ -15,6 +15,7 @@ Loops: when the MO looks like a machine talking (the same text again and again, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class Outbox:
         self.intake = intake
         self.outbound = outbound
         self.clock = clock
+        self._up: set[str] | None = None  # carriers up, this loop turn
 
     async def send(
         self,
@@ -113,8 +115,7 @@ class Outbox:
             if opted_out:
                 return SendResult(reason=NOT_SENT_OPTED_OUT)
         now = self.clock()
-        outbound = self.outbound
-        up = outbound.carriers_up() if outbound is not None else set()
+        up = self._carriers_up()
         # Intake.prepare's checks, without building a request object.
         prepared = self.intake.prepare_reply(
             to=to,
@@ -132,6 +133,20 @@ class Outbox:
                 reason="invalid: " + "; ".join(f"{e.path} {e.message}" for e in prepared)
             )
         return prepared
+
+    def _carriers_up(self) -> set[str]:
+        """The carriers up, asked of the dispatcher once per loop turn: the replies of a
+        batch are prepared in one turn, and the answer (a set built from every bind) is
+        the same for all of them."""
+        up = self._up
+        if up is None:
+            outbound = self.outbound
+            up = self._up = outbound.carriers_up() if outbound is not None else set()
+            asyncio.get_running_loop().call_soon(self._forget_up)
+        return up
+
+    def _forget_up(self) -> None:
+        self._up = None
 
     async def commit(self, messages: Sequence[NewMessage]) -> None:
         """Accept prepared messages in one store commit, then hand them to the dispatcher.
