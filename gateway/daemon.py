@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from gateway import gctune
 from gateway.api.app import INTAKE_KEY, health, make_app
 from gateway.api.intake import Intake
 from gateway.api.reqlog import request_log_middleware
@@ -334,6 +335,7 @@ async def serve(config: GatewayConfig, config_path: Path | None = None) -> int:
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
         await gateway.start()
+        gctune.tune()  # started: freeze what start-up made, fewer collections from now on
         await gateway.wait_stopped()
         if reloads:  # a reload under way finishes first: never stop half-reloaded
             await asyncio.gather(*reloads, return_exceptions=True)

@@ -31,11 +31,15 @@ class Router:
         self._routes = sorted(routes, key=lambda r: len(r.prefix), reverse=True)
         self._default = Route("", tuple(all_carriers), tuple(1 for _ in all_carriers))
         self._random = rng or random.random
+        self._pairs: dict[int, tuple[tuple[str, int], ...]] = {}
+        """id of a route of this router -> its (carrier, weight) pairs with a weight, worked
+        out once (the routes live as long as the router holds them; ``replace`` clears it)."""
 
     def replace(self, routes: Sequence[Route], all_carriers: Sequence[str]) -> None:
         """Swap in new rules (SIGHUP reload); everyone holding this router sees them at once."""
         fresh = Router(routes, all_carriers, self._random)
         self._routes, self._default = fresh._routes, fresh._default
+        self._pairs = {}
 
     def route_for(self, to: str) -> Route:
         for route in self._routes:
@@ -47,8 +51,13 @@ class Router:
         """The carrier for one message: weighted among the route's carriers that are up,
         or among all of them when none is."""
         route = self.route_for(to)
-        weights = route.weights or tuple(1 for _ in route.carriers)
-        pairs = [(c, w) for c, w in zip(route.carriers, weights, strict=True) if w > 0]
+        pairs = self._pairs.get(id(route))
+        if pairs is None:
+            weights = route.weights or tuple(1 for _ in route.carriers)
+            pairs = tuple((c, w) for c, w in zip(route.carriers, weights, strict=True) if w > 0)
+            self._pairs[id(route)] = pairs
+        if len(pairs) == 1:  # one carrier: it is the answer, up or not (intake's hot path)
+            return pairs[0][0]
         live = [(c, w) for c, w in pairs if c in up]
         choice = live or pairs
         if len(choice) == 1:

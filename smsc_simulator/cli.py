@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from gateway import gctune
 from gateway.confload import ConfigError
 from gateway.logs import configure_logging, log_event
 from smsc_simulator.config import SimulatorConfig, load_config
@@ -94,8 +94,9 @@ async def serve(config: SimulatorConfig) -> int:
         # process: move it out of the collector's sight, so the full collections that a
         # high message rate triggers do not walk it again and again (about a third of the
         # CPU per message at 50,000 msg/s without this).
-        gc.collect()
-        gc.freeze()
+        # And a young collection every 50,000 net allocations instead of 700: the objects of
+        # a read in flight die unvisited instead of being promoted (as the gateway does).
+        gctune.tune()
         print(
             f"smsc-sim ready smpp_host={config.smpp.host} smpp_port={sim.smpp_port} "
             f"control_host={config.control.host} control_port={sim.control_port}",

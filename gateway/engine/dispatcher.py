@@ -1125,7 +1125,10 @@ class Dispatcher:
                 parts, job.parts = job.parts[:room], job.parts[room:]
                 job = _Job(job.msg, parts, job.attempts, job.dup)
             c.queued_parts -= len(parts)
-            out.extend((job, p) for p in parts)
+            if len(parts) == 1:
+                out.append((job, parts[0]))
+            else:
+                out.extend((job, p) for p in parts)
         return out
 
     def _stage(self, c: _Carrier, taken: list[tuple[_Job, int]]) -> None:
@@ -1305,8 +1308,9 @@ class Dispatcher:
     def _queue_for(self, c: _Carrier, msg: _Msg) -> _Carrier:
         """The queue a job of ``msg`` should join: ``c``, unless ``c`` has no bind up and the
         message's route has a carrier that is up (failover, one message at a time)."""
-        if any(is_live(b.bind) for b in c.binds):
-            return c
+        for b in c.binds:  # per message at enqueue: a plain loop, no generator
+            if is_live(b.bind):
+                return c
         up = self.carriers_up()
         if not up:
             return c
