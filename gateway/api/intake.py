@@ -235,7 +235,7 @@ class Intake:
             errors.append(FieldError("to", "must not be empty"))
         else:
             try:
-                checked_to = self.numbers.e164(to)
+                checked_to = self._e164(to)
             except check.Invalid as exc:
                 errors.append(FieldError("to", str(exc)))
         checked_sender = self._sender(sender, errors) if sender else None
