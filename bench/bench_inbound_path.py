@@ -1,14 +1,16 @@
 """The MO side alone: the inbound service over a real store, no sockets, no dispatcher.
 
-    .venv/bin/python -m bench.bench_inbound_path [N] [burst] [full|normal]
+    .venv/bin/python -m bench.bench_inbound_path [N] [burst] [full|normal] [batch|pdu]
 
 Feeds N single-part MOs (``YES please``, each from its own sender, the rule of
-``bench.inbound``) to ``InboundService.handle_pdu`` in bursts of ``burst`` (the MOs one read
-off a socket brings), waits until every one is handled (logged, matched, its reply accepted
-in the store, the interaction done) and prints MO/s (wall) and CPU microseconds per MO (every
-thread of this process, so SQLite's work on aiosqlite's threads is included). The reply's
-own MT path (submit_sm, response, receipt) is not in it: that is ``bench.bench_store_path``.
-Bursts are fed while earlier ones are being handled, as the binds do.
+``bench.inbound``) in bursts of ``burst`` (the MOs one read off a socket brings) to
+``InboundService.handle_pdus``, one call per burst, as the daemon's receipt handler does
+(``pdu``: to ``handle_pdu``, one call per MO, as it did before), waits until every one is
+handled (logged, matched, its reply accepted in the store, the interaction done) and prints
+MO/s (wall) and CPU microseconds per MO (every thread of this process, so SQLite's work on
+aiosqlite's threads is included). The reply's own MT path (submit_sm, response, receipt) is
+not in it: that is ``bench.bench_store_path``. Bursts are fed while earlier ones are being
+handled, as the binds do.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import asyncio
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.configs import GatewaySettings, write_gateway
 from bench.inbound import INBOUND_TOML, KEYWORD, NUMBER
@@ -37,8 +40,15 @@ class Sink:
     def __init__(self) -> None:
         self.replies = 0
 
-    def enqueue(self, messages: Sequence[NewMessage]) -> None:
+    def enqueue(self, messages: Sequence[NewMessage], begun: Collection[str] = ()) -> None:
         self.replies += len(messages)
+
+    def reserve(self, messages: Sequence[NewMessage]) -> set[str]:
+        """Every reply leaves at once, as with a bind with room: committed begun."""
+        return {m.id for m in messages}
+
+    def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
+        pass
 
     def carriers_up(self) -> set[str]:
         return {"sim"}
@@ -47,7 +57,7 @@ class Sink:
         pass
 
 
-async def run(count: int, burst: int, synchronous: str) -> None:
+async def run(count: int, burst: int, synchronous: str, batch: bool = True) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = write_gateway(
             Path(tmp),
@@ -72,12 +82,13 @@ async def run(count: int, burst: int, synchronous: str) -> None:
             for n in range(count)
         ]
         cpu, wall = time.process_time(), time.perf_counter()
-        pending: set[asyncio.Future[list[int]]] = set()
+        pending: set[asyncio.Future[Any]] = set()
         for start in range(0, count, burst):
             chunk = pdus[start : start + burst]
-            pending.add(
-                asyncio.gather(*(service.handle_pdu(p, "sim") for p in chunk))  # one read
-            )
+            if batch:  # one read
+                pending.add(asyncio.ensure_future(service.handle_pdus([(p, "sim") for p in chunk])))
+            else:
+                pending.add(asyncio.gather(*(service.handle_pdu(p, "sim") for p in chunk)))
             await asyncio.sleep(0)  # the loop turns between reads off the socket
             while len(pending) > 8:  # the binds' windows: MOs outstanding are bounded
                 _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -88,7 +99,8 @@ async def run(count: int, burst: int, synchronous: str) -> None:
         await store.close()
         assert sink.replies == count, (sink.replies, count)
         print(
-            f"{count:,} MOs in bursts of {burst}, synchronous={synchronous}:"
+            f"{count:,} MOs in bursts of {burst} ({'handle_pdus' if batch else 'handle_pdu'}),"
+            f" synchronous={synchronous}:"
             f" {count / wall:,.0f} MO/s wall, {1e6 * cpu / count:,.0f} us CPU per MO"
         )
 
@@ -97,7 +109,8 @@ def main(argv: list[str]) -> None:
     count = int(argv[0]) if argv else 20_000
     burst = int(argv[1]) if len(argv) > 1 else 50
     synchronous = argv[2] if len(argv) > 2 else "full"
-    asyncio.run(run(count, burst, synchronous))
+    batch = (argv[3] if len(argv) > 3 else "batch") == "batch"
+    asyncio.run(run(count, burst, synchronous, batch))
 
 
 if __name__ == "__main__":

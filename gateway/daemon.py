@@ -131,6 +131,7 @@ class Gateway:
             notify_callbacks=self.callbacks.notify,
         )
         self.dispatcher.receipts.mo_handler = self.inbound.handle_pdu
+        self.dispatcher.receipts.mo_batch_handler = self.inbound.handle_pdus
         self.inbound.upstream = self.front  # [front.mo_routes]: numbers owned upstream
         # The daily campaign digest, when [digest] is configured; its campaigns are set by
         # the campaign side (``self.digest.campaigns``), none until then.

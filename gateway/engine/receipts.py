@@ -50,6 +50,10 @@ log = logging.getLogger("smsgw.receipts")
 
 MoHandler = Callable[[Pdu, str], Awaitable[int]]
 """``await mo_handler(pdu, carrier)`` -> the command_status to answer the MO with."""
+MoBatchHandler = Callable[[Sequence[tuple[Pdu, str]]], Awaitable[Sequence[int | Exception]]]
+"""``await mo_batch_handler([(pdu, carrier), ...])`` -> for each MO, the command_status to
+answer it with, or the exception that kept it from being handled (ESME_RX_T_APPN). When
+set, the MOs received in one loop turn go to it together (one task, not one per MO)."""
 ChangesHook = Callable[[Sequence[StatusChange]], None]
 """Told of the status changes a store call returned (the callback sender's ``notify``)."""
 
@@ -313,6 +317,8 @@ class ReceiptHandler:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._mo_tasks: set[asyncio.Task[None]] = set()
+        self.mo_batch_handler: MoBatchHandler | None = None
+        self._mo_batch: list[tuple[CarrierBind, SmppConnection, Pdu]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -346,6 +352,7 @@ class ReceiptHandler:
         waiting, self._waiting = self._waiting, []
         for item in waiting:
             self._answer(item, Status.RX_T_APPN)
+        self._flush_mo()  # MOs read in the last turn: their handler runs now
         if self._mo_tasks:
             _, pending = await asyncio.wait(set(self._mo_tasks), timeout=drain)
             for t in pending:
@@ -408,13 +415,55 @@ class ReceiptHandler:
     def _mo(self, bind: CarrierBind, conn: SmppConnection | None, pdu: Pdu) -> None:
         self.stats.mo_received += 1
         handler = self.mo_handler
-        if handler is None or not self._running or conn is None:
+        batched = self.mo_batch_handler is not None
+        if (handler is None and not batched) or not self._running or conn is None:
             self.stats.mo_refused += 1
             bind.respond(pdu.make_response(Status.RX_T_APPN))
             return
-        task = asyncio.get_running_loop().create_task(self._run_mo(handler, bind, conn, pdu))
+        loop = asyncio.get_running_loop()
+        if batched:
+            if not self._mo_batch:
+                loop.call_soon(self._flush_mo)  # after the PDUs already read this turn
+            self._mo_batch.append((bind, conn, pdu))
+            return
+        assert handler is not None
+        task = loop.create_task(self._run_mo(handler, bind, conn, pdu))
         self._mo_tasks.add(task)
         task.add_done_callback(self._mo_tasks.discard)
+
+    def _flush_mo(self) -> None:
+        batch, self._mo_batch = self._mo_batch, []
+        handler = self.mo_batch_handler
+        if not batch or handler is None:
+            for _, conn, pdu in batch:
+                self.stats.mo_refused += 1
+                conn.send_response(pdu.make_response(Status.RX_T_APPN))
+            return
+        task = asyncio.get_running_loop().create_task(self._run_mo_batch(handler, batch))
+        self._mo_tasks.add(task)
+        task.add_done_callback(self._mo_tasks.discard)
+
+    async def _run_mo_batch(
+        self, handler: MoBatchHandler, batch: list[tuple[CarrierBind, SmppConnection, Pdu]]
+    ) -> None:
+        try:
+            answers: Sequence[int | Exception] = await handler(
+                [(pdu, bind.carrier) for bind, _, pdu in batch]
+            )
+        except Exception as exc:
+            answers = [exc] * len(batch)
+        for (bind, conn, pdu), status in zip(batch, answers, strict=True):
+            if isinstance(status, Exception):
+                self.stats.mo_refused += 1
+                log_event(
+                    log,
+                    "mo.handler_failed",
+                    logging.WARNING,
+                    carrier=bind.carrier,
+                    error=repr(status),
+                )
+                status = Status.RX_T_APPN
+            conn.send_response(pdu.make_response(status))
 
     async def _run_mo(
         self, handler: MoHandler, bind: CarrierBind, conn: SmppConnection, pdu: Pdu

@@ -15,6 +15,7 @@ Loops: when the MO looks like a machine talking (the same text again and again, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class Outbox:
         self.intake = intake
         self.outbound = outbound
         self.clock = clock
+        self._up: set[str] | None = None  # carriers up, this loop turn
 
     async def send(
         self,
@@ -113,21 +115,38 @@ class Outbox:
             if opted_out:
                 return SendResult(reason=NOT_SENT_OPTED_OUT)
         now = self.clock()
-        item: dict[str, Any] = {"to": to, "from": sender, "text": text}
-        if client_ref is not None:
-            item["client_ref"] = client_ref
-        if campaign_id is not None:
-            item["campaign_id"] = campaign_id
-        if delay > 0:
-            item["scheduled_at"] = now + delay
-        outbound = self.outbound
-        up = outbound.carriers_up() if outbound is not None else set()
-        prepared = self.intake.prepare(item, account=ACCOUNT, now=now, up=up)
+        up = self._carriers_up()
+        # Intake.prepare's checks, without building a request object.
+        prepared = self.intake.prepare_reply(
+            to=to,
+            sender=sender,
+            text=text,
+            account=ACCOUNT,
+            now=now,
+            up=up,
+            client_ref=client_ref,
+            campaign_id=campaign_id,
+            scheduled_at=now + delay if delay > 0 else None,
+        )
         if isinstance(prepared, list):
             return SendResult(
                 reason="invalid: " + "; ".join(f"{e.path} {e.message}" for e in prepared)
             )
         return prepared
+
+    def _carriers_up(self) -> set[str]:
+        """The carriers up, asked of the dispatcher once per loop turn: the replies of a
+        batch are prepared in one turn, and the answer (a set built from every bind) is
+        the same for all of them."""
+        up = self._up
+        if up is None:
+            outbound = self.outbound
+            up = self._up = outbound.carriers_up() if outbound is not None else set()
+            asyncio.get_running_loop().call_soon(self._forget_up)
+        return up
+
+    def _forget_up(self) -> None:
+        self._up = None
 
     async def commit(self, messages: Sequence[NewMessage]) -> None:
         """Accept prepared messages in one store commit, then hand them to the dispatcher.

@@ -39,9 +39,9 @@ import json
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar, cast
 
 from gateway.api import validation as check
 from gateway.api.intake import Intake
@@ -80,6 +80,8 @@ from gateway.store.base import (
 )
 
 log = logging.getLogger("smsgw.inbound")
+
+T = TypeVar("T")
 
 BATCH_MAX: Final = 256
 """Interactions handled together at most: one store read answers what they all need
@@ -283,25 +285,84 @@ class InboundService:
 
     # -- from the binds ----------------------------------------------------------------------
 
-    async def handle_pdu(self, pdu: Pdu, carrier: str) -> int:
-        """The receipt handler's ``mo_handler``: make the MO durable, answer ROK."""
-        if not isinstance(pdu, DeliverSm | DataSm) or not self._running:
-            return int(Status.RX_T_APPN)
+    async def handle_pdus(self, mos: Sequence[tuple[Pdu, str]]) -> list[int | Exception]:
+        """The receipt handler's ``mo_batch_handler``: the MOs (pdu, carrier) read in one
+        loop turn, made durable together; for each, the command_status to answer it with,
+        or the exception that kept it from being logged (answered ESME_RX_T_APPN). The
+        single-part MOs are logged in one store write, in the order given (so one sender's
+        MOs keep their order), with no task or future per MO; each part of a long MO goes
+        as :meth:`handle_pdu` takes it."""
+        answers: list[int | Exception] = [int(Status.RX_T_APPN)] * len(mos)
+        if not self._running:
+            return answers
+        singles: list[tuple[int, NewInteraction]] = []
+        longs: list[tuple[int, Pdu, str]] = []
+        for index, (pdu, carrier) in enumerate(mos):
+            if not isinstance(pdu, DeliverSm | DataSm):
+                continue
+            part = self._part(pdu, carrier)
+            if part.key.total <= 1:
+                singles.append((index, self._new_single(part)))
+            else:
+                longs.append((index, pdu, carrier))
+        waits: list[Awaitable[Any]] = []
+        if singles:
+            waits.append(self._log_now(singles, answers))
+        if longs:
+            waits.extend(
+                self._handle_long(index, pdu, carrier, answers) for index, pdu, carrier in longs
+            )
+        if len(waits) == 1:
+            await waits[0]
+        elif waits:
+            await asyncio.gather(*waits)
+        return answers
+
+    async def _log_now(
+        self, singles: Sequence[tuple[int, NewInteraction]], answers: list[int | Exception]
+    ) -> None:
+        try:
+            ids = await self.store.record_interactions([new for _, new in singles])
+        except Exception as exc:  # nothing logged: every MO is answered RX_T_APPN
+            for index, _ in singles:
+                answers[index] = exc
+            return
+        for (index, new), interaction_id in zip(singles, ids, strict=True):
+            self._enqueue_logged(interaction_id, new)
+            answers[index] = int(Status.ROK)
+
+    async def _handle_long(
+        self, index: int, pdu: Pdu, carrier: str, answers: list[int | Exception]
+    ) -> None:
+        try:
+            answers[index] = await self.handle_pdu(pdu, carrier)
+        except Exception as exc:
+            answers[index] = exc
+
+    def _part(self, pdu: DeliverSm | DataSm, carrier: str) -> MoPart:
+        """The MO, or one part of a long MO, as the store keeps it."""
         source = self.subscriber(pdu.source_addr, pdu.source_addr_ton)
         entry = self.numbers.find(pdu.destination_addr)
         destination = entry.number if entry is not None else pdu.destination_addr
         raw = read_pdu(pdu)
-        now = self.clock()
         concat = raw.concat
         ref, total, seq = (concat.ref, concat.total, concat.seq) if concat else (0, 1, 1)
-        part = MoPart(
+        return MoPart(
             key=MoKey(carrier, source, destination, ref, total),
             seq=seq,
             data_coding=raw.data_coding,
             data=raw.data,
             udh_length=raw.udh_length,
-            received_at=now,
+            received_at=self.clock(),
         )
+
+    async def handle_pdu(self, pdu: Pdu, carrier: str) -> int:
+        """The receipt handler's ``mo_handler``: make the MO durable, answer ROK."""
+        if not isinstance(pdu, DeliverSm | DataSm) or not self._running:
+            return int(Status.RX_T_APPN)
+        part = self._part(pdu, carrier)
+        now = part.received_at
+        total = part.key.total
         if total <= 1:
             await self._log(self._new_interaction(Assembly(part.key, [part], complete=True)))
             return int(Status.ROK)
@@ -365,6 +426,21 @@ class InboundService:
             received_at=assembly.first_at,
             completed_at=self.clock(),
             missing=assembly.missing,
+        )
+
+    def _new_single(self, part: MoPart) -> NewInteraction:
+        """``_new_interaction`` of a single-part MO, without assembling it."""
+        key = part.key
+        return NewInteraction(
+            carrier=key.carrier,
+            source=key.source,
+            destination=key.destination,
+            text=decode_parts((part,), self._packed.get(key.carrier, False)),
+            data_coding=part.data_coding,
+            parts=1,
+            parts_received=1,
+            received_at=part.received_at,
+            completed_at=self.clock(),
         )
 
     async def _record(self, assembly: Assembly) -> int:
@@ -549,21 +625,24 @@ class InboundService:
                 keyword_campaigns[entry.number] = await self.directory.keyword_campaigns(
                     entry.number
                 )
-        loop = asyncio.get_running_loop()
+        # Each interaction's actions start at once (``eager``): most finish without waiting
+        # (a reply is prepared in memory), and only those that wait (a store call, a
+        # handler) become tasks of their own.
         tasks = {
-            loop.create_task(self._decide(interaction, entry, fact, now, keyword_campaigns)): (
-                interaction
-            )
+            eager(self._decide(interaction, entry, fact, now, keyword_campaigns)): interaction
             for interaction, entry, fact in zip(batch, entries, facts, strict=True)
         }
         outcomes: dict[int, InteractionOutcome] = {}
         try:
-            pending: set[asyncio.Task[tuple[InteractionOutcome, list[NewMessage]]]] = set(tasks)
+            pending = {task for task in tasks if not task.done()}
             timeout: float | None = self._straggler_seconds
-            while pending:
-                finished, pending = await asyncio.wait(pending, timeout=timeout)
+            concluded: set[asyncio.Future[tuple[InteractionOutcome, list[NewMessage]]]] = set()
+            while len(concluded) < len(tasks):
+                if pending:
+                    _, pending = await asyncio.wait(pending, timeout=timeout)
                 timeout = None  # the stragglers: all together, when they are all done
-                wave = [(tasks[task], task) for task in tasks if task in finished]
+                wave = [(tasks[t], t) for t in tasks if t.done() and t not in concluded]
+                concluded.update(t for _, t in wave)
                 outcomes.update(await self._conclude(wave))
                 if release is not None:
                     release(interaction.id for interaction, _ in wave)
@@ -575,7 +654,7 @@ class InboundService:
     async def _conclude(
         self,
         wave: Sequence[
-            tuple[Interaction, asyncio.Task[tuple[InteractionOutcome, list[NewMessage]]]]
+            tuple[Interaction, asyncio.Future[tuple[InteractionOutcome, list[NewMessage]]]]
         ],
     ) -> dict[int, InteractionOutcome]:
         """Commit the replies of interactions whose actions have run, then mark them done."""
@@ -925,6 +1004,50 @@ class InboundService:
 
 _DELIBERATE: Final = frozenset({NOT_SENT_LOOP, NOT_SENT_OPTED_OUT, NOT_SENT_NO_NUMBER})
 """Replies not sent on purpose: not action failures."""
+
+
+def eager(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """Run ``coro`` now, up to its first wait: a done future when it never waits (no task,
+    no loop turn), else a task that carries it on from there (as ``asyncio.Task`` would:
+    the same results, exceptions and cancellation). Python 3.12's eager task factory does
+    this for every task; this is it for one call site, on 3.11."""
+    loop = asyncio.get_running_loop()
+    try:
+        waiting = coro.send(None)
+    except StopIteration as done:
+        future: asyncio.Future[T] = loop.create_future()
+        future.set_result(done.value)
+        return future
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # handed to the caller through the future
+        future = loop.create_future()
+        if isinstance(exc, asyncio.CancelledError):
+            future.cancel()
+        else:
+            future.set_exception(exc)
+        return future
+    return loop.create_task(_carry_on(coro, waiting))
+
+
+async def _carry_on(coro: Coroutine[Any, Any, T], waiting: Any) -> T:
+    """Drive a coroutine that ``eager`` started, from the future it waits on (``None``: a
+    bare yield, ``asyncio.sleep(0)``), the way ``asyncio.Task`` steps one."""
+    while True:
+        error: BaseException | None = None
+        if waiting is None:
+            await asyncio.sleep(0)
+        else:
+            waiting._asyncio_future_blocking = False
+            try:
+                await asyncio.wait((waiting,))
+            except asyncio.CancelledError as exc:  # this task was cancelled: so is the wait
+                waiting.cancel()
+                error = exc
+        try:
+            waiting = coro.send(None) if error is None else coro.throw(error)
+        except StopIteration as done:
+            return cast(T, done.value)
 
 
 def _pending(interaction_id: int, new: NewInteraction) -> Interaction:
