@@ -175,39 +175,21 @@ class Intake:
             wanted_encoding = optional(item, "encoding", check.encoding, errors)
             encoding_ok = wanted_encoding is not None or item.get("encoding") is None
 
-        # The carrier decides how the text is cut. With no valid destination, the text is
-        # still checked, against the carriers of the default route, so that one answer lists
-        # every error.
-        carrier = self._carriers[self._router.pick(to or "", up)]
-        parts = 0
-        chosen = Encoding.GSM7
-        if text is not None and encoding_ok:
-            counted = self._count_parts(text, wanted_encoding or "auto", carrier, errors)
-            if counted is not None:
-                chosen, parts = counted
-
-        if errors:
-            return errors
-        assert to is not None and sender is not None and text is not None
-        if scheduled_at is not None and scheduled_at <= now:
-            scheduled_at = None  # a time past means now
-        start = now if scheduled_at is None else scheduled_at
-        return NewMessage(
-            id=new_message_id(now),
+        return self._message(
             to=to,
             sender=sender,
-            text=text,
-            encoding=chosen.value,
-            parts=parts,
-            carrier=carrier.name,
-            created_at=now,
+            text=text if encoding_ok else None,
+            encoding=wanted_encoding or "auto",
+            errors=errors,
+            account=account,
+            now=now,
+            up=up,
             client_ref=client_ref,
             callback_url=callback_url,
-            validity_until=start + (self._default_validity if validity is None else validity),
+            validity=validity,
             scheduled_at=scheduled_at,
             priority=priority or 0,
             campaign_id=campaign_id,
-            account=account,
         )
 
     def prepare_reply(
@@ -257,33 +239,72 @@ class Intake:
             except check.Invalid as exc:
                 errors.append(FieldError("scheduled_at", str(exc)))
                 scheduled_at = None
-        carrier = self._carriers[self._router.pick(checked_to or "", up)]
+        return self._message(
+            to=checked_to,
+            sender=checked_sender,
+            text=text or None,
+            encoding="auto",
+            errors=errors,
+            account=account,
+            now=now,
+            up=up,
+            client_ref=client_ref,
+            callback_url=None,
+            validity=None,
+            scheduled_at=scheduled_at,
+            priority=0,
+            campaign_id=campaign_id,
+        )
+
+    def _message(
+        self,
+        *,
+        to: str | None,
+        sender: str | None,
+        text: str | None,
+        encoding: str,
+        errors: list[FieldError],
+        account: str,
+        now: float,
+        up: Container[str],
+        client_ref: str | None,
+        callback_url: str | None,
+        validity: float | None,
+        scheduled_at: float | None,
+        priority: int,
+        campaign_id: str | None,
+    ) -> NewMessage | list[FieldError]:
+        """The checked fields as a message, or every error. ``text`` None: not to be
+        counted (absent, or its encoding was refused). The carrier decides how the text is
+        cut; with no valid destination the text is still checked, against the carriers of
+        the default route, so that one answer lists every error."""
+        carrier = self._carriers[self._router.pick(to or "", up)]
         parts = 0
         chosen = Encoding.GSM7
-        if text:
-            counted = self._count_parts(text, "auto", carrier, errors)
+        if text is not None:
+            counted = self._count_parts(text, encoding, carrier, errors)
             if counted is not None:
                 chosen, parts = counted
         if errors:
             return errors
-        assert checked_to is not None and checked_sender is not None
+        assert to is not None and sender is not None and text is not None
         if scheduled_at is not None and scheduled_at <= now:
             scheduled_at = None  # a time past means now
         start = now if scheduled_at is None else scheduled_at
         return NewMessage(
             id=new_message_id(now),
-            to=checked_to,
-            sender=checked_sender,
+            to=to,
+            sender=sender,
             text=text,
             encoding=chosen.value,
             parts=parts,
             carrier=carrier.name,
             created_at=now,
             client_ref=client_ref,
-            callback_url=None,
-            validity_until=start + self._default_validity,
+            callback_url=callback_url,
+            validity_until=start + (self._default_validity if validity is None else validity),
             scheduled_at=scheduled_at,
-            priority=0,
+            priority=priority,
             campaign_id=campaign_id,
             account=account,
         )
