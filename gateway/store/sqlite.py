@@ -429,6 +429,43 @@ def _run_in_thread(
     return results
 
 
+def _interaction_row(i: NewInteraction) -> tuple[Any, ...]:
+    """The parameters of ``_INSERT_INTERACTION`` for a new (pending) interaction."""
+    return (
+        i.carrier,
+        i.source,
+        i.destination,
+        i.text,
+        i.data_coding,
+        i.parts,
+        i.parts_received,
+        json.dumps(list(i.missing)) if i.missing else "[]",
+        i.received_at,
+        i.completed_at,
+        INTERACTION_PENDING,
+    )
+
+
+def _finished_row(
+    interaction_id: int,
+    keyword: str | None,
+    rule: str | None,
+    campaign_id: str | None,
+    actions: Sequence[dict[str, Any]],
+    at: float,
+) -> tuple[Any, ...]:
+    """The parameters of ``_FINISH_INTERACTION``."""
+    return (
+        INTERACTION_DONE,
+        keyword,
+        rule,
+        campaign_id,
+        json.dumps(list(actions), ensure_ascii=False),
+        at,
+        interaction_id,
+    )
+
+
 class SqliteStore(SqliteReports):
     """The Store protocol on one SQLite file (report queries: :class:`SqliteReports`)."""
 
@@ -1446,20 +1483,7 @@ class SqliteStore(SqliteReports):
     async def record_interaction(
         self, interaction: NewInteraction, consumed: Sequence[MoPart] = ()
     ) -> int:
-        i = interaction
-        row = (
-            i.carrier,
-            i.source,
-            i.destination,
-            i.text,
-            i.data_coding,
-            i.parts,
-            i.parts_received,
-            json.dumps(list(i.missing)),
-            i.received_at,
-            i.completed_at,
-            INTERACTION_PENDING,
-        )
+        row = _interaction_row(interaction)
         gone = [
             (p.key.carrier, p.key.source, p.key.destination, p.key.ref, p.key.total, p.seq)
             for p in consumed
@@ -1498,15 +1522,7 @@ class SqliteStore(SqliteReports):
         actions: Sequence[dict[str, Any]],
         at: float,
     ) -> None:
-        values = (
-            INTERACTION_DONE,
-            keyword,
-            rule,
-            campaign_id,
-            json.dumps(list(actions), ensure_ascii=False),
-            at,
-            interaction_id,
-        )
+        values = _finished_row(interaction_id, keyword, rule, campaign_id, actions, at)
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(_FINISH_INTERACTION, values)
@@ -1514,22 +1530,7 @@ class SqliteStore(SqliteReports):
         await self._write_in_thread(op)
 
     async def record_interactions(self, interactions: Sequence[NewInteraction]) -> list[int]:
-        rows = [
-            (
-                i.carrier,
-                i.source,
-                i.destination,
-                i.text,
-                i.data_coding,
-                i.parts,
-                i.parts_received,
-                json.dumps(list(i.missing)) if i.missing else "[]",
-                i.received_at,
-                i.completed_at,
-                INTERACTION_PENDING,
-            )
-            for i in interactions
-        ]
+        rows = [_interaction_row(i) for i in interactions]
 
         def op(conn: sqlite3.Connection) -> list[int]:
             # SQLite gives a new row the largest rowid + 1, so the rows of one executemany,
@@ -1551,15 +1552,7 @@ class SqliteStore(SqliteReports):
 
     async def finish_interactions(self, outcomes: Sequence[InteractionOutcome]) -> None:
         rows = [
-            (
-                INTERACTION_DONE,
-                o.keyword,
-                o.rule,
-                o.campaign_id,
-                json.dumps(list(o.actions), ensure_ascii=False),
-                o.at,
-                o.interaction_id,
-            )
+            _finished_row(o.interaction_id, o.keyword, o.rule, o.campaign_id, o.actions, o.at)
             for o in outcomes
         ]
 
