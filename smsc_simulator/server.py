@@ -476,7 +476,8 @@ class EsmeConnection:
             self.sim.scheduler.call_later(account.config.deliver_retry_delay, account.requeue, item)
 
     def fast_lost(self, conn: SmppConnection, item: Outgoing) -> None:
-        """A deliver_sm sent by the fast path timed out or its link is gone (``_on_timeout``)."""
+        """A deliver_sm (from either path) timed out or its link is gone: counted, and
+        requeued for the account's next receiver."""
         if self.account is None:
             return
         if conn.session.state is not State.CLOSED:
@@ -487,13 +488,8 @@ class EsmeConnection:
 
     def _on_timeout(self, conn: SmppConnection, event: RequestTimedOut) -> None:
         item = event.context
-        if not isinstance(item, Outgoing) or self.account is None:
-            return
-        if conn.session.state is not State.CLOSED:
-            self.sim.stats.deliver_sm_timeouts += 1
-        else:
-            self._unregister("link lost")
-        self.account.requeue(item)
+        if isinstance(item, Outgoing):
+            self.fast_lost(conn, item)  # the same accounting for both paths
 
     # -- requests --------------------------------------------------------------------------
 
