@@ -703,14 +703,12 @@ class Dispatcher:
     def _begun_not_sent(self, messages: Sequence[NewMessage], begun: Collection[str]) -> None:
         """Messages begun at acceptance arrive while stopping: a QUEUED outcome sets them
         back (while the outcome writer still runs; else the next start flags them)."""
+        self.release(messages, begun)  # their promised room is not taken
+        if self._writer_closing:
+            return
         now = self._clock()
         for new in messages:
             if new.id not in begun:
-                continue
-            c = self._carriers.get(new.carrier)
-            if c is not None:
-                c.reserved -= new.parts
-            if self._writer_closing:
                 continue
             for part in range(1, new.parts + 1):
                 self._outcome(
