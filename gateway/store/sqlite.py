@@ -916,11 +916,6 @@ class SqliteStore(SqliteReports):
         result: list[StatusChange] = await self._write_in_thread(op)
         return result
 
-    async def _match_held_receipts(
-        self, db: aiosqlite.Connection, submitted: list[SubmitOutcome]
-    ) -> None:
-        await _on_thread(db, self._match_held_receipts_sync, submitted)
-
     def _match_held_receipts_sync(
         self, conn: sqlite3.Connection, submitted: list[SubmitOutcome]
     ) -> dict[str, tuple[MessageStatus, str | None] | None]:
@@ -958,11 +953,6 @@ class SqliteStore(SqliteReports):
             else:
                 matched.setdefault(message_id, None)
         return matched
-
-    async def _apply_receipt_states(
-        self, db: aiosqlite.Connection, applied: list[tuple[str, int, str, float, str | None]]
-    ) -> None:
-        await _on_thread(db, self._apply_receipt_states_sync, applied)
 
     def _apply_receipt_states_sync(
         self, conn: sqlite3.Connection, applied: list[tuple[str, int, str, float, str | None]]
@@ -1120,9 +1110,6 @@ class SqliteStore(SqliteReports):
         self._front_receipts_sync(conn, changes)
         return changes
 
-    async def _front_receipts(self, db: aiosqlite.Connection, changes: list[StatusChange]) -> None:
-        await _on_thread(db, self._front_receipts_sync, changes)
-
     def _front_receipts_sync(self, conn: sqlite3.Connection, changes: list[StatusChange]) -> None:
         """Final statuses of messages from upstream SMPP accounts, into the front outbox."""
         wanted = [
@@ -1158,21 +1145,6 @@ class SqliteStore(SqliteReports):
                 " VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
-
-    async def _errors_of(self, db: aiosqlite.Connection, ids: list[str]) -> dict[str, str]:
-        return await _on_thread(db, self._errors_of_sync, ids)
-
-    def _errors_of_sync(self, conn: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for chunk in _chunks(ids, MAX_SQL_VARIABLES):
-            cursor = conn.execute(
-                "SELECT message_id, error FROM parts WHERE error IS NOT NULL AND message_id IN"
-                " (SELECT value FROM json_each(?)) ORDER BY part",
-                (json.dumps(list(chunk)),),
-            )
-            for message_id, error in cursor.fetchall():
-                found.setdefault(message_id, error)
-        return found
 
     # -- receipts --------------------------------------------------------------------------
 
