@@ -107,6 +107,13 @@ where going alone would cost CPU (measured: 8-30 % more per MO when every one wa
 
 SCHEMA_VERSION: Final = 1
 
+ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = ()
+"""Columns added to a table after its first release: (table, column, declaration). ``open``
+adds each one a database lacks (``ALTER TABLE ... ADD COLUMN``), so a database made by an
+earlier version keeps working; a new table needs nothing here (``CREATE TABLE IF NOT
+EXISTS``). Append, never reorder; a declaration must be valid for ADD COLUMN (a constant
+default, no PRIMARY KEY/UNIQUE)."""
+
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
@@ -466,6 +473,20 @@ def _finished_row(
     )
 
 
+async def add_missing_columns(
+    db: aiosqlite.Connection, columns: tuple[tuple[str, str, str], ...]
+) -> None:
+    """Add each (table, column, declaration) that ``db`` lacks; see ``ADDED_COLUMNS``."""
+    have: dict[str, set[str]] = {}
+    for table, column, declaration in columns:
+        if table not in have:
+            async with db.execute(f"PRAGMA table_info({table})") as cur:
+                have[table] = {row[1] for row in await cur.fetchall()}
+        if column not in have[table]:
+            await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            have[table].add(column)
+
+
 class SqliteStore(SqliteReports):
     """The Store protocol on one SQLite file (report queries: :class:`SqliteReports`)."""
 
@@ -504,6 +525,7 @@ class SqliteStore(SqliteReports):
             await db.executescript(SCHEMA)
             await db.executescript(FRONT_SCHEMA)
             await db.executescript(REPORTS_SCHEMA)
+            await add_missing_columns(db, ADDED_COLUMNS)
             await db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
