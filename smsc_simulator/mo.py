@@ -7,10 +7,10 @@ for more parts than the text needs (``parts``), to exercise reassembly with shor
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.smpp.address import smpp_address
 from gateway.smpp.constants import EsmClass, Tag
 from gateway.smpp.pdu import DeliverSm, Tlv, tlv_u8, tlv_u16
 from gateway.smpp.text import (
@@ -28,8 +28,6 @@ MAX_PARTS: Final = 255
 # user data less the UDH (6 octets with an 8-bit ref, 7 with a 16-bit ref; SAR parts keep
 # room for the 7-octet UDH the SMSC builds on the air).
 _UDH_OCTETS: Final = {ConcatMethod.UDH8: 6, ConcatMethod.UDH16: 7, ConcatMethod.SAR: 7}
-
-_DIGITS = re.compile(r"\+?[0-9]{1,20}")
 
 
 class MoError(ValueError):
@@ -52,13 +50,10 @@ class MoMessage:
 
 
 def address(value: str) -> tuple[int, int, str]:
-    """(ton, npi, addr): international E.164 for digits, alphanumeric otherwise."""
-    if _DIGITS.fullmatch(value):
-        digits = value.lstrip("+")
-        if len(digits) <= 6:  # a short code
-            return 0, 1, digits
-        return 1, 1, digits
-    return 5, 0, value
+    """(ton, npi, addr): the gateway's one rule (gateway.smpp.address): '+' numbers and
+    long digit strings international, short codes (3-8 digits) TON 0 NPI 1, anything
+    else alphanumeric."""
+    return smpp_address(value.strip())
 
 
 def _part_limit(encoding: Encoding, concat: ConcatMethod) -> int:

@@ -264,6 +264,34 @@ async def test_bad_submits_get_clear_statuses_and_the_front_stays_up(tmp_path: P
         await lab.stop()
 
 
+async def test_short_code_sender_with_ton_0_is_accepted_as_the_http_api_does(
+    lab: FrontLab,
+) -> None:
+    """``12345`` with TON 0 (NPI 0 or 1), 3 or 6 is a short code, as ``"from": "12345"`` is
+    over HTTP; the receipt comes back to it as a short code (TON 0, NPI 1)."""
+    client = await esme(lab)
+    try:
+        sent = []
+        for ton, npi in ((0, 0), (0, 1), (3, 0), (6, 0)):
+            pdu = submit(f"from a short code {ton}/{npi}", source_addr="12345")
+            pdu.source_addr_ton, pdu.source_addr_npi = ton, npi
+            sent.append(message_id(await client.submit(pdu)))
+        receipts = await client.collect(len(sent), within=10)
+        assert sorted(r.receipted_message_id for r in receipts) == sorted(sent)
+        assert {(r.dest_addr_ton, r.dest_addr_npi, r.destination_addr) for r in receipts} == {
+            (0, 1, "12345")
+        }
+        # Too short or too long for a short code: still refused.
+        for short in ("12", "123456789012345678"):
+            refused = await client.submit(submit("x", source_addr=short, source_addr_ton=0))
+            assert refused.command_status == Status.RINVSRCADR, short
+    finally:
+        await client.unbind()
+    assert lab.gateway is not None
+    views = [await lab.gateway.store.get_message(m) for m in sent]
+    assert [v.sender for v in views if v] == ["12345"] * 4
+
+
 async def test_receipts_held_while_no_receiver_then_delivered_on_bind(lab: FrontLab) -> None:
     tx = await esme(lab, "tx")
     sent = [message_id(await tx.submit(submit(f"held {n}"))) for n in range(3)]

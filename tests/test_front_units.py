@@ -126,6 +126,30 @@ def test_as_number() -> None:
     assert as_number("12345", 3) == "12345"
 
 
+@pytest.mark.parametrize("ton", [0, 3, 6])
+def test_a_short_code_reads_as_the_http_api_writes_it(ton: int) -> None:
+    """3 to 8 digits with TON 0, 3 or 6 is a short code (intake's ``"from": "12345"``)."""
+    assert as_number("123", ton) == "123"
+    assert as_number("12345678", ton) == "12345678"
+    assert as_number("12", 0) == "+12"  # too short for a short code: intake refuses it
+    assert as_number("123456789", 0) == "+123456789"
+    assert as_number("12345", 1) == "+12345"  # TON 1 says international
+
+
+def test_one_address_rule_both_ways() -> None:
+    """What the front and the simulator write reads back as it was kept."""
+    from gateway.smpp.address import smpp_address
+    from smsc_simulator.mo import address
+
+    for kept, wire in (
+        ("+33612345678", (1, 1, "33612345678")),
+        ("12345", (0, 1, "12345")),
+        ("ACME", (5, 0, "ACME")),
+    ):
+        assert smpp_address(kept) == address(kept) == wire
+        assert as_number(wire[2], wire[0]) == kept
+
+
 def test_smpp_times() -> None:
     now = 1_700_000_000.0
     assert smpp_time("000001000000000R", now) == now + 86400

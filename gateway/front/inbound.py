@@ -1,4 +1,5 @@
-"""From upstream submit_sm/data_sm to message text: parts, concatenation, addresses.
+"""From upstream submit_sm/data_sm to message text: parts, concatenation, addresses
+(``as_number``, the shared rule of gateway.smpp.address).
 
 Pure code, no I/O. A long message may come as UDH parts (8- or 16-bit reference), as SAR
 parts (sar_* TLVs) or whole in message_payload. Parts are joined *before* routing, into one
@@ -14,6 +15,7 @@ import calendar
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
+from gateway.smpp.address import as_number as as_number  # re-exported: its old home
 from gateway.smpp.constants import EsmClass, Tag
 from gateway.smpp.pdu import DataSm, SubmitSm
 from gateway.smpp.text import decode_short_message, parse_udh
@@ -21,9 +23,6 @@ from gateway.smpp.text import decode_short_message, parse_udh
 T = TypeVar("T")
 
 Received = SubmitSm | DataSm
-
-TON_INTERNATIONAL: Final = 1
-TON_ALPHANUMERIC: Final = 5
 
 
 @dataclass(slots=True)
@@ -58,17 +57,6 @@ def is_binary(data_coding: int) -> bool:
     """8-bit data (0x02, 0x04, or the 8-bit message-class group 0xF4-0xF7): smsgw carries
     text, which it may re-encode and re-split for the carrier, so binary is refused."""
     return data_coding in (0x02, 0x04) or 0xF4 <= data_coding <= 0xF7
-
-
-def as_number(address: str, ton: int) -> str:
-    """An SMPP address as intake wants a number: digits with TON international (or
-    unknown TON and no national prefix of a region) get a '+'. Alphanumeric senders and
-    numbers already written with '+' pass unchanged."""
-    if address.startswith("+") or ton == TON_ALPHANUMERIC:
-        return address
-    if address.isdigit() and ton in (0, TON_INTERNATIONAL) and not address.startswith("0"):
-        return "+" + address
-    return address
 
 
 RELATIVE_YEAR: Final = 365 * 86400

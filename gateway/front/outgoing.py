@@ -17,14 +17,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from gateway.model import MessageStatus
+from gateway.smpp.address import smpp_address
 from gateway.smpp.constants import EsmClass, Tag
 from gateway.smpp.pdu import DeliverSm, tlv_cstr, tlv_u8
 from gateway.smpp.receipt import MessageState, format_receipt_text
 from gateway.smpp.text import ConcatMethod, split_message
-
-TON_INTERNATIONAL: Final = 1
-NPI_ISDN: Final = 1
-TON_ALPHANUMERIC: Final = 5
 
 MESSAGE_STATE: Final[dict[str, MessageState]] = {
     MessageStatus.DELIVERED.value: MessageState.DELIVERED,
@@ -40,15 +37,6 @@ MESSAGE_STATE: Final[dict[str, MessageState]] = {
 ERR_CODE: Final[dict[MessageState, str]] = {MessageState.DELIVERED: "000"}
 """The receipt's err field: 000 when delivered; 001 otherwise (smsgw keeps the carrier's
 error as text, not as a code)."""
-
-
-def _address(value: str) -> tuple[int, int, str]:
-    """(ton, npi, address) for a number or sender as smsgw stores it."""
-    if value.startswith("+") and value[1:].isdigit():
-        return TON_INTERNATIONAL, NPI_ISDN, value[1:]
-    if value.isdigit():
-        return 0, NPI_ISDN, value
-    return TON_ALPHANUMERIC, 0, value
 
 
 def wants_receipt(registered_delivery: int, state: MessageState) -> bool:
@@ -117,8 +105,8 @@ def build_receipt(info: ReceiptInfo) -> DeliverSm | None:
         datetime.fromtimestamp(info.done_at, UTC),
         err=ERR_CODE.get(state, "001"),
     )
-    src_ton, src_npi, src = _address(info.to)
-    dst_ton, dst_npi, dst = _address(info.sender)
+    src_ton, src_npi, src = smpp_address(info.to)
+    dst_ton, dst_npi, dst = smpp_address(info.sender)
     return DeliverSm(
         source_addr_ton=src_ton,
         source_addr_npi=src_npi,
@@ -151,8 +139,8 @@ def build_mo(payload: str, ref: int, max_parts: int = 255) -> list[DeliverSm]:
     payload_pdu = len(split.parts) > max_parts
     if payload_pdu:
         split = split_message(text, split.encoding, concat=ConcatMethod.PAYLOAD, ref=ref)
-    src_ton, src_npi, src = _address(str(data["source"]))
-    dst_ton, dst_npi, dst = _address(str(data["destination"]))
+    src_ton, src_npi, src = smpp_address(str(data["source"]))
+    dst_ton, dst_npi, dst = smpp_address(str(data["destination"]))
     return [
         DeliverSm(
             source_addr_ton=src_ton,

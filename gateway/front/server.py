@@ -50,7 +50,6 @@ from gateway.front.inbound import (
     GroupKey,
     Reassembler,
     Received,
-    as_number,
     extract,
     is_binary,
     smpp_time,
@@ -58,6 +57,7 @@ from gateway.front.inbound import (
 from gateway.front.outgoing import build_mo, build_receipt, mo_payload, receipt_info
 from gateway.logs import log_event
 from gateway.model import NewMessage, StatusChange
+from gateway.smpp.address import as_number
 from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import Status
 from gateway.smpp.errors import EncodeError, LocalProtocolError
