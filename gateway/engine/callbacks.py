@@ -5,7 +5,8 @@ the status change it reports; this sender only delivers them. A feeder asks the 
 due callbacks (``callbacks_due``) and hands them to a fixed pool of workers (bounded
 concurrency over one pooled aiohttp session). Delivery is at least once: a callback whose
 outcome could not be recorded is sent again later; receivers can deduplicate on the
-``X-Smsgw-Callback-Id`` header.
+``X-Smsgw-Callback-Id`` header: the store never hands an id out twice for the life of the
+database (a high-water mark, not ``max(id) + 1``).
 
 - 2xx: ``callback_done``.
 - anything else (other status, redirect, connection error, timeout): ``callback_retry`` with

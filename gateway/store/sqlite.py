@@ -308,6 +308,12 @@ CREATE INDEX IF NOT EXISTS front_outbox_due ON front_outbox(account, next_at);
 """
 """deliver_sm owed to upstream SMPP accounts (gateway.front): receipts and MO."""
 
+CALLBACK_ID_HWM: Final = "callback_id_hwm"
+"""``meta`` key of the highest callback id ever handed out. Callback ids leave the process
+(``X-Smsgw-Callback-Id``, on which receivers deduplicate), so they are never reused: each new
+callback takes the next id above this mark, never ``max(id) + 1`` (which hands a deleted,
+delivered callback's id out again)."""
+
 ALL_OPT_OUT: Final = "*"
 """``opt_outs.sender`` for an opt-out from every sender."""
 
@@ -487,6 +493,28 @@ async def add_missing_columns(
             have[table].add(column)
 
 
+async def _callback_hwm(db: aiosqlite.Connection, meta: dict[str, str]) -> int:
+    """The callback ids' high-water mark at open, written to ``meta`` if it was missing.
+
+    A database made before the mark existed gave each callback ``max(id) + 1``: the ids it
+    handed out are unknown, but none exceeds the number of callbacks it ever made, far below
+    the current time in milliseconds (a trillion and more). So such a database continues
+    from there (or from its largest id, if larger); a new database starts at 1."""
+    async with db.execute("SELECT coalesce(max(id), 0) FROM callbacks") as cur:
+        row = await cur.fetchone()
+    largest = int(row[0]) if row else 0
+    if CALLBACK_ID_HWM in meta:
+        mark = max(int(meta[CALLBACK_ID_HWM]), largest)
+    elif "schema_version" in meta:  # made by an earlier version: ids were reused
+        mark = max(largest, int(time.time() * 1000))
+    else:
+        mark = largest
+    await db.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (CALLBACK_ID_HWM, str(mark))
+    )
+    return mark
+
+
 class SqliteStore(SqliteReports):
     """The Store protocol on one SQLite file (report queries: :class:`SqliteReports`)."""
 
@@ -509,6 +537,8 @@ class SqliteStore(SqliteReports):
         self.ops_committed = 0
         self.commit_latency = Histogram()
         """Seconds per group commit, from BEGIN to COMMIT done."""
+        self._callback_hwm = 0
+        """The highest callback id handed out (``CALLBACK_ID_HWM``); the writer's alone."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -526,10 +556,13 @@ class SqliteStore(SqliteReports):
             await db.executescript(FRONT_SCHEMA)
             await db.executescript(REPORTS_SCHEMA)
             await add_missing_columns(db, ADDED_COLUMNS)
+            async with db.execute("SELECT key, value FROM meta") as cur:
+                meta: dict[str, str] = {str(r[0]): str(r[1]) for r in await cur.fetchall()}
             await db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            self._callback_hwm = await _callback_hwm(db, meta)
             reader = await aiosqlite.connect(self.path, isolation_level=None)
             await reader.execute("PRAGMA busy_timeout=5000")
             await reader.execute("PRAGMA query_only=ON")
@@ -1125,12 +1158,25 @@ class SqliteStore(SqliteReports):
             and not c.callback_url.startswith(FRONT_CALLBACK_SCHEME)
         ]
         if callbacks:
-            conn.executemany(
-                "INSERT INTO callbacks(url, payload, next_at, created_at) VALUES (?, ?, ?, ?)",
-                callbacks,
-            )
+            self._insert_callbacks_sync(conn, callbacks)
         self._front_receipts_sync(conn, changes)
         return changes
+
+    def _insert_callbacks_sync(
+        self, conn: sqlite3.Connection, rows: Sequence[tuple[str, str, float, float]]
+    ) -> None:
+        """Add (url, payload, next_at, created_at) callbacks with ids above the high-water
+        mark, and move the mark in the same transaction. A transaction rolled back leaves a
+        gap in the ids, never a repeat."""
+        first = self._callback_hwm + 1
+        self._callback_hwm += len(rows)
+        conn.executemany(
+            "INSERT INTO callbacks(id, url, payload, next_at, created_at) VALUES (?, ?, ?, ?, ?)",
+            [(first + n, *row) for n, row in enumerate(rows)],
+        )
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = ?", (str(self._callback_hwm), CALLBACK_ID_HWM)
+        )
 
     def _front_receipts_sync(self, conn: sqlite3.Connection, changes: list[StatusChange]) -> None:
         """Final statuses of messages from upstream SMPP accounts, into the front outbox."""
@@ -1276,13 +1322,11 @@ class SqliteStore(SqliteReports):
     async def enqueue_callbacks(self, callbacks: Sequence[tuple[str, str]], at: float) -> None:
         rows = [(url, payload, at, at) for url, payload in callbacks]
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.executemany(
-                "INSERT INTO callbacks(url, payload, next_at, created_at) VALUES (?, ?, ?, ?)",
-                rows,
-            )
+        def op(conn: sqlite3.Connection) -> None:
+            self._insert_callbacks_sync(conn, rows)
 
-        await self._write(op)
+        if rows:
+            await self._write_in_thread(op)
 
     async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
         rows = await self._read(
