@@ -528,3 +528,16 @@ async def test_interleaved_senders_with_one_reference_stay_apart(bench: Bench) -
     await bench.settle()
     texts = {i.source: i.text for i in await bench.store.interactions()}
     assert texts == {"+33611111111": LONG_TEXT, "+33622222222": LONG_TEXT.upper()}
+
+
+async def test_courtesy_reply_fills_the_contact_fields(bench: Bench) -> None:
+    courtesy = "Hi {first_name}, reply HELP ({city})"
+    inbound = {**INBOUND, "numbers": [{**INBOUND["numbers"][0], "courtesy_reply": courtesy}]}
+    bench.service.reload(config_with(inbound, bench.config.store_path.parent.parent))
+    await bench.store.put_contacts(
+        [Contact("+33612345678", name="Zoé Durand", attributes={"city": "Lyon"})]
+    )
+    known = await bench.mo("what?")
+    assert await bench.texts(known) == ["Hi Zoé, reply HELP (Lyon)"]
+    stranger = await bench.mo("what?", source="+33699999999")  # no contact: fields empty
+    assert await bench.texts(stranger) == ["Hi , reply HELP ()"]

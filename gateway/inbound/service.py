@@ -806,7 +806,7 @@ class InboundService:
             # know), and it answers, so no courtesy reply goes from here.
             done.append(await self._to_upstream(account, message))
         elif found is None and entry is not None:
-            courtesy = await self._courtesy(entry, campaign, source, now, replies)
+            courtesy = await self._courtesy(entry, campaign, source, contact, now, replies)
             if courtesy is not None:
                 done.append(courtesy)
         self.stats.mo[(entry.number if entry else "other", _keyword_label(found, entry))] += 1
@@ -825,6 +825,7 @@ class InboundService:
         entry: InboundNumber,
         campaign: CampaignInfo | None,
         source: str,
+        contact: Contact | None,
         now: float,
         replies: Replies,
     ) -> dict[str, Any] | None:
@@ -842,7 +843,8 @@ class InboundService:
         if not claimed:
             return {"type": "courtesy_reply", "ok": False, "not_sent": "rate_limited"}
         self.stats.actions["courtesy_reply"] += 1
-        result = await replies.reply(render(text, contact_fields(source, None)))
+        # The contact's fields, as keyword replies have them ("Hi {first_name}").
+        result = await replies.reply(render(text, contact_fields(source, contact)))
         return {"type": "courtesy_reply", **result.as_json()}
 
     async def _to_upstream(self, account: str, message: InboundMessage) -> dict[str, Any]:
