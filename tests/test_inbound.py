@@ -541,3 +541,49 @@ async def test_courtesy_reply_fills_the_contact_fields(bench: Bench) -> None:
     assert await bench.texts(known) == ["Hi Zoé, reply HELP (Lyon)"]
     stranger = await bench.mo("what?", source="+33699999999")  # no contact: fields empty
     assert await bench.texts(stranger) == ["Hi , reply HELP ()"]
+
+
+def mo_to(text: str, destination: str, source: str = "+33612345678") -> list[DeliverSm]:
+    return build_mo(
+        text, source=source, destination=destination, concat=ConcatMethod.UDH8, ref=5
+    ).parts
+
+
+@pytest.mark.parametrize(
+    ("word", "sender"),
+    [("STOP", "36999"), ("unsubscribe", "36999"), ("stop all", None), ("STOPALL", None)],
+)
+async def test_stop_to_a_number_not_configured_is_applied(
+    bench: Bench, word: str, sender: str | None
+) -> None:
+    await bench.feed(mo_to(word, "36999"))
+    done = await bench.settle()
+    assert done.destination == "36999" and done.rule in ("opt_out", "opt_out_all")
+    assert [a["type"] for a in done.actions] == ["opt_out"] and done.actions[0]["ok"]
+    assert "reply" not in done.actions[0]  # no texts configured for the number: no reply
+    assert await bench.store.opted_out(["+33612345678"], "36999")
+    assert bool(await bench.store.opted_out(["+33612345678"], NUMBER)) == (sender is None)
+    assert bench.outbound.opt_outs == [("+33612345678", sender)]
+    assert bench.outbound.messages == {}
+    assert bench.service.stats.mo[("other", done.rule or "")] == 1
+    # START (and YES, as the sender is opted out) opt back in, silently too.
+    await bench.feed(mo_to("YES" if sender else "START", "36999"))
+    back = await bench.settle()
+    assert back.rule in ("opt_in", "resubscribe") and back.actions[0]["ok"]
+    if sender is not None:
+        assert not await bench.store.opted_out(["+33612345678"], "36999")
+    assert bench.outbound.messages == {}
+
+
+async def test_other_words_to_a_number_not_configured_run_nothing(bench: Bench) -> None:
+    await bench.feed(mo_to("YES please", "36999"))  # YES from a subscribed sender: no rule
+    done = await bench.settle()
+    assert done.rule is None and done.actions == []
+    assert not await bench.store.opted_out(["+33612345678"], "36999")
+
+
+async def test_stop_to_a_long_number_not_configured_is_kept_in_e164(bench: Bench) -> None:
+    await bench.feed(mo_to("STOP", "33612000001"))  # TON international, written without '+'
+    done = await bench.settle()
+    assert done.rule == "opt_out"
+    assert await bench.store.opted_out(["+33612345678"], "+33612000001")

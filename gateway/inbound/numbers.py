@@ -283,3 +283,13 @@ class NumberBook:
         await store.delete_inbound_number(entry.number)
         self._remove(entry.number)
         return True
+
+
+def builtin_rules(
+    inbound: InboundConfig,
+) -> tuple[tuple[KeywordRule, ...], dict[str, tuple[InboundActionConfig, ...]]]:
+    """The built-in rules and their actions for an MO to a number that is not configured:
+    opt-out (STOP ..., STOPALL), opt-in (START ...) and YES from an opted-out sender apply to
+    every MO, as carriers' codes of conduct require (HELP needs a ``help_text``: none)."""
+    rules = system_rules(inbound, InboundNumberConfig(number="0000"))
+    return tuple(rules), dict(_SYSTEM_ACTIONS)

@@ -21,7 +21,10 @@ Choices where the issue is silent (also in the README section "Inbound"):
   international or '+' number; a short code or alphanumeric sender is kept as it is), so
   opt-outs and contacts match those of MTs.
 - An MO to a number that is not configured is still logged; the built-in opt-out and
-  opt-in words still apply to it, silently (no texts to reply with).
+  opt-in words (STOP ..., STOPALL, START ..., YES from an opted-out sender) still apply to
+  it, silently (no texts to reply with): carriers' codes of conduct want STOP honoured on
+  every number. The opt-out is kept against the number as MTs would give it in ``from``
+  (a short code as written, a long number in E.164).
 - Campaign correlation: the newest MT with a campaign_id from this number to the subscriber
   within the campaign's reply window (``[inbound].reply_window`` when the directory does
   not know the campaign). A campaign rule that matches names the campaign instead.
@@ -50,7 +53,7 @@ from gateway.config import DAY, GatewayConfig, InboundActionConfig
 from gateway.inbound.directory import CampaignDirectory, CampaignInfo, NoCampaigns
 from gateway.inbound.handlers import Handler, resolve_handler
 from gateway.inbound.keywords import KeywordRule, Match, fold_word, match, parse_answer
-from gateway.inbound.numbers import InboundNumber, NumberBook, rule_of
+from gateway.inbound.numbers import InboundNumber, NumberBook, builtin_rules, rule_of
 from gateway.inbound.reassembly import Assembly, Reassembler, decode_parts, read_pdu
 from gateway.inbound.replies import (
     NOT_SENT_LOOP,
@@ -106,6 +109,8 @@ STOP_DRAIN_SECONDS: Final = 5.0
 """How long a stopping service lets queued interactions finish; the rest stay pending."""
 
 TON_INTERNATIONAL: Final = 1
+SHORT_CODE_MAX: Final = 8
+"""Digits of the longest short code (as ``subscriber`` reads addresses)."""
 
 MAX_REPLY_WINDOW: Final = 366 * DAY
 """How far back correlation looks for a campaign's last MT (the longest window allowed)."""
@@ -187,6 +192,7 @@ class InboundService:
         self.directory: CampaignDirectory = directory or NoCampaigns()
         self.notify_callbacks = notify_callbacks
         self.numbers = NumberBook(config.inbound, self._normalise_sender)
+        self._builtin = builtin_rules(config.inbound)
         self.outbox = Outbox(store, intake, outbound, clock)
         self.reassembler = Reassembler(config.inbound.reassembly_timeout)
         self.stats = InboundStats.new()
@@ -225,6 +231,7 @@ class InboundService:
         self.config = config
         self.inbound = config.inbound
         self.numbers.reload(config.inbound)
+        self._builtin = builtin_rules(config.inbound)
 
     @property
     def outbound(self) -> Outbound | None:
@@ -400,7 +407,7 @@ class InboundService:
             return raw  # alphanumeric: kept as it is
         if raw.startswith("+") or ton == TON_INTERNATIONAL:
             candidate = "+" + bare
-        elif len(bare) <= 8:
+        elif len(bare) <= SHORT_CODE_MAX:
             return bare  # a short code or a national short form
         else:
             candidate = bare
@@ -408,6 +415,15 @@ class InboundService:
             return self.intake.numbers.e164(candidate)
         except check.Invalid:
             return raw
+
+    def _sender_of(self, entry: InboundNumber | None, destination: str) -> str:
+        """The ``from`` of MTs that an MO to ``destination`` answers: opt-outs are kept
+        against it. A number not configured is read as a short code (up to 8 digits) or an
+        international number (E.164 when valid), else kept as written."""
+        if entry is not None:
+            return entry.sender
+        long_number = len(destination.strip().lstrip("+")) > SHORT_CODE_MAX
+        return self.subscriber(destination, TON_INTERNATIONAL if long_number else 0)
 
     def _normalise_sender(self, number: str) -> str:
         return check.sender(number, self.intake.numbers)
@@ -612,7 +628,7 @@ class InboundService:
         for interaction in batch:
             entry = self.numbers.find(interaction.destination)
             entries.append(entry)
-            sender = entry.sender if entry is not None else interaction.destination
+            sender = self._sender_of(entry, interaction.destination)
             lookups.append(
                 MoLookup(interaction.source, sender, interaction.destination, interaction.text)
             )
@@ -736,10 +752,11 @@ class InboundService:
     ) -> tuple[InteractionOutcome, list[NewMessage]]:
         """Route one MO and run its actions; its replies are prepared, not committed."""
         source = interaction.source
-        sender = entry.sender if entry is not None else interaction.destination
+        sender = self._sender_of(entry, interaction.destination)
         opted_out = facts.opted_out
         campaign = await self._correlated(facts.last_campaign, now)
-        rules: list[KeywordRule] = list(entry.rules) if entry is not None else []
+        # A number not configured still gets the built-in opt-out and opt-in words.
+        rules: list[KeywordRule] = list(entry.rules if entry is not None else self._builtin[0])
         campaign_actions: dict[tuple[str, str], tuple[InboundActionConfig, ...]] = {}
         campaigns: dict[str, CampaignInfo] = {}
         if entry is not None:
@@ -794,6 +811,8 @@ class InboundService:
                 actions = campaign_actions[(found.rule.campaign_id, found.rule.name)]
             elif entry is not None:
                 actions = entry.actions.get(found.rule.name, ())
+            elif found.rule.system:
+                actions = self._builtin[1].get(found.rule.name, ())
             else:
                 actions = ()
             for action in actions:
