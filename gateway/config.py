@@ -27,7 +27,7 @@ import os
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from gateway.confload import (
     ConfigError,
@@ -241,6 +241,22 @@ class StoreConfig:
     may lose the last commits on power loss, for more throughput on slow disks."""
 
 
+DEFAULT_PRIORITY_FLAGS: Final = (0, 1, 2, 3, 3, 3, 3, 3, 3, 3)
+"""priority_flag per message priority 0-9: the spec's 0-3 as they are, then 3."""
+
+MESSAGE_PRIORITIES: Final = 10
+"""Message priorities 0-9 (the HTTP API's ``priority``)."""
+
+
+def _priority_flags(value: tuple[int, ...]) -> str | None:
+    if len(value) != MESSAGE_PRIORITIES or any(not 0 <= v <= 3 for v in value):
+        return (
+            f"must list {MESSAGE_PRIORITIES} priority_flag values (one per message priority"
+            f" 0-9), each 0..3, got {list(value)}"
+        )
+    return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CarrierConfig:
     """``[[carriers]]``: one SMSC account, bound ``binds`` times."""
@@ -307,6 +323,16 @@ class CarrierConfig:
     """submit_sm registered_delivery (5.2.17); 1 asks for a receipt on final outcome."""
     interface_version: int = field(default=0x34, metadata=check(in_range(0, MAX_INTERFACE_VERSION)))
     """bind interface_version (5.2.4)."""
+    send_validity: bool = True
+    """Send the message's validity left at the time of the submit as submit_sm
+    validity_period (relative form, spec 7.1.1), so the SMSC stops trying when we consider
+    the message expired. Off: validity_period stays empty (the SMSC's default)."""
+    priority_flag: tuple[int, ...] = field(
+        default=DEFAULT_PRIORITY_FLAGS, metadata=check(_priority_flags)
+    )
+    """submit_sm priority_flag (5.2.14, 0-3) for each message priority 0-9, in order. The
+    default keeps 0-3 as they are (an upstream ESME's priority_flag goes on unchanged) and
+    sends 3 for anything higher; ten zeros send no priority at all."""
 
     @property
     def effective_receipt_id_form(self) -> IdForm:

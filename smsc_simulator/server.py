@@ -928,6 +928,8 @@ class Simulator:
                     "data_coding": pdu.data_coding,
                     "esm_class": pdu.esm_class,
                     "registered_delivery": pdu.registered_delivery,
+                    "priority_flag": pdu.priority_flag if isinstance(pdu, SubmitSm) else 0,
+                    "validity_period": pdu.validity_period if isinstance(pdu, SubmitSm) else "",
                     "concat": (
                         {"ref": concat[0], "total": concat[1], "seq": concat[2]} if concat else None
                     ),

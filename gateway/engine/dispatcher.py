@@ -81,6 +81,7 @@ from gateway.smpp.pdu import Pdu, SubmitSm, tlv_u8, tlv_u16
 from gateway.smpp.receipt import IdForms
 from gateway.smpp.session import RequestTimedOut, ResponseReceived
 from gateway.smpp.text import ConcatMethod, Encoding, SplitResult, TextEncodingError, split_message
+from gateway.smpp.times import relative_time
 from gateway.store.base import Store
 
 log = logging.getLogger("smsgw.dispatch")
@@ -170,6 +171,13 @@ class DispatchStats:
     store_errors: int = 0
     begun_at_accept: int = 0
     """Parts begun in their accept transaction (``reserve``) rather than by begin_attempts."""
+
+
+def _priority_flag(flags: tuple[int, ...], priority: int) -> int:
+    """The carrier's priority_flag for a message priority (0-9; out of range: the nearest)."""
+    if 0 <= priority < len(flags):
+        return flags[priority]
+    return flags[-1] if priority > 0 and flags else 0
 
 
 class _Msg:
@@ -986,6 +994,7 @@ class Dispatcher:
         n_live = len(live)
         c.rr = (c.rr + 1) % n_live
         sent_total = 0
+        send_validity = c.config.send_validity
         for k in range(n_live):
             if not staged or budget <= 0:
                 break
@@ -1007,9 +1016,12 @@ class Dispatcher:
             while sent < n and staged:
                 s, pdu = staged.popleft()
                 validity = s.msg.m.validity_until
-                if validity is not None and validity <= now:
-                    self._expired(s, now)
-                    continue
+                if validity is not None:
+                    if validity <= now:
+                        self._expired(s, now)
+                        continue
+                    if send_validity:  # what is left now, not what the client asked
+                        pdu.validity_period = relative_time(int(validity - now))
                 if self._stops and self._stopped_for(s.msg.m):
                     self._opted_out(s, c.name, now)
                     continue
@@ -1170,6 +1182,7 @@ class Dispatcher:
             destination_addr=dst,
             esm_class=EsmClass.UDHI if p.esm_class_udhi else 0,
             registered_delivery=carrier.registered_delivery if msg.m.registered_delivery else 0,
+            priority_flag=_priority_flag(carrier.priority_flag, msg.m.priority),
             data_coding=split.data_coding,
             short_message=short_message,
             tlvs=tlvs,
