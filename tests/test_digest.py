@@ -386,6 +386,7 @@ async def test_the_digest_arrives_with_the_counts_and_the_csv(
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename() == "interactions-spring-2030-03-30.csv"
     assert attachment.get_content_type() == "text/csv"
+    assert attachment.get_content_charset() == "utf-8"  # what a mail client decodes it with
     raw = attachment.get_payload(decode=True)
     assert isinstance(raw, bytes) and raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))

@@ -4,6 +4,8 @@ addresses, receipt and MO PDUs, and the front outbox of the SQLite store."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -434,3 +436,24 @@ def test_submit_checks_map_validity_schedule_and_receipts(tmp_path: Path) -> Non
     assert check(data_coding=4)[0] == Status.RSUBMITFAIL  # binary is not carried
     _, urgent = check(priority_flag=3)
     assert urgent is not None and urgent.priority == 3
+
+
+def test_password_tool_help_prints_help_instead_of_hashing_it() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway.front.passwords", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "usage:" in run.stdout and "pbkdf2" not in run.stdout
+    dashed = subprocess.run(  # after "--", a password that looks like an option is hashed
+        [sys.executable, "-m", "gateway.front.passwords", "--", "-x1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert dashed.returncode == 0, dashed.stderr
+    assert verify_password("-x1", dashed.stdout.strip())

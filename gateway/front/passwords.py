@@ -2,20 +2,44 @@
 
 python -m gateway.front.passwords            # asks for the password
 python -m gateway.front.passwords PASSWORD   # from the command line (visible to ps)
+python -m gateway.front.passwords -- -PASS   # a password starting with '-'
 """
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import sys
 
 from gateway.front.config import hash_password
 
+MAX_PASSWORD: int = 8
+"""SMPP 3.4 password field: 9 octets with the NUL."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway.front.passwords",
+        description="Print the salted PBKDF2-SHA256 hash of an upstream ESME's SMPP password,"
+        " for password_hash in [[front.accounts]].",
+        epilog="A password starting with '-' goes after '--'.",
+    )
+    parser.add_argument(
+        "password",
+        nargs="?",
+        help="the password (visible to ps); left out, it is asked for without echo",
+    )
+    return parser
+
 
 def main(argv: list[str]) -> int:
-    password = argv[0] if argv else getpass.getpass("password: ")
-    if len(password) > 8:
-        print("SMPP 3.4 passwords hold at most 8 characters", file=sys.stderr)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2): argparse printed it
+        return exc.code if isinstance(exc.code, int) else 2
+    password = args.password if args.password is not None else getpass.getpass("password: ")
+    if len(password) > MAX_PASSWORD:
+        print(f"SMPP 3.4 passwords hold at most {MAX_PASSWORD} characters", file=sys.stderr)
         return 2
     print(hash_password(password))
     return 0

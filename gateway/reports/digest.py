@@ -248,6 +248,9 @@ def build_message(
         attachment,
         maintype="text",
         subtype="csv",
+        # The bytes are UTF-8 (with a BOM unless told otherwise): say so, or a mail client
+        # decodes them in its own default (often Latin-1) and garbles names and emoji.
+        params={"charset": "utf-8"},
         filename=f"interactions-{campaign.id}-{due.day.isoformat()}.csv",
     )
     return message
