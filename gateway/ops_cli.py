@@ -411,7 +411,34 @@ def _campaign_line(c: dict[str, Any]) -> str:
     return f"{c.get('id')} {c.get('status', ''):<10} {c.get('name', '')}"
 
 
-def _campaign_body(args: argparse.Namespace) -> dict[str, Any]:
+def list_ids(client: Client, given: list[str]) -> list[int]:
+    """``--list`` values as the API wants them: list ids (integers). A value of digits is an
+    id; anything else is a list's name, looked up with ``GET /v1/lists`` (it must name
+    exactly one list)."""
+    ids: list[int] = []
+    lists: list[dict[str, Any]] | None = None
+    for value in given:
+        value = value.strip()
+        if value.isascii() and value.isdigit():
+            ids.append(int(value))
+            continue
+        if lists is None:
+            doc = client.get("/v1/lists")
+            lists = doc.get("items", []) if isinstance(doc, dict) else []
+        found = [int(x["id"]) for x in lists if x.get("name") == value]
+        if not found:
+            raise CliError(f"--list {value!r}: no list has this id or name", EXIT_USAGE)
+        if len(found) > 1:
+            raise CliError(
+                f"--list {value!r}: {len(found)} lists have this name (ids"
+                f" {', '.join(map(str, found))}); give the id",
+                EXIT_USAGE,
+            )
+        ids.append(found[0])
+    return ids
+
+
+def _campaign_body(args: argparse.Namespace, client: Client) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if args.body:
         with open(args.body, encoding="utf-8") as f:
@@ -422,7 +449,7 @@ def _campaign_body(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.name,
         "from": args.sender,
         "text": args.text,
-        "lists": args.list or None,
+        "lists": list_ids(client, args.list) if args.list else None,
         "tags": args.tag or None,
         "courtesy_reply": args.courtesy_reply,
         "reply_window_days": args.reply_window_days,
@@ -460,7 +487,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     client = resolve(args)
     action = args.action
     if action == "create":
-        emit(args, client.post("/v1/campaigns", _campaign_body(args)), _campaign_line)
+        emit(args, client.post("/v1/campaigns", _campaign_body(args, client)), _campaign_line)
     elif action == "list":
         doc = client.get("/v1/campaigns")
         items = doc if isinstance(doc, list) else (doc or {}).get("items", [])
@@ -581,7 +608,9 @@ def add_client_commands(sub: Any) -> None:
     c.add_argument("--name")
     c.add_argument("--from", dest="sender")
     c.add_argument("--text", help="template with {name} and {attribute} fields")
-    c.add_argument("--list", action="append", help="contact list id (repeat)")
+    c.add_argument(
+        "--list", action="append", help="contact list id, or its name when unique (repeat)"
+    )
     c.add_argument("--tag", action="append", help="tag (repeat)")
     c.add_argument("--two-way", action="store_true")
     c.add_argument("--keywords", help="keyword rules as a JSON array")

@@ -81,6 +81,7 @@ class FakeApi:
         r.add_post("/v1/campaigns/{id}/send-to-responders", self.responders)
         r.add_post("/v1/campaigns/{id}/{action}", self.action)
         r.add_post("/v1/lists", self.new_list)
+        r.add_get("/v1/lists", self.lists)
         r.add_post("/v1/lists/{id}/import", self.start_import)
         r.add_get("/v1/imports/{id}", self.import_status)
         return app
@@ -148,6 +149,14 @@ class FakeApi:
         name = (await request.json())["name"]
         return web.json_response({"id": "l1", "name": name, "contacts": 0}, status=201)
 
+    async def lists(self, request: web.Request) -> web.Response:
+        items = [
+            {"id": 2, "name": "l2", "contacts": 5},
+            {"id": 7, "name": "twice", "contacts": 1},
+            {"id": 8, "name": "twice", "contacts": 0},
+        ]
+        return web.json_response({"items": items})
+
     async def start_import(self, request: web.Request) -> web.Response:
         return web.json_response({"import_id": "i1", "status": "running"}, status=202)
 
@@ -203,7 +212,7 @@ async def test_campaign_create_sends_the_agreed_shape(
     code, out, _ = await run(
         api,
         *("campaign", "create", "--json", "--name", "spring", "--from", "ACME"),
-        *("--text", "Hi {name}", "--list", "l1", "--list", "l2", "--tag", "promo"),
+        *("--text", "Hi {name}", "--list", "3", "--list", "l2", "--tag", "promo"),
         *("--two-way", "--keywords", '[{"keyword": "YES"}]', "--tps", "5"),
         *("--send-window", "09:00-20:00@Europe/Paris", "--digest-to", "ops@example.net"),
         monkeypatch=monkeypatch,
@@ -217,7 +226,7 @@ async def test_campaign_create_sends_the_agreed_shape(
         "name": "spring",
         "from": "ACME",
         "text": "Hi {name}",
-        "lists": ["l1", "l2"],
+        "lists": [3, 2],  # ids are integers; a name is looked up
         "tags": ["promo"],
         "two_way": True,
         "keywords": [{"keyword": "YES"}],
@@ -225,6 +234,19 @@ async def test_campaign_create_sends_the_agreed_shape(
         "send_window": {"from": "09:00", "to": "20:00", "time_zone": "Europe/Paris"},
         "digest": {"to": ["ops@example.net"], "days": 10},
     }
+
+
+async def test_campaign_create_list_names_must_be_known_and_unique(
+    api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = ("campaign", "create", "--name", "s", "--from", "ACME", "--text", "t")
+    code, _, err = await run(api, *base, "--list", "twice", monkeypatch=monkeypatch)
+    assert code == 2 and "2 lists have this name (ids 7, 8)" in err
+    code, _, err = await run(api, *base, "--list", "nope", monkeypatch=monkeypatch)
+    assert code == 2 and "no list has this id or name" in err
+    assert not [s for s in api.seen if s.path == "/v1/campaigns"]  # nothing was created
+    code, _, _ = await run(api, *base, "--list", "7", monkeypatch=monkeypatch)
+    assert code == 0 and api.seen[-1].body["lists"] == [7]
 
 
 async def test_campaign_create_from_a_body_file_with_flag_overrides(
