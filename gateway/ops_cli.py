@@ -19,7 +19,8 @@ Files to send
     stderr; each chunk carries an ``Idempotency-Key`` made of the file's digest and the
     chunk's number, so a chunk retried after a 503 (draining) or a lost answer is never
     accepted twice. A chunk refused (400/422) is reported with its items' line numbers and
-    the rest of the file still goes.
+    the rest of the file still goes: in text, the field errors first with their lines, then
+    per refused chunk how many other messages it held.
 """
 
 from __future__ import annotations
@@ -363,7 +364,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         except CliError as exc:
             if exc.code != EXIT_REFUSED:
                 raise
-            refused.extend(_refusals(exc, chunk))
+            refused.extend(_refusals(exc, chunk, start // args.chunk))
         done += len(chunk)
         progress.update(done)
     progress.close()
@@ -379,28 +380,62 @@ def cmd_send(args: argparse.Namespace) -> int:
     return EXIT_OK if not refused else EXIT_REFUSED
 
 
-def _refusals(exc: CliError, chunk: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Every item of a refused chunk, with the errors the API named for it (by line)."""
+def _refusals(
+    exc: CliError, chunk: list[tuple[int, dict[str, Any]]], number: int
+) -> list[dict[str, Any]]:
+    """Every item of a refused chunk (the API accepts a batch whole or not at all): with the
+    errors the API named for it (``cause`` "field"), or, for the others, refused with their
+    chunk (``cause`` "chunk", the API's message)."""
     details: list[dict[str, Any]] = []
     if isinstance(exc.body, dict):
         details = (exc.body.get("error") or {}).get("details") or []
     by_index: dict[int, list[str]] = {}
     for d in details:
-        if isinstance(d.get("index"), int):
-            by_index.setdefault(d["index"], []).append(f"{d.get('path', '')}: {d.get('message')}")
+        index = d.get("index")
+        if isinstance(index, int):
+            # "messages[3].to" names the item by its place in the chunk: the line says that.
+            path = str(d.get("path", "")).removeprefix(f"messages[{index}]").lstrip(".")
+            by_index.setdefault(index, []).append(f"{path or 'message'}: {d.get('message')}")
     first_line = str(exc).splitlines()[0]
-    return [
-        {"line": line, "errors": by_index.get(i) or [f"batch refused ({first_line})"]}
-        for i, (line, _) in enumerate(chunk)
-    ]
+    out: list[dict[str, Any]] = []
+    for i, (line, _) in enumerate(chunk):
+        own = by_index.get(i)
+        cause = "field" if own else "chunk"
+        errors = own or [f"batch refused ({first_line})"]
+        out.append({"line": line, "errors": errors, "cause": cause, "chunk": number})
+    return out
+
+
+SHOWN_ERRORS: Final = 20
+"""Lines with field errors printed by ``send --file`` in text mode (``--json`` has all)."""
 
 
 def _send_text(doc: dict[str, Any]) -> str:
+    """The field errors first, with their file line, then one line per chunk for the
+    messages refused only because their chunk was."""
     lines = [f"{doc['file']}: {doc['accepted']} accepted, {doc['refused']} refused"]
-    for e in doc["errors"][:50]:
+    own = [e for e in doc["errors"] if e.get("cause") == "field"]
+    for e in own[:SHOWN_ERRORS]:
         lines.append(f"  line {e['line']}: {'; '.join(e['errors'])}")
-    if len(doc["errors"]) > 50:
-        lines.append(f"  ... {len(doc['errors']) - 50} more (use --json)")
+    if len(own) > SHOWN_ERRORS:
+        lines.append(f"  ... {len(own) - SHOWN_ERRORS} more lines with errors (use --json)")
+    chunks: dict[int, list[dict[str, Any]]] = {}
+    for e in doc["errors"]:
+        chunks.setdefault(e.get("chunk", 0), []).append(e)
+    for entries in chunks.values():
+        others = [e for e in entries if e.get("cause") != "field"]
+        if not others:
+            continue
+        first, last = entries[0]["line"], entries[-1]["line"]
+        why = (
+            "because of the errors above in it"
+            if len(others) < len(entries)
+            else others[0]["errors"][0].removeprefix("batch refused (").removesuffix(")")
+        )
+        lines.append(
+            f"  lines {first}-{last}: {len(others)} other messages not sent (a chunk is"
+            f" refused whole: {why})"
+        )
     return "\n".join(lines)
 
 

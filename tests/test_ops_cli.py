@@ -335,6 +335,32 @@ async def test_send_file_in_chunks_with_progress_and_refused_lines(
     assert "25/25" in err  # the progress bar reached the end
 
 
+async def test_send_file_text_shows_the_field_errors_with_their_lines(
+    api: FakeApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rows = ["to,from,text"] + [f"+3361234{i:04d},ACME,msg {i}" for i in range(120)]
+    rows[80] = rows[95] = "bad,ACME,oops"  # lines 81 and 96, both in the first chunk of 100
+    path = tmp_path / "m.csv"
+    path.write_text("\n".join(rows) + "\n")
+    code, out, _ = await run(
+        api, "send", "--file", str(path), "--chunk", "100", monkeypatch=monkeypatch
+    )
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].endswith("20 accepted, 100 refused")
+    assert lines[1:3] == ["  line 81: to: not a number", "  line 96: to: not a number"]
+    assert lines[3:] == [
+        "  lines 2-101: 98 other messages not sent (a chunk is refused whole:"
+        " because of the errors above in it)"
+    ]
+    code, out, _ = await run(
+        api, "send", "--file", str(path), "--chunk", "100", "--json", monkeypatch=monkeypatch
+    )
+    errors = json.loads(out)["errors"]
+    assert [e["line"] for e in errors if e["cause"] == "field"] == [81, 96]
+    assert len(errors) == 100
+
+
 async def test_send_file_retries_a_draining_gateway_with_the_same_key(
     api: FakeApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
