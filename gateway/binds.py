@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from gateway.logs import log_event
 from gateway.metrics import Histogram, RateMeter
@@ -58,6 +59,83 @@ class BindState(StrEnum):
     STOPPED = "stopped"
 
 
+TlsVersion = Literal["1.2", "1.3"]
+"""Oldest TLS version a bind accepts. Older ones are not offered: OpenSSL 3 refuses TLS 1.0
+and 1.1 at its default security level, and RFC 8996 deprecates them."""
+
+_TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+class TlsSetupError(ValueError):
+    """A TLS file could not be used; ``key`` names the carrier setting at fault."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """How a bind speaks TLS to its SMSC (the carrier's ``tls_*`` keys).
+
+    The context is built at every connect, so a renewed CA bundle or client certificate is
+    read on the next reconnect without a restart."""
+
+    ca_file: str = ""
+    """PEM bundle of the CAs trusted for the SMSC's certificate; "" is the system store."""
+    server_name: str = ""
+    """The name the SMSC's certificate must carry, also sent as SNI; "" is the host."""
+    cert_file: str = ""
+    """PEM client certificate chain, for SMSCs that ask for one (mutual TLS)."""
+    key_file: str = ""
+    """Its private key; "" when the key is in ``cert_file``."""
+    min_version: TlsVersion = "1.2"
+    verify: bool = True
+    """False accepts any certificate under any name (logged as a warning at each start)."""
+
+    def context(self) -> ssl.SSLContext:
+        """A client context for these settings; TlsSetupError names the file at fault."""
+        try:
+            context = ssl.create_default_context(
+                ssl.Purpose.SERVER_AUTH, cafile=self.ca_file or None
+            )
+        except (OSError, ValueError) as exc:
+            raise TlsSetupError(
+                "tls_ca_file", f"cannot load CA certificates from {self.ca_file}: {_why(exc)}"
+            ) from None
+        context.minimum_version = _TLS_VERSIONS[self.min_version]
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert_file:
+            try:
+                context.load_cert_chain(self.cert_file, self.key_file or None)
+            except (OSError, ValueError) as exc:
+                raise TlsSetupError(
+                    "tls_cert",
+                    f"cannot load the client certificate {self.cert_file}"
+                    f"{' with key ' + self.key_file if self.key_file else ''}: {_why(exc)}",
+                ) from None
+        return context
+
+
+def _why(exc: BaseException) -> str:
+    """An ssl or OS error as one readable phrase (``[SSL: X] y (_ssl.c:123)`` -> ``y``)."""
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        if exc.reason == "PEM_LIB" or exc.library == "PEM":
+            return f"not a usable PEM file ({exc.reason})"
+        return exc.reason.lower().replace("_", " ")
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class BindSettings:
     """Everything one bind needs, independent of how the configuration file is laid out."""
@@ -78,6 +156,8 @@ class BindSettings:
     reconnect_initial: float = 1.0
     reconnect_max: float = 60.0
     reconnect_jitter: float = 0.2
+    tls: TlsSettings | None = None
+    """Connect with TLS; None is plain TCP."""
 
 
 class Backoff:
@@ -116,6 +196,8 @@ class BindMetrics:
     lost: int = 0
     """Requests in flight when the link went down."""
     protocol_errors: int = 0
+    tls_failures: int = 0
+    """Connections whose TLS handshake failed or could not be set up."""
     latency: Histogram = field(default_factory=Histogram)
     """Seconds from a request on the wire to its response."""
     rate: RateMeter = field(default_factory=RateMeter)
@@ -248,6 +330,16 @@ class CarrierBind:
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
+        tls = self.settings.tls
+        if tls is not None and not tls.verify:
+            log_event(
+                log,
+                "bind.tls_unverified",
+                logging.WARNING,
+                carrier=self.carrier,
+                bind=self.name,
+                reason="tls_verify is false: any certificate is accepted under any name",
+            )
         while not self._stopping:
             await self._connect_and_serve()
             if self._stopping:
@@ -264,11 +356,29 @@ class CarrierBind:
         self._set_state(BindState.CONNECTING)
         self.connects += 1
         session = Session(Role.ESME, s.session, loop.time())
+        context: ssl.SSLContext | None = None
+        server_name: str | None = None
+        if s.tls is not None:
+            server_name = s.tls.server_name or s.host
+            try:
+                context = s.tls.context()
+            except TlsSetupError as exc:  # a file gone or broken since the start
+                self._tls_failed(f"setup: {exc}", server_name)
+                return
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: SmppConnection(session, self), s.host, s.port),
+                loop.create_connection(
+                    lambda: SmppConnection(session, self),
+                    s.host,
+                    s.port,
+                    ssl=context,
+                    server_hostname=server_name,
+                ),
                 s.session.bind_timeout,
             )
+        except ssl.SSLError as exc:  # the handshake failed (an SSLError is an OSError)
+            self._tls_failed(_why(exc), server_name)
+            return
         except (TimeoutError, OSError) as exc:
             self.last_error = f"connect: {exc or type(exc).__name__}"
             return
@@ -295,7 +405,9 @@ class CarrierBind:
         try:
             if await self._bound:
                 self.backoff.reset()
-                self._set_state(BindState.BOUND, smsc=session.system_id)
+                tls = conn.transport.get_extra_info("ssl_object") if conn.transport else None
+                extra = {"tls": tls.version()} if tls is not None else {}
+                self._set_state(BindState.BOUND, smsc=session.system_id, **extra)
                 self.became_bound.set()
                 self.listener.bind_up(self)
             await conn.closed
@@ -369,10 +481,30 @@ class CarrierBind:
             self._lost.extend(lost)
 
     def connection_lost(self, conn: SmppConnection, exc: Exception | None) -> None:
+        if isinstance(exc, ssl.SSLError) and self.state is BindState.BINDING:
+            # Refused after the handshake (TLS 1.3 checks a client certificate then).
+            tls = self.settings.tls
+            self._tls_failed(_why(exc), tls.server_name or self.settings.host if tls else None)
         self._resolve_bind(False)
         lost, self._lost = self._lost, []
         if lost or self.state in (BindState.BOUND, BindState.UNBINDING):
             self.listener.bind_down(self, lost)
+
+    def _tls_failed(self, reason: str, server_name: str | None) -> None:
+        """Count and log a TLS failure; the loop then backs off as for any failed connect,
+        which also bounds how often this line is written."""
+        self.metrics.tls_failures += 1
+        self.last_error = f"tls: {reason}"
+        log_event(
+            log,
+            "bind.tls_failed",
+            logging.WARNING,
+            carrier=self.carrier,
+            bind=self.name,
+            host=f"{self.settings.host}:{self.settings.port}",
+            server_name=server_name,
+            reason=reason,
+        )
 
     def _resolve_bind(self, ok: bool) -> None:
         if self._bound is not None and not self._bound.done():

@@ -10,8 +10,10 @@ Every section must be present in the file: ``[node]``, ``[http]`` (with at least
 section may be left out where a default is documented below; ``node.data_dir`` and a
 carrier's ``name``, ``host``, ``port``, ``system_id`` and ``password`` have none.
 
-Relative paths: ``node.data_dir`` is relative to the directory of the configuration file
-(``load_config`` makes it absolute), and ``store.path`` is relative to ``node.data_dir``.
+Relative paths: ``node.data_dir`` and a carrier's TLS files (``tls_ca_file``, ``tls_cert``,
+``tls_key``) are relative to the directory of the configuration file (``load_config`` makes
+them absolute, and checks that the TLS files load), and ``store.path`` is relative to
+``node.data_dir``.
 
 Secrets: a carrier's password and a token's hash never appear in ``repr()``/``str()``. HTTP
 bearer tokens are stored as SHA-256 hex digests only; :func:`hash_token` computes one.
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from gateway.binds import TlsSettings, TlsSetupError, TlsVersion
 from gateway.confload import (
     ConfigError,
     all_of,
@@ -333,6 +336,39 @@ class CarrierConfig:
     """submit_sm priority_flag (5.2.14, 0-3) for each message priority 0-9, in order. The
     default keeps 0-3 as they are (an upstream ESME's priority_flag goes on unchanged) and
     sends 3 for anything higher; ten zeros send no priority at all."""
+    tls: bool = False
+    """Connect with TLS from the first byte (SMPP over TLS, as Kannel and Jasmin do; the
+    carrier names the port, IANA registers 3550 for it)."""
+    tls_ca_file: str = ""
+    """PEM bundle of the CAs trusted for the SMSC's certificate; "" is the system store.
+    Relative to the configuration file's directory."""
+    tls_server_name: str = ""
+    """The name the SMSC's certificate must carry, also sent as SNI; "" is ``host`` (an IP
+    address is then checked against the certificate's IP addresses)."""
+    tls_cert: str = ""
+    """PEM client certificate chain, for carriers that ask for one (mutual TLS)."""
+    tls_key: str = ""
+    """The client certificate's private key (PEM, not encrypted); "" when it is in
+    ``tls_cert``'s file."""
+    tls_min_version: TlsVersion = "1.2"
+    """Oldest TLS version accepted: ``1.2`` or ``1.3``."""
+    tls_verify: bool = True
+    """False accepts any certificate under any name: for a test SMSC only; every bind logs a
+    warning (``bind.tls_unverified``) when it starts."""
+
+    @property
+    def tls_settings(self) -> TlsSettings | None:
+        """What the binds need to speak TLS, or None for plain TCP."""
+        if not self.tls:
+            return None
+        return TlsSettings(
+            ca_file=self.tls_ca_file,
+            server_name=self.tls_server_name,
+            cert_file=self.tls_cert,
+            key_file=self.tls_key,
+            min_version=self.tls_min_version,
+            verify=self.tls_verify,
+        )
 
     @property
     def effective_receipt_id_form(self) -> IdForm:
@@ -340,12 +376,59 @@ class CarrierConfig:
         return self.receipt_id_form or self.message_id_form
 
     def validate(self) -> list[str]:
+        errors: list[str] = []
         if self.reconnect_max < self.reconnect_initial:
-            return [
+            errors.append(
                 f"reconnect_max: must be at least reconnect_initial ({self.reconnect_initial:g}),"
                 f" got {self.reconnect_max:g}"
-            ]
+            )
+        if not self.tls:
+            # A TLS key without tls = true would leave the operator believing the link is
+            # encrypted while it is not.
+            errors.extend(
+                f"{key}: set but tls is false (set tls = true to connect with TLS)"
+                for key, default in _TLS_DEFAULTS.items()
+                if getattr(self, key) != default
+            )
+        if self.tls_key and not self.tls_cert:
+            errors.append("tls_key: set without tls_cert")
+        return errors
+
+    def tls_file_errors(self) -> list[str]:
+        """Problems with the TLS files (missing, unreadable, not PEM, key not matching the
+        certificate), each with its key; checked at load so a bad file stops the start."""
+        settings = self.tls_settings
+        if settings is None:
+            return []
+        try:
+            settings.context()
+        except TlsSetupError as exc:
+            return [f"{exc.key}: {exc.message}"]
         return []
+
+    def with_paths_from(self, base: str) -> CarrierConfig:
+        """This carrier with its relative TLS file names taken against ``base``."""
+
+        def under(name: str) -> str:
+            return os.path.normpath(os.path.join(base, name)) if name else ""
+
+        return dataclasses.replace(
+            self,
+            tls_ca_file=under(self.tls_ca_file),
+            tls_cert=under(self.tls_cert),
+            tls_key=under(self.tls_key),
+        )
+
+
+_TLS_DEFAULTS: dict[str, Any] = {
+    "tls_ca_file": "",
+    "tls_server_name": "",
+    "tls_cert": "",
+    "tls_key": "",
+    "tls_min_version": "1.2",
+    "tls_verify": True,
+}
+"""The carrier keys that mean something only with ``tls = true``, and their defaults."""
 
 
 def _status_name(value: int | str) -> str | None:
@@ -522,15 +605,32 @@ class GatewayConfig:
         ``config_file``. An absolute data_dir is only normalised."""
         base = Path(os.path.abspath(config_file)).parent
         data_dir = os.path.normpath(base / self.node.data_dir)
-        return dataclasses.replace(self, node=dataclasses.replace(self.node, data_dir=data_dir))
+        return dataclasses.replace(
+            self,
+            node=dataclasses.replace(self.node, data_dir=data_dir),
+            carriers=tuple(c.with_paths_from(str(base)) for c in self.carriers),
+        )
+
+    def file_errors(self) -> list[str]:
+        """Problems with the files the configuration names (the carriers' TLS files)."""
+        return [
+            f"carriers[{n}].{error}"
+            for n, carrier in enumerate(self.carriers)
+            for error in carrier.tls_file_errors()
+        ]
 
 
 def load_config(path: Path) -> GatewayConfig:
-    """Read and check a gateway configuration file, with ``node.data_dir`` made absolute.
+    """Read and check a gateway configuration file, with ``node.data_dir`` and the carriers'
+    TLS files made absolute, and those files checked.
 
     Raises :class:`ConfigError` listing every problem found (``source`` is ``path``).
     """
-    return load_toml(GatewayConfig, path).resolve_paths(path)
+    config = load_toml(GatewayConfig, path).resolve_paths(path)
+    errors = config.file_errors()
+    if errors:
+        raise ConfigError(errors, path)
+    return config
 
 
 # -- inbound (MO) -------------------------------------------------------------------------

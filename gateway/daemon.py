@@ -79,6 +79,7 @@ def bind_settings(carrier: CarrierConfig) -> list[BindSettings]:
             reconnect_initial=carrier.reconnect_initial,
             reconnect_max=carrier.reconnect_max,
             reconnect_jitter=carrier.reconnect_jitter,
+            tls=carrier.tls_settings,
         )
         for n in range(1, carrier.binds + 1)
     ]

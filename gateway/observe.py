@@ -85,6 +85,12 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
     connects = CounterMetricFamily(
         "smsgw_bind_connects", "TCP connections opened.", labels=["carrier", "bind"]
     )
+    tls_failures = CounterMetricFamily(
+        "smsgw_bind_tls_failures",
+        "Connections whose TLS handshake failed or could not be set up (certificate refused,"
+        " name mismatch, unreadable file).",
+        labels=["carrier", "bind"],
+    )
     sent = CounterMetricFamily(
         "smsgw_submit_sm", "submit_sm (and data_sm) sent.", labels=["carrier", "bind"]
     )
@@ -122,6 +128,7 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
         m = b.metrics
         tps.add_metric([carrier, name], m.rate.rate())
         connects.add_metric([carrier, name], float(b.connects))
+        tls_failures.add_metric([carrier, name], float(m.tls_failures))
         sent.add_metric([carrier, name], float(m.sent))
         for status, n in sorted(m.responses.items()):
             responses.add_metric(
@@ -140,7 +147,7 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
         lost.add_metric([carrier], float(n_lost))
         protocol.add_metric([carrier], float(n_protocol))
         nacks.add_metric([carrier], float(n_nacks))
-    yield from (state, up, window, window_size, tps, connects, sent, responses)
+    yield from (state, up, window, window_size, tps, connects, tls_failures, sent, responses)
     yield from (timeouts, lost, protocol, nacks)
     yield histogram_family(
         "smsgw_submit_sm_response_seconds",

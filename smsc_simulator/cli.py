@@ -4,6 +4,8 @@ On start it prints one line to stdout, for scripts and tests that listen on port
 
     smsc-sim ready smpp_host=127.0.0.1 smpp_port=40123 control_host=127.0.0.1 control_port=40124
 
+followed by `` smpp_tls_port=40125`` when ``[smpp.tls]`` is set.
+
 Logs go to stderr, one structured line per event. SIGTERM or SIGINT stops it gracefully
 (ESMEs are unbound); a second signal exits at once.
 """
@@ -57,6 +59,10 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         smpp = replace(smpp, host=args.host)
     if args.port is not None:
         smpp = replace(smpp, port=args.port)
+    if args.tls_port is not None:
+        if smpp.tls is None:
+            raise _fail(args.config, ["--tls-port: the file has no [smpp.tls] section"])
+        smpp = replace(smpp, tls=replace(smpp.tls, port=args.tls_port))
     if args.control_host is not None:
         control = replace(control, host=args.control_host)
     if args.control_port is not None:
@@ -99,7 +105,8 @@ async def serve(config: SimulatorConfig) -> int:
         gctune.tune()
         print(
             f"smsc-sim ready smpp_host={config.smpp.host} smpp_port={sim.smpp_port} "
-            f"control_host={config.control.host} control_port={sim.control_port}",
+            f"control_host={config.control.host} control_port={sim.control_port}"
+            + (f" smpp_tls_port={sim.smpp_tls_port}" if sim.smpp_tls_port is not None else ""),
             flush=True,
         )
         await stop.wait()
@@ -132,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="configuration file")
     parser.add_argument("--host", help="SMPP listen address (overrides smpp.host)")
     parser.add_argument("--port", type=_port, help="SMPP port, 0 for any (overrides smpp.port)")
+    parser.add_argument(
+        "--tls-port", type=_port, help="SMPP over TLS port, 0 for any (overrides smpp.tls.port)"
+    )
     parser.add_argument("--control-host", help="control API address (overrides control.host)")
     parser.add_argument(
         "--control-port", type=_port, help="control API port, 0 for any (overrides control.port)"

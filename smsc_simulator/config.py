@@ -12,7 +12,7 @@ Required sections: ``[smpp]``, ``[control]``, ``[log]`` and at least one ``[[acc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +32,32 @@ _PASSWORD = check(max_length(8))
 """password: at most 9 octets with its NUL (SMPP 3.4 5.2.2)."""
 
 
+TLS_PORT = 3550
+"""IANA's port for SMPP over TLS ("ssmpp")."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsListenerConfig:
+    """``[smpp.tls]``: a second SMPP listener, on ``smpp.host``, speaking TLS only."""
+
+    cert: str = field(metadata=check(non_empty))
+    """PEM certificate chain the simulator presents."""
+    key: str = field(metadata=check(non_empty))
+    """Its private key (PEM)."""
+    port: int = field(default=TLS_PORT, metadata=_PORT)
+    client_ca: str = ""
+    """PEM CA bundle: when set, ESMEs must present a client certificate signed by one of
+    these CAs (mutual TLS); "" asks for none."""
+
+    def with_paths_from(self, base: Path) -> TlsListenerConfig:
+        def under(name: str) -> str:
+            return str(base / name) if name else ""
+
+        return replace(
+            self, cert=under(self.cert), key=under(self.key), client_ca=under(self.client_ca)
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class SmppConfig:
     host: str = "127.0.0.1"
@@ -44,6 +70,8 @@ class SmppConfig:
     """How long a deliver_sm waits for its deliver_sm_resp before it is queued again."""
     bind_timeout: float = field(default=30.0, metadata=_SECONDS)
     """Close a connection that has not bound within this many seconds."""
+    tls: TlsListenerConfig | None = None
+    """``[smpp.tls]``: also listen with TLS; left out, plain TCP only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,5 +224,10 @@ class SimulatorConfig:
 
 
 def load_config(path: str | Path) -> SimulatorConfig:
-    """Read and check a TOML file; raises ConfigError listing every problem."""
-    return load_toml(SimulatorConfig, Path(path))
+    """Read and check a TOML file; raises ConfigError listing every problem. Relative TLS
+    file names are taken against the file's directory."""
+    config = load_toml(SimulatorConfig, Path(path))
+    if config.smpp.tls is None:
+        return config
+    base = Path(path).resolve().parent
+    return replace(config, smpp=replace(config.smpp, tls=config.smpp.tls.with_paths_from(base)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 import zlib
 from collections import deque
@@ -58,7 +59,12 @@ from gateway.smpp.session import (
     UnexpectedResponse,
 )
 from gateway.smpp.text import ConcatMethod
-from smsc_simulator.config import AccountConfig, SimulatorConfig, SubscribersConfig
+from smsc_simulator.config import (
+    AccountConfig,
+    SimulatorConfig,
+    SubscribersConfig,
+    TlsListenerConfig,
+)
 from smsc_simulator.control import make_app
 from smsc_simulator.dlr import (
     NETWORK_ERROR,
@@ -667,6 +673,17 @@ class Subscribers:
         self.sim.stats.subscriber_replies[text] += 1
 
 
+def tls_context(config: TlsListenerConfig) -> ssl.SSLContext:
+    """The TLS listener's server context; with ``client_ca``, a client certificate signed
+    by one of those CAs is required."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.cert, config.key)
+    if config.client_ca:
+        context.load_verify_locations(config.client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 class Simulator:
     """The SMSC simulator: an SMPP listener and its JSON control API.
 
@@ -694,6 +711,8 @@ class Simulator:
         )
         self.subscribers: Subscribers | None = None
         self.smpp_port: int | None = None
+        self.smpp_tls_port: int | None = None
+        """The TLS listener's port when ``[smpp.tls]`` is set."""
         self.control_port: int | None = None
         self.stopping = False
         self.wall_offset = 0.0
@@ -704,6 +723,7 @@ class Simulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: Scheduler | None = None
         self._server: asyncio.Server | None = None
+        self._tls_server: asyncio.Server | None = None
         self._runner: web.AppRunner | None = None
         self._drop_timer: asyncio.TimerHandle | None = None
         self._session_config = SessionConfig(
@@ -743,6 +763,17 @@ class Simulator:
         )
         try:
             self.smpp_port = self._server.sockets[0].getsockname()[1]
+            if smpp.tls is not None:
+                self._tls_server = await loop.create_server(
+                    self._new_connection,
+                    smpp.host,
+                    smpp.tls.port,
+                    ssl=tls_context(smpp.tls),
+                    ssl_handshake_timeout=smpp.bind_timeout,
+                    reuse_address=True,
+                    backlog=512,
+                )
+                self.smpp_tls_port = self._tls_server.sockets[0].getsockname()[1]
             app = make_app(self, max_body_bytes=control.max_body_bytes)
             runner = web.AppRunner(app, handle_signals=False, access_log=None)
             await runner.setup()
@@ -755,12 +786,14 @@ class Simulator:
             await self._close_listeners()
             raise
         self.set_faults(self.faults)
+        tls: dict[str, Any] = {"smpp_tls": f"{smpp.host}:{self.smpp_tls_port}"} if smpp.tls else {}
         log_event(
             log,
             "sim.started",
             smpp=f"{smpp.host}:{self.smpp_port}",
             control=f"{control.host}:{self.control_port}",
             accounts=",".join(self.accounts),
+            **tls,
         )
 
     async def stop(self) -> None:
@@ -775,6 +808,8 @@ class Simulator:
             self._scheduler.stop()
         if self._server is not None:
             self._server.close()
+        if self._tls_server is not None:
+            self._tls_server.close()
         await self._unbind_all()
         await self._close_listeners()
         log_event(log, "sim.stopped")
@@ -811,6 +846,10 @@ class Simulator:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self._tls_server is not None:
+            self._tls_server.close()
+            await self._tls_server.wait_closed()
+            self._tls_server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

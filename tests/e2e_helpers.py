@@ -100,8 +100,10 @@ class Lab:
         await self.start_gateway()
 
     async def start_gateway(self) -> None:
-        assert self.simulator.smpp_port
-        config = gateway_config(self.tmp_path / "data", self.simulator.smpp_port, **self.carrier)
+        # A carrier with tls = true binds to the simulator's TLS listener.
+        port = self.simulator.smpp_tls_port if self.carrier.get("tls") else self.simulator.smpp_port
+        assert port
+        config = gateway_config(self.tmp_path / "data", port, **self.carrier)
         self.gateway = Gateway(config)
         await self.gateway.start()
         await eventually(self._bound)
