@@ -39,32 +39,48 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.daemon import FORCED_EXIT, serve
+    from gateway.daemon import FORCED_EXIT, StartupError, serve
+    from gateway.lifecycle import DataDirInUse, DataDirLock
 
     config = _load(args.config)
     configure_logging(
         getattr(args, "log_level", None) or config.log.level,
         getattr(args, "log_format", None) or config.log.format,
     )
+    # The data directory is ours before anything in it is touched: a second `smsgw run`
+    # on it stops here, leaving the running daemon's pid file, database and imports alone.
+    lock = DataDirLock(config.node.data_path)
+    try:
+        lock.acquire()
+    except DataDirInUse as exc:
+        print(f"smsgw: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"smsgw: cannot start: cannot lock {lock.path}: {exc.strerror}", file=sys.stderr)
+        return 1
     pid_file = pid_path(config)
-    with asyncio.Runner(loop_factory=_new_event_loop) as runner:
-        try:
-            if pid_file is not None:
-                pid_file.parent.mkdir(parents=True, exist_ok=True)
-                pid_file.write_text(f"{os.getpid()}\n")
-            code = runner.run(serve(config, Path(args.config)))
-        except OSError as exc:
-            print(f"smsgw: cannot start: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            if pid_file is not None:
-                pid_file.unlink(missing_ok=True)
-        if code == FORCED_EXIT:
-            # Tasks cut short and store threads would be waited for by an orderly exit:
-            # the operator asked for the exit now. Committed data is safe (WAL).
-            logging.shutdown()
-            sys.stderr.flush()
-            os._exit(code)
+    try:
+        with asyncio.Runner(loop_factory=_new_event_loop) as runner:
+            try:
+                if pid_file is not None:
+                    pid_file.parent.mkdir(parents=True, exist_ok=True)
+                    pid_file.write_text(f"{os.getpid()}\n")
+                code = runner.run(serve(config, Path(args.config)))
+            except (OSError, StartupError) as exc:
+                print(f"smsgw: cannot start: {exc}", file=sys.stderr)
+                code = 1
+            finally:
+                if pid_file is not None:
+                    pid_file.unlink(missing_ok=True)
+    finally:
+        lock.release()
+    if code == FORCED_EXIT:
+        # Tasks cut short and store threads would be waited for by an orderly exit: the
+        # operator asked for the exit now, or the start failed and a thread it began may
+        # never end. Committed data is safe (WAL); the lock goes with the process.
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 

@@ -49,6 +49,12 @@ log = logging.getLogger("smsgw.daemon")
 FORCED_EXIT = 1
 """serve()'s exit code when a second SIGTERM/SIGINT cut the graceful stop short."""
 
+
+class StartupError(Exception):
+    """The gateway could not start (what did start was stopped again); the message says
+    why. ``smsgw run`` prints it and exits 1."""
+
+
 SHUTDOWN_DRAIN_SECONDS = 5.0
 """The default of ``[shutdown] drain_seconds`` (kept for callers of this name)."""
 
@@ -335,7 +341,10 @@ async def serve(config: GatewayConfig, config_path: Path | None = None) -> int:
         loop.add_signal_handler(sig, on_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
-        await gateway.start()
+        try:
+            await gateway.start()
+        except Exception as exc:
+            raise StartupError(str(exc) or type(exc).__name__) from exc
         gctune.tune()  # started: freeze what start-up made, fewer collections from now on
         await gateway.wait_stopped()
         if reloads:  # a reload under way finishes first: never stop half-reloaded

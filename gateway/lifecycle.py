@@ -13,6 +13,13 @@ Draining (SIGTERM)
     ``/healthz`` answers 503 ``{"status": "draining", ...}``. A request already past the
     middleware finishes normally: what it committed stays queued in the store.
 
+One process per data directory
+    :class:`DataDirLock` is an exclusive ``flock`` on ``<data_dir>/smsgw.lock``, taken by
+    ``smsgw run`` before anything else touches the directory (pid file, database, spool).
+    A second process on the same directory gets :class:`DataDirInUse` naming the holder's
+    pid, and exits 1 having changed nothing. The kernel drops the lock when the holder exits,
+    however it exits (SIGKILL included), so a stale lock file never blocks a start.
+
 Reload (SIGHUP)
     :func:`reload_gateway` reads the file again. A file with errors is refused: every error
     is logged and the running configuration stays. Otherwise routes, carriers, retry rules
@@ -28,8 +35,11 @@ Reload (SIGHUP)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import inspect
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -100,6 +110,62 @@ class Drain:
             return await handler(request)
 
         return drain
+
+
+LOCK_FILE: Final = "smsgw.lock"
+"""In ``node.data_dir``; holds the pid of the process that owns the directory."""
+
+
+class DataDirInUse(Exception):
+    """Another process holds the data directory's lock."""
+
+    def __init__(self, data_dir: Path, pid: int | None) -> None:
+        holder = f"pid {pid}" if pid is not None else "a process whose pid is not written yet"
+        super().__init__(
+            f"the data directory {data_dir} is in use by another smsgw ({holder});"
+            f" lock file {data_dir / LOCK_FILE}"
+        )
+        self.pid = pid
+
+
+class DataDirLock:
+    """The exclusive lock on one data directory (see module doc)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.path = data_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock and write our pid in it; :class:`DataDirInUse` when another
+        process has it, OSError when the directory cannot be used at all."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise DataDirInUse(self.data_dir, int(holder) if holder.isdigit() else None) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let the directory go. The file stays: removing it would let a process that
+        opened it just before lock a file no longer in the directory."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 async def wait_settled(binds: Sequence[CarrierBind]) -> None:

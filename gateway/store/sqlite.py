@@ -544,6 +544,8 @@ class SqliteStore(SqliteReports):
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        db: aiosqlite.Connection | None = None
+        reader: aiosqlite.Connection | None = None
         try:
             db = await aiosqlite.connect(self.path, isolation_level=None)
             await db.execute("PRAGMA journal_mode=WAL")
@@ -567,6 +569,12 @@ class SqliteStore(SqliteReports):
             await reader.execute("PRAGMA busy_timeout=5000")
             await reader.execute("PRAGMA query_only=ON")
         except Exception as exc:
+            # Each connection runs on a thread of its own, which would keep the process
+            # alive: close what opened (a failed start must exit, not hang).
+            for conn in (reader, db):
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._db = db
         self._reader = reader
