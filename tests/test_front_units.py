@@ -418,7 +418,8 @@ def test_submit_checks_map_validity_schedule_and_receipts(tmp_path: Path) -> Non
     def check(**fields: Any) -> tuple[int, NewMessage | None]:
         values: dict[str, Any] = {"destination_addr": "33612345678", "dest_addr_ton": 1}
         values.update(fields)
-        return server._check(account, SubmitSm(**values), "hello")
+        status, message, _reason = server._check(account, SubmitSm(**values), "hello")
+        return status, message
 
     status, message = check(validity_period="000000020000000R", registered_delivery=1)
     assert status == Status.ROK and message is not None

@@ -118,6 +118,25 @@ class FrontConfig:
     reassembly_timeout: float = field(default=30.0, metadata=check(in_range(0.1, None)))
     """Seconds to wait for the missing parts of a long message (UDH or SAR) before its held
     parts are answered ESME_RSUBMITFAIL."""
+    bind_failure_delay: float = field(default=1.0, metadata=check(in_range(0, 30)))
+    """Seconds a failed bind (wrong password, unknown system_id) waits for its bind_resp,
+    from a client address's second failure within ``bind_failure_window`` on (the first is
+    answered at once). Binds from one address are checked one at a time, so a guesser gets
+    one try a second however many connections it opens."""
+    bind_failures_per_address: int = field(default=10, metadata=check(in_range(1, None)))
+    """Failed binds from one client address within ``bind_failure_window`` (as a leaky
+    bucket: this many at once, or a steady rate above this many per window) before every
+    bind from it is refused for ``bind_lockout`` seconds (ESME_RBINDFAIL, password unread)."""
+    bind_failures_per_system_id: int = field(default=30, metadata=check(in_range(1, None)))
+    """The same for one system_id, across addresses (only failures from an address the
+    account allows count: others are refused before their password is read)."""
+    bind_failure_window: float = field(default=600.0, metadata=check(in_range(1, None)))
+    bind_lockout: float = field(default=900.0, metadata=check(in_range(1, None)))
+    """Seconds a locked-out address or system_id is refused. Binds already up stay up."""
+    hide_unknown_system_id: bool = False
+    """Answer a bind with an unknown system_id as a wrong password (ESME_RINVPASWD, after
+    the same password hashing), so binds cannot tell which system_ids exist. Off by
+    default: ESME_RINVSYSID is what ESMEs and their operators expect to see."""
     accounts: tuple[FrontAccountConfig, ...] = ()
     mo_routes: dict[str, str] = field(default_factory=dict)
     """Destination number (as in the MO, e.g. "+447700900000" or a short code) -> the

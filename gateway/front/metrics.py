@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from prometheus_client.core import Metric
@@ -44,6 +45,39 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
         "Binds refused, by the command_status of the bind_resp.",
         labels=["account", "status"],
     )
+    failures = CounterMetricFamily(
+        "smsgw_front_bind_failures",
+        "Failed binds the brute-force guard counts: wrong password, unknown system_id.",
+        labels=["reason"],
+    )
+    for reason in ("password", "system_id"):
+        failures.add_metric([reason], front.bind_failures[reason])
+    locked_out = CounterMetricFamily(
+        "smsgw_front_bind_locked_out",
+        "Binds refused unread because their address or system_id is locked out.",
+        labels=["scope"],
+    )
+    lockouts = CounterMetricFamily(
+        "smsgw_front_bind_lockouts",
+        "Lockouts started after too many failed binds.",
+        labels=["scope"],
+    )
+    locked = GaugeMetricFamily(
+        "smsgw_front_bind_locked",
+        "Client addresses and system_ids locked out now.",
+        labels=["scope"],
+    )
+    started = front.guard.lockouts()
+    now_locked = front.guard.locked_count(time.monotonic())  # the event loop's clock
+    for scope in ("address", "system_id"):
+        locked_out.add_metric([scope], front.bind_locked_out[scope])
+        lockouts.add_metric([scope], started[scope])
+        locked.add_metric([scope], now_locked[scope])
+    suppressed = CounterMetricFamily(
+        "smsgw_front_refusal_logs_suppressed",
+        "front.rejected / front.bind_refused lines left out by the log rate limit.",
+    )
+    suppressed.add_metric([], front.refusals.suppressed_total)
     for name, account in front.accounts.items():
         for status, count in sorted(account.stats.bind_refused.items()):
             refused.add_metric([name, status_name(status)], count)
@@ -57,4 +91,17 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
         failed.add_metric([name], account.stats.deliver_failed)
         held.add_metric([name], account.held)
         expired.add_metric([name], account.stats.expired)
-    return [binds, submits, delivered, failed, held, expired, refused]
+    return [
+        binds,
+        submits,
+        delivered,
+        failed,
+        held,
+        expired,
+        refused,
+        failures,
+        locked_out,
+        lockouts,
+        locked,
+        suppressed,
+    ]

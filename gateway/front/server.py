@@ -45,7 +45,13 @@ from gateway.api.intake import Intake
 from gateway.api.messages import Handoff, accept_and_enqueue
 from gateway.api.validation import MAX_PRIORITY, MAX_VALIDITY, MIN_VALIDITY
 from gateway.engine.throttle import TokenBucket
-from gateway.front.config import FrontAccountConfig, FrontConfig, verify_password
+from gateway.front.config import (
+    PBKDF2_ITERATIONS,
+    FrontAccountConfig,
+    FrontConfig,
+    verify_password,
+)
+from gateway.front.guard import BindGuard, GuardLimits, client_key, retry_after
 from gateway.front.inbound import (
     GroupKey,
     Reassembler,
@@ -55,13 +61,14 @@ from gateway.front.inbound import (
     smpp_time,
 )
 from gateway.front.outgoing import build_mo, build_receipt, mo_payload, receipt_info
+from gateway.front.refusals import RefusalLog
 from gateway.logs import log_event
 from gateway.model import NewMessage, StatusChange
 from gateway.smpp.address import as_number
 from gateway.smpp.aio import SmppConnection
-from gateway.smpp.constants import Status
+from gateway.smpp.constants import Status, status_name
 from gateway.smpp.errors import EncodeError, LocalProtocolError
-from gateway.smpp.pdu import DataSm, DeliverSm, GenericNack, Pdu, SubmitSm
+from gateway.smpp.pdu import Bind, DataSm, DeliverSm, GenericNack, Pdu, SubmitSm
 from gateway.smpp.session import (
     BindRequested,
     BindType,
@@ -97,6 +104,16 @@ ACCOUNT_BURST_SECONDS: Final = 1.0
 
 UNBIND_GRACE_SECONDS: Final = 2.0
 """On stop, how long upstream binds get to answer our unbind before their links are cut."""
+
+MAX_LOGGED_ID: Final = 16
+"""A bind's system_id is cut to this many characters in log lines (SMPP allows 15; a hostile
+peer can send thousands)."""
+
+_REASONS: Final[dict[int, str]] = {
+    Status.RSYSERR: "store failure, send again",
+    Status.RSUBMITFAIL: "submit failed",
+}
+"""The reason logged for a refusal that gave none of its own."""
 
 FIELD_STATUS: Final[dict[str, int]] = {
     "to": Status.RINVDSTADR,
@@ -177,6 +194,16 @@ class FrontAccount:
             for b in self.receivers
             if b.conn is not None and b.conn.session.is_bound
         )
+
+
+class _Gate:
+    """Binds from one client address waiting for, or in, their check."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 Waiting = tuple["UpstreamBind", Received]
@@ -268,12 +295,14 @@ class UpstreamBind:
 
     # -- submit_sm -------------------------------------------------------------------------
 
-    def answer(self, pdu: Received, status: int, message_id: str = "") -> None:
-        """Send the response owed for ``pdu``."""
+    def answer(self, pdu: Received, status: int, message_id: str = "", reason: str = "") -> None:
+        """Send the response owed for ``pdu``; a refusal is logged (rate-limited)."""
         self.owed -= 1
         account = self.account
         if account is not None:
             account.stats.submit_sm[status] += 1
+        if status != Status.ROK:
+            self.front.refused(self, pdu, status, reason)
         conn = self.conn
         if conn is not None:
             conn.send_response(pdu.make_response(status, message_id=message_id))
@@ -285,16 +314,16 @@ class UpstreamBind:
             return
         self.owed += 1
         if self.front.stopping:
-            self.answer(pdu, Status.RSYSERR)
+            self.answer(pdu, Status.RSYSERR, reason="stopping")
             return
         if self.owed > account.config.window:
-            self.answer(pdu, Status.RMSGQFUL)
+            self.answer(pdu, Status.RMSGQFUL, reason=f"window {account.config.window} full")
             return
         bucket = account.bucket
         if bucket is not None:
             now = conn.now()
             if bucket.available(now) < 1:
-                self.answer(pdu, Status.RTHROTTLED)
+                self.answer(pdu, Status.RTHROTTLED, reason=f"over tps {account.config.tps:g}")
                 return
             bucket.take(1, now)
         self.front.submit(account, self, pdu)
@@ -337,6 +366,25 @@ class FrontServer:
             enquire_link_interval=config.enquire_link_interval,
             bind_timeout=config.bind_timeout,
         )
+        self.guard = BindGuard(
+            GuardLimits(
+                per_address=config.bind_failures_per_address,
+                per_system_id=config.bind_failures_per_system_id,
+                window=config.bind_failure_window,
+                lockout=config.bind_lockout,
+                delay=config.bind_failure_delay,
+            )
+        )
+        self.bind_failures: Counter[str] = Counter()
+        """Failed binds counted by the guard, by reason (password, system_id)."""
+        self.bind_locked_out: Counter[str] = Counter()
+        """Binds refused because their address or system_id is locked out, by scope."""
+        self.refusals = RefusalLog(log)
+        self._gates: dict[str, _Gate] = {}
+        # An unknown system_id, when hidden, costs the same hashing as a wrong password.
+        # (same iteration count as the accounts' hashes; a digest no password gives).
+        rounds = config.accounts[0].password_hash.split("$")[1] if config.accounts else ""
+        self._decoy_hash = f"pbkdf2_sha256${rounds or PBKDF2_ITERATIONS}${'00' * 16}${'0' * 64}"
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -385,7 +433,7 @@ class FrontServer:
             await asyncio.wait(list(self._tasks), timeout=drain)
         for group in self.reassembler.expired(float("inf")):
             for bind, pdu in group.attached():
-                bind.answer(pdu, Status.RSYSERR)
+                bind.answer(pdu, Status.RSYSERR, reason="stopping")
         await self._unbind_all(drain)
         for account in self.accounts.values():
             with contextlib.suppress(Exception):
@@ -440,20 +488,23 @@ class FrontServer:
     ) -> None:
         pdu = event.pdu
         account = self.accounts.get(pdu.system_id)
-        status: int = Status.ROK
-        reason = ""
-        if self.stopping:
-            status, reason = Status.RSYSERR, "stopping"
-        elif account is None:
-            status, reason = Status.RINVSYSID, "unknown system_id"
-        elif not account.allows(handler.ip):
-            status, reason = Status.RBINDFAIL, f"address {handler.ip} not allowed"
-        elif not await asyncio.to_thread(
-            verify_password, pdu.password, account.config.password_hash
-        ):
-            status, reason = Status.RINVPASWD, "wrong password"
-        elif len(account.binds) >= account.config.max_binds:
-            status, reason = Status.RBINDFAIL, f"max_binds {account.config.max_binds} reached"
+        # Binds from one client address are checked one at a time, the failure delay
+        # included: 32 connections guess no faster than one, and none slips past the
+        # lockout while the others are being hashed.
+        key = client_key(handler.ip)
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = _Gate()
+        gate.users += 1
+        try:
+            async with gate.lock:
+                if conn.session.state is not State.OPEN or conn.closed.done():
+                    return  # gone while it waited
+                status, reason = await self._check_bind(handler, conn, pdu, account, key)
+        finally:
+            gate.users -= 1
+            if not gate.users:
+                del self._gates[key]
         if conn.session.state is not State.OPEN or conn.closed.done():
             return  # gone meanwhile
         if status != Status.ROK or account is None:
@@ -461,11 +512,13 @@ class FrontServer:
                 account.stats.bind_refused[status] += 1
             conn.session.reject_bind(pdu, status)
             conn.apply(None)
-            log_event(
-                log,
+            self.refusals.log(
                 "front.bind_refused",
+                conn.now(),
+                account=account.system_id if account is not None else "",
+                status=status_name(status),
                 peer=handler.peer,
-                system_id=pdu.system_id,
+                system_id=pdu.system_id[:MAX_LOGGED_ID],
                 bind_type=event.bind_type.value,
                 reason=reason,
             )
@@ -484,6 +537,88 @@ class FrontServer:
             binds=len(account.binds),
         )
 
+    async def _check_bind(
+        self,
+        handler: UpstreamBind,
+        conn: SmppConnection,
+        pdu: Bind,
+        account: FrontAccount | None,
+        key: str,
+    ) -> tuple[int, str]:
+        """The bind_resp status for a bind, and the reason when it is refused."""
+        status: int = Status.ROK
+        reason = ""
+        failed: str | None = None  # what the guard counts: "password" or "system_id"
+        now = conn.now()
+        lock = self.guard.locked(key, pdu.system_id if account else None, now)
+        if self.stopping:
+            status, reason = Status.RSYSERR, "stopping"
+        elif lock is not None:
+            # Refused before the password is read: a guess now tells nothing, right or wrong.
+            status = Status.RBINDFAIL
+            reason = f"{lock.scope} locked out after failed binds, {retry_after(lock, now)} s left"
+            self.bind_locked_out[lock.scope] += 1
+        elif account is None:
+            failed = "system_id"
+            if self.config.hide_unknown_system_id:
+                await asyncio.to_thread(verify_password, pdu.password, self._decoy_hash)
+                status, reason = Status.RINVPASWD, "unknown system_id"
+            else:
+                status, reason = Status.RINVSYSID, "unknown system_id"
+        elif not account.allows(handler.ip):
+            status, reason = Status.RBINDFAIL, f"address {handler.ip} not allowed"
+        elif not await asyncio.to_thread(
+            verify_password, pdu.password, account.config.password_hash
+        ):
+            status, reason = Status.RINVPASWD, "wrong password"
+            failed = "password"
+        elif len(account.binds) >= account.config.max_binds:
+            status, reason = Status.RBINDFAIL, f"max_binds {account.config.max_binds} reached"
+        if failed is not None:
+            self.bind_failures[failed] += 1
+            delay = self._count_failed_bind(handler, account, conn.now())
+            if delay > 0 and not self.stopping:
+                await asyncio.sleep(delay)  # answered late: guessing slows to one a second
+        return status, reason
+
+    def _count_failed_bind(
+        self, handler: UpstreamBind, account: FrontAccount | None, now: float
+    ) -> float:
+        """Give a failed bind to the guard; log a lockout it starts (once per lockout).
+        Returns the seconds to hold its bind_resp back."""
+        before = self.guard.lockouts()
+        system_id = account.system_id if account is not None else None
+        delay = self.guard.failed(client_key(handler.ip), system_id, now)
+        after = self.guard.lockouts()
+        for scope, key in (
+            ("address", client_key(handler.ip)),
+            ("system_id", account.system_id if account is not None else ""),
+        ):
+            if after[scope] > before[scope]:
+                log_event(
+                    log,
+                    "front.bind_lockout",
+                    logging.WARNING,
+                    scope=scope,
+                    key=key,
+                    seconds=self.config.bind_lockout,
+                    peer=handler.peer,
+                )
+        return delay
+
+    def refused(self, bind: UpstreamBind, pdu: Received, status: int, reason: str) -> None:
+        """A submit_sm or data_sm answered with an error: one rate-limited info line."""
+        account = bind.account
+        self.refusals.log(
+            "front.rejected",
+            asyncio.get_running_loop().time(),
+            account=account.system_id if account is not None else "",
+            status=status_name(status),
+            peer=bind.peer,
+            command=pdu.name,
+            reason=reason or _REASONS.get(status, ""),
+        )
+
     # -- submit_sm -------------------------------------------------------------------------
 
     def submit(self, account: FrontAccount, bind: UpstreamBind, pdu: Received) -> None:
@@ -498,7 +633,7 @@ class FrontServer:
         now = asyncio.get_running_loop().time()
         group, replaced = self.reassembler.add(key, piece, (bind, pdu), now)
         if replaced is not None:  # the same part twice: the later copy counts
-            replaced[0].answer(replaced[1], Status.RSUBMITFAIL)
+            replaced[0].answer(replaced[1], Status.RSUBMITFAIL, reason="part sent twice")
         if group is not None:
             waiting = group.attached()
             self._prepare(account, waiting, waiting[0][1], group.text())
@@ -506,22 +641,26 @@ class FrontServer:
     def _prepare(
         self, account: FrontAccount, waiting: list[Waiting], pdu: Received, text: str
     ) -> None:
-        status, message = self._check(account, pdu, text)
+        status, message, reason = self._check(account, pdu, text)
         if message is None:
             for bind, part in waiting:
-                bind.answer(part, status)
+                bind.answer(part, status, reason=reason)
             return
         self._queue_commit(message, waiting)
 
     def _check(
         self, account: FrontAccount, pdu: Received, text: str
-    ) -> tuple[int, NewMessage | None]:
+    ) -> tuple[int, NewMessage | None, str]:
+        """The status to answer, the message to commit when it is ROK, and why not."""
         config = account.config
         sender = pdu.source_addr or config.default_sender
-        if not sender or (config.allowed_senders and sender not in config.allowed_senders):
-            return Status.RINVSRCADR, None
+        if not sender:
+            return Status.RINVSRCADR, None, "no source_addr and no default_sender"
+        if config.allowed_senders and sender not in config.allowed_senders:
+            return Status.RINVSRCADR, None, "sender not in allowed_senders"
         if is_binary(pdu.data_coding):
-            return Status.RSUBMITFAIL, None  # smsgw carries text; binary would be mangled
+            # smsgw carries text; binary would be mangled
+            return Status.RSUBMITFAIL, None, f"binary data_coding 0x{pdu.data_coding:02x}"
         ton = pdu.source_addr_ton if pdu.source_addr else 0
         item: dict[str, Any] = {
             "to": as_number(pdu.destination_addr, pdu.dest_addr_ton),
@@ -537,21 +676,21 @@ class FrontServer:
                     seconds = smpp_time(pdu.validity_period, now) - now
                     item["validity"] = int(min(max(seconds, MIN_VALIDITY), MAX_VALIDITY))
             except ValueError:
-                return Status.RINVEXPIRY, None
+                return Status.RINVEXPIRY, None, "unreadable validity_period"
             try:
                 if pdu.schedule_delivery_time:
                     item["scheduled_at"] = smpp_time(pdu.schedule_delivery_time, now)
             except ValueError:
-                return Status.RINVSCHED, None
+                return Status.RINVSCHED, None, "unreadable schedule_delivery_time"
         prepared = self.intake.prepare(
             item, account=account.system_id, now=now, up=self.outbound.carriers_up()
         )
         if isinstance(prepared, list):
-            return _status_of(prepared), None
+            return _status_of(prepared), None, "; ".join(f"{e.path}: {e.message}" for e in prepared)
         registered = pdu.registered_delivery & 3
         if registered:
             prepared.callback_url = f"{FRONT_CALLBACK_SCHEME}{account.system_id}?rd={registered}"
-        return Status.ROK, prepared
+        return Status.ROK, prepared, ""
 
     def _queue_commit(self, message: NewMessage, waiting: list[Waiting]) -> None:
         """Commit with the other messages checked in this loop turn: a burst of submit_sm
@@ -586,8 +725,9 @@ class FrontServer:
         for message, waiting in batch:
             answer = Status.RSUBMITFAIL if message.id in refused else status
             message_id = message.id if answer == Status.ROK else ""
+            reason = "recipient opted out" if message.id in refused else ""
             for bind, pdu in waiting:
-                bind.answer(pdu, answer, message_id)
+                bind.answer(pdu, answer, message_id, reason)
 
     # -- receipts and MO: the outbox -------------------------------------------------------
 
@@ -769,7 +909,7 @@ class FrontServer:
         while True:
             for group in self.reassembler.expired(loop.time()):
                 for bind, pdu in group.attached():
-                    bind.answer(pdu, Status.RSUBMITFAIL)
+                    bind.answer(pdu, Status.RSUBMITFAIL, reason="parts missing")
             with contextlib.suppress(Exception):
                 held = await self.store.front_pending()
                 for account in self.accounts.values():
