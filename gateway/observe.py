@@ -194,7 +194,12 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
     ):
         receipts.add_metric([result], float(n))
     yield receipts
-    mo = CounterMetricFamily("smsgw_mo", "Inbound (MO) messages.", labels=["result"])
+    # smsgw_mo_total is the inbound service's (by number and keyword): one name, one family.
+    mo = CounterMetricFamily(
+        "smsgw_mo_deliver_sm",
+        "deliver_sm MOs read off the binds: received, or refused (answered with an error).",
+        labels=["result"],
+    )
     mo.add_metric(["received"], float(r.mo_received))
     mo.add_metric(["refused"], float(r.mo_refused))
     yield mo
