@@ -461,6 +461,10 @@ class MessagesConfig:
     default_region: str = field(default="", metadata=check(max_length(2)))
     """ISO country whose national numbers are accepted without ``+`` (e.g. ``FR``);
     "" accepts international numbers only."""
+    number_check: Literal["valid", "possible"] = "valid"
+    """Which phone numbers intake, imports and MO senders accept: ``valid`` (in a range
+    phonenumbers' metadata lists; a newly opened range is refused until the library is
+    upgraded) or ``possible`` (a known country code and a length that country uses)."""
     default_validity: float = field(default=48 * 3600.0, metadata=check(in_range(60, None)))
     """Seconds a message may wait to be sent when the client sets no ``validity``."""
     max_parts: int = field(default=10, metadata=check(in_range(1, 255)))

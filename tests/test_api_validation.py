@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+from pathlib import Path
 
 import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.api import validation as check
 from gateway.api.intake import SHORT_GSM7_CHARS, Intake, answer, answer_json, batch_answer_json
 from gateway.api.validation import Invalid, Numbers, NumberValidity
+from gateway.campaigns.e164 import FastE164
+from gateway.config import MessagesConfig
+from gateway.confload import ConfigError, load_dataclass
 from gateway.model import NewMessage
 from gateway.smpp.text import GSM7_BASIC, GSM7_EXTENSION, ConcatMethod, split_message
 from tests.api_fakes import NOW, carrier, make_config, router_for
@@ -180,3 +186,38 @@ def test_prepare_never_raises_on_any_json_value(item: object) -> None:
     else:
         assert isinstance(prepared, NewMessage)
         assert prepared.to.startswith("+") and prepared.parts >= 1
+
+
+def test_number_check_possible_takes_a_range_the_metadata_does_not_know_yet() -> None:
+    new_range = "+33700000000"  # right length for France, in no range phonenumbers lists
+    with pytest.raises(check.Invalid, match="not a valid phone number for country code"):
+        check.Numbers("").e164(new_range)
+    possible = check.Numbers("FR", number_check="possible")
+    assert possible.e164(new_range) == new_range
+    assert possible.e164("07 00 00 00 00") == new_range  # national, as default_region says
+    assert possible.e164("+33612345678") == "+33612345678"
+    for wrong, reason in (
+        ("+33612", "too short"),
+        ("+336123456789", "too long"),
+        ("+99912345678", "no known country code"),
+    ):
+        with pytest.raises(check.Invalid, match=reason):
+            possible.e164(wrong)
+    fast = FastE164(possible)
+    assert fast.e164(new_range) == new_range
+
+
+def test_number_check_is_a_messages_setting(tmp_path: Path) -> None:
+    assert MessagesConfig().number_check == "valid"
+    assert load_dataclass(MessagesConfig, {"number_check": "possible"}).number_check == "possible"
+    with pytest.raises(ConfigError, match="number_check"):
+        load_dataclass(MessagesConfig, {"number_check": "any"})
+    config = make_config()
+    config = dataclasses.replace(
+        config, messages=dataclasses.replace(config.messages, number_check="possible")
+    )
+    intake = Intake(config.messages, config.carriers, router_for(config))
+    prepared = intake.prepare(
+        {"to": "+33700000000", "from": "ACME", "text": "hi"}, account="t", now=0.0, up=set()
+    )
+    assert not isinstance(prepared, list) and prepared.to == "+33700000000"

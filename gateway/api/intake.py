@@ -121,7 +121,7 @@ class Intake:
             c.name: _TextSettings(c.name, ConcatMethod(c.concat), c.gsm7_packed, c.latin1)
             for c in carriers
         }
-        self.numbers = check.Numbers(config.default_region)
+        self.numbers = check.Numbers(config.default_region, number_check=config.number_check)
         self._e164 = FastE164(self.numbers).e164  # same answers, cheaper for E.164 input
         self._senders: dict[str, tuple[bool, str]] = {}  # (valid, sender or the reason)
 

@@ -18,7 +18,13 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberDesc, PhoneNumberFormat
+from phonenumbers import (
+    NumberParseException,
+    PhoneMetadata,
+    PhoneNumberDesc,
+    PhoneNumberFormat,
+    ValidationResult,
+)
 
 # -- limits ---------------------------------------------------------------------------------
 
@@ -70,15 +76,41 @@ _PARSE_ERRORS: Final = {
 }
 
 
+NUMBER_CHECKS: Final = ("valid", "possible")
+"""``[messages] number_check``: see :class:`Numbers`."""
+
+_POSSIBLE_ERRORS: Final = {
+    ValidationResult.TOO_SHORT: "is too short to be a phone number",
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "is too short to be a phone number (a local form)",
+    ValidationResult.TOO_LONG: "is too long to be a phone number",
+    ValidationResult.INVALID_COUNTRY_CODE: "has no known country code",
+}
+
+
 class Numbers:
     """Validate phone numbers and write them in E.164 (``+33612345678``).
 
     ``default_region`` (ISO 3166 alpha-2, e.g. ``FR``) lets national numbers in; without it
     only international ones (``+`` and the country code) are accepted.
+
+    ``number_check`` (``[messages] number_check``): ``"valid"`` accepts only numbers in a
+    range phonenumbers' metadata lists for the country (a number in a range opened since the
+    library's release is refused until it is upgraded); ``"possible"`` accepts any number of
+    a length the country uses (a known country code, the right number of digits), so a new
+    range goes through, and so does a mistyped digit that keeps the length.
     """
 
-    def __init__(self, default_region: str = "", cache_size: int = NUMBER_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        default_region: str = "",
+        cache_size: int = NUMBER_CACHE_SIZE,
+        *,
+        number_check: str = "valid",
+    ) -> None:
+        if number_check not in NUMBER_CHECKS:
+            raise ValueError(f"number_check must be one of {', '.join(NUMBER_CHECKS)}")
         self.region = default_region.upper() or None
+        self.possible = number_check == "possible"
         self._cache: dict[str, tuple[bool, str]] = {}  # (valid, E.164 or the reason)
         self._cache_size = cache_size
         self._validity = NumberValidity()
@@ -117,12 +149,20 @@ class Numbers:
             number = phonenumbers.parse(raw, self.region)
         except NumberParseException as exc:
             raise Invalid(_PARSE_ERRORS.get(exc.error_type, "is not a phone number")) from None
-        if not phonenumbers.is_valid_number(number):
-            raise Invalid(
-                f"is not a valid phone number for country code +{number.country_code}"
-                if number.country_code in _COUNTRY_CODES
-                else "has no known country code"
-            )
+        if number.country_code not in _COUNTRY_CODES:
+            raise Invalid("has no known country code")
+        if self.possible:
+            # Valid numbers are possible ones: the fast path above took most of them.
+            reason = phonenumbers.is_possible_number_with_reason(number)
+            if reason != ValidationResult.IS_POSSIBLE:
+                raise Invalid(
+                    _POSSIBLE_ERRORS.get(
+                        reason,
+                        f"is not a possible phone number for country code +{number.country_code}",
+                    )
+                )
+        elif not phonenumbers.is_valid_number(number):
+            raise Invalid(f"is not a valid phone number for country code +{number.country_code}")
         return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
     def _valid_e164(self, raw: str) -> bool:

@@ -31,7 +31,11 @@ NUMBER_CACHE: Final = 1024
 def campaign_intake(config: GatewayConfig, router: Router) -> Intake:
     """The API's intake rules for campaign messages, with a small number cache."""
     intake = Intake(config.messages, config.carriers, router)
-    intake.numbers = check.Numbers(config.messages.default_region, cache_size=NUMBER_CACHE)
+    intake.numbers = check.Numbers(
+        config.messages.default_region,
+        cache_size=NUMBER_CACHE,
+        number_check=config.messages.number_check,
+    )
     return intake
 
 
@@ -46,7 +50,9 @@ class Campaigns:
     ) -> None:
         self._refreshes: set[asyncio.Task[None]] = set()
         self.store = SqliteCampaignStore(store)
-        numbers = check.Numbers(config.messages.default_region)
+        numbers = check.Numbers(
+            config.messages.default_region, number_check=config.messages.number_check
+        )
         intake = campaign_intake(config, router)
         self.runner = CampaignRunner(
             self.store, store, outbound, intake, clock, on_change=self._changed
@@ -56,7 +62,11 @@ class Campaigns:
         """For the daily digest (gateway.reports.digest.DigestCampaigns)."""
         self.importer = Importer(
             self.store,
-            check.Numbers(config.messages.default_region, cache_size=NUMBER_CACHE),
+            check.Numbers(
+                config.messages.default_region,
+                cache_size=NUMBER_CACHE,
+                number_check=config.messages.number_check,
+            ),
             clock,
             lambda: new_message_id(clock()),
             spool_dir_for(str(config.store_path)),
