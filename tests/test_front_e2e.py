@@ -116,31 +116,131 @@ async def test_no_receipt_when_registered_delivery_asks_none(lab: FrontLab) -> N
         await client.unbind()
 
 
-async def test_udh_parts_are_joined_into_one_message_with_one_id(lab: FrontLab) -> None:
-    text = "Prices in € rise [again] " * 12
-    split = split_message(text, concat=ConcatMethod.UDH8, ref=77)
-    assert len(split.parts) == 3
+def udh_parts(text: str, ref: int) -> list[SubmitSm]:
+    split = split_message(text, concat=ConcatMethod.UDH8, ref=ref)
+    return [
+        submit(part.short_message, esm_class=EsmClass.UDHI, data_coding=split.data_coding)
+        for part in split.parts
+    ]
+
+
+LONG = "Prices in € rise [again] " * 12
+"""Three UDH parts in GSM 03.38, with extension characters."""
+
+
+async def assert_one_receipt_per_part(client: EsmeClient, ids: list[str]) -> list[Pdu]:
+    receipts = await client.collect(len(ids), within=10)
+    assert sorted(r.receipted_message_id or "" for r in receipts) == sorted(ids)
+    for receipt in receipts:
+        assert receipt.esm_class & EsmClass.SMSC_DELIVERY_RECEIPT
+        text = receipt.short_message.decode("latin-1")
+        assert text.startswith(f"id:{receipt.receipted_message_id} sub:001")
+    with pytest.raises(TimeoutError):
+        await client.next_deliver(within=0.3)  # one receipt per part, no more
+    return receipts
+
+
+async def carrier_text(lab: FrontLab) -> str:
+    """The carrier's parts of the one long message it got, joined."""
+    received = (await lab.sim("GET", "/v1/messages?limit=100"))["messages"]
+    ordered = sorted(received, key=lambda m: m["concat"]["seq"] if m["concat"] else 0)
+    return "".join(m["text"] for m in ordered)
+
+
+async def test_udh_parts_are_answered_each_with_its_own_id_and_receipted_each(
+    lab: FrontLab,
+) -> None:
+    pdus = udh_parts(LONG, 77)
+    assert len(pdus) == 3
     client = await esme(lab)
     try:
-        pdus = [
-            submit(part.short_message, esm_class=EsmClass.UDHI, data_coding=split.data_coding)
-            for part in split.parts
-        ]
         pdus.reverse()  # out of order on purpose
-        resps = await client.submit_many(pdus)
-        ids = {message_id(r) for r in resps}
-        assert len(ids) == 1  # every part answered with the one message's id
-        (sent,) = ids
-        receipt = await client.next_deliver(within=10)
-        assert receipt.receipted_message_id == sent
-        with pytest.raises(TimeoutError):
-            await client.next_deliver(within=0.3)  # one receipt per message
+        ids = [message_id(r) for r in await client.submit_many(pdus)]
+        assert len(set(ids)) == 3
+        receipts = await assert_one_receipt_per_part(client, ids)
+        assert {r.message_state for r in receipts} == {MessageState.DELIVERED}
     finally:
         await client.unbind()
-    # The carrier got it cut again its own way, and the text is whole.
-    received = (await lab.sim("GET", "/v1/messages?limit=10"))["messages"]
-    ordered = sorted(received, key=lambda m: m["concat"]["seq"])
-    assert "".join(m["text"] for m in ordered) == text
+    # The carrier got one message, cut again its own way, and the text is whole.
+    assert await carrier_text(lab) == LONG
+    assert lab.gateway is not None
+    message = ids[0].rsplit("-", 1)[0]  # a part id is <message id>-<seq>
+    assert {i.rsplit("-", 1)[0] for i in ids} == {message}
+    assert await status_of(lab, message) == "delivered"
+
+
+async def test_a_stop_and_wait_esme_sends_a_long_message(tmp_path: Path) -> None:
+    """Window 1 on both sides: each part is answered before the next one leaves."""
+    lab = await started(tmp_path, account={"window": 1})
+    try:
+        client = await esme(lab)
+        try:
+            ids = [message_id(await client.submit(pdu)) for pdu in udh_parts(LONG, 12)]
+            assert len(set(ids)) == 3
+            await assert_one_receipt_per_part(client, ids)
+        finally:
+            await client.unbind()
+        assert await carrier_text(lab) == LONG
+    finally:
+        await lab.stop()
+
+
+async def test_parts_answered_before_a_restart_are_not_lost(tmp_path: Path) -> None:
+    lab = await started(tmp_path, reassembly_timeout=60.0)
+    try:
+        pdus = udh_parts(LONG, 200)
+        tx = await esme(lab, "tx")
+        first = [message_id(await tx.submit(pdu)) for pdu in pdus[:2]]
+        await tx.unbind()
+        await lab.stop_gateway()
+        await lab.start_gateway()
+        client = await esme(lab)
+        try:
+            last = message_id(await client.submit(pdus[2]))
+            await assert_one_receipt_per_part(client, [*first, last])
+        finally:
+            await client.unbind()
+        assert await carrier_text(lab) == LONG
+    finally:
+        await lab.stop()
+
+
+async def test_parts_whose_siblings_never_come_are_sent_and_receipted(lab: FrontLab) -> None:
+    """Parts 1 and 3 of 3; part 2 never comes. After reassembly_timeout (2 s here) what
+    came goes, joined in order, and each part that was answered gets its receipt."""
+    pdus = udh_parts(LONG, 31)
+    client = await esme(lab)
+    try:
+        ids = [message_id(await client.submit(pdus[n])) for n in (0, 2)]
+        receipts = await assert_one_receipt_per_part(client, ids)
+        assert {r.message_state for r in receipts} == {MessageState.DELIVERED}
+    finally:
+        await client.unbind()
+    split = split_message(LONG, concat=ConcatMethod.UDH8, ref=31)
+    expected = "".join(
+        decode_short_message(parse_udh(split.parts[n].short_message)[1], 0) for n in (0, 2)
+    )
+    assert await carrier_text(lab) == expected
+    async with aiohttp.ClientSession() as http, http.get(lab.gw_url + "/metrics") as r:
+        assert 'smsgw_front_incomplete_total{account="crm"} 1.0' in await r.text()
+
+
+async def test_a_joined_message_refused_fails_each_part_with_a_receipt(lab: FrontLab) -> None:
+    """Each part passes alone, but 11 parts are more than max_parts (10): the parts were
+    answered ROK, so each gets a REJECTD receipt rather than vanishing."""
+    pdus = udh_parts("x" * 153 * 11, 44)
+    assert len(pdus) == 11
+    client = await esme(lab)
+    try:
+        ids = [message_id(r) for r in await client.submit_many(pdus)]
+        receipts = await assert_one_receipt_per_part(client, ids)
+        assert {r.message_state for r in receipts} == {MessageState.REJECTED}
+        assert all(b"stat:REJECTD" in r.short_message for r in receipts)
+    finally:
+        await client.unbind()
+    assert await carrier_texts(lab) == []
+    async with aiohttp.ClientSession() as http, http.get(lab.gw_url + "/metrics") as r:
+        assert 'smsgw_front_parts_refused_total{account="crm"} 11.0' in await r.text()
 
 
 async def test_sar_parts_and_message_payload_are_accepted(lab: FrontLab) -> None:
@@ -161,15 +261,15 @@ async def test_sar_parts_and_message_payload_are_accepted(lab: FrontLab) -> None
         payload_text = "payload " * 40
         payload = submit(b"", tlvs=((Tag.MESSAGE_PAYLOAD, payload_text.encode("ascii")),))
         resps = await client.submit_many([*sar, payload])
-        sar_ids = {message_id(r) for r in resps[:2]}
-        assert len(sar_ids) == 1
+        sar_ids = [message_id(r) for r in resps[:2]]
+        assert len(set(sar_ids)) == 2  # each part its own id
         payload_id = message_id(resps[2])
-        receipts = await client.collect(2, within=10)
-        assert {r.receipted_message_id for r in receipts} == sar_ids | {payload_id}
+        await assert_one_receipt_per_part(client, [*sar_ids, payload_id])
     finally:
         await client.unbind()
     assert lab.gateway is not None
-    views = [await lab.gateway.store.get_message(i) for i in (*sar_ids, payload_id)]
+    sar_message = sar_ids[0].rsplit("-", 1)[0]
+    views = [await lab.gateway.store.get_message(i) for i in (sar_message, payload_id)]
     assert [len(v.parts) for v in views if v] == [2, 3]  # 190 and 320 GSM characters
     texts = await carrier_texts(lab)
     assert "".join(t for t in texts if t[0] in "AB") == first + second
@@ -226,16 +326,6 @@ async def test_over_tps_is_throttled_and_over_window_is_queue_full(tmp_path: Pat
         # Pipelined: the third is over the window while the first two are being committed.
         resps = await client.submit_many([submit(f"window {n}") for n in range(3)])
         assert [r.command_status for r in resps] == [Status.ROK, Status.ROK, Status.RMSGQFUL]
-        await asyncio.sleep(1.1)
-        # Two parts of a three-part message wait for the third: the window (2) is full.
-        udh = [bytes((5, 0, 3, 9, 3, seq)) + b"part" for seq in (1, 2)]
-        waiting = [client.submit_nowait(submit(u, esm_class=EsmClass.UDHI)) for u in udh]
-        third = await client.submit(submit("one too many"))
-        assert third.command_status == Status.RMSGQFUL
-        # Nothing arrives for the third part: after reassembly_timeout the parts are refused.
-        for future in waiting:
-            resp = await asyncio.wait_for(future, 5.0)
-            assert resp.command_status == Status.RSUBMITFAIL
         await client.unbind()
     finally:
         await lab.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from aiosmpplib import (
 from aiosmpplib.broker import SimpleBroker
 
 from gateway.smpp.constants import Status
+from gateway.smpp.pdu import DeliverSm as DeliverSmPdu
+from gateway.smpp.pdu import Pdu, decode
+from gateway.smpp.pdu import SubmitSmResp as SubmitSmRespPdu
 from tests.e2e_helpers import simulator_config
 from tests.front_helpers import ACCOUNT, PASSWORD, FrontLab, front_section
 from tests.interop_helpers import NodePeer, requires_node, wait_until
@@ -128,6 +132,54 @@ async def test_node_esme_through_the_front(lab: FrontLab) -> None:
 
 
 @requires_node
+async def test_node_esme_stop_and_wait_long_message_gets_a_receipt_per_part(
+    tmp_path: Path,
+) -> None:
+    """The npm ``smpp`` ESME sends a 3-part UDH message one part at a time, waiting for
+    each response (window 1, on the account too): each part has its id at once, and one
+    receipt."""
+    lab = FrontLab(tmp_path, simulator_config(), front_section(account={"window": 1}))
+    await lab.start()
+    chunks = ["First part of three, " * 5, "second part of three, " * 5, "and the last."]
+    submits = [
+        {"ref": f"p{seq}", "text": chunk, "udh": f"050003a403{seq:02x}", "destination_addr": TO}
+        for seq, chunk in enumerate(chunks, 1)
+    ]
+    args = [
+        "--port",
+        str(lab.front_port),
+        "--system-id",
+        ACCOUNT,
+        "--password",
+        PASSWORD,
+        "--submit",
+        json.dumps(submits, separators=(",", ":")),
+        "--stop-and-wait",
+    ]
+    try:
+        async with NodePeer("esme_client.js", *args) as node:
+            await node.expect("bound")
+            ids = []
+            for seq in (1, 2, 3):
+                resp = await node.expect("submit_sm_resp", ref=f"p{seq}")
+                assert resp["status"] == Status.ROK
+                ids.append(resp["message_id"])
+            assert len(set(ids)) == 3
+            for message_id in ids:
+                receipt = await node.expect(
+                    "deliver_sm", receipt=True, receipted_message_id=message_id, within=10
+                )
+                assert receipt["text"].startswith(f"id:{message_id} ")
+            node.send({"cmd": "unbind"})
+            await node.expect("close")
+            per_part = Counter(r["receipted_message_id"] for r in node.matching("deliver_sm"))
+            assert per_part == {i: 1 for i in ids}
+        assert await carrier_texts(lab) == ["".join(chunks)]
+    finally:
+        await lab.stop()
+
+
+@requires_node
 async def test_node_esme_with_a_wrong_password(lab: FrontLab) -> None:
     args = ["--port", str(lab.front_port), "--system-id", ACCOUNT, "--password", "nope"]
     async with NodePeer("esme_client.js", *args) as node:
@@ -178,8 +230,8 @@ async def test_smpplib_through_the_front_with_a_long_message(lab: FrontLab) -> N
             read_until([client], lambda: len(recorder.sent) == 3, "3 submit_sm_resp")
             assert all(p.status == smpplib.consts.SMPP_ESME_ROK for p in recorder.sent)
             ids = {p.message_id.decode() for p in recorder.sent}
-            assert len(ids) == 2  # the two parts share the long message's id
-            read_until([client], lambda: set(receipt_ids(recorder)) == ids, "2 receipts", 10)
+            assert len(ids) == 3  # each part its own id, as from an SMSC
+            read_until([client], lambda: set(receipt_ids(recorder)) == ids, "3 receipts", 10)
             for message_id, receipt in receipt_ids(recorder).items():
                 assert f"id:{message_id} " in bytes(receipt.short_message).decode("latin-1")
             deliver_mo()
@@ -195,6 +247,50 @@ async def test_smpplib_through_the_front_with_a_long_message(lab: FrontLab) -> N
 
     await run_in_thread(scenario)
     assert sorted(await carrier_texts(lab)) == sorted([LONG_TEXT, GSM_TEXT])
+
+
+async def test_smpplib_stop_and_wait_sends_a_long_message(tmp_path: Path) -> None:
+    """smpplib as CRMs and alerting tools use it: send a part, wait for its response, send
+    the next (window 1, on the account too). Each of the 3 parts gets its own id at once
+    and exactly one receipt."""
+    lab = FrontLab(tmp_path, simulator_config(), front_section(account={"window": 1}))
+    await lab.start()
+    target: Any = _Target(lab.front_port)
+    text = (LONG_TEXT * 2)[:400]
+
+    def scenario() -> None:
+        recorder = Recorder()
+        with client_for(target, recorder) as client:
+            client.bind_transceiver(system_id=ACCOUNT, password=PASSWORD)
+            parts, encoding, esm_class = smpplib.gsm.make_parts(text)
+            assert len(parts) == 3
+            for n, part in enumerate(parts, 1):
+                client.send_message(
+                    source_addr_ton=smpplib.consts.SMPP_TON_ALNUM,
+                    source_addr="SMSGW",
+                    dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
+                    dest_addr_npi=smpplib.consts.SMPP_NPI_ISDN,
+                    destination_addr=TO,
+                    short_message=part,
+                    data_coding=encoding,
+                    esm_class=esm_class,
+                    registered_delivery=1,
+                )
+                read_until([client], lambda n=n: len(recorder.sent) == n, f"resp {n}")
+                assert recorder.sent[-1].status == smpplib.consts.SMPP_ESME_ROK
+            ids = [p.message_id.decode() for p in recorder.sent]
+            assert len(set(ids)) == 3
+            read_until([client], lambda: set(receipt_ids(recorder)) == set(ids), "receipts", 10)
+            receipts = [p for p in recorder.received if p.esm_class & 0x3C == 0x04]
+            per_part = Counter(p.receipted_message_id.decode() for p in receipts)
+            assert per_part == {i: 1 for i in ids}
+            unbind(client)
+
+    try:
+        await run_in_thread(scenario)
+        assert await carrier_texts(lab) == [text]
+    finally:
+        await lab.stop()
 
 
 async def test_smpplib_wrong_password(lab: FrontLab) -> None:
@@ -274,3 +370,64 @@ async def test_aiosmpplib_through_the_front(lab: FrontLab) -> None:
         assert hook.unparsed == []
         assert hook.send_errors == []
     assert sorted(await carrier_texts(lab)) == sorted([GSM_TEXT, UCS2_TEXT, payload_text])
+
+
+async def test_aiosmpplib_long_message_in_udh_parts_gets_a_receipt_per_part(
+    lab: FrontLab,
+) -> None:
+    """aiosmpplib cuts the text into UDH parts itself (auto_message_payload off, UDHI set),
+    keeps each part's id from its submit_sm_resp and reports the message's receipt only
+    once every part has had its own: with one id for all parts it never would."""
+    hook = RecordingHook()
+    broker = SimpleBroker()
+    esme = ESME(
+        smsc_host="127.0.0.1",
+        smsc_port=lab.front_port,
+        system_id=ACCOUNT,
+        password=PASSWORD,
+        bind_mode=BindMode.TRANSCEIVER,
+        hook=hook,
+        broker=broker,
+        enquire_link_interval=0.3,
+        socket_timeout=5.0,
+        log_level=logging.WARNING,
+    )
+    text = (LONG_TEXT * 2)[:400]  # three parts of 153 GSM characters
+
+    def raw(command_id: int) -> list[Pdu]:
+        """What aiosmpplib kept to itself (a part's response or receipt), decoded."""
+        pdus = [decode(frame) for frame in hook.unparsed]
+        return [p for p in pdus if p.command_id == command_id]
+
+    def receipts() -> list[DeliverSm]:
+        return [d for d in hook.of_type(DeliverSm) if d.is_receipt()]
+
+    async with running_esme(esme):
+        await wait_until(lambda: bool(hook.of_type(BindTransceiverResp)), what="bind_resp")
+        await broker.enqueue(
+            SubmitSm(
+                source=PhoneNumber("SMSGW", TON.ALPHANUMERIC, NPI.UNKNOWN),
+                destination=PhoneNumber(TO, TON.INTERNATIONAL, NPI.ISDN),
+                short_message=text,
+                esm_class=0x40,
+                auto_message_payload=False,
+                registered_delivery=1,
+                log_id="long",
+            )
+        )
+        await wait_until(lambda: len(receipts()) == 1, within=10, what="the message's receipt")
+        # aiosmpplib reports one response (the first part's) and keeps the others.
+        (resp,) = hook.of_type(SubmitSmResp)
+        assert resp.command_status == SmppCommandStatus.ESME_ROK
+        others = raw(SubmitSmRespPdu.command_id)
+        assert [p.command_status for p in others] == [Status.ROK] * 2
+        part_ids = [getattr(p, "message_id", "") for p in others]
+        assert part_ids[0] == resp.message_id and len(set(part_ids)) == 2
+        # It reports the message's receipt once each of the 3 parts had its own.
+        (receipt,) = receipts()
+        assert receipt.log_id == "long"  # matched to the submit
+        assert receipt.parse_receipt()["stat"] == "DELIVRD"
+        kept = [getattr(p, "receipted_message_id", "") for p in raw(DeliverSmPdu.command_id)]
+        assert len(set(kept)) == 2
+        assert lab.front.accounts[ACCOUNT].stats.receipts_sent == 3
+    assert await carrier_texts(lab) == [text]

@@ -34,6 +34,7 @@ from gateway.smpp.constants import EsmClass, Tag
 from gateway.smpp.pdu import SubmitSm, tlv_u8, tlv_u16
 from gateway.smpp.receipt import MessageState, parse_receipt
 from gateway.smpp.text import ConcatMethod, split_message
+from gateway.store.base import FrontPart
 from gateway.store.sqlite import SqliteStore
 
 # -- config and passwords -------------------------------------------------------------------
@@ -361,6 +362,111 @@ async def test_final_status_of_an_upstream_message_lands_in_the_front_outbox(
     await store.front_done([again.id])
     (mo,) = await store.front_due("crm", 3000.0, 10)
     assert mo.kind == "mo"
+
+
+def _front_part(message_id: str, seq: int, total: int = 2) -> FrontPart:
+    return FrontPart(
+        part_id=f"{message_id}-{seq}",
+        message_id=message_id,
+        account="crm",
+        source="ACME",
+        destination="33612345678",
+        ref=7,
+        total=total,
+        seq=seq,
+        pdu=b"pdu %d" % seq,
+        received_at=999.0,
+    )
+
+
+async def _outcome(store: SqliteStore, message: NewMessage, part: int, status: str) -> None:
+    key = f"{message.id}.{part}"
+    await store.record_outcomes(
+        [
+            SubmitOutcome(
+                message_id=message.id,
+                part=part,
+                carrier="sim",
+                status=MessageStatus.SUBMITTED,
+                at=1001.0,
+                carrier_message_id=key,
+                receipt_key=key,
+                command_status=0,
+            )
+        ]
+    )
+    await store.record_receipts(
+        [
+            IncomingReceipt(
+                carrier="sim",
+                receipt_key=key,
+                carrier_message_id=key,
+                status=MessageStatus(status),
+                state=status,
+                received_at=1002.0,
+            )
+        ]
+    )
+
+
+async def test_a_message_joined_from_upstream_parts_has_a_receipt_per_part(
+    store: SqliteStore,
+) -> None:
+    """2 upstream parts, cut again into 3 by smsgw: upstream part 1 carries carrier parts 1-2,
+    part 2 carries 2-3; each receipt has its part's id and its part's state."""
+    message = _message("smpp:crm?rd=1")
+    message.parts = 3
+    await store.front_parts_add([_front_part(message.id, 1), _front_part(message.id, 2)])
+    await store.accept([message])
+    await store.front_parts_joined([message.id])
+    await _outcome(store, message, 1, "delivered")
+    await _outcome(store, message, 2, "delivered")
+    assert await store.front_due("crm", 2000.0, 10) == []  # not final yet
+    await _outcome(store, message, 3, "undeliverable")
+    items = await store.front_due("crm", 2000.0, 10)
+    payloads = sorted((json.loads(i.payload) for i in items), key=lambda p: p["id"])
+    assert [(p["id"], p["status"], p["message_id"]) for p in payloads] == [
+        (f"{message.id}-1", "delivered", message.id),
+        (f"{message.id}-2", "undeliverable", message.id),
+    ]
+    assert {p["url"] for p in payloads} == {"smpp:crm?rd=1"}
+    part = await store.front_part(f"{message.id}-1")
+    assert part is not None and part.state == "joined" and part.pdu == b""
+
+
+async def test_front_parts_held_survive_a_reopen_and_settle(tmp_path: Path) -> None:
+    path = tmp_path / "front.db"
+    store = SqliteStore(path, "full")
+    await store.open()
+    joined, waiting, refused = _message("smpp:crm?rd=1"), new_message_id(), new_message_id()
+    await store.front_parts_add(
+        [
+            _front_part(joined.id, 1),
+            _front_part(waiting, 1),
+            _front_part(refused, 1),
+        ]
+    )
+    await store.accept([joined])  # and the process stops before front_parts_joined
+    await store.close()
+    store = SqliteStore(path, "full")
+    await store.open()
+    try:
+        held = await store.front_parts_held()
+        assert sorted(p.message_id for p in held) == sorted([waiting, refused])
+        assert all(p.pdu == b"pdu 1" and p.state == "held" for p in held)
+        again = await store.front_part(f"{joined.id}-1")
+        assert again is not None and again.state == "joined"
+        # A copy of a part already joined changes nothing.
+        await store.front_parts_add([_front_part(joined.id, 1)])
+        again = await store.front_part(f"{joined.id}-1")
+        assert again is not None and again.state == "joined" and again.pdu == b""
+        receipt = ("crm", "receipt", json.dumps({"id": f"{refused}-1", "status": "rejected"}))
+        await store.front_parts_failed([refused], [receipt], 1500.0)
+        assert [p.message_id for p in await store.front_parts_held()] == [waiting]
+        (item,) = await store.front_due("crm", 1500.0, 10)
+        assert json.loads(item.payload)["id"] == f"{refused}-1"
+    finally:
+        await store.close()
 
 
 async def test_front_outbox_survives_a_reopen(tmp_path: Path) -> None:

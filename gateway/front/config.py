@@ -80,9 +80,8 @@ class FrontAccountConfig:
     max_binds: int = field(default=4, metadata=check(in_range(1, 1000)))
     """Binds of this account at once; one more gets ESME_RBINDFAIL."""
     window: int = field(default=50, metadata=check(in_range(1, MAX_WINDOW)))
-    """submit_sm in flight (not yet answered) per bind; one more gets ESME_RMSGQFUL. The
-    parts of a long message are answered together once it is complete, so keep this at
-    least at the longest message's part count."""
+    """submit_sm in flight (not yet answered) per bind; one more gets ESME_RMSGQFUL. Each
+    part of a long message is answered on its own once held, so 1 (stop and wait) works."""
     tps: float = field(default=0.0, metadata=check(in_range(0, None)))
     """submit_sm per second across the account's binds (one second of burst); 0 is
     unlimited. Over it, ESME_RTHROTTLED."""
@@ -116,8 +115,9 @@ class FrontConfig:
     retry_delay: float = field(default=10.0, metadata=check(in_range(0.01, None)))
     """Seconds before a held deliver_sm that failed (error response, timeout) is tried again."""
     reassembly_timeout: float = field(default=30.0, metadata=check(in_range(0.1, None)))
-    """Seconds to wait for the missing parts of a long message (UDH or SAR) before its held
-    parts are answered ESME_RSUBMITFAIL."""
+    """Seconds (from its first part) to wait for the missing parts of a long message (UDH
+    or SAR); then the parts that came, each already answered ROK, are sent joined as they
+    are, as an SMSC delivers every part it accepted."""
     bind_failure_delay: float = field(default=1.0, metadata=check(in_range(0, 30)))
     """Seconds a failed bind (wrong password, unknown system_id) waits for its bind_resp,
     from a client address's second failure within ``bind_failure_window`` on (the first is

@@ -3,7 +3,8 @@
 
 Pure code, no I/O. A long message may come as UDH parts (8- or 16-bit reference), as SAR
 parts (sar_* TLVs) or whole in message_payload. Parts are joined *before* routing, into one
-message with one smsgw id (what most gateways do): the dispatcher then cuts it again the way
+message (what most gateways do; the ESME still sees each part answered with its own id and
+receipted on its own, gateway.front.server): the dispatcher then cuts it again the way
 the chosen carrier wants it (its ``concat`` setting), so an upstream's UDH and a carrier's
 SAR (or the other way round) never meet. The parts' bytes are joined first and decoded once,
 since a sender may have cut between an escape and its character or inside a surrogate pair.
@@ -12,6 +13,7 @@ since a sender may have cut between an escape and its character or inside a surr
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
@@ -91,6 +93,10 @@ class Group(Generic[T]):
     data_coding: int
     started: float
     parts: dict[int, tuple[Piece, T]] = field(default_factory=dict)
+    id: str = ""
+    """The message id the joined parts will have (the front gives it at the first part)."""
+    pending: int = 0
+    """Parts of this group being committed (the front's count): it does not expire meanwhile."""
 
     def complete(self) -> bool:
         return len(self.parts) == self.total
@@ -114,6 +120,15 @@ class Reassembler(Generic[T]):
         self.timeout = timeout
         self.groups: dict[GroupKey, Group[T]] = {}
 
+    def open(self, key: GroupKey, piece: Piece, now: float, new_id: Callable[[], str]) -> Group[T]:
+        """The group ``key`` belongs to; a new one (with id ``new_id()``) when none is open."""
+        assert piece.concat is not None
+        group = self.groups.get(key)
+        if group is None:
+            group = Group(piece.concat[1], piece.data_coding, now, id=new_id())
+            self.groups[key] = group
+        return group
+
     def add(
         self, key: GroupKey, piece: Piece, attached: T, now: float
     ) -> tuple[Group[T] | None, T | None]:
@@ -133,6 +148,8 @@ class Reassembler(Generic[T]):
         return None, replaced
 
     def expired(self, now: float) -> list[Group[T]]:
-        """Groups older than the timeout, removed."""
-        old = [k for k, g in self.groups.items() if now - g.started >= self.timeout]
+        """Groups older than the timeout, removed (not those with parts being committed)."""
+        old = [
+            k for k, g in self.groups.items() if now - g.started >= self.timeout and g.pending <= 0
+        ]
         return [self.groups.pop(k) for k in old]

@@ -78,6 +78,16 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
         "front.rejected / front.bind_refused lines left out by the log rate limit.",
     )
     suppressed.add_metric([], front.refusals.suppressed_total)
+    incomplete = CounterMetricFamily(
+        "smsgw_front_incomplete",
+        "Long messages sent with parts missing after reassembly_timeout.",
+        labels=["account"],
+    )
+    parts_refused = CounterMetricFamily(
+        "smsgw_front_parts_refused",
+        "Parts answered ROK whose joined message was refused (each receipted REJECTD).",
+        labels=["account"],
+    )
     for name, account in front.accounts.items():
         for status, count in sorted(account.stats.bind_refused.items()):
             refused.add_metric([name, status_name(status)], count)
@@ -91,6 +101,8 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
         failed.add_metric([name], account.stats.deliver_failed)
         held.add_metric([name], account.held)
         expired.add_metric([name], account.stats.expired)
+        incomplete.add_metric([name], account.stats.incomplete)
+        parts_refused.add_metric([name], account.stats.parts_refused)
     return [
         binds,
         submits,
@@ -104,4 +116,6 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
         lockouts,
         locked,
         suppressed,
+        incomplete,
+        parts_refused,
     ]

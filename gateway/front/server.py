@@ -13,8 +13,20 @@ submit_sm / data_sm: window (submit_sm owed a response on this bind, ESME_RMSGQF
 and the account's TPS (ESME_RTHROTTLED), then the sender rules, the same intake checks as
 the HTTP API (E.164 destination, sender, length, encoding; see gateway.api.intake), the
 opt-out list; then ``store.accept`` and only after its commit the submit_sm_resp with
-smsgw's message id. Long messages are joined first (gateway.front.inbound): every part of
-one message is answered, with the same id, once the whole message is committed.
+smsgw's message id.
+
+Long messages (UDH or SAR parts) behave as an SMSC's: each part is checked alone, held
+durably (``store.front_parts_add``) and answered at once after that commit with its own id
+(``<message id>-<seq>``), so a stop-and-wait ESME (window 1) can send one. When the last
+part is in, the parts are joined (gateway.front.inbound), checked again as one text and
+committed as one message with the id the first part reserved; the dispatcher cuts it again
+the way the carrier wants. Its final status comes back as one receipt per part, each with
+the part's id (the store writes them, see ``FrontPart``). A restart in between loses no
+part: the held ones are loaded at start. Parts whose siblings do not come within
+``reassembly_timeout`` (from the first part) are sent as they are, joined in order: an SMSC
+would have delivered each part it accepted (logged ``front.incomplete``, counted). A joined
+message the checks refuse (opted out since, too long as a whole) fails its parts with a
+REJECTD receipt each.
 
 Receipts and MO go through a durable outbox in the store (``front_*`` methods): a message
 from an upstream account that asked for a receipt carries the callback URL
@@ -31,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import logging
 import random
 import ssl
@@ -53,7 +66,9 @@ from gateway.front.config import (
 )
 from gateway.front.guard import BindGuard, GuardLimits, client_key, retry_after
 from gateway.front.inbound import (
+    Group,
     GroupKey,
+    Piece,
     Reassembler,
     Received,
     extract,
@@ -63,12 +78,12 @@ from gateway.front.inbound import (
 from gateway.front.outgoing import build_mo, build_receipt, mo_payload, receipt_info
 from gateway.front.refusals import RefusalLog
 from gateway.logs import log_event
-from gateway.model import NewMessage, StatusChange
+from gateway.model import MessageStatus, NewMessage, StatusChange, new_message_id
 from gateway.smpp.address import as_number
 from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import Status, status_name
 from gateway.smpp.errors import EncodeError, LocalProtocolError
-from gateway.smpp.pdu import Bind, DataSm, DeliverSm, GenericNack, Pdu, SubmitSm
+from gateway.smpp.pdu import Bind, DataSm, DeliverSm, GenericNack, Pdu, SubmitSm, decode, encode
 from gateway.smpp.session import (
     BindRequested,
     BindType,
@@ -85,7 +100,7 @@ from gateway.smpp.session import (
     Unbound,
 )
 from gateway.smpp.text import decode_short_message
-from gateway.store.base import FRONT_CALLBACK_SCHEME, FrontItem, Store
+from gateway.store.base import FRONT_CALLBACK_SCHEME, FrontItem, FrontPart, Store
 
 log = logging.getLogger("smsgw.front")
 
@@ -144,6 +159,10 @@ class AccountStats:
     expired: int = 0
     """Receipts and MO dropped after hold_max_age with no receiver to take them."""
     bind_refused: Counter[int] = field(default_factory=Counter)
+    incomplete: int = 0
+    """Long messages sent with parts missing after reassembly_timeout."""
+    parts_refused: int = 0
+    """Parts (answered ROK) whose joined message the checks refused: receipted REJECTD."""
 
 
 class FrontAccount:
@@ -208,6 +227,21 @@ class _Gate:
 
 Waiting = tuple["UpstreamBind", Received]
 """A submit_sm (or data_sm) whose response is owed, with the bind it came on."""
+
+
+@dataclass(slots=True)
+class HeldPart:
+    """A part of a long message: as stored, as received, and as read."""
+
+    stored: FrontPart
+    pdu: Received
+    piece: Piece
+    to: str
+    sender: str
+    """Destination and sender as intake wrote them (for opt-outs and refusal receipts)."""
+
+
+PartGroup = Group[HeldPart]
 
 
 class UpstreamBind:
@@ -353,12 +387,16 @@ class FrontServer:
         self.clock = clock
         self.accounts: dict[str, FrontAccount] = {}
         self.connections: set[UpstreamBind] = set()
-        self.reassembler: Reassembler[Waiting] = Reassembler(config.reassembly_timeout)
+        self.reassembler: Reassembler[HeldPart] = Reassembler(config.reassembly_timeout)
+        self._parts: list[tuple[HeldPart, GroupKey, UpstreamBind]] = []
+        """Parts checked in this loop turn, to hold in one commit."""
+        self._unjoined: list[PartGroup] = []
+        """Whole (or timed-out) groups whose message commit failed: tried again."""
         self.port: int | None = None
         self.stopping = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._batch: list[tuple[NewMessage, list[Waiting]]] = []
+        self._batch: list[tuple[NewMessage, list[Waiting], PartGroup | None]] = []
         self._loops: list[asyncio.Task[None]] = []
         self._rng = random.Random()
         self._session_config = SessionConfig(
@@ -406,6 +444,7 @@ class FrontServer:
             backlog=128,
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
+        await self._resume_parts()
         self._loops = [
             loop.create_task(self._outbox(account), name=f"front-{account.system_id}")
             for account in self.accounts.values()
@@ -428,12 +467,14 @@ class FrontServer:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops = []
+        self._commit_parts()
         self._commit_batch()
         if self._tasks:  # commits under way: their submit_sm_resp go out before the unbind
             await asyncio.wait(list(self._tasks), timeout=drain)
-        for group in self.reassembler.expired(float("inf")):
-            for bind, pdu in group.attached():
-                bind.answer(pdu, Status.RSYSERR, reason="stopping")
+        # Parts still waiting for their siblings are held in the store: the next start
+        # loads them (_resume_parts).
+        self.reassembler.groups.clear()
+        self._unjoined.clear()
         await self._unbind_all(drain)
         for account in self.accounts.values():
             with contextlib.suppress(Exception):
@@ -628,15 +669,188 @@ class FrontServer:
             text = decode_short_message(piece.data, piece.data_coding)
             self._prepare(account, [(bind, pdu)], pdu, text)
             return
-        ref, total, _seq = piece.concat
+        # A part of a long message: checked alone, held, answered with its own id.
+        status, checked, reason = self._check(
+            account, pdu, decode_short_message(piece.data, piece.data_coding)
+        )
+        if checked is None:
+            bind.answer(pdu, status, reason=reason)
+            return
+        ref, total, seq = piece.concat
         key: GroupKey = (account.system_id, pdu.source_addr, pdu.destination_addr, ref, total)
+        group = self.reassembler.open(
+            key, piece, asyncio.get_running_loop().time(), lambda: new_message_id(self.clock())
+        )
+        group.pending += 1
+        stored = FrontPart(
+            part_id=f"{group.id}-{seq}",  # the same part sent again gets the same id
+            message_id=group.id,
+            account=account.system_id,
+            source=pdu.source_addr,
+            destination=pdu.destination_addr,
+            ref=ref,
+            total=total,
+            seq=seq,
+            pdu=encode(pdu),
+            received_at=self.clock(),
+        )
+        held = HeldPart(stored, pdu, piece, checked.to, checked.sender)
+        if not self._parts:
+            asyncio.get_running_loop().call_soon(self._commit_parts)
+        self._parts.append((held, key, bind))
+
+    def _commit_parts(self) -> None:
+        batch, self._parts = self._parts, []
+        if batch:
+            self._spawn(self._hold_parts(batch))
+
+    async def _hold_parts(self, batch: list[tuple[HeldPart, GroupKey, UpstreamBind]]) -> None:
+        """Hold the parts checked in one loop turn in one commit, then answer each with its
+        id; a group whose last part this was is joined."""
+        refused: set[str] = set()  # part ids opted out
+        status: int = Status.ROK
+        try:
+            by_sender: dict[str, list[HeldPart]] = {}
+            for held, _, _ in batch:
+                by_sender.setdefault(held.sender, []).append(held)
+            for sender, helds in by_sender.items():
+                out = await self.store.opted_out([h.to for h in helds], sender)
+                refused.update(h.stored.part_id for h in helds if h.to in out)
+            await self.store.front_parts_add(
+                [h.stored for h, _, _ in batch if h.stored.part_id not in refused]
+            )
+        except Exception as exc:
+            log_event(log, "front.hold_failed", logging.WARNING, error=repr(exc))
+            status = Status.RSYSERR  # temporary: the ESME sends the part again
         now = asyncio.get_running_loop().time()
-        group, replaced = self.reassembler.add(key, piece, (bind, pdu), now)
-        if replaced is not None:  # the same part twice: the later copy counts
-            replaced[0].answer(replaced[1], Status.RSUBMITFAIL, reason="part sent twice")
-        if group is not None:
-            waiting = group.attached()
-            self._prepare(account, waiting, waiting[0][1], group.text())
+        for held, key, bind in batch:
+            part_id = held.stored.part_id
+            answer = Status.RSUBMITFAIL if part_id in refused else status
+            reason = "recipient opted out" if part_id in refused else ""
+            bind.answer(held.pdu, answer, part_id if answer == Status.ROK else "", reason)
+            group = self.reassembler.groups.get(key)
+            if group is None or group.id != held.stored.message_id:
+                continue  # joined or sent meanwhile: this was a copy of a part it has
+            group.pending -= 1
+            if answer != Status.ROK:
+                continue
+            whole, _ = self.reassembler.add(key, held.piece, held, now)
+            if whole is not None:
+                self._join(whole)
+
+    def _join(self, group: PartGroup) -> None:
+        """Check the parts' text as one message and commit it with the group's id; refused,
+        the parts fail with a receipt each."""
+        helds = group.attached()
+        if not helds:
+            return  # every part's commit failed: nothing was accepted
+        first = helds[0]
+        account = self.accounts.get(first.stored.account)
+        if account is None:  # removed from the configuration since: left held
+            log_event(
+                log,
+                "front.parts_orphaned",
+                logging.WARNING,
+                account=first.stored.account,
+                message_id=group.id,
+            )
+            return
+        status, message, reason = self._check(account, first.pdu, group.text())
+        if message is None:
+            error = f"{status_name(status)}: {reason or _REASONS.get(status, '')}"
+            self._spawn(self._refuse_parts(account, group, error))
+            return
+        message.id = group.id
+        self._queue_commit(message, [], group)
+
+    async def _refuse_parts(self, account: FrontAccount, group: PartGroup, error: str) -> None:
+        """Fail the parts of a joined message that cannot go: each gets a REJECTD receipt
+        (when its registered_delivery asks for one), written with the parts' new state."""
+        helds = group.attached()
+        at = self.clock()
+        receipts = []
+        for held in helds:
+            registered = held.pdu.registered_delivery & 3
+            if not registered:
+                continue
+            payload = {
+                "id": held.stored.part_id,
+                "message_id": group.id,
+                "status": MessageStatus.REJECTED.value,
+                "error": error,
+                "at": at,
+                "url": f"{FRONT_CALLBACK_SCHEME}{account.system_id}?rd={registered}",
+                "to": held.to,
+                "sender": held.sender,
+                "created_at": held.stored.received_at,
+            }
+            receipts.append((account.system_id, "receipt", json.dumps(payload)))
+        account.stats.parts_refused += len(helds)
+        log_event(
+            log,
+            "front.parts_refused",
+            logging.WARNING,
+            account=account.system_id,
+            message_id=group.id,
+            parts=len(helds),
+            error=error,
+        )
+        try:
+            await self.store.front_parts_failed([group.id], receipts, at)
+        except Exception as exc:
+            log_event(log, "front.hold_failed", logging.WARNING, error=repr(exc))
+            self._unjoined.append(group)  # held still: tried again
+            return
+        account.wake.set()
+
+    async def _resume_parts(self) -> None:
+        """Load the parts held before a restart back into the reassembler; join those
+        whose group is whole (a stop between the last part and its join)."""
+        loop_now = asyncio.get_running_loop().time()
+        wall = self.clock()
+        groups: dict[str, tuple[GroupKey, PartGroup]] = {}
+        for stored in await self.store.front_parts_held():
+            try:
+                pdu = decode(stored.pdu)
+            except Exception as exc:
+                log_event(
+                    log, "front.bad_part", logging.WARNING, id=stored.part_id, error=repr(exc)
+                )
+                continue
+            if not isinstance(pdu, SubmitSm | DataSm):
+                continue
+            piece = extract(pdu)
+            if piece.concat is None:
+                continue
+            key: GroupKey = (
+                stored.account,
+                stored.source,
+                stored.destination,
+                stored.ref,
+                stored.total,
+            )
+            started = loop_now - max(0.0, wall - stored.received_at)
+            entry = groups.get(stored.message_id)
+            if entry is None:
+                group: PartGroup = Group(
+                    stored.total, piece.data_coding, started, id=stored.message_id
+                )
+                entry = groups[stored.message_id] = (key, group)
+            group = entry[1]
+            group.started = min(group.started, started)
+            sender = as_number(pdu.source_addr, pdu.source_addr_ton) if pdu.source_addr else ""
+            to = as_number(pdu.destination_addr, pdu.dest_addr_ton)
+            group.parts[stored.seq] = (piece, HeldPart(stored, pdu, piece, to, sender))
+        for key, group in sorted(groups.values(), key=lambda e: e[1].started):
+            if group.complete():
+                self._join(group)
+                continue
+            older = self.reassembler.groups.get(key)
+            if older is not None:  # two groups under one key: the older goes as it is
+                self._join(older)
+            self.reassembler.groups[key] = group
+        if groups:
+            log_event(log, "front.parts_resumed", groups=len(groups))
 
     def _prepare(
         self, account: FrontAccount, waiting: list[Waiting], pdu: Received, text: str
@@ -646,7 +860,7 @@ class FrontServer:
             for bind, part in waiting:
                 bind.answer(part, status, reason=reason)
             return
-        self._queue_commit(message, waiting)
+        self._queue_commit(message, waiting, None)
 
     def _check(
         self, account: FrontAccount, pdu: Received, text: str
@@ -692,42 +906,62 @@ class FrontServer:
             prepared.callback_url = f"{FRONT_CALLBACK_SCHEME}{account.system_id}?rd={registered}"
         return Status.ROK, prepared, ""
 
-    def _queue_commit(self, message: NewMessage, waiting: list[Waiting]) -> None:
+    def _queue_commit(
+        self, message: NewMessage, waiting: list[Waiting], group: PartGroup | None
+    ) -> None:
         """Commit with the other messages checked in this loop turn: a burst of submit_sm
         read from one or more sockets becomes one opt-out query per sender and one
         ``store.accept`` (which group-commits with the HTTP API's)."""
         if not self._batch:
             asyncio.get_running_loop().call_soon(self._commit_batch)
-        self._batch.append((message, waiting))
+        self._batch.append((message, waiting, group))
 
     def _commit_batch(self) -> None:
         batch, self._batch = self._batch, []
         if batch:
             self._spawn(self._commit(batch))
 
-    async def _commit(self, batch: list[tuple[NewMessage, list[Waiting]]]) -> None:
+    async def _commit(
+        self, batch: list[tuple[NewMessage, list[Waiting], PartGroup | None]]
+    ) -> None:
         refused: set[str] = set()  # message ids opted out
         accepted: list[NewMessage] = []
         status: int = Status.ROK
         try:
             by_sender: dict[str, list[NewMessage]] = {}
-            for message, _ in batch:
+            for message, _, _ in batch:
                 by_sender.setdefault(message.sender, []).append(message)
             for sender, messages in by_sender.items():
                 out = await self.store.opted_out([m.to for m in messages], sender)
                 refused.update(m.id for m in messages if m.to in out)
-            accepted = [m for m, _ in batch if m.id not in refused]
+            accepted = [m for m, _, _ in batch if m.id not in refused]
             # Durable before answered; those a bind has room for leave with no second commit.
             await accept_and_enqueue(self.store, self.outbound, accepted)
         except Exception as exc:
             log_event(log, "front.accept_failed", logging.WARNING, error=repr(exc))
             status = Status.RSYSERR  # temporary: the ESME sends them again
-        for message, waiting in batch:
+        joined: list[str] = []
+        for message, waiting, group in batch:
             answer = Status.RSUBMITFAIL if message.id in refused else status
             message_id = message.id if answer == Status.ROK else ""
             reason = "recipient opted out" if message.id in refused else ""
             for bind, pdu in waiting:
                 bind.answer(pdu, answer, message_id, reason)
+            if group is None:
+                continue
+            if answer == Status.ROK:
+                joined.append(group.id)
+            elif answer == Status.RSYSERR:
+                self._unjoined.append(group)  # its parts are held: tried again
+            else:
+                account = self.accounts.get(group.attached()[0].stored.account)
+                if account is not None:
+                    await self._refuse_parts(account, group, "refused: opted out")
+        if joined:
+            try:  # their data is no longer needed; a restart would mark them as well
+                await self.store.front_parts_joined(joined)
+            except Exception as exc:
+                log_event(log, "front.hold_failed", logging.WARNING, error=repr(exc))
 
     # -- receipts and MO: the outbox -------------------------------------------------------
 
@@ -904,17 +1138,40 @@ class FrontServer:
             return []
 
     async def _housekeeping(self) -> None:
-        """Answer long messages whose parts stopped coming; count what each account holds."""
+        """Send long messages whose parts stopped coming; count what each account holds."""
         loop = asyncio.get_running_loop()
         while True:
+            retry, self._unjoined = self._unjoined, []
+            for group in retry:
+                self._join(group)
             for group in self.reassembler.expired(loop.time()):
-                for bind, pdu in group.attached():
-                    bind.answer(pdu, Status.RSUBMITFAIL, reason="parts missing")
+                self._incomplete(group)
             with contextlib.suppress(Exception):
                 held = await self.store.front_pending()
                 for account in self.accounts.values():
                     account.held = held.get(account.system_id, 0)
             await asyncio.sleep(REASSEMBLY_CHECK_SECONDS)
+
+    def _incomplete(self, group: PartGroup) -> None:
+        """Parts whose siblings did not come within reassembly_timeout: each was accepted,
+        so it goes, joined in order with the others that came (an SMSC delivers every part
+        it accepted; the handset shows what it got)."""
+        helds = group.attached()
+        if not helds:
+            return
+        account = self.accounts.get(helds[0].stored.account)
+        if account is not None:
+            account.stats.incomplete += 1
+        missing = [seq for seq in range(1, group.total + 1) if seq not in group.parts]
+        log_event(
+            log,
+            "front.incomplete",
+            logging.WARNING,
+            account=helds[0].stored.account,
+            message_id=group.id,
+            missing=",".join(map(str, missing)),
+        )
+        self._join(group)
 
     # -- observation -----------------------------------------------------------------------
 

@@ -84,6 +84,33 @@ class FrontItem:
     created_at: float
 
 
+FRONT_PART_HELD: Final = "held"
+FRONT_PART_JOINED: Final = "joined"
+FRONT_PART_FAILED: Final = "failed"
+"""States of a ``FrontPart``: waiting for its siblings; its message is committed; refused
+when joined (its receipt says so)."""
+
+
+@dataclass(slots=True)
+class FrontPart:
+    """One part of a long message from an upstream SMPP account (gateway.front), durable
+    from before its submit_sm_resp. ``part_id`` is the id that response gave; the message,
+    once its parts are joined, is committed with id ``message_id``, and its final status
+    comes back as one receipt per part, each with its part's id."""
+
+    part_id: str
+    message_id: str
+    account: str
+    source: str
+    destination: str
+    ref: int
+    total: int
+    seq: int
+    pdu: bytes  # the submit_sm or data_sm as received (gateway.smpp.pdu.encode)
+    received_at: float
+    state: str = FRONT_PART_HELD
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Create or migrate the schema; ready for calls when it returns."""
@@ -181,6 +208,28 @@ class Store(Protocol):
 
     async def front_pending(self) -> dict[str, int]:
         """Items held per account."""
+
+    async def front_parts_add(self, parts: Sequence[FrontPart]) -> None:
+        """Hold parts durably (before they are answered). A part whose ``part_id`` is held
+        already replaces it (the ESME sent it again); one whose message was joined or
+        refused meanwhile changes nothing."""
+
+    async def front_parts_held(self) -> list[FrontPart]:
+        """Parts still waiting for their siblings, at start-up. Those whose message is
+        committed already (a stop between the two writes) are marked joined first."""
+
+    async def front_parts_joined(self, message_ids: Sequence[str]) -> None:
+        """The messages joined from these parts are committed: the parts' data is dropped;
+        their ids stay, for the receipts and query_sm."""
+
+    async def front_parts_failed(
+        self, message_ids: Sequence[str], receipts: Sequence[tuple[str, str, str]], at: float
+    ) -> None:
+        """These parts' message was refused when joined: mark them failed and add their
+        (account, "receipt", JSON payload) receipts to the front outbox, in one commit."""
+
+    async def front_part(self, part_id: str) -> FrontPart | None:
+        """A part by the id its submit_sm_resp gave (``pdu`` empty once joined)."""
 
     # -- reads -----------------------------------------------------------------------------
 

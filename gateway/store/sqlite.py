@@ -47,11 +47,15 @@ from gateway.model import (
 )
 from gateway.store.base import (
     FRONT_CALLBACK_SCHEME,
+    FRONT_PART_FAILED,
+    FRONT_PART_HELD,
+    FRONT_PART_JOINED,
     INTERACTION_DONE,
     INTERACTION_PENDING,
     Callback,
     Contact,
     FrontItem,
+    FrontPart,
     IdempotencyConflict,
     IdempotentAnswer,
     Interaction,
@@ -305,8 +309,24 @@ CREATE TABLE IF NOT EXISTS front_outbox (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS front_outbox_due ON front_outbox(account, next_at);
+CREATE TABLE IF NOT EXISTS front_parts (
+    part_id TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    account TEXT NOT NULL,
+    source TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    ref INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    pdu BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    state TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS front_parts_message ON front_parts(message_id, seq);
+CREATE INDEX IF NOT EXISTS front_parts_held ON front_parts(message_id) WHERE state = 'held';
 """
-"""deliver_sm owed to upstream SMPP accounts (gateway.front): receipts and MO."""
+"""deliver_sm owed to upstream SMPP accounts (gateway.front): receipts and MO; and the parts
+of long messages from them, each answered with its own id (``FrontPart``)."""
 
 CALLBACK_ID_HWM: Final = "callback_id_hwm"
 """``meta`` key of the highest callback id ever handed out. Callback ids leave the process
@@ -1207,6 +1227,7 @@ class SqliteStore(SqliteReports):
             )
             for message_id, dest, sender, created_at in cursor.fetchall():
                 found[message_id] = (dest, sender, created_at)
+        upstream = _front_part_states(conn, [c.message_id for c in wanted])
         rows = []
         for c in wanted:
             url = c.callback_url or ""
@@ -1214,7 +1235,16 @@ class SqliteStore(SqliteReports):
             dest, sender, created_at = found.get(c.message_id, ("", "", c.at))
             payload = {**_callback_payload(c), "url": url, "to": dest, "sender": sender}
             payload["created_at"] = created_at
-            rows.append((account, "receipt", json.dumps(payload), c.at, c.at))
+            parts = upstream.get(c.message_id)
+            if parts is None:
+                rows.append((account, "receipt", json.dumps(payload), c.at, c.at))
+                continue
+            # A long message from upstream: one receipt per part it came in, each with the
+            # part's id and its part's final state (the message's when that is not final).
+            for part_id, status in parts:
+                final = status if status in FINAL_STATUSES else c.status
+                each = {**payload, "id": part_id, "status": final.value, "message_id": c.message_id}
+                rows.append((account, "receipt", json.dumps(each), c.at, c.at))
         if rows:
             conn.executemany(
                 "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
@@ -1409,6 +1439,93 @@ class SqliteStore(SqliteReports):
     async def front_pending(self) -> dict[str, int]:
         rows = await self._read("SELECT account, count(*) FROM front_outbox GROUP BY account")
         return {account: count for account, count in rows}
+
+    async def front_parts_add(self, parts: Sequence[FrontPart]) -> None:
+        rows = [
+            (
+                p.part_id,
+                p.message_id,
+                p.account,
+                p.source,
+                p.destination,
+                p.ref,
+                p.total,
+                p.seq,
+                p.pdu,
+                p.received_at,
+                p.state,
+            )
+            for p in parts
+        ]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO front_parts(part_id, message_id, account, source, destination,"
+                " ref, total, seq, pdu, received_at, state) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(part_id) DO UPDATE SET pdu = excluded.pdu,"
+                " received_at = excluded.received_at WHERE state = 'held'",
+                rows,
+            )
+
+        await self._write_in_thread(op, urgent=True)  # a submit_sm_resp waits for it
+
+    async def front_parts_held(self) -> list[FrontPart]:
+        def op(conn: sqlite3.Connection) -> list[FrontPart]:
+            conn.execute(
+                "UPDATE front_parts SET state = ?, pdu = x'' WHERE state = ?"
+                " AND message_id IN (SELECT id FROM messages)",
+                (FRONT_PART_JOINED, FRONT_PART_HELD),
+            )
+            cursor = conn.execute(
+                "SELECT part_id, message_id, account, source, destination, ref, total, seq,"
+                " pdu, received_at, state FROM front_parts WHERE state = ?"
+                " ORDER BY message_id, seq",
+                (FRONT_PART_HELD,),
+            )
+            return [FrontPart(*r) for r in cursor.fetchall()]
+
+        result: list[FrontPart] = await self._write_in_thread(op)
+        return result
+
+    async def front_parts_joined(self, message_ids: Sequence[str]) -> None:
+        await self._front_parts_settle(message_ids, FRONT_PART_JOINED, [], 0.0)
+
+    async def front_parts_failed(
+        self, message_ids: Sequence[str], receipts: Sequence[tuple[str, str, str]], at: float
+    ) -> None:
+        await self._front_parts_settle(message_ids, FRONT_PART_FAILED, receipts, at)
+
+    async def _front_parts_settle(
+        self,
+        message_ids: Sequence[str],
+        state: str,
+        receipts: Sequence[tuple[str, str, str]],
+        at: float,
+    ) -> None:
+        ids = json.dumps(list(message_ids))
+        rows = [(account, kind, payload, at, at) for account, kind, payload in receipts]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE front_parts SET state = ?, pdu = x''"
+                " WHERE message_id IN (SELECT value FROM json_each(?)) AND state = ?",
+                (state, ids, FRONT_PART_HELD),
+            )
+            conn.executemany(
+                "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+        await self._write_in_thread(op)
+
+    async def front_part(self, part_id: str) -> FrontPart | None:
+        rows = await self._read(
+            "SELECT part_id, message_id, account, source, destination, ref, total, seq, pdu,"
+            " received_at, state FROM front_parts WHERE part_id = ?",
+            (part_id,),
+        )
+        return FrontPart(*rows[0]) if rows else None
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -1863,6 +1980,49 @@ class SqliteStore(SqliteReports):
 
         deleted: bool = await self._write(op)
         return deleted
+
+
+def _front_part_states(
+    conn: sqlite3.Connection, message_ids: list[str]
+) -> dict[str, list[tuple[str, MessageStatus]]]:
+    """For each of ``message_ids`` that came from upstream in parts (``front_parts``): its
+    parts' ids in order, each with the status of the carrier parts that carry its text.
+
+    The carrier may cut the text differently from the ESME (another encoding, another
+    header), so upstream part k of U covers the carrier parts j of C whose share of the text
+    [j/C, (j+1)/C) overlaps its own [k/U, (k+1)/U): one to one when the counts agree (the
+    common case), else by position. Their aggregate is the upstream part's status."""
+    upstream: dict[str, list[str]] = {}
+    for chunk in _chunks(message_ids, MAX_SQL_VARIABLES):
+        cursor = conn.execute(
+            "SELECT message_id, part_id FROM front_parts"
+            f" WHERE message_id IN ({_placeholders(len(chunk))}) AND state != ?"
+            " ORDER BY message_id, seq",
+            (*chunk, FRONT_PART_FAILED),
+        )
+        for message_id, part_id in cursor.fetchall():
+            upstream.setdefault(message_id, []).append(part_id)
+    if not upstream:
+        return {}
+    carrier: dict[str, list[MessageStatus]] = {}
+    for chunk in _chunks(list(upstream), MAX_SQL_VARIABLES):
+        cursor = conn.execute(
+            "SELECT message_id, status FROM parts"
+            f" WHERE message_id IN ({_placeholders(len(chunk))}) ORDER BY message_id, part",
+            chunk,
+        )
+        for message_id, status in cursor.fetchall():
+            carrier.setdefault(message_id, []).append(_PART_RANK[status])
+    result: dict[str, list[tuple[str, MessageStatus]]] = {}
+    for message_id, part_ids in upstream.items():
+        statuses = carrier.get(message_id, [])
+        count, total = len(part_ids), len(statuses)
+        states = []
+        for k, part_id in enumerate(part_ids):
+            first, last = k * total // count, -(-(k + 1) * total // count)
+            states.append((part_id, aggregate_status(statuses[first:last])))
+        result[message_id] = states
+    return result
 
 
 def _callback_payload(change: StatusChange) -> dict[str, Any]:

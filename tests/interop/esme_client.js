@@ -3,9 +3,11 @@
 // to bind against our SMSC side (the simulator, or gateway/smpp's Session in the SMSC role).
 //
 // Usage: node esme_client.js --port N [--host H] [--system-id ID] [--password PW]
-//                            [--submit JSON] [--enquire-link-ms N]
-//   --submit: a JSON array of {"ref":..,"text":..,"data_coding":0|8}, sent after the bind
-//             with registered_delivery 1.
+//                            [--submit JSON] [--enquire-link-ms N] [--stop-and-wait]
+//   --submit: a JSON array of {"ref":..,"text":..,"data_coding":0|8,"udh":hex}, sent after
+//             the bind with registered_delivery 1 ("udh": a concatenation header, set as the
+//             package sets it, with the UDHI bit).
+//   --stop-and-wait: send each submit only once the previous one is answered (window 1).
 //
 // Prints one JSON object per line on stdout:
 //   {"event":"bound","system_id":..}  or  {"event":"bind_failed","status":N} (then exits)
@@ -23,7 +25,7 @@ const smpp = require('smpp');
 
 function parseArgs(argv) {
 	const opts = {host: '127.0.0.1', port: 0, systemId: 'smsgw', password: 'secret',
-		submit: [], enquireLinkMs: 0};
+		submit: [], enquireLinkMs: 0, stopAndWait: false};
 	for (let i = 2; i < argv.length; i++) {
 		const arg = argv[i];
 		const next = () => argv[++i];
@@ -33,6 +35,7 @@ function parseArgs(argv) {
 		else if (arg === '--password') opts.password = next();
 		else if (arg === '--submit') opts.submit = JSON.parse(next());
 		else if (arg === '--enquire-link-ms') opts.enquireLinkMs = Number(next());
+		else if (arg === '--stop-and-wait') opts.stopAndWait = true;
 		else throw new Error('unknown argument ' + arg);
 	}
 	return opts;
@@ -98,7 +101,9 @@ session.bind_transceiver({system_id: opts.systemId, password: opts.password}, (p
 		return;
 	}
 	emit({event: 'bound', system_id: pdu.system_id, command: pdu.command});
-	for (const item of opts.submit) {
+	const submitOne = (index) => {
+		if (index >= opts.submit.length) return;
+		const item = opts.submit[index];
 		session.submit_sm({
 			source_addr_ton: 5,
 			source_addr: 'SMSGW',
@@ -106,13 +111,18 @@ session.bind_transceiver({system_id: opts.systemId, password: opts.password}, (p
 			dest_addr_npi: 1,
 			destination_addr: item.destination_addr || '447700900123',
 			registered_delivery: 1,
+			esm_class: 0,
 			data_coding: item.data_coding === undefined ? 0 : item.data_coding,
-			short_message: item.text,
+			short_message: item.udh ?
+				{udh: Buffer.from(item.udh, 'hex'), message: item.text} : item.text,
 		}, (resp) => {
 			emit({event: 'submit_sm_resp', ref: item.ref, seq: resp.sequence_number,
 				status: resp.command_status, message_id: resp.message_id || null});
+			if (opts.stopAndWait) submitOne(index + 1);
 		});
-	}
+		if (!opts.stopAndWait) submitOne(index + 1);
+	};
+	submitOne(0);
 	if (opts.enquireLinkMs > 0) {
 		keepAlive = setInterval(() => session.enquire_link(), opts.enquireLinkMs);
 	}
