@@ -12,9 +12,11 @@ A pump turn (synchronous, ``_pump_once``)
     built) over the bound binds, each taking ``min(window_free, bind tokens)`` within the
     carrier's account tokens; and tops ``staged`` up: it takes parts from ``ready`` in
     priority order, builds their submit_sm and makes one ``Store.begin_attempts`` call for
-    the batch (a task; at most ``MAX_CONCURRENT_BATCHES`` at once). Staging about
-    ``STAGE_SECONDS`` of traffic ahead keeps commit latency off the wire: a window slot freed
-    by a response is refilled in the same turn, from parts already durable as "submitting".
+    the batch (a task; at most ``MAX_CONCURRENT_BATCHES`` at once). Staging keeps commit
+    latency off the wire (a window slot freed by a response is refilled in the same turn,
+    from parts already durable as "submitting"), but only as far as the windows reach: the
+    parts begun and not yet answered-and-committed never exceed window x live binds, so a
+    crash flags at most that many parts possibly duplicated.
     Every part is begun in the store before its submit_sm leaves; a part staged but not sent
     (no bind left, stopping) gets a QUEUED outcome that sets it back.
 
@@ -103,10 +105,10 @@ MAX_CONCURRENT_BATCHES: Final = 2
 one collects; more would only wait in the store's queue."""
 
 STAGE_SECONDS: Final = 0.5
-"""Parts are begun ahead of the wire, about this much traffic at the carrier's rate (and at
-least its windows), so a store commit (1-50 ms with fsync) never holds a free window slot.
-Half a second bounds how far a newly arrived higher-priority message can be overtaken, and
-how many begun-but-unsent parts a crash would flag as possibly duplicated."""
+"""Parts are begun ahead of the wire up to the room left in the windows (see
+``_stage_target``), and for a rate-limited carrier at most about this much traffic at its
+rate: half a second bounds how far a newly arrived higher-priority message can be
+overtaken."""
 
 MAX_STAGED_PARTS: Final = 10_000
 """Cap on staged parts per carrier: half a second at 20,000 parts/s."""
@@ -1056,19 +1058,22 @@ class Dispatcher:
         return wait
 
     def _stage_target(self, c: _Carrier, live: list[_Bind], mono: float) -> int:
-        """How many parts to hold begun and ready for the wire: ``STAGE_SECONDS`` of traffic
-        at the carrier's rate, at least the windows of the bound binds."""
-        window = c.config.window * len(live)
+        """How many parts to hold begun (staged, or being begun): only what the windows can
+        take soon. Every begun part counts against the live binds' windows until its outcome
+        is committed (on the wire, answered and not yet committed, promised to an accept, or
+        staged), so what a crash finds 'submitting', and flags possibly duplicated, stays
+        within window x binds. With a rate limit, also no more than ``STAGE_SECONDS`` of
+        traffic at that rate (the rest could not leave soon anyway)."""
+        free = c.config.window * len(live) - c.unconfirmed - c.reserved
         rates = [b.throttle.effective_rate for b in live]
         rate: float | None = None
         if None not in rates:
             rate = sum(r for r in rates if r is not None)
         if c.account is not None:
             rate = c.account.rate if rate is None else min(rate, c.account.rate)
-        if rate is None:
-            # Unlimited: twice what the binds achieve now, so the stage can grow with them.
-            rate = 2.0 * sum(b.throttle.measured_rate(mono) for b in live)
-        return min(MAX_STAGED_PARTS, max(window, int(rate * STAGE_SECONDS)))
+        if rate is not None:
+            free = min(free, max(1, int(rate * STAGE_SECONDS)))
+        return min(MAX_STAGED_PARTS, free)
 
     def _promote(self, c: _Carrier, now: float) -> float | None:
         """Move due delayed jobs to ready; seconds until the next one is due (or None)."""
