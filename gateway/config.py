@@ -242,6 +242,15 @@ class StoreConfig:
     """SQLite's fsync policy in WAL mode. ``full`` syncs the WAL on every (group) commit, so
     an accepted message survives a power cut; ``normal`` survives a crash of the process but
     may lose the last commits on power loss, for more throughput on slow disks."""
+    min_free_mb: int = field(default=256, metadata=check(in_range(0, None)))
+    """Free space (MiB) on the database's file system under which the store takes no new
+    work (messages, MO, imports: 503 ``store_unavailable``) and begins no new submit
+    attempts, keeping what is left for the outcomes and receipts of what is in flight; it
+    takes work again by itself above this plus a quarter (at least 1 MiB). 0: never. The
+    WAL alone can reach ~40 MB between checkpoints: keep this well above that."""
+    health_check_interval: float = field(default=1.0, metadata=check(in_range(0.05, 60)))
+    """Seconds between checks of the free space and of the database file's identity (a
+    file deleted or replaced under the daemon is noticed within this)."""
 
 
 DEFAULT_PRIORITY_FLAGS: Final = (0, 1, 2, 3, 3, 3, 3, 3, 3, 3)

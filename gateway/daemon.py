@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import gctune
-from gateway.api.app import INTAKE_KEY, health, make_app
+from gateway.api.app import INTAKE_KEY, add_store_health, health, make_app
 from gateway.api.intake import Intake
 from gateway.api.reqlog import request_log_middleware
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
@@ -102,7 +102,12 @@ class Gateway:
     ) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
-        self.store = SqliteStore(config.store_path, config.store.synchronous)
+        self.store = SqliteStore(
+            config.store_path,
+            config.store.synchronous,
+            min_free_bytes=config.store.min_free_mb << 20,
+            check_interval=config.store.health_check_interval,
+        )
         self.binds: list[CarrierBind] = [
             CarrierBind(settings, RefusingListener())
             for carrier in config.carriers
@@ -207,6 +212,7 @@ class Gateway:
         body: dict[str, object] = health(self.binds)
         if self.front is not None:
             body["front"] = self.front.health()
+        add_store_health(body, self.store.health)
         return body
 
     def new_bind(self, settings: BindSettings) -> CarrierBind:
@@ -238,6 +244,7 @@ class Gateway:
             registry=registry,
             campaigns=self.campaigns.parts,
             front_health=self.front.health if self.front is not None else None,
+            store_health=self.store.health,
             inbound=InboundApi(self.config, self.store, self.inbound.numbers, self.inbound.outbox),
         )
         # After the metrics middleware, before errors and auth: refusals are logged, and a

@@ -22,6 +22,7 @@ from gateway.metrics import (
     status_class,
 )
 from gateway.smpp.constants import status_name
+from gateway.store.health import REASONS, StoreHealth
 
 if TYPE_CHECKING:
     from gateway.daemon import Gateway
@@ -224,6 +225,7 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
         [],
         [([], st.commit_latency)],
     )
+    yield from store_health_metrics(st.health)
 
     requests = CounterMetricFamily(
         "smsgw_http_requests", "HTTP requests by route.", labels=["route", "method", "status"]
@@ -236,4 +238,44 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
         "Seconds to answer an HTTP request.",
         ["route"],
         (([route], hist) for route, hist in sorted(http.latency.items())),
+    )
+
+
+def store_health_metrics(h: StoreHealth) -> Iterable[Metric]:
+    """The store's state (gateway.store.health): why it is degraded, free space, refusals."""
+    degraded = GaugeMetricFamily(
+        "smsgw_store_degraded",
+        "1 for each reason the store is degraded for (disk_low, disk_full, file_missing,"
+        " file_replaced, write_failed).",
+        labels=["reason"],
+    )
+    for reason in REASONS:
+        degraded.add_metric([reason], 1.0 if reason in h.reasons else 0.0)
+    yield degraded
+    yield GaugeMetricFamily(
+        "smsgw_store_accepting", "1 when the store takes new work.", value=float(h.accepting)
+    )
+    yield GaugeMetricFamily(
+        "smsgw_store_free_bytes",
+        "Free bytes on the database's file system at the last check.",
+        value=float(h.free_bytes or 0),
+    )
+    yield GaugeMetricFamily(
+        "smsgw_store_min_free_bytes",
+        "The free-space watermark under which new work is refused.",
+        value=float(h.min_free_bytes),
+    )
+    yield GaugeMetricFamily(
+        "smsgw_store_wal_bytes", "Size of the WAL file at the last check.", value=float(h.wal_bytes)
+    )
+    refused = CounterMetricFamily(
+        "smsgw_store_refused", "New work the store refused, by reason.", labels=["reason"]
+    )
+    for reason in REASONS:
+        refused.add_metric([reason], float(h.refused.get(reason, 0)))
+    yield refused
+    yield CounterMetricFamily(
+        "smsgw_store_space_checkpoints",
+        "WAL checkpoints run because the WAL took too much of the space left.",
+        value=float(h.checkpoints),
     )

@@ -118,6 +118,7 @@ class Client:
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
         auth: bool = True,
+        wait_unavailable: bool = True,
     ) -> Response:
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
         hdrs = {"Accept": "application/json", **(headers or {})}
@@ -134,7 +135,7 @@ class Client:
                     return Response(r.status, dict(r.headers.items()), r.read())
             except urllib.error.HTTPError as exc:
                 payload = exc.read()
-                if exc.code == 503 and attempt < RETRIES:
+                if exc.code == 503 and attempt < RETRIES and wait_unavailable:
                     self._sleep(_retry_after(exc.headers.get("Retry-After"), attempt))
                     continue
                 message, doc = _describe_error(exc.code, payload)
@@ -250,7 +251,8 @@ def _metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 def status_doc(client: Client) -> dict[str, Any]:
     """Binds from /healthz; queues and rates from /metrics."""
     try:
-        health = client.request("GET", "/healthz", auth=False).json()
+        # A 503 (draining, store refusing work) is an answer here, not a reason to wait.
+        health = client.request("GET", "/healthz", auth=False, wait_unavailable=False).json()
     except CliError as exc:
         if not isinstance(exc.body, dict) or "binds" not in exc.body:
             raise
@@ -268,6 +270,7 @@ def status_doc(client: Client) -> dict[str, Any]:
     return {
         "url": client.url,
         "status": health.get("status"),
+        "store": health.get("store"),
         "binds": binds,
         "queues": queues,
         "submit_rate": sum(rates.values()),
@@ -286,6 +289,10 @@ def _status_text(doc: dict[str, Any]) -> str:
         "queued parts: " + (", ".join(f"{c}={n}" for c, n in doc["queues"].items()) or "-")
     )
     lines.append(f"submit rate: {doc['submit_rate']:.1f} msg/s")
+    store = doc.get("store")
+    if isinstance(store, dict) and store.get("status") != "ok":
+        for reason, detail in (store.get("reasons") or {}).items():
+            lines.append(f"store: {reason}: {detail}")
     return "\n".join(lines)
 
 

@@ -39,6 +39,8 @@ class FakeApi:
     """Answer this many requests 503 (Retry-After: 0) before serving."""
     import_polls: int = 2
     url: str = ""
+    store_degraded: bool = False
+    """/healthz answers 503 with a store refusing work (issue 17.3)."""
 
     def campaign(self, cid: str, status: str = "draft") -> dict[str, Any]:
         return {"id": cid, "name": "spring", "status": status}
@@ -91,6 +93,10 @@ class FakeApi:
             {"carrier": "sim", "bind": "sim-1", "state": "bound", "last_error": ""},
             {"carrier": "sim", "bind": "sim-2", "state": "backoff", "last_error": "connect"},
         ]
+        if self.store_degraded:
+            store = {"status": "degraded", "reason": "disk_low", "reasons": {"disk_low": "low"}}
+            body = {"status": "degraded", "binds": binds, "store": store}
+            return web.json_response(body, status=503)
         return web.json_response({"status": "degraded", "binds": binds})
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -390,6 +396,15 @@ async def test_status_reads_healthz_and_metrics(
     ]
     code, out, _ = await run(api, "status", monkeypatch=monkeypatch, token=False)
     assert "sim-1" in out and "sim=42" in out and "120.5" in out
+
+
+async def test_status_shows_a_store_refusing_work_at_once(
+    api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.store_degraded = True
+    code, out, _ = await run(api, "status", monkeypatch=monkeypatch, token=False)
+    assert code == 0 and "store: disk_low: low" in out
+    assert len([s for s in api.seen if s.path == "/healthz"]) == 1  # a 503 is not waited out
 
 
 async def test_list_import_polls_until_done(

@@ -3,7 +3,7 @@
 Routes (all JSON; every error is ``{"error": {"code", "message", "details"}}``):
 
 ====  =======================  ======  ================================================
-GET   /healthz                 public  bind states, ``ok`` or ``degraded``
+GET   /healthz                 public  bind and store states, ``ok`` or ``degraded``
 GET   /v1/openapi.json         public  the OpenAPI 3.1 document of this API
 POST  /v1/messages             token   accept one message (202)
 POST  /v1/messages/batch       token   accept up to 10,000 messages at once (202)
@@ -39,12 +39,22 @@ from gateway.inbound.api import InboundApi
 from gateway.observe import HttpMetrics
 from gateway.routing import Router
 from gateway.store.base import Store
+from gateway.store.health import StoreHealth
 
-__all__ = ["BINDS_KEY", "INTAKE_KEY", "PUBLIC_PATHS", "Outbound", "health", "make_app"]
+__all__ = [
+    "BINDS_KEY",
+    "INTAKE_KEY",
+    "PUBLIC_PATHS",
+    "Outbound",
+    "add_store_health",
+    "health",
+    "make_app",
+]
 
 BINDS_KEY: web.AppKey[Sequence[CarrierBind]] = web.AppKey("binds", Sequence)
 INTAKE_KEY: web.AppKey[Intake] = web.AppKey("intake", Intake)
 FRONT_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("front_health")
+STORE_HEALTH_KEY: web.AppKey[StoreHealth] = web.AppKey("store_health", StoreHealth)
 
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
 """Answered without a token: probes, scrapers and API tooling have none."""
@@ -67,12 +77,24 @@ def health(binds: Sequence[CarrierBind]) -> dict[str, Any]:
     return {"status": "ok" if ok else "degraded", "binds": rows}
 
 
+def add_store_health(body: dict[str, Any], store: StoreHealth) -> bool:
+    """``store`` in /healthz: the database's state (gateway.store.health). A degraded store
+    makes the whole ``degraded``; returns whether the store refuses new work (then /healthz
+    answers 503, so a load balancer sends the work elsewhere)."""
+    body["store"] = store.as_json()
+    if store.reasons:
+        body["status"] = "degraded"
+    return not store.accepting
+
+
 async def healthz(request: web.Request) -> web.Response:
     body = health(request.app[BINDS_KEY])
     front = request.app.get(FRONT_HEALTH_KEY)
     if front is not None:  # the SMPP server front's accounts and their binds
         body["front"] = front()
-    return web.json_response(body)
+    store = request.app.get(STORE_HEALTH_KEY)
+    refusing = store is not None and add_store_health(body, store)
+    return web.json_response(body, status=503 if refusing else 200)
 
 
 def _openapi_handler() -> Callable[[web.Request], Any]:
@@ -105,6 +127,7 @@ def make_app(
     campaigns: CampaignParts | None = None,
     front_health: Callable[[], dict[str, Any]] | None = None,
     inbound: InboundApi | None = None,
+    store_health: StoreHealth | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -117,6 +140,8 @@ def make_app(
     app[BINDS_KEY] = binds
     if front_health is not None:
         app[FRONT_HEALTH_KEY] = front_health
+    if store_health is not None:
+        app[STORE_HEALTH_KEY] = store_health
     app.router.add_get("/healthz", healthz)
     if registry is not None:
         app.router.add_get("/metrics", _metrics_handler(registry), allow_head=False)

@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.logs import log_event
-from gateway.store.base import StoreError
+from gateway.store.base import StoreError, StoreUnavailable
 
 log = logging.getLogger("smsgw.api")
 
@@ -58,6 +58,10 @@ ERROR_CODES: Final = (
     STORE_UNAVAILABLE,
     CONFLICT,
 )
+
+STORE_RETRY_AFTER_SECONDS: Final = 10
+"""Retry-After of a 503 while the store refuses new work (its health check runs every
+second; space freed is seen within one)."""
 
 _STATUS_CODES: Final[Mapping[int, str]] = {
     404: NOT_FOUND,
@@ -167,6 +171,15 @@ def error_middleware(max_body_bytes: int) -> Middleware:
             if exc.status < 400:
                 raise
             return _from_http_exception(exc, max_body_bytes)
+        except StoreUnavailable as exc:
+            # Refused, not failed: the store logs its state and counts refusals (no line per
+            # request, which would flood while it lasts).
+            return error_response(
+                503,
+                STORE_UNAVAILABLE,
+                f"the store takes no new work for now ({exc}); nothing was accepted, retry later",
+                headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+            )
         except StoreError as exc:
             log_event(
                 log,

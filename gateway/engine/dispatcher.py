@@ -84,7 +84,7 @@ from gateway.smpp.receipt import IdForms
 from gateway.smpp.session import RequestTimedOut, ResponseReceived
 from gateway.smpp.text import ConcatMethod, Encoding, SplitResult, TextEncodingError, split_message
 from gateway.smpp.times import relative_time
-from gateway.store.base import Store
+from gateway.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("smsgw.dispatch")
 
@@ -173,6 +173,8 @@ class DispatchStats:
     store_errors: int = 0
     begun_at_accept: int = 0
     """Parts begun in their accept transaction (``reserve``) rather than by begin_attempts."""
+    begin_refused: int = 0
+    """Parts the store would not begin (short of disk space): they wait and are tried again."""
 
 
 def _priority_flag(flags: tuple[int, ...], priority: int) -> int:
@@ -1196,6 +1198,12 @@ class Dispatcher:
     async def _begin(self, c: _Carrier, items: list[tuple[_Sent, SubmitSm]]) -> None:
         try:
             refused = await self._store.begin_attempts([(s.msg.m.id, s.part) for s, _ in items])
+        except StoreUnavailable:
+            # Short of space: the store logs its state and counts refusals; the parts wait.
+            self.stats.begin_refused += len(items)
+            retry_at = self._clock() + STORE_RETRY_SECONDS
+            for s, _ in items:
+                self._unsent(s, retry_at)
         except Exception as exc:
             self.stats.store_errors += 1
             log_event(

@@ -29,6 +29,11 @@ class StoreError(Exception):
     """The store could not do what was asked (I/O error, corrupt file)."""
 
 
+class StoreUnavailable(StoreError):
+    """The store refuses new work for now (disk short of space, database file gone): nothing
+    was written; the same request can succeed later (gateway.store.health)."""
+
+
 class IdempotencyConflict(StoreError):
     """Another request with the same idempotency key committed first."""
 

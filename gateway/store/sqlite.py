@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
@@ -31,6 +33,7 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
+from gateway.logs import log_event
 from gateway.metrics import Histogram
 from gateway.model import (
     FINAL_STATUSES,
@@ -66,10 +69,14 @@ from gateway.store.base import (
     MoPart,
     NewInteraction,
     StoreError,
+    StoreUnavailable,
     SurveyAnswer,
     UnmatchedReceipt,
 )
+from gateway.store.health import FreeBytes, StoreHealth, disk_free_bytes, file_id, is_disk_full
 from gateway.store.sqlite_reports import REPORTS_SCHEMA, SqliteReports
+
+log = logging.getLogger("smsgw.store")
 
 T = TypeVar("T")
 Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
@@ -359,6 +366,24 @@ checkpoint copies each page once however often it changed, so checkpointing ten 
 often copies far fewer pages and fsyncs the database file ten times less often. The WAL
 grows to about 40 MB before it is recycled."""
 
+WAL_SIZE_LIMIT: Final = WAL_CHECKPOINT_PAGES * 4096
+"""``journal_size_limit``: after a checkpoint resets the WAL, its file is cut back to this
+size (SQLite otherwise keeps it at the largest it ever grew, e.g. after a long read held
+checkpoints back)."""
+
+WAL_SHARE_OF_HEADROOM: Final = 4
+"""The WAL is checkpointed (and truncated) by the health check as soon as it holds more than
+1/4 of the space left above the free-space watermark (and more than ``WAL_MIN_CHECKPOINT``):
+on a big disk the 40 MB autocheckpoint rules; on a small or nearly full one the WAL stays
+small, and a checkpoint (which grows the database file by at most the WAL's size) always
+finds the room it needs."""
+
+WAL_MIN_CHECKPOINT: Final = 1 << 20
+"""Below this size the WAL is never checkpointed early (1 MiB: a few hundred pages)."""
+
+HEALTH_CHECK_SECONDS: Final = 1.0
+"""How often free space and the database file's identity are checked (two stat calls)."""
+
 _Known = tuple[MessageStatus, str | None, bool]
 """A part's new status, its error, and whether a final status already there sticks."""
 
@@ -538,11 +563,29 @@ async def _callback_hwm(db: aiosqlite.Connection, meta: dict[str, str]) -> int:
 class SqliteStore(SqliteReports):
     """The Store protocol on one SQLite file (report queries: :class:`SqliteReports`)."""
 
-    def __init__(self, path: Path | str, synchronous: str = "full") -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        synchronous: str = "full",
+        *,
+        min_free_bytes: int = 0,
+        check_interval: float = HEALTH_CHECK_SECONDS,
+        free_bytes: FreeBytes = disk_free_bytes,
+    ) -> None:
+        """``min_free_bytes``: the free-space watermark under which new work is refused
+        (see gateway.store.health; 0: never); ``check_interval``: seconds between health
+        checks; ``free_bytes``: how free space is read (a test can pass its own)."""
         self.path = Path(path)
         self.synchronous = synchronous.upper()
         if self.synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be full or normal, got {synchronous!r}")
+        self.health = StoreHealth(self.path, min_free_bytes)
+        self._check_interval = check_interval
+        self.free_bytes = free_bytes
+        """Reads free space where the file lives (a test may replace it)."""
+        self._file_id: tuple[int, int] | None = None
+        self._monitor: asyncio.Task[None] | None = None
+        self._checkpoint_wanted = False
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._ops: list[tuple[Op | _InThread, asyncio.Future[Any]]] = []
@@ -573,6 +616,7 @@ class SqliteStore(SqliteReports):
             await db.execute("PRAGMA foreign_keys=OFF")
             await db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             await db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            await db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(SCHEMA)
             await db.executescript(FRONT_SCHEMA)
@@ -599,11 +643,20 @@ class SqliteStore(SqliteReports):
         self._db = db
         self._reader = reader
         self._closing = False
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="store")
+        self._file_id = file_id(self.path)
+        loop = asyncio.get_running_loop()
+        self._writer = loop.create_task(self._write_loop(), name="store")
+        self.check_health()
+        self._monitor = loop.create_task(self._monitor_loop(), name="store-health")
 
     async def close(self) -> None:
         self._closing = True
         self._wake.set()
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+            self._monitor = None
         if self._writer is not None:
             await self._writer
             self._writer = None
@@ -611,6 +664,55 @@ class SqliteStore(SqliteReports):
             if conn is not None:
                 await conn.close()
         self._db = self._reader = None
+
+    # -- health ------------------------------------------------------------------------------
+
+    async def _monitor_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._check_interval)
+            try:
+                self.check_health()
+            except Exception as exc:  # a failing stat must not end the checks
+                log_event(log, "store.health_check_failed", logging.WARNING, error=repr(exc))
+
+    def check_health(self) -> None:
+        """One health check (the monitor runs it every ``check_interval``; tests call it):
+        free space, the WAL's size, the file's identity; asks the writer for a checkpoint
+        when the WAL takes too much of the space left (see ``WAL_SHARE_OF_HEADROOM``)."""
+        free = self.free_bytes(self.path.parent)
+        try:
+            wal = os.stat(f"{self.path}-wal").st_size
+        except FileNotFoundError:
+            wal = 0
+        now = file_id(self.path)
+        self.health.observe(free, wal, None if now is None else now == self._file_id)
+        headroom = max(free - self.health.min_free_bytes, 0)
+        if wal > WAL_MIN_CHECKPOINT and (
+            self.health.short_of_space or wal * WAL_SHARE_OF_HEADROOM > headroom
+        ):
+            self._checkpoint_wanted = True
+            self._wake.set()
+
+    def refuse_new_work(self) -> None:
+        """Raise StoreUnavailable when the store takes no new work now (see
+        gateway.store.health); every refusal is counted."""
+        refusal = self.health.refusal()
+        if refusal is not None:
+            raise StoreUnavailable(refusal)
+
+    async def _checkpoint(self, db: aiosqlite.Connection) -> None:
+        """Copy the WAL into the database file and truncate it (between transactions)."""
+        try:
+            async with db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+                row = await cur.fetchone()
+        except Exception as exc:
+            self.health.write_failed(exc)
+            log_event(log, "store.checkpoint_failed", logging.WARNING, error=repr(exc))
+            return
+        busy = bool(row and row[0])
+        if not busy:
+            self.health.checkpoints += 1
+        log_event(log, "store.checkpoint", busy=busy, wal_pages=row[1] if row else None)
 
     # -- group commit ----------------------------------------------------------------------
 
@@ -631,6 +733,9 @@ class SqliteStore(SqliteReports):
         db = self._db
         assert db is not None
         while True:
+            if self._checkpoint_wanted:
+                self._checkpoint_wanted = False
+                await self._checkpoint(db)
             if not self._ops and not self._urgent:
                 if self._closing:
                     return
@@ -687,10 +792,12 @@ class SqliteStore(SqliteReports):
             error = (
                 exc if isinstance(exc, StoreError | IdempotencyConflict) else StoreError(str(exc))
             )
+            self.health.write_failed(exc)
             for _, fut in pending:
                 if not fut.done():
                     fut.set_exception(error)
             return
+        self.health.write_succeeded()
         self.commits += 1
         self.ops_committed += len(pending)
         self.commit_latency.observe(time.perf_counter() - started)
@@ -698,6 +805,8 @@ class SqliteStore(SqliteReports):
             if fut.done():
                 continue
             if error_ is not None:
+                if is_disk_full(error_):
+                    self.health.write_failed(error_)
                 fut.set_exception(error_)
             else:
                 fut.set_result(value)
@@ -724,6 +833,7 @@ class SqliteStore(SqliteReports):
         idempotency: IdempotentAnswer | None = None,
         begun: Collection[str] = (),
     ) -> None:
+        self.refuse_new_work()
         msg_rows = [
             (
                 m.id,
@@ -875,6 +985,8 @@ class SqliteStore(SqliteReports):
         return [m for m in by_id.values() if m.pending_parts]
 
     async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
+        if not self.health.sending:  # the space left is for what is on the wire already
+            raise StoreUnavailable(f"{self.health.reason}: no new attempts while space is short")
         rows = list(parts)
         ids = json.dumps(list(dict.fromkeys(mid for mid, _ in rows)))
 
@@ -1602,6 +1714,7 @@ class SqliteStore(SqliteReports):
     # -- inbound (MO) ----------------------------------------------------------------------
 
     async def add_mo_part(self, part: MoPart) -> None:
+        self.refuse_new_work()  # an MO is new work: refused, the carrier offers it again
         k = part.key
         row = (
             k.carrier,
@@ -1646,6 +1759,8 @@ class SqliteStore(SqliteReports):
     async def record_interaction(
         self, interaction: NewInteraction, consumed: Sequence[MoPart] = ()
     ) -> int:
+        if not consumed:  # a long MO whose parts are stored already is finished regardless
+            self.refuse_new_work()
         row = _interaction_row(interaction)
         gone = [
             (p.key.carrier, p.key.source, p.key.destination, p.key.ref, p.key.total, p.seq)
@@ -1693,6 +1808,7 @@ class SqliteStore(SqliteReports):
         await self._write_in_thread(op)
 
     async def record_interactions(self, interactions: Sequence[NewInteraction]) -> list[int]:
+        self.refuse_new_work()
         rows = [_interaction_row(i) for i in interactions]
 
         def op(conn: sqlite3.Connection) -> list[int]:

@@ -286,6 +286,7 @@ class SqliteCampaignStore:
         at: float,
         progress: ImportJob | None = None,
     ) -> None:
+        self.store.refuse_new_work()  # an import is new work (disk short, file gone)
         # One operation on the writer's thread (plain sqlite3, see SqliteStore._InThread):
         # the rows' JSON is built there too, and the import's record is saved in the same
         # transaction, so a batch costs one commit and one thread hop, not three and five.
