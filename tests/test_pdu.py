@@ -22,6 +22,8 @@ from gateway.smpp.pdu import (
     BindTransceiver,
     BindTransceiverResp,
     BindTransmitter,
+    CancelSm,
+    CancelSmResp,
     DataSm,
     DeliverSm,
     EnquireLink,
@@ -31,6 +33,8 @@ from gateway.smpp.pdu import (
     Pdu,
     QuerySm,
     QuerySmResp,
+    ReplaceSm,
+    ReplaceSmResp,
     ShortMessagePdu,
     SubmitSm,
     SubmitSmResp,
@@ -86,10 +90,6 @@ def test_every_dataclass_field_of_a_pdu_is_on_the_wire(cls: type[Pdu]) -> None:
 
 def test_pdu_classes_cover_every_command_id_except_the_unsupported_ones() -> None:
     unsupported = {
-        CommandId.REPLACE_SM,
-        CommandId.REPLACE_SM_RESP,
-        CommandId.CANCEL_SM,
-        CommandId.CANCEL_SM_RESP,
         CommandId.SUBMIT_MULTI,
         CommandId.SUBMIT_MULTI_RESP,
     }
@@ -158,6 +158,26 @@ GOLDEN_VALUES: dict[str, Pdu] = {
     "query_sm_resp": QuerySmResp(
         sequence_number=11, message_id="5f3a9c01", final_date="240115123100000+", message_state=2
     ),
+    "cancel_sm": CancelSm(
+        sequence_number=13,
+        message_id="5f3a9c01",
+        source_addr_ton=5,
+        source_addr="ACME",
+        dest_addr_ton=1,
+        dest_addr_npi=1,
+        destination_addr="447700900123",
+    ),
+    "cancel_sm_resp": CancelSmResp(sequence_number=13),
+    "replace_sm": ReplaceSm(
+        sequence_number=14,
+        message_id="5f3a9c01",
+        source_addr_ton=5,
+        source_addr="ACME",
+        validity_period="000001000000000R",
+        registered_delivery=1,
+        short_message=b"New text",
+    ),
+    "replace_sm_resp_error": ReplaceSmResp(sequence_number=14, command_status=Status.RREPLACEFAIL),
     "alert_notification": AlertNotification(
         sequence_number=12,
         source_addr_ton=1,
@@ -249,7 +269,7 @@ def test_trailing_octets_after_a_pdu_with_tlvs_are_read_as_tlvs() -> None:
 
 @pytest.mark.parametrize(
     "command_id",
-    [0x00000099, CommandId.REPLACE_SM, CommandId.SUBMIT_MULTI, 0x80000099, 0xFFFFFFFF],
+    [0x00000099, CommandId.SUBMIT_MULTI, CommandId.SUBMIT_MULTI_RESP, 0x80000099, 0xFFFFFFFF],
 )
 def test_unknown_command_id_raises_rinvcmdid_with_its_id_and_sequence(command_id: int) -> None:
     with pytest.raises(DecodeError) as info:

@@ -557,7 +557,15 @@ C = CommandId
 REQUEST_IDS = [c for c in CommandId if not c & RESPONSE_BIT] + [0x00000099, 0x00010000]
 _BINDS: set[int] = {C.BIND_TRANSMITTER, C.BIND_RECEIVER, C.BIND_TRANSCEIVER}
 _FROM_SMSC: set[int] = {C.ENQUIRE_LINK, C.UNBIND, C.DELIVER_SM, C.DATA_SM, C.ALERT_NOTIFICATION}
-_FROM_ESME: set[int] = {C.ENQUIRE_LINK, C.UNBIND, C.SUBMIT_SM, C.DATA_SM, C.QUERY_SM}
+_FROM_ESME: set[int] = {
+    C.ENQUIRE_LINK,
+    C.UNBIND,
+    C.SUBMIT_SM,
+    C.DATA_SM,
+    C.QUERY_SM,
+    C.CANCEL_SM,
+    C.REPLACE_SM,
+}
 
 # What each side takes from its peer, written from spec section 2.3 and each PDU's section 4
 # entry: enquire_link is answered in every state (kept before bind, as carriers send it);

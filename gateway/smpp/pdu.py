@@ -423,6 +423,72 @@ class QuerySm(Pdu):
 
 
 @dataclass(slots=True, kw_only=True)
+class CancelSmResp(Pdu):
+    command_id: ClassVar[int] = CommandId.CANCEL_SM_RESP
+
+
+@dataclass(slots=True, kw_only=True)
+class CancelSm(Pdu):
+    """Cancel a message not yet delivered (spec 4.9.1). An empty message_id asks for every
+    message from source_addr to destination_addr (with service_type)."""
+
+    command_id: ClassVar[int] = CommandId.CANCEL_SM
+    RESPONSE: ClassVar[type[Pdu] | None] = CancelSmResp
+    BODY: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("service_type", CSTR),
+        ("message_id", CSTR),
+        ("source_addr_ton", U8),
+        ("source_addr_npi", U8),
+        ("source_addr", CSTR),
+        ("dest_addr_ton", U8),
+        ("dest_addr_npi", U8),
+        ("destination_addr", CSTR),
+    )
+    service_type: str = ""
+    message_id: str = ""
+    source_addr_ton: int = 0
+    source_addr_npi: int = 0
+    source_addr: str = ""
+    dest_addr_ton: int = 0
+    dest_addr_npi: int = 0
+    destination_addr: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class ReplaceSmResp(Pdu):
+    command_id: ClassVar[int] = CommandId.REPLACE_SM_RESP
+
+
+@dataclass(slots=True, kw_only=True)
+class ReplaceSm(Pdu):
+    """Replace a message not yet delivered (spec 4.10.1): its text, and its schedule and
+    validity when those are given (empty keeps the original's)."""
+
+    command_id: ClassVar[int] = CommandId.REPLACE_SM
+    RESPONSE: ClassVar[type[Pdu] | None] = ReplaceSmResp
+    BODY: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("message_id", CSTR),
+        ("source_addr_ton", U8),
+        ("source_addr_npi", U8),
+        ("source_addr", CSTR),
+        ("schedule_delivery_time", CSTR),
+        ("validity_period", CSTR),
+        ("registered_delivery", U8),
+        ("sm_default_msg_id", U8),
+        ("short_message", SM),
+    )
+    message_id: str = ""
+    source_addr_ton: int = 0
+    source_addr_npi: int = 0
+    source_addr: str = ""
+    schedule_delivery_time: str = ""
+    validity_period: str = ""
+    registered_delivery: int = 0
+    sm_default_msg_id: int = 0
+    short_message: bytes = b""
+
+
+@dataclass(slots=True, kw_only=True)
 class AlertNotification(Pdu):
     command_id: ClassVar[int] = CommandId.ALERT_NOTIFICATION
     BODY: ClassVar[tuple[tuple[str, int], ...]] = (
@@ -465,6 +531,10 @@ PDU_CLASSES: Final[dict[int, type[Pdu]]] = {
         DataSmResp,
         QuerySm,
         QuerySmResp,
+        CancelSm,
+        CancelSmResp,
+        ReplaceSm,
+        ReplaceSmResp,
         AlertNotification,
     )
 }

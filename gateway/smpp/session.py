@@ -92,7 +92,9 @@ C = CommandId
 _BINDS: Final = frozenset({C.BIND_TRANSMITTER, C.BIND_RECEIVER, C.BIND_TRANSCEIVER})
 _ALWAYS: Final = frozenset({C.ENQUIRE_LINK, C.GENERIC_NACK})
 _ESME_FROM_SMSC_RX: Final = frozenset({C.DELIVER_SM, C.DATA_SM, C.ALERT_NOTIFICATION})
-_SMSC_FROM_ESME_TX: Final = frozenset({C.SUBMIT_SM, C.DATA_SM, C.QUERY_SM})
+_SMSC_FROM_ESME_TX: Final = frozenset(
+    {C.SUBMIT_SM, C.DATA_SM, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM}
+)
 
 # Requests each side accepts from its peer in each state (spec 2.3 and 4). Responses are
 # matched against what we sent, so they need no row. A request outside its row is answered
@@ -113,9 +115,9 @@ _ACCEPTS: Final[dict[tuple[Role, State], frozenset[int]]] = {
 
 # Requests we may send in each state. Binds are sent through ``bind()``.
 _SENDS: Final[dict[tuple[Role, State], frozenset[int]]] = {
-    (Role.ESME, State.BOUND_TX): frozenset({C.SUBMIT_SM, C.DATA_SM, C.QUERY_SM, C.ENQUIRE_LINK}),
+    (Role.ESME, State.BOUND_TX): _SMSC_FROM_ESME_TX | {C.ENQUIRE_LINK},
     (Role.ESME, State.BOUND_RX): frozenset({C.ENQUIRE_LINK}),
-    (Role.ESME, State.BOUND_TRX): frozenset({C.SUBMIT_SM, C.DATA_SM, C.QUERY_SM, C.ENQUIRE_LINK}),
+    (Role.ESME, State.BOUND_TRX): _SMSC_FROM_ESME_TX | {C.ENQUIRE_LINK},
     (Role.SMSC, State.BOUND_TX): frozenset({C.ENQUIRE_LINK, C.DATA_SM}),
     (Role.SMSC, State.BOUND_RX): frozenset(
         {C.DELIVER_SM, C.DATA_SM, C.ALERT_NOTIFICATION, C.ENQUIRE_LINK}
@@ -127,7 +129,9 @@ _SENDS: Final[dict[tuple[Role, State], frozenset[int]]] = {
 
 # Requests that take a place in the window. enquire_link, bind and unbind never wait for
 # room: a full window must not stop the keep-alive or the shutdown.
-_WINDOWED: Final = frozenset({C.SUBMIT_SM, C.DELIVER_SM, C.DATA_SM, C.QUERY_SM})
+_WINDOWED: Final = frozenset(
+    {C.SUBMIT_SM, C.DELIVER_SM, C.DATA_SM, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM}
+)
 
 # Requests that carry no response.
 _NO_RESPONSE: Final = frozenset({C.ALERT_NOTIFICATION, C.OUTBIND})
