@@ -19,8 +19,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import gctune
-from gateway.api.app import INTAKE_KEY, add_store_health, health, make_app
-from gateway.api.intake import Intake
+from gateway.api.app import add_store_health, health, make_app
+from gateway.api.intake import CarrierTexts, Intake
 from gateway.api.reqlog import request_log_middleware
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.callback_policy import CallbackPolicy, policy_session
@@ -117,6 +117,16 @@ class Gateway:
             [Route(r.prefix, r.carriers, r.weights) for r in config.routes],
             [c.name for c in config.carriers],
         )
+        # One intake, shared by the HTTP API, the SMPP front and the MO replies; the
+        # campaign runner has its own (a smaller number cache) over the same carrier
+        # settings. A reload updates those settings once, for every path.
+        self.carrier_texts = CarrierTexts(config.carriers)
+        self.intake = Intake(
+            config.messages,
+            self.carrier_texts,
+            self.router,
+            CallbackPolicy.from_config(config.callbacks),
+        )
         policy = CallbackPolicy.from_config(config.callbacks)
         self.callbacks = CallbackSender(
             self.store,
@@ -127,17 +137,18 @@ class Gateway:
         self.dispatcher = Dispatcher(
             config, self.store, self.binds, self.router, on_changes=self._on_changes
         )
-        self.campaigns = Campaigns(config, self.store, self.dispatcher, self.router)
+        self.campaigns = Campaigns(
+            config, self.store, self.dispatcher, self.router, carriers=self.carrier_texts
+        )
         self.front: FrontServer | None = None
         if config.front is not None:  # the SMPP server for upstream ESMEs
-            intake = Intake(config.messages, config.carriers, self.router)
-            self.front = FrontServer(config.front, self.store, intake, self.dispatcher)
+            self.front = FrontServer(config.front, self.store, self.intake, self.dispatcher)
         # MOs: the receipt handler hands every deliver_sm that is no receipt to the inbound
         # service, whose replies go out through the dispatcher like any accepted message.
         self.inbound = InboundService(
             config,
             self.store,
-            Intake(config.messages, config.carriers, self.router),
+            self.intake,
             self.dispatcher,
             directory=campaigns or self.campaigns.directory,
             notify_callbacks=self.callbacks.notify,
@@ -156,7 +167,6 @@ class Gateway:
         self.drain = Drain(config.shutdown.retry_after_seconds, self._health)
         self.reload_hooks: list[ReloadHook] = [self.inbound.reload]
         """Called with the new GatewayConfig on every accepted SIGHUP reload."""
-        self.intake: Intake | None = None
         self._ready_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._started: list[str] = []
@@ -246,12 +256,12 @@ class Gateway:
             front_health=self.front.health if self.front is not None else None,
             store_health=self.store.health,
             inbound=InboundApi(self.config, self.store, self.inbound.numbers, self.inbound.outbox),
+            intake=self.intake,
         )
         # After the metrics middleware, before errors and auth: refusals are logged, and a
         # draining gateway answers 503 before anything else runs.
         app.middlewares.insert(1, request_log_middleware())
         app.middlewares.insert(2, self.drain.middleware())
-        self.intake = app[INTAKE_KEY]
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         try:

@@ -25,7 +25,10 @@ Reload (SIGHUP)
     is logged and the running configuration stays. Otherwise routes, carriers, retry rules
     and the log level change in place: binds whose settings are unchanged stay up, changed
     ones are rebuilt (the new bind starts before the old one unbinds), removed ones unbind
-    (their queued messages fail over by the new routes). Sections read only at start
+    (their queued messages fail over by the new routes). The carriers' text settings
+    (``Gateway.carrier_texts``, shared by the HTTP API, the SMPP front, MO replies and the
+    campaign runner) are updated before the routes, so a route to a new carrier works on
+    every path at once. Sections read only at start
     (``[node]``, ``[http]``, ``[store]``, ``[shutdown]``, ``[digest]``, ``[callbacks]``,
     ``[front]``) are logged as needing a restart.
     Then every :data:`ReloadHook` registered on the gateway runs with the new configuration
@@ -235,13 +238,14 @@ async def apply_config(gw: Gateway, new: GatewayConfig) -> None:
         kept.append(bind)
     dropped = list(current.values())
 
+    # Carrier settings before the routes that may name a new carrier: every intake (HTTP,
+    # front, MO replies, campaigns) reads these one shared settings.
+    gw.carrier_texts.update(new.carriers)
     gw.router.replace(
         [Route(r.prefix, r.carriers, r.weights) for r in new.routes],
         [c.name for c in new.carriers],
     )
     gw.dispatcher.reconfigure(new, kept)
-    if gw.intake is not None:
-        gw.intake.set_carriers(new.carriers)
     gw.binds[:] = kept  # the same list /healthz and /metrics read
     gw.config = new
     for bind in added:

@@ -128,6 +128,7 @@ def make_app(
     front_health: Callable[[], dict[str, Any]] | None = None,
     inbound: InboundApi | None = None,
     store_health: StoreHealth | None = None,
+    intake: Intake | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -146,9 +147,10 @@ def make_app(
     if registry is not None:
         app.router.add_get("/metrics", _metrics_handler(registry), allow_head=False)
     app.router.add_get("/v1/openapi.json", _openapi_handler(), allow_head=False)
-    intake = Intake(
-        config.messages, config.carriers, router, CallbackPolicy.from_config(config.callbacks)
-    )
+    if intake is None:  # the daemon gives the one its other paths share
+        intake = Intake(
+            config.messages, config.carriers, router, CallbackPolicy.from_config(config.callbacks)
+        )
     app[INTAKE_KEY] = intake
     MessagesApi(store, outbound, intake, clock).add_routes(app.router)
     if inbound is None:  # the daemon gives the one its MO path routes with

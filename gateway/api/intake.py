@@ -102,35 +102,55 @@ def batch_answer_json(messages: Sequence[NewMessage]) -> str:
     return '{"messages":[' + ",".join([answer_json(m) for m in messages]) + "]}"
 
 
+class CarrierTexts:
+    """How each carrier wants text, by name: one per gateway, shared by every :class:`Intake`
+    (HTTP API, SMPP front, MO replies, campaigns) as they share one Router. A reload updates
+    it once, before the routes that name a new carrier take effect, so no intake is ever
+    asked for a carrier it does not know."""
+
+    def __init__(self, carriers: Sequence[CarrierConfig]) -> None:
+        self.by_name: dict[str, _TextSettings] = {}
+        """Mutated in place, never replaced: intakes hold this very dict (hot path)."""
+        self.update(carriers)
+
+    def update(self, carriers: Sequence[CarrierConfig]) -> None:
+        """Add or change carriers (SIGHUP reload). One that left the configuration stays:
+        the routes no longer pick it, and nothing refers to it by name any more."""
+        self.by_name.update(
+            (c.name, _TextSettings(c.name, ConcatMethod(c.concat), c.gsm7_packed, c.latin1))
+            for c in carriers
+        )
+
+
 class Intake:
     """Checks and prepares message requests for one gateway configuration."""
 
     def __init__(
         self,
         config: MessagesConfig,
-        carriers: Sequence[CarrierConfig],
+        carriers: Sequence[CarrierConfig] | CarrierTexts,
         router: Router,
         callback_policy: CallbackPolicy | None = None,
     ) -> None:
+        """``carriers``: the gateway's :class:`CarrierTexts` (shared, so a reload reaches
+        this intake), or carrier settings for an intake of its own (tests, tools)."""
         self._callback_policy = callback_policy
         self._max_parts = config.max_parts
         self._max_chars = config.max_parts * MAX_CHARS_PER_PART
         self._default_validity = config.default_validity
         self._router = router
-        self._carriers = {
-            c.name: _TextSettings(c.name, ConcatMethod(c.concat), c.gsm7_packed, c.latin1)
-            for c in carriers
-        }
+        self.carrier_texts = (
+            carriers if isinstance(carriers, CarrierTexts) else CarrierTexts(carriers)
+        )
+        self._carriers = self.carrier_texts.by_name
         self.numbers = check.Numbers(config.default_region, number_check=config.number_check)
         self._e164 = FastE164(self.numbers).e164  # same answers, cheaper for E.164 input
         self._senders: dict[str, tuple[bool, str]] = {}  # (valid, sender or the reason)
 
     def set_carriers(self, carriers: Sequence[CarrierConfig]) -> None:
-        """New carrier settings (SIGHUP reload)."""
-        self._carriers.update(
-            (c.name, _TextSettings(c.name, ConcatMethod(c.concat), c.gsm7_packed, c.latin1))
-            for c in carriers
-        )
+        """New carrier settings (SIGHUP reload), for every intake sharing this one's
+        :class:`CarrierTexts`."""
+        self.carrier_texts.update(carriers)
 
     def prepare(
         self, item: object, *, account: str, now: float, up: Container[str]

@@ -10,7 +10,7 @@ from typing import Final
 
 from gateway.api import validation as check
 from gateway.api.campaigns import CampaignParts
-from gateway.api.intake import Intake
+from gateway.api.intake import CarrierTexts, Intake
 from gateway.api.messages import Outbound
 from gateway.campaigns.digest_source import CampaignDigestSource
 from gateway.campaigns.directory import StoreCampaignDirectory
@@ -28,9 +28,12 @@ NUMBER_CACHE: Final = 1024
 (the API's holds 100,000) would only grow with the audience."""
 
 
-def campaign_intake(config: GatewayConfig, router: Router) -> Intake:
-    """The API's intake rules for campaign messages, with a small number cache."""
-    intake = Intake(config.messages, config.carriers, router)
+def campaign_intake(
+    config: GatewayConfig, router: Router, carriers: CarrierTexts | None = None
+) -> Intake:
+    """The API's intake rules for campaign messages, with a small number cache.
+    ``carriers``: the gateway's shared carrier settings (a reload reaches the runner too)."""
+    intake = Intake(config.messages, carriers or config.carriers, router)
     intake.numbers = check.Numbers(
         config.messages.default_region,
         cache_size=NUMBER_CACHE,
@@ -47,13 +50,14 @@ class Campaigns:
         outbound: Outbound,
         router: Router,
         clock: Callable[[], float] = time.time,
+        carriers: CarrierTexts | None = None,
     ) -> None:
         self._refreshes: set[asyncio.Task[None]] = set()
         self.store = SqliteCampaignStore(store)
         numbers = check.Numbers(
             config.messages.default_region, number_check=config.messages.number_check
         )
-        intake = campaign_intake(config, router)
+        intake = campaign_intake(config, router, carriers)
         self.runner = CampaignRunner(
             self.store, store, outbound, intake, clock, on_change=self._changed
         )
