@@ -169,6 +169,20 @@ async def test_udh_parts_are_answered_each_with_its_own_id_and_receipted_each(
     assert await status_of(lab, message) == "delivered"
 
 
+async def test_a_part_sent_again_gets_the_same_id_and_one_receipt(lab: FrontLab) -> None:
+    """An ESME that timed out waiting for a part's response sends it again: the copy is
+    answered with the part's id, and the part is receipted once."""
+    first, second, third = udh_parts(LONG, 66)
+    client = await esme(lab)
+    try:
+        ids = [message_id(await client.submit(pdu)) for pdu in (first, first, second, third)]
+        assert ids[0] == ids[1] and len(set(ids)) == 3
+        await assert_one_receipt_per_part(client, ids[1:])
+    finally:
+        await client.unbind()
+    assert await carrier_text(lab) == LONG
+
+
 async def test_a_stop_and_wait_esme_sends_a_long_message(tmp_path: Path) -> None:
     """Window 1 on both sides: each part is answered before the next one leaves."""
     lab = await started(tmp_path, account={"window": 1})
