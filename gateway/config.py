@@ -303,10 +303,19 @@ class CarrierConfig:
     while a long outage costs it one login attempt a minute per bind."""
     reconnect_jitter: float = field(default=0.2, metadata=check(in_range(0, 1)))
     """Each delay is scaled by 1 +/- this share, so binds do not reconnect in lockstep."""
-    message_id_form: IdForm = IdForm.AS_IS
-    """How the carrier writes message_id in submit_sm_resp."""
+    message_id_form: IdForm = IdForm.AUTO
+    """How the carrier writes message_id in submit_sm_resp. ``auto``: a receipt's id is
+    tried as given, then read in the other base (hex <-> decimal), leading zeros ignored;
+    the reading that matches is remembered per carrier and tried first from then on."""
     receipt_id_form: IdForm | None = None
     """How it writes the id in delivery receipts; unset means as ``message_id_form``."""
+    receipt_timeout: float = field(default=72 * 3600.0, metadata=check(_positive))
+    """Seconds a submitted message with no validity waits for its receipt; then it becomes
+    ``expired`` with error ``no_receipt`` (an SMSC that lost it will never send one)."""
+    receipt_grace: float = field(default=600.0, metadata=check(in_range(0, None)))
+    """Seconds after a submitted message's validity ends before it is given up as
+    ``expired`` (``no_receipt``): the SMSC's own EXPIRED receipt, or a receipt for a
+    delivery just before the end, may take minutes to come."""
     addr_ton: int = field(default=0, metadata=check(_ton))
     """bind address_range's TON (5.2.5)."""
     addr_npi: int = field(default=0, metadata=check(_npi))

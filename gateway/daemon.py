@@ -222,6 +222,7 @@ class Gateway:
         body: dict[str, object] = health(self.binds)
         if self.front is not None:
             body["front"] = self.front.health()
+        body["receipts"] = self.dispatcher.receipts.health()
         add_store_health(body, self.store.health)
         return body
 
@@ -257,6 +258,7 @@ class Gateway:
             store_health=self.store.health,
             inbound=InboundApi(self.config, self.store, self.inbound.numbers, self.inbound.outbox),
             intake=self.intake,
+            receipts_health=self.dispatcher.receipts.health,
         )
         # After the metrics middleware, before errors and auth: refusals are logged, and a
         # draining gateway answers 503 before anything else runs.

@@ -131,6 +131,9 @@ class SubmitOutcome:
     error: str | None = None
     retry_at: float | None = None
     possible_duplicate: bool = False
+    alt_keys: tuple[str, ...] = ()
+    """Further keys under which a receipt held before this response may have been kept
+    (a carrier with ``auto`` id forms: the id read in the other base); receipt_key first."""
 
 
 @dataclass(slots=True)
@@ -145,6 +148,13 @@ class IncomingReceipt:
     received_at: float
     error: str | None = None
     raw: str = ""
+    match_keys: tuple[str, ...] = ()
+    """The keys to try, in order, when more than one reading of the id is possible
+    (``auto`` id forms); empty: ``receipt_key`` alone. A receipt matching none is kept
+    under ``receipt_key``."""
+    matched_key: str | None = None
+    """Set by ``Store.record_receipts``: the key that matched a part, or None when the
+    receipt was kept unmatched (held for a response still to come)."""
 
 
 @dataclass(slots=True)

@@ -195,6 +195,27 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
     ):
         receipts.add_metric([result], float(n))
     yield receipts
+    correlated = CounterMetricFamily(
+        "smsgw_receipts_correlated",
+        "Receipts matched to a message, or still unmatched after their hold, per carrier.",
+        labels=["carrier", "result"],
+    )
+    held = GaugeMetricFamily(
+        "smsgw_receipts_held",
+        "Receipts matching nothing yet, waiting for their submit_sm_resp.",
+        labels=["carrier"],
+    )
+    no_receipt = CounterMetricFamily(
+        "smsgw_messages_expired_no_receipt",
+        "Messages given up as expired because their receipt never came.",
+        labels=["carrier"],
+    )
+    for carrier, cr in sorted(gw.dispatcher.receipts.correlation.items()):
+        correlated.add_metric([carrier, "matched"], float(cr.matched))
+        correlated.add_metric([carrier, "unmatched"], float(cr.unmatched))
+        held.add_metric([carrier], float(cr.held))
+        no_receipt.add_metric([carrier], float(cr.expired_no_receipt))
+    yield from (correlated, held, no_receipt)
     # smsgw_mo_total is the inbound service's (by number and keyword): one name, one family.
     mo = CounterMetricFamily(
         "smsgw_mo_deliver_sm",

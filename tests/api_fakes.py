@@ -154,6 +154,19 @@ class FakeStore:
     async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]:
         raise NotImplementedError
 
+    async def still_unmatched(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        raise NotImplementedError
+
+    async def expire_unreceipted(
+        self,
+        carrier: str,
+        validity_before: float,
+        submitted_before: float,
+        at: float,
+        limit: int,
+    ) -> list[StatusChange]:
+        raise NotImplementedError
+
     async def enqueue_callbacks(self, callbacks: Sequence[tuple[str, str]], at: float) -> None:
         raise NotImplementedError
 

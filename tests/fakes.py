@@ -50,6 +50,7 @@ from gateway.smpp.session import (
     SessionConfig,
 )
 from gateway.store.base import (
+    NO_RECEIPT,
     Callback,
     IdempotencyConflict,
     IdempotentAnswer,
@@ -73,6 +74,7 @@ class FakePart:
     retry_at: float | None = None
     possible_duplicate: bool = False
     receipt_state: str | None = None
+    submitted_at: float | None = None
 
 
 @dataclass
@@ -279,11 +281,15 @@ class FakeStore:
             if o.status is MessageStatus.SUBMITTED:
                 part.carrier_message_id = o.carrier_message_id
                 part.receipt_key = o.receipt_key
+                part.submitted_at = o.at
                 if o.receipt_key:
                     key = (o.carrier, o.receipt_key)
                     self.receipt_map[key] = (o.message_id, o.part)
-                    for held in self.unmatched.pop(key, []):
-                        self._apply_receipt(msg, part, held)
+                    # As the SQLite store: held receipts under the exact key first, then
+                    # under the other readings of an ``auto`` carrier's id.
+                    for k in (o.receipt_key, *o.alt_keys):
+                        for held in self.unmatched.pop((o.carrier, k), []):
+                            self._apply_receipt(msg, part, held)
         changes = self._changes(touched)
         self._touch()
         return changes
@@ -300,7 +306,13 @@ class FakeStore:
         touched: dict[str, MessageStatus] = {}
         for r in receipts:
             self.receipts.append(r)
-            target = self.receipt_map.get((r.carrier, r.receipt_key)) if r.receipt_key else None
+            target = None
+            r.matched_key = None
+            for key in r.match_keys or (r.receipt_key,):
+                target = self.receipt_map.get((r.carrier, key)) if key else None
+                if target is not None:
+                    r.matched_key = key
+                    break
             if target is None:
                 self.unmatched.setdefault((r.carrier, r.receipt_key), []).append(r)
                 continue
@@ -366,6 +378,46 @@ class FakeStore:
             for r in held
         ]
         return out[:limit]
+
+    async def still_unmatched(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        return {k for k in keys if self.unmatched.get(k)}
+
+    async def expire_unreceipted(
+        self,
+        carrier: str,
+        validity_before: float,
+        submitted_before: float,
+        at: float,
+        limit: int,
+    ) -> list[StatusChange]:
+        self._log("expire_unreceipted", limit)
+        touched: dict[str, MessageStatus] = {}
+        for mid, msg in self.messages.items():
+            if len(touched) >= limit:
+                break
+            new = msg.new
+            if msg.status is not MessageStatus.SUBMITTED or msg.carrier != carrier:
+                continue
+            if not new.registered_delivery:
+                continue
+            if new.validity_until is not None:
+                due = new.validity_until <= validity_before
+            else:
+                latest = max((p.submitted_at or 0.0 for p in msg.parts), default=0.0)
+                due = latest <= submitted_before
+            if not due:
+                continue
+            touched[mid] = msg.status
+            for part in msg.parts:
+                if part.status is MessageStatus.SUBMITTED:
+                    part.status = MessageStatus.EXPIRED
+                    part.error = NO_RECEIPT
+                    msg.history.append(
+                        HistoryEntry(at, "expired", part.number, {"error": NO_RECEIPT})
+                    )
+        changes = self._changes(touched)
+        self._touch()
+        return changes
 
     # -- callbacks --------------------------------------------------------------------------
 

@@ -127,7 +127,7 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
     assert (carrier.enquire_link_interval, carrier.response_timeout) == (30.0, 60.0)
     assert (carrier.bind_timeout, carrier.reconnect_initial) == (30.0, 1.0)
     assert (carrier.reconnect_max, carrier.reconnect_jitter) == (60.0, 0.2)
-    assert carrier.message_id_form is IdForm.AS_IS and carrier.receipt_id_form is None
+    assert carrier.message_id_form is IdForm.AUTO and carrier.receipt_id_form is None
     assert (carrier.addr_ton, carrier.addr_npi, carrier.address_range) == (0, 0, "")
     assert (carrier.source_ton, carrier.source_npi) == (None, None)
     assert (carrier.dest_ton, carrier.dest_npi) == (1, 1)
@@ -181,7 +181,8 @@ def test_int_is_accepted_where_a_float_is_expected() -> None:
         # enum and literal values
         (
             {"carriers[0].message_id_form": "base64"},
-            "carriers[0].message_id_form: expected one of 'as_is', 'hex', 'decimal', got 'base64'",
+            "carriers[0].message_id_form: expected one of 'as_is', 'hex', 'decimal', 'auto',"
+            " got 'base64'",
         ),
         (
             {"carriers[0].bind_type": "tr"},

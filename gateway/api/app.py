@@ -55,6 +55,7 @@ BINDS_KEY: web.AppKey[Sequence[CarrierBind]] = web.AppKey("binds", Sequence)
 INTAKE_KEY: web.AppKey[Intake] = web.AppKey("intake", Intake)
 FRONT_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("front_health")
 STORE_HEALTH_KEY: web.AppKey[StoreHealth] = web.AppKey("store_health", StoreHealth)
+RECEIPTS_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("receipts_health")
 
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
 """Answered without a token: probes, scrapers and API tooling have none."""
@@ -92,6 +93,9 @@ async def healthz(request: web.Request) -> web.Response:
     front = request.app.get(FRONT_HEALTH_KEY)
     if front is not None:  # the SMPP server front's accounts and their binds
         body["front"] = front()
+    receipts = request.app.get(RECEIPTS_HEALTH_KEY)
+    if receipts is not None:  # receipt correlation per carrier
+        body["receipts"] = receipts()
     store = request.app.get(STORE_HEALTH_KEY)
     refusing = store is not None and add_store_health(body, store)
     return web.json_response(body, status=503 if refusing else 200)
@@ -129,6 +133,7 @@ def make_app(
     inbound: InboundApi | None = None,
     store_health: StoreHealth | None = None,
     intake: Intake | None = None,
+    receipts_health: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -143,6 +148,8 @@ def make_app(
         app[FRONT_HEALTH_KEY] = front_health
     if store_health is not None:
         app[STORE_HEALTH_KEY] = store_health
+    if receipts_health is not None:
+        app[RECEIPTS_HEALTH_KEY] = receipts_health
     app.router.add_get("/healthz", healthz)
     if registry is not None:
         app.router.add_get("/metrics", _metrics_handler(registry), allow_head=False)

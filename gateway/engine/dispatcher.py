@@ -1424,6 +1424,8 @@ class Dispatcher:
     def _submitted(self, sent: _Sent, carrier: _Carrier, raw_id: str) -> None:
         msg = sent.msg
         self.stats.submitted += 1
+        forms = carrier.forms
+        key = forms.response_key(raw_id) if raw_id else None
         self._outcome(
             SubmitOutcome(
                 message_id=msg.m.id,
@@ -1432,9 +1434,10 @@ class Dispatcher:
                 status=MessageStatus.SUBMITTED,
                 at=self._clock(),
                 carrier_message_id=raw_id,
-                receipt_key=carrier.forms.response_key(raw_id) if raw_id else None,
+                receipt_key=key,
                 command_status=_ROK,
                 possible_duplicate=sent.dup,
+                alt_keys=forms.response_alt_keys(key) if key and forms.auto else (),
             )
         )
         self._part_done(msg, 1)

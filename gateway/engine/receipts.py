@@ -11,6 +11,22 @@ A deliver_sm flagged as a receipt whose message id cannot be read is not dropped
 as an unmatched receipt with state ``unknown`` (its raw text preserved) and acknowledged, and
 counted in ``stats.unparsable``.
 
+Correlation is watched per carrier. With ``auto`` id forms a receipt carries every reading
+of its id (as given, decimal read as hex, hex read as decimal), the carrier's learned reading
+first; the reading that matched is tallied, and the most frequent one leads from then on. A
+receipt the store could not match is held (it may have beaten its submit_sm_resp); once the
+carrier's ``response_timeout`` (plus ``HOLD_SLACK_SECONDS``) has passed, the store is asked
+again: still unmatched, it is counted ``unmatched`` and a warning names the carrier and a
+sample id (at most one line per carrier per ``UNMATCHED_LOG_SECONDS``). Counts are in
+``correlation`` (``/metrics``, ``/healthz``).
+
+No message waits forever for a receipt: every ``EXPIRY_CHECK_SECONDS`` the store turns
+messages still ``submitted`` after their validity (plus the carrier's ``receipt_grace``), or
+after the carrier's ``receipt_timeout`` when they have none, into ``expired`` with error
+``no_receipt``, and their callbacks go out (``Store.expire_unreceipted``). Carriers that ask
+for no receipt, or for failures only (``registered_delivery`` other than 1), are left out:
+no receipt is expected from them.
+
 A deliver_sm that is no receipt is a mobile-originated message. Without an ``mo_handler`` it
 is answered ESME_RX_T_APPN (the SMSC keeps it and retries); with one, the handler's status is
 the answer.
@@ -23,9 +39,10 @@ import contextlib
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from gateway.binds import CarrierBind
 from gateway.config import CarrierConfig
@@ -36,7 +53,9 @@ from gateway.smpp.constants import CommandId, Status, Tag
 from gateway.smpp.pdu import DataSm, DeliverSm, Pdu
 from gateway.smpp.receipt import (
     ESM_MESSAGE_TYPE_MASK,
+    READINGS,
     IdForms,
+    IdReading,
     MessageState,
     Receipt,
     ReceiptKind,
@@ -71,6 +90,30 @@ STOP_DRAIN_SECONDS: Final = 5.0
 RAW_TEXT_LIMIT: Final = 512
 """Characters of a receipt's text kept in the store: a receipt's text form is about 100,
 a message_payload receipt could be 64 K of junk."""
+
+HOLD_SLACK_SECONDS: Final = 10.0
+"""A receipt that matched nothing waits the carrier's response_timeout plus this for its
+submit_sm_resp to be recorded (the outcome writer batches; a busy store lags a little)
+before it counts as unmatched."""
+
+MAX_HELD_TRACKED: Final = 100_000
+"""Held receipts watched at once (about 150 bytes each). Beyond, the oldest are checked
+before their hold is over: a flood of receipts that match nothing is what this watch is for,
+and it must not cost unbounded memory."""
+
+WATCH_SECONDS: Final = 5.0
+"""How often held receipts past their hold are checked."""
+
+EXPIRY_CHECK_SECONDS: Final = 60.0
+"""How often messages that waited too long for a receipt are given up: the deadlines are
+minutes to days, a minute late is nothing."""
+
+EXPIRY_BATCH: Final = 1_000
+"""Messages given up per store call (one transaction); calls repeat while batches are full."""
+
+UNMATCHED_LOG_SECONDS: Final = 60.0
+"""At most one ``receipts.unmatched`` warning per carrier this often (a misconfigured id
+form makes every receipt unmatched: one line a minute, with the count, not one a receipt)."""
 
 UNPARSABLE_KEY: Final = ""
 """receipt_key of a receipt with no readable id; never a part's key (those are not empty)."""
@@ -130,10 +173,43 @@ class ReceiptStats:
 
 
 @dataclass(slots=True)
+class CarrierReceipts:
+    """One carrier's receipt correlation since start (``/metrics``, ``/healthz``)."""
+
+    matched: int = 0
+    """Receipts applied to a part: at once, or after being held for their response."""
+    unmatched: int = 0
+    """Receipts still matching nothing after their hold (and unparsable ones)."""
+    held: int = 0
+    """Receipts matching nothing yet, within their hold."""
+    expired_no_receipt: int = 0
+    """Messages given up as ``expired`` (``no_receipt``): their receipt never came."""
+    reading: IdReading | None = None
+    """The reading of the id that matched most (``auto`` id forms), tried first."""
+    tally: dict[IdReading, int] = field(default_factory=dict)
+    last_unmatched_id: str | None = None
+    unlogged: int = 0
+    """Unmatched receipts since the last warning."""
+    last_warned: float | None = None
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "matched": self.matched,
+            "unmatched": self.unmatched,
+            "held": self.held,
+            "expired_no_receipt": self.expired_no_receipt,
+            "id_reading": self.reading.value if self.reading is not None else None,
+            "last_unmatched_id": self.last_unmatched_id,
+        }
+
+
+@dataclass(slots=True)
 class _Waiting:
     conn: SmppConnection | None
     pdu: Pdu
     receipt: IncomingReceipt
+    readings: tuple[IdReading, ...] = ()
+    """The reading of each of ``receipt.match_keys`` (``auto`` id forms)."""
 
 
 def receipt_error(receipt: Receipt) -> str | None:
@@ -303,9 +379,16 @@ class ReceiptHandler:
         linger: float = RECEIPT_LINGER_SECONDS,
     ) -> None:
         self._store = store
-        self._forms = {
-            c.name: IdForms(c.message_id_form, c.effective_receipt_id_form) for c in carriers
-        }
+        self._forms: dict[str, IdForms] = {}
+        self._carriers: dict[str, CarrierConfig] = {}
+        self.correlation: dict[str, CarrierReceipts] = {}
+        self._order: dict[str, tuple[IdReading, ...]] = {}
+        """Per carrier, the readings of an ``auto`` id in the order they are tried."""
+        self._held: deque[tuple[float, str, str, str]] = deque()
+        """(due, carrier, receipt_key, carrier_message_id) of receipts held unmatched."""
+        self._watch_task: asyncio.Task[None] | None = None
+        self._next_expiry = 0.0
+        self.set_carriers(carriers)
         self._clock = clock
         self.mo_handler = mo_handler
         self.on_changes = on_changes
@@ -326,13 +409,17 @@ class ReceiptHandler:
         """New carrier settings (reload); ids of carriers no longer configured still match."""
         for c in carriers:
             self._forms[c.name] = IdForms(c.message_id_form, c.effective_receipt_id_form)
+            self._carriers[c.name] = c
+            self.correlation.setdefault(c.name, CarrierReceipts())
 
     async def start(self) -> None:
         if self._task is not None:
             return
         self._running = True
         self._closing = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="receipts")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="receipts")
+        self._watch_task = loop.create_task(self._watch(), name="receipts-watch")
 
     async def stop(self, drain: float = STOP_DRAIN_SECONDS) -> None:
         """Take no more receipts (they are refused with ESME_RX_T_APPN), write and answer
@@ -340,6 +427,11 @@ class ReceiptHandler:
         self._running = False
         self._closing = True
         self._ready.set()
+        watch, self._watch_task = self._watch_task, None
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         task, self._task = self._task, None
         if task is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
@@ -409,7 +501,14 @@ class ReceiptHandler:
             if conn is not None:
                 conn.send_response(pdu.make_response(Status.RX_T_APPN))
             return
-        self._waiting.append(_Waiting(conn, pdu, incoming))
+        labels: tuple[IdReading, ...] = ()
+        if forms.auto and incoming.receipt_key != UNPARSABLE_KEY:
+            readings = forms.receipt_readings(
+                incoming.carrier_message_id, self._order.get(carrier, READINGS)
+            )
+            incoming.match_keys = tuple(key for _, key in readings)
+            labels = tuple(reading for reading, _ in readings)
+        self._waiting.append(_Waiting(conn, pdu, incoming, labels))
         self._ready.set()
 
     def _mo(self, bind: CarrierBind, conn: SmppConnection | None, pdu: Pdu) -> None:
@@ -512,6 +611,140 @@ class ReceiptHandler:
             self._answer(item, Status.ROK)
         if changes and self.on_changes is not None:
             self.on_changes(changes)
+        self._correlate(batch)
+
+    # -- correlation ---------------------------------------------------------------------
+
+    def _stats_of(self, carrier: str) -> CarrierReceipts:
+        stats = self.correlation.get(carrier)
+        if stats is None:
+            stats = self.correlation[carrier] = CarrierReceipts()
+        return stats
+
+    def _correlate(self, batch: list[_Waiting]) -> None:
+        """Count what a stored batch matched, learn readings, hold the rest."""
+        now = self._clock()
+        for item in batch:
+            r = item.receipt
+            stats = self._stats_of(r.carrier)
+            if r.matched_key is not None:
+                stats.matched += 1
+                if item.readings and len(item.readings) > 1:
+                    reading = item.readings[r.match_keys.index(r.matched_key)]
+                    self._learn(r.carrier, stats, reading)
+            elif r.receipt_key == UNPARSABLE_KEY:
+                self._unmatched(r.carrier, stats, r.raw[:40] or "(empty)", now)
+            else:
+                cfg = self._carriers.get(r.carrier)
+                hold = (cfg.response_timeout if cfg is not None else 60.0) + HOLD_SLACK_SECONDS
+                self._held.append((now + hold, r.carrier, r.receipt_key, r.carrier_message_id))
+                stats.held += 1
+
+    def _learn(self, carrier: str, stats: CarrierReceipts, reading: IdReading) -> None:
+        tally = stats.tally
+        tally[reading] = tally.get(reading, 0) + 1
+        best = max(tally, key=tally.__getitem__)
+        if best is not stats.reading:
+            log_event(log, "receipts.id_reading", carrier=carrier, reading=best.value)
+            stats.reading = best
+            self._order[carrier] = (best, *(r for r in READINGS if r is not best))
+
+    def _unmatched(self, carrier: str, stats: CarrierReceipts, sample: str, now: float) -> None:
+        stats.unmatched += 1
+        stats.unlogged += 1
+        stats.last_unmatched_id = sample
+        if stats.last_warned is None or now - stats.last_warned >= UNMATCHED_LOG_SECONDS:
+            log_event(
+                log,
+                "receipts.unmatched",
+                logging.WARNING,
+                carrier=carrier,
+                receipts=stats.unlogged,
+                total=stats.unmatched,
+                sample_id=sample,
+                hint="receipts name ids no submit_sm_resp gave: check the carrier's"
+                " message_id_form / receipt_id_form",
+            )
+            stats.unlogged = 0
+            stats.last_warned = now
+
+    async def check_held(self, now: float | None = None) -> None:
+        """Held receipts whose hold is over at ``now`` (default: the clock): matched since
+        (their response came), or unmatched for good. The oldest go early when more than
+        MAX_HELD_TRACKED wait."""
+        now = self._clock() if now is None else now
+        held = self._held
+        due: list[tuple[float, str, str, str]] = []
+        while held and (held[0][0] <= now or len(held) > MAX_HELD_TRACKED):
+            due.append(held.popleft())
+        if not due:
+            return
+        try:
+            still = await self._store.still_unmatched([(c, key) for _, c, key, _ in due])
+        except Exception as exc:
+            log_event(log, "receipts.check_failed", logging.WARNING, error=repr(exc))
+            held.extendleft(reversed(due))  # asked again at the next watch
+            return
+        for _, carrier, key, raw_id in due:
+            stats = self._stats_of(carrier)
+            stats.held -= 1
+            if (carrier, key) in still:
+                self._unmatched(carrier, stats, raw_id, now)
+            else:
+                stats.matched += 1
+
+    async def expire_overdue(self, now: float | None = None) -> int:
+        """Give up messages that waited too long for a receipt at ``now`` (default: the
+        clock; see the module's doc); returns how many."""
+        now = self._clock() if now is None else now
+        total = 0
+        for name, cfg in list(self._carriers.items()):
+            if cfg.registered_delivery & 0x03 != 1:
+                continue  # no receipt asked for, or failures only: silence is no loss
+            while True:
+                try:
+                    changes = await self._store.expire_unreceipted(
+                        name, now - cfg.receipt_grace, now - cfg.receipt_timeout, now, EXPIRY_BATCH
+                    )
+                except Exception as exc:
+                    log_event(
+                        log,
+                        "receipts.expiry_failed",
+                        logging.WARNING,
+                        carrier=name,
+                        error=repr(exc),
+                    )
+                    break
+                n = sum(1 for c in changes if c.status is MessageStatus.EXPIRED)
+                if n:
+                    self._stats_of(name).expired_no_receipt += n
+                    total += n
+                    log_event(
+                        log,
+                        "receipts.no_receipt_expired",
+                        logging.WARNING,
+                        carrier=name,
+                        messages=n,
+                    )
+                if changes and self.on_changes is not None:
+                    self.on_changes(changes)
+                if len(changes) < EXPIRY_BATCH:
+                    break
+        return total
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            await self.check_held()
+            now = self._clock()
+            if now >= self._next_expiry:
+                self._next_expiry = now + EXPIRY_CHECK_SECONDS
+                await self.expire_overdue()
+
+    def health(self) -> dict[str, Any]:
+        """Per carrier: receipts matched, unmatched, held, messages expired for lack of a
+        receipt, the id reading learned (``/healthz``)."""
+        return {name: stats.health() for name, stats in sorted(self.correlation.items())}
 
     @staticmethod
     def _answer(item: _Waiting, status: int) -> None:

@@ -19,6 +19,7 @@ Rules, from the SMPP v3.4 specification (issue 1.2) and from what carriers send:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
@@ -27,8 +28,10 @@ from typing import NamedTuple
 __all__ = [
     "ESM_MESSAGE_TYPE_MASK",
     "MAX_NUMERIC_ID_LENGTH",
+    "READINGS",
     "IdForm",
     "IdForms",
+    "IdReading",
     "MessageState",
     "NetworkError",
     "Receipt",
@@ -437,6 +440,23 @@ class IdForm(StrEnum):
     """A number written in base 16."""
     DECIMAL = "decimal"
     """A number written in base 10."""
+    AUTO = "auto"
+    """Not known: match the id as given, then read in the other base (see `IdForms`)."""
+
+
+class IdReading(StrEnum):
+    """How a receipt's id was read when it matched its submit_sm_resp's (``auto`` forms)."""
+
+    AS_GIVEN = "as_given"
+    """Both sides write the id alike (ignoring case and leading zeros)."""
+    DECIMAL_TO_HEX = "decimal_to_hex"
+    """The receipt writes in decimal what submit_sm_resp wrote in hex."""
+    HEX_TO_DECIMAL = "hex_to_decimal"
+    """The receipt writes in hex what submit_sm_resp wrote in decimal."""
+
+
+READINGS: tuple[IdReading, ...] = tuple(IdReading)
+"""Every reading, in the order they are tried when none was learned yet."""
 
 
 MAX_NUMERIC_ID_LENGTH = 64
@@ -446,6 +466,22 @@ bounds the cost of base conversion on junk input."""
 
 _HEX_DIGITS = re.compile(r"[0-9a-f]+")
 _DECIMAL_DIGITS = re.compile(r"[0-9]+")
+
+
+def _decimal_to_hex(key: str) -> str | None:
+    """The key of an as-given key read as a decimal number, written in hex; None if it is
+    no decimal number."""
+    if len(key) <= MAX_NUMERIC_ID_LENGTH and _DECIMAL_DIGITS.fullmatch(key):
+        return format(int(key, 10), "x")
+    return None
+
+
+def _hex_to_decimal(key: str) -> str | None:
+    """The key of an as-given key read as a hex number, written in decimal; None if it is
+    no hex number."""
+    if len(key) <= MAX_NUMERIC_ID_LENGTH and _HEX_DIGITS.fullmatch(key):
+        return str(int(key, 16))
+    return None
 
 
 def normalise_message_id(raw: str, form: IdForm) -> str:
@@ -466,6 +502,8 @@ def normalise_message_id(raw: str, form: IdForm) -> str:
     that differ only in case; no carrier is known to issue such ids side by side.
     """
     cleaned = raw.strip(_ID_BLANKS).lower()
+    if form is IdForm.AUTO:
+        form = IdForm.AS_IS
     if len(cleaned) <= MAX_NUMERIC_ID_LENGTH:
         if form is IdForm.DECIMAL and _DECIMAL_DIGITS.fullmatch(cleaned):
             return format(int(cleaned, 10), "x")
@@ -486,10 +524,51 @@ class IdForms:
     response_form: IdForm = IdForm.AS_IS
     receipt_form: IdForm = IdForm.AS_IS
 
+    @property
+    def auto(self) -> bool:
+        """Either side is ``auto``: a receipt's id is tried in every reading."""
+        return self.response_form is IdForm.AUTO or self.receipt_form is IdForm.AUTO
+
     def response_key(self, raw: str) -> str:
-        """The key of a message_id from submit_sm_resp (or submit_multi_resp)."""
+        """The key of a message_id from submit_sm_resp (or submit_multi_resp). ``auto``
+        keys it as given (``as_is``)."""
         return normalise_message_id(raw, self.response_form)
 
     def receipt_key(self, raw: str) -> str:
-        """The key of a `Receipt.message_id`."""
+        """The key of a `Receipt.message_id` as given (``auto``: ``as_is``)."""
         return normalise_message_id(raw, self.receipt_form)
+
+    def receipt_readings(
+        self, raw: str, order: Sequence[IdReading] = READINGS
+    ) -> tuple[tuple[IdReading, str], ...]:
+        """With ``auto`` forms: the keys a receipt's id may match, each with its reading,
+        in ``order`` (a carrier's learned reading first), without repeats: as given, the
+        decimal id in hex, the hex id in decimal. Leading zeros never matter: every key is
+        written without them. Without ``auto``: the one key of `receipt_key`."""
+        if not self.auto:
+            return ((IdReading.AS_GIVEN, self.receipt_key(raw)),)
+        plain = normalise_message_id(raw, IdForm.AS_IS)
+        form = self.receipt_form
+        keys = {
+            IdReading.AS_GIVEN: plain,
+            # A receipt form that is set rules out the reading that contradicts it.
+            IdReading.DECIMAL_TO_HEX: None if form is IdForm.HEX else _decimal_to_hex(plain),
+            IdReading.HEX_TO_DECIMAL: None if form is IdForm.DECIMAL else _hex_to_decimal(plain),
+        }
+        out: list[tuple[IdReading, str]] = []
+        seen: set[str] = set()
+        for reading in (*order, *READINGS):
+            key = keys[reading]
+            if key is not None and key not in seen:
+                seen.add(key)
+                out.append((reading, key))
+        return tuple(out)
+
+    def response_alt_keys(self, key: str) -> tuple[str, ...]:
+        """With ``auto`` forms: besides ``key`` (a `response_key`), the as-given keys of
+        receipts that match it in another reading (a receipt held before its response is
+        kept under its as-given key): ``key`` read as hex in decimal, as decimal in hex."""
+        if not self.auto:
+            return ()
+        out = [k for k in (_hex_to_decimal(key), _decimal_to_hex(key)) if k and k != key]
+        return tuple(dict.fromkeys(out))

@@ -70,6 +70,10 @@ class UnmatchedReceipt:
     received_at: float
 
 
+NO_RECEIPT: Final = "no_receipt"
+"""The error of a part made ``expired`` because its receipt never came
+(``Store.expire_unreceipted``)."""
+
 FRONT_CALLBACK_SCHEME = "smpp:"
 """A message's callback_url starting with this (``smpp:<account>?rd=<registered_delivery>``)
 names an upstream SMPP account of the front (gateway.front): its final status goes to the
@@ -183,6 +187,25 @@ class Store(Protocol):
         Returns the messages whose status changed."""
 
     async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]: ...
+
+    async def still_unmatched(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (carrier, receipt_key) name a receipt still kept unmatched (the receipt
+        handler asks once a held receipt's wait for its response is over)."""
+
+    async def expire_unreceipted(
+        self,
+        carrier: str,
+        validity_before: float,
+        submitted_before: float,
+        at: float,
+        limit: int,
+    ) -> list[StatusChange]:
+        """Give up waiting for receipts: at most ``limit`` messages of ``carrier`` still
+        ``submitted`` that asked for a receipt, whose validity ended before
+        ``validity_before`` or, with no validity, that became submitted before
+        ``submitted_before``: their parts still submitted become ``expired`` with error
+        ``NO_RECEIPT`` (a history entry each), and the messages' status changes (with
+        their callbacks) as any other. Returns those changes."""
 
     # -- callbacks -------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from gateway.store.base import (
     FRONT_PART_JOINED,
     INTERACTION_DONE,
     INTERACTION_PENDING,
+    NO_RECEIPT,
     Callback,
     Contact,
     FrontItem,
@@ -153,6 +154,9 @@ CREATE INDEX IF NOT EXISTS messages_pending ON messages(id)
     WHERE status IN ('accepted', 'queued');
 CREATE INDEX IF NOT EXISTS messages_campaign ON messages(campaign_id)
     WHERE campaign_id IS NOT NULL;
+-- Messages waiting for a receipt, by carrier and end of validity: the no-receipt sweep.
+CREATE INDEX IF NOT EXISTS messages_submitted ON messages(carrier, validity_until)
+    WHERE status = 'submitted';
 CREATE TABLE IF NOT EXISTS parts (
     message_id TEXT NOT NULL,
     part INTEGER NOT NULL,
@@ -1120,6 +1124,9 @@ class SqliteStore(SqliteReports):
         keyed = {(o.carrier, o.receipt_key): o for o in submitted if o.receipt_key}
         if not keyed:
             return {}
+        for o in submitted:  # other readings (``auto`` id forms): after every exact key
+            for key in o.alt_keys:
+                keyed.setdefault((o.carrier, key), o)
         held: list[Any] = []
         for carrier, keys in _by_carrier(keyed).items():
             for chunk in _chunks(keys, MAX_SQL_VARIABLES - 1):
@@ -1373,28 +1380,37 @@ class SqliteStore(SqliteReports):
             if not items:
                 return []
             owner: dict[tuple[str, str], tuple[str, int]] = {}
-            for carrier, keys in _by_carrier((r.carrier, r.receipt_key) for r in items).items():
-                for chunk in _chunks(keys, MAX_SQL_VARIABLES - 1):
-                    # One IN list per carrier walks the (carrier, receipt_key) index. The
-                    # newest part wins when a carrier has reused an id. The keys travel as
-                    # one JSON array: the statement's text never changes, so it is prepared
-                    # once and reused from the statement cache.
-                    cursor = conn.execute(
-                        "SELECT carrier, receipt_key, message_id, part FROM parts"
-                        " WHERE carrier = ? AND receipt_key IN (SELECT value FROM json_each(?))"
-                        " ORDER BY submitted_at",
-                        (carrier, json.dumps(list(chunk))),
-                    )
-                    for carrier_, key, message_id, part in cursor.fetchall():
-                        owner[(carrier_, key)] = (message_id, part)
+            self._owners_sync(
+                conn,
+                ((r.carrier, r.match_keys[0] if r.match_keys else r.receipt_key) for r in items),
+                owner,
+            )
+            # Receipts with other readings of their id (``auto`` id forms) whose first key
+            # matched nothing: their other keys, in one more pass.
+            others = [
+                (r.carrier, key)
+                for r in items
+                if len(r.match_keys) > 1 and (r.carrier, r.match_keys[0]) not in owner
+                for key in r.match_keys[1:]
+            ]
+            if others:
+                self._owners_sync(conn, others, owner)
             rows = []
             applied: list[tuple[str, int, str, float, str | None]] = []
+            matches: list[tuple[str, int] | None] = []
             for r in items:
-                match = owner.get((r.carrier, r.receipt_key))
+                match: tuple[str, int] | None = None
+                r.matched_key = None
+                for key in r.match_keys or (r.receipt_key,):
+                    match = owner.get((r.carrier, key))
+                    if match is not None:
+                        r.matched_key = key
+                        break
+                matches.append(match)
                 rows.append(
                     (
                         r.carrier,
-                        r.receipt_key,
+                        r.matched_key or r.receipt_key,
                         r.carrier_message_id,
                         r.status.value,
                         r.state,
@@ -1422,15 +1438,35 @@ class SqliteStore(SqliteReports):
             # single-part message that is the message's new status, unless it was final.
             known: dict[str, _Known] = {}
             final = FINAL_STATUSES
-            for r in items:
-                if r.status in final:
-                    match = owner.get((r.carrier, r.receipt_key))
-                    if match and match[0] not in known:
-                        known[match[0]] = (r.status, r.error, True)
+            for r, match in zip(items, matches, strict=True):
+                if r.status in final and match and match[0] not in known:
+                    known[match[0]] = (r.status, r.error, True)
             return self._refresh_sync(conn, {a[0] for a in applied}, now, known)
 
         result: list[StatusChange] = await self._write_in_thread(op)
         return result
+
+    @staticmethod
+    def _owners_sync(
+        conn: sqlite3.Connection,
+        pairs: Iterable[tuple[str, str]],
+        owner: dict[tuple[str, str], tuple[str, int]],
+    ) -> None:
+        """Add to ``owner`` the part each (carrier, receipt_key) names, if any."""
+        for carrier, keys in _by_carrier(pairs).items():
+            for chunk in _chunks(keys, MAX_SQL_VARIABLES - 1):
+                # One IN list per carrier walks the (carrier, receipt_key) index. The
+                # newest part wins when a carrier has reused an id. The keys travel as
+                # one JSON array: the statement's text never changes, so it is prepared
+                # once and reused from the statement cache.
+                cursor = conn.execute(
+                    "SELECT carrier, receipt_key, message_id, part FROM parts"
+                    " WHERE carrier = ? AND receipt_key IN (SELECT value FROM json_each(?))"
+                    " ORDER BY submitted_at",
+                    (carrier, json.dumps(list(chunk))),
+                )
+                for carrier_, key, message_id, part in cursor.fetchall():
+                    owner[(carrier_, key)] = (message_id, part)
 
     @staticmethod
     def _drop_resent_unmatched_sync(
@@ -1458,6 +1494,67 @@ class SqliteStore(SqliteReports):
             if found is None:
                 kept.append(row)
         return kept
+
+    async def still_unmatched(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for carrier, chosen in _by_carrier(keys).items():
+            for chunk in _chunks(chosen, MAX_SQL_VARIABLES - 1):
+                rows = await self._read(
+                    "SELECT DISTINCT receipt_key FROM receipts WHERE message_id IS NULL"
+                    " AND carrier = ? AND receipt_key IN (SELECT value FROM json_each(?))",
+                    (carrier, json.dumps(list(chunk))),
+                )
+                found.update((carrier, r[0]) for r in rows)
+        return found
+
+    async def expire_unreceipted(
+        self,
+        carrier: str,
+        validity_before: float,
+        submitted_before: float,
+        at: float,
+        limit: int,
+    ) -> list[StatusChange]:
+        detail = json.dumps({"carrier": carrier, "error": NO_RECEIPT})
+
+        def op(conn: sqlite3.Connection) -> list[StatusChange]:
+            # Both through the messages_submitted index: a range of validity ends, and the
+            # messages without one (NULL sorts first).
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM messages WHERE status = 'submitted' AND carrier = ?"
+                    " AND validity_until <= ? AND registered_delivery = 1 LIMIT ?",
+                    (carrier, validity_before, limit),
+                )
+            ]
+            if len(ids) < limit:
+                ids += [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM messages WHERE status = 'submitted' AND carrier = ?"
+                        " AND validity_until IS NULL AND updated_at <= ?"
+                        " AND registered_delivery = 1 LIMIT ?",
+                        (carrier, submitted_before, limit - len(ids)),
+                    )
+                ]
+            if not ids:
+                return []
+            chosen = json.dumps(ids)
+            parts = conn.execute(
+                "UPDATE parts SET status = 'expired', error = ?, done_at = ?"
+                " WHERE message_id IN (SELECT value FROM json_each(?)) AND status = 'submitted'"
+                " RETURNING message_id, part",
+                (NO_RECEIPT, at, chosen),
+            ).fetchall()
+            conn.executemany(
+                "INSERT INTO events(message_id, part, at, status, detail) VALUES (?, ?, ?, ?, ?)",
+                [(mid, part, at, MessageStatus.EXPIRED.value, detail) for mid, part in parts],
+            )
+            return self._refresh_sync(conn, set(ids), at)
+
+        result: list[StatusChange] = await self._write_in_thread(op)
+        return result
 
     async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]:
         rows = await self._read(
