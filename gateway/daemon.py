@@ -23,10 +23,10 @@ from gateway.api.app import add_store_health, health, make_app
 from gateway.api.intake import CarrierTexts, Intake
 from gateway.api.reqlog import request_log_middleware
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
-from gateway.callback_policy import CallbackPolicy, policy_session
+from gateway.callback_policy import CallbackPolicy
 from gateway.campaigns.wiring import Campaigns
 from gateway.config import CarrierConfig, GatewayConfig
-from gateway.engine.callbacks import CONCURRENCY, REQUEST_TIMEOUT_SECONDS, CallbackSender
+from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
 from gateway.front.metrics import front_metrics
 from gateway.front.server import FrontServer
@@ -130,8 +130,7 @@ class Gateway:
         policy = CallbackPolicy.from_config(config.callbacks)
         self.callbacks = CallbackSender(
             self.store,
-            session_factory=lambda: policy_session(policy, CONCURRENCY, REQUEST_TIMEOUT_SECONDS),
-            allowed=policy.allows_url,
+            policy=policy,
         )
         # The dispatcher becomes every bind's listener (responses, timeouts, deliver_sm).
         self.dispatcher = Dispatcher(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.callback_policy import CallbackPolicy
 from gateway.model import (
     FINAL_STATUSES,
     HistoryEntry,
@@ -57,6 +58,10 @@ from gateway.store.base import (
     StoreError,
     UnmatchedReceipt,
 )
+
+LOOPBACK_RECEIVERS = CallbackPolicy(allowed_networks=["127.0.0.0/8"])
+"""The callback policy of tests whose receiver listens on 127.0.0.1: an explicit allowed
+network, as an operator would configure ``[callbacks] allowed_networks``."""
 
 # -- the store ------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from gateway.engine.callbacks import PARKED_AT, CallbackSender
-from tests.fakes import FakeStore
+from tests.fakes import LOOPBACK_RECEIVERS, FakeStore
 
 PAYLOAD = {
     "id": "m1",
@@ -67,7 +67,11 @@ async def client() -> AsyncIterator[Client]:
 
 
 async def run_sender(store: FakeStore, **kw: object) -> CallbackSender:
-    values: dict[str, object] = {"base_delay": 0.05, "idle_poll": 0.02}
+    values: dict[str, object] = {
+        "base_delay": 0.05,
+        "idle_poll": 0.02,
+        "policy": LOOPBACK_RECEIVERS,
+    }
     values.update(kw)
     sender = CallbackSender(store, **values)  # type: ignore[arg-type]
     await sender.start()

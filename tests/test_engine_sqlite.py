@@ -40,7 +40,7 @@ from smsc_simulator.config import (
 )
 from smsc_simulator.faults import Faults
 from smsc_simulator.server import Simulator
-from tests.fakes import FakeSmsc, new_message
+from tests.fakes import LOOPBACK_RECEIVERS, FakeSmsc, new_message
 from tests.test_engine_dispatcher import FAST_RETRY, carrier, gateway_config, messages
 
 
@@ -200,7 +200,7 @@ async def test_callbacks_for_final_statuses_reach_the_client(store: SqliteStore)
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/cb"
     smsc = FakeSmsc(receipts=True)
     await smsc.start()
-    sender = CallbackSender(store, base_delay=0.05, idle_poll=0.05)
+    sender = CallbackSender(store, base_delay=0.05, idle_poll=0.05, policy=LOOPBACK_RECEIVERS)
     await sender.start()
     try:
         async with engine(store, smsc.port, on_changes=sender.notify_changes) as e:

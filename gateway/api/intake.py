@@ -134,7 +134,8 @@ class Intake:
     ) -> None:
         """``carriers``: the gateway's :class:`CarrierTexts` (shared, so a reload reaches
         this intake), or carrier settings for an intake of its own (tests, tools)."""
-        self._callback_policy = callback_policy
+        # No policy given: the strict default (public addresses only), never "anything".
+        self._callback_policy = callback_policy if callback_policy is not None else CallbackPolicy()
         self._max_parts = config.max_parts
         self._max_chars = config.max_parts * MAX_CHARS_PER_PART
         self._default_validity = config.default_validity
@@ -184,7 +185,7 @@ class Intake:
             client_ref = optional(item, "client_ref", _client_ref, errors)
             campaign_id = optional(item, "campaign_id", _campaign_id, errors)
             callback_url = optional(item, "callback_url", check.callback_url, errors)
-            if callback_url is not None and self._callback_policy is not None:
+            if callback_url is not None:
                 refusal = self._callback_policy.url_refusal(callback_url)
                 if refusal is not None:
                     errors.append(FieldError("callback_url", refusal))

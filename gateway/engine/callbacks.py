@@ -11,7 +11,8 @@ database (a high-water mark, not ``max(id) + 1``).
 - 2xx: ``callback_done``.
 - anything else (other status, redirect, connection error, timeout): ``callback_retry`` with
   exponential backoff and jitter: ``BASE_DELAY * 2**(attempts-1)``, capped at ``MAX_DELAY``.
-- after ``MAX_ATTEMPTS`` attempts, or at once for a URL that ``allowed`` refuses, the
+- after ``MAX_ATTEMPTS`` attempts, or at once for a URL that ``allowed`` (by default the
+  policy's ``allows_url``) refuses, the
   callback is parked: kept in the outbox for inspection with its last error, its next
   attempt set to ``PARKED_AT`` (the year 9999) so it is never due again. An operator can
   re-arm it by moving ``next_at``; nothing is deleted.
@@ -35,6 +36,7 @@ from typing import Final
 
 import aiohttp
 
+from gateway.callback_policy import CallbackPolicy, policy_session
 from gateway.logs import log_event
 from gateway.model import FINAL_STATUSES, StatusChange
 from gateway.store.base import FRONT_CALLBACK_SCHEME, Callback, Store
@@ -78,21 +80,6 @@ STOP_DRAIN_SECONDS: Final = 5.0
 """On stop, how long POSTs under way may take to finish."""
 
 
-def allow_all(url: str) -> bool:
-    return True
-
-
-def default_session(
-    concurrency: int = CONCURRENCY, timeout: float = REQUEST_TIMEOUT_SECONDS
-) -> aiohttp.ClientSession:
-    """One pooled session: at most ``concurrency`` connections, kept alive between POSTs."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300),
-        timeout=aiohttp.ClientTimeout(total=timeout),
-        headers={"User-Agent": "smsgw"},
-    )
-
-
 @dataclass(slots=True)
 class CallbackStats:
     delivered: int = 0
@@ -106,8 +93,9 @@ class CallbackSender:
         self,
         store: Store,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
-        allowed: Callable[[str], bool] = allow_all,
+        allowed: Callable[[str], bool] | None = None,
         *,
+        policy: CallbackPolicy | None = None,
         clock: Callable[[], float] = time.time,
         concurrency: int = CONCURRENCY,
         max_attempts: int = MAX_ATTEMPTS,
@@ -119,8 +107,13 @@ class CallbackSender:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._store = store
-        self._session_factory = session_factory or (lambda: default_session(concurrency))
-        self._allowed = allowed
+        # No policy given: the strict default (public addresses only). Reaching a private or
+        # loopback receiver takes an explicit allowed_networks entry, never a missing argument.
+        rules = policy if policy is not None else CallbackPolicy()
+        self._session_factory = session_factory or (
+            lambda: policy_session(rules, concurrency, REQUEST_TIMEOUT_SECONDS)
+        )
+        self._allowed = allowed or rules.allows_url
         self._clock = clock
         self._concurrency = concurrency
         self._max_attempts = max_attempts
