@@ -553,8 +553,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
 def _stats_text(s: dict[str, Any]) -> str:
     keys = (
-        "recipients sent delivered undeliverable expired pending delivery_rate replies"
-        " unique_responders reply_rate opt_outs median_seconds_to_first_reply"
+        "recipients sent delivered undeliverable expired rejected pending delivery_rate"
+        " replies unique_responders reply_rate opt_outs resubscriptions replies_from_others"
+        " median_seconds_to_first_reply"
     ).split()
     lines = [f"{k:<30} {s.get(k)}" for k in keys if k in s]
     for kw, n in (s.get("answers_per_keyword") or {}).items():

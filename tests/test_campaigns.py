@@ -330,12 +330,27 @@ async def _set_status(store: SqliteStore, campaign_id: str, dests: list[str], st
             "UPDATE messages SET status = ? WHERE campaign_id = ? AND dest = ?",
             [(status, campaign_id, d) for d in dests],
         )
+        if status not in (MessageStatus.ACCEPTED, MessageStatus.QUEUED):
+            # It reached a carrier: its part was accepted (what "sent" counts).
+            await db.executemany(
+                "UPDATE parts SET submitted_at = (SELECT created_at FROM messages m"
+                " WHERE m.id = parts.message_id) WHERE message_id IN"
+                " (SELECT id FROM messages WHERE campaign_id = ? AND dest = ?)",
+                [(campaign_id, d) for d in dests],
+            )
 
     await store._write(op)
 
 
 async def _reply(
-    rig: Rig, campaign_id: str, source: str, at: float, keyword: str | None, text: str
+    rig: Rig,
+    campaign_id: str,
+    source: str,
+    at: float,
+    keyword: str | None,
+    text: str,
+    rule: str | None = None,
+    actions: list[dict[str, Any]] | None = None,
 ) -> None:
     interaction = NewInteraction(
         carrier="alpha",
@@ -350,7 +365,7 @@ async def _reply(
     )
     new_id = await rig.store.record_interaction(interaction)
     await rig.store.finish_interaction(
-        new_id, keyword=keyword, rule=None, campaign_id=campaign_id, actions=[], at=at
+        new_id, keyword=keyword, rule=rule, campaign_id=campaign_id, actions=actions or [], at=at
     )
 
 
@@ -372,15 +387,22 @@ async def test_stats_from_a_seeded_store(tmp_path: Path) -> None:
         await _reply(rig, cid, to[0], started + 2 * 3600 + 5, None, "thanks!")
         await _reply(rig, cid, to[1], started + 300, "NO", "No")
         await _reply(rig, cid, to[2], started + 3 * 86400, "YES", "Yes please")
-        await _reply(rig, cid, to[3], started + 600, "STOP", "stop")
+        opt_out = [{"type": "opt_out", "ok": True}]
+        await _reply(rig, cid, to[3], started + 600, "STOP", "stop", "opt_out", opt_out)
         await rig.store.add_opt_out(to[3], "36180", "keyword", started + 600)
-        await rig.store.add_opt_out(to[4], None, "keyword", started + 700)
+        await rig.store.add_opt_out(to[4], None, "api", started + 700)  # no reply: not counted
         await rig.store.add_opt_out(to[5], "ACME", "keyword", started + 700)  # other sender
+        # to[6] stops, then comes back with YES: an opt-out and a re-subscription, which is
+        # no YES answer; a number the campaign never messaged texts its keyword: a reply,
+        # but no responder.
+        await _reply(rig, cid, to[6], started + 800, "STOP", "STOP", "opt_out", opt_out)
+        await _reply(rig, cid, to[6], started + 900, "YES", "yes", "resubscribe")
+        await _reply(rig, cid, "+33699999999", started + 1000, "YES", "yes", "yes")
         stats = await rig.get(f"/v1/campaigns/{cid}/stats")
         per_hour = [0] * 24
-        per_hour[0], per_hour[2] = 3, 1
+        per_hour[0], per_hour[2] = 6, 1
         per_day = [0] * 10
-        per_day[0], per_day[3] = 4, 1
+        per_day[0], per_day[3] = 7, 1
         assert stats == {
             "recipients": 10,
             "sent": 9,
@@ -389,12 +411,12 @@ async def test_stats_from_a_seeded_store(tmp_path: Path) -> None:
             "expired": 1,
             "pending": 1,
             "delivery_rate": round(5 / 9, 4),
-            "replies": 5,
-            "unique_responders": 4,
-            "reply_rate": round(4 / 9, 4),
+            "replies": 8,
+            "unique_responders": 5,
+            "reply_rate": round(5 / 9, 4),
             "opt_outs": 2,
-            "answers_per_keyword": {"NO": 1, "STOP": 1, "YES": 2},
-            "median_seconds_to_first_reply": (300 + 600) / 2,  # of 60, 300, 600, 3 days
+            "answers_per_keyword": {"NO": 1, "STOP": 2, "YES": 2},
+            "median_seconds_to_first_reply": 600,  # of 60, 300, 600, 800, 3 days
             "per_hour": per_hour,
             "per_day": per_day,
             "messages": 10,
@@ -402,6 +424,8 @@ async def test_stats_from_a_seeded_store(tmp_path: Path) -> None:
             "failed": 0,
             "skipped_opted_out": 0,
             "skipped_invalid": 0,
+            "resubscriptions": 1,
+            "replies_from_others": 1,
         }
 
         # Send to responders: everyone who replied, or only those who said YES.
@@ -417,8 +441,13 @@ async def test_stats_from_a_seeded_store(tmp_path: Path) -> None:
         )
         await rig.post(f"/v1/campaigns/{everyone['id']}/start", None, 200)
         await rig.run_to_end(everyone["id"])
-        # to[3] opted out of 36180 by STOP: a responder, but not messaged.
-        assert [d for d, _ in await rig.messages_of(everyone["id"])] == [to[0], to[1], to[2]]
+        # to[3] opted out of 36180 by STOP: a responder, but not messaged; to[6] is back.
+        assert [d for d, _ in await rig.messages_of(everyone["id"])] == [
+            to[0],
+            to[1],
+            to[2],
+            to[6],
+        ]
 
 
 # -- the API's checks and the inbound side's lookups --------------------------------------------

@@ -306,6 +306,7 @@ async def mo(
     campaign: str = "spring",
     actions: list[dict[str, Any]] | None = None,
     keyword: str | None = None,
+    rule: str | None = None,
 ) -> int:
     new_id = await store.record_interaction(
         NewInteraction(
@@ -321,7 +322,7 @@ async def mo(
         )
     )
     await store.finish_interaction(
-        new_id, keyword=keyword, rule=None, campaign_id=campaign, actions=actions or [], at=at
+        new_id, keyword=keyword, rule=rule, campaign_id=campaign, actions=actions or [], at=at
     )
     return new_id
 

@@ -28,12 +28,20 @@ def test_the_sqlite_store_is_a_report_store(tmp_path: Path) -> None:
 
 
 async def test_responders_are_distinct_filtered_by_keyword_and_paged(store: SqliteStore) -> None:
+    for n in (1, 2, 3, 4, 6, 7):
+        await mt(store, n, "spring", 5.0)
+    await mt(store, 5, "autumn", 5.0)
     await mo(store, 3, "Yes", 10.0, keyword="YES")
     await mo(store, 3, "yes again", 11.0, keyword="YES")
     await mo(store, 1, "no", 12.0, keyword="NO")
     await mo(store, 2, "oui", 13.0, keyword="yes")
     await mo(store, 4, "hello", 14.0)
     await mo(store, 5, "Yes", 15.0, keyword="YES", campaign="autumn")
+    # Not responders: a number spring never messaged (its keyword, shared with autumn), and
+    # a re-subscription (YES from an opted-out sender, START).
+    await mo(store, 5, "Yes", 16.0, keyword="YES")
+    await mo(store, 6, "Yes", 17.0, keyword="YES", rule="resubscribe")
+    await mo(store, 7, "start", 18.0, keyword="START", rule="opt_in")
     everyone = await store.responders("spring")
     assert everyone == ["+33612340001", "+33612340002", "+33612340003", "+33612340004"]
     assert await store.responders("spring", keyword="Yes") == ["+33612340002", "+33612340003"]
@@ -77,7 +85,25 @@ async def test_counts_belong_to_their_campaign_and_period(store: SqliteStore) ->
     counts = await store.campaign_counts("spring", 0.0, 200.0)
     assert (counts.sent, counts.delivered, counts.replies) == (2, 1, 4)
     assert (counts.unique_responders, counts.opt_outs) == (3, 1)
+    assert (counts.resubscriptions, counts.replies_from_others) == (0, 0)
     later = await store.campaign_counts("spring", 200.0, 400.0)
     assert (later.sent, later.delivered, later.replies) == (1, 1, 0)
+    # Later: a re-subscription (not a response), a stranger's reply (nor one), a STOP whose
+    # opt-out could not be stored (a response, no opt-out).
+    await mo(
+        store, 1, "YES", 410.0, keyword="YES", rule="resubscribe", actions=[{"type": "opt_in"}]
+    )
+    await mo(store, 9, "YES", 420.0, keyword="YES")
+    await mo(store, 3, "STOP", 430.0, actions=[{"type": "opt_out", "ok": False}])
+    last = await store.campaign_counts("spring", 400.0, 500.0)
+    assert (last.replies, last.unique_responders, last.opt_outs) == (3, 1, 0)
+    assert (last.resubscriptions, last.replies_from_others) == (1, 1)
     page = await store.campaign_interactions("spring", 125.0, 200.0, 0, 10)
     assert [i.text for i in page] == ["STOP", "hi", "STOP"]
+
+
+def test_resubscription_rules_are_the_inbound_sides_built_in_opt_in_rules() -> None:
+    from gateway.inbound.numbers import SYSTEM_OPT_IN, SYSTEM_RESUBSCRIBE
+    from gateway.store.sqlite_reports import RESUBSCRIPTION_RULES
+
+    assert RESUBSCRIPTION_RULES == (SYSTEM_OPT_IN, SYSTEM_RESUBSCRIBE)

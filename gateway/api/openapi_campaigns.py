@@ -307,6 +307,8 @@ SCHEMAS: Final[dict[str, Any]] = {
             "failed": _COUNT,
             "skipped_opted_out": _COUNT,
             "skipped_invalid": _COUNT,
+            "resubscriptions": _COUNT,
+            "replies_from_others": _COUNT,
         },
     },
     "SendToResponders": {

@@ -14,14 +14,19 @@ running. Pause and cancel stop the making of new messages at once; messages alre
 Statistics (``GET /v1/campaigns/{id}/stats``), from the messages of the campaign and the
 interactions (MOs) the inbound side logged under it:
 
-- ``recipients``: the audience; ``sent``: messages that reached a carrier (submitted,
-  delivered, undeliverable, expired); ``pending``: recipients not messaged yet plus messages
-  waiting for a carrier; ``delivery_rate`` = delivered / sent;
-- ``replies``: MOs of the campaign; ``unique_responders``; ``reply_rate`` =
-  unique_responders / sent; ``opt_outs``: recipients who opted out of the campaign's sender
-  (or of all) since it started; ``answers_per_keyword``: MOs by matched keyword;
-- ``median_seconds_to_first_reply``: per responder, first MO minus the creation of their
-  message (null without replies);
+- ``recipients``: the audience; ``pending``: recipients not messaged yet plus messages
+  waiting for a carrier; ``undeliverable``, ``expired``, ``rejected``, ``failed``: messages
+  by status;
+- ``sent``, ``delivered``, ``replies``, ``unique_responders``, ``opt_outs``,
+  ``resubscriptions``, ``replies_from_others``: the store's ``campaign_counts`` since the
+  start, the one definition the daily digest uses too (gateway.store.base.CampaignCounts:
+  sent = messages a carrier accepted, rejected ones included; responders = recipients
+  whose reply is not a re-subscription); ``delivery_rate`` = delivered / sent;
+  ``reply_rate`` = unique_responders / sent;
+- ``answers_per_keyword``: responses (recipients' MOs, re-subscriptions left out) by
+  matched keyword;
+- ``median_seconds_to_first_reply``: per responder, first response minus the creation of
+  their first message (null without responses);
 - ``per_hour``: MOs in each of the first 24 hours after the start; ``per_day``: in each of
   the first 10 days.
 """
@@ -29,6 +34,7 @@ interactions (MOs) the inbound side logged under it:
 from __future__ import annotations
 
 import datetime
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,12 +83,6 @@ FIELDS: Final = frozenset(
         "tps",
         "digest",
     }
-)
-_SENT: Final = (
-    MessageStatus.SUBMITTED,
-    MessageStatus.DELIVERED,
-    MessageStatus.UNDELIVERABLE,
-    MessageStatus.EXPIRED,
 )
 _UNSENT: Final = (MessageStatus.ACCEPTED, MessageStatus.QUEUED)
 
@@ -395,10 +395,14 @@ class CampaignService:
 
     async def stats(self, campaign: CampaignRecord) -> dict[str, Any]:
         statuses = await self.store.campaign_statuses(campaign.id)
-        figures = await self.store.reply_figures(campaign.id, campaign.sender, campaign.started_at)
+        # The counts since the start, as the digest's "since start" column has them: one
+        # definition of each figure, in the store (gateway.store.base.CampaignCounts).
+        since = campaign.started_at if campaign.started_at is not None else 0.0
+        counts = await self.store.campaign_counts(campaign.id, since, math.inf)
+        figures = await self.store.reply_figures(campaign.id, campaign.started_at)
         made = sum(statuses.values())
-        sent = sum(statuses.get(s.value, 0) for s in _SENT)
-        delivered = statuses.get(MessageStatus.DELIVERED.value, 0)
+        sent = counts.sent
+        delivered = counts.delivered
         unsent = sum(statuses.get(s.value, 0) for s in _UNSENT)
         not_made = 0
         if campaign.status not in (CANCELLED,):
@@ -417,10 +421,10 @@ class CampaignService:
             "expired": statuses.get(MessageStatus.EXPIRED.value, 0),
             "pending": unsent + not_made,
             "delivery_rate": round(delivered / sent, 4) if sent else 0.0,
-            "replies": figures.replies,
-            "unique_responders": figures.unique_responders,
-            "reply_rate": round(figures.unique_responders / sent, 4) if sent else 0.0,
-            "opt_outs": figures.opt_outs,
+            "replies": counts.replies,
+            "unique_responders": counts.unique_responders,
+            "reply_rate": round(counts.unique_responders / sent, 4) if sent else 0.0,
+            "opt_outs": counts.opt_outs,
             "answers_per_keyword": figures.per_keyword,
             "median_seconds_to_first_reply": median,
             "per_hour": figures.per_hour,
@@ -431,6 +435,8 @@ class CampaignService:
             "failed": statuses.get(MessageStatus.FAILED.value, 0),
             "skipped_opted_out": campaign.skipped_opted_out,
             "skipped_invalid": campaign.skipped_invalid,
+            "resubscriptions": counts.resubscriptions,
+            "replies_from_others": counts.replies_from_others,
         }
 
     def _changed(self) -> None:

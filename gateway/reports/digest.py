@@ -7,9 +7,9 @@ the first day whose digest time comes after the campaign started: a campaign sta
 previous digest time (the first: since the campaign started), so the digests of a campaign
 add up to its whole activity, and a day across a DST change is 23 or 25 hours long.
 
-What: the counts of the period and since the start (sent: messages first submitted; delivered:
-messages that became delivered; replies: MOs logged under the campaign; unique responders;
-opt-outs: distinct senders whose MO ran an opt-out), and the period's interactions as a CSV
+What: the counts of the period and since the start, as the store defines them once for the
+digest and the campaign statistics alike (gateway.store.base.CampaignCounts: sent, delivered,
+replies, unique responders, opt-outs, re-subscriptions), and the period's interactions as a CSV
 attachment (:mod:`gateway.reports.csvfile`; at most :data:`MAX_ATTACHED_ROWS` rows, the body
 says when there were more and how to export them all).
 
@@ -233,6 +233,7 @@ def build_message(
         ("Replies", "replies"),
         ("Unique responders", "unique_responders"),
         ("Opt-outs", "opt_outs"),
+        ("Re-subscriptions", "resubscriptions"),
     ):
         lines.append(f"{label:<20}{getattr(counts, field):>12}{getattr(totals, field):>14}")
     lines.append("")

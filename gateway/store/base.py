@@ -513,15 +513,29 @@ class InboundStore(Store, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CampaignCounts:
-    """What a campaign did in one period (a digest's day): messages first submitted, messages
-    that became delivered, MOs logged under the campaign, distinct senders of those, and
-    distinct senders whose MO ran an ``opt_out`` action."""
+    """What a campaign did in one period [since, until): the one definition of each figure,
+    used by the campaign statistics (API, CLI) and the daily digest alike.
+
+    A *recipient* is a number the campaign made a message for. A *re-subscription* is an MO
+    that opted its sender back in (START, or YES from an opted-out sender: the built-in
+    rules ``opt_in`` and ``resubscribe``)."""
 
     sent: int = 0
+    """Messages that reached a carrier (a part accepted by its submit_sm_resp), counted when
+    the first part was; whatever came after (delivered, undeliverable, expired, rejected)."""
     delivered: int = 0
+    """Messages whose status became delivered."""
     replies: int = 0
+    """MOs logged under the campaign: every row of its interactions CSV."""
     unique_responders: int = 0
+    """Recipients with at least one reply that is not a re-subscription."""
     opt_outs: int = 0
+    """Recipients whose reply ran an opt-out (STOP ..., STOPALL) that was stored."""
+    resubscriptions: int = 0
+    """Replies that were a re-subscription (not answers, not responses)."""
+    replies_from_others: int = 0
+    """Replies from numbers the campaign never messaged (a campaign keyword texted by
+    someone else): in ``replies``, never in the responders."""
 
 
 @runtime_checkable
@@ -552,9 +566,9 @@ class ReportStore(InboundStore, Protocol):
     async def responders(
         self, campaign_id: str, keyword: str | None = None, after: str = "", limit: int = 1000
     ) -> list[str]:
-        """Distinct senders of the campaign's interactions (optionally only those whose
-        interaction had ``keyword``, compared case-insensitively), sorted, above ``after``:
-        keyset paging for "send to responders"."""
+        """The campaign's responders (see :class:`CampaignCounts`; optionally only those whose
+        response had ``keyword``, compared case-insensitively), sorted, above ``after``:
+        keyset paging."""
 
     async def digest_sent(self, campaign_id: str, day: str) -> bool:
         """Whether the digest of ``day`` (ISO date) of this campaign went out."""

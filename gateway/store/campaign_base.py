@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from gateway.store.base import Contact
+from gateway.store.base import CampaignCounts, Contact
 
 IMPORT_RUNNING: Final = "running"
 IMPORT_DONE: Final = "done"
@@ -94,15 +94,14 @@ class CampaignRecord:
 
 @dataclass(slots=True)
 class ReplyFigures:
-    """What the interactions of one campaign say (see the stats of gateway.campaigns)."""
+    """What the interactions of one campaign say beyond its counts (``campaign_counts``:
+    replies, responders, opt-outs ...): responses by keyword, each responder's time to the
+    first response, MOs per hour and per day from the start."""
 
-    replies: int
-    unique_responders: int
     per_keyword: dict[str, int]
     seconds_to_first_reply: list[float]
     per_hour: list[int]
     per_day: list[int]
-    opt_outs: int
 
 
 class CampaignStore(Protocol):
@@ -188,6 +187,8 @@ class CampaignStore(Protocol):
     async def campaign_statuses(self, campaign_id: str) -> dict[str, int]:
         """The campaign's messages by status."""
 
-    async def reply_figures(
-        self, campaign_id: str, sender: str, since: float | None
-    ) -> ReplyFigures: ...
+    async def campaign_counts(self, campaign_id: str, since: float, until: float) -> CampaignCounts:
+        """The campaign's figures in [since, until): the store's one definition of them,
+        which the daily digest uses too (gateway.store.base.CampaignCounts)."""
+
+    async def reply_figures(self, campaign_id: str, since: float | None) -> ReplyFigures: ...

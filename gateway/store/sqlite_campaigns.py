@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import aiosqlite
 
-from gateway.store.base import Contact
+from gateway.store.base import CampaignCounts, Contact
 from gateway.store.campaign_base import (
     IMPORT_FAILED,
     IMPORT_RUNNING,
@@ -37,6 +37,7 @@ from gateway.store.campaign_base import (
     ReplyFigures,
 )
 from gateway.store.sqlite import ALL_OPT_OUT, MAX_SQL_VARIABLES, SqliteStore
+from gateway.store.sqlite_reports import RESPONSE
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS contact_lists (
@@ -483,13 +484,15 @@ class SqliteCampaignStore:
                 return already
             if responders_of is not None:
                 source_campaign, keyword = responders_of
+                # The responders, as campaign_counts and responders() define them.
                 sql = (
                     "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number)"
-                    " SELECT ?, source FROM interactions WHERE campaign_id = ?"
+                    f" SELECT ?, i.source FROM interactions i WHERE i.campaign_id = ?"
+                    f" AND {RESPONSE}"
                 )
                 params: tuple[Any, ...] = (campaign_id, source_campaign)
                 if keyword is not None:
-                    sql += " AND upper(keyword) = upper(?)"
+                    sql += " AND upper(i.keyword) = upper(?)"
                     params += (keyword,)
                 await db.execute(sql, params)
             cursor = await db.execute(
@@ -563,25 +566,25 @@ class SqliteCampaignStore:
         )
         return {status: count for status, count in rows}
 
-    async def reply_figures(
-        self, campaign_id: str, sender: str, since: float | None
-    ) -> ReplyFigures:
-        (replies, unique), *_ = await self._read(
-            "SELECT count(*), count(DISTINCT source) FROM interactions WHERE campaign_id = ?",
-            (campaign_id,),
-        )
+    async def campaign_counts(self, campaign_id: str, since: float, until: float) -> CampaignCounts:
+        return await self.store.campaign_counts(campaign_id, since, until)
+
+    async def reply_figures(self, campaign_id: str, since: float | None) -> ReplyFigures:
+        # Responses (RESPONSE: a recipient's MO that is no re-subscription) by keyword, and
+        # each responder's first response after the campaign's first message to them.
         per_keyword = {
             keyword: count
             for keyword, count in await self._read(
-                "SELECT keyword, count(*) FROM interactions WHERE campaign_id = ?"
-                " AND keyword IS NOT NULL AND keyword != '' GROUP BY keyword ORDER BY keyword",
+                "SELECT i.keyword, count(*) FROM interactions i WHERE i.campaign_id = ?"
+                f" AND i.keyword IS NOT NULL AND i.keyword != '' AND {RESPONSE}"
+                " GROUP BY i.keyword ORDER BY i.keyword",
                 (campaign_id,),
             )
         }
         firsts = await self._read(
             "SELECT min(i.received_at) - (SELECT min(m.created_at) FROM messages m"
             "  WHERE m.dest = i.source AND m.campaign_id = i.campaign_id)"
-            " FROM interactions i WHERE i.campaign_id = ? GROUP BY i.source",
+            f" FROM interactions i WHERE i.campaign_id = ? AND {RESPONSE} GROUP BY i.source",
             (campaign_id,),
         )
         seconds = sorted(max(0.0, r[0]) for r in firsts if r[0] is not None)
@@ -602,20 +605,9 @@ class SqliteCampaignStore:
                 (since, campaign_id, since, since + DAYS * 86400),
             ):
                 per_day[bucket] = count
-        # Opt-outs: recipients of the campaign who opted out of its sender (or of
-        # everything) since it started, whatever way they did it (keyword, API).
-        (opt_outs,), *_ = await self._read(
-            "SELECT count(DISTINCT o.number) FROM opt_outs o JOIN campaign_recipients r"
-            " ON r.campaign_id = ? AND r.number = o.number"
-            " WHERE o.sender IN (?, ?) AND o.created_at >= ?",
-            (campaign_id, sender, ALL_OPT_OUT, since or 0.0),
-        )
         return ReplyFigures(
-            replies=replies,
-            unique_responders=unique,
             per_keyword=per_keyword,
             seconds_to_first_reply=seconds,
             per_hour=per_hour,
             per_day=per_day,
-            opt_outs=opt_outs,
         )

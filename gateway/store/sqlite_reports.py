@@ -42,6 +42,29 @@ OPT_OUT_ACTION: Final = "opt_out"
 """The ``type`` of an opt-out entry in an interaction's ``actions`` (InboundActionConfig);
 one with ``"ok": false`` (the opt-out could not be stored) is not counted."""
 
+RESUBSCRIPTION_RULES: Final = ("opt_in", "resubscribe")
+"""The built-in rules that opt a sender back in (gateway.inbound.numbers SYSTEM_OPT_IN and
+SYSTEM_RESUBSCRIBE): START, and YES from an opted-out sender. Such an MO is a
+re-subscription, not an answer to the campaign."""
+
+# The definitions of campaign figures (see CampaignCounts), as SQL over ``interactions i``:
+# written once, used by campaign_counts, responders and the send-to-responders audience.
+FROM_RECIPIENT: Final = (
+    "EXISTS (SELECT 1 FROM messages m WHERE m.dest = i.source AND m.campaign_id = i.campaign_id)"
+)
+"""The MO's sender is a recipient: the campaign made a message for that number (by the
+messages_reply_window index, dest first)."""
+RESUBSCRIPTION: Final = (
+    "coalesce(i.rule, '') IN (" + ", ".join(f"'{r}'" for r in RESUBSCRIPTION_RULES) + ")"
+)
+RESPONSE: Final = f"({FROM_RECIPIENT} AND NOT {RESUBSCRIPTION})"
+"""An MO that makes its sender one of the campaign's responders."""
+RAN_OPT_OUT: Final = (
+    "EXISTS (SELECT 1 FROM json_each(i.actions) a WHERE json_extract(a.value, '$.type') = '"
+    + OPT_OUT_ACTION
+    + "' AND coalesce(json_extract(a.value, '$.ok'), 1) != 0)"
+)
+
 MAX_IDS: Final = 10_000
 """Ids per SQL statement in :meth:`SqliteReports.interactions_by_ids`; below SQLite's limit."""
 
@@ -112,6 +135,7 @@ class SqliteReports:
         return [_interaction(r) for r in rows]
 
     async def campaign_counts(self, campaign_id: str, since: float, until: float) -> CampaignCounts:
+        """The campaign's figures in [since, until) (CampaignCounts says what each counts)."""
         # A message counts as sent when its first part was submitted in the period, and as
         # delivered when its status became delivered in it (updated_at is that change).
         sent = await self._read(
@@ -126,35 +150,38 @@ class SqliteReports:
             (campaign_id, since, until),
         )
         replies = await self._read(
-            "SELECT count(*), count(DISTINCT source) FROM interactions WHERE campaign_id = ?"
-            " AND received_at >= ? AND received_at < ?",
+            "SELECT count(*),"
+            " count(DISTINCT CASE WHEN response THEN source END),"
+            " count(DISTINCT CASE WHEN recipient AND opt_out THEN source END),"
+            " coalesce(sum(resubscription), 0),"
+            " coalesce(sum(NOT recipient), 0)"
+            f" FROM (SELECT i.source, {FROM_RECIPIENT} AS recipient, {RESPONSE} AS response,"
+            f" {RESUBSCRIPTION} AS resubscription, {RAN_OPT_OUT} AS opt_out"
+            " FROM interactions i WHERE i.campaign_id = ?"
+            " AND i.received_at >= ? AND i.received_at < ?)",
             (campaign_id, since, until),
         )
-        opt_outs = await self._read(
-            "SELECT count(DISTINCT i.source) FROM interactions i WHERE i.campaign_id = ?"
-            " AND i.received_at >= ? AND i.received_at < ? AND EXISTS (SELECT 1 FROM"
-            " json_each(i.actions) a WHERE json_extract(a.value, '$.type') = ?"
-            " AND coalesce(json_extract(a.value, '$.ok'), 1) != 0)",
-            (campaign_id, since, until, OPT_OUT_ACTION),
-        )
+        count, unique, opt_outs, resubscriptions, others = replies[0]
         return CampaignCounts(
             sent=sent[0][0],
             delivered=delivered[0][0],
-            replies=replies[0][0],
-            unique_responders=replies[0][1],
-            opt_outs=opt_outs[0][0],
+            replies=count,
+            unique_responders=unique,
+            opt_outs=opt_outs,
+            resubscriptions=resubscriptions,
+            replies_from_others=others,
         )
 
     async def responders(
         self, campaign_id: str, keyword: str | None = None, after: str = "", limit: int = 1000
     ) -> list[str]:
-        where = "campaign_id = ? AND source > ?"
+        where = f"i.campaign_id = ? AND i.source > ? AND {RESPONSE}"
         params: list[Any] = [campaign_id, after]
         if keyword is not None:
-            where += " AND upper(keyword) = upper(?)"
+            where += " AND upper(i.keyword) = upper(?)"
             params.append(keyword)
         rows = await self._read(
-            f"SELECT DISTINCT source FROM interactions WHERE {where} ORDER BY source LIMIT ?",
+            f"SELECT DISTINCT i.source FROM interactions i WHERE {where} ORDER BY i.source LIMIT ?",
             (*params, limit),
         )
         return [r[0] for r in rows]
