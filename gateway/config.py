@@ -167,6 +167,11 @@ class NodeConfig:
     """Where the gateway keeps its files; relative to the configuration file's directory."""
     time_zone: str = field(default="UTC", metadata=check(_time_zone))
     """IANA time zone for local times (schedules, reports)."""
+    development: bool = False
+    """A development machine: the credentials published in this repository
+    (:data:`KNOWN_TOKENS`, :data:`KNOWN_FRONT_PASSWORDS`) are accepted. Without it the
+    configuration is refused while it holds one of them (``conf/gateway.toml`` sets it so
+    that ``make run`` works; ``scripts/install-service.sh`` writes a file without it)."""
 
     @property
     def data_path(self) -> Path:
@@ -177,6 +182,43 @@ class NodeConfig:
         if self.time_zone == "UTC":
             return datetime.UTC
         return zoneinfo.ZoneInfo(self.time_zone)
+
+
+KNOWN_TOKENS: Final = ("dev-token-change-me",)
+"""HTTP tokens whose clear text this repository publishes (conf/gateway.toml, README.md):
+anyone can call an API that accepts one."""
+
+KNOWN_FRONT_PASSWORDS: Final = ("crmpass",)
+"""Upstream account passwords published in conf/gateway.toml (the ``crm`` account)."""
+
+
+def known_credentials(config: GatewayConfig) -> list[str]:
+    """One error per credential of ``config`` published in this repository, unless
+    ``[node] development`` says this is a development machine."""
+    if config.node.development:
+        return []
+    from gateway.front.config import verify_password
+
+    advice = (
+        "refused outside development: make a new one (see conf/gateway.toml), or set"
+        " [node] development = true on a development machine"
+    )
+    known = {hash_token(token): token for token in KNOWN_TOKENS}
+    errors = [
+        f"http.tokens[{i}].sha256: the token {known[t.sha256]!r} published in this"
+        f" repository; {advice}"
+        for i, t in enumerate(config.http.tokens)
+        if t.sha256 in known
+    ]
+    if config.front is not None:
+        for i, account in enumerate(config.front.accounts):
+            for password in KNOWN_FRONT_PASSWORDS:
+                if verify_password(password, account.password_hash):
+                    errors.append(
+                        f"front.accounts[{i}].password_hash: the password {password!r} published"
+                        f" in this repository; {advice}"
+                    )
+    return errors
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -586,6 +628,7 @@ class GatewayConfig:
                 if name not in names
             )
         errors.extend(self._webhooks_outside_the_allow_list())
+        errors.extend(known_credentials(self))
         return errors
 
     def _webhooks_outside_the_allow_list(self) -> list[str]:

@@ -215,6 +215,14 @@ class Gateway:
             binds=len(self.binds),
             store=str(self.config.store_path),
         )
+        if self.config.node.development:
+            log_event(
+                log,
+                "daemon.development",
+                logging.WARNING,
+                reason="[node] development = true: credentials published in the repository"
+                " are accepted; never set it in production",
+            )
 
     def _health(self) -> dict[str, object]:
         """/healthz's body (the draining answer reuses it)."""

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import pytest
 
 from gateway import config as config_module
+from gateway.cli import main
 from gateway.config import (
     CarrierConfig,
     GatewayConfig,
@@ -292,6 +293,57 @@ def test_duplicate_token_names_and_hashes_are_refused() -> None:
         "http.tokens[1].name: duplicate of tokens[0].name",
         "http.tokens[2].sha256: duplicate of tokens[0].sha256",
     ]
+
+
+# -- credentials published in this repository ---------------------------------------------
+
+
+def test_the_shipped_config_is_a_development_one() -> None:
+    assert load_config(SHIPPED).node.development is True
+
+
+def test_without_development_the_shipped_credentials_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = SHIPPED.read_text()
+    assert "\ndevelopment = true" in text
+    path = write(tmp_path / "g.toml", text.replace("\ndevelopment = true", "\n#"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    errors = info.value.errors
+    assert len(errors) == 2, errors
+    assert errors[0].startswith("http.tokens[0].sha256: the token 'dev-token-change-me'")
+    assert errors[1].startswith("front.accounts[0].password_hash: the password 'crmpass'")
+    assert all("[node] development = true" in e for e in errors)
+    # check-config says the same, and so refuses the file.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check-config", "--config", str(path)])
+    assert exit_info.value.code == 2
+    printed = capsys.readouterr().err
+    assert "dev-token-change-me" in printed and "crmpass" in printed
+
+
+def test_the_development_token_is_refused_unless_development() -> None:
+    dev = hash_token("dev-token-change-me")
+    errors = errors_of(data(**{"http.tokens[0].sha256": dev}))
+    assert [e.split(":")[0] for e in errors] == ["http.tokens[0].sha256"]
+    accepted = load_dataclass(
+        GatewayConfig, data(**{"http.tokens[0].sha256": dev, "node.development": True})
+    )
+    assert accepted.http.tokens[0].matches("dev-token-change-me")
+
+
+def test_the_development_front_password_is_refused_under_any_salt() -> None:
+    from gateway.front.config import hash_password
+
+    def front(password: str) -> dict[str, Any]:
+        account = {"system_id": "crm", "password_hash": hash_password(password, 1000)}
+        return {"port": 0, "accounts": [account]}
+
+    errors = errors_of(data(front=front("crmpass")))
+    assert [e.split(":")[0] for e in errors] == ["front.accounts[0].password_hash"]
+    assert load_dataclass(GatewayConfig, data(front=front("crmpass"), **{"node.development": True}))
+    assert load_dataclass(GatewayConfig, data(front=front("an0ther!")))
 
 
 # -- secrets ------------------------------------------------------------------------------
