@@ -45,6 +45,7 @@ from gateway.model import (
 from gateway.routing import Route, Router
 from gateway.store.base import (
     Callback,
+    CallbackView,
     IdempotencyConflict,
     IdempotentAnswer,
     Store,
@@ -177,6 +178,14 @@ class FakeStore:
         raise NotImplementedError
 
     async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
+        raise NotImplementedError
+
+    async def list_callbacks(
+        self, parked: bool | None, after: int | None, limit: int
+    ) -> list[CallbackView]:
+        raise NotImplementedError
+
+    async def retry_callbacks(self, ids: Sequence[int] | None, at: float) -> list[int]:
         raise NotImplementedError
 
 

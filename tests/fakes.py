@@ -51,8 +51,10 @@ from gateway.smpp.session import (
     SessionConfig,
 )
 from gateway.store.base import (
+    CALLBACK_PARKED_AT,
     NO_RECEIPT,
     Callback,
+    CallbackView,
     IdempotencyConflict,
     IdempotentAnswer,
     StoreError,
@@ -456,6 +458,30 @@ class FakeStore:
         cb.next_at = next_at
         cb.last_error = error
         self._touch()
+
+    async def list_callbacks(
+        self, parked: bool | None, after: int | None, limit: int
+    ) -> list[CallbackView]:
+        out = [
+            CallbackView(c.id, c.url, c.payload, c.attempts, c.next_at, c.last_error, 0.0)
+            for c in sorted(self.callbacks.values(), key=lambda c: c.id)
+            if not c.done
+            and c.id > (after or 0)
+            and (parked is None or (c.next_at >= CALLBACK_PARKED_AT) is parked)
+        ]
+        return out[:limit]
+
+    async def retry_callbacks(self, ids: Sequence[int] | None, at: float) -> list[int]:
+        chosen = [
+            c
+            for c in self.callbacks.values()
+            if not c.done and (c.next_at >= CALLBACK_PARKED_AT if ids is None else c.id in set(ids))
+        ]
+        for c in chosen:
+            c.next_at = at
+            c.attempts = 0
+        self._touch()
+        return sorted(c.id for c in chosen)
 
     # -- reads ------------------------------------------------------------------------------
 

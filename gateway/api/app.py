@@ -13,6 +13,8 @@ GET   /v1/interactions/export.csv  token   the MO log as streamed CSV (all, new,
 GET   /metrics                 public  Prometheus metrics (when a registry is given)
 *     /v1/numbers...           token   inbound numbers (see gateway.inbound.api)
 POST  /v1/interactions/{id}/reply token a helpdesk answer to an MO (gateway.inbound.api)
+GET   /v1/callbacks            token   the callback outbox: parked / pending (gateway.api.callbacks)
+POST  /v1/callbacks/{id}/retry token   re-arm one callback; ``/v1/callbacks/retry``: every parked
 ====  =======================  ======  ================================================
 """
 
@@ -26,6 +28,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from gateway.api.auth import auth_middleware
+from gateway.api.callbacks import CallbacksApi
 from gateway.api.campaigns import CampaignParts, CampaignsApi
 from gateway.api.errors import dumps, error_middleware
 from gateway.api.intake import Intake
@@ -164,6 +167,7 @@ def make_app(
         inbound = InboundApi.standalone(config, store, intake, outbound, clock)
     inbound.add_routes(app.router)
     InteractionsApi(store, clock).add_routes(app.router)
+    CallbacksApi(store, clock).add_routes(app.router)
     # Lists, imports, contacts, opt-outs, campaigns (503 when not wired, as in API tests).
     CampaignsApi(campaigns).add_routes(app.router)
     return app

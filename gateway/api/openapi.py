@@ -15,6 +15,7 @@ from gateway.api import validation as check
 from gateway.api.errors import ERROR_CODES
 from gateway.api.intake import FIELDS
 from gateway.api.messages import IDEMPOTENCY_HEADER, MAX_BATCH, MAX_IDEMPOTENCY_KEY, REPLAYED_HEADER
+from gateway.api.openapi_callbacks import CALLBACK_PATHS, CALLBACK_SCHEMAS
 from gateway.api.openapi_interactions import INTERACTION_PATHS, INTERACTION_SCHEMAS
 from gateway.inbound.openapi import inbound_paths
 from gateway.model import MessageStatus
@@ -260,6 +261,30 @@ _SCHEMAS: Final[dict[str, Any]] = {
                     },
                 },
             },
+            "receipts": {
+                "type": "object",
+                "description": "Receipt correlation per carrier, since the start.",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                        "matched": {"type": "integer", "minimum": 0},
+                        "unmatched": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Receipts still matching no message after their"
+                            " hold for a late submit_sm_resp (and unparsable ones).",
+                        },
+                        "held": {"type": "integer", "minimum": 0},
+                        "expired_no_receipt": {"type": "integer", "minimum": 0},
+                        "id_reading": {
+                            "enum": ["as_given", "decimal_to_hex", "hex_to_decimal", None],
+                            "description": "auto id forms: the reading of receipt ids that"
+                            " matched most.",
+                        },
+                        "last_unmatched_id": _nullable("string"),
+                    },
+                },
+            },
             "front": {
                 "type": "object",
                 "description": "The SMPP server front (when configured): upstream binds.",
@@ -451,12 +476,18 @@ def openapi_document() -> dict[str, Any]:
             },
             **inbound_paths(),
             **copy.deepcopy(INTERACTION_PATHS),
+            **copy.deepcopy(CALLBACK_PATHS),
             **copy.deepcopy(openapi_campaigns.PATHS),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": copy.deepcopy(
-                {**_SCHEMAS, **INTERACTION_SCHEMAS, **openapi_campaigns.SCHEMAS}
+                {
+                    **_SCHEMAS,
+                    **INTERACTION_SCHEMAS,
+                    **CALLBACK_SCHEMAS,
+                    **openapi_campaigns.SCHEMAS,
+                }
             ),
         },
     }

@@ -11,11 +11,16 @@ database (a high-water mark, not ``max(id) + 1``).
 - 2xx: ``callback_done``.
 - anything else (other status, redirect, connection error, timeout): ``callback_retry`` with
   exponential backoff and jitter: ``BASE_DELAY * 2**(attempts-1)``, capped at ``MAX_DELAY``.
+- every failed attempt is logged (``callbacks.failed``: the receiver's host and the HTTP
+  status or error, never the body), at most once per host per ``FAILURE_LOG_SECONDS`` with
+  the count of failures since.
 - after ``MAX_ATTEMPTS`` attempts, or at once for a URL that ``allowed`` (by default the
   policy's ``allows_url``) refuses, the
   callback is parked: kept in the outbox for inspection with its last error, its next
-  attempt set to ``PARKED_AT`` (the year 9999) so it is never due again. An operator can
-  re-arm it by moving ``next_at``; nothing is deleted.
+  attempt set to ``PARKED_AT`` (the year 9999) so it is never due again. An operator lists
+  them (``GET /v1/callbacks?state=parked``) and re-arms them (``POST
+  /v1/callbacks/{id}/retry``, ``POST /v1/callbacks/retry``): a new round of attempts,
+  picked up at the next poll; nothing is deleted.
 
 The sender wakes when ``notify()`` says new callbacks exist (the dispatcher and the receipt
 handler call it after a store call returned status changes); otherwise it looks every
@@ -33,13 +38,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from gateway.callback_policy import CallbackPolicy, policy_session
 from gateway.logs import log_event
 from gateway.model import FINAL_STATUSES, StatusChange
-from gateway.store.base import FRONT_CALLBACK_SCHEME, Callback, Store
+from gateway.store.base import CALLBACK_PARKED_AT, FRONT_CALLBACK_SCHEME, Callback, Store
 
 log = logging.getLogger("smsgw.callbacks")
 
@@ -70,7 +76,7 @@ second of lateness is nothing, and one small query a second costs nothing."""
 STORE_RETRY_SECONDS: Final = 1.0
 """Wait after a failed store call before asking again."""
 
-PARKED_AT: Final = 253402300799.0
+PARKED_AT: Final = CALLBACK_PARKED_AT
 """next_at of a parked callback: 9999-12-31T23:59:59Z, never due."""
 
 ERROR_TEXT_LIMIT: Final = 200
@@ -78,6 +84,11 @@ ERROR_TEXT_LIMIT: Final = 200
 
 STOP_DRAIN_SECONDS: Final = 5.0
 """On stop, how long POSTs under way may take to finish."""
+
+FAILURE_LOG_SECONDS: Final = 60.0
+"""At most one ``callbacks.failed`` warning per receiver host this often: a client's outage
+fails every callback to it, and one line a minute (with the count) says as much as
+thousands."""
 
 
 @dataclass(slots=True)
@@ -130,6 +141,8 @@ class CallbackSender:
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0
         self._stopping = False
+        self._failures: dict[str, tuple[float, int]] = {}
+        """Per receiver host: when its last failure was logged, failures since."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -277,11 +290,35 @@ class CallbackSender:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         self.stats.failed_attempts += 1
+        self._log_failure(cb, attempts, error)
         if attempts >= self._max_attempts:
             await self._park(cb, attempts, f"gave up after {attempts} attempts: {error}")
             return
         await self._store.callback_retry(
             cb.id, self._clock() + self.backoff(attempts), error[:ERROR_TEXT_LIMIT]
+        )
+
+    def _log_failure(self, cb: Callback, attempts: int, error: str) -> None:
+        """A failed attempt, as a warning with the receiver's host and the status or
+        error (never the body), at most one per host per FAILURE_LOG_SECONDS."""
+        host = _host(cb.url)
+        now = time.monotonic()
+        last, count = self._failures.get(host, (None, 0))
+        count += 1
+        if last is not None and now - last < FAILURE_LOG_SECONDS:
+            self._failures[host] = (last, count)
+            return
+        self._failures[host] = (now, 0)
+        log_event(
+            log,
+            "callbacks.failed",
+            logging.WARNING,
+            host=host,
+            status=error[:ERROR_TEXT_LIMIT],
+            id=cb.id,
+            message=_message_id(cb),
+            attempt=attempts,
+            failures=count,
         )
 
     async def _park(self, cb: Callback, attempts: int, error: str) -> None:
@@ -300,6 +337,16 @@ class CallbackSender:
         """Seconds before the next try after ``attempts`` failed ones."""
         delay = min(self._max_delay, self._base_delay * 2.0 ** min(attempts - 1, 40))
         return delay * (1 + self._rng.uniform(-JITTER, JITTER))
+
+
+def _host(url: str) -> str:
+    """host[:port] of a callback URL, for log lines (no path, query or credentials)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        return f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return ""
 
 
 def _message_id(cb: Callback) -> str:

@@ -61,6 +61,28 @@ class Callback:
     next_at: float
 
 
+CALLBACK_PARKED_AT: Final = 253402300799.0
+"""``next_at`` of a parked callback (9999-12-31T23:59:59Z): never due again until re-armed
+(``retry_callbacks``)."""
+
+
+@dataclass(slots=True)
+class CallbackView:
+    """A callback in the outbox, as an operator lists it (``list_callbacks``)."""
+
+    id: int
+    url: str
+    payload: str  # JSON text
+    attempts: int
+    next_at: float
+    last_error: str | None
+    created_at: float
+
+    @property
+    def parked(self) -> bool:
+        return self.next_at >= CALLBACK_PARKED_AT
+
+
 @dataclass(slots=True)
 class UnmatchedReceipt:
     carrier: str
@@ -217,6 +239,18 @@ class Store(Protocol):
     async def callback_done(self, callback_id: int) -> None: ...
 
     async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None: ...
+
+    async def list_callbacks(
+        self, parked: bool | None, after: int | None, limit: int
+    ) -> list[CallbackView]:
+        """Callbacks in the outbox by id, after ``after``: only parked ones (True), only
+        those still being tried (False), or all (None)."""
+
+    async def retry_callbacks(self, ids: Sequence[int] | None, at: float) -> list[int]:
+        """Re-arm callbacks: due at ``at``, with a new round of attempts (attempts back to
+        0; their last error is kept until the next attempt). ``ids``: those callbacks
+        (parked or waiting for their next attempt); None: every parked one. Returns the
+        ids re-armed (an unknown id is left out)."""
 
     # -- SMPP front outbox (gateway.front) --------------------------------------------------
 

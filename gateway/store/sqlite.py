@@ -49,6 +49,7 @@ from gateway.model import (
     aggregate_status,
 )
 from gateway.store.base import (
+    CALLBACK_PARKED_AT,
     FRONT_CALLBACK_SCHEME,
     FRONT_PART_FAILED,
     FRONT_PART_HELD,
@@ -57,6 +58,7 @@ from gateway.store.base import (
     INTERACTION_PENDING,
     NO_RECEIPT,
     Callback,
+    CallbackView,
     Contact,
     FrontItem,
     FrontPart,
@@ -1598,6 +1600,42 @@ class SqliteStore(SqliteReports):
             )
 
         await self._write(op)
+
+    async def list_callbacks(
+        self, parked: bool | None, after: int | None, limit: int
+    ) -> list[CallbackView]:
+        where = ["id > ?"]
+        params: list[Any] = [after or 0]
+        if parked is not None:
+            where.append("next_at >= ?" if parked else "next_at < ?")
+            params.append(CALLBACK_PARKED_AT)
+        rows = await self._read(
+            "SELECT id, url, payload, attempts, next_at, last_error, created_at FROM callbacks"
+            f" WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        return [CallbackView(*r) for r in rows]
+
+    async def retry_callbacks(self, ids: Sequence[int] | None, at: float) -> list[int]:
+        chosen = None if ids is None else json.dumps(list(ids))
+
+        def op(conn: sqlite3.Connection) -> list[int]:
+            if chosen is None:
+                cursor = conn.execute(
+                    "UPDATE callbacks SET next_at = ?, attempts = 0 WHERE next_at >= ?"
+                    " RETURNING id",
+                    (at, CALLBACK_PARKED_AT),
+                )
+            else:
+                cursor = conn.execute(
+                    "UPDATE callbacks SET next_at = ?, attempts = 0"
+                    " WHERE id IN (SELECT value FROM json_each(?)) RETURNING id",
+                    (at, chosen),
+                )
+            return sorted(r[0] for r in cursor.fetchall())
+
+        result: list[int] = await self._write_in_thread(op)
+        return result
 
     # -- SMPP front outbox -----------------------------------------------------------------
 
