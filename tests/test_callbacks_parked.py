@@ -15,7 +15,7 @@ from gateway.engine.callbacks import PARKED_AT, CallbackSender
 from gateway.store.sqlite import SqliteStore
 from tests.api_fakes import NOW, running_api
 from tests.e2e_helpers import eventually
-from tests.fakes import FakeStore
+from tests.fakes import LOOPBACK_RECEIVERS, FakeStore
 from tests.test_engine_callbacks import PAYLOAD, Client, client  # noqa: F401  (fixture)
 
 SECRET = "client-ref-that-must-not-be-logged"
@@ -29,7 +29,9 @@ async def test_failed_attempts_are_logged_per_host_without_the_body(
     store = FakeStore()
     body = json.dumps({**PAYLOAD, "client_ref": SECRET})
     await store.enqueue_callbacks([(client.url, body)] * 3, time.time())
-    sender = CallbackSender(store, base_delay=0.01, idle_poll=0.02, max_attempts=50)
+    sender = CallbackSender(
+        store, base_delay=0.01, idle_poll=0.02, max_attempts=50, policy=LOOPBACK_RECEIVERS
+    )
     with caplog.at_level(logging.WARNING, logger="smsgw.callbacks"):
         await sender.start()
         try:
@@ -101,7 +103,9 @@ async def test_parked_callbacks_are_listed_and_retried_over_the_api(
         assert (await api.get("/v1/callbacks?state=parked")).body["items"] == []
 
     # The sender takes the re-armed ones (and the pending one, once due) to the receiver.
-    sender = CallbackSender(store, idle_poll=0.02, clock=lambda: NOW + 61)
+    sender = CallbackSender(
+        store, idle_poll=0.02, clock=lambda: NOW + 61, policy=LOOPBACK_RECEIVERS
+    )
     await sender.start()
     try:
 
