@@ -54,6 +54,7 @@ __all__ = [
     "IdForm",
     "LogConfig",
     "NodeConfig",
+    "Scope",
     "StoreConfig",
     "TokenConfig",
     "hash_token",
@@ -221,6 +222,21 @@ def known_credentials(config: GatewayConfig) -> list[str]:
     return errors
 
 
+Scope = Literal["send", "read", "campaigns", "admin"]
+"""What a token may do on the HTTP API (see ``gateway.api.auth.ROUTE_SCOPES``): ``send``
+messages, ``read`` them back, work with lists and ``campaigns``, all within its account;
+``admin`` may do everything, on every account, including the gateway-wide routes (inbound
+numbers, the MO log, lifting opt-outs)."""
+
+SCOPES: tuple[Scope, ...] = ("send", "read", "campaigns", "admin")
+
+
+def _scopes(value: tuple[str, ...]) -> str | None:
+    if not value:
+        return "give at least one scope, or leave scopes out (the token is then admin)"
+    return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TokenConfig:
     """``[[http.tokens]]``: one bearer token allowed on the HTTP API, stored hashed."""
@@ -230,6 +246,22 @@ class TokenConfig:
         repr=False,
         metadata=check(regex(r"[0-9a-f]{64}", "64 lower-case hex digits (a SHA-256 digest)")),
     )
+    account: str = field(default="", metadata=check(_name_check))
+    """The account whose messages, lists and campaigns the token works with; several tokens
+    may share one (rotation, one per service). "" is the token's name, the account tokens
+    had before accounts existed, so their messages stay theirs."""
+    scopes: tuple[Scope, ...] | None = field(default=None, metadata=check(_scopes))
+    """Left out: ``admin``, what every token could do before scopes existed (an existing
+    configuration keeps working; ``smsgw`` logs a warning per such token when there are
+    several)."""
+
+    @property
+    def effective_account(self) -> str:
+        return self.account or self.name
+
+    @property
+    def effective_scopes(self) -> frozenset[Scope]:
+        return frozenset(self.scopes) if self.scopes is not None else frozenset({"admin"})
 
     def matches(self, token: str) -> bool:
         """Whether ``token`` is this one; compares digests in constant time."""

@@ -245,6 +245,19 @@ class Gateway:
 
     async def _start_http(self) -> None:
         http = self.config.http
+        if len(http.tokens) > 1:
+            # Several tokens, some without scopes: they still see every account (as every
+            # token did before accounts); say so, once per start.
+            for token in http.tokens:
+                if token.scopes is None:
+                    log_event(
+                        log,
+                        "http.token_admin",
+                        logging.WARNING,
+                        token=token.name,
+                        reason="no scopes: admin on every account; give it scopes"
+                        " (send, read, campaigns) to confine it to its account",
+                    )
         http_metrics = HttpMetrics()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(FunctionCollector(lambda: gateway_metrics(self, http_metrics)))

@@ -206,3 +206,6 @@ class MessageView:
     carrier: str | None = None
     possible_duplicate: bool = False
     error: str | None = None
+    account: str = ""
+    """The account that sent it (a token's account, ``campaigns``, ``inbound``); not shown
+    in the API's answer, which only its account (or an admin token) gets."""

@@ -134,6 +134,7 @@ class FakeStore:
             created_at=message.created_at,
             client_ref=message.client_ref,
             campaign_id=message.campaign_id,
+            account=message.account,
             carrier=message.carrier,
         )
 
@@ -235,7 +236,9 @@ def make_config(
     default_region: str = "",
     max_parts: int = 10,
     max_body_bytes: int = 64 * 1024,
+    tokens: Sequence[TokenConfig] = (),
 ) -> GatewayConfig:
+    """``tokens`` come after the two scope-less (admin) ones, acme and beta."""
     return GatewayConfig(
         node=NodeConfig(data_dir="/nonexistent"),
         http=HttpConfig(
@@ -244,6 +247,7 @@ def make_config(
             tokens=(
                 TokenConfig(name="acme", sha256=hash_token(TOKEN)),
                 TokenConfig(name="beta", sha256=hash_token(OTHER_TOKEN)),
+                *tokens,
             ),
         ),
         log=LogConfig(),

@@ -4,7 +4,7 @@ HTTP API on 127.0.0.1 port 0, a recording dispatcher and a clock the test moves.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from gateway.campaigns.directory import StoreCampaignDirectory
 from gateway.campaigns.imports import Importer
 from gateway.campaigns.runner import CampaignRunner
 from gateway.campaigns.service import CampaignService
+from gateway.config import TokenConfig
 from gateway.model import new_message_id
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
@@ -93,8 +94,10 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def campaign_rig(tmp_path: Path, default_region: str = "FR") -> AsyncIterator[Rig]:
-    config = make_config(default_region=default_region)
+async def campaign_rig(
+    tmp_path: Path, default_region: str = "FR", tokens: Sequence[TokenConfig] = ()
+) -> AsyncIterator[Rig]:
+    config = make_config(default_region=default_region, tokens=tokens)
     store = SqliteStore(tmp_path / "gateway.db", "normal")
     await store.open()
     campaigns = SqliteCampaignStore(store)

@@ -506,6 +506,7 @@ class FakeStore:
             created_at=new.created_at,
             client_ref=new.client_ref,
             campaign_id=new.campaign_id,
+            account=new.account,
             carrier=msg.carrier,
             possible_duplicate=msg.possible_duplicate,
             error=msg.error,

@@ -27,7 +27,7 @@ from typing import Any, Final
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from gateway.api.auth import auth_middleware
+from gateway.api.auth import auth_middleware, check_routes
 from gateway.api.callbacks import CallbacksApi
 from gateway.api.campaigns import CampaignParts, CampaignsApi
 from gateway.api.errors import dumps, error_middleware
@@ -170,4 +170,8 @@ def make_app(
     CallbacksApi(store, clock).add_routes(app.router)
     # Lists, imports, contacts, opt-outs, campaigns (503 when not wired, as in API tests).
     CampaignsApi(campaigns).add_routes(app.router)
+    check_routes(
+        ((r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None),
+        PUBLIC_PATHS | {"/healthz"},
+    )
     return app

@@ -1,24 +1,113 @@
-"""Bearer-token authentication: ``Authorization: Bearer <token>`` on every non-public path.
+"""Bearer-token authentication and authorisation.
 
-Tokens are compared as SHA-256 digests in constant time by :meth:`HttpConfig.find_token`;
-the clear token is never logged, stored or echoed. The matching token's ``name`` is the
-request's account: it is written on every message the request creates and scopes its
-idempotency keys.
+``Authorization: Bearer <token>`` on every non-public path. Tokens are compared as SHA-256
+digests in constant time by :meth:`HttpConfig.find_token`; the clear token is never logged,
+stored or echoed.
+
+A token acts for an **account** (``[[http.tokens]] account``, by default its name): the
+messages its requests create are written under that account, its idempotency keys are scoped
+by it, and it sees and changes only that account's messages, lists and campaigns. What it
+may do is its **scopes**: each route needs one, listed in :data:`ROUTE_SCOPES` (and shown in
+the OpenAPI document as ``x-scope``); ``admin`` passes every check, on every account. A route
+registered without an entry there makes :func:`check_routes` refuse to build the app, so no
+route ships without an authorisation decision. A token without the route's scope gets 403
+``forbidden``; an object of another account is answered 404, as if it did not exist (its id
+tells nothing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway.api.errors import UNAUTHORIZED, ApiError
-from gateway.config import HttpConfig
+from gateway.api.errors import FORBIDDEN, UNAUTHORIZED, ApiError
+from gateway.config import HttpConfig, Scope
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for: the token's name (logs), its account and its scopes."""
+
+    token: str
+    account: str
+    scopes: frozenset[Scope]
+
+    @property
+    def admin(self) -> bool:
+        return "admin" in self.scopes
+
+    def may(self, scope: Scope) -> bool:
+        return self.admin or scope in self.scopes
+
+    def owns(self, account: str | None) -> bool:
+        """Whether an object of ``account`` is this principal's to see and change."""
+        return self.admin or account == self.account
+
 
 ACCOUNT_KEY: Final = web.RequestKey("account", str)
-"""The authenticated token's name, set on the request by the middleware."""
+"""The authenticated token's account, set on the request by the middleware."""
+PRINCIPAL_KEY: Final = web.RequestKey("principal", Principal)
+"""The authenticated token's :class:`Principal`."""
+
+ROUTE_SCOPES: Final[dict[tuple[str, str], Scope]] = {
+    ("POST", "/v1/messages"): "send",
+    ("POST", "/v1/messages/batch"): "send",
+    ("GET", "/v1/messages/{id}"): "read",
+    ("POST", "/v1/lists"): "campaigns",
+    ("GET", "/v1/lists"): "campaigns",
+    ("GET", "/v1/lists/{id}"): "campaigns",
+    ("POST", "/v1/lists/{id}/import"): "campaigns",
+    ("GET", "/v1/imports/{id}"): "campaigns",
+    ("GET", "/v1/contacts/{number}"): "campaigns",
+    # Adding an opt-out only ever stops messages; lifting one overrides a subscriber's STOP
+    # for every account: the operator's call.
+    ("POST", "/v1/opt-outs"): "campaigns",
+    ("DELETE", "/v1/opt-outs"): "admin",
+    ("POST", "/v1/campaigns"): "campaigns",
+    ("GET", "/v1/campaigns"): "campaigns",
+    ("GET", "/v1/campaigns/{id}"): "campaigns",
+    ("POST", "/v1/campaigns/{id}/start"): "campaigns",
+    ("POST", "/v1/campaigns/{id}/pause"): "campaigns",
+    ("POST", "/v1/campaigns/{id}/resume"): "campaigns",
+    ("POST", "/v1/campaigns/{id}/cancel"): "campaigns",
+    ("GET", "/v1/campaigns/{id}/stats"): "campaigns",
+    ("POST", "/v1/campaigns/{id}/send-to-responders"): "campaigns",
+    # Inbound numbers and the MO log belong to the gateway, not to an account: the numbers
+    # receive for every account, and an MO names no account.
+    ("GET", "/v1/numbers"): "admin",
+    ("GET", "/v1/numbers/{number}"): "admin",
+    ("PUT", "/v1/numbers/{number}"): "admin",
+    ("DELETE", "/v1/numbers/{number}"): "admin",
+    ("GET", "/v1/interactions"): "admin",
+    ("GET", "/v1/interactions/export.csv"): "admin",
+    ("POST", "/v1/interactions/{id}/reply"): "admin",
+    # The callback outbox is the gateway's (its rows name no account): the operator's.
+    ("GET", "/v1/callbacks"): "admin",
+    ("POST", "/v1/callbacks/retry"): "admin",
+    ("POST", "/v1/callbacks/{id}/retry"): "admin",
+}
+"""The scope each authenticated route needs, by (method, path template)."""
+
+
+def check_routes(routes: Iterable[tuple[str, str]], public: Collection[str]) -> None:
+    """Raise RuntimeError naming every (method, path) outside ``public`` that has no entry
+    in :data:`ROUTE_SCOPES`: a route without an authorisation decision does not ship."""
+    missing = sorted(
+        f"{method} {path}"
+        for method, path in routes
+        if path not in public and (method, path) not in ROUTE_SCOPES
+    )
+    if missing:
+        raise RuntimeError(f"routes without an entry in ROUTE_SCOPES: {', '.join(missing)}")
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL_KEY]
+
 
 _REALM: Final = 'Bearer realm="smsgw"'
 
@@ -50,7 +139,9 @@ def _is_text(token: str) -> bool:
 
 def auth_middleware(http: HttpConfig, public_paths: Collection[str]) -> Middleware:
     """Refuse with 401 every request to a path outside ``public_paths`` without a valid
-    token; on success, put the token's name under :data:`ACCOUNT_KEY`."""
+    token, and with 403 one whose token lacks the route's scope; on success, put the
+    :class:`Principal` under :data:`PRINCIPAL_KEY` and its account under
+    :data:`ACCOUNT_KEY`."""
     public = frozenset(public_paths)
 
     @web.middleware
@@ -66,7 +157,19 @@ def auth_middleware(http: HttpConfig, public_paths: Collection[str]) -> Middlewa
         entry = http.find_token(token) if _is_text(token) else None
         if entry is None:
             raise _refuse("the bearer token is not valid", "invalid_token")
-        request[ACCOUNT_KEY] = entry.name
+        who = Principal(entry.name, entry.effective_account, entry.effective_scopes)
+        request[PRINCIPAL_KEY] = who
+        request[ACCOUNT_KEY] = who.account
+        resource = request.match_info.route.resource
+        if resource is not None:  # no route matched: the 404 or 405 follows
+            needed = ROUTE_SCOPES.get((request.method, resource.canonical))
+            if needed is None or not who.may(needed):
+                # No entry: check_routes keeps that from shipping; refuse all the same.
+                raise ApiError(
+                    403,
+                    FORBIDDEN,
+                    f"this token may not do this: the route needs the {needed or 'admin'!r} scope",
+                )
         return await handler(request)
 
     return authenticate

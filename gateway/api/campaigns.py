@@ -1,9 +1,11 @@
 """``/v1/lists``, ``/v1/imports``, ``/v1/contacts``, ``/v1/opt-outs`` and ``/v1/campaigns``.
 
-Lists, contacts and campaigns are the gateway's, not a token's: every token sees them all
-(one gateway serves one organisation's campaigns). Errors use the shape of
-gateway.api.errors; a campaign action its status does not allow is a 409
-``invalid_state``.
+Lists and campaigns belong to the account of the token that made them (gateway.api.auth):
+a token sees and changes only its account's, an admin token every one; another account's
+list, import or campaign is answered 404. Contacts and opt-outs are the gateway's (a number
+is one person whoever writes to it): a token sees a contact only when it is in one of its
+account's lists, with those lists only. Errors use the shape of gateway.api.errors; a
+campaign action its status does not allow is a 409 ``invalid_state``.
 
 ``POST /v1/lists/{id}/import`` takes a ``text/csv`` body of any size (not bounded by
 ``http.max_body_bytes``, which is for JSON; at most ``MAX_IMPORT_BYTES``): it is streamed to
@@ -20,6 +22,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from gateway.api import validation as check
+from gateway.api.auth import principal
 from gateway.api.body import parse_json, read_body
 from gateway.api.errors import (
     BODY_TOO_LARGE,
@@ -136,18 +139,20 @@ class CampaignsApi:
         if errors:
             raise invalid(errors)
         assert isinstance(name, str)
-        created = await parts.campaigns.create_list(name.strip(), parts.clock())
+        account = principal(request).account
+        created = await parts.campaigns.create_list(name.strip(), parts.clock(), account)
         return json_response(_list_json(created), 201)
 
     async def get_lists(self, request: web.Request) -> web.Response:
-        lists = await self.parts.campaigns.contact_lists()
+        who = principal(request)
+        lists = [x for x in await self.parts.campaigns.contact_lists() if who.owns(x.account)]
         return json_response({"items": [_list_json(x) for x in lists]})
 
     async def _list_id(self, request: web.Request) -> int:
         raw = request.match_info["id"]
         if raw.isdecimal() and len(raw) < 19:
             found = await self.parts.campaigns.get_list(int(raw))
-            if found is not None:
+            if found is not None and principal(request).owns(found.account):
                 return found.id
         raise ApiError(404, NOT_FOUND, "no list with this id")
 
@@ -192,6 +197,10 @@ class CampaignsApi:
         job = None
         if _ID.fullmatch(import_id):
             job = await self.parts.campaigns.get_import(import_id)
+        if job is not None and not principal(request).admin:
+            into = await self.parts.campaigns.get_list(job.list_id)
+            if into is None or not principal(request).owns(into.account):
+                job = None
         if job is None:
             raise ApiError(404, NOT_FOUND, "no import with this id")
         return json_response(_import_json(job))
@@ -215,6 +224,13 @@ class CampaignsApi:
         found = (await parts.campaigns.contacts_by_number([number])).get(number)
         memberships = await parts.campaigns.memberships(number)
         opt_outs = await parts.campaigns.opt_outs_of(number)
+        who = principal(request)
+        if not who.admin:
+            # Only through the account's own lists: a number in none of them is unknown to it.
+            own = {x.id for x in await parts.campaigns.contact_lists() if x.account == who.account}
+            memberships = [m for m in memberships if m.list_id in own]
+            if not memberships:
+                raise ApiError(404, NOT_FOUND, "no contact with this number")
         if found is None and not opt_outs:
             raise ApiError(404, NOT_FOUND, "no contact with this number")
         return json_response(
@@ -278,20 +294,32 @@ class CampaignsApi:
         found = None
         if _ID.fullmatch(campaign_id):
             found = await self.parts.campaigns.get_campaign(campaign_id)
-        if found is None:
+        if found is None or not principal(request).owns(found.account):
             raise ApiError(404, NOT_FOUND, "no campaign with this id")
         return found
 
     async def post_campaign(self, request: web.Request) -> web.Response:
         body = parse_json(await read_body(request))
+        who = principal(request)
+        if not who.admin and isinstance(body, dict) and body.get("tags"):
+            raise invalid(
+                [
+                    FieldError(
+                        "tags",
+                        "an audience by tag reaches every account's contacts: only an admin"
+                        " token may use one; use lists",
+                    )
+                ]
+            )
         try:
-            created = await self.parts.service.create(body)
+            created = await self.parts.service.create(body, account=who.account, any_list=who.admin)
         except FieldErrors as exc:
             raise invalid(exc.errors) from None
         return json_response(campaign_json(created), 201)
 
     async def get_campaigns(self, request: web.Request) -> web.Response:
-        found = await self.parts.campaigns.campaigns()
+        who = principal(request)
+        found = [c for c in await self.parts.campaigns.campaigns() if who.owns(c.account)]
         return json_response({"items": [campaign_json(c) for c in found]})
 
     async def get_campaign(self, request: web.Request) -> web.Response:
@@ -347,6 +375,7 @@ class CampaignsApi:
             created = await self.parts.service.create(
                 request_body,
                 responders_of={"campaign_id": source.id, "keyword": keyword},
+                account=source.account,
             )
         except FieldErrors as exc:
             raise invalid(exc.errors) from None

@@ -32,6 +32,7 @@ log = logging.getLogger("smsgw.api")
 INVALID_REQUEST: Final = "invalid_request"  # 400: field errors, listed in details
 INVALID_JSON: Final = "invalid_json"  # 400: the body is not a JSON document we can read
 UNAUTHORIZED: Final = "unauthorized"  # 401
+FORBIDDEN: Final = "forbidden"  # 403: the token lacks the scope the route needs
 NOT_FOUND: Final = "not_found"  # 404
 METHOD_NOT_ALLOWED: Final = "method_not_allowed"  # 405
 IDEMPOTENCY_CONFLICT: Final = "idempotency_conflict"  # 409: concurrent twin still unresolved
@@ -47,6 +48,7 @@ ERROR_CODES: Final = (
     INVALID_REQUEST,
     INVALID_JSON,
     UNAUTHORIZED,
+    FORBIDDEN,
     NOT_FOUND,
     METHOD_NOT_ALLOWED,
     IDEMPOTENCY_CONFLICT,

@@ -34,7 +34,7 @@ from typing import Any, Final, Protocol
 
 from aiohttp import web
 
-from gateway.api.auth import ACCOUNT_KEY
+from gateway.api.auth import ACCOUNT_KEY, principal
 from gateway.api.body import parse_json, read_body
 from gateway.api.errors import (
     IDEMPOTENCY_CONFLICT,
@@ -295,7 +295,8 @@ class MessagesApi:
         view = None
         if _MESSAGE_ID.fullmatch(message_id):
             view = await self.store.get_message(message_id)
-        if view is None:
+        # Another account's message is answered as one that does not exist.
+        if view is None or not principal(request).owns(view.account):
             raise ApiError(404, NOT_FOUND, "no message with this id")
         return json_response(view_json(view))
 

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from gateway.api import openapi_campaigns
 from gateway.api import validation as check
+from gateway.api.auth import ROUTE_SCOPES
 from gateway.api.errors import ERROR_CODES
 from gateway.api.intake import FIELDS
 from gateway.api.messages import IDEMPOTENCY_HEADER, MAX_BATCH, MAX_IDEMPOTENCY_KEY, REPLAYED_HEADER
@@ -362,8 +363,28 @@ _POST_ERRORS: Final = {
 }
 
 
+_FORBIDDEN: Final = _error(
+    "forbidden: the token lacks the scope this operation needs (x-scope); see the README's"
+    " token section."
+)
+
+
 def openapi_document() -> dict[str, Any]:
     """The document, fresh each call (callers may change their copy)."""
+    document = _document()
+    # Every operation behind a token says which scope it needs (gateway.api.auth).
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if operation.get("security") == []:
+                continue
+            scope = ROUTE_SCOPES.get((method.upper(), path))
+            if scope is not None:
+                operation["x-scope"] = scope
+            operation["responses"].setdefault("403", _FORBIDDEN)
+    return document
+
+
+def _document() -> dict[str, Any]:
     return {
         "openapi": OPENAPI_VERSION,
         "info": {

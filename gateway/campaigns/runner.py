@@ -62,7 +62,8 @@ BACKLOG_WAIT: Final = 0.5
 MAX_WAIT: Final = 300.0
 """The longest a runner sleeps before looking again (a changed clock, a long window)."""
 ACCOUNT: Final = "campaigns"
-"""The account name campaign messages are accepted under."""
+"""The account campaign messages are accepted under when their campaign has none (made
+before accounts existed); otherwise the campaign's account, so its token can read them."""
 
 
 class CampaignRunner:
@@ -216,7 +217,7 @@ class CampaignRunner:
             text = render(campaign.text, contact_fields(number, contacts.get(number)))
             prepared = self.intake.prepare(
                 {"to": number, "from": campaign.sender, "text": text, "campaign_id": campaign.id},
-                account=ACCOUNT,
+                account=campaign.account or ACCOUNT,
                 now=now,
                 up=up,
             )

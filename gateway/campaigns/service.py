@@ -347,9 +347,16 @@ class CampaignService:
         self.on_change = on_change
 
     async def create(
-        self, body: object, *, responders_of: dict[str, Any] | None = None
+        self,
+        body: object,
+        *,
+        responders_of: dict[str, Any] | None = None,
+        account: str = "",
+        any_list: bool = True,
     ) -> CampaignRecord:
-        known = {c.id for c in await self.store.contact_lists()}
+        """A new draft campaign of ``account``; its lists must be ``account``'s unless
+        ``any_list`` (an admin token)."""
+        known = {c.id for c in await self.store.contact_lists() if any_list or c.account == account}
         now = self.clock()
         request = self.requests.parse(body, known, now, need_audience=responders_of is None)
         if responders_of is not None:
@@ -363,6 +370,7 @@ class CampaignService:
             status=DRAFT,
             created_at=now,
             start_at=request.start_at,
+            account=account,
         )
         await self.store.save_campaign(campaign)
         self._changed()

@@ -27,6 +27,8 @@ class ContactList:
     name: str
     contacts: int
     created_at: float
+    account: str = ""
+    """The HTTP token's account that made it; "" before accounts existed."""
 
 
 @dataclass(slots=True)
@@ -90,6 +92,9 @@ class CampaignRecord:
     handled: int = 0  # recipients handled: messaged or skipped
     skipped_opted_out: int = 0
     skipped_invalid: int = 0
+    account: str = ""
+    """The HTTP token's account that made it; "" before accounts existed (its messages go
+    under the account ``campaigns``)."""
 
 
 @dataclass(slots=True)
@@ -107,7 +112,7 @@ class ReplyFigures:
 class CampaignStore(Protocol):
     # -- lists, contacts, imports ------------------------------------------------------------
 
-    async def create_list(self, name: str, at: float) -> ContactList: ...
+    async def create_list(self, name: str, at: float, account: str = "") -> ContactList: ...
 
     async def contact_lists(self) -> list[ContactList]: ...
 

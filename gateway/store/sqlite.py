@@ -121,7 +121,12 @@ where going alone would cost CPU (measured: 8-30 % more per MO when every one wa
 
 SCHEMA_VERSION: Final = 1
 
-ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = ()
+ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
+    # The HTTP token's account that owns a list or a campaign (gateway.api.auth); '' for
+    # those made before accounts, which only admin tokens see.
+    ("contact_lists", "account", "TEXT NOT NULL DEFAULT ''"),
+    ("campaigns", "account", "TEXT NOT NULL DEFAULT ''"),
+)
 """Columns added to a table after its first release: (table, column, declaration). ``open``
 adds each one a database lacks (``ALTER TABLE ... ADD COLUMN``), so a database made by an
 earlier version keeps working; a new table needs nothing here (``CREATE TABLE IF NOT
@@ -539,6 +544,8 @@ async def add_missing_columns(
         if table not in have:
             async with db.execute(f"PRAGMA table_info({table})") as cur:
                 have[table] = {row[1] for row in await cur.fetchall()}
+        if not have[table]:
+            continue  # not created yet: its CREATE TABLE, when it runs, has the column
         if column not in have[table]:
             await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             have[table].add(column)
@@ -1779,7 +1786,7 @@ class SqliteStore(SqliteReports):
     async def get_message(self, message_id: str) -> MessageView | None:
         rows = await self._read(
             "SELECT id, status, dest, sender, encoding, created_at, client_ref, campaign_id,"
-            " carrier, possible_duplicate, error FROM messages WHERE id = ?",
+            " carrier, possible_duplicate, error, account FROM messages WHERE id = ?",
             (message_id,),
         )
         if not rows:
@@ -1840,6 +1847,7 @@ class SqliteStore(SqliteReports):
             carrier=m[8],
             possible_duplicate=bool(m[9]),
             error=m[10],
+            account=m[11],
         )
 
     async def status_counts(self) -> dict[str, int]:

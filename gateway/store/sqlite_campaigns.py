@@ -36,14 +36,21 @@ from gateway.store.campaign_base import (
     OptOutRecord,
     ReplyFigures,
 )
-from gateway.store.sqlite import ALL_OPT_OUT, MAX_SQL_VARIABLES, SqliteStore
+from gateway.store.sqlite import (
+    ADDED_COLUMNS,
+    ALL_OPT_OUT,
+    MAX_SQL_VARIABLES,
+    SqliteStore,
+    add_missing_columns,
+)
 from gateway.store.sqlite_reports import RESPONSE
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS contact_lists (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL,
-        created_at REAL NOT NULL
+        created_at REAL NOT NULL,
+        account TEXT NOT NULL DEFAULT ''
     )""",
     """CREATE TABLE IF NOT EXISTS list_members (
         list_id INTEGER NOT NULL,
@@ -81,7 +88,8 @@ SCHEMA: Final = (
         cursor TEXT,
         handled INTEGER NOT NULL DEFAULT 0,
         skipped_opted_out INTEGER NOT NULL DEFAULT 0,
-        skipped_invalid INTEGER NOT NULL DEFAULT 0
+        skipped_invalid INTEGER NOT NULL DEFAULT 0,
+        account TEXT NOT NULL DEFAULT ''
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS campaign_recipients (
         campaign_id TEXT NOT NULL,
@@ -97,7 +105,7 @@ SCHEMA: Final = (
 
 _CAMPAIGN_COLUMNS: Final = (
     "id, name, sender, text, spec, status, created_at, start_at, started_at, finished_at,"
-    " recipients, cursor, handled, skipped_opted_out, skipped_invalid"
+    " recipients, cursor, handled, skipped_opted_out, skipped_invalid, account"
 )
 _IMPORT_COLUMNS: Final = (
     "id, list_id, status, opt_in_source, created_at, rows, imported, rejected, errors,"
@@ -127,6 +135,7 @@ def _campaign(row: Sequence[Any]) -> CampaignRecord:
         handled=row[12],
         skipped_opted_out=row[13],
         skipped_invalid=row[14],
+        account=row[15],
     )
 
 
@@ -245,6 +254,7 @@ class SqliteCampaignStore:
         async def op(db: aiosqlite.Connection) -> None:
             for statement in SCHEMA:
                 await db.execute(statement)
+            await add_missing_columns(db, ADDED_COLUMNS)  # these tables' added columns
 
         await self.store._write(op)
 
@@ -253,28 +263,29 @@ class SqliteCampaignStore:
 
     # -- lists, contacts, imports ------------------------------------------------------------
 
-    async def create_list(self, name: str, at: float) -> ContactList:
+    async def create_list(self, name: str, at: float, account: str = "") -> ContactList:
         async def op(db: aiosqlite.Connection) -> int:
             cursor = await db.execute(
-                "INSERT INTO contact_lists(name, created_at) VALUES (?, ?)", (name, at)
+                "INSERT INTO contact_lists(name, created_at, account) VALUES (?, ?, ?)",
+                (name, at, account),
             )
             assert cursor.lastrowid is not None
             return cursor.lastrowid
 
         list_id: int = await self.store._write(op)
-        return ContactList(list_id, name, 0, at)
+        return ContactList(list_id, name, 0, at, account)
 
     async def contact_lists(self) -> list[ContactList]:
         rows = await self._read(
             "SELECT l.id, l.name, (SELECT count(*) FROM list_members m WHERE m.list_id = l.id),"
-            " l.created_at FROM contact_lists l ORDER BY l.id"
+            " l.created_at, l.account FROM contact_lists l ORDER BY l.id"
         )
         return [ContactList(*r) for r in rows]
 
     async def get_list(self, list_id: int) -> ContactList | None:
         rows = await self._read(
             "SELECT l.id, l.name, (SELECT count(*) FROM list_members m WHERE m.list_id = l.id),"
-            " l.created_at FROM contact_lists l WHERE l.id = ?",
+            " l.created_at, l.account FROM contact_lists l WHERE l.id = ?",
             (list_id,),
         )
         return ContactList(*rows[0]) if rows else None
@@ -394,12 +405,13 @@ class SqliteCampaignStore:
             c.handled,
             c.skipped_opted_out,
             c.skipped_invalid,
+            c.account,
         )
 
         async def op(db: aiosqlite.Connection) -> None:
             await db.execute(
                 f"INSERT OR REPLACE INTO campaigns({_CAMPAIGN_COLUMNS})"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 row,
             )
 
