@@ -301,6 +301,34 @@ async def test_messages_are_the_senders_accounts_and_campaign_messages_the_campa
     assert (await call(rig, "GET", f"/v1/messages/{rows[0][0]}", B_FULL)).status == 404
 
 
+async def test_a_message_cannot_name_another_accounts_campaign(rig: Rig) -> None:
+    # Its figures and the MOs answering it are the campaign's account's.
+    world = await World(rig).build()
+    message = {"to": "+33655555555", "from": "ACME", "text": "x", "campaign_id": world.campaign}
+    one = await call(rig, "POST", "/v1/messages", B_FULL, message)
+    assert one.status == 400, one.text
+    assert one.body["error"]["details"] == [
+        {"path": "campaign_id", "message": "names a campaign of another account"}
+    ]
+    batch = await call(
+        rig,
+        "POST",
+        "/v1/messages/batch",
+        B_FULL,
+        {"messages": [{**message, "campaign_id": "b-label"}, message]},
+    )
+    assert batch.status == 400, batch.text
+    assert [d["path"] for d in batch.body["error"]["details"]] == ["messages[1].campaign_id"]
+    # Its own account's campaign, a free label, or an admin token: accepted.
+    for token, body in (
+        (A_SEND, message),
+        (B_FULL, {**message, "campaign_id": "b-label"}),
+        (LEGACY_ADMIN, message),
+    ):
+        accepted = await call(rig, "POST", "/v1/messages", token, body)
+        assert accepted.status == 202, accepted.text
+
+
 async def test_idempotency_keys_are_per_account(rig: Rig) -> None:
     body = {"to": "+33677777777", "from": "ACME", "text": "once"}
     headers = {"Idempotency-Key": "order-1"}

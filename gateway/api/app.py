@@ -21,7 +21,7 @@ POST  /v1/callbacks/{id}/retry token   re-arm one callback; ``/v1/callbacks/retr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from aiohttp import web
@@ -42,6 +42,7 @@ from gateway.inbound.api import InboundApi
 from gateway.observe import HttpMetrics
 from gateway.routing import Router
 from gateway.store.base import Store
+from gateway.store.campaign_base import CampaignStore
 from gateway.store.health import StoreHealth
 
 __all__ = [
@@ -121,6 +122,14 @@ def _metrics_handler(registry: CollectorRegistry) -> Callable[[web.Request], Any
     return metrics
 
 
+def _campaign_owner(store: CampaignStore) -> Callable[[str], Awaitable[str | None]]:
+    async def owner(campaign_id: str) -> str | None:
+        found = await store.get_campaign(campaign_id)
+        return found.account if found is not None else None
+
+    return owner
+
+
 def make_app(
     binds: Sequence[CarrierBind],
     *,
@@ -162,7 +171,8 @@ def make_app(
             config.messages, config.carriers, router, CallbackPolicy.from_config(config.callbacks)
         )
     app[INTAKE_KEY] = intake
-    MessagesApi(store, outbound, intake, clock).add_routes(app.router)
+    owner = _campaign_owner(campaigns.campaigns) if campaigns is not None else None
+    MessagesApi(store, outbound, intake, clock, owner).add_routes(app.router)
     if inbound is None:  # the daemon gives the one its MO path routes with
         inbound = InboundApi.standalone(config, store, intake, outbound, clock)
     inbound.add_routes(app.router)

@@ -28,7 +28,7 @@ import datetime
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -235,11 +235,15 @@ class MessagesApi:
         outbound: Outbound,
         intake: Intake,
         clock: Callable[[], float],
+        campaign_account: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.store = store
         self.outbound = outbound
         self.intake = intake
         self.clock = clock
+        self.campaign_account = campaign_account
+        """The account of a campaign by id (None: no such campaign); without it (campaigns
+        not wired) a campaign_id is taken as a plain label."""
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/v1/messages", self.post_message)
@@ -259,6 +263,7 @@ class MessagesApi:
         )
         if isinstance(prepared, list):
             raise invalid(prepared)
+        await self._refuse_others_campaigns(request, [prepared], batch=False)
         if await self.store.opted_out([prepared.to], prepared.sender):
             raise ApiError(
                 422,
@@ -287,6 +292,7 @@ class MessagesApi:
                 messages.append(prepared)
         if errors:
             raise invalid(errors)
+        await self._refuse_others_campaigns(request, messages, batch=True)
         await self._refuse_opted_out(messages)
         return await self._accept(messages, batch_answer_json(messages), submission, now)
 
@@ -314,6 +320,29 @@ class MessagesApi:
         if stored is not None:
             return _replay(stored, request_hash)
         return _Submission(account, key, raw, request_hash)
+
+    async def _refuse_others_campaigns(
+        self, request: web.Request, messages: Sequence[NewMessage], *, batch: bool
+    ) -> None:
+        """400 for a campaign_id naming another account's campaign: its figures, and the
+        MOs answering it, are that account's (an admin token may label any)."""
+        who = principal(request)
+        if who.admin or self.campaign_account is None:
+            return
+        owners: dict[str, str | None] = {}
+        errors: list[FieldError] = []
+        for index, message in enumerate(messages):
+            campaign_id = message.campaign_id
+            if campaign_id is None:
+                continue
+            if campaign_id not in owners:
+                owners[campaign_id] = await self.campaign_account(campaign_id)
+            owner = owners[campaign_id]
+            if owner is not None and owner != who.account:
+                error = FieldError("campaign_id", "names a campaign of another account")
+                errors.append(_in_batch(index, error) if batch else error)
+        if errors:
+            raise invalid(errors)
 
     async def _refuse_opted_out(self, messages: Sequence[NewMessage]) -> None:
         """422 naming every item whose destination opted out of its sender."""
