@@ -1,48 +1,102 @@
 #!/usr/bin/env bash
 # `make run`: the bundled SMSC simulator and the gateway bound to it, on loopback.
 # Ctrl-C stops both.
+#
+# The ports and the data directory can be moved through the environment (defaults shown):
+#   SMSGW_HTTP_PORT=8775 SMSGW_FRONT_PORT=2776 SMSC_SIM_PORT=2775 SMSC_SIM_CONTROL_PORT=8776
+#   SMSGW_VAR_DIR=var
+# With any of them set, the configurations are copies of conf/ with those values, written to
+# $SMSGW_VAR_DIR/dev-run/; without, conf/gateway.toml and conf/simulator.toml are used as they are.
+#
+# Stopping is certain: the two programs run in sessions of their own (a Ctrl-C reaches only
+# this script, which stops each with one SIGTERM, a graceful drain), and each gets SIGTERM
+# from the kernel when this script dies, however it dies (scripts/tied-to-parent.py): a
+# supervisor's SIGTERM then SIGKILL, or a closing terminal, leaves nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-mkdir -p var
+
+HTTP_PORT=${SMSGW_HTTP_PORT:-8775}
+FRONT_PORT=${SMSGW_FRONT_PORT:-2776}
+SIM_PORT=${SMSC_SIM_PORT:-2775}
+SIM_CONTROL_PORT=${SMSC_SIM_CONTROL_PORT:-8776}
+VAR=${SMSGW_VAR_DIR:-var}
+mkdir -p "$VAR"
+
+gateway_conf=conf/gateway.toml
+simulator_conf=conf/simulator.toml
+overrides="${SMSGW_HTTP_PORT:-}${SMSGW_FRONT_PORT:-}${SMSC_SIM_PORT:-}"
+overrides+="${SMSC_SIM_CONTROL_PORT:-}${SMSGW_VAR_DIR:-}"
+if [[ -n "$overrides" ]]; then
+    var_abs=$(cd "$VAR" && pwd)
+    mkdir -p "$var_abs/dev-run"
+    gateway_conf=$var_abs/dev-run/gateway.toml
+    simulator_conf=$var_abs/dev-run/simulator.toml
+    # `port =` and `data_dir =` lines, replaced in the tables they belong to.
+    awk -v http="$HTTP_PORT" -v front="$FRONT_PORT" -v smsc="$SIM_PORT" -v data="$var_abs" '
+        /^\[/ { table = $1 }
+        table == "[node]" && /^data_dir *=/ { print "data_dir = \"" data "\""; next }
+        table == "[http]" && /^port *=/ { print "port = " http; next }
+        table == "[front]" && /^port *=/ { print "port = " front; next }
+        table == "[[carriers]]" && /^port *=/ { print "port = " smsc; next }
+        { print }' conf/gateway.toml > "$gateway_conf"
+    awk -v smpp="$SIM_PORT" -v control="$SIM_CONTROL_PORT" '
+        /^\[/ { table = $1 }
+        table == "[smpp]" && /^port *=/ { print "port = " smpp; next }
+        table == "[control]" && /^port *=/ { print "port = " control; next }
+        { print }' conf/simulator.toml > "$simulator_conf"
+fi
 
 pids=()
 cleanup() {
     trap - INT TERM EXIT
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in ${pids[@]+"${pids[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     echo "stopped."
 }
-trap cleanup INT TERM EXIT
+# A signal stops both and ends the script: nothing after it runs (in particular, nothing
+# is started once the stop has begun).
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+trap cleanup EXIT
 
-# Each in its own session: Ctrl-C reaches only this script, which stops them with one
-# SIGTERM each (a graceful drain); a second signal would force their exit.
-setsid "$BIN/smsc-sim" --config conf/simulator.toml &
+"$BIN/python" scripts/tied-to-parent.py $$ "$BIN/smsc-sim" --config "$simulator_conf" &
 pids+=($!)
-setsid "$BIN/smsgw" run --config conf/gateway.toml &
+"$BIN/python" scripts/tied-to-parent.py $$ "$BIN/smsgw" run --config "$gateway_conf" &
 pids+=($!)
 
-for _ in $(seq 1 100); do
-    if health=$(curl -fsS http://127.0.0.1:8775/healthz 2>/dev/null) \
+ready=
+for _ in $(seq 1 300); do
+    if health=$(curl -fsS "http://127.0.0.1:$HTTP_PORT/healthz" 2>/dev/null) \
         && [[ "$health" == *'"status": "ok"'* ]]; then
+        ready=1
         break
     fi
+    for pid in "${pids[@]}"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "make run: the simulator or the gateway stopped (its messages are above)" >&2
+            exit 1
+        fi
+    done
     sleep 0.1
 done
+[[ -n "$ready" ]] || echo "make run: not every bind is up yet; see /healthz" >&2
 cat <<MSG
 
-smsgw is running (HTTP on 127.0.0.1:8775), bound to the simulator (SMPP 127.0.0.1:2775,
-control API 127.0.0.1:8776). Development token: dev-token-change-me
+smsgw is running (HTTP on 127.0.0.1:$HTTP_PORT, SMPP front for upstream ESMEs on
+127.0.0.1:$FRONT_PORT, account crm / crmpass), bound to the simulator (SMPP
+127.0.0.1:$SIM_PORT, control API 127.0.0.1:$SIM_CONTROL_PORT).
+Development token: dev-token-change-me
 
 Send a first message, then read its status (delivered within a second or so):
 
-  curl -s -X POST http://127.0.0.1:8775/v1/messages \\
+  curl -s -X POST http://127.0.0.1:$HTTP_PORT/v1/messages \\
        -H 'Authorization: Bearer dev-token-change-me' -H 'Content-Type: application/json' \\
        -d '{"to": "+33612345678", "from": "ACME", "text": "Hello from smsgw"}'
-  curl -s http://127.0.0.1:8775/v1/messages/<id> -H 'Authorization: Bearer dev-token-change-me'
+  curl -s http://127.0.0.1:$HTTP_PORT/v1/messages/<id> -H 'Authorization: Bearer dev-token-change-me'
 
-  curl -s http://127.0.0.1:8775/healthz          # binds
-  curl -s http://127.0.0.1:8776/v1/stats         # what the simulator saw
+  curl -s http://127.0.0.1:$HTTP_PORT/healthz          # binds
+  curl -s http://127.0.0.1:$SIM_CONTROL_PORT/v1/stats         # what the simulator saw
 
 Ctrl-C stops both.
 MSG
