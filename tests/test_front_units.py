@@ -422,6 +422,9 @@ async def test_a_message_joined_from_upstream_parts_has_a_receipt_per_part(
     await _outcome(store, message, 1, "delivered")
     await _outcome(store, message, 2, "delivered")
     assert await store.front_due("crm", 2000.0, 10) == []  # not final yet
+    one, two = [await store.front_part_status(f"{message.id}-{n}") for n in (1, 2)]
+    assert one is not None and (one.status, one.final_at) == ("delivered", 1002.0)
+    assert two is not None and (two.status, two.final_at) == ("accepted", None)  # part 3
     await _outcome(store, message, 3, "undeliverable")
     items = await store.front_due("crm", 2000.0, 10)
     payloads = sorted((json.loads(i.payload) for i in items), key=lambda p: p["id"])
@@ -432,6 +435,9 @@ async def test_a_message_joined_from_upstream_parts_has_a_receipt_per_part(
     assert {p["url"] for p in payloads} == {"smpp:crm?rd=1"}
     part = await store.front_part(f"{message.id}-1")
     assert part is not None and part.state == "joined" and part.pdu == b""
+    two = await store.front_part_status(f"{message.id}-2")
+    assert two is not None and two.status == "undeliverable" and two.final_at is not None
+    assert await store.front_part_status(f"{message.id}-3") is None
 
 
 async def test_front_parts_held_survive_a_reopen_and_settle(tmp_path: Path) -> None:
@@ -463,6 +469,10 @@ async def test_front_parts_held_survive_a_reopen_and_settle(tmp_path: Path) -> N
         receipt = ("crm", "receipt", json.dumps({"id": f"{refused}-1", "status": "rejected"}))
         await store.front_parts_failed([refused], [receipt], 1500.0)
         assert [p.message_id for p in await store.front_parts_held()] == [waiting]
+        held_status = await store.front_part_status(f"{waiting}-1")
+        assert held_status is not None and held_status.status == "accepted"
+        failed = await store.front_part_status(f"{refused}-1")
+        assert failed is not None and failed.status == "rejected"
         (item,) = await store.front_due("crm", 1500.0, 10)
         assert json.loads(item.payload)["id"] == f"{refused}-1"
     finally:

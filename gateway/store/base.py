@@ -17,6 +17,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 from gateway.model import (
     IncomingReceipt,
+    MessageStatus,
     MessageView,
     NewMessage,
     OutboundMessage,
@@ -140,6 +141,18 @@ class FrontPart:
     pdu: bytes  # the submit_sm or data_sm as received (gateway.smpp.pdu.encode)
     received_at: float
     state: str = FRONT_PART_HELD
+
+
+@dataclass(slots=True)
+class FrontPartStatus:
+    """Where a ``FrontPart`` stands (for query_sm on its id): accepted while it waits for
+    its siblings, rejected when its joined message was refused, else the status of the
+    carrier parts carrying its text (its message's once the message is final and they are
+    not: what its receipt says). ``final_at``: when it became final."""
+
+    part: FrontPart
+    status: MessageStatus
+    final_at: float | None
 
 
 class Store(Protocol):
@@ -289,6 +302,9 @@ class Store(Protocol):
     ) -> None:
         """These parts' message was refused when joined: mark them failed and add their
         (account, "receipt", JSON payload) receipts to the front outbox, in one commit."""
+
+    async def front_part_status(self, part_id: str) -> FrontPartStatus | None:
+        """A part's status by its id (``FrontPartStatus``); None when no part has it."""
 
     async def front_part(self, part_id: str) -> FrontPart | None:
         """A part by the id its submit_sm_resp gave (``pdu`` empty once joined)."""

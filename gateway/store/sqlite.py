@@ -62,6 +62,7 @@ from gateway.store.base import (
     Contact,
     FrontItem,
     FrontPart,
+    FrontPartStatus,
     IdempotencyConflict,
     IdempotentAnswer,
     Interaction,
@@ -1773,6 +1774,37 @@ class SqliteStore(SqliteReports):
 
         await self._write_in_thread(op)
 
+    async def front_part_status(self, part_id: str) -> FrontPartStatus | None:
+        part = await self.front_part(part_id)
+        if part is None:
+            return None
+        if part.state == FRONT_PART_FAILED:
+            return FrontPartStatus(part, MessageStatus.REJECTED, None)
+        rows = await self._read(
+            "SELECT status, updated_at FROM messages WHERE id = ?", (part.message_id,)
+        )
+        if not rows:  # held: accepted, waiting for its siblings
+            return FrontPartStatus(part, MessageStatus.ACCEPTED, None)
+        message_status, updated_at = MessageStatus(rows[0][0]), rows[0][1]
+        ids = await self._read(
+            "SELECT part_id FROM front_parts WHERE message_id = ? AND state != ? ORDER BY seq",
+            (part.message_id, FRONT_PART_FAILED),
+        )
+        carrier = await self._read(
+            "SELECT status, done_at FROM parts WHERE message_id = ? ORDER BY part",
+            (part.message_id,),
+        )
+        order = [r[0] for r in ids]
+        if part_id not in order:
+            return FrontPartStatus(part, message_status, None)
+        first, last = _share(order.index(part_id), len(order), len(carrier))
+        share = carrier[first:last]
+        status = aggregate_status([_PART_RANK[r[0]] for r in share])
+        final_at = max((r[1] or 0.0 for r in share), default=0.0) or None
+        if message_status in FINAL_STATUSES and status not in FINAL_STATUSES:
+            status, final_at = message_status, updated_at  # as its receipt says
+        return FrontPartStatus(part, status, final_at if status in FINAL_STATUSES else None)
+
     async def front_part(self, part_id: str) -> FrontPart | None:
         rows = await self._read(
             "SELECT part_id, message_id, account, source, destination, ref, total, seq, pdu,"
@@ -2272,16 +2304,29 @@ def _front_part_states(
         )
         for message_id, status in cursor.fetchall():
             carrier.setdefault(message_id, []).append(_PART_RANK[status])
-    result: dict[str, list[tuple[str, MessageStatus]]] = {}
-    for message_id, part_ids in upstream.items():
-        statuses = carrier.get(message_id, [])
-        count, total = len(part_ids), len(statuses)
-        states = []
-        for k, part_id in enumerate(part_ids):
-            first, last = k * total // count, -(-(k + 1) * total // count)
-            states.append((part_id, aggregate_status(statuses[first:last])))
-        result[message_id] = states
-    return result
+    return {
+        message_id: _upstream_shares(part_ids, carrier.get(message_id, []))
+        for message_id, part_ids in upstream.items()
+    }
+
+
+def _upstream_shares(
+    part_ids: list[str], carrier: list[MessageStatus]
+) -> list[tuple[str, MessageStatus]]:
+    """Each upstream part (in order) with the aggregate status of the carrier parts whose
+    share of the text overlaps its own (see ``_front_part_states``)."""
+    count, total = len(part_ids), len(carrier)
+    shares = []
+    for k, part_id in enumerate(part_ids):
+        first, last = _share(k, count, total)
+        shares.append((part_id, aggregate_status(carrier[first:last])))
+    return shares
+
+
+def _share(k: int, count: int, total: int) -> tuple[int, int]:
+    """The carrier parts [first, last) (0-based) whose share of the text overlaps upstream
+    part k's (0-based) when ``count`` upstream parts became ``total`` carrier parts."""
+    return k * total // count, -(-(k + 1) * total // count)
 
 
 def _callback_payload(change: StatusChange) -> dict[str, Any]:
