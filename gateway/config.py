@@ -54,6 +54,7 @@ __all__ = [
     "IdForm",
     "LogConfig",
     "NodeConfig",
+    "RetentionConfig",
     "Scope",
     "StoreConfig",
     "TokenConfig",
@@ -341,6 +342,36 @@ def _priority_flags(value: tuple[int, ...]) -> str | None:
             f" 0-9), each 0..3, got {list(value)}"
         )
     return None
+
+
+MAX_RETENTION_DAYS: Final = 36_600.0
+"""A hundred years: any larger value is a typo (0 keeps forever)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetentionConfig:
+    """``[retention]`` (optional): how long finished records are kept. Each age is in days
+    (fractions allowed); 0 keeps that kind forever. Deleted in small batches in the
+    background (gateway.store.retention), the space given back to the file system."""
+
+    messages_days: float = field(default=30.0, metadata=check(in_range(0, MAX_RETENTION_DAYS)))
+    """Messages in a final state (delivered, undeliverable, expired, rejected, failed)
+    created longer ago than this, with their parts, receipts and history; also receipts that
+    never matched a message, once this old."""
+    idempotency_days: float = field(default=7.0, metadata=check(in_range(0, MAX_RETENTION_DAYS)))
+    """Stored answers to ``Idempotency-Key`` requests: a retry with the same key after this
+    is a new request."""
+    interactions_days: float = field(default=90.0, metadata=check(in_range(0, MAX_RETENTION_DAYS)))
+    """Handled MOs (interactions) and their survey answers."""
+    campaigns_days: float = field(default=90.0, metadata=check(in_range(0, MAX_RETENTION_DAYS)))
+    """Campaigns finished (done or cancelled) this long ago, with their audience and digest
+    records; and finished list imports (their row-error reports). Lists, contacts and
+    opt-outs are never deleted."""
+    interval: float = field(default=60.0, metadata=check(in_range(0.1, 86400)))
+    """Seconds between pruning rounds."""
+    batch: int = field(default=500, metadata=check(in_range(1, 100_000)))
+    """Records (messages, interactions...) deleted per transaction: small, so the writes
+    of the traffic never wait long behind one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -649,6 +680,8 @@ class GatewayConfig:
     """Optional: the daily campaign digest by e-mail (see DigestConfig); none without it."""
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     """Optional: see CallbacksConfig for what holds when the section is left out."""
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    """Optional: how long finished records are kept (see RetentionConfig)."""
 
     def validate(self) -> list[str]:
         errors = _unique(self.carriers, "name", "carriers")

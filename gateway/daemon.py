@@ -42,6 +42,7 @@ from gateway.reports.digest import DigestScheduler
 from gateway.routing import Route, Router
 from gateway.sdnotify import Notifier
 from gateway.smpp.session import BindType, SessionConfig
+from gateway.store.retention import Retention
 from gateway.store.sqlite import SqliteStore
 
 log = logging.getLogger("smsgw.daemon")
@@ -113,6 +114,7 @@ class Gateway:
             for carrier in config.carriers
             for settings in bind_settings(carrier)
         ]
+        self.retention = Retention(self.store, config.retention)
         self.router = Router(
             [Route(r.prefix, r.carriers, r.weights) for r in config.routes],
             [c.name for c in config.carriers],
@@ -197,6 +199,8 @@ class Gateway:
             self._started.append("callbacks")
             await self.campaigns.start()
             self._started.append("campaigns")
+            await self.retention.start()
+            self._started.append("retention")
             if self.front is not None:
                 self._started.append("front")
                 await self.front.start()
@@ -321,6 +325,8 @@ class Gateway:
             await self.front.stop()
         if "digest" in started and self.digest is not None:
             await self.digest.stop()
+        if "retention" in started:
+            await self.retention.stop()
         if "store" in started:
             await self.campaigns.stop()
 

@@ -75,6 +75,7 @@ RESTART_SECTIONS: Final = (
     "digest",
     "callbacks",
     "front",
+    "retention",
 )
 """Read once at start: a reload that changes them logs that a restart is needed."""
 

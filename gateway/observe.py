@@ -23,6 +23,7 @@ from gateway.metrics import (
 )
 from gateway.smpp.constants import status_name
 from gateway.store.health import REASONS, StoreHealth
+from gateway.store.retention import Retention
 
 if TYPE_CHECKING:
     from gateway.daemon import Gateway
@@ -247,6 +248,7 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
         [([], st.commit_latency)],
     )
     yield from store_health_metrics(st.health)
+    yield from retention_metrics(gw.retention)
 
     requests = CounterMetricFamily(
         "smsgw_http_requests", "HTTP requests by route.", labels=["route", "method", "status"]
@@ -289,6 +291,11 @@ def store_health_metrics(h: StoreHealth) -> Iterable[Metric]:
     yield GaugeMetricFamily(
         "smsgw_store_wal_bytes", "Size of the WAL file at the last check.", value=float(h.wal_bytes)
     )
+    yield GaugeMetricFamily(
+        "smsgw_store_file_bytes",
+        "Size of the database file (the WAL aside) at the last check.",
+        value=float(h.file_bytes),
+    )
     refused = CounterMetricFamily(
         "smsgw_store_refused", "New work the store refused, by reason.", labels=["reason"]
     )
@@ -299,4 +306,28 @@ def store_health_metrics(h: StoreHealth) -> Iterable[Metric]:
         "smsgw_store_space_checkpoints",
         "WAL checkpoints run because the WAL took too much of the space left.",
         value=float(h.checkpoints),
+    )
+
+
+def retention_metrics(r: Retention) -> Iterable[Metric]:
+    """What the pruner deleted (gateway.store.retention)."""
+    deleted = CounterMetricFamily(
+        "smsgw_retention_deleted",
+        "Records deleted by retention, by kind (messages with their parts, receipts and"
+        " history; unmatched receipts; idempotency answers; interactions; campaigns; imports).",
+        labels=["kind"],
+    )
+    for kind, n in r.stats.deleted.items():
+        deleted.add_metric([kind], float(n))
+    yield deleted
+    yield CounterMetricFamily(
+        "smsgw_retention_rounds", "Pruning rounds completed.", value=float(r.stats.rounds)
+    )
+    yield CounterMetricFamily(
+        "smsgw_retention_errors", "Pruning rounds that failed.", value=float(r.stats.errors)
+    )
+    yield CounterMetricFamily(
+        "smsgw_retention_reclaimed_pages",
+        "Free database pages given back to the file system (incremental vacuum).",
+        value=float(r.stats.reclaimed_pages),
     )

@@ -598,3 +598,30 @@ def test_loader_rejects_unsupported_annotations_as_a_programming_error() -> None
 def test_load_toml_reads_any_dataclass(tmp_path: Path) -> None:
     path = write(tmp_path / "s.toml", "items = [{ n = 1 }]\ncolour = 'blue'\n")
     assert load_toml(Sample, path) == Sample(items=[Item(1)], colour=Colour.BLUE)
+
+
+def test_retention_and_store_space_defaults_and_bad_values() -> None:
+    config = load_dataclass(GatewayConfig, data())
+    assert config.retention.messages_days == 30.0 and config.retention.idempotency_days == 7.0
+    assert config.store.min_free_mb == 256
+    tuned = load_dataclass(
+        GatewayConfig, data(**{"retention": {"messages_days": 0.5, "batch": 100}})
+    )
+    assert tuned.retention.messages_days == 0.5 and tuned.retention.batch == 100
+    errors = errors_of(
+        data(
+            **{
+                "retention": {"messages_days": -1, "batch": 0},
+                "store.min_free_mb": -5,
+                "store.health_check_interval": 0,
+            }
+        )
+    )
+    text = "\n".join(str(e) for e in errors)
+    for key in (
+        "retention.messages_days",
+        "retention.batch",
+        "store.min_free_mb",
+        "store.health_check_interval",
+    ):
+        assert key in text, text

@@ -110,6 +110,8 @@ class StoreHealth:
         """Reason -> one sentence for people."""
         self.free_bytes: int | None = None
         self.wal_bytes = 0
+        self.file_bytes = 0
+        """Size of the database file itself (the WAL aside)."""
         self.refused: dict[str, int] = {}
         """New work refused, by the reason given (counted for the metric)."""
         self.checkpoints = 0
@@ -160,15 +162,19 @@ class StoreHealth:
             "free_bytes": self.free_bytes,
             "min_free_bytes": self.min_free_bytes,
             "wal_bytes": self.wal_bytes,
+            "file_bytes": self.file_bytes,
         }
 
     # -- what the store tells it -----------------------------------------------------------
 
-    def observe(self, free_bytes: int, wal_bytes: int, same_file: bool | None) -> None:
+    def observe(
+        self, free_bytes: int, wal_bytes: int, same_file: bool | None, file_bytes: int = 0
+    ) -> None:
         """One periodic check: free bytes on the file system, the WAL's size, and whether
         the path still names the file opened (None: the path is gone)."""
         self.free_bytes = free_bytes
         self.wal_bytes = wal_bytes
+        self.file_bytes = file_bytes
         free = _mib(free_bytes)
         if free_bytes < self.min_free_bytes:
             self._set(

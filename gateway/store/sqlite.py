@@ -224,6 +224,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_at REAL NOT NULL,
     PRIMARY KEY (account, key)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created_at);
 CREATE TABLE IF NOT EXISTS callbacks (
     id INTEGER PRIMARY KEY,
     url TEXT NOT NULL,
@@ -625,6 +626,9 @@ class SqliteStore(SqliteReports):
         reader: aiosqlite.Connection | None = None
         try:
             db = await aiosqlite.connect(self.path, isolation_level=None)
+            # Takes effect only in a database with no table yet (a new one): pruned space
+            # can then be given back (gateway.store.retention); an older file keeps NONE.
+            await db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={self.synchronous}")
             await db.execute("PRAGMA foreign_keys=OFF")
@@ -698,14 +702,26 @@ class SqliteStore(SqliteReports):
             wal = os.stat(f"{self.path}-wal").st_size
         except FileNotFoundError:
             wal = 0
-        now = file_id(self.path)
-        self.health.observe(free, wal, None if now is None else now == self._file_id)
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            same: bool | None = None
+            size = 0
+        else:
+            same = (st.st_dev, st.st_ino) == self._file_id
+            size = st.st_size
+        self.health.observe(free, wal, same, size)
         headroom = max(free - self.health.min_free_bytes, 0)
         if wal > WAL_MIN_CHECKPOINT and (
             self.health.short_of_space or wal * WAL_SHARE_OF_HEADROOM > headroom
         ):
             self._checkpoint_wanted = True
             self._wake.set()
+
+    async def auto_vacuum(self) -> str:
+        """The database's auto_vacuum mode: none, full or incremental."""
+        rows = await self._read("PRAGMA auto_vacuum")
+        return {0: "none", 1: "full", 2: "incremental"}.get(int(rows[0][0]), "none")
 
     def refuse_new_work(self) -> None:
         """Raise StoreUnavailable when the store takes no new work now (see
