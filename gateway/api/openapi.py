@@ -316,6 +316,38 @@ _SCHEMAS: Final[dict[str, Any]] = {
                     },
                 },
             },
+            "store": {
+                "type": "object",
+                "description": "The database's state (disk space, file identity). While it"
+                " refuses new work (accepting false) /healthz answers 503.",
+                "required": ["status", "reason", "reasons", "accepting", "sending"],
+                "properties": {
+                    "status": {"enum": ["ok", "degraded"]},
+                    "reason": {
+                        "enum": [
+                            "disk_full",
+                            "disk_low",
+                            "file_missing",
+                            "file_replaced",
+                            "write_failed",
+                            None,
+                        ],
+                        "description": "The most urgent reason it is degraded (null: ok).",
+                    },
+                    "reasons": {
+                        "type": "object",
+                        "description": "Every reason, with a sentence for people.",
+                        "additionalProperties": {"type": "string"},
+                    },
+                    "accepting": {"type": "boolean", "description": "Takes new work."},
+                    "sending": {"type": "boolean", "description": "Begins new submits."},
+                    "path": {"type": "string"},
+                    "free_bytes": _nullable("integer"),
+                    "min_free_bytes": {"type": "integer", "minimum": 0},
+                    "wal_bytes": {"type": "integer", "minimum": 0},
+                    "file_bytes": {"type": "integer", "minimum": 0},
+                },
+            },
         },
     },
 }
@@ -404,7 +436,9 @@ def _document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "Health.", "content": _json(_ref("Health"))},
                         "503": {
-                            "description": "Shutting down (status 'draining'); Retry-After set.",
+                            "description": "Shutting down (status 'draining'; Retry-After"
+                            " set), or the store refuses new work (status 'degraded',"
+                            " store.accepting false).",
                             "content": _json(_ref("Health")),
                         },
                     },
