@@ -896,10 +896,11 @@ class KeywordRuleConfig:
     """``[[inbound.numbers.rules]]``: MOs starting with ``keyword`` (or an alias), or
     matching one of ``patterns``, run ``actions`` in order.
 
-    Matching ignores case and accents. ``patterns`` are Python regular expressions searched
-    in the MO text folded to lower case without accents. ``campaign_id`` ties the rule to a
-    campaign: an MO matching it is logged under that campaign (a campaign keyword wins over
-    the correlation by last message sent)."""
+    Matching ignores case and accents. ``patterns`` are regular expressions searched in the
+    MO text folded to lower case without accents, run on RE2 (linear time whatever the
+    pattern; no backreferences or lookaround: see gateway.inbound.keywords).
+    ``campaign_id`` ties the rule to a campaign: an MO matching it is logged under that
+    campaign (a campaign keyword wins over the correlation by last message sent)."""
 
     name: str = field(metadata=check(_name_check))
     """Logged with each MO the rule matched."""
@@ -914,7 +915,7 @@ class KeywordRuleConfig:
     )
 
     def validate(self) -> list[str]:
-        import re
+        from gateway.inbound.keywords import PatternError, compile_pattern
 
         errors: list[str] = []
         if self.keyword:
@@ -927,9 +928,9 @@ class KeywordRuleConfig:
             errors.append("aliases: need a keyword (aliases are other words for it)")
         for n, pattern in enumerate(self.patterns):
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                errors.append(f"patterns[{n}]: not a regular expression: {exc}")
+                compile_pattern(pattern)
+            except PatternError as exc:
+                errors.append(f"patterns[{n}]: {exc}")
         return errors
 
 

@@ -34,6 +34,7 @@ interactions (MOs) the inbound side logged under it:
 from __future__ import annotations
 
 import datetime
+import logging
 import math
 import statistics
 from collections.abc import Callable
@@ -53,8 +54,11 @@ from gateway.campaigns.runner import (
 from gateway.campaigns.window import SendWindow, WindowError
 from gateway.config import KeywordRuleConfig
 from gateway.confload import ConfigError, load_dataclass
+from gateway.logs import log_event
 from gateway.model import MessageStatus, new_message_id
 from gateway.store.campaign_base import CampaignRecord, CampaignStore
+
+_log = logging.getLogger("smsgw.campaigns")
 
 MAX_NAME: Final = 200
 MAX_TEXT: Final = 1600
@@ -169,11 +173,25 @@ def check_rules(value: object, errors: list[FieldError], path: str = "keywords")
 
 
 def rules_of(campaign: CampaignRecord) -> tuple[KeywordRuleConfig, ...]:
-    """The campaign's keyword rules, tied to it (``campaign_id`` set)."""
-    return tuple(
-        load_dataclass(KeywordRuleConfig, {**rule, "campaign_id": campaign.id}, "keywords")
-        for rule in campaign.spec.get("keywords", [])
-    )
+    """The campaign's keyword rules, tied to it (``campaign_id`` set). A rule kept by an
+    older version that this one refuses (a pattern RE2 does not take) is left out, with an
+    error logged: one stored rule must not stop the directory, or the daemon's start."""
+    rules = []
+    for rule in campaign.spec.get("keywords", []):
+        try:
+            rules.append(
+                load_dataclass(KeywordRuleConfig, {**rule, "campaign_id": campaign.id}, "keywords")
+            )
+        except ConfigError as exc:
+            log_event(
+                _log,
+                "campaigns.rule_refused",
+                logging.ERROR,
+                campaign=campaign.id,
+                rule=str(rule.get("name", "")) if isinstance(rule, dict) else "",
+                errors="; ".join(exc.errors),
+            )
+    return tuple(rules)
 
 
 class CampaignRequests:

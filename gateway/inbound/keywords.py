@@ -1,10 +1,18 @@
-"""Keywords in MO text: folding, the first word, and which rule an MO matches. Pure code.
+r"""Keywords in MO text: folding, the first word, and which rule an MO matches. Pure code.
 
 Matching is on the *folded* text: Unicode NFKD, combining marks dropped, case folded, so
 "Arrêt", "ARRET" and "arrêt" are one word, and full-width letters read as ASCII ones. A
 rule's keyword and aliases are compared with the first word of the MO (leading and trailing
 punctuation taken off: "STOP." and "*yes*" count); its regular expressions are searched in
 the whole folded text (write them in lower case, without accents; anchor with ``^``).
+
+Patterns run on RE2 (:func:`compile_pattern`), whose matching time grows linearly with the
+text whatever the pattern: a rule such as ``^(a+)+$``, which sends Python's backtracking
+``re`` into exponential time on forty ``a`` and a ``!``, costs microseconds. RE2 has no
+backreferences and no lookaround, and writes end of text ``\z`` (Python's ``\Z``); a
+pattern it cannot take is refused when the rule is configured (file or API), with RE2's
+reason. ``\w``, ``\d``, ``\b`` and ``\s`` are ASCII classes in RE2: the folded text of
+Latin-script languages is ASCII already; ``\pL`` matches a letter of any script.
 
 Order (see :func:`match`): the gateway's own rules come first and win outright (opt-out,
 HELP, opt-in: a subscriber can always stop, whatever a campaign's keywords say); then the
@@ -14,11 +22,14 @@ number-wide rule, which beats another campaign's rule.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol, cast
+
+import re2
 
 OPT_OUT_WORDS: Final = ("STOP", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
 """Opt-out from the number written to (CTIA's standard set)."""
@@ -36,6 +47,49 @@ YES_WORDS: Final = frozenset({"yes", "y", "yeah", "yep", "ok", "oui", "si", "ja"
 NO_WORDS: Final = frozenset({"no", "n", "nope", "non", "nein", "nao", "nee", "niet"})
 
 _EDGES: Final = re.compile(r"^[\W_]+|[\W_]+$")
+
+MAX_PATTERN_CHARS: Final = 1000
+"""Longest keyword pattern accepted: a rule on SMS text needs a fraction of that."""
+
+PATTERN_MAX_MEM: Final = 8 << 20
+"""RE2's memory budget for one compiled pattern (its default, 8 MiB): a pattern whose
+automaton would need more (``(a{1000}){1000}``) is refused at configuration time."""
+
+
+class PatternError(ValueError):
+    """A keyword pattern the linear-time engine does not take; the message says why."""
+
+
+class KeywordPattern(Protocol):
+    """A compiled keyword pattern (an RE2 regular expression)."""
+
+    def search(self, text: str) -> object | None: ...
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> KeywordPattern:
+    """``pattern`` compiled by RE2 (linear-time matching); PatternError saying why not."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise PatternError(f"longer than {MAX_PATTERN_CHARS} characters")
+    options = re2.Options()
+    options.log_errors = False  # the reason goes into the error, not to stderr
+    options.max_mem = PATTERN_MAX_MEM
+    try:
+        compiled = re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "refused"
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        hint = ""
+        if "\\Z" in pattern:
+            hint = " (write end of text as \\z)"
+        elif "(?=" in pattern or "(?!" in pattern or "(?<" in pattern:
+            hint = " (lookaround is not supported)"
+        raise PatternError(
+            f"not accepted by the linear-time regex engine (RE2: no backreferences or"
+            f" lookaround): {reason}{hint}"
+        ) from None
+    return cast(KeywordPattern, compiled)
 
 
 def fold(text: str) -> str:
@@ -65,7 +119,7 @@ class KeywordRule:
     name: str
     keyword: str | None = None  # the word logged (as configured); None: the word sent
     words: frozenset[str] = frozenset()  # folded keyword and aliases
-    patterns: tuple[re.Pattern[str], ...] = ()
+    patterns: tuple[KeywordPattern, ...] = ()
     campaign_id: str | None = None
     system: bool = False  # the gateway's own: tried first, wins outright
     only_if_opted_out: bool = False
@@ -88,7 +142,7 @@ class KeywordRule:
             name=name,
             keyword=keyword or None,
             words=frozenset(words),
-            patterns=tuple(re.compile(p) for p in patterns),
+            patterns=tuple(compile_pattern(p) for p in patterns),
             campaign_id=campaign_id,
             system=system,
             only_if_opted_out=only_if_opted_out,

@@ -15,6 +15,7 @@ API shape) and an unset ``courtesy_reply`` as null.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,7 +37,10 @@ from gateway.inbound.keywords import (
     RESUBSCRIBE_WORDS,
     KeywordRule,
 )
+from gateway.logs import log_event
 from gateway.store.base import InboundStore
+
+_log = logging.getLogger("smsgw.inbound")
 
 Source = Literal["config", "api"]
 
@@ -237,8 +241,17 @@ class NumberBook:
                 continue  # the TOML file took it meanwhile: the file wins
             try:
                 config = parse_number(number, data, self.inbound)
-            except ConfigError:
-                continue  # kept by an older version with other rules; left for the API
+            except ConfigError as exc:
+                # Kept by an older version with other rules (a pattern RE2 refuses, say):
+                # not routed until fixed over the API, and said so at every start.
+                log_event(
+                    _log,
+                    "inbound.number_refused",
+                    logging.ERROR,
+                    number=number,
+                    errors="; ".join(exc.errors),
+                )
+                continue
             self._add(config, "api")
         self._loaded = True
 

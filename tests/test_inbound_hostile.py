@@ -1,0 +1,239 @@
+"""Issue 17.2: hostile keyword rules and poisoned MOs cannot freeze the daemon.
+
+Keyword patterns run on RE2 (linear time): ``^(a+)+$`` against forty ``a`` and a ``!``, which
+pins Python's ``re`` for hours, is answered at once; a pattern RE2 cannot take is refused
+where rules are configured (file, numbers API, campaigns API) with RE2's reason."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.config import InboundConfig, KeywordRuleConfig
+from gateway.confload import ConfigError, load_dataclass
+from gateway.inbound.keywords import KeywordRule, PatternError, compile_pattern, match
+from gateway.store.sqlite import SqliteStore
+from smsc_simulator.server import Simulator
+from tests.api_fakes import make_config, running_api
+from tests.test_ops_process import (
+    AUTH,
+    Daemon,
+    NotifySocket,
+    config_text,
+    eventually,
+    simulator,  # noqa: F401 - the fixture
+)
+
+EVIL = "^(a+)+$"
+EVIL_TEXT = "a" * 40 + "!"
+NUMBER = "36180"
+LIVENESS_SECONDS = 120.0
+"""Only a bound on a hang (RE2 answers in microseconds; Python's re would take hours):
+not a speed assertion."""
+
+
+def test_a_catastrophic_pattern_is_answered_at_once_by_the_matcher() -> None:
+    """In a child process, so that a regression hangs the child (killed at the bound),
+    not the test run: Python's re holds the GIL while it backtracks."""
+    code = (
+        "from gateway.inbound.keywords import KeywordRule, match\n"
+        f"rule = KeywordRule.build('evil', None, patterns=[{EVIL!r}])\n"
+        f"print(match([rule], {EVIL_TEXT!r}), match([rule], 'aaaa') is not None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=LIVENESS_SECONDS
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "True"]
+
+
+def test_patterns_behave_as_before_for_ordinary_rules() -> None:
+    rules = [
+        KeywordRule.build("size", None, patterns=[r"^taille\s+\d+"]),
+        KeywordRule.build("code", None, patterns=[r"^\d{5}$"]),
+        KeywordRule.build("all", None, patterns=[r"^stop\s+all\b"]),
+        KeywordRule.build("cyr", None, patterns=[r"^\pL+ да$"]),
+    ]
+    assert (m := match(rules, "Taille 42")) is not None and m.rule.name == "size"
+    assert (m := match(rules, "75001")) is not None and m.rule.name == "code"
+    assert match(rules, "750012") is None
+    assert (m := match(rules, "STOP ALL please")) is not None and m.rule.name == "all"
+    assert match(rules, "stop allez") is None
+    assert (m := match(rules, "Привет ДА")) is not None and m.rule.name == "cyr"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "says"),
+    [
+        (r"(a)\1", "invalid escape sequence"),  # a backreference
+        (r"^yes(?=!)", "lookaround"),
+        (r"(?<!no)thanks", "lookaround"),
+        (r"end\Z", r"\z"),
+        ("(a{1000}){1000}", "repetition"),
+        ("[", "missing ]"),
+        ("x" * 1001, "longer than 1000"),
+    ],
+)
+def test_a_pattern_re2_cannot_take_is_a_config_error_with_the_reason(
+    pattern: str, says: str
+) -> None:
+    with pytest.raises(PatternError) as err:
+        compile_pattern(pattern)
+    assert says in str(err.value)
+    with pytest.raises(ConfigError) as config_err:
+        load_dataclass(
+            KeywordRuleConfig,
+            {"name": "r", "patterns": ["ok", pattern], "actions": [{"type": "help"}]},
+        )
+    [problem] = config_err.value.errors
+    assert problem.startswith("patterns[1]: ")
+    assert says in problem
+
+
+def test_the_catastrophic_pattern_itself_is_accepted_and_harmless() -> None:
+    rule = load_dataclass(
+        KeywordRuleConfig, {"name": "r", "patterns": [EVIL], "actions": [{"type": "help"}]}
+    )
+    assert rule.patterns == (EVIL,)
+
+
+async def test_the_numbers_api_refuses_a_backreference_with_400(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        async with running_api(config=make_config(), store=store) as api:
+            body = {
+                "keywords": [{"name": "r", "patterns": [r"(a)\1"], "actions": [{"type": "help"}]}]
+            }
+            got = await api.request("PUT", "/v1/numbers/36111", json=body)
+            assert got.status == 400, got.body
+            [detail] = got.body["error"]["details"]
+            assert detail["path"] == "keywords[0].patterns[0]"
+            assert "RE2" in detail["message"] and "backreferences" in detail["message"]
+            assert await store.inbound_numbers() == []
+    finally:
+        await store.close()
+
+
+async def test_a_stored_number_with_a_pattern_now_refused_is_skipped_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kept by an older version (Python re took it): the daemon starts, the number is not
+    routed, and an error says which and why."""
+    from gateway.inbound.numbers import NumberBook
+
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        rules = [{"name": "r", "patterns": [r"(a)\1"], "actions": [{"type": "help"}]}]
+        await store.put_inbound_number("36111", {"keywords": rules}, 0.0)
+        book = NumberBook(InboundConfig(), lambda n: n)
+        await book.load(store)
+        assert book.find("36111") is None
+        [record] = [r for r in caplog.records if r.getMessage() == "inbound.number_refused"]
+        fields = record.smsgw_fields  # type: ignore[attr-defined]
+        assert fields["number"] == "36111" and "RE2" in fields["errors"]
+    finally:
+        await store.close()
+
+
+# -- the daemon as a process: the reported case ---------------------------------------------
+
+
+def inbound_text(rules: list[dict[str, Any]], **inbound: Any) -> str:
+    """An ``[inbound]`` section with one number and ``rules`` (TOML from JSON values)."""
+    lines = ["[inbound]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in inbound.items()]
+    lines += ["[[inbound.numbers]]", f'number = "{NUMBER}"']
+    for rule in rules:
+        lines.append("[[inbound.numbers.rules]]")
+        for key, value in rule.items():
+            if key == "actions":
+                items = ", ".join(
+                    "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in a.items()) + "}"
+                    for a in value
+                )
+                lines.append(f"actions = [{items}]")
+            else:
+                lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclasses.dataclass
+class Running:
+    daemon: Daemon
+    http: aiohttp.ClientSession
+    sim_url: str
+
+    async def mo(self, text: str, source: str = "+33611112222") -> None:
+        body = {"from": source, "to": NUMBER, "text": text}
+        async with self.http.post(self.sim_url + "/v1/mo", json=body) as r:
+            assert r.status < 300, await r.text()
+
+    async def interactions(self) -> list[dict[str, Any]]:
+        async with self.http.get(self.daemon.url + "/v1/interactions?order=asc", headers=AUTH) as r:
+            assert r.status == 200, await r.text()
+            items: list[dict[str, Any]] = (await r.json())["items"]
+            return items
+
+
+@pytest.fixture
+async def running(
+    tmp_path: Path,
+    simulator: Simulator,  # noqa: F811 - the fixture
+) -> AsyncIterator[Any]:
+    assert simulator.smpp_port and simulator.control_port
+    notify = NotifySocket(tmp_path / "notify.sock")
+    daemons: list[Daemon] = []
+    # A request to a frozen daemon fails after this, instead of hanging the test.
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+
+    async def start(extra: str) -> Running:
+        config = tmp_path / "gateway.toml"
+        config.write_text(config_text(tmp_path / "data", simulator.smpp_port or 0, "alpha") + extra)
+        daemon = Daemon(config, tmp_path / "daemon.log", notify.path)
+        daemons.append(daemon)
+        await daemon.wait_started()
+        await notify.wait_for("READY=1")  # the binds are up: the simulator can send MOs
+        return Running(daemon, http, f"http://127.0.0.1:{simulator.control_port}")
+
+    try:
+        yield start
+    finally:
+        for daemon in daemons:
+            daemon.kill()
+        await http.close()
+        notify.close()
+
+
+async def test_the_reported_rule_and_mo_leave_the_daemon_answering(running: Any) -> None:
+    run: Running = await running(
+        inbound_text(
+            [
+                {"name": "evil", "patterns": [EVIL], "actions": [{"type": "tag", "tag": "a"}]},
+                {"name": "ping", "keyword": "PING", "actions": [{"type": "tag", "tag": "p"}]},
+            ]
+        )
+    )
+    await run.mo(EVIL_TEXT)
+    await run.mo("ping", source="+33622223333")
+
+    async def both_done() -> bool:
+        items = await run.interactions()
+        return len(items) == 2 and all(i["state"] == "done" for i in items)
+
+    await eventually(both_done, within=LIVENESS_SECONDS)
+    items = await run.interactions()
+    assert [(i["text"], i["rule"]) for i in items] == [(EVIL_TEXT, None), ("ping", "ping")]
+    async with run.http.get(run.daemon.url + "/healthz") as r:
+        assert r.status == 200
+    await asyncio.sleep(0)
