@@ -116,6 +116,23 @@ class OutboundMessage:
     possible_duplicate: bool = False
 
 
+CANCELLED: Final = "cancelled (cancel_sm)"
+"""The error of a message its sender cancelled before it left (SMPP cancel_sm): its status
+is ``failed``, and query_sm and receipts report it as DELETED."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """What SMPP replace_sm changes in a message that has not left yet."""
+
+    text: str
+    encoding: str
+    parts: int
+    scheduled_at: float | None
+    validity_until: float | None
+    callback_url: str | None
+
+
 @dataclass(slots=True)
 class SubmitOutcome:
     """What became of one part's submit_sm."""

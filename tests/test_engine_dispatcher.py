@@ -30,7 +30,7 @@ from gateway.config import (
 )
 from gateway.daemon import bind_settings
 from gateway.engine.dispatcher import Dispatcher, is_live, source_address
-from gateway.model import MessageStatus, NewMessage
+from gateway.model import MessageStatus, NewMessage, Replacement
 from gateway.routing import Route, Router
 from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import EsmClass, Status, Tag
@@ -808,3 +808,49 @@ async def test_an_opt_out_stops_parts_already_begun_that_wait_for_the_wire() -> 
         for m in failed:
             assert "opted out" in (r.store.messages[m.id].error or "")
         assert r.dispatcher.stats.opted_out == len(failed)
+
+
+# -- cancel_sm and replace_sm: holding a message back (gateway.front.manage) -------------------
+
+
+async def test_a_withdrawn_message_waits_and_goes_back_or_is_replaced() -> None:
+    smsc = FakeSmsc()
+    async with rig({"alpha": smsc}, [carrier()]) as r:
+        far = time.time() + 3600
+        message = new_message(text="old text", scheduled_at=far)
+        await r.send([message])
+        assert r.dispatcher.queue_depth() == {"alpha": 1}
+        assert r.dispatcher.withdraw(message.id)
+        assert r.dispatcher.queue_depth() == {"alpha": 0}
+        assert not r.dispatcher.withdraw(message.id)  # one edit at a time
+        r.dispatcher.settle(message.id, removed=False)  # the store refused: back as it was
+        assert r.dispatcher.queue_depth() == {"alpha": 1}
+        assert r.dispatcher.parts_in_memory == 1
+        # Replaced with a text for now: the new text leaves, never the old one.
+        assert r.dispatcher.withdraw(message.id)
+        r.dispatcher.settle(
+            message.id,
+            removed=True,
+            replacement=Replacement("new text", "gsm7", 1, None, None, None),
+        )
+        await r.until_status([message], MessageStatus.SUBMITTED)
+        assert [decode_short_message(x.pdu.short_message, 0) for x in smsc.received] == ["new text"]
+        # Cancelled: gone from memory, nothing sent.
+        other = new_message(to="+4915100000009", scheduled_at=far)
+        await r.send([other])
+        assert r.dispatcher.withdraw(other.id)
+        r.dispatcher.settle(other.id, removed=True)
+        assert r.dispatcher.parts_in_memory == 0
+        assert r.dispatcher.queue_depth() == {"alpha": 0}
+
+
+async def test_a_message_on_the_wire_cannot_be_withdrawn() -> None:
+    smsc = FakeSmsc(response_delay=0.5)
+    async with rig({"alpha": smsc}, [carrier()]) as r:
+        message = new_message()
+        await r.send([message])
+        await smsc.wait_until(lambda: smsc.received)
+        assert not r.dispatcher.withdraw(message.id)  # sent, its response not back yet
+        await r.until_status([message], MessageStatus.SUBMITTED)
+        assert r.dispatcher.withdraw(message.id)  # no longer in memory: nothing to hold
+        r.dispatcher.settle(message.id, removed=False)

@@ -330,6 +330,18 @@ class Intake:
             account=account,
         )
 
+    def count(self, text: str, carrier: str) -> tuple[str, int] | list[FieldError]:
+        """The encoding and part count of a new ``text`` for a message already routed to
+        ``carrier`` (SMPP replace_sm), or the errors (too long)."""
+        settings = self._carriers.get(carrier)
+        if settings is None:  # a carrier gone from the configuration: the default route's
+            settings = self._carriers[self._router.pick("", ())]
+        errors: list[FieldError] = []
+        counted = self._count_parts(text, "auto", settings, errors)
+        if counted is None:
+            return errors
+        return counted[0].value, counted[1]
+
     @staticmethod
     def _optional(
         item: dict[str, Any],

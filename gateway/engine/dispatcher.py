@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import logging
 import os
@@ -75,7 +76,13 @@ from gateway.engine.retry import (
 )
 from gateway.engine.throttle import UNLIMITED, BindThrottle, TokenBucket, account_bucket
 from gateway.logs import log_event
-from gateway.model import MessageStatus, NewMessage, OutboundMessage, SubmitOutcome
+from gateway.model import (
+    MessageStatus,
+    NewMessage,
+    OutboundMessage,
+    Replacement,
+    SubmitOutcome,
+)
 from gateway.routing import Router
 from gateway.smpp.constants import CommandId, EsmClass, Status, Tag
 from gateway.smpp.errors import EncodeError, SmppError
@@ -230,6 +237,18 @@ class _Sent:
         self.dup = dup
         self.void = False
         """Failed when submit() raised: any event that still comes back for it is ignored."""
+
+
+class _Withdrawn:
+    """A message held back by ``withdraw``: its queued jobs (carrier, job, due or None for
+    ready), and its store copy if paging met it meanwhile."""
+
+    __slots__ = ("jobs", "msg", "paged")
+
+    def __init__(self, msg: _Msg | None) -> None:
+        self.msg = msg
+        self.jobs: list[tuple[_Carrier, _Job, float | None]] = []
+        self.paged: OutboundMessage | None = None
 
 
 class _Bind:
@@ -390,6 +409,8 @@ class Dispatcher:
         self._skipped_while_loading = False
         self._refill_retry: asyncio.TimerHandle | None = None
         self._loading_at_start = False
+        self._withdrawn: dict[str, _Withdrawn] = {}
+        """Messages taken out of the queues while the front cancels or replaces them."""
         # Outcomes.
         self._outcomes: list[SubmitOutcome] = []
         self._outcomes_ready = asyncio.Event()
@@ -734,6 +755,83 @@ class Dispatcher:
                     )
                 )
 
+    # -- cancel_sm and replace_sm (the SMPP front) -----------------------------------------
+
+    def withdraw(self, message_id: str) -> bool:
+        """Hold a message back while the front cancels or replaces it in the store; every
+        True must be followed by ``settle``. True when none of its parts can leave until
+        then: it was not in memory (paging will not take it meanwhile), or every part still
+        open was waiting in a queue (now taken out). False when a part is staged, being
+        begun or on the wire (too late), or another edit of it is under way."""
+        if message_id in self._withdrawn:
+            return False
+        msg = self._known.get(message_id)
+        held = _Withdrawn(msg)
+        if msg is not None:
+            queued = 0
+            for c in self._carriers.values():
+                for ready in c.ready:
+                    if ready[3].msg is msg:
+                        held.jobs.append((c, ready[3], None))
+                        queued += len(ready[3].parts)
+                for delayed in c.delayed:
+                    if delayed[2].msg is msg:
+                        held.jobs.append((c, delayed[2], delayed[0]))
+                        queued += len(delayed[2].parts)
+            if queued < msg.open_parts:
+                return False
+            for c in {id(c): c for c, _, _ in held.jobs}.values():
+                c.ready = [e for e in c.ready if e[3].msg is not msg]
+                heapq.heapify(c.ready)
+                c.delayed = [e for e in c.delayed if e[2].msg is not msg]
+                heapq.heapify(c.delayed)
+            for c, job, _ in held.jobs:
+                c.queued_parts -= len(job.parts)
+        self._withdrawn[message_id] = held
+        return True
+
+    def settle(
+        self, message_id: str, *, removed: bool, replacement: Replacement | None = None
+    ) -> None:
+        """The store's answer for a withdrawn message. ``removed`` False (the store refused
+        or failed): it goes back as it was. True: cancelled, or replaced by
+        ``replacement``, which is queued in its place."""
+        held = self._withdrawn.pop(message_id, None)
+        if held is None:
+            return
+        now = self._clock()
+        if not removed:
+            for c, job, due in held.jobs:
+                if due is None:
+                    self._push_ready(c, job)
+                else:
+                    self._push_delayed(c, job, due)
+                c.wake.set()
+            if held.paged is not None and message_id not in self._known:
+                carrier = self._admit(held.paged, now)
+                if carrier is not None:
+                    self._carriers[carrier].wake.set()
+            return
+        base: OutboundMessage | None = held.paged
+        if held.msg is not None:
+            base = held.msg.m
+            self._parts_in_memory -= held.msg.open_parts
+            held.msg.open_parts = 0
+            self._known.pop(message_id, None)
+        if replacement is None or base is None or self._stopping:
+            return  # cancelled; or replaced while not in memory: paging loads the new text
+        m = dataclasses.replace(
+            base,
+            text=replacement.text,
+            encoding=replacement.encoding,
+            scheduled_at=replacement.scheduled_at,
+            validity_until=replacement.validity_until,
+            pending_parts=None,
+        )
+        carrier = self._admit(m, now, replacement.parts)
+        if carrier is not None:
+            self._carriers[carrier].wake.set()
+
     def carriers_up(self) -> set[str]:
         """Carriers with at least one bound bind."""
         return {b.bind.carrier for b in self._binds.values() if is_live(b.bind)}
@@ -918,6 +1016,10 @@ class Dispatcher:
                 if self._cursor is None or m.id > self._cursor:
                     self._cursor = m.id
                 if m.id in self._known or m.id in self._admitted_while_loading:
+                    continue
+                held = self._withdrawn.get(m.id)
+                if held is not None:  # being edited: settle() decides what becomes of it
+                    held.paged = m
                     continue
                 carrier = self._admit(m, now)
                 if carrier is not None:

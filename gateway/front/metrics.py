@@ -88,7 +88,14 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
         "Parts answered ROK whose joined message was refused (each receipted REJECTD).",
         labels=["account"],
     )
+    requests = CounterMetricFamily(
+        "smsgw_front_requests",
+        "query_sm, cancel_sm and replace_sm answered, by command_status.",
+        labels=["account", "command", "status"],
+    )
     for name, account in front.accounts.items():
+        for (command, status), count in sorted(account.stats.requests.items()):
+            requests.add_metric([name, command, status_name(status)], count)
         for status, count in sorted(account.stats.bind_refused.items()):
             refused.add_metric([name, status_name(status)], count)
         for bind_type in BindType:
@@ -118,4 +125,5 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
         suppressed,
         incomplete,
         parts_refused,
+        requests,
     ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from gateway.model import MessageStatus
+from gateway.model import CANCELLED, MessageStatus
 from gateway.smpp.address import smpp_address
 from gateway.smpp.constants import EsmClass, Tag
 from gateway.smpp.pdu import DeliverSm, tlv_cstr, tlv_u8
@@ -33,6 +33,22 @@ MESSAGE_STATE: Final[dict[str, MessageState]] = {
     MessageStatus.FAILED.value: MessageState.UNDELIVERABLE,
 }
 """smsgw's final statuses as SMPP message_state."""
+
+
+def message_state(status: str, error: str | None = None) -> MessageState:
+    """A message's status as SMPP message_state: a final one as its receipt says it, a
+    message cancelled by its sender (cancel_sm) DELETED, one still under way ENROUTE."""
+    if status == MessageStatus.FAILED.value and error == CANCELLED:
+        return MessageState.DELETED
+    found = MESSAGE_STATE.get(status)
+    if found is not None:
+        return found
+    try:
+        MessageStatus(status)
+    except ValueError:
+        return MessageState.UNKNOWN
+    return MessageState.ENROUTE  # accepted, queued, submitted
+
 
 ERR_CODE: Final[dict[MessageState, str]] = {MessageState.DELIVERED: "000"}
 """The receipt's err field: 000 when delivered; 001 otherwise (smsgw keeps the carrier's
@@ -72,6 +88,7 @@ class ReceiptInfo:
     sender: str
     submitted_at: float
     registered_delivery: int
+    error: str | None = None
 
 
 def receipt_info(payload: str) -> ReceiptInfo:
@@ -90,12 +107,13 @@ def receipt_info(payload: str) -> ReceiptInfo:
         sender=str(data.get("sender") or ""),
         submitted_at=submitted,
         registered_delivery=registered_delivery_of(str(data.get("url", ""))),
+        error=data.get("error"),
     )
 
 
 def build_receipt(info: ReceiptInfo) -> DeliverSm | None:
     """The deliver_sm receipt, or None when registered_delivery did not ask for this one."""
-    state = MESSAGE_STATE.get(info.status, MessageState.UNKNOWN)
+    state = message_state(info.status, info.error)
     if not wants_receipt(info.registered_delivery, state):
         return None
     text = format_receipt_text(

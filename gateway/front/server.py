@@ -58,6 +58,7 @@ from gateway.api.intake import Intake
 from gateway.api.messages import Handoff, accept_and_enqueue
 from gateway.api.validation import MAX_PRIORITY, MAX_VALIDITY, MIN_VALIDITY
 from gateway.engine.throttle import TokenBucket
+from gateway.front import manage
 from gateway.front.config import (
     PBKDF2_ITERATIONS,
     FrontAccountConfig,
@@ -78,12 +79,24 @@ from gateway.front.inbound import (
 from gateway.front.outgoing import build_mo, build_receipt, mo_payload, receipt_info
 from gateway.front.refusals import RefusalLog
 from gateway.logs import log_event
-from gateway.model import MessageStatus, NewMessage, StatusChange, new_message_id
+from gateway.model import MessageStatus, NewMessage, Replacement, StatusChange, new_message_id
 from gateway.smpp.address import as_number
 from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import Status, status_name
 from gateway.smpp.errors import EncodeError, LocalProtocolError
-from gateway.smpp.pdu import Bind, DataSm, DeliverSm, GenericNack, Pdu, SubmitSm, decode, encode
+from gateway.smpp.pdu import (
+    Bind,
+    CancelSm,
+    DataSm,
+    DeliverSm,
+    GenericNack,
+    Pdu,
+    QuerySm,
+    ReplaceSm,
+    SubmitSm,
+    decode,
+    encode,
+)
 from gateway.smpp.session import (
     BindRequested,
     BindType,
@@ -143,9 +156,16 @@ ESME_RSUBMITFAIL."""
 
 
 class Outbound(Handoff, Protocol):
-    """What the front needs from the dispatcher (as the HTTP API)."""
+    """What the front needs from the dispatcher (as the HTTP API), and the hold it puts on a
+    message while cancel_sm or replace_sm edits it (gateway.front.manage)."""
 
     def carriers_up(self) -> set[str]: ...
+
+    def withdraw(self, message_id: str) -> bool: ...
+
+    def settle(
+        self, message_id: str, *, removed: bool, replacement: Replacement | None = None
+    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -163,6 +183,8 @@ class AccountStats:
     """Long messages sent with parts missing after reassembly_timeout."""
     parts_refused: int = 0
     """Parts (answered ROK) whose joined message the checks refused: receipted REJECTD."""
+    requests: Counter[tuple[str, int]] = field(default_factory=Counter)
+    """query_sm, cancel_sm and replace_sm answered, by (command, command_status)."""
 
 
 class FrontAccount:
@@ -285,6 +307,8 @@ class UpstreamBind:
             pdu = event.pdu
             if isinstance(pdu, SubmitSm | DataSm):
                 self._on_message(conn, pdu)
+            elif isinstance(pdu, QuerySm | CancelSm | ReplaceSm):
+                self.front.manage(self, conn, pdu)
             elif pdu.RESPONSE is not None:
                 conn.send_response(pdu.make_response(Status.RINVCMDID))
         elif isinstance(event, ResponseReceived):
@@ -647,8 +671,8 @@ class FrontServer:
                 )
         return delay
 
-    def refused(self, bind: UpstreamBind, pdu: Received, status: int, reason: str) -> None:
-        """A submit_sm or data_sm answered with an error: one rate-limited info line."""
+    def refused(self, bind: UpstreamBind, pdu: Pdu, status: int, reason: str) -> None:
+        """A request answered with an error: one rate-limited info line."""
         account = bind.account
         self.refusals.log(
             "front.rejected",
@@ -659,6 +683,47 @@ class FrontServer:
             command=pdu.name,
             reason=reason or _REASONS.get(status, ""),
         )
+
+    # -- query_sm, cancel_sm, replace_sm -----------------------------------------------------
+
+    def manage(
+        self, bind: UpstreamBind, conn: SmppConnection, pdu: QuerySm | CancelSm | ReplaceSm
+    ) -> None:
+        """Answer a query_sm, cancel_sm or replace_sm (gateway.front.manage) once the store
+        has; in the order they finish, as SMPP allows (responses carry the sequence)."""
+        account = bind.account
+        if account is None:  # the session passes them only once bound
+            conn.send_response(pdu.make_response(Status.RINVBNDSTS))
+            return
+        self._spawn(self._manage(bind, conn, account, pdu))
+
+    async def _manage(
+        self,
+        bind: UpstreamBind,
+        conn: SmppConnection,
+        account: FrontAccount,
+        pdu: QuerySm | CancelSm | ReplaceSm,
+    ) -> None:
+        try:
+            if self.stopping:
+                answer = manage.Answer(pdu.make_response(Status.RSYSERR), "stopping")
+            elif isinstance(pdu, QuerySm):
+                answer = await manage.query(self, account.system_id, pdu)
+            elif isinstance(pdu, CancelSm):
+                answer = await manage.cancel(self, account.system_id, pdu)
+            else:
+                answer = await manage.replace(self, account.system_id, pdu)
+        except Exception as exc:  # the store failed: the ESME may ask again
+            log_event(
+                log, "front.request_failed", logging.WARNING, command=pdu.name, error=repr(exc)
+            )
+            answer = manage.Answer(pdu.make_response(Status.RSYSERR), "store failure")
+        status = answer.pdu.command_status
+        account.stats.requests[(pdu.name, status)] += 1
+        if status != Status.ROK:
+            self.refused(bind, pdu, status, answer.reason)
+        with contextlib.suppress(LocalProtocolError):
+            conn.send_response(answer.pdu)
 
     # -- submit_sm -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from gateway.model import (
     MessageView,
     NewMessage,
     OutboundMessage,
+    Replacement,
     StatusChange,
     SubmitOutcome,
 )
@@ -153,6 +154,30 @@ class FrontPartStatus:
     part: FrontPart
     status: MessageStatus
     final_at: float | None
+
+
+EDIT_DONE: Final = "done"
+EDIT_UNKNOWN: Final = "unknown"
+EDIT_REFUSED: Final = "refused"
+"""Answers of ``cancel_message`` / ``replace_message``: done; no such message of that
+account; too late (a part was handed to a carrier, or the message is final)."""
+
+
+@dataclass(slots=True)
+class MessageSummary:
+    """What SMPP query_sm, cancel_sm and replace_sm need of a message."""
+
+    id: str
+    account: str
+    status: str
+    error: str | None
+    updated_at: float
+    encoding: str
+    carrier: str
+    scheduled_at: float | None
+    validity_until: float | None
+    callback_url: str | None
+    created_at: float
 
 
 class Store(Protocol):
@@ -309,9 +334,27 @@ class Store(Protocol):
     async def front_part(self, part_id: str) -> FrontPart | None:
         """A part by the id its submit_sm_resp gave (``pdu`` empty once joined)."""
 
+    async def cancel_message(
+        self, message_id: str, account: str, at: float
+    ) -> tuple[str, list[StatusChange]]:
+        """Cancel a message of ``account`` none of whose parts has been handed to a carrier
+        (every part accepted or queued): its parts and status become failed with error
+        ``CANCELLED``, in one commit with its receipt or callback. Returns EDIT_DONE and the
+        change, EDIT_UNKNOWN (no such message of ``account``) or EDIT_REFUSED."""
+
+    async def replace_message(
+        self, message_id: str, account: str, replacement: Replacement, at: float
+    ) -> str:
+        """Replace the text, schedule, validity and callback of a message of ``account``
+        none of whose parts has been handed to a carrier; its part rows follow the new part
+        count. EDIT_DONE, EDIT_UNKNOWN or EDIT_REFUSED, as ``cancel_message``."""
+
     # -- reads -----------------------------------------------------------------------------
 
     async def get_message(self, message_id: str) -> MessageView | None: ...
+
+    async def message_summary(self, message_id: str) -> MessageSummary | None:
+        """Owner, status, error and time of the last status change of a message."""
 
     async def status_counts(self) -> dict[str, int]:
         """Messages by status."""

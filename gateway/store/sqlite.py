@@ -36,6 +36,7 @@ import aiosqlite
 from gateway.logs import log_event
 from gateway.metrics import Histogram
 from gateway.model import (
+    CANCELLED,
     FINAL_STATUSES,
     HistoryEntry,
     IncomingReceipt,
@@ -44,12 +45,16 @@ from gateway.model import (
     NewMessage,
     OutboundMessage,
     PartView,
+    Replacement,
     StatusChange,
     SubmitOutcome,
     aggregate_status,
 )
 from gateway.store.base import (
     CALLBACK_PARKED_AT,
+    EDIT_DONE,
+    EDIT_REFUSED,
+    EDIT_UNKNOWN,
     FRONT_CALLBACK_SCHEME,
     FRONT_PART_FAILED,
     FRONT_PART_HELD,
@@ -67,6 +72,7 @@ from gateway.store.base import (
     IdempotentAnswer,
     Interaction,
     InteractionOutcome,
+    MessageSummary,
     MoFacts,
     MoKey,
     MoLookup,
@@ -356,6 +362,9 @@ delivered callback's id out again)."""
 
 ALL_OPT_OUT: Final = "*"
 """``opt_outs.sender`` for an opt-out from every sender."""
+
+_EDITABLE: Final = frozenset({MessageStatus.ACCEPTED.value, MessageStatus.QUEUED.value})
+"""Message statuses cancel_sm and replace_sm may act on (with no part handed over)."""
 
 # Part statuses beyond MessageStatus: in flight between begin_attempts and its outcome.
 SUBMITTING: Final = "submitting"
@@ -1828,6 +1837,116 @@ class SqliteStore(SqliteReports):
             (part_id,),
         )
         return FrontPart(*rows[0]) if rows else None
+
+    # -- cancel_sm and replace_sm (gateway.front) -------------------------------------------
+
+    def _editable_sync(self, conn: sqlite3.Connection, message_id: str, account: str) -> str:
+        """EDIT_DONE when the message is ``account``'s and none of its parts has been
+        handed to a carrier (read in the writer's transaction, so no begin_attempts or
+        outcome can come between this answer and the edit)."""
+        row = conn.execute(
+            "SELECT account, status FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if row is None or row[0] != account:
+            return EDIT_UNKNOWN
+        if row[1] not in _EDITABLE:
+            return EDIT_REFUSED
+        busy = conn.execute(
+            "SELECT 1 FROM parts WHERE message_id = ? AND status NOT IN ('accepted', 'queued')"
+            " LIMIT 1",
+            (message_id,),
+        ).fetchone()
+        return EDIT_REFUSED if busy else EDIT_DONE
+
+    async def cancel_message(
+        self, message_id: str, account: str, at: float
+    ) -> tuple[str, list[StatusChange]]:
+        def op(conn: sqlite3.Connection) -> tuple[str, list[StatusChange]]:
+            answer = self._editable_sync(conn, message_id, account)
+            if answer != EDIT_DONE:
+                return answer, []
+            conn.execute(
+                "UPDATE parts SET status = ?, error = ?, done_at = ?, retry_at = NULL"
+                " WHERE message_id = ?",
+                (MessageStatus.FAILED.value, CANCELLED, at, message_id),
+            )
+            conn.execute(
+                "INSERT INTO events(message_id, part, at, status, detail)"
+                " VALUES (?, NULL, ?, ?, ?)",
+                (message_id, at, MessageStatus.FAILED.value, json.dumps({"error": CANCELLED})),
+            )
+            return EDIT_DONE, self._refresh_sync(conn, {message_id}, at)
+
+        result: tuple[str, list[StatusChange]] = await self._write_in_thread(op, urgent=True)
+        return result
+
+    async def replace_message(
+        self, message_id: str, account: str, replacement: Replacement, at: float
+    ) -> str:
+        r = replacement
+
+        def op(conn: sqlite3.Connection) -> str:
+            answer = self._editable_sync(conn, message_id, account)
+            if answer != EDIT_DONE:
+                return answer
+            conn.execute(
+                "UPDATE messages SET text = ?, encoding = ?, parts = ?, scheduled_at = ?,"
+                " validity_until = ?, callback_url = ?, updated_at = ? WHERE id = ?",
+                (
+                    r.text,
+                    r.encoding,
+                    r.parts,
+                    r.scheduled_at,
+                    r.validity_until,
+                    r.callback_url,
+                    at,
+                    message_id,
+                ),
+            )
+            rows = conn.execute(
+                "SELECT part, status, attempts, retry_at FROM parts WHERE message_id = ?"
+                " ORDER BY part",
+                (message_id,),
+            ).fetchall()
+            if len(rows) != r.parts:  # another length: as many rows as the new text has parts
+                status = "queued" if any(row[1] == "queued" for row in rows) else "accepted"
+                attempts = max((row[2] for row in rows), default=0)
+                retry_at = max((row[3] for row in rows if row[3] is not None), default=None)
+                conn.execute("DELETE FROM parts WHERE message_id = ?", (message_id,))
+                conn.executemany(
+                    "INSERT INTO parts(message_id, part, status, attempts, retry_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(message_id, n, status, attempts, retry_at) for n in range(1, r.parts + 1)],
+                )
+            conn.execute(
+                "INSERT INTO events(message_id, part, at, status, detail)"
+                " VALUES (?, NULL, ?, ?, ?)",
+                (
+                    message_id,
+                    at,
+                    MessageStatus.QUEUED.value if rows and rows[0][1] == "queued" else "accepted",
+                    json.dumps(
+                        {
+                            "replaced": "replace_sm",
+                            "parts": r.parts,
+                            "scheduled_at": r.scheduled_at,
+                            "validity_until": r.validity_until,
+                        }
+                    ),
+                ),
+            )
+            return EDIT_DONE
+
+        result: str = await self._write_in_thread(op, urgent=True)
+        return result
+
+    async def message_summary(self, message_id: str) -> MessageSummary | None:
+        rows = await self._read(
+            "SELECT id, account, status, error, updated_at, encoding, carrier, scheduled_at,"
+            " validity_until, callback_url, created_at FROM messages WHERE id = ?",
+            (message_id,),
+        )
+        return MessageSummary(*rows[0]) if rows else None
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -4,9 +4,9 @@
 //
 // Usage: node esme_client.js --port N [--host H] [--system-id ID] [--password PW]
 //                            [--submit JSON] [--enquire-link-ms N] [--stop-and-wait]
-//   --submit: a JSON array of {"ref":..,"text":..,"data_coding":0|8,"udh":hex}, sent after
-//             the bind with registered_delivery 1 ("udh": a concatenation header, set as the
-//             package sets it, with the UDHI bit).
+//   --submit: a JSON array of {"ref":..,"text":..,"data_coding":0|8,"udh":hex,
+//             "schedule_delivery_time":..}, sent after the bind with registered_delivery 1
+//             ("udh": a concatenation header, set as the package sets it, with the UDHI bit).
 //   --stop-and-wait: send each submit only once the previous one is answered (window 1).
 //
 // Prints one JSON object per line on stdout:
@@ -17,7 +17,10 @@
 //   {"event":"enquire_link_resp","status":..}                 answers to our keep-alive
 //   {"event":"enquire_link"}                                  the SMSC's, answered
 //   {"event":"unbind_resp","status":..}  {"event":"close"}
-// Reads JSON commands on stdin: {"cmd":"unbind"} unbinds and exits once closed.
+// Reads JSON commands on stdin: {"cmd":"unbind"} unbinds and exits once closed;
+//   {"cmd":"query_sm"|"cancel_sm","message_id":..} and {"cmd":"replace_sm","message_id":..,
+//   "text":..,"schedule_delivery_time":..} send that request and print
+//   {"event":"<cmd>_resp","status":..,"message_state":..,"final_date":..}.
 'use strict';
 
 const readline = require('readline');
@@ -113,6 +116,7 @@ session.bind_transceiver({system_id: opts.systemId, password: opts.password}, (p
 			registered_delivery: 1,
 			esm_class: 0,
 			data_coding: item.data_coding === undefined ? 0 : item.data_coding,
+			schedule_delivery_time: item.schedule_delivery_time || '',
 			short_message: item.udh ?
 				{udh: Buffer.from(item.udh, 'hex'), message: item.text} : item.text,
 		}, (resp) => {
@@ -136,7 +140,20 @@ readline.createInterface({input: process.stdin}).on('line', (line) => {
 		emit({event: 'error', message: 'bad command: ' + line});
 		return;
 	}
-	if (cmd.cmd === 'unbind') {
+	if (cmd.cmd === 'query_sm' || cmd.cmd === 'cancel_sm' || cmd.cmd === 'replace_sm') {
+		const params = {message_id: cmd.message_id, source_addr_ton: 5, source_addr: 'SMSGW'};
+		if (cmd.cmd === 'replace_sm') {
+			params.short_message = cmd.text;
+			params.schedule_delivery_time = cmd.schedule_delivery_time || '';
+			params.registered_delivery = 1;
+		}
+		session[cmd.cmd](params, (resp) => {
+			emit({event: cmd.cmd + '_resp', status: resp.command_status,
+				message_id: resp.message_id === undefined ? null : resp.message_id,
+				message_state: resp.message_state === undefined ? null : resp.message_state,
+				final_date: resp.final_date ? String(resp.final_date) : null});
+		});
+	} else if (cmd.cmd === 'unbind') {
 		if (keepAlive) clearInterval(keepAlive);
 		session.unbind((resp) => {
 			emit({event: 'unbind_resp', status: resp.command_status});
