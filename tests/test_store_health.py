@@ -21,7 +21,7 @@ import pytest
 
 from gateway.daemon import Gateway
 from gateway.model import IncomingReceipt, MessageStatus, SubmitOutcome
-from gateway.store.base import StoreUnavailable
+from gateway.store.base import MoKey, MoPart, NewInteraction, StoreUnavailable
 from gateway.store.health import DISK_LOW, FILE_MISSING, FILE_REPLACED
 from gateway.store.sqlite import SqliteStore
 from tests.e2e_helpers import AUTH, Lab, eventually, gateway_config, simulator_config
@@ -216,3 +216,23 @@ async def test_healthz_metrics_and_the_api_show_a_store_short_of_space(tmp_path:
         await eventually(delivered)
     finally:
         await lab.stop()
+
+
+async def test_every_way_in_for_new_work_is_refused_while_short_of_space(
+    disk_store: tuple[SqliteStore, Disk],
+) -> None:
+    store, disk = disk_store
+    disk.free = 1 * MIB
+    store.check_health()
+    now = time.time()
+    mo = NewInteraction("sim", "+33600000009", "36180", "YES", 0, 1, 1, now, now)
+    part = MoPart(MoKey("sim", "+33600000009", "36180", 7, 2), 1, 0, b"hi", 0, now)
+    with pytest.raises(StoreUnavailable):
+        await store.record_interactions([mo])
+    with pytest.raises(StoreUnavailable):
+        await store.record_interaction(mo)
+    with pytest.raises(StoreUnavailable):
+        await store.add_mo_part(part)
+    with pytest.raises(StoreUnavailable):
+        await store.front_parts_add([])
+    assert store.health.refused == {DISK_LOW: 4}

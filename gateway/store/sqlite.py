@@ -1721,6 +1721,7 @@ class SqliteStore(SqliteReports):
         return {account: count for account, count in rows}
 
     async def front_parts_add(self, parts: Sequence[FrontPart]) -> None:
+        self.refuse_new_work()  # parts of a new long message from an upstream ESME
         rows = [
             (
                 p.part_id,
