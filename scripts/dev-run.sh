@@ -65,10 +65,20 @@ pids+=($!)
 "$BIN/python" scripts/tied-to-parent.py $$ "$BIN/smsgw" run --config "$gateway_conf" &
 pids+=($!)
 
+# /healthz says "ok" once every bind is up (Python rather than curl: one dependency less).
+healthy() {
+    "$BIN/python" -c '
+import json, sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=1) as r:
+        sys.exit(0 if json.load(r).get("status") == "ok" else 1)
+except (OSError, ValueError):
+    sys.exit(1)' "http://127.0.0.1:$HTTP_PORT/healthz"
+}
+
 ready=
 for _ in $(seq 1 300); do
-    if health=$(curl -fsS "http://127.0.0.1:$HTTP_PORT/healthz" 2>/dev/null) \
-        && [[ "$health" == *'"status": "ok"'* ]]; then
+    if healthy; then
         ready=1
         break
     fi

@@ -9,7 +9,6 @@ through its environment variables."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,8 +24,7 @@ START_WITHIN = 90.0
 GONE_WITHIN = 30.0
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("curl") is None or not Path("/proc/self/cmdline").exists(),
-    reason="dev-run.sh needs curl; the test reads /proc",
+    not Path("/proc/self/cmdline").exists(), reason="the test reads /proc (Linux)"
 )
 
 
