@@ -15,6 +15,7 @@ decimal, and optional receipts (before or after the response, id in another base
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -24,6 +25,7 @@ from typing import Any
 
 from gateway.callback_policy import CallbackPolicy
 from gateway.model import (
+    CANCELLED,
     FINAL_STATUSES,
     HistoryEntry,
     IncomingReceipt,
@@ -32,6 +34,7 @@ from gateway.model import (
     NewMessage,
     OutboundMessage,
     PartView,
+    Replacement,
     StatusChange,
     SubmitOutcome,
     aggregate_status,
@@ -52,11 +55,15 @@ from gateway.smpp.session import (
 )
 from gateway.store.base import (
     CALLBACK_PARKED_AT,
+    EDIT_DONE,
+    EDIT_REFUSED,
+    EDIT_UNKNOWN,
     NO_RECEIPT,
     Callback,
     CallbackView,
     IdempotencyConflict,
     IdempotentAnswer,
+    MessageSummary,
     StoreError,
     UnmatchedReceipt,
 )
@@ -484,6 +491,85 @@ class FakeStore:
         return sorted(c.id for c in chosen)
 
     # -- reads ------------------------------------------------------------------------------
+
+    # -- cancel_sm and replace_sm (gateway.front.manage), as the SQLite store ----------------
+
+    def _editable(self, message_id: str, account: str) -> str:
+        msg = self.messages.get(message_id)
+        if msg is None or msg.new.account != account:
+            return EDIT_UNKNOWN
+        if msg.status not in _PENDING:
+            return EDIT_REFUSED
+        if any(p.in_flight or p.status not in _PENDING for p in msg.parts):
+            return EDIT_REFUSED
+        return EDIT_DONE
+
+    async def cancel_message(
+        self, message_id: str, account: str, at: float
+    ) -> tuple[str, list[StatusChange]]:
+        answer = self._editable(message_id, account)
+        if answer != EDIT_DONE:
+            return answer, []
+        msg = self.messages[message_id]
+        before = msg.status
+        for part in msg.parts:
+            part.status, part.error, part.retry_at = MessageStatus.FAILED, CANCELLED, None
+        msg.history.append(HistoryEntry(at, MessageStatus.FAILED.value, None, {"error": CANCELLED}))
+        changes = self._changes({message_id: before})
+        self._touch()
+        return EDIT_DONE, changes
+
+    async def replace_message(
+        self, message_id: str, account: str, replacement: Replacement, at: float
+    ) -> str:
+        answer = self._editable(message_id, account)
+        if answer != EDIT_DONE:
+            return answer
+        msg = self.messages[message_id]
+        r = replacement
+        msg.new = dataclasses.replace(
+            msg.new,
+            text=r.text,
+            encoding=r.encoding,
+            parts=r.parts,
+            scheduled_at=r.scheduled_at,
+            validity_until=r.validity_until,
+            callback_url=r.callback_url,
+        )
+        if len(msg.parts) != r.parts:
+            old = msg.parts
+            status = (
+                MessageStatus.QUEUED
+                if any(p.status is MessageStatus.QUEUED for p in old)
+                else MessageStatus.ACCEPTED
+            )
+            attempts = max((p.attempts for p in old), default=0)
+            retry_at = max((p.retry_at for p in old if p.retry_at is not None), default=None)
+            msg.parts = [
+                FakePart(n, status, attempts, retry_at=retry_at) for n in range(1, r.parts + 1)
+            ]
+        msg.history.append(HistoryEntry(at, msg.status.value, None, {"replaced": "replace_sm"}))
+        self._touch()
+        return EDIT_DONE
+
+    async def message_summary(self, message_id: str) -> MessageSummary | None:
+        msg = self.messages.get(message_id)
+        if msg is None:
+            return None
+        new = msg.new
+        return MessageSummary(
+            id=new.id,
+            account=new.account,
+            status=msg.status.value,
+            error=msg.error,
+            updated_at=max(h.at for h in msg.history),
+            encoding=new.encoding,
+            carrier=msg.carrier or new.carrier,
+            scheduled_at=new.scheduled_at,
+            validity_until=new.validity_until,
+            callback_url=new.callback_url,
+            created_at=new.created_at,
+        )
 
     async def get_message(self, message_id: str) -> MessageView | None:
         msg = self.messages.get(message_id)
