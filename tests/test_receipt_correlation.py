@@ -19,7 +19,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from gateway.engine.receipts import HOLD_SLACK_SECONDS, ReceiptHandler
@@ -358,7 +357,3 @@ async def test_misconfigured_forms_show_as_unmatched(
         assert 'smsgw_receipts_correlated_total{carrier="sim",result="unmatched"} 60.0' in metrics
     finally:
         await lab.stop()
-
-
-def test_aiohttp_is_there() -> None:  # the e2e tests above use its client
-    assert aiohttp.__version__

@@ -685,9 +685,13 @@ class ReceiptHandler:
             log_event(log, "receipts.check_failed", logging.WARNING, error=repr(exc))
             held.extendleft(reversed(due))  # asked again at the next watch
             return
+        counted: set[tuple[str, str]] = set()
         for _, carrier, key, raw_id in due:
             stats = self._stats_of(carrier)
             stats.held -= 1
+            if (carrier, key) in counted:
+                continue  # the same receipt sent again (its answer was lost): one receipt
+            counted.add((carrier, key))
             if (carrier, key) in still:
                 self._unmatched(carrier, stats, raw_id, now)
             else:
