@@ -167,13 +167,21 @@ async def test_guessing_over_many_connections_locks_the_address_even_for_the_rig
 
 
 async def test_an_unknown_system_id_can_be_answered_as_a_wrong_password(tmp_path: Path) -> None:
-    lab = await started(tmp_path, hide_unknown_system_id=True, bind_failure_delay=0)
+    lab = await started(
+        tmp_path,
+        hide_unknown_system_id=True,
+        bind_failure_delay=0,
+        account={"allowed_ips": ["10.0.0.0/8"]},  # crm binds only from 10/8
+    )
     try:
         assert await try_bind(lab, "nobody", PASSWORD) == Status.RINVPASWD
-        assert await try_bind(lab, ACCOUNT, "wrong") == Status.RINVPASWD
-        assert await try_bind(lab, ACCOUNT, PASSWORD) == Status.ROK
+        # Not ESME_RBINDFAIL: that would say crm exists.
+        assert await try_bind(lab, ACCOUNT, PASSWORD) == Status.RINVPASWD
+        assert await try_bind(lab, OTHER, "wrong") == Status.RINVPASWD
+        assert await try_bind(lab, OTHER, "alrtpw") == Status.ROK
         text = await metrics(lab)
         assert 'smsgw_front_bind_failures_total{reason="system_id"} 1.0' in text
+        assert 'smsgw_front_bind_failures_total{reason="address_not_allowed"} 1.0' in text
         assert 'smsgw_front_bind_failures_total{reason="password"} 1.0' in text
     finally:
         await lab.stop()

@@ -134,9 +134,10 @@ class FrontConfig:
     bind_lockout: float = field(default=900.0, metadata=check(in_range(1, None)))
     """Seconds a locked-out address or system_id is refused. Binds already up stay up."""
     hide_unknown_system_id: bool = False
-    """Answer a bind with an unknown system_id as a wrong password (ESME_RINVPASWD, after
-    the same password hashing), so binds cannot tell which system_ids exist. Off by
-    default: ESME_RINVSYSID is what ESMEs and their operators expect to see."""
+    """Answer a bind with an unknown system_id, or from an address its account does not
+    allow, as a wrong password (ESME_RINVPASWD, after the same password hashing), so binds
+    cannot tell which system_ids exist. Off by default: ESME_RINVSYSID and ESME_RBINDFAIL
+    are what ESMEs and their operators expect to see."""
     accounts: tuple[FrontAccountConfig, ...] = ()
     mo_routes: dict[str, str] = field(default_factory=dict)
     """Destination number (as in the MO, e.g. "+447700900000" or a short code) -> the

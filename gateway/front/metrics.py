@@ -47,10 +47,11 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
     )
     failures = CounterMetricFamily(
         "smsgw_front_bind_failures",
-        "Failed binds the brute-force guard counts: wrong password, unknown system_id.",
+        "Failed binds the brute-force guard counts: wrong password, unknown system_id"
+        " (and, with hide_unknown_system_id, an address the account does not allow).",
         labels=["reason"],
     )
-    for reason in ("password", "system_id"):
+    for reason in sorted({"password", "system_id", *front.bind_failures}):
         failures.add_metric([reason], front.bind_failures[reason])
     locked_out = CounterMetricFamily(
         "smsgw_front_bind_locked_out",

@@ -613,7 +613,7 @@ class FrontServer:
         """The bind_resp status for a bind, and the reason when it is refused."""
         status: int = Status.ROK
         reason = ""
-        failed: str | None = None  # what the guard counts: "password" or "system_id"
+        failed: str | None = None  # what the guard counts, as bind_failures labels it
         now = conn.now()
         lock = self.guard.locked(key, pdu.system_id if account else None, now)
         if self.stopping:
@@ -632,6 +632,12 @@ class FrontServer:
                 status, reason = Status.RINVSYSID, "unknown system_id"
         elif not account.allows(handler.ip):
             status, reason = Status.RBINDFAIL, f"address {handler.ip} not allowed"
+            if self.config.hide_unknown_system_id:
+                # Told apart from an unknown system_id, it would say the id exists.
+                await asyncio.to_thread(verify_password, pdu.password, self._decoy_hash)
+                status = Status.RINVPASWD
+                failed = "address_not_allowed"
+                account = None  # counted against the address only, never the system_id
         elif not await asyncio.to_thread(
             verify_password, pdu.password, account.config.password_hash
         ):
