@@ -854,3 +854,20 @@ async def test_a_message_on_the_wire_cannot_be_withdrawn() -> None:
         await r.until_status([message], MessageStatus.SUBMITTED)
         assert r.dispatcher.withdraw(message.id)  # no longer in memory: nothing to hold
         r.dispatcher.settle(message.id, removed=False)
+
+
+async def test_parts_the_store_refuses_to_begin_give_their_staging_room_back() -> None:
+    """Parts whose recipient opted out before begin_attempts are refused by the store; the
+    parts behind them must still go. (A refused part once stayed counted as "being begun"
+    for ever, and with staging bounded by the windows the carrier stalled for good.)"""
+    smsc = FakeSmsc()
+    store = FakeStore()
+    batch = messages(40)
+    refused = batch[5:30]  # many more than the window: each leak would eat the room
+    for m in refused:
+        await store.add_opt_out(m.to, None, "test", 0.0)
+    async with rig({"alpha": smsc}, [carrier(window=5)], store=store) as r:
+        await r.send(batch)
+        sent = [m for m in batch if m not in refused]
+        await r.until_status(sent, MessageStatus.SUBMITTED, within=10)
+        assert {rec.pdu.destination_addr for rec in smsc.received} == {m.to[1:] for m in sent}

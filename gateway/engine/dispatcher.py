@@ -1298,6 +1298,7 @@ class Dispatcher:
         )
 
     async def _begin(self, c: _Carrier, items: list[tuple[_Sent, SubmitSm]]) -> None:
+        count = len(items)  # ``staging`` took them all; the refused leave ``items`` below
         try:
             refused = await self._store.begin_attempts([(s.msg.m.id, s.part) for s, _ in items])
         except StoreUnavailable:
@@ -1329,7 +1330,7 @@ class Dispatcher:
             c.staged.extend(items)
         finally:
             c.batches -= 1
-            c.staging -= len(items)
+            c.staging -= count
             c.wake.set()
 
     def _unstage(self, c: _Carrier, now: float, reason: str, *, requeue: bool) -> None:
