@@ -282,6 +282,18 @@ class HttpConfig:
     tokens: tuple[TokenConfig, ...] = field(
         metadata=check(lambda v: None if v else "at least one token is required")
     )
+    header_timeout: float = field(default=10.0, metadata=check(in_range(0.1, 300)))
+    """Seconds a client has to send a request's line and headers, from the connection's
+    opening or the next request's first byte (slow clients: gateway.api.connguard)."""
+    body_timeout: float = field(default=30.0, metadata=check(in_range(0.1, 3600)))
+    """Seconds a request body may stop arriving before the connection is closed."""
+    idle_timeout: float = field(default=30.0, metadata=check(in_range(0.1, 3600)))
+    """Seconds a kept-alive connection may wait for its next request."""
+    max_connections: int = field(default=4096, metadata=check(in_range(16, 1_000_000)))
+    """Connections at once, in total; also held below the open-file limit less a reserve.
+    At the cap a new connection replaces the one waiting longest for its request headers."""
+    max_connections_per_client: int = field(default=256, metadata=check(in_range(1, 1_000_000)))
+    """Connections at once from one client address (same rule at this cap)."""
 
     def validate(self) -> list[str]:
         return _unique(self.tokens, "name", "tokens") + _unique(self.tokens, "sha256", "tokens")

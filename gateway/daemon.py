@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway import gctune
 from gateway.api.app import add_store_health, health, make_app
+from gateway.api.connguard import ConnectionGuard, GuardSettings, serve_guarded
 from gateway.api.intake import CarrierTexts, Intake
 from gateway.api.reqlog import request_log_middleware
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
@@ -165,6 +166,8 @@ class Gateway:
             self.digest = DigestScheduler(config.digest, tz, self.store, node_id=config.node.id)
             self.digest.campaigns = self.campaigns.digest_source
         self._runner: web.AppRunner | None = None
+        self._http_server: asyncio.Server | None = None
+        self.http_guard = ConnectionGuard(GuardSettings.from_config(config.http))
         self.drain = Drain(config.shutdown.retry_after_seconds, self._health)
         self.reload_hooks: list[ReloadHook] = [self.inbound.reload]
         """Called with the new GatewayConfig on every accepted SIGHUP reload."""
@@ -269,6 +272,7 @@ class Gateway:
         if front is not None:
             registry.register(FunctionCollector(lambda: front_metrics(front)))
         registry.register(FunctionCollector(self.inbound.collect))
+        registry.register(FunctionCollector(self.http_guard.collect))
         app = make_app(
             self.binds,
             config=self.config,
@@ -288,17 +292,24 @@ class Gateway:
         # draining gateway answers 503 before anything else runs.
         app.middlewares.insert(1, request_log_middleware())
         app.middlewares.insert(2, self.drain.middleware())
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # Outermost: it must see every request start and end (gateway.api.connguard).
+        app.middlewares.insert(0, self.http_guard.middleware())
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            keepalive_timeout=http.idle_timeout,
+        )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, http.host, http.port, reuse_address=True)
-            await site.start()
+            server = await serve_guarded(runner, self.http_guard, http.host, http.port)
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        for address in runner.addresses:
-            self.http_port = address[1]
+        self._http_server = server
+        for sock in server.sockets:
+            self.http_port = sock.getsockname()[1]
             break
 
     def request_stop(self) -> None:
@@ -343,6 +354,9 @@ class Gateway:
             await self.inbound.stop()
         if "callbacks" in started:
             await self.callbacks.stop()
+        if self._http_server is not None:
+            self._http_server.close()  # no new connections; runner.cleanup closes the rest
+            self._http_server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,13 @@ carriers = ["{route_to}"]
 class Daemon:
     """One ``smsgw run`` process; its stderr (JSON log lines) goes to a file we read."""
 
-    def __init__(self, config: Path, log_path: Path, notify: str) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log_path: Path,
+        notify: str,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
         self.log_path = log_path
         self._offset = log_path.stat().st_size if log_path.exists() else 0
         env = {**os.environ, "NOTIFY_SOCKET": notify, "WATCHDOG_USEC": "2000000"}
@@ -97,6 +103,7 @@ class Daemon:
             stdout=subprocess.DEVNULL,
             stderr=self._log,
             env=env,
+            preexec_fn=preexec,  # e.g. a lower open-file limit (tests/test_http_slow_clients)
         )
         self.port = 0
 
