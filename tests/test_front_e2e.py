@@ -19,7 +19,7 @@ import pytest
 
 from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import EsmClass, Status, Tag
-from gateway.smpp.pdu import DeliverSm, Pdu, SubmitSm, tlv_u8, tlv_u16
+from gateway.smpp.pdu import DeliverSm, Pdu, QuerySm, QuerySmResp, SubmitSm, tlv_u8, tlv_u16
 from gateway.smpp.receipt import MessageState
 from gateway.smpp.session import Role, Session, SessionConfig
 from gateway.smpp.text import ConcatMethod, decode_short_message, parse_udh, split_message
@@ -195,6 +195,38 @@ async def test_a_stop_and_wait_esme_sends_a_long_message(tmp_path: Path) -> None
         finally:
             await client.unbind()
         assert await carrier_text(lab) == LONG
+    finally:
+        await lab.stop()
+
+
+async def test_query_sm_on_a_part_id_follows_the_part(tmp_path: Path) -> None:
+    """query_sm with a part's id: ENROUTE while the part waits for its siblings (also after
+    a restart), DELIVERED with its final_date once the carrier parts carrying it are."""
+    lab = await started(tmp_path, reassembly_timeout=60.0)
+    try:
+        first, second, third = udh_parts(LONG, 17)
+        client = await esme(lab)
+        ids = [message_id(await client.submit(pdu)) for pdu in (first, second)]
+        waiting = await client.request(QuerySm(message_id=ids[0], source_addr="ACME"))
+        assert isinstance(waiting, QuerySmResp) and waiting.command_status == Status.ROK
+        assert (waiting.message_state, waiting.final_date) == (MessageState.ENROUTE, "")
+        await client.unbind()
+        await lab.stop_gateway()
+        await lab.start_gateway()
+        client = await esme(lab)
+        try:
+            held = await client.request(QuerySm(message_id=ids[1], source_addr="ACME"))
+            assert isinstance(held, QuerySmResp) and held.message_state == MessageState.ENROUTE
+            ids.append(message_id(await client.submit(third)))
+            await assert_one_receipt_per_part(client, ids)
+            for part_id in ids:
+                done = await client.request(QuerySm(message_id=part_id, source_addr="ACME"))
+                assert isinstance(done, QuerySmResp) and done.command_status == Status.ROK
+                assert done.message_id == part_id
+                assert done.message_state == MessageState.DELIVERED
+                assert done.final_date.endswith("00+") and done.error_code == 0
+        finally:
+            await client.unbind()
     finally:
         await lab.stop()
 
