@@ -83,6 +83,8 @@ class CrashReport:
     unflagged_duplicates: int = 0
     """Duplicated messages without possible_duplicate (must be 0)."""
     flagged: int = 0
+    submitting_at_kills: list[int] = field(default_factory=list)
+    """Parts 'submitting' in the file right after each kill: what the restart flags."""
     duplicate_bound: int = 0
     unmatched_receipts: int = 0
     receipts_pending_at_last_kill: int = 0
@@ -254,6 +256,7 @@ async def _run(
             up.clear()
             await asyncio.to_thread(daemon.kill)
             report.kills += 1
+            report.submitting_at_kills.append(await asyncio.to_thread(_submitting, daemon))
             await asyncio.sleep(rng.uniform(0.0, 0.2))
             await asyncio.to_thread(daemon.start)
             report.restarts += 1
@@ -271,6 +274,17 @@ async def _wait_final(daemon: _Daemon, n: int) -> None:
         if sum(counts.get(s, 0) for s in _FINAL) >= n:
             return
         await asyncio.sleep(0.1)
+
+
+def _submitting(daemon: _Daemon) -> int:
+    """Parts begun and not answered in the file of a daemon just killed."""
+    db = daemon.config.parent / "data" / "smsgw.db"
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        row = conn.execute("SELECT count(*) FROM parts WHERE status = 'submitting'").fetchone()
+    finally:
+        conn.close()
+    return int(row[0])
 
 
 _FINAL = ("delivered", "undeliverable", "expired", "rejected", "failed")
@@ -358,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{report.duplicated_messages} messages (bound {report.duplicate_bound}; "
         f"unflagged {report.unflagged_duplicates}; flagged possible_duplicate {report.flagged})"
     )
+    at_kills = report.submitting_at_kills
+    if at_kills:
+        print(
+            f"submitting at kills    max {max(at_kills)}, mean {sum(at_kills) / len(at_kills):.0f}"
+            f" (window x binds = {args.window * args.binds})"
+        )
     print(
         f"unmatched receipts     {report.unmatched_receipts} "
         f"(receipts pending at the last kill: {report.receipts_pending_at_last_kill})"

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store.sqlite import SqliteStore
 from tests.e2e_helpers import Lab, eventually, simulator_config
+from tests.fakes import new_message
 
 WINDOW = 20
 BINDS = 2
@@ -68,3 +70,32 @@ async def test_parts_submitting_never_exceed_window_times_binds(lab: Lab) -> Non
     # The sampler saw the queue at work, and never more begun than the windows hold.
     assert max(samples) > 0, samples
     assert max(samples) <= WINDOW * BINDS, max(samples)
+
+
+async def test_parts_left_submitting_by_a_crash_are_requeued_and_flagged_at_open(
+    tmp_path: Path,
+) -> None:
+    # Otherwise a second crash before they were sent again would find them 'submitting'
+    # besides the windows' worth the new process began: twice the bound.
+    path = tmp_path / "smsgw.db"
+    store = SqliteStore(path, synchronous="normal")
+    await store.open()
+    begun = new_message("+33600000001", parts=2, carrier="sim")
+    plain = new_message("+33600000002", carrier="sim")
+    await store.accept([begun, plain], None, {begun.id})
+    await store.close()  # the process died before the send
+
+    store = SqliteStore(path, synchronous="normal")
+    await store.open()
+    try:
+        rows = await store._read("SELECT count(*) FROM parts WHERE status = 'submitting'")
+        assert rows[0][0] == 0
+        view = await store.get_message(begun.id)
+        assert view is not None and view.possible_duplicate is True
+        pending = {m.id: m for m in await store.load_pending(None, 10)}
+        assert pending[begun.id].possible_duplicate is True
+        assert pending[begun.id].pending_parts == (1, 2)
+        assert pending[begun.id].attempts == 1
+        assert pending[plain.id].possible_duplicate is False
+    finally:
+        await store.close()

@@ -27,6 +27,8 @@ async def test_sigkill_mid_send_loses_nothing_and_flags_every_duplicate(tmp_path
     # ... and the flag means something: a kill flags only what was begun, which the
     # dispatcher keeps within the windows (window x binds per kill).
     assert report.flagged <= 5 * 50 * 2, detail
+    assert len(report.submitting_at_kills) == 5, detail
+    assert max(report.submitting_at_kills) <= 50 * 2, detail
     # The last kill came with receipts still due: they reached the restarted daemon and
     # correlated (every message is delivered); only a lost first submit's receipt is unmatched.
     assert report.receipts_pending_at_last_kill > 0, detail

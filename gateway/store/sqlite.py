@@ -584,6 +584,47 @@ async def _callback_hwm(db: aiosqlite.Connection, meta: dict[str, str]) -> int:
     return mark
 
 
+async def _requeue_in_flight(db: aiosqlite.Connection) -> None:
+    """At open: parts the previous process left 'submitting' (it died mid-send, so their
+    submit_sm may have reached the carrier) go back to 'queued', their messages flagged
+    possible_duplicate for good. What is 'submitting' is then only what this process
+    begins, which the dispatcher keeps within window x binds: the bound holds across
+    restarts (a second crash before these were sent again would otherwise find both)."""
+    async with db.execute(
+        "SELECT DISTINCT p.message_id FROM messages m JOIN parts p ON p.message_id = m.id"
+        " WHERE m.status IN ('accepted', 'queued') AND p.status = ?",
+        (SUBMITTING,),
+    ) as cur:
+        ids = [r[0] for r in await cur.fetchall()]
+    if not ids:
+        return
+    doc = json.dumps(ids)
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        await db.execute(
+            "UPDATE messages SET possible_duplicate = 1"
+            " WHERE id IN (SELECT value FROM json_each(?))",
+            (doc,),
+        )
+        cur = await db.execute(
+            "UPDATE parts SET status = 'queued' WHERE status = ?"
+            " AND message_id IN (SELECT value FROM json_each(?))",
+            (SUBMITTING, doc),
+        )
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise
+    log_event(
+        log,
+        "store.requeued_in_flight",
+        logging.WARNING,
+        messages=len(ids),
+        parts=cur.rowcount,
+        detail="begun before a crash: sent again, flagged possible_duplicate",
+    )
+
+
 class SqliteStore(SqliteReports):
     """The Store protocol on one SQLite file (report queries: :class:`SqliteReports`)."""
 
@@ -656,6 +697,7 @@ class SqliteStore(SqliteReports):
                 (str(SCHEMA_VERSION),),
             )
             self._callback_hwm = await _callback_hwm(db, meta)
+            await _requeue_in_flight(db)
             reader = await aiosqlite.connect(self.path, isolation_level=None)
             await reader.execute("PRAGMA busy_timeout=5000")
             await reader.execute("PRAGMA query_only=ON")
