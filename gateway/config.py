@@ -1014,6 +1014,10 @@ class InboundConfig:
         default=10.0, metadata=check(all_of(_positive, in_range(None, MAX_HANDLER_TIMEOUT)))
     )
     """Seconds a Python handler may take; it is cancelled after that."""
+    max_attempts: int = field(default=3, metadata=check(in_range(1, 100)))
+    """Handlings of one MO that may fail or not finish (a crash or hang during it counts)
+    before it is quarantined: set aside with its reason, never handled again unless
+    requeued (``POST /v1/interactions/{id}/retry``)."""
     opt_out_keywords: tuple[str, ...] = field(default=(), metadata=check(_words))
     """Opt-out words for every number, e.g. ["ARRET", "STOPP", "BAJA"]."""
     opt_in_keywords: tuple[str, ...] = field(default=(), metadata=check(_words))

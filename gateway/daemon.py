@@ -287,6 +287,7 @@ class Gateway:
             inbound=InboundApi(self.config, self.store, self.inbound.numbers, self.inbound.outbox),
             intake=self.intake,
             receipts_health=self.dispatcher.receipts.health,
+            requeued=self.inbound.requeued,
         )
         # After the metrics middleware, before errors and auth: refusals are logged, and a
         # draining gateway answers 503 before anything else runs.

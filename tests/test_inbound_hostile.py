@@ -11,6 +11,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -197,13 +198,33 @@ async def running(
     # A request to a frozen daemon fails after this, instead of hanging the test.
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
 
-    async def start(extra: str) -> Running:
+    async def ready(daemon: Daemon) -> None:
+        """This daemon's READY=1, or an AssertionError as soon as it died."""
+        deadline = time.monotonic() + LIVENESS_SECONDS
+        while time.monotonic() < deadline:
+            assert daemon.proc.poll() is None, "the daemon died"
+            try:
+                data = notify.sock.recv(4096).decode()
+            except BlockingIOError:
+                await asyncio.sleep(0.02)
+                continue
+            if "READY=1" in data.split("\n"):
+                return
+        raise AssertionError("no READY=1")
+
+    async def start(extra: str, may_die: bool = False) -> Running | None:
+        """A daemon started and ready; with ``may_die``, None when it died first."""
         config = tmp_path / "gateway.toml"
         config.write_text(config_text(tmp_path / "data", simulator.smpp_port or 0, "alpha") + extra)
         daemon = Daemon(config, tmp_path / "daemon.log", notify.path)
         daemons.append(daemon)
-        await daemon.wait_started()
-        await notify.wait_for("READY=1")  # the binds are up: the simulator can send MOs
+        try:
+            await daemon.wait_started()
+            await ready(daemon)  # the binds are up: the simulator can send MOs
+        except AssertionError:
+            if may_die and daemon.proc.poll() is not None:
+                return None
+            raise
         return Running(daemon, http, f"http://127.0.0.1:{simulator.control_port}")
 
     try:
@@ -216,7 +237,7 @@ async def running(
 
 
 async def test_the_reported_rule_and_mo_leave_the_daemon_answering(running: Any) -> None:
-    run: Running = await running(
+    run = await running(
         inbound_text(
             [
                 {"name": "evil", "patterns": [EVIL], "actions": [{"type": "tag", "tag": "a"}]},
@@ -224,6 +245,7 @@ async def test_the_reported_rule_and_mo_leave_the_daemon_answering(running: Any)
             ]
         )
     )
+    assert run is not None
     await run.mo(EVIL_TEXT)
     await run.mo("ping", source="+33622223333")
 
@@ -237,3 +259,148 @@ async def test_the_reported_rule_and_mo_leave_the_daemon_answering(running: Any)
     async with run.http.get(run.daemon.url + "/healthz") as r:
         assert r.status == 200
     await asyncio.sleep(0)
+
+
+# -- quarantine: an MO whose handling keeps failing is set aside -------------------------------
+
+
+async def test_an_mo_whose_handling_keeps_failing_is_quarantined_and_the_rest_go_on(
+    tmp_path: Path,
+) -> None:
+    from gateway.inbound.service import InboundService
+    from tests.test_inbound import Bench
+    from tests.test_inbound_batch import ALICE, BOB, burst, mo, settled
+
+    bench = Bench(tmp_path)
+    bench.service._retry_delay = 0.01
+    real = bench.service._decide
+    calls: list[int] = []
+
+    async def decide(interaction: Any, *args: Any) -> Any:
+        if interaction.text == "poison":
+            calls.append(interaction.id)
+            raise RuntimeError("poisoned")
+        return await real(interaction, *args)
+
+    bench.service._decide = decide  # type: ignore[method-assign, assignment]
+    await bench.start()
+    try:
+        await burst(bench, [mo("poison"), mo("vote 1", BOB)])
+        await burst(bench, [mo("vote 2")])  # ALICE's next MO, after the poison
+        found = await settled(bench)
+        by_text = {i.text: i for i in found}
+        poison = by_text["poison"]
+        assert poison.state == "quarantined"
+        assert poison.attempts == bench.config.inbound.max_attempts == 3
+        assert len(calls) == 3  # the first try, then two alone
+        assert poison.last_error is not None and "RuntimeError('poisoned')" in poison.last_error
+        assert (by_text["vote 1"].state, by_text["vote 2"].state) == ("done", "done")
+        assert by_text["vote 1"].attempts == by_text["vote 2"].attempts == 0
+        assert bench.service.stats.quarantined == 1
+        names = {m.name: m for m in bench.service.collect()}
+        assert names["smsgw_mo_quarantined"].samples[0].value == 1
+        # A restart does not touch it again.
+        await bench.restart()
+        await settled(bench)
+        assert len(calls) == 3
+        again = await bench.store.get_interaction(poison.id)
+        assert again is not None and again.state == "quarantined"
+        assert ALICE == poison.source
+        assert isinstance(bench.service, InboundService)
+    finally:
+        await bench.stop()
+
+
+async def test_the_api_lists_the_dead_letters_and_requeues_one(tmp_path: Path) -> None:
+    from gateway.store.base import NewInteraction
+
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        [a, b] = await store.record_interactions(
+            [NewInteraction("sim", "+33611111111", NUMBER, t, 0, 1, 1, 1.0, 1.0) for t in "ab"]
+        )
+        assert await store.begin_interaction_attempt(a, floor=1) == 2
+        await store.fail_interaction(a, "stuck", add=0, quarantine=True, at=2.0)
+        requeued: list[int] = []
+
+        async def on_requeue(interaction_id: int) -> None:
+            requeued.append(interaction_id)
+
+        from tests.api_fakes import TOKEN  # noqa: F401 - running_api authenticates with it
+
+        async with running_api(store=store) as api:
+            api.client.app  # noqa: B018
+            got = await api.get("/v1/interactions?state=quarantined")
+            assert got.status == 200
+            [item] = got.body["items"]
+            assert (item["id"], item["state"], item["attempts"]) == (a, "quarantined", 2)
+            assert item["last_error"] == "stuck"
+            assert (await api.get("/v1/interactions?state=dead")).status == 400
+            assert (await api.post(f"/v1/interactions/{b}/retry")).status == 409
+            assert (await api.post("/v1/interactions/999/retry")).status == 404
+            got = await api.post(f"/v1/interactions/{a}/retry")
+            assert got.status == 202, got.body
+            assert (got.body["state"], got.body["attempts"]) == ("pending", 0)
+        again = await store.get_interaction(a)
+        assert again is not None and again.state == "pending" and again.attempts == 0
+        assert requeued == []  # running_api has no inbound service to tell
+    finally:
+        await store.close()
+
+
+async def test_a_crashing_mo_is_quarantined_after_max_attempts_across_kill_restarts(
+    running: Any,
+) -> None:
+    """The reported case in its general form: an MO whose handling kills the daemon
+    (SIGKILL from a handler: a crash, or a hang ended by kill -9). Each start handles it
+    again; after [inbound].max_attempts (3) starts that began it, the next one quarantines
+    it, stays up, and handles the other MOs."""
+    extra = inbound_text(
+        [
+            {
+                "name": "crash",
+                "keyword": "CRASH",
+                "actions": [{"type": "handler", "handler": "tests.poison_handler:crash"}],
+            },
+            {"name": "ping", "keyword": "PING", "actions": [{"type": "tag", "tag": "p"}]},
+        ]
+    )
+    first = await running(extra)
+    assert first is not None
+    await first.mo("crash")
+    assert await first.daemon.wait_exit(LIVENESS_SECONDS) == -9
+    starts, items = 1, []
+    while True:  # restart as systemd would, until a start survives the pending MOs
+        assert starts < 12, "the crashing MO was never set aside"
+        starts += 1
+        run = await running(extra, may_die=True)
+        if run is None:
+            continue
+
+        async def settled_or_dead(run: Running = run) -> bool:
+            nonlocal items
+            if run.daemon.proc.poll() is not None:
+                return True
+            try:
+                items = await run.interactions()
+            except aiohttp.ClientError:
+                return run.daemon.proc.poll() is not None
+            return bool(items) and all(i["state"] != "pending" for i in items)
+
+        await eventually(settled_or_dead, within=LIVENESS_SECONDS)
+        if run.daemon.proc.poll() is None:
+            break
+    assert starts == 4  # the first run, two restarts that handled it, one that set it aside
+    crashes = [i for i in items if i["text"] == "crash"]
+    assert crashes and all(i["state"] == "quarantined" for i in crashes)
+    assert all(i["attempts"] == 3 and "did not finish" in i["last_error"] for i in crashes)
+    await run.mo("ping", source="+33622223333")
+
+    async def pinged() -> bool:
+        found = await run.interactions()
+        return any(i["text"] == "ping" and i["state"] == "done" for i in found)
+
+    await eventually(pinged, within=LIVENESS_SECONDS)
+    async with run.http.get(run.daemon.url + "/metrics") as r:
+        assert "smsgw_mo_quarantined_total 1.0" in await r.text()

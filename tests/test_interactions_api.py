@@ -122,6 +122,8 @@ async def test_list_items_carry_what_was_done(store: SqliteStore) -> None:
         "state": "done",
         "carrier": "alpha",
         "complete": True,
+        "attempts": 0,
+        "last_error": None,
     }
 
 

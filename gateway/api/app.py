@@ -146,6 +146,7 @@ def make_app(
     store_health: StoreHealth | None = None,
     intake: Intake | None = None,
     receipts_health: Callable[[], dict[str, Any]] | None = None,
+    requeued: Callable[[int], Awaitable[None]] | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -176,7 +177,7 @@ def make_app(
     if inbound is None:  # the daemon gives the one its MO path routes with
         inbound = InboundApi.standalone(config, store, intake, outbound, clock)
     inbound.add_routes(app.router)
-    InteractionsApi(store, clock).add_routes(app.router)
+    InteractionsApi(store, clock, requeued).add_routes(app.router)
     CallbacksApi(store, clock).add_routes(app.router)
     # Lists, imports, contacts, opt-outs, campaigns (503 when not wired, as in API tests).
     CampaignsApi(campaigns).add_routes(app.router)

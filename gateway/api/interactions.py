@@ -31,13 +31,15 @@ import datetime
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from aiohttp import web
 
 from gateway.api.auth import ACCOUNT_KEY
 from gateway.api.errors import (
+    CONFLICT,
+    NOT_FOUND,
     STORE_UNAVAILABLE,
     ApiError,
     FieldError,
@@ -59,7 +61,10 @@ EXPORT_PAGE: Final = 500
 """Rows read from the store and written to the client at a time: memory stays flat."""
 MAX_FILTER: Final = 64
 
-LIST_PARAMS: Final = frozenset({"campaign_id", "number", "source", "after", "limit", "order"})
+LIST_PARAMS: Final = frozenset(
+    {"campaign_id", "number", "source", "after", "limit", "order", "state"}
+)
+STATES: Final = ("pending", "done", "quarantined")
 EXPORT_PARAMS: Final = frozenset({"campaign_id", "number", "source", "new", "ids", "bom"})
 
 
@@ -78,6 +83,8 @@ def interaction_json(item: Interaction) -> dict[str, Any]:
         "state": item.state,
         "carrier": item.carrier,
         "complete": item.complete,
+        "attempts": item.attempts,
+        "last_error": item.last_error,
     }
 
 
@@ -155,9 +162,16 @@ def _stamp(at: float) -> str:
 class InteractionsApi:
     """The handlers, over a store that keeps interactions (:class:`ReportStore`)."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        requeued: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
         self.store: ReportStore | None = store if isinstance(store, ReportStore) else None
         self.clock = clock
+        self.requeued = requeued
+        """Told the id of an interaction made pending again (the inbound service queues it)."""
         self._exporting: dict[str, _ScopeLock] = {}
         """One export of "new" per scope at a time in this process: a double click gets
         the rows once (the second export starts where the first one's mark ended)."""
@@ -165,6 +179,25 @@ class InteractionsApi:
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/v1/interactions", self.list_interactions, allow_head=False)
         router.add_get("/v1/interactions/export.csv", self.export, allow_head=False)
+        router.add_post("/v1/interactions/{id}/retry", self.retry)
+
+    async def retry(self, request: web.Request) -> web.Response:
+        """A quarantined interaction, pending again with no attempts: handled once more."""
+        store = self._store()
+        raw = request.match_info["id"]
+        ok = raw.isascii() and raw.isdigit() and len(raw) < 19
+        interaction = await store.get_interaction(int(raw)) if ok else None
+        if interaction is None:
+            raise ApiError(404, NOT_FOUND, f"no interaction {raw}")
+        if not await store.requeue_interaction(interaction.id):
+            raise ApiError(
+                409, CONFLICT, f"interaction {raw} is {interaction.state}, not quarantined"
+            )
+        if self.requeued is not None:
+            await self.requeued(interaction.id)
+        fresh = await store.get_interaction(interaction.id)
+        assert fresh is not None
+        return json_response(interaction_json(fresh), status=202)
 
     def _store(self) -> ReportStore:
         if self.store is None:
@@ -178,6 +211,9 @@ class InteractionsApi:
         filters = {n: _filter(query, n, errors) for n in ("campaign_id", "number", "source")}
         after = _int(query, "after", 1, None, errors)
         limit = _int(query, "limit", 1, MAX_LIMIT, errors) or DEFAULT_LIMIT
+        state = query.get("state")
+        if state is not None and state not in STATES:
+            errors.append(FieldError("query.state", f"must be one of {', '.join(STATES)}"))
         order = query.get("order", "desc")
         if order not in ("asc", "desc"):
             errors.append(FieldError("query.order", "must be asc or desc"))
@@ -190,6 +226,7 @@ class InteractionsApi:
             after=after,
             limit=limit + 1,
             newest_first=order == "desc",
+            state=state,
         )
         more = len(items) > limit
         items = items[:limit]

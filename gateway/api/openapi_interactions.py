@@ -68,8 +68,19 @@ INTERACTION_SCHEMAS: Final[dict[str, Any]] = {
             },
             "rule": {"type": ["string", "null"], "description": "The rule that matched."},
             "state": {
-                "enum": ["pending", "done"],
-                "description": "pending until the actions have run.",
+                "enum": ["pending", "done", "quarantined"],
+                "description": "pending until the actions have run; quarantined when its"
+                " handling failed or did not finish [inbound].max_attempts times (see"
+                " last_error; POST /v1/interactions/{id}/retry handles it again).",
+            },
+            "attempts": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Handling attempts begun that did not finish.",
+            },
+            "last_error": {
+                "type": ["string", "null"],
+                "description": "Why the last attempt failed, or why it was quarantined.",
             },
             "carrier": {"type": "string"},
             "complete": {
@@ -119,6 +130,11 @@ INTERACTION_PATHS: Final[dict[str, Any]] = {
                     "desc: newest first; asc: oldest first.",
                     {"enum": ["desc", "asc"], "default": "desc"},
                 ),
+                _query(
+                    "state",
+                    "Only interactions in this state (quarantined: the dead letters).",
+                    {"enum": ["pending", "done", "quarantined"]},
+                ),
             ],
             "responses": {
                 "200": {
@@ -129,6 +145,31 @@ INTERACTION_PATHS: Final[dict[str, Any]] = {
                         }
                     },
                 },
+                **_ERRORS,
+            },
+        }
+    },
+    "/v1/interactions/{id}/retry": {
+        "post": {
+            "operationId": "retryInteraction",
+            "summary": "Handle a quarantined interaction again (pending, attempts reset).",
+            "parameters": [
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                }
+            ],
+            "responses": {
+                "202": {
+                    "description": "Pending again; the inbound service handles it.",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Interaction"}}
+                    },
+                },
+                "404": _error("No such interaction."),
+                "409": _error("The interaction is not quarantined."),
                 **_ERRORS,
             },
         }

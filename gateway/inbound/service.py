@@ -32,6 +32,19 @@ Choices where the issue is silent (also in the README section "Inbound"):
 - Loop guard: a sender repeating the same text ``loop_repeats`` times in ``loop_window``
   gets no automatic reply at all; the courtesy reply goes at most once per
   ``courtesy_interval`` per (number or campaign, sender).
+
+Poisoned MOs (issue 17.2): an interaction whose handling failed, took longer than
+``handling_timeout`` (``HANDLING_MARGIN_SECONDS`` + 2 x ``handler_timeout``), or was under way
+when the process stopped (a crash, a kill -9 of a hung daemon: every interaction pending at
+start counts as begun once) is retried *alone*, one retry at a time, its attempt counted in
+the store before it begins, ``RETRY_DELAY_SECONDS`` x attempts after the last one. After
+``[inbound].max_attempts`` attempts it is quarantined: state ``quarantined`` with its reason
+(``last_error``), never handled again on this or any later start unless requeued
+(``POST /v1/interactions/{id}/retry``); counted in ``smsgw_mo_quarantined_total`` and logged.
+A poisoned MO therefore costs at most ``max_attempts`` handlings, whatever it does, and the
+MOs that were handled beside it are not blamed (they are retried alone, where only their own
+attempts count). Fresh MOs are not counted before they begin (no extra write on the hot
+path): the count of an interrupted fresh attempt is taken at the next start.
 """
 
 from __future__ import annotations
@@ -115,6 +128,14 @@ SHORT_CODE_MAX: Final = 8
 MAX_REPLY_WINDOW: Final = 366 * DAY
 """How far back correlation looks for a campaign's last MT (the longest window allowed)."""
 
+RETRY_DELAY_SECONDS: Final = 2.0
+"""A retried interaction waits this long times its attempts so far: a store hiccup gets time
+to pass before the last attempt; a deterministic failure is quarantined within seconds."""
+
+HANDLING_MARGIN_SECONDS: Final = 60.0
+"""An interaction's handling (store reads, actions, replies) may take this long plus twice
+``handler_timeout`` before it is cancelled and counted as a failed attempt."""
+
 NOT_SENT_NO_NUMBER: Final = "unknown_number"
 """An MO to a number not configured gets no automatic reply (no texts to send)."""
 
@@ -161,6 +182,8 @@ class InboundStats:
     failed: Counter[str]
     parts: int = 0
     incomplete: int = 0
+    retried: int = 0
+    quarantined: int = 0
 
     @classmethod
     def new(cls) -> InboundStats:
@@ -183,6 +206,7 @@ class InboundService:
         batch_max: int = BATCH_MAX,
         batches_in_flight: int = BATCHES_IN_FLIGHT,
         straggler_seconds: float = STRAGGLER_SECONDS,
+        retry_delay: float = RETRY_DELAY_SECONDS,
     ) -> None:
         self.config = config
         self.inbound = config.inbound
@@ -201,6 +225,7 @@ class InboundService:
         self._batch_max = max(1, batch_max)
         self._batches_max = max(1, batches_in_flight)
         self._straggler_seconds = straggler_seconds
+        self._retry_delay = retry_delay
         # Interactions waiting, per sender (oldest first); senders with one waiting and none
         # being handled, in the order they became ready; senders being handled.
         self._waiting: dict[str, deque[Interaction]] = {}
@@ -222,6 +247,13 @@ class InboundService:
         # whole (our deliver_sm_resp was lost) must not start a message of its own.
         self._finished: dict[MoKey, float] = {}
         self._busy = 0  # interactions queued or being handled
+        # Poisoned MOs: interactions to retry alone (pending at start, or failed), those
+        # pending at start (their last attempt may not have been counted), the last error of
+        # each failed one, and whether a retry is under way (one at a time).
+        self._retry_ids: set[int] = set()
+        self._recovered: set[int] = set()
+        self._errors: dict[int, str] = {}
+        self._retry_busy = False
         self.upstream: UpstreamMo | None = None
         """Where MOs to numbers routed to an upstream SMPP account go (the server front)."""
 
@@ -253,6 +285,10 @@ class InboundService:
         self._busy = 0
         self._idle_event.set()
         self._logged_from = None
+        self._retry_ids.clear()
+        self._recovered.clear()
+        self._errors.clear()
+        self._retry_busy = False
         for part in await self.store.mo_parts():
             assembly = self.reassembler.add(part)
             if assembly is not None:  # whole, but its logging did not happen before a stop
@@ -266,6 +302,9 @@ class InboundService:
             for interaction in page:
                 # Those logged since this start (ids from _logged_from up) are queued already.
                 if self._logged_from is None or interaction.id < self._logged_from:
+                    # Pending at start: it may be what stopped the last run. Retried alone.
+                    self._recovered.add(interaction.id)
+                    self._retry_ids.add(interaction.id)
                     self._enqueue(interaction)
             if len(page) < PENDING_PAGE:
                 break
@@ -285,6 +324,15 @@ class InboundService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+
+    async def requeued(self, interaction_id: int) -> None:
+        """An interaction made pending again over the API (it was quarantined): handle it,
+        alone, as a retry with a fresh count."""
+        interaction = await self.store.get_interaction(interaction_id)
+        if interaction is None or interaction.state != INTERACTION_PENDING or not self._running:
+            return  # not running: the next start finds it pending
+        self._retry_ids.add(interaction.id)
+        self._enqueue(interaction)
 
     def idle(self) -> bool:
         """No interaction queued or being handled."""
@@ -560,15 +608,30 @@ class InboundService:
                 await self._work_wake.wait()
             batch: list[Interaction] = []
             ready, waiting = self._ready, self._waiting
+            later: list[str] = []  # senders whose next is a retry that cannot go now
+            retry = False
             while ready and len(batch) < self._batch_max:
                 source = ready.popleft()
                 queue = waiting[source]
+                if queue[0].id in self._retry_ids:  # alone, and one retry at a time
+                    if batch or self._retry_busy:
+                        later.append(source)
+                        continue
+                    retry = True
                 batch.append(queue.popleft())
                 if not queue:
                     del waiting[source]
                 self._handling.add(source)
+                if retry:
+                    break
+            ready.extendleft(reversed(later))
+            if not batch:  # only retries are ready, and one is under way
+                self._work_wake.clear()
+                await self._work_wake.wait()
+                continue
             self._batches += 1
-            task = loop.create_task(self._run_batch(batch))
+            run = self._run_retry(batch[0]) if retry else self._run_batch(batch)
+            task = loop.create_task(run)
             self._batch_tasks.add(task)
             task.add_done_callback(self._batch_tasks.discard)
 
@@ -593,9 +656,11 @@ class InboundService:
                 self._idle_event.set()
             self._work_wake.set()
 
+        failed: list[Interaction] = []
         try:
-            await self._handle(batch, release)
-        except Exception as exc:  # they stay pending: handled again on the next start
+            outcomes = await self._handle(batch, release)
+            failed = [i for i, o in zip(batch, outcomes, strict=True) if o is None]
+        except Exception as exc:  # a store failure: pending, handled again on the next start
             log_event(
                 log,
                 "inbound.process_failed",
@@ -603,11 +668,138 @@ class InboundService:
                 interaction=",".join(str(i) for i in left),
                 error=repr(exc),
             )
+            failed = list(left.values())
         finally:
+            # Only a failure of the handling itself (an action, a handler, a timeout) is the
+            # MO's and counts; one of the store (its replies or its outcome not written)
+            # leaves it pending, as before, until the next start.
+            failed = [i for i in failed if i.id in self._errors]
             if slot:
                 slot = False
                 self._batches -= 1
+            # Failed ones are retried before their sender's next MO (they keep the order).
+            for interaction in failed:
+                self._retry_ids.add(interaction.id)
+                self._requeue_first(interaction)
             release(list(left))
+        for interaction in failed:  # this attempt was not counted when it began
+            await self._record_failure(interaction, add=1)
+
+    def _requeue_first(self, interaction: Interaction) -> None:
+        """Put an interaction back at the head of its sender's queue."""
+        source = interaction.source
+        self._busy += 1
+        self._idle_event.clear()
+        waiting = self._waiting.get(source)
+        if waiting is None:
+            waiting = self._waiting[source] = deque()
+            if source not in self._handling:
+                self._ready.append(source)
+        waiting.appendleft(interaction)
+        self._work_wake.set()
+
+    async def _record_failure(self, interaction: Interaction, *, add: int) -> int:
+        """Keep why the attempt failed; the attempts now (0 when the store could not say)."""
+        error = self._errors.get(interaction.id, "handling failed")
+        try:
+            attempts = await self.store.fail_interaction(
+                interaction.id, error, add=add, quarantine=False, at=self.clock()
+            )
+        except Exception as exc:
+            log_event(
+                log,
+                "inbound.record_failed",
+                logging.WARNING,
+                interaction=interaction.id,
+                error=repr(exc),
+            )
+            return 0
+        interaction.attempts = max(interaction.attempts, attempts)
+        return attempts
+
+    async def _run_retry(self, interaction: Interaction) -> None:
+        """An interaction that failed, or was pending at start: alone, one at a time, its
+        attempt counted in the store before it begins; quarantined after max_attempts."""
+        self._retry_busy = True
+        iid = interaction.id
+        done = False
+        try:
+            self.stats.retried += 1
+            floor = 1 if iid in self._recovered else 0
+            attempts = max(interaction.attempts, floor)
+            limit = self.inbound.max_attempts
+            if attempts >= limit:
+                await self._quarantine(interaction, attempts)
+                done = True
+                return
+            if interaction.attempts:
+                await asyncio.sleep(self._retry_delay * interaction.attempts)
+            attempts = await self.store.begin_interaction_attempt(iid, floor)
+            self._recovered.discard(iid)
+            interaction.attempts = attempts
+            if attempts == 0:  # no longer pending (requeued, handled elsewhere)
+                done = True
+                return
+            try:
+                [outcome] = await self._handle([interaction])
+            except Exception as exc:
+                outcome = None
+                self._errors.setdefault(iid, repr(exc))
+            if outcome is not None:
+                done = True
+                return
+            if attempts >= limit:
+                await self._quarantine(interaction, attempts)
+                done = True
+            else:
+                await self._record_failure(interaction, add=0)
+        except Exception as exc:  # the store failed: it stays pending for the next start
+            log_event(
+                log, "inbound.retry_failed", logging.WARNING, interaction=iid, error=repr(exc)
+            )
+            done = True
+        finally:
+            self._retry_busy = False
+            self._batches -= 1
+            if done:
+                self._retry_ids.discard(iid)
+                self._errors.pop(iid, None)
+            else:
+                self._requeue_first(interaction)
+            self._release_one(interaction)
+
+    def _release_one(self, interaction: Interaction) -> None:
+        source = interaction.source
+        self._handling.discard(source)
+        if source in self._waiting and source not in self._ready:
+            self._ready.append(source)
+        self._busy -= 1
+        if self._busy == 0:
+            self._idle_event.set()
+        self._work_wake.set()
+
+    async def _quarantine(self, interaction: Interaction, attempts: int) -> None:
+        error = self._errors.get(interaction.id) or interaction.last_error
+        reason = (
+            f"quarantined after {attempts} attempts; last: {error}"
+            if error
+            else f"quarantined after {attempts} attempts that did not finish"
+            " (the daemon stopped or hung while handling it)"
+        )
+        await self.store.fail_interaction(
+            interaction.id, reason, add=0, quarantine=True, at=self.clock()
+        )
+        self.stats.quarantined += 1
+        log_event(
+            log,
+            "inbound.quarantined",
+            logging.ERROR,
+            interaction=interaction.id,
+            source=interaction.source,
+            destination=interaction.destination,
+            attempts=attempts,
+            reason=reason,
+        )
 
     async def _handle(
         self,
@@ -649,6 +841,8 @@ class InboundService:
             for interaction, entry, fact in zip(batch, entries, facts, strict=True)
         }
         outcomes: dict[int, InteractionOutcome] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HANDLING_MARGIN_SECONDS + 2 * self.inbound.handler_timeout
         try:
             pending = {task for task in tasks if not task.done()}
             timeout: float | None = self._straggler_seconds
@@ -656,7 +850,16 @@ class InboundService:
             while len(concluded) < len(tasks):
                 if pending:
                     _, pending = await asyncio.wait(pending, timeout=timeout)
-                timeout = None  # the stragglers: all together, when they are all done
+                # The stragglers: all together, when they are all done or time is up.
+                timeout = max(0.0, deadline - loop.time())
+                if pending and timeout == 0.0:
+                    for task in pending:
+                        self._errors[tasks[task].id] = (
+                            f"handling took longer than {deadline - now:.0f} s"
+                        )
+                        task.cancel()
+                    await asyncio.wait(pending)
+                    pending = set()
                 wave = [(tasks[t], t) for t in tasks if t.done() and t not in concluded]
                 concluded.update(t for _, t in wave)
                 outcomes.update(await self._conclude(wave))
@@ -678,6 +881,7 @@ class InboundService:
         for interaction, task in wave:
             error = asyncio.CancelledError() if task.cancelled() else task.exception()
             if error is not None:
+                self._errors.setdefault(interaction.id, repr(error))
                 log_event(
                     log,
                     "inbound.process_failed",
@@ -1020,7 +1224,17 @@ class InboundService:
         incomplete.add_metric([], self.stats.incomplete)
         open_ = GaugeMetricFamily("smsgw_mo_reassembling", "Long MOs waiting for parts")
         open_.add_metric([], len(self.reassembler))
-        return [mo, actions, failed, parts, incomplete, open_]
+        retried = CounterMetricFamily(
+            "smsgw_mo_retried",
+            "Interactions handled again alone (failed, or pending at start)",
+        )
+        retried.add_metric([], self.stats.retried)
+        quarantined = CounterMetricFamily(
+            "smsgw_mo_quarantined",
+            "Interactions quarantined after [inbound].max_attempts failed attempts",
+        )
+        quarantined.add_metric([], self.stats.quarantined)
+        return [mo, actions, failed, parts, incomplete, open_, retried, quarantined]
 
 
 _DELIBERATE: Final = frozenset({NOT_SENT_LOOP, NOT_SENT_OPTED_OUT, NOT_SENT_NO_NUMBER})

@@ -423,12 +423,16 @@ class Interaction:
     missing: tuple[int, ...]
     received_at: float
     completed_at: float
-    state: str  # "pending" (actions not run yet) or "done"
+    state: str  # "pending" (actions not run yet), "done" or "quarantined"
     keyword: str | None = None
     rule: str | None = None
     campaign_id: str | None = None
     actions: list[dict[str, Any]] = field(default_factory=list)
     processed_at: float | None = None
+    attempts: int = 0
+    """Handling attempts begun that did not finish (see gateway.inbound.service)."""
+    last_error: str | None = None
+    """Why the last attempt failed; for a quarantined one, why it was quarantined."""
 
     @property
     def complete(self) -> bool:
@@ -437,6 +441,9 @@ class Interaction:
 
 INTERACTION_PENDING: Final = "pending"
 INTERACTION_DONE: Final = "done"
+INTERACTION_QUARANTINED: Final = "quarantined"
+"""Handling failed or did not finish ``[inbound].max_attempts`` times: set aside, never
+handled again unless requeued (``POST /v1/interactions/{id}/retry``)."""
 
 
 @dataclass(slots=True)
@@ -538,6 +545,22 @@ class InboundStore(Store, Protocol):
     async def finish_interactions(self, outcomes: Sequence[InteractionOutcome]) -> None:
         """:meth:`finish_interaction` for several interactions in one transaction."""
 
+    async def begin_interaction_attempt(self, interaction_id: int, floor: int = 0) -> int:
+        """Count one more handling attempt of a pending interaction, durably, before it
+        starts: attempts become ``max(attempts, floor) + 1``, which is returned (0 when the
+        interaction is not pending)."""
+
+    async def fail_interaction(
+        self, interaction_id: int, error: str, *, add: int, quarantine: bool, at: float
+    ) -> int:
+        """Keep why a pending interaction's handling failed, adding ``add`` to its attempts
+        (1 for an attempt not counted when it began); with ``quarantine``, also set it aside
+        (state quarantined, processed_at ``at``). Its attempts now (0: not pending)."""
+
+    async def requeue_interaction(self, interaction_id: int) -> bool:
+        """Make a quarantined interaction pending again with no attempts; False when it was
+        not quarantined."""
+
     async def mo_facts(
         self, lookups: Sequence[MoLookup], campaign_since: float, repeats_since: float
     ) -> list[MoFacts]:
@@ -554,6 +577,7 @@ class InboundStore(Store, Protocol):
         after: int | None = None,
         limit: int = 100,
         newest_first: bool = False,
+        state: str | None = None,
     ) -> list[Interaction]:
         """A page of the log, filtered. Keyset paging: pass the last id of a page as
         ``after`` for the next (ids above it, or below it when ``newest_first``)."""

@@ -133,6 +133,10 @@ ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     # those made before accounts, which only admin tokens see.
     ("contact_lists", "account", "TEXT NOT NULL DEFAULT ''"),
     ("campaigns", "account", "TEXT NOT NULL DEFAULT ''"),
+    # Handling attempts of an MO that did not finish, and why the last one failed: an
+    # interaction that keeps failing is quarantined (gateway.inbound.service).
+    ("interactions", "attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("interactions", "last_error", "TEXT"),
 )
 """Columns added to a table after its first release: (table, column, declaration). ``open``
 adds each one a database lacks (``ALTER TABLE ... ADD COLUMN``), so a database made by an
@@ -273,7 +277,9 @@ CREATE TABLE IF NOT EXISTS interactions (
     rule TEXT,
     campaign_id TEXT,
     actions TEXT NOT NULL DEFAULT '[]',
-    processed_at REAL
+    processed_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS interactions_pending ON interactions(id) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS interactions_source ON interactions(source, destination, received_at);
@@ -2160,6 +2166,46 @@ class SqliteStore(SqliteReports):
 
         await self._write_in_thread(op)
 
+    async def begin_interaction_attempt(self, interaction_id: int, floor: int = 0) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "UPDATE interactions SET attempts = max(attempts, ?) + 1"
+                " WHERE id = ? AND state = 'pending' RETURNING attempts",
+                (floor, interaction_id),
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        result: int = await self._write_in_thread(op, urgent=True)
+        return result
+
+    async def fail_interaction(
+        self, interaction_id: int, error: str, *, add: int, quarantine: bool, at: float
+    ) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "UPDATE interactions SET last_error = ?, attempts = attempts + ?,"
+                " state = CASE WHEN ? THEN 'quarantined' ELSE state END,"
+                " processed_at = CASE WHEN ? THEN ? ELSE processed_at END"
+                " WHERE id = ? AND state = 'pending' RETURNING attempts",
+                (error[:500], add, quarantine, quarantine, at, interaction_id),
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        result: int = await self._write_in_thread(op)
+        return result
+
+    async def requeue_interaction(self, interaction_id: int) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE interactions SET state = 'pending', attempts = 0, processed_at = NULL"
+                " WHERE id = ? AND state = 'quarantined'",
+                (interaction_id,),
+            )
+            return cursor.rowcount == 1
+
+        result: bool = await self._write_in_thread(op)
+        return result
+
     async def record_interactions(self, interactions: Sequence[NewInteraction]) -> list[int]:
         self.refuse_new_work()
         rows = [_interaction_row(i) for i in interactions]
@@ -2254,6 +2300,7 @@ class SqliteStore(SqliteReports):
         after: int | None = None,
         limit: int = 100,
         newest_first: bool = False,
+        state: str | None = None,
     ) -> list[Interaction]:
         where: list[str] = []
         params: list[Any] = []
@@ -2261,6 +2308,7 @@ class SqliteStore(SqliteReports):
             ("destination", number),
             ("source", source),
             ("campaign_id", campaign_id),
+            ("state", state),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -2557,7 +2605,8 @@ _MO_FACTS_TAGS: Final = (
 
 _INTERACTION_COLUMNS: Final = (
     "id, carrier, source, destination, text, data_coding, parts, parts_received, missing,"
-    " received_at, completed_at, state, keyword, rule, campaign_id, actions, processed_at"
+    " received_at, completed_at, state, keyword, rule, campaign_id, actions, processed_at,"
+    " attempts, last_error"
 )
 
 
@@ -2580,4 +2629,6 @@ def _interaction(row: Sequence[Any]) -> Interaction:
         campaign_id=row[14],
         actions=json.loads(row[15]),
         processed_at=row[16],
+        attempts=row[17],
+        last_error=row[18],
     )
