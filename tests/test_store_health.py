@@ -21,7 +21,14 @@ import pytest
 
 from gateway.daemon import Gateway
 from gateway.model import IncomingReceipt, MessageStatus, SubmitOutcome
-from gateway.store.base import MoKey, MoPart, NewInteraction, StoreUnavailable
+from gateway.store.base import (
+    IdempotencyConflict,
+    IdempotentAnswer,
+    MoKey,
+    MoPart,
+    NewInteraction,
+    StoreUnavailable,
+)
 from gateway.store.health import DISK_LOW, FILE_MISSING, FILE_REPLACED
 from gateway.store.sqlite import SqliteStore
 from tests.e2e_helpers import AUTH, Lab, eventually, gateway_config, simulator_config
@@ -236,3 +243,18 @@ async def test_every_way_in_for_new_work_is_refused_while_short_of_space(
     with pytest.raises(StoreUnavailable):
         await store.front_parts_add([])
     assert store.health.refused == {DISK_LOW: 4}
+
+
+async def test_an_operation_refused_on_purpose_does_not_degrade_the_store(
+    disk_store: tuple[SqliteStore, Disk],
+) -> None:
+    store, _ = disk_store
+    answer = IdempotentAnswer("acct", "k", "h", 202, "{}", time.time())
+    await store.accept([new_message("+33600000010", carrier="sim")], answer)
+    with pytest.raises(IdempotencyConflict):
+        await store.accept([new_message("+33600000011", carrier="sim")], answer)
+    assert store.health.as_json()["status"] == "ok"
+    store.health.write_failed(sqlite3.OperationalError("disk I/O error"))
+    assert store.health.reason == "write_failed" and store.health.accepting
+    await store.accept([new_message("+33600000012", carrier="sim")])  # a commit clears it
+    assert store.health.as_json()["status"] == "ok"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -200,9 +201,12 @@ class StoreHealth:
         self._remind()
 
     def write_failed(self, exc: BaseException) -> None:
+        """A write failed: for want of space, or in the storage (I/O error, corrupt page,
+        locked past the busy timeout). What an operation refused on purpose (a constraint,
+        an idempotency conflict, a check of its own) says nothing about the store."""
         if is_disk_full(exc):
             self._set(DISK_FULL, f"a write failed: {exc}")
-        else:
+        elif isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError):
             self._set(WRITE_FAILED, f"a write failed: {exc}")
 
     def write_succeeded(self) -> None:
