@@ -1,4 +1,5 @@
-"""``smsgw status | send | campaign ... | list ...``: the command-line client of the HTTP API.
+"""``smsgw status | send | campaign ... | list ... | messages list``: the command-line client
+of the HTTP API.
 
 Where the gateway is
     ``--url``, else ``$SMSGW_URL``, else the ``[http]`` host and port of the configuration
@@ -567,6 +568,52 @@ def _q(value: str) -> str:
     return urllib.parse.quote(str(value), safe="")
 
 
+# -- messages -------------------------------------------------------------------------------
+
+MESSAGE_FILTERS: Final = ("campaign_id", "status", "to", "client_ref", "since", "until")
+MAX_PAGE: Final = 1000
+"""The API's largest page (gateway.api.message_list.MAX_LIMIT)."""
+
+
+def _message_line(m: dict[str, Any]) -> str:
+    extra = " ".join(
+        f"{k}={m[k]}" for k in ("client_ref", "campaign_id", "error") if m.get(k) is not None
+    )
+    return (
+        f"{m.get('id')} {m.get('status', ''):<13} {m.get('to', ''):<16} {m.get('from', ''):<11}"
+        f" {m.get('created_at', '')} {extra}".rstrip()
+    )
+
+
+def cmd_messages(args: argparse.Namespace) -> int:
+    """``messages list``: pages of GET /v1/messages followed until ``--limit`` messages
+    (or every one with ``--all``)."""
+    client = resolve(args)
+    wanted = None if args.all else args.limit
+    if wanted is not None and wanted < 1:
+        raise CliError("--limit must be 1 or more", EXIT_USAGE)
+    params = {k: getattr(args, k) for k in MESSAGE_FILTERS if getattr(args, k) is not None}
+    params["order"] = args.order
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page_size = MAX_PAGE if wanted is None else min(MAX_PAGE, wanted - len(items))
+        query = {**params, "limit": str(page_size)}
+        if cursor is not None:
+            query["after"] = cursor
+        doc = client.get("/v1/messages?" + urllib.parse.urlencode(query))
+        items.extend(doc["items"])
+        cursor = doc["next"]
+        if cursor is None or (wanted is not None and len(items) >= wanted):
+            break
+    emit(
+        args,
+        {"items": items, "next": cursor},
+        lambda d: "\n".join(_message_line(m) for m in d["items"]) or "no messages",
+    )
+    return EXIT_OK
+
+
 # -- contact lists --------------------------------------------------------------------------
 
 
@@ -623,7 +670,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_client_commands(sub: Any) -> None:
-    """Add status, send, campaign and list to the ``smsgw`` parser's subcommands."""
+    """Add status, send, campaign, list and messages to the ``smsgw`` parser's subcommands."""
     p = sub.add_parser("status", help="binds, queues and rates of a running gateway")
     _common(p)
     p.set_defaults(func=_guarded(cmd_status))
@@ -680,6 +727,17 @@ def add_client_commands(sub: Any) -> None:
     c.add_argument("--name")
     c.add_argument("--keyword")
     c.set_defaults(func=_guarded(cmd_campaign))
+
+    p = sub.add_parser("messages", help="list and search messages")
+    msub = p.add_subparsers(dest="action", required=True)
+    c = msub.add_parser("list", help="GET /v1/messages, newest first")
+    _common(c)
+    for name in MESSAGE_FILTERS:
+        c.add_argument(f"--{name.replace('_', '-')}", dest=name)
+    c.add_argument("--order", choices=("desc", "asc"), default="desc")
+    c.add_argument("--limit", type=int, default=100, help="messages to show (default 100)")
+    c.add_argument("--all", action="store_true", help="every matching message, page by page")
+    c.set_defaults(func=_guarded(cmd_messages))
 
     p = sub.add_parser("list", help="contact lists: create, show, import a CSV")
     lsub = p.add_subparsers(dest="action", required=True)

@@ -48,6 +48,8 @@ from gateway.store.base import (
     CallbackView,
     IdempotencyConflict,
     IdempotentAnswer,
+    MessageQuery,
+    MessageRow,
     Store,
     UnmatchedReceipt,
 )
@@ -140,6 +142,9 @@ class FakeStore:
 
     async def status_counts(self) -> dict[str, int]:
         return {"accepted": len(self.messages)}
+
+    async def list_messages(self, query: MessageQuery) -> list[MessageRow]:
+        raise NotImplementedError
 
     async def load_pending(self, after: str | None, limit: int) -> list[OutboundMessage]:
         raise NotImplementedError

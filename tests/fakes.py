@@ -63,10 +63,13 @@ from gateway.store.base import (
     CallbackView,
     IdempotencyConflict,
     IdempotentAnswer,
+    MessageQuery,
+    MessageRow,
     MessageSummary,
     StoreError,
     UnmatchedReceipt,
 )
+from gateway.store.retention import message_id_before
 
 LOOPBACK_RECEIVERS = CallbackPolicy(allowed_networks=["127.0.0.0/8"])
 """The callback policy of tests whose receiver listens on 127.0.0.1: an explicit allowed
@@ -597,6 +600,50 @@ class FakeStore:
             possible_duplicate=msg.possible_duplicate,
             error=msg.error,
         )
+
+    async def list_messages(self, query: MessageQuery) -> list[MessageRow]:
+        # The SQLite store's rules: every filter, since/until on the id's time, by id.
+        low = message_id_before(query.since) if query.since is not None else ""
+        high = message_id_before(query.until) if query.until is not None else None
+        rows: list[MessageRow] = []
+        for message_id in sorted(self.messages, reverse=query.newest_first):
+            msg = self.messages[message_id]
+            new = msg.new
+            if query.after is not None and (
+                message_id >= query.after if query.newest_first else message_id <= query.after
+            ):
+                continue
+            if (
+                (query.account is not None and new.account != query.account)
+                or (query.campaign_id is not None and new.campaign_id != query.campaign_id)
+                or (query.to is not None and new.to != query.to)
+                or (query.client_ref is not None and new.client_ref != query.client_ref)
+                or (query.statuses and msg.status.value not in query.statuses)
+                or message_id < low
+                or (high is not None and message_id >= high)
+            ):
+                continue
+            rows.append(
+                MessageRow(
+                    id=message_id,
+                    status=msg.status.value,
+                    to=new.to,
+                    sender=new.sender,
+                    encoding=new.encoding,
+                    parts=new.parts,
+                    carrier=msg.carrier,
+                    client_ref=new.client_ref,
+                    campaign_id=new.campaign_id,
+                    possible_duplicate=msg.possible_duplicate,
+                    error=msg.error,
+                    created_at=new.created_at,
+                    updated_at=max(h.at for h in msg.history),
+                    account=new.account,
+                )
+            )
+            if len(rows) == query.limit:
+                break
+        return rows
 
     async def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -187,7 +187,7 @@ ISOLATION: dict[tuple[str, str], Any] = {
     ("GET", "/v1/campaigns/{id}/stats"): None,
     ("POST", "/v1/campaigns/{id}/send-to-responders"): {"text": "again"},
 }
-COLLECTIONS = {("GET", "/v1/lists"), ("GET", "/v1/campaigns")}
+COLLECTIONS = {("GET", "/v1/lists"), ("GET", "/v1/campaigns"), ("GET", "/v1/messages")}
 """Lists that show only the token's account's objects (test below)."""
 CREATING = {
     # Routes that make objects: they are made under the token's account (tests below).
@@ -231,11 +231,15 @@ async def test_another_accounts_object_is_not_found(rig: Rig, method: str, path:
         assert reached.status != 404, reached.text
 
 
-async def test_lists_and_campaigns_show_only_the_accounts_own(rig: Rig) -> None:
+async def test_lists_campaigns_and_messages_show_only_the_accounts_own(rig: Rig) -> None:
     world = await World(rig).build()
     b_list = await call(rig, "POST", "/v1/lists", B_FULL, {"name": "b's"})
     assert b_list.status == 201
-    for path in ("/v1/lists", "/v1/campaigns"):
+    b_sent = await call(
+        rig, "POST", "/v1/messages", B_FULL, {"to": "+33688888888", "from": "ACME", "text": "b"}
+    )
+    assert b_sent.status == 202
+    for path in ("/v1/lists", "/v1/campaigns", "/v1/messages"):
         a_items = (await call(rig, "GET", path, A_FULL)).body["items"]
         b_items = (await call(rig, "GET", path, B_FULL)).body["items"]
         every = (await call(rig, "GET", path, LEGACY_ADMIN)).body["items"]
@@ -249,6 +253,11 @@ async def test_lists_and_campaigns_show_only_the_accounts_own(rig: Rig) -> None:
     assert world.campaign not in {
         i["id"] for i in (await call(rig, "GET", "/v1/campaigns", B_FULL)).body["items"]
     }
+    a_messages = (await call(rig, "GET", "/v1/messages", A_FULL)).body["items"]
+    assert [m["id"] for m in a_messages] == [world.message]
+    # A filter naming another account's message finds nothing, as if it did not exist.
+    to_b = await call(rig, "GET", "/v1/messages?to=%2B33688888888", A_FULL)
+    assert to_b.status == 200 and to_b.body["items"] == []
 
 
 async def test_a_campaign_may_only_use_its_accounts_lists_and_no_tags(rig: Rig) -> None:

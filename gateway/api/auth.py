@@ -57,6 +57,7 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], Scope]] = {
     ("POST", "/v1/messages"): "send",
     ("POST", "/v1/messages/batch"): "send",
     ("GET", "/v1/messages/{id}"): "read",
+    ("GET", "/v1/messages"): "read",
     ("POST", "/v1/lists"): "campaigns",
     ("GET", "/v1/lists"): "campaigns",
     ("GET", "/v1/lists/{id}"): "campaigns",

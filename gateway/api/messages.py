@@ -29,7 +29,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 from aiohttp import web
@@ -47,6 +47,7 @@ from gateway.api.errors import (
     json_response,
 )
 from gateway.api.intake import Intake, answer_json, batch_answer_json
+from gateway.api.message_list import parse_query, row_json
 from gateway.logs import log_event
 from gateway.model import HistoryEntry, MessageView, NewMessage
 from gateway.store.base import IdempotencyConflict, IdempotentAnswer, Store
@@ -247,6 +248,7 @@ class MessagesApi:
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/v1/messages", self.post_message)
+        router.add_get("/v1/messages", self.list_messages, allow_head=False)
         router.add_post("/v1/messages/batch", self.post_batch)
         router.add_get("/v1/messages/{id}", self.get_message, allow_head=False)
 
@@ -305,6 +307,18 @@ class MessagesApi:
         if view is None or not principal(request).owns(view.account):
             raise ApiError(404, NOT_FOUND, "no message with this id")
         return json_response(view_json(view))
+
+    async def list_messages(self, request: web.Request) -> web.Response:
+        who = principal(request)
+        query = parse_query(request.query, None if who.admin else who.account)
+        if isinstance(query, list):
+            raise invalid(query)
+        limit = query.limit
+        rows = await self.store.list_messages(replace(query, limit=limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = rows[-1].id if more else None
+        return json_response({"items": [row_json(r) for r in rows], "next": next_cursor})
 
     # -- steps ------------------------------------------------------------------------------
 

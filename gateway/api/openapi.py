@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
-from gateway.api import openapi_campaigns
+from gateway.api import message_list, openapi_campaigns
 from gateway.api import validation as check
 from gateway.api.auth import ROUTE_SCOPES
 from gateway.api.errors import ERROR_CODES
@@ -209,6 +209,59 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "history": {"type": "array", "items": _ref("HistoryEntry")},
         },
     },
+    "MessageItem": {
+        "type": "object",
+        "required": [
+            "id",
+            "status",
+            "to",
+            "from",
+            "encoding",
+            "parts",
+            "carrier",
+            "client_ref",
+            "campaign_id",
+            "possible_duplicate",
+            "error",
+            "created_at",
+            "updated_at",
+        ],
+        "additionalProperties": False,
+        "description": "A message's fate without its parts and history (GET"
+        " /v1/messages/{id} has them).",
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{26}$"},
+            "status": {"enum": _STATUSES},
+            "to": {"type": "string"},
+            "from": {"type": "string"},
+            "encoding": {"enum": _ENCODINGS},
+            "parts": {"type": "integer", "minimum": 1, "description": "PDUs it takes."},
+            "carrier": _nullable("string"),
+            "client_ref": _nullable("string"),
+            "campaign_id": _nullable("string"),
+            "possible_duplicate": {"type": "boolean"},
+            "error": _nullable("string"),
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "Its last status change.",
+            },
+        },
+    },
+    "MessagePage": {
+        "type": "object",
+        "required": ["items", "next"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {"type": "array", "items": _ref("MessageItem")},
+            "next": {
+                "type": ["string", "null"],
+                "description": "Cursor of the next page (pass it as 'after' with the same"
+                " filters and order); null on the last page.",
+            },
+        },
+    },
     "FieldError": {
         "type": "object",
         "required": ["path", "message"],
@@ -370,6 +423,65 @@ _REPLAYED: Final = {
     }
 }
 
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_TIME: Final = {
+    "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number", "minimum": 0}]
+}
+_LIST_PARAMETERS: Final = [
+    _query(
+        "campaign_id",
+        "Only this campaign's messages.",
+        {"type": "string", "minLength": 1, "maxLength": check.MAX_CAMPAIGN_ID},
+    ),
+    _query(
+        "status",
+        "Only messages in one of these statuses, separated by commas.",
+        {"type": "string", "examples": ["failed,undeliverable"]},
+    ),
+    _query(
+        "to",
+        "Only messages to this destination (E.164).",
+        {"type": "string", "minLength": 1, "maxLength": message_list.MAX_TO},
+    ),
+    _query(
+        "client_ref",
+        "Only messages with this client_ref.",
+        {"type": "string", "minLength": 1, "maxLength": check.MAX_CLIENT_REF},
+    ),
+    _query("since", "Made at or after this time (ISO-8601 with offset, or epoch s).", _TIME),
+    _query("until", "Made before this time (ISO-8601 with offset, or epoch seconds).", _TIME),
+    _query(
+        "after",
+        "The 'next' cursor of the previous page (same filters and order).",
+        {"type": "string", "pattern": "^[0-9a-f]{26}$"},
+    ),
+    _query(
+        "limit",
+        "Messages per page.",
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": message_list.MAX_LIMIT,
+            "default": message_list.DEFAULT_LIMIT,
+        },
+    ),
+    _query(
+        "order",
+        "desc: newest first; asc: oldest first.",
+        {"enum": ["desc", "asc"], "default": "desc"},
+    ),
+]
+
 _AUTH_ERRORS: Final = {"401": _error("No token, or not a valid one.")}
 
 _POST_ERRORS: Final = {
@@ -477,6 +589,19 @@ def _document() -> dict[str, Any]:
                 }
             },
             "/v1/messages": {
+                "get": {
+                    "operationId": "listMessages",
+                    "summary": "Messages listed and searched, a page at a time (keyset"
+                    " cursor); a token that is not admin sees its account's only.",
+                    "parameters": _LIST_PARAMETERS,
+                    "responses": {
+                        "200": {"description": "A page.", "content": _json(_ref("MessagePage"))},
+                        "400": _error("A bad or unknown query parameter (each one in details)."),
+                        **_AUTH_ERRORS,
+                        "500": _error("Internal error."),
+                        "503": _error("The store failed."),
+                    },
+                },
                 "post": {
                     "operationId": "submitMessage",
                     "summary": "Accept one message; 202 once it is stored durably.",
@@ -490,7 +615,7 @@ def _document() -> dict[str, Any]:
                         },
                         **_POST_ERRORS,
                     },
-                }
+                },
             },
             "/v1/messages/batch": {
                 "post": {

@@ -180,6 +180,48 @@ class MessageSummary:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """``GET /v1/messages``: which messages, a page at a time by id (ids sort by creation
+    time, so a page by id is a page by time)."""
+
+    account: str | None
+    """Only this account's messages; None: every account's (an admin token)."""
+    campaign_id: str | None = None
+    statuses: tuple[str, ...] = ()
+    """Any of these statuses; empty: any status."""
+    to: str | None = None
+    client_ref: str | None = None
+    since: float | None = None
+    """Made at or after this time (epoch seconds, as the id carries it)."""
+    until: float | None = None
+    """Made before this time."""
+    after: str | None = None
+    """The last id of the previous page."""
+    limit: int = 100
+    newest_first: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """One message of a list: its fate without its parts and history."""
+
+    id: str
+    status: str
+    to: str
+    sender: str
+    encoding: str
+    parts: int
+    carrier: str | None
+    client_ref: str | None
+    campaign_id: str | None
+    possible_duplicate: bool
+    error: str | None
+    created_at: float
+    updated_at: float
+    account: str
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Create or migrate the schema; ready for calls when it returns."""
@@ -355,6 +397,10 @@ class Store(Protocol):
 
     async def message_summary(self, message_id: str) -> MessageSummary | None:
         """Owner, status, error and time of the last status change of a message."""
+
+    async def list_messages(self, query: MessageQuery) -> list[MessageRow]:
+        """At most ``query.limit`` messages matching every filter of ``query``, by id
+        (newest first or oldest first), after ``query.after``."""
 
     async def status_counts(self) -> dict[str, int]:
         """Messages by status."""

@@ -72,6 +72,8 @@ from gateway.store.base import (
     IdempotentAnswer,
     Interaction,
     InteractionOutcome,
+    MessageQuery,
+    MessageRow,
     MessageSummary,
     MoFacts,
     MoKey,
@@ -84,6 +86,7 @@ from gateway.store.base import (
     UnmatchedReceipt,
 )
 from gateway.store.health import FreeBytes, StoreHealth, disk_free_bytes, file_id, is_disk_full
+from gateway.store.retention import message_id_before
 from gateway.store.sqlite_reports import REPORTS_SCHEMA, SqliteReports
 
 log = logging.getLogger("smsgw.store")
@@ -172,6 +175,10 @@ CREATE INDEX IF NOT EXISTS messages_pending ON messages(id)
     WHERE status IN ('accepted', 'queued');
 CREATE INDEX IF NOT EXISTS messages_campaign ON messages(campaign_id)
     WHERE campaign_id IS NOT NULL;
+-- GET /v1/messages?to= and ?client_ref=: one number's, one reference's messages by id.
+CREATE INDEX IF NOT EXISTS messages_dest ON messages(dest);
+CREATE INDEX IF NOT EXISTS messages_client_ref ON messages(client_ref)
+    WHERE client_ref IS NOT NULL;
 -- Messages waiting for a receipt, by carrier and end of validity: the no-receipt sweep.
 CREATE INDEX IF NOT EXISTS messages_submitted ON messages(carrier, validity_until)
     WHERE status = 'submitted';
@@ -2065,6 +2072,63 @@ class SqliteStore(SqliteReports):
             error=m[10],
             account=m[11],
         )
+
+    async def list_messages(self, query: MessageQuery) -> list[MessageRow]:
+        # Pages go by the primary key (ids sort by creation time), so since/until are a
+        # range of it. campaign_id, to and client_ref each have an index whose entries
+        # end with the id (messages_campaign, messages_dest, messages_client_ref): a page
+        # of those reads only its rows. status and the account alone read the key range
+        # newest first until the page is full.
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("account", query.account),
+            ("campaign_id", query.campaign_id),
+            ("dest", query.to),
+            ("client_ref", query.client_ref),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.statuses:
+            where.append(f"status IN ({_placeholders(len(query.statuses))})")
+            params.extend(query.statuses)
+        if query.since is not None:
+            where.append("id >= ?")
+            params.append(message_id_before(query.since))
+        if query.until is not None:
+            where.append("id < ?")
+            params.append(message_id_before(query.until))
+        if query.after is not None:
+            where.append("id < ?" if query.newest_first else "id > ?")
+            params.append(query.after)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        order = "DESC" if query.newest_first else "ASC"
+        rows = await self._read(
+            "SELECT id, status, dest, sender, encoding, parts, carrier, client_ref, campaign_id,"
+            " possible_duplicate, error, created_at, updated_at, account"
+            f" FROM messages{clause} ORDER BY id {order} LIMIT ?",
+            (*params, query.limit),
+        )
+        return [
+            MessageRow(
+                id=r[0],
+                status=r[1],
+                to=r[2],
+                sender=r[3],
+                encoding=r[4],
+                parts=r[5],
+                carrier=r[6],
+                client_ref=r[7],
+                campaign_id=r[8],
+                possible_duplicate=bool(r[9]),
+                error=r[10],
+                created_at=r[11],
+                updated_at=r[12],
+                account=r[13],
+            )
+            for r in rows
+        ]
 
     async def status_counts(self) -> dict[str, int]:
         rows = await self._read("SELECT status, count(*) FROM messages GROUP BY status")
