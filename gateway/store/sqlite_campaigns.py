@@ -595,7 +595,7 @@ class SqliteCampaignStore:
         }
         firsts = await self._read(
             "SELECT min(i.received_at) - (SELECT min(m.created_at) FROM messages m"
-            "  WHERE m.dest = i.source AND m.campaign_id = i.campaign_id)"
+            "  WHERE m.dest = i.source AND +m.campaign_id = i.campaign_id)"
             f" FROM interactions i WHERE i.campaign_id = ? AND {RESPONSE} GROUP BY i.source",
             (campaign_id,),
         )

@@ -50,10 +50,13 @@ re-subscription, not an answer to the campaign."""
 # The definitions of campaign figures (see CampaignCounts), as SQL over ``interactions i``:
 # written once, used by campaign_counts, responders and the send-to-responders audience.
 FROM_RECIPIENT: Final = (
-    "EXISTS (SELECT 1 FROM messages m WHERE m.dest = i.source AND m.campaign_id = i.campaign_id)"
+    "EXISTS (SELECT 1 FROM messages m WHERE m.dest = i.source AND +m.campaign_id = i.campaign_id)"
 )
-"""The MO's sender is a recipient: the campaign made a message for that number (by the
-messages_reply_window index, dest first)."""
+"""The MO's sender is a recipient: the campaign made a message for that number. By the
+messages_reply_window index (dest first: a number has few messages); the unary ``+`` keeps
+SQLite from taking messages_campaign instead, which reads every message of the campaign
+for each MO (a 200,000-message campaign with 20,000 replies: minutes instead of
+milliseconds)."""
 RESUBSCRIPTION: Final = (
     "coalesce(i.rule, '') IN (" + ", ".join(f"'{r}'" for r in RESUBSCRIPTION_RULES) + ")"
 )
