@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -200,19 +201,21 @@ async def test_store_batch_reads_and_writes_match_the_single_ones(bench: Bench) 
     assert [i.id for i in await store.pending_interactions(0, 10)] == [ids[2]]
 
 
-GATE: asyncio.Event | None = None
+GATE: threading.Event | None = None
+"""A threading.Event: handlers run on threads of their own, with their own event loops
+(gateway.inbound.handlers), so they share no asyncio object with the test's loop."""
 
 
 async def slow_handler(message: Any, contact: Any, campaign: Any, reply: Any) -> object:
     """Waits until the test opens the gate: a handler calling a slow service."""
     assert GATE is not None
-    await GATE.wait()
+    await asyncio.to_thread(GATE.wait)
     return await reply.send("slow answer")
 
 
 async def test_a_slow_handler_does_not_hold_the_rest_of_its_batch(tmp_path: Path) -> None:
     global GATE
-    GATE = asyncio.Event()
+    GATE = threading.Event()
     inbound = copy.deepcopy(INBOUND)
     inbound["numbers"][0]["rules"].append(
         {

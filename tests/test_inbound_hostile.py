@@ -11,6 +11,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -404,3 +405,81 @@ async def test_a_crashing_mo_is_quarantined_after_max_attempts_across_kill_resta
     await eventually(pinged, within=LIVENESS_SECONDS)
     async with run.http.get(run.daemon.url + "/metrics") as r:
         assert "smsgw_mo_quarantined_total 1.0" in await r.text()
+
+
+# -- Python handlers run off the gateway's loop -------------------------------------------------
+
+RELEASE = threading.Event()
+
+
+async def blocking_handler(message: Any, contact: Any, campaign: Any, reply: Any) -> object:
+    """A handler that blocks its thread (a synchronous client, time.sleep) until released."""
+    RELEASE.wait(20)
+    return "late"
+
+
+async def test_a_blocking_handler_holds_its_thread_not_the_gateway(tmp_path: Path) -> None:
+    import copy
+
+    from tests.test_inbound import INBOUND, Bench, config_with
+    from tests.test_inbound_batch import BOB, burst, mo, settled
+
+    RELEASE.clear()
+    inbound = copy.deepcopy(INBOUND)
+    inbound["handler_timeout"] = 0.5
+    inbound["numbers"][0]["rules"].append(
+        {
+            "name": "block",
+            "keyword": "BLOCK",
+            "actions": [
+                {"type": "handler", "handler": "tests.test_inbound_hostile:blocking_handler"},
+                {"type": "tag", "tag": "after"},
+            ],
+        }
+    )
+    bench = Bench(tmp_path)
+    bench.config = config_with(inbound, tmp_path)
+    bench.service = bench._service()
+    await bench.start()
+    try:
+        await burst(bench, [mo("block"), mo("vote 1", BOB)])
+        found = {i.text: i for i in await settled(bench)}
+        blocked = found["block"]
+        assert blocked.state == "done" and blocked.actions[0]["ok"] is False
+        assert "TimeoutError" in blocked.actions[0]["error"]
+        assert blocked.actions[1] == {"type": "tag", "ok": True, "tag": "after"}
+        assert found["vote 1"].state == "done"
+        assert bench.service.handler_runner.blocked == 1  # its thread is still held
+        assert bench.service.stats.failed["handler"] == 1
+        RELEASE.set()
+        for _ in range(500):
+            if bench.service.handler_runner.blocked == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert bench.service.handler_runner.blocked == 0
+    finally:
+        RELEASE.set()
+        await bench.stop()
+
+
+async def test_when_every_handler_thread_is_held_a_handler_fails_at_once() -> None:
+    from gateway.inbound.handlers import HandlerRunner, HandlersBlocked
+
+    class Replies:
+        to = "+33600000000"
+        sender = "36180"
+
+        async def send(self, text: str, *, delay: float = 0.0) -> str | None:
+            return "m1"
+
+    RELEASE.clear()
+    runner = HandlerRunner(threads=1)
+    try:
+        with pytest.raises(TimeoutError):
+            await runner.call(blocking_handler, None, None, None, Replies(), 0.2)
+        assert runner.blocked == 1
+        with pytest.raises(HandlersBlocked):
+            await runner.call(blocking_handler, None, None, None, Replies(), 0.2)
+    finally:
+        RELEASE.set()
+        runner.stop()

@@ -64,7 +64,7 @@ from gateway.api.intake import Intake
 from gateway.api.messages import Outbound, iso_utc
 from gateway.config import DAY, GatewayConfig, InboundActionConfig
 from gateway.inbound.directory import CampaignDirectory, CampaignInfo, NoCampaigns
-from gateway.inbound.handlers import Handler, resolve_handler
+from gateway.inbound.handlers import Handler, HandlerRunner, resolve_handler
 from gateway.inbound.keywords import KeywordRule, Match, fold_word, match, parse_answer
 from gateway.inbound.numbers import InboundNumber, NumberBook, builtin_rules, rule_of
 from gateway.inbound.reassembly import Assembly, Reassembler, decode_parts, read_pdu
@@ -222,6 +222,8 @@ class InboundService:
         self.stats = InboundStats.new()
         self._packed = {c.name: c.gsm7_packed for c in config.carriers}
         self._handlers: dict[str, Handler] = {}
+        self.handler_runner = HandlerRunner()
+        """Python handlers run on threads of their own (gateway.inbound.handlers)."""
         self._batch_max = max(1, batch_max)
         self._batches_max = max(1, batches_in_flight)
         self._straggler_seconds = straggler_seconds
@@ -324,6 +326,7 @@ class InboundService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self.handler_runner.stop()
 
     async def requeued(self, interaction_id: int) -> None:
         """An interaction made pending again over the API (it was quarantined): handle it,
@@ -1194,8 +1197,8 @@ class InboundService:
             handler = self._handlers.get(action.handler)
             if handler is None:
                 handler = self._handlers[action.handler] = resolve_handler(action.handler)
-            returned = await asyncio.wait_for(
-                handler(message, contact, campaign, replies), self.inbound.handler_timeout
+            returned = await self.handler_runner.call(
+                handler, message, contact, campaign, replies, self.inbound.handler_timeout
             )
             return {"ok": True, "handler": action.handler, "result": _jsonable(returned)}
         raise ValueError(f"unknown action type {kind!r}")
@@ -1224,6 +1227,11 @@ class InboundService:
         incomplete.add_metric([], self.stats.incomplete)
         open_ = GaugeMetricFamily("smsgw_mo_reassembling", "Long MOs waiting for parts")
         open_.add_metric([], len(self.reassembler))
+        blocked = GaugeMetricFamily(
+            "smsgw_mo_handler_threads_blocked",
+            "Handler threads held by a Python handler that overran handler_timeout",
+        )
+        blocked.add_metric([], self.handler_runner.blocked)
         retried = CounterMetricFamily(
             "smsgw_mo_retried",
             "Interactions handled again alone (failed, or pending at start)",
@@ -1234,7 +1242,7 @@ class InboundService:
             "Interactions quarantined after [inbound].max_attempts failed attempts",
         )
         quarantined.add_metric([], self.stats.quarantined)
-        return [mo, actions, failed, parts, incomplete, open_, retried, quarantined]
+        return [mo, actions, failed, parts, incomplete, open_, retried, quarantined, blocked]
 
 
 _DELIBERATE: Final = frozenset({NOT_SENT_LOOP, NOT_SENT_OPTED_OUT, NOT_SENT_NO_NUMBER})
