@@ -57,6 +57,10 @@ class Callback:
     """A status callback waiting in the outbox."""
 
     id: int
+    """Sent as ``X-Smsgw-Callback-Id``, on which receivers deduplicate: a backend never
+    gives one id to two callbacks for the life of its database (SQLite: a high-water mark
+    in ``meta``; a PostgreSQL backend: a sequence, started above a migrated database's
+    mark), whatever was delivered and deleted meanwhile."""
     url: str
     payload: str  # JSON text
     attempts: int
