@@ -43,6 +43,7 @@ from gateway.confload import (
     regex,
 )
 from gateway.front.config import FrontConfig
+from gateway.links.config import LinksConfig
 from gateway.smpp.constants import Status
 from gateway.smpp.receipt import IdForm
 
@@ -694,6 +695,8 @@ class GatewayConfig:
     """Optional: see CallbacksConfig for what holds when the section is left out."""
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     """Optional: how long finished records are kept (see RetentionConfig)."""
+    links: LinksConfig | None = None
+    """Optional ``[links]``: short links with click tracking in campaigns (gateway.links)."""
 
     def validate(self) -> list[str]:
         errors = _unique(self.carriers, "name", "carriers")

@@ -35,6 +35,8 @@ from gateway.inbound.api import InboundApi
 from gateway.inbound.directory import CampaignDirectory
 from gateway.inbound.service import InboundService
 from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled
+from gateway.links.server import LinkServer
+from gateway.links.store import SqliteLinks
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
 from gateway.model import StatusChange
@@ -165,6 +167,10 @@ class Gateway:
             tz = config.digest.tzinfo(config.node)
             self.digest = DigestScheduler(config.digest, tz, self.store, node_id=config.node.id)
             self.digest.campaigns = self.campaigns.digest_source
+        # The public short-link listener, when [links] is configured (gateway.links).
+        self.links: LinkServer | None = None
+        if config.links is not None:
+            self.links = LinkServer(config.links, SqliteLinks(self.store))
         self._runner: web.AppRunner | None = None
         self._http_server: asyncio.Server | None = None
         self.http_guard = ConnectionGuard(GuardSettings.from_config(config.http))
@@ -204,6 +210,9 @@ class Gateway:
             self._started.append("campaigns")
             await self.retention.start()
             self._started.append("retention")
+            if self.links is not None:
+                self._started.append("links")
+                await self.links.start()
             if self.front is not None:
                 self._started.append("front")
                 await self.front.start()
@@ -272,6 +281,8 @@ class Gateway:
         if front is not None:
             registry.register(FunctionCollector(lambda: front_metrics(front)))
         registry.register(FunctionCollector(self.inbound.collect))
+        if self.links is not None:
+            registry.register(FunctionCollector(self.links.collect))
         registry.register(FunctionCollector(self.http_guard.collect))
         app = make_app(
             self.binds,
@@ -337,6 +348,8 @@ class Gateway:
             await self.front.stop()
         if "digest" in started and self.digest is not None:
             await self.digest.stop()
+        if "links" in started and self.links is not None:
+            await self.links.stop()
         if "retention" in started:
             await self.retention.stop()
         if "store" in started:

@@ -94,6 +94,9 @@ class NewMessage:
     campaign_id: str | None = None
     account: str = ""  # the API token's name (or the upstream SMPP account)
     registered_delivery: bool = True
+    links: tuple[tuple[str, str], ...] = ()
+    """(code, target) of each short link in the text (gateway.links): stored with the
+    message, in its transaction, so no link is sent that does not exist."""
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ from gateway.campaigns.imports import Importer
 from gateway.campaigns.runner import CampaignRunner
 from gateway.campaigns.service import CampaignService
 from gateway.config import TokenConfig
+from gateway.links.config import LinksConfig
 from gateway.model import new_message_id
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
@@ -95,7 +96,10 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def campaign_rig(
-    tmp_path: Path, default_region: str = "FR", tokens: Sequence[TokenConfig] = ()
+    tmp_path: Path,
+    default_region: str = "FR",
+    tokens: Sequence[TokenConfig] = (),
+    links: LinksConfig | None = None,
 ) -> AsyncIterator[Rig]:
     config = make_config(default_region=default_region, tokens=tokens)
     store = SqliteStore(tmp_path / "gateway.db", "normal")
@@ -112,11 +116,16 @@ async def campaign_rig(
     router = router_for(config)
     numbers = check.Numbers(default_region)
     runner = ManualRunner(
-        campaigns, store, outbound, Intake(config.messages, config.carriers, router), now
+        campaigns,
+        store,
+        outbound,
+        Intake(config.messages, config.carriers, router),
+        now,
+        links=links,
     )
     directory = StoreCampaignDirectory(campaigns, now)
     importer = Importer(campaigns, numbers, now, lambda: new_message_id(), str(tmp_path))
-    service = CampaignService(campaigns, runner, numbers, now)
+    service = CampaignService(campaigns, runner, numbers, now, links=links is not None)
     parts = CampaignParts(campaigns, store, importer, service, numbers, now)
     app = make_app(
         [],

@@ -63,6 +63,7 @@ from gateway.store.base import (
     CallbackView,
     IdempotencyConflict,
     IdempotentAnswer,
+    LinkCodeTaken,
     MessageQuery,
     MessageRow,
     MessageSummary,
@@ -134,6 +135,8 @@ class FakeStore:
         self.callbacks: dict[int, FakeCallback] = {}
         self.idempotency: dict[tuple[str, str], IdempotentAnswer] = {}
         self.opt_outs: set[tuple[str, str | None]] = set()
+        self.links: dict[str, tuple[str, str]] = {}
+        """Short link code -> (message id, target), written with the message."""
         self.calls: list[tuple[str, int, float]] = []
         # Knobs.
         self.receipt_delay = 0.0
@@ -181,6 +184,9 @@ class FakeStore:
         begun: Collection[str] = (),
     ) -> None:
         self._log("accept", len(messages))
+        codes = [code for new in messages for code, _ in new.links]
+        if len(set(codes)) < len(codes) or any(code in self.links for code in codes):
+            raise LinkCodeTaken("a short link code is taken")  # nothing committed
         if idempotency is not None:
             key = (idempotency.account, idempotency.key)
             if key in self.idempotency:
@@ -192,6 +198,8 @@ class FakeStore:
                 for part in parts:
                     part.attempts = 1
                     part.in_flight = True
+            for code, target in new.links:
+                self.links[code] = (new.id, target)
             msg = FakeMessage(new, parts, carrier=new.carrier)
             msg.history.append(HistoryEntry(new.created_at, "accepted"))
             self.messages[new.id] = msg

@@ -201,7 +201,8 @@ SCHEMAS: Final[dict[str, Any]] = {
             "text": {
                 "type": "string",
                 "description": "Template: {name}, {first_name}, {last_name}, {number} and any"
-                " contact attribute, e.g. {city}.",
+                " contact attribute, e.g. {city}; {link:https://...} becomes each recipient's"
+                " own short link (with [links]).",
             },
             "lists": {"type": "array", "items": {"type": "integer"}},
             "tags": {"type": "array", "items": {"type": "string"}},
@@ -213,6 +214,12 @@ SCHEMAS: Final[dict[str, Any]] = {
             "send_window": _WINDOW,
             "tps": {"type": ["number", "null"], "exclusiveMinimum": 0},
             "digest": _DIGEST,
+            "track_links": {
+                "type": "boolean",
+                "default": False,
+                "description": "Shorten and count every plain http(s) URL of the text too"
+                " ({link:URL} always is); needs [links] configured.",
+            },
         },
     },
     "Campaign": {
@@ -235,6 +242,7 @@ SCHEMAS: Final[dict[str, Any]] = {
             "send_window": _WINDOW,
             "tps": {"type": ["number", "null"]},
             "digest": _DIGEST,
+            "track_links": {"type": "boolean"},
             "created_at": _DATE,
             "started_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},

@@ -28,16 +28,18 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from gateway.api.intake import Intake
 from gateway.api.messages import Outbound, accept_and_enqueue
 from gateway.campaigns.window import SendWindow
 from gateway.inbound.templates import contact_fields, render
+from gateway.links.codes import link_fields, link_template, new_code
+from gateway.links.config import LinksConfig
 from gateway.logs import log_event
 from gateway.model import NewMessage
-from gateway.store.base import Store
+from gateway.store.base import Contact, LinkCodeTaken, Store
 from gateway.store.campaign_base import CampaignRecord, CampaignStore
 
 log = logging.getLogger("smsgw.campaigns")
@@ -61,6 +63,9 @@ BACKLOG_WAIT: Final = 0.5
 """Seconds between looks at the backlog while it is full."""
 MAX_WAIT: Final = 300.0
 """The longest a runner sleeps before looking again (a changed clock, a long window)."""
+MAX_CODE_DRAWS: Final = 5
+"""Times a chunk's short link codes are drawn when one is taken (about one chunk in 350,000
+with ten million live 7-character codes; five clashes in a row do not happen)."""
 ACCOUNT: Final = "campaigns"
 """The account campaign messages are accepted under when their campaign has none (made
 before accounts existed); otherwise the campaign's account, so its token can read them."""
@@ -77,9 +82,12 @@ class CampaignRunner:
         intake: Intake,
         clock: Callable[[], float],
         on_change: Callable[[], None] | None = None,
+        links: LinksConfig | None = None,
     ) -> None:
         """``on_change`` is called when the runner moves a campaign's status (scheduled to
-        running, running to done), for caches such as the inbound directory."""
+        running, running to done), for caches such as the inbound directory. ``links``:
+        [links], to give each recipient short links of their own (gateway.links)."""
+        self.links = links
         self.campaigns = campaigns
         self.store = store
         self.outbound = outbound
@@ -211,10 +219,56 @@ class CampaignRunner:
         todo = [n for n in numbers if n not in opted and n not in already]
         contacts = await self.campaigns.contacts_by_number(todo)
         up = self.outbound.carriers_up()
+        template, targets = link_template(
+            campaign.text, bool(campaign.spec.get("track_links", False))
+        )
+        for draw in range(1, MAX_CODE_DRAWS + 1):
+            messages, invalid = self._messages(campaign, todo, contacts, template, targets, now, up)
+            # Durable first; those a bind has room for leave begun, with no second commit
+            # (a failing hand-off is logged: the dispatcher pages them in from the store).
+            # Each message's short links are committed with it.
+            try:
+                await accept_and_enqueue(self.store, self.outbound, messages)
+            except LinkCodeTaken:
+                if draw == MAX_CODE_DRAWS:
+                    raise
+                log_event(log, "campaign.link_code_clash", campaign_id=campaign.id, draw=draw)
+                continue
+            break
+        skipped_opted = len([n for n in numbers if n in opted and n not in already])
+        await self.campaigns.advance_campaign(
+            campaign.id, numbers[-1], len(numbers), skipped_opted, invalid
+        )
+
+    def _messages(
+        self,
+        campaign: CampaignRecord,
+        todo: list[str],
+        contacts: Mapping[str, Contact],
+        template: str,
+        targets: list[str],
+        now: float,
+        up: set[str],
+    ) -> tuple[list[NewMessage], int]:
+        """The chunk's messages (with fresh link codes) and how many recipients were
+        skipped as invalid."""
+        links = self.links
+        if targets and links is None:
+            # Links accepted while [links] was configured, and the section gone since: the
+            # targets themselves, untracked, rather than a text with {link:...} in it.
+            log_event(log, "campaign.links_untracked", logging.WARNING, campaign_id=campaign.id)
         messages: list[NewMessage] = []
         invalid = 0
         for number in todo:
-            text = render(campaign.text, contact_fields(number, contacts.get(number)))
+            fields = contact_fields(number, contacts.get(number))
+            codes: list[str] = []
+            if targets:
+                if links is not None:
+                    codes = [new_code(links.code_length) for _ in targets]
+                    fields.update(link_fields(links.prefix, codes))
+                else:
+                    fields.update(link_fields("", targets))
+            text = render(template, fields)
             prepared = self.intake.prepare(
                 {"to": number, "from": campaign.sender, "text": text, "campaign_id": campaign.id},
                 account=campaign.account or ACCOUNT,
@@ -232,11 +286,7 @@ class CampaignRunner:
                     error="; ".join(f"{e.path}: {e.message}" for e in prepared),
                 )
                 continue
+            if codes:
+                prepared.links = tuple(zip(codes, targets, strict=True))
             messages.append(prepared)
-        # Durable first; those a bind has room for leave begun, with no second commit (a
-        # failing hand-off is logged: the dispatcher pages them in from the store).
-        await accept_and_enqueue(self.store, self.outbound, messages)
-        skipped_opted = len([n for n in numbers if n in opted and n not in already])
-        await self.campaigns.advance_campaign(
-            campaign.id, numbers[-1], len(numbers), skipped_opted, invalid
-        )
+        return messages, invalid

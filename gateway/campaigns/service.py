@@ -54,6 +54,7 @@ from gateway.campaigns.runner import (
 from gateway.campaigns.window import SendWindow, WindowError
 from gateway.config import KeywordRuleConfig
 from gateway.confload import ConfigError, load_dataclass
+from gateway.links.codes import link_errors, link_template
 from gateway.logs import log_event
 from gateway.model import MessageStatus, new_message_id
 from gateway.store.campaign_base import CampaignRecord, CampaignStore
@@ -86,6 +87,7 @@ FIELDS: Final = frozenset(
         "send_window",
         "tps",
         "digest",
+        "track_links",
     }
 )
 _UNSENT: Final = (MessageStatus.ACCEPTED, MessageStatus.QUEUED)
@@ -197,8 +199,10 @@ def rules_of(campaign: CampaignRecord) -> tuple[KeywordRuleConfig, ...]:
 class CampaignRequests:
     """Checks a POST /v1/campaigns body against the gateway's rules."""
 
-    def __init__(self, numbers: check.Numbers) -> None:
+    def __init__(self, numbers: check.Numbers, links: bool = False) -> None:
         self.numbers = numbers
+        self.links = links
+        """Whether [links] is configured: without it a text with links is refused."""
 
     def parse(
         self, body: object, known_lists: set[int], now: float, need_audience: bool = True
@@ -296,6 +300,12 @@ class CampaignRequests:
         digest = body.get("digest")
         if digest is not None:
             digest = self._digest(digest, errors)
+        track_links = body.get("track_links", False)
+        if not isinstance(track_links, bool):
+            errors.append(FieldError("track_links", "must be true or false"))
+            track_links = False
+        if text is not None:
+            errors.extend(self._links(text, track_links))
         if errors:
             raise _FieldErrors(errors)
         assert name is not None and text is not None and sender is not None
@@ -309,8 +319,23 @@ class CampaignRequests:
             "send_window": window,
             "tps": tps,
             "digest": digest,
+            "track_links": track_links,
         }
         return CampaignRequest(name, sender, text, spec, start_at)
+
+    def _links(self, text: str, track_links: bool) -> list[FieldError]:
+        _, targets = link_template(text, track_links)
+        if not targets:
+            return []
+        if not self.links:
+            return [
+                FieldError(
+                    "text",
+                    "has links ({link:...} or, with track_links, URLs) but this gateway has no"
+                    " [links] section to shorten and count them",
+                )
+            ]
+        return [FieldError("text", error) for error in link_errors(text, track_links)]
 
     @staticmethod
     def _digest(value: object, errors: list[FieldError]) -> dict[str, Any] | None:
@@ -357,10 +382,11 @@ class CampaignService:
         numbers: check.Numbers,
         clock: Callable[[], float],
         on_change: Callable[[], None] | None = None,
+        links: bool = False,
     ) -> None:
         self.store = store
         self.runner = runner
-        self.requests = CampaignRequests(numbers)
+        self.requests = CampaignRequests(numbers, links)
         self.clock = clock
         self.on_change = on_change
 
@@ -489,6 +515,7 @@ def campaign_json(c: CampaignRecord) -> dict[str, Any]:
         "send_window": spec.get("send_window"),
         "tps": spec.get("tps"),
         "digest": spec.get("digest"),
+        "track_links": spec.get("track_links", False),
         "created_at": iso(c.created_at),
         "started_at": iso(c.started_at),
         "finished_at": iso(c.finished_at),

@@ -59,7 +59,7 @@ class Campaigns:
         )
         intake = campaign_intake(config, router, carriers)
         self.runner = CampaignRunner(
-            self.store, store, outbound, intake, clock, on_change=self._changed
+            self.store, store, outbound, intake, clock, on_change=self._changed, links=config.links
         )
         self.directory = StoreCampaignDirectory(self.store, clock)
         self.digest_source = CampaignDigestSource(self.store)
@@ -76,7 +76,12 @@ class Campaigns:
             spool_dir_for(str(config.store_path)),
         )
         self.service = CampaignService(
-            self.store, self.runner, numbers, clock, on_change=self._changed
+            self.store,
+            self.runner,
+            numbers,
+            clock,
+            on_change=self._changed,
+            links=config.links is not None,
         )
         self.parts = CampaignParts(
             self.store, store, self.importer, self.service, numbers, clock, outbound.opt_out

@@ -36,6 +36,11 @@ class StoreUnavailable(StoreError):
     was written; the same request can succeed later (gateway.store.health)."""
 
 
+class LinkCodeTaken(StoreError):
+    """``accept``: a message's short link code is already in use; nothing was committed
+    (draw new codes and accept again)."""
+
+
 class IdempotencyConflict(StoreError):
     """Another request with the same idempotency key committed first."""
 

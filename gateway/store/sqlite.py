@@ -72,6 +72,7 @@ from gateway.store.base import (
     IdempotentAnswer,
     Interaction,
     InteractionOutcome,
+    LinkCodeTaken,
     MessageQuery,
     MessageRow,
     MessageSummary,
@@ -182,6 +183,30 @@ CREATE INDEX IF NOT EXISTS messages_client_ref ON messages(client_ref)
 -- Messages waiting for a receipt, by carrier and end of validity: the no-receipt sweep.
 CREATE INDEX IF NOT EXISTS messages_submitted ON messages(carrier, validity_until)
     WHERE status = 'submitted';
+-- Short links of campaign messages (gateway.links): written with their message, in its
+-- transaction; served by code (the primary key); pruned by age (links_created).
+CREATE TABLE IF NOT EXISTS links (
+    code TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    campaign_id TEXT,
+    number TEXT NOT NULL,
+    target TEXT NOT NULL,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS links_created ON links(created_at);
+-- Every request for a short link: a click, or a prefetch (bot = 1: HEAD, known previews).
+CREATE TABLE IF NOT EXISTS link_clicks (
+    id INTEGER PRIMARY KEY,
+    code TEXT NOT NULL,
+    campaign_id TEXT,
+    number TEXT NOT NULL,
+    at REAL NOT NULL,
+    user_agent TEXT NOT NULL,
+    bot INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS link_clicks_campaign ON link_clicks(campaign_id, at)
+    WHERE campaign_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS link_clicks_code ON link_clicks(code);
 CREATE TABLE IF NOT EXISTS parts (
     message_id TEXT NOT NULL,
     part INTEGER NOT NULL,
@@ -958,6 +983,12 @@ class SqliteStore(SqliteReports):
             for n in range(1, m.parts + 1)
         ]
 
+        link_rows = [
+            (code, m.id, m.campaign_id, m.to, target, m.created_at)
+            for m in messages
+            for code, target in m.links
+        ]
+
         def op(conn: sqlite3.Connection) -> None:
             if idempotency is not None:
                 try:
@@ -986,6 +1017,16 @@ class SqliteStore(SqliteReports):
                 "INSERT INTO parts(message_id, part, status, attempts) VALUES (?, ?, ?, ?)",
                 part_rows,
             )
+            if link_rows:
+                try:
+                    conn.executemany(
+                        "INSERT INTO links(code, message_id, campaign_id, number, target,"
+                        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        link_rows,
+                    )
+                except sqlite3.IntegrityError:
+                    # Rolled back with the messages: the caller draws new codes.
+                    raise LinkCodeTaken("a short link code is taken") from None
 
         await self._write_in_thread(op, urgent=True)
 
