@@ -4,6 +4,7 @@ transaction, a clash drawn again, and the redirect listener's answers and click 
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,11 @@ async def test_clicks_go_with_their_campaign_and_expired_codes_are_pruned(rig: R
     await retention.run_once()
     left = await rig.store._read("SELECT campaign_id FROM link_clicks")
     assert left == [(other,)]
+
+
+def test_the_commented_example_in_the_shipped_config_loads() -> None:
+    shipped = (Path(__file__).parent.parent / "conf" / "gateway.toml").read_text()
+    example = shipped[shipped.index("# [links]") :].split("\n\n")[0]
+    lines = [line[2:] for line in example.splitlines() if line.startswith("# ")]
+    links = load_dataclass(LinksConfig, tomllib.loads("\n".join(lines))["links"])
+    assert (links.prefix, links.port, links.code_length) == ("https://s.example.net/", 8777, 7)
