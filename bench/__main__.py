@@ -4,6 +4,7 @@
     .venv/bin/python -m bench --quick                  # smaller and shorter (about 2 min)
     .venv/bin/python -m bench --scenario e2e_mt --messages 200000 --profile
     .venv/bin/python -m bench --scenario throttle --json /tmp/throttle.json
+    .venv/bin/python -m bench.carrier --messages 20000      # carrier settings, full size
 
 Starts the simulator and the gateway as separate processes on 127.0.0.1 (ports picked by the
 kernel, configuration and data in a temp dir), pins them with ``taskset`` when it can (the
@@ -33,7 +34,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench import campaign, e2e, inbound, simulator_alone, throttle
+from bench import campaign, carrier, e2e, inbound, simulator_alone, throttle
 from bench.context import Context, Options
 from bench.lab import Client
 from bench.procs import (
@@ -42,6 +43,7 @@ from bench.procs import (
     SIMULATOR_CPU,
     ProcessSet,
     alive,
+    machine_busy,
     pin_self,
     pinning,
     restore_affinity,
@@ -56,6 +58,7 @@ SCENARIOS: dict[str, Runner | None] = {
     "campaign_fanout": campaign.run,
     "inbound_mo": inbound.run,
     "simulator_alone": simulator_alone.run,
+    "carrier": carrier.run,
 }
 """In the issue's order. None: not implemented yet."""
 
@@ -74,17 +77,8 @@ QUICK = Options(
     campaign_sends=10_000,
     mo_rate=2_000.0,
     mo_seconds=2.0,
+    carrier_messages=1_000,
 )
-
-
-def _machine_busy() -> float:
-    """CPU-seconds every CPU of the machine has spent busy since boot (/proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _own_cpu() -> float:
@@ -102,7 +96,7 @@ def _pending(name: str) -> ScenarioResult:
 
 
 async def _run_scenario(ctx: Context, name: str, runner: Runner) -> ScenarioResult:
-    busy, own, started = _machine_busy(), _own_cpu(), time.monotonic()
+    busy, own, started = machine_busy(), _own_cpu(), time.monotonic()
     print(f"== {name} ...", flush=True)
     first_proc = len(ctx.procs.procs)
     try:
@@ -115,7 +109,7 @@ async def _run_scenario(ctx: Context, name: str, runner: Runner) -> ScenarioResu
     finally:
         ctx.procs.stop_all()
     result.seconds = time.monotonic() - started
-    others = max(0.0, (_machine_busy() - busy) - (_own_cpu() - own))
+    others = max(0.0, (machine_busy() - busy) - (_own_cpu() - own))
     result.details["other_processes_cpu_seconds"] = others
     result.details["other_processes_cores"] = others / result.seconds if result.seconds else 0
     print(
@@ -193,6 +187,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--campaign-sends", type=int, help="campaign_fanout sends timed (50,000)")
     parser.add_argument("--mo-rate", type=float, help="inbound_mo MOs offered per second (6,000)")
     parser.add_argument("--mo-seconds", type=float, help="inbound_mo seconds of offered MOs (3)")
+    parser.add_argument(
+        "--carrier-messages", type=int, help="carrier: messages per setting (2,000)"
+    )
     return parser.parse_args(argv)
 
 
@@ -213,6 +210,7 @@ def options_from(args: argparse.Namespace) -> Options:
         "campaign_sends": args.campaign_sends,
         "mo_rate": args.mo_rate,
         "mo_seconds": args.mo_seconds,
+        "carrier_messages": args.carrier_messages,
         "profile": args.profile or None,
         "profile_native": args.profile_native or None,
     }

@@ -49,6 +49,8 @@ class SimulatorSettings:
     keep: int = 0
     """GET /v1/messages ring buffer; 0 keeps nothing (the benchmark does not need it)."""
     log_level: str = "info"
+    tcp_quickack: bool = False
+    """ACK every read at once (``smpp.tcp_quickack``) instead of the kernel's delayed ACKs."""
 
 
 def simulator_toml(s: SimulatorSettings) -> str:
@@ -62,6 +64,7 @@ def simulator_toml(s: SimulatorSettings) -> str:
                 "enquire_link_interval": 300.0,
                 "response_timeout": 60.0,
                 "bind_timeout": 30.0,
+                "tcp_quickack": s.tcp_quickack,
             },
         ),
         _table("[control]", {"host": "127.0.0.1", "port": 0}),

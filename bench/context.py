@@ -46,6 +46,10 @@ class Options:
     """inbound_mo: how long the MOs are offered."""
     mo_timeout: float = 120.0
     """inbound_mo: seconds after the last MO before giving up on missing replies."""
+    carrier_messages: int = 2_000
+    """carrier: messages per setting (``python -m bench.carrier --messages 20000`` for the
+    full figure: eight settings at 2,000 keep ``make bench`` under a minute longer)."""
+    carrier_windows: tuple[int, ...] = (100, 10)
     profile: bool = False
     """Record the gateway with py-spy during e2e_mt's bulk run."""
     profile_native: bool = False

@@ -12,6 +12,7 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,12 +87,21 @@ def start_simulator(
 
 
 def start_gateway(
-    procs: ProcessSet, directory: Path, settings: GatewaySettings, name: str = "gateway"
+    procs: ProcessSet,
+    directory: Path,
+    settings: GatewaySettings,
+    name: str = "gateway",
+    command: Sequence[str] | None = None,
 ) -> Gateway:
+    """``command``: how to start the gateway, before ``run --config FILE`` (another
+    checkout's ``.venv/bin/smsgw``, to measure it with this benchmark); default: this
+    Python's ``-m gateway.cli``."""
     files = write_gateway(directory, settings)
-    proc = procs.spawn_python(
-        name, ["-m", "gateway.cli", "run", "--config", str(files.config)], GATEWAY_CPU
-    )
+    argv = ["run", "--config", str(files.config)]
+    if command is None:
+        proc = procs.spawn_python(name, ["-m", "gateway.cli", *argv], GATEWAY_CPU)
+    else:
+        proc = procs.spawn(name, [*command, *argv], GATEWAY_CPU)
     match = proc.wait_for(r"daemon\.started http=[^\s:]+:(\d+)", READY_TIMEOUT)
     return Gateway(proc, files, int(match.group(1)))
 

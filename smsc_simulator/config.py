@@ -72,6 +72,11 @@ class SmppConfig:
     """Close a connection that has not bound within this many seconds."""
     tls: TlsListenerConfig | None = None
     """``[smpp.tls]``: also listen with TLS; left out, plain TCP only."""
+    tcp_quickack: bool = False
+    """Acknowledge every read at once (Linux ``TCP_QUICKACK``, set again after each read:
+    the kernel clears it by itself). Off, the kernel's delayed ACKs apply, as in most SMSC
+    stacks; on, the simulator behaves like a sink that ACKs at once, which shows whether an
+    ESME's throughput depends on the peer's ACK timing (Nagle against delayed ACK)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,9 @@ Counters stay exact: the fast path adds to the same ``Stats`` fields the general
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 import struct
 from typing import TYPE_CHECKING, Any, Final
 
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("smsc_sim")
 
+_TCP_QUICKACK: Final = getattr(socket, "TCP_QUICKACK", None)
+"""Linux only; elsewhere ``smpp.tcp_quickack`` does nothing."""
 _HEADER: Final = struct.Struct(">IIII")
 _U32: Final = struct.Struct(">I")
 _TLV_HEAD: Final = struct.Struct(">HH")
@@ -178,10 +182,28 @@ class FastConnection(SmppConnection):
         """False once a frame had an impossible command_length: the session frames the rest."""
         self.fast_pending: dict[int, tuple[Outgoing, float]] = {}
         """deliver_sm sent by the fast path: sequence number -> (item, deadline)."""
+        self._quickack: Any = None
+        """The socket, when ``smpp.tcp_quickack`` is on: TCP_QUICKACK is set after each read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.sim.config.smpp.tcp_quickack and _TCP_QUICKACK is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                self._quickack = sock
+                self._ack_now()
+        super().connection_made(transport)
+
+    def _ack_now(self) -> None:
+        try:
+            self._quickack.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+        except OSError:  # the socket is closing: nothing left to acknowledge
+            self._quickack = None
 
     # -- input -----------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._quickack is not None:
+            self._ack_now()
         if not self._framing:
             super().data_received(data)
             return

@@ -38,6 +38,8 @@ SMOKE_ARGS = [
     "200",
     "--mo-seconds",
     "1",
+    "--carrier-messages",
+    "60",
 ]
 
 
@@ -77,7 +79,14 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
 def test_every_scenario_is_in_the_table(smoke_run: tuple[dict[str, Any], str]) -> None:
     document, stdout = smoke_run
     names = [s["name"] for s in document["scenarios"]]
-    assert names == ["e2e_mt", "throttle", "campaign_fanout", "inbound_mo", "simulator_alone"]
+    assert names == [
+        "e2e_mt",
+        "throttle",
+        "campaign_fanout",
+        "inbound_mo",
+        "simulator_alone",
+        "carrier",
+    ]
     for name in names:
         assert name in stdout
     assert "not run" not in stdout
@@ -129,6 +138,82 @@ def test_inbound_figures_are_measured(smoke_run: tuple[dict[str, Any], str]) -> 
     assert 0 < p50 <= p99
 
 
+def _carrier_run_complete(run: dict[str, Any], messages: int, callbacks: bool) -> None:
+    """A carrier-settings run finished: every message accepted and delivered, and (with
+    callbacks) exactly one callback received per message. Counts only, never timing."""
+    assert run["error"] == "", run
+    assert run["accepted"] == messages, run
+    assert run["store_statuses"] == {"delivered": messages}, run
+    assert run["simulator_receipts_sent"] == messages, run
+    if callbacks:
+        assert run["callbacks_received"] == messages, run
+        assert run["callback_statuses"] == {"delivered": messages}, run
+        assert run["p50_ms"] <= run["p99_ms"], run
+    # Measured (a number), whatever its size: a tiny run may fall between two CPU ticks.
+    assert run["rate"] > 0 and run["gateway_cpu_us_per_message"] >= 0, run
+
+
+def test_carrier_settings_every_callback_arrives(smoke_run: tuple[dict[str, Any], str]) -> None:
+    document, _stdout = smoke_run
+    [entry] = [s for s in document["scenarios"] if s["name"] == "carrier"]
+    assert entry["error"] is None, entry["error"]
+    runs = entry["details"]["runs"]
+    assert {(r["window"], r["intake"], r["quickack"]) for r in runs} == {
+        (w, i, q) for w in (100, 10) for i in ("post", "batch") for q in (False, True)
+    }
+    for run in runs:
+        _carrier_run_complete(run, 60, callbacks=True)
+
+
+def test_carrier_module_runs_another_gateway_executable(tmp_path: Path) -> None:
+    """``python -m bench.carrier`` on its own, with the gateway given as an executable (how
+    another checkout is measured) and without callbacks (the end is read from the store)."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("the harness measures processes through /proc (Linux)")
+    smsgw = Path(sys.executable).parent / "smsgw"
+    if not smsgw.exists():
+        pytest.skip("no smsgw executable beside this Python (make install)")
+    out = tmp_path / "carrier.json"
+    args = ["--messages", "50", "--window", "10", "--intake", "post", "--intake", "batch"]
+    args += ["--batch", "20", "--ack", "quick", "--gateway", f"this={smsgw}"]
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.carrier", *args, "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    document = json.loads(out.read_text())
+    runs = document["runs"]
+    assert [(r["gateway"], r["intake"], r["quickack"]) for r in runs] == [
+        ("this", "post", True),
+        ("this", "batch", True),
+    ]
+    for run in runs:
+        _carrier_run_complete(run, 50, callbacks=True)
+    gateways = [p for p in document["meta"]["processes"] if "gateway" in p["name"]]
+    assert gateways and all(str(smsgw) in p["argv"] for p in gateways)
+    for proc in document["meta"]["processes"]:
+        assert proc["stopped_by"], proc
+        assert not _alive(proc["pid"]), proc
+
+    args = ["--messages", "50", "--window", "100", "--intake", "post", "--ack", "delayed"]
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.carrier", *args, "--no-callbacks", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    [run] = json.loads(out.read_text())["runs"]
+    _carrier_run_complete(run, 50, callbacks=False)
+    assert run["callbacks_received"] == 0
+
+
 def test_every_process_started_was_stopped(smoke_run: tuple[dict[str, Any], str]) -> None:
     processes = smoke_run[0]["meta"]["processes"]
     names = {p["name"] for p in processes}
@@ -142,6 +227,10 @@ def test_every_process_started_was_stopped(smoke_run: tuple[dict[str, Any], str]
         "simulator-campaign",
         "gateway-inbound",
         "simulator-inbound",
+        "carrier-gateway-1",
+        "carrier-simulator-1",
+        "carrier-receiver-1",
+        "carrier-loadgen-1",
     } <= names
     for proc in processes:
         assert proc["stopped_by"], proc

@@ -322,6 +322,38 @@ async def test_window_limit_answers_rmsgqful(start_sim: StartSim) -> None:
     assert client.arrivals[:3] == ["submit_sm_resp"] * 3
 
 
+@pytest.mark.parametrize("quickack", [False, True])
+async def test_tcp_quickack_is_set_again_after_every_read(
+    start_sim: StartSim, monkeypatch: pytest.MonkeyPatch, quickack: bool
+) -> None:
+    """smpp.tcp_quickack: the sink ACKs every read at once (Linux clears TCP_QUICKACK by
+    itself, so it is set after each read); off (the default), the kernel's delayed ACKs."""
+    import socket
+
+    from smsc_simulator import fastpath
+
+    if not hasattr(socket, "TCP_QUICKACK"):
+        pytest.skip("TCP_QUICKACK is Linux only")
+    calls: list[int] = []
+    real = fastpath.FastConnection._ack_now
+
+    def counting(self: fastpath.FastConnection) -> None:
+        calls.append(1)
+        real(self)
+
+    monkeypatch.setattr(fastpath.FastConnection, "_ack_now", counting)
+    config = make_config()
+    h = await start_sim(replace(config, smpp=replace(config.smpp, tcp_quickack=quickack)))
+    client = await h.client("trx")
+    for n in range(3):
+        response = await client.submit(submit(f"ack {n}", registered_delivery=1))
+        assert response.command_status == Status.ROK
+        assert isinstance(await client.next_deliver(), DeliverSm)
+    await h.wait_stat("deliver_sm_resp_by_status", {"ESME_ROK": 3})
+    # At connect, then once per read: the bind, three submit_sm, three deliver_sm_resp.
+    assert len(calls) >= 5 if quickack else calls == []
+
+
 # -- receipts --------------------------------------------------------------------------------
 
 
