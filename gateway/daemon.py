@@ -299,6 +299,7 @@ class Gateway:
             intake=self.intake,
             receipts_health=self.dispatcher.receipts.health,
             requeued=self.inbound.requeued,
+            queue_depth=self.dispatcher.queue_depth,
         )
         # After the metrics middleware, before errors and auth: refusals are logged, and a
         # draining gateway answers 503 before anything else runs.

@@ -97,6 +97,7 @@ smsgw is running (HTTP on 127.0.0.1:$HTTP_PORT, SMPP front for upstream ESMEs on
 127.0.0.1:$FRONT_PORT, account crm / crmpass), bound to the simulator (SMPP
 127.0.0.1:$SIM_PORT, control API 127.0.0.1:$SIM_CONTROL_PORT).
 Development token: dev-token-change-me
+Web console: http://127.0.0.1:$HTTP_PORT/console/ (sign in with the token above)
 
 Send a first message, then read its status (delivered within a second or so):
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.api.auth import ROUTE_SCOPES, check_routes
+from gateway.api.auth import CONSOLE_ROUTES, ROUTE_SCOPES, check_routes
 from gateway.api.openapi import openapi_document
 from gateway.config import ConfigError, HttpConfig, Scope, TokenConfig, hash_token
 from gateway.confload import load_dataclass
@@ -74,12 +74,17 @@ async def call(rig: Rig, method: str, path: str, token: str, json: Any = None) -
 
 
 def test_every_route_of_the_app_and_of_the_document_has_a_scope(rig_app: web.Application) -> None:
+    routes = {(r.method, r.resource.canonical) for r in rig_app.router.routes() if r.resource}
+    # The web console's routes take no token: each has its decision in CONSOLE_ROUTES
+    # (public, or a signed-in session whose pages ask this API with its token), and none
+    # is an API route (tests/test_console.py checks each session route refuses without one).
+    console = {route for route in routes if route in CONSOLE_ROUTES}
+    assert console == set(CONSOLE_ROUTES)
+    assert not console & set(ROUTE_SCOPES)
     served = {
-        (r.method, r.resource.canonical)
-        for r in rig_app.router.routes()
-        if r.resource is not None
-        and r.resource.canonical not in ("/healthz", "/metrics")
-        and r.resource.canonical != "/v1/openapi.json"
+        (method, path)
+        for method, path in routes - console
+        if path not in ("/healthz", "/metrics") and path != "/v1/openapi.json"
     }
     assert served == set(SECURED)  # the document lists what the app serves
     assert served == set(ROUTE_SCOPES)  # and each one has its decision

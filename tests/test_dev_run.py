@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,6 +169,11 @@ def test_the_banner_names_every_port(dev_run: DevRun) -> None:
     for what in (f"127.0.0.1:{http}", f"127.0.0.1:{front}", f"127.0.0.1:{smsc}"):
         assert what in text
     assert f"127.0.0.1:{control}" in text and "SMPP front" in text
+    console = f"http://127.0.0.1:{http}/console/"
+    assert f"Web console: {console}" in text
+    with urllib.request.urlopen(console, timeout=10) as answer:  # to the sign-in form
+        assert answer.url.endswith("/console/signin")
+        assert b'<label for="token">API token</label>' in answer.read()
     dev_run.stop_as_a_supervisor(10.0)  # the script's own stop: one SIGTERM each
     assert not dev_run.leftovers()
     assert "stopped." in dev_run.text()

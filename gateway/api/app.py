@@ -15,13 +15,14 @@ GET   /metrics                 public  Prometheus metrics (when a registry is gi
 POST  /v1/interactions/{id}/reply token a helpdesk answer to an MO (gateway.inbound.api)
 GET   /v1/callbacks            token   the callback outbox: parked / pending (gateway.api.callbacks)
 POST  /v1/callbacks/{id}/retry token   re-arm one callback; ``/v1/callbacks/retry``: every parked
+*     /console/...             session the web console (gateway.console.web); ``/`` leads there
 ====  =======================  ======  ================================================
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 from aiohttp import web
@@ -38,6 +39,8 @@ from gateway.api.openapi import openapi_document
 from gateway.binds import BindState, CarrierBind
 from gateway.callback_policy import CallbackPolicy
 from gateway.config import GatewayConfig
+from gateway.console.overview import OverviewSources
+from gateway.console.web import Console
 from gateway.inbound.api import InboundApi
 from gateway.observe import HttpMetrics
 from gateway.routing import Router
@@ -60,6 +63,7 @@ INTAKE_KEY: web.AppKey[Intake] = web.AppKey("intake", Intake)
 FRONT_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("front_health")
 STORE_HEALTH_KEY: web.AppKey[StoreHealth] = web.AppKey("store_health", StoreHealth)
 RECEIPTS_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("receipts_health")
+CONSOLE_KEY: web.AppKey[Console] = web.AppKey("console", Console)
 
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
 """Answered without a token: probes, scrapers and API tooling have none."""
@@ -147,6 +151,7 @@ def make_app(
     intake: Intake | None = None,
     receipts_health: Callable[[], dict[str, Any]] | None = None,
     requeued: Callable[[int], Awaitable[None]] | None = None,
+    queue_depth: Callable[[], Mapping[str, int]] | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -181,6 +186,10 @@ def make_app(
     CallbacksApi(store, clock).add_routes(app.router)
     # Lists, imports, contacts, opt-outs, campaigns (503 when not wired, as in API tests).
     CampaignsApi(campaigns).add_routes(app.router)
+    # The web console (its pages ask this API for their data, with the signed-in token).
+    overview = OverviewSources(binds, queue_depth, front_health, receipts_health, store_health)
+    app[CONSOLE_KEY] = Console(http, overview, clock)
+    app[CONSOLE_KEY].add_routes(app)
     check_routes(
         ((r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None),
         PUBLIC_PATHS | {"/healthz"},

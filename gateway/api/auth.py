@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -94,17 +94,53 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], Scope]] = {
 }
 """The scope each authenticated route needs, by (method, path template)."""
 
+CONSOLE_PREFIX: Final = "/console"
+"""The web console's paths (gateway.console): they take no bearer token; the console signs
+its users in with one and checks its own session on each request."""
+
+ConsoleAccess = Literal["public", "session"]
+
+CONSOLE_ROUTES: Final[dict[tuple[str, str], ConsoleAccess]] = {
+    # The way in: the sign-in form, the console's own files, the redirect from "/".
+    ("GET", "/"): "public",
+    ("GET", "/console"): "public",
+    ("GET", "/console/signin"): "public",
+    ("POST", "/console/signin"): "public",
+    ("GET", "/console/static/{filename}"): "public",
+    # A signed-in token. What a page shows of messages, lists and campaigns it asks the API
+    # for with that token, so ROUTE_SCOPES and the account checks apply as for any client.
+    # The overview shows only what /healthz and /metrics show without a token.
+    ("GET", "/console/"): "session",
+    ("GET", "/console/overview.json"): "session",
+    ("GET", "/console/messages"): "session",
+    ("GET", "/console/messages/{id}"): "session",
+    ("POST", "/console/signout"): "session",
+}
+"""The console's routes, each with its decision: ``public`` or a signed-in ``session``."""
+
 
 def check_routes(routes: Iterable[tuple[str, str]], public: Collection[str]) -> None:
     """Raise RuntimeError naming every (method, path) outside ``public`` that has no entry
-    in :data:`ROUTE_SCOPES`: a route without an authorisation decision does not ship."""
+    in :data:`ROUTE_SCOPES` (or, for the console, :data:`CONSOLE_ROUTES`): a route without
+    an authorisation decision does not ship."""
     missing = sorted(
         f"{method} {path}"
         for method, path in routes
-        if path not in public and (method, path) not in ROUTE_SCOPES
+        if path not in public
+        and (method, path) not in ROUTE_SCOPES
+        and (method, path) not in CONSOLE_ROUTES
     )
     if missing:
         raise RuntimeError(f"routes without an entry in ROUTE_SCOPES: {', '.join(missing)}")
+
+
+def _console(request: web.Request) -> bool:
+    """A request the console answers (it checks its own session): one whose matched route
+    is in :data:`CONSOLE_ROUTES`, never an API route."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return False
+    return (request.method, resource.canonical) in CONSOLE_ROUTES
 
 
 def principal(request: web.Request) -> Principal:
@@ -148,7 +184,7 @@ def auth_middleware(http: HttpConfig, public_paths: Collection[str]) -> Middlewa
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in public:
+        if request.path in public or _console(request):
             return await handler(request)
         header = request.headers.get("Authorization")
         if header is None:

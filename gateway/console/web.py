@@ -1,0 +1,331 @@
+"""The web console under ``/console/``: server-rendered pages over the HTTP API.
+
+Sign-in takes an API token and opens a session (gateway.console.sessions) behind a cookie
+that is HttpOnly, SameSite=Strict, limited to ``/console`` and Secure over HTTPS. Every
+POST form carries the session's CSRF token (the sign-in form a double-submit one); a form
+without it is refused with 403. What a page shows of messages, lists and campaigns comes
+from the HTTP API, called with the session's token (gateway.console.apiclient), so its
+scopes and account checks hold in the console too.
+
+Every answer under ``/console`` carries a Content-Security-Policy that allows scripts,
+styles, images and fetches from this origin only and no inline script; Jinja2 escapes
+every value put into a page, so an MO reading ``<script>`` shows as text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+import jinja2
+from aiohttp import web
+
+from gateway.api.auth import CONSOLE_PREFIX
+from gateway.config import HttpConfig
+from gateway.console.apiclient import ApiClient, path
+from gateway.console.overview import OverviewSources, overview
+from gateway.console.sessions import MAX_AGE_SECONDS, Session, Sessions, new_secret, same_secret
+from gateway.logs import log_event
+
+log = logging.getLogger("smsgw.console")
+
+SESSION_COOKIE: Final = "smsgw_console"
+SIGNIN_COOKIE: Final = "smsgw_console_signin"
+"""The sign-in form's double-submit CSRF value (there is no session yet)."""
+CSRF_FIELD: Final = "csrf"
+SIGNIN_COOKIE_SECONDS: Final = 3600
+"""A sign-in form stays usable this long."""
+MAX_TOKEN_CHARS: Final = 512
+"""Longer than any token worth having; a longer field is refused before it is hashed."""
+REFRESH_SECONDS: Final = 5
+"""The overview asks for fresh figures this often (console.js)."""
+LOG_EVERY_SECONDS: Final = 10.0
+"""Refused sign-ins and forms are logged at most once per this many seconds, with a count."""
+
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS: Final[Mapping[str, str]] = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+_MESSAGE_ID: Final = re.compile(r"[0-9a-f]{26}")  # gateway.model.new_message_id
+
+_PACKAGE = resources.files("gateway.console")
+
+
+class Refusals:
+    """Refused sign-ins and forms: counted (``/metrics``) and logged, rate-limited."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._unlogged: dict[str, int] = {}
+        self._logged_at: dict[str, float] = {}
+
+    def add(self, reason: str, now: float) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+        if now - self._logged_at.get(reason, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
+            log_event(
+                log, "console.refused", logging.WARNING, reason=reason, count=self._unlogged[reason]
+            )
+            self._logged_at[reason] = now
+            self._unlogged[reason] = 0
+
+
+class Console:
+    """The console's routes, sessions and templates, inside the gateway's HTTP app."""
+
+    def __init__(
+        self,
+        http: HttpConfig,
+        sources: OverviewSources,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.http = http
+        self.sources = sources
+        self.clock = clock
+        self.sessions = Sessions()
+        self.refusals = Refusals()
+        self.api = ApiClient()
+        self.templates = jinja2.Environment(
+            loader=jinja2.PackageLoader("gateway.console", "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
+
+    def add_routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/", self.to_console, allow_head=False)
+        r.add_get(CONSOLE_PREFIX, self.to_console, allow_head=False)
+        r.add_get(f"{CONSOLE_PREFIX}/signin", self.signin_form, allow_head=False)
+        r.add_post(f"{CONSOLE_PREFIX}/signin", self.signin)
+        r.add_post(f"{CONSOLE_PREFIX}/signout", self.signout)
+        r.add_get(f"{CONSOLE_PREFIX}/", self.overview_page, allow_head=False)
+        r.add_get(f"{CONSOLE_PREFIX}/overview.json", self.overview_json, allow_head=False)
+        r.add_get(f"{CONSOLE_PREFIX}/messages", self.messages_page, allow_head=False)
+        r.add_get(f"{CONSOLE_PREFIX}/messages/{{id}}", self.message_page, allow_head=False)
+        r.add_get(f"{CONSOLE_PREFIX}/static/{{filename}}", self.static, allow_head=False)
+        app.on_response_prepare.append(_security_headers)
+        app.on_cleanup.append(self._close)
+
+    async def _close(self, app: web.Application) -> None:
+        await self.api.close()
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def _session(self, request: web.Request) -> Session | None:
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if not session_id:
+            return None
+        session = self.sessions.get(session_id, self.clock())
+        if session is None:
+            return None
+        # A token taken out of the configuration ends its sessions.
+        if not any(t.sha256 == session.token_sha256 for t in self.http.tokens):
+            self.sessions.close(session.id)
+            return None
+        return session
+
+    def _page_session(self, request: web.Request) -> Session:
+        """The signed-in session, or a redirect to the sign-in form."""
+        session = self._session(request)
+        if session is None:
+            raise web.HTTPSeeOther(f"{CONSOLE_PREFIX}/signin")
+        return session
+
+    def _csrf_refusal(
+        self, given: object, expected: str, session: Session | None
+    ) -> web.Response | None:
+        """None when ``given`` is the form's CSRF token; else the 403 page to answer."""
+        if isinstance(given, str) and same_secret(given, expected):
+            return None
+        self.refusals.add("csrf", self.clock())
+        return self._page(
+            "refused.html",
+            session,
+            status=403,
+            title="Form refused",
+            reason="The form was refused: its CSRF token is missing or stale."
+            " Reload the page and send it again.",
+        )
+
+    # -- rendering --------------------------------------------------------------------------
+
+    def _render(self, name: str, session: Session | None, **values: Any) -> str:
+        template = self.templates.get_template(name)
+        return template.render(
+            session=session,
+            csrf=session.csrf if session is not None else "",
+            prefix=CONSOLE_PREFIX,
+            **{"nav": "", **values},
+        )
+
+    def _page(
+        self, name: str, session: Session | None, status: int = 200, **values: Any
+    ) -> web.Response:
+        return web.Response(
+            text=self._render(name, session, **values),
+            status=status,
+            content_type="text/html",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def to_console(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"{CONSOLE_PREFIX}/")
+
+    async def signin_form(self, request: web.Request) -> web.Response:
+        if self._session(request) is not None:
+            raise web.HTTPSeeOther(f"{CONSOLE_PREFIX}/")
+        return self._signin_page(request, 200, "")
+
+    def _signin_page(self, request: web.Request, status: int, error: str) -> web.Response:
+        value = new_secret()
+        response: web.Response = self._page(
+            "signin.html", None, status, title="Sign in", signin_csrf=value, error=error
+        )
+        response.set_cookie(
+            SIGNIN_COOKIE,
+            value,
+            max_age=SIGNIN_COOKIE_SECONDS,
+            path=CONSOLE_PREFIX,
+            httponly=True,
+            samesite="Strict",
+            secure=request.secure,
+        )
+        return response
+
+    async def signin(self, request: web.Request) -> web.Response:
+        now = self.clock()
+        form = await request.post()
+        expected = request.cookies.get(SIGNIN_COOKIE, "")
+        if not expected:
+            self.refusals.add("csrf", now)
+            return self._signin_page(
+                request, 403, "The sign-in form had expired. Paste the token and sign in again."
+            )
+        refused = self._csrf_refusal(form.get(CSRF_FIELD), expected, None)
+        if refused is not None:
+            return refused
+        token = form.get("token")
+        entry = None
+        if isinstance(token, str) and 0 < len(token.strip()) <= MAX_TOKEN_CHARS:
+            token = token.strip()
+            try:
+                entry = self.http.find_token(token)
+            except UnicodeEncodeError:
+                entry = None
+        if entry is None or not isinstance(token, str):
+            self.refusals.add("bad_token", now)
+            return self._signin_page(request, 401, "This token is not valid.")
+        session = self.sessions.open(token, entry.sha256, entry.name, now)
+        log_event(log, "console.signed_in", token=entry.name)
+        response = _see_other(f"{CONSOLE_PREFIX}/")
+        response.set_cookie(
+            SESSION_COOKIE,
+            session.id,
+            max_age=int(MAX_AGE_SECONDS),
+            path=CONSOLE_PREFIX,
+            httponly=True,
+            samesite="Strict",
+            secure=request.secure,
+        )
+        response.del_cookie(SIGNIN_COOKIE, path=CONSOLE_PREFIX)
+        return response
+
+    async def signout(self, request: web.Request) -> web.Response:
+        session = self._page_session(request)
+        form = await request.post()
+        refused = self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
+        if refused is not None:
+            return refused
+        self.sessions.close(session.id)
+        log_event(log, "console.signed_out", token=session.name)
+        response = _see_other(f"{CONSOLE_PREFIX}/signin")
+        response.del_cookie(SESSION_COOKIE, path=CONSOLE_PREFIX)
+        return response
+
+    async def overview_page(self, request: web.Request) -> web.Response:
+        session = self._page_session(request)
+        return self._page(
+            "overview.html",
+            session,
+            title="Overview",
+            nav="overview",
+            data=overview(self.sources),
+            refresh=REFRESH_SECONDS,
+        )
+
+    async def overview_json(self, request: web.Request) -> web.Response:
+        if self._session(request) is None:
+            return web.json_response(
+                {"error": {"code": "unauthorized", "message": "sign in again", "details": []}},
+                status=401,
+            )
+        return web.json_response(overview(self.sources), headers={"Cache-Control": "no-store"})
+
+    async def messages_page(self, request: web.Request) -> web.Response:
+        session = self._page_session(request)
+        query = request.query.get("q", "").strip()
+        if not query:
+            return self._page("messages.html", session, title="Messages", nav="messages", q="")
+        if _MESSAGE_ID.fullmatch(query.lower()):
+            raise web.HTTPSeeOther(f"{CONSOLE_PREFIX}/messages/{query.lower()}")
+        return self._page(
+            "messages.html",
+            session,
+            status=400,
+            title="Messages",
+            nav="messages",
+            q=query,
+            error="A message id is 26 characters, 0-9 and a-f, as POST /v1/messages answered.",
+        )
+
+    async def message_page(self, request: web.Request) -> web.Response:
+        session = self._page_session(request)
+        message_id = request.match_info["id"]
+        answer = await self.api.call(
+            request, session.token, "GET", path("/v1/messages/{id}", id=message_id)
+        )
+        values: dict[str, Any] = {"title": "Messages", "nav": "messages", "q": message_id}
+        if answer.ok:
+            return self._page("messages.html", session, message=answer.body, **values)
+        return self._page(
+            "messages.html", session, status=answer.status, error=answer.error_message, **values
+        )
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["filename"]
+        kind = _STATIC_TYPES.get(Path(name).suffix)
+        resource = _PACKAGE / "static" / name
+        if kind is None or "/" in name or name.startswith(".") or not resource.is_file():
+            raise web.HTTPNotFound()
+        return web.Response(
+            body=resource.read_bytes(),
+            content_type=kind,
+            headers={"Cache-Control": "max-age=300"},
+        )
+
+
+_STATIC_TYPES: Final = {".css": "text/css", ".js": "text/javascript", ".png": "image/png"}
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path == "/" or request.path.startswith(CONSOLE_PREFIX):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})

@@ -1,0 +1,292 @@
+"""The web console without a browser: sign-in, sessions, CSRF, headers, and that a page
+can show only what the API lets its token see (tests/test_console_browser.py drives it in
+Chromium)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse, ClientSession, CookieJar
+from yarl import URL
+
+from gateway.api.auth import CONSOLE_ROUTES
+from gateway.console.sessions import IDLE_SECONDS, MAX_AGE_SECONDS, Sessions
+from gateway.console.web import CONSOLE_PREFIX, SESSION_COOKIE
+from tests.api_fakes import TOKEN as ADMIN
+from tests.campaign_helpers import Rig, campaign_rig
+from tests.test_api_authz import A_FULL, A_SEND, B_FULL, TOKENS
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with campaign_rig(tmp_path, tokens=TOKENS) as rig:
+        yield rig
+
+
+class Browser:
+    """A client of the rig's server with its own cookie jar (one "browser")."""
+
+    def __init__(self, base: URL) -> None:
+        self.base = base
+        self.session = ClientSession(cookie_jar=CookieJar(unsafe=True))
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> ClientResponse:
+        return await self.session.request(method, self.base.join(URL(path)), **kwargs)
+
+    async def get(self, path: str, **kwargs: Any) -> ClientResponse:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> ClientResponse:
+        return await self.request("POST", path, **kwargs)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def browser(rig: Rig) -> Browser:
+    return Browser(rig.api.client.make_url("/"))
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found is not None, html
+    return found.group(1)
+
+
+async def sign_in(client: Browser, token: str) -> ClientResponse:
+    form = await client.get(f"{CONSOLE_PREFIX}/signin")
+    assert form.status == 200
+    return await client.post(
+        f"{CONSOLE_PREFIX}/signin",
+        data={"csrf": csrf_of(await form.text()), "token": token},
+        allow_redirects=False,
+    )
+
+
+def cookie_header(response: ClientResponse, name: str) -> str:
+    for value in response.headers.getall("Set-Cookie", []):
+        if value.startswith(f"{name}="):
+            return value
+    raise AssertionError(f"no {name} cookie set: {response.headers}")
+
+
+async def test_sign_in_sets_a_strict_httponly_session_cookie_that_expires(rig: Rig) -> None:
+    client = await browser(rig)
+    try:
+        unsigned = await client.get(f"{CONSOLE_PREFIX}/", allow_redirects=False)
+        assert unsigned.status == 303
+        assert unsigned.headers["Location"] == f"{CONSOLE_PREFIX}/signin"
+        signed = await sign_in(client, ADMIN)
+        assert signed.status == 303, await signed.text()
+        cookie = cookie_header(signed, SESSION_COOKIE).lower()
+        assert "httponly" in cookie
+        assert "samesite=strict" in cookie
+        assert f"max-age={int(MAX_AGE_SECONDS)}" in cookie
+        assert f"path={CONSOLE_PREFIX}" in cookie
+        assert ADMIN.lower() not in cookie  # the cookie is a random id, not the token
+        page = await client.get(f"{CONSOLE_PREFIX}/")
+        assert page.status == 200
+        assert "<h1>Overview</h1>" in await page.text()
+    finally:
+        await client.close()
+
+
+async def test_a_wrong_token_is_refused_and_counted(rig: Rig) -> None:
+    client = await browser(rig)
+    try:
+        refused = await sign_in(client, "not-a-token")
+        assert refused.status == 401
+        assert "This token is not valid." in await refused.text()
+        assert SESSION_COOKIE not in {c.key for c in client.session.cookie_jar}
+        app = rig.api.client.server.app
+        assert app is not None
+        from gateway.api.app import CONSOLE_KEY
+
+        assert app[CONSOLE_KEY].refusals.counts["bad_token"] == 1
+    finally:
+        await client.close()
+
+
+async def test_sign_in_without_the_forms_csrf_value_is_refused(rig: Rig) -> None:
+    client = await browser(rig)
+    try:
+        await client.get(f"{CONSOLE_PREFIX}/signin")  # the double-submit cookie is set
+        refused = await client.post(
+            f"{CONSOLE_PREFIX}/signin", data={"token": ADMIN}, allow_redirects=False
+        )
+        assert refused.status == 403
+        assert "CSRF" in await refused.text()
+        assert SESSION_COOKIE not in {c.key for c in client.session.cookie_jar}
+    finally:
+        await client.close()
+
+
+async def test_sign_out_needs_the_csrf_token_and_ends_the_session(rig: Rig) -> None:
+    client = await browser(rig)
+    try:
+        await sign_in(client, ADMIN)
+        page = await client.get(f"{CONSOLE_PREFIX}/")
+        csrf = csrf_of(await page.text())
+        refused = await client.post(f"{CONSOLE_PREFIX}/signout", data={}, allow_redirects=False)
+        assert refused.status == 403
+        wrong = await client.post(
+            f"{CONSOLE_PREFIX}/signout", data={"csrf": csrf + "x"}, allow_redirects=False
+        )
+        assert wrong.status == 403
+        still = await client.get(f"{CONSOLE_PREFIX}/", allow_redirects=False)
+        assert still.status == 200  # a refused form changes nothing
+        session_id = next(c.value for c in client.session.cookie_jar if c.key == SESSION_COOKIE)
+        out = await client.post(
+            f"{CONSOLE_PREFIX}/signout", data={"csrf": csrf}, allow_redirects=False
+        )
+        assert out.status == 303
+        # The old cookie, sent again by hand, opens nothing: the session is gone server-side.
+        again = await client.get(
+            f"{CONSOLE_PREFIX}/",
+            headers={"Cookie": f"{SESSION_COOKIE}={session_id}"},
+            allow_redirects=False,
+        )
+        assert again.status == 303
+    finally:
+        await client.close()
+
+
+async def test_console_answers_carry_a_strict_content_security_policy(rig: Rig) -> None:
+    client = await browser(rig)
+    try:
+        await sign_in(client, ADMIN)
+        for path in ("/signin", "/", "/messages", "/static/console.js"):
+            answer = await client.get(f"{CONSOLE_PREFIX}{path}")
+            policy = answer.headers["Content-Security-Policy"]
+            assert "default-src 'none'" in policy
+            assert "script-src 'self'" in policy
+            assert "unsafe-inline" not in policy and "http" not in policy
+            assert answer.headers["X-Content-Type-Options"] == "nosniff"
+            if answer.content_type == "text/html":
+                html = await answer.text()
+                assert "<script>" not in html and " on" + "click=" not in html
+                assert re.findall(r"<script\b[^>]*>", html) == [
+                    f'<script src="{CONSOLE_PREFIX}/static/console.js" defer>'
+                ]
+        for bad in ("../web.py", "..%2Fweb.py", "sessions.py", ".hidden.css"):
+            # 404, or 401 for a path that leaves the console (no route: a token is asked).
+            refused = await client.get(f"{CONSOLE_PREFIX}/static/{bad}")
+            assert refused.status in (401, 404), bad
+            assert "import" not in await refused.text()
+    finally:
+        await client.close()
+
+
+async def test_the_root_leads_to_the_console(rig: Rig) -> None:
+    answer = await rig.api.client.get("/", allow_redirects=False)
+    assert answer.status == 302
+    assert answer.headers["Location"] == f"{CONSOLE_PREFIX}/"
+
+
+async def test_overview_json_needs_a_session(rig: Rig) -> None:
+    client = await browser(rig)
+    try:
+        refused = await client.get(f"{CONSOLE_PREFIX}/overview.json")
+        assert refused.status == 401
+        await sign_in(client, A_SEND)  # any signed-in token: it shows what /healthz shows
+        answer = await client.get(f"{CONSOLE_PREFIX}/overview.json")
+        assert answer.status == 200
+        body = await answer.json()
+        assert set(body) >= {"status", "carriers", "front", "store", "errors"}
+    finally:
+        await client.close()
+
+
+async def _a_message(rig: Rig) -> str:
+    sent = await rig.api.request(
+        "POST",
+        "/v1/messages",
+        token=A_FULL,
+        json={"to": "+33699999999", "from": "ACME", "text": "x", "client_ref": "<b>ref</b>"},
+    )
+    assert sent.status == 202, sent.text
+    return str(sent.body["id"])
+
+
+async def test_a_message_page_shows_only_what_the_api_lets_the_token_see(rig: Rig) -> None:
+    message = await _a_message(rig)
+    path = f"{CONSOLE_PREFIX}/messages/{message}"
+    for token, status, text in (
+        (A_FULL, 200, "&lt;b&gt;ref&lt;/b&gt;"),  # its own message; the ref escaped
+        (A_SEND, 403, "the route needs the &#39;read&#39; scope"),  # no read scope
+        (B_FULL, 404, "no message with this id"),  # another account's message
+    ):
+        client = await browser(rig)
+        try:
+            await sign_in(client, token)
+            page = await client.get(path)
+            html = await page.text()
+            assert page.status == status, html
+            assert text in html
+            assert "<b>ref</b>" not in html
+        finally:
+            await client.close()
+
+
+async def test_message_lookup_by_id_leads_to_its_page(rig: Rig) -> None:
+    message = await _a_message(rig)
+    client = await browser(rig)
+    try:
+        await sign_in(client, A_FULL)
+        found = await client.get(
+            f"{CONSOLE_PREFIX}/messages", params={"q": message.upper()}, allow_redirects=False
+        )
+        assert found.status == 303
+        assert found.headers["Location"] == f"{CONSOLE_PREFIX}/messages/{message}"
+        bad = await client.get(f"{CONSOLE_PREFIX}/messages", params={"q": "<i>nope</i>"})
+        assert bad.status == 400
+        html = await bad.text()
+        assert "&lt;i&gt;nope&lt;/i&gt;" in html and "<i>nope" not in html
+    finally:
+        await client.close()
+
+
+async def test_every_session_route_refuses_a_request_without_a_session(rig: Rig) -> None:
+    app = rig.api.client.server.app
+    assert app is not None
+    served = {
+        (r.method, r.resource.canonical)
+        for r in app.router.routes()
+        if r.resource is not None
+        and (r.resource.canonical.startswith(CONSOLE_PREFIX) or r.resource.canonical == "/")
+    }
+    assert served == set(CONSOLE_ROUTES)
+    client = await browser(rig)
+    try:
+        for (method, template), access in CONSOLE_ROUTES.items():
+            if access != "session":
+                continue
+            path = template.replace("{id}", "0" * 26)
+            answer = await client.request(method, path, allow_redirects=False)
+            assert answer.status in (303, 401), (method, path, answer.status)
+    finally:
+        await client.close()
+
+
+def test_sessions_end_when_idle_or_too_old_and_stay_bounded() -> None:
+    sessions = Sessions(max_sessions=2)
+    first = sessions.open("t", "d", "n", now=0.0)
+    assert sessions.get(first.id, IDLE_SECONDS - 1) is first
+    assert sessions.get(first.id, 2 * IDLE_SECONDS - 2) is first  # each request resets idle
+    assert sessions.get(first.id, 3 * IDLE_SECONDS) is None  # idle too long
+    busy = sessions.open("t", "d", "n", now=0.0)
+    at = 0.0
+    while at < MAX_AGE_SECONDS - IDLE_SECONDS:
+        at += IDLE_SECONDS / 2
+        assert sessions.get(busy.id, at) is busy
+    assert sessions.get(busy.id, MAX_AGE_SECONDS) is None  # too old, however busy
+    a, b, c = (sessions.open("t", "d", "n", now=0.0) for _ in range(3))
+    assert len(sessions) == 2 and sessions.get(a.id, 1.0) is None
+    assert sessions.get(b.id, 1.0) is b and sessions.get(c.id, 1.0) is c
+    assert len({a.id, b.id, c.id, a.csrf, b.csrf, c.csrf}) == 6

@@ -1,0 +1,183 @@
+"""The web console in a real browser: Playwright drives Debian's Chromium (headless) against a
+whole gateway bound to the bundled simulator. Screenshots of each page are written to
+``var/screenshots/`` (not committed) for a reviewer to look at.
+
+Without ``/usr/bin/chromium`` the module skips, except under CI (``CI`` set), where .ci/run
+installs it and a missing browser is a failure."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.e2e_helpers import TOKEN, Lab, eventually, simulator_config
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium reaches for the network at start and its connections are
+    # refused on a closed machine.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 20_000
+"""How long a step may wait for the page (generous: the machine may be loaded)."""
+
+if not os.path.exists(CHROMIUM):
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
+    )
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
+    lab = Lab(tmp_path_factory.mktemp("console"), simulator_config())
+    await lab.start()
+    try:
+        yield lab
+    finally:
+        await lab.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(lab: Lab) -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as p:
+        chromium = await p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(browser: Any) -> AsyncIterator[Any]:
+    """A fresh context (no cookies) per test, laptop width."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: dialogs.append(d.message))
+    page.set_default_timeout(WAIT_MS)
+    try:
+        yield page
+    finally:
+        await context.close()
+    assert dialogs == [], f"a script ran in the page: {dialogs}"
+
+
+async def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+async def sign_in(page: Any, lab: Lab, token: str = TOKEN) -> None:
+    await page.goto(lab.gw_url + "/")  # "/" leads to the console, which asks to sign in
+    assert page.url.endswith("/console/signin")
+    await page.get_by_label("API token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/console/")
+
+
+async def test_sign_in_shows_the_overview_with_the_simulator_bound(page: Any, lab: Lab) -> None:
+    await page.goto(lab.gw_url + "/console/signin")
+    await shot(page, "signin")
+    await page.get_by_label("API token").fill("not-the-token")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_text("This token is not valid.").wait_for()
+    await sign_in(page, lab)
+    cookies = {c["name"]: c for c in await page.context.cookies()}
+    session = cookies["smsgw_console"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict" and session["expires"] > 0
+    assert await page.evaluate("document.cookie") == ""  # HttpOnly: no script sees it
+    binds = page.locator("#ov-binds tr")
+    assert await binds.count() == 2  # the lab's carrier has two binds
+    for row in range(2):
+        text = await binds.nth(row).inner_text()
+        assert "sim" in text and "bound" in text, text
+    assert await page.locator("#ov-status").inner_text() == "ok"
+    # The overview refreshes by itself (console.js, allowed by the CSP as a file of ours).
+    await playwright_api.expect(page.locator("#ov-updated")).to_have_text(
+        re.compile(r"^updated "), timeout=WAIT_MS
+    )
+    assert await page.locator("#ov-binds tr").count() == 2
+    await shot(page, "overview")
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await shot(page, "overview-phone")
+    nav = page.get_by_role("navigation", name="Console")
+    assert await nav.get_by_role("link", name="Messages").is_visible()
+
+
+async def test_a_message_is_looked_up_with_its_parts_and_history_as_text(
+    page: Any, lab: Lab
+) -> None:
+    evil = "<script>alert(1)</script>"
+    sent = await lab.post(
+        "/v1/messages",
+        {
+            "to": "+33612345678",
+            "from": "ACME",
+            "text": "Hello from the console",
+            "client_ref": evil,
+        },
+    )
+    message_id = sent["id"]
+
+    async def delivered() -> bool:
+        return bool((await lab.get(f"/v1/messages/{message_id}"))["status"] == "delivered")
+
+    await eventually(delivered)
+    await sign_in(page, lab)
+    await page.get_by_role("link", name="Messages").click()
+    await page.get_by_label("Message id").fill(message_id)
+    await page.get_by_label("Message id").press("Enter")  # keyboard only
+    await page.wait_for_url(f"**/console/messages/{message_id}")
+    facts = page.locator("dl.facts")
+    assert "delivered" in await facts.inner_text()
+    # The client_ref shows as text: no element made of it, no script run (the page fixture
+    # fails the test on any dialog).
+    assert evil in await facts.inner_text()
+    assert await page.locator("main script").count() == 0
+    parts = await page.locator("table").first.inner_text()
+    assert "sim" in parts and "delivered" in parts
+    history = await page.locator("table").nth(1).inner_text()
+    assert "queued" in history or "submitted" in history, history
+    await shot(page, "message")
+    await page.get_by_label("Message id").fill("no-such-message")
+    await page.get_by_role("button", name="Look up").click()
+    await page.get_by_text("A message id is 26 characters").wait_for()
+
+
+async def test_a_form_without_its_csrf_token_is_refused_and_sign_out_ends_the_session(
+    page: Any, lab: Lab
+) -> None:
+    await sign_in(page, lab)
+    # The sign-out form with its CSRF token taken out, sent from the page itself.
+    await page.evaluate("document.querySelector('form.signout input[name=csrf]').value = ''")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.get_by_text("The form was refused").wait_for()
+    await shot(page, "csrf-refused")
+    await page.goto(lab.gw_url + "/console/")
+    assert page.url.endswith("/console/")  # still signed in: the refused form did nothing
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url("**/console/signin")
+    await page.goto(lab.gw_url + "/console/messages")
+    assert page.url.endswith("/console/signin")  # signed out
