@@ -556,7 +556,7 @@ def _stats_text(s: dict[str, Any]) -> str:
     keys = (
         "recipients sent delivered undeliverable expired rejected pending delivery_rate"
         " replies unique_responders reply_rate opt_outs resubscriptions replies_from_others"
-        " median_seconds_to_first_reply"
+        " median_seconds_to_first_reply clicks unique_clickers click_rate bot_requests"
     ).split()
     lines = [f"{k:<30} {s.get(k)}" for k in keys if k in s]
     for kw, n in (s.get("answers_per_keyword") or {}).items():

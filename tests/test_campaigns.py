@@ -426,6 +426,13 @@ async def test_stats_from_a_seeded_store(tmp_path: Path) -> None:
             "skipped_invalid": 0,
             "resubscriptions": 1,
             "replies_from_others": 1,
+            # No short links: no clicks (tests/test_e2e_links.py counts some).
+            "clicks": 0,
+            "unique_clickers": 0,
+            "click_rate": 0.0,
+            "bot_requests": 0,
+            "clicks_per_hour": [0] * 24,
+            "clicks_per_day": [0] * 10,
         }
 
         # Send to responders: everyone who replied, or only those who said YES.

@@ -164,3 +164,13 @@ async def test_links_reach_the_simulator_and_clicks_are_counted_per_recipient(
     got_bots = {r[0]: r[2] for r in rows if r[2]}
     assert got_clicks == dict(expected_clicks)
     assert got_bots == dict(expected_bots)
+
+    # The campaign's statistics: one definition each (the store's campaign_counts).
+    stats = await call(lab, "GET", f"/v1/campaigns/{cid}/stats", 200)
+    clicks = sum(expected_clicks.values())
+    assert stats["clicks"] == clicks == 20
+    assert stats["unique_clickers"] == len(expected_clicks) == 12
+    assert stats["bot_requests"] == sum(expected_bots.values()) == 12
+    assert stats["click_rate"] == round(len(expected_clicks) / CONTACTS, 4)
+    assert stats["clicks_per_hour"][0] == stats["clicks_per_day"][0] == clicks
+    assert sum(stats["clicks_per_hour"]) == sum(stats["clicks_per_day"]) == clicks

@@ -292,6 +292,12 @@ SCHEMAS: Final[dict[str, Any]] = {
             "median_seconds_to_first_reply",
             "per_hour",
             "per_day",
+            "clicks",
+            "unique_clickers",
+            "click_rate",
+            "bot_requests",
+            "clicks_per_hour",
+            "clicks_per_day",
         ],
         "additionalProperties": False,
         "properties": {
@@ -317,6 +323,29 @@ SCHEMAS: Final[dict[str, Any]] = {
             "skipped_invalid": _COUNT,
             "resubscriptions": _COUNT,
             "replies_from_others": _COUNT,
+            "clicks": {
+                **_COUNT,
+                "description": "Requests for the campaign's short links made by people,"
+                " repeats included (bots and previews are in bot_requests).",
+            },
+            "unique_clickers": {**_COUNT, "description": "Recipients with a click."},
+            "click_rate": {
+                "type": "number",
+                "minimum": 0,
+                "description": "unique_clickers / sent.",
+            },
+            "bot_requests": {
+                **_COUNT,
+                "description": "Requests by bots and link previews (HEAD, an empty or a"
+                " prefetcher's User-Agent).",
+            },
+            "clicks_per_hour": {
+                "type": "array",
+                "items": _COUNT,
+                "minItems": 24,
+                "maxItems": 24,
+            },
+            "clicks_per_day": {"type": "array", "items": _COUNT, "minItems": 10, "maxItems": 10},
         },
     },
     "SendToResponders": {

@@ -28,7 +28,11 @@ interactions (MOs) the inbound side logged under it:
 - ``median_seconds_to_first_reply``: per responder, first response minus the creation of
   their first message (null without responses);
 - ``per_hour``: MOs in each of the first 24 hours after the start; ``per_day``: in each of
-  the first 10 days.
+  the first 10 days;
+- ``clicks``, ``unique_clickers``, ``bot_requests``: the store's ``campaign_counts`` for the
+  campaign's short links (gateway.links); ``click_rate`` = unique_clickers / sent;
+  ``clicks_per_hour`` and ``clicks_per_day``: clicks in the buckets of ``per_hour`` and
+  ``per_day``.
 """
 
 from __future__ import annotations
@@ -452,6 +456,7 @@ class CampaignService:
         since = campaign.started_at if campaign.started_at is not None else 0.0
         counts = await self.store.campaign_counts(campaign.id, since, math.inf)
         figures = await self.store.reply_figures(campaign.id, campaign.started_at)
+        clicks = await self.store.click_figures(campaign.id, campaign.started_at)
         made = sum(statuses.values())
         sent = counts.sent
         delivered = counts.delivered
@@ -481,6 +486,12 @@ class CampaignService:
             "median_seconds_to_first_reply": median,
             "per_hour": figures.per_hour,
             "per_day": figures.per_day,
+            "clicks": counts.clicks,
+            "unique_clickers": counts.unique_clickers,
+            "click_rate": round(counts.unique_clickers / sent, 4) if sent else 0.0,
+            "bot_requests": counts.bot_requests,
+            "clicks_per_hour": clicks.per_hour,
+            "clicks_per_day": clicks.per_day,
             # Beyond the agreed shape:
             "messages": made,
             "rejected": statuses.get(MessageStatus.REJECTED.value, 0),

@@ -708,6 +708,14 @@ class CampaignCounts:
     replies_from_others: int = 0
     """Replies from numbers the campaign never messaged (a campaign keyword texted by
     someone else): in ``replies``, never in the responders."""
+    clicks: int = 0
+    """Requests for the campaign's short links made by people: every one, repeats
+    included. A request is a person's unless it is a bot's (``bot_requests``)."""
+    unique_clickers: int = 0
+    """Recipients with at least one click (a short link is its recipient's own)."""
+    bot_requests: int = 0
+    """Requests for the campaign's short links made by bots and link previews (HEAD, an
+    empty User-Agent or one of ``[links] prefetchers``): never clicks."""
 
 
 @runtime_checkable

@@ -109,6 +109,15 @@ class ReplyFigures:
     per_day: list[int]
 
 
+@dataclass(frozen=True, slots=True)
+class ClickFigures:
+    """Clicks on a campaign's short links in each of the first 24 hours and 10 days after
+    its start (the buckets of ``ReplyFigures.per_hour``/``per_day``)."""
+
+    per_hour: list[int]
+    per_day: list[int]
+
+
 class CampaignStore(Protocol):
     # -- lists, contacts, imports ------------------------------------------------------------
 
@@ -197,3 +206,7 @@ class CampaignStore(Protocol):
         which the daily digest uses too (gateway.store.base.CampaignCounts)."""
 
     async def reply_figures(self, campaign_id: str, since: float | None) -> ReplyFigures: ...
+
+    async def click_figures(self, campaign_id: str, since: float | None) -> ClickFigures:
+        """Clicks (people's, as ``CampaignCounts.clicks``) per hour and per day from
+        ``since`` (the start; all zero without one)."""

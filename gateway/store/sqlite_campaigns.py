@@ -29,6 +29,7 @@ from gateway.store.campaign_base import (
     IMPORT_FAILED,
     IMPORT_RUNNING,
     CampaignRecord,
+    ClickFigures,
     ContactList,
     ImportJob,
     ImportRow,
@@ -580,6 +581,19 @@ class SqliteCampaignStore:
 
     async def campaign_counts(self, campaign_id: str, since: float, until: float) -> CampaignCounts:
         return await self.store.campaign_counts(campaign_id, since, until)
+
+    async def click_figures(self, campaign_id: str, since: float | None) -> ClickFigures:
+        per_hour = [0] * HOURS
+        per_day = [0] * DAYS
+        if since is not None:
+            for series, width in ((per_hour, 3600), (per_day, 86400)):
+                for bucket, count in await self._read(
+                    "SELECT CAST((at - ?) / ? AS INTEGER) AS b, count(*) FROM link_clicks"
+                    " WHERE campaign_id = ? AND bot = 0 AND at >= ? AND at < ? GROUP BY b",
+                    (since, width, campaign_id, since, since + len(series) * width),
+                ):
+                    series[bucket] = count
+        return ClickFigures(per_hour=per_hour, per_day=per_day)
 
     async def reply_figures(self, campaign_id: str, since: float | None) -> ReplyFigures:
         # Responses (RESPONSE: a recipient's MO that is no re-subscription) by keyword, and

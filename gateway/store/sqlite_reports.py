@@ -165,7 +165,16 @@ class SqliteReports:
             (campaign_id, since, until),
         )
         count, unique, opt_outs, resubscriptions, others = replies[0]
+        clicks = await self._read(
+            "SELECT coalesce(sum(bot = 0), 0), count(DISTINCT CASE WHEN bot = 0 THEN number END),"
+            " coalesce(sum(bot), 0) FROM link_clicks WHERE campaign_id = ? AND at >= ? AND at < ?",
+            (campaign_id, since, until),
+        )
+        people, clickers, bots = clicks[0]
         return CampaignCounts(
+            clicks=people,
+            unique_clickers=clickers,
+            bot_requests=bots,
             sent=sent[0][0],
             delivered=delivered[0][0],
             replies=count,
