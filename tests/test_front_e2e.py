@@ -6,6 +6,8 @@ smsgw's ids. Limits, long messages, held receipts, retries, restart, MO delivery
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import shutil
 import socket
 import ssl
@@ -17,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.front.refusals import BURST, INTERVAL_SECONDS
 from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import EsmClass, Status, Tag
 from gateway.smpp.pdu import DeliverSm, Pdu, QuerySm, QuerySmResp, SubmitSm, tlv_u8, tlv_u16
@@ -398,6 +401,47 @@ async def test_bad_submits_get_clear_statuses_and_the_front_stays_up(tmp_path: P
         await client.unbind()
     finally:
         await lab.stop()
+
+
+async def test_a_store_refusing_work_is_answered_rsyserr_counted_and_logged_rate_limited(
+    lab: FrontLab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the database file gone the store refuses new work: every submit_sm is answered
+    ESME_RSYSERR (the ESME sends it again later) and counted, but ``front.accept_failed``
+    is a few warnings per interval, not one per refused batch, and says how many it left
+    out."""
+    assert lab.gateway is not None
+    client = await esme(lab)
+    try:
+        os.unlink(lab.gateway.store.path)
+        lab.gateway.store.check_health()
+        assert not lab.gateway.store.health.accepting
+        refusals = 40
+        began = asyncio.get_running_loop().time()
+        with caplog.at_level(logging.INFO, logger="smsgw.front"):
+            for n in range(refusals):  # one at a time: one commit batch each
+                resp = await client.submit(submit(f"refused {n}"))
+                assert resp.command_status == Status.RSYSERR
+        warnings = [r for r in caplog.records if "front.accept_failed" in r.getMessage()]
+        assert warnings and all(r.levelno == logging.WARNING for r in warnings)
+        # BURST lines per INTERVAL_SECONDS (the run takes well under one on any machine)
+        intervals = 1 + int((asyncio.get_running_loop().time() - began) // INTERVAL_SECONDS)
+        assert len(warnings) <= BURST * intervals < refusals, len(warnings)
+        fields = warnings[0].__dict__["smsgw_fields"]
+        assert fields["status"] == "StoreUnavailable" and "file_missing" in fields["error"]
+        async with aiohttp.ClientSession() as http, http.get(lab.gw_url + "/metrics") as r:
+            metrics = await r.text()
+        assert (
+            f'smsgw_front_submit_sm_total{{account="crm",status="ESME_RSYSERR"}} {refusals}.0'
+            in metrics
+        )
+        assert (
+            f'smsgw_front_accept_failed_total{{error="StoreUnavailable"}} {refusals}.0' in metrics
+        ), [m for m in metrics.splitlines() if "accept_failed" in m]
+        assert "smsgw_front_refusal_logs_suppressed_total 0.0" not in metrics
+        assert client.session.is_bound  # the bind stays up
+    finally:
+        await client.close()
 
 
 async def test_short_code_sender_with_ton_0_is_accepted_as_the_http_api_does(

@@ -76,9 +76,18 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
         locked.add_metric([scope], now_locked[scope])
     suppressed = CounterMetricFamily(
         "smsgw_front_refusal_logs_suppressed",
-        "front.rejected / front.bind_refused lines left out by the log rate limit.",
+        "front.rejected / front.bind_refused / front.accept_failed lines left out by the log"
+        " rate limit.",
     )
     suppressed.add_metric([], front.refusals.suppressed_total)
+    accept_failed = CounterMetricFamily(
+        "smsgw_front_accept_failed",
+        "submit_sm / data_sm answered ESME_RSYSERR because the store refused their commit"
+        " (short of space, file gone, I/O error), by error type.",
+        labels=["error"],
+    )
+    for error, count in sorted(front.accept_failed.items()):
+        accept_failed.add_metric([error], count)
     incomplete = CounterMetricFamily(
         "smsgw_front_incomplete",
         "Long messages sent with parts missing after reassembly_timeout.",
@@ -124,6 +133,7 @@ def front_metrics(front: FrontServer) -> Iterable[Metric]:
         lockouts,
         locked,
         suppressed,
+        accept_failed,
         incomplete,
         parts_refused,
         requests,

@@ -7,6 +7,10 @@ can be refused thousands of times a second, so lines are limited per (event, acc
 status): at most ``burst`` in each ``interval`` seconds; the first line after a quiet spell
 says how many were left out (``suppressed=N``). The metrics count every one.
 
+The same limit holds ``front.accept_failed`` (a warning: the store refused a commit of
+submits, e.g. while it is short of space or its file is gone), keyed by the error's type:
+while the store is degraded every batch fails, and one warning per batch would flood the log.
+
 Time is passed in (the event loop's clock), so tests need no sleeps. Memory is bounded: at
 most ``max_keys`` keys, the oldest forgotten first.
 """
@@ -55,8 +59,18 @@ class RefusalLog:
         self.suppressed_total = 0
         self._counts: OrderedDict[tuple[str, str, str], _Count] = OrderedDict()
 
-    def log(self, event: str, now: float, *, account: str, status: str, **fields: Any) -> bool:
-        """Log one refusal unless its key is over the limit; True when a line was written."""
+    def log(
+        self,
+        event: str,
+        now: float,
+        *,
+        account: str,
+        status: str,
+        level: int = logging.INFO,
+        **fields: Any,
+    ) -> bool:
+        """Log one refusal (at ``level``) unless its key is over the limit; True when a line
+        was written."""
         key = (event, account, status)
         count = self._counts.get(key)
         if count is None:
@@ -79,7 +93,7 @@ class RefusalLog:
         log_event(
             self.logger,
             event,
-            logging.INFO,
+            level,
             account=account,
             status=status,
             **fields,

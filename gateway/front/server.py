@@ -441,6 +441,9 @@ class FrontServer:
         """Failed binds counted by the guard, by reason (password, system_id)."""
         self.bind_locked_out: Counter[str] = Counter()
         """Binds refused because their address or system_id is locked out, by scope."""
+        self.accept_failed: Counter[str] = Counter()
+        """submit_sm / data_sm answered ESME_RSYSERR because the store refused their commit,
+        by the error's type (StoreUnavailable while it is short of space or its file is gone)."""
         self.refusals = RefusalLog(log)
         self._gates: dict[str, _Gate] = {}
         # An unknown system_id, when hidden, costs the same hashing as a wrong password.
@@ -1009,8 +1012,19 @@ class FrontServer:
             # Durable before answered; those a bind has room for leave with no second commit.
             await accept_and_enqueue(self.store, self.outbound, accepted)
         except Exception as exc:
-            log_event(log, "front.accept_failed", logging.WARNING, error=repr(exc))
             status = Status.RSYSERR  # temporary: the ESME sends them again
+            error = type(exc).__name__
+            self.accept_failed[error] += sum(len(waiting) for _, waiting, _ in batch)
+            # Every batch fails while the store is degraded: rate-limited, counted above.
+            self.refusals.log(
+                "front.accept_failed",
+                asyncio.get_running_loop().time(),
+                account="",
+                status=error,
+                level=logging.WARNING,
+                error=repr(exc),
+                messages=len(batch),
+            )
         joined: list[str] = []
         for message, waiting, group in batch:
             answer = Status.RSUBMITFAIL if message.id in refused else status
