@@ -139,6 +139,40 @@ async def test_idempotency_interactions_and_campaigns_have_their_own_ages(
     assert await count(store, "SELECT count(*) FROM campaigns") == 2
 
 
+async def test_old_interactions_still_pending_do_not_hold_back_those_behind_them(
+    store: SqliteStore,
+) -> None:
+    """Interactions go oldest first in batches: more than a batch of old ones still pending
+    (not handled yet) at the head are skipped by id, and the handled and quarantined ones
+    behind them still go; young ones stay, whatever their state."""
+    pending = await store.record_interactions(
+        [
+            NewInteraction("sim", f"+3364444{i:04d}", "36180", "WAIT", 0, 1, 1, OLD, OLD)
+            for i in range(CONFIG.batch * 2 + 1)
+        ]
+    )
+    handled = await store.record_interactions(
+        [
+            NewInteraction("sim", f"+3365555{i:04d}", "36180", "YES", 0, 1, 1, OLD, OLD)
+            for i in range(CONFIG.batch + 3)
+        ]
+    )
+    quarantined = handled[-1]
+    young = await store.record_interactions(
+        [NewInteraction("sim", "+33666660000", "36180", "NEW", 0, 1, 1, YOUNG, YOUNG)]
+    )
+    await store.finish_interactions(
+        [InteractionOutcome(i, None, None, None, [], NOW) for i in handled[:-1] + young]
+    )
+    assert await store.fail_interaction(quarantined, "boom", add=1, quarantine=True, at=OLD)
+
+    deleted = await Retention(store, CONFIG, clock=lambda: NOW).run_once()
+
+    assert deleted["interactions"] == len(handled), deleted
+    kept = [i for i in pending + handled + young if await store.get_interaction(i) is not None]
+    assert kept == pending + young
+
+
 async def test_a_zero_age_keeps_that_kind_forever(store: SqliteStore) -> None:
     old = [new_message("+33600000001", carrier="sim", now=OLD)]
     await delivered(store, old, OLD)

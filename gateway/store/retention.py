@@ -7,7 +7,8 @@ What goes (each kind with its own age; 0 keeps it forever):
 - messages in a final state created before the cutoff, with their parts, receipts, history
   (``events``) and SMPP-front part records; receipts that never matched, once as old;
 - idempotency answers (``Idempotency-Key``);
-- handled interactions (MOs) with their survey answers, and courtesy-reply marks;
+- handled (or quarantined) interactions (MOs) with their survey answers, and courtesy-reply
+  marks; pending ones stay, whatever their age;
 - campaigns finished (done, cancelled) before the cutoff, with their audience and digest
   records, and finished list imports.
 Never: opt-outs, contacts, lists, tags, inbound numbers, callbacks still owed.
@@ -17,7 +18,8 @@ records of each kind through the store's writer (so the traffic's writes wait fo
 transaction at most, never for a round), until nothing is left to delete, then gives the
 freed pages back with ``PRAGMA incremental_vacuum`` in steps. Messages are found by their id
 (ids sort by creation time: the cutoff is an id, the search a range of the primary key),
-interactions by theirs (in id order, the oldest first), idempotency answers by an index on
+interactions by theirs (in id order, the oldest first, a round stepping over those still
+pending by key and stopping at the first young one), idempotency answers by an index on
 their time: no round scans a whole table.
 
 Space: a database made by this version has ``auto_vacuum = INCREMENTAL`` (it can only be set
@@ -107,9 +109,57 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def prune_batch(conn: sqlite3.Connection, cutoffs: Cutoffs, batch: int) -> dict[str, int]:
-    """One transaction's worth (the caller's): up to ``batch`` records of each kind.
-    Returns how many of each went (a kind at 0 has nothing left to delete)."""
+@dataclass(slots=True)
+class Scan:
+    """Where a round's walk through the interactions stands (they go oldest first, by id).
+    Those still pending are stepped over by key rather than read again: any number of them
+    at the head (the inbound side paused, or behind) never holds back the finished ones
+    behind them."""
+
+    after: int = 0
+    """The largest id looked at so far."""
+    done: bool = False
+    """True once the walk reached a young interaction or the end of the table."""
+
+
+INTERACTIONS_PRUNED: Final = "('done', 'quarantined')"
+"""Interaction states retention deletes: handled, or set aside after max_attempts. Pending
+ones are work still owed and stay, whatever their age."""
+
+
+def _interactions_to_prune(
+    conn: sqlite3.Connection, cutoff: float, batch: int, scan: Scan
+) -> list[int]:
+    """The next ``batch`` interactions after ``scan.after``: the ids of those old and
+    finished; ``scan`` moves past all of them, and is done at the first one too young
+    (ids grow with time: the rest are younger) or at the end of the table."""
+    if scan.done:
+        return []
+    rows = conn.execute(
+        f"SELECT id, received_at, state IN {INTERACTIONS_PRUNED} FROM interactions"
+        " WHERE id > ? ORDER BY id LIMIT ?",
+        (scan.after, batch),
+    ).fetchall()
+    ids: list[int] = []
+    for interaction_id, received_at, finished in rows:
+        if received_at >= cutoff:
+            scan.done = True
+            return ids
+        scan.after = interaction_id
+        if finished:
+            ids.append(interaction_id)
+    if len(rows) < batch:
+        scan.done = True
+    return ids
+
+
+def prune_batch(
+    conn: sqlite3.Connection, cutoffs: Cutoffs, batch: int, scan: Scan | None = None
+) -> dict[str, int]:
+    """One transaction's worth (the caller's): up to ``batch`` records of each kind
+    (interactions: ``batch`` looked at from where ``scan`` stands, the finished ones deleted).
+    Returns how many of each went (a kind at 0 has nothing left to delete, except
+    interactions, whose walk goes on until ``scan.done``)."""
     tables = _tables(conn)
     done = dict.fromkeys(KINDS, 0)
     if cutoffs.messages is not None:
@@ -147,14 +197,7 @@ def prune_batch(conn: sqlite3.Connection, cutoffs: Cutoffs, batch: int) -> dict[
             (cutoffs.idempotency, batch),
         ).rowcount
     if cutoffs.interactions is not None:
-        # The oldest first, in id order: stop at the first one too young (no full scan).
-        ids = [
-            r[0]
-            for r in conn.execute(
-                "SELECT id, received_at, state FROM interactions ORDER BY id LIMIT ?", (batch,)
-            )
-            if r[1] < cutoffs.interactions and r[2] != "pending"
-        ]
+        ids = _interactions_to_prune(conn, cutoffs.interactions, batch, scan or Scan())
         if ids:
             doc = json.dumps(ids)
             conn.execute(
@@ -299,13 +342,14 @@ class Retention:
         Returns what was deleted, by kind."""
         cutoffs = Cutoffs.at(self.config, self.clock())
         total = dict.fromkeys(KINDS, 0)
-        op = partial(prune_batch, cutoffs=cutoffs, batch=self.config.batch)
+        scan = Scan(done=cutoffs.interactions is None)
+        op = partial(prune_batch, cutoffs=cutoffs, batch=self.config.batch, scan=scan)
         while True:
             done: dict[str, int] = await self.store._write_in_thread(op)
             for kind, n in done.items():
                 total[kind] += n
                 self.stats.deleted[kind] += n
-            if not any(done.values()):
+            if not any(done.values()) and scan.done:
                 break
             await asyncio.sleep(PAUSE_SECONDS)
         reclaimed = 0
