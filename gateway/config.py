@@ -44,6 +44,7 @@ from gateway.confload import (
 )
 from gateway.front.config import FrontConfig
 from gateway.links.config import LinksConfig
+from gateway.signing import WEBHOOK_SIGNER, secrets_problem
 from gateway.smpp.constants import Status
 from gateway.smpp.receipt import IdForm
 
@@ -256,6 +257,12 @@ class TokenConfig:
     """Left out: ``admin``, what every token could do before scopes existed (an existing
     configuration keeps working; ``smsgw`` logs a warning per such token when there are
     several)."""
+    signing_secrets: tuple[str, ...] = field(
+        default=(), repr=False, metadata=check(secrets_problem)
+    )
+    """Secrets that sign the status callbacks of the token's account (``X-Smsgw-Signature``,
+    gateway.signing): the first signs, a second is the one being retired (each gives a
+    ``v1``). Tokens of one account that set them set the same list. Empty: unsigned."""
 
     @property
     def effective_account(self) -> str:
@@ -297,7 +304,27 @@ class HttpConfig:
     """Connections at once from one client address (same rule at this cap)."""
 
     def validate(self) -> list[str]:
-        return _unique(self.tokens, "name", "tokens") + _unique(self.tokens, "sha256", "tokens")
+        errors = _unique(self.tokens, "name", "tokens") + _unique(self.tokens, "sha256", "tokens")
+        first: dict[str, int] = {}
+        for n, token in enumerate(self.tokens):
+            if not token.signing_secrets:
+                continue
+            account = token.effective_account
+            m = first.setdefault(account, n)
+            if self.tokens[m].signing_secrets != token.signing_secrets:
+                errors.append(
+                    f"tokens[{n}].signing_secrets: differ from tokens[{m}].signing_secrets;"
+                    f" the tokens of account {account!r} sign its callbacks with one list"
+                )
+        return errors
+
+    def signing_secrets(self) -> dict[str, tuple[str, ...]]:
+        """Each account's callback signing secrets (accounts that have some)."""
+        found: dict[str, tuple[str, ...]] = {}
+        for token in self.tokens:
+            if token.signing_secrets:
+                found.setdefault(token.effective_account, token.signing_secrets)
+        return found
 
     def find_token(self, token: str) -> TokenConfig | None:
         """The configured token that ``token`` is, if any. Every entry is compared, so the
@@ -733,6 +760,13 @@ class GatewayConfig:
                             )
         return errors
 
+    def signing_secrets(self) -> dict[str, tuple[str, ...]]:
+        """Signer name (an account, or WEBHOOK_SIGNER for webhook actions) to its secrets."""
+        found = self.http.signing_secrets()
+        if self.inbound.webhook_signing_secrets:
+            found[WEBHOOK_SIGNER] = self.inbound.webhook_signing_secrets
+        return found
+
     @property
     def store_path(self) -> Path:
         """The database file: ``store.path`` against ``node.data_dir``."""
@@ -1028,6 +1062,12 @@ class InboundConfig:
     help_keywords: tuple[str, ...] = field(default=(), metadata=check(_words))
     """HELP words for every number beyond HELP and INFO, e.g. ["AIDE"]."""
     numbers: tuple[InboundNumberConfig, ...] = ()
+    webhook_signing_secrets: tuple[str, ...] = field(
+        default=(), repr=False, metadata=check(secrets_problem)
+    )
+    """Secrets that sign every ``webhook`` action's POST (``X-Smsgw-Signature``,
+    gateway.signing), as ``[[http.tokens]] signing_secrets`` do for status callbacks:
+    the first signs, a second is the one being retired. Empty: unsigned."""
 
     def validate(self) -> list[str]:
         from gateway.inbound.keywords import (

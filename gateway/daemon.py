@@ -44,6 +44,7 @@ from gateway.observe import HttpMetrics, gateway_metrics
 from gateway.reports.digest import DigestScheduler
 from gateway.routing import Route, Router
 from gateway.sdnotify import Notifier
+from gateway.signing import Signers
 from gateway.smpp.session import BindType, SessionConfig
 from gateway.store.retention import Retention
 from gateway.store.sqlite import SqliteStore
@@ -134,8 +135,7 @@ class Gateway:
         )
         policy = CallbackPolicy.from_config(config.callbacks)
         self.callbacks = CallbackSender(
-            self.store,
-            policy=policy,
+            self.store, policy=policy, signers=Signers(config.signing_secrets())
         )
         # The dispatcher becomes every bind's listener (responses, timeouts, deliver_sm).
         self.dispatcher = Dispatcher(
@@ -175,12 +175,16 @@ class Gateway:
         self._http_server: asyncio.Server | None = None
         self.http_guard = ConnectionGuard(GuardSettings.from_config(config.http))
         self.drain = Drain(config.shutdown.retry_after_seconds, self._health)
-        self.reload_hooks: list[ReloadHook] = [self.inbound.reload]
+        self.reload_hooks: list[ReloadHook] = [self.inbound.reload, self._reload_signers]
         """Called with the new GatewayConfig on every accepted SIGHUP reload."""
         self._ready_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._started: list[str] = []
         self.http_port: int | None = None
+
+    def _reload_signers(self, config: GatewayConfig) -> None:
+        """Signing secrets change on a reload (a rotation needs no restart)."""
+        self.callbacks.signers.update(config.signing_secrets())
 
     def _on_changes(self, changes: Sequence[StatusChange]) -> None:
         self.callbacks.notify_changes(changes)

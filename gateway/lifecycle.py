@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import inspect
 import logging
@@ -52,7 +53,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway.api.errors import error_response, json_response
 from gateway.binds import CarrierBind
-from gateway.config import GatewayConfig, load_config
+from gateway.config import GatewayConfig, HttpConfig, load_config
 from gateway.confload import ConfigError
 from gateway.logs import configure_logging, log_event
 from gateway.routing import Route
@@ -178,8 +179,20 @@ async def wait_settled(binds: Sequence[CarrierBind]) -> None:
 
 
 def restart_needed(old: GatewayConfig, new: GatewayConfig) -> list[str]:
-    """The start-only sections that differ between ``old`` and ``new``."""
-    return [name for name in RESTART_SECTIONS if getattr(old, name) != getattr(new, name)]
+    """The start-only sections that differ between ``old`` and ``new``. The tokens'
+    ``signing_secrets`` are left out of ``[http]``: they apply on reload."""
+    return [
+        name
+        for name in RESTART_SECTIONS
+        if _start_only(getattr(old, name)) != _start_only(getattr(new, name))
+    ]
+
+
+def _start_only(section: object) -> object:
+    if isinstance(section, HttpConfig):
+        tokens = tuple(dataclasses.replace(t, signing_secrets=()) for t in section.tokens)
+        return dataclasses.replace(section, tokens=tokens)
+    return section
 
 
 def read_config(path: Path) -> GatewayConfig | None:

@@ -174,7 +174,9 @@ class FakeStore:
     ) -> list[StatusChange]:
         raise NotImplementedError
 
-    async def enqueue_callbacks(self, callbacks: Sequence[tuple[str, str]], at: float) -> None:
+    async def enqueue_callbacks(
+        self, callbacks: Sequence[tuple[str, str]], at: float, signer: str | None = None
+    ) -> None:
         raise NotImplementedError
 
     async def callbacks_due(self, now: float, limit: int) -> list[Callback]:

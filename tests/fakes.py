@@ -118,6 +118,7 @@ class FakeCallback:
     next_at: float = 0.0
     done: bool = False
     last_error: str | None = None
+    signer: str | None = None
 
 
 _PENDING = (MessageStatus.ACCEPTED, MessageStatus.QUEUED)
@@ -359,7 +360,7 @@ class FakeStore:
 
     def _changes(self, touched: dict[str, MessageStatus]) -> list[StatusChange]:
         changes: list[StatusChange] = []
-        callbacks: list[tuple[str, str]] = []
+        callbacks: list[tuple[str, str, str]] = []
         now = self.clock()
         for mid, before in touched.items():
             msg = self.messages[mid]
@@ -391,9 +392,10 @@ class FakeStore:
                     "carrier": carrier,
                     "at": now,
                 }
-                callbacks.append((change.callback_url, json.dumps(payload)))
-        for url, payload in callbacks:
-            self._add_callback(url, payload, now)
+                # As the SQLite store: signed by the message's account.
+                callbacks.append((change.callback_url, json.dumps(payload), msg.new.account))
+        for url, payload, account in callbacks:
+            self._add_callback(url, payload, now, account)
         return changes
 
     async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]:
@@ -446,14 +448,16 @@ class FakeStore:
 
     # -- callbacks --------------------------------------------------------------------------
 
-    def _add_callback(self, url: str, payload: str, at: float) -> None:
+    def _add_callback(self, url: str, payload: str, at: float, signer: str | None) -> None:
         cid = self._next_callback
         self._next_callback += 1
-        self.callbacks[cid] = FakeCallback(cid, url, payload, next_at=at)
+        self.callbacks[cid] = FakeCallback(cid, url, payload, next_at=at, signer=signer)
 
-    async def enqueue_callbacks(self, callbacks: Sequence[tuple[str, str]], at: float) -> None:
+    async def enqueue_callbacks(
+        self, callbacks: Sequence[tuple[str, str]], at: float, signer: str | None = None
+    ) -> None:
         for url, payload in callbacks:
-            self._add_callback(url, payload, at)
+            self._add_callback(url, payload, at, signer)
         self._touch()
 
     async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
@@ -462,7 +466,9 @@ class FakeStore:
             (c for c in self.callbacks.values() if not c.done and c.next_at <= now),
             key=lambda c: (c.next_at, c.id),
         )
-        return [Callback(c.id, c.url, c.payload, c.attempts, c.next_at) for c in due[:limit]]
+        return [
+            Callback(c.id, c.url, c.payload, c.attempts, c.next_at, c.signer) for c in due[:limit]
+        ]
 
     async def callback_done(self, callback_id: int) -> None:
         cb = self.callbacks[callback_id]

@@ -72,7 +72,8 @@ _MESSAGE_REQUEST: Final = {
             "string",
             format="uri",
             maxLength=check.MAX_URL,
-            description="http(s) URL that receives status changes (POST, JSON).",
+            description="http(s) URL that receives status changes (POST, JSON), signed"
+            " with X-Smsgw-Signature when the account has signing secrets.",
         ),
         "validity": _nullable(
             "integer",

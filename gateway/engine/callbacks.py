@@ -22,6 +22,11 @@ database (a high-water mark, not ``max(id) + 1``).
   /v1/callbacks/{id}/retry``, ``POST /v1/callbacks/retry``): a new round of attempts,
   picked up at the next poll; nothing is deleted.
 
+Signatures (gateway.signing): a callback whose signer (the message's account, or the
+webhook actions' ``WEBHOOK_SIGNER``) has secrets carries ``X-Smsgw-Signature``, computed
+here over the very ``bytes`` object handed to the HTTP client, with the time of this
+attempt. ``signers`` is replaced in place on a reload (secret rotation without a restart).
+
 The sender wakes when ``notify()`` says new callbacks exist (the dispatcher and the receipt
 handler call it after a store call returned status changes); otherwise it looks every
 ``IDLE_POLL_SECONDS`` for retries coming due.
@@ -45,6 +50,7 @@ import aiohttp
 from gateway.callback_policy import CallbackPolicy, policy_session
 from gateway.logs import log_event
 from gateway.model import FINAL_STATUSES, StatusChange
+from gateway.signing import SIGNATURE_HEADER, Signers
 from gateway.store.base import CALLBACK_PARKED_AT, FRONT_CALLBACK_SCHEME, Callback, Store
 
 log = logging.getLogger("smsgw.callbacks")
@@ -114,6 +120,7 @@ class CallbackSender:
         max_delay: float = MAX_DELAY_SECONDS,
         idle_poll: float = IDLE_POLL_SECONDS,
         rng: random.Random | None = None,
+        signers: Signers | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -132,6 +139,7 @@ class CallbackSender:
         self._max_delay = max_delay
         self._idle_poll = idle_poll
         self._rng = rng or random.Random()
+        self.signers = signers if signers is not None else Signers()
         self.stats = CallbackStats()
         self._session: aiohttp.ClientSession | None = None
         self._queue: asyncio.Queue[Callback] = asyncio.Queue()
@@ -272,14 +280,16 @@ class CallbackSender:
         session = self._session
         assert session is not None
         error: str
+        body = cb.payload.encode("utf-8")
+        headers = {"Content-Type": "application/json", "X-Smsgw-Callback-Id": str(cb.id)}
+        signer = self.signers.get(cb.signer)
+        if signer is not None:  # over ``body`` itself: the bytes sent are the bytes signed
+            headers[SIGNATURE_HEADER] = signer.header(body, int(self._clock()))
         try:
             async with session.post(
                 cb.url,
-                data=cb.payload.encode("utf-8"),
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Smsgw-Callback-Id": str(cb.id),
-                },
+                data=body,
+                headers=headers,
                 allow_redirects=False,
             ) as resp:
                 if 200 <= resp.status < 300:

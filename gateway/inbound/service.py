@@ -79,6 +79,7 @@ from gateway.inbound.templates import contact_fields, render
 from gateway.logs import log_event
 from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
 from gateway.model import NewMessage
+from gateway.signing import WEBHOOK_SIGNER
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import DataSm, DeliverSm, Pdu
 from gateway.store.base import (
@@ -1189,7 +1190,9 @@ class InboundService:
             return {"ok": True, "question": action.question, "answer": value, "kind": answer_kind}
         if kind == "webhook":
             payload = webhook_payload(message)
-            await self.store.enqueue_callbacks([(action.url, json.dumps(payload))], now)
+            await self.store.enqueue_callbacks(
+                [(action.url, json.dumps(payload))], now, signer=WEBHOOK_SIGNER
+            )
             if self.notify_callbacks is not None:
                 self.notify_callbacks()
             return {"ok": True, "url": action.url}

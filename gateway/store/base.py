@@ -70,6 +70,9 @@ class Callback:
     payload: str  # JSON text
     attempts: int
     next_at: float
+    signer: str | None = None
+    """Whose secrets sign it (gateway.signing): the message's account for a status
+    callback, ``WEBHOOK_SIGNER`` for a webhook action; None: unsigned."""
 
 
 CALLBACK_PARKED_AT: Final = 253402300799.0
@@ -320,8 +323,11 @@ class Store(Protocol):
 
     # -- callbacks -------------------------------------------------------------------------
 
-    async def enqueue_callbacks(self, callbacks: Sequence[tuple[str, str]], at: float) -> None:
-        """Add (url, JSON payload) callbacks to the outbox."""
+    async def enqueue_callbacks(
+        self, callbacks: Sequence[tuple[str, str]], at: float, signer: str | None = None
+    ) -> None:
+        """Add (url, JSON payload) callbacks to the outbox, signed by ``signer``'s secrets
+        when they are sent (gateway.signing)."""
 
     async def callbacks_due(self, now: float, limit: int) -> list[Callback]: ...
 

@@ -141,6 +141,9 @@ ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     # interaction that keeps failing is quarantined (gateway.inbound.service).
     ("interactions", "attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("interactions", "last_error", "TEXT"),
+    # Whose secrets sign a callback (gateway.signing): the message's account, or the
+    # webhook actions' signer; NULL (queued before signatures) goes unsigned.
+    ("callbacks", "signer", "TEXT"),
 )
 """Columns added to a table after its first release: (table, column, declaration). ``open``
 adds each one a database lacks (``ALTER TABLE ... ADD COLUMN``), so a database made by an
@@ -274,7 +277,8 @@ CREATE TABLE IF NOT EXISTS callbacks (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_at REAL NOT NULL,
     last_error TEXT,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    signer TEXT
 );
 CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks(next_at);
 -- Inbound (MO). Parts of long MOs wait here until their message is whole or times out.
@@ -391,6 +395,15 @@ CREATE INDEX IF NOT EXISTS front_parts_held ON front_parts(message_id) WHERE sta
 """
 """deliver_sm owed to upstream SMPP accounts (gateway.front): receipts and MO; and the parts
 of long messages from them, each answered with its own id (``FrontPart``)."""
+
+_INSERT_CALLBACK: Final = (
+    "INSERT INTO callbacks(id, url, payload, next_at, created_at, signer) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_STATUS_CALLBACK: Final = (
+    "INSERT INTO callbacks(id, url, payload, next_at, created_at, signer)"
+    " VALUES (?, ?, ?, ?, ?, (SELECT account FROM messages WHERE id = ?))"
+)
+
 
 CALLBACK_ID_HWM: Final = "callback_id_hwm"
 """``meta`` key of the highest callback id ever handed out. Callback ids leave the process
@@ -1428,30 +1441,32 @@ class SqliteStore(SqliteReports):
         """Callbacks and front-outbox receipts of the status changes just written."""
         if not changes:
             return changes
+        # The signer is the message's account, read by the insert itself (its primary key).
         callbacks = [
-            (c.callback_url, json.dumps(_callback_payload(c)), c.at, c.at)
+            (c.callback_url, json.dumps(_callback_payload(c)), c.at, c.at, c.message_id)
             for c in changes
             if c.callback_url
             and c.status in CALLBACK_STATUSES
             and not c.callback_url.startswith(FRONT_CALLBACK_SCHEME)
         ]
         if callbacks:
-            self._insert_callbacks_sync(conn, callbacks)
+            self._insert_callbacks_sync(conn, callbacks, _INSERT_STATUS_CALLBACK)
         self._front_receipts_sync(conn, changes)
         return changes
 
     def _insert_callbacks_sync(
-        self, conn: sqlite3.Connection, rows: Sequence[tuple[str, str, float, float]]
+        self,
+        conn: sqlite3.Connection,
+        rows: Sequence[tuple[str, str, float, float, str | None]],
+        sql: str = _INSERT_CALLBACK,
     ) -> None:
-        """Add (url, payload, next_at, created_at) callbacks with ids above the high-water
-        mark, and move the mark in the same transaction. A transaction rolled back leaves a
-        gap in the ids, never a repeat."""
+        """Add (url, payload, next_at, created_at, signer) callbacks with ids above the
+        high-water mark, and move the mark in the same transaction. A transaction rolled
+        back leaves a gap in the ids, never a repeat. With ``_INSERT_STATUS_CALLBACK`` the
+        last item is the message id, whose account signs."""
         first = self._callback_hwm + 1
         self._callback_hwm += len(rows)
-        conn.executemany(
-            "INSERT INTO callbacks(id, url, payload, next_at, created_at) VALUES (?, ?, ?, ?, ?)",
-            [(first + n, *row) for n, row in enumerate(rows)],
-        )
+        conn.executemany(sql, [(first + n, *row) for n, row in enumerate(rows)])
         conn.execute(
             "UPDATE meta SET value = ? WHERE key = ?", (str(self._callback_hwm), CALLBACK_ID_HWM)
         )
@@ -1697,8 +1712,10 @@ class SqliteStore(SqliteReports):
 
     # -- callbacks -------------------------------------------------------------------------
 
-    async def enqueue_callbacks(self, callbacks: Sequence[tuple[str, str]], at: float) -> None:
-        rows = [(url, payload, at, at) for url, payload in callbacks]
+    async def enqueue_callbacks(
+        self, callbacks: Sequence[tuple[str, str]], at: float, signer: str | None = None
+    ) -> None:
+        rows = [(url, payload, at, at, signer) for url, payload in callbacks]
 
         def op(conn: sqlite3.Connection) -> None:
             self._insert_callbacks_sync(conn, rows)
@@ -1708,7 +1725,7 @@ class SqliteStore(SqliteReports):
 
     async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
         rows = await self._read(
-            "SELECT id, url, payload, attempts, next_at FROM callbacks WHERE next_at <= ?"
+            "SELECT id, url, payload, attempts, next_at, signer FROM callbacks WHERE next_at <= ?"
             " ORDER BY next_at LIMIT ?",
             (now, limit),
         )
