@@ -14,6 +14,7 @@ from aiohttp import ClientResponse, ClientSession, CookieJar
 from yarl import URL
 
 from gateway.api.auth import CONSOLE_ROUTES
+from gateway.console import web as console_web
 from gateway.console.sessions import IDLE_SECONDS, MAX_AGE_SECONDS, Sessions
 from gateway.console.web import CONSOLE_PREFIX, SESSION_COOKIE
 from tests.api_fakes import TOKEN as ADMIN
@@ -244,10 +245,70 @@ async def test_message_lookup_by_id_leads_to_its_page(rig: Rig) -> None:
         )
         assert found.status == 303
         assert found.headers["Location"] == f"{CONSOLE_PREFIX}/messages/{message}"
-        bad = await client.get(f"{CONSOLE_PREFIX}/messages", params={"q": "<i>nope</i>"})
-        assert bad.status == 400
-        html = await bad.text()
-        assert "&lt;i&gt;nope&lt;/i&gt;" in html and "<i>nope" not in html
+        odd = await client.get(
+            f"{CONSOLE_PREFIX}/messages", params={"q": "../x?y", "by": "id"}, allow_redirects=False
+        )
+        assert odd.headers["Location"] == f"{CONSOLE_PREFIX}/messages/..%2Fx%3Fy"
+        assert (await client.get(odd.headers["Location"])).status == 404
+    finally:
+        await client.close()
+
+
+async def _listed(client: Browser, **params: str) -> tuple[int, str]:
+    page = await client.get(f"{CONSOLE_PREFIX}/messages", params=params)
+    return page.status, await page.text()
+
+
+async def test_messages_are_searched_by_client_ref_or_number_through_the_api(rig: Rig) -> None:
+    message = await _a_message(rig)  # to +33699999999, client_ref "<b>ref</b>", account a
+    link = f'href="{CONSOLE_PREFIX}/messages/{message}"'
+    client = await browser(rig)
+    try:
+        await sign_in(client, A_FULL)
+        status, html = await _listed(client)  # no search: the latest messages
+        assert status == 200 and link in html and "Latest messages" in html
+        for params in (
+            {"q": "<b>ref</b>"},  # auto: not an id, not a number: a client_ref
+            {"q": "33699999999"},  # auto: a number, '+' added
+            {"q": "+33 6 99 99 99 99", "by": "to"},
+            {"q": "<b>ref</b>", "by": "client_ref"},
+        ):
+            status, html = await _listed(client, **params)
+            assert status == 200 and link in html, params
+            assert "<b>ref</b>" not in html  # escaped wherever it shows
+        status, html = await _listed(client, q="other-ref")
+        assert status == 200 and link not in html and "No messages found." in html
+    finally:
+        await client.close()
+    for token, status, text in (
+        (B_FULL, 200, "No messages found."),  # another account's message is not listed
+        (A_SEND, 403, "the route needs the &#39;read&#39; scope"),
+    ):
+        client = await browser(rig)
+        try:
+            await sign_in(client, token)
+            got, html = await _listed(client, q="<b>ref</b>")
+            assert got == status and text in html and link not in html, token
+        finally:
+            await client.close()
+
+
+async def test_the_messages_list_pages_with_the_apis_cursor(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console_web, "PAGE_SIZE", 1)
+    first, second = await _a_message(rig), await _a_message(rig)
+    client = await browser(rig)
+    try:
+        await sign_in(client, A_FULL)
+        status, html = await _listed(client, q="<b>ref</b>")
+        assert status == 200 and second in html and first not in html  # newest first
+        older = re.search(r'href="([^"]+)">Older messages', html)
+        assert older is not None
+        page = await client.get(older.group(1).replace("&amp;", "&"))
+        html = await page.text()
+        assert first in html and second not in html
+        assert "Older messages" not in html
     finally:
         await client.close()
 

@@ -126,7 +126,7 @@ async def test_sign_in_shows_the_overview_with_the_simulator_bound(page: Any, la
     assert await nav.get_by_role("link", name="Messages").is_visible()
 
 
-async def test_a_message_is_looked_up_with_its_parts_and_history_as_text(
+async def test_a_message_is_found_by_id_client_ref_or_number_and_shown_as_text(
     page: Any, lab: Lab
 ) -> None:
     evil = "<script>alert(1)</script>"
@@ -147,8 +147,9 @@ async def test_a_message_is_looked_up_with_its_parts_and_history_as_text(
     await eventually(delivered)
     await sign_in(page, lab)
     await page.get_by_role("link", name="Messages").click()
-    await page.get_by_label("Message id").fill(message_id)
-    await page.get_by_label("Message id").press("Enter")  # keyboard only
+    search = page.get_by_label("Message id, client_ref or number")
+    await search.fill(message_id)
+    await search.press("Enter")  # keyboard only
     await page.wait_for_url(f"**/console/messages/{message_id}")
     facts = page.locator("dl.facts")
     assert "delivered" in await facts.inner_text()
@@ -161,9 +162,21 @@ async def test_a_message_is_looked_up_with_its_parts_and_history_as_text(
     history = await page.locator("table").nth(1).inner_text()
     assert "queued" in history or "submitted" in history, history
     await shot(page, "message")
-    await page.get_by_label("Message id").fill("no-such-message")
+    # By client_ref (the search tells an id, a number and a client_ref apart by itself).
+    await search.fill(evil)
     await page.get_by_role("button", name="Look up").click()
-    await page.get_by_text("A message id is 26 characters").wait_for()
+    await page.wait_for_url("**/console/messages?q=*")
+    listed = page.locator("main table tbody")
+    assert evil in await listed.inner_text()
+    await shot(page, "messages")
+    # By number, without its '+', then open the message from the list.
+    await search.fill("33612345678")
+    await search.press("Enter")
+    await page.get_by_role("link", name=message_id).click()
+    await page.wait_for_url(f"**/console/messages/{message_id}")
+    await search.fill("no-such-ref")
+    await search.press("Enter")
+    await page.get_by_text("No messages found.").wait_for()
 
 
 async def test_a_form_without_its_csrf_token_is_refused_and_sign_out_ends_the_session(

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote, urlencode
 
 import jinja2
 from aiohttp import web
@@ -59,6 +60,35 @@ SECURITY_HEADERS: Final[Mapping[str, str]] = {
 }
 
 _MESSAGE_ID: Final = re.compile(r"[0-9a-f]{26}")  # gateway.model.new_message_id
+_NUMBER: Final = re.compile(r"\+?[0-9]{6,15}")  # E.164 digits, with or without the '+'
+
+PAGE_SIZE: Final = 50
+"""Messages per page of the Messages list."""
+SEARCH_FIELDS: Final[Mapping[str, str]] = {
+    "auto": "id, client_ref or number",
+    "id": "message id",
+    "client_ref": "client_ref",
+    "to": "number",
+}
+"""What the Messages search looks in (the form's choices)."""
+
+
+def search_field(query: str, by: str) -> str:
+    """Where a search looks: ``by`` when chosen; else a message id by its form, a number
+    (6 to 15 digits, with or without '+') as the destination, anything else a client_ref."""
+    if by != "auto":
+        return by
+    if _MESSAGE_ID.fullmatch(query.lower()):
+        return "id"
+    if _NUMBER.fullmatch(query.replace(" ", "")):
+        return "to"
+    return "client_ref"
+
+
+def normal_number(query: str) -> str:
+    """A number as stored: E.164 with its '+', spaces removed."""
+    digits = query.replace(" ", "")
+    return digits if digits.startswith("+") or not digits.isdigit() else f"+{digits}"
 
 _PACKAGE = resources.files("gateway.console")
 
@@ -276,20 +306,43 @@ class Console:
         return web.json_response(overview(self.sources), headers={"Cache-Control": "no-store"})
 
     async def messages_page(self, request: web.Request) -> web.Response:
+        """The latest messages, or those a search finds (GET /v1/messages with the session's
+        token); a message id goes straight to its page."""
         session = self._page_session(request)
         query = request.query.get("q", "").strip()
-        if not query:
-            return self._page("messages.html", session, title="Messages", nav="messages", q="")
-        if _MESSAGE_ID.fullmatch(query.lower()):
-            raise web.HTTPSeeOther(f"{CONSOLE_PREFIX}/messages/{query.lower()}")
+        by = request.query.get("by", "auto")
+        if by not in SEARCH_FIELDS:
+            by = "auto"
+        field = search_field(query, by) if query else None
+        if field == "id":
+            return _see_other(f"{CONSOLE_PREFIX}/messages/{quote(query.lower(), safe='')}")
+        params = {"limit": str(PAGE_SIZE)}
+        if field is not None:
+            params[field] = normal_number(query) if field == "to" else query
+        after = request.query.get("after")
+        if after:
+            params["after"] = after
+        answer = await self.api.call(
+            request, session.token, "GET", f"/v1/messages?{urlencode(params)}"
+        )
+        values: dict[str, Any] = {
+            "title": "Messages",
+            "nav": "messages",
+            "q": query,
+            "by": by,
+            "fields": SEARCH_FIELDS,
+            "searched": SEARCH_FIELDS.get(field or "", ""),
+        }
+        if not answer.ok:
+            return self._page(
+                "messages.html", session, status=answer.status, error=answer.error_message, **values
+            )
+        body = answer.body if isinstance(answer.body, dict) else {}
+        following = None
+        if body.get("next"):
+            following = urlencode({"q": query, "by": by, "after": body["next"]})
         return self._page(
-            "messages.html",
-            session,
-            status=400,
-            title="Messages",
-            nav="messages",
-            q=query,
-            error="A message id is 26 characters, 0-9 and a-f, as POST /v1/messages answered.",
+            "messages.html", session, items=body.get("items", []), following=following, **values
         )
 
     async def message_page(self, request: web.Request) -> web.Response:
@@ -298,7 +351,13 @@ class Console:
         answer = await self.api.call(
             request, session.token, "GET", path("/v1/messages/{id}", id=message_id)
         )
-        values: dict[str, Any] = {"title": "Messages", "nav": "messages", "q": message_id}
+        values: dict[str, Any] = {
+            "title": "Messages",
+            "nav": "messages",
+            "q": message_id,
+            "by": "auto",
+            "fields": SEARCH_FIELDS,
+        }
         if answer.ok:
             return self._page("messages.html", session, message=answer.body, **values)
         return self._page(
