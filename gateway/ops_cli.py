@@ -547,6 +547,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             body["name"] = args.name
         if args.keyword:
             body["keyword"] = args.keyword
+        if args.clicked:
+            body["clicked"] = True
         path = f"/v1/campaigns/{_q(args.id)}/send-to-responders"
         emit(args, client.post(path, body), _campaign_line)
     return EXIT_OK
@@ -726,6 +728,9 @@ def add_client_commands(sub: Any) -> None:
     c.add_argument("--text", required=True)
     c.add_argument("--name")
     c.add_argument("--keyword")
+    c.add_argument(
+        "--clicked", action="store_true", help="to those who clicked its short links instead"
+    )
     c.set_defaults(func=_guarded(cmd_campaign))
 
     p = sub.add_parser("messages", help="list and search messages")

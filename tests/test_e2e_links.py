@@ -174,3 +174,33 @@ async def test_links_reach_the_simulator_and_clicks_are_counted_per_recipient(
     assert stats["click_rate"] == round(len(expected_clicks) / CONTACTS, 4)
     assert stats["clicks_per_hour"][0] == stats["clicks_per_day"][0] == clicks
     assert sum(stats["clicks_per_hour"]) == sum(stats["clicks_per_day"]) == clicks
+
+    # Those who clicked, as an audience: a new campaign reaches exactly them.
+    refused = await call(
+        lab,
+        "POST",
+        f"/v1/campaigns/{cid}/send-to-responders",
+        400,
+        json={"text": "x", "clicked": True, "keyword": "YES"},
+    )
+    assert refused["error"]["details"][0]["path"] == "clicked"
+    follow = await call(
+        lab,
+        "POST",
+        f"/v1/campaigns/{cid}/send-to-responders",
+        201,
+        json={"text": "Thanks for your visit", "clicked": True},
+    )
+    assert follow["responders_of"] == {"campaign_id": cid, "keyword": None, "clicked": True}
+    await call(lab, "POST", f"/v1/campaigns/{follow['id']}/start", 200)
+
+    async def follow_sent() -> bool:
+        got = await call(lab, "GET", f"/v1/campaigns/{follow['id']}/stats", 200)
+        return bool(got["recipients"] == len(expected_clicks) and got["pending"] == 0)
+
+    await eventually(follow_sent, within=60)
+    received = (await lab.sim("GET", f"/v1/messages?limit={4 * CONTACTS}"))["messages"]
+    thanked = sorted(
+        "+" + m["destination"] for m in received if m["text"] == "Thanks for your visit"
+    )
+    assert thanked == sorted(expected_clicks)

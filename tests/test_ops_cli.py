@@ -290,6 +290,12 @@ async def test_campaign_actions_hit_their_paths(
     assert code == 0 and "c9" in out
     assert api.seen[-1].path == "/v1/campaigns/c7/send-to-responders"
     assert api.seen[-1].body == {"text": "Thanks", "keyword": "YES"}
+    code, _, _ = await run(
+        api,
+        *("campaign", "send-to-responders", "c7", "--text", "Hi", "--clicked"),
+        monkeypatch=monkeypatch,
+    )
+    assert code == 0 and api.seen[-1].body == {"text": "Hi", "clicked": True}
 
 
 async def test_send_one_message_and_errors(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -347,11 +347,20 @@ class CampaignsApi:
         source = await self._campaign(request)
         body = _object(parse_json(await read_body(request)))
         errors = [
-            FieldError(k, "unknown field") for k in body if k not in ("name", "text", "keyword")
+            FieldError(k, "unknown field")
+            for k in body
+            if k not in ("name", "text", "keyword", "clicked")
         ]
         keyword = body.get("keyword")
         if keyword is not None and (not isinstance(keyword, str) or not keyword.strip()):
             errors.append(FieldError("keyword", "must be a keyword or null"))
+        clicked = body.get("clicked")
+        if clicked is not None and not isinstance(clicked, bool):
+            errors.append(FieldError("clicked", "must be true, false or null"))
+        elif clicked and keyword is not None:
+            errors.append(
+                FieldError("clicked", "an audience of clickers takes no keyword (replies do)")
+            )
         name = body.get("name")
         if name is not None and not isinstance(name, str):
             errors.append(FieldError("name", "must be a string or null"))
@@ -359,7 +368,9 @@ class CampaignsApi:
             raise invalid(errors)
         spec = source.spec
         request_body = {
-            "name": name or f"{source.name}: responders" + (f" ({keyword})" if keyword else ""),
+            "name": name
+            or f"{source.name}: "
+            + ("clicked" if clicked else "responders" + (f" ({keyword})" if keyword else "")),
             "from": source.sender,
             "text": body.get("text"),
             "tags": [],
@@ -374,7 +385,11 @@ class CampaignsApi:
         try:
             created = await self.parts.service.create(
                 request_body,
-                responders_of={"campaign_id": source.id, "keyword": keyword},
+                responders_of={
+                    "campaign_id": source.id,
+                    "keyword": keyword,
+                    **({"clicked": True} if clicked else {}),
+                },
                 account=source.account,
             )
         except FieldErrors as exc:

@@ -248,10 +248,12 @@ SCHEMAS: Final[dict[str, Any]] = {
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
             "responders_of": {
                 "type": "object",
-                "description": "For a send-to-responders campaign: the campaign and keyword.",
+                "description": "For a send-to-responders campaign: the campaign and keyword,"
+                " or clicked (those who clicked its short links).",
                 "properties": {
                     "campaign_id": {"type": "string"},
                     "keyword": _nullable("string"),
+                    "clicked": {"type": "boolean"},
                 },
             },
             "progress": {
@@ -356,6 +358,12 @@ SCHEMAS: Final[dict[str, Any]] = {
             "name": _nullable("string"),
             "text": {"type": "string"},
             "keyword": _nullable("string", description="Only those whose reply had it."),
+            "clicked": {
+                "type": ["boolean", "null"],
+                "description": "true: to the recipients who clicked one of the campaign's"
+                " short links (people, not bots), instead of those who replied; not with"
+                " keyword.",
+            },
         },
     },
 }

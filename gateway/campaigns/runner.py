@@ -206,11 +206,15 @@ class CampaignRunner:
     async def _fix_audience(self, campaign: CampaignRecord) -> None:
         spec = campaign.spec
         responders = spec.get("responders_of")
+        clicked = bool(responders and responders.get("clicked"))
         await self.campaigns.fix_audience(
             campaign.id,
             [int(i) for i in spec.get("lists", [])],
             [str(t) for t in spec.get("tags", [])],
-            (responders["campaign_id"], responders.get("keyword")) if responders else None,
+            (responders["campaign_id"], responders.get("keyword"))
+            if responders and not clicked
+            else None,
+            clickers_of=responders["campaign_id"] if responders and clicked else None,
         )
 
     async def _send_chunk(self, campaign: CampaignRecord, numbers: list[str], now: float) -> None:

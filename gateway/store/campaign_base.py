@@ -178,11 +178,14 @@ class CampaignStore(Protocol):
         lists: Sequence[int],
         tags: Sequence[str],
         responders_of: tuple[str, str | None] | None = None,
+        clickers_of: str | None = None,
     ) -> int:
         """Write the campaign's recipients once (members of ``lists``, contacts with one of
-        ``tags``, and with ``responders_of`` = (campaign, keyword or None) the numbers that
-        replied to that campaign); returns how many distinct numbers. Called again it
-        changes nothing and returns the same count."""
+        ``tags``, with ``responders_of`` = (campaign, keyword or None) the numbers that
+        replied to that campaign, and with ``clickers_of`` the recipients of that campaign
+        who clicked one of its short links, as ``CampaignCounts.unique_clickers`` counts
+        them); returns how many distinct numbers. Called again it changes nothing and
+        returns the same count."""
 
     async def recipients_after(self, campaign_id: str, cursor: str | None, limit: int) -> list[str]:
         """The next recipients in number order after ``cursor``."""

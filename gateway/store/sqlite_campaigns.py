@@ -463,6 +463,7 @@ class SqliteCampaignStore:
         lists: Sequence[int],
         tags: Sequence[str],
         responders_of: tuple[str, str | None] | None = None,
+        clickers_of: str | None = None,
     ) -> int:
         fixed = await self._read(
             "SELECT recipients FROM campaign_audience_fixed WHERE campaign_id = ?", (campaign_id,)
@@ -508,6 +509,14 @@ class SqliteCampaignStore:
                     sql += " AND upper(i.keyword) = upper(?)"
                     params += (keyword,)
                 await db.execute(sql, params)
+            if clickers_of is not None:
+                # The clickers, as campaign_counts defines them (people's requests only).
+                await db.execute(
+                    "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number)"
+                    " SELECT DISTINCT ?, number FROM link_clicks WHERE campaign_id = ?"
+                    " AND bot = 0",
+                    (campaign_id, clickers_of),
+                )
             cursor = await db.execute(
                 "SELECT count(*) FROM campaign_recipients WHERE campaign_id = ?", (campaign_id,)
             )
