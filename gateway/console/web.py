@@ -90,6 +90,7 @@ def normal_number(query: str) -> str:
     digits = query.replace(" ", "")
     return digits if digits.startswith("+") or not digits.isdigit() else f"+{digits}"
 
+
 _PACKAGE = resources.files("gateway.console")
 
 
