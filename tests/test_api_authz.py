@@ -190,6 +190,7 @@ ISOLATION: dict[tuple[str, str], Any] = {
     ("POST", "/v1/campaigns/{id}/resume"): {},
     ("POST", "/v1/campaigns/{id}/cancel"): {},
     ("GET", "/v1/campaigns/{id}/stats"): None,
+    ("GET", "/v1/campaigns/{id}/clicks.csv"): None,
     ("POST", "/v1/campaigns/{id}/send-to-responders"): {"text": "again"},
 }
 COLLECTIONS = {("GET", "/v1/lists"), ("GET", "/v1/campaigns"), ("GET", "/v1/messages")}

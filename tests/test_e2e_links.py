@@ -5,7 +5,9 @@ recipient by recipient against those requests."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -65,13 +67,13 @@ async def test_links_reach_the_simulator_and_clicks_are_counted_per_recipient(
 ) -> None:
     created = await call(lab, "POST", "/v1/lists", 201, json={"name": "links"})
     numbers = [f"+336{50000000 + i:08d}" for i in range(CONTACTS)]
-    csv = "number,name\n" + "".join(f"{n},Client {i}\n" for i, n in enumerate(numbers))
+    contacts_csv = "number,name\n" + "".join(f"{n},Client {i}\n" for i, n in enumerate(numbers))
     started = await call(
         lab,
         "POST",
         f"/v1/lists/{created['id']}/import",
         202,
-        data=csv.encode(),
+        data=contacts_csv.encode(),
         headers={"Content-Type": "text/csv"},
     )
 
@@ -204,3 +206,17 @@ async def test_links_reach_the_simulator_and_clicks_are_counted_per_recipient(
         "+" + m["destination"] for m in received if m["text"] == "Thanks for your visit"
     )
     assert thanked == sorted(expected_clicks)
+
+    # The clicks export: one row per request, recipient by recipient.
+    async with lab.http.get(f"{lab.gw_url}/v1/campaigns/{cid}/clicks.csv?bom=0", headers=AUTH) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/csv")
+        exported = list(csv.DictReader(io.StringIO(await r.text())))
+    assert len(exported) == sum(expected_clicks.values()) + sum(expected_bots.values())
+    people = Counter(row["number"].lstrip("'") for row in exported if row["bot"] == "no")
+    bots = Counter(row["number"].lstrip("'") for row in exported if row["bot"] == "yes")
+    assert people == expected_clicks and bots == expected_bots
+    for row in exported:
+        number = row["number"].lstrip("'")  # neutralised for spreadsheets: '+336...
+        assert row["target"] == (SPRING, PLAIN)[links[number].index(row["code"])]
+    assert {row["user_agent"] for row in exported} == {BROWSER, PREFETCHER}

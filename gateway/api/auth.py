@@ -76,6 +76,7 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], Scope]] = {
     ("POST", "/v1/campaigns/{id}/resume"): "campaigns",
     ("POST", "/v1/campaigns/{id}/cancel"): "campaigns",
     ("GET", "/v1/campaigns/{id}/stats"): "campaigns",
+    ("GET", "/v1/campaigns/{id}/clicks.csv"): "campaigns",
     ("POST", "/v1/campaigns/{id}/send-to-responders"): "campaigns",
     # Inbound numbers and the MO log belong to the gateway, not to an account: the numbers
     # receive for every account, and an MO names no account.

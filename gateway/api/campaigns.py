@@ -41,6 +41,7 @@ from gateway.campaigns.service import (
     campaign_json,
     iso,
 )
+from gateway.reports import csvfile
 from gateway.store.base import Store
 from gateway.store.campaign_base import CampaignRecord, CampaignStore, ImportJob
 
@@ -100,6 +101,10 @@ def _object(body: object) -> dict[str, Any]:
     return body
 
 
+CLICKS_PAGE: Final = 1000
+"""Click records read and written at a time by the clicks export: memory stays flat."""
+
+
 class CampaignsApi:
     def __init__(self, parts: CampaignParts | None) -> None:
         self._parts = parts
@@ -125,6 +130,7 @@ class CampaignsApi:
         for action in ("start", "pause", "resume", "cancel"):
             router.add_post(f"/v1/campaigns/{{id}}/{action}", self._action(action))
         router.add_get("/v1/campaigns/{id}/stats", self.get_stats, allow_head=False)
+        router.add_get("/v1/campaigns/{id}/clicks.csv", self.get_clicks_csv, allow_head=False)
         router.add_post("/v1/campaigns/{id}/send-to-responders", self.post_send_to_responders)
 
     # -- lists and imports -----------------------------------------------------------------
@@ -342,6 +348,45 @@ class CampaignsApi:
     async def get_stats(self, request: web.Request) -> web.Response:
         campaign = await self._campaign(request)
         return json_response(await self.parts.service.stats(campaign))
+
+    async def get_clicks_csv(self, request: web.Request) -> web.StreamResponse:
+        """The campaign's click records (gateway.links) as streamed CSV, oldest first, with
+        the interactions export's conventions (BOM unless ``bom=0``, formulas neutralised)."""
+        campaign = await self._campaign(request)
+        errors = [
+            FieldError(f"query.{k}", "unknown parameter; allowed: bom")
+            for k in request.query
+            if k != "bom"
+        ]
+        bom_flag = request.query.get("bom", "1")
+        if bom_flag not in ("0", "1"):
+            errors.append(FieldError("query.bom", "must be 0 or 1"))
+        if errors:
+            raise invalid(errors)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="clicks-{campaign.id}.csv"',
+                "Cache-Control": "no-store",
+            }
+        )
+        await response.prepare(request)
+        try:
+            await response.write(csvfile.click_header(bom_flag == "1"))
+            after: tuple[float, int] = (-1.0, 0)
+            while True:
+                page = await self.parts.campaigns.campaign_clicks(campaign.id, after, CLICKS_PAGE)
+                if page:
+                    await response.write(csvfile.click_rows(page))
+                    after = (page[-1].at, page[-1].id)
+                if len(page) < CLICKS_PAGE:
+                    break
+            await response.write_eof()
+        except Exception:
+            # The status line is gone: cut the connection so the file does not look whole.
+            if request.transport is not None:
+                request.transport.close()
+        return response
 
     async def post_send_to_responders(self, request: web.Request) -> web.Response:
         source = await self._campaign(request)

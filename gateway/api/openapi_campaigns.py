@@ -551,6 +551,32 @@ PATHS: Final[dict[str, Any]] = {
             },
         }
     },
+    "/v1/campaigns/{id}/clicks.csv": {
+        "get": {
+            "operationId": "exportCampaignClicks",
+            "summary": "The campaign's short link requests as CSV, oldest first: at, number,"
+            " code, target, bot (yes for bots and previews), user_agent.",
+            "parameters": [
+                _path_param("id"),
+                {
+                    "name": "bom",
+                    "in": "query",
+                    "required": False,
+                    "description": "0: no UTF-8 byte order mark (1, the default, for Excel).",
+                    "schema": {"enum": ["0", "1"], "default": "1"},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "Streamed CSV (UTF-8, CRLF).",
+                    "content": {"text/csv": {"schema": {"type": "string"}}},
+                },
+                "400": _error("A bad or unknown query parameter."),
+                "404": _error("No campaign with this id."),
+                **_COMMON,
+            },
+        }
+    },
     "/v1/campaigns/{id}/send-to-responders": {
         "post": {
             "operationId": "sendToResponders",

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from gateway.store.base import Interaction
+from gateway.store.campaign_base import CampaignClick
 
 BOM: Final = "\ufeff"
 
@@ -106,3 +107,31 @@ def header(bom: bool = True) -> bytes:
 def rows(items: Iterable[Interaction]) -> bytes:
     """CSV lines for ``items`` (a page), UTF-8."""
     return _format(row_of(i) for i in items).encode("utf-8")
+
+
+CLICK_COLUMNS: Final = ("at", "number", "code", "target", "bot", "user_agent")
+"""The header of a campaign's clicks export (GET /v1/campaigns/{id}/clicks.csv): ``bot`` is
+``yes`` for a bot's or a link preview's request, ``no`` for a person's click; ``target`` is
+empty once the code has expired and been deleted."""
+
+
+def click_header(bom: bool = True) -> bytes:
+    return ((BOM if bom else "") + _format([CLICK_COLUMNS])).encode("utf-8")
+
+
+def click_rows(items: Iterable[CampaignClick]) -> bytes:
+    """CSV lines for a page of clicks, UTF-8, neutralised as interactions are."""
+    return _format(
+        [
+            neutralise(c)
+            for c in (
+                iso_utc(i.at),
+                i.number,
+                i.code,
+                i.target or "",
+                "yes" if i.bot else "no",
+                i.user_agent,
+            )
+        ]
+        for i in items
+    ).encode("utf-8")

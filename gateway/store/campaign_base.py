@@ -110,6 +110,20 @@ class ReplyFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class CampaignClick:
+    """One request for a campaign's short link (gateway.links), as exported."""
+
+    id: int
+    at: float
+    number: str
+    code: str
+    target: str | None
+    """None once the code expired and was deleted."""
+    user_agent: str
+    bot: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ClickFigures:
     """Clicks on a campaign's short links in each of the first 24 hours and 10 days after
     its start (the buckets of ``ReplyFigures.per_hour``/``per_day``)."""
@@ -209,6 +223,11 @@ class CampaignStore(Protocol):
         which the daily digest uses too (gateway.store.base.CampaignCounts)."""
 
     async def reply_figures(self, campaign_id: str, since: float | None) -> ReplyFigures: ...
+
+    async def campaign_clicks(
+        self, campaign_id: str, after: tuple[float, int], limit: int
+    ) -> list[CampaignClick]:
+        """The campaign's click records (bots' too) by time, after ``after`` = (at, id)."""
 
     async def click_figures(self, campaign_id: str, since: float | None) -> ClickFigures:
         """Clicks (people's, as ``CampaignCounts.clicks``) per hour and per day from

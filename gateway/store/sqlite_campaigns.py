@@ -28,6 +28,7 @@ from gateway.store.base import CampaignCounts, Contact
 from gateway.store.campaign_base import (
     IMPORT_FAILED,
     IMPORT_RUNNING,
+    CampaignClick,
     CampaignRecord,
     ClickFigures,
     ContactList,
@@ -590,6 +591,29 @@ class SqliteCampaignStore:
 
     async def campaign_counts(self, campaign_id: str, since: float, until: float) -> CampaignCounts:
         return await self.store.campaign_counts(campaign_id, since, until)
+
+    async def campaign_clicks(
+        self, campaign_id: str, after: tuple[float, int], limit: int
+    ) -> list[CampaignClick]:
+        # By the link_clicks_campaign index (campaign_id, at), whose entries end with the id.
+        rows = await self._read(
+            "SELECT c.id, c.at, c.number, c.code, l.target, c.user_agent, c.bot"
+            " FROM link_clicks c LEFT JOIN links l ON l.code = c.code"
+            " WHERE c.campaign_id = ? AND (c.at, c.id) > (?, ?) ORDER BY c.at, c.id LIMIT ?",
+            (campaign_id, after[0], after[1], limit),
+        )
+        return [
+            CampaignClick(
+                id=r[0],
+                at=r[1],
+                number=r[2],
+                code=r[3],
+                target=r[4],
+                user_agent=r[5],
+                bot=bool(r[6]),
+            )
+            for r in rows
+        ]
 
     async def click_figures(self, campaign_id: str, since: float | None) -> ClickFigures:
         per_hour = [0] * HOURS
