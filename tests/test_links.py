@@ -18,6 +18,7 @@ from gateway.links.codes import ALPHABET, link_errors, link_template, new_code
 from gateway.links.config import LinksConfig
 from gateway.links.server import LinkServer, is_prefetch
 from gateway.links.store import Click, SqliteLinks
+from gateway.store.base import StoreError
 from gateway.store.retention import Retention
 from tests.campaign_helpers import Rig, campaign_rig
 
@@ -43,6 +44,10 @@ def test_markers_and_plain_urls_become_fields_targets_only_from_the_template() -
         "a link must be an absolute http(s) URL, got 'ftp://x'"
     ]
     assert link_errors("{link:https://e.example/" + "x" * 2100 + "}", False)
+    # A target goes out as a Location header: visible ASCII only.
+    assert "percent-encode" in link_errors("{link:https://e.example/\u00e9t\u00e9}", False)[0]
+    assert "percent-encode" in link_errors("{link:https://e.example/\x01}", False)[0]
+    assert link_errors("{link:https://e.example/%C3%A9t%C3%A9?a=1&b=%20}", False) == []
 
 
 def test_codes_are_base62_of_the_configured_length_and_do_not_repeat() -> None:
@@ -202,7 +207,7 @@ async def test_the_listener_redirects_stored_codes_only_and_records_what_it_saw(
         (codes[1], cid, numbers[1], "WhatsApp/2.23", 1),
     ]
     # Paths that are no code at all (/, /v1/messages, /CODE/more) never reach the route.
-    assert server.requests == {"click": 1, "bot": 2, "not_found": 4}
+    assert server.requests == {"click": 1, "bot": 2, "not_found": 4, "error": 0}
 
 
 async def test_clicks_go_with_their_campaign_and_expired_codes_are_pruned(rig: Rig) -> None:
@@ -233,3 +238,22 @@ def test_the_commented_example_in_the_shipped_config_loads() -> None:
     lines = [line[2:] for line in example.splitlines() if line.startswith("# ")]
     links = load_dataclass(LinksConfig, tomllib.loads("\n".join(lines))["links"])
     assert (links.prefix, links.port, links.code_length) == ("https://s.example.net/", 8777, 7)
+
+
+async def test_a_failing_store_is_a_plain_503_and_the_listener_stays_up(rig: Rig) -> None:
+    class Broken(SqliteLinks):
+        async def find(self, code: str) -> None:
+            raise StoreError("disk I/O error")
+
+    server = LinkServer(LINKS, Broken(rig.store))
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(2):
+                url = f"http://127.0.0.1:{server.port}/AbCdEf1"
+                async with http.get(url, allow_redirects=False) as r:
+                    assert r.status == 503
+                    assert await r.text() == "unavailable"
+    finally:
+        await server.stop()
+    assert server.requests["error"] == 2

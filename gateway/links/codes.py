@@ -33,6 +33,7 @@ _URL: Final = re.compile(r"https?://[^\s<>\"{}]+")
 _TRAILING: Final = ".,;:!?)]'"
 """Punctuation that ends a sentence after a plain URL rather than belonging to it."""
 CODE_PATTERN: Final = re.compile(r"[0-9A-Za-z]{6,8}")
+_PRINTABLE_ASCII: Final = re.compile(r"[\x21-\x7e]+")
 
 
 def new_code(length: int) -> str:
@@ -43,6 +44,12 @@ def target_error(url: str) -> str | None:
     """Why ``url`` cannot be a link target, or None."""
     if len(url) > MAX_TARGET:
         return f"a link is at most {MAX_TARGET} characters"
+    if not _PRINTABLE_ASCII.fullmatch(url):
+        # It goes out as a Location header: visible ASCII only.
+        return (
+            f"a link must be printable ASCII, got {url!r}: percent-encode other characters"
+            " (and write an international domain in its xn-- form)"
+        )
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"a link must be an absolute http(s) URL, got {url!r}"

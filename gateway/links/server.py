@@ -52,7 +52,7 @@ PRUNE_SECONDS: Final = 3600.0
 PRUNE_BATCH: Final = 500
 DROP_LOG_INTERVAL: Final = 60.0
 DAY: Final = 86400.0
-RESULTS: Final = ("click", "bot", "not_found")
+RESULTS: Final = ("click", "bot", "not_found", "error")
 
 SECURITY_HEADERS: Final = {
     "Cache-Control": "no-store",
@@ -93,6 +93,7 @@ class LinkServer:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._last_drop_log = -DROP_LOG_INTERVAL
+        self._last_error_log = -DROP_LOG_INTERVAL
         self._prefetchers = tuple(config.prefetchers)
         base = urllib.parse.urlsplit(config.base_url).path.rstrip("/")
         self._path = f"{base}/{{code}}"
@@ -139,7 +140,15 @@ class LinkServer:
         code = request.match_info["code"]
         link = None
         if len(code) == self.config.code_length and CODE_PATTERN.fullmatch(code):
-            link = await self.links.find(code)
+            try:
+                link = await self.links.find(code)
+            except Exception as exc:  # the store is closing or failing: say nothing more
+                self.requests["error"] += 1
+                now = time.monotonic()
+                if now - self._last_error_log >= DROP_LOG_INTERVAL:
+                    self._last_error_log = now
+                    log_event(log, "links.lookup_failed", logging.ERROR, error=str(exc))
+                return web.Response(status=503, text="unavailable", headers=SECURITY_HEADERS)
         now = self.clock()
         retention = self.config.retention_days * DAY
         if link is None or (retention > 0 and link.created_at < now - retention):
@@ -213,7 +222,8 @@ class LinkServer:
         requests = CounterMetricFamily(
             "smsgw_link_requests",
             "Requests to the short link listener: click (a person), bot (HEAD, no or a"
-            " prefetcher's User-Agent), not_found (unknown, malformed or expired code).",
+            " prefetcher's User-Agent), not_found (unknown, malformed or expired code),"
+            " error (the store failed: 503).",
             labels=["result"],
         )
         for result, count in self.requests.items():

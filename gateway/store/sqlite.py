@@ -209,7 +209,6 @@ CREATE TABLE IF NOT EXISTS link_clicks (
 );
 CREATE INDEX IF NOT EXISTS link_clicks_campaign ON link_clicks(campaign_id, at)
     WHERE campaign_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS link_clicks_code ON link_clicks(code);
 CREATE TABLE IF NOT EXISTS parts (
     message_id TEXT NOT NULL,
     part INTEGER NOT NULL,
