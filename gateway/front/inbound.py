@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
 from gateway.smpp.address import as_number as as_number  # re-exported: its old home
-from gateway.smpp.constants import EsmClass, Tag
 from gateway.smpp.pdu import DataSm, SubmitSm
-from gateway.smpp.text import decode_short_message, parse_udh
+from gateway.smpp.smsc import user_data
+from gateway.smpp.text import decode_short_message
 
 T = TypeVar("T")
 
@@ -37,15 +37,10 @@ class Piece:
 
 
 def extract(pdu: Received) -> Piece:
-    """The user data and concatenation info of one submit_sm or data_sm."""
-    data = pdu.short_message if isinstance(pdu, SubmitSm) else b""
-    if not data:
-        data = pdu.get_tlv(Tag.MESSAGE_PAYLOAD) or b""
-    concat: tuple[int, int, int] | None = None
-    if pdu.esm_class & EsmClass.UDHI:
-        udh, data = parse_udh(data)
-        if udh is not None:
-            concat = (udh.ref, udh.total, udh.seq)
+    """The user data and concatenation info of one submit_sm or data_sm: the UDH's
+    (gateway.smpp.smsc.user_data), else the SAR TLVs' when they are consistent; a "long"
+    message of one part is a short one."""
+    data, concat = user_data(pdu)
     if concat is None:
         ref, total, seq = pdu.sar_msg_ref_num, pdu.sar_total_segments, pdu.sar_segment_seqnum
         if ref is not None and total and seq and 1 <= seq <= total:

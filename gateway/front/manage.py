@@ -46,6 +46,7 @@ from gateway.model import FINAL_STATUSES, MessageStatus, Replacement
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import CancelSm, Pdu, QuerySm, ReplaceSm
 from gateway.smpp.receipt import MessageState
+from gateway.smpp.smsc import receipt_requested
 from gateway.smpp.text import decode_short_message
 from gateway.store.base import (
     EDIT_DONE,
@@ -213,7 +214,7 @@ async def replace(front: FrontServer, account: str, pdu: ReplaceSm) -> Answer:
         reason = "; ".join(f"{e.path}: {e.message}" for e in counted)
         return Answer(pdu.make_response(Status.RINVMSGLEN), reason)
     encoding, parts = counted
-    registered = pdu.registered_delivery & 3
+    registered = receipt_requested(pdu.registered_delivery)
     callback_url = message.callback_url
     if callback_url is None or callback_url.startswith(FRONT_CALLBACK_SCHEME):
         callback_url = f"{FRONT_CALLBACK_SCHEME}{account}?rd={registered}" if registered else None

@@ -1,6 +1,7 @@
 """deliver_sm towards upstream accounts: receipts for their messages, and MO. Pure code.
 
-Receipt: esm_class 0x04, from the message's destination to its sender, the Appendix B text
+Receipt (gateway.smpp.smsc.receipt_deliver_sm, shared with the simulator): esm_class 0x04,
+from the message's destination to its sender, the Appendix B text
 ``id:<smsgw id> sub:001 dlvrd:00N submit date:yyMMddHHmm done date:yyMMddHHmm stat:...
 err:... text:`` (dates in UTC, ``text`` empty: smsgw does not keep the first 20 characters
 with the status) and the TLVs receipted_message_id (smsgw's id) and message_state.
@@ -19,8 +20,9 @@ from typing import Any, Final
 from gateway.model import CANCELLED, MessageStatus
 from gateway.smpp.address import smpp_address
 from gateway.smpp.constants import EsmClass, Tag
-from gateway.smpp.pdu import DeliverSm, tlv_cstr, tlv_u8
+from gateway.smpp.pdu import DeliverSm
 from gateway.smpp.receipt import MessageState, format_receipt_text
+from gateway.smpp.smsc import receipt_deliver_sm, wants_receipt
 from gateway.smpp.text import ConcatMethod, split_message
 
 MESSAGE_STATE: Final[dict[str, MessageState]] = {
@@ -53,12 +55,6 @@ def message_state(status: str, error: str | None = None) -> MessageState:
 ERR_CODE: Final[dict[MessageState, str]] = {MessageState.DELIVERED: "000"}
 """The receipt's err field: 000 when delivered; 001 otherwise (smsgw keeps the carrier's
 error as text, not as a code)."""
-
-
-def wants_receipt(registered_delivery: int, state: MessageState) -> bool:
-    """Low two bits of registered_delivery: 1 success or failure, 2 failure only."""
-    wanted = registered_delivery & 3
-    return wanted == 1 or (wanted == 2 and state is not MessageState.DELIVERED)
 
 
 def registered_delivery_of(url: str) -> int:
@@ -123,21 +119,12 @@ def build_receipt(info: ReceiptInfo) -> DeliverSm | None:
         datetime.fromtimestamp(info.done_at, UTC),
         err=ERR_CODE.get(state, "001"),
     )
-    src_ton, src_npi, src = smpp_address(info.to)
-    dst_ton, dst_npi, dst = smpp_address(info.sender)
-    return DeliverSm(
-        source_addr_ton=src_ton,
-        source_addr_npi=src_npi,
-        source_addr=src,
-        dest_addr_ton=dst_ton,
-        dest_addr_npi=dst_npi,
-        destination_addr=dst,
-        esm_class=EsmClass.SMSC_DELIVERY_RECEIPT,
+    return receipt_deliver_sm(
+        source=smpp_address(info.to),
+        destination=smpp_address(info.sender),
         short_message=text.encode("latin-1"),
-        tlvs=(
-            tlv_cstr(Tag.RECEIPTED_MESSAGE_ID, info.message_id),
-            tlv_u8(Tag.MESSAGE_STATE, state),
-        ),
+        receipt_id=info.message_id,
+        state=state,
     )
 
 

@@ -50,7 +50,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from gateway.api.errors import FieldError
@@ -111,6 +111,15 @@ from gateway.smpp.session import (
     SessionConfig,
     State,
     Unbound,
+)
+from gateway.smpp.smsc import (
+    BIND_STOPPING,
+    BIND_UNKNOWN_SYSTEM_ID,
+    BIND_WRONG_PASSWORD,
+    accept_bind,
+    max_binds_refusal,
+    receipt_requested,
+    receives,
 )
 from gateway.smpp.text import decode_short_message
 from gateway.store.base import FRONT_CALLBACK_SCHEME, FrontItem, FrontPart, Store
@@ -336,7 +345,7 @@ class UpstreamBind:
         self.account = account
         self.bind_type = bind_type
         account.binds.append(self)
-        if bind_type is not BindType.TX:
+        if receives(bind_type):
             account.receivers.append(self)
             account.wake.set()
 
@@ -591,9 +600,9 @@ class FrontServer:
                 reason=reason,
             )
             return
-        session = conn.session
-        session.accept_bind(pdu, self.config.system_id, conn.now())
-        session.config = replace(session.config, window=account.config.deliver_window)
+        accept_bind(
+            conn.session, pdu, self.config.system_id, conn.now(), account.config.deliver_window
+        )
         handler.register(account, event.bind_type)
         conn.apply(None)
         log_event(
@@ -620,7 +629,7 @@ class FrontServer:
         now = conn.now()
         lock = self.guard.locked(key, pdu.system_id if account else None, now)
         if self.stopping:
-            status, reason = Status.RSYSERR, "stopping"
+            status, reason = BIND_STOPPING
         elif lock is not None:
             # Refused before the password is read: a guess now tells nothing, right or wrong.
             status = Status.RBINDFAIL
@@ -630,9 +639,9 @@ class FrontServer:
             failed = "system_id"
             if self.config.hide_unknown_system_id:
                 await asyncio.to_thread(verify_password, pdu.password, self._decoy_hash)
-                status, reason = Status.RINVPASWD, "unknown system_id"
+                status, reason = Status.RINVPASWD, BIND_UNKNOWN_SYSTEM_ID.reason
             else:
-                status, reason = Status.RINVSYSID, "unknown system_id"
+                status, reason = BIND_UNKNOWN_SYSTEM_ID
         elif not account.allows(handler.ip):
             status, reason = Status.RBINDFAIL, f"address {handler.ip} not allowed"
             if self.config.hide_unknown_system_id:
@@ -644,10 +653,10 @@ class FrontServer:
         elif not await asyncio.to_thread(
             verify_password, pdu.password, account.config.password_hash
         ):
-            status, reason = Status.RINVPASWD, "wrong password"
+            status, reason = BIND_WRONG_PASSWORD
             failed = "password"
-        elif len(account.binds) >= account.config.max_binds:
-            status, reason = Status.RBINDFAIL, f"max_binds {account.config.max_binds} reached"
+        elif (full := max_binds_refusal(len(account.binds), account.config.max_binds)) is not None:
+            status, reason = full
         if failed is not None:
             self.bind_failures[failed] += 1
             delay = self._count_failed_bind(handler, account, conn.now())
@@ -844,7 +853,7 @@ class FrontServer:
         at = self.clock()
         receipts = []
         for held in helds:
-            registered = held.pdu.registered_delivery & 3
+            registered = receipt_requested(held.pdu.registered_delivery)
             if not registered:
                 continue
             payload = {
@@ -975,7 +984,7 @@ class FrontServer:
         )
         if isinstance(prepared, list):
             return _status_of(prepared), None, "; ".join(f"{e.path}: {e.message}" for e in prepared)
-        registered = pdu.registered_delivery & 3
+        registered = receipt_requested(pdu.registered_delivery)
         if registered:
             prepared.callback_url = f"{FRONT_CALLBACK_SCHEME}{account.system_id}?rd={registered}"
         return Status.ROK, prepared, ""
