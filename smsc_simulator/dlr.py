@@ -1,5 +1,6 @@
 """What an SMSC decides about a message after accepting it: when its receipt comes, what it
-says, and the deliver_sm that carries it."""
+says, and the deliver_sm that carries it (built by gateway.smpp.smsc.receipt_deliver_sm, as
+the front's receipts; whether one is wanted: gateway.smpp.smsc.wants_receipt)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import random
 from datetime import datetime
 from typing import Final
 
-from gateway.smpp.constants import EsmClass, RegisteredDelivery, Tag
-from gateway.smpp.pdu import DataSm, DeliverSm, SubmitSm, Tlv, tlv_cstr, tlv_u8
+from gateway.smpp.constants import Tag
+from gateway.smpp.pdu import DataSm, DeliverSm, SubmitSm
 from gateway.smpp.receipt import MessageState, format_receipt_text
-from gateway.smpp.text import decode_short_message, parse_udh
+from gateway.smpp.smsc import receipt_deliver_sm, user_data
+from gateway.smpp.text import decode_short_message
 from smsc_simulator.config import DelayConfig, OutcomesConfig
 
 # The err: value and the network_error_code TLV (network type 3 = GSM, then a GSM MAP error
@@ -88,30 +90,17 @@ class OutcomePicker:
         return self._states[min(index, len(self._states) - 1)]
 
 
-def wants_receipt(registered_delivery: int, state: MessageState) -> bool:
-    """Low two bits: 1 a receipt on success or failure, 2 on failure only (3 is reserved)."""
-    wanted = registered_delivery & RegisteredDelivery.RECEIPT_MASK
-    if wanted == RegisteredDelivery.SUCCESS_OR_FAILURE:
-        return True
-    return wanted == RegisteredDelivery.FAILURE_ONLY and state is not MessageState.DELIVERED
-
-
 Received = SubmitSm | DataSm
 """The requests that carry a message to the SMSC."""
 
 
 def message_text(pdu: Received) -> tuple[str, tuple[int, int, int] | None]:
-    """The text of one received part (UDH removed) and its concat info (ref, total, seq)."""
-    data = pdu.short_message if isinstance(pdu, SubmitSm) else b""
-    concat: tuple[int, int, int] | None = None
-    get_tlv = pdu.get_tlv
-    if not data:
-        data = get_tlv(Tag.MESSAGE_PAYLOAD) or b""
-    if pdu.esm_class & EsmClass.UDHI:
-        udh, data = parse_udh(data)
-        if udh is not None:
-            concat = (udh.ref, udh.total, udh.seq)
+    """The text of one received part (UDH removed) and its concat info (ref, total, seq):
+    the UDH's (gateway.smpp.smsc.user_data), else the SAR TLVs' as they are (the simulator
+    reports what it was sent, where the front checks them)."""
+    data, concat = user_data(pdu)
     if concat is None:
+        get_tlv = pdu.get_tlv
         ref = get_tlv(Tag.SAR_MSG_REF_NUM)
         total = get_tlv(Tag.SAR_TOTAL_SEGMENTS)
         seq = get_tlv(Tag.SAR_SEGMENT_SEQNUM)
@@ -195,21 +184,12 @@ def build_receipt(
     if text is not None:
         original, _concat = message_text(submit)
         short_message = text(receipt_id, state, submitted, done, original)
-    extra: tuple[Tlv, ...] = ()
-    if tlvs:
-        extra = (
-            tlv_cstr(Tag.RECEIPTED_MESSAGE_ID, receipt_id),
-            tlv_u8(Tag.MESSAGE_STATE, state),
-            (Tag.NETWORK_ERROR_CODE, _NETWORK_ERROR.get(state, b"\x03\x00\x00")),
-        )
-    return DeliverSm(
-        source_addr_ton=submit.dest_addr_ton,
-        source_addr_npi=submit.dest_addr_npi,
-        source_addr=submit.destination_addr,
-        dest_addr_ton=submit.source_addr_ton,
-        dest_addr_npi=submit.source_addr_npi,
-        destination_addr=submit.source_addr,
-        esm_class=EsmClass.SMSC_DELIVERY_RECEIPT,
+    return receipt_deliver_sm(
+        source=(submit.dest_addr_ton, submit.dest_addr_npi, submit.destination_addr),
+        destination=(submit.source_addr_ton, submit.source_addr_npi, submit.source_addr),
         short_message=short_message,
-        tlvs=extra,
+        receipt_id=receipt_id,
+        state=state,
+        tlvs=tlvs,
+        network_error=_NETWORK_ERROR.get(state, b"\x03\x00\x00"),
     )

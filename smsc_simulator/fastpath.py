@@ -315,6 +315,7 @@ class FastConnection(SmppConnection):
                 if messages is not None:
                     messages.append((wall, system_id, message_id, data[pos:end]))
                 registered = data[r]
+                # receipt_requested and wants_receipt (gateway.smpp.smsc), inlined: hot loop
                 if registered & 3:
                     state = int(outcome()) if only_state is None else only_state
                     wanted = registered & 3

@@ -21,7 +21,6 @@ import ssl
 import time
 import zlib
 from collections import deque
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -58,6 +57,18 @@ from gateway.smpp.session import (
     Unbound,
     UnexpectedResponse,
 )
+from gateway.smpp.smsc import (
+    BIND_STOPPING,
+    BIND_UNKNOWN_SYSTEM_ID,
+    BIND_WRONG_PASSWORD,
+    BindRefusal,
+    accept_bind,
+    bind_type_refusal,
+    max_binds_refusal,
+    receipt_requested,
+    receives,
+    wants_receipt,
+)
 from gateway.smpp.text import ConcatMethod
 from smsc_simulator.config import (
     AccountConfig,
@@ -74,7 +85,6 @@ from smsc_simulator.dlr import (
     Received,
     build_receipt,
     message_text,
-    wants_receipt,
 )
 from smsc_simulator.fastpath import (
     FastConnection,
@@ -367,19 +377,19 @@ class EsmeConnection:
         pdu = event.pdu
         sim.stats.bind_attempts += 1
         account = sim.accounts.get(pdu.system_id)
-        status: int = Status.ROK
-        reason = ""
+        refusal: BindRefusal | None = None
         if sim.stopping:
-            status, reason = Status.RSYSERR, "stopping"
+            refusal = BIND_STOPPING
         elif account is None:
-            status, reason = Status.RINVSYSID, "unknown system_id"
+            refusal = BIND_UNKNOWN_SYSTEM_ID
         elif pdu.password != account.config.password:
-            status, reason = Status.RINVPASWD, "wrong password"
-        elif event.bind_type not in account.bind_types:
-            status, reason = Status.RBINDFAIL, f"bind type {event.bind_type.value} not allowed"
-        elif len(account.binds) >= account.config.max_binds:
-            status, reason = Status.RBINDFAIL, f"max_binds {account.config.max_binds} reached"
-        if status != Status.ROK or account is None:
+            refusal = BIND_WRONG_PASSWORD
+        else:
+            refusal = bind_type_refusal(event.bind_type, account.bind_types) or (
+                max_binds_refusal(len(account.binds), account.config.max_binds)
+            )
+        if refusal is not None:
+            status, reason = refusal
             conn.session.reject_bind(pdu, status)
             sim.stats.bind_failures[status] += 1
             log_event(
@@ -391,13 +401,18 @@ class EsmeConnection:
                 reason=reason,
             )
             return
-        session = conn.session
-        session.accept_bind(pdu, sim.config.smpp.system_id, conn.now())
-        session.config = replace(session.config, window=account.config.deliver_window)
+        assert account is not None  # refused above otherwise
+        accept_bind(
+            conn.session,
+            pdu,
+            sim.config.smpp.system_id,
+            conn.now(),
+            account.config.deliver_window,
+        )
         self.account = account
         self.bound = True
         account.binds.append(self)
-        if event.bind_type is not BindType.TX:
+        if receives(event.bind_type):
             account.receivers.append(self)
         log_event(
             log,
@@ -407,7 +422,7 @@ class EsmeConnection:
             bind_type=event.bind_type.value,
             binds=len(account.binds),
         )
-        if event.bind_type is not BindType.TX:
+        if receives(event.bind_type):
             account.drain()
 
     def _unregister(self, reason: str) -> None:
@@ -560,7 +575,7 @@ class EsmeConnection:
         if sim.subscribers is not None:
             sim.subscribers.consider(account, pdu, now)
         registered = pdu.registered_delivery
-        if registered & 3:
+        if receipt_requested(registered):
             state = account.outcome()
             if wants_receipt(registered, state):
                 stats.receipts_scheduled += 1
