@@ -14,7 +14,7 @@ import pytest
 
 from gateway.confload import ConfigError, load_dataclass
 from gateway.front.config import FrontConfig, hash_password, verify_password
-from gateway.front.inbound import Reassembler, as_number, extract, smpp_time
+from gateway.front.inbound import SubmitReassembler, as_number, extract, smpp_time
 from gateway.front.outgoing import (
     ReceiptInfo,
     build_mo,
@@ -174,7 +174,7 @@ def test_reassembler_joins_out_of_order_and_times_out() -> None:
         for p in split.parts
     ]
     assert len(pieces) >= 2
-    joiner: Reassembler[int] = Reassembler(timeout=10)
+    joiner: SubmitReassembler[int] = SubmitReassembler(timeout=10)
     key = ("crm", "ACME", "33612345678", 5, len(pieces))
     order = list(reversed(range(len(pieces))))
     for n, index in enumerate(order):

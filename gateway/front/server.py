@@ -70,8 +70,8 @@ from gateway.front.inbound import (
     Group,
     GroupKey,
     Piece,
-    Reassembler,
     Received,
+    SubmitReassembler,
     extract,
     is_binary,
     smpp_time,
@@ -420,7 +420,7 @@ class FrontServer:
         self.clock = clock
         self.accounts: dict[str, FrontAccount] = {}
         self.connections: set[UpstreamBind] = set()
-        self.reassembler: Reassembler[HeldPart] = Reassembler(config.reassembly_timeout)
+        self.reassembler: SubmitReassembler[HeldPart] = SubmitReassembler(config.reassembly_timeout)
         self._parts: list[tuple[HeldPart, GroupKey, UpstreamBind]] = []
         """Parts checked in this loop turn, to hold in one commit."""
         self._unjoined: list[PartGroup] = []
