@@ -27,7 +27,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from gateway.logs import log_event
-from gateway.smpp.aio import SmppConnection
+from gateway.smpp.aio import SmppConnection, unbind_all
 from gateway.smpp.constants import CommandId, EsmClass, Status, Tag
 from gateway.smpp.errors import EncodeError, LocalProtocolError
 from gateway.smpp.pdu import (
@@ -830,31 +830,8 @@ class Simulator:
         log_event(log, "sim.stopped")
 
     async def _unbind_all(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        waiting: list[asyncio.Future[None]] = []
-        conns: list[SmppConnection] = []
-        for handler in list(self.connections):
-            conn = handler.conn
-            if conn is None:
-                continue
-            conns.append(conn)
-            waiting.append(conn.closed)
-            if conn.session.is_bound:
-                try:
-                    conn.session.unbind(now)
-                    conn.apply(None)
-                    continue
-                except LocalProtocolError:
-                    pass
-            conn.close()
-        if waiting:
-            _done, pending = await asyncio.wait(waiting, timeout=UNBIND_GRACE_SECONDS)
-            if pending:
-                for conn in conns:
-                    if not conn.closed.done():
-                        conn.abort()
-                await asyncio.wait(pending, timeout=1.0)
+        conns = [h.conn for h in list(self.connections) if h.conn is not None]
+        await unbind_all(conns, UNBIND_GRACE_SECONDS)
 
     async def _close_listeners(self) -> None:
         if self._server is not None:

@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from gateway.smpp.aio import SmppConnection
+from gateway.smpp.aio import SmppConnection, unbind_all
 from gateway.smpp.constants import CommandId, Status
 from gateway.smpp.pdu import (
+    BindTransceiver,
     BindTransceiverResp,
     DeliverSm,
+    EnquireLink,
     Framer,
     Pdu,
     SubmitSm,
@@ -309,3 +311,32 @@ async def test_unbind_over_sockets_closes_both_connections() -> None:
         assert esme.of_type(Unbound) == [Unbound(by_peer=False)]
         assert smscs[0].of_type(Unbound) == [Unbound(by_peer=True)]
         assert esme.of_type(LinkFailed) == [] and smscs[0].of_type(LinkFailed) == []
+
+
+async def _read_pdu(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readexactly(16)
+    return head + await reader.readexactly(int.from_bytes(head[:4], "big") - 16)
+
+
+async def test_unbind_all_unbinds_the_bound_closes_the_rest_and_aborts_the_silent() -> None:
+    async with asyncio.timeout(TIMEOUT), smsc_server(smsc_react(), QUIET) as (port, smscs):
+        conn, esme = await bound_esme(port, QUIET)  # answers the unbind
+        # A bound peer that never answers, and one that never binds.
+        silent_reader, silent_writer = await asyncio.open_connection("127.0.0.1", port)
+        bind = BindTransceiver(sequence_number=1, system_id="silent", password="secret")
+        silent_writer.write(encode(bind))
+        await _read_pdu(silent_reader)  # bind_resp
+        idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+        idle_writer.write(encode(EnquireLink(sequence_number=1)))
+        assert decode(await _read_pdu(idle_reader)).command_id == CommandId.ENQUIRE_LINK_RESP
+        assert len(smscs) == 3
+        await unbind_all([r.conn for r in smscs if r.conn is not None], grace=0.3)
+        assert all(r.conn is not None and r.conn.closed.done() for r in smscs)
+        await asyncio.wait_for(conn.closed, TIMEOUT)
+        assert esme.of_type(Unbound) == [Unbound(by_peer=True)]
+        framer = Framer()
+        after_bind = [f for f in framer.feed(await silent_reader.read()) if isinstance(f, bytes)]
+        assert [decode(f).command_id for f in after_bind] == [CommandId.UNBIND]  # then aborted
+        assert await idle_reader.read() == b""  # closed without a word
+        silent_writer.close()
+        idle_writer.close()

@@ -81,7 +81,7 @@ from gateway.front.refusals import RefusalLog
 from gateway.logs import log_event
 from gateway.model import MessageStatus, NewMessage, Replacement, StatusChange, new_message_id
 from gateway.smpp.address import as_number
-from gateway.smpp.aio import SmppConnection
+from gateway.smpp.aio import SmppConnection, unbind_all
 from gateway.smpp.constants import Status, status_name
 from gateway.smpp.errors import EncodeError, LocalProtocolError
 from gateway.smpp.pdu import (
@@ -521,28 +521,7 @@ class FrontServer:
         log_event(log, "front.stopped")
 
     async def _unbind_all(self, grace: float) -> None:
-        loop = asyncio.get_running_loop()
-        waiting: list[asyncio.Future[None]] = []
-        for handler in list(self.connections):
-            conn = handler.conn
-            if conn is None:
-                continue
-            waiting.append(conn.closed)
-            if conn.session.is_bound:
-                try:
-                    conn.session.unbind(loop.time())
-                    conn.apply(None)
-                    continue
-                except LocalProtocolError:
-                    pass
-            conn.close()
-        if waiting:
-            _done, pending = await asyncio.wait(waiting, timeout=grace)
-            if pending:
-                for handler in list(self.connections):
-                    if handler.conn is not None and not handler.conn.closed.done():
-                        handler.conn.abort()
-                await asyncio.wait(pending, timeout=1.0)
+        await unbind_all([h.conn for h in list(self.connections) if h.conn is not None], grace)
 
     def _new_connection(self) -> SmppConnection:
         session = Session(Role.SMSC, self._session_config, asyncio.get_running_loop().time())

@@ -13,7 +13,8 @@ with ``send_response`` whenever it is ready (for example after a receipt is comm
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol, cast
+from collections.abc import Iterable
+from typing import Any, Final, Protocol, cast
 
 from gateway.smpp.errors import LocalProtocolError
 from gateway.smpp.pdu import Pdu
@@ -180,3 +181,34 @@ class SmppConnection(asyncio.Protocol):
         if events:
             self._deliver(events)
         self._after_input()
+
+
+ABORT_WAIT_SECONDS: Final = 1.0
+"""After aborting a connection, how long ``unbind_all`` waits for its close to be seen (an
+abort closes at once; this only bounds a stuck transport)."""
+
+
+async def unbind_all(conns: Iterable[SmppConnection], grace: float) -> None:
+    """A listener's stop (the front's and the simulator's): an unbind on every bound
+    connection, a close on the others; those not closed within ``grace`` seconds (a peer
+    that does not answer the unbind) are aborted."""
+    loop = asyncio.get_running_loop()
+    conns = list(conns)
+    waiting: list[asyncio.Future[None]] = []
+    for conn in conns:
+        waiting.append(conn.closed)
+        if conn.session.is_bound:
+            try:
+                conn.session.unbind(loop.time())
+                conn.apply(None)
+                continue
+            except LocalProtocolError:
+                pass
+        conn.close()
+    if waiting:
+        _done, pending = await asyncio.wait(waiting, timeout=grace)
+        if pending:
+            for conn in conns:
+                if not conn.closed.done():
+                    conn.abort()
+            await asyncio.wait(pending, timeout=ABORT_WAIT_SECONDS)
