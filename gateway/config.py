@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from gateway.binds import TlsSettings, TlsSetupError, TlsVersion
+from gateway.campaigns.window import SendWindow, WindowError, parse_hours
 from gateway.confload import (
     ConfigError,
     all_of,
@@ -680,6 +681,33 @@ class CallbacksConfig:
     """CIDRs callbacks may reach although they are not public addresses."""
 
 
+def _quiet_hours(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        hours = parse_hours(value)
+    except WindowError as exc:
+        return str(exc)
+    if hours.start == hours.end:
+        return f"{value!r} allows the whole day: leave quiet_hours out instead"
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComplianceConfig:
+    """``[compliance]`` (optional): rules every campaign keeps."""
+
+    quiet_hours: str = field(default="", metadata=check(_quiet_hours))
+    """``"08:00-21:00"``: the hours campaign messages may go out, in each recipient's local
+    time (the quiet hours are the rest of the day). A campaign's send window is kept inside
+    them: one in the recipients' local time that reaches outside is refused, any other is
+    intersected with them. Replies to an MO (opt-out confirmations, HELP, keyword replies)
+    and API messages are not held. "" (the default): no gateway-wide hours."""
+
+    def hours(self) -> SendWindow | None:
+        return parse_hours(self.quiet_hours) if self.quiet_hours else None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShutdownConfig:
     """``[shutdown]``: what SIGTERM does (see gateway.lifecycle). The section may be left
@@ -724,6 +752,8 @@ class GatewayConfig:
     """Optional: how long finished records are kept (see RetentionConfig)."""
     links: LinksConfig | None = None
     """Optional ``[links]``: short links with click tracking in campaigns (gateway.links)."""
+    compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
+    """Optional: see ComplianceConfig (no gateway-wide quiet hours without it)."""
 
     def validate(self) -> list[str]:
         errors = _unique(self.carriers, "name", "carriers")

@@ -77,6 +77,7 @@ RESTART_SECTIONS: Final = (
     "callbacks",
     "front",
     "retention",
+    "compliance",
 )
 """Read once at start: a reload that changes them logs that a restart is needed."""
 

@@ -709,7 +709,7 @@ def add_client_commands(sub: Any) -> None:
     c.add_argument("--courtesy-reply")
     c.add_argument("--reply-window-days", type=int)
     c.add_argument("--start-at", help="ISO 8601 time")
-    c.add_argument("--send-window", help="HH:MM-HH:MM@Time/Zone")
+    c.add_argument("--send-window", help="HH:MM-HH:MM@Time/Zone, or HH:MM-HH:MM@recipient_local")
     c.add_argument("--tps", type=float)
     c.add_argument("--digest-to", action="append", help="digest e-mail address (repeat)")
     c.add_argument("--digest-days", type=int, default=10)

@@ -19,6 +19,7 @@ from gateway.campaigns.directory import StoreCampaignDirectory
 from gateway.campaigns.imports import Importer
 from gateway.campaigns.runner import CampaignRunner
 from gateway.campaigns.service import CampaignService
+from gateway.campaigns.window import SendWindow
 from gateway.config import TokenConfig
 from gateway.links.config import LinksConfig
 from gateway.model import new_message_id
@@ -100,6 +101,7 @@ async def campaign_rig(
     default_region: str = "FR",
     tokens: Sequence[TokenConfig] = (),
     links: LinksConfig | None = None,
+    quiet_hours: SendWindow | None = None,
 ) -> AsyncIterator[Rig]:
     config = make_config(default_region=default_region, tokens=tokens)
     store = SqliteStore(tmp_path / "gateway.db", "normal")
@@ -122,6 +124,7 @@ async def campaign_rig(
         Intake(config.messages, config.carriers, router),
         now,
         links=links,
+        quiet_hours=quiet_hours,
     )
     directory = StoreCampaignDirectory(campaigns, now)
     importer = Importer(campaigns, numbers, now, lambda: new_message_id(), str(tmp_path))

@@ -54,12 +54,13 @@ _WINDOW: Final = {
     "type": ["object", "null"],
     "required": ["from", "to"],
     "additionalProperties": False,
-    "description": "Daily send window, local time in time_zone (IANA; default UTC); 'to'"
-    " before 'from' runs across midnight.",
+    "description": "Daily send window, local time in time_zone (IANA; default UTC), or"
+    " in each recipient's own local time with time_zone 'recipient_local' (kept inside the"
+    " gateway's [compliance] quiet_hours); 'to' before 'from' runs across midnight.",
     "properties": {
         "from": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
         "to": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
-        "time_zone": {"type": "string", "examples": ["Europe/Paris"]},
+        "time_zone": {"type": "string", "examples": ["Europe/Paris", "recipient_local"]},
     },
 }
 _DIGEST: Final = {

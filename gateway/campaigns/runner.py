@@ -16,6 +16,16 @@ order after the campaign's cursor:
    like any other accepted message (its TPS, window, retries and receipts);
 5. the cursor moves past the chunk, with its counts.
 
+Send windows in each recipient's local time (``time_zone: "recipient_local"``) and the
+gateway's ``[compliance] quiet_hours`` depend on the recipient, so the cursor cannot wait
+for them: a recipient outside their hours is written to ``campaign_deferred`` with the time
+their hours open (:class:`~gateway.campaigns.window.LocalHours`, zones from the number's
+prefix) and the cursor moves on, so recipients inside theirs are never held behind them
+(no head-of-line blocking) and memory stays flat (the waiting are rows, not a list in
+memory). Each step first takes the waiting recipients whose time has come (checked again,
+and sent, or deferred again); the campaign is done when the cursor has passed everyone and
+nobody waits. A recipient whose zones' hours never overlap is skipped as invalid.
+
 With a campaign ``tps``, chunks are ``tps`` recipients per second and the step waits the
 rest of that second; without one, chunks are ``CHUNK`` recipients and the pace is the
 carriers' (the dispatcher's TPS). The step takes the time from the injected clock, so the
@@ -33,7 +43,8 @@ from typing import Final
 
 from gateway.api.intake import Intake
 from gateway.api.messages import Outbound, accept_and_enqueue
-from gateway.campaigns.window import SendWindow
+from gateway.campaigns.window import LocalHours, SendWindow
+from gateway.campaigns.zones import number_zones
 from gateway.inbound.templates import contact_fields, render
 from gateway.links.codes import link_fields, link_template, new_code
 from gateway.links.config import LinksConfig
@@ -83,11 +94,18 @@ class CampaignRunner:
         clock: Callable[[], float],
         on_change: Callable[[], None] | None = None,
         links: LinksConfig | None = None,
+        quiet_hours: SendWindow | None = None,
+        fallback_zone: str = "UTC",
     ) -> None:
         """``on_change`` is called when the runner moves a campaign's status (scheduled to
         running, running to done), for caches such as the inbound directory. ``links``:
-        [links], to give each recipient short links of their own (gateway.links)."""
+        [links], to give each recipient short links of their own (gateway.links).
+        ``quiet_hours``: ``[compliance] quiet_hours``, the hours every campaign keeps in
+        each recipient's local time; ``fallback_zone``: the zone of a number whose zone
+        phonenumbers does not know (``[node] time_zone``)."""
         self.links = links
+        self.quiet_hours = quiet_hours
+        self.fallback_zone = fallback_zone
         self.campaigns = campaigns
         self.store = store
         self.outbound = outbound
@@ -176,24 +194,38 @@ class CampaignRunner:
             log_event(log, "campaign.started", campaign_id=campaign_id)
         await self._fix_audience(campaign)
         window_json = campaign.spec.get("send_window")
-        if window_json:
-            window = SendWindow.from_json(window_json)
-            if not window.is_open(now):
-                return window.next_open(now) - now
+        window = SendWindow.from_json(window_json) if window_json else None
+        if window is not None and not window.recipient_local and not window.is_open(now):
+            return window.next_open(now) - now
+        hours = LocalHours(window, self.quiet_hours, now)
+        local = hours if hours.per_recipient else None
         if await self.campaigns.unsent_count(campaign_id) >= MAX_UNSENT:
             return BACKLOG_WAIT
         tps = campaign.spec.get("tps")
         size = CHUNK if not tps else max(1, min(CHUNK, math.floor(tps)))
+        if local is not None:
+            due = await self.campaigns.due_recipients(campaign_id, now, size)
+            if due:  # waiting recipients whose hours have come: before the cursor's
+                sent = await self._send_chunk(campaign, due, now, local, cursor=None)
+                return self._pace(tps, sent, now)
         numbers = await self.campaigns.recipients_after(campaign_id, campaign.cursor, size)
         if not numbers:
+            waiting = await self.campaigns.next_due(campaign_id) if local is not None else None
+            if waiting is not None:
+                return max(waiting - now, 0.0)
             await self.campaigns.set_campaign_status(campaign_id, DONE, now, expect=[RUNNING])
             self._changed()
             log_event(log, "campaign.done", campaign_id=campaign_id)
             return None
-        await self._send_chunk(campaign, numbers, now)
+        sent = await self._send_chunk(campaign, numbers, now, local, cursor=numbers[-1])
+        return self._pace(tps, sent if local is not None else len(numbers), now)
+
+    def _pace(self, tps: float | None, count: int, now: float) -> float:
+        """Seconds until the next step: at once without a TPS, else the rest of the time
+        ``count`` messages take at ``tps``."""
         if not tps:
             return 0.0
-        pause: float = len(numbers) / float(tps) - (self.clock() - now)
+        pause: float = count / float(tps) - (self.clock() - now)
         return max(0.0, pause)
 
     def _changed(self) -> None:
@@ -217,10 +249,27 @@ class CampaignRunner:
             clickers_of=responders["campaign_id"] if responders and clicked else None,
         )
 
-    async def _send_chunk(self, campaign: CampaignRecord, numbers: list[str], now: float) -> None:
+    async def _send_chunk(
+        self,
+        campaign: CampaignRecord,
+        numbers: list[str],
+        now: float,
+        local: LocalHours | None = None,
+        *,
+        cursor: str | None,
+    ) -> int:
+        """Send to ``numbers`` (those inside their hours, with ``local``; the others wait),
+        then move the cursor to ``cursor``, or, for waiting recipients (``cursor`` None),
+        take the sent ones off the waiting list. Returns how many messages were made."""
         opted = await self.store.opted_out(numbers, campaign.sender)
         already = await self.campaigns.already_messaged(campaign.id, numbers)
         todo = [n for n in numbers if n not in opted and n not in already]
+        waiting: list[tuple[str, float]] = []
+        never = 0
+        if local is not None:
+            todo, waiting, never = self._split_by_hours(campaign, todo, local)
+            # Before the cursor moves past them: a crash in between defers them again.
+            await self.campaigns.defer_recipients(campaign.id, waiting)
         contacts = await self.campaigns.contacts_by_number(todo)
         up = self.outbound.carriers_up()
         template, targets = link_template(
@@ -240,9 +289,42 @@ class CampaignRunner:
                 continue
             break
         skipped_opted = len([n for n in numbers if n in opted and n not in already])
-        await self.campaigns.advance_campaign(
-            campaign.id, numbers[-1], len(numbers), skipped_opted, invalid
-        )
+        handled = len(numbers) - len(waiting)
+        if cursor is None:
+            await self.campaigns.advance_deferred(
+                campaign.id, numbers, now, handled, skipped_opted, invalid + never
+            )
+        else:
+            await self.campaigns.advance_campaign(
+                campaign.id, cursor, handled, skipped_opted, invalid + never
+            )
+        return len(messages)
+
+    def _split_by_hours(
+        self, campaign: CampaignRecord, numbers: list[str], local: LocalHours
+    ) -> tuple[list[str], list[tuple[str, float]], int]:
+        """``numbers`` inside their hours now, those waiting with their time, and how many
+        can never be sent to (their zones' hours do not overlap)."""
+        now_open: list[str] = []
+        waiting: list[tuple[str, float]] = []
+        never = 0
+        for number in numbers:
+            due = local.due(number_zones(number, self.fallback_zone))
+            if due is None:
+                never += 1
+                log_event(
+                    log,
+                    "campaign.recipient_skipped",
+                    logging.DEBUG,
+                    campaign_id=campaign.id,
+                    to=number,
+                    error="its time zones share no hour of the send window",
+                )
+            elif due > local.now:
+                waiting.append((number, due))
+            else:
+                now_open.append(number)
+        return now_open, waiting, never
 
     def _messages(
         self,

@@ -203,10 +203,14 @@ def rules_of(campaign: CampaignRecord) -> tuple[KeywordRuleConfig, ...]:
 class CampaignRequests:
     """Checks a POST /v1/campaigns body against the gateway's rules."""
 
-    def __init__(self, numbers: check.Numbers, links: bool = False) -> None:
+    def __init__(
+        self, numbers: check.Numbers, links: bool = False, quiet_hours: SendWindow | None = None
+    ) -> None:
         self.numbers = numbers
         self.links = links
         """Whether [links] is configured: without it a text with links is refused."""
+        self.quiet_hours = quiet_hours
+        """``[compliance] quiet_hours``: a recipient_local window may not reach outside."""
 
     def parse(
         self, body: object, known_lists: set[int], now: float, need_audience: bool = True
@@ -292,9 +296,22 @@ class CampaignRequests:
         window = None
         if body.get("send_window") is not None:
             try:
-                window = SendWindow.from_json(body["send_window"]).as_json()
+                parsed = SendWindow.from_json(body["send_window"])
+                window = parsed.as_json()
             except WindowError as exc:
                 errors.append(FieldError("send_window", str(exc)))
+            else:
+                quiet = self.quiet_hours
+                if parsed.recipient_local and quiet is not None and not parsed.within(quiet):
+                    allowed = f"{quiet.start:%H:%M}-{quiet.end:%H:%M}"
+                    errors.append(
+                        FieldError(
+                            "send_window",
+                            f"reaches outside the gateway's sending hours {allowed} in the"
+                            " recipient's local time ([compliance] quiet_hours); campaigns"
+                            " cannot widen them",
+                        )
+                    )
         tps = body.get("tps")
         if tps is not None and (
             not isinstance(tps, int | float) or isinstance(tps, bool) or not 0 < tps <= MAX_TPS
@@ -390,7 +407,7 @@ class CampaignService:
     ) -> None:
         self.store = store
         self.runner = runner
-        self.requests = CampaignRequests(numbers, links)
+        self.requests = CampaignRequests(numbers, links, runner.quiet_hours)
         self.clock = clock
         self.on_change = on_change
 

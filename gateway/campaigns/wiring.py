@@ -59,7 +59,15 @@ class Campaigns:
         )
         intake = campaign_intake(config, router, carriers)
         self.runner = CampaignRunner(
-            self.store, store, outbound, intake, clock, on_change=self._changed, links=config.links
+            self.store,
+            store,
+            outbound,
+            intake,
+            clock,
+            on_change=self._changed,
+            links=config.links,
+            quiet_hours=config.compliance.hours(),
+            fallback_zone=config.node.time_zone,
         )
         self.directory = StoreCampaignDirectory(self.store, clock)
         self.digest_source = CampaignDigestSource(self.store)

@@ -212,6 +212,33 @@ class CampaignStore(Protocol):
     ) -> None:
         """Move the cursor past one chunk, adding its counts."""
 
+    async def defer_recipients(
+        self, campaign_id: str, waiting: Sequence[tuple[str, float]]
+    ) -> None:
+        """Keep (number, due_at) recipients outside their send window until due_at (a
+        number already waiting gets the new time)."""
+
+    async def due_recipients(self, campaign_id: str, now: float, limit: int) -> list[str]:
+        """Waiting recipients whose time has come, earliest first."""
+
+    async def next_due(self, campaign_id: str) -> float | None:
+        """The earliest due_at of the campaign's waiting recipients; None when none wait."""
+
+    async def deferred_count(self, campaign_id: str) -> int:
+        """How many of the campaign's recipients wait for their send window."""
+
+    async def advance_deferred(
+        self,
+        campaign_id: str,
+        numbers: Sequence[str],
+        now: float,
+        handled: int,
+        opted_out: int,
+        invalid: int,
+    ) -> None:
+        """In one commit: ``numbers`` stop waiting (those due by ``now``; one deferred
+        again to a later time stays) and the counts are added, the cursor unchanged."""
+
     async def unsent_count(self, campaign_id: str) -> int:
         """The campaign's messages not yet handed to a carrier (accepted or queued)."""
 

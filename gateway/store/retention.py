@@ -249,7 +249,12 @@ def _prune_campaigns(
         budget -= deleted
         if budget <= 0:
             break  # more of this audience in the next transaction; the campaign goes last
-        for table in ("campaign_audience_fixed", "digests_sent", "link_clicks"):
+        for table in (
+            "campaign_audience_fixed",
+            "campaign_deferred",
+            "digests_sent",
+            "link_clicks",
+        ):
             if table in tables:
                 conn.execute(f"DELETE FROM {table} WHERE campaign_id = ?", (campaign_id,))
         conn.execute("DELETE FROM campaigns WHERE id = ?", (campaign_id,))

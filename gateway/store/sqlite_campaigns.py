@@ -98,6 +98,15 @@ SCHEMA: Final = (
         number TEXT NOT NULL,
         PRIMARY KEY (campaign_id, number)
     ) WITHOUT ROWID""",
+    # Recipients outside their send window (recipient_local, [compliance] quiet_hours),
+    # passed by the cursor, each waiting until due_at (gateway.campaigns.runner).
+    """CREATE TABLE IF NOT EXISTS campaign_deferred (
+        campaign_id TEXT NOT NULL,
+        number TEXT NOT NULL,
+        due_at REAL NOT NULL,
+        PRIMARY KEY (campaign_id, number)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS campaign_deferred_due ON campaign_deferred(campaign_id, due_at)",
     # Set once the audience is written, so that a restart never writes it again.
     """CREATE TABLE IF NOT EXISTS campaign_audience_fixed (
         campaign_id TEXT PRIMARY KEY,
@@ -567,6 +576,67 @@ class SqliteCampaignStore:
                 " skipped_opted_out = skipped_opted_out + ?,"
                 " skipped_invalid = skipped_invalid + ? WHERE id = ?",
                 (cursor, handled, opted_out, invalid, campaign_id),
+            )
+
+        await self.store._write(op)
+
+    async def defer_recipients(
+        self, campaign_id: str, waiting: Sequence[tuple[str, float]]
+    ) -> None:
+        if not waiting:
+            return
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "INSERT OR REPLACE INTO campaign_deferred(campaign_id, number, due_at)"
+                " VALUES (?, ?, ?)",
+                [(campaign_id, number, due) for number, due in waiting],
+            )
+
+        await self.store._write(op)
+
+    async def due_recipients(self, campaign_id: str, now: float, limit: int) -> list[str]:
+        rows = await self._read(
+            "SELECT number FROM campaign_deferred WHERE campaign_id = ? AND due_at <= ?"
+            " ORDER BY due_at, number LIMIT ?",
+            (campaign_id, now, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def next_due(self, campaign_id: str) -> float | None:
+        rows = await self._read(
+            "SELECT min(due_at) FROM campaign_deferred WHERE campaign_id = ?", (campaign_id,)
+        )
+        due: float | None = rows[0][0] if rows else None
+        return due
+
+    async def deferred_count(self, campaign_id: str) -> int:
+        rows = await self._read(
+            "SELECT count(*) FROM campaign_deferred WHERE campaign_id = ?", (campaign_id,)
+        )
+        count: int = rows[0][0]
+        return count
+
+    async def advance_deferred(
+        self,
+        campaign_id: str,
+        numbers: Sequence[str],
+        now: float,
+        handled: int,
+        opted_out: int,
+        invalid: int,
+    ) -> None:
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "DELETE FROM campaign_deferred WHERE campaign_id = ? AND due_at <= ?"
+                " AND number IN (SELECT value FROM json_each(?))",
+                (campaign_id, now, json.dumps(list(numbers))),
+            )
+            await db.execute(
+                "UPDATE campaigns SET handled = handled + ?,"
+                " skipped_opted_out = skipped_opted_out + ?,"
+                " skipped_invalid = skipped_invalid + ? WHERE id = ?",
+                (handled, opted_out, invalid, campaign_id),
             )
 
         await self.store._write(op)
