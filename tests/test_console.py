@@ -19,7 +19,7 @@ from gateway.console.sessions import IDLE_SECONDS, MAX_AGE_SECONDS, Sessions
 from gateway.console.web import CONSOLE_PREFIX, SESSION_COOKIE
 from tests.api_fakes import TOKEN as ADMIN
 from tests.campaign_helpers import Rig, campaign_rig
-from tests.test_api_authz import A_FULL, A_SEND, B_FULL, TOKENS
+from tests.test_api_authz import A_FULL, A_SEND, B_FULL, TOKENS, World
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -331,7 +331,7 @@ async def test_every_session_route_refuses_a_request_without_a_session(rig: Rig)
         for (method, template), access in CONSOLE_ROUTES.items():
             if access != "session":
                 continue
-            path = template.replace("{id}", "0" * 26)
+            path = template.replace("{id}", "0" * 26).replace("{action}", "start")
             answer = await client.request(method, path, allow_redirects=False)
             assert answer.status in (303, 401), (method, path, answer.status)
     finally:
@@ -354,3 +354,81 @@ def test_sessions_end_when_idle_or_too_old_and_stay_bounded() -> None:
     assert len(sessions) == 2 and sessions.get(a.id, 1.0) is None
     assert sessions.get(b.id, 1.0) is b and sessions.get(c.id, 1.0) is c
     assert len({a.id, b.id, c.id, a.csrf, b.csrf, c.csrf}) == 6
+
+
+async def _campaign_status(rig: Rig, campaign: str) -> str:
+    got = await rig.api.request("GET", f"/v1/campaigns/{campaign}", token=A_FULL)
+    assert got.status == 200, got.text
+    return str(got.body["status"])
+
+
+async def test_campaigns_are_listed_and_started_paused_and_cancelled_through_the_api(
+    rig: Rig,
+) -> None:
+    world = await World(rig).build()  # account a's campaign "spring", a draft of one recipient
+    campaign = world.campaign
+    client = await browser(rig)
+    try:
+        await sign_in(client, A_FULL)
+        page = await client.get(f"{CONSOLE_PREFIX}/campaigns")
+        html = await page.text()
+        assert page.status == 200 and "spring" in html and "draft" in html
+        csrf = csrf_of(html)
+        for action in ("start", "cancel"):  # what a draft allows
+            assert f"/campaigns/{campaign}/{action}" in html
+        assert f"/campaigns/{campaign}/resume" not in html
+        act = f"{CONSOLE_PREFIX}/campaigns/{campaign}"
+        # Without the CSRF token nothing happens.
+        refused = await client.post(f"{act}/start", data={}, allow_redirects=False)
+        assert refused.status == 403
+        assert await _campaign_status(rig, campaign) == "draft"
+        started = await client.post(f"{act}/start", data={"csrf": csrf}, allow_redirects=False)
+        assert started.status == 303
+        assert await _campaign_status(rig, campaign) in ("running", "scheduled", "done")
+        # A transition its status does not allow: the API's 409, shown.
+        again = await client.post(f"{act}/start", data={"csrf": csrf})
+        assert again.status == 409
+        assert "cannot start a campaign that is" in await again.text()
+        if await _campaign_status(rig, campaign) != "done":
+            paused = await client.post(f"{act}/pause", data={"csrf": csrf}, allow_redirects=False)
+            assert paused.status == 303
+            assert await _campaign_status(rig, campaign) == "paused"
+            cancelled = await client.post(
+                f"{act}/cancel", data={"csrf": csrf}, allow_redirects=False
+            )
+            assert cancelled.status == 303
+            assert await _campaign_status(rig, campaign) == "cancelled"
+        assert (await client.post(f"{act}/delete", data={"csrf": csrf})).status == 404
+    finally:
+        await client.close()
+
+
+async def test_campaign_pages_and_actions_follow_the_tokens_scope_and_account(rig: Rig) -> None:
+    world = await World(rig).build()
+    campaign = world.campaign
+    other = await browser(rig)
+    try:
+        await sign_in(other, B_FULL)  # another account: a's campaign is neither listed nor moved
+        page = await other.get(f"{CONSOLE_PREFIX}/campaigns")
+        html = await page.text()
+        assert page.status == 200 and "spring" not in html and "No campaigns yet." in html
+        tried = await other.post(
+            f"{CONSOLE_PREFIX}/campaigns/{campaign}/start", data={"csrf": csrf_of(html)}
+        )
+        assert tried.status == 404 and "no campaign with this id" in await tried.text()
+        assert await _campaign_status(rig, campaign) == "draft"
+    finally:
+        await other.close()
+    sender = await browser(rig)
+    try:
+        await sign_in(sender, A_SEND)  # no campaigns scope
+        page = await sender.get(f"{CONSOLE_PREFIX}/campaigns")
+        html = await page.text()
+        assert page.status == 403 and "the route needs the &#39;campaigns&#39; scope" in html
+        tried = await sender.post(
+            f"{CONSOLE_PREFIX}/campaigns/{campaign}/start", data={"csrf": csrf_of(html)}
+        )
+        assert tried.status == 403
+        assert await _campaign_status(rig, campaign) == "draft"
+    finally:
+        await sender.close()

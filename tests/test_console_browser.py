@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e_helpers import TOKEN, Lab, eventually, simulator_config
+from tests.test_e2e_campaigns import call
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -177,6 +178,53 @@ async def test_a_message_is_found_by_id_client_ref_or_number_and_shown_as_text(
     await search.fill("no-such-ref")
     await search.press("Enter")
     await page.get_by_text("No messages found.").wait_for()
+
+
+async def test_a_campaign_is_started_from_the_campaigns_page(page: Any, lab: Lab) -> None:
+    made = await call(lab, "POST", "/v1/lists", 201, json={"name": "console"})
+    started = await call(
+        lab,
+        "POST",
+        f"/v1/lists/{made['id']}/import",
+        202,
+        data=b"number,name\n+33612340001,Ann <b>Lee</b>\n+33612340002,Bob\n",
+        headers={"Content-Type": "text/csv"},
+    )
+
+    async def imported() -> bool:
+        job = await call(lab, "GET", f"/v1/imports/{started['import_id']}", 200)
+        return bool(job["status"] == "done")
+
+    await eventually(imported)
+    campaign = await call(
+        lab,
+        "POST",
+        "/v1/campaigns",
+        201,
+        json={
+            "name": "Spring <i>sale</i>",
+            "from": "ACME",
+            "text": "Hi {name}",
+            "lists": [made["id"]],
+        },
+    )
+    await sign_in(page, lab)
+    await page.get_by_role("link", name="Campaigns").click()
+    row = page.locator("tr", has_text="Spring <i>sale</i>")  # the name shows as text
+    assert "draft" in await row.inner_text()
+    await shot(page, "campaigns-draft")
+    await row.get_by_role("button", name="Start Spring <i>sale</i>").click()
+    await page.wait_for_url("**/console/campaigns")
+
+    async def sent() -> bool:
+        got = await call(lab, "GET", f"/v1/campaigns/{campaign['id']}/stats", 200)
+        return bool(got["sent"] == 2 and got["delivered"] == 2)
+
+    await eventually(sent)
+    await page.reload()
+    text = await page.locator("tr", has_text="Spring <i>sale</i>").inner_text()
+    assert "draft" not in text and "100.0 %" in text, text  # delivered: 2 of 2
+    await shot(page, "campaigns")
 
 
 async def test_a_form_without_its_csrf_token_is_refused_and_sign_out_ends_the_session(

@@ -115,6 +115,8 @@ CONSOLE_ROUTES: Final[dict[tuple[str, str], ConsoleAccess]] = {
     ("GET", "/console/overview.json"): "session",
     ("GET", "/console/messages"): "session",
     ("GET", "/console/messages/{id}"): "session",
+    ("GET", "/console/campaigns"): "session",
+    ("POST", "/console/campaigns/{id}/{action}"): "session",
     ("POST", "/console/signout"): "session",
 }
 """The console's routes, each with its decision: ``public`` or a signed-in ``session``."""

@@ -14,6 +14,7 @@ every value put into a page, so an MO reading ``<script>`` shows as text.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -27,6 +28,7 @@ import jinja2
 from aiohttp import web
 
 from gateway.api.auth import CONSOLE_PREFIX
+from gateway.campaigns.service import TRANSITIONS
 from gateway.config import HttpConfig
 from gateway.console.apiclient import ApiClient, path
 from gateway.console.overview import OverviewSources, overview
@@ -62,6 +64,8 @@ SECURITY_HEADERS: Final[Mapping[str, str]] = {
 _MESSAGE_ID: Final = re.compile(r"[0-9a-f]{26}")  # gateway.model.new_message_id
 _NUMBER: Final = re.compile(r"\+?[0-9]{6,15}")  # E.164 digits, with or without the '+'
 
+MAX_CAMPAIGNS_SHOWN: Final = 100
+"""Campaigns on the Campaigns page, newest first (each costs one stats call)."""
 PAGE_SIZE: Final = 50
 """Messages per page of the Messages list."""
 SEARCH_FIELDS: Final[Mapping[str, str]] = {
@@ -145,6 +149,8 @@ class Console:
         r.add_get(f"{CONSOLE_PREFIX}/overview.json", self.overview_json, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/messages", self.messages_page, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/messages/{{id}}", self.message_page, allow_head=False)
+        r.add_get(f"{CONSOLE_PREFIX}/campaigns", self.campaigns_page, allow_head=False)
+        r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/{{action}}", self.campaign_action)
         r.add_get(f"{CONSOLE_PREFIX}/static/{{filename}}", self.static, allow_head=False)
         app.on_response_prepare.append(_security_headers)
         app.on_cleanup.append(self._close)
@@ -363,6 +369,86 @@ class Console:
             return self._page("messages.html", session, message=answer.body, **values)
         return self._page(
             "messages.html", session, status=answer.status, error=answer.error_message, **values
+        )
+
+    async def campaigns_page(self, request: web.Request) -> web.Response:
+        session = self._page_session(request)
+        return await self._campaigns(request, session, 200, "")
+
+    async def _campaigns(
+        self, request: web.Request, session: Session, status: int, error: str
+    ) -> web.Response:
+        """The token's campaigns (GET /v1/campaigns), each with its figures
+        (GET /v1/campaigns/{id}/stats) and the actions its status allows."""
+        values: dict[str, Any] = {"title": "Campaigns", "nav": "campaigns", "error": error}
+        listed = await self.api.call(request, session.token, "GET", "/v1/campaigns")
+        if not listed.ok:
+            return self._page(
+                "campaigns.html",
+                session,
+                status=listed.status,
+                items=[],
+                **{**values, "error": error or listed.error_message},
+            )
+        items = listed.body.get("items", []) if isinstance(listed.body, dict) else []
+        items = sorted(items, key=lambda c: str(c.get("created_at", "")), reverse=True)
+        shown = items[:MAX_CAMPAIGNS_SHOWN]
+
+        async def stats(campaign: dict[str, Any]) -> dict[str, Any] | None:
+            answer = await self.api.call(
+                request,
+                session.token,
+                "GET",
+                path("/v1/campaigns/{id}/stats", id=str(campaign.get("id", ""))),
+            )
+            return answer.body if answer.ok and isinstance(answer.body, dict) else None
+
+        figures = await asyncio.gather(*(stats(c) for c in shown))
+        rows = [
+            {
+                "campaign": c,
+                "stats": f,
+                "actions": [
+                    a for a, (allowed, _) in TRANSITIONS.items() if c.get("status") in allowed
+                ],
+            }
+            for c, f in zip(shown, figures, strict=True)
+        ]
+        return self._page(
+            "campaigns.html",
+            session,
+            status=status,
+            items=rows,
+            more=len(items) - len(shown),
+            **values,
+        )
+
+    async def campaign_action(self, request: web.Request) -> web.Response:
+        """Start, pause, resume or cancel a campaign: POST /v1/campaigns/{id}/{action} with
+        the session's token; the API's refusal (scope, account, status) is shown as is."""
+        session = self._page_session(request)
+        form = await request.post()
+        refused = self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
+        if refused is not None:
+            return refused
+        action = request.match_info["action"]
+        if action not in TRANSITIONS:
+            raise web.HTTPNotFound()
+        campaign_id = request.match_info["id"]
+        answer = await self.api.call(
+            request,
+            session.token,
+            "POST",
+            path("/v1/campaigns/{id}/{action}", id=campaign_id, action=action),
+            json_body={},
+        )
+        if answer.ok:
+            log_event(
+                log, "console.campaign", token=session.name, campaign=campaign_id, action=action
+            )
+            return _see_other(f"{CONSOLE_PREFIX}/campaigns")
+        return await self._campaigns(
+            request, session, answer.status, f"Could not {action} it: {answer.error_message}"
         )
 
     async def static(self, request: web.Request) -> web.Response:
