@@ -112,3 +112,36 @@ async def test_a_receipt_before_its_response_still_matches(store: SqliteStore) -
     assert await store.record_receipts([receipt("early")]) == []
     changes = await store.record_outcomes([submitted(m, 1, "early")])
     assert [c.status for c in changes] == [MessageStatus.DELIVERED]
+
+
+async def test_callback_outcomes_keep_a_commit_on_the_writers_thread(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """callback_done and callback_retry join nearly every group commit when clients ask for
+    callbacks: they run whole on the writer's thread, so a commit holding them with the hot
+    writes is one call there (``_run_in_thread``), not a thread round trip per statement."""
+    import gateway.store.sqlite as module
+
+    real = module._run_in_thread
+    whole: list[int] = []
+
+    def counting(conn: sqlite3.Connection, fns: list[module.SyncOp]) -> object:
+        whole.append(len(fns))
+        return real(conn, fns)
+
+    await store.enqueue_callbacks([("https://example.net/cb", "{}")] * 2, 1.0)
+    done, retried = await store.callbacks_due(2.0, 10)
+    first, second = msg(), msg()
+    await store.accept([first])  # the writer is now idle: the next calls queue together
+    monkeypatch.setattr(module, "_run_in_thread", counting)
+    await asyncio.gather(
+        store.callback_done(done.id),
+        store.accept([second]),
+        store.callback_retry(retried.id, 50.0, "HTTP 500"),
+        store.record_outcomes([submitted(first, 1, "k1")]),
+    )
+    assert sum(whole) == 4  # every operation ran inside _run_in_thread
+    assert [cb.id for cb in await store.callbacks_due(100.0, 10)] == [retried.id]
+    [view] = await store.list_callbacks(None, None, 10)
+    assert (view.attempts, view.next_at, view.last_error) == (1, 50.0, "HTTP 500")
+    assert await store.get_message(second.id) is not None

@@ -1730,21 +1730,26 @@ class SqliteStore(SqliteReports):
         )
         return [Callback(*r) for r in rows]
 
-    async def callback_done(self, callback_id: int) -> None:
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute("DELETE FROM callbacks WHERE id = ?", (callback_id,))
+    # callback_done and callback_retry run whole on the writer's thread (``_InThread``):
+    # with a callback per message they join nearly every group commit, and one async
+    # operation in a commit sends all of it down the statement-by-statement path (a thread
+    # round trip per BEGIN, SAVEPOINT, operation, RELEASE and COMMIT).
 
-        await self._write(op)
+    async def callback_done(self, callback_id: int) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM callbacks WHERE id = ?", (callback_id,))
+
+        await self._write_in_thread(op)
 
     async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "UPDATE callbacks SET attempts = attempts + 1, next_at = ?, last_error = ?"
                 " WHERE id = ?",
                 (next_at, error, callback_id),
             )
 
-        await self._write(op)
+        await self._write_in_thread(op)
 
     async def list_callbacks(
         self, parked: bool | None, after: int | None, limit: int
