@@ -629,6 +629,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         emit(args, client.get(f"/v1/lists/{_q(args.id)}"))
     elif args.action == "import":
         return _import(args, client)
+    elif args.action == "delete":
+        emit(
+            args,
+            client.request("DELETE", f"/v1/lists/{_q(args.id)}").json(),
+            lambda d: f"list {d['id']} deleted, {d['members_removed']} members removed",
+        )
     else:
         emit(args, client.get("/v1/lists"))
     return EXIT_OK
@@ -658,6 +664,94 @@ def _import(args: argparse.Namespace, client: Client) -> int:
         ),
     )
     return EXIT_OK if doc.get("status") == "done" else EXIT_REFUSED
+
+
+# -- contacts and opt-outs ------------------------------------------------------------------
+
+
+def _pages(client: Client, path: str, params: dict[str, str], wanted: int | None) -> Any:
+    """GET ``path`` page by page (``after``/``next``) until ``wanted`` items (None: all)."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        size = MAX_PAGE if wanted is None else min(MAX_PAGE, wanted - len(items))
+        query = {**params, "limit": str(size)}
+        if cursor is not None:
+            query["after"] = cursor
+        doc = client.get(f"{path}?{urllib.parse.urlencode(query)}")
+        items.extend(doc["items"])
+        cursor = doc["next"]
+        if cursor is None or (wanted is not None and len(items) >= wanted):
+            return {"items": items, "next": cursor}
+
+
+def _wanted(args: argparse.Namespace) -> int | None:
+    if args.all:
+        return None
+    if args.limit < 1:
+        raise CliError("--limit must be 1 or more", EXIT_USAGE)
+    return int(args.limit)
+
+
+def _contact_line(c: dict[str, Any]) -> str:
+    attributes = " ".join(f"{k}={v}" for k, v in sorted(c.get("attributes", {}).items()))
+    return f"{c.get('number', ''):<16} {c.get('name', '')}  {attributes}".rstrip()
+
+
+def _attribute_changes(args: argparse.Namespace) -> dict[str, str | None]:
+    changes: dict[str, str | None] = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--set wants key=value, got {item!r}", EXIT_USAGE)
+        changes[key] = value
+    for key in args.unset or []:
+        changes[key] = None
+    return changes
+
+
+def cmd_contacts(args: argparse.Namespace) -> int:
+    client = resolve(args)
+    if args.action == "search":
+        params = {k: v for k, v in (("q", args.q), ("list_id", args.list)) if v is not None}
+        doc = _pages(client, "/v1/contacts", params, _wanted(args))
+        emit(args, doc, lambda d: "\n".join(map(_contact_line, d["items"])) or "no contacts")
+    elif args.action == "show":
+        emit(args, client.get(f"/v1/contacts/{_q(args.number)}"))
+    elif args.action == "edit":
+        body: dict[str, Any] = {"attributes": _attribute_changes(args)}
+        if args.name is not None:
+            body["name"] = args.name
+        if args.name is None and not body["attributes"]:
+            raise CliError("nothing to change: give --name, --set or --unset", EXIT_USAGE)
+        changed = client.request("PATCH", f"/v1/contacts/{_q(args.number)}", body).json()
+        emit(args, changed, _contact_line)
+    else:
+        deleted = client.request("DELETE", f"/v1/contacts/{_q(args.number)}").json()
+        emit(args, deleted, lambda d: f"contact {d['number']} deleted (its opt-outs stay)")
+    return EXIT_OK
+
+
+def _opt_out_line(o: dict[str, Any]) -> str:
+    sender = o.get("sender") or "*"
+    return f"{o.get('number', ''):<16} {sender:<11} {o.get('source', ''):<8} {o.get('at', '')}"
+
+
+def cmd_opt_outs(args: argparse.Namespace) -> int:
+    client = resolve(args)
+    if args.action == "export":
+        query = "?bom=0" if args.no_bom else ""
+        data = client.request("GET", f"/v1/opt-outs/export.csv{query}").body
+        if args.output == "-":
+            args.stdout.write(data.decode("utf-8"))
+        else:
+            Path(args.output).write_bytes(data)
+            rows = max(0, data.count(b"\n") - 1)
+            print(f"{rows} opt-outs written to {args.output}", file=sys.stderr)
+        return EXIT_OK
+    doc = _pages(client, "/v1/opt-outs", {}, _wanted(args))
+    emit(args, doc, lambda d: "\n".join(map(_opt_out_line, d["items"])) or "no opt-outs")
+    return EXIT_OK
 
 
 # -- wiring ---------------------------------------------------------------------------------
@@ -764,6 +858,48 @@ def add_client_commands(sub: Any) -> None:
     c.add_argument("--opt-in-source")
     c.add_argument("--progress", action="store_true", help="progress bar even when not a tty")
     c.set_defaults(func=_guarded(cmd_list))
+    c = lsub.add_parser("delete", help="DELETE /v1/lists/ID: the list and its memberships")
+    _common(c)
+    c.add_argument("id")
+    c.set_defaults(func=_guarded(cmd_list))
+
+    p = sub.add_parser("contacts", help="search, show, edit and delete contacts")
+    ksub = p.add_subparsers(dest="action", required=True)
+    c = ksub.add_parser("search", help="GET /v1/contacts: by name or digits of the number")
+    _common(c)
+    c.add_argument("q", nargs="?", help="part of the name, or digits of the number")
+    c.add_argument("--list", help="only the members of this list id")
+    c.add_argument("--limit", type=int, default=100, help="contacts to show (default 100)")
+    c.add_argument("--all", action="store_true", help="every match, page by page")
+    c.set_defaults(func=_guarded(cmd_contacts))
+    c = ksub.add_parser("show", help="GET /v1/contacts/NUMBER")
+    _common(c)
+    c.add_argument("number")
+    c.set_defaults(func=_guarded(cmd_contacts))
+    c = ksub.add_parser("edit", help="PATCH /v1/contacts/NUMBER")
+    _common(c)
+    c.add_argument("number")
+    c.add_argument("--name")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="attribute (repeat)")
+    c.add_argument("--unset", action="append", metavar="KEY", help="remove attribute (repeat)")
+    c.set_defaults(func=_guarded(cmd_contacts))
+    c = ksub.add_parser("delete", help="DELETE /v1/contacts/NUMBER (opt-outs stay)")
+    _common(c)
+    c.add_argument("number")
+    c.set_defaults(func=_guarded(cmd_contacts))
+
+    p = sub.add_parser("opt-outs", help="list and export opt-outs")
+    osub = p.add_subparsers(dest="action", required=True)
+    c = osub.add_parser("list", help="GET /v1/opt-outs")
+    _common(c)
+    c.add_argument("--limit", type=int, default=100, help="opt-outs to show (default 100)")
+    c.add_argument("--all", action="store_true", help="every one, page by page")
+    c.set_defaults(func=_guarded(cmd_opt_outs))
+    c = osub.add_parser("export", help="GET /v1/opt-outs/export.csv")
+    _common(c)
+    c.add_argument("--output", "-o", default="-", help="file to write (default stdout)")
+    c.add_argument("--no-bom", action="store_true", help="no UTF-8 byte order mark")
+    c.set_defaults(func=_guarded(cmd_opt_outs))
 
 
 def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

@@ -184,6 +184,9 @@ ISOLATION: dict[tuple[str, str], Any] = {
     ("POST", "/v1/lists/{id}/import"): "csv",
     ("GET", "/v1/imports/{id}"): None,
     ("GET", "/v1/contacts/{number}"): None,
+    ("PATCH", "/v1/contacts/{number}"): {"name": "Anne"},
+    ("DELETE", "/v1/contacts/{number}"): None,
+    ("DELETE", "/v1/lists/{id}"): None,
     ("GET", "/v1/campaigns/{id}"): None,
     ("POST", "/v1/campaigns/{id}/start"): {},
     ("POST", "/v1/campaigns/{id}/pause"): {},
@@ -193,7 +196,14 @@ ISOLATION: dict[tuple[str, str], Any] = {
     ("GET", "/v1/campaigns/{id}/clicks.csv"): None,
     ("POST", "/v1/campaigns/{id}/send-to-responders"): {"text": "again"},
 }
-COLLECTIONS = {("GET", "/v1/lists"), ("GET", "/v1/campaigns"), ("GET", "/v1/messages")}
+COLLECTIONS = {
+    ("GET", "/v1/lists"),
+    ("GET", "/v1/campaigns"),
+    ("GET", "/v1/messages"),
+    ("GET", "/v1/contacts"),
+    ("GET", "/v1/opt-outs"),
+    ("GET", "/v1/opt-outs/export.csv"),
+}
 """Lists that show only the token's account's objects (test below)."""
 CREATING = {
     # Routes that make objects: they are made under the token's account (tests below).
@@ -233,6 +243,8 @@ async def test_another_accounts_object_is_not_found(rig: Rig, method: str, path:
     assert refused.status == 404, refused.text
     assert refused.body["error"]["code"] == "not_found"
     for token in (A_FULL, LEGACY_ADMIN):  # its own account, and an admin, do reach it
+        if method == "DELETE":  # a fresh object each: the first call deleted it
+            world = await World(rig).build()
         reached = await _request(rig, world, method, path, token)
         assert reached.status != 404, reached.text
 

@@ -63,7 +63,14 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], Scope]] = {
     ("GET", "/v1/lists/{id}"): "campaigns",
     ("POST", "/v1/lists/{id}/import"): "campaigns",
     ("GET", "/v1/imports/{id}"): "campaigns",
+    ("DELETE", "/v1/lists/{id}"): "campaigns",
+    # Contacts and opt-outs are seen (and changed) only through the account's own lists.
+    ("GET", "/v1/contacts"): "campaigns",
     ("GET", "/v1/contacts/{number}"): "campaigns",
+    ("PATCH", "/v1/contacts/{number}"): "campaigns",
+    ("DELETE", "/v1/contacts/{number}"): "campaigns",
+    ("GET", "/v1/opt-outs"): "campaigns",
+    ("GET", "/v1/opt-outs/export.csv"): "campaigns",
     # Adding an opt-out only ever stops messages; lifting one overrides a subscriber's STOP
     # for every account: the operator's call.
     ("POST", "/v1/opt-outs"): "campaigns",

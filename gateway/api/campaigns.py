@@ -4,8 +4,11 @@ Lists and campaigns belong to the account of the token that made them (gateway.a
 a token sees and changes only its account's, an admin token every one; another account's
 list, import or campaign is answered 404. Contacts and opt-outs are the gateway's (a number
 is one person whoever writes to it): a token sees a contact only when it is in one of its
-account's lists, with those lists only. Errors use the shape of gateway.api.errors; a
-campaign action its status does not allow is a 409 ``invalid_state``.
+account's lists, with those lists only; it searches, edits and deletes contacts, and lists
+and exports opt-outs, through those lists too (``DELETE /v1/contacts/{number}`` takes the
+number out of its lists, an admin's out of every list; a contact in no list is forgotten,
+its opt-outs kept). Errors use the shape of gateway.api.errors; a campaign action its status
+does not allow is a 409 ``invalid_state``; a list still used is a 409 ``conflict``.
 
 ``POST /v1/lists/{id}/import`` takes a ``text/csv`` body of any size (not bounded by
 ``http.max_body_bytes``, which is for JSON; at most ``MAX_IMPORT_BYTES``): it is streamed to
@@ -14,8 +17,10 @@ a spool file and parsed in the background (see gateway.campaigns.imports).
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,6 +31,7 @@ from gateway.api.auth import principal
 from gateway.api.body import parse_json, read_body
 from gateway.api.errors import (
     BODY_TOO_LARGE,
+    CONFLICT,
     NOT_FOUND,
     UNSUPPORTED_MEDIA_TYPE,
     ApiError,
@@ -33,7 +39,12 @@ from gateway.api.errors import (
     invalid,
     json_response,
 )
-from gateway.campaigns.imports import DEFAULT_OPT_IN_SOURCE, Importer
+from gateway.campaigns.imports import (
+    DEFAULT_OPT_IN_SOURCE,
+    MAX_ATTRIBUTE_CHARS,
+    MAX_COLUMNS,
+    Importer,
+)
 from gateway.campaigns.service import (
     CampaignService,
     FieldErrors,
@@ -41,9 +52,16 @@ from gateway.campaigns.service import (
     campaign_json,
     iso,
 )
+from gateway.logs import log_event
 from gateway.reports import csvfile
 from gateway.store.base import Store
-from gateway.store.campaign_base import CampaignRecord, CampaignStore, ImportJob
+from gateway.store.campaign_base import (
+    CampaignRecord,
+    CampaignStore,
+    ImportJob,
+    ListInUse,
+    OptOutRecord,
+)
 
 INVALID_STATE: Final = "invalid_state"  # 409: the campaign's status does not allow it
 CAMPAIGNS_UNAVAILABLE: Final = "campaigns_unavailable"  # 503: not wired in this process
@@ -54,6 +72,20 @@ READ_CHUNK: Final = 1 << 16
 MAX_LIST_NAME: Final = 200
 MAX_OPT_IN_SOURCE: Final = 64
 _ID: Final = re.compile(r"[0-9a-f]{26}")
+DEFAULT_PAGE: Final = 100
+MAX_PAGE: Final = 1000
+MAX_QUERY: Final = 100
+MAX_CONTACT_NAME: Final = 200
+MAX_ATTRIBUTE_KEY: Final = 64
+EXPORT_PAGE: Final = 1000
+ALL_SENDERS: Final = "*"
+"""An opt-out from every sender, in cursors (the JSON says ``"sender": null``)."""
+CONTACT_SEARCH_PARAMS: Final = frozenset({"q", "list_id", "after", "limit"})
+OPT_OUT_LIST_PARAMS: Final = frozenset({"after", "limit"})
+OPT_OUT_COLUMNS: Final = ("number", "sender", "source", "at")
+"""The opt-out export's header; an empty sender is an opt-out from every sender."""
+
+log = logging.getLogger("smsgw.api")
 
 
 @dataclass(slots=True)
@@ -95,6 +127,48 @@ def _import_json(job: ImportJob) -> dict[str, Any]:
     }
 
 
+def _unknown(query: Mapping[str, str], allowed: frozenset[str]) -> list[FieldError]:
+    return [
+        FieldError(f"query.{name}", f"unknown parameter; allowed: {', '.join(sorted(allowed))}")
+        for name in query
+        if name not in allowed
+    ]
+
+
+def _plus(value: str) -> str:
+    """An unencoded '+' reaches us as a space: `` 33612345678`` is ``+33612345678``."""
+    return "+" + value[1:] if value[:1] == " " and value[1:2].isdigit() else value
+
+
+def _limit(query: Mapping[str, str], errors: list[FieldError]) -> int:
+    raw = query.get("limit")
+    if raw is None:
+        return DEFAULT_PAGE
+    if not raw.isdecimal() or not 1 <= int(raw) <= MAX_PAGE:
+        errors.append(FieldError("query.limit", f"must be an integer 1..{MAX_PAGE}"))
+        return DEFAULT_PAGE
+    return int(raw)
+
+
+def _opt_out_cursor(raw: str | None, errors: list[FieldError]) -> tuple[str, str]:
+    if raw is None:
+        return ("", "")
+    number, sep, sender = _plus(raw).partition("|")
+    if not sep or not number or not sender or len(raw) > MAX_QUERY or not raw.isprintable():
+        errors.append(FieldError("query.after", "must be a cursor from 'next'"))
+        return ("", "")
+    return (number, sender)
+
+
+def _opt_out_json(number: str, record: OptOutRecord) -> dict[str, Any]:
+    return {
+        "number": number,
+        "sender": record.sender,
+        "source": record.source,
+        "at": iso(record.at),
+    }
+
+
 def _object(body: object) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid([FieldError("", "must be a JSON object")])
@@ -119,9 +193,15 @@ class CampaignsApi:
         router.add_post("/v1/lists", self.post_list)
         router.add_get("/v1/lists", self.get_lists, allow_head=False)
         router.add_get("/v1/lists/{id}", self.get_list, allow_head=False)
+        router.add_delete("/v1/lists/{id}", self.delete_list)
         router.add_post("/v1/lists/{id}/import", self.post_import)
         router.add_get("/v1/imports/{id}", self.get_import, allow_head=False)
+        router.add_get("/v1/contacts", self.search_contacts, allow_head=False)
         router.add_get("/v1/contacts/{number}", self.get_contact, allow_head=False)
+        router.add_patch("/v1/contacts/{number}", self.patch_contact)
+        router.add_delete("/v1/contacts/{number}", self.delete_contact)
+        router.add_get("/v1/opt-outs", self.get_opt_outs, allow_head=False)
+        router.add_get("/v1/opt-outs/export.csv", self.export_opt_outs, allow_head=False)
         router.add_post("/v1/opt-outs", self.post_opt_out)
         router.add_delete("/v1/opt-outs", self.delete_opt_out)
         router.add_post("/v1/campaigns", self.post_campaign)
@@ -167,6 +247,18 @@ class CampaignsApi:
         found = await self.parts.campaigns.get_list(list_id)
         assert found is not None
         return json_response(_list_json(found))
+
+    async def delete_list(self, request: web.Request) -> web.Response:
+        parts = self.parts
+        list_id = await self._list_id(request)
+        try:
+            removed = await parts.campaigns.delete_list(list_id, parts.clock())
+        except ListInUse as exc:
+            raise ApiError(409, CONFLICT, str(exc)) from None
+        if removed is None:  # deleted meanwhile
+            raise ApiError(404, NOT_FOUND, "no list with this id")
+        log_event(log, "list.deleted", list_id=list_id, members=removed)
+        return json_response({"id": list_id, "deleted": True, "members_removed": removed})
 
     async def post_import(self, request: web.Request) -> web.Response:
         parts = self.parts
@@ -259,6 +351,186 @@ class CampaignsApi:
                 ],
             }
         )
+
+    async def _own_lists(self, request: web.Request) -> list[int] | None:
+        """The ids of the token's account's lists; None for an admin (every contact)."""
+        who = principal(request)
+        if who.admin:
+            return None
+        lists = await self.parts.campaigns.contact_lists()
+        return [x.id for x in lists if x.account == who.account]
+
+    async def search_contacts(self, request: web.Request) -> web.Response:
+        parts = self.parts
+        query = request.query
+        errors = _unknown(query, CONTACT_SEARCH_PARAMS)
+        q = query.get("q")
+        if q is not None:
+            q = _plus(q).strip()
+            if not q or len(q) > MAX_QUERY or not q.isprintable():
+                errors.append(FieldError("query.q", f"must be 1 to {MAX_QUERY} characters"))
+        after = _plus(query.get("after", ""))
+        if len(after) > MAX_QUERY or not after.isprintable():
+            errors.append(FieldError("query.after", "must be a cursor from 'next'"))
+        limit = _limit(query, errors)
+        lists = await self._own_lists(request)
+        list_id = query.get("list_id")
+        if list_id is not None:
+            if not list_id.isdecimal() or len(list_id) > 18:
+                errors.append(FieldError("query.list_id", "must be a list id"))
+            else:
+                found = await parts.campaigns.get_list(int(list_id))
+                if found is None or not principal(request).owns(found.account):
+                    errors.append(FieldError("query.list_id", f"no list with id {list_id}"))
+                else:
+                    lists = [found.id]
+        if errors:
+            raise invalid(errors)
+        found_contacts = await parts.campaigns.search_contacts(q, lists, after, limit + 1)
+        more = len(found_contacts) > limit
+        found_contacts = found_contacts[:limit]
+        return json_response(
+            {
+                "items": [
+                    {"number": c.number, "name": c.name, "attributes": c.attributes}
+                    for c in found_contacts
+                ],
+                "next": found_contacts[-1].number if more else None,
+            }
+        )
+
+    async def _visible_number(self, request: web.Request) -> tuple[str, list[int] | None]:
+        """The path's number in E.164, and the token's lists holding it (None: admin);
+        404 when the token cannot see this contact."""
+        try:
+            number = self.parts.numbers.e164(request.match_info["number"])
+        except check.Invalid:
+            raise ApiError(404, NOT_FOUND, "no contact with this number") from None
+        lists = await self._own_lists(request)
+        if lists is not None:
+            memberships = await self.parts.campaigns.memberships(number)
+            lists = [m.list_id for m in memberships if m.list_id in lists]
+            if not lists:
+                raise ApiError(404, NOT_FOUND, "no contact with this number")
+        return number, lists
+
+    async def patch_contact(self, request: web.Request) -> web.Response:
+        parts = self.parts
+        number, _ = await self._visible_number(request)
+        body = _object(parse_json(await read_body(request)))
+        errors = [FieldError(k, "unknown field") for k in body if k not in ("name", "attributes")]
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or len(name) > MAX_CONTACT_NAME):
+            errors.append(FieldError("name", f"must be a string of at most {MAX_CONTACT_NAME}"))
+        attributes = body.get("attributes", {})
+        patch: dict[str, str | None] = {}
+        if not isinstance(attributes, dict):
+            errors.append(FieldError("attributes", "must be an object of strings (null removes)"))
+        elif len(attributes) > MAX_COLUMNS:
+            errors.append(FieldError("attributes", f"at most {MAX_COLUMNS} attributes"))
+        else:
+            for key, value in attributes.items():
+                where = f"attributes.{key}"
+                bad_key = key != key.strip().lower() or not key or key in ("number", "name")
+                if bad_key or len(key) > MAX_ATTRIBUTE_KEY or not key.isprintable():
+                    errors.append(
+                        FieldError(where, "a key is 1 to 64 lower-case characters, not number/name")
+                    )
+                elif value is not None and (
+                    not isinstance(value, str) or len(value) > MAX_ATTRIBUTE_CHARS
+                ):
+                    errors.append(
+                        FieldError(where, f"must be a string of at most {MAX_ATTRIBUTE_CHARS}")
+                    )
+                else:
+                    patch[key] = value or None  # an empty value removes, as in imports
+        if errors:
+            raise invalid(errors)
+        assert name is None or isinstance(name, str)
+        changed = await parts.campaigns.update_contact(number, name, patch, parts.clock())
+        if changed is None:
+            raise ApiError(404, NOT_FOUND, "no contact with this number")
+        return json_response(
+            {"number": changed.number, "name": changed.name, "attributes": changed.attributes}
+        )
+
+    async def delete_contact(self, request: web.Request) -> web.Response:
+        parts = self.parts
+        number, lists = await self._visible_number(request)
+        if not await parts.campaigns.delete_contact(number, lists):
+            raise ApiError(404, NOT_FOUND, "no contact with this number")
+        log_event(log, "contact.deleted", number=number, everywhere=lists is None)
+        return json_response({"number": number, "deleted": True})
+
+    async def _opt_out_page(
+        self, request: web.Request, after: tuple[str, str], limit: int
+    ) -> list[tuple[str, OptOutRecord]]:
+        return await self.parts.campaigns.opt_outs(await self._own_lists(request), after, limit)
+
+    async def get_opt_outs(self, request: web.Request) -> web.Response:
+        query = request.query
+        errors = _unknown(query, OPT_OUT_LIST_PARAMS)
+        limit = _limit(query, errors)
+        after = _opt_out_cursor(query.get("after"), errors)
+        if errors:
+            raise invalid(errors)
+        page = await self._opt_out_page(request, after, limit + 1)
+        more = len(page) > limit
+        page = page[:limit]
+        return json_response(
+            {
+                "items": [_opt_out_json(n, o) for n, o in page],
+                "next": f"{page[-1][0]}|{page[-1][1].sender or ALL_SENDERS}" if more else None,
+            }
+        )
+
+    async def export_opt_outs(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        errors = _unknown(query, frozenset({"bom"}))
+        bom = query.get("bom", "1")
+        if bom not in ("0", "1"):
+            errors.append(FieldError("query.bom", "must be 0 or 1"))
+        if errors:
+            raise invalid(errors)
+        lists = await self._own_lists(request)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.parts.clock()))
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="opt-outs-{stamp}.csv"',
+                "Cache-Control": "no-store",
+            }
+        )
+        await response.prepare(request)
+        written = 0
+        try:
+            await response.write(csvfile.table([OPT_OUT_COLUMNS], bom=bom == "1"))
+            after = ("", "")
+            while True:
+                page = await self.parts.campaigns.opt_outs(lists, after, EXPORT_PAGE)
+                if not page:
+                    break
+                await response.write(
+                    csvfile.table(
+                        [
+                            n,
+                            o.sender or "",
+                            o.source,
+                            csvfile.iso_utc(o.at),
+                        ]
+                        for n, o in page
+                    )
+                )
+                written += len(page)
+                after = (page[-1][0], page[-1][1].sender or ALL_SENDERS)
+            await response.write_eof()
+        except Exception as exc:  # headers are gone: cut, so the file does not look whole
+            log_event(log, "api.export_interrupted", logging.WARNING, rows=written, error=repr(exc))
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        log_event(log, "api.opt_outs_export", rows=written)
+        return response
 
     def _opt_out_request(self, body: object) -> tuple[str, str | None]:
         item = _object(body)

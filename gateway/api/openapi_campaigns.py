@@ -73,7 +73,78 @@ _DIGEST: Final = {
     },
 }
 
+_PAGE_PARAMETERS: Final = [
+    {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "The 'next' of the previous page.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+]
+_NEXT: Final = {
+    "type": ["string", "null"],
+    "description": "Pass as 'after' for the next page; null on the last page.",
+}
+
 SCHEMAS: Final[dict[str, Any]] = {
+    "ContactSummary": {
+        "type": "object",
+        "required": ["number", "name", "attributes"],
+        "additionalProperties": False,
+        "properties": {
+            "number": {"type": "string"},
+            "name": {"type": "string"},
+            "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "ContactPage": {
+        "type": "object",
+        "required": ["items", "next"],
+        "additionalProperties": False,
+        "properties": {"items": {"type": "array", "items": _ref("ContactSummary")}, "next": _NEXT},
+    },
+    "ContactPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": ["string", "null"], "maxLength": 200},
+            "attributes": {
+                "type": "object",
+                "description": "Merged into the contact's attributes; null (or '') removes"
+                " a key. Keys are lower-case, at most 100 of them.",
+                "additionalProperties": {"type": ["string", "null"], "maxLength": 1000},
+            },
+        },
+    },
+    "ContactDeleted": {
+        "type": "object",
+        "required": ["number", "deleted"],
+        "additionalProperties": False,
+        "properties": {"number": {"type": "string"}, "deleted": {"const": True}},
+    },
+    "ListDeleted": {
+        "type": "object",
+        "required": ["id", "deleted", "members_removed"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "integer"},
+            "deleted": {"const": True},
+            "members_removed": _COUNT,
+        },
+    },
+    "OptOutPage": {
+        "type": "object",
+        "required": ["items", "next"],
+        "additionalProperties": False,
+        "properties": {"items": {"type": "array", "items": _ref("OptOut")}, "next": _NEXT},
+    },
     "ContactList": {
         "type": "object",
         "required": ["id", "name", "contacts"],
@@ -426,7 +497,21 @@ PATHS: Final[dict[str, Any]] = {
                 "404": _error("No list with this id."),
                 **_COMMON,
             },
-        }
+        },
+        "delete": {
+            "operationId": "deleteList",
+            "summary": "Delete a list and its memberships (the contacts and opt-outs stay).",
+            "parameters": [_path_param("id")],
+            "responses": {
+                "200": {"description": "Deleted.", "content": _json(_ref("ListDeleted"))},
+                "404": _error("No list with this id."),
+                "409": _error(
+                    "An import is still running into it, or a draft or scheduled campaign"
+                    " takes its audience from it."
+                ),
+                **_COMMON,
+            },
+        },
     },
     "/v1/lists/{id}/import": {
         "post": {
@@ -471,6 +556,36 @@ PATHS: Final[dict[str, Any]] = {
             },
         }
     },
+    "/v1/contacts": {
+        "get": {
+            "operationId": "searchContacts",
+            "summary": "Contacts by number, a page at a time; a token that is not admin sees"
+            " the members of its account's lists only.",
+            "parameters": [
+                {
+                    "name": "q",
+                    "in": "query",
+                    "required": False,
+                    "description": "Part of the name (ASCII case ignored) or, digits, of the"
+                    " number.",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 100},
+                },
+                {
+                    "name": "list_id",
+                    "in": "query",
+                    "required": False,
+                    "description": "Only the members of this list.",
+                    "schema": {"type": "integer"},
+                },
+                *_PAGE_PARAMETERS,
+            ],
+            "responses": {
+                "200": {"description": "A page.", "content": _json(_ref("ContactPage"))},
+                "400": _error("A bad or unknown query parameter (each one in details)."),
+                **_COMMON,
+            },
+        }
+    },
     "/v1/contacts/{number}": {
         "get": {
             "operationId": "getContact",
@@ -481,9 +596,65 @@ PATHS: Final[dict[str, Any]] = {
                 "404": _error("No contact and no opt-out for this number."),
                 **_COMMON,
             },
+        },
+        "patch": {
+            "operationId": "editContact",
+            "summary": "Set a contact's name, add, change or remove attributes.",
+            "parameters": [_path_param("number", "E.164 ('+' URL-encoded as %2B) or national.")],
+            "requestBody": {"required": True, "content": _json(_ref("ContactPatch"))},
+            "responses": {
+                "200": {"description": "The contact.", "content": _json(_ref("ContactSummary"))},
+                "404": _error("No contact with this number (that this token may see)."),
+                **_JSON_POST,
+            },
+        },
+        "delete": {
+            "operationId": "deleteContact",
+            "summary": "Take the number out of the token's lists (an admin: of every list) and,"
+            " once it is in none, forget its name, attributes and tags. Its opt-outs stay.",
+            "parameters": [_path_param("number", "E.164 ('+' URL-encoded as %2B) or national.")],
+            "responses": {
+                "200": {"description": "Deleted.", "content": _json(_ref("ContactDeleted"))},
+                "404": _error("No contact with this number (that this token may see)."),
+                **_COMMON,
+            },
+        },
+    },
+    "/v1/opt-outs/export.csv": {
+        "get": {
+            "operationId": "exportOptOuts",
+            "summary": "Every opt-out (a token that is not admin: of its lists' numbers) as"
+            " CSV: number, sender (empty: every sender), source, at.",
+            "parameters": [
+                {
+                    "name": "bom",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"enum": ["0", "1"]},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "CSV, UTF-8 (with a BOM unless bom=0).",
+                    "content": {"text/csv": {"schema": {"type": "string"}}},
+                },
+                "400": _error("A bad or unknown query parameter."),
+                **_COMMON,
+            },
         }
     },
     "/v1/opt-outs": {
+        "get": {
+            "operationId": "listOptOuts",
+            "summary": "Opt-outs with their source and time, by number, a page at a time (a"
+            " token that is not admin: of its lists' numbers).",
+            "parameters": _PAGE_PARAMETERS,
+            "responses": {
+                "200": {"description": "A page.", "content": _json(_ref("OptOutPage"))},
+                "400": _error("A bad or unknown query parameter (each one in details)."),
+                **_COMMON,
+            },
+        },
         "post": {
             "operationId": "addOptOut",
             "summary": "Opt a number out of one sender, or of every sender.",

@@ -186,6 +186,10 @@ class Importer:
         )
         if failed:
             log_event(log, "import.interrupted", logging.WARNING, imports=failed)
+        # A list deleted while the gateway stopped keeps members until they are removed.
+        for list_id in await self.store.deleted_lists_with_members():
+            removed = await self.store.purge_deleted_list(list_id)
+            log_event(log, "list.delete_finished", list_id=list_id, members=removed)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -100,6 +100,12 @@ def _format(rows: Iterable[Sequence[str]]) -> str:
     return out.getvalue()
 
 
+def table(rows: Iterable[Sequence[str]], bom: bool = False) -> bytes:
+    """Any rows as CSV lines, UTF-8, every cell neutralised (``bom``: a BOM first)."""
+    text = _format([neutralise(c) for c in row] for row in rows)
+    return ((BOM if bom else "") + text).encode("utf-8")
+
+
 def header(bom: bool = True) -> bytes:
     return ((BOM if bom else "") + _format([COLUMNS])).encode("utf-8")
 

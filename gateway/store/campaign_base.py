@@ -21,6 +21,11 @@ MAX_IMPORT_ERRORS: Final = 1000
 """Row errors kept per import (the count of rejected rows goes on)."""
 
 
+class ListInUse(Exception):
+    """A list an import is still filling, or a campaign not yet begun (draft, scheduled)
+    will take its audience from: it cannot be deleted now (the message says which)."""
+
+
 @dataclass(slots=True)
 class ContactList:
     id: int
@@ -169,6 +174,38 @@ class CampaignStore(Protocol):
     async def tags_of(self, number: str) -> list[str]: ...
 
     async def contacts_by_number(self, numbers: Sequence[str]) -> dict[str, Contact]: ...
+
+    async def search_contacts(
+        self, q: str | None, lists: Sequence[int] | None, after: str, limit: int
+    ) -> list[Contact]:
+        """Contacts by number above ``after``, at most ``limit``: with ``q``, those whose name
+        holds it (ASCII case ignored) or, when it is digits (a '+' allowed), whose number
+        does; with ``lists``, only members of those lists (None: every contact)."""
+
+    async def update_contact(
+        self, number: str, name: str | None, attributes: dict[str, str | None], at: float
+    ) -> Contact | None:
+        """Set the name (None: keep it) and merge ``attributes`` (a null removes that key);
+        the contact as it now is, or None when there is no such contact."""
+
+    async def delete_contact(self, number: str, lists: Sequence[int] | None) -> bool:
+        """Take the number out of ``lists`` (None: out of every list); once it is in no list,
+        forget the contact (name, attributes, tags). Opt-outs stay. False: nothing there."""
+
+    async def delete_list(self, list_id: int, at: float) -> int | None:
+        """Delete a list (its id is never reused) and its members; how many members went,
+        None when there is no such list."""
+
+    async def purge_deleted_list(self, list_id: int) -> int:
+        """Remove the members a deleted list still has (a stop during its deletion)."""
+
+    async def deleted_lists_with_members(self) -> list[int]: ...
+
+    async def opt_outs(
+        self, lists: Sequence[int] | None, after: tuple[str, str], limit: int
+    ) -> list[tuple[str, OptOutRecord]]:
+        """Opt-outs (number, record) by (number, sender) above ``after`` (sender '*' for
+        every sender); with ``lists``, only of numbers in those lists."""
 
     # -- campaigns ---------------------------------------------------------------------------
 

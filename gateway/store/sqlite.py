@@ -144,6 +144,9 @@ ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     # Whose secrets sign a callback (gateway.signing): the message's account, or the
     # webhook actions' signer; NULL (queued before signatures) goes unsigned.
     ("callbacks", "signer", "TEXT"),
+    # A deleted contact list keeps its row (so its id is never given to a new list) with
+    # the time it was deleted; its members go.
+    ("contact_lists", "deleted_at", "REAL"),
 )
 """Columns added to a table after its first release: (table, column, declaration). ``open``
 adds each one a database lacks (``ALTER TABLE ... ADD COLUMN``), so a database made by an

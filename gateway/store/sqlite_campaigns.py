@@ -34,6 +34,7 @@ from gateway.store.campaign_base import (
     ContactList,
     ImportJob,
     ImportRow,
+    ListInUse,
     ListMembership,
     OptOutRecord,
     ReplyFigures,
@@ -52,7 +53,8 @@ SCHEMA: Final = (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL,
         created_at REAL NOT NULL,
-        account TEXT NOT NULL DEFAULT ''
+        account TEXT NOT NULL DEFAULT '',
+        deleted_at REAL
     )""",
     """CREATE TABLE IF NOT EXISTS list_members (
         list_id INTEGER NOT NULL,
@@ -123,6 +125,9 @@ _IMPORT_COLUMNS: Final = (
     " finished_at, failure"
 )
 
+DELETE_PAGE: Final = 20_000
+"""Members of a deleted list removed per write: a million-member list goes in fifty short
+transactions rather than one that holds the writer for seconds."""
 AUDIENCE_PAGE: Final = 20_000
 """Numbers per write while a campaign's audience is fixed: tens of milliseconds each."""
 HOURS: Final = 24
@@ -164,6 +169,20 @@ def _import(row: Sequence[Any]) -> ImportJob:
         finished_at=row[9],
         failure=row[10],
     )
+
+
+def _like(text: str) -> str:
+    """``%text%`` for LIKE ... ESCAPE '\\', the pattern characters of ``text`` taken as is."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _delete_members_page(list_id: int, conn: sqlite3.Connection) -> int:
+    return conn.execute(
+        "DELETE FROM list_members WHERE list_id = ? AND number IN"
+        " (SELECT number FROM list_members WHERE list_id = ? LIMIT ?)",
+        (list_id, list_id, DELETE_PAGE),
+    ).rowcount
 
 
 def _marks(n: int) -> str:
@@ -289,14 +308,16 @@ class SqliteCampaignStore:
     async def contact_lists(self) -> list[ContactList]:
         rows = await self._read(
             "SELECT l.id, l.name, (SELECT count(*) FROM list_members m WHERE m.list_id = l.id),"
-            " l.created_at, l.account FROM contact_lists l ORDER BY l.id"
+            " l.created_at, l.account FROM contact_lists l WHERE l.deleted_at IS NULL"
+            " ORDER BY l.id"
         )
         return [ContactList(*r) for r in rows]
 
     async def get_list(self, list_id: int) -> ContactList | None:
         rows = await self._read(
             "SELECT l.id, l.name, (SELECT count(*) FROM list_members m WHERE m.list_id = l.id),"
-            " l.created_at, l.account FROM contact_lists l WHERE l.id = ?",
+            " l.created_at, l.account FROM contact_lists l WHERE l.id = ?"
+            " AND l.deleted_at IS NULL",
             (list_id,),
         )
         return ContactList(*rows[0]) if rows else None
@@ -364,7 +385,8 @@ class SqliteCampaignStore:
     async def memberships(self, number: str) -> list[ListMembership]:
         rows = await self._read(
             "SELECT m.list_id, l.name, m.opt_in_source, m.opt_in_at FROM list_members m"
-            " JOIN contact_lists l ON l.id = m.list_id WHERE m.number = ? ORDER BY m.list_id",
+            " JOIN contact_lists l ON l.id = m.list_id WHERE m.number = ?"
+            " AND l.deleted_at IS NULL ORDER BY m.list_id",
             (number,),
         )
         return [ListMembership(*r) for r in rows]
@@ -395,6 +417,154 @@ class SqliteCampaignStore:
             for number, name, attributes, created_at in rows:
                 found[number] = Contact(number, name, json.loads(attributes), (), created_at)
         return found
+
+    async def search_contacts(
+        self, q: str | None, lists: Sequence[int] | None, after: str, limit: int
+    ) -> list[Contact]:
+        where = ["c.number > ?"]
+        params: list[Any] = [after]
+        if q:
+            digits = q.lstrip("+")
+            clauses = ["c.name LIKE ? ESCAPE '\\'"]
+            params.append(_like(q))
+            if digits.isdigit():
+                clauses.append("c.number LIKE ? ESCAPE '\\'")
+                params.append(_like(digits))
+            where.append(f"({' OR '.join(clauses)})")
+        if lists is not None:
+            if not lists:
+                return []
+            where.append(
+                "EXISTS (SELECT 1 FROM list_members m WHERE m.number = c.number"
+                f" AND m.list_id IN ({_marks(len(lists))}))"
+            )
+            params.extend(lists)
+        rows = await self._read(
+            "SELECT c.number, c.name, c.attributes, c.created_at FROM contacts c"
+            f" WHERE {' AND '.join(where)} ORDER BY c.number LIMIT ?",
+            (*params, limit),
+        )
+        return [Contact(n, name, json.loads(a), (), at) for n, name, a, at in rows]
+
+    async def update_contact(
+        self, number: str, name: str | None, attributes: dict[str, str | None], at: float
+    ) -> Contact | None:
+        patch = json.dumps(attributes, ensure_ascii=False)
+
+        def op(conn: sqlite3.Connection) -> Contact | None:
+            row = conn.execute(
+                "UPDATE contacts SET name = coalesce(?, name),"
+                " attributes = json_patch(attributes, ?), updated_at = ?"
+                " WHERE number = ? RETURNING number, name, attributes, created_at",
+                (name, patch, at, number),
+            ).fetchone()
+            if row is None:
+                return None
+            return Contact(row[0], row[1], json.loads(row[2]), (), row[3])
+
+        found: Contact | None = await self.store._write_in_thread(op)
+        return found
+
+    async def delete_contact(self, number: str, lists: Sequence[int] | None) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            if lists is None:
+                left = 0
+                removed = conn.execute(
+                    "DELETE FROM list_members WHERE number = ?", (number,)
+                ).rowcount
+            else:
+                removed = conn.execute(
+                    f"DELETE FROM list_members WHERE number = ? AND list_id IN"
+                    f" ({_marks(len(lists))})",
+                    (number, *lists),
+                ).rowcount
+                left = conn.execute(
+                    "SELECT count(*) FROM list_members m JOIN contact_lists l"
+                    " ON l.id = m.list_id WHERE m.number = ? AND l.deleted_at IS NULL",
+                    (number,),
+                ).fetchone()[0]
+            if left:
+                return removed > 0
+            # In no list any more: its name, attributes and tags are forgotten; its
+            # opt-outs stay (compliance: a STOP outlives the contact).
+            removed += conn.execute("DELETE FROM contacts WHERE number = ?", (number,)).rowcount
+            conn.execute("DELETE FROM contact_tags WHERE number = ?", (number,))
+            return removed > 0
+
+        deleted: bool = await self.store._write_in_thread(op)
+        return deleted
+
+    async def delete_list(self, list_id: int, at: float) -> int | None:
+        def mark(conn: sqlite3.Connection) -> str | None:
+            """Why the list cannot go ("" when there is no such list), None once marked.
+            Checked in the transaction that deletes: no import or campaign slips in between.
+            (Refusals are returned, not raised: a raise here would read as a failed write.)"""
+            running = conn.execute(
+                "SELECT id FROM contact_imports WHERE list_id = ? AND status = ? LIMIT 1",
+                (list_id, IMPORT_RUNNING),
+            ).fetchone()
+            if running is not None:
+                return f"import {running[0]} is still running into this list"
+            using = conn.execute(
+                "SELECT id, status FROM campaigns WHERE status IN ('draft', 'scheduled')"
+                " AND EXISTS (SELECT 1 FROM json_each(spec, '$.lists') WHERE value = ?)"
+                " ORDER BY id LIMIT 1",
+                (list_id,),
+            ).fetchone()
+            if using is not None:
+                return (
+                    f"campaign {using[0]} ({using[1]}) takes its audience from this list;"
+                    " cancel it first"
+                )
+            marked = conn.execute(
+                "UPDATE contact_lists SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+                (at, list_id),
+            ).rowcount
+            return None if marked else ""
+
+        refused: str | None = await self.store._write_in_thread(mark)
+        if refused == "":
+            return None
+        if refused is not None:
+            raise ListInUse(refused)
+        return await self.purge_deleted_list(list_id)
+
+    async def purge_deleted_list(self, list_id: int) -> int:
+        removed = 0
+        while True:
+            page: int = await self.store._write_in_thread(partial(_delete_members_page, list_id))
+            removed += page
+            if page < DELETE_PAGE:
+                return removed
+
+    async def deleted_lists_with_members(self) -> list[int]:
+        rows = await self._read(
+            "SELECT l.id FROM contact_lists l WHERE l.deleted_at IS NOT NULL"
+            " AND EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id)"
+        )
+        return [r[0] for r in rows]
+
+    async def opt_outs(
+        self, lists: Sequence[int] | None, after: tuple[str, str], limit: int
+    ) -> list[tuple[str, OptOutRecord]]:
+        where = "(number, sender) > (?, ?)"
+        params: list[Any] = list(after)
+        if lists is not None:
+            if not lists:
+                return []
+            where += (
+                " AND EXISTS (SELECT 1 FROM list_members m WHERE m.number = o.number"
+                f" AND m.list_id IN ({_marks(len(lists))}))"
+            )
+            params.extend(lists)
+        rows = await self._read(
+            f"SELECT number, sender, source, created_at FROM opt_outs o WHERE {where}"
+            " ORDER BY number, sender LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            (n, OptOutRecord(None if s == ALL_OPT_OUT else s, src, at)) for n, s, src, at in rows
+        ]
 
     # -- campaigns ---------------------------------------------------------------------------
 
