@@ -426,6 +426,7 @@ async def test_stats_from_a_seeded_store(tmp_path: Path) -> None:
             "skipped_invalid": 0,
             "resubscriptions": 1,
             "replies_from_others": 1,
+            "waiting_for_window": 0,
             # No short links: no clicks (tests/test_e2e_links.py counts some).
             "clicks": 0,
             "unique_clickers": 0,

@@ -319,6 +319,8 @@ async def test_through_the_simulator_some_wait_others_get_it_and_stop_is_answere
         assert await lab.texts_to(NEW_YORK) == [] and await lab.texts_to(SYDNEY) == []
         shown = await lab.call("GET", f"/v1/campaigns/{cid}", 200)
         assert shown["status"] == "running"
+        stats = await lab.call("GET", f"/v1/campaigns/{cid}/stats", 200)
+        assert (stats["waiting_for_window"], stats["pending"]) == (2, 2)
         assert shown["progress"]["handled"] == 2  # the waiting are not handled yet
 
         # Outside New York's hours, its STOP is still confirmed at once.

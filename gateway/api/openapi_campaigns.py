@@ -397,6 +397,11 @@ SCHEMAS: Final[dict[str, Any]] = {
             "skipped_invalid": _COUNT,
             "resubscriptions": _COUNT,
             "replies_from_others": _COUNT,
+            "waiting_for_window": {
+                **_COUNT,
+                "description": "Recipients waiting for their send window or the quiet hours"
+                " to end in their local time (part of pending).",
+            },
             "clicks": {
                 **_COUNT,
                 "description": "Requests for the campaign's short links made by people,"

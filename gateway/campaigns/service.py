@@ -517,6 +517,7 @@ class CampaignService:
             "skipped_invalid": campaign.skipped_invalid,
             "resubscriptions": counts.resubscriptions,
             "replies_from_others": counts.replies_from_others,
+            "waiting_for_window": await self.store.deferred_count(campaign.id),
         }
 
     def _changed(self) -> None:
