@@ -257,3 +257,26 @@ async def test_a_failing_store_is_a_plain_503_and_the_listener_stays_up(rig: Rig
     finally:
         await server.stop()
     assert server.requests["error"] == 2
+
+
+async def test_a_follow_up_to_the_clickers_keeps_tracking_links(rig: Rig) -> None:
+    cid = await _campaign(rig, "Go https://shop.example/x", 3, track_links=True)
+    rows = await rig.store._read("SELECT code, number FROM links ORDER BY number")
+    links = SqliteLinks(rig.store)
+    await links.record_clicks(
+        [
+            Click(rows[0][0], cid, rows[0][1], rig.now(), BROWSER, False),
+            Click(rows[1][0], cid, rows[1][1], rig.now(), "WhatsApp/2", True),  # a preview
+        ]
+    )
+    follow = await rig.post(
+        f"/v1/campaigns/{cid}/send-to-responders",
+        {"text": "More at https://shop.example/more", "clicked": True},
+        201,
+    )
+    assert follow["track_links"] is True
+    await rig.post(f"/v1/campaigns/{follow['id']}/start", {}, 200)
+    await rig.run_to_end(follow["id"])
+    ((number, text),) = await rig.messages_of(follow["id"])
+    assert number == rows[0][1]  # the one who clicked; the previewed one is no clicker
+    assert re.fullmatch(r"More at https://s\.example\.net/[0-9A-Za-z]{7}", text), text

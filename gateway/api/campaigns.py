@@ -698,6 +698,7 @@ class CampaignsApi:
             "reply_window_days": spec.get("reply_window_days"),
             "send_window": spec.get("send_window"),
             "tps": spec.get("tps"),
+            "track_links": spec.get("track_links", False),
         }
         try:
             created = await self.parts.service.create(
