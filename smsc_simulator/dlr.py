@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Final
 
 from gateway.smpp.constants import Tag
-from gateway.smpp.pdu import DataSm, DeliverSm, SubmitSm
+from gateway.smpp.pdu import DeliverSm
 from gateway.smpp.receipt import MessageState, format_receipt_text
+from gateway.smpp.smsc import Received as Received  # re-exported: its old home
 from gateway.smpp.smsc import receipt_deliver_sm, user_data
 from gateway.smpp.text import decode_short_message
 from smsc_simulator.config import DelayConfig, OutcomesConfig
@@ -88,10 +89,6 @@ class OutcomePicker:
             return self._only
         index = bisect.bisect_right(self._cumulative, self._rng.random() * self._total)
         return self._states[min(index, len(self._states) - 1)]
-
-
-Received = SubmitSm | DataSm
-"""The requests that carry a message to the SMSC."""
 
 
 def message_text(pdu: Received) -> tuple[str, tuple[int, int, int] | None]:

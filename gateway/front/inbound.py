@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
 from gateway.smpp.address import as_number as as_number  # re-exported: its old home
-from gateway.smpp.pdu import DataSm, SubmitSm
+from gateway.smpp.smsc import Received as Received  # re-exported: its old home
 from gateway.smpp.smsc import user_data
 from gateway.smpp.text import decode_short_message
 
 T = TypeVar("T")
-
-Received = SubmitSm | DataSm
 
 
 @dataclass(slots=True)

@@ -38,6 +38,7 @@ __all__ = [
     "Address",
     "BindRefusal",
     "Concat",
+    "Received",
     "accept_bind",
     "bind_type_refusal",
     "max_binds_refusal",
@@ -156,11 +157,14 @@ def receipt_deliver_sm(
 
 # -- received messages -------------------------------------------------------------------------
 
+Received = SubmitSm | DataSm
+"""The requests that carry a message to an SMSC."""
+
 Concat = tuple[int, int, int]
 """(ref, total, seq) of one part of a long message."""
 
 
-def user_data(pdu: SubmitSm | DataSm) -> tuple[bytes, Concat | None]:
+def user_data(pdu: Received) -> tuple[bytes, Concat | None]:
     """The user data of a submit_sm or data_sm, UDH taken off, and the concatenation the
     UDH gives (8- or 16-bit reference), if any. The data is short_message, or
     message_payload when short_message is empty (data_sm has only message_payload)."""
