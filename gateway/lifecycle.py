@@ -78,6 +78,7 @@ RESTART_SECTIONS: Final = (
     "front",
     "retention",
     "compliance",
+    "links",
 )
 """Read once at start: a reload that changes them logs that a restart is needed."""
 

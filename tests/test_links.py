@@ -3,6 +3,7 @@ transaction, a clash drawn again, and the redirect listener's answers and click 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import pytest
 
 from gateway.config import RetentionConfig
 from gateway.confload import ConfigError, load_dataclass
+from gateway.lifecycle import restart_needed
 from gateway.links.codes import ALPHABET, link_errors, link_template, new_code
 from gateway.links.config import LinksConfig
 from gateway.links.server import LinkServer, is_prefetch
@@ -21,6 +23,7 @@ from gateway.links.store import Click, SqliteLinks
 from gateway.store.base import StoreError
 from gateway.store.retention import Retention
 from tests.campaign_helpers import Rig, campaign_rig
+from tests.e2e_helpers import gateway_config
 
 LINKS = LinksConfig(base_url="https://s.example.net", port=0)
 SHORT = re.compile(r"https://s\.example\.net/([0-9A-Za-z]+)")
@@ -280,3 +283,11 @@ async def test_a_follow_up_to_the_clickers_keeps_tracking_links(rig: Rig) -> Non
     ((number, text),) = await rig.messages_of(follow["id"])
     assert number == rows[0][1]  # the one who clicked; the previewed one is no clicker
     assert re.fullmatch(r"More at https://s\.example\.net/[0-9A-Za-z]{7}", text), text
+
+
+def test_a_reload_that_changes_links_says_a_restart_is_needed(tmp_path: Path) -> None:
+    # The listener, the runner's codes and the campaign checks read [links] at start.
+    config = gateway_config(tmp_path, 2775)
+    with_links = dataclasses.replace(config, links=LINKS)
+    assert restart_needed(config, with_links) == ["links"]
+    assert restart_needed(with_links, with_links) == []
