@@ -665,6 +665,16 @@ class FakeStore:
             counts[msg.status.value] = counts.get(msg.status.value, 0) + 1
         return counts
 
+    async def minute_counts(self, since: float) -> list[tuple[int, str, int]]:
+        # The SQLite store's rule: messages whose id was made at or after since.
+        low = message_id_before(since)
+        counts: dict[tuple[int, str], int] = {}
+        for message_id, msg in self.messages.items():
+            if message_id >= low:
+                key = (int(msg.new.created_at // 60) * 60, msg.status.value)
+                counts[key] = counts.get(key, 0) + 1
+        return [(minute, status, n) for (minute, status), n in sorted(counts.items())]
+
     # -- test helpers -------------------------------------------------------------------------
 
     def status(self, message_id: str) -> MessageStatus:

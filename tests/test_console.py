@@ -15,8 +15,10 @@ from yarl import URL
 
 from gateway.api.auth import CONSOLE_ROUTES
 from gateway.console import web as console_web
+from gateway.console.overview import minute_series, minutes_svg
 from gateway.console.sessions import IDLE_SECONDS, MAX_AGE_SECONDS, Sessions
 from gateway.console.web import CONSOLE_PREFIX, SESSION_COOKIE
+from tests.api_fakes import NOW
 from tests.api_fakes import TOKEN as ADMIN
 from tests.campaign_helpers import Rig, campaign_rig
 from tests.test_api_authz import A_FULL, A_SEND, B_FULL, TOKENS, World
@@ -432,3 +434,47 @@ async def test_campaign_pages_and_actions_follow_the_tokens_scope_and_account(ri
         assert await _campaign_status(rig, campaign) == "draft"
     finally:
         await sender.close()
+
+
+def test_the_last_hour_is_binned_by_minute_into_sent_delivered_and_failed() -> None:
+    now = 1_900_000_000.0 + 30  # half a minute into the current minute
+    current = int(now) // 60 * 60
+    rows = [
+        (current, "delivered", 3),
+        (current, "submitted", 2),
+        (current, "accepted", 7),  # not sent yet: in no line
+        (current - 60, "undeliverable", 1),  # sent, then failed
+        (current - 60, "rejected", 4),  # failed without being sent
+        (current - 59 * 60, "expired", 5),  # the oldest minute shown
+        (current - 60 * 60, "delivered", 100),  # an hour ago: out of the chart
+    ]
+    series = minute_series(rows, now)
+    assert series.start == current - 59 * 60
+    assert series.counts["delivered"][-1] == 3 and series.counts["sent"][-1] == 5
+    assert series.counts["failed"][-2] == 5 and series.counts["sent"][-2] == 1
+    assert series.counts["failed"][0] == 5 and series.counts["sent"][0] == 5
+    assert series.totals() == {"sent": 11, "delivered": 3, "failed": 10}
+    svg = minutes_svg(series)
+    assert svg.startswith("<svg") and svg.count("<polyline") == 3
+    assert "style" not in svg and "script" not in svg  # nothing the CSP would refuse
+    assert "sent (11)" in svg and "failed (10)" in svg
+
+
+async def test_the_overview_counts_the_last_hours_messages_from_the_store(rig: Rig) -> None:
+    rig.clock[0] = NOW - 3600  # an hour before: not counted
+    await _a_message(rig)
+    rig.clock[0] = NOW
+    ids = [await _a_message(rig) for _ in range(3)]
+    rows = await rig.store.minute_counts(NOW - 3600 + 1)
+    assert rows == [(int(NOW) // 60 * 60, "accepted", 3)]
+    client = await browser(rig)
+    try:
+        await sign_in(client, A_SEND)
+        body = await (await client.get(f"{CONSOLE_PREFIX}/overview.json")).json()
+        assert body["last_hour"] == {"sent": 0, "delivered": 0, "failed": 0}  # none sent yet
+        chart = await client.get(f"{CONSOLE_PREFIX}/overview/minutes.svg")
+        assert chart.status == 200 and chart.content_type == "image/svg+xml"
+        assert "<polyline" in await chart.text()
+    finally:
+        await client.close()
+    assert len(set(ids)) == 3

@@ -120,6 +120,8 @@ async def test_sign_in_shows_the_overview_with_the_simulator_bound(page: Any, la
         re.compile(r"^updated "), timeout=WAIT_MS
     )
     assert await page.locator("#ov-binds tr").count() == 2
+    chart = page.get_by_role("img", name=re.compile("messages made in each of the last 60"))
+    assert await chart.evaluate("img => img.complete && img.naturalWidth") == 720  # drawn
     await shot(page, "overview")
     await page.set_viewport_size({"width": 390, "height": 844})  # a phone
     await shot(page, "overview-phone")
@@ -225,6 +227,13 @@ async def test_a_campaign_is_started_from_the_campaigns_page(page: Any, lab: Lab
     text = await page.locator("tr", has_text="Spring <i>sale</i>").inner_text()
     assert "draft" not in text and "100.0 %" in text, text  # delivered: 2 of 2
     await shot(page, "campaigns")
+    # The overview's last hour counts them (its store read is cached a few seconds; the
+    # page refreshes itself until it shows them).
+    await page.get_by_role("link", name="Overview").click()
+    await playwright_api.expect(page.locator("#ov-last-hour")).to_contain_text(
+        re.compile(r"[3-9] delivered"), timeout=WAIT_MS
+    )
+    await shot(page, "overview-traffic")
 
 
 async def test_a_form_without_its_csrf_token_is_refused_and_sign_out_ends_the_session(

@@ -187,7 +187,14 @@ def make_app(
     # Lists, imports, contacts, opt-outs, campaigns (503 when not wired, as in API tests).
     CampaignsApi(campaigns).add_routes(app.router)
     # The web console (its pages ask this API for their data, with the signed-in token).
-    overview = OverviewSources(binds, queue_depth, front_health, receipts_health, store_health)
+    overview = OverviewSources(
+        binds,
+        queue_depth,
+        front_health,
+        receipts_health,
+        store_health,
+        lambda since: store.minute_counts(since),
+    )
     app[CONSOLE_KEY] = Console(http, overview, clock)
     app[CONSOLE_KEY].add_routes(app)
     check_routes(

@@ -120,6 +120,7 @@ CONSOLE_ROUTES: Final[dict[tuple[str, str], ConsoleAccess]] = {
     # The overview shows only what /healthz and /metrics show without a token.
     ("GET", "/console/"): "session",
     ("GET", "/console/overview.json"): "session",
+    ("GET", "/console/overview/minutes.svg"): "session",
     ("GET", "/console/messages"): "session",
     ("GET", "/console/messages/{id}"): "session",
     ("GET", "/console/campaigns"): "session",

@@ -31,9 +31,17 @@ from gateway.api.auth import CONSOLE_PREFIX
 from gateway.campaigns.service import TRANSITIONS
 from gateway.config import HttpConfig
 from gateway.console.apiclient import ApiClient, path
-from gateway.console.overview import OverviewSources, overview
+from gateway.console.overview import (
+    MINUTES,
+    MinuteSeries,
+    OverviewSources,
+    minute_series,
+    minutes_svg,
+    overview,
+)
 from gateway.console.sessions import MAX_AGE_SECONDS, Session, Sessions, new_secret, same_secret
 from gateway.logs import log_event
+from gateway.store.base import StoreError
 
 log = logging.getLogger("smsgw.console")
 
@@ -46,6 +54,9 @@ SIGNIN_COOKIE_SECONDS: Final = 3600
 MAX_TOKEN_CHARS: Final = 512
 """Longer than any token worth having; a longer field is refused before it is hashed."""
 REFRESH_SECONDS: Final = 5
+MINUTES_CACHE_SECONDS: Final = 15.0
+"""The last-hour chart is read from the store at most this often (its rows are the hour's
+messages: a range of the primary key, but every row of it)."""
 """The overview asks for fresh figures this often (console.js)."""
 LOG_EVERY_SECONDS: Final = 10.0
 """Refused sign-ins and forms are logged at most once per this many seconds, with a count."""
@@ -132,6 +143,7 @@ class Console:
         self.sessions = Sessions()
         self.refusals = Refusals()
         self.api = ApiClient()
+        self._minutes_cache: tuple[float, MinuteSeries] | None = None
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("gateway.console", "templates"),
             autoescape=True,
@@ -147,6 +159,7 @@ class Console:
         r.add_post(f"{CONSOLE_PREFIX}/signout", self.signout)
         r.add_get(f"{CONSOLE_PREFIX}/", self.overview_page, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/overview.json", self.overview_json, allow_head=False)
+        r.add_get(f"{CONSOLE_PREFIX}/overview/minutes.svg", self.minutes_chart, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/messages", self.messages_page, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/messages/{{id}}", self.message_page, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/campaigns", self.campaigns_page, allow_head=False)
@@ -293,6 +306,32 @@ class Console:
         response.del_cookie(SESSION_COOKIE, path=CONSOLE_PREFIX)
         return response
 
+    async def _minutes(self) -> MinuteSeries | None:
+        """The last hour by minute, read from the store at most every MINUTES_CACHE_SECONDS
+        (one read of the hour's rows, however many consoles are open); None when the store
+        cannot say (logged and counted)."""
+        now = self.clock()
+        cached = self._minutes_cache
+        if cached is not None and now - cached[0] < MINUTES_CACHE_SECONDS:
+            return cached[1]
+        if self.sources.minutes is None:
+            return None
+        try:
+            rows = await self.sources.minutes(now - MINUTES * 60)
+        except StoreError as exc:
+            self.refusals.add("store", now)
+            log_event(log, "console.store_error", logging.WARNING, error=str(exc))
+            return None
+        series = minute_series(rows, now)
+        self._minutes_cache = (now, series)
+        return series
+
+    async def _overview(self) -> dict[str, Any]:
+        data = overview(self.sources)
+        series = await self._minutes()
+        data["last_hour"] = series.totals() if series is not None else None
+        return data
+
     async def overview_page(self, request: web.Request) -> web.Response:
         session = self._page_session(request)
         return self._page(
@@ -300,17 +339,26 @@ class Console:
             session,
             title="Overview",
             nav="overview",
-            data=overview(self.sources),
+            data=await self._overview(),
             refresh=REFRESH_SECONDS,
         )
 
     async def overview_json(self, request: web.Request) -> web.Response:
         if self._session(request) is None:
-            return web.json_response(
-                {"error": {"code": "unauthorized", "message": "sign in again", "details": []}},
-                status=401,
-            )
-        return web.json_response(overview(self.sources), headers={"Cache-Control": "no-store"})
+            return _unauthorized()
+        return web.json_response(await self._overview(), headers={"Cache-Control": "no-store"})
+
+    async def minutes_chart(self, request: web.Request) -> web.Response:
+        if self._session(request) is None:
+            return _unauthorized()
+        series = await self._minutes()
+        if series is None:
+            series = minute_series([], self.clock())
+        return web.Response(
+            text=minutes_svg(series),
+            content_type="image/svg+xml",
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def messages_page(self, request: web.Request) -> web.Response:
         """The latest messages, or those a search finds (GET /v1/messages with the session's
@@ -471,6 +519,13 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     if request.path == "/" or request.path.startswith(CONSOLE_PREFIX):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response(
+        {"error": {"code": "unauthorized", "message": "sign in again", "details": []}},
+        status=401,
+    )
 
 
 def _see_other(location: str) -> web.Response:

@@ -420,6 +420,10 @@ class Store(Protocol):
     async def status_counts(self) -> dict[str, int]:
         """Messages by status."""
 
+    async def minute_counts(self, since: float) -> list[tuple[int, str, int]]:
+        """Messages made at or after ``since``: (the minute they were made, as epoch seconds
+        of its start; their status now; how many), for the console's overview."""
+
 
 # -- inbound (MO) ------------------------------------------------------------------------------
 

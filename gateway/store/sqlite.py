@@ -2199,6 +2199,15 @@ class SqliteStore(SqliteReports):
         rows = await self._read("SELECT status, count(*) FROM messages GROUP BY status")
         return {status: count for status, count in rows}
 
+    async def minute_counts(self, since: float) -> list[tuple[int, str, int]]:
+        # A range of the primary key (ids sort by creation time): the last hour's rows only.
+        rows = await self._read(
+            "SELECT CAST(created_at / 60 AS INTEGER) * 60, status, count(*) FROM messages"
+            " WHERE id >= ? GROUP BY 1, 2",
+            (message_id_before(since),),
+        )
+        return [(int(minute), str(status), int(count)) for minute, status, count in rows]
+
     # -- inbound (MO) ----------------------------------------------------------------------
 
     async def add_mo_part(self, part: MoPart) -> None:

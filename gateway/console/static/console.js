@@ -78,6 +78,14 @@ function render(data) {
     li.textContent = "None.";
     errors.appendChild(li);
   }
+  const hour = data.last_hour;
+  document.getElementById("ov-last-hour").textContent = hour
+    ? "Made in the last hour: " + hour.sent + " sent, " + hour.delivered + " delivered, " +
+      hour.failed + " failed (by the minute each was made)."
+    : "The store cannot say for now.";
+  const chart = document.getElementById("ov-minutes");
+  const base = chart.src.split("?")[0];
+  chart.src = base + "?at=" + Date.now();
   document.getElementById("ov-store").textContent = data.store ? data.store.status : "not shown";
   document.getElementById("ov-updated").textContent =
     "updated " + new Date().toLocaleTimeString();
