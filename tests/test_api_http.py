@@ -213,7 +213,7 @@ async def test_an_unknown_path_is_a_json_404() -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("GET", "/v1/messages", "POST"),
+        ("DELETE", "/v1/messages", "GET,POST"),  # GET lists them (15.3)
         ("PUT", "/v1/messages/batch", "GET,POST"),  # also /v1/messages/{id}
         ("DELETE", "/v1/messages/0123", "GET"),
         ("POST", "/healthz", "GET,HEAD"),
