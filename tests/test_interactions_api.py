@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gateway.reports.csvfile import COLUMNS, neutralise
-from gateway.store.base import NewInteraction
+from gateway.store.base import Contact, NewInteraction
 from gateway.store.sqlite import SqliteStore
 from tests.api_fakes import NOW, OTHER_TOKEN, TOKEN, Api, running_api
 
@@ -74,7 +74,8 @@ async def export(api: Api, query: str = "", token: str = TOKEN) -> tuple[bytes, 
         raw = await got.read()
     text = raw.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    assert rows[0] == list(COLUMNS)
+    # The MO's columns, then its sender's contact: name and attributes (issue 15.5).
+    assert rows[0][: len(COLUMNS) + 1] == [*COLUMNS, "name"]
     return raw, rows[1:]
 
 
@@ -194,7 +195,7 @@ async def test_the_csv_neutralises_formulas_and_keeps_text_whole(store: SqliteSt
     for row, text in zip(rows, hostile, strict=False):
         assert row[column] == "'" + text
         assert row[COLUMNS.index("source")] == "'+33612345678"
-    last = dict(zip(COLUMNS, rows[-1], strict=True))
+    last = dict(zip(COLUMNS, rows[-1][: len(COLUMNS)], strict=True))
     assert last["text"] == 'Oui, "merci" 👍\nà demain; vraiment'
     assert last["keyword"] == "OUI"
     assert last["actions"] == ("opt_out; webhook (failed); courtesy_reply (not sent: rate_limited)")
@@ -305,3 +306,48 @@ async def test_two_new_exports_at_once_get_each_row_once(store: SqliteStore) -> 
     async with running_api(store=store) as api:
         (_, first), (_, second) = await asyncio.gather(export(api, "?new=1"), export(api, "?new=1"))
     assert sorted(ids_of(first) + ids_of(second)) == ids
+
+
+async def test_the_export_carries_the_senders_name_and_attributes(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann, bob, unknown = "+33611111111", "+33622222222", "+33633333333"
+    await store.put_contacts(
+        [
+            Contact(ann, "Ann", {"city": "Paris", "text": "=1+1"}),
+            Contact(bob, "@bob", {"plan": "gold"}),
+            Contact("+33699999999", "Not exported", {"zone": "x"}),
+        ]
+    )
+    ids = [await log_mo(store, "YES", source=n) for n in (ann, bob, unknown)]
+    async with running_api(store=store) as api:
+        _, rows = await export(api)
+        head = (await export_header(api))[len(COLUMNS) :]
+        # Only the exported contacts' keys, sorted, prefixed so "text" is not the MO's text.
+        assert head == ["name", "attr.city", "attr.plan", "attr.text"]
+        contact = {int(r[0]): r[len(COLUMNS) :] for r in rows}
+        assert contact == {
+            ids[0]: ["Ann", "Paris", "", "'=1+1"],
+            ids[1]: ["'@bob", "", "gold", ""],
+            ids[2]: ["", "", "", ""],
+        }
+        _, chosen = await export(api, f"?ids={ids[1]}")
+        assert (await export_header(api, f"?ids={ids[1]}"))[len(COLUMNS) :] == [
+            "name",
+            "attr.plan",
+        ]
+        assert chosen[0][len(COLUMNS) :] == ["'@bob", "gold"]
+        # More keys than columns: the rest go, as JSON, in one last column.
+        monkeypatch.setattr("gateway.reports.csvfile.MAX_ATTRIBUTE_COLUMNS", 2)
+        head = (await export_header(api))[len(COLUMNS) :]
+        assert head == ["name", "attr.city", "attr.plan", "other_attributes"]
+        _, rows = await export(api)
+        assert rows[0][len(COLUMNS) :] == ["Ann", "Paris", "", '{"text": "=1+1"}']
+        assert rows[1][-1] == ""
+
+
+async def export_header(api: Api, query: str = "") -> list[str]:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with api.client.get(f"/v1/interactions/export.csv{query}", headers=headers) as got:
+        text = (await got.read()).decode("utf-8-sig")
+    return next(csv.reader(io.StringIO(text, newline="")))

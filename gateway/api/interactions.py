@@ -31,7 +31,7 @@ import datetime
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 from aiohttp import web
@@ -278,35 +278,15 @@ class InteractionsApi:
                 "Cache-Control": "no-store",
             }
         )
+        columns = await _contact_columns(store, filters, start, bound if new else None, ids)
         await response.prepare(request)
         written = 0
         try:
-            await response.write(csvfile.header(bom))
-            if ids is not None:
-                for n in range(0, len(ids), EXPORT_PAGE):
-                    page = await store.interactions_by_ids(ids[n : n + EXPORT_PAGE])
-                    page = [i for i in page if _matches(i, filters)]
-                    written += len(page)
-                    await response.write(csvfile.rows(page))
-            else:
-                after = start
-                while True:
-                    page = await store.interactions(
-                        number=filters["number"],
-                        source=filters["source"],
-                        campaign_id=filters["campaign_id"],
-                        after=after,
-                        limit=EXPORT_PAGE,
-                    )
-                    if new:
-                        page = [i for i in page if i.id <= bound]
-                    if not page:
-                        break
-                    written += len(page)
-                    await response.write(csvfile.rows(page))
-                    after = page[-1].id
-                    if len(page) < EXPORT_PAGE:
-                        break
+            await response.write(csvfile.header(bom, columns))
+            async for page in _pages(store, filters, start, bound if new else None, ids):
+                written += len(page)
+                contacts = await store.contacts_of([i.source for i in page])
+                await response.write(csvfile.rows(page, columns, contacts))
             await response.write_eof()
         except Exception as exc:
             # The status line is gone: all we can do is cut the connection, so that the
@@ -328,6 +308,60 @@ class InteractionsApi:
                 log_event(log, "api.export_mark_failed", logging.ERROR, error=str(exc))
         log_event(log, "api.export", rows=written, new=new, selected=ids is not None)
         return response
+
+
+async def _contact_columns(
+    store: ReportStore,
+    filters: Mapping[str, str | None],
+    after: int,
+    upto: int | None,
+    ids: Sequence[int] | None,
+) -> csvfile.ContactColumns:
+    """The contact columns of an export: every attribute key of the contacts it holds."""
+    keys = await store.interaction_attribute_keys(
+        number=filters["number"],
+        source=filters["source"],
+        campaign_id=filters["campaign_id"],
+        after=after,
+        upto=upto,
+        ids=ids,
+        limit=csvfile.MAX_ATTRIBUTE_COLUMNS + 1,
+    )
+    return csvfile.ContactColumns.of(keys)
+
+
+async def _pages(
+    store: ReportStore,
+    filters: Mapping[str, str | None],
+    after: int,
+    upto: int | None,
+    ids: Sequence[int] | None,
+) -> AsyncIterator[list[Interaction]]:
+    """The interactions an export selects, oldest first, a page at a time: ``ids`` (with
+    the filters), or those after ``after`` (and at most ``upto``)."""
+    if ids is not None:
+        for n in range(0, len(ids), EXPORT_PAGE):
+            page = await store.interactions_by_ids(ids[n : n + EXPORT_PAGE])
+            page = [i for i in page if _matches(i, filters)]
+            if page:
+                yield page
+        return
+    while True:
+        page = await store.interactions(
+            number=filters["number"],
+            source=filters["source"],
+            campaign_id=filters["campaign_id"],
+            after=after,
+            limit=EXPORT_PAGE,
+        )
+        if upto is not None:
+            page = [i for i in page if i.id <= upto]
+        if not page:
+            return
+        yield page
+        after = page[-1].id
+        if len(page) < EXPORT_PAGE:
+            return
 
 
 class _ScopeLock:

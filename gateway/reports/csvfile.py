@@ -14,6 +14,13 @@ Choices, and why:
   International numbers (``+33...``) get one too: a spreadsheet then shows them as text
   instead of eating the ``+`` and the leading digits.
 - Times are ISO-8601 in UTC with milliseconds, as everywhere in the API.
+- The interactions export (and its e-mail) add the sender's contact after those columns:
+  ``name``, then one ``attr.<key>`` column per attribute key the exported contacts have
+  (sorted; the ``attr.`` prefix keeps a key such as ``text`` from passing for a column of
+  the MO), empty where a contact has no such key or there is no contact. At most
+  :data:`MAX_ATTRIBUTE_COLUMNS` keys get a column; past that, a last ``other_attributes``
+  column holds the rest as JSON, so nothing is left out silently. (The digest's attachment
+  keeps the MO columns only.)
 """
 
 from __future__ import annotations
@@ -22,10 +29,11 @@ import csv
 import datetime
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.store.base import Interaction
+from gateway.store.base import Contact, Interaction
 from gateway.store.campaign_base import CampaignClick
 
 BOM: Final = "\ufeff"
@@ -44,6 +52,39 @@ COLUMNS: Final = (
 )
 """The header row. ``actions`` lists what was done (``reply; tag:vip``), ``complete`` says
 whether every part of a long MO arrived."""
+
+MAX_ATTRIBUTE_COLUMNS: Final = 100
+"""Attribute keys given a column of their own (an import has at most 99)."""
+ATTRIBUTE_PREFIX: Final = "attr."
+OTHER_ATTRIBUTES: Final = "other_attributes"
+
+
+@dataclass(frozen=True, slots=True)
+class ContactColumns:
+    """The contact columns of an export: the name, then the attribute keys given a column,
+    and ``overflow`` when some keys did not get one (they go in ``other_attributes``)."""
+
+    keys: tuple[str, ...] = ()
+    overflow: bool = False
+
+    @classmethod
+    def of(cls, keys: Iterable[str]) -> ContactColumns:
+        ordered = sorted(set(keys))
+        return cls(tuple(ordered[:MAX_ATTRIBUTE_COLUMNS]), len(ordered) > MAX_ATTRIBUTE_COLUMNS)
+
+    def header(self) -> list[str]:
+        other = [OTHER_ATTRIBUTES] if self.overflow else []
+        return ["name", *(ATTRIBUTE_PREFIX + k for k in self.keys), *other]
+
+    def cells(self, contact: Contact | None) -> list[str]:
+        attributes = contact.attributes if contact is not None else {}
+        cells = [contact.name if contact is not None else ""]
+        cells += [str(attributes.get(k, "")) for k in self.keys]
+        if self.overflow:
+            rest = {k: v for k, v in attributes.items() if k not in self.keys}
+            cells.append(json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else "")
+        return cells
+
 
 FORMULA_STARTS: Final = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
 
@@ -77,7 +118,11 @@ def describe_action(action: dict[str, Any]) -> str:
     return text
 
 
-def row_of(item: Interaction) -> list[str]:
+def row_of(
+    item: Interaction,
+    columns: ContactColumns | None = None,
+    contacts: Mapping[str, Contact] | None = None,
+) -> list[str]:
     cells = [
         str(item.id),
         iso_utc(item.received_at),
@@ -90,6 +135,8 @@ def row_of(item: Interaction) -> list[str]:
         item.carrier,
         "yes" if item.complete else "no",
     ]
+    if columns is not None:
+        cells += columns.cells((contacts or {}).get(item.source))
     return [neutralise(c) for c in cells]
 
 
@@ -106,13 +153,19 @@ def table(rows: Iterable[Sequence[str]], bom: bool = False) -> bytes:
     return ((BOM if bom else "") + text).encode("utf-8")
 
 
-def header(bom: bool = True) -> bytes:
-    return ((BOM if bom else "") + _format([COLUMNS])).encode("utf-8")
+def header(bom: bool = True, columns: ContactColumns | None = None) -> bytes:
+    names = [*COLUMNS, *(columns.header() if columns is not None else ())]
+    return ((BOM if bom else "") + _format([[neutralise(n) for n in names]])).encode("utf-8")
 
 
-def rows(items: Iterable[Interaction]) -> bytes:
-    """CSV lines for ``items`` (a page), UTF-8."""
-    return _format(row_of(i) for i in items).encode("utf-8")
+def rows(
+    items: Iterable[Interaction],
+    columns: ContactColumns | None = None,
+    contacts: Mapping[str, Contact] | None = None,
+) -> bytes:
+    """CSV lines for ``items`` (a page), UTF-8; with ``columns``, each with the contact of
+    its source (from ``contacts``, by number)."""
+    return _format(row_of(i, columns, contacts) for i in items).encode("utf-8")
 
 
 CLICK_COLUMNS: Final = ("at", "number", "code", "target", "bot", "user_agent")

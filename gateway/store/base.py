@@ -735,6 +735,24 @@ class ReportStore(InboundStore, Protocol):
     async def interactions_by_ids(self, ids: Sequence[int]) -> list[Interaction]:
         """The interactions with these ids that exist, by id."""
 
+    async def contacts_of(self, numbers: Sequence[str]) -> dict[str, Contact]:
+        """The contacts (name, attributes; no tags) of those of ``numbers`` that have one."""
+
+    async def interaction_attribute_keys(
+        self,
+        *,
+        number: str | None = None,
+        source: str | None = None,
+        campaign_id: str | None = None,
+        after: int = 0,
+        upto: int | None = None,
+        ids: Sequence[int] | None = None,
+        limit: int = 1000,
+    ) -> list[str]:
+        """The attribute keys (sorted, at most ``limit``) of the contacts who sent the
+        interactions an export selects: the filters of :meth:`interactions`, ids in
+        (``after``, ``upto``], and with ``ids`` only those."""
+
     async def settled_interaction_bound(self) -> int:
         """The highest id at and below which no interaction is pending: what an export of
         "new" interactions may safely include (a pending one may still get its campaign)."""

@@ -2462,6 +2462,52 @@ class SqliteStore(SqliteReports):
         )
         return [_interaction(r) for r in rows]
 
+    async def contacts_of(self, numbers: Sequence[str]) -> dict[str, Contact]:
+        found: dict[str, Contact] = {}
+        for chunk in _chunks(list(dict.fromkeys(numbers)), MAX_SQL_VARIABLES):
+            rows = await self._read(
+                "SELECT number, name, attributes, created_at FROM contacts"
+                f" WHERE number IN ({_placeholders(len(chunk))})",
+                chunk,
+            )
+            for number, name, attributes, created_at in rows:
+                found[number] = Contact(number, name, json.loads(attributes), (), created_at)
+        return found
+
+    async def interaction_attribute_keys(
+        self,
+        *,
+        number: str | None = None,
+        source: str | None = None,
+        campaign_id: str | None = None,
+        after: int = 0,
+        upto: int | None = None,
+        ids: Sequence[int] | None = None,
+        limit: int = 1000,
+    ) -> list[str]:
+        where = ["i.id > ?"]
+        params: list[Any] = [after]
+        for column, value in (
+            ("destination", number),
+            ("source", source),
+            ("campaign_id", campaign_id),
+        ):
+            if value is not None:
+                where.append(f"i.{column} = ?")
+                params.append(value)
+        if upto is not None:
+            where.append("i.id <= ?")
+            params.append(upto)
+        if ids is not None:
+            where.append("i.id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(ids)))
+        rows = await self._read(
+            "SELECT DISTINCT a.key FROM interactions i JOIN contacts c ON c.number = i.source,"
+            f" json_each(c.attributes) a WHERE {' AND '.join(where)} ORDER BY a.key LIMIT ?",
+            (*params, limit),
+        )
+        return [r[0] for r in rows]
+
     async def repeated_texts(self, source: str, destination: str, text: str, since: float) -> int:
         rows = await self._read(
             "SELECT count(*) FROM interactions WHERE source = ? AND destination = ?"

@@ -405,18 +405,7 @@ class SqliteCampaignStore:
         return [r[0] for r in rows]
 
     async def contacts_by_number(self, numbers: Sequence[str]) -> dict[str, Contact]:
-        found: dict[str, Contact] = {}
-        unique = list(dict.fromkeys(numbers))
-        for start in range(0, len(unique), MAX_SQL_VARIABLES):
-            chunk = unique[start : start + MAX_SQL_VARIABLES]
-            rows = await self._read(
-                "SELECT number, name, attributes, created_at FROM contacts"
-                f" WHERE number IN ({_marks(len(chunk))})",
-                chunk,
-            )
-            for number, name, attributes, created_at in rows:
-                found[number] = Contact(number, name, json.loads(attributes), (), created_at)
-        return found
+        return await self.store.contacts_of(numbers)
 
     async def search_contacts(
         self, q: str | None, lists: Sequence[int] | None, after: str, limit: int
