@@ -754,6 +754,30 @@ def cmd_opt_outs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_interactions(args: argparse.Namespace) -> int:
+    """``interactions email``: POST /v1/interactions/email."""
+    client = resolve(args)
+    body: dict[str, Any] = {"to": args.to}
+    for name in ("campaign_id", "number", "source"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    if args.ids is not None:
+        try:
+            body["ids"] = [int(i) for i in args.ids.split(",")]
+        except ValueError:
+            raise CliError("--ids wants interaction ids separated by commas", EXIT_USAGE) from None
+    sent = client.post("/v1/interactions/email", body)
+    emit(
+        args,
+        sent,
+        lambda d: (
+            f"{d['rows']} interactions sent to {', '.join(d['to'])}"
+            + (" (truncated: export the rest)" if d["truncated"] else "")
+        ),
+    )
+    return EXIT_OK
+
+
 # -- wiring ---------------------------------------------------------------------------------
 
 
@@ -887,6 +911,17 @@ def add_client_commands(sub: Any) -> None:
     _common(c)
     c.add_argument("number")
     c.set_defaults(func=_guarded(cmd_contacts))
+
+    p = sub.add_parser("interactions", help="the MO log: e-mail a selection as CSV")
+    isub = p.add_subparsers(dest="action", required=True)
+    c = isub.add_parser("email", help="POST /v1/interactions/email (the digest's SMTP settings)")
+    _common(c)
+    c.add_argument("--to", action="append", required=True, help="e-mail address (repeat, <= 5)")
+    c.add_argument("--campaign-id", dest="campaign_id")
+    c.add_argument("--number", help="ours: the MO's destination")
+    c.add_argument("--source", help="the subscriber")
+    c.add_argument("--ids", help="interaction ids, comma-separated")
+    c.set_defaults(func=_guarded(cmd_interactions))
 
     p = sub.add_parser("opt-outs", help="list and export opt-outs")
     osub = p.add_subparsers(dest="action", required=True)

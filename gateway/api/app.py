@@ -10,6 +10,7 @@ POST  /v1/messages/batch       token   accept up to 10,000 messages at once (202
 GET   /v1/messages/{id}        token   a message's status, parts and history
 GET   /v1/interactions         token   the MO log, paged (gateway.api.interactions)
 GET   /v1/interactions/export.csv  token   the MO log as streamed CSV (all, new, ids)
+POST  /v1/interactions/email   token   the same CSV e-mailed through the digest's SMTP settings
 GET   /metrics                 public  Prometheus metrics (when a registry is given)
 *     /v1/numbers...           token   inbound numbers (see gateway.inbound.api)
 POST  /v1/interactions/{id}/reply token a helpdesk answer to an MO (gateway.inbound.api)
@@ -43,6 +44,8 @@ from gateway.console.overview import OverviewSources
 from gateway.console.web import Console
 from gateway.inbound.api import InboundApi
 from gateway.observe import HttpMetrics
+from gateway.reports.digest import SmtpSender
+from gateway.reports.mailout import Mailer
 from gateway.routing import Router
 from gateway.store.base import Store
 from gateway.store.campaign_base import CampaignStore
@@ -182,7 +185,10 @@ def make_app(
     if inbound is None:  # the daemon gives the one its MO path routes with
         inbound = InboundApi.standalone(config, store, intake, outbound, clock)
     inbound.add_routes(app.router)
-    InteractionsApi(store, clock, requeued).add_routes(app.router)
+    mailer = None
+    if config.digest is not None:  # on-demand e-mails go out as the digest does
+        mailer = Mailer(SmtpSender(config.digest.smtp), config.digest.from_address, config.node.id)
+    InteractionsApi(store, clock, requeued, mailer).add_routes(app.router)
     CallbacksApi(store, clock).add_routes(app.router)
     # Lists, imports, contacts, opt-outs, campaigns (503 when not wired, as in API tests).
     CampaignsApi(campaigns).add_routes(app.router)

@@ -93,6 +93,7 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], Scope]] = {
     ("DELETE", "/v1/numbers/{number}"): "admin",
     ("GET", "/v1/interactions"): "admin",
     ("GET", "/v1/interactions/export.csv"): "admin",
+    ("POST", "/v1/interactions/email"): "admin",
     ("POST", "/v1/interactions/{id}/reply"): "admin",
     ("POST", "/v1/interactions/{id}/retry"): "admin",
     # The callback outbox is the gateway's (its rows name no account): the operator's.

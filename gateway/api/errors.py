@@ -43,6 +43,8 @@ IDEMPOTENCY_MISMATCH: Final = "idempotency_mismatch"  # 422: same key, different
 INTERNAL_ERROR: Final = "internal_error"  # 500
 STORE_UNAVAILABLE: Final = "store_unavailable"  # 503: nothing was committed; retry later
 CONFLICT: Final = "conflict"  # 409: the resource is owned elsewhere (e.g. the config file)
+EMAIL_FAILED: Final = "email_failed"  # 502: the mail server did not take the e-mail
+EMAIL_UNAVAILABLE: Final = "email_unavailable"  # 503: no [digest] SMTP settings to send with
 
 ERROR_CODES: Final = (
     INVALID_REQUEST,
@@ -59,6 +61,8 @@ ERROR_CODES: Final = (
     INTERNAL_ERROR,
     STORE_UNAVAILABLE,
     CONFLICT,
+    EMAIL_FAILED,
+    EMAIL_UNAVAILABLE,
 )
 
 STORE_RETRY_AFTER_SECONDS: Final = 10

@@ -37,8 +37,11 @@ from typing import Any, Final
 from aiohttp import web
 
 from gateway.api.auth import ACCOUNT_KEY
+from gateway.api.body import parse_json, read_body
 from gateway.api.errors import (
     CONFLICT,
+    EMAIL_FAILED,
+    EMAIL_UNAVAILABLE,
     NOT_FOUND,
     STORE_UNAVAILABLE,
     ApiError,
@@ -48,6 +51,8 @@ from gateway.api.errors import (
 )
 from gateway.logs import log_event
 from gateway.reports import csvfile
+from gateway.reports.digest import MAX_ATTACHED_ROWS, is_address
+from gateway.reports.mailout import MAX_RECIPIENTS, Mailer, build_export_message
 from gateway.store.base import Interaction, ReportStore, Store, StoreError
 
 log = logging.getLogger("smsgw.api")
@@ -66,6 +71,7 @@ LIST_PARAMS: Final = frozenset(
 )
 STATES: Final = ("pending", "done", "quarantined")
 EXPORT_PARAMS: Final = frozenset({"campaign_id", "number", "source", "new", "ids", "bom"})
+EMAIL_FIELDS: Final = frozenset({"campaign_id", "number", "source", "ids", "to"})
 
 
 def interaction_json(item: Interaction) -> dict[str, Any]:
@@ -167,10 +173,14 @@ class InteractionsApi:
         store: Store,
         clock: Callable[[], float] = time.time,
         requeued: Callable[[int], Awaitable[None]] | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self.store: ReportStore | None = store if isinstance(store, ReportStore) else None
         self.clock = clock
         self.requeued = requeued
+        self.mailer = mailer
+        """The digest's SMTP settings, for ``POST /v1/interactions/email``; None without
+        ``[digest]``."""
         """Told the id of an interaction made pending again (the inbound service queues it)."""
         self._exporting: dict[str, _ScopeLock] = {}
         """One export of "new" per scope at a time in this process: a double click gets
@@ -179,6 +189,7 @@ class InteractionsApi:
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/v1/interactions", self.list_interactions, allow_head=False)
         router.add_get("/v1/interactions/export.csv", self.export, allow_head=False)
+        router.add_post("/v1/interactions/email", self.email)
         router.add_post("/v1/interactions/{id}/retry", self.retry)
 
     async def retry(self, request: web.Request) -> web.Response:
@@ -198,6 +209,58 @@ class InteractionsApi:
         fresh = await store.get_interaction(interaction.id)
         assert fresh is not None
         return json_response(interaction_json(fresh), status=202)
+
+    async def email(self, request: web.Request) -> web.Response:
+        """The interactions selected (filters and/or ids) as a CSV attached to an e-mail
+        to at most five addresses, through the digest's SMTP settings."""
+        store = self._store()
+        filters, ids, to = await _email_request(request)
+        if self.mailer is None:
+            raise ApiError(
+                503,
+                EMAIL_UNAVAILABLE,
+                "no [digest] section: e-mails go through its SMTP settings",
+            )
+        columns = await _contact_columns(store, filters, 0, None, ids)
+        chunks = [csvfile.header(True, columns)]
+        rows = 0
+        more = False
+        async for page in _pages(store, filters, 0, None, ids):
+            room = MAX_ATTACHED_ROWS - rows
+            if len(page) > room:
+                page, more = page[:room], True
+            contacts = await store.contacts_of([i.source for i in page])
+            chunks.append(csvfile.rows(page, columns, contacts))
+            rows += len(page)
+            if more or rows >= MAX_ATTACHED_ROWS:
+                more = more or bool(await _pages_after(store, filters, page, ids))
+                break
+        now = self.clock()
+        message = build_export_message(
+            mailer=self.mailer,
+            to=to,
+            selection={**filters, "ids": ",".join(map(str, ids)) if ids is not None else None},
+            attachment=b"".join(chunks),
+            rows=rows,
+            more=more,
+            now=now,
+        )
+        try:
+            await self.mailer.sender.send(message)
+        except Exception as exc:  # refused, unreachable, TLS or login failure
+            log_event(
+                log,
+                "api.interactions_email_failed",
+                logging.WARNING,
+                recipients=len(to),
+                rows=rows,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            raise ApiError(
+                502, EMAIL_FAILED, f"the mail server did not take the e-mail: {exc}"
+            ) from None
+        log_event(log, "api.interactions_emailed", recipients=len(to), rows=rows, truncated=more)
+        return json_response({"to": to, "rows": rows, "truncated": more})
 
     def _store(self) -> ReportStore:
         if self.store is None:
@@ -330,6 +393,25 @@ async def _contact_columns(
     return csvfile.ContactColumns.of(keys)
 
 
+async def _pages_after(
+    store: ReportStore,
+    filters: Mapping[str, str | None],
+    last: list[Interaction],
+    ids: Sequence[int] | None,
+) -> bool:
+    """Whether the selection goes on past ``last`` (the page where the attachment stopped)."""
+    if ids is not None:
+        return len(ids) > MAX_ATTACHED_ROWS
+    page = await store.interactions(
+        number=filters["number"],
+        source=filters["source"],
+        campaign_id=filters["campaign_id"],
+        after=last[-1].id,
+        limit=1,
+    )
+    return bool(page)
+
+
 async def _pages(
     store: ReportStore,
     filters: Mapping[str, str | None],
@@ -362,6 +444,50 @@ async def _pages(
         after = page[-1].id
         if len(page) < EXPORT_PAGE:
             return
+
+
+async def _email_request(
+    request: web.Request,
+) -> tuple[dict[str, str | None], list[int] | None, list[str]]:
+    body = parse_json(await read_body(request))
+    if not isinstance(body, dict):
+        raise invalid([FieldError("", "must be a JSON object")])
+    errors = [FieldError(k, "unknown field") for k in body if k not in EMAIL_FIELDS]
+    filters: dict[str, str | None] = {}
+    for name in ("campaign_id", "number", "source"):
+        value = body.get(name)
+        if value is not None and (
+            not isinstance(value, str) or not value.strip() or len(value) > MAX_FILTER
+        ):
+            errors.append(FieldError(name, f"must be 1 to {MAX_FILTER} characters, or null"))
+            value = None
+        filters[name] = value.strip() if isinstance(value, str) else None
+    ids: list[int] | None = None
+    raw_ids = body.get("ids")
+    if raw_ids is not None:
+        if (
+            not isinstance(raw_ids, list)
+            or not 1 <= len(raw_ids) <= MAX_EXPORT_IDS
+            or not all(type(i) is int and i >= 1 for i in raw_ids)
+        ):
+            errors.append(
+                FieldError("ids", f"must be 1 to {MAX_EXPORT_IDS} interaction ids, or null")
+            )
+        else:
+            ids = list(raw_ids)
+    to = body.get("to")
+    addresses: list[str] = []
+    if not isinstance(to, list) or not 1 <= len(to) <= MAX_RECIPIENTS:
+        errors.append(FieldError("to", f"must be 1 to {MAX_RECIPIENTS} e-mail addresses"))
+    else:
+        for n, address in enumerate(to):
+            if not isinstance(address, str) or not is_address(address.strip()):
+                errors.append(FieldError(f"to[{n}]", "is not an e-mail address"))
+            elif address.strip().lower() not in (a.lower() for a in addresses):
+                addresses.append(address.strip())
+    if errors:
+        raise invalid(errors)
+    return filters, ids, addresses
 
 
 class _ScopeLock:

@@ -39,6 +39,38 @@ _ERRORS: Final = {
 }
 
 INTERACTION_SCHEMAS: Final[dict[str, Any]] = {
+    "InteractionEmailRequest": {
+        "type": "object",
+        "required": ["to"],
+        "additionalProperties": False,
+        "properties": {
+            "to": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 5,
+                "items": {"type": "string", "format": "email"},
+            },
+            "campaign_id": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_FILTER},
+            "number": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_FILTER},
+            "source": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_FILTER},
+            "ids": {
+                "type": ["array", "null"],
+                "minItems": 1,
+                "maxItems": MAX_EXPORT_IDS,
+                "items": {"type": "integer", "minimum": 1},
+            },
+        },
+    },
+    "InteractionEmailSent": {
+        "type": "object",
+        "required": ["to", "rows", "truncated"],
+        "additionalProperties": False,
+        "properties": {
+            "to": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "integer", "minimum": 0},
+            "truncated": {"type": "boolean"},
+        },
+    },
     "Interaction": {
         "type": "object",
         "required": [
@@ -104,6 +136,43 @@ INTERACTION_SCHEMAS: Final[dict[str, Any]] = {
 }
 
 INTERACTION_PATHS: Final[dict[str, Any]] = {
+    "/v1/interactions/email": {
+        "post": {
+            "operationId": "emailInteractions",
+            "summary": "E-mail the interactions selected (filters and/or ids) as the export's"
+            " CSV, attached, through the digest's SMTP settings ([digest.smtp]).",
+            "description": "At most 50,000 rows are attached, oldest first (truncated then"
+            " says so); the export has them all.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/InteractionEmailRequest"}
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "The mail server took the e-mail.",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/InteractionEmailSent"}
+                        }
+                    },
+                },
+                "400": _error("Field errors (all of them) or a body that is not JSON."),
+                "401": _error("No token, or not a valid one."),
+                "413": _error("The body is larger than the gateway's http.max_body_bytes."),
+                "415": _error("The body is not application/json."),
+                "500": _error("Internal error."),
+                "502": _error("The mail server did not take the e-mail (email_failed)."),
+                "503": _error(
+                    "The store failed, or no [digest] section gives SMTP settings"
+                    " (email_unavailable)."
+                ),
+            },
+        }
+    },
     "/v1/interactions": {
         "get": {
             "operationId": "listInteractions",

@@ -171,6 +171,11 @@ class SentDigest:
     rows: int
 
 
+def is_address(value: str) -> bool:
+    """Whether ``value`` is a plain address ``local@domain.tld`` (what digests go to)."""
+    return _ADDRESS.fullmatch(value) is not None
+
+
 def recipients_of(campaign: DigestCampaign) -> tuple[list[str], list[str]]:
     """(addresses used, addresses refused): well-formed ones, without repeats, at most 5."""
     used: list[str] = []
