@@ -8,7 +8,8 @@ carrier points at a closed port, so accepted messages simply wait in the queue) 
 ``schemathesis run <gateway>/v1/openapi.json`` with a valid bearer token and the checks
 ``not_a_server_error`` (no 5xx) and ``status_code_conformance`` (every status answered is
 documented for that operation), plus the response-shape checks. Prints schemathesis' summary
-and exits with its code.
+and exits with its code. A local SMTP sink (aiosmtpd on 127.0.0.1, port 0) is the gateway's
+``[digest.smtp]``, so ``POST /v1/interactions/email`` sends for real.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from aiosmtpd.controller import Controller
 
 from bench.configs import GatewaySettings
 from bench.lab import start_gateway
@@ -47,6 +50,29 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _Sink:
+    """Takes every e-mail and forgets it."""
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        return "250 OK"
+
+
+class _SinkController(Controller):
+    """aiosmtpd's Controller on port 0: the port is learnt before its readiness probe."""
+
+    def _trigger_server(self) -> None:
+        assert self.server is not None
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+def _digest_toml(smtp_port: int) -> str:
+    return (
+        '[digest]\nfrom_address = "fuzz@example.net"\n'
+        f'[digest.smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
+    )
+
+
 def run(
     tmp: Path,
     max_examples: int,
@@ -55,11 +81,19 @@ def run(
     timeout: float = 600.0,
 ) -> ApiFuzzResult:
     procs = ProcessSet(tmp, pin=False)
+    smtp = _SinkController(_Sink(), hostname="127.0.0.1", port=0)
+    smtp.start()
     try:
         gateway = start_gateway(
             procs,
             tmp / "gw",
-            GatewaySettings(smsc_port=_closed_port(), binds=1, window=10, synchronous="normal"),
+            GatewaySettings(
+                smsc_port=_closed_port(),
+                binds=1,
+                window=10,
+                synchronous="normal",
+                extra_toml=_digest_toml(smtp.port),
+            ),
         )
         command = [
             str(Path(sys.executable).with_name("schemathesis")),
@@ -94,6 +128,7 @@ def run(
         return ApiFuzzResult(done.returncode, output, _cases(output))
     finally:
         procs.stop_all()
+        smtp.stop()
 
 
 def _cases(output: str) -> int:
