@@ -478,3 +478,27 @@ async def test_the_overview_counts_the_last_hours_messages_from_the_store(rig: R
     finally:
         await client.close()
     assert len(set(ids)) == 3
+
+
+async def test_the_interactions_page_is_the_operators_as_in_the_api(rig: Rig) -> None:
+    for token, status, text in (
+        (ADMIN, 200, "No interactions."),
+        (A_FULL, 403, "the route needs the &#39;admin&#39; scope"),
+    ):
+        client = await browser(rig)
+        try:
+            await sign_in(client, token)
+            page = await client.get(f"{CONSOLE_PREFIX}/interactions")
+            html = await page.text()
+            assert page.status == status and text in html, html
+        finally:
+            await client.close()
+    client = await browser(rig)
+    try:
+        await sign_in(client, ADMIN)
+        page = await client.get(f"{CONSOLE_PREFIX}/interactions", params={"source": "<x>"})
+        html = await page.text()
+        assert "No interactions match these filters." in html
+        assert 'value="&lt;x&gt;"' in html
+    finally:
+        await client.close()

@@ -236,6 +236,29 @@ async def test_a_campaign_is_started_from_the_campaigns_page(page: Any, lab: Lab
     await shot(page, "overview-traffic")
 
 
+async def test_an_mo_with_html_in_it_shows_as_text_on_the_interactions_page(
+    page: Any, lab: Lab
+) -> None:
+    evil = "<script>alert('mo')</script><img src=x onerror=alert(2)> <b>STOP</b> & co"
+    await lab.sim("POST", "/v1/mo", {"from": "+33611112222", "to": "36999", "text": evil})
+
+    async def logged() -> bool:
+        found = await lab.get("/v1/interactions")
+        return any(item["text"] == evil for item in found["items"])
+
+    await eventually(logged)
+    await sign_in(page, lab)
+    await page.get_by_role("link", name="Interactions").click()
+    await page.wait_for_url("**/console/interactions")
+    cell = page.locator("td.text", has_text="STOP")
+    assert await cell.inner_text() == evil  # every character as text
+    assert await page.locator("main img, main b, main script").count() == 0
+    await page.get_by_label("Subscriber").fill("+33611112222")
+    await page.get_by_role("button", name="Filter").click()
+    assert await page.locator("td.text").count() == 1
+    await shot(page, "interactions")
+
+
 async def test_a_form_without_its_csrf_token_is_refused_and_sign_out_ends_the_session(
     page: Any, lab: Lab
 ) -> None:

@@ -77,6 +77,8 @@ _NUMBER: Final = re.compile(r"\+?[0-9]{6,15}")  # E.164 digits, with or without 
 
 MAX_CAMPAIGNS_SHOWN: Final = 100
 """Campaigns on the Campaigns page, newest first (each costs one stats call)."""
+INTERACTION_FILTERS: Final = ("number", "source", "campaign_id")
+"""The Interactions page's filters, as GET /v1/interactions names them."""
 PAGE_SIZE: Final = 50
 """Messages per page of the Messages list."""
 SEARCH_FIELDS: Final[Mapping[str, str]] = {
@@ -163,6 +165,7 @@ class Console:
         r.add_get(f"{CONSOLE_PREFIX}/messages", self.messages_page, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/messages/{{id}}", self.message_page, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/campaigns", self.campaigns_page, allow_head=False)
+        r.add_get(f"{CONSOLE_PREFIX}/interactions", self.interactions_page, allow_head=False)
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/{{action}}", self.campaign_action)
         r.add_get(f"{CONSOLE_PREFIX}/static/{{filename}}", self.static, allow_head=False)
         app.on_response_prepare.append(_security_headers)
@@ -498,6 +501,42 @@ class Console:
         return await self._campaigns(
             request, session, answer.status, f"Could not {action} it: {answer.error_message}"
         )
+
+    async def interactions_page(self, request: web.Request) -> web.Response:
+        """The MO log, newest first (GET /v1/interactions with the session's token: the
+        operator's, scope admin), filtered by our number, the subscriber or the campaign."""
+        session = self._page_session(request)
+        filters = {
+            name: request.query[name].strip()
+            for name in INTERACTION_FILTERS
+            if request.query.get(name, "").strip()
+        }
+        params = {**filters, "limit": str(PAGE_SIZE)}
+        after = request.query.get("after")
+        if after:
+            params["after"] = after
+        answer = await self.api.call(
+            request, session.token, "GET", f"/v1/interactions?{urlencode(params)}"
+        )
+        values: dict[str, Any] = {
+            "title": "Interactions",
+            "nav": "interactions",
+            "filters": filters,
+            "items": [],
+            "following": None,
+        }
+        if not answer.ok:
+            return self._page(
+                "interactions.html",
+                session,
+                status=answer.status,
+                **{**values, "error": answer.error_message},
+            )
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if body.get("next"):
+            values["following"] = urlencode({**filters, "after": body["next"]})
+        values["items"] = body.get("items", [])
+        return self._page("interactions.html", session, error="", **values)
 
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["filename"]
