@@ -189,6 +189,7 @@ class Runner:
         gateway_name: str = "this",
         command: Sequence[str] | None = None,
         profile_out: Path | None = None,
+        profile_native: bool = False,
     ) -> Outcome:
         self.count += 1
         k = self.count
@@ -203,7 +204,7 @@ class Runner:
         )
         first = len(self.procs.procs)
         try:
-            await self._run(k, setting, load, command, outcome, profile_out)
+            await self._run(k, setting, load, command, outcome, profile_out, profile_native)
         except Exception as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -219,6 +220,7 @@ class Runner:
         command: Sequence[str] | None,
         outcome: Outcome,
         profile_out: Path | None,
+        profile_native: bool = False,
     ) -> None:
         procs, client = self.procs, self.client
         base = self.tmp / f"carrier-{k}"
@@ -257,7 +259,7 @@ class Runner:
         await client.sim_reset(sim)
         spy = None
         if profile_out is not None:
-            spy = profiling.start(procs, gateway.proc.pid, profile_out)
+            spy = profiling.start(procs, gateway.proc.pid, profile_out, native=profile_native)
             if spy is None:
                 raise RuntimeError("--profile: py-spy not found (pip install py-spy)")
 
@@ -534,7 +536,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=1, help="rounds over every setting")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
-    parser.add_argument("--profile", type=Path, help="py-spy the gateway into this raw file")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the first run's gateway into this raw file"
+    )
+    parser.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="--profile with C frames: idle waits (epoll, the SQLite thread's queue) are told "
+        "apart and left out, at the price of pausing the gateway at each sample",
+    )
     parser.add_argument("--json", type=Path, help="results file")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     return parser.parse_args(argv)
@@ -561,7 +571,9 @@ async def _main(args: argparse.Namespace, procs: ProcessSet, tmp: Path) -> list[
                 for name, command in gateways:
                     print(f"-- {name}: {setting.label()}, {load.messages:,} messages", flush=True)
                     profile = args.profile if args.profile and not outcomes else None
-                    outcome = await runner.run(setting, load, name, command, profile)
+                    outcome = await runner.run(
+                        setting, load, name, command, profile, args.profile_native
+                    )
                     outcomes.append(outcome)
                     print(render([outcome]).splitlines()[-1], flush=True)
     finally:
