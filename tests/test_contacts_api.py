@@ -16,7 +16,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import Scope, TokenConfig, hash_token
-from gateway.store.sqlite_campaigns import SqliteCampaignStore
+from gateway.store.sqlite_campaigns import FEW_MEMBERS, SqliteCampaignStore
 from tests.api_fakes import TOKEN as ADMIN
 from tests.campaign_helpers import Rig, campaign_rig
 
@@ -80,7 +80,11 @@ def numbers(page: Any) -> list[str]:
     return [item["number"] for item in page["items"]]
 
 
-async def test_search_by_name_or_digits_through_the_accounts_own_lists(rig: Rig) -> None:
+@pytest.mark.parametrize("few_members", [FEW_MEMBERS, 1], ids=["lists-read-whole", "table-walked"])
+async def test_search_by_name_or_digits_through_the_accounts_own_lists(
+    rig: Rig, few_members: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.store.sqlite_campaigns.FEW_MEMBERS", few_members)
     a_list, b_list = await two_accounts(rig)
     assert numbers(await ok(rig, "GET", "/v1/contacts", A)) == [ANN, BOB, CLEO]
     assert numbers(await ok(rig, "GET", "/v1/contacts", B)) == [CLEO, DAN]
@@ -165,7 +169,11 @@ async def test_delete_forgets_the_contact_but_keeps_its_opt_out(rig: Rig) -> Non
     assert numbers(await ok(rig, "GET", f"/v1/contacts?list_id={a_list}")) == [BOB]
 
 
-async def test_opt_outs_are_listed_and_exported_with_source_and_time(rig: Rig) -> None:
+@pytest.mark.parametrize("few_members", [FEW_MEMBERS, 1], ids=["lists-read-whole", "table-walked"])
+async def test_opt_outs_are_listed_and_exported_with_source_and_time(
+    rig: Rig, few_members: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.store.sqlite_campaigns.FEW_MEMBERS", few_members)
     await two_accounts(rig)
     await ok(rig, "POST", "/v1/opt-outs", ADMIN, {"number": BOB, "sender": "ACME"})
     await ok(rig, "POST", "/v1/opt-outs", ADMIN, {"number": BOB})
