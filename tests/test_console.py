@@ -502,3 +502,49 @@ async def test_the_interactions_page_is_the_operators_as_in_the_api(rig: Rig) ->
         assert 'value="&lt;x&gt;"' in html
     finally:
         await client.close()
+
+
+async def test_a_campaign_is_made_with_the_form_through_the_api(rig: Rig) -> None:
+    world = await World(rig).build()  # a's list (one contact) and a draft campaign
+    client = await browser(rig)
+    try:
+        await sign_in(client, A_FULL)
+        form = await client.get(f"{CONSOLE_PREFIX}/campaigns/new")
+        html = await form.text()
+        assert form.status == 200 and "a&#39;s customers" in html
+        csrf = csrf_of(html)
+        fields = {"name": "autumn", "from": "ACME", "text": "Hi {name}", "lists": world.list_id}
+        refused = await client.post(f"{CONSOLE_PREFIX}/campaigns/new", data=fields)
+        assert refused.status == 403  # no CSRF token: nothing made
+        bad = await client.post(
+            f"{CONSOLE_PREFIX}/campaigns/new",
+            data={**fields, "csrf": csrf, "name": "", "text": "<b>kept</b>"},
+        )
+        html = await bad.text()
+        assert bad.status == 400 and "<strong>name</strong>" in html
+        assert "&lt;b&gt;kept&lt;/b&gt;</textarea>" in html  # what was typed stays, escaped
+        made = await client.post(
+            f"{CONSOLE_PREFIX}/campaigns/new",
+            data={**fields, "csrf": csrf, "two_way": "on"},
+            allow_redirects=False,
+        )
+        assert made.status == 303
+    finally:
+        await client.close()
+    listed = await rig.api.request("GET", "/v1/campaigns", token=A_FULL)
+    autumn = [c for c in listed.body["items"] if c["name"] == "autumn"]
+    assert len(autumn) == 1 and autumn[0]["two_way"] is True
+    assert autumn[0]["lists"] == [world.list_id] and autumn[0]["status"] == "draft"
+    # Another account cannot aim a campaign at a's list: the API's refusal is shown.
+    other = await browser(rig)
+    try:
+        await sign_in(other, B_FULL)
+        form = await other.get(f"{CONSOLE_PREFIX}/campaigns/new")
+        html = await form.text()
+        assert "a&#39;s customers" not in html
+        tried = await other.post(
+            f"{CONSOLE_PREFIX}/campaigns/new", data={**fields, "csrf": csrf_of(html)}
+        )
+        assert tried.status >= 400 and "<strong>lists" in await tried.text()
+    finally:
+        await other.close()

@@ -198,20 +198,19 @@ async def test_a_campaign_is_started_from_the_campaigns_page(page: Any, lab: Lab
         return bool(job["status"] == "done")
 
     await eventually(imported)
-    campaign = await call(
-        lab,
-        "POST",
-        "/v1/campaigns",
-        201,
-        json={
-            "name": "Spring <i>sale</i>",
-            "from": "ACME",
-            "text": "Hi {name}",
-            "lists": [made["id"]],
-        },
-    )
     await sign_in(page, lab)
     await page.get_by_role("link", name="Campaigns").click()
+    await page.get_by_role("link", name="New campaign").click()
+    await page.get_by_label("Name").fill("Spring <i>sale</i>")
+    await page.get_by_label("Sender").fill("ACME")
+    await page.get_by_label("Text").fill("Hi {name}")
+    await page.get_by_label("console (2 contacts)").check()
+    await page.get_by_label("Two-way").check()
+    await shot(page, "campaign-new")
+    await page.get_by_role("button", name="Create the campaign").click()
+    await page.wait_for_url("**/console/campaigns")
+    listed = await call(lab, "GET", "/v1/campaigns", 200)
+    campaign = next(c for c in listed["items"] if c["name"] == "Spring <i>sale</i>")
     row = page.locator("tr", has_text="Spring <i>sale</i>")  # the name shows as text
     assert "draft" in await row.inner_text()
     await shot(page, "campaigns-draft")

@@ -125,6 +125,8 @@ CONSOLE_ROUTES: Final[dict[tuple[str, str], ConsoleAccess]] = {
     ("GET", "/console/messages"): "session",
     ("GET", "/console/messages/{id}"): "session",
     ("GET", "/console/campaigns"): "session",
+    ("GET", "/console/campaigns/new"): "session",
+    ("POST", "/console/campaigns/new"): "session",
     ("GET", "/console/interactions"): "session",
     ("POST", "/console/campaigns/{id}/{action}"): "session",
     ("POST", "/console/signout"): "session",

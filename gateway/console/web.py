@@ -166,6 +166,8 @@ class Console:
         r.add_get(f"{CONSOLE_PREFIX}/messages/{{id}}", self.message_page, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/campaigns", self.campaigns_page, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/interactions", self.interactions_page, allow_head=False)
+        r.add_get(f"{CONSOLE_PREFIX}/campaigns/new", self.campaign_form, allow_head=False)
+        r.add_post(f"{CONSOLE_PREFIX}/campaigns/new", self.campaign_create)
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/{{action}}", self.campaign_action)
         r.add_get(f"{CONSOLE_PREFIX}/static/{{filename}}", self.static, allow_head=False)
         app.on_response_prepare.append(_security_headers)
@@ -472,6 +474,67 @@ class Console:
             items=rows,
             more=len(items) - len(shown),
             **values,
+        )
+
+    async def campaign_form(self, request: web.Request) -> web.Response:
+        session = self._page_session(request)
+        return await self._campaign_form(request, session, 200, {}, [], "")
+
+    async def _campaign_form(
+        self,
+        request: web.Request,
+        session: Session,
+        status: int,
+        values: Mapping[str, Any],
+        errors: list[dict[str, Any]],
+        error: str,
+    ) -> web.Response:
+        """The new-campaign form, with the token's lists to choose the audience from
+        (GET /v1/lists)."""
+        lists = await self.api.call(request, session.token, "GET", "/v1/lists")
+        items = lists.body.get("items", []) if lists.ok and isinstance(lists.body, dict) else []
+        if not lists.ok and not error:
+            status, error = lists.status, lists.error_message
+        return self._page(
+            "campaign_new.html",
+            session,
+            status=status,
+            title="New campaign",
+            nav="campaigns",
+            lists=items,
+            values=values,
+            errors=errors,
+            error=error,
+        )
+
+    async def campaign_create(self, request: web.Request) -> web.Response:
+        """POST /v1/campaigns with the form's fields, with the session's token; its field
+        errors are shown beside the form, which keeps what was typed."""
+        session = self._page_session(request)
+        form = await request.post()
+        refused = self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
+        if refused is not None:
+            return refused
+        name, sender, text = (str(form.get(k, "")) for k in ("name", "from", "text"))
+        chosen = [str(v) for v in form.getall("lists", [])]
+        two_way = form.get("two_way") == "on"
+        values = {"name": name, "from": sender, "text": text, "lists": chosen, "two_way": two_way}
+        body: dict[str, Any] = {
+            "name": name.strip(),
+            "from": sender.strip(),
+            "text": text,
+            "lists": [int(v) if v.isdecimal() and len(v) < 19 else v for v in chosen],
+            "two_way": two_way,
+        }
+        answer = await self.api.call(request, session.token, "POST", "/v1/campaigns", body)
+        if answer.ok:
+            log_event(log, "console.campaign_created", token=session.name)
+            return _see_other(f"{CONSOLE_PREFIX}/campaigns")
+        details = []
+        if isinstance(answer.body, dict) and isinstance(answer.body.get("error"), dict):
+            details = [d for d in answer.body["error"].get("details", []) if isinstance(d, dict)]
+        return await self._campaign_form(
+            request, session, answer.status, values, details, answer.error_message
         )
 
     async def campaign_action(self, request: web.Request) -> web.Response:
