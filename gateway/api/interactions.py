@@ -19,6 +19,11 @@ BOM unless ``bom=0``, formula injection neutralised), oldest first, with the sam
 - ``ids=1,2,3`` (at most 1000): those interactions (combined with the filters); marks are
   left alone. ``ids`` and ``new`` do not go together.
 
+The CSV's columns are the MO's, then its sender's contact (name, attributes; see
+:mod:`gateway.reports.csvfile`). ``POST /v1/interactions/email {filters or ids, to}`` sends
+the same CSV (at most ``MAX_ATTACHED_ROWS`` rows) as an e-mail attachment through the
+digest's SMTP settings (:mod:`gateway.reports.mailout`).
+
 Unknown query parameters are refused (400): a mistyped filter must not export everything.
 A ``+`` written unencoded in a query string reaches us as a space; a number filter that
 reads `` 33612345678`` is taken as ``+33612345678``.

@@ -248,7 +248,9 @@ INTERACTION_PATHS: Final[dict[str, Any]] = {
             "operationId": "exportInteractions",
             "summary": "The MO log as CSV, streamed: all, new since the last export, or ids.",
             "description": "UTF-8 with a byte order mark (Excel needs it to read UTF-8; bom=0"
-            " leaves it out), comma-separated, CRLF. Columns: " + ", ".join(COLUMNS) + ". A cell"
+            " leaves it out), comma-separated, CRLF. Columns: " + ", ".join(COLUMNS) + ", then the"
+            " sender's contact: name and one attr.<key> column per attribute key of the exported"
+            " senders' contacts (at most 100; the rest as JSON in other_attributes). A cell"
             " starting with = + - @ tab or CR gets a leading apostrophe (formula injection)."
             " new=1 exports what this token has not exported yet with the same filters; the"
             " mark moves only once the file was written to the end.",
