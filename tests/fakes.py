@@ -653,6 +653,7 @@ class FakeStore:
                     created_at=new.created_at,
                     updated_at=max(h.at for h in msg.history),
                     account=new.account,
+                    text=new.text,
                 )
             )
             if len(rows) == query.limit:

@@ -125,6 +125,8 @@ async def test_list_items_carry_what_was_done(store: SqliteStore) -> None:
         "complete": True,
         "attempts": 0,
         "last_error": None,
+        "care_state": "open",
+        "assignee": None,
     }
 
 

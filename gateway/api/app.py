@@ -14,6 +14,8 @@ POST  /v1/interactions/email   token   the same CSV e-mailed through the digest'
 GET   /metrics                 public  Prometheus metrics (when a registry is given)
 *     /v1/numbers...           token   inbound numbers (see gateway.inbound.api)
 POST  /v1/interactions/{id}/reply token a helpdesk answer to an MO (gateway.inbound.api)
+GET   /v1/interactions/{id}    token   an MO with its thread; PATCH: care_state, assignee
+GET   /v1/conversations        token   a subscriber's MOs and MTs by time (?number=)
 GET   /v1/callbacks            token   the callback outbox: parked / pending (gateway.api.callbacks)
 POST  /v1/callbacks/{id}/retry token   re-arm one callback; ``/v1/callbacks/retry``: every parked
 *     /console/...             session the web console (gateway.console.web); ``/`` leads there

@@ -96,6 +96,9 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], Scope]] = {
     ("POST", "/v1/interactions/email"): "admin",
     ("POST", "/v1/interactions/{id}/reply"): "admin",
     ("POST", "/v1/interactions/{id}/retry"): "admin",
+    ("GET", "/v1/interactions/{id}"): "admin",
+    ("PATCH", "/v1/interactions/{id}"): "admin",
+    ("GET", "/v1/conversations"): "admin",
     # The callback outbox is the gateway's (its rows name no account): the operator's.
     ("GET", "/v1/callbacks"): "admin",
     ("POST", "/v1/callbacks/retry"): "admin",

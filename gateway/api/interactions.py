@@ -24,6 +24,21 @@ The CSV's columns are the MO's, then its sender's contact (name, attributes; see
 the same CSV (at most ``MAX_ATTACHED_ROWS`` rows) as an e-mail attachment through the
 digest's SMTP settings (:mod:`gateway.reports.mailout`).
 
+Customer care (apart from the processing ``state`` above) is kept per interaction:
+
+- ``care_state``: ``open`` (every MO starts so), ``answered`` (a helpdesk reply went through
+  ``POST /v1/interactions/{id}/reply``, whatever the state before) or ``closed``; and
+  ``assignee`` (null: nobody). ``PATCH /v1/interactions/{id}`` ``{"care_state", "assignee"}``
+  sets either or both. A new MO from the same subscriber is a new interaction, open: it
+  reopens the conversation without touching the earlier interactions (which keep who
+  answered and closed them).
+- ``GET /v1/interactions/{id}``: the interaction with its ``thread``: the MO, then every
+  message sent for it (auto-replies, whose client_ref is ``mo-<id>``, and helpdesk replies,
+  ``mo-<id>-reply``) with its delivery status, oldest first.
+- ``GET /v1/conversations?number=&after=&limit=&order=``: a subscriber's whole thread across
+  campaigns and numbers: every MO from ``number`` and every MT to it, by time (``asc``, the
+  default, reads as a chat; ``desc`` newest first), with a keyset cursor of both positions.
+
 Unknown query parameters are refused (400): a mistyped filter must not export everything.
 A ``+`` written unencoded in a query string reaches us as a space; a number filter that
 reads `` 33612345678`` is taken as ``+33612345678``.
@@ -54,11 +69,19 @@ from gateway.api.errors import (
     invalid,
     json_response,
 )
+from gateway.api.message_list import row_json
 from gateway.logs import log_event
 from gateway.reports import csvfile
 from gateway.reports.digest import MAX_ATTACHED_ROWS, is_address
 from gateway.reports.mailout import MAX_RECIPIENTS, Mailer, build_export_message
-from gateway.store.base import Interaction, ReportStore, Store, StoreError
+from gateway.store.base import (
+    Interaction,
+    MessageQuery,
+    MessageRow,
+    ReportStore,
+    Store,
+    StoreError,
+)
 
 log = logging.getLogger("smsgw.api")
 
@@ -77,6 +100,14 @@ LIST_PARAMS: Final = frozenset(
 STATES: Final = ("pending", "done", "quarantined")
 EXPORT_PARAMS: Final = frozenset({"campaign_id", "number", "source", "new", "ids", "bom"})
 EMAIL_FIELDS: Final = frozenset({"campaign_id", "number", "source", "ids", "to"})
+CARE_STATES: Final = ("open", "answered", "closed")
+MAX_ASSIGNEE: Final = 64
+"""An agent's name, login or e-mail address."""
+MAX_THREAD: Final = 1000
+"""Messages of one kind (auto-replies, helpdesk replies) shown in one interaction's thread:
+an MO gets a handful; a runaway exchange stays a bounded read."""
+CONVERSATION_PARAMS: Final = frozenset({"number", "after", "limit", "order"})
+_NO_CURSOR: Final = "-"
 
 
 def interaction_json(item: Interaction) -> dict[str, Any]:
@@ -96,6 +127,56 @@ def interaction_json(item: Interaction) -> dict[str, Any]:
         "complete": item.complete,
         "attempts": item.attempts,
         "last_error": item.last_error,
+        "care_state": item.care_state,
+        "assignee": item.assignee,
+    }
+
+
+def reply_refs(interaction_id: int) -> tuple[str, str]:
+    """The client_ref of an interaction's auto-replies and of its helpdesk replies
+    (gateway.inbound.service, gateway.inbound.api)."""
+    return f"mo-{interaction_id}", f"mo-{interaction_id}-reply"
+
+
+def _reply_of(row: MessageRow) -> tuple[int | None, str | None]:
+    """(interaction id, "auto" | "helpdesk") of a message sent for an MO; (None, None)."""
+    ref = row.client_ref or ""
+    if row.account != "inbound" or not ref.startswith("mo-"):
+        return None, None
+    number, _, rest = ref[3:].partition("-")
+    if not number.isdigit() or rest not in ("", "reply"):
+        return None, None
+    return int(number), "helpdesk" if rest else "auto"
+
+
+def mo_item(item: Interaction) -> dict[str, Any]:
+    """An MO in a thread."""
+    return {
+        "type": "mo",
+        "at": csvfile.iso_utc(item.received_at),
+        "from": item.source,
+        "to": item.destination,
+        "text": item.text,
+        "interaction_id": item.id,
+        "reply": None,
+        "interaction": interaction_json(item),
+        "message": None,
+    }
+
+
+def mt_item(row: MessageRow) -> dict[str, Any]:
+    """An MT in a thread, with its delivery status (``message.status``)."""
+    interaction_id, reply = _reply_of(row)
+    return {
+        "type": "mt",
+        "at": csvfile.iso_utc(row.created_at),
+        "from": row.sender,
+        "to": row.to,
+        "text": row.text,
+        "interaction_id": interaction_id,
+        "reply": reply,
+        "interaction": None,
+        "message": row_json(row),
     }
 
 
@@ -196,6 +277,130 @@ class InteractionsApi:
         router.add_get("/v1/interactions/export.csv", self.export, allow_head=False)
         router.add_post("/v1/interactions/email", self.email)
         router.add_post("/v1/interactions/{id}/retry", self.retry)
+        router.add_get("/v1/interactions/{id}", self.get_one, allow_head=False)
+        router.add_patch("/v1/interactions/{id}", self.patch_one)
+        router.add_get("/v1/conversations", self.conversation, allow_head=False)
+
+    async def _find(self, store: ReportStore, raw: str) -> Interaction:
+        ok = raw.isascii() and raw.isdigit() and len(raw) < 19
+        interaction = await store.get_interaction(int(raw)) if ok else None
+        if interaction is None:
+            raise ApiError(404, NOT_FOUND, f"no interaction {raw}")
+        return interaction
+
+    async def get_one(self, request: web.Request) -> web.Response:
+        """The interaction and its thread: the MO, then the replies sent for it."""
+        store = self._store()
+        interaction = await self._find(store, request.match_info["id"])
+        rows: list[MessageRow] = []
+        for ref in reply_refs(interaction.id):
+            query = MessageQuery(account=None, client_ref=ref, limit=MAX_THREAD, newest_first=False)
+            rows.extend(await store.list_messages(query))
+        rows.sort(key=lambda r: r.id)
+        thread = [mo_item(interaction), *(mt_item(r) for r in rows)]
+        return json_response({**interaction_json(interaction), "thread": thread})
+
+    async def patch_one(self, request: web.Request) -> web.Response:
+        """``{"care_state", "assignee"}``: either or both."""
+        store = self._store()
+        body = parse_json(await read_body(request))
+        if not isinstance(body, dict):
+            raise invalid([FieldError("", "must be a JSON object")])
+        errors = [
+            FieldError(k, "unknown field; allowed: assignee, care_state")
+            for k in body
+            if k not in ("care_state", "assignee")
+        ]
+        care_state = body.get("care_state")
+        if "care_state" in body and care_state not in CARE_STATES:
+            errors.append(FieldError("care_state", f"must be one of {', '.join(CARE_STATES)}"))
+        assignee = body.get("assignee")
+        if assignee is not None and (
+            not isinstance(assignee, str) or not assignee.strip() or len(assignee) > MAX_ASSIGNEE
+        ):
+            errors.append(
+                FieldError(
+                    "assignee", f"must be null or a string of 1 to {MAX_ASSIGNEE} characters"
+                )
+            )
+        if not body and not errors:
+            errors.append(FieldError("", "give care_state, assignee or both"))
+        if errors:
+            raise invalid(errors)
+        raw = request.match_info["id"]
+        await self._find(store, raw)
+        updated = await store.set_interaction_care(
+            int(raw),
+            care_state=care_state if isinstance(care_state, str) else None,
+            assignee=assignee.strip() if isinstance(assignee, str) else None,
+            set_assignee="assignee" in body,
+        )
+        if updated is None:
+            raise ApiError(404, NOT_FOUND, f"no interaction {raw}")
+        log_event(
+            log,
+            "api.interaction_care",
+            interaction=updated.id,
+            care_state=updated.care_state,
+            assignee=updated.assignee,
+        )
+        return json_response(interaction_json(updated))
+
+    async def conversation(self, request: web.Request) -> web.Response:
+        """Every MO from and MT to one number, merged by time, a page at a time. Each side
+        is read through its own index by its own key (interactions_subscriber: source, id;
+        messages_dest: dest, id), at most ``limit`` + 1 rows; the cursor keeps the last id
+        taken from each side, so a page never repeats or skips an item."""
+        store = self._store()
+        query = request.query
+        errors = _unknown(query, CONVERSATION_PARAMS)
+        number = _filter(query, "number", errors)
+        if number is None and "number" not in query:
+            errors.append(FieldError("query.number", "required"))
+        limit = _int(query, "limit", 1, MAX_LIMIT, errors) or DEFAULT_LIMIT
+        order = query.get("order", "asc")
+        if order not in ("asc", "desc"):
+            errors.append(FieldError("query.order", "must be asc or desc"))
+        mo_after, mt_after = _conversation_cursor(query.get("after"), errors)
+        if errors:
+            raise invalid(errors)
+        assert number is not None
+        newest_first = order == "desc"
+        mos = await store.interactions(
+            source=number, after=mo_after, limit=limit + 1, newest_first=newest_first
+        )
+        mts = await store.list_messages(
+            MessageQuery(
+                account=None, to=number, after=mt_after, limit=limit + 1, newest_first=newest_first
+            )
+        )
+        items: list[dict[str, Any]] = []
+        m = t = 0
+        while len(items) < limit and (m < len(mos) or t < len(mts)):
+            take_mo = t >= len(mts) or (
+                m < len(mos)
+                and (
+                    mos[m].received_at >= mts[t].created_at
+                    if newest_first
+                    else mos[m].received_at <= mts[t].created_at
+                )
+            )
+            if take_mo:
+                items.append(mo_item(mos[m]))
+                mo_after = mos[m].id
+                m += 1
+            else:
+                items.append(mt_item(mts[t]))
+                mt_after = mts[t].id
+                t += 1
+        more = m < len(mos) or t < len(mts)
+        next_cursor = None
+        if more:
+            next_cursor = (
+                f"{mo_after if mo_after is not None else _NO_CURSOR}"
+                f".{mt_after if mt_after is not None else _NO_CURSOR}"
+            )
+        return json_response({"number": number, "items": items, "next": next_cursor})
 
     async def retry(self, request: web.Request) -> web.Response:
         """A quarantined interaction, pending again with no attempts: handled once more."""
@@ -493,6 +698,23 @@ async def _email_request(
     if errors:
         raise invalid(errors)
     return filters, ids, addresses
+
+
+def _conversation_cursor(
+    value: str | None, errors: list[FieldError]
+) -> tuple[int | None, str | None]:
+    """``<last interaction id>.<last message id>``, ``-`` for a side not read yet."""
+    if value is None:
+        return None, None
+    mo, dot, mt = value.partition(".")
+    mo_ok = mo == _NO_CURSOR or (mo.isascii() and mo.isdigit() and 0 < len(mo) < 19)
+    mt_ok = mt == _NO_CURSOR or (
+        len(mt) == 26 and all(c in "0123456789abcdef" for c in mt)  # gateway.model ids
+    )
+    if not (dot and mo_ok and mt_ok):
+        errors.append(FieldError("query.after", "not a cursor this list gave"))
+        return None, None
+    return (None if mo == _NO_CURSOR else int(mo)), (None if mt == _NO_CURSOR else mt)
 
 
 class _ScopeLock:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from gateway.api.interactions import DEFAULT_LIMIT, MAX_EXPORT_IDS, MAX_FILTER, MAX_LIMIT
+from gateway.api.interactions import (
+    CARE_STATES,
+    DEFAULT_LIMIT,
+    MAX_ASSIGNEE,
+    MAX_EXPORT_IDS,
+    MAX_FILTER,
+    MAX_LIMIT,
+)
 from gateway.reports.csvfile import COLUMNS
 
 
@@ -119,6 +126,15 @@ INTERACTION_SCHEMAS: Final[dict[str, Any]] = {
                 "type": "boolean",
                 "description": "false for a long MO whose missing parts never came.",
             },
+            "care_state": {
+                "enum": list(CARE_STATES),
+                "description": "Customer care, apart from state: open (every MO starts so),"
+                " answered (a helpdesk reply went), closed (PATCH).",
+            },
+            "assignee": {
+                "type": ["string", "null"],
+                "description": "Who in customer care handles it (PATCH).",
+            },
         },
     },
     "InteractionPage": {
@@ -135,7 +151,188 @@ INTERACTION_SCHEMAS: Final[dict[str, Any]] = {
     },
 }
 
+_ID: Final = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+
+INTERACTION_SCHEMAS["ThreadItem"] = {
+    "type": "object",
+    "required": [
+        "type",
+        "at",
+        "from",
+        "to",
+        "text",
+        "interaction_id",
+        "reply",
+        "interaction",
+        "message",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"enum": ["mo", "mt"], "description": "mo: from the subscriber; mt: to them."},
+        "at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "An MO's reception, an MT's creation.",
+        },
+        "from": {"type": "string"},
+        "to": {"type": "string"},
+        "text": {"type": ["string", "null"]},
+        "interaction_id": {
+            "type": ["integer", "null"],
+            "description": "The MO, or the MO an MT answered; null for another MT.",
+        },
+        "reply": {
+            "enum": ["auto", "helpdesk", None],
+            "description": "An MT sent for an MO: by its actions (auto) or through"
+            " POST /v1/interactions/{id}/reply (helpdesk).",
+        },
+        "interaction": {
+            "oneOf": [{"$ref": "#/components/schemas/Interaction"}, {"type": "null"}],
+            "description": "An MO's interaction (state, care_state, assignee ...).",
+        },
+        "message": {
+            "oneOf": [{"$ref": "#/components/schemas/MessageItem"}, {"type": "null"}],
+            "description": "An MT's message, with its delivery status.",
+        },
+    },
+}
+_THREAD_PROPERTIES = {
+    **INTERACTION_SCHEMAS["Interaction"]["properties"],
+    "thread": {
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/ThreadItem"},
+        "description": "The MO, then the messages sent for it, oldest first.",
+    },
+}
+INTERACTION_SCHEMAS["InteractionThread"] = {
+    **INTERACTION_SCHEMAS["Interaction"],
+    "required": [*INTERACTION_SCHEMAS["Interaction"]["required"], "thread"],
+    "properties": _THREAD_PROPERTIES,
+}
+INTERACTION_SCHEMAS["Conversation"] = {
+    "type": "object",
+    "required": ["number", "items", "next"],
+    "additionalProperties": False,
+    "properties": {
+        "number": {"type": "string"},
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/ThreadItem"}},
+        "next": {
+            "type": ["string", "null"],
+            "description": "Cursor of the next page (pass it as 'after'); null at the end.",
+        },
+    },
+}
+
 INTERACTION_PATHS: Final[dict[str, Any]] = {
+    "/v1/interactions/{id}": {
+        "get": {
+            "operationId": "getInteraction",
+            "summary": "An interaction with its thread (the MO, its auto- and helpdesk replies"
+            " with their delivery status).",
+            "parameters": [_ID],
+            "responses": {
+                "200": {
+                    "description": "The interaction and its thread.",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/InteractionThread"}
+                        }
+                    },
+                },
+                "404": _error("No such interaction."),
+                **_ERRORS,
+            },
+        },
+        "patch": {
+            "operationId": "updateInteractionCare",
+            "summary": "Set customer care: care_state (open, answered, closed), assignee.",
+            "parameters": [_ID],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "minProperties": 1,
+                            "properties": {
+                                "care_state": {"enum": list(CARE_STATES)},
+                                "assignee": {
+                                    "type": ["string", "null"],
+                                    "minLength": 1,
+                                    "maxLength": MAX_ASSIGNEE,
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "The interaction as it now is.",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Interaction"}}
+                    },
+                },
+                "404": _error("No such interaction."),
+                "413": _error("The body is too large."),
+                "415": _error("The body is not JSON."),
+                **_ERRORS,
+            },
+        },
+    },
+    "/v1/conversations": {
+        "get": {
+            "operationId": "getConversation",
+            "summary": "A subscriber's thread across campaigns: every MO from and MT to a"
+            " number, by time, a page at a time (keyset cursor).",
+            "parameters": [
+                {
+                    "name": "number",
+                    "in": "query",
+                    "required": True,
+                    "description": "The subscriber (E.164 when numeric).",
+                    "schema": _TEXT,
+                },
+                _query(
+                    "after",
+                    "The 'next' cursor of the previous page (same number and order).",
+                    {"type": "string", "pattern": "^([0-9]+|-)\\.([0-9a-f]{26}|-)$"},
+                ),
+                _query(
+                    "limit",
+                    "Items per page.",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT,
+                    },
+                ),
+                _query(
+                    "order",
+                    "asc: oldest first (a chat); desc: newest first.",
+                    {"enum": ["asc", "desc"], "default": "asc"},
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": "A page.",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/Conversation"}
+                        }
+                    },
+                },
+                **_ERRORS,
+            },
+        }
+    },
     "/v1/interactions/email": {
         "post": {
             "operationId": "emailInteractions",

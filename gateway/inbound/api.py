@@ -15,7 +15,8 @@ A number reads ``{"number", "source": "config"|"api", "keywords": [rules], "cour
 
 A helpdesk reply goes from the number the MO was written to, to the MO's sender, through the
 normal durable path (committed before the 202). It is refused with 422 ``opted_out`` when the
-sender opted out of that number.
+sender opted out of that number. A reply sent makes the interaction's ``care_state``
+``answered`` (see gateway.api.interactions).
 """
 
 from __future__ import annotations
@@ -178,6 +179,8 @@ class InboundApi:
             )
         if result.message_id is None:
             raise invalid([FieldError("text", result.reason or "cannot be sent")])
+        # Customer care: answered, whatever it was (a reply to a closed one reopens it).
+        await self.store.set_interaction_care(interaction.id, care_state="answered")
         return json_response(
             {
                 "id": result.message_id,

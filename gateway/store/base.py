@@ -232,6 +232,8 @@ class MessageRow:
     created_at: float
     updated_at: float
     account: str
+    text: str | None = None
+    """The message's text (the conversation thread shows it; GET /v1/messages does not)."""
 
 
 class Store(Protocol):
@@ -498,6 +500,11 @@ class Interaction:
     """Handling attempts begun that did not finish (see gateway.inbound.service)."""
     last_error: str | None = None
     """Why the last attempt failed; for a quarantined one, why it was quarantined."""
+    care_state: str = "open"
+    """Customer care, apart from ``state``: "open", "answered" (a helpdesk reply went)
+    or "closed" (see gateway.api.interactions)."""
+    assignee: str | None = None
+    """Who in customer care handles it."""
 
     @property
     def complete(self) -> bool:
@@ -621,6 +628,18 @@ class InboundStore(Store, Protocol):
         """Keep why a pending interaction's handling failed, adding ``add`` to its attempts
         (1 for an attempt not counted when it began); with ``quarantine``, also set it aside
         (state quarantined, processed_at ``at``). Its attempts now (0: not pending)."""
+
+    async def set_interaction_care(
+        self,
+        interaction_id: int,
+        *,
+        care_state: str | None = None,
+        assignee: str | None = None,
+        set_assignee: bool = False,
+    ) -> Interaction | None:
+        """Set an interaction's care state (None: unchanged) and, with ``set_assignee``, its
+        assignee (None: nobody), in one write; the interaction as it now is (None: no such
+        interaction)."""
 
     async def requeue_interaction(self, interaction_id: int) -> bool:
         """Make a quarantined interaction pending again with no attempts; False when it was

@@ -147,6 +147,10 @@ ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     # A deleted contact list keeps its row (so its id is never given to a new list) with
     # the time it was deleted; its members go.
     ("contact_lists", "deleted_at", "REAL"),
+    # Customer care of an MO (gateway.api.interactions): open, answered (a helpdesk reply
+    # went) or closed, and who handles it; not its processing state.
+    ("interactions", "care_state", "TEXT NOT NULL DEFAULT 'open'"),
+    ("interactions", "assignee", "TEXT"),
 )
 """Columns added to a table after its first release: (table, column, declaration). ``open``
 adds each one a database lacks (``ALTER TABLE ... ADD COLUMN``), so a database made by an
@@ -317,11 +321,16 @@ CREATE TABLE IF NOT EXISTS interactions (
     actions TEXT NOT NULL DEFAULT '[]',
     processed_at REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    care_state TEXT NOT NULL DEFAULT 'open',
+    assignee TEXT
 );
 CREATE INDEX IF NOT EXISTS interactions_pending ON interactions(id) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS interactions_source ON interactions(source, destination, received_at);
 CREATE INDEX IF NOT EXISTS interactions_destination ON interactions(destination, id);
+-- GET /v1/conversations: one subscriber's MOs by id (interactions_source puts our number
+-- before the time, so it cannot give them in order without a sort).
+CREATE INDEX IF NOT EXISTS interactions_subscriber ON interactions(source, id);
 CREATE INDEX IF NOT EXISTS interactions_campaign ON interactions(campaign_id, id)
     WHERE campaign_id IS NOT NULL;
 -- Campaign correlation: the newest MT from one of our numbers to a subscriber.
@@ -2171,7 +2180,7 @@ class SqliteStore(SqliteReports):
         order = "DESC" if query.newest_first else "ASC"
         rows = await self._read(
             "SELECT id, status, dest, sender, encoding, parts, carrier, client_ref, campaign_id,"
-            " possible_duplicate, error, created_at, updated_at, account"
+            " possible_duplicate, error, created_at, updated_at, account, text"
             f" FROM messages{clause} ORDER BY id {order} LIMIT ?",
             (*params, query.limit),
         )
@@ -2191,6 +2200,7 @@ class SqliteStore(SqliteReports):
                 created_at=r[11],
                 updated_at=r[12],
                 account=r[13],
+                text=r[14],
             )
             for r in rows
         ]
@@ -2342,6 +2352,28 @@ class SqliteStore(SqliteReports):
             return cursor.rowcount == 1
 
         result: bool = await self._write_in_thread(op)
+        return result
+
+    async def set_interaction_care(
+        self,
+        interaction_id: int,
+        *,
+        care_state: str | None = None,
+        assignee: str | None = None,
+        set_assignee: bool = False,
+    ) -> Interaction | None:
+        def op(conn: sqlite3.Connection) -> Interaction | None:
+            conn.execute(
+                "UPDATE interactions SET care_state = coalesce(?, care_state),"
+                " assignee = CASE WHEN ? THEN ? ELSE assignee END WHERE id = ?",
+                (care_state, set_assignee, assignee, interaction_id),
+            )
+            row = conn.execute(
+                f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ?", (interaction_id,)
+            ).fetchone()
+            return _interaction(row) if row is not None else None
+
+        result: Interaction | None = await self._write_in_thread(op)
         return result
 
     async def record_interactions(self, interactions: Sequence[NewInteraction]) -> list[int]:
@@ -2790,7 +2822,7 @@ _MO_FACTS_TAGS: Final = (
 _INTERACTION_COLUMNS: Final = (
     "id, carrier, source, destination, text, data_coding, parts, parts_received, missing,"
     " received_at, completed_at, state, keyword, rule, campaign_id, actions, processed_at,"
-    " attempts, last_error"
+    " attempts, last_error, care_state, assignee"
 )
 
 
@@ -2815,4 +2847,6 @@ def _interaction(row: Sequence[Any]) -> Interaction:
         processed_at=row[16],
         attempts=row[17],
         last_error=row[18],
+        care_state=row[19],
+        assignee=row[20],
     )
