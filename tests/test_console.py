@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse, ClientSession, CookieJar
+from aiohttp import ClientResponse, ClientSession, CookieJar, FormData
 from yarl import URL
 
 from gateway.api.auth import CONSOLE_ROUTES
@@ -546,5 +546,52 @@ async def test_a_campaign_is_made_with_the_form_through_the_api(rig: Rig) -> Non
             f"{CONSOLE_PREFIX}/campaigns/new", data={**fields, "csrf": csrf_of(html)}
         )
         assert tried.status >= 400 and "<strong>lists" in await tried.text()
+    finally:
+        await other.close()
+
+
+async def test_a_list_is_made_and_filled_from_a_csv_upload_through_the_api(rig: Rig) -> None:
+    client = await browser(rig)
+    try:
+        await sign_in(client, A_FULL)
+        page = await client.get(f"{CONSOLE_PREFIX}/lists")
+        csrf = csrf_of(await page.text())
+        assert (await client.post(f"{CONSOLE_PREFIX}/lists", data={"name": "x"})).status == 403
+        made = await client.post(
+            f"{CONSOLE_PREFIX}/lists", data={"name": "<u>vip</u>", "csrf": csrf}
+        )
+        html = await made.text()
+        assert made.status == 200 and "&lt;u&gt;vip&lt;/u&gt;" in html  # after the redirect
+        listed = await rig.api.request("GET", "/v1/lists", token=A_FULL)
+        (vip,) = [x for x in listed.body["items"] if x["name"] == "<u>vip</u>"]
+        form = FormData()
+        form.add_field("csrf", csrf)
+        form.add_field(
+            "file",
+            b"number,name\n+33612345001,Ann\n+33612345002,Bob\nnot-a-number,Eve\n",
+            filename="vip.csv",
+            content_type="text/csv",
+        )
+        sent = await client.post(
+            f"{CONSOLE_PREFIX}/lists/{vip['id']}/import", data=form, allow_redirects=False
+        )
+        assert sent.status == 303, await sent.text()
+        await rig.importer.wait()
+        shown = await client.get(sent.headers["Location"])
+        html = await shown.text()
+        assert "done" in html and "2 imported, 1 rejected" in html, html
+    finally:
+        await client.close()
+    other = await browser(rig)
+    try:
+        await sign_in(other, B_FULL)  # a's list is not b's to fill
+        page = await other.get(f"{CONSOLE_PREFIX}/lists")
+        html = await page.text()
+        assert "vip" not in html
+        form = FormData()
+        form.add_field("csrf", csrf_of(html))
+        form.add_field("file", b"number\n+33612345003\n", filename="x.csv")
+        tried = await other.post(f"{CONSOLE_PREFIX}/lists/{vip['id']}/import", data=form)
+        assert tried.status == 404 and "The import was refused" in await tried.text()
     finally:
         await other.close()

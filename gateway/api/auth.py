@@ -131,6 +131,9 @@ CONSOLE_ROUTES: Final[dict[tuple[str, str], ConsoleAccess]] = {
     ("GET", "/console/campaigns/new"): "session",
     ("POST", "/console/campaigns/new"): "session",
     ("GET", "/console/interactions"): "session",
+    ("GET", "/console/lists"): "session",
+    ("POST", "/console/lists"): "session",
+    ("POST", "/console/lists/{id}/import"): "session",
     ("POST", "/console/campaigns/{id}/{action}"): "session",
     ("POST", "/console/signout"): "session",
 }

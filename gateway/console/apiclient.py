@@ -63,6 +63,9 @@ class ApiClient:
         method: str,
         api_path: str,
         json_body: Any = None,
+        *,
+        data: bytes | None = None,
+        content_type: str | None = None,
     ) -> ApiAnswer:
         if self._http is None:
             self._http = aiohttp.ClientSession(
@@ -72,7 +75,10 @@ class ApiClient:
             )
         url = f"{_base_url(request)}{api_path}"
         headers = {"Authorization": f"Bearer {token}"}
-        async with self._http.request(method, url, headers=headers, json=json_body) as r:
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        sent: dict[str, Any] = {"data": data} if data is not None else {"json": json_body}
+        async with self._http.request(method, url, headers=headers, **sent) as r:
             raw = await r.read()
             try:
                 body = json.loads(raw) if raw else None

@@ -166,6 +166,9 @@ class Console:
         r.add_get(f"{CONSOLE_PREFIX}/messages/{{id}}", self.message_page, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/campaigns", self.campaigns_page, allow_head=False)
         r.add_get(f"{CONSOLE_PREFIX}/interactions", self.interactions_page, allow_head=False)
+        r.add_get(f"{CONSOLE_PREFIX}/lists", self.lists_page, allow_head=False)
+        r.add_post(f"{CONSOLE_PREFIX}/lists", self.list_create)
+        r.add_post(f"{CONSOLE_PREFIX}/lists/{{id}}/import", self.list_import)
         r.add_get(f"{CONSOLE_PREFIX}/campaigns/new", self.campaign_form, allow_head=False)
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/new", self.campaign_create)
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/{{action}}", self.campaign_action)
@@ -600,6 +603,75 @@ class Console:
             values["following"] = urlencode({**filters, "after": body["next"]})
         values["items"] = body.get("items", [])
         return self._page("interactions.html", session, error="", **values)
+
+    async def lists_page(self, request: web.Request) -> web.Response:
+        session = self._page_session(request)
+        return await self._lists(request, session, 200, "")
+
+    async def _lists(
+        self, request: web.Request, session: Session, status: int, error: str
+    ) -> web.Response:
+        """The token's contact lists (GET /v1/lists) and, after an upload, where its import
+        stands (GET /v1/imports/{id})."""
+        listed = await self.api.call(request, session.token, "GET", "/v1/lists")
+        items = listed.body.get("items", []) if listed.ok and isinstance(listed.body, dict) else []
+        if not listed.ok and not error:
+            status, error = listed.status, listed.error_message
+        job = None
+        import_id = request.query.get("import")
+        if import_id:
+            found = await self.api.call(
+                request, session.token, "GET", path("/v1/imports/{id}", id=import_id)
+            )
+            job = found.body if found.ok and isinstance(found.body, dict) else None
+        return self._page(
+            "lists.html",
+            session,
+            status=status,
+            title="Contact lists",
+            nav="lists",
+            items=items,
+            job=job,
+            error=error,
+        )
+
+    async def list_create(self, request: web.Request) -> web.Response:
+        session = self._page_session(request)
+        form = await request.post()
+        refused = self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
+        if refused is not None:
+            return refused
+        name = str(form.get("name", "")).strip()
+        answer = await self.api.call(request, session.token, "POST", "/v1/lists", {"name": name})
+        if answer.ok:
+            return _see_other(f"{CONSOLE_PREFIX}/lists")
+        return await self._lists(request, session, answer.status, answer.error_message)
+
+    async def list_import(self, request: web.Request) -> web.Response:
+        """A CSV file uploaded in the form, sent as is to POST /v1/lists/{id}/import (the
+        form's body is bounded by [http] max_body_bytes; larger files go to the API)."""
+        session = self._page_session(request)
+        form = await request.post()
+        refused = self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
+        if refused is not None:
+            return refused
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            return await self._lists(request, session, 400, "Choose a CSV file to import.")
+        answer = await self.api.call(
+            request,
+            session.token,
+            "POST",
+            path("/v1/lists/{id}/import", id=request.match_info["id"]),
+            data=upload.file.read(),
+            content_type="text/csv",
+        )
+        if answer.ok and isinstance(answer.body, dict):
+            query = urlencode({"import": str(answer.body.get("import_id", ""))})
+            return _see_other(f"{CONSOLE_PREFIX}/lists?{query}")
+        return await self._lists(
+            request, session, answer.status, f"The import was refused: {answer.error_message}"
+        )
 
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["filename"]
