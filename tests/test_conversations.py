@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from gateway.store.base import StoreError
 from gateway.store.sqlite import SqliteStore
 from tests.api_fakes import NOW, Api, running_api
 from tests.e2e_helpers import eventually
@@ -242,3 +243,25 @@ async def test_mo_auto_reply_helpdesk_reply_and_receipts_make_one_thread(
     finally:
         await lab.stop()
         await desk.stop()
+
+
+class _CareFails(SqliteStore):
+    async def set_interaction_care(self, interaction_id: int, **care: Any) -> Any:
+        raise StoreError("disk I/O error")
+
+
+async def test_a_helpdesk_reply_committed_is_202_even_when_its_care_state_is_not_saved(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _CareFails(tmp_path / "fails.db", synchronous="normal")
+    await store.open()
+    try:
+        mo = await log_mo(store, "where is my parcel", source=SUB)
+        async with running_api(store=store) as api:
+            answer = await api.post(f"/v1/interactions/{mo}/reply", {"text": "Tomorrow"})
+            assert answer.status == 202, answer.text  # not a 503 the helpdesk would retry
+            assert (await api.get(f"/v1/messages/{answer.body['id']}")).status == 200
+            assert (await api.get(f"/v1/interactions/{mo}")).body["care_state"] == "open"
+        assert any(r.getMessage() == "api.care_state_not_saved" for r in caplog.records)
+    finally:
+        await store.close()

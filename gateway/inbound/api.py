@@ -21,6 +21,7 @@ sender opted out of that number. A reply sent makes the interaction's ``care_sta
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -42,7 +43,10 @@ from gateway.config import GatewayConfig, InboundNumberConfig
 from gateway.confload import ConfigError
 from gateway.inbound.numbers import InboundNumber, NumberBook, number_json, parse_number
 from gateway.inbound.replies import NOT_SENT_OPTED_OUT, Outbox
-from gateway.store.base import InboundStore, Store
+from gateway.logs import log_event
+from gateway.store.base import InboundStore, Store, StoreError
+
+log = logging.getLogger("smsgw.api")
 
 
 def number_answer(entry: InboundNumber) -> dict[str, Any]:
@@ -180,7 +184,19 @@ class InboundApi:
         if result.message_id is None:
             raise invalid([FieldError("text", result.reason or "cannot be sent")])
         # Customer care: answered, whatever it was (a reply to a closed one reopens it).
-        await self.store.set_interaction_care(interaction.id, care_state="answered")
+        # The reply is committed already: a failure here must not answer an error that
+        # makes the helpdesk send it twice.
+        try:
+            await self.store.set_interaction_care(interaction.id, care_state="answered")
+        except StoreError as exc:
+            log_event(
+                log,
+                "api.care_state_not_saved",
+                logging.ERROR,
+                interaction=interaction.id,
+                message_id=result.message_id,
+                error=str(exc),
+            )
         return json_response(
             {
                 "id": result.message_id,
