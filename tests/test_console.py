@@ -112,6 +112,11 @@ async def test_a_wrong_token_is_refused_and_counted(rig: Rig) -> None:
         from gateway.api.app import CONSOLE_KEY
 
         assert app[CONSOLE_KEY].refusals.counts["bad_token"] == 1
+        refused, _ = app[CONSOLE_KEY].collect()
+        counted = {
+            x.labels["reason"]: x.value for x in refused.samples if x.name.endswith("_total")
+        }
+        assert counted == {"bad_token": 1, "csrf": 0, "store": 0}
     finally:
         await client.close()
 

@@ -104,6 +104,9 @@ async def test_sign_in_shows_the_overview_with_the_simulator_bound(page: Any, la
     await page.get_by_label("API token").fill("not-the-token")
     await page.get_by_role("button", name="Sign in").click()
     await page.get_by_text("This token is not valid.").wait_for()
+    assert lab.http is not None
+    async with lab.http.get(lab.gw_url + "/metrics") as scraped:  # counted, as /metrics says
+        assert 'smsgw_console_refused_total{reason="bad_token"} 1.0' in await scraped.text()
     await sign_in(page, lab)
     cookies = {c["name"]: c for c in await page.context.cookies()}
     session = cookies["smsgw_console"]

@@ -45,6 +45,7 @@ from gateway.config import GatewayConfig
 from gateway.console.overview import OverviewSources
 from gateway.console.web import Console
 from gateway.inbound.api import InboundApi
+from gateway.metrics import FunctionCollector
 from gateway.observe import HttpMetrics
 from gateway.reports.digest import SmtpSender
 from gateway.reports.mailout import Mailer
@@ -203,8 +204,11 @@ def make_app(
         store_health,
         lambda since: store.minute_counts(since),
     )
-    app[CONSOLE_KEY] = Console(http, overview, clock)
-    app[CONSOLE_KEY].add_routes(app)
+    console = Console(http, overview, clock)
+    app[CONSOLE_KEY] = console
+    console.add_routes(app)
+    if registry is not None:
+        registry.register(FunctionCollector(console.collect))
     check_routes(
         ((r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None),
         PUBLIC_PATHS | {"/healthz"},

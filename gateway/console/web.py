@@ -41,6 +41,7 @@ from gateway.console.overview import (
 )
 from gateway.console.sessions import MAX_AGE_SECONDS, Session, Sessions, new_secret, same_secret
 from gateway.logs import log_event
+from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
 from gateway.store.base import StoreError
 
 log = logging.getLogger("smsgw.console")
@@ -111,6 +112,11 @@ def normal_number(query: str) -> str:
 _PACKAGE = resources.files("gateway.console")
 
 
+REFUSAL_REASONS: Final = ("bad_token", "csrf", "store")
+"""What the console refuses or cannot do: a wrong token at sign-in, a form without its CSRF
+token, a store read that failed (the overview's chart)."""
+
+
 class Refusals:
     """Refused sign-ins and forms: counted (``/metrics``) and logged, rate-limited."""
 
@@ -175,6 +181,20 @@ class Console:
         r.add_get(f"{CONSOLE_PREFIX}/static/{{filename}}", self.static, allow_head=False)
         app.on_response_prepare.append(_security_headers)
         app.on_cleanup.append(self._close)
+
+    def collect(self) -> list[Any]:
+        """``smsgw_console_refused_total{reason}`` and ``smsgw_console_sessions``."""
+        refused = CounterMetricFamily(
+            "smsgw_console_refused",
+            "Console sign-ins with a wrong token, forms without their CSRF token and failed"
+            " store reads, by reason",
+            labels=["reason"],
+        )
+        for reason in REFUSAL_REASONS:
+            refused.add_metric([reason], self.refusals.counts.get(reason, 0))
+        sessions = GaugeMetricFamily("smsgw_console_sessions", "Console sessions open")
+        sessions.add_metric([], len(self.sessions))
+        return [refused, sessions]
 
     async def _close(self, app: web.Application) -> None:
         await self.api.close()
