@@ -554,16 +554,64 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_TIMELINE_COLUMNS: Final = (
+    "sent",
+    "delivered",
+    "undelivered",
+    "clicks",
+    "unique_clickers",
+    "replies",
+    "unique_responders",
+    "opt_outs",
+)
+
+
 def _stats_text(s: dict[str, Any]) -> str:
     keys = (
         "recipients sent delivered undeliverable expired rejected pending delivery_rate"
         " replies unique_responders reply_rate opt_outs resubscriptions replies_from_others"
         " median_seconds_to_first_reply clicks unique_clickers click_rate bot_requests"
+        " undelivered"
     ).split()
     lines = [f"{k:<30} {s.get(k)}" for k in keys if k in s]
     for kw, n in (s.get("answers_per_keyword") or {}).items():
         lines.append(f"  keyword {kw:<21} {n}")
+    funnel = s.get("funnel")
+    if isinstance(funnel, dict):
+        lines.append(
+            f"funnel: audience {funnel.get('audience')}"
+            f" -> skipped {funnel.get('skipped_opted_out')} opted out,"
+            f" {funnel.get('skipped_invalid')} invalid -> sent {funnel.get('sent')}"
+            f" -> delivered {funnel.get('delivered')} -> clicked {funnel.get('clicked')}"
+            f" -> replied {funnel.get('replied')}"
+        )
+    by_status = s.get("undelivered_by_status") or {}
+    if by_status:
+        shown = ", ".join(f"{k} {v}" for k, v in by_status.items())
+        lines.append(f"undelivered by status: {shown}")
+    for error, n in (s.get("undelivered_by_error") or {}).items():
+        lines.append(f"  error {error:<40} {n:>8}")
+    timelines = s.get("timelines") or {}
+    for axis, label in (("per_hour", "hour"), ("per_day", "day")):
+        lines.extend(_timeline_text(timelines.get(axis), label))
     return "\n".join(lines)
+
+
+def _timeline_text(timeline: Any, label: str) -> list[str]:
+    """The periods with something in them, one line each, numbered from the start (0: the
+    first hour or day); an empty period is left out."""
+    if not isinstance(timeline, dict):
+        return []
+    columns = [c for c in _TIMELINE_COLUMNS if isinstance(timeline.get(c), list)]
+    periods = max((len(timeline[c]) for c in columns), default=0)
+    rows = []
+    for k in range(periods):
+        values = [timeline[c][k] if k < len(timeline[c]) else 0 for c in columns]
+        if any(values):
+            rows.append(f"{k:<10}" + "".join(f"{v:>18}" for v in values))
+    if not rows:
+        return []
+    return [f"{label:<10}" + "".join(f"{c:>18}" for c in columns), *rows]
 
 
 def _q(value: str) -> str:

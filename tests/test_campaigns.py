@@ -403,6 +403,32 @@ async def test_stats_from_a_seeded_store(tmp_path: Path) -> None:
         per_hour[0], per_hour[2] = 6, 1
         per_day = [0] * 10
         per_day[0], per_day[3] = 7, 1
+        # The funnel and the timelines (15.2): beside the fields that were, which stay.
+        funnel = stats.pop("funnel")
+        timelines = stats.pop("timelines")
+        assert funnel == {
+            "audience": 10,
+            "skipped_opted_out": 0,
+            "skipped_invalid": 0,
+            "sent": 9,
+            "delivered": 5,
+            "clicked": 0,
+            "replied": 5,
+        }
+        assert timelines["per_hour"]["replies"] == per_hour
+        assert timelines["per_day"]["replies"] == per_day
+        assert timelines["per_hour"]["unique_responders"][:3] == [4, 0, 1]
+        assert timelines["per_day"]["opt_outs"][0] == 2
+        assert sum(timelines["per_day"]["sent"]) == 9
+        assert timelines["per_day"]["undelivered_by_status"]["undeliverable"][0] == 2
+        assert stats.pop("undelivered") == 3
+        assert stats.pop("undelivered_by_status") == {
+            "undeliverable": 2,
+            "expired": 1,
+            "rejected": 0,
+            "failed": 0,
+        }
+        assert stats.pop("undelivered_by_error") == {"(none)": 3}
         assert stats == {
             "recipients": 10,
             "sent": 9,

@@ -44,6 +44,48 @@ _JSON_POST: Final = {
 
 _DATE: Final = {"type": "string", "format": "date-time"}
 _COUNT: Final = {"type": "integer", "minimum": 0}
+_UNDELIVERED: Final = ("undeliverable", "expired", "rejected", "failed")
+_BY_STATUS: Final = {
+    "type": "object",
+    "required": list(_UNDELIVERED),
+    "additionalProperties": False,
+    "properties": {status: _COUNT for status in _UNDELIVERED},
+}
+_TIMELINE_FIGURES: Final = (
+    "sent",
+    "delivered",
+    "undelivered",
+    "clicks",
+    "unique_clickers",
+    "bot_requests",
+    "replies",
+    "unique_responders",
+    "opt_outs",
+    "resubscriptions",
+    "replies_from_others",
+)
+
+
+def _timeline(periods: int) -> dict[str, Any]:
+    """Each figure of the statistics as a list, one value per period from the start."""
+    series = {"type": "array", "items": _COUNT, "minItems": periods, "maxItems": periods}
+    return {
+        "type": "object",
+        "required": [*_TIMELINE_FIGURES, "undelivered_by_status", "undelivered_by_error"],
+        "additionalProperties": False,
+        "properties": {
+            **{name: series for name in _TIMELINE_FIGURES},
+            "undelivered_by_status": {
+                "type": "object",
+                "required": list(_UNDELIVERED),
+                "additionalProperties": False,
+                "properties": {status: series for status in _UNDELIVERED},
+            },
+            "undelivered_by_error": {"type": "object", "additionalProperties": series},
+        },
+    }
+
+
 _RULES: Final = {
     "type": "array",
     "description": "Keyword rules, in the shape of [[inbound.numbers.rules]] of"
@@ -425,6 +467,56 @@ SCHEMAS: Final[dict[str, Any]] = {
                 "maxItems": 24,
             },
             "clicks_per_day": {"type": "array", "items": _COUNT, "minItems": 10, "maxItems": 10},
+            "undelivered": {
+                **_COUNT,
+                "description": "Messages that ended undelivered (undeliverable, expired,"
+                " rejected or failed), sent or not.",
+            },
+            "undelivered_by_status": _BY_STATUS,
+            "undelivered_by_error": {
+                "type": "object",
+                "description": "The 20 most frequent errors ('(none)': no error text; the"
+                " rest under '(other)').",
+                "additionalProperties": _COUNT,
+            },
+            "funnel": _ref("CampaignFunnel"),
+            "timelines": {
+                "type": "object",
+                "required": ["per_hour", "per_day"],
+                "additionalProperties": False,
+                "properties": {
+                    "per_hour": _timeline(24),
+                    "per_day": _timeline(10),
+                },
+            },
+        },
+    },
+    "CampaignFunnel": {
+        "type": "object",
+        "description": "audience -> skipped (opted out, invalid) -> sent -> delivered ->"
+        " clicked (unique_clickers) -> replied (unique_responders); each the figure of the"
+        " same name.",
+        "required": [
+            "audience",
+            "skipped_opted_out",
+            "skipped_invalid",
+            "sent",
+            "delivered",
+            "clicked",
+            "replied",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            key: _COUNT
+            for key in (
+                "audience",
+                "skipped_opted_out",
+                "skipped_invalid",
+                "sent",
+                "delivered",
+                "clicked",
+                "replied",
+            )
         },
     },
     "SendToResponders": {

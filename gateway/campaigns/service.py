@@ -28,11 +28,16 @@ interactions (MOs) the inbound side logged under it:
 - ``median_seconds_to_first_reply``: per responder, first response minus the creation of
   their first message (null without responses);
 - ``per_hour``: MOs in each of the first 24 hours after the start; ``per_day``: in each of
-  the first 10 days;
+  the first 10 days (the ``replies`` of the timelines below);
 - ``clicks``, ``unique_clickers``, ``bot_requests``: the store's ``campaign_counts`` for the
   campaign's short links (gateway.links); ``click_rate`` = unique_clickers / sent;
-  ``clicks_per_hour`` and ``clicks_per_day``: clicks in the buckets of ``per_hour`` and
-  ``per_day``.
+  ``clicks_per_hour`` and ``clicks_per_day``: the ``clicks`` of the timelines below;
+- ``undelivered`` (``undelivered_by_status``, ``undelivered_by_error``): more of the
+  store's counts since the start;
+- ``funnel``: audience -> skipped (opted out, invalid) -> sent -> delivered -> clicked
+  (= unique_clickers) -> replied (= unique_responders);
+- ``timelines``: ``per_hour`` and ``per_day`` (the axes above) of every figure of the
+  counts, each period's figure what ``campaign_counts`` gives for that period.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from gateway.confload import ConfigError, load_dataclass
 from gateway.links.codes import link_errors, link_template
 from gateway.logs import log_event
 from gateway.model import MessageStatus, new_message_id
+from gateway.store.base import UNDELIVERED_STATUSES, CampaignCounts, Periods
 from gateway.store.campaign_base import CampaignRecord, CampaignStore
 
 _log = logging.getLogger("smsgw.campaigns")
@@ -468,12 +474,19 @@ class CampaignService:
 
     async def stats(self, campaign: CampaignRecord) -> dict[str, Any]:
         statuses = await self.store.campaign_statuses(campaign.id)
-        # The counts since the start, as the digest's "since start" column has them: one
-        # definition of each figure, in the store (gateway.store.base.CampaignCounts).
-        since = campaign.started_at if campaign.started_at is not None else 0.0
-        counts = await self.store.campaign_counts(campaign.id, since, math.inf)
-        figures = await self.store.reply_figures(campaign.id, campaign.started_at)
-        clicks = await self.store.click_figures(campaign.id, campaign.started_at)
+        # The counts since the start, as the digest's "since start" column has them, and the
+        # same counts per hour and per day: one definition of each figure, in the store
+        # (gateway.store.base.CampaignCounts), read in one pass for all three.
+        started = campaign.started_at
+        axes = [Periods(started if started is not None else 0.0, math.inf, 1)]
+        if started is not None:
+            axes += [Periods(started, 3600.0, HOURS), Periods(started, 86400.0, DAYS)]
+        series = await self.store.campaign_series(campaign.id, axes)
+        counts = series[0][0]
+        empty = CampaignCounts()
+        per_hour = series[1] if started is not None else [empty] * HOURS
+        per_day = series[2] if started is not None else [empty] * DAYS
+        figures = await self.store.reply_figures(campaign.id)
         made = sum(statuses.values())
         sent = counts.sent
         delivered = counts.delivered
@@ -487,6 +500,7 @@ class CampaignService:
             if figures.seconds_to_first_reply
             else None
         )
+        errors = _error_keys(counts.undelivered_by_error)
         return {
             "recipients": campaign.recipients,
             "sent": sent,
@@ -501,14 +515,14 @@ class CampaignService:
             "opt_outs": counts.opt_outs,
             "answers_per_keyword": figures.per_keyword,
             "median_seconds_to_first_reply": median,
-            "per_hour": figures.per_hour,
-            "per_day": figures.per_day,
+            "per_hour": [c.replies for c in per_hour],
+            "per_day": [c.replies for c in per_day],
             "clicks": counts.clicks,
             "unique_clickers": counts.unique_clickers,
             "click_rate": round(counts.unique_clickers / sent, 4) if sent else 0.0,
             "bot_requests": counts.bot_requests,
-            "clicks_per_hour": clicks.per_hour,
-            "clicks_per_day": clicks.per_day,
+            "clicks_per_hour": [c.clicks for c in per_hour],
+            "clicks_per_day": [c.clicks for c in per_day],
             # Beyond the agreed shape:
             "messages": made,
             "rejected": statuses.get(MessageStatus.REJECTED.value, 0),
@@ -518,11 +532,84 @@ class CampaignService:
             "resubscriptions": counts.resubscriptions,
             "replies_from_others": counts.replies_from_others,
             "waiting_for_window": await self.store.deferred_count(campaign.id),
+            "undelivered": counts.undelivered,
+            "undelivered_by_status": dict(counts.undelivered_by_status),
+            "undelivered_by_error": _by_error(counts, errors),
+            "funnel": {
+                "audience": campaign.recipients,
+                "skipped_opted_out": campaign.skipped_opted_out,
+                "skipped_invalid": campaign.skipped_invalid,
+                "sent": sent,
+                "delivered": delivered,
+                "clicked": counts.unique_clickers,
+                "replied": counts.unique_responders,
+            },
+            "timelines": {
+                "per_hour": _timeline(per_hour, errors),
+                "per_day": _timeline(per_day, errors),
+            },
         }
 
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change()
+
+
+HOURS: Final = 24
+"""The hourly axis of the statistics: the first day of a campaign, when most replies come."""
+DAYS: Final = 10
+"""The daily axis: the default reply window (DEFAULT_REPLY_WINDOW_DAYS)."""
+MAX_ERRORS: Final = 20
+"""Errors named in ``undelivered_by_error`` (the most frequent); the others are added up
+under OTHER_ERRORS, so a carrier that writes a new text per message cannot grow the answer
+without bound."""
+OTHER_ERRORS: Final = "(other)"
+NO_ERROR: Final = "(none)"
+"""The key of undelivered messages whose status came with no error text."""
+_TIMELINE_FIGURES: Final = (
+    "sent",
+    "delivered",
+    "undelivered",
+    "clicks",
+    "unique_clickers",
+    "bot_requests",
+    "replies",
+    "unique_responders",
+    "opt_outs",
+    "resubscriptions",
+    "replies_from_others",
+)
+
+
+def _error_keys(by_error: dict[str, int]) -> list[str]:
+    """The MAX_ERRORS most frequent errors (ties by text), the ones named in the answer."""
+    ranked = sorted(by_error.items(), key=lambda item: (-item[1], item[0]))
+    return [error for error, _ in ranked[:MAX_ERRORS]]
+
+
+def _by_error(counts: CampaignCounts, named: list[str]) -> dict[str, int]:
+    out = {error or NO_ERROR: counts.undelivered_by_error.get(error, 0) for error in named}
+    other = counts.undelivered - sum(counts.undelivered_by_error.get(e, 0) for e in named)
+    if other:
+        out[OTHER_ERRORS] = other
+    return out
+
+
+def _timeline(periods: list[CampaignCounts], errors: list[str]) -> dict[str, Any]:
+    """Each figure of the counts as one list, a value per period."""
+    timeline: dict[str, Any] = {
+        name: [getattr(c, name) for c in periods] for name in _TIMELINE_FIGURES
+    }
+    timeline["undelivered_by_status"] = {
+        status: [c.undelivered_by_status.get(status, 0) for c in periods]
+        for status in UNDELIVERED_STATUSES
+    }
+    by_error = [_by_error(c, errors) for c in periods]
+    keys = [error or NO_ERROR for error in errors]
+    if any(OTHER_ERRORS in b for b in by_error):
+        keys.append(OTHER_ERRORS)
+    timeline["undelivered_by_error"] = {key: [b.get(key, 0) for b in by_error] for key in keys}
+    return timeline
 
 
 def campaign_json(c: CampaignRecord) -> dict[str, Any]:

@@ -745,6 +745,36 @@ class CampaignCounts:
     bot_requests: int = 0
     """Requests for the campaign's short links made by bots and link previews (HEAD, an
     empty User-Agent or one of ``[links] prefetchers``): never clicks."""
+    undelivered: int = 0
+    """Messages whose status became final without a delivery: undeliverable, expired,
+    rejected (by the carrier, at submit or in its receipt) or failed (the gateway gave up),
+    counted when it did. A message refused before it reached a carrier is undelivered
+    without being sent."""
+    undelivered_by_status: dict[str, int] = field(default_factory=dict)
+    """``undelivered`` by that status (each of the four, 0 included)."""
+    undelivered_by_error: dict[str, int] = field(default_factory=dict)
+    """``undelivered`` by the error recorded with that status: the receipt's ``stat:``,
+    ``err:`` and network error, the submit_sm_resp's status, or the gateway's reason ('' when
+    none was recorded)."""
+
+
+UNDELIVERED_STATUSES: Final = ("undeliverable", "expired", "rejected", "failed")
+"""The final statuses of :attr:`CampaignCounts.undelivered` (gateway.model.MessageStatus)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Periods:
+    """``count`` consecutive periods of ``width`` seconds from ``since``: the axis of a
+    timeline (:meth:`ReportStore.campaign_series`). ``Periods(a, b - a, 1)`` is the one
+    period [a, b), ``b`` infinite included."""
+
+    since: float
+    width: float
+    count: int
+
+    @property
+    def until(self) -> float:
+        return self.since + self.width * self.count
 
 
 @runtime_checkable
@@ -789,6 +819,14 @@ class ReportStore(InboundStore, Protocol):
 
     async def campaign_counts(self, campaign_id: str, since: float, until: float) -> CampaignCounts:
         """What the campaign did in [since, until) (see :class:`CampaignCounts`)."""
+
+    async def campaign_series(
+        self, campaign_id: str, axes: Sequence[Periods]
+    ) -> list[list[CampaignCounts]]:
+        """For each axis, the campaign's counts in each of its periods: what
+        ``campaign_counts`` gives for that period, figure by figure (one definition; a
+        recipient is in a distinct count of each period they acted in, so those periods add
+        up to more than the whole when someone acted in two)."""
 
     async def responders(
         self, campaign_id: str, keyword: str | None = None, after: str = "", limit: int = 1000

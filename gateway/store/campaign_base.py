@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from gateway.store.base import CampaignCounts, Contact
+from gateway.store.base import CampaignCounts, Contact, Periods
 
 IMPORT_RUNNING: Final = "running"
 IMPORT_DONE: Final = "done"
@@ -106,12 +106,10 @@ class CampaignRecord:
 class ReplyFigures:
     """What the interactions of one campaign say beyond its counts (``campaign_counts``:
     replies, responders, opt-outs ...): responses by keyword, each responder's time to the
-    first response, MOs per hour and per day from the start."""
+    first response. (MOs per hour and per day are the ``replies`` of ``campaign_series``.)"""
 
     per_keyword: dict[str, int]
     seconds_to_first_reply: list[float]
-    per_hour: list[int]
-    per_day: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +124,6 @@ class CampaignClick:
     """None once the code expired and was deleted."""
     user_agent: str
     bot: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ClickFigures:
-    """Clicks on a campaign's short links in each of the first 24 hours and 10 days after
-    its start (the buckets of ``ReplyFigures.per_hour``/``per_day``)."""
-
-    per_hour: list[int]
-    per_day: list[int]
 
 
 class CampaignStore(Protocol):
@@ -286,13 +275,14 @@ class CampaignStore(Protocol):
         """The campaign's figures in [since, until): the store's one definition of them,
         which the daily digest uses too (gateway.store.base.CampaignCounts)."""
 
-    async def reply_figures(self, campaign_id: str, since: float | None) -> ReplyFigures: ...
+    async def campaign_series(
+        self, campaign_id: str, axes: Sequence[Periods]
+    ) -> list[list[CampaignCounts]]:
+        """``campaign_counts`` in each period of each axis (gateway.store.base.ReportStore)."""
 
     async def campaign_clicks(
         self, campaign_id: str, after: tuple[float, int], limit: int
     ) -> list[CampaignClick]:
         """The campaign's click records (bots' too) by time, after ``after`` = (at, id)."""
 
-    async def click_figures(self, campaign_id: str, since: float | None) -> ClickFigures:
-        """Clicks (people's, as ``CampaignCounts.clicks``) per hour and per day from
-        ``since`` (the start; all zero without one)."""
+    async def reply_figures(self, campaign_id: str) -> ReplyFigures: ...

@@ -24,13 +24,12 @@ from typing import Any, Final
 
 import aiosqlite
 
-from gateway.store.base import CampaignCounts, Contact
+from gateway.store.base import CampaignCounts, Contact, Periods
 from gateway.store.campaign_base import (
     IMPORT_FAILED,
     IMPORT_RUNNING,
     CampaignClick,
     CampaignRecord,
-    ClickFigures,
     ContactList,
     ImportJob,
     ImportRow,
@@ -132,8 +131,6 @@ DELETE_PAGE: Final = 20_000
 transactions rather than one that holds the writer for seconds."""
 AUDIENCE_PAGE: Final = 20_000
 """Numbers per write while a campaign's audience is fixed: tens of milliseconds each."""
-HOURS: Final = 24
-DAYS: Final = 10
 
 
 def _campaign(row: Sequence[Any]) -> CampaignRecord:
@@ -858,20 +855,12 @@ class SqliteCampaignStore:
             for r in rows
         ]
 
-    async def click_figures(self, campaign_id: str, since: float | None) -> ClickFigures:
-        per_hour = [0] * HOURS
-        per_day = [0] * DAYS
-        if since is not None:
-            for series, width in ((per_hour, 3600), (per_day, 86400)):
-                for bucket, count in await self._read(
-                    "SELECT CAST((at - ?) / ? AS INTEGER) AS b, count(*) FROM link_clicks"
-                    " WHERE campaign_id = ? AND bot = 0 AND at >= ? AND at < ? GROUP BY b",
-                    (since, width, campaign_id, since, since + len(series) * width),
-                ):
-                    series[bucket] = count
-        return ClickFigures(per_hour=per_hour, per_day=per_day)
+    async def campaign_series(
+        self, campaign_id: str, axes: Sequence[Periods]
+    ) -> list[list[CampaignCounts]]:
+        return await self.store.campaign_series(campaign_id, axes)
 
-    async def reply_figures(self, campaign_id: str, since: float | None) -> ReplyFigures:
+    async def reply_figures(self, campaign_id: str) -> ReplyFigures:
         # Responses (RESPONSE: a recipient's MO that is no re-subscription) by keyword, and
         # each responder's first response after the campaign's first message to them.
         per_keyword = {
@@ -890,26 +879,7 @@ class SqliteCampaignStore:
             (campaign_id,),
         )
         seconds = sorted(max(0.0, r[0]) for r in firsts if r[0] is not None)
-        per_hour = [0] * HOURS
-        per_day = [0] * DAYS
-        if since is not None:
-            for bucket, count in await self._read(
-                "SELECT CAST((received_at - ?) / 3600 AS INTEGER) AS h, count(*)"
-                " FROM interactions WHERE campaign_id = ? AND received_at >= ?"
-                " AND received_at < ? GROUP BY h",
-                (since, campaign_id, since, since + HOURS * 3600),
-            ):
-                per_hour[bucket] = count
-            for bucket, count in await self._read(
-                "SELECT CAST((received_at - ?) / 86400 AS INTEGER) AS d, count(*)"
-                " FROM interactions WHERE campaign_id = ? AND received_at >= ?"
-                " AND received_at < ? GROUP BY d",
-                (since, campaign_id, since, since + DAYS * 86400),
-            ):
-                per_day[bucket] = count
         return ReplyFigures(
             per_keyword=per_keyword,
             seconds_to_first_reply=seconds,
-            per_hour=per_hour,
-            per_day=per_day,
         )
