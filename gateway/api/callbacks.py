@@ -20,6 +20,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from gateway.api.errors import NOT_FOUND, ApiError, FieldError, invalid, json_response
+from gateway.api.query import query_int
 from gateway.reports.csvfile import iso_utc
 from gateway.store.base import CallbackView, Store
 
@@ -48,21 +49,6 @@ def callback_json(cb: CallbackView) -> dict[str, Any]:
     }
 
 
-def _int(query: Any, name: str, low: int, high: int | None, errors: list[FieldError]) -> int | None:
-    value = query.get(name)
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        number = low - 1
-    if number < low or (high is not None and number > high):
-        top = f"..{high}" if high is not None else " or more"
-        errors.append(FieldError(f"query.{name}", f"must be an integer {low}{top}"))
-        return None
-    return number
-
-
 class CallbacksApi:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store = store
@@ -85,8 +71,8 @@ class CallbacksApi:
         state = query.get("state", "all")
         if state not in STATES:
             errors.append(FieldError("query.state", "must be parked, pending or all"))
-        after = _int(query, "after", 1, None, errors)
-        limit = _int(query, "limit", 1, MAX_LIMIT, errors) or DEFAULT_LIMIT
+        after = query_int(query, "after", 1, None, errors)
+        limit = query_int(query, "limit", 1, MAX_LIMIT, errors) or DEFAULT_LIMIT
         if errors:
             raise invalid(errors)
         items = await self.store.list_callbacks(STATES[state], after, limit + 1)

@@ -70,6 +70,7 @@ from gateway.api.errors import (
     json_response,
 )
 from gateway.api.message_list import row_json
+from gateway.api.query import query_int
 from gateway.logs import log_event
 from gateway.reports import csvfile
 from gateway.reports.digest import MAX_ATTACHED_ROWS, is_address
@@ -199,23 +200,6 @@ def _filter(query: Mapping[str, str], name: str, errors: list[FieldError]) -> st
         errors.append(FieldError(f"query.{name}", f"must be 1 to {MAX_FILTER} characters"))
         return None
     return value
-
-
-def _int(
-    query: Mapping[str, str], name: str, low: int, high: int | None, errors: list[FieldError]
-) -> int | None:
-    value = query.get(name)
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        number = low - 1
-    if number < low or (high is not None and number > high):
-        top = f"..{high}" if high is not None else " or more"
-        errors.append(FieldError(f"query.{name}", f"must be an integer {low}{top}"))
-        return None
-    return number
 
 
 def _flag(query: Mapping[str, str], name: str, default: bool, errors: list[FieldError]) -> bool:
@@ -357,7 +341,7 @@ class InteractionsApi:
         number = _filter(query, "number", errors)
         if number is None and "number" not in query:
             errors.append(FieldError("query.number", "required"))
-        limit = _int(query, "limit", 1, MAX_LIMIT, errors) or DEFAULT_LIMIT
+        limit = query_int(query, "limit", 1, MAX_LIMIT, errors) or DEFAULT_LIMIT
         order = query.get("order", "asc")
         if order not in ("asc", "desc"):
             errors.append(FieldError("query.order", "must be asc or desc"))
@@ -482,8 +466,8 @@ class InteractionsApi:
         query = request.query
         errors = _unknown(query, LIST_PARAMS)
         filters = {n: _filter(query, n, errors) for n in ("campaign_id", "number", "source")}
-        after = _int(query, "after", 1, None, errors)
-        limit = _int(query, "limit", 1, MAX_LIMIT, errors) or DEFAULT_LIMIT
+        after = query_int(query, "after", 1, None, errors)
+        limit = query_int(query, "limit", 1, MAX_LIMIT, errors) or DEFAULT_LIMIT
         state = query.get("state")
         if state is not None and state not in STATES:
             errors.append(FieldError("query.state", f"must be one of {', '.join(STATES)}"))
