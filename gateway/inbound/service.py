@@ -589,7 +589,9 @@ class InboundService:
             self._logged_from = interaction_id
         self._enqueue(_pending(interaction_id, new))
 
-    def _enqueue(self, interaction: Interaction) -> None:
+    def _enqueue(self, interaction: Interaction, *, first: bool = False) -> None:
+        """Queue an interaction behind its sender's others, or at their head (``first``:
+        a failed one, retried before its sender's next MO)."""
         source = interaction.source
         self._busy += 1
         self._idle_event.clear()
@@ -598,7 +600,10 @@ class InboundService:
             waiting = self._waiting[source] = deque()
             if source not in self._handling:
                 self._ready.append(source)
-        waiting.append(interaction)
+        if first:
+            waiting.appendleft(interaction)
+        else:
+            waiting.append(interaction)
         self._work_wake.set()
 
     async def _schedule(self) -> None:
@@ -684,23 +689,10 @@ class InboundService:
             # Failed ones are retried before their sender's next MO (they keep the order).
             for interaction in failed:
                 self._retry_ids.add(interaction.id)
-                self._requeue_first(interaction)
+                self._enqueue(interaction, first=True)
             release(list(left))
         for interaction in failed:  # this attempt was not counted when it began
             await self._record_failure(interaction, add=1)
-
-    def _requeue_first(self, interaction: Interaction) -> None:
-        """Put an interaction back at the head of its sender's queue."""
-        source = interaction.source
-        self._busy += 1
-        self._idle_event.clear()
-        waiting = self._waiting.get(source)
-        if waiting is None:
-            waiting = self._waiting[source] = deque()
-            if source not in self._handling:
-                self._ready.append(source)
-        waiting.appendleft(interaction)
-        self._work_wake.set()
 
     async def _record_failure(self, interaction: Interaction, *, add: int) -> int:
         """Keep why the attempt failed; the attempts now (0 when the store could not say)."""
@@ -769,7 +761,7 @@ class InboundService:
                 self._retry_ids.discard(iid)
                 self._errors.pop(iid, None)
             else:
-                self._requeue_first(interaction)
+                self._enqueue(interaction, first=True)
             self._release_one(interaction)
 
     def _release_one(self, interaction: Interaction) -> None:
