@@ -250,6 +250,12 @@ def build_message(
     else:
         lines.append(f"The attached CSV holds the {rows} interactions of the period.")
     message.set_content("\n".join(lines) + "\n")
+    attach_csv(message, attachment, f"interactions-{campaign.id}-{due.day.isoformat()}.csv")
+    return message
+
+
+def attach_csv(message: EmailMessage, attachment: bytes, filename: str) -> None:
+    """Attach an export's CSV bytes as ``text/csv`` named ``filename``."""
     message.add_attachment(
         attachment,
         maintype="text",
@@ -257,9 +263,8 @@ def build_message(
         # The bytes are UTF-8 (with a BOM unless told otherwise): say so, or a mail client
         # decodes them in its own default (often Latin-1) and garbles names and emoji.
         params={"charset": "utf-8"},
-        filename=f"interactions-{campaign.id}-{due.day.isoformat()}.csv",
+        filename=filename,
     )
-    return message
 
 
 class DigestScheduler:

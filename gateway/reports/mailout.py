@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Final
 
-from gateway.reports.digest import MailSender
+from gateway.reports.digest import MailSender, attach_csv
 
 MAX_RECIPIENTS: Final = 5
 """Addresses per e-mail: a report for a team, as a digest."""
@@ -68,11 +68,5 @@ def build_export_message(
     else:
         lines.append(f"The attached CSV holds the {rows} of them, oldest first.")
     message.set_content("\n".join(lines) + "\n")
-    message.add_attachment(
-        attachment,
-        maintype="text",
-        subtype="csv",
-        params={"charset": "utf-8"},
-        filename=f"interactions-{_stamp(now)}.csv",
-    )
+    attach_csv(message, attachment, f"interactions-{_stamp(now)}.csv")
     return message
