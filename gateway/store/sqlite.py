@@ -27,7 +27,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -521,6 +521,16 @@ def _by_carrier(pairs: Iterable[tuple[str, str | None]]) -> dict[str, list[str]]
         if key:
             grouped.setdefault(carrier, {})[key] = None
     return {carrier: list(keys) for carrier, keys in grouped.items()}
+
+
+def _per_carrier(pairs: Iterable[tuple[str, str | None]]) -> Iterator[tuple[str, str]]:
+    """The parameters of a ``carrier = ? AND receipt_key IN (SELECT value FROM
+    json_each(?))`` query for (carrier, key) pairs: each carrier with its distinct keys as
+    one JSON array (in chunks). The statement's text never changes, so it is prepared once
+    and reused from the statement cache."""
+    for carrier, keys in _by_carrier(pairs).items():
+        for chunk in _chunks(keys, MAX_SQL_VARIABLES - 1):
+            yield carrier, json.dumps(list(chunk))
 
 
 def _placeholders(n: int) -> str:
@@ -1283,15 +1293,14 @@ class SqliteStore(SqliteReports):
             for key in o.alt_keys:
                 keyed.setdefault((o.carrier, key), o)
         held: list[Any] = []
-        for carrier, keys in _by_carrier(keyed).items():
-            for chunk in _chunks(keys, MAX_SQL_VARIABLES - 1):
-                cursor = conn.execute(
-                    "SELECT id, carrier, receipt_key, status, received_at, error FROM receipts"
-                    " WHERE message_id IS NULL AND carrier = ?"
-                    " AND receipt_key IN (SELECT value FROM json_each(?)) ORDER BY id",
-                    (carrier, json.dumps(list(chunk))),
-                )
-                held.extend(cursor.fetchall())
+        for params in _per_carrier(keyed):
+            cursor = conn.execute(
+                "SELECT id, carrier, receipt_key, status, received_at, error FROM receipts"
+                " WHERE message_id IS NULL AND carrier = ?"
+                " AND receipt_key IN (SELECT value FROM json_each(?)) ORDER BY id",
+                params,
+            )
+            held.extend(cursor.fetchall())
         if not held:
             return {}
         applied: list[tuple[str, int, str, float, str | None]] = []
@@ -1610,20 +1619,17 @@ class SqliteStore(SqliteReports):
         owner: dict[tuple[str, str], tuple[str, int]],
     ) -> None:
         """Add to ``owner`` the part each (carrier, receipt_key) names, if any."""
-        for carrier, keys in _by_carrier(pairs).items():
-            for chunk in _chunks(keys, MAX_SQL_VARIABLES - 1):
-                # One IN list per carrier walks the (carrier, receipt_key) index. The
-                # newest part wins when a carrier has reused an id. The keys travel as
-                # one JSON array: the statement's text never changes, so it is prepared
-                # once and reused from the statement cache.
-                cursor = conn.execute(
-                    "SELECT carrier, receipt_key, message_id, part FROM parts"
-                    " WHERE carrier = ? AND receipt_key IN (SELECT value FROM json_each(?))"
-                    " ORDER BY submitted_at",
-                    (carrier, json.dumps(list(chunk))),
-                )
-                for carrier_, key, message_id, part in cursor.fetchall():
-                    owner[(carrier_, key)] = (message_id, part)
+        for params in _per_carrier(pairs):
+            # One IN list per carrier walks the (carrier, receipt_key) index. The newest
+            # part wins when a carrier has reused an id.
+            cursor = conn.execute(
+                "SELECT carrier, receipt_key, message_id, part FROM parts"
+                " WHERE carrier = ? AND receipt_key IN (SELECT value FROM json_each(?))"
+                " ORDER BY submitted_at",
+                params,
+            )
+            for carrier, key, message_id, part in cursor.fetchall():
+                owner[(carrier, key)] = (message_id, part)
 
     @staticmethod
     def _drop_resent_unmatched_sync(
@@ -1654,14 +1660,13 @@ class SqliteStore(SqliteReports):
 
     async def still_unmatched(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
-        for carrier, chosen in _by_carrier(keys).items():
-            for chunk in _chunks(chosen, MAX_SQL_VARIABLES - 1):
-                rows = await self._read(
-                    "SELECT DISTINCT receipt_key FROM receipts WHERE message_id IS NULL"
-                    " AND carrier = ? AND receipt_key IN (SELECT value FROM json_each(?))",
-                    (carrier, json.dumps(list(chunk))),
-                )
-                found.update((carrier, r[0]) for r in rows)
+        for carrier, chosen in _per_carrier(keys):
+            rows = await self._read(
+                "SELECT DISTINCT receipt_key FROM receipts WHERE message_id IS NULL"
+                " AND carrier = ? AND receipt_key IN (SELECT value FROM json_each(?))",
+                (carrier, chosen),
+            )
+            found.update((carrier, r[0]) for r in rows)
         return found
 
     async def expire_unreceipted(
