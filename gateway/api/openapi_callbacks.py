@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from gateway.api.callbacks import DEFAULT_LIMIT, MAX_LIMIT
+from gateway.api.openapi_parts import limit_param, query_param
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -16,16 +17,6 @@ def _error(description: str) -> dict[str, Any]:
 
 def _json(name: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
-
-
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
 
 
 _ERRORS: Final = {
@@ -103,26 +94,17 @@ CALLBACK_PATHS: Final[dict[str, Any]] = {
             "operationId": "listCallbacks",
             "summary": "The status-callback outbox, oldest first: parked, pending or all.",
             "parameters": [
-                _query(
+                query_param(
                     "state",
                     "parked: given up; pending: still being tried; all: both.",
                     {"enum": ["parked", "pending", "all"], "default": "all"},
                 ),
-                _query(
+                query_param(
                     "after",
                     "The 'next' cursor of the previous page (same state).",
                     {"type": "string", "pattern": "^[0-9]+$"},
                 ),
-                _query(
-                    "limit",
-                    "Items per page.",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT,
-                    },
-                ),
+                limit_param(MAX_LIMIT, DEFAULT_LIMIT),
             ],
             "responses": {
                 "200": {"description": "A page.", "content": _json("CallbackPage")},

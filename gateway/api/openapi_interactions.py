@@ -12,6 +12,7 @@ from gateway.api.interactions import (
     MAX_FILTER,
     MAX_LIMIT,
 )
+from gateway.api.openapi_parts import limit_param, query_param
 from gateway.reports.csvfile import COLUMNS
 
 
@@ -22,21 +23,13 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
-
-
 _TEXT: Final = {"type": "string", "minLength": 1, "maxLength": MAX_FILTER}
 _FILTERS: Final = [
-    _query("campaign_id", "Only interactions logged under this campaign.", _TEXT),
-    _query("number", "Only MOs sent to this number of ours (short code or long number).", _TEXT),
-    _query("source", "Only MOs from this subscriber (E.164 when numeric).", _TEXT),
+    query_param("campaign_id", "Only interactions logged under this campaign.", _TEXT),
+    query_param(
+        "number", "Only MOs sent to this number of ours (short code or long number).", _TEXT
+    ),
+    query_param("source", "Only MOs from this subscriber (E.164 when numeric).", _TEXT),
 ]
 _ERRORS: Final = {
     "400": _error("A bad or unknown query parameter (each one listed in details)."),
@@ -299,22 +292,13 @@ INTERACTION_PATHS: Final[dict[str, Any]] = {
                     "description": "The subscriber (E.164 when numeric).",
                     "schema": _TEXT,
                 },
-                _query(
+                query_param(
                     "after",
                     "The 'next' cursor of the previous page (same number and order).",
                     {"type": "string", "pattern": "^([0-9]+|-)\\.([0-9a-f]{26}|-)$"},
                 ),
-                _query(
-                    "limit",
-                    "Items per page.",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT,
-                    },
-                ),
-                _query(
+                limit_param(MAX_LIMIT, DEFAULT_LIMIT),
+                query_param(
                     "order",
                     "asc: oldest first (a chat); desc: newest first.",
                     {"enum": ["asc", "desc"], "default": "asc"},
@@ -376,27 +360,18 @@ INTERACTION_PATHS: Final[dict[str, Any]] = {
             "summary": "The MO log, a page at a time (keyset cursor).",
             "parameters": [
                 *_FILTERS,
-                _query(
+                query_param(
                     "after",
                     "The 'next' cursor of the previous page (same filters and order).",
                     {"type": "string", "pattern": "^[0-9]+$"},
                 ),
-                _query(
-                    "limit",
-                    "Items per page.",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT,
-                    },
-                ),
-                _query(
+                limit_param(MAX_LIMIT, DEFAULT_LIMIT),
+                query_param(
                     "order",
                     "desc: newest first; asc: oldest first.",
                     {"enum": ["desc", "asc"], "default": "desc"},
                 ),
-                _query(
+                query_param(
                     "state",
                     "Only interactions in this state (quarantined: the dead letters).",
                     {"enum": ["pending", "done", "quarantined"]},
@@ -453,17 +428,17 @@ INTERACTION_PATHS: Final[dict[str, Any]] = {
             " mark moves only once the file was written to the end.",
             "parameters": [
                 *_FILTERS,
-                _query(
+                query_param(
                     "new",
                     "1: only interactions not yet exported in this scope (token and filters).",
                     {"enum": ["0", "1"], "default": "0"},
                 ),
-                _query(
+                query_param(
                     "ids",
                     f"Comma-separated interaction ids (at most {MAX_EXPORT_IDS}); not with new=1.",
                     {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"},
                 ),
-                _query(
+                query_param(
                     "bom",
                     "0 leaves out the UTF-8 byte order mark.",
                     {"enum": ["0", "1"], "default": "1"},
