@@ -135,6 +135,17 @@ _NEXT: Final = {
     "description": "Pass as 'after' for the next page; null on the last page.",
 }
 
+
+def _page(item: str) -> dict[str, Any]:
+    """A page of a list: its items (schema ``item``) and the cursor to the next page."""
+    return {
+        "type": "object",
+        "required": ["items", "next"],
+        "additionalProperties": False,
+        "properties": {"items": {"type": "array", "items": _ref(item)}, "next": _NEXT},
+    }
+
+
 SCHEMAS: Final[dict[str, Any]] = {
     "ContactSummary": {
         "type": "object",
@@ -146,12 +157,7 @@ SCHEMAS: Final[dict[str, Any]] = {
             "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
         },
     },
-    "ContactPage": {
-        "type": "object",
-        "required": ["items", "next"],
-        "additionalProperties": False,
-        "properties": {"items": {"type": "array", "items": _ref("ContactSummary")}, "next": _NEXT},
-    },
+    "ContactPage": _page("ContactSummary"),
     "ContactPatch": {
         "type": "object",
         "additionalProperties": False,
@@ -181,12 +187,7 @@ SCHEMAS: Final[dict[str, Any]] = {
             "members_removed": _COUNT,
         },
     },
-    "OptOutPage": {
-        "type": "object",
-        "required": ["items", "next"],
-        "additionalProperties": False,
-        "properties": {"items": {"type": "array", "items": _ref("OptOut")}, "next": _NEXT},
-    },
+    "OptOutPage": _page("OptOut"),
     "ContactList": {
         "type": "object",
         "required": ["id", "name", "contacts"],
