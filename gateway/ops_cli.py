@@ -492,6 +492,7 @@ def _campaign_body(args: argparse.Namespace, client: Client) -> dict[str, Any]:
         "name": args.name,
         "from": args.sender,
         "text": args.text,
+        "template_id": args.template,
         "lists": list_ids(client, args.list) if args.list else None,
         "tags": args.tag or None,
         "courtesy_reply": args.courtesy_reply,
@@ -508,7 +509,8 @@ def _campaign_body(args: argparse.Namespace, client: Client) -> dict[str, Any]:
     if args.digest_to:
         flags["digest"] = {"to": args.digest_to, "days": args.digest_days}
     body.update({k: v for k, v in flags.items() if v is not None})
-    missing = [k for k in ("name", "from", "text", "lists") if k not in body]
+    wanted = ("name", "from", "template_id" if "template_id" in body else "text", "lists")
+    missing = [k for k in wanted if k not in body]
     if missing:
         raise CliError(f"campaign create: missing {', '.join(missing)}", EXIT_USAGE)
     return body
@@ -616,6 +618,60 @@ def _timeline_text(timeline: Any, label: str) -> list[str]:
 
 def _q(value: str) -> str:
     return urllib.parse.quote(str(value), safe="")
+
+
+# -- templates ------------------------------------------------------------------------------
+
+
+def _rendering_text(r: dict[str, Any] | None) -> str:
+    if not r:
+        return "(none)"
+    how = r.get("problem") or f"{r.get('encoding')}, {r.get('parts')} part(s)"
+    return f"{r.get('number')}: {r.get('characters')} characters, {how}\n  {r.get('text')}"
+
+
+def _preview_text(d: dict[str, Any]) -> str:
+    lines = [f"sample  {_rendering_text(d.get('sample'))}"]
+    audience = d.get("audience")
+    if isinstance(audience, dict):
+        lines.append(
+            f"longest of {audience.get('contacts')} contacts"
+            f"  {_rendering_text(audience.get('longest'))}"
+        )
+    return "\n".join(lines)
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    """``template create|list|show|update|delete|preview``: /v1/templates."""
+    client = resolve(args)
+
+    def line(t: dict[str, Any]) -> str:
+        return f"{t.get('id')} {t.get('name')!r}: {t.get('text')}"
+
+    action = args.action
+    if action == "create":
+        emit(args, client.post("/v1/templates", {"name": args.name, "text": args.text}), line)
+    elif action == "list":
+        doc = client.get("/v1/templates")
+        items = (doc or {}).get("items", [])
+        emit(args, doc, lambda _: "\n".join(line(t) for t in items) or "no templates")
+    elif action == "show":
+        emit(args, client.get(f"/v1/templates/{_q(args.id)}"), line)
+    elif action == "update":
+        body = {"name": args.name, "text": args.text}
+        emit(args, client.request("PUT", f"/v1/templates/{_q(args.id)}", body).json(), line)
+    elif action == "delete":
+        client.request("DELETE", f"/v1/templates/{_q(args.id)}")
+        print(f"template {args.id} deleted")
+    elif action == "preview":
+        preview: dict[str, Any] = {}
+        if args.contact:
+            preview["contact"] = args.contact
+        if args.list:
+            preview["lists"] = list_ids(client, args.list)
+        path = f"/v1/templates/{_q(args.id)}/preview"
+        emit(args, client.post(path, preview), _preview_text)
+    return EXIT_OK
 
 
 # -- messages -------------------------------------------------------------------------------
@@ -866,6 +922,7 @@ def add_client_commands(sub: Any) -> None:
     c.add_argument("--name")
     c.add_argument("--from", dest="sender")
     c.add_argument("--text", help="template with {name} and {attribute} fields")
+    c.add_argument("--template", help="a saved template's id (smsgw template), instead of --text")
     c.add_argument(
         "--list", action="append", help="contact list id, or its name when unique (repeat)"
     )
@@ -898,6 +955,33 @@ def add_client_commands(sub: Any) -> None:
         "--clicked", action="store_true", help="to those who clicked its short links instead"
     )
     c.set_defaults(func=_guarded(cmd_campaign))
+
+    p = sub.add_parser("template", help="saved message templates and their preview")
+    tsub = p.add_subparsers(dest="action", required=True)
+    for action, what in (("create", "POST"), ("update", "PUT")):
+        c = tsub.add_parser(action, help=f"{what} /v1/templates")
+        _common(c)
+        if action == "update":
+            c.add_argument("id")
+        c.add_argument("--name", required=True)
+        c.add_argument("--text", required=True, help="with {name} and {attribute} fields")
+        c.set_defaults(func=_guarded(cmd_template))
+    c = tsub.add_parser("list", help="GET /v1/templates")
+    _common(c)
+    c.set_defaults(func=_guarded(cmd_template))
+    for action in ("show", "delete"):
+        c = tsub.add_parser(action, help=f"{action} one template")
+        _common(c)
+        c.add_argument("id")
+        c.set_defaults(func=_guarded(cmd_template))
+    c = tsub.add_parser("preview", help="render for a contact; the longest across lists")
+    _common(c)
+    c.add_argument("id")
+    c.add_argument("--contact", help="a number whose stored fields are used")
+    c.add_argument(
+        "--list", action="append", help="contact list id, or its name when unique (repeat)"
+    )
+    c.set_defaults(func=_guarded(cmd_template))
 
     p = sub.add_parser("messages", help="list and search messages")
     msub = p.add_subparsers(dest="action", required=True)

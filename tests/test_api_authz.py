@@ -132,6 +132,7 @@ class World:
         self.list_id = 0
         self.import_id = ""
         self.campaign = ""
+        self.template = ""
         self.number = "+33612345678"
 
     async def build(self) -> World:
@@ -163,6 +164,11 @@ class World:
         )
         assert campaign.status == 201, campaign.text
         self.campaign = campaign.body["id"]
+        template = await call(
+            rig, "POST", "/v1/templates", A_FULL, {"name": "hello", "text": "Hi {first_name}"}
+        )
+        assert template.status == 201, template.text
+        self.template = template.body["id"]
         return self
 
     def fill(self, path: str) -> str:
@@ -174,6 +180,8 @@ class World:
             return path.replace("{id}", self.import_id)
         if path.startswith("/v1/campaigns/"):
             return path.replace("{id}", self.campaign)
+        if path.startswith("/v1/templates/"):
+            return path.replace("{id}", self.template)
         return path.replace("{number}", self.number)
 
 
@@ -195,6 +203,10 @@ ISOLATION: dict[tuple[str, str], Any] = {
     ("GET", "/v1/campaigns/{id}/stats"): None,
     ("GET", "/v1/campaigns/{id}/clicks.csv"): None,
     ("POST", "/v1/campaigns/{id}/send-to-responders"): {"text": "again"},
+    ("GET", "/v1/templates/{id}"): None,
+    ("PUT", "/v1/templates/{id}"): {"name": "hello", "text": "Hello {first_name}"},
+    ("DELETE", "/v1/templates/{id}"): None,
+    ("POST", "/v1/templates/{id}/preview"): {},
 }
 COLLECTIONS = {
     ("GET", "/v1/lists"),
@@ -203,6 +215,7 @@ COLLECTIONS = {
     ("GET", "/v1/contacts"),
     ("GET", "/v1/opt-outs"),
     ("GET", "/v1/opt-outs/export.csv"),
+    ("GET", "/v1/templates"),
 }
 """Lists that show only the token's account's objects (test below)."""
 CREATING = {
@@ -211,6 +224,7 @@ CREATING = {
     ("POST", "/v1/messages/batch"),
     ("POST", "/v1/lists"),
     ("POST", "/v1/campaigns"),
+    ("POST", "/v1/templates"),
     # Opt-outs are the subscriber's, for every account: adding one only stops messages.
     ("POST", "/v1/opt-outs"),
 }
@@ -257,7 +271,9 @@ async def test_lists_campaigns_and_messages_show_only_the_accounts_own(rig: Rig)
         rig, "POST", "/v1/messages", B_FULL, {"to": "+33688888888", "from": "ACME", "text": "b"}
     )
     assert b_sent.status == 202
-    for path in ("/v1/lists", "/v1/campaigns", "/v1/messages"):
+    b_template = await call(rig, "POST", "/v1/templates", B_FULL, {"name": "b", "text": "b"})
+    assert b_template.status == 201
+    for path in ("/v1/lists", "/v1/campaigns", "/v1/messages", "/v1/templates"):
         a_items = (await call(rig, "GET", path, A_FULL)).body["items"]
         b_items = (await call(rig, "GET", path, B_FULL)).body["items"]
         every = (await call(rig, "GET", path, LEGACY_ADMIN)).body["items"]
@@ -442,3 +458,22 @@ async def test_a_database_from_before_accounts_gets_the_columns_and_keeps_its_ro
         assert (await campaigns.get_list(made.id)) == made
     finally:
         await store.close()
+
+
+async def test_a_campaign_may_only_take_its_accounts_templates(rig: Rig) -> None:
+    world = await World(rig).build()
+    b_list = await call(rig, "POST", "/v1/lists", B_FULL, {"name": "b's"})
+    body = {"name": "b", "from": "ACME", "lists": [b_list.body["id"]]}
+    stolen = await call(
+        rig, "POST", "/v1/campaigns", B_FULL, {**body, "template_id": world.template}
+    )
+    assert stolen.status == 400, stolen.text
+    assert [d["path"] for d in stolen.body["error"]["details"]] == ["template_id"]
+    preview = await call(
+        rig,
+        "POST",
+        f"/v1/templates/{world.template}/preview",
+        A_FULL,
+        {"lists": [b_list.body["id"]]},
+    )
+    assert preview.status == 400, preview.text  # b's list is not a's to read

@@ -39,6 +39,7 @@ from gateway.api.intake import Intake
 from gateway.api.interactions import InteractionsApi
 from gateway.api.messages import MessagesApi, Outbound
 from gateway.api.openapi import openapi_document
+from gateway.api.templates import TemplatesApi
 from gateway.binds import BindState, CarrierBind
 from gateway.callback_policy import CallbackPolicy
 from gateway.config import GatewayConfig
@@ -195,6 +196,7 @@ def make_app(
     CallbacksApi(store, clock).add_routes(app.router)
     # Lists, imports, contacts, opt-outs, campaigns (503 when not wired, as in API tests).
     CampaignsApi(campaigns).add_routes(app.router)
+    TemplatesApi(campaigns).add_routes(app.router)
     # The web console (its pages ask this API for their data, with the signed-in token).
     overview = OverviewSources(
         binds,

@@ -85,6 +85,12 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], Scope]] = {
     ("GET", "/v1/campaigns/{id}/stats"): "campaigns",
     ("GET", "/v1/campaigns/{id}/clicks.csv"): "campaigns",
     ("POST", "/v1/campaigns/{id}/send-to-responders"): "campaigns",
+    ("POST", "/v1/templates"): "campaigns",
+    ("GET", "/v1/templates"): "campaigns",
+    ("GET", "/v1/templates/{id}"): "campaigns",
+    ("PUT", "/v1/templates/{id}"): "campaigns",
+    ("DELETE", "/v1/templates/{id}"): "campaigns",
+    ("POST", "/v1/templates/{id}/preview"): "campaigns",
     # Inbound numbers and the MO log belong to the gateway, not to an account: the numbers
     # receive for every account, and an MO names no account.
     ("GET", "/v1/numbers"): "admin",

@@ -589,11 +589,28 @@ class CampaignsApi:
                     )
                 ]
             )
+        if isinstance(body, dict) and "template_id" in body:
+            body = await self._from_template(body, who.admin, who.account)
         try:
             created = await self.parts.service.create(body, account=who.account, any_list=who.admin)
         except FieldErrors as exc:
             raise invalid(exc.errors) from None
         return json_response(campaign_json(created), 201)
+
+    async def _from_template(
+        self, body: dict[str, Any], admin: bool, account: str
+    ) -> dict[str, Any]:
+        """The body with the text of its ``template_id`` (the account's template)."""
+        template_id = body["template_id"]
+        found = None
+        if isinstance(template_id, str) and _ID.fullmatch(template_id):
+            found = await self.parts.campaigns.get_template(template_id)
+        if found is None or not (admin or found.account == account):
+            raise invalid([FieldError("template_id", f"no template with id {template_id!r}")])
+        if body.get("text") is not None:
+            raise invalid([FieldError("text", "give text or template_id, not both")])
+        rest = {k: v for k, v in body.items() if k != "template_id"}
+        return {**rest, "text": found.text}
 
     async def get_campaigns(self, request: web.Request) -> web.Response:
         who = principal(request)

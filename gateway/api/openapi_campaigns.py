@@ -308,11 +308,18 @@ SCHEMAS: Final[dict[str, Any]] = {
     },
     "CampaignRequest": {
         "type": "object",
-        "required": ["name", "from", "text"],
+        "required": ["name", "from"],
+        "description": "text, or template_id: one of the two is required.",
         "additionalProperties": False,
         "properties": {
             "name": {"type": "string"},
             "from": {"type": "string"},
+            "template_id": {
+                "type": "string",
+                "description": "A saved template of the account (POST /v1/templates) whose"
+                " text the campaign takes (a copy: changing the template later does not"
+                " change the campaign). Not with text.",
+            },
             "text": {
                 "type": "string",
                 "description": "Template: {name}, {first_name}, {last_name}, {number} and any"
@@ -488,6 +495,66 @@ SCHEMAS: Final[dict[str, Any]] = {
                 "properties": {
                     "per_hour": _timeline(24),
                     "per_day": _timeline(10),
+                },
+            },
+        },
+    },
+    "Template": {
+        "type": "object",
+        "required": ["id", "name", "text", "created_at", "updated_at"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "text": {"type": "string", "description": "With {field} placeholders."},
+            "created_at": _DATE,
+            "updated_at": _DATE,
+        },
+    },
+    "Templates": {
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": False,
+        "properties": {"items": {"type": "array", "items": _ref("Template")}},
+    },
+    "TemplateRequest": {
+        "type": "object",
+        "required": ["name", "text"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "text": {"type": "string", "minLength": 1, "maxLength": 1600},
+        },
+    },
+    "TemplateRendering": {
+        "type": "object",
+        "required": ["number", "text", "encoding", "parts", "characters", "problem"],
+        "additionalProperties": False,
+        "properties": {
+            "number": _nullable("string"),
+            "text": {"type": "string"},
+            "encoding": {
+                "type": ["string", "null"],
+                "description": "gsm7, latin1 or ucs2; null when the text would be refused.",
+            },
+            "parts": _COUNT,
+            "characters": _COUNT,
+            "problem": _nullable("string", description="Why the text would be refused."),
+        },
+    },
+    "TemplatePreview": {
+        "type": "object",
+        "required": ["sample"],
+        "additionalProperties": False,
+        "properties": {
+            "sample": _ref("TemplateRendering"),
+            "audience": {
+                "type": "object",
+                "required": ["contacts", "longest"],
+                "additionalProperties": False,
+                "properties": {
+                    "contacts": _COUNT,
+                    "longest": {"oneOf": [_ref("TemplateRendering"), {"type": "null"}]},
                 },
             },
         },
@@ -857,6 +924,97 @@ PATHS: Final[dict[str, Any]] = {
             "responses": {
                 "201": {"description": "The new campaign.", "content": _json(_ref("Campaign"))},
                 "404": _error("No campaign with this id."),
+                **_JSON_POST,
+            },
+        }
+    },
+    "/v1/templates": {
+        "post": {
+            "operationId": "createTemplate",
+            "summary": "Save a message template.",
+            "requestBody": {"required": True, "content": _json(_ref("TemplateRequest"))},
+            "responses": {
+                "201": {"description": "Created.", "content": _json(_ref("Template"))},
+                **_JSON_POST,
+            },
+        },
+        "get": {
+            "operationId": "listTemplates",
+            "summary": "The account's templates.",
+            "responses": {
+                "200": {"description": "Templates.", "content": _json(_ref("Templates"))},
+                **_COMMON,
+            },
+        },
+    },
+    "/v1/templates/{id}": {
+        "get": {
+            "operationId": "getTemplate",
+            "summary": "One template.",
+            "parameters": [_path_param("id")],
+            "responses": {
+                "200": {"description": "The template.", "content": _json(_ref("Template"))},
+                "404": _error("No template with this id."),
+                **_COMMON,
+            },
+        },
+        "put": {
+            "operationId": "updateTemplate",
+            "summary": "Replace a template's name and text.",
+            "parameters": [_path_param("id")],
+            "requestBody": {"required": True, "content": _json(_ref("TemplateRequest"))},
+            "responses": {
+                "200": {"description": "The template.", "content": _json(_ref("Template"))},
+                "404": _error("No template with this id."),
+                **_JSON_POST,
+            },
+        },
+        "delete": {
+            "operationId": "deleteTemplate",
+            "summary": "Delete a template (campaigns made from it keep their text).",
+            "parameters": [_path_param("id")],
+            "responses": {
+                "204": {"description": "Deleted."},
+                "404": _error("No template with this id."),
+                **_COMMON,
+            },
+        },
+    },
+    "/v1/templates/{id}/preview": {
+        "post": {
+            "operationId": "previewTemplate",
+            "summary": "Render a template for a sample contact, and find its longest rendering"
+            " across lists.",
+            "description": "contact: a number (its stored fields) or an object of fields"
+            " (number, name, attributes); none: empty fields. lists: the account's lists,"
+            " read a page at a time; the longest rendering is the one with the most parts,"
+            " then characters (one the gateway would refuse first).",
+            "parameters": [_path_param("id")],
+            "requestBody": {
+                "required": False,
+                "content": _json(
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "contact": {
+                                "oneOf": [
+                                    {"type": "string"},
+                                    {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "string"},
+                                    },
+                                    {"type": "null"},
+                                ]
+                            },
+                            "lists": {"type": "array", "items": {"type": "integer"}},
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "200": {"description": "Renderings.", "content": _json(_ref("TemplatePreview"))},
+                "404": _error("No template with this id."),
                 **_JSON_POST,
             },
         }

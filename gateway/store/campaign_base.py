@@ -126,6 +126,19 @@ class CampaignClick:
     bot: bool
 
 
+@dataclass(frozen=True, slots=True)
+class MessageTemplate:
+    """A saved message text with ``{field}`` placeholders (gateway.inbound.templates), its
+    account's as lists and campaigns are."""
+
+    id: str
+    account: str
+    name: str
+    text: str
+    created_at: float
+    updated_at: float
+
+
 class CampaignStore(Protocol):
     # -- lists, contacts, imports ------------------------------------------------------------
 
@@ -286,3 +299,16 @@ class CampaignStore(Protocol):
         """The campaign's click records (bots' too) by time, after ``after`` = (at, id)."""
 
     async def reply_figures(self, campaign_id: str) -> ReplyFigures: ...
+
+    # -- message templates -------------------------------------------------------------------
+
+    async def save_template(self, template: MessageTemplate) -> None:
+        """Insert or replace (by id)."""
+
+    async def get_template(self, template_id: str) -> MessageTemplate | None: ...
+
+    async def templates(self, account: str | None) -> list[MessageTemplate]:
+        """By id; ``account`` None: every account's."""
+
+    async def delete_template(self, template_id: str) -> bool:
+        """False when there was none."""

@@ -35,6 +35,7 @@ from gateway.store.campaign_base import (
     ImportRow,
     ListInUse,
     ListMembership,
+    MessageTemplate,
     OptOutRecord,
     ReplyFigures,
 )
@@ -108,6 +109,15 @@ SCHEMA: Final = (
         PRIMARY KEY (campaign_id, number)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS campaign_deferred_due ON campaign_deferred(campaign_id, due_at)",
+    # Saved message templates (gateway.campaigns.preview), each its account's.
+    """CREATE TABLE IF NOT EXISTS message_templates (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    ) WITHOUT ROWID""",
     # Set once the audience is written, so that a restart never writes it again.
     """CREATE TABLE IF NOT EXISTS campaign_audience_fixed (
         campaign_id TEXT PRIMARY KEY,
@@ -565,6 +575,51 @@ class SqliteCampaignStore:
         return [
             (n, OptOutRecord(None if s == ALL_OPT_OUT else s, src, at)) for n, s, src, at in rows
         ]
+
+    # -- message templates -------------------------------------------------------------------
+
+    async def save_template(self, template: MessageTemplate) -> None:
+        t = template
+        row = (t.id, t.account, t.name, t.text, t.created_at, t.updated_at)
+
+        async def op(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT OR REPLACE INTO message_templates(id, account, name, text, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+        await self.store._write(op)
+
+    async def get_template(self, template_id: str) -> MessageTemplate | None:
+        rows = await self._read(
+            "SELECT id, account, name, text, created_at, updated_at FROM message_templates"
+            " WHERE id = ?",
+            (template_id,),
+        )
+        return MessageTemplate(*rows[0]) if rows else None
+
+    async def templates(self, account: str | None) -> list[MessageTemplate]:
+        if account is None:
+            rows = await self._read(
+                "SELECT id, account, name, text, created_at, updated_at FROM message_templates"
+                " ORDER BY id"
+            )
+        else:
+            rows = await self._read(
+                "SELECT id, account, name, text, created_at, updated_at FROM message_templates"
+                " WHERE account = ? ORDER BY id",
+                (account,),
+            )
+        return [MessageTemplate(*r) for r in rows]
+
+    async def delete_template(self, template_id: str) -> bool:
+        async def op(db: aiosqlite.Connection) -> bool:
+            cursor = await db.execute("DELETE FROM message_templates WHERE id = ?", (template_id,))
+            return cursor.rowcount == 1
+
+        deleted: bool = await self.store._write(op)
+        return deleted
 
     # -- campaigns ---------------------------------------------------------------------------
 
