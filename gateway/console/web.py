@@ -30,7 +30,7 @@ from aiohttp import web
 from gateway.api.auth import CONSOLE_PREFIX
 from gateway.campaigns.service import TRANSITIONS
 from gateway.config import HttpConfig
-from gateway.console.apiclient import ApiClient, path
+from gateway.console.apiclient import ApiAnswer, ApiClient, path
 from gateway.console.overview import (
     MINUTES,
     MinuteSeries,
@@ -248,6 +248,16 @@ class Console:
             **{"nav": "", **values},
         )
 
+    async def _api_page(
+        self, request: web.Request, session: Session, api_path: str, params: dict[str, str]
+    ) -> ApiAnswer:
+        """A page of an API list (GET ``api_path`` with ``params``), from the cursor the page's
+        own ``after`` carries."""
+        after = request.query.get("after")
+        if after:
+            params = {**params, "after": after}
+        return await self.api.call(request, session.token, "GET", f"{api_path}?{urlencode(params)}")
+
     def _page(
         self, name: str, session: Session | None, status: int = 200, **values: Any
     ) -> web.Response:
@@ -402,12 +412,7 @@ class Console:
         params = {"limit": str(PAGE_SIZE)}
         if field is not None:
             params[field] = normal_number(query) if field == "to" else query
-        after = request.query.get("after")
-        if after:
-            params["after"] = after
-        answer = await self.api.call(
-            request, session.token, "GET", f"/v1/messages?{urlencode(params)}"
-        )
+        answer = await self._api_page(request, session, "/v1/messages", params)
         values: dict[str, Any] = {
             "title": "Messages",
             "nav": "messages",
@@ -598,12 +603,7 @@ class Console:
             if request.query.get(name, "").strip()
         }
         params = {**filters, "limit": str(PAGE_SIZE)}
-        after = request.query.get("after")
-        if after:
-            params["after"] = after
-        answer = await self.api.call(
-            request, session.token, "GET", f"/v1/interactions?{urlencode(params)}"
-        )
+        answer = await self._api_page(request, session, "/v1/interactions", params)
         values: dict[str, Any] = {
             "title": "Interactions",
             "nav": "interactions",
