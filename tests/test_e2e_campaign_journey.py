@@ -1,10 +1,11 @@
 """One two-way campaign, whole (issue "Two-way campaigns as SMS platforms run them", Done
-when): a contact list imported by CSV, a campaign with a short link and a keyword sent
-through the simulator, scripted subscribers who click (a browser GET), preview (a HEAD),
-reply YES and STOP through the simulator's POST /v1/mo, a helpdesk reply; then the funnel
-and timelines, one subscriber's conversation, the interactions e-mailed as CSV (to aiosmtpd
-on 127.0.0.1) and the signed status callbacks, each checked against what the simulator
-counted and what the test itself did.
+when): a contact list imported by CSV, a campaign made from a template (its preview checked
+against what a handset got) with a short link and a keyword, sent through the simulator;
+scripted subscribers who click (a browser GET), preview (a HEAD), reply YES and STOP through
+the simulator's POST /v1/mo; a helpdesk reply. Then the funnel and timelines, one
+subscriber's conversation, the interactions e-mailed as CSV (to aiosmtpd on 127.0.0.1) and
+the signed status callbacks, each checked against what the simulator counted and what the
+test itself did.
 
 Campaigns carry no callback_url, so the signed callbacks come from two POST /v1/messages
 with a callback_url in the same run."""
@@ -42,6 +43,7 @@ from tests.test_signed_callbacks import (  # noqa: F401  (receiver: the fixture)
 CONTACTS = 16
 TARGET = "https://tickets.example/jazz"
 CITIES = ("Paris", "Lyon", "Nantes", "Lille")
+TEXT = f"{{first_name}} in {{city}}: jazz night {{link:{TARGET}}} Reply YES"
 
 
 class JourneyLab(FunnelLab):
@@ -115,7 +117,12 @@ async def test_one_two_way_campaign_from_import_to_signed_callbacks(
 
     await eventually(imported)
 
-    # -- the campaign: a link and a keyword, two-way on the short code ---------------------
+    # -- the campaign: from a template with a link and a keyword, two-way on the short code -
+    journey = numbers[0]
+    template = await call(lab, "POST", "/v1/templates", 201, json={"name": "jazz", "text": TEXT})
+    preview = await call(
+        lab, "POST", f"/v1/templates/{template['id']}/preview", json={"contact": journey}
+    )
     campaign = await call(
         lab,
         "POST",
@@ -124,7 +131,7 @@ async def test_one_two_way_campaign_from_import_to_signed_callbacks(
         json={
             "name": "jazz",
             "from": SHORT_CODE,
-            "text": f"{{first_name}}: jazz night {{link:{TARGET}}} Reply YES",
+            "template_id": template["id"],
             "lists": [created["id"]],
             "two_way": True,
         },
@@ -147,8 +154,12 @@ async def test_one_two_way_campaign_from_import_to_signed_callbacks(
     links: dict[str, str] = {}
     for m in received:
         number = "+" + m["destination"]
-        assert m["text"].startswith(f"{contact[number][0].split()[0]}: jazz night "), m["text"]
+        name, city = contact[number]
+        assert m["text"].startswith(f"{name.split()[0]} in {city}: jazz night "), m["text"]
         (links[number],) = SHORT.findall(m["text"])
+        if number == journey:  # the template's preview is what that handset got, link aside
+            assert SHORT.sub("L", m["text"]) == SHORT.sub("L", preview["sample"]["text"])
+            assert (preview["sample"]["parts"], preview["sample"]["problem"]) == (1, None)
     assert sorted(links) == numbers
 
     # Per recipient, the campaign's MT and its final status as the gateway holds it.
@@ -187,7 +198,6 @@ async def test_one_two_way_campaign_from_import_to_signed_callbacks(
     responders = {source for source, _ in said}
 
     # The helpdesk answers the first YES.
-    journey = numbers[0]
     (first_yes,) = [i for i in await lab.gw.store.interactions(limit=100) if i.source == journey]
     status, answer = await lab.request(
         "POST", f"/v1/interactions/{first_yes.id}/reply", {"text": "Doors open at 8pm"}
