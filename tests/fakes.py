@@ -171,7 +171,16 @@ class FakeStore:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def open(self) -> None:
-        pass
+        # As the SQLite store at open: parts a previous run left in flight (it stopped
+        # mid-send) are queued again, their message flagged possible_duplicate for good.
+        for msg in self.messages.values():
+            if msg.status not in _PENDING:
+                continue
+            for part in msg.parts:
+                if part.in_flight:
+                    part.in_flight = False
+                    part.status = MessageStatus.QUEUED
+                    part.possible_duplicate = True
 
     async def close(self) -> None:
         pass
@@ -188,6 +197,9 @@ class FakeStore:
         codes = [code for new in messages for code, _ in new.links]
         if len(set(codes)) < len(codes) or any(code in self.links for code in codes):
             raise LinkCodeTaken("a short link code is taken")  # nothing committed
+        ids = [new.id for new in messages]
+        if len(set(ids)) < len(ids) or any(i in self.messages for i in ids):
+            raise StoreError("a message id is taken")  # as SQLite's primary key: nothing kept
         if idempotency is not None:
             key = (idempotency.account, idempotency.key)
             if key in self.idempotency:

@@ -960,6 +960,11 @@ class SqliteStore(SqliteReports):
             if error_ is not None:
                 if is_disk_full(error_):
                     self.health.write_failed(error_)
+                if isinstance(error_, sqlite3.Error):
+                    # The caller sees the store's error, as when its operation ran alone.
+                    wrapped = StoreError(str(error_))
+                    wrapped.__cause__ = error_
+                    error_ = wrapped
                 fut.set_exception(error_)
             else:
                 fut.set_result(value)

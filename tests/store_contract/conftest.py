@@ -1,0 +1,155 @@
+"""The store contract suite: every port's behaviour, on every backend that keeps that port.
+
+A test module says which port it checks (``pytestmark = pytest.mark.port("queue")``); its
+``backend`` fixture is then parametrized over every entry of :data:`BACKENDS` that keeps that
+port, so a backend joins the whole suite by one entry here (a PostgreSQL backend: a
+``Backend`` whose ``start`` makes a database on the server the tests run, with every port
+it keeps). SQLite is the reference: where a fake answers otherwise, the fake is wrong
+(unless SQLite's answer is a bug, which a test here then names).
+
+A test gets a :class:`Harness` (fixture ``backend``): ``backend.store`` is the store, open;
+``reopen()`` closes it in order and opens the same data again (a restart); ``crash()``
+opens the data as a crash would leave it: what was committed, and nothing of what was not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.store.sqlite import SqliteStore
+from tests.fakes import FakeStore
+
+PORTS = frozenset({"queue", "receipts", "callbacks", "front", "inbound", "contacts", "reports"})
+"""The ports a module may name (gateway.store.ports): messages and their parts (queue),
+receipts, the callback outbox, the SMPP front's outbox, MO and interactions, contacts and
+opt-outs, reports."""
+
+
+class Harness:
+    """One store under test, with restarts. A backend subclasses it."""
+
+    store: Any
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def reopen(self) -> None:
+        """Close in order and open the same data again."""
+        raise NotImplementedError
+
+    async def crash(self) -> None:
+        """Stop as a killed process would (writes not yet committed are lost) and open the
+        data again."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteHarness(Harness):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.generation = 0
+        self.store = self._make()
+
+    def _path(self) -> Path:
+        return self.root / f"gen{self.generation}" / "smsgw.db"
+
+    def _make(self) -> SqliteStore:
+        return SqliteStore(self._path(), synchronous="normal")
+
+    async def start(self) -> None:
+        await self.store.open()
+
+    async def reopen(self) -> None:
+        await self.store.close()
+        self.store = self._make()
+        await self.store.open()
+
+    async def crash(self) -> None:
+        # A copy of the database and its WAL, taken while the store runs, is what a power
+        # cut would leave: committed transactions, and no frame of one not committed (WAL
+        # recovery drops those). The old store then closes on its own files.
+        old = self._path()
+        self.generation += 1
+        new = self._path()
+        new.parent.mkdir(parents=True)
+        for suffix in ("", "-wal"):
+            source = old.with_name(old.name + suffix)
+            if source.exists():
+                shutil.copyfile(source, new.with_name(new.name + suffix))
+        with contextlib.suppress(Exception):
+            await self.store.close()
+        self.store = self._make()
+        await self.store.open()
+
+    async def stop(self) -> None:
+        await self.store.close()
+
+
+class FakeHarness(Harness):
+    """tests.fakes.FakeStore: its memory is its disk, and every call commits at once."""
+
+    def __init__(self, root: Path) -> None:
+        self.store = FakeStore()
+
+    async def start(self) -> None:
+        await self.store.open()
+
+    async def reopen(self) -> None:
+        await self.store.close()
+        await self.store.open()
+
+    async def crash(self) -> None:
+        await self.reopen()
+
+    async def stop(self) -> None:
+        await self.store.close()
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    ports: frozenset[str]
+    make: Callable[[Path], Harness]
+
+
+BACKENDS: tuple[Backend, ...] = (
+    Backend("sqlite", PORTS, SqliteHarness),
+    Backend("fake", frozenset({"queue", "receipts", "callbacks"}), FakeHarness),
+)
+"""Every backend the suite runs on, with the ports it keeps (a fake keeps only some)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "port(name): the store port a contract test checks")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend_kind" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("port")
+    if marker is None:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: no pytest.mark.port(...)")
+    port = marker.args[0]
+    if port not in PORTS:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown port {port!r}")
+    kinds = [b for b in BACKENDS if port in b.ports]
+    metafunc.parametrize("backend_kind", kinds, ids=[b.name for b in kinds])
+
+
+@pytest.fixture
+async def backend(backend_kind: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
+    harness = backend_kind.make(tmp_path)
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()

@@ -1,0 +1,222 @@
+"""Contract: messages and their parts (the queue): accept, load what is pending, begin
+attempts, record outcomes, idempotency, ids, and what a restart or a crash leaves."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.model import MessageStatus, NewMessage, SubmitOutcome, new_message_id
+from gateway.store.base import IdempotencyConflict, IdempotentAnswer, StoreError
+from tests.fakes import new_message
+from tests.store_contract.conftest import Harness
+
+pytestmark = pytest.mark.port("queue")
+
+S = MessageStatus
+T0 = 1_900_000_000.0
+
+
+def message(n: int = 0, parts: int = 1, **kw: object) -> NewMessage:
+    """A message made at T0 + n seconds (ids sort by creation time, so by ``n``)."""
+    return new_message(
+        f"+3361234{n:04d}",
+        f"text {n}",
+        parts=parts,
+        now=T0 + n,
+        carrier="sim",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def outcome(
+    m: NewMessage, part: int, status: MessageStatus = S.SUBMITTED, **kw: object
+) -> SubmitOutcome:
+    values: dict[str, object] = {"at": T0 + 100}
+    if status is S.SUBMITTED:
+        values["carrier_message_id"] = f"C-{m.id}-{part}"
+        values["receipt_key"] = f"c-{m.id}-{part}"
+    values.update(kw)
+    return SubmitOutcome(m.id, part, "sim", status, **values)  # type: ignore[arg-type]
+
+
+async def test_an_accepted_message_is_pending_with_every_part(backend: Harness) -> None:
+    m = message(1, parts=3, client_ref="r1", priority=5, validity_until=T0 + 600)
+    await backend.store.accept([m])
+    [out] = await backend.store.load_pending(None, 10)
+    assert (out.id, out.to, out.sender, out.text, out.encoding, out.carrier) == (
+        m.id,
+        m.to,
+        m.sender,
+        m.text,
+        m.encoding,
+        "sim",
+    )
+    assert out.pending_parts == (1, 2, 3)
+    assert (out.priority, out.validity_until, out.scheduled_at) == (5, T0 + 600, None)
+    assert out.attempts == 0 and not out.possible_duplicate
+    view = await backend.store.get_message(m.id)
+    assert view is not None and view.status == "accepted" and len(view.parts) == 3
+
+
+async def test_load_pending_pages_by_id(backend: Harness) -> None:
+    messages = [message(n) for n in range(5)]
+    await backend.store.accept(messages[3:])
+    await backend.store.accept(messages[:3])
+    first = await backend.store.load_pending(None, 2)
+    assert [m.id for m in first] == [m.id for m in messages[:2]]
+    rest = await backend.store.load_pending(first[-1].id, 10)
+    assert [m.id for m in rest] == [m.id for m in messages[2:]]
+    assert await backend.store.load_pending(messages[-1].id, 10) == []
+
+
+async def test_a_submitted_message_is_no_longer_pending(backend: Harness) -> None:
+    m = message(1, parts=2)
+    await backend.store.accept([m])
+    assert await backend.store.begin_attempts([(m.id, 1), (m.id, 2)]) == set()
+    changes = await backend.store.record_outcomes([outcome(m, 1), outcome(m, 2)])
+    assert [(c.message_id, c.status) for c in changes] == [(m.id, S.SUBMITTED)]
+    assert await backend.store.load_pending(None, 10) == []
+    view = await backend.store.get_message(m.id)
+    assert view is not None and view.status == "submitted"
+    assert [(p.status, p.attempts, p.carrier_message_id) for p in view.parts] == [
+        ("submitted", 1, f"C-{m.id}-1"),
+        ("submitted", 1, f"C-{m.id}-2"),
+    ]
+
+
+async def test_a_retried_part_comes_back_at_its_retry_time(backend: Harness) -> None:
+    m = message(1, parts=2)
+    await backend.store.accept([m])
+    await backend.store.begin_attempts([(m.id, 1), (m.id, 2)])
+    await backend.store.record_outcomes(
+        [outcome(m, 1), outcome(m, 2, S.QUEUED, retry_at=T0 + 500, error="throttled")]
+    )
+    [out] = await backend.store.load_pending(None, 10)
+    assert out.pending_parts == (2,)
+    assert out.scheduled_at == T0 + 500 and out.attempts == 1
+    assert not out.possible_duplicate
+
+
+async def test_a_rejected_part_makes_the_message_final(backend: Harness) -> None:
+    m = message(1)
+    await backend.store.accept([m])
+    await backend.store.begin_attempts([(m.id, 1)])
+    changes = await backend.store.record_outcomes(
+        [outcome(m, 1, S.REJECTED, command_status=0x45, error="ESME_RSUBMITFAIL")]
+    )
+    assert [(c.status, c.error) for c in changes] == [(S.REJECTED, "ESME_RSUBMITFAIL")]
+    assert await backend.store.load_pending(None, 10) == []
+
+
+async def test_begin_attempts_refuses_a_number_opted_out_since_intake(backend: Harness) -> None:
+    kept, stopped, everything = message(1), message(2), message(3)
+    await backend.store.accept([kept, stopped, everything])
+    await backend.store.add_opt_out(stopped.to, stopped.sender, "mo", T0 + 10)
+    await backend.store.add_opt_out(everything.to, None, "mo", T0 + 10)
+    refused = await backend.store.begin_attempts(
+        [(kept.id, 1), (stopped.id, 1), (everything.id, 1)]
+    )
+    assert refused == {stopped.id, everything.id}
+    view = await backend.store.get_message(stopped.id)
+    assert view is not None and view.parts[0].attempts == 0  # not marked
+
+
+async def test_opt_outs_by_sender_and_for_everything(backend: Harness) -> None:
+    a, b, c = "+33600000001", "+33600000002", "+33600000003"
+    await backend.store.add_opt_out(a, "ACME", "api", T0)
+    await backend.store.add_opt_out(b, None, "api", T0)
+    assert await backend.store.opted_out([a, b, c], "ACME") == {a, b}
+    assert await backend.store.opted_out([a, b, c], "OTHER") == {b}
+    await backend.store.remove_opt_out(a, "ACME")
+    await backend.store.remove_opt_out(b, None)
+    assert await backend.store.opted_out([a, b, c], "ACME") == set()
+
+
+async def test_a_message_begun_at_acceptance_is_as_begin_attempts_leaves_it(
+    backend: Harness,
+) -> None:
+    begun, plain = message(1, parts=2), message(2)
+    await backend.store.accept([begun, plain], begun={begun.id})
+    view = await backend.store.get_message(begun.id)
+    assert view is not None and [p.attempts for p in view.parts] == [1, 1]
+    changes = await backend.store.record_outcomes([outcome(begun, 1), outcome(begun, 2)])
+    assert [c.status for c in changes] == [S.SUBMITTED]
+    assert [m.id for m in await backend.store.load_pending(None, 10)] == [plain.id]
+
+
+async def test_an_idempotent_answer_is_kept_with_its_messages(backend: Harness) -> None:
+    answer = IdempotentAnswer("acme", "k1", "h1", 202, '{"id": "x"}', T0)
+    m = message(1)
+    await backend.store.accept([m], answer)
+    assert await backend.store.find_idempotent("acme", "k1") == answer
+    assert await backend.store.find_idempotent("other", "k1") is None
+    again = message(2)
+    with pytest.raises(IdempotencyConflict):
+        await backend.store.accept(
+            [again], IdempotentAnswer("acme", "k1", "h2", 202, '{"id": "y"}', T0 + 1)
+        )
+    # Nothing of the refused request was committed; the first answer stands.
+    assert await backend.store.get_message(again.id) is None
+    assert [p.id for p in await backend.store.load_pending(None, 10)] == [m.id]
+    assert await backend.store.find_idempotent("acme", "k1") == answer
+
+
+async def test_a_message_id_is_never_taken_twice(backend: Harness) -> None:
+    m = message(1)
+    await backend.store.accept([m])
+    twin = new_message("+33699999999", "another", id=m.id, now=T0 + 5, carrier="sim")
+    with pytest.raises(StoreError):
+        await backend.store.accept([twin])
+    view = await backend.store.get_message(m.id)
+    assert view is not None and view.to == m.to
+
+
+async def test_a_refused_accept_does_not_take_its_neighbours_down(backend: Harness) -> None:
+    # Calls made together may share a transaction (SQLite's group commit): one refused
+    # is refused alone, with the store's error, and the others commit.
+    m = message(1)
+    await backend.store.accept([m])
+    twin = new_message("+33699999999", "another", id=m.id, now=T0 + 5, carrier="sim")
+    other = message(2)
+    results = await asyncio.gather(
+        backend.store.accept([twin]), backend.store.accept([other]), return_exceptions=True
+    )
+    assert isinstance(results[0], StoreError), results
+    assert results[1] is None
+    assert [p.id for p in await backend.store.load_pending(None, 10)] == [m.id, other.id]
+
+
+async def test_accepted_messages_survive_a_restart_and_a_crash(backend: Harness) -> None:
+    a, b = message(1), message(2)
+    await backend.store.accept([a])
+    await backend.reopen()
+    await backend.store.accept([b])
+    await backend.crash()
+    assert [m.id for m in await backend.store.load_pending(None, 10)] == [a.id, b.id]
+
+
+async def test_a_part_begun_before_a_crash_comes_back_flagged(backend: Harness) -> None:
+    m, untouched = message(1, parts=2), message(2)
+    await backend.store.accept([m, untouched])
+    await backend.store.begin_attempts([(m.id, 1)])
+    await backend.crash()
+    first, second = await backend.store.load_pending(None, 10)
+    assert first.id == m.id and first.pending_parts == (1, 2)
+    assert first.possible_duplicate and first.attempts == 1
+    assert second.id == untouched.id and not second.possible_duplicate
+    # The flag stays once the part is sent again and answered (it may have gone twice).
+    await backend.store.begin_attempts([(m.id, 1), (m.id, 2)])
+    await backend.store.record_outcomes([outcome(m, 1), outcome(m, 2)])
+    await backend.reopen()
+    view = await backend.store.get_message(m.id)
+    assert view is not None and view.possible_duplicate
+    assert [p.attempts for p in view.parts] == [2, 1]
+
+
+async def test_message_ids_are_the_callers_and_sort_by_time(backend: Harness) -> None:
+    ids = [new_message_id(T0 + n) for n in range(3)]
+    await backend.store.accept([message(n, id=ids[n]) for n in (2, 0, 1)])
+    await backend.reopen()
+    assert [m.id for m in await backend.store.load_pending(None, 10)] == ids
