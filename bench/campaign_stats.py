@@ -167,9 +167,9 @@ async def main(messages: int, others: int, runs: int) -> None:
             handled=messages,
         )
         await campaigns.save_campaign(record)
-        # Only .store is read by stats(); the runner is asked for its quiet hours.
+        # Only .store and .reports are read by stats(); the runner is asked for its quiet hours.
         runner = cast(Any, SimpleNamespace(quiet_hours=None))
-        service = CampaignService(campaigns, runner, cast(Any, None), time.time)
+        service = CampaignService(campaigns, runner, cast(Any, None), time.time, reports=store)
         try:
             await store.campaign_counts(CAMPAIGN, START, math.inf)  # warm the cache
             await timed(

@@ -50,9 +50,9 @@ from gateway.store.base import (
     IdempotentAnswer,
     MessageQuery,
     MessageRow,
-    Store,
     UnmatchedReceipt,
 )
+from gateway.store.ports import HttpPorts
 
 TOKEN = "tok-acme-0123456789"
 OTHER_TOKEN = "tok-beta-9876543210"
@@ -60,7 +60,8 @@ NOW = 1_900_000_000.0  # 2030-03-17T17:46:40Z: fixed, so times in answers are ex
 
 
 class FakeStore:
-    """The intake side of the Store protocol, in memory; the rest raises."""
+    """The intake side of the HTTP ports (gateway.store.ports.HttpPorts), in memory; the
+    rest raises."""
 
     def __init__(self, events: list[str] | None = None) -> None:
         self.events = events if events is not None else []
@@ -391,7 +392,7 @@ class Api:
 async def running_api(
     *,
     config: GatewayConfig | None = None,
-    store: Store | None = None,
+    store: HttpPorts | None = None,
     up: set[str] | None = None,
     routes: Sequence[Route] = (),
     events: list[str] | None = None,

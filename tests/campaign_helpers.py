@@ -128,7 +128,9 @@ async def campaign_rig(
     )
     directory = StoreCampaignDirectory(campaigns, now)
     importer = Importer(campaigns, numbers, now, lambda: new_message_id(), str(tmp_path))
-    service = CampaignService(campaigns, runner, numbers, now, links=links is not None)
+    service = CampaignService(
+        campaigns, runner, numbers, now, links=links is not None, reports=store
+    )
     parts = CampaignParts(campaigns, store, importer, service, numbers, now)
     app = make_app(
         [],

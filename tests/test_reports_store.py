@@ -16,8 +16,8 @@ from gateway.store.base import (
     CampaignCounts,
     NewInteraction,
     Periods,
-    ReportStore,
 )
+from gateway.store.ports import InteractionReads
 from gateway.store.sqlite import SqliteStore
 from tests.test_digest import mo, mt
 
@@ -32,8 +32,8 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await sqlite.close()
 
 
-def test_the_sqlite_store_is_a_report_store(tmp_path: Path) -> None:
-    assert isinstance(SqliteStore(tmp_path / "x.db"), ReportStore)
+def test_the_sqlite_store_keeps_interactions_for_the_api(tmp_path: Path) -> None:
+    assert isinstance(SqliteStore(tmp_path / "x.db"), InteractionReads)
 
 
 async def test_responders_are_distinct_filtered_by_keyword_and_paged(store: SqliteStore) -> None:

@@ -51,9 +51,8 @@ from gateway.observe import HttpMetrics
 from gateway.reports.digest import SmtpSender
 from gateway.reports.mailout import Mailer
 from gateway.routing import Router
-from gateway.store.base import Store
-from gateway.store.campaign_base import CampaignStore
 from gateway.store.health import StoreHealth
+from gateway.store.ports import Campaigns, HttpPorts
 
 __all__ = [
     "BINDS_KEY",
@@ -133,7 +132,7 @@ def _metrics_handler(registry: CollectorRegistry) -> Callable[[web.Request], Any
     return metrics
 
 
-def _campaign_owner(store: CampaignStore) -> Callable[[str], Awaitable[str | None]]:
+def _campaign_owner(store: Campaigns) -> Callable[[str], Awaitable[str | None]]:
     async def owner(campaign_id: str) -> str | None:
         found = await store.get_campaign(campaign_id)
         return found.account if found is not None else None
@@ -145,7 +144,7 @@ def make_app(
     binds: Sequence[CarrierBind],
     *,
     config: GatewayConfig,
-    store: Store,
+    store: HttpPorts,
     outbound: Outbound,
     router: Router,
     clock: Callable[[], float] = time.time,

@@ -22,7 +22,8 @@ from aiohttp import web
 from gateway.api.errors import NOT_FOUND, ApiError, FieldError, invalid, json_response
 from gateway.api.query import query_int
 from gateway.reports.csvfile import iso_utc
-from gateway.store.base import CallbackView, Store
+from gateway.store.base import CallbackView
+from gateway.store.ports import CallbackOutbox
 
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
@@ -50,7 +51,7 @@ def callback_json(cb: CallbackView) -> dict[str, Any]:
 
 
 class CallbacksApi:
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: CallbackOutbox, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
 

@@ -54,14 +54,13 @@ from gateway.campaigns.service import (
 )
 from gateway.logs import log_event
 from gateway.reports import csvfile
-from gateway.store.base import Store
 from gateway.store.campaign_base import (
     CampaignRecord,
-    CampaignStore,
     ImportJob,
     ListInUse,
     OptOutRecord,
 )
+from gateway.store.ports import CampaignSide, OptOuts
 
 INVALID_STATE: Final = "invalid_state"  # 409: the campaign's status does not allow it
 CAMPAIGNS_UNAVAILABLE: Final = "campaigns_unavailable"  # 503: not wired in this process
@@ -92,8 +91,8 @@ log = logging.getLogger("smsgw.api")
 class CampaignParts:
     """What the campaign routes work with."""
 
-    campaigns: CampaignStore
-    store: Store
+    campaigns: CampaignSide
+    store: OptOuts
     importer: Importer
     service: CampaignService
     numbers: check.Numbers

@@ -52,7 +52,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 
@@ -79,10 +79,9 @@ from gateway.store.base import (
     Interaction,
     MessageQuery,
     MessageRow,
-    ReportStore,
-    Store,
     StoreError,
 )
+from gateway.store.ports import InteractionReads, MessageReads
 
 log = logging.getLogger("smsgw.api")
 
@@ -235,17 +234,23 @@ def _stamp(at: float) -> str:
     return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+class InteractionsApiPorts(InteractionReads, MessageReads, Protocol):
+    """What the interaction routes read: the log and, for a conversation, the messages."""
+
+
 class InteractionsApi:
-    """The handlers, over a store that keeps interactions (:class:`ReportStore`)."""
+    """The handlers, over a store that keeps interactions (``InteractionReads``)."""
 
     def __init__(
         self,
-        store: Store,
+        store: MessageReads,
         clock: Callable[[], float] = time.time,
         requeued: Callable[[int], Awaitable[None]] | None = None,
         mailer: Mailer | None = None,
     ) -> None:
-        self.store: ReportStore | None = store if isinstance(store, ReportStore) else None
+        self.store: InteractionsApiPorts | None = (
+            store if isinstance(store, InteractionReads) else None
+        )
         self.clock = clock
         self.requeued = requeued
         self.mailer = mailer
@@ -265,7 +270,7 @@ class InteractionsApi:
         router.add_patch("/v1/interactions/{id}", self.patch_one)
         router.add_get("/v1/conversations", self.conversation, allow_head=False)
 
-    async def _find(self, store: ReportStore, raw: str) -> Interaction:
+    async def _find(self, store: InteractionsApiPorts, raw: str) -> Interaction:
         ok = raw.isascii() and raw.isdigit() and len(raw) < 19
         interaction = await store.get_interaction(int(raw)) if ok else None
         if interaction is None:
@@ -456,7 +461,7 @@ class InteractionsApi:
         log_event(log, "api.interactions_emailed", recipients=len(to), rows=rows, truncated=more)
         return json_response({"to": to, "rows": rows, "truncated": more})
 
-    def _store(self) -> ReportStore:
+    def _store(self) -> InteractionsApiPorts:
         if self.store is None:
             raise ApiError(503, STORE_UNAVAILABLE, "this gateway's store keeps no interactions")
         return self.store
@@ -518,7 +523,7 @@ class InteractionsApi:
     async def _export(
         self,
         request: web.Request,
-        store: ReportStore,
+        store: InteractionsApiPorts,
         scope: str,
         filters: Mapping[str, str | None],
         new: bool,
@@ -568,7 +573,7 @@ class InteractionsApi:
 
 
 async def _contact_columns(
-    store: ReportStore,
+    store: InteractionsApiPorts,
     filters: Mapping[str, str | None],
     after: int,
     upto: int | None,
@@ -588,7 +593,7 @@ async def _contact_columns(
 
 
 async def _pages_after(
-    store: ReportStore,
+    store: InteractionsApiPorts,
     filters: Mapping[str, str | None],
     last: list[Interaction],
     ids: Sequence[int] | None,
@@ -607,7 +612,7 @@ async def _pages_after(
 
 
 async def _pages(
-    store: ReportStore,
+    store: InteractionsApiPorts,
     filters: Mapping[str, str | None],
     after: int,
     upto: int | None,

@@ -50,7 +50,8 @@ from gateway.api.intake import Intake, answer_json, batch_answer_json
 from gateway.api.message_list import parse_query, row_json
 from gateway.logs import log_event
 from gateway.model import HistoryEntry, MessageView, NewMessage
-from gateway.store.base import IdempotencyConflict, IdempotentAnswer, Store
+from gateway.store.base import IdempotencyConflict, IdempotentAnswer
+from gateway.store.ports import MessageIntake, MessageReads, Submits
 
 log = logging.getLogger("smsgw.api")
 
@@ -104,7 +105,7 @@ class Outbound(Handoff, Protocol):
 
 
 async def accept_and_enqueue(
-    store: Store,
+    store: MessageIntake,
     outbound: Handoff | None,
     messages: Sequence[NewMessage],
     idempotency: IdempotentAnswer | None = None,
@@ -227,12 +228,16 @@ class _Submission:
     request_hash: str  # "" without a key
 
 
+class MessagesApiPorts(Submits, MessageReads, Protocol):
+    """What ``/v1/messages`` reads and writes."""
+
+
 class MessagesApi:
     """The handlers of ``/v1/messages``, over one store and one dispatcher."""
 
     def __init__(
         self,
-        store: Store,
+        store: MessagesApiPorts,
         outbound: Outbound,
         intake: Intake,
         clock: Callable[[], float],

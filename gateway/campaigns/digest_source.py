@@ -15,13 +15,13 @@ from typing import Final
 from gateway.campaigns.runner import DONE, PAUSED, RUNNING
 from gateway.config import DAY
 from gateway.reports.digest import DigestCampaign
-from gateway.store.campaign_base import CampaignStore
+from gateway.store.ports import Campaigns
 
 _STARTED: Final = (RUNNING, PAUSED, DONE)
 
 
 class CampaignDigestSource:
-    def __init__(self, store: CampaignStore) -> None:
+    def __init__(self, store: Campaigns) -> None:
         self.store = store
 
     async def digest_campaigns(self, now: float) -> Sequence[DigestCampaign]:

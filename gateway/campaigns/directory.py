@@ -24,13 +24,14 @@ from gateway.campaigns.service import DEFAULT_REPLY_WINDOW_DAYS, rules_of
 from gateway.config import DAY, KeywordRuleConfig
 from gateway.inbound.directory import CampaignInfo
 from gateway.inbound.keywords import KeywordRule, read
-from gateway.store.campaign_base import CampaignRecord, CampaignStore
+from gateway.store.campaign_base import CampaignRecord
+from gateway.store.ports import Campaigns
 
 _LIVE: Final = (RUNNING, PAUSED, DONE)
 
 
 class StoreCampaignDirectory:
-    def __init__(self, store: CampaignStore, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Campaigns, clock: Callable[[], float]) -> None:
         self.store = store
         self.clock = clock
         self._campaigns: dict[str, CampaignRecord] = {}

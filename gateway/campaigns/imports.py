@@ -42,10 +42,10 @@ from gateway.store.campaign_base import (
     IMPORT_FAILED,
     IMPORT_RUNNING,
     MAX_IMPORT_ERRORS,
-    CampaignStore,
     ImportJob,
     ImportRow,
 )
+from gateway.store.ports import Imports
 
 log = logging.getLogger("smsgw.campaigns")
 
@@ -167,7 +167,7 @@ class Importer:
 
     def __init__(
         self,
-        store: CampaignStore,
+        store: Imports,
         numbers: check.Numbers,
         clock: Callable[[], float],
         new_id: Callable[[], str],

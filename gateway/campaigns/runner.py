@@ -50,8 +50,9 @@ from gateway.links.codes import link_fields, link_template, new_code
 from gateway.links.config import LinksConfig
 from gateway.logs import log_event
 from gateway.model import NewMessage
-from gateway.store.base import Contact, LinkCodeTaken, Store
-from gateway.store.campaign_base import CampaignRecord, CampaignStore
+from gateway.store.base import Contact, LinkCodeTaken
+from gateway.store.campaign_base import CampaignRecord
+from gateway.store.ports import CampaignAudience, Submits
 
 log = logging.getLogger("smsgw.campaigns")
 
@@ -87,8 +88,8 @@ class CampaignRunner:
 
     def __init__(
         self,
-        campaigns: CampaignStore,
-        store: Store,
+        campaigns: CampaignAudience,
+        store: Submits,
         outbound: Outbound,
         intake: Intake,
         clock: Callable[[], float],

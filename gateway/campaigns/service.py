@@ -67,7 +67,8 @@ from gateway.links.codes import link_errors, link_template
 from gateway.logs import log_event
 from gateway.model import MessageStatus, new_message_id
 from gateway.store.base import UNDELIVERED_STATUSES, CampaignCounts, Periods
-from gateway.store.campaign_base import CampaignRecord, CampaignStore
+from gateway.store.campaign_base import CampaignRecord
+from gateway.store.ports import CampaignAudience, CampaignReports
 
 _log = logging.getLogger("smsgw.campaigns")
 
@@ -404,14 +405,17 @@ class CampaignService:
 
     def __init__(
         self,
-        store: CampaignStore,
+        store: CampaignAudience,
         runner: CampaignRunner,
         numbers: check.Numbers,
         clock: Callable[[], float],
         on_change: Callable[[], None] | None = None,
         links: bool = False,
+        *,
+        reports: CampaignReports,
     ) -> None:
         self.store = store
+        self.reports = reports
         self.runner = runner
         self.requests = CampaignRequests(numbers, links, runner.quiet_hours)
         self.clock = clock
@@ -481,7 +485,7 @@ class CampaignService:
         axes = [Periods(started if started is not None else 0.0, math.inf, 1)]
         if started is not None:
             axes += [Periods(started, 3600.0, HOURS), Periods(started, 86400.0, DAYS)]
-        series = await self.store.campaign_series(campaign.id, axes)
+        series = await self.reports.campaign_series(campaign.id, axes)
         counts = series[0][0]
         empty = CampaignCounts()
         per_hour = series[1] if started is not None else [empty] * HOURS

@@ -90,6 +90,7 @@ class Campaigns:
             clock,
             on_change=self._changed,
             links=config.links is not None,
+            reports=store,
         )
         self.parts = CampaignParts(
             self.store, store, self.importer, self.service, numbers, clock, outbound.opt_out

@@ -51,7 +51,8 @@ from gateway.callback_policy import CallbackPolicy, policy_session
 from gateway.logs import log_event
 from gateway.model import FINAL_STATUSES, StatusChange
 from gateway.signing import SIGNATURE_HEADER, Signers
-from gateway.store.base import CALLBACK_PARKED_AT, FRONT_CALLBACK_SCHEME, Callback, Store
+from gateway.store.base import CALLBACK_PARKED_AT, FRONT_CALLBACK_SCHEME, Callback
+from gateway.store.ports import CallbackOutbox
 
 log = logging.getLogger("smsgw.callbacks")
 
@@ -108,7 +109,7 @@ class CallbackStats:
 class CallbackSender:
     def __init__(
         self,
-        store: Store,
+        store: CallbackOutbox,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
         allowed: Callable[[str], bool] | None = None,
         *,

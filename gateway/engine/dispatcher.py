@@ -11,7 +11,7 @@ A pump turn (synchronous, ``_pump_once``)
     moves due delayed jobs to ``ready``; sends ``staged`` parts (begun in the store, submit_sm
     built) over the bound binds, each taking ``min(window_free, bind tokens)`` within the
     carrier's account tokens; and tops ``staged`` up: it takes parts from ``ready`` in
-    priority order, builds their submit_sm and makes one ``Store.begin_attempts`` call for
+    priority order, builds their submit_sm and makes one ``Queue.begin_attempts`` call for
     the batch (a task; at most ``MAX_CONCURRENT_BATCHES`` at once). Staging keeps commit
     latency off the wire (a window slot freed by a response is refilled in the same turn,
     from parts already durable as "submitting"), but only as far as the windows reach: the
@@ -31,13 +31,13 @@ Begun at acceptance
 Responses
     ``response`` / ``timeout`` / ``bind_down`` (the BindListener hooks) turn into
     ``SubmitOutcome`` values collected in a list; one writer task sends them to
-    ``Store.record_outcomes`` in batches (everything collected while the previous call ran,
+    ``Queue.record_outcomes`` in batches (everything collected while the previous call ran,
     plus ``OUTCOME_LINGER_SECONDS``). A temporary failure requeues the part in memory at its
     retry time; throttling answers also slow the bind (gateway.engine.throttle).
 
 Memory
     At most about ``max_parts`` parts are held. ``start()`` loads pending messages with
-    ``Store.load_pending`` by id cursor; when more are pending than fit, later messages stay
+    ``Queue.load_pending`` by id cursor; when more are pending than fit, later messages stay
     in the store (enqueue() leaves them there too) and are loaded page by page as the queue
     drains below half.
 
@@ -91,7 +91,8 @@ from gateway.smpp.receipt import IdForms
 from gateway.smpp.session import RequestTimedOut, ResponseReceived
 from gateway.smpp.text import ConcatMethod, Encoding, SplitResult, TextEncodingError, split_message
 from gateway.smpp.times import relative_time
-from gateway.store.base import Store, StoreUnavailable
+from gateway.store.base import StoreUnavailable
+from gateway.store.ports import DispatchPorts
 
 log = logging.getLogger("smsgw.dispatch")
 
@@ -347,7 +348,7 @@ class Dispatcher:
     def __init__(
         self,
         config: GatewayConfig,
-        store: Store,
+        store: DispatchPorts,
         binds: Sequence[CarrierBind],
         router: Router,
         clock: Callable[[], float] = time.time,
@@ -575,7 +576,7 @@ class Dispatcher:
         older backlog; otherwise left in the store, where paging finds them.
 
         ``begun``: the ids ``reserve`` gave for these messages, committed begun
-        (``Store.accept(begun=...)``). Their submit_sm are built and sent in this call, as
+        (``MessageIntake.accept(begun=...)``). Their submit_sm are built and sent in this call, as
         far as windows and tokens allow (the rest wait first in line, staged)."""
         if self._stopping:
             if begun:
@@ -635,7 +636,7 @@ class Dispatcher:
 
     def reserve(self, messages: Sequence[NewMessage]) -> set[str]:
         """Called just before ``messages`` are committed: the ids of those that can leave at
-        once, to be begun in the accept transaction (``Store.accept(begun=...)``), which
+        once, to be begun in the accept transaction (``MessageIntake.accept(begun=...)``), which
         takes the begin_attempts commit off their way to the wire.
 
         A message qualifies when it is due (not scheduled later, not expired), its carrier

@@ -2,7 +2,7 @@
 
 ``ReceiptHandler.handle`` takes every deliver_sm / data_sm a bind receives. A receipt becomes
 an ``IncomingReceipt`` keyed by (carrier, normalised id) and joins the current batch; the
-batch goes to ``Store.record_receipts`` in one call, and each deliver_sm_resp (ROK) is sent
+batch goes to ``Receipts.record_receipts`` in one call, and each deliver_sm_resp (ROK) is sent
 only after that call returned: a receipt is durable before the SMSC may forget it. If the
 store call fails, every deliver_sm of the batch is answered ESME_RX_T_APPN, a temporary
 error, so the SMSC keeps the receipt and sends it again.
@@ -23,7 +23,7 @@ sample id (at most one line per carrier per ``UNMATCHED_LOG_SECONDS``). Counts a
 No message waits forever for a receipt: every ``EXPIRY_CHECK_SECONDS`` the store turns
 messages still ``submitted`` after their validity (plus the carrier's ``receipt_grace``), or
 after the carrier's ``receipt_timeout`` when they have none, into ``expired`` with error
-``no_receipt``, and their callbacks go out (``Store.expire_unreceipted``). Carriers that ask
+``no_receipt``, and their callbacks go out (``Receipts.expire_unreceipted``). Carriers that ask
 for no receipt, or for failures only (``registered_delivery`` other than 1), are left out:
 no receipt is expected from them.
 
@@ -63,7 +63,7 @@ from gateway.smpp.receipt import (
     parse_receipt,
     stat_word,
 )
-from gateway.store.base import Store
+from gateway.store.ports import Receipts
 
 log = logging.getLogger("smsgw.receipts")
 
@@ -370,7 +370,7 @@ class ReceiptHandler:
 
     def __init__(
         self,
-        store: Store,
+        store: Receipts,
         carriers: Iterable[CarrierConfig],
         *,
         clock: Callable[[], float] = time.time,

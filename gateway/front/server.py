@@ -122,7 +122,8 @@ from gateway.smpp.smsc import (
     receives,
 )
 from gateway.smpp.text import decode_short_message
-from gateway.store.base import FRONT_CALLBACK_SCHEME, FrontItem, FrontPart, Store
+from gateway.store.base import FRONT_CALLBACK_SCHEME, FrontItem, FrontPart
+from gateway.store.ports import FrontPorts
 
 log = logging.getLogger("smsgw.front")
 
@@ -407,7 +408,7 @@ class FrontServer:
     def __init__(
         self,
         config: FrontConfig,
-        store: Store,
+        store: FrontPorts,
         intake: Intake,
         outbound: Outbound,
         *,

@@ -22,7 +22,7 @@ sender opted out of that number. A reply sent makes the interaction's ``care_sta
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -44,7 +44,8 @@ from gateway.confload import ConfigError
 from gateway.inbound.numbers import InboundNumber, NumberBook, number_json, parse_number
 from gateway.inbound.replies import NOT_SENT_OPTED_OUT, Outbox
 from gateway.logs import log_event
-from gateway.store.base import InboundStore, Store, StoreError
+from gateway.store.base import StoreError
+from gateway.store.ports import InboundNumbers, Interactions, Submits
 
 log = logging.getLogger("smsgw.api")
 
@@ -61,18 +62,29 @@ def _field_errors(errors: list[str]) -> list[FieldError]:
     return out
 
 
+class InboundApiPorts(Interactions, InboundNumbers, Submits, Protocol):
+    """What the routes keep: interactions (care), numbers, and the helpdesk replies."""
+
+
 class InboundApi:
     """The routes above, over the NumberBook the MO path routes with."""
 
-    def __init__(self, config: GatewayConfig, store: Store, book: NumberBook, outbox: Outbox):
+    def __init__(
+        self, config: GatewayConfig, store: InboundApiPorts, book: NumberBook, outbox: Outbox
+    ):
         self.config = config
-        self.store: InboundStore = store  # type: ignore[assignment]
+        self.store = store
         self.book = book
         self.outbox = outbox
 
     @classmethod
     def standalone(
-        cls, config: GatewayConfig, store: Store, intake: Intake, outbound: Outbound, clock: Any
+        cls,
+        config: GatewayConfig,
+        store: InboundApiPorts,
+        intake: Intake,
+        outbound: Outbound,
+        clock: Any,
     ) -> InboundApi:
         """For an app built without the daemon's inbound service (tests of other routes)."""
         book = NumberBook(config.inbound)

@@ -38,7 +38,7 @@ from gateway.inbound.keywords import (
     KeywordRule,
 )
 from gateway.logs import log_event
-from gateway.store.base import InboundStore
+from gateway.store.ports import InboundNumbers
 
 _log = logging.getLogger("smsgw.inbound")
 
@@ -232,7 +232,7 @@ class NumberBook:
             if self._by_digits.get(digits(form)) is entry:
                 del self._by_digits[digits(form)]
 
-    async def load(self, store: InboundStore) -> None:
+    async def load(self, store: InboundNumbers) -> None:
         """Add the numbers kept in the store (once; later calls do nothing)."""
         if self._loaded:
             return
@@ -279,7 +279,7 @@ class NumberBook:
     def all(self) -> Iterable[InboundNumber]:
         return sorted(self._numbers.values(), key=lambda e: e.number)
 
-    async def put(self, store: InboundStore, config: InboundNumberConfig) -> InboundNumber:
+    async def put(self, store: InboundNumbers, config: InboundNumberConfig) -> InboundNumber:
         """Create or replace an API number (ValueError for one of the TOML file)."""
         for form in (config.number, *config.aliases):
             found = self.find(form)
@@ -289,7 +289,7 @@ class NumberBook:
         self._remove(config.number)
         return self._add(config, "api")
 
-    async def delete(self, store: InboundStore, number: str) -> bool:
+    async def delete(self, store: InboundNumbers, number: str) -> bool:
         entry = self.find(number)
         if entry is None or entry.source != "api":
             return False

@@ -24,7 +24,7 @@ from typing import Any, Final, Protocol
 from gateway.api.intake import Intake
 from gateway.api.messages import Outbound, accept_and_enqueue
 from gateway.model import NewMessage
-from gateway.store.base import Store
+from gateway.store.ports import Submits
 
 log = logging.getLogger("smsgw.inbound")
 
@@ -57,7 +57,7 @@ class Outbox:
 
     def __init__(
         self,
-        store: Store,
+        store: Submits,
         intake: Intake,
         outbound: Outbound | None,
         clock: Callable[[], float],

@@ -85,7 +85,6 @@ from gateway.smpp.pdu import DataSm, DeliverSm, Pdu
 from gateway.store.base import (
     INTERACTION_PENDING,
     Contact,
-    InboundStore,
     Interaction,
     InteractionOutcome,
     MoFacts,
@@ -95,6 +94,7 @@ from gateway.store.base import (
     NewInteraction,
     SurveyAnswer,
 )
+from gateway.store.ports import InboundPorts
 
 log = logging.getLogger("smsgw.inbound")
 
@@ -197,7 +197,7 @@ class InboundService:
     def __init__(
         self,
         config: GatewayConfig,
-        store: InboundStore,
+        store: InboundPorts,
         intake: Intake,
         outbound: Outbound | None = None,
         *,

@@ -47,7 +47,8 @@ import aiosmtplib
 from gateway.config import DigestConfig, SmtpConfig
 from gateway.logs import log_event
 from gateway.reports import csvfile
-from gateway.store.base import CampaignCounts, ReportStore
+from gateway.store.base import CampaignCounts
+from gateway.store.ports import CampaignReports
 
 log = logging.getLogger("smsgw.digest")
 
@@ -276,7 +277,7 @@ class DigestScheduler:
         self,
         config: DigestConfig,
         tz: datetime.tzinfo,
-        store: ReportStore,
+        store: CampaignReports,
         campaigns: DigestCampaigns | None = None,
         sender: MailSender | None = None,
         *,
