@@ -600,3 +600,63 @@ async def test_a_list_is_made_and_filled_from_a_csv_upload_through_the_api(rig: 
         assert tried.status == 404 and "The import was refused" in await tried.text()
     finally:
         await other.close()
+
+
+async def test_a_campaigns_page_shows_what_the_api_lets_the_token_see(rig: Rig) -> None:
+    world = await World(rig).build()  # a's draft "spring"
+    page_path = f"{CONSOLE_PREFIX}/campaigns/{world.campaign}"
+    for token, status, text in (
+        (A_FULL, 200, '<h2 id="h-funnel">Funnel</h2>'),
+        (B_FULL, 404, "no campaign with this id"),  # another account's
+        (A_SEND, 403, "the route needs the &#39;campaigns&#39; scope"),
+    ):
+        client = await browser(rig)
+        try:
+            await sign_in(client, token)
+            page = await client.get(page_path)
+            html = await page.text()
+            assert page.status == status and text in html, (token, html)
+            if status == 200:  # a draft: nothing moves, no refresh; its actions are there
+                assert "data-live-url" not in html and "start when the campaign does" in html
+                assert f"/campaigns/{world.campaign}/start" in html
+                assert 'role="img"' in html and '<title id="funnel-t">Funnel</title>' in html
+        finally:
+            await client.close()
+    client = await browser(rig)
+    try:
+        await sign_in(client, A_FULL)
+        html = await (await client.get(page_path)).text()
+        started = await client.post(
+            f"{page_path}/start",
+            data={"csrf": csrf_of(html), "back": "campaign"},
+            allow_redirects=False,
+        )
+        assert started.status == 303 and started.headers["Location"] == page_path
+        html = await (await client.get(page_path)).text()
+        status = await _campaign_status(rig, world.campaign)
+        assert ("data-live-url" in html) == (status in ("scheduled", "running", "paused")), status
+    finally:
+        await client.close()
+
+
+def test_a_campaign_keeps_refreshing_while_its_replies_are_still_matched() -> None:
+    from gateway.console.campaign import still_moving
+
+    done = {"status": "done", "finished_at": "2030-01-01T00:00:00.000Z", "reply_window_days": 2}
+    finished = 1893456000.0  # 2030-01-01T00:00:00Z
+    assert still_moving(done, finished + 86400)
+    assert not still_moving(done, finished + 2 * 86400)
+    assert still_moving({"status": "running"}, 0.0)
+    assert not still_moving({"status": "draft"}, 0.0)
+    assert not still_moving({**done, "status": "cancelled"}, finished)
+
+
+def test_charts_escape_their_text_and_carry_a_title_and_description() -> None:
+    from gateway.console.charts import Series, bar_chart, line_chart
+
+    svg = bar_chart("k", "<b>t</b>", "d & e", [("<script>", 3), ("NO", 1)], "#000")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert '<title id="k-t">&lt;b&gt;t&lt;/b&gt;</title>' in svg and "d &amp; e" in svg
+    assert "style" not in svg and "%" not in svg  # no share unless asked
+    line = line_chart("h", "T", "D", ["a", "b"], [Series("sent", "Sent", [1, 2])])
+    assert line.count("<polyline") == 1 and "Sent (3)" in line and "style" not in line

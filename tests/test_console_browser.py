@@ -90,6 +90,18 @@ async def shot(page: Any, name: str) -> None:
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+async def doc_shot(page: Any, name: str, top: str | None = None) -> None:
+    """A small picture for the README (``var/screenshots/doc/``, 1000 px wide, the window
+    only, from the element ``top`` when given); docs/console/ holds optimised copies."""
+    size = page.viewport_size
+    await page.set_viewport_size({"width": 1000, "height": 720})
+    if top is not None:
+        await page.locator(top).evaluate("e => e.scrollIntoView()")
+    (SCREENSHOTS / "doc").mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "doc" / f"{name}.png"))
+    await page.set_viewport_size(size)
+
+
 async def sign_in(page: Any, lab: Lab, token: str = TOKEN) -> None:
     await page.goto(lab.gw_url + "/")  # "/" leads to the console, which asks to sign in
     assert page.url.endswith("/console/signin")
@@ -298,3 +310,109 @@ async def test_a_form_without_its_csrf_token_is_refused_and_sign_out_ends_the_se
     await page.wait_for_url("**/console/signin")
     await page.goto(lab.gw_url + "/console/messages")
     assert page.url.endswith("/console/signin")  # signed out
+
+
+SHORT_CODE = "36100"
+"""An inbound number of the lab's gateway, made through the API: campaign keywords are
+matched on our own numbers."""
+
+
+async def _started_two_way_campaign(lab: Lab, name: str, numbers: list[str]) -> dict[str, Any]:
+    """A list of ``numbers`` (imported through the API) and a two-way draft from our short
+    code aimed at it, with a YES and an INFO keyword."""
+    await call(lab, "PUT", f"/v1/numbers/{SHORT_CODE}", 200, json={})
+    made = await call(lab, "POST", "/v1/lists", 201, json={"name": f"{name} list"})
+    assert lab.http is not None
+    csv = "number,name\n" + "".join(f"{n},Fan {i}\n" for i, n in enumerate(numbers))
+    job = await call(
+        lab,
+        "POST",
+        f"/v1/lists/{made['id']}/import",
+        202,
+        data=csv.encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+
+    async def imported() -> bool:
+        got = await call(lab, "GET", f"/v1/imports/{job['import_id']}", 200)
+        return bool(got["status"] == "done")
+
+    await eventually(imported)
+    rules = [
+        {"name": "yes", "keyword": "YES", "actions": [{"type": "reply", "text": "Thanks!"}]},
+        {"name": "info", "keyword": "INFO", "actions": [{"type": "reply", "text": "Info."}]},
+    ]
+    return dict(
+        await call(
+            lab,
+            "POST",
+            "/v1/campaigns",
+            201,
+            json={
+                "name": name,
+                "from": SHORT_CODE,
+                "text": "Jazz night on Friday. Reply YES or INFO",
+                "lists": [made["id"]],
+                "two_way": True,
+                "keywords": rules,
+            },
+        )
+    )
+
+
+async def test_a_campaigns_page_shows_its_funnel_charts_and_keywords_as_they_come(
+    page: Any, lab: Lab
+) -> None:
+    numbers = [f"+3361555000{i}" for i in range(3)]
+    campaign = await _started_two_way_campaign(lab, "Jazz <em>night</em>", numbers)
+    await sign_in(page, lab)
+    await page.get_by_role("link", name="Campaigns").click()
+    await page.get_by_role("link", name="Jazz <em>night</em>").click()  # the name as text
+    await page.wait_for_url(f"**/console/campaigns/{campaign['id']}")
+    assert await page.locator("main em").count() == 0
+    assert await page.locator("#campaign-status").inner_text() == "draft"
+    # Start, without the CSRF token first: refused, nothing started.
+    start = page.get_by_role("button", name="Start")
+    await page.evaluate(
+        "document.querySelectorAll('.actions input[name=csrf]').forEach(i => i.value = 'x')"
+    )
+    await start.click()
+    await page.get_by_text("The form was refused").wait_for()
+    assert (await call(lab, "GET", f"/v1/campaigns/{campaign['id']}", 200))["status"] == "draft"
+    await page.go_back()
+    await page.reload()
+    await page.get_by_role("button", name="Start").click()
+    await page.wait_for_url(f"**/console/campaigns/{campaign['id']}")
+
+    async def delivered() -> bool:
+        got = await call(lab, "GET", f"/v1/campaigns/{campaign['id']}/stats", 200)
+        return bool(got["delivered"] == 3)
+
+    await eventually(delivered)
+    # Two recipients answer; the page shows it by itself (no reload): funnel and keywords.
+    for number, text in ((numbers[0], "yes please"), (numbers[1], "INFO")):
+        await lab.sim("POST", "/v1/mo", {"from": number, "to": SHORT_CODE, "text": text})
+    funnel = page.locator("#funnel-table")
+    await playwright_api.expect(funnel.locator("tr", has_text="Replied")).to_contain_text(
+        "2", timeout=WAIT_MS
+    )
+    assert "Delivered 3 100.0 %" in " ".join((await funnel.inner_text()).split())
+    keywords = page.locator("#keywords-table")
+    await playwright_api.expect(keywords).to_contain_text("YES", timeout=WAIT_MS)
+    assert "INFO" in await keywords.inner_text()
+    # Charts: inline SVG with a title and a description, and the same figures as a table.
+    desc = await page.locator("#per-hour-d").text_content()
+    assert desc is not None and "sent 3" in desc and "replies 2" in desc, desc
+    assert await page.get_by_role("img", name="The first 10 days, by the day").count() == 1
+    await doc_shot(page, "campaign", top="#h-hours")
+    await page.get_by_text("The figures as a table").first.click()  # the hourly table
+    first_hour = page.locator("section", has_text="The first 24 hours").locator("tbody tr").first
+    assert " ".join((await first_hour.inner_text()).split()).startswith("+0 h 3 3 0 2")
+    await shot(page, "campaign")
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    assert await page.get_by_role("button", name="Pause").is_visible() or (
+        await page.locator("#campaign-status").inner_text() == "done"
+    )
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, width  # nothing wider than the phone: charts shrink
+    await shot(page, "campaign-phone")

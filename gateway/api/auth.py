@@ -136,6 +136,7 @@ CONSOLE_ROUTES: Final[dict[tuple[str, str], ConsoleAccess]] = {
     ("GET", "/console/campaigns"): "session",
     ("GET", "/console/campaigns/new"): "session",
     ("POST", "/console/campaigns/new"): "session",
+    ("GET", "/console/campaigns/{id}"): "session",
     ("GET", "/console/interactions"): "session",
     ("GET", "/console/lists"): "session",
     ("POST", "/console/lists"): "session",

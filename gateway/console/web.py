@@ -31,6 +31,7 @@ from gateway.api.auth import CONSOLE_PREFIX
 from gateway.campaigns.service import TRANSITIONS
 from gateway.config import HttpConfig
 from gateway.console.apiclient import ApiAnswer, ApiClient, path
+from gateway.console.campaign import CAMPAIGN_REFRESH_SECONDS, campaign_charts, still_moving
 from gateway.console.overview import (
     MINUTES,
     MinuteSeries,
@@ -177,6 +178,7 @@ class Console:
         r.add_post(f"{CONSOLE_PREFIX}/lists/{{id}}/import", self.list_import)
         r.add_get(f"{CONSOLE_PREFIX}/campaigns/new", self.campaign_form, allow_head=False)
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/new", self.campaign_create)
+        r.add_get(f"{CONSOLE_PREFIX}/campaigns/{{id}}", self.campaign_page, allow_head=False)
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/{{action}}", self.campaign_action)
         r.add_get(f"{CONSOLE_PREFIX}/static/{{filename}}", self.static, allow_head=False)
         app.on_response_prepare.append(_security_headers)
@@ -504,6 +506,43 @@ class Console:
             **values,
         )
 
+    async def campaign_page(self, request: web.Request) -> web.Response:
+        """One campaign (GET /v1/campaigns/{id}) with its figures (GET .../stats): the
+        funnel, the first 24 hours and the first 10 days as charts, the keyword breakdown.
+        While figures can still move it refreshes itself (console.js)."""
+        session = self._page_session(request)
+        campaign_id = request.match_info["id"]
+        one = path("/v1/campaigns/{id}", id=campaign_id)
+        found, figures = await asyncio.gather(
+            self.api.call(request, session.token, "GET", one),
+            self.api.call(request, session.token, "GET", f"{one}/stats"),
+        )
+        if not found.ok or not isinstance(found.body, dict):
+            return self._page(
+                "refused.html",
+                session,
+                status=found.status,
+                title="Campaign",
+                nav="campaigns",
+                reason=found.error_message,
+            )
+        campaign = found.body
+        stats = figures.body if figures.ok and isinstance(figures.body, dict) else None
+        status = str(campaign.get("status", ""))
+        return self._page(
+            "campaign.html",
+            session,
+            title=str(campaign.get("name", "Campaign")),
+            nav="campaigns",
+            c=campaign,
+            s=stats,
+            error="" if figures.ok else figures.error_message,
+            charts=campaign_charts(campaign, stats) if stats is not None else None,
+            actions=[a for a, (allowed, _) in TRANSITIONS.items() if status in allowed],
+            live=still_moving(campaign, self.clock()),
+            refresh=CAMPAIGN_REFRESH_SECONDS,
+        )
+
     async def campaign_form(self, request: web.Request) -> web.Response:
         session = self._page_session(request)
         return await self._campaign_form(request, session, 200, {}, [], "")
@@ -588,6 +627,8 @@ class Console:
             log_event(
                 log, "console.campaign", token=session.name, campaign=campaign_id, action=action
             )
+            if form.get("back") == "campaign":
+                return _see_other(path(f"{CONSOLE_PREFIX}/campaigns/{{id}}", id=campaign_id))
             return _see_other(f"{CONSOLE_PREFIX}/campaigns")
         return await self._campaigns(
             request, session, answer.status, f"Could not {action} it: {answer.error_message}"

@@ -110,7 +110,45 @@ function startRefresh(root) {
   window.setTimeout(tick, every);
 }
 
+// A part of a page marked data-live-url refreshes itself: the page is fetched again (same
+// origin, our own escaped HTML) and the part of the same id replaces this one; it stops when
+// the fresh part no longer carries data-live-url (a campaign done, an import finished).
+function startLive(part) {
+  const every = Math.max(1, Number(part.dataset.liveSeconds) || 10) * 1000;
+  const note = document.getElementById(part.id.replace(/-live$/, "") + "-updated");
+  const tick = async () => {
+    const current = document.getElementById(part.id);
+    if (!current || !current.dataset.liveUrl) return;
+    try {
+      const answer = await fetch(current.dataset.liveUrl, {
+        credentials: "same-origin", cache: "no-store",
+      });
+      if (answer.redirected && /\/signin$/.test(new URL(answer.url).pathname)) {
+        window.location.assign(answer.url);
+        return;
+      }
+      if (answer.ok) {
+        const fresh = new DOMParser().parseFromString(await answer.text(), "text/html")
+          .getElementById(part.id);
+        if (fresh) {
+          const open = new Set();
+          current.querySelectorAll("details[open]").forEach((d, i) => open.add(i));
+          fresh.querySelectorAll("details").forEach((d, i) => { if (open.has(i)) d.open = true; });
+          current.replaceWith(document.adoptNode(fresh));
+          if (note) note.textContent = "updated " + new Date().toLocaleTimeString();
+          if (!fresh.dataset.liveUrl) return;
+        }
+      }
+    } catch (err) {
+      if (note) note.textContent = "refresh failed; retrying";
+    }
+    window.setTimeout(tick, every);
+  };
+  window.setTimeout(tick, every);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const root = document.getElementById("overview");
   if (root) startRefresh(root);
+  document.querySelectorAll("[data-live-url]").forEach(startLive);
 });
