@@ -440,7 +440,7 @@ async def test_a_timed_out_message_is_logged_as_received_after_a_restart(bench: 
 
 async def test_pending_interactions_are_handled_after_a_restart(bench: Bench) -> None:
     await bench.service.stop(0)  # workers gone: the MO is logged but not handled
-    bench.service._running = True
+    bench.service.molog.running = True
     await bench.feed(parts_of("vote 4"))
     [logged] = await bench.store.interactions()
     assert logged.state == "pending"

@@ -227,7 +227,7 @@ async def test_a_slow_handler_does_not_hold_the_rest_of_its_batch(tmp_path: Path
     b = Bench(tmp_path)
     b.config = config_with(inbound, tmp_path)
     b.service = b._service()
-    b.service._straggler_seconds = 0.05
+    b.service.batches.straggler_seconds = 0.05
     await b.start()
     try:
         await burst(b, [mo("slow please"), mo("vote 1", BOB)])

@@ -273,8 +273,8 @@ async def test_an_mo_whose_handling_keeps_failing_is_quarantined_and_the_rest_go
     from tests.test_inbound_batch import ALICE, BOB, burst, mo, settled
 
     bench = Bench(tmp_path)
-    bench.service._retry_delay = 0.01
-    real = bench.service._decide
+    bench.service.scheduler.retry_delay = 0.01
+    real = bench.service.decider.decide
     calls: list[int] = []
 
     async def decide(interaction: Any, *args: Any) -> Any:
@@ -283,7 +283,7 @@ async def test_an_mo_whose_handling_keeps_failing_is_quarantined_and_the_rest_go
             raise RuntimeError("poisoned")
         return await real(interaction, *args)
 
-    bench.service._decide = decide  # type: ignore[method-assign, assignment]
+    bench.service.decider.decide = decide  # type: ignore[method-assign]
     await bench.start()
     try:
         await burst(bench, [mo("poison"), mo("vote 1", BOB)])

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from gateway.api.errors import FieldError
 from gateway.api.intake import Intake
 from gateway.engine.receipts import ReceiptHandler
+from gateway.inbound.batches import eager
 from gateway.inbound.reassembly import Assembly
-from gateway.inbound.service import eager
 from gateway.model import NewMessage
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import DeliverSm, Pdu
@@ -277,9 +277,9 @@ async def test_eager_passes_a_failure_after_a_wait_and_a_cancellation() -> None:
 async def test_a_single_mo_is_logged_as_an_assembled_one_would_be(bench: Bench) -> None:
     pdu = mo("vote 5")
     service = bench.service
-    part = service._part(pdu, "sim")
-    fast = service._new_single(part)
-    slow = service._new_interaction(Assembly(part.key, [part], complete=True))
+    part = service.molog.part(pdu, "sim")
+    fast = service.molog.new_single(part)
+    slow = service.molog.new_interaction(Assembly(part.key, [part], complete=True))
     assert dataclasses.replace(fast, completed_at=slow.completed_at) == slow
     assert fast.text == "vote 5" and fast.complete
 

@@ -134,7 +134,7 @@ def interaction_json(item: Interaction) -> dict[str, Any]:
 
 def reply_refs(interaction_id: int) -> tuple[str, str]:
     """The client_ref of an interaction's auto-replies and of its helpdesk replies
-    (gateway.inbound.service, gateway.inbound.api)."""
+    (gateway.inbound.decision, gateway.inbound.api)."""
     return f"mo-{interaction_id}", f"mo-{interaction_id}-reply"
 
 

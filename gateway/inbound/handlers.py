@@ -1,7 +1,7 @@
 """Python handlers named in the configuration as ``package.module:function``.
 
 A handler is an ``async def handler(message, contact, campaign, reply)``: the
-:class:`~gateway.inbound.service.InboundMessage`, the sender's
+:class:`~gateway.inbound.message.InboundMessage`, the sender's
 :class:`~gateway.store.base.Contact` (None when unknown), the campaign (None until campaigns
 exist) and a :class:`~gateway.inbound.replies.ReplyApi`. What it returns (a string or a
 JSON-able value) is logged with the interaction. It is imported when the configuration is
@@ -18,7 +18,7 @@ free. ``reply.send`` is carried to the gateway's loop and back. A handler theref
 share asyncio objects (locks, events, sessions) with the gateway's loop; module-level state
 guarded by ``threading`` primitives is fine. One thing no thread can stop: C code that holds
 the GIL for a long time (a catastrophic pattern in Python's ``re``); the quarantine of
-:mod:`gateway.inbound.service` is the last resort there.
+:mod:`gateway.inbound.scheduling` is the last resort there.
 """
 
 from __future__ import annotations

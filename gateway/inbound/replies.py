@@ -33,6 +33,8 @@ ACCOUNT: Final = "inbound"
 
 NOT_SENT_OPTED_OUT: Final = "opted_out"
 NOT_SENT_LOOP: Final = "loop"
+NOT_SENT_NO_NUMBER: Final = "unknown_number"
+"""An MO to a number not configured gets no automatic reply (no texts to send)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -319,7 +319,7 @@ class Interaction:
     actions: list[dict[str, Any]] = field(default_factory=list)
     processed_at: float | None = None
     attempts: int = 0
-    """Handling attempts begun that did not finish (see gateway.inbound.service)."""
+    """Handling attempts begun that did not finish (see gateway.inbound.scheduling)."""
     last_error: str | None = None
     """Why the last attempt failed; for a quarantined one, why it was quarantined."""
     care_state: str = "open"

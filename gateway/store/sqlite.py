@@ -138,7 +138,7 @@ ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("contact_lists", "account", "TEXT NOT NULL DEFAULT ''"),
     ("campaigns", "account", "TEXT NOT NULL DEFAULT ''"),
     # Handling attempts of an MO that did not finish, and why the last one failed: an
-    # interaction that keeps failing is quarantined (gateway.inbound.service).
+    # interaction that keeps failing is quarantined (gateway.inbound.scheduling).
     ("interactions", "attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("interactions", "last_error", "TEXT"),
     # Whose secrets sign a callback (gateway.signing): the message's account, or the
