@@ -48,6 +48,7 @@ from gateway.links.config import LinksConfig
 from gateway.signing import WEBHOOK_SIGNER, secrets_problem
 from gateway.smpp.constants import Status
 from gateway.smpp.receipt import IdForm
+from gateway.store.claims import DEFAULT_CLAIM_SECONDS, DEFAULT_NODE_ID
 
 __all__ = [
     "CarrierConfig",
@@ -159,15 +160,37 @@ _name_check = all_of(non_empty, regex(NAME_PATTERN, "lower-case letters, digits,
 # -- sections -----------------------------------------------------------------------------
 
 
+MAX_NODE_ID: Final = 64
+"""Characters of ``[node] id``: it is written into every claimed row."""
+
+MIN_CLAIM_SECONDS: Final = 3.0
+"""Shorter leases would be renewed more often than once a second."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeConfig:
     """``[node]``: this gateway instance."""
 
     id: str = field(
-        default="smsgw-1",
-        metadata=check(all_of(non_empty, regex(r"[A-Za-z0-9_.-]+", "letters, digits, _ . -"))),
+        default=DEFAULT_NODE_ID,
+        metadata=check(
+            all_of(
+                non_empty,
+                max_length(MAX_NODE_ID),
+                regex(r"[A-Za-z0-9_.-]+", "letters, digits, _ . -"),
+            )
+        ),
     )
-    """Names this instance in logs and stored records."""
+    """Names this instance in logs and stored records, and owns its claims on stored work
+    (``claimed_by``, gateway.store.claims). It must stay the same across restarts (a node
+    takes its own claims back at start) and differ between nodes sharing one database; the
+    default suits the one node of an SQLite file."""
+    claim_seconds: float = field(
+        default=DEFAULT_CLAIM_SECONDS, metadata=check(in_range(MIN_CLAIM_SECONDS, 3600))
+    )
+    """Lease of this node's claims on stored work (pending messages, callbacks, front
+    outbox items, running campaigns and imports, pending MOs): renewed every third of it
+    while the node lives; another node may take a claim only once it has expired."""
     data_dir: str = field(metadata=check(non_empty))
     """Where the gateway keeps its files; relative to the configuration file's directory."""
     time_zone: str = field(default="UTC", metadata=check(_time_zone))

@@ -34,6 +34,7 @@ from gateway.front.server import FrontServer
 from gateway.inbound.api import InboundApi
 from gateway.inbound.directory import CampaignDirectory
 from gateway.inbound.service import InboundService
+from gateway.lease import LeaseKeeper
 from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled
 from gateway.links.server import LinkServer
 from gateway.links.store import SqliteLinks
@@ -46,6 +47,7 @@ from gateway.routing import Route, Router
 from gateway.sdnotify import Notifier
 from gateway.signing import Signers
 from gateway.smpp.session import BindType, SessionConfig
+from gateway.store.claims import ClaimSettings
 from gateway.store.retention import Retention
 from gateway.store.sqlite import SqliteStore
 
@@ -107,12 +109,15 @@ class Gateway:
     ) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
+        claims = ClaimSettings(config.node.id, config.node.claim_seconds)
         self.store = SqliteStore(
             config.store_path,
             config.store.synchronous,
             min_free_bytes=config.store.min_free_mb << 20,
             check_interval=config.store.health_check_interval,
+            claims=claims,
         )
+        self.lease = LeaseKeeper(self.store, claims)
         self.binds: list[CarrierBind] = [
             CarrierBind(settings, RefusingListener())
             for carrier in config.carriers
@@ -196,6 +201,8 @@ class Gateway:
         try:
             await self.store.open()
             self._started.append("store")
+            await self.lease.start()
+            self._started.append("lease")
             await self.campaigns.open()
             await self._start_http()
             self._started.append("http")
@@ -379,6 +386,8 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if "lease" in started:  # everything that claims has stopped: give the rest up
+            await self.lease.stop()
         if "store" in started:
             await self.store.close()
         self._started = []

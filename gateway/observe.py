@@ -235,6 +235,18 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
     callbacks.add_metric(["failed_attempt"], float(c.failed_attempts))
     callbacks.add_metric(["parked"], float(c.parked))
     yield callbacks
+    lease = gw.lease.stats
+    renewals = CounterMetricFamily(
+        "smsgw_claim_renewals",
+        "Renewals of this node's claims on stored work (gateway.lease).",
+        labels=["result"],
+    )
+    renewals.add_metric(["ok"], float(lease.renewals))
+    renewals.add_metric(["failed"], float(lease.failures))
+    yield renewals
+    yield GaugeMetricFamily(
+        "smsgw_claims_held", "Rows this node held at its last claim renewal.", lease.held
+    )
 
     st = gw.store
     yield CounterMetricFamily("smsgw_store_commits", "Store transactions committed.", st.commits)

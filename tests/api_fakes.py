@@ -183,6 +183,12 @@ class FakeStore:
     async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
         raise NotImplementedError
 
+    async def renew_claims(self, now: float) -> int:
+        raise NotImplementedError
+
+    async def release_claims(self) -> int:
+        raise NotImplementedError
+
     async def callback_done(self, callback_id: int) -> None:
         raise NotImplementedError
 

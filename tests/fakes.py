@@ -15,6 +15,7 @@ decimal, and optional receipts (before or after the response, id in another base
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import json
 import time
@@ -70,6 +71,7 @@ from gateway.store.base import (
     StoreError,
     UnmatchedReceipt,
 )
+from gateway.store.claims import ClaimSettings
 from gateway.store.retention import message_id_before
 
 LOOPBACK_RECEIVERS = CallbackPolicy(allowed_networks=["127.0.0.0/8"])
@@ -119,6 +121,8 @@ class FakeCallback:
     done: bool = False
     last_error: str | None = None
     signer: str | None = None
+    claimed_by: str | None = None
+    claim_until: float | None = None
 
 
 _PENDING = (MessageStatus.ACCEPTED, MessageStatus.QUEUED)
@@ -127,8 +131,13 @@ _PENDING = (MessageStatus.ACCEPTED, MessageStatus.QUEUED)
 class FakeStore:
     """In-memory Store. ``calls`` logs (method, size, loop time) of every call."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, claims: ClaimSettings | None = None
+    ) -> None:
         self.clock = clock
+        self.claims = claims or ClaimSettings()
+        """This node's id and claim length: rows claimed by another node, until their
+        claims lapse, are left alone (gateway.store.claims)."""
         self.messages: dict[str, FakeMessage] = {}
         self.receipt_map: dict[tuple[str, str], tuple[str, int]] = {}
         self.unmatched: dict[tuple[str, str], list[IncomingReceipt]] = {}
@@ -168,6 +177,12 @@ class FakeStore:
 
         await asyncio.wait_for(wait(), within)
 
+    def peer(self, node_id: str) -> FakeStore:
+        """Another node's view of the same data (as a second store on one database)."""
+        other = copy.copy(self)
+        other.claims = dataclasses.replace(self.claims, node_id=node_id)
+        return other
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def open(self) -> None:
@@ -184,6 +199,32 @@ class FakeStore:
 
     async def close(self) -> None:
         pass
+
+    # -- claims -----------------------------------------------------------------------------
+
+    def _claimed_rows(self) -> list[Any]:
+        """Every row with claims whose claim matters (work still to do)."""
+        return [c for c in self.callbacks.values() if not c.done]
+
+    def _claim(self, row: Any, now: float) -> bool:
+        """Claim ``row`` for this node if it may; whether it did."""
+        if not self.claims.claimable(row.claimed_by, row.claim_until, now):
+            return False
+        row.claimed_by = self.claims.node_id
+        row.claim_until = self.claims.until(now)
+        return True
+
+    async def renew_claims(self, now: float) -> int:
+        mine = [r for r in self._claimed_rows() if r.claimed_by == self.claims.node_id]
+        for row in mine:
+            row.claim_until = self.claims.until(now)
+        return len(mine)
+
+    async def release_claims(self) -> int:
+        mine = [r for r in self._claimed_rows() if r.claimed_by == self.claims.node_id]
+        for row in mine:
+            row.claimed_by = row.claim_until = None
+        return len(mine)
 
     # -- intake -----------------------------------------------------------------------------
 
@@ -475,12 +516,18 @@ class FakeStore:
     async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
         self._log("callbacks_due", limit)
         due = sorted(
-            (c for c in self.callbacks.values() if not c.done and c.next_at <= now),
+            (
+                c
+                for c in self.callbacks.values()
+                if not c.done
+                and c.next_at <= now
+                and self.claims.claimable(c.claimed_by, c.claim_until, now)
+            ),
             key=lambda c: (c.next_at, c.id),
-        )
-        return [
-            Callback(c.id, c.url, c.payload, c.attempts, c.next_at, c.signer) for c in due[:limit]
-        ]
+        )[:limit]
+        for c in due:
+            self._claim(c, now)
+        return [Callback(c.id, c.url, c.payload, c.attempts, c.next_at, c.signer) for c in due]
 
     async def callback_done(self, callback_id: int) -> None:
         cb = self.callbacks[callback_id]
@@ -493,6 +540,7 @@ class FakeStore:
         cb.attempts += 1
         cb.next_at = next_at
         cb.last_error = error
+        cb.claimed_by = cb.claim_until = None
         self._touch()
 
     async def list_callbacks(

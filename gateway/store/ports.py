@@ -77,6 +77,17 @@ class Lifecycle(Protocol):
         """Finish pending writes and release the backend."""
 
 
+class Claims(Protocol):
+    """This node's claims on stored work (gateway.store.claims): renewed while it lives."""
+
+    async def renew_claims(self, now: float) -> int:
+        """Extend every claim this node holds to ``now`` plus its claim length; returns
+        how many rows it holds."""
+
+    async def release_claims(self) -> int:
+        """Give up every claim this node holds (a clean stop); returns how many."""
+
+
 class MessageIntake(Protocol):
     """New messages: accepted with the request's idempotent answer, in one commit."""
 
@@ -197,7 +208,11 @@ class CallbackOutbox(Protocol):
         """Add (url, JSON payload) callbacks to the outbox, signed by ``signer``'s secrets
         when they are sent (gateway.signing)."""
 
-    async def callbacks_due(self, now: float, limit: int) -> list[Callback]: ...
+    async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
+        """Up to ``limit`` callbacks due at ``now``, soonest first, claimed for this node
+        (gateway.store.claims): those another node holds are not given out. This node's
+        own claimed ones are (its sender keeps track of those in hand).
+        ``callback_retry`` releases the claim; ``callback_done`` removes the row."""
 
     async def callback_done(self, callback_id: int) -> None: ...
 
@@ -225,13 +240,15 @@ class FrontOutbox(Protocol):
         in the transaction that records the final status."""
 
     async def front_due(self, account: str, now: float, limit: int) -> list[FrontItem]:
-        """Items of ``account`` due at ``now``, oldest first."""
+        """Items of ``account`` due at ``now``, oldest first, claimed for this node as
+        ``callbacks_due`` claims callbacks; ``front_retry`` releases them."""
 
     async def front_done(self, ids: Sequence[int]) -> None:
         """Delivered (deliver_sm_resp received) or given up: remove them."""
 
     async def front_retry(self, ids: Sequence[int], next_at: float) -> None:
-        """Not delivered this time: count an attempt, due again at ``next_at``."""
+        """Not delivered this time: count an attempt, due again at ``next_at``, for any
+        node (the claim is released)."""
 
     async def front_pending(self) -> dict[str, int]:
         """Items held per account."""
@@ -662,6 +679,7 @@ class StoreStats(Protocol):
 
 class GatewayStore(
     Lifecycle,
+    Claims,
     MessageIntake,
     MessageReads,
     Queue,

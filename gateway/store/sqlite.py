@@ -86,6 +86,7 @@ from gateway.store.base import (
     SurveyAnswer,
     UnmatchedReceipt,
 )
+from gateway.store.claims import CLAIMABLE, ClaimSettings
 from gateway.store.health import FreeBytes, StoreHealth, disk_free_bytes, file_id, is_disk_full
 from gateway.store.retention import message_id_before
 from gateway.store.sqlite_reports import REPORTS_SCHEMA, SqliteReports
@@ -151,6 +152,19 @@ ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     # went) or closed, and who handles it; not its processing state.
     ("interactions", "care_state", "TEXT NOT NULL DEFAULT 'open'"),
     ("interactions", "assignee", "TEXT"),
+    # Claims (gateway.store.claims): the node working on a row, and until when.
+    *(
+        (table, column, declaration)
+        for table in (
+            "messages",
+            "callbacks",
+            "front_outbox",
+            "interactions",
+            "campaigns",
+            "contact_imports",
+        )
+        for column, declaration in (("claimed_by", "TEXT"), ("claim_until", "REAL"))
+    ),
 )
 """Columns added to a table after its first release: (table, column, declaration). ``open``
 adds each one a database lacks (``ALTER TABLE ... ADD COLUMN``), so a database made by an
@@ -180,7 +194,9 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     possible_duplicate INTEGER NOT NULL DEFAULT 0,
-    error TEXT
+    error TEXT,
+    claimed_by TEXT,
+    claim_until REAL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_pending ON messages(id)
     WHERE status IN ('accepted', 'queued');
@@ -284,7 +300,9 @@ CREATE TABLE IF NOT EXISTS callbacks (
     next_at REAL NOT NULL,
     last_error TEXT,
     created_at REAL NOT NULL,
-    signer TEXT
+    signer TEXT,
+    claimed_by TEXT,
+    claim_until REAL
 );
 CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks(next_at);
 -- Inbound (MO). Parts of long MOs wait here until their message is whole or times out.
@@ -323,7 +341,9 @@ CREATE TABLE IF NOT EXISTS interactions (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     care_state TEXT NOT NULL DEFAULT 'open',
-    assignee TEXT
+    assignee TEXT,
+    claimed_by TEXT,
+    claim_until REAL
 );
 CREATE INDEX IF NOT EXISTS interactions_pending ON interactions(id) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS interactions_source ON interactions(source, destination, received_at);
@@ -385,7 +405,9 @@ CREATE TABLE IF NOT EXISTS front_outbox (
     payload TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_at REAL NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    claimed_by TEXT,
+    claim_until REAL
 );
 CREATE INDEX IF NOT EXISTS front_outbox_due ON front_outbox(account, next_at);
 CREATE TABLE IF NOT EXISTS front_parts (
@@ -415,6 +437,18 @@ _INSERT_STATUS_CALLBACK: Final = (
     " VALUES (?, ?, ?, ?, ?, (SELECT account FROM messages WHERE id = ?))"
 )
 
+
+CLAIM_TABLES: Final = (
+    ("messages", "status IN ('accepted', 'queued')"),
+    ("callbacks", ""),
+    ("front_outbox", ""),
+    ("interactions", "state = 'pending'"),
+    ("campaigns", ""),
+    ("contact_imports", ""),
+)
+"""Tables whose rows carry claims (gateway.store.claims), each with the condition of its
+rows whose claim matters (work still to do; through the table's partial index where it has
+one): renewals and releases touch only those."""
 
 CALLBACK_ID_HWM: Final = "callback_id_hwm"
 """``meta`` key of the highest callback id ever handed out. Callback ids leave the process
@@ -708,11 +742,14 @@ class SqliteStore(SqliteReports):
         min_free_bytes: int = 0,
         check_interval: float = HEALTH_CHECK_SECONDS,
         free_bytes: FreeBytes = disk_free_bytes,
+        claims: ClaimSettings | None = None,
     ) -> None:
         """``min_free_bytes``: the free-space watermark under which new work is refused
         (see gateway.store.health; 0: never); ``check_interval``: seconds between health
-        checks; ``free_bytes``: how free space is read (a test can pass its own)."""
+        checks; ``free_bytes``: how free space is read (a test can pass its own);
+        ``claims``: this node's id and claim length (gateway.store.claims)."""
         self.path = Path(path)
+        self.claims = claims or ClaimSettings()
         self.synchronous = synchronous.upper()
         if self.synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be full or normal, got {synchronous!r}")
@@ -982,6 +1019,38 @@ class SqliteStore(SqliteReports):
             raise StoreError("store is not open")
         rows = await reader.execute_fetchall(sql, params)
         return list(rows)
+
+    # -- claims (gateway.store.claims) -------------------------------------------------------
+
+    async def renew_claims(self, now: float) -> int:
+        """Extend every claim this node holds to ``now + claim_seconds``; how many rows."""
+        return await self._claims_of_mine(
+            "claim_until = ?", (self.claims.until(now), self.claims.node_id)
+        )
+
+    async def release_claims(self) -> int:
+        """Give up every claim this node holds (a clean stop: another node may take the
+        work at once, without waiting for the claims to lapse); how many rows."""
+        return await self._claims_of_mine(
+            "claimed_by = NULL, claim_until = NULL", (self.claims.node_id,)
+        )
+
+    async def _claims_of_mine(self, assignments: str, params: tuple[Any, ...]) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            present = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            count = 0
+            for table, live in CLAIM_TABLES:
+                if table in present:
+                    where = f" AND {live}" if live else ""
+                    count += conn.execute(
+                        f"UPDATE {table} SET {assignments} WHERE claimed_by = ?{where}", params
+                    ).rowcount
+            return count
+
+        result: int = await self._write_in_thread(op)
+        return result
 
     # -- intake ----------------------------------------------------------------------------
 
@@ -1745,12 +1814,24 @@ class SqliteStore(SqliteReports):
             await self._write_in_thread(op)
 
     async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
-        rows = await self._read(
-            "SELECT id, url, payload, attempts, next_at, signer FROM callbacks WHERE next_at <= ?"
-            " ORDER BY next_at LIMIT ?",
-            (now, limit),
-        )
-        return [Callback(*r) for r in rows]
+        me = self.claims.node_id
+        due = f"SELECT id FROM callbacks WHERE next_at <= ? AND {CLAIMABLE} ORDER BY next_at"
+        # A read first, so that the idle poll writes nothing; the claim itself chooses
+        # again, in the write transaction, so a row another node claimed meanwhile is
+        # passed over, not given twice nor hiding the rows behind it.
+        if not await self._read(f"{due} LIMIT 1", (now, me, now)):
+            return []
+        params = (me, self.claims.until(now), now, me, now, limit)
+
+        def op(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                f"UPDATE callbacks SET claimed_by = ?, claim_until = ? WHERE id IN ({due}"
+                " LIMIT ?) RETURNING id, url, payload, attempts, next_at, signer",
+                params,
+            ).fetchall()
+
+        rows: list[Any] = await self._write_in_thread(op)
+        return sorted((Callback(*r) for r in rows), key=lambda cb: (cb.next_at, cb.id))
 
     # callback_done and callback_retry run whole on the writer's thread (``_InThread``):
     # with a callback per message they join nearly every group commit, and one async
@@ -1766,8 +1847,8 @@ class SqliteStore(SqliteReports):
     async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE callbacks SET attempts = attempts + 1, next_at = ?, last_error = ?"
-                " WHERE id = ?",
+                "UPDATE callbacks SET attempts = attempts + 1, next_at = ?, last_error = ?,"
+                " claimed_by = NULL, claim_until = NULL WHERE id = ?",
                 (next_at, error, callback_id),
             )
 
@@ -1824,12 +1905,24 @@ class SqliteStore(SqliteReports):
         await self._write(op)
 
     async def front_due(self, account: str, now: float, limit: int) -> list[FrontItem]:
-        rows = await self._read(
-            "SELECT id, account, kind, payload, attempts, created_at FROM front_outbox"
-            " WHERE account = ? AND next_at <= ? ORDER BY id LIMIT ?",
-            (account, now, limit),
+        me = self.claims.node_id
+        due = (
+            "SELECT id FROM front_outbox"
+            f" WHERE account = ? AND next_at <= ? AND {CLAIMABLE} ORDER BY id"
         )
-        return [FrontItem(*r) for r in rows]
+        if not await self._read(f"{due} LIMIT 1", (account, now, me, now)):
+            return []  # as callbacks_due: read, then choose again while claiming
+        params = (me, self.claims.until(now), account, now, me, now, limit)
+
+        def op(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                f"UPDATE front_outbox SET claimed_by = ?, claim_until = ? WHERE id IN ({due}"
+                " LIMIT ?) RETURNING id, account, kind, payload, attempts, created_at",
+                params,
+            ).fetchall()
+
+        rows: list[Any] = await self._write_in_thread(op)
+        return sorted((FrontItem(*r) for r in rows), key=lambda item: item.id)
 
     async def front_done(self, ids: Sequence[int]) -> None:
         chosen = list(ids)
@@ -1848,7 +1941,8 @@ class SqliteStore(SqliteReports):
         async def op(db: aiosqlite.Connection) -> None:
             for chunk in _chunks(chosen, MAX_SQL_VARIABLES - 1):
                 await db.execute(
-                    "UPDATE front_outbox SET attempts = attempts + 1, next_at = ?"
+                    "UPDATE front_outbox SET attempts = attempts + 1, next_at = ?,"
+                    " claimed_by = NULL, claim_until = NULL"
                     f" WHERE id IN ({_placeholders(len(chunk))})",
                     (next_at, *chunk),
                 )

@@ -75,7 +75,9 @@ SCHEMA: Final = (
         errors TEXT NOT NULL,
         failure TEXT,
         created_at REAL NOT NULL,
-        finished_at REAL
+        finished_at REAL,
+        claimed_by TEXT,
+        claim_until REAL
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS campaigns (
         id TEXT PRIMARY KEY,
@@ -93,7 +95,9 @@ SCHEMA: Final = (
         handled INTEGER NOT NULL DEFAULT 0,
         skipped_opted_out INTEGER NOT NULL DEFAULT 0,
         skipped_invalid INTEGER NOT NULL DEFAULT 0,
-        account TEXT NOT NULL DEFAULT ''
+        account TEXT NOT NULL DEFAULT '',
+        claimed_by TEXT,
+        claim_until REAL
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS campaign_recipients (
         campaign_id TEXT NOT NULL,
