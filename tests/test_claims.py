@@ -1,7 +1,5 @@
-"""Claims with expiry (gateway.store.claims): a row a node claims is not given to another
-node until the claim lapses; renewing extends it; a lapsed claim is taken over; a released
-one is free at once; two claimers never get the same row. Node A and node B are two store
-objects over one database (two SqliteStore on one file; two views of one FakeStore)."""
+"""Claims around the store (their rules per backend: tests/store_contract/test_claims.py):
+the lease keeper, the daemon renewing and releasing its claims, the [node] settings."""
 
 from __future__ import annotations
 
@@ -9,10 +7,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,144 +20,9 @@ from gateway.store.base import StoreUnavailable
 from gateway.store.claims import ClaimSettings
 from gateway.store.sqlite import SqliteStore
 from tests.e2e_helpers import gateway_config
-from tests.fakes import FakeStore
 
 LEASE = 30.0
 T0 = 1_000_000.0
-URL = "https://example.net/cb"
-
-Nodes = Callable[[str], Any]
-"""node id -> a store for that node over the shared database."""
-
-
-@pytest.fixture(params=["sqlite", "fake"])
-async def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Nodes]:
-    async with AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            opened: dict[str, SqliteStore] = {}
-
-            async def sqlite_node(node_id: str) -> SqliteStore:
-                store = SqliteStore(
-                    tmp_path / "shared.db", "normal", claims=ClaimSettings(node_id, LEASE)
-                )
-                await store.open()
-                stack.push_async_callback(store.close)
-                opened[node_id] = store
-                return store
-
-            yield sqlite_node
-        else:
-            base = FakeStore(claims=ClaimSettings("a", LEASE))
-
-            async def fake_node(node_id: str) -> FakeStore:
-                return base.peer(node_id)
-
-            yield fake_node
-
-
-async def _ids(store: Any, now: float, limit: int = 100) -> list[int]:
-    return [cb.id for cb in await store.callbacks_due(now, limit)]
-
-
-async def test_a_claimed_callback_goes_to_no_other_node_until_the_claim_lapses(
-    nodes: Nodes,
-) -> None:
-    a, b = await nodes("a"), await nodes("b")
-    await a.enqueue_callbacks([(URL, "{}")] * 3, T0)
-    taken = await _ids(a, T0 + 1, limit=2)
-    assert len(taken) == 2
-    rest = await _ids(b, T0 + 2)
-    assert len(rest) == 1 and not set(rest) & set(taken)
-    assert await _ids(b, T0 + 1 + LEASE - 0.5) == rest  # its own only: none of A's lapsed
-    # A's own claims come back to A (its sender keeps track of those in hand).
-    assert sorted(await _ids(a, T0 + 3)) == sorted(taken)
-    # Lapsed: B takes A's over (A's second claim at T0 + 3 lapses at T0 + 3 + LEASE).
-    assert sorted(await _ids(b, T0 + 3 + LEASE)) == sorted([*taken, *rest])
-
-
-async def test_renewing_extends_a_claim_and_releasing_frees_it(nodes: Nodes) -> None:
-    a, b = await nodes("a"), await nodes("b")
-    await a.enqueue_callbacks([(URL, "{}")] * 2, T0)
-    taken = await _ids(a, T0)
-    assert len(taken) == 2
-    assert await a.renew_claims(T0 + 20) == 2
-    assert await b.renew_claims(T0 + 20) == 0  # B holds nothing
-    assert await _ids(b, T0 + LEASE + 1) == []  # lapsed without the renewal
-    assert sorted(await _ids(b, T0 + 20 + LEASE)) == sorted(taken)
-    # B's now; B releases them (a clean stop): A gets them at once.
-    assert await b.release_claims() == 2
-    assert sorted(await _ids(a, T0 + 20 + LEASE + 1)) == sorted(taken)
-
-
-async def test_a_retry_releases_the_claim(nodes: Nodes) -> None:
-    a, b = await nodes("a"), await nodes("b")
-    await a.enqueue_callbacks([(URL, "{}")], T0)
-    [cid] = await _ids(a, T0)
-    await a.callback_retry(cid, T0 + 5, "HTTP 500")
-    assert await _ids(b, T0 + 4) == []  # not due yet
-    assert await _ids(b, T0 + 5) == [cid]  # due again, for any node
-    await b.callback_done(cid)
-    assert await _ids(a, T0 + LEASE * 3) == []
-
-
-async def test_two_concurrent_claimers_never_get_the_same_callback(tmp_path: Path) -> None:
-    """Two nodes on one SQLite file (each with its own writer connection, so their claims
-    race in SQLite itself), each taking small batches and delivering them, as a sender
-    does: every callback goes out exactly once."""
-    path = tmp_path / "race.db"
-    a = SqliteStore(path, "normal", claims=ClaimSettings("a", LEASE))
-    b = SqliteStore(path, "normal", claims=ClaimSettings("b", LEASE))
-    await a.open()
-    await b.open()
-    try:
-        total = 600
-        await a.enqueue_callbacks([(URL, f'{{"n": {n}}}') for n in range(total)], T0)
-        got: dict[str, list[int]] = {"a": [], "b": []}
-
-        async def claimer(store: SqliteStore, name: str) -> None:
-            while True:
-                due = await store.callbacks_due(T0 + 1, 7)
-                if not due:
-                    return
-                for cb in due:
-                    got[name].append(cb.id)
-                    await store.callback_done(cb.id)
-
-        await asyncio.gather(claimer(a, "a"), claimer(b, "b"))
-        both = got["a"] + got["b"]
-        assert len(both) == total and len(set(both)) == total, "a callback went twice"
-        assert got["a"] and got["b"], "one claimer starved the other: no race tested"
-    finally:
-        await a.close()
-        await b.close()
-
-
-async def test_front_items_are_claimed_like_callbacks(tmp_path: Path) -> None:
-    path = tmp_path / "front.db"
-    a = SqliteStore(path, "normal", claims=ClaimSettings("a", LEASE))
-    b = SqliteStore(path, "normal", claims=ClaimSettings("b", LEASE))
-    await a.open()
-    await b.open()
-    try:
-        await a.front_enqueue([("crm", "mo", "{}")] * 3, T0)
-        first = [i.id for i in await a.front_due("crm", T0, 2)]
-        assert len(first) == 2
-        rest = [i.id for i in await b.front_due("crm", T0, 10)]
-        assert len(rest) == 1 and not set(rest) & set(first)
-        assert [i.id for i in await a.front_due("crm", T0 + 1, 10)] == first  # its own
-        await a.front_retry(first[:1], T0 + 2)  # released, due again later
-        assert [i.id for i in await b.front_due("crm", T0 + 2, 10)] == [first[0], *rest]
-        await a.renew_claims(T0 + 20)
-        assert [i.id for i in await b.front_due("crm", T0 + LEASE + 1, 10)] == [
-            first[0],
-            *rest,
-        ]  # first[1] renewed by A
-        assert [i.id for i in await b.front_due("crm", T0 + 20 + LEASE, 10)] == sorted(
-            [*first, *rest]
-        )
-    finally:
-        await a.close()
-        await b.close()
 
 
 class _FlakyStore:

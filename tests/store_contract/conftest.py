@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from gateway.store.claims import DEFAULT_CLAIM_SECONDS, ClaimSettings
 from gateway.store.sqlite import SqliteStore
 from tests.fakes import FakeStore
 
@@ -52,18 +53,32 @@ class Harness:
     async def stop(self) -> None:
         raise NotImplementedError
 
+    async def node(self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS) -> Any:
+        """Another node's store over the same data, open (claims: gateway.store.claims);
+        ``store`` is node ``DEFAULT_NODE_ID``. Closed with the harness."""
+        raise NotImplementedError
+
 
 class SqliteHarness(Harness):
     def __init__(self, root: Path) -> None:
         self.root = root
         self.generation = 0
         self.store = self._make()
+        self.others: list[SqliteStore] = []
 
     def _path(self) -> Path:
         return self.root / f"gen{self.generation}" / "smsgw.db"
 
     def _make(self) -> SqliteStore:
         return SqliteStore(self._path(), synchronous="normal")
+
+    async def node(self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS) -> Any:
+        other = SqliteStore(
+            self._path(), synchronous="normal", claims=ClaimSettings(node_id, claim_seconds)
+        )
+        await other.open()
+        self.others.append(other)
+        return other
 
     async def start(self) -> None:
         await self.store.open()
@@ -91,6 +106,8 @@ class SqliteHarness(Harness):
         await self.store.open()
 
     async def stop(self) -> None:
+        for other in self.others:
+            await other.close()
         await self.store.close()
 
 
@@ -112,6 +129,11 @@ class FakeHarness(Harness):
 
     async def stop(self) -> None:
         await self.store.close()
+
+    async def node(self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS) -> Any:
+        other = self.store.peer(node_id)
+        other.claims = ClaimSettings(node_id, claim_seconds)
+        return other
 
 
 @dataclass(frozen=True)

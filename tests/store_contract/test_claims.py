@@ -1,0 +1,108 @@
+"""Contract: claims with expiry (gateway.store.claims). A row a node claims is not given to
+another node until the claim lapses; renewing extends it; a lapsed claim is taken over; a
+released one is free at once; two claimers never get the same row. Nodes "a" and "b" are
+two stores over one database (``Harness.node``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.store_contract.conftest import Harness
+
+pytestmark = pytest.mark.port("callbacks")
+
+LEASE = 30.0
+T0 = 1_000_000.0
+URL = "https://example.net/cb"
+
+
+async def _ids(store: Any, now: float, limit: int = 100) -> list[int]:
+    return [cb.id for cb in await store.callbacks_due(now, limit)]
+
+
+async def test_a_claimed_callback_goes_to_no_other_node_until_the_claim_lapses(
+    backend: Harness,
+) -> None:
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    await a.enqueue_callbacks([(URL, "{}")] * 3, T0)
+    taken = await _ids(a, T0 + 1, limit=2)
+    assert len(taken) == 2
+    rest = await _ids(b, T0 + 2)
+    assert len(rest) == 1 and not set(rest) & set(taken)
+    assert await _ids(b, T0 + 1 + LEASE - 0.5) == rest  # its own only: none of A's lapsed
+    # A's own claims come back to A (its sender keeps track of those in hand).
+    assert sorted(await _ids(a, T0 + 3)) == sorted(taken)
+    # Lapsed: B takes A's over (A's second claim at T0 + 3 lapses at T0 + 3 + LEASE).
+    assert sorted(await _ids(b, T0 + 3 + LEASE)) == sorted([*taken, *rest])
+
+
+async def test_renewing_extends_a_claim_and_releasing_frees_it(backend: Harness) -> None:
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    await a.enqueue_callbacks([(URL, "{}")] * 2, T0)
+    taken = await _ids(a, T0)
+    assert len(taken) == 2
+    assert await a.renew_claims(T0 + 20) == 2
+    assert await b.renew_claims(T0 + 20) == 0  # B holds nothing
+    assert await _ids(b, T0 + LEASE + 1) == []  # lapsed without the renewal
+    assert sorted(await _ids(b, T0 + 20 + LEASE)) == sorted(taken)
+    # B's now; B releases them (a clean stop): A gets them at once.
+    assert await b.release_claims() == 2
+    assert sorted(await _ids(a, T0 + 20 + LEASE + 1)) == sorted(taken)
+
+
+async def test_a_retry_releases_the_claim(backend: Harness) -> None:
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    await a.enqueue_callbacks([(URL, "{}")], T0)
+    [cid] = await _ids(a, T0)
+    await a.callback_retry(cid, T0 + 5, "HTTP 500")
+    assert await _ids(b, T0 + 4) == []  # not due yet
+    assert await _ids(b, T0 + 5) == [cid]  # due again, for any node
+    await b.callback_done(cid)
+    assert await _ids(a, T0 + LEASE * 3) == []
+
+
+async def test_two_concurrent_claimers_never_get_the_same_callback(backend: Harness) -> None:
+    """Two nodes (on SQLite, two stores on one file, each with its own writer connection, so
+    their claims race in SQLite itself), each taking small batches and delivering them, as
+    a sender does: every callback goes out exactly once."""
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    total = 600
+    await a.enqueue_callbacks([(URL, f'{{"n": {n}}}') for n in range(total)], T0)
+    got: dict[str, list[int]] = {"a": [], "b": []}
+
+    async def claimer(store: Any, name: str) -> None:
+        while True:
+            due = await store.callbacks_due(T0 + 1, 7)
+            if not due:
+                return
+            for cb in due:
+                got[name].append(cb.id)
+                await store.callback_done(cb.id)
+            await asyncio.sleep(0)  # a turn for the other (a fake store never waits)
+
+    await asyncio.gather(claimer(a, "a"), claimer(b, "b"))
+    both = got["a"] + got["b"]
+    assert len(both) == total and len(set(both)) == total, "a callback went twice"
+    assert got["a"] and got["b"], "one claimer starved the other: no race tested"
+
+
+@pytest.mark.port("front")
+async def test_front_items_are_claimed_like_callbacks(backend: Harness) -> None:
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    await a.front_enqueue([("crm", "mo", "{}")] * 3, T0)
+    first = [i.id for i in await a.front_due("crm", T0, 2)]
+    assert len(first) == 2
+    rest = [i.id for i in await b.front_due("crm", T0, 10)]
+    assert len(rest) == 1 and not set(rest) & set(first)
+    assert [i.id for i in await a.front_due("crm", T0 + 1, 10)] == first  # its own
+    await a.front_retry(first[:1], T0 + 2)  # released, due again later
+    assert [i.id for i in await b.front_due("crm", T0 + 2, 10)] == [first[0], *rest]
+    await a.renew_claims(T0 + 20)
+    assert [i.id for i in await b.front_due("crm", T0 + LEASE + 1, 10)] == [
+        first[0],
+        *rest,
+    ]  # first[1] renewed by A
+    assert [i.id for i in await b.front_due("crm", T0 + 20 + LEASE, 10)] == sorted([*first, *rest])
