@@ -37,32 +37,6 @@ FINAL_STATUSES: Final = frozenset(
     }
 )
 
-# How a message's status follows from its parts: the worst part wins, in this order.
-_SEVERITY: Final = (
-    MessageStatus.FAILED,
-    MessageStatus.REJECTED,
-    MessageStatus.UNDELIVERABLE,
-    MessageStatus.EXPIRED,
-    MessageStatus.ACCEPTED,
-    MessageStatus.QUEUED,
-    MessageStatus.SUBMITTED,
-    MessageStatus.DELIVERED,
-)
-_RANK: Final = {status: rank for rank, status in enumerate(_SEVERITY)}
-
-
-def aggregate_status(parts: list[MessageStatus]) -> MessageStatus:
-    """A message's status from its parts' statuses.
-
-    A failure of any part is the message's failure (the recipient cannot read half a text);
-    otherwise the least advanced part decides (two parts delivered and one submitted is
-    submitted); all parts delivered is delivered.
-    """
-    if not parts:
-        return MessageStatus.ACCEPTED
-    return min(parts, key=_RANK.__getitem__)
-
-
 _rng = random.Random(os.urandom(16))
 
 

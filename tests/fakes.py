@@ -25,9 +25,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.callback_policy import CallbackPolicy
+from gateway.core import ledger
+from gateway.core.ledger import SUBMITTING, PartState
 from gateway.model import (
     CANCELLED,
-    FINAL_STATUSES,
     HistoryEntry,
     IncomingReceipt,
     MessageStatus,
@@ -38,7 +39,6 @@ from gateway.model import (
     Replacement,
     StatusChange,
     SubmitOutcome,
-    aggregate_status,
     new_message_id,
 )
 from gateway.smpp.aio import SmppConnection
@@ -84,9 +84,10 @@ network, as an operator would configure ``[callbacks] allowed_networks``."""
 @dataclass
 class FakePart:
     number: int
-    status: MessageStatus = MessageStatus.ACCEPTED
+    status: str = MessageStatus.ACCEPTED
+    """A MessageStatus, or SUBMITTING between begin_attempts and its outcome (as stored by
+    the SQLite store); it moves only by the ledger's rules (gateway.core.ledger)."""
     attempts: int = 0
-    in_flight: bool = False
     carrier: str | None = None
     carrier_message_id: str | None = None
     receipt_key: str | None = None
@@ -95,6 +96,21 @@ class FakePart:
     possible_duplicate: bool = False
     receipt_state: str | None = None
     submitted_at: float | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status == SUBMITTING
+
+    @property
+    def state(self) -> PartState:
+        return PartState(self.status, self.error)
+
+    def take(self, state: PartState) -> bool:
+        """Take the ledger's new state; whether it changed anything."""
+        if state == (self.status, self.error):
+            return False
+        self.status, self.error = state
+        return True
 
 
 @dataclass
@@ -105,6 +121,8 @@ class FakeMessage:
     history: list[HistoryEntry] = field(default_factory=list)
     error: str | None = None
     carrier: str | None = None
+    updated_at: float = 0.0
+    """When its status last moved (the SQLite store's messages.updated_at)."""
 
     @property
     def possible_duplicate(self) -> bool:
@@ -192,9 +210,7 @@ class FakeStore:
             if msg.status not in _PENDING:
                 continue
             for part in msg.parts:
-                if part.in_flight:
-                    part.in_flight = False
-                    part.status = MessageStatus.QUEUED
+                if part.take(ledger.requeue_in_flight(part.state)):
                     part.possible_duplicate = True
 
     async def close(self) -> None:
@@ -251,10 +267,10 @@ class FakeStore:
             if new.id in begun:  # as begin_attempts would leave them
                 for part in parts:
                     part.attempts = 1
-                    part.in_flight = True
+                    part.take(ledger.begin_attempt(part.state))
             for code, target in new.links:
                 self.links[code] = (new.id, target)
-            msg = FakeMessage(new, parts, carrier=new.carrier)
+            msg = FakeMessage(new, parts, carrier=new.carrier, updated_at=new.created_at)
             msg.history.append(HistoryEntry(new.created_at, "accepted"))
             self.messages[new.id] = msg
         self._touch()
@@ -280,7 +296,7 @@ class FakeStore:
             if after is not None and mid <= after:
                 continue
             msg = self.messages[mid]
-            pending = [p for p in msg.parts if p.status in _PENDING or p.in_flight]
+            pending = [p for p in msg.parts if p.status in ledger.PENDING]
             if not pending:
                 continue
             new = msg.new
@@ -326,8 +342,9 @@ class FakeStore:
             if mid in refused:
                 continue
             part = self.messages[mid].parts[number - 1]
-            part.attempts += 1
-            part.in_flight = True
+            if part.status not in ledger.FINAL:  # as the SQLite store's UPDATE
+                part.attempts += 1
+            part.take(ledger.begin_attempt(part.state))
         self._touch()
         return refused
 
@@ -338,16 +355,11 @@ class FakeStore:
         if self.fail_outcomes:
             self.fail_outcomes -= 1
             raise StoreError("record_outcomes failed (test)")
-        touched: dict[str, MessageStatus] = {}
+        touched: dict[str, str] = {}
         for o in outcomes:
             msg = self.messages[o.message_id]
             touched.setdefault(o.message_id, msg.status)
             part = msg.parts[o.part - 1]
-            part.in_flight = False
-            part.status = o.status
-            part.carrier = o.carrier
-            part.error = o.error
-            part.retry_at = o.retry_at
             part.possible_duplicate = part.possible_duplicate or o.possible_duplicate
             msg.history.append(
                 HistoryEntry(
@@ -357,19 +369,26 @@ class FakeStore:
                     {"carrier": o.carrier, "command_status": o.command_status, "error": o.error},
                 )
             )
-            if o.status is MessageStatus.SUBMITTED:
-                part.carrier_message_id = o.carrier_message_id
-                part.receipt_key = o.receipt_key
-                part.submitted_at = o.at
-                if o.receipt_key:
-                    key = (o.carrier, o.receipt_key)
-                    self.receipt_map[key] = (o.message_id, o.part)
-                    # As the SQLite store: held receipts under the exact key first, then
-                    # under the other readings of an ``auto`` carrier's id.
-                    for k in (o.receipt_key, *o.alt_keys):
-                        for held in self.unmatched.pop((o.carrier, k), []):
-                            self._apply_receipt(msg, part, held)
-        changes = self._changes(touched)
+            if part.status in ledger.FINAL:
+                continue  # a final state sticks (as the SQLite store: the row is left alone)
+            part.take(ledger.apply_outcome(part.state, o.status, o.error))
+            part.carrier = o.carrier
+            if o.status is not MessageStatus.SUBMITTED:
+                part.retry_at = o.retry_at
+                continue
+            part.retry_at = None
+            part.carrier_message_id = o.carrier_message_id
+            part.receipt_key = o.receipt_key
+            part.submitted_at = o.at
+            if o.receipt_key:
+                self.receipt_map[(o.carrier, o.receipt_key)] = (o.message_id, o.part)
+                # Receipts that came before this response (early receipts), in the order
+                # they came: under the exact key first, then under the other readings of
+                # an ``auto`` carrier's id.
+                for k in (o.receipt_key, *o.alt_keys):
+                    for held in self.unmatched.pop((o.carrier, k), []):
+                        self._apply_receipt(msg, part, held)
+        changes = self._changes(touched, max((o.at for o in outcomes), default=0.0))
         self._touch()
         return changes
 
@@ -382,7 +401,7 @@ class FakeStore:
         if self.fail_receipts:
             self.fail_receipts -= 1
             raise StoreError("record_receipts failed (test)")
-        touched: dict[str, MessageStatus] = {}
+        touched: dict[str, str] = {}
         for r in receipts:
             self.receipts.append(r)
             target = None
@@ -398,7 +417,7 @@ class FakeStore:
             msg = self.messages[target[0]]
             touched.setdefault(target[0], msg.status)
             self._apply_receipt(msg, msg.parts[target[1] - 1], r)
-        changes = self._changes(touched)
+        changes = self._changes(touched, max((r.received_at for r in receipts), default=0.0))
         self.receipts_committed.append(asyncio.get_running_loop().time())
         self._touch()
         return changes
@@ -406,49 +425,38 @@ class FakeStore:
     @staticmethod
     def _apply_receipt(msg: FakeMessage, part: FakePart, r: IncomingReceipt) -> None:
         part.receipt_state = r.state
-        if r.status in FINAL_STATUSES:
-            part.status = r.status
-            part.error = r.error
+        part.take(ledger.apply_receipt(part.state, r.status, r.error))
         msg.history.append(HistoryEntry(r.received_at, r.status.value, part.number))
 
-    def _changes(self, touched: dict[str, MessageStatus]) -> list[StatusChange]:
+    def _changes(self, touched: dict[str, str], now: float) -> list[StatusChange]:
+        """The ledger's settle of each touched message (its status before the batch), the
+        status changes at ``now`` (the batch's latest event time, as the SQLite store), and
+        the callbacks they make."""
         changes: list[StatusChange] = []
-        callbacks: list[tuple[str, str, str]] = []
-        now = self.clock()
         for mid, before in touched.items():
             msg = self.messages[mid]
-            after = aggregate_status([p.status for p in msg.parts])
-            if after is before:
+            settled = ledger.settle(before, [p.state for p in msg.parts])
+            if settled is None:
                 continue
-            msg.status = after
-            errors = [p.error for p in msg.parts if p.error and p.status is after]
-            msg.error = errors[0] if errors else None
-            carrier = next((p.carrier for p in msg.parts if p.carrier), msg.carrier)
+            msg.status, msg.error = settled
+            msg.updated_at = now
             change = StatusChange(
                 message_id=mid,
-                status=after,
+                status=settled.status,
                 at=now,
                 client_ref=msg.new.client_ref,
                 callback_url=msg.new.callback_url,
-                carrier=carrier,
-                error=msg.error,
+                carrier=msg.carrier,
+                error=settled.error,
                 campaign_id=msg.new.campaign_id,
             )
             changes.append(change)
-            # As the SQLite store: receipts and final failures are POSTed, not every step.
-            if change.callback_url and after in FINAL_STATUSES:
-                payload = {
-                    "id": mid,
-                    "client_ref": change.client_ref,
-                    "status": after.value,
-                    "error": change.error,
-                    "carrier": carrier,
-                    "at": now,
-                }
-                # As the SQLite store: signed by the message's account.
-                callbacks.append((change.callback_url, json.dumps(payload), msg.new.account))
-        for url, payload, account in callbacks:
-            self._add_callback(url, payload, now, account)
+        for change in changes:
+            callback = ledger.callback_of(change)
+            if callback is not None:  # signed by the message's account, as the SQLite store
+                url, payload = callback
+                signer = self.messages[change.message_id].new.account
+                self._add_callback(url, json.dumps(payload), now, signer)
         return changes
 
     async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]:
@@ -471,31 +479,27 @@ class FakeStore:
         limit: int,
     ) -> list[StatusChange]:
         self._log("expire_unreceipted", limit)
-        touched: dict[str, MessageStatus] = {}
+        touched: dict[str, str] = {}
         for mid, msg in self.messages.items():
             if len(touched) >= limit:
                 break
             new = msg.new
-            if msg.status is not MessageStatus.SUBMITTED or msg.carrier != carrier:
-                continue
-            if not new.registered_delivery:
-                continue
-            if new.validity_until is not None:
-                due = new.validity_until <= validity_before
-            else:
-                latest = max((p.submitted_at or 0.0 for p in msg.parts), default=0.0)
-                due = latest <= submitted_before
-            if not due:
+            if msg.carrier != carrier or not ledger.unreceipted_due(
+                msg.status,
+                new.registered_delivery,
+                new.validity_until,
+                msg.updated_at,
+                validity_before,
+                submitted_before,
+            ):
                 continue
             touched[mid] = msg.status
             for part in msg.parts:
-                if part.status is MessageStatus.SUBMITTED:
-                    part.status = MessageStatus.EXPIRED
-                    part.error = NO_RECEIPT
+                if part.take(ledger.expire_unreceipted(part.state)):
                     msg.history.append(
                         HistoryEntry(at, "expired", part.number, {"error": NO_RECEIPT})
                     )
-        changes = self._changes(touched)
+        changes = self._changes(touched, at)
         self._touch()
         return changes
 
@@ -590,9 +594,10 @@ class FakeStore:
         msg = self.messages[message_id]
         before = msg.status
         for part in msg.parts:
-            part.status, part.error, part.retry_at = MessageStatus.FAILED, CANCELLED, None
+            part.take(ledger.apply_outcome(part.state, MessageStatus.FAILED, CANCELLED))
+            part.retry_at = None
         msg.history.append(HistoryEntry(at, MessageStatus.FAILED.value, None, {"error": CANCELLED}))
-        changes = self._changes({message_id: before})
+        changes = self._changes({message_id: before}, at)
         self._touch()
         return EDIT_DONE, changes
 
@@ -617,7 +622,7 @@ class FakeStore:
             old = msg.parts
             status = (
                 MessageStatus.QUEUED
-                if any(p.status is MessageStatus.QUEUED for p in old)
+                if any(p.status == MessageStatus.QUEUED for p in old)
                 else MessageStatus.ACCEPTED
             )
             attempts = max((p.attempts for p in old), default=0)
@@ -661,7 +666,12 @@ class FakeStore:
             encoding=new.encoding,
             parts=[
                 PartView(
-                    p.number, p.status.value, p.carrier, p.carrier_message_id, p.attempts, p.error
+                    p.number,
+                    ledger.counts_as(p.status).value,  # submitting shows as queued
+                    p.carrier,
+                    p.carrier_message_id,
+                    p.attempts,
+                    p.error,
                 )
                 for p in msg.parts
             ],

@@ -33,6 +33,7 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
+from gateway.core.ledger import aggregate_status
 from gateway.logs import log_event
 from gateway.metrics import Histogram
 from gateway.model import (
@@ -48,7 +49,6 @@ from gateway.model import (
     Replacement,
     StatusChange,
     SubmitOutcome,
-    aggregate_status,
 )
 from gateway.store.base import (
     CALLBACK_PARKED_AT,

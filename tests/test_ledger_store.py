@@ -1,0 +1,134 @@
+"""The stores against the ledger: the test fake (and next the SQLite store), driven with the same
+random journeys (tests/ledger_book.py) as a book kept by the ledger's functions alone, must
+end every message where the book does (its status, error and parts) and make the same
+status changes and callbacks. What catches a store whose SQL has drifted from the rules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from hypothesis import given, settings
+
+from gateway.model import IncomingReceipt, MessageStatus, StatusChange, SubmitOutcome
+from tests.fakes import FakeStore, new_message
+from tests.ledger_book import (
+    BASE_TIME,
+    CALLBACK_URL,
+    CARRIER,
+    Book,
+    Journey,
+    Outcome,
+    Receipt,
+    Timeout,
+    journeys,
+    message_id,
+)
+
+_STATE_WORD = {
+    MessageStatus.SUBMITTED: "ENROUTE",
+    MessageStatus.DELIVERED: "DELIVRD",
+    MessageStatus.UNDELIVERABLE: "UNDELIV",
+    MessageStatus.EXPIRED: "EXPIRED",
+    MessageStatus.REJECTED: "REJECTD",
+}
+
+Changes = dict[str, list[tuple[str, str | None, float]]]
+Callbacks = dict[str, list[tuple[str, dict[str, Any]]]]
+
+
+def _by_message(changes: Sequence[StatusChange]) -> Changes:
+    out: Changes = {}
+    for c in changes:
+        out.setdefault(c.message_id, []).append((c.status.value, c.error, c.at))
+    return out
+
+
+def _callbacks_by_message(callbacks: Sequence[tuple[str, dict[str, Any]]]) -> Callbacks:
+    out: Callbacks = {}
+    for url, payload in callbacks:
+        out.setdefault(str(payload["id"]), []).append((url, payload))
+    return out
+
+
+async def _drive(store: Any, journey: Journey) -> tuple[Any, Changes, Callbacks]:
+    """Run the journey through ``store``; its end state (as ``Book.end_state``), the status
+    changes its calls reported and the callbacks in its outbox, per message."""
+    await store.accept(
+        [
+            new_message(
+                id=message_id(m),
+                parts=n,
+                carrier=CARRIER,
+                now=BASE_TIME,
+                callback_url=CALLBACK_URL if journey.callbacks[m] else None,
+            )
+            for m, n in enumerate(journey.parts)
+        ]
+    )
+    changes: list[StatusChange] = []
+    for batch in journey.batches:
+        if batch.kind is Outcome:
+            outcomes = [e for e in batch.events if isinstance(e, Outcome)]
+            await store.begin_attempts([(message_id(o.message), o.part) for o in outcomes])
+            changes += await store.record_outcomes(
+                [
+                    SubmitOutcome(
+                        message_id(o.message),
+                        o.part,
+                        CARRIER,
+                        o.status,
+                        batch.at,
+                        carrier_message_id=o.key,
+                        receipt_key=o.key,
+                        command_status=0 if o.key else 11,
+                        error=o.error,
+                    )
+                    for o in outcomes
+                ]
+            )
+        elif batch.kind is Receipt:
+            changes += await store.record_receipts(
+                [
+                    IncomingReceipt(
+                        CARRIER,
+                        r.key,
+                        r.key,
+                        r.status,
+                        _STATE_WORD[r.status],
+                        batch.at,
+                        r.error,
+                        f"id:{r.key} stat:{_STATE_WORD[r.status]} err:{r.error}",
+                    )
+                    for r in batch.events
+                    if isinstance(r, Receipt)
+                ]
+            )
+        else:
+            assert batch.kind is Timeout
+            changes += await store.expire_unreceipted(CARRIER, batch.at, batch.at, batch.at, 1000)
+    state = {}
+    for m in range(len(journey.parts)):
+        view = await store.get_message(message_id(m))
+        assert view is not None
+        state[message_id(m)] = (
+            view.status,
+            view.error,
+            tuple((p.status, p.error) for p in view.parts),
+        )
+    views = await store.list_callbacks(None, None, 10_000)
+    callbacks = [(v.url, json.loads(v.payload)) for v in views]
+    return state, _by_message(changes), _callbacks_by_message(callbacks)
+
+
+def _expected(journey: Journey) -> tuple[Any, Changes, Callbacks]:
+    book = Book(journey).run()
+    return book.end_state(), _by_message(book.changes), _callbacks_by_message(book.callbacks)
+
+
+@settings(max_examples=300, deadline=None)
+@given(journeys())
+def test_the_fake_store_keeps_the_ledgers_rules(journey: Journey) -> None:
+    assert asyncio.run(_drive(FakeStore(), journey)) == _expected(journey)
