@@ -44,7 +44,7 @@ async def run(rows: int, tmp: Path, synchronous: str) -> dict[str, float]:
     write_csv(csv, rows)
     store = SqliteStore(tmp / "gateway.db", synchronous)
     await store.open()
-    campaigns = SqliteCampaignStore(store)
+    campaigns = SqliteCampaignStore(store.db)
     await campaigns.open()
     ids = itertools.count()
     importer = Importer(

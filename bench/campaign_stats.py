@@ -144,7 +144,7 @@ async def main(messages: int, others: int, runs: int) -> None:
         path = Path(tmp) / "stats.db"
         store = SqliteStore(path, synchronous="normal")
         await store.open()
-        campaigns = SqliteCampaignStore(store)
+        campaigns = SqliteCampaignStore(store.db)
         await campaigns.open()
         await store.close()
         t0 = time.perf_counter()
@@ -152,7 +152,7 @@ async def main(messages: int, others: int, runs: int) -> None:
         print(f"  written in {time.perf_counter() - t0:.1f} s")
         store = SqliteStore(path, synchronous="normal")
         await store.open()
-        campaigns = SqliteCampaignStore(store)
+        campaigns = SqliteCampaignStore(store.db)
         await campaigns.open()
         record = CampaignRecord(
             id=CAMPAIGN,

@@ -37,7 +37,6 @@ from gateway.inbound.service import InboundService
 from gateway.lease import LeaseKeeper
 from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled
 from gateway.links.server import LinkServer
-from gateway.links.store import SqliteLinks
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
 from gateway.model import StatusChange
@@ -48,8 +47,7 @@ from gateway.sdnotify import Notifier
 from gateway.signing import Signers
 from gateway.smpp.session import BindType, SessionConfig
 from gateway.store.claims import ClaimSettings
-from gateway.store.retention import Retention
-from gateway.store.sqlite import SqliteStore
+from gateway.store.factory import open_store
 
 log = logging.getLogger("smsgw.daemon")
 
@@ -110,20 +108,17 @@ class Gateway:
         self.config = config
         self.notifier = notifier or Notifier()
         claims = ClaimSettings(config.node.id, config.node.claim_seconds)
-        self.store = SqliteStore(
-            config.store_path,
-            config.store.synchronous,
-            min_free_bytes=config.store.min_free_mb << 20,
-            check_interval=config.store.health_check_interval,
-            claims=claims,
-        )
+        # The configured backend ([store] backend): each consumer below gets the ports it
+        # uses; nothing here names a backend.
+        self.stores = open_store(config.store, config.node.data_path, claims)
+        self.store = self.stores.store
         self.lease = LeaseKeeper(self.store, claims)
         self.binds: list[CarrierBind] = [
             CarrierBind(settings, RefusingListener())
             for carrier in config.carriers
             for settings in bind_settings(carrier)
         ]
-        self.retention = Retention(self.store, config.retention)
+        self.retention = self.stores.pruner(config.retention)
         self.router = Router(
             [Route(r.prefix, r.carriers, r.weights) for r in config.routes],
             [c.name for c in config.carriers],
@@ -147,7 +142,12 @@ class Gateway:
             config, self.store, self.binds, self.router, on_changes=self._on_changes
         )
         self.campaigns = Campaigns(
-            config, self.store, self.dispatcher, self.router, carriers=self.carrier_texts
+            config,
+            self.store,
+            self.dispatcher,
+            self.router,
+            carriers=self.carrier_texts,
+            tables=self.stores.campaigns,
         )
         self.front: FrontServer | None = None
         if config.front is not None:  # the SMPP server for upstream ESMEs
@@ -175,7 +175,7 @@ class Gateway:
         # The public short-link listener, when [links] is configured (gateway.links).
         self.links: LinkServer | None = None
         if config.links is not None:
-            self.links = LinkServer(config.links, SqliteLinks(self.store))
+            self.links = LinkServer(config.links, self.stores.links)
         self._runner: web.AppRunner | None = None
         self._http_server: asyncio.Server | None = None
         self.http_guard = ConnectionGuard(GuardSettings.from_config(config.http))
@@ -257,7 +257,7 @@ class Gateway:
         if self.front is not None:
             body["front"] = self.front.health()
         body["receipts"] = self.dispatcher.receipts.health()
-        add_store_health(body, self.store.health)
+        add_store_health(body, self.stores.health)
         return body
 
     def new_bind(self, settings: BindSettings) -> CarrierBind:
@@ -305,7 +305,7 @@ class Gateway:
             registry=registry,
             campaigns=self.campaigns.parts,
             front_health=self.front.health if self.front is not None else None,
-            store_health=self.store.health,
+            store_health=self.stores.health,
             inbound=InboundApi(self.config, self.store, self.inbound.numbers, self.inbound.outbox),
             intake=self.intake,
             receipts_health=self.dispatcher.receipts.health,

@@ -23,6 +23,7 @@ from gateway.metrics import (
 )
 from gateway.smpp.constants import status_name
 from gateway.store.health import REASONS, StoreHealth
+from gateway.store.ports import StoreStats
 from gateway.store.retention import Retention
 
 if TYPE_CHECKING:
@@ -248,18 +249,8 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
         "smsgw_claims_held", "Rows this node held at its last claim renewal.", lease.held
     )
 
-    st = gw.store
-    yield CounterMetricFamily("smsgw_store_commits", "Store transactions committed.", st.commits)
-    yield CounterMetricFamily(
-        "smsgw_store_operations", "Store write operations committed.", st.ops_committed
-    )
-    yield histogram_family(
-        "smsgw_store_commit_seconds",
-        "Seconds one group commit took (every write in it waited this long).",
-        [],
-        [([], st.commit_latency)],
-    )
-    yield from store_health_metrics(st.health)
+    yield from store_metrics(gw.stores.stats)
+    yield from store_health_metrics(gw.stores.health)
     yield from retention_metrics(gw.retention)
 
     requests = CounterMetricFamily(
@@ -273,6 +264,21 @@ def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
         "Seconds to answer an HTTP request.",
         ["route"],
         (([route], hist) for route, hist in sorted(http.latency.items())),
+    )
+
+
+def store_metrics(stats: StoreStats) -> Iterable[Metric]:
+    """What the store says of its own work (gateway.store.ports.StoreStats)."""
+    f = stats.figures()
+    yield CounterMetricFamily("smsgw_store_commits", "Store transactions committed.", f.commits)
+    yield CounterMetricFamily(
+        "smsgw_store_operations", "Store write operations committed.", f.operations
+    )
+    yield histogram_family(
+        "smsgw_store_commit_seconds",
+        "Seconds one group commit took (every write in it waited this long).",
+        [],
+        [([], f.commit_seconds)],
     )
 
 

@@ -106,7 +106,7 @@ async def campaign_rig(
     config = make_config(default_region=default_region, tokens=tokens)
     store = SqliteStore(tmp_path / "gateway.db", "normal")
     await store.open()
-    campaigns = SqliteCampaignStore(store)
+    campaigns = SqliteCampaignStore(store.db)
     await campaigns.open()
     clock = [NOW]
 

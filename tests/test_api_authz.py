@@ -448,7 +448,7 @@ async def test_a_database_from_before_accounts_gets_the_columns_and_keeps_its_ro
     store = SqliteStore(path, "normal")
     await store.open()
     try:
-        campaigns = SqliteCampaignStore(store)
+        campaigns = SqliteCampaignStore(store.db)
         await campaigns.open()
         (listed,) = await campaigns.contact_lists()
         assert (listed.name, listed.account) == ("old list", "")

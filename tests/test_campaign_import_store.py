@@ -44,7 +44,7 @@ async def test_import_rows_stores_every_string_as_given_and_upserts_in_order(
     store = SqliteStore(tmp_path / "gateway.db")
     await store.open()
     try:
-        campaigns = SqliteCampaignStore(store)
+        campaigns = SqliteCampaignStore(store.db)
         await campaigns.open()
         listed = await campaigns.create_list("odd", 1.0)
         other = await campaigns.create_list("other", 1.0)

@@ -293,7 +293,7 @@ async def test_restart_mid_chunk_sends_no_one_twice(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "gateway.db", "normal")
     await store.open()
     try:
-        campaigns = SqliteCampaignStore(store)
+        campaigns = SqliteCampaignStore(store.db)
         await campaigns.open()
         from gateway.api.intake import Intake
         from tests.api_fakes import FakeOutbound, make_config, router_for
@@ -579,7 +579,14 @@ async def test_the_wired_runner_keeps_the_directory_current(tmp_path: Path) -> N
     await store.open()
     clock = [NOW]
     outbound = FakeOutbound([], {"alpha"})
-    wired = Campaigns(config, store, outbound, router_for(config), clock=lambda: clock[0])
+    wired = Campaigns(
+        config,
+        store,
+        outbound,
+        router_for(config),
+        clock=lambda: clock[0],
+        tables=SqliteCampaignStore(store.db),
+    )
     try:
         await wired.open()
         await wired.start()

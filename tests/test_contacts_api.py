@@ -256,7 +256,7 @@ async def test_members_a_stop_left_behind_are_removed_at_the_next_start(rig: Rig
         conn.execute("UPDATE contact_lists SET deleted_at = 1 WHERE id = ?", (list_id,))
 
     await rig.store._write_in_thread(half_deleted)
-    campaigns = SqliteCampaignStore(rig.store)
+    campaigns = SqliteCampaignStore(rig.store.db)
     assert await campaigns.deleted_lists_with_members() == [list_id]
     await rig.importer.start()
     assert await campaigns.deleted_lists_with_members() == []

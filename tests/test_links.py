@@ -19,9 +19,9 @@ from gateway.lifecycle import restart_needed
 from gateway.links.codes import ALPHABET, link_errors, link_template, new_code
 from gateway.links.config import LinksConfig
 from gateway.links.server import LinkServer, is_prefetch
-from gateway.links.store import Click, SqliteLinks
-from gateway.store.base import StoreError
+from gateway.store.base import Click, StoreError
 from gateway.store.retention import Retention
+from gateway.store.sqlite_links import SqliteLinks
 from tests.campaign_helpers import Rig, campaign_rig
 from tests.e2e_helpers import gateway_config
 
@@ -165,7 +165,7 @@ async def test_the_listener_redirects_stored_codes_only_and_records_what_it_saw(
     messages = await rig.messages_of(cid)
     codes = [SHORT.findall(text)[0] for _, text in messages]
     now = [rig.now() + 60]
-    server = LinkServer(LINKS, SqliteLinks(rig.store), clock=lambda: now[0])
+    server = LinkServer(LINKS, SqliteLinks(rig.store.db), clock=lambda: now[0])
     await server.start()
     base = f"http://127.0.0.1:{server.port}"
     try:
@@ -215,7 +215,7 @@ async def test_the_listener_redirects_stored_codes_only_and_records_what_it_saw(
 
 async def test_clicks_go_with_their_campaign_and_expired_codes_are_pruned(rig: Rig) -> None:
     cid = await _campaign(rig, "Hi {link:https://shop.example/spring}", 2)
-    links = SqliteLinks(rig.store)
+    links = SqliteLinks(rig.store.db)
     ((code, number),) = await rig.store._read("SELECT code, number FROM links LIMIT 1")
     await links.record_clicks([Click(code, cid, number, rig.now(), BROWSER, False)])
     other = await _campaign(rig, "Later {link:https://shop.example/later}", 1)
@@ -229,7 +229,7 @@ async def test_clicks_go_with_their_campaign_and_expired_codes_are_pruned(rig: R
             "UPDATE campaigns SET finished_at = ? WHERE id = ?", (rig.now() - 40 * 86400, cid)
         )
     )
-    retention = Retention(rig.store, RetentionConfig(campaigns_days=30), clock=lambda: rig.now())
+    retention = Retention(rig.store.db, RetentionConfig(campaigns_days=30), clock=lambda: rig.now())
     await retention.run_once()
     left = await rig.store._read("SELECT campaign_id FROM link_clicks")
     assert left == [(other,)]
@@ -265,7 +265,7 @@ async def test_a_failing_store_is_a_plain_503_and_the_listener_stays_up(rig: Rig
 async def test_a_follow_up_to_the_clickers_keeps_tracking_links(rig: Rig) -> None:
     cid = await _campaign(rig, "Go https://shop.example/x", 3, track_links=True)
     rows = await rig.store._read("SELECT code, number FROM links ORDER BY number")
-    links = SqliteLinks(rig.store)
+    links = SqliteLinks(rig.store.db)
     await links.record_clicks(
         [
             Click(rows[0][0], cid, rows[0][1], rig.now(), BROWSER, False),

@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from gateway.links.store import Click, SqliteLinks
 from gateway.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome
 from gateway.store.base import (
     UNDELIVERED_STATUSES,
     CampaignCounts,
+    Click,
     NewInteraction,
     Periods,
 )
 from gateway.store.ports import InteractionReads
 from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite_links import SqliteLinks
 from tests.test_digest import mo, mt
 
 
@@ -166,7 +167,7 @@ async def test_a_series_gives_each_period_what_campaign_counts_gives_it(
     await mo(store, 1, "YES again", hour + 500, keyword="YES")
     await mo(store, 2, "STOP", hour + 600, actions=[{"type": "opt_out"}])
     await mo(store, 9, "YES", 700.0, keyword="YES")  # a stranger
-    links = SqliteLinks(store)
+    links = SqliteLinks(store.db)
     await links.record_clicks(
         [
             Click("c1", "spring", "+33612340001", 600.0, "Mozilla", False),

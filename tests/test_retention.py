@@ -35,7 +35,7 @@ CONFIG = RetentionConfig(
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     s = SqliteStore(tmp_path / "smsgw.db", synchronous="normal")
     await s.open()
-    await SqliteCampaignStore(s).open()
+    await SqliteCampaignStore(s.db).open()
     yield s
     await s.close()
 
@@ -75,7 +75,7 @@ async def test_old_finished_messages_go_with_their_rows_young_and_unfinished_sta
     )
     assert await count(store, "SELECT count(*) FROM receipts") == 21
 
-    deleted = await Retention(store, CONFIG, clock=lambda: NOW).run_once()
+    deleted = await Retention(store.db, CONFIG, clock=lambda: NOW).run_once()
 
     assert deleted["messages"] == 20 and deleted["receipts"] == 1, deleted
     for m in old:
@@ -125,7 +125,7 @@ async def test_idempotency_interactions_and_campaigns_have_their_own_ages(
 
     await store._write_in_thread(campaigns)
 
-    deleted = await Retention(store, CONFIG, clock=lambda: NOW).run_once()
+    deleted = await Retention(store.db, CONFIG, clock=lambda: NOW).run_once()
 
     assert deleted["idempotency"] == 1 and deleted["interactions"] == 1, deleted
     assert deleted["campaigns"] == 1, deleted
@@ -166,7 +166,7 @@ async def test_old_interactions_still_pending_do_not_hold_back_those_behind_them
     )
     assert await store.fail_interaction(quarantined, "boom", add=1, quarantine=True, at=OLD)
 
-    deleted = await Retention(store, CONFIG, clock=lambda: NOW).run_once()
+    deleted = await Retention(store.db, CONFIG, clock=lambda: NOW).run_once()
 
     assert deleted["interactions"] == len(handled), deleted
     kept = [i for i in pending + handled + young if await store.get_interaction(i) is not None]
@@ -177,7 +177,7 @@ async def test_a_zero_age_keeps_that_kind_forever(store: SqliteStore) -> None:
     old = [new_message("+33600000001", carrier="sim", now=OLD)]
     await delivered(store, old, OLD)
     keep = RetentionConfig(messages_days=0, idempotency_days=0, interactions_days=0)
-    deleted = await Retention(store, keep, clock=lambda: NOW).run_once()
+    deleted = await Retention(store.db, keep, clock=lambda: NOW).run_once()
     assert deleted["messages"] == 0
     assert await store.get_message(old[0].id) is not None
 
@@ -192,7 +192,7 @@ async def test_space_is_given_back_to_the_file_system(store: SqliteStore) -> Non
         return int(conn.execute("PRAGMA page_count").fetchone()[0])
 
     before = await store._write_in_thread(pages)
-    retention = Retention(store, RetentionConfig(messages_days=30, batch=500), lambda: NOW)
+    retention = Retention(store.db, RetentionConfig(messages_days=30, batch=500), lambda: NOW)
     await retention.run_once()
     after = await store._write_in_thread(pages)
     assert retention.stats.reclaimed_pages > 0
@@ -212,7 +212,7 @@ async def test_an_older_database_without_incremental_vacuum_is_pruned_and_told_a
         assert await store.auto_vacuum() == "none"
         old = [new_message("+33600000002", carrier="sim", now=OLD)]
         await delivered(store, old, OLD)
-        retention = Retention(store, CONFIG, clock=lambda: NOW)
+        retention = Retention(store.db, CONFIG, clock=lambda: NOW)
         with caplog.at_level(logging.WARNING, logger="smsgw.retention"):
             await retention.start()
             await retention.stop()

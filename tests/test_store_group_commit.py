@@ -84,7 +84,7 @@ async def test_async_operation_can_use_the_in_thread_helpers(store: SqliteStore)
 async def test_a_failed_commit_fails_every_caller_and_keeps_nothing(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gateway.store.sqlite as module
+    import gateway.store.sqlite_db as module
 
     real = module._run_in_thread
 
@@ -120,7 +120,7 @@ async def test_callback_outcomes_keep_a_commit_on_the_writers_thread(
     """callback_done and callback_retry join nearly every group commit when clients ask for
     callbacks: they run whole on the writer's thread, so a commit holding them with the hot
     writes is one call there (``_run_in_thread``), not a thread round trip per statement."""
-    import gateway.store.sqlite as module
+    import gateway.store.sqlite_db as module
 
     real = module._run_in_thread
     whole: list[int] = []

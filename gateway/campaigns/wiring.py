@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from gateway.api import validation as check
 from gateway.api.campaigns import CampaignParts
@@ -20,8 +20,7 @@ from gateway.campaigns.service import CampaignService
 from gateway.config import GatewayConfig
 from gateway.model import new_message_id
 from gateway.routing import Router
-from gateway.store.sqlite import SqliteStore
-from gateway.store.sqlite_campaigns import SqliteCampaignStore
+from gateway.store.ports import CampaignReports, CampaignSide, Submits
 
 NUMBER_CACHE: Final = 1024
 """The runner and the importer see each number about once: a large cache of checked numbers
@@ -42,18 +41,26 @@ def campaign_intake(
     return intake
 
 
+class CampaignWiringPorts(Submits, CampaignReports, Protocol):
+    """What the campaign side needs of the message side."""
+
+
 class Campaigns:
     def __init__(
         self,
         config: GatewayConfig,
-        store: SqliteStore,
+        store: CampaignWiringPorts,
         outbound: Outbound,
         router: Router,
         clock: Callable[[], float] = time.time,
         carriers: CarrierTexts | None = None,
+        *,
+        tables: CampaignSide,
     ) -> None:
+        """``store``: the message side (the campaigns' messages, opt-outs, figures);
+        ``tables``: the campaign side's store on the same database."""
         self._refreshes: set[asyncio.Task[None]] = set()
-        self.store = SqliteCampaignStore(store)
+        self.store = tables
         numbers = check.Numbers(
             config.messages.default_region, number_check=config.messages.number_check
         )

@@ -36,9 +36,10 @@ from prometheus_client.core import Metric
 
 from gateway.links.codes import CODE_PATTERN
 from gateway.links.config import LinksConfig
-from gateway.links.store import Click, SqliteLinks
 from gateway.logs import log_event
 from gateway.metrics import CounterMetricFamily
+from gateway.store.base import Click
+from gateway.store.ports import Links
 
 log = logging.getLogger("smsgw.links")
 
@@ -76,7 +77,7 @@ class LinkServer:
     def __init__(
         self,
         config: LinksConfig,
-        links: SqliteLinks,
+        links: Links,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config

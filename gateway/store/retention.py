@@ -46,7 +46,7 @@ from gateway.config import RetentionConfig
 from gateway.logs import log_event
 
 if TYPE_CHECKING:
-    from gateway.store.sqlite import SqliteStore
+    from gateway.store.sqlite_db import SqliteDb
 
 log = logging.getLogger("smsgw.retention")
 
@@ -289,11 +289,11 @@ class Retention:
 
     def __init__(
         self,
-        store: SqliteStore,
+        db: SqliteDb,
         config: RetentionConfig,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store
+        self.db = db
         self.config = config
         self.clock = clock
         self.stats = RetentionStats()
@@ -311,7 +311,7 @@ class Retention:
         if not self.enabled:
             log_event(log, "retention.off", reason="every age is 0: nothing is deleted")
             return
-        mode = await self.store.auto_vacuum()
+        mode = await self.db.auto_vacuum()
         if mode != "incremental":
             log_event(
                 log,
@@ -350,7 +350,7 @@ class Retention:
         scan = Scan(done=cutoffs.interactions is None)
         op = partial(prune_batch, cutoffs=cutoffs, batch=self.config.batch, scan=scan)
         while True:
-            done: dict[str, int] = await self.store._write_in_thread(op)
+            done: dict[str, int] = await self.db.write_in_thread(op)
             for kind, n in done.items():
                 total[kind] += n
                 self.stats.deleted[kind] += n
@@ -359,7 +359,7 @@ class Retention:
             await asyncio.sleep(PAUSE_SECONDS)
         reclaimed = 0
         while True:
-            pages: int = await self.store._write_in_thread(partial(reclaim, pages=VACUUM_PAGES))
+            pages: int = await self.db.write_in_thread(partial(reclaim, pages=VACUUM_PAGES))
             reclaimed += pages
             if pages < VACUUM_PAGES:
                 break

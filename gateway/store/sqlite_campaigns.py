@@ -1,8 +1,8 @@
-"""The :class:`~gateway.store.campaign_base.CampaignStore` on the SQLite store's file.
+"""The campaign ports (gateway.store.ports.CampaignSide) on the SQLite store's file.
 
-It rides on a :class:`~gateway.store.sqlite.SqliteStore`: the same writer task (so list
-imports and campaign chunks go through group commit with everything else) and the same
-reader connection. Its tables are created by :meth:`SqliteCampaignStore.open`, after the
+It rides on the message store's :class:`~gateway.store.sqlite_db.SqliteDb`: the same writer
+task (so list imports and campaign chunks go through group commit with everything else) and
+the same reader connection. Its tables are created by :meth:`SqliteCampaignStore.open`, after the
 message store's.
 
 Schema notes:
@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import aiosqlite
 
-from gateway.store.base import CampaignCounts, Contact, Periods
+from gateway.store.base import Contact
 from gateway.store.campaign_base import (
     IMPORT_FAILED,
     IMPORT_RUNNING,
@@ -43,9 +43,10 @@ from gateway.store.sqlite import (
     ADDED_COLUMNS,
     ALL_OPT_OUT,
     MAX_SQL_VARIABLES,
-    SqliteStore,
     add_missing_columns,
+    read_contacts,
 )
+from gateway.store.sqlite_db import SqliteDb
 from gateway.store.sqlite_reports import RESPONSE
 
 SCHEMA: Final = (
@@ -288,8 +289,8 @@ def _copy_audience_page(
 class SqliteCampaignStore:
     """Campaign tables next to the messages, written through ``store``'s group commit."""
 
-    def __init__(self, store: SqliteStore) -> None:
-        self.store = store
+    def __init__(self, db: SqliteDb) -> None:
+        self.db = db
 
     async def open(self) -> None:
         """Create the tables (the message store must be open)."""
@@ -299,10 +300,10 @@ class SqliteCampaignStore:
                 await db.execute(statement)
             await add_missing_columns(db, ADDED_COLUMNS)  # these tables' added columns
 
-        await self.store._write(op)
+        await self.db.write(op)
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return await self.store._read(sql, params)
+        return await self.db.read(sql, params)
 
     # -- lists, contacts, imports ------------------------------------------------------------
 
@@ -315,7 +316,7 @@ class SqliteCampaignStore:
             assert cursor.lastrowid is not None
             return cursor.lastrowid
 
-        list_id: int = await self.store._write(op)
+        list_id: int = await self.db.write(op)
         return ContactList(list_id, name, 0, at, account)
 
     async def contact_lists(self) -> list[ContactList]:
@@ -343,8 +344,8 @@ class SqliteCampaignStore:
         at: float,
         progress: ImportJob | None = None,
     ) -> None:
-        self.store.refuse_new_work()  # an import is new work (disk short, file gone)
-        # One operation on the writer's thread (plain sqlite3, see SqliteStore._InThread):
+        self.db.refuse_new_work()  # an import is new work (disk short, file gone)
+        # One operation on the writer's thread (plain sqlite3, see SqliteDb.write_in_thread):
         # the rows' JSON is built there too, and the import's record is saved in the same
         # transaction, so a batch costs one commit and one thread hop, not three and five.
         record = _import_row(progress) if progress is not None else None
@@ -367,7 +368,7 @@ class SqliteCampaignStore:
             if record is not None:
                 conn.execute(_SAVE_IMPORT, record)
 
-        await self.store._write_in_thread(op)
+        await self.db.write_in_thread(op)
 
     async def save_import(self, job: ImportJob) -> None:
         row = _import_row(job)
@@ -375,7 +376,7 @@ class SqliteCampaignStore:
         async def op(db: aiosqlite.Connection) -> None:
             await db.execute(_SAVE_IMPORT, row)
 
-        await self.store._write(op)
+        await self.db.write(op)
 
     async def get_import(self, import_id: str) -> ImportJob | None:
         rows = await self._read(
@@ -392,7 +393,7 @@ class SqliteCampaignStore:
             )
             return cursor.rowcount
 
-        count: int = await self.store._write(op)
+        count: int = await self.db.write(op)
         return count
 
     async def memberships(self, number: str) -> list[ListMembership]:
@@ -418,7 +419,7 @@ class SqliteCampaignStore:
         return [r[0] for r in rows]
 
     async def contacts_by_number(self, numbers: Sequence[str]) -> dict[str, Contact]:
-        return await self.store.contacts_of(numbers)
+        return await read_contacts(self.db, numbers)
 
     async def search_contacts(
         self, q: str | None, lists: Sequence[int] | None, after: str, limit: int
@@ -479,7 +480,7 @@ class SqliteCampaignStore:
                 return None
             return Contact(row[0], row[1], json.loads(row[2]), (), row[3])
 
-        found: Contact | None = await self.store._write_in_thread(op)
+        found: Contact | None = await self.db.write_in_thread(op)
         return found
 
     async def delete_contact(self, number: str, lists: Sequence[int] | None) -> bool:
@@ -508,7 +509,7 @@ class SqliteCampaignStore:
             conn.execute("DELETE FROM contact_tags WHERE number = ?", (number,))
             return removed > 0
 
-        deleted: bool = await self.store._write_in_thread(op)
+        deleted: bool = await self.db.write_in_thread(op)
         return deleted
 
     async def delete_list(self, list_id: int, at: float) -> int | None:
@@ -539,7 +540,7 @@ class SqliteCampaignStore:
             ).rowcount
             return None if marked else ""
 
-        refused: str | None = await self.store._write_in_thread(mark)
+        refused: str | None = await self.db.write_in_thread(mark)
         if refused == "":
             return None
         if refused is not None:
@@ -549,7 +550,7 @@ class SqliteCampaignStore:
     async def purge_deleted_list(self, list_id: int) -> int:
         removed = 0
         while True:
-            page: int = await self.store._write_in_thread(partial(_delete_members_page, list_id))
+            page: int = await self.db.write_in_thread(partial(_delete_members_page, list_id))
             removed += page
             if page < DELETE_PAGE:
                 return removed
@@ -593,7 +594,7 @@ class SqliteCampaignStore:
                 row,
             )
 
-        await self.store._write(op)
+        await self.db.write(op)
 
     async def get_template(self, template_id: str) -> MessageTemplate | None:
         rows = await self._read(
@@ -622,7 +623,7 @@ class SqliteCampaignStore:
             cursor = await db.execute("DELETE FROM message_templates WHERE id = ?", (template_id,))
             return cursor.rowcount == 1
 
-        deleted: bool = await self.store._write(op)
+        deleted: bool = await self.db.write(op)
         return deleted
 
     # -- campaigns ---------------------------------------------------------------------------
@@ -655,7 +656,7 @@ class SqliteCampaignStore:
                 row,
             )
 
-        await self.store._write(op)
+        await self.db.write(op)
 
     async def get_campaign(self, campaign_id: str) -> CampaignRecord | None:
         rows = await self._read(
@@ -691,7 +692,7 @@ class SqliteCampaignStore:
             )
             return cursor.rowcount == 1
 
-        changed: bool = await self.store._write(op)
+        changed: bool = await self.db.write(op)
         if not changed:
             return None
         return await self.get_campaign(campaign_id)
@@ -722,7 +723,7 @@ class SqliteCampaignStore:
         for source, key in sources:
             after: str | None = ""
             while after is not None:
-                after = await self.store._write_in_thread(
+                after = await self.db.write_in_thread(
                     partial(_copy_audience_page, campaign_id, source, key, after)
                 )
 
@@ -771,7 +772,7 @@ class SqliteCampaignStore:
             )
             return total
 
-        result: int = await self.store._write(op)
+        result: int = await self.db.write(op)
         return result
 
     async def recipients_after(self, campaign_id: str, cursor: str | None, limit: int) -> list[str]:
@@ -807,7 +808,7 @@ class SqliteCampaignStore:
                 (cursor, handled, opted_out, invalid, campaign_id),
             )
 
-        await self.store._write(op)
+        await self.db.write(op)
 
     async def defer_recipients(
         self, campaign_id: str, waiting: Sequence[tuple[str, float]]
@@ -822,7 +823,7 @@ class SqliteCampaignStore:
                 [(campaign_id, number, due) for number, due in waiting],
             )
 
-        await self.store._write(op)
+        await self.db.write(op)
 
     async def due_recipients(self, campaign_id: str, now: float, limit: int) -> list[str]:
         rows = await self._read(
@@ -868,7 +869,7 @@ class SqliteCampaignStore:
                 (handled, opted_out, invalid, campaign_id),
             )
 
-        await self.store._write(op)
+        await self.db.write(op)
 
     async def unsent_count(self, campaign_id: str) -> int:
         # "+campaign_id": not by the campaign index (every message the campaign ever had)
@@ -887,9 +888,6 @@ class SqliteCampaignStore:
             (campaign_id,),
         )
         return {status: count for status, count in rows}
-
-    async def campaign_counts(self, campaign_id: str, since: float, until: float) -> CampaignCounts:
-        return await self.store.campaign_counts(campaign_id, since, until)
 
     async def campaign_clicks(
         self, campaign_id: str, after: tuple[float, int], limit: int
@@ -913,11 +911,6 @@ class SqliteCampaignStore:
             )
             for r in rows
         ]
-
-    async def campaign_series(
-        self, campaign_id: str, axes: Sequence[Periods]
-    ) -> list[list[CampaignCounts]]:
-        return await self.store.campaign_series(campaign_id, axes)
 
     async def reply_figures(self, campaign_id: str) -> ReplyFigures:
         # Responses (RESPONSE: a recipient's MO that is no re-subscription) by keyword, and

@@ -1,44 +1,23 @@
-"""Short links and their clicks in the SQLite store's file (tables in gateway.store.sqlite's
-schema: ``links`` and ``link_clicks``). Codes are written by ``SqliteStore.accept`` with
-their message; this reads them for the redirect listener and records what it saw."""
+"""The ``Links`` port (gateway.store.ports) in the SQLite store's file (tables in
+gateway.store.sqlite's schema: ``links`` and ``link_clicks``). Codes are written by
+``SqliteStore.accept`` with their message; this reads them for the redirect listener
+(gateway.links.server) and records what it saw."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from gateway.store.sqlite import SqliteStore
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    code: str
-    message_id: str
-    campaign_id: str | None
-    number: str
-    target: str
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Click:
-    """One request for a short link: a click, or (``bot``) a prefetch or a preview."""
-
-    code: str
-    campaign_id: str | None
-    number: str
-    at: float
-    user_agent: str
-    bot: bool
+from gateway.store.base import Click, Link
+from gateway.store.sqlite_db import SqliteDb
 
 
 class SqliteLinks:
-    def __init__(self, store: SqliteStore) -> None:
-        self.store = store
+    def __init__(self, db: SqliteDb) -> None:
+        self.db = db
 
     async def find(self, code: str) -> Link | None:
-        rows = await self.store._read(
+        rows = await self.db.read(
             "SELECT code, message_id, campaign_id, number, target, created_at FROM links"
             " WHERE code = ?",
             (code,),
@@ -55,7 +34,7 @@ class SqliteLinks:
                 rows,
             )
 
-        await self.store._write_in_thread(op)
+        await self.db.write_in_thread(op)
 
     async def prune(self, before: float, limit: int) -> int:
         """Delete at most ``limit`` codes made before ``before`` (their clicks stay: they
@@ -69,5 +48,5 @@ class SqliteLinks:
             )
             return cursor.rowcount
 
-        deleted: int = await self.store._write_in_thread(op)
+        deleted: int = await self.db.write_in_thread(op)
         return deleted
