@@ -13,8 +13,7 @@ from typing import Final
 from gateway.smpp.constants import Tag
 from gateway.smpp.pdu import DeliverSm
 from gateway.smpp.receipt import MessageState, format_receipt_text
-from gateway.smpp.smsc import Received as Received  # re-exported: its old home
-from gateway.smpp.smsc import receipt_deliver_sm, user_data
+from gateway.smpp.smsc import Received, receipt_deliver_sm, user_data
 from gateway.smpp.text import decode_short_message
 from smsc_simulator.config import DelayConfig, OutcomesConfig
 

@@ -49,7 +49,9 @@ from smsc_simulator.dlr import RECEIPT_TEXT_CHARS, text_field
 if TYPE_CHECKING:
     from collections import deque
 
-    from smsc_simulator.server import EsmeConnection, Outgoing, Simulator
+    from smsc_simulator.account import Outgoing
+    from smsc_simulator.esme import EsmeConnection
+    from smsc_simulator.server import Simulator
     from smsc_simulator.stats import Stats
 
 log = logging.getLogger("smsc_sim")

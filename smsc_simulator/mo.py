@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from gateway.smpp.address import smpp_address
-from gateway.smpp.constants import EsmClass, Tag
-from gateway.smpp.pdu import DeliverSm, Tlv, tlv_u8, tlv_u16
+from gateway.smpp.pdu import DeliverSm
+from gateway.smpp.smsc import mo_deliver_sm, mo_deliver_sms, sar_tlvs
 from gateway.smpp.text import (
     ConcatMethod,
     Encoding,
@@ -88,14 +88,6 @@ def _udh(concat: ConcatMethod, ref: int, total: int, seq: int) -> bytes:
     return bytes((6, 0x08, 4, ref >> 8, ref & 0xFF, total, seq))
 
 
-def _sar(ref: int, total: int, seq: int) -> tuple[Tlv, ...]:
-    return (
-        tlv_u16(Tag.SAR_MSG_REF_NUM, ref),
-        tlv_u8(Tag.SAR_TOTAL_SEGMENTS, total),
-        tlv_u8(Tag.SAR_SEGMENT_SEQNUM, seq),
-    )
-
-
 def build_mo(
     text: str,
     *,
@@ -112,41 +104,27 @@ def build_mo(
         result = split_message(text, concat=concat, ref=ref)
     except TextEncodingError as exc:
         raise MoError(f"text: {exc}") from None
-    src_ton, src_npi, src = address(source)
-    dst_ton, dst_npi, dst = address(destination)
-
-    def pdu(short_message: bytes, esm_class: int, tlvs: tuple[Tlv, ...]) -> DeliverSm:
-        return DeliverSm(
-            source_addr_ton=src_ton,
-            source_addr_npi=src_npi,
-            source_addr=src,
-            dest_addr_ton=dst_ton,
-            dest_addr_npi=dst_npi,
-            destination_addr=dst,
-            esm_class=esm_class,
-            data_coding=result.data_coding,
-            short_message=short_message,
-            tlvs=tlvs,
-        )
+    src, dst = address(source), address(destination)
 
     if parts is not None and parts > len(result.parts):
         if concat is ConcatMethod.PAYLOAD:
             raise MoError("parts: concat 'payload' sends one PDU; use udh8, udh16 or sar")
         wire_ref = ref & 0xFF if concat is ConcatMethod.UDH8 else ref
         chunks = _forced_chunks(text, parts, result.encoding, concat)
-        out: list[DeliverSm] = []
-        for seq, chunk in enumerate(chunks, 1):
-            if concat is ConcatMethod.SAR:
-                out.append(pdu(chunk, 0, _sar(wire_ref, parts, seq)))
-            else:
-                out.append(pdu(_udh(concat, wire_ref, parts, seq) + chunk, EsmClass.UDHI, ()))
-        return MoMessage(out, wire_ref)
+        sar = concat is ConcatMethod.SAR
+        forced = [
+            mo_deliver_sm(
+                source=src,
+                destination=dst,
+                data_coding=result.data_coding,
+                short_message=chunk if sar else _udh(concat, wire_ref, parts, seq) + chunk,
+                udhi=not sar,
+                tlvs=sar_tlvs(wire_ref, parts, seq) if sar else (),
+            )
+            for seq, chunk in enumerate(chunks, 1)
+        ]
+        return MoMessage(forced, wire_ref)
 
-    if concat is ConcatMethod.PAYLOAD:
-        payload = result.parts[0].short_message
-        return MoMessage([pdu(b"", 0, ((Tag.MESSAGE_PAYLOAD, payload),))], 0)
-    out = []
-    for part in result.parts:
-        esm_class = EsmClass.UDHI if part.esm_class_udhi else 0
-        out.append(pdu(part.short_message, esm_class, _sar(*part.sar) if part.sar else ()))
+    payload = concat is ConcatMethod.PAYLOAD
+    out = mo_deliver_sms(source=src, destination=dst, split=result, payload=payload)
     return MoMessage(out, result.ref if len(out) > 1 else 0)

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.confload import ConfigError, load_dataclass
 from gateway.front.config import FrontConfig, hash_password, verify_password
-from gateway.front.inbound import SubmitReassembler, as_number, extract, smpp_time
+from gateway.front.inbound import SubmitReassembler, extract, smpp_time
 from gateway.front.outgoing import (
     ReceiptInfo,
     build_mo,
@@ -30,6 +30,7 @@ from gateway.model import (
     SubmitOutcome,
     new_message_id,
 )
+from gateway.smpp.address import as_number
 from gateway.smpp.constants import EsmClass, Tag
 from gateway.smpp.pdu import SubmitSm, tlv_u8, tlv_u16
 from gateway.smpp.receipt import MessageState, parse_receipt

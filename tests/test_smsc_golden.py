@@ -254,3 +254,25 @@ def test_the_golden_pdus_decode() -> None:
         for hex_pdu in pdus:
             if "fast_receipt_body" not in name:
                 decode(bytes.fromhex(hex_pdu))
+
+
+def test_the_front_and_the_simulator_write_an_mo_with_one_builder() -> None:
+    """The same MO (text, ends, reference) from the front's outbox and from the simulator's
+    injection is the same deliver_sm, part for part: both are gateway.smpp.smsc's
+    ``mo_deliver_sms``."""
+    from gateway.smpp.address import smpp_address
+    from gateway.smpp.smsc import mo_deliver_sms
+    from gateway.smpp.text import split_message
+
+    for text in ("Hello", "x" * 200, "Привет " * 30):
+        split = split_message(text, concat=ConcatMethod.UDH8, ref=9)
+        shared = mo_deliver_sms(
+            source=smpp_address("+33611111111"), destination=smpp_address("12345"), split=split
+        )
+        front = front_build_mo(mo_payload("+33611111111", "12345", text, DONE), 9)
+        sim = sim_build_mo(
+            text, source="+33611111111", destination="12345", concat=ConcatMethod.UDH8, ref=9
+        ).parts
+        assert [encode(p) for p in front] == [encode(p) for p in sim]
+        assert [encode(p) for p in shared] == [encode(p) for p in sim]
+        assert len(shared) == (1 if text == "Hello" else len(split.parts)) > 0

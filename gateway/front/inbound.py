@@ -17,9 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
-from gateway.smpp.address import as_number as as_number  # re-exported: its old home
-from gateway.smpp.smsc import Received as Received  # re-exported: its old home
-from gateway.smpp.smsc import user_data
+from gateway.smpp.smsc import Received, user_data
 from gateway.smpp.text import decode_short_message
 
 T = TypeVar("T")

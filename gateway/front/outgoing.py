@@ -19,10 +19,9 @@ from typing import Any, Final
 
 from gateway.model import CANCELLED, MessageStatus
 from gateway.smpp.address import smpp_address
-from gateway.smpp.constants import EsmClass, Tag
 from gateway.smpp.pdu import DeliverSm
 from gateway.smpp.receipt import MessageState, format_receipt_text
-from gateway.smpp.smsc import receipt_deliver_sm, wants_receipt
+from gateway.smpp.smsc import mo_deliver_sms, receipt_deliver_sm, wants_receipt
 from gateway.smpp.text import ConcatMethod, split_message
 
 MESSAGE_STATE: Final[dict[str, MessageState]] = {
@@ -144,20 +143,9 @@ def build_mo(payload: str, ref: int, max_parts: int = 255) -> list[DeliverSm]:
     payload_pdu = len(split.parts) > max_parts
     if payload_pdu:
         split = split_message(text, split.encoding, concat=ConcatMethod.PAYLOAD, ref=ref)
-    src_ton, src_npi, src = smpp_address(str(data["source"]))
-    dst_ton, dst_npi, dst = smpp_address(str(data["destination"]))
-    return [
-        DeliverSm(
-            source_addr_ton=src_ton,
-            source_addr_npi=src_npi,
-            source_addr=src,
-            dest_addr_ton=dst_ton,
-            dest_addr_npi=dst_npi,
-            destination_addr=dst,
-            esm_class=EsmClass.UDHI if part.esm_class_udhi else 0,
-            data_coding=split.data_coding,
-            short_message=b"" if payload_pdu else part.short_message,
-            tlvs=((Tag.MESSAGE_PAYLOAD, part.short_message),) if payload_pdu else (),
-        )
-        for part in split.parts
-    ]
+    return mo_deliver_sms(
+        source=smpp_address(str(data["source"])),
+        destination=smpp_address(str(data["destination"])),
+        split=split,
+        payload=payload_pdu,
+    )

@@ -15,6 +15,9 @@ takes from here what an SMSC does the same whoever runs it:
   destination back to its sender, the Appendix B text (``gateway.smpp.receipt``'s
   formatter) in short_message, and the TLVs receipted_message_id, message_state and, when
   the role reports one, network_error_code.
+- MOs: the deliver_sm parts of a mobile-originated message (``mo_deliver_sms``): one per
+  part of its split (UDH with esm_class 0x40, or SAR TLVs), or the whole text in
+  message_payload.
 - Received messages: the user data of a submit_sm or data_sm and the concatenation its
   UDH gives (``user_data``); SAR TLVs are read by each role, which differ in how strictly.
 """
@@ -26,10 +29,19 @@ from dataclasses import replace
 from typing import Final, NamedTuple
 
 from gateway.smpp.constants import EsmClass, RegisteredDelivery, Status, Tag
-from gateway.smpp.pdu import Bind, DataSm, DeliverSm, SubmitSm, Tlv, tlv_cstr, tlv_u8
+from gateway.smpp.pdu import (
+    Bind,
+    DataSm,
+    DeliverSm,
+    SubmitSm,
+    Tlv,
+    tlv_cstr,
+    tlv_u8,
+    tlv_u16,
+)
 from gateway.smpp.receipt import MessageState
 from gateway.smpp.session import BindType, Session
-from gateway.smpp.text import parse_udh
+from gateway.smpp.text import SplitResult, parse_udh
 
 __all__ = [
     "BIND_STOPPING",
@@ -42,9 +54,12 @@ __all__ = [
     "accept_bind",
     "bind_type_refusal",
     "max_binds_refusal",
+    "mo_deliver_sm",
+    "mo_deliver_sms",
     "receipt_deliver_sm",
     "receipt_requested",
     "receives",
+    "sar_tlvs",
     "user_data",
     "wants_receipt",
 ]
@@ -152,6 +167,73 @@ def receipt_deliver_sm(
         esm_class=EsmClass.SMSC_DELIVERY_RECEIPT,
         short_message=short_message,
         tlvs=extra,
+    )
+
+
+# -- MOs ---------------------------------------------------------------------------------------
+
+
+def mo_deliver_sm(
+    *,
+    source: Address,
+    destination: Address,
+    data_coding: int,
+    short_message: bytes,
+    udhi: bool = False,
+    tlvs: tuple[Tlv, ...] = (),
+) -> DeliverSm:
+    """One deliver_sm of an MO from ``source`` (the subscriber) to ``destination`` (the
+    number written to): esm_class 0x40 when ``short_message`` starts with a UDH."""
+    source_ton, source_npi, source_addr = source
+    dest_ton, dest_npi, dest_addr = destination
+    return DeliverSm(
+        source_addr_ton=source_ton,
+        source_addr_npi=source_npi,
+        source_addr=source_addr,
+        dest_addr_ton=dest_ton,
+        dest_addr_npi=dest_npi,
+        destination_addr=dest_addr,
+        esm_class=EsmClass.UDHI if udhi else 0,
+        data_coding=data_coding,
+        short_message=short_message,
+        tlvs=tlvs,
+    )
+
+
+def mo_deliver_sms(
+    *, source: Address, destination: Address, split: SplitResult, payload: bool = False
+) -> list[DeliverSm]:
+    """The deliver_sm of one MO, one per part of ``split`` (``gateway.smpp.text``'s
+    ``split_message``), in order: the part's UDH (esm_class 0x40) or SAR TLVs as it has them.
+    With ``payload`` (a split made with ``ConcatMethod.PAYLOAD``: one part) the octets go in
+    message_payload and short_message stays empty."""
+    out: list[DeliverSm] = []
+    for part in split.parts:
+        tlvs: tuple[Tlv, ...]
+        if payload:
+            short_message, tlvs = b"", ((Tag.MESSAGE_PAYLOAD, part.short_message),)
+        else:
+            short_message, tlvs = part.short_message, sar_tlvs(*part.sar) if part.sar else ()
+        out.append(
+            mo_deliver_sm(
+                source=source,
+                destination=destination,
+                data_coding=split.data_coding,
+                short_message=short_message,
+                udhi=part.esm_class_udhi,
+                tlvs=tlvs,
+            )
+        )
+    return out
+
+
+def sar_tlvs(ref: int, total: int, seq: int) -> tuple[Tlv, ...]:
+    """The SAR TLVs of one part of a long message (sar_msg_ref_num, sar_total_segments,
+    sar_segment_seqnum)."""
+    return (
+        tlv_u16(Tag.SAR_MSG_REF_NUM, ref),
+        tlv_u8(Tag.SAR_TOTAL_SEGMENTS, total),
+        tlv_u8(Tag.SAR_SEGMENT_SEQNUM, seq),
     )
 
 
