@@ -61,7 +61,7 @@ async def main(n: int, batch: int, sync: str) -> None:
                 ]
             ),
         )
-        counts = await store.status_counts()
+        counts = dict(await store._read("SELECT status, count(*) FROM messages GROUP BY status"))
         await store.close()
     total = sum(timings.values())
     print(f"store bench: {n} messages, batch {batch}, synchronous={sync}, commits={store.commits}")

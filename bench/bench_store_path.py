@@ -97,7 +97,7 @@ async def main(n: int, batch: int, sync: str) -> None:
                 ]
             )
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        counts = await store.status_counts()
+        counts = dict(await store._read("SELECT status, count(*) FROM messages GROUP BY status"))
         await store.close()
     print(
         f"store path: {n} messages, batch {batch}, synchronous={sync}, "

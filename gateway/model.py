@@ -147,7 +147,7 @@ class IncomingReceipt:
     (``auto`` id forms); empty: ``receipt_key`` alone. A receipt matching none is kept
     under ``receipt_key``."""
     matched_key: str | None = None
-    """Set by ``Store.record_receipts``: the key that matched a part, or None when the
+    """Set by ``Receipts.record_receipts``: the key that matched a part, or None when the
     receipt was kept unmatched (held for a response still to come)."""
 
 

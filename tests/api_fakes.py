@@ -50,7 +50,6 @@ from gateway.store.base import (
     IdempotentAnswer,
     MessageQuery,
     MessageRow,
-    UnmatchedReceipt,
 )
 from gateway.store.ports import HttpPorts
 
@@ -141,9 +140,6 @@ class FakeStore:
             carrier=message.carrier,
         )
 
-    async def status_counts(self) -> dict[str, int]:
-        return {"accepted": len(self.messages)}
-
     async def list_messages(self, query: MessageQuery) -> list[MessageRow]:
         raise NotImplementedError
 
@@ -157,9 +153,6 @@ class FakeStore:
         raise NotImplementedError
 
     async def record_receipts(self, receipts: Sequence[IncomingReceipt]) -> list[StatusChange]:
-        raise NotImplementedError
-
-    async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]:
         raise NotImplementedError
 
     async def still_unmatched(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:

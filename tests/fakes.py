@@ -69,7 +69,6 @@ from gateway.store.base import (
     MessageRow,
     MessageSummary,
     StoreError,
-    UnmatchedReceipt,
 )
 from gateway.store.claims import ClaimSettings
 from gateway.store.retention import message_id_before
@@ -459,14 +458,6 @@ class FakeStore:
                 self._add_callback(url, json.dumps(payload), now, signer)
         return changes
 
-    async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]:
-        out = [
-            UnmatchedReceipt(r.carrier, r.receipt_key, r.carrier_message_id, r.state, r.received_at)
-            for held in self.unmatched.values()
-            for r in held
-        ]
-        return out[:limit]
-
     async def still_unmatched(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         return {k for k in keys if self.unmatched.get(k)}
 
@@ -729,12 +720,6 @@ class FakeStore:
             if len(rows) == query.limit:
                 break
         return rows
-
-    async def status_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for msg in self.messages.values():
-            counts[msg.status.value] = counts.get(msg.status.value, 0) + 1
-        return counts
 
     async def minute_counts(self, since: float) -> list[tuple[int, str, int]]:
         # The SQLite store's rule: messages whose id was made at or after since.

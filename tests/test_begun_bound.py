@@ -16,6 +16,7 @@ import pytest
 from gateway.store.sqlite import SqliteStore
 from tests.e2e_helpers import Lab, eventually, simulator_config
 from tests.fakes import new_message
+from tests.store_helpers import status_counts
 
 WINDOW = 20
 BINDS = 2
@@ -60,7 +61,7 @@ async def test_parts_submitting_never_exceed_window_times_binds(lab: Lab) -> Non
             ids.extend(m["id"] for m in answer["messages"])
 
         async def all_delivered() -> bool:
-            counts = await store.status_counts()
+            counts = await status_counts(store)
             return counts.get("delivered", 0) >= len(ids)
 
         await eventually(all_delivered, within=120)

@@ -13,7 +13,7 @@ import aiosqlite
 from gateway.campaigns.runner import CHUNK, CampaignRunner
 from gateway.campaigns.window import SendWindow
 from gateway.model import MessageStatus
-from gateway.store.base import NewInteraction
+from gateway.store.base import InteractionOutcome, NewInteraction
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
 from tests.api_fakes import NOW
@@ -364,8 +364,17 @@ async def _reply(
         completed_at=at,
     )
     new_id = await rig.store.record_interaction(interaction)
-    await rig.store.finish_interaction(
-        new_id, keyword=keyword, rule=rule, campaign_id=campaign_id, actions=actions or [], at=at
+    await rig.store.finish_interactions(
+        [
+            InteractionOutcome(
+                new_id,
+                keyword=keyword,
+                rule=rule,
+                campaign_id=campaign_id,
+                actions=actions or [],
+                at=at,
+            )
+        ]
     )
 
 

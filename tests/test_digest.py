@@ -33,7 +33,7 @@ from gateway.reports.digest import (
     due_digest,
     recipients_of,
 )
-from gateway.store.base import NewInteraction
+from gateway.store.base import InteractionOutcome, NewInteraction
 from gateway.store.sqlite import SqliteStore
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -321,8 +321,17 @@ async def mo(
             completed_at=at,
         )
     )
-    await store.finish_interaction(
-        new_id, keyword=keyword, rule=rule, campaign_id=campaign, actions=actions or [], at=at
+    await store.finish_interactions(
+        [
+            InteractionOutcome(
+                new_id,
+                keyword=keyword,
+                rule=rule,
+                campaign_id=campaign,
+                actions=actions or [],
+                at=at,
+            )
+        ]
     )
     return new_id
 

@@ -17,7 +17,7 @@ import pytest
 from gateway.config import DigestConfig, SmtpConfig
 from gateway.daemon import Gateway
 from gateway.reports.digest import DigestCampaign
-from gateway.store.base import NewInteraction
+from gateway.store.base import InteractionOutcome, NewInteraction
 from tests.e2e_helpers import AUTH, Lab, eventually, gateway_config, simulator_config
 from tests.test_digest import Campaigns, Inbox, LoopbackController
 
@@ -82,8 +82,17 @@ async def test_a_campaign_day_reaches_the_mailbox_and_the_export(
             NewInteraction("sim", recipients[n], "36180", text, 0, 1, 1, time.time(), time.time())
         )
         actions = [{"type": "opt_out", "ok": True}] if text == "STOP" else []
-        await gateway.store.finish_interaction(
-            new_id, keyword=None, rule=None, campaign_id="spring", actions=actions, at=time.time()
+        await gateway.store.finish_interactions(
+            [
+                InteractionOutcome(
+                    new_id,
+                    keyword=None,
+                    rule=None,
+                    campaign_id="spring",
+                    actions=actions,
+                    at=time.time(),
+                )
+            ]
         )
 
     campaign = DigestCampaign("spring", "Spring", started, ("ops@example.net",))

@@ -19,6 +19,7 @@ from gateway.daemon import Gateway
 from gateway.store.base import Contact, Interaction
 from smsc_simulator.config import DelayConfig, ReplyConfig, SubscribersConfig
 from tests.e2e_helpers import AUTH, Lab, eventually, gateway_config, simulator_config
+from tests.store_helpers import contact_with_tags, put_contacts, survey_answers
 
 SHORT_CODE = "36180"
 HELP_TEXT = "ACME alerts. Reply STOP to stop. Help: acme.example"
@@ -164,7 +165,7 @@ async def test_keywords_opt_out_help_courtesy_webhook_and_helpdesk_reply(
     lab: InboundLab, helpdesk: Helpdesk
 ) -> None:
     alice, bob, carol, dave, erin = (f"+3361234500{i}" for i in range(1, 6))
-    await lab.gw.store.put_contacts([Contact(alice, name="Alice Martin")])
+    await put_contacts(lab.gw.store, [Contact(alice, name="Alice Martin")])
 
     await lab.mo(alice, "oui!")  # alias, case and punctuation ignored
     await lab.mo(bob, "No thanks")
@@ -181,9 +182,9 @@ async def test_keywords_opt_out_help_courtesy_webhook_and_helpdesk_reply(
     assert (yes.keyword, yes.rule) == ("YES", "yes")
     assert [a["type"] for a in yes.actions] == ["answer", "tag", "reply"]
     assert all(a["ok"] for a in yes.actions)
-    answers = sorted((a.source, a.answer) for a in await lab.gw.store.answers("q1"))
+    answers = sorted((a.source, a.answer) for a in await survey_answers(lab.gw.store, "q1"))
     assert answers == [(alice, "YES"), (bob, "NO")]  # senders are handled concurrently
-    contact = await lab.gw.store.get_contact(alice)
+    contact = await contact_with_tags(lab.gw.store, alice)
     assert contact is not None and contact.tags == ("interested",)
     assert by_source[(carol, "Stop")].keyword == "STOP"
     assert by_source[(erin, "what is this?")].keyword is None

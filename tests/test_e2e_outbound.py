@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e_helpers import Lab, eventually, simulator_config
+from tests.store_helpers import held_receipts
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ async def test_thousand_messages_all_correlated_with_the_simulators_counts(lab: 
     assert stats["receipts_sent"] == 1000
     assert stats["deliver_sm_resp_by_status"] == {"ESME_ROK": 1000}
     assert lab.gateway is not None
-    assert await lab.gateway.store.unmatched_receipts(10) == []
+    assert await held_receipts(lab.gateway.store) == []
 
 
 async def test_long_gsm_text_goes_as_septet_aligned_parts(lab: Lab) -> None:
@@ -135,7 +136,7 @@ async def test_carrier_faults_lose_nothing(lab: Lab, fault: dict[str, Any]) -> N
     assert stats["submit_sm_by_status"].get("ESME_ROK") == counts["delivered"]
     assert counts.get("failed", 0) <= 2
     assert lab.gateway is not None
-    assert await lab.gateway.store.unmatched_receipts(10) == []
+    assert await held_receipts(lab.gateway.store) == []
 
 
 async def test_receipt_ids_in_the_other_base_still_correlate(tmp_path: Path) -> None:

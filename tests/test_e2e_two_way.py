@@ -28,6 +28,7 @@ from gateway.config import CallbacksConfig, DigestConfig, SmtpConfig
 from gateway.daemon import Gateway
 from smsc_simulator.config import DelayConfig, MessagesConfig, ReplyConfig, SubscribersConfig
 from tests.e2e_helpers import AUTH, eventually, gateway_config
+from tests.store_helpers import survey_answers
 from tests.test_digest import Inbox, LoopbackController
 from tests.test_e2e_inbound import SHORT_CODE, InboundLab, inbound_raw
 
@@ -276,7 +277,7 @@ async def test_two_campaigns_on_one_short_code_answered_by_scripted_subscribers(
         assert len(texts_to[n]) == 2  # the campaign message and the opt-out confirmation
     for n in set(a_numbers) - set(a_responders):
         assert len(texts_to[n]) == 1
-    answers = await gw_lab.gw.store.answers("a-attend")
+    answers = await survey_answers(gw_lab.gw.store, "a-attend")
     assert Counter(a.answer for a in answers) == {"YES": len(yes), "NO": len(no)}
     assert {a.source for a in answers} == yes | no
     for n in list(yes)[:5] + list(no)[:5]:
@@ -401,7 +402,7 @@ async def test_two_campaigns_on_one_short_code_answered_by_scripted_subscribers(
         assert texts_to[n][-1] == B_COURTESY
     for n in b_stop:
         assert len(texts_to[n]) == 2
-    b_answers = await gw_lab.gw.store.answers("b-attend")
+    b_answers = await survey_answers(gw_lab.gw.store, "b-attend")
     assert {a.source for a in b_answers} == b_yes
     b_stats = await gw_lab.call("GET", f"/v1/campaigns/{b_id}/stats", 200)
     assert b_stats["replies"] == b_stats["unique_responders"] == len(b_responders)

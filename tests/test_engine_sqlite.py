@@ -41,6 +41,7 @@ from smsc_simulator.config import (
 from smsc_simulator.faults import Faults
 from smsc_simulator.server import Simulator
 from tests.fakes import LOOPBACK_RECEIVERS, FakeSmsc, new_message
+from tests.store_helpers import held_receipts, status_counts
 from tests.test_engine_dispatcher import FAST_RETRY, carrier, gateway_config, messages
 
 
@@ -107,7 +108,7 @@ async def until(
     deadline = time.monotonic() + within
     counts: dict[str, int] = {}
     while time.monotonic() < deadline:
-        counts = await store.status_counts()
+        counts = await status_counts(store)
         if counts == expected:
             return
         await asyncio.sleep(step)
@@ -126,7 +127,7 @@ async def test_receipts_correlate_on_sqlite(store: SqliteStore, before: bool) ->
             batch = messages(100)
             await send(store, e.dispatcher, batch)
             await until(store, {"delivered": 100})
-            assert await store.unmatched_receipts(10) == []
+            assert await held_receipts(store) == []
             view = await store.get_message(batch[0].id)
             assert view is not None and view.parts[0].status == "delivered"
             assert view.parts[0].carrier_message_id in {r.message_id for r in smsc.received}
@@ -275,7 +276,7 @@ async def test_a_thousand_messages_a_thousand_receipts_on_the_simulator(
             assert stats.submit_sm == 1000
             assert stats.receipts_sent == 1000
             assert stats.deliver_sm_resp_by_status == {0: 1000}
-            assert await store.unmatched_receipts(10) == []
+            assert await held_receipts(store) == []
             assert e.dispatcher.receipts.stats.stored == 1000
             print(f"\n1000 messages submitted and delivered in {elapsed:.2f} s")
 
@@ -292,4 +293,4 @@ async def test_simulator_throttling_slows_the_bind_and_loses_nothing(store: Sqli
             assert throttled > 0
             assert sim.stats.submit_sm_by_status[0] == 300
             assert e.dispatcher.stats.throttled == throttled
-            assert json.dumps(await store.status_counts()) == json.dumps({"delivered": 300})
+            assert json.dumps(await status_counts(store)) == json.dumps({"delivered": 300})

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e_helpers import Lab, eventually, simulator_config
+from tests.store_helpers import held_receipts
 
 N = 120
 
@@ -218,7 +219,7 @@ async def test_receipts_before_responses_correlate(make_lab: Callable[..., Lab])
         ids = await run_case(lab, {"receipt_before_response": True}, 6000)
         await check_delivered(lab, ids, 6000)
         assert lab.gateway is not None
-        assert await lab.gateway.store.unmatched_receipts(10) == []
+        assert await held_receipts(lab.gateway.store) == []
         m = await metrics(lab)
         assert total(m, "smsgw_receipts_total", result="stored") >= N
     finally:

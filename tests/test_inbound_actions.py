@@ -17,6 +17,7 @@ from gateway.inbound import actions as actions_module
 from gateway.inbound.actions import ACTIONS, ActionContext, ActionResult, run_action
 from gateway.inbound.actions.tag import tag
 from gateway.inbound.stats import InboundStats
+from tests.store_helpers import contact_with_tags
 from tests.test_inbound import Bench
 from tests.test_signed_callbacks import config_with as gateway_config_with
 from tests.test_signed_callbacks import token
@@ -68,7 +69,7 @@ async def test_a_rules_actions_run_through_the_table(
     [ctx] = seen
     assert ctx.message.text == "BOT hello" and ctx.message.id == done.id
     assert ctx.found.rule.name == "bot" and ctx.number is not None
-    assert await bench.store.get_contact("+33612345678") is None  # the real tag did not run
+    assert await contact_with_tags(bench.store, "+33612345678") is None  # the real tag did not run
 
 
 async def context_of(bench: Bench, text: str) -> ActionContext:
@@ -94,10 +95,10 @@ async def test_one_action_runs_on_its_own(bench: Bench) -> None:
     """An action is a function of its context: the tag action, called alone, tags."""
     context = await context_of(bench, "VOTE 3")
     action = load_dataclass(InboundActionConfig, {"type": "tag", "tag": "fan"})
-    assert await bench.store.get_contact(context.message.source) is None
+    assert await contact_with_tags(bench.store, context.message.source) is None
     result = await tag(dataclasses.replace(context, action=action))
     assert result == {"ok": True, "tag": "fan"}
-    contact = await bench.store.get_contact(context.message.source)
+    contact = await contact_with_tags(bench.store, context.message.source)
     assert contact is not None and contact.tags == ("fan",)
 
 

@@ -24,6 +24,7 @@ from gateway.store.base import (
     NewInteraction,
 )
 from smsc_simulator.mo import build_mo
+from tests.store_helpers import put_contacts
 from tests.test_inbound import INBOUND, LONG_TEXT, NUMBER, Bench, as_part, config_with, parts_of
 
 ALICE = "+33612345678"
@@ -154,7 +155,7 @@ async def test_a_failed_reply_commit_leaves_the_batch_pending(bench: Bench) -> N
 async def test_store_batch_reads_and_writes_match_the_single_ones(bench: Bench) -> None:
     store, now = bench.store, bench.clock.now
     await store.add_opt_out(BOB, NUMBER, "api", now)
-    await store.put_contacts([Contact(ALICE, name="Zoé", attributes={"city": "Lyon"})])
+    await put_contacts(store, [Contact(ALICE, name="Zoé", attributes={"city": "Lyon"})])
     await store.tag_contact(ALICE, ["vip"], now)
     sent = await bench.service.outbox.send(to=ALICE, sender=NUMBER, text="hi", campaign_id="c1")
     assert sent.sent
@@ -179,16 +180,14 @@ async def test_store_batch_reads_and_writes_match_the_single_ones(bench: Bench) 
     facts = await store.mo_facts(lookups, now - 3600, now - 60)
     for lookup, fact in zip(lookups, facts, strict=True):
         assert fact.opted_out == bool(await store.opted_out([lookup.source], lookup.sender))
-        last = await store.last_campaign(lookup.sender, lookup.source, now - 3600)
-        assert (fact.last_campaign[0] if fact.last_campaign else None) == last
-        assert fact.repeats == await store.repeated_texts(
-            lookup.source, lookup.destination, lookup.text, now - 60
-        )
-        assert fact.contact == await store.get_contact(lookup.source)
     assert [f.opted_out for f in facts] == [False, True, False]
     assert [f.repeats for f in facts] == [2, 1, 0]
     assert facts[0].last_campaign is not None and facts[0].last_campaign[0] == "c1"
     assert facts[0].contact is not None and facts[0].contact.tags == ("vip",)
+    assert (facts[0].contact.name, facts[0].contact.attributes) == ("Zoé", {"city": "Lyon"})
+    assert facts[2].contact == facts[0].contact and facts[1].contact is None
+    # Only MTs from the lookup's sender name a campaign.
+    assert facts[1].last_campaign is None and facts[2].last_campaign is None
     await store.finish_interactions(
         [
             InteractionOutcome(i, "VOTE", "vote", None, [{"type": "reply", "n": i}], now)

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from gateway.reports.csvfile import COLUMNS, neutralise
-from gateway.store.base import Contact, NewInteraction
+from gateway.store.base import Contact, InteractionOutcome, NewInteraction
 from gateway.store.sqlite import SqliteStore
 from tests.api_fakes import NOW, OTHER_TOKEN, TOKEN, Api, running_api
+from tests.store_helpers import put_contacts
 
 
 @pytest.fixture
@@ -54,13 +55,17 @@ async def log_mo(
         )
     )
     if done:
-        await store.finish_interaction(
-            new_id,
-            keyword=keyword,
-            rule=keyword.lower() if keyword else None,
-            campaign_id=campaign_id,
-            actions=actions or [],
-            at=at + 1,
+        await store.finish_interactions(
+            [
+                InteractionOutcome(
+                    new_id,
+                    keyword=keyword,
+                    rule=keyword.lower() if keyword else None,
+                    campaign_id=campaign_id,
+                    actions=actions or [],
+                    at=at + 1,
+                )
+            ]
         )
     return new_id
 
@@ -252,8 +257,12 @@ async def test_new_stops_before_an_interaction_still_pending(store: SqliteStore)
     async with running_api(store=store) as api:
         _, rows = await export(api, "?campaign_id=spring&new=1")
         assert ids_of(rows) == [done]
-        await store.finish_interaction(
-            pending, keyword=None, rule=None, campaign_id="spring", actions=[], at=NOW
+        await store.finish_interactions(
+            [
+                InteractionOutcome(
+                    pending, keyword=None, rule=None, campaign_id="spring", actions=[], at=NOW
+                )
+            ]
         )
         _, rows = await export(api, "?campaign_id=spring&new=1")
         assert ids_of(rows) == [pending, after]
@@ -314,12 +323,13 @@ async def test_the_export_carries_the_senders_name_and_attributes(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ann, bob, unknown = "+33611111111", "+33622222222", "+33633333333"
-    await store.put_contacts(
+    await put_contacts(
+        store,
         [
             Contact(ann, "Ann", {"city": "Paris", "text": "=1+1"}),
             Contact(bob, "@bob", {"plan": "gold"}),
             Contact("+33699999999", "Not exported", {"zone": "x"}),
-        ]
+        ],
     )
     ids = [await log_mo(store, "YES", source=n) for n in (ann, bob, unknown)]
     async with running_api(store=store) as api:

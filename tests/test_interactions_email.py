@@ -21,6 +21,7 @@ from gateway.reports.csvfile import COLUMNS
 from gateway.store.base import Contact
 from gateway.store.sqlite import SqliteStore
 from tests.api_fakes import TOKEN, Api, make_config, running_api
+from tests.store_helpers import put_contacts
 from tests.test_digest import Inbox, LoopbackController
 from tests.test_interactions_api import log_mo
 
@@ -74,7 +75,7 @@ async def test_the_selection_is_mailed_as_the_exports_csv(
     store: SqliteStore, smtp: tuple[Inbox, LoopbackController]
 ) -> None:
     inbox, controller = smtp
-    await store.put_contacts([Contact(ANN, "Ann", {"city": "Paris"})])
+    await put_contacts(store, [Contact(ANN, "Ann", {"city": "Paris"})])
     spring = [
         await log_mo(store, "YES", source=ANN),
         await log_mo(store, "=cmd|' /C calc'!A0", source=BOB),

@@ -1,6 +1,6 @@
 """Issue 6, accept -> submit_sm: a message the binds have room for is begun in its accept
 transaction and leaves before the 202, with no begin_attempts commit in between; the rest
-(no room, throttled, scheduled) still go through ``Store.begin_attempts``."""
+(no room, throttled, scheduled) still go through ``Queue.begin_attempts``."""
 
 from __future__ import annotations
 

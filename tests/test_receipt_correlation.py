@@ -28,6 +28,7 @@ from gateway.store.base import NO_RECEIPT
 from gateway.store.sqlite import SqliteStore
 from tests.e2e_helpers import Lab, eventually, simulator_config
 from tests.fakes import FakeStore, new_message
+from tests.store_helpers import held_receipts
 from tests.test_engine_receipts import StubBind, carrier, receipt
 from tests.test_store_sqlite import msg
 
@@ -111,7 +112,7 @@ async def test_store_matches_a_decimal_receipt_to_a_hex_response(store: SqliteSt
     changes = await store.record_receipts([r])
     assert [(c.message_id, c.status) for c in changes] == [(m.id, S.DELIVERED)]
     assert r.matched_key == "a1b"
-    assert await store.unmatched_receipts(10) == []
+    assert await held_receipts(store) == []
 
 
 async def test_store_matches_a_held_hex_receipt_when_its_decimal_response_lands(

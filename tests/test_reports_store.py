@@ -37,30 +37,6 @@ def test_the_sqlite_store_keeps_interactions_for_the_api(tmp_path: Path) -> None
     assert isinstance(SqliteStore(tmp_path / "x.db"), InteractionReads)
 
 
-async def test_responders_are_distinct_filtered_by_keyword_and_paged(store: SqliteStore) -> None:
-    for n in (1, 2, 3, 4, 6, 7):
-        await mt(store, n, "spring", 5.0)
-    await mt(store, 5, "autumn", 5.0)
-    await mo(store, 3, "Yes", 10.0, keyword="YES")
-    await mo(store, 3, "yes again", 11.0, keyword="YES")
-    await mo(store, 1, "no", 12.0, keyword="NO")
-    await mo(store, 2, "oui", 13.0, keyword="yes")
-    await mo(store, 4, "hello", 14.0)
-    await mo(store, 5, "Yes", 15.0, keyword="YES", campaign="autumn")
-    # Not responders: a number spring never messaged (its keyword, shared with autumn), and
-    # a re-subscription (YES from an opted-out sender, START).
-    await mo(store, 5, "Yes", 16.0, keyword="YES")
-    await mo(store, 6, "Yes", 17.0, keyword="YES", rule="resubscribe")
-    await mo(store, 7, "start", 18.0, keyword="START", rule="opt_in")
-    everyone = await store.responders("spring")
-    assert everyone == ["+33612340001", "+33612340002", "+33612340003", "+33612340004"]
-    assert await store.responders("spring", keyword="Yes") == ["+33612340002", "+33612340003"]
-    first = await store.responders("spring", limit=2)
-    rest = await store.responders("spring", after=first[-1], limit=2)
-    assert first + rest == everyone
-    assert await store.responders("spring", after=rest[-1]) == []
-
-
 async def test_export_marks_only_move_forward(store: SqliteStore) -> None:
     assert await store.export_mark("s") == 0
     await store.advance_export_mark("s", 7, 1.0)

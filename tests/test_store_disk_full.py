@@ -22,6 +22,7 @@ import pytest
 
 from gateway.daemon import Gateway
 from tests.e2e_helpers import AUTH, Lab, eventually, gateway_config, simulator_config
+from tests.store_helpers import status_counts
 
 MIB = 1 << 20
 VOLUME_MIB = 32
@@ -127,7 +128,7 @@ async def test_a_full_disk_refuses_new_work_keeps_the_daemon_up_and_recovers(
         store = lab.gateway.store
 
         async def all_delivered() -> bool:
-            counts = await store.status_counts()
+            counts = await status_counts(store)
             return counts.get("delivered", 0) == len(accepted)
 
         await eventually(all_delivered, within=120)

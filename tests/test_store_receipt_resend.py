@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gateway.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome
 from gateway.store.sqlite import SqliteStore
+from tests.store_helpers import held_receipts
 
 S = MessageStatus
 
@@ -25,8 +26,8 @@ async def test_resent_unmatched_receipt_is_one_row(tmp_path: Path) -> None:
         await store.record_receipts([delivered, delivered])  # twice in one batch
         await store.record_receipts([delivered])  # and again after a restart
         await store.record_receipts([enroute])  # the same id, another receipt
-        unmatched = await store.unmatched_receipts(100)
-        assert sorted(u.status for u in unmatched) == ["delivered", "submitted"]
+        unmatched = await held_receipts(store)
+        assert sorted(status for _, _, status in unmatched) == ["delivered", "submitted"]
 
         # The part it belongs to shows up (receipt before response): the one row applies.
         message = NewMessage(
@@ -46,6 +47,6 @@ async def test_resent_unmatched_receipt_is_one_row(tmp_path: Path) -> None:
         )
         view = await store.get_message("m1")
         assert view is not None and view.status == "delivered"
-        assert await store.unmatched_receipts(100) == []
+        assert await held_receipts(store) == []
     finally:
         await store.close()

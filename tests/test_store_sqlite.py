@@ -18,6 +18,7 @@ from gateway.model import (
 )
 from gateway.store.base import IdempotencyConflict, IdempotentAnswer
 from gateway.store.sqlite import SqliteStore
+from tests.store_helpers import held_receipts, status_counts
 
 S = MessageStatus
 
@@ -96,7 +97,7 @@ async def test_concurrent_writes_share_commits(store: SqliteStore) -> None:
     await asyncio.gather(*(store.accept([m]) for m in messages))
     assert store.ops_committed == 300
     assert store.commits < 300, "every write committed alone: no group commit"
-    assert (await store.status_counts()) == {"accepted": 300}
+    assert (await status_counts(store)) == {"accepted": 300}
 
 
 async def test_idempotency_conflict_commits_nothing_and_spares_the_batch(
@@ -146,11 +147,11 @@ async def test_receipt_before_response_is_held_then_matched(store: SqliteStore) 
     await store.accept([m])
     await store.begin_attempts([(m.id, 1)])
     assert await store.record_receipts([receipt("early")]) == []
-    held = await store.unmatched_receipts(10)
-    assert [(h.carrier, h.receipt_key) for h in held] == [("sim", "early")]
+    held = await held_receipts(store)
+    assert [(carrier, key) for carrier, key, _ in held] == [("sim", "early")]
     changes = await store.record_outcomes([submitted(m, 1, "early")])
     assert changes[-1].status is S.DELIVERED
-    assert await store.unmatched_receipts(10) == []
+    assert await held_receipts(store) == []
     view = await store.get_message(m.id)
     assert view is not None and view.status == "delivered"
 

@@ -22,7 +22,7 @@ class OverviewSources:
     receipts: Callable[[], dict[str, Any]] | None = None
     store: StoreHealth | None = None
     minutes: Callable[[float], Awaitable[list[tuple[int, str, int]]]] | None = None
-    """The store's messages by minute made and status (Store.minute_counts)."""
+    """The store's messages by minute made and status (MessageReads.minute_counts)."""
 
 
 def _loop_time() -> float | None:
@@ -109,7 +109,7 @@ class MinuteSeries:
 
 
 def minute_series(rows: Sequence[tuple[int, str, int]], now: float) -> MinuteSeries:
-    """The chart's series from :meth:`Store.minute_counts` rows (the current minute last)."""
+    """The chart's series from ``MessageReads.minute_counts`` rows (the current minute last)."""
     start = (int(now) // 60 - (MINUTES - 1)) * 60
     counts = {name: [0] * MINUTES for name, _, _ in SERIES}
     for minute, status, n in rows:

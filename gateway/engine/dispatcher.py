@@ -23,8 +23,8 @@ A pump turn (synchronous, ``_pump_once``)
 Begun at acceptance
     The HTTP API asks ``reserve`` before it commits: messages that are due, whose carrier has
     nothing queued ahead and window and tokens to spare beyond what is staged, are committed
-    by ``Store.accept`` with their first attempt begun, and ``enqueue`` sends them in the same
-    call (the staged queue's tail). No begin_attempts commit stands between the 202 and the
+    by ``MessageIntake.accept`` with their first attempt begun, and ``enqueue`` sends them in
+    the same call (the staged queue's tail). No begin_attempts commit stands between the 202 and the
     wire for them. Only window room is promised, so a crash flags at most the windows'
     worth of them as possibly duplicated.
 

@@ -110,15 +110,6 @@ class Click:
     bot: bool
 
 
-@dataclass(slots=True)
-class UnmatchedReceipt:
-    carrier: str
-    receipt_key: str
-    carrier_message_id: str
-    status: str
-    received_at: float
-
-
 NO_RECEIPT: Final = "no_receipt"
 """The error of a part made ``expired`` because its receipt never came
 (``Receipts.expire_unreceipted``, gateway.store.ports)."""

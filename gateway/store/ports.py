@@ -325,7 +325,8 @@ class MoLog(Protocol):
         """Interactions whose actions have not run, by id after ``after``."""
 
     async def finish_interactions(self, outcomes: Sequence[InteractionOutcome]) -> None:
-        """:meth:`finish_interaction` for several interactions in one transaction."""
+        """Record what was done about each interaction (keyword, rule, campaign, actions,
+        when), in one transaction; they are no longer pending."""
 
     async def begin_interaction_attempt(self, interaction_id: int, floor: int = 0) -> int:
         """Count one more handling attempt of a pending interaction, durably, before it
@@ -344,9 +345,11 @@ class MoLog(Protocol):
     async def mo_facts(
         self, lookups: Sequence[MoLookup], campaign_since: float, repeats_since: float
     ) -> list[MoFacts]:
-        """For each lookup, in one read: opt-out, the newest campaign MT from ``sender`` to
-        ``source`` created since ``campaign_since`` (as :meth:`last_campaign`), the loop
-        guard's count (as :meth:`repeated_texts`) and the contact with its tags."""
+        """For each lookup, in one read: whether ``source`` opted out of ``sender`` (or of
+        everything); the campaign and creation time of the newest MT from ``sender`` to
+        ``source`` made since ``campaign_since``; the loop guard's count: MOs from
+        ``source`` to ``destination`` with exactly ``text`` received since
+        ``repeats_since`` (the one being handled included); the contact with its tags."""
 
     async def claim_courtesy(self, scope: str, source: str, now: float, interval: float) -> bool:
         """True (and remembered) when no courtesy reply went to ``source`` in ``scope`` in

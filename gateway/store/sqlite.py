@@ -77,7 +77,6 @@ from gateway.store.base import (
     StoreError,
     StoreUnavailable,
     SurveyAnswer,
-    UnmatchedReceipt,
 )
 from gateway.store.claims import CLAIMABLE, ClaimSettings
 from gateway.store.health import FreeBytes, disk_free_bytes
@@ -1525,14 +1524,6 @@ class SqliteStore(SqliteReports):
         result: list[StatusChange] = await self._write_in_thread(op)
         return result
 
-    async def unmatched_receipts(self, limit: int) -> list[UnmatchedReceipt]:
-        rows = await self._read(
-            "SELECT carrier, receipt_key, carrier_message_id, status, received_at FROM receipts"
-            " WHERE message_id IS NULL ORDER BY id LIMIT ?",
-            (limit,),
-        )
-        return [UnmatchedReceipt(*r) for r in rows]
-
     # -- callbacks -------------------------------------------------------------------------
 
     async def enqueue_callbacks(
@@ -2042,10 +2033,6 @@ class SqliteStore(SqliteReports):
             for r in rows
         ]
 
-    async def status_counts(self) -> dict[str, int]:
-        rows = await self._read("SELECT status, count(*) FROM messages GROUP BY status")
-        return {status: count for status, count in rows}
-
     async def minute_counts(self, since: float) -> list[tuple[int, str, int]]:
         # A range of the primary key (ids sort by creation time): the last hour's rows only.
         rows = await self._read(
@@ -2133,23 +2120,6 @@ class SqliteStore(SqliteReports):
             (after, limit),
         )
         return [_interaction(r) for r in rows]
-
-    async def finish_interaction(
-        self,
-        interaction_id: int,
-        *,
-        keyword: str | None,
-        rule: str | None,
-        campaign_id: str | None,
-        actions: Sequence[dict[str, Any]],
-        at: float,
-    ) -> None:
-        values = _finished_row(interaction_id, keyword, rule, campaign_id, actions, at)
-
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(_FINISH_INTERACTION, values)
-
-        await self._write_in_thread(op)
 
     async def begin_interaction_attempt(self, interaction_id: int, floor: int = 0) -> int:
         def op(conn: sqlite3.Connection) -> int:
@@ -2368,23 +2338,6 @@ class SqliteStore(SqliteReports):
         )
         return [r[0] for r in rows]
 
-    async def repeated_texts(self, source: str, destination: str, text: str, since: float) -> int:
-        rows = await self._read(
-            "SELECT count(*) FROM interactions WHERE source = ? AND destination = ?"
-            " AND received_at >= ? AND text = ?",
-            (source, destination, since, text),
-        )
-        count: int = rows[0][0]
-        return count
-
-    async def last_campaign(self, sender: str, to: str, since: float) -> str | None:
-        rows = await self._read(
-            "SELECT campaign_id FROM messages WHERE dest = ? AND sender = ?"
-            " AND campaign_id IS NOT NULL AND created_at >= ? ORDER BY created_at DESC LIMIT 1",
-            (to, sender, since),
-        )
-        return rows[0][0] if rows else None
-
     async def claim_courtesy(self, scope: str, source: str, now: float, interval: float) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
             found = conn.execute(
@@ -2401,56 +2354,6 @@ class SqliteStore(SqliteReports):
 
         claimed: bool = await self._write_in_thread(op)
         return claimed
-
-    async def get_contact(self, number: str) -> Contact | None:
-        rows = await self._read(
-            "SELECT number, name, attributes, created_at FROM contacts WHERE number = ?",
-            (number,),
-        )
-        if not rows:
-            return None
-        tags = await self._read(
-            "SELECT tag FROM contact_tags WHERE number = ? ORDER BY created_at, tag", (number,)
-        )
-        r = rows[0]
-        return Contact(
-            number=r[0],
-            name=r[1],
-            attributes=json.loads(r[2]),
-            tags=tuple(t[0] for t in tags),
-            created_at=r[3],
-        )
-
-    async def put_contacts(self, contacts: Sequence[Contact]) -> None:
-        now = time.time()
-        rows = [
-            (
-                c.number,
-                c.name,
-                json.dumps(c.attributes, ensure_ascii=False),
-                c.created_at or now,
-                now,
-            )
-            for c in contacts
-        ]
-        numbers = [(c.number,) for c in contacts]
-        tags = [(c.number, tag, c.created_at or now) for c in contacts for tag in c.tags]
-
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.executemany(
-                "INSERT INTO contacts(number, name, attributes, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(number) DO UPDATE SET"
-                " name = excluded.name, attributes = excluded.attributes,"
-                " updated_at = excluded.updated_at",
-                rows,
-            )
-            await db.executemany("DELETE FROM contact_tags WHERE number = ?", numbers)
-            await db.executemany(
-                "INSERT OR IGNORE INTO contact_tags(number, tag, created_at) VALUES (?, ?, ?)",
-                tags,
-            )
-
-        await self._write(op)
 
     async def tag_contact(self, number: str, tags: Sequence[str], at: float) -> None:
         rows = [(number, tag, at) for tag in tags]
@@ -2489,25 +2392,6 @@ class SqliteStore(SqliteReports):
             )
 
         await self._write_in_thread(op)
-
-    async def answers(
-        self, question: str | None = None, campaign_id: str | None = None
-    ) -> list[SurveyAnswer]:
-        where: list[str] = []
-        params: list[Any] = []
-        if question is not None:
-            where.append("question = ?")
-            params.append(question)
-        if campaign_id is not None:
-            where.append("campaign_id = ?")
-            params.append(campaign_id)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = await self._read(
-            "SELECT interaction_id, number, source, question, answer, kind, at, campaign_id"
-            f" FROM answers{clause} ORDER BY id",
-            params,
-        )
-        return [SurveyAnswer(*r) for r in rows]
 
     async def lift_opt_out(self, number: str, sender: str) -> None:
         def op(conn: sqlite3.Connection) -> None:

@@ -738,7 +738,7 @@ class SqliteCampaignStore:
                 return already
             if responders_of is not None:
                 source_campaign, keyword = responders_of
-                # The responders, as campaign_counts and responders() define them.
+                # The responders, as campaign_counts defines them.
                 sql = (
                     "INSERT OR IGNORE INTO campaign_recipients(campaign_id, number)"
                     f" SELECT ?, i.source FROM interactions i WHERE i.campaign_id = ?"

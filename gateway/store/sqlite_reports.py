@@ -1,5 +1,6 @@
-"""The SQLite side of :class:`~gateway.store.base.ReportStore`: interaction export marks,
-campaign counts for the daily digest, responders, and the digests already sent.
+"""The SQLite side of the report ports (gateway.store.ports: ``InteractionExport``,
+``CampaignReports``): interaction export marks, campaign counts for the daily digest, and
+the digests already sent.
 
 A mixin of :class:`~gateway.store.sqlite.SqliteStore` (it uses that class's reader and its
 group-commit writer), kept in its own module with its own tables.
@@ -323,20 +324,6 @@ class SqliteReports:
         for a in axes:
             params += [a.since, a.width, a.since, a.until]
         return await self._read(f"WITH rows AS ({rows}) " + " UNION ALL ".join(selects), params)
-
-    async def responders(
-        self, campaign_id: str, keyword: str | None = None, after: str = "", limit: int = 1000
-    ) -> list[str]:
-        where = f"i.campaign_id = ? AND i.source > ? AND {RESPONSE}"
-        params: list[Any] = [campaign_id, after]
-        if keyword is not None:
-            where += " AND upper(i.keyword) = upper(?)"
-            params.append(keyword)
-        rows = await self._read(
-            f"SELECT DISTINCT i.source FROM interactions i WHERE {where} ORDER BY i.source LIMIT ?",
-            (*params, limit),
-        )
-        return [r[0] for r in rows]
 
     async def digest_sent(self, campaign_id: str, day: str) -> bool:
         rows = await self._read(
