@@ -22,20 +22,21 @@ database on the private network, or the gateway's own API on 127.0.0.1. The poli
 
 Three checks, each on what the HTTP client really uses:
 
-1. Intake (``url_refusal``, no DNS) reads the host as aiohttp will connect to it: yarl's
+1. Intake (``url_refusal``, no DNS) reads the host as the callback client
+   (``gateway.engine.callback_client``) will connect to it: yarl's
    normalised form (IDNA with NFKC, so ``127。0。0。1`` and ``①②⑦.0.0.1`` are
    ``127.0.0.1``), trailing dots dropped. A host whose last label is a number is an IPv4
    address and must be written as one (``a.b.c.d``): ``2130706433``, ``0x7f.1``,
    ``0177.0.0.1``, ``127.1`` are refused whatever they stand for. An IP literal outside the
    rules and ``localhost`` are refused with 400.
-2. Resolution: the callback session resolves names through ``PolicyResolver``, which drops
-   every address the policy forbids (a name that resolves, or later re-resolves, to
-   10.0.0.5 is never reached).
-3. The socket: ``PolicyConnector`` checks the address each socket is about to connect to
-   (its socket factory, before ``connect()``), and the connected peer
-   (``getpeername()``) once the connection is up and before a byte of the request is
-   written. aiohttp connects to an IP literal without asking the resolver; these two
-   checks hold whatever the URL's spelling and whatever path led to the address.
+2. Resolution: the callback client keeps of a name's addresses only those the policy
+   allows (``allowed_addresses``: a name that resolves, or later re-resolves, to 10.0.0.5
+   is never reached).
+3. The socket: the client checks the address each socket is about to connect to (before
+   ``connect()``), and the connected peer (``getpeername()``) once the connection is up,
+   before the TLS handshake and before a byte of the request is written. An IP literal
+   never reaches the resolver; these two checks hold whatever the URL's spelling and
+   whatever path led to the address.
 
 A callback refused at send time fails like an unreachable receiver and, once it is refused
 by ``allows_url`` (the rules changed since intake), is parked at once.
@@ -46,17 +47,9 @@ from __future__ import annotations
 import errno
 import ipaddress
 import re
-import socket
 from collections.abc import Sequence
 from typing import Any, Final
 
-import aiohttp
-from aiohappyeyeballs import AddrInfoType
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.client_proto import ResponseHandler
-from aiohttp.client_reqrep import ClientRequest
-from aiohttp.resolver import DefaultResolver
-from aiohttp.tracing import Trace
 from yarl import URL
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -76,14 +69,14 @@ _IPV4_COMPATIBLE: Final = ipaddress.ip_network("::/96")  # RFC 4291, deprecated
 
 class CallbackRefused(OSError):
     """A connection the callback policy forbids (raised before a byte is sent). An errno
-    (EACCES) and a strerror, so aiohttp's ClientConnectorError shows the reason."""
+    (EACCES) and a strerror, so the error text says why."""
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.EACCES, message)
 
 
 def url_host(url: str) -> str | None:
-    """The host of ``url`` as aiohttp will connect to it (yarl's normalised, IDNA-encoded
+    """The host of ``url`` as the callback client connects to it (yarl's normalised, IDNA-encoded
     form, so full-width dots and enclosed digits are already ASCII), without trailing
     dots or IPv6 brackets; None when the URL has no host or yarl refuses it."""
     try:
@@ -190,71 +183,13 @@ def _host_pattern(host: str) -> str:
     return ("*." + bare) if wildcard else bare
 
 
-class PolicyResolver(AbstractResolver):
-    """aiohttp resolver that keeps only the addresses the policy allows."""
-
-    def __init__(self, policy: CallbackPolicy, inner: AbstractResolver | None = None) -> None:
-        self.policy = policy
-        self.inner = inner or DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self.inner.resolve(host, port, family)
-        allowed = [r for r in results if self.policy.address_allowed(r["host"])]
-        if not allowed:
-            raise OSError(f"callback host {host} resolves to no address the policy allows")
-        return allowed
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-class PolicyConnector(aiohttp.TCPConnector):
-    """A TCP connector that connects only where the policy allows: names resolved through
-    ``PolicyResolver``; every socket's target address checked before ``connect()``; the
-    connected peer checked before the request is written (an IP literal in the URL never
-    reaches the resolver, so these are the checks that hold for every spelling)."""
-
-    def __init__(
-        self, policy: CallbackPolicy, *, resolver: AbstractResolver | None = None, **kw: Any
-    ) -> None:
-        self.policy = policy
-        super().__init__(
-            resolver=resolver or PolicyResolver(policy), socket_factory=self._socket, **kw
-        )
-
-    def _socket(self, addr_info: AddrInfoType) -> socket.socket:
-        family, type_, proto, _, sockaddr = addr_info
-        if not self.policy.address_allowed(str(sockaddr[0])):
-            raise CallbackRefused(f"callback connection to {sockaddr[0]} refused by the policy")
-        return socket.socket(family, type_, proto)
-
-    async def _create_connection(
-        self,
-        req: ClientRequest,
-        traces: list[Trace],
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
-    ) -> ResponseHandler:
-        proto = await super()._create_connection(req, traces, timeout)
-        transport = proto.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
-        address = str(peer[0]) if peer else ""
-        if not self.policy.address_allowed(address):
-            proto.close()
-            refused = CallbackRefused(
-                f"callback connected to {address or 'no peer'}: refused by the policy"
-            )
-            raise aiohttp.ClientConnectorError(req.connection_key, refused) from refused
-        return proto
-
-
-def policy_session(
-    policy: CallbackPolicy, concurrency: int, timeout: float
-) -> aiohttp.ClientSession:
-    """The callback sender's session: pooled, and connecting only where the policy allows."""
-    return aiohttp.ClientSession(
-        connector=PolicyConnector(policy, limit=concurrency, ttl_dns_cache=300),
-        timeout=aiohttp.ClientTimeout(total=timeout),
-        headers={"User-Agent": "smsgw"},
-    )
+def allowed_addresses(
+    policy: CallbackPolicy, host: str, addresses: Sequence[tuple[int, tuple[Any, ...]]]
+) -> list[tuple[int, tuple[Any, ...]]]:
+    """The resolved ``(family, sockaddr)`` pairs of ``host`` that the policy allows, in
+    their order; ``CallbackRefused`` when none is left (a name that resolves, or later
+    re-resolves, to 10.0.0.5 is never reached)."""
+    allowed = [a for a in addresses if policy.address_allowed(str(a[1][0]))]
+    if not allowed:
+        raise CallbackRefused(f"callback host {host} resolves to no address the policy allows")
+    return allowed

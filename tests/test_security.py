@@ -16,12 +16,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 
-from gateway.callback_policy import CallbackPolicy, PolicyResolver, policy_session
+from gateway.callback_policy import CallbackPolicy
 from gateway.config import CallbacksConfig, GatewayConfig, HttpConfig, TokenConfig, hash_token
 from gateway.confload import ConfigError, load_dataclass
 from gateway.daemon import Gateway
+from gateway.engine.callback_client import CallbackClient, ConnectFailed
 from gateway.engine.callbacks import CallbackSender
 from gateway.store.sqlite import SqliteStore
 from smsc_simulator.config import ControlConfig, SmppConfig
@@ -127,20 +127,9 @@ async def test_intake_refuses_a_forbidden_callback_url_with_400() -> None:
         assert "allow-list" in got.body["error"]["details"][0]["message"]
 
 
-class FakeDns(AbstractResolver):
+async def fake_dns(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
     """Every name resolves to 127.0.0.1: a public-looking name that points inside."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            ResolveResult(
-                hostname=host, host="127.0.0.1", port=port, family=socket.AF_INET, proto=0, flags=0
-            )
-        ]
-
-    async def close(self) -> None:
-        pass
+    return [(socket.AF_INET, ("127.0.0.1", port))]
 
 
 async def test_send_time_refuses_a_name_that_resolves_to_a_private_address() -> None:
@@ -164,15 +153,13 @@ async def test_send_time_refuses_a_name_that_resolves_to_a_private_address() -> 
             (CallbackPolicy(allowed_networks=["127.0.0.0/8"]), 1),
         ):
             received.clear()
-            session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(resolver=PolicyResolver(policy, FakeDns()))
-            )
-            async with session:
-                try:
-                    async with session.post(url, data=b"{}") as r:
-                        assert r.status == 204
-                except aiohttp.ClientConnectorError as exc:
-                    assert "policy" in str(exc.__cause__)
+            client = CallbackClient(policy, timeout=5.0, resolver=fake_dns)
+            try:
+                assert await client.post(url, b"{}", []) == 204
+            except ConnectFailed as exc:
+                assert "policy" in str(exc)
+            finally:
+                await client.close()
             assert len(received) == expected
     finally:
         await runner.cleanup()
@@ -184,7 +171,7 @@ async def test_the_sender_parks_a_callback_the_policy_refuses(tmp_path: Path) ->
     policy = CallbackPolicy()
     sender = CallbackSender(
         store,
-        session_factory=lambda: policy_session(policy, 4, 5.0),
+        client_factory=lambda: CallbackClient(policy, timeout=5.0),
         allowed=policy.allows_url,
     )
     try:

@@ -4,7 +4,7 @@ and enclosed characters below are the point: RUF001 is off).
 yarl (and so aiohttp) normalises a URL's host (IDNA with NFKC: ``127。0。0。1`` and
 ``①②⑦.0.0.1`` become ``127.0.0.1``) and connects to an IP literal without asking the
 resolver; an IPv6 address can carry an IPv4 one (NAT64, 6to4, mapped). Intake reads the host
-as the client will, and the callback session checks every socket's target and connected peer,
+as the client will, and the callback client checks every socket's target and connected peer,
 so no spelling reaches a forbidden address. Loopback receivers are reachable only through an
 explicit ``allowed_networks`` entry."""
 
@@ -20,19 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohappyeyeballs import AddrInfoType
-from aiohttp.abc import AbstractResolver, ResolveResult
 
-from gateway.callback_policy import (
-    CallbackPolicy,
-    PolicyConnector,
-    PolicyResolver,
-    policy_session,
-)
+from gateway.callback_policy import CallbackPolicy
 from gateway.config import CallbacksConfig, GatewayConfig
 from gateway.confload import ConfigError, load_dataclass
+from gateway.engine.callback_client import CallbackClient, ConnectFailed, system_resolver
 from gateway.engine.callbacks import PARKED_AT, CallbackSender
 from gateway.store.sqlite import SqliteStore
 from tests.api_fakes import make_config, running_api
@@ -181,38 +174,36 @@ async def listener() -> AsyncIterator[Listener]:
 
 
 @pytest.mark.parametrize("host", CONNECTING_SPELLINGS)
-async def test_the_callback_session_never_connects_to_loopback(
+async def test_the_callback_client_never_connects_to_loopback(
     listener: Listener, host: str
 ) -> None:
     """Intake bypassed (a URL stored before the rules changed, or any future path): the
-    session's connector itself refuses; no connection is opened."""
-    async with policy_session(CallbackPolicy(), 1, 5.0) as session:
-        with pytest.raises(aiohttp.ClientConnectorError) as err:
-            await session.post(f"http://{host}:{listener.port}/cb", data=b"{}")
-        assert "refused by the policy" in str(err.value.__cause__ or err.value)
+    client itself refuses; no connection is opened."""
+    client = CallbackClient(CallbackPolicy(), timeout=5.0)
+    with pytest.raises(ConnectFailed, match="refused by the policy"):
+        await client.post(f"http://{host}:{listener.port}/cb", b"{}", [])
+    await client.close()
     assert (listener.connections, bytes(listener.received)) == (0, b"")
-    # The explicit allowance reaches the same receiver through the same session code.
-    async with policy_session(LOOPBACK_RECEIVERS, 1, 5.0) as session:
-        async with session.post(f"http://{host}:{listener.port}/cb", data=b"{}") as resp:
-            assert resp.status == 204
+    # The explicit allowance reaches the same receiver through the same client code.
+    client = CallbackClient(LOOPBACK_RECEIVERS, timeout=5.0)
+    assert await client.post(f"http://{host}:{listener.port}/cb", b"{}", []) == 204
+    await client.close()
     assert listener.connections == 1 and b"POST /cb" in listener.received
 
 
-class UncheckedSockets(PolicyConnector):
-    """The connector with its socket-factory check taken out: the connected peer's check
-    alone must still stop the request before a byte of it is written."""
+class UncheckedSockets(CallbackClient):
+    """The client with its pre-connect check taken out: the connected peer's check alone
+    must still stop the request before a byte of it is written."""
 
-    def _socket(self, addr_info: AddrInfoType) -> socket.socket:
-        family, type_, proto, _, _ = addr_info
-        return socket.socket(family, type_, proto)
+    def _may_connect(self, address: str) -> bool:
+        return True
 
 
 async def test_the_connected_peer_is_checked_before_a_byte_is_sent(listener: Listener) -> None:
-    connector = UncheckedSockets(CallbackPolicy())
-    async with aiohttp.ClientSession(connector=connector) as session:
-        with pytest.raises(aiohttp.ClientConnectorError) as err:
-            await session.post(f"http://127。0。0。1:{listener.port}/cb", data=b"{}")
-        assert "refused by the policy" in str(err.value)
+    client = UncheckedSockets(CallbackPolicy(), timeout=5.0)
+    with pytest.raises(ConnectFailed, match="refused by the policy"):
+        await client.post(f"http://127。0。0。1:{listener.port}/cb", b"{}", [])
+    await client.close()
     for _ in range(100):  # the receiver sees the connection open and close, empty
         if listener.connections:
             break
@@ -221,43 +212,41 @@ async def test_the_connected_peer_is_checked_before_a_byte_is_sent(listener: Lis
     assert bytes(listener.received) == b""
 
 
-class AnswersWith(AbstractResolver):
-    """DNS that answers every name with ``address``."""
+def answers_with(address: str, seen: list[str]) -> Any:
+    """DNS that answers every name with ``address`` (and notes the names asked)."""
 
-    def __init__(self, address: str) -> None:
-        self.address = address
+    async def resolve(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+        seen.append(host)
+        if ":" in address:
+            return [(socket.AF_INET6, (address, port, 0, 0))]
+        return [(socket.AF_INET, (address, port))]
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
-        return [
-            ResolveResult(
-                hostname=host, host=self.address, port=port, family=family, proto=0, flags=0
-            )
-        ]
-
-    async def close(self) -> None:
-        pass
+    return resolve
 
 
 @pytest.mark.parametrize(
     "address",
     ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::"],
 )
-async def test_a_name_answering_loopback_is_dropped_at_resolution(address: str) -> None:
-    with pytest.raises(OSError, match="no address the policy allows"):
-        await PolicyResolver(CallbackPolicy(), AnswersWith(address)).resolve("hooks.example")
+async def test_a_name_answering_loopback_is_dropped_at_resolution(
+    listener: Listener, address: str
+) -> None:
+    seen: list[str] = []
+    client = CallbackClient(CallbackPolicy(), timeout=5.0, resolver=answers_with(address, seen))
+    with pytest.raises(ConnectFailed, match="no address the policy allows"):
+        await client.post(f"http://hooks.example:{listener.port}/cb", b"{}", [])
+    await client.close()
+    assert seen == ["hooks.example"] and listener.connections == 0
 
 
-async def test_the_system_resolver_answering_loopback_is_dropped() -> None:
+async def test_the_system_resolver_answering_loopback_is_dropped(listener: Listener) -> None:
     """A real lookup: the machine's resolver answers "localhost" with loopback."""
-    resolver = PolicyResolver(CallbackPolicy())
-    try:
-        with pytest.raises(OSError):
-            await resolver.resolve("localhost", 80)
-    finally:
-        await resolver.close()
+    assert await system_resolver("localhost", 80)  # it does resolve
+    client = CallbackClient(CallbackPolicy(), timeout=5.0)
+    with pytest.raises(ConnectFailed, match="no address the policy allows"):
+        await client.post(f"http://localhost:{listener.port}/cb", b"{}", [])
+    await client.close()
+    assert listener.connections == 0
 
 
 async def test_the_sender_without_a_policy_argument_is_strict(listener: Listener) -> None:

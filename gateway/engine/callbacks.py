@@ -3,13 +3,15 @@
 The store writes a callback (url, JSON payload) into its outbox in the same transaction as
 the status change it reports; this sender only delivers them. A feeder asks the store for
 due callbacks (``callbacks_due``) and hands them to a fixed pool of workers (bounded
-concurrency over one pooled aiohttp session). Delivery is at least once: a callback whose
-outcome could not be recorded is sent again later; receivers can deduplicate on the
-``X-Smsgw-Callback-Id`` header: the store never hands an id out twice for the life of the
-database (a high-water mark, not ``max(id) + 1``).
+concurrency over one ``CallbackClient``: keep-alive connections per receiver, the callback
+policy checked on every connection; ``gateway.engine.callback_client``). Delivery is at
+least once: a callback whose outcome could not be recorded is sent again later; receivers
+can deduplicate on the ``X-Smsgw-Callback-Id`` header: the store never hands an id out
+twice for the life of the database (a high-water mark, not ``max(id) + 1``).
 
 - 2xx: ``callback_done``.
-- anything else (other status, redirect, connection error, timeout): ``callback_retry`` with
+- anything else (other status, redirect, connection error, timeout, a response that is no
+  HTTP, a connection closed before the answer): ``callback_retry`` with
   exponential backoff and jitter: ``BASE_DELAY * 2**(attempts-1)``, capped at ``MAX_DELAY``.
 - every failed attempt is logged (``callbacks.failed``: the receiver's host and the HTTP
   status or error, never the body), at most once per host per ``FAILURE_LOG_SECONDS`` with
@@ -24,7 +26,7 @@ database (a high-water mark, not ``max(id) + 1``).
 
 Signatures (gateway.signing): a callback whose signer (the message's account, or the
 webhook actions' ``WEBHOOK_SIGNER``) has secrets carries ``X-Smsgw-Signature``, computed
-here over the very ``bytes`` object handed to the HTTP client, with the time of this
+here over the very ``bytes`` object written after the request's head, with the time of this
 attempt. ``signers`` is replaced in place on a reload (secret rotation without a restart).
 
 The sender wakes when ``notify()`` says new callbacks exist (the dispatcher and the receipt
@@ -45,9 +47,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-import aiohttp
-
-from gateway.callback_policy import CallbackPolicy, policy_session
+from gateway.callback_policy import CallbackPolicy
+from gateway.engine.callback_client import CallbackClient
 from gateway.logs import log_event
 from gateway.model import FINAL_STATUSES, StatusChange
 from gateway.signing import SIGNATURE_HEADER, Signers
@@ -110,7 +111,7 @@ class CallbackSender:
     def __init__(
         self,
         store: CallbackOutbox,
-        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+        client_factory: Callable[[], CallbackClient] | None = None,
         allowed: Callable[[str], bool] | None = None,
         *,
         policy: CallbackPolicy | None = None,
@@ -129,8 +130,8 @@ class CallbackSender:
         # No policy given: the strict default (public addresses only). Reaching a private or
         # loopback receiver takes an explicit allowed_networks entry, never a missing argument.
         rules = policy if policy is not None else CallbackPolicy()
-        self._session_factory = session_factory or (
-            lambda: policy_session(rules, concurrency, REQUEST_TIMEOUT_SECONDS)
+        self._client_factory = client_factory or (
+            lambda: CallbackClient(rules, timeout=REQUEST_TIMEOUT_SECONDS, max_idle=concurrency)
         )
         self._allowed = allowed or rules.allows_url
         self._clock = clock
@@ -142,7 +143,7 @@ class CallbackSender:
         self._rng = rng or random.Random()
         self.signers = signers if signers is not None else Signers()
         self.stats = CallbackStats()
-        self._session: aiohttp.ClientSession | None = None
+        self._client: CallbackClient | None = None
         self._queue: asyncio.Queue[Callback] = asyncio.Queue()
         self._in_progress: set[int] = set()
         self._wake = asyncio.Event()
@@ -159,7 +160,7 @@ class CallbackSender:
         if self._feeder is not None:
             return
         loop = asyncio.get_running_loop()
-        self._session = self._session_factory()
+        self._client = self._client_factory()
         self._stopping = False
         self._queue = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -170,7 +171,7 @@ class CallbackSender:
 
     async def stop(self, drain: float = STOP_DRAIN_SECONDS) -> None:
         """Stop fetching; let POSTs under way finish within ``drain`` seconds; close the
-        session. Callbacks not yet sent stay due in the store."""
+        connections. Callbacks not yet sent stay due in the store."""
         feeder, self._feeder = self._feeder, None
         if feeder is None:
             return
@@ -189,9 +190,9 @@ class CallbackSender:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     def notify(self) -> None:
         """New callbacks may be in the outbox."""
@@ -278,28 +279,25 @@ class CallbackSender:
         if not self._allowed(cb.url):
             await self._park(cb, attempts, "callback url not allowed")
             return
-        session = self._session
-        assert session is not None
+        client = self._client
+        assert client is not None
         error: str
         body = cb.payload.encode("utf-8")
-        headers = {"Content-Type": "application/json", "X-Smsgw-Callback-Id": str(cb.id)}
+        headers = [("Content-Type", "application/json"), ("X-Smsgw-Callback-Id", str(cb.id))]
         signer = self.signers.get(cb.signer)
         if signer is not None:  # over ``body`` itself: the bytes sent are the bytes signed
-            headers[SIGNATURE_HEADER] = signer.header(body, int(self._clock()))
+            headers.append((SIGNATURE_HEADER, signer.header(body, int(self._clock()))))
         try:
-            async with session.post(
-                cb.url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-            ) as resp:
-                if 200 <= resp.status < 300:
-                    await self._store.callback_done(cb.id)
-                    self.stats.delivered += 1
-                    return
-                error = f"HTTP {resp.status}"
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            # Redirects are never followed: a 3xx is a failed attempt like any non-2xx.
+            status = await client.post(cb.url, body, headers)
+        except (OSError, TimeoutError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        else:
+            if 200 <= status < 300:
+                await self._store.callback_done(cb.id)
+                self.stats.delivered += 1
+                return
+            error = f"HTTP {status}"
         self.stats.failed_attempts += 1
         self._log_failure(cb, attempts, error)
         if attempts >= self._max_attempts:
