@@ -25,18 +25,23 @@ import pytest
 
 from gateway.store.claims import DEFAULT_CLAIM_SECONDS, ClaimSettings
 from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite_campaigns import SqliteCampaignStore
 from tests.fakes import FakeStore
 
-PORTS = frozenset({"queue", "receipts", "callbacks", "front", "inbound", "contacts", "reports"})
+PORTS = frozenset(
+    {"queue", "receipts", "callbacks", "front", "inbound", "contacts", "campaigns", "reports"}
+)
 """The ports a module may name (gateway.store.ports): messages and their parts (queue),
 receipts, the callback outbox, the SMPP front's outbox, MO and interactions, contacts and
-opt-outs, reports."""
+opt-outs, campaigns, reports. ``backend.campaigns`` is the campaign side's store (contact
+lists, campaigns) on the same data, for the backends that keep it."""
 
 
 class Harness:
     """One store under test, with restarts. A backend subclasses it."""
 
     store: Any
+    campaigns: Any = None
 
     async def start(self) -> None:
         raise NotImplementedError
@@ -72,6 +77,11 @@ class SqliteHarness(Harness):
     def _make(self) -> SqliteStore:
         return SqliteStore(self._path(), synchronous="normal")
 
+    async def _open(self) -> None:
+        await self.store.open()
+        self.campaigns = SqliteCampaignStore(self.store.db)
+        await self.campaigns.open()
+
     async def node(self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS) -> Any:
         other = SqliteStore(
             self._path(), synchronous="normal", claims=ClaimSettings(node_id, claim_seconds)
@@ -81,12 +91,12 @@ class SqliteHarness(Harness):
         return other
 
     async def start(self) -> None:
-        await self.store.open()
+        await self._open()
 
     async def reopen(self) -> None:
         await self.store.close()
         self.store = self._make()
-        await self.store.open()
+        await self._open()
 
     async def crash(self) -> None:
         # A copy of the database and its WAL, taken while the store runs, is what a power
@@ -103,7 +113,7 @@ class SqliteHarness(Harness):
         with contextlib.suppress(Exception):
             await self.store.close()
         self.store = self._make()
-        await self.store.open()
+        await self._open()
 
     async def stop(self) -> None:
         for other in self.others:
