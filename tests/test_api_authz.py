@@ -196,6 +196,7 @@ ISOLATION: dict[tuple[str, str], Any] = {
     ("DELETE", "/v1/contacts/{number}"): None,
     ("DELETE", "/v1/lists/{id}"): None,
     ("GET", "/v1/campaigns/{id}"): None,
+    ("PUT", "/v1/campaigns/{id}"): {"name": "mine", "from": "ACME", "text": "x", "lists": []},
     ("POST", "/v1/campaigns/{id}/start"): {},
     ("POST", "/v1/campaigns/{id}/pause"): {},
     ("POST", "/v1/campaigns/{id}/resume"): {},

@@ -249,6 +249,45 @@ async def test_pause_resume_and_cancel(tmp_path: Path) -> None:
         assert stats["recipients"] == 10 and stats["messages"] == 4
 
 
+async def test_a_draft_is_edited_with_put_and_only_while_a_draft(tmp_path: Path) -> None:
+    async with campaign_rig(tmp_path) as rig:
+        list_id = await list_with(rig, 3)
+        other = await list_with(rig, 2, start=10)
+        campaign = await new_campaign(rig, list_id)
+        cid = campaign["id"]
+        body = {
+            "name": "autumn",
+            "from": "36180",
+            "text": "Bye {first_name}",
+            "lists": [other],
+            "two_way": True,
+            "keywords": [{"name": "y", "keyword": "YES", "actions": [{"type": "help"}]}],
+            "courtesy_reply": "Thanks",
+            "send_window": {"from": "09:00", "to": "20:00", "time_zone": "Europe/Paris"},
+            "tps": 5,
+            "digest": {"to": ["ops@example.net"], "days": 3},
+        }
+        edited = (await rig.api.request("PUT", f"/v1/campaigns/{cid}", json=body)).body
+        got = await rig.get(f"/v1/campaigns/{cid}")
+        assert got == edited and got["id"] == cid and got["status"] == "draft"
+        assert {key: got[key] for key in body} == body
+        # Checked as POST checks it: every problem listed, nothing changed.
+        bad = await rig.api.request(
+            "PUT", f"/v1/campaigns/{cid}", json={**body, "name": "", "tps": -1, "lists": [999]}
+        )
+        assert bad.status == 400
+        paths = {d["path"] for d in bad.body["error"]["details"]}
+        assert paths == {"name", "tps", "lists[0]"}
+        assert await rig.get(f"/v1/campaigns/{cid}") == got
+        await rig.post(f"/v1/campaigns/{cid}/start", None, 200)
+        late = await rig.api.request("PUT", f"/v1/campaigns/{cid}", json=body)
+        assert late.status == 409 and late.body["error"]["code"] == "invalid_state"
+        missing = await rig.api.request("PUT", "/v1/campaigns/" + "0" * 26, json=body)
+        assert missing.status == 404
+        await rig.runner.step(cid)
+        assert {m.to for m in rig.outbound.enqueued} == set(numbers(2, start=10))
+
+
 async def test_scheduled_start_waits_for_start_at(tmp_path: Path) -> None:
     async with campaign_rig(tmp_path) as rig:
         list_id = await list_with(rig, 2)

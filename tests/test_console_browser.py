@@ -226,9 +226,9 @@ async def test_a_campaign_is_started_from_the_campaigns_page(page: Any, lab: Lab
     await shot(page, "lists")
     await page.get_by_role("link", name="Campaigns").click()
     await page.get_by_role("link", name="New campaign").click()
-    await page.get_by_label("Name").fill("Spring <i>sale</i>")
+    await page.get_by_label("Name", exact=True).fill("Spring <i>sale</i>")
     await page.get_by_label("Sender").fill("ACME")
-    await page.get_by_label("Text").fill("Hi {name}")
+    await page.get_by_label("Text", exact=True).fill("Hi {name}")
     await page.get_by_label("console (2 contacts)").check()
     await page.get_by_label("Two-way").check()
     await shot(page, "campaign-new")
@@ -416,3 +416,127 @@ async def test_a_campaigns_page_shows_its_funnel_charts_and_keywords_as_they_com
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, width  # nothing wider than the phone: charts shrink
     await shot(page, "campaign-phone")
+
+
+PREVIEW_TEXTS = (
+    "Hi {first_name}",
+    "x" * 160,
+    "x" * 161,
+    "€" * 80,  # 160 septets: an extension character costs two
+    "€" * 81,
+    "a" * 152 + "€" * 2,  # the escape pair is not cut at the part's end
+    "Zażółć gęślą jaźń",
+    "🎷" * 35,  # 70 UTF-16 units
+    "🎷" * 36,  # a surrogate pair is not cut either
+)
+
+
+async def test_a_campaign_is_made_with_every_field_and_its_draft_edited(
+    page: Any, lab: Lab
+) -> None:
+    from gateway.smpp.text import Encoding, split_message
+
+    made = await call(lab, "POST", "/v1/lists", 201, json={"name": "form list"})
+    await sign_in(page, lab)
+    await page.goto(lab.gw_url + "/console/campaigns/new")
+    text = page.get_by_label("Text", exact=True)
+    preview = page.locator("#text-preview")
+    # The live preview says what the gateway will do with the text: its encoding and parts.
+    for sample in PREVIEW_TEXTS:
+        await text.fill(sample)
+        split = split_message(sample, ref=0)
+        expected = "GSM-7" if split.encoding is Encoding.GSM7 else "UCS-2"
+        await playwright_api.expect(preview).to_have_attribute("data-encoding", expected)
+        assert await preview.get_attribute("data-parts") == str(len(split.parts)), sample
+    assert "UCS-2 because of “🎷”" in await preview.inner_text()  # the last sample
+    await page.get_by_label("Name", exact=True).fill("Autumn <b>fair</b>")
+    await page.get_by_label("Sender").fill(SHORT_CODE)
+    await text.fill("Autumn fair on Sunday: reply YES")
+    await page.get_by_label("form list (0 contacts)").check()
+    await page.get_by_label("Two-way").check()
+    await page.get_by_label("Replies are matched for (days)").fill("3")
+    await page.get_by_label("Courtesy reply").fill("Thanks, we read every reply.")
+    await page.locator("#rule-0-keyword").fill("YES")
+    await page.locator("#rule-0-aliases").fill("OUI, SI")
+    await page.locator("#rule-0-action-0-type").select_option("reply")
+    await page.locator("#rule-0-action-0-text").fill("See you there!")
+    await page.locator("#rule-0-action-1-type").select_option("tag")
+    await page.locator("#rule-0-action-1-param").fill("fair-yes")
+    await page.get_by_label("Send only from").fill("08:00")
+    await page.get_by_label("to", exact=True).fill("21:00")
+    await page.get_by_label("Time zone").fill("Europe/Paris")
+    await page.get_by_label("Messages per second").fill("20")
+    await page.get_by_label("Digest addresses").fill("ops@example.net, not-an-address")
+    await page.get_by_label("Send the digest for (days)").fill("4")
+    await page.get_by_role("button", name="Create the campaign").click()
+    # The API's refusal shows beside the field; what was typed stays.
+    refusal = page.locator("#err-digest_to")
+    await playwright_api.expect(refusal).to_contain_text("is not an e-mail address")
+    assert await page.get_by_label("Digest addresses").get_attribute("aria-invalid") == "true"
+    assert await page.locator("#rule-0-action-0-text").input_value() == "See you there!"
+    await shot(page, "campaign-form-error")
+    await page.get_by_label("Digest addresses").fill("ops@example.net")
+    await page.get_by_role("button", name="Create the campaign").click()
+    await page.wait_for_url("**/console/campaigns")
+    listed = await call(lab, "GET", "/v1/campaigns", 200)
+    campaign = next(c for c in listed["items"] if c["name"] == "Autumn <b>fair</b>")
+    assert campaign["lists"] == [made["id"]] and campaign["two_way"] is True
+    assert campaign["reply_window_days"] == 3 and campaign["tps"] == 20
+    assert campaign["courtesy_reply"] == "Thanks, we read every reply."
+    assert campaign["send_window"] == {"from": "08:00", "to": "21:00", "time_zone": "Europe/Paris"}
+    assert campaign["digest"] == {"to": ["ops@example.net"], "days": 4}
+    assert campaign["keywords"] == [
+        {
+            "name": "yes",
+            "keyword": "YES",
+            "aliases": ["OUI", "SI"],
+            "actions": [
+                {"type": "reply", "text": "See you there!"},
+                {"type": "tag", "tag": "fair-yes"},
+            ],
+        }
+    ]
+    # Edit the draft from its page: the form comes filled in.
+    await page.get_by_role("link", name="Autumn <b>fair</b>").click()
+    await page.get_by_role("link", name="Edit this draft").click()
+    await page.wait_for_url(f"**/console/campaigns/{campaign['id']}/edit")
+    assert await page.get_by_label("Time zone").input_value() == "Europe/Paris"
+    assert await page.locator("#rule-0-keyword").input_value() == "YES"
+    await page.locator("#rule-1-keyword").fill("INFO")
+    await page.locator("#rule-1-action-0-type").select_option("help")
+    await page.locator("#rule-0-action-1-type").select_option("")  # the tag action goes
+    await text.fill("Autumn fair moved to Saturday: reply YES")
+    await shot(page, "campaign-edit")
+    await doc_shot(page, "campaign-form", top="h1")
+    # Without the CSRF token the edit is refused and changes nothing.
+    await page.evaluate("document.querySelector('form.campaign input[name=csrf]').value = ''")
+    await page.get_by_role("button", name="Save the draft").click()
+    await page.get_by_text("The form was refused").wait_for()
+    got = await call(lab, "GET", f"/v1/campaigns/{campaign['id']}", 200)
+    assert got == campaign
+    await page.go_back()
+    await page.reload()
+    await page.get_by_role("button", name="Save the draft").click()
+    await page.wait_for_url(f"**/console/campaigns/{campaign['id']}")
+    got = await call(lab, "GET", f"/v1/campaigns/{campaign['id']}", 200)
+    assert got["text"] == "Autumn fair on Sunday: reply YES"  # a reload refilled the form
+    edit = page.get_by_role("link", name="Edit this draft")
+    await edit.click()
+    await page.locator("#rule-1-keyword").fill("INFO")
+    await page.locator("#rule-1-action-0-type").select_option("help")
+    await page.locator("#rule-0-action-1-type").select_option("")
+    await text.fill("Autumn fair moved to Saturday: reply YES")
+    await page.get_by_role("button", name="Save the draft").click()
+    await page.wait_for_url(f"**/console/campaigns/{campaign['id']}")
+    got = await call(lab, "GET", f"/v1/campaigns/{campaign['id']}", 200)
+    assert got["text"] == "Autumn fair moved to Saturday: reply YES"
+    assert [r["keyword"] for r in got["keywords"]] == ["YES", "INFO"]
+    assert got["keywords"][0]["actions"] == [{"type": "reply", "text": "See you there!"}]
+    assert got["keywords"][1]["actions"] == [{"type": "help"}]
+    assert got["digest"] == campaign["digest"] and got["status"] == "draft"
+    # Once started, it is no longer editable: the link is gone, the form says why.
+    await page.get_by_role("button", name="Start").click()
+    await page.wait_for_url(f"**/console/campaigns/{campaign['id']}")
+    assert await page.get_by_role("link", name="Edit this draft").count() == 0
+    await page.goto(lab.gw_url + f"/console/campaigns/{campaign['id']}/edit")
+    await page.get_by_text("Only a draft can be edited").wait_for()

@@ -206,6 +206,7 @@ class CampaignsApi:
         router.add_post("/v1/campaigns", self.post_campaign)
         router.add_get("/v1/campaigns", self.get_campaigns, allow_head=False)
         router.add_get("/v1/campaigns/{id}", self.get_campaign, allow_head=False)
+        router.add_put("/v1/campaigns/{id}", self.put_campaign)
         for action in ("start", "pause", "resume", "cancel"):
             router.add_post(f"/v1/campaigns/{{id}}/{action}", self._action(action))
         router.add_get("/v1/campaigns/{id}/stats", self.get_stats, allow_head=False)
@@ -575,7 +576,8 @@ class CampaignsApi:
             raise ApiError(404, NOT_FOUND, "no campaign with this id")
         return found
 
-    async def post_campaign(self, request: web.Request) -> web.Response:
+    async def _campaign_body(self, request: web.Request) -> object:
+        """A POST or PUT body, with its ``template_id``'s text; tags only for an admin."""
         body = parse_json(await read_body(request))
         who = principal(request)
         if not who.admin and isinstance(body, dict) and body.get("tags"):
@@ -590,11 +592,29 @@ class CampaignsApi:
             )
         if isinstance(body, dict) and "template_id" in body:
             body = await self._from_template(body, who.admin, who.account)
+        return body
+
+    async def post_campaign(self, request: web.Request) -> web.Response:
+        body = await self._campaign_body(request)
+        who = principal(request)
         try:
             created = await self.parts.service.create(body, account=who.account, any_list=who.admin)
         except FieldErrors as exc:
             raise invalid(exc.errors) from None
         return json_response(campaign_json(created), 201)
+
+    async def put_campaign(self, request: web.Request) -> web.Response:
+        """Edit a draft: the body replaces its fields (those of POST /v1/campaigns)."""
+        campaign = await self._campaign(request)
+        body = await self._campaign_body(request)
+        who = principal(request)
+        try:
+            changed = await self.parts.service.edit(campaign, body, any_list=who.admin)
+        except FieldErrors as exc:
+            raise invalid(exc.errors) from None
+        except TransitionError as exc:
+            raise ApiError(409, INVALID_STATE, str(exc)) from None
+        return json_response(campaign_json(changed))
 
     async def _from_template(
         self, body: dict[str, Any], admin: bool, account: str

@@ -868,7 +868,20 @@ PATHS: Final[dict[str, Any]] = {
                 "404": _error("No campaign with this id."),
                 **_COMMON,
             },
-        }
+        },
+        "put": {
+            "operationId": "replaceCampaign",
+            "summary": "Edit a draft: the body replaces every field, as POST /v1/campaigns"
+            " takes them (checked the same way). Only a draft can be edited.",
+            "parameters": [_path_param("id")],
+            "requestBody": {"required": True, "content": _json(_ref("CampaignRequest"))},
+            "responses": {
+                "200": {"description": "The campaign.", "content": _json(_ref("Campaign"))},
+                "404": _error("No campaign with this id."),
+                "409": _error("invalid_state: the campaign is no longer a draft."),
+                **_JSON_POST,
+            },
+        },
     },
     "/v1/campaigns/{id}/start": _campaign_action(
         "start", "Start a draft: running now, or scheduled until start_at."

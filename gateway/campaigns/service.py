@@ -42,6 +42,7 @@ interactions (MOs) the inbound side logged under it:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import math
@@ -450,6 +451,41 @@ class CampaignService:
         await self.store.save_campaign(campaign)
         self._changed()
         return campaign
+
+    async def edit(
+        self, campaign: CampaignRecord, body: object, *, any_list: bool = True
+    ) -> CampaignRecord:
+        """Replace a draft's fields with ``body`` (checked as :meth:`create` checks it; a
+        campaign made for responders keeps that audience). TransitionError once it is no
+        longer a draft: the change and a start cannot cross (the store replaces a draft
+        only)."""
+        if campaign.status != DRAFT:
+            raise TransitionError(
+                f"cannot edit a campaign that is {campaign.status} (only a draft)"
+            )
+        known = {
+            c.id
+            for c in await self.store.contact_lists()
+            if any_list or c.account == campaign.account
+        }
+        responders = campaign.spec.get("responders_of")
+        request = self.requests.parse(body, known, self.clock(), need_audience=not responders)
+        if responders:
+            request.spec["responders_of"] = responders
+        changed = dataclasses.replace(
+            campaign,
+            name=request.name,
+            sender=request.sender,
+            text=request.text,
+            spec=request.spec,
+            start_at=request.start_at,
+        )
+        if not await self.store.replace_draft(changed):
+            fresh = await self.store.get_campaign(campaign.id)
+            status = fresh.status if fresh else "gone"
+            raise TransitionError(f"cannot edit a campaign that is {status} (only a draft)")
+        self._changed()
+        return changed
 
     async def act(self, campaign_id: str, action: str) -> CampaignRecord | None:
         """Apply ``action``; None when there is no such campaign; TransitionError when its

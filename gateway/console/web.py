@@ -32,6 +32,13 @@ from gateway.campaigns.service import TRANSITIONS
 from gateway.config import HttpConfig
 from gateway.console.apiclient import ApiAnswer, ApiClient, path
 from gateway.console.campaign import CAMPAIGN_REFRESH_SECONDS, campaign_charts, still_moving
+from gateway.console.campaign_form import (
+    ACTION_TYPES,
+    field_errors,
+    form_values,
+    request_body,
+    rule_rows,
+)
 from gateway.console.overview import (
     MINUTES,
     MinuteSeries,
@@ -43,6 +50,7 @@ from gateway.console.overview import (
 from gateway.console.sessions import MAX_AGE_SECONDS, Session, Sessions, new_secret, same_secret
 from gateway.logs import log_event
 from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
+from gateway.smpp.text import GSM7_BASIC, GSM7_EXTENSION
 from gateway.store.base import StoreError
 
 log = logging.getLogger("smsgw.console")
@@ -112,6 +120,12 @@ def normal_number(query: str) -> str:
 
 _PACKAGE = resources.files("gateway.console")
 
+GSM7_CODES: Final = ",".join(str(ord(c)) for c in GSM7_BASIC.replace("\x1b", ""))
+GSM7_EXTENSION_CODES: Final = ",".join(str(ord(c)) for c in GSM7_EXTENSION)
+"""The GSM 03.38 alphabet for the text preview (console.js), as code points: the basic
+table, and the extension table (two septets each). One source: the tables the gateway
+encodes with (gateway.smpp.text)."""
+
 
 REFUSAL_REASONS: Final = ("bad_token", "csrf", "store")
 """What the console refuses or cannot do: a wrong token at sign-in, a form without its CSRF
@@ -179,6 +193,10 @@ class Console:
         r.add_get(f"{CONSOLE_PREFIX}/campaigns/new", self.campaign_form, allow_head=False)
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/new", self.campaign_create)
         r.add_get(f"{CONSOLE_PREFIX}/campaigns/{{id}}", self.campaign_page, allow_head=False)
+        r.add_get(
+            f"{CONSOLE_PREFIX}/campaigns/{{id}}/edit", self.campaign_edit_form, allow_head=False
+        )
+        r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/edit", self.campaign_edit)
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/{{action}}", self.campaign_action)
         r.add_get(f"{CONSOLE_PREFIX}/static/{{filename}}", self.static, allow_head=False)
         app.on_response_prepare.append(_security_headers)
@@ -545,7 +563,7 @@ class Console:
 
     async def campaign_form(self, request: web.Request) -> web.Response:
         session = self._page_session(request)
-        return await self._campaign_form(request, session, 200, {}, [], "")
+        return await self._campaign_form(request, session, 200, {}, [], "", None)
 
     async def _campaign_form(
         self,
@@ -555,53 +573,104 @@ class Console:
         values: Mapping[str, Any],
         errors: list[dict[str, Any]],
         error: str,
+        campaign_id: str | None,
     ) -> web.Response:
-        """The new-campaign form, with the token's lists to choose the audience from
-        (GET /v1/lists)."""
+        """The campaign form (new, or a draft's when ``campaign_id``), with the token's lists
+        to choose the audience from (GET /v1/lists) and each API field error beside its
+        field."""
         lists = await self.api.call(request, session.token, "GET", "/v1/lists")
         items = lists.body.get("items", []) if lists.ok and isinstance(lists.body, dict) else []
         if not lists.ok and not error:
             status, error = lists.status, lists.error_message
+        editing = campaign_id is not None
         return self._page(
-            "campaign_new.html",
+            "campaign_form.html",
             session,
             status=status,
-            title="New campaign",
+            title=f"Edit {values.get('name') or 'the campaign'}" if editing else "New campaign",
             nav="campaigns",
             lists=items,
             values=values,
+            rules=rule_rows(values),
+            action_types=ACTION_TYPES,
+            gsm7=GSM7_CODES,
+            gsm7_extension=GSM7_EXTENSION_CODES,
             errors=errors,
+            errs=field_errors(errors),
             error=error,
+            editing=editing,
+            action=path(f"{CONSOLE_PREFIX}/campaigns/{{id}}/edit", id=campaign_id)
+            if campaign_id is not None
+            else f"{CONSOLE_PREFIX}/campaigns/new",
+            submit="Save the draft" if editing else "Create the campaign",
         )
 
     async def campaign_create(self, request: web.Request) -> web.Response:
         """POST /v1/campaigns with the form's fields, with the session's token; its field
         errors are shown beside the form, which keeps what was typed."""
+        return await self._campaign_send(request, None)
+
+    async def campaign_edit_form(self, request: web.Request) -> web.Response:
+        """A draft in the form (GET /v1/campaigns/{id}); a campaign past its draft is not."""
+        session = self._page_session(request)
+        campaign_id = request.match_info["id"]
+        found = await self.api.call(
+            request, session.token, "GET", path("/v1/campaigns/{id}", id=campaign_id)
+        )
+        if not found.ok or not isinstance(found.body, dict):
+            return self._page(
+                "refused.html",
+                session,
+                status=found.status,
+                title="Campaign",
+                nav="campaigns",
+                reason=found.error_message,
+            )
+        if found.body.get("status") != "draft":
+            return self._page(
+                "refused.html",
+                session,
+                status=409,
+                title="Campaign",
+                nav="campaigns",
+                reason=f"Only a draft can be edited; this campaign is {found.body.get('status')}.",
+            )
+        return await self._campaign_form(
+            request, session, 200, form_values(found.body), [], "", campaign_id
+        )
+
+    async def campaign_edit(self, request: web.Request) -> web.Response:
+        """PUT /v1/campaigns/{id} with the form's fields (a draft edited)."""
+        return await self._campaign_send(request, request.match_info["id"])
+
+    async def _campaign_send(self, request: web.Request, campaign_id: str | None) -> web.Response:
         session = self._page_session(request)
         form = await request.post()
         refused = self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
         if refused is not None:
             return refused
-        name, sender, text = (str(form.get(k, "")) for k in ("name", "from", "text"))
-        chosen = [str(v) for v in form.getall("lists", [])]
-        two_way = form.get("two_way") == "on"
-        values = {"name": name, "from": sender, "text": text, "lists": chosen, "two_way": two_way}
-        body: dict[str, Any] = {
-            "name": name.strip(),
-            "from": sender.strip(),
-            "text": text,
-            "lists": [int(v) if v.isdecimal() and len(v) < 19 else v for v in chosen],
-            "two_way": two_way,
-        }
-        answer = await self.api.call(request, session.token, "POST", "/v1/campaigns", body)
+        body, values = request_body(form)
+        if campaign_id is None:
+            answer = await self.api.call(request, session.token, "POST", "/v1/campaigns", body)
+        else:
+            one = path("/v1/campaigns/{id}", id=campaign_id)
+            answer = await self.api.call(request, session.token, "PUT", one, body)
         if answer.ok:
-            log_event(log, "console.campaign_created", token=session.name)
-            return _see_other(f"{CONSOLE_PREFIX}/campaigns")
+            made = answer.body.get("id", "") if isinstance(answer.body, dict) else ""
+            log_event(
+                log,
+                "console.campaign_edited" if campaign_id else "console.campaign_created",
+                token=session.name,
+                campaign=made,
+            )
+            if campaign_id is None:
+                return _see_other(f"{CONSOLE_PREFIX}/campaigns")
+            return _see_other(path(f"{CONSOLE_PREFIX}/campaigns/{{id}}", id=campaign_id))
         details = []
         if isinstance(answer.body, dict) and isinstance(answer.body.get("error"), dict):
             details = [d for d in answer.body["error"].get("details", []) if isinstance(d, dict)]
         return await self._campaign_form(
-            request, session, answer.status, values, details, answer.error_message
+            request, session, answer.status, values, details, answer.error_message, campaign_id
         )
 
     async def campaign_action(self, request: web.Request) -> web.Response:

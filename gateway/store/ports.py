@@ -554,6 +554,10 @@ class Campaigns(Protocol):
     async def save_campaign(self, campaign: CampaignRecord) -> None:
         """Create or replace a campaign's record."""
 
+    async def replace_draft(self, campaign: CampaignRecord) -> bool:
+        """Write a draft's name, sender, text, spec and start_at if it is still a draft
+        (atomic); False when it is not (started meanwhile, or gone)."""
+
     async def get_campaign(self, campaign_id: str) -> CampaignRecord | None: ...
 
     async def campaigns(self, statuses: Sequence[str] | None = None) -> list[CampaignRecord]: ...

@@ -658,6 +658,21 @@ class SqliteCampaignStore:
 
         await self.db.write(op)
 
+    async def replace_draft(self, campaign: CampaignRecord) -> bool:
+        c = campaign
+        row = (c.name, c.sender, c.text, json.dumps(c.spec, ensure_ascii=False), c.start_at, c.id)
+
+        async def op(db: aiosqlite.Connection) -> bool:
+            cursor = await db.execute(
+                "UPDATE campaigns SET name = ?, sender = ?, text = ?, spec = ?, start_at = ?"
+                " WHERE id = ? AND status = 'draft'",
+                row,
+            )
+            return cursor.rowcount == 1
+
+        replaced: bool = await self.db.write(op)
+        return replaced
+
     async def get_campaign(self, campaign_id: str) -> CampaignRecord | None:
         rows = await self._read(
             f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?", (campaign_id,)

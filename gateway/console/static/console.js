@@ -152,3 +152,62 @@ document.addEventListener("DOMContentLoaded", () => {
   if (root) startRefresh(root);
   document.querySelectorAll("[data-live-url]").forEach(startLive);
 });
+
+// The text preview of the campaign form: GSM-7 or UCS-2, characters and parts, as the
+// gateway splits (gateway/smpp/text.py: 160 septets or 70 UCS-2 units in one part, else
+// 153 or 67 a part with an 8-bit-reference UDH; an escape pair or a surrogate pair is never
+// cut). The alphabet comes from the page (the gateway's own tables).
+function textPreview(text, basic, extension) {
+  let septets = 0;
+  let gsm = true;
+  let outside = "";
+  const units = [];  // per character: its size in septets (GSM) or UTF-16 units
+  for (const ch of text) {
+    const code = ch.codePointAt(0);
+    if (basic.has(code)) { septets += 1; units.push(1); }
+    else if (extension.has(code)) { septets += 2; units.push(2); }
+    else { gsm = false; if (!outside) outside = ch; }
+  }
+  let sizes;
+  let single;
+  let multi;
+  if (gsm) {
+    sizes = units; single = 160; multi = 153;
+  } else {
+    sizes = Array.from(text, (ch) => ch.length); single = 70; multi = 67;
+  }
+  const total = sizes.reduce((a, b) => a + b, 0);
+  let parts = total === 0 ? 0 : 1;
+  if (total > single) {
+    parts = 0;
+    let used = multi;
+    sizes.forEach((size) => {
+      if (used + size > multi) { parts += 1; used = 0; }
+      used += size;
+    });
+  }
+  return { encoding: gsm ? "GSM-7" : "UCS-2", units: total, parts: parts, outside: outside,
+    perPart: parts > 1 ? multi : single };
+}
+
+function startPreview(area) {
+  const out = document.getElementById(area.dataset.preview);
+  const codes = (name) => new Set((area.dataset[name] || "").split(",").filter(Boolean).map(Number));
+  const basic = codes("gsm7");
+  const extension = codes("gsm7Extension");
+  const show = () => {
+    const p = textPreview(area.value, basic, extension);
+    out.dataset.encoding = p.encoding;
+    out.dataset.parts = String(p.parts);
+    out.textContent = p.encoding + " · " + p.units +
+      (p.encoding === "GSM-7" ? " septets" : " UTF-16 units") + " · " + p.parts +
+      (p.parts === 1 ? " part" : " parts") + " (" + p.perPart + " a part)" +
+      (p.outside ? " · UCS-2 because of “" + p.outside + "”" : "");
+  };
+  area.addEventListener("input", show);
+  show();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("textarea[data-preview]").forEach(startPreview);
+});
