@@ -264,3 +264,23 @@ async def test_the_daemon_prunes_in_the_background_and_counts_it(tmp_path: Path)
         assert 'smsgw_retention_deleted_total{kind="messages"} 50.0' in metrics
     finally:
         await lab.stop()
+
+
+async def test_an_interaction_id_is_never_given_twice_once_every_one_was_pruned(
+    store: SqliteStore,
+) -> None:
+    # An id marks how far an export of "new" interactions went (export_mark): a quiet
+    # number whose every interaction aged out must not hand out 1, 2 ... again.
+    def mo(at: float) -> NewInteraction:
+        return NewInteraction("sim", "+33644440001", "36180", "YES", 0, 1, 1, at, at)
+
+    ids = await store.record_interactions([mo(OLD), mo(OLD)])
+    await store.finish_interactions([InteractionOutcome(i, None, None, None, [], OLD) for i in ids])
+    await store.advance_export_mark("acct", ids[-1], OLD)
+    deleted = await Retention(store.db, CONFIG, clock=lambda: NOW).run_once()
+    assert deleted["interactions"] == 2
+    assert await count(store, "SELECT count(*) FROM interactions") == 0
+    (one,) = await store.record_interactions([mo(NOW)])
+    two = await store.record_interaction(mo(NOW))
+    assert ids[-1] < one < two
+    assert one > await store.export_mark("acct")

@@ -48,6 +48,10 @@ from gateway.logs import log_event
 if TYPE_CHECKING:
     from gateway.store.sqlite_db import SqliteDb
 
+
+INTERACTION_ID_FLOOR: Final = "interaction_id_floor"
+"""``meta`` key: the largest interaction id the pruner deleted; new ids go above it."""
+
 log = logging.getLogger("smsgw.retention")
 
 DAY: Final = 86400.0
@@ -206,6 +210,13 @@ def prune_batch(
             )
             conn.execute(
                 "DELETE FROM interactions WHERE id IN (SELECT value FROM json_each(?))", (doc,)
+            )
+            # Ids are never given twice (export marks and paging rely on it): the largest
+            # deleted stays the floor of new ones, even once every row is gone.
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
+                " value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                (INTERACTION_ID_FLOOR, max(ids)),
             )
             done["interactions"] = len(ids)
         conn.execute(

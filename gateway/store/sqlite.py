@@ -81,7 +81,7 @@ from gateway.store.base import (
 from gateway.store.claims import CLAIMABLE, ClaimSettings
 from gateway.store.health import FreeBytes, disk_free_bytes
 from gateway.store.ports import StoreFigures
-from gateway.store.retention import message_id_before
+from gateway.store.retention import INTERACTION_ID_FLOOR, message_id_before
 from gateway.store.sqlite_db import (
     HEALTH_CHECK_SECONDS,
     Op,
@@ -527,7 +527,7 @@ async def read_contacts(db: SqliteDb, numbers: Sequence[str]) -> dict[str, Conta
 
 
 def _interaction_row(i: NewInteraction) -> tuple[Any, ...]:
-    """The parameters of ``_INSERT_INTERACTION`` for a new (pending) interaction."""
+    """The parameters of ``_INSERT_INTERACTION`` after the id, for a new (pending) one."""
     return (
         i.carrier,
         i.source,
@@ -2099,15 +2099,14 @@ class SqliteStore(SqliteReports):
         ]
 
         def op(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(_INSERT_INTERACTION, row)
-            new_id = cursor.lastrowid
+            new_id: int = conn.execute(_LAST_INTERACTION_ID).fetchone()[0] + 1
+            conn.execute(_INSERT_INTERACTION, (new_id, *row))
             if gone:
                 conn.executemany(
                     "DELETE FROM mo_parts WHERE carrier = ? AND source = ? AND destination = ?"
                     " AND ref = ? AND total = ? AND seq = ?",
                     gone,
                 )
-            assert new_id is not None
             return new_id
 
         result: int = await self._write_in_thread(op)
@@ -2188,14 +2187,13 @@ class SqliteStore(SqliteReports):
         rows = [_interaction_row(i) for i in interactions]
 
         def op(conn: sqlite3.Connection) -> list[int]:
-            # SQLite gives a new row the largest rowid + 1, so the rows of one executemany,
-            # alone on the writer in its transaction, get consecutive ids; checked below.
-            before = conn.execute("SELECT coalesce(max(id), 0) FROM interactions").fetchone()[0]
-            conn.executemany(_INSERT_INTERACTION, rows)
-            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            if last != before + len(rows):
-                raise StoreError(f"interaction ids not consecutive: {before} + {len(rows)}")
-            return list(range(before + 1, last + 1))
+            # Ids above every id given before (the writer's transaction is the only one).
+            before: int = conn.execute(_LAST_INTERACTION_ID).fetchone()[0]
+            ids = list(range(before + 1, before + 1 + len(rows)))
+            conn.executemany(
+                _INSERT_INTERACTION, [(n, *row) for n, row in zip(ids, rows, strict=True)]
+            )
+            return ids
 
         if not rows:
             return []
@@ -2495,10 +2493,18 @@ def _callback_payload(change: StatusChange) -> dict[str, Any]:
 
 
 _INSERT_INTERACTION: Final = (
-    "INSERT INTO interactions(carrier, source, destination, text, data_coding, parts,"
+    "INSERT INTO interactions(id, carrier, source, destination, text, data_coding, parts,"
     " parts_received, missing, received_at, completed_at, state)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+
+_LAST_INTERACTION_ID: Final = (
+    "SELECT max(coalesce((SELECT max(id) FROM interactions), 0),"
+    f" coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{INTERACTION_ID_FLOOR}'),"
+    " 0))"
+)
+"""The largest interaction id ever given: the table's, or the pruner's floor when it deleted
+the newest (SQLite alone would give an emptied table's next row id 1 again)."""
 
 _FINISH_INTERACTION: Final = (
     "UPDATE interactions SET state = ?, keyword = ?, rule = ?, campaign_id = ?,"
