@@ -50,6 +50,7 @@ from gateway.store.base import (
     IdempotentAnswer,
     MessageQuery,
     MessageRow,
+    StoreError,
 )
 from gateway.store.ports import HttpPorts
 
@@ -95,10 +96,13 @@ class FakeStore:
         if self.accept_error is not None:
             raise self.accept_error
         if idempotency is not None:
-            key = (idempotency.account, idempotency.key)
-            if key in self.answers:
+            if (idempotency.account, idempotency.key) in self.answers:
                 raise IdempotencyConflict(idempotency.key)
-            self.answers[key] = idempotency
+        ids = [message.id for message in messages]
+        if len(set(ids)) < len(ids) or any(i in self.messages for i in ids):
+            raise StoreError("a message id is taken")  # as SQLite's primary key: nothing kept
+        if idempotency is not None:
+            self.answers[(idempotency.account, idempotency.key)] = idempotency
         for message in messages:
             self.messages[message.id] = message
         self.events.append("accept.done")

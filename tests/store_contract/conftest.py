@@ -26,12 +26,24 @@ import pytest
 from gateway.store.claims import DEFAULT_CLAIM_SECONDS, ClaimSettings
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
+from tests.api_fakes import FakeStore as ApiFakeStore
 from tests.fakes import FakeStore
 
 PORTS = frozenset(
-    {"queue", "receipts", "callbacks", "front", "inbound", "contacts", "campaigns", "reports"}
+    {
+        "intake",
+        "queue",
+        "receipts",
+        "callbacks",
+        "front",
+        "inbound",
+        "contacts",
+        "campaigns",
+        "reports",
+    }
 )
-"""The ports a module may name (gateway.store.ports): messages and their parts (queue),
+"""The ports a module may name (gateway.store.ports): new messages and opt-out checks
+(intake: MessageIntake, MessageReads.get_message, OptOuts), messages and their parts (queue),
 receipts, the callback outbox, the SMPP front's outbox, MO and interactions, contacts and
 opt-outs, campaigns, reports. ``backend.campaigns`` is the campaign side's store (contact
 lists, campaigns) on the same data, for the backends that keep it."""
@@ -153,9 +165,30 @@ class Backend:
     make: Callable[[Path], Harness]
 
 
+class ApiFakeHarness(Harness):
+    """tests.api_fakes.FakeStore, the HTTP API tests' store: intake only."""
+
+    def __init__(self, root: Path) -> None:
+        self.store = ApiFakeStore()
+
+    async def start(self) -> None:
+        await self.store.open()
+
+    async def reopen(self) -> None:
+        await self.store.close()
+        await self.store.open()
+
+    async def crash(self) -> None:
+        await self.reopen()
+
+    async def stop(self) -> None:
+        await self.store.close()
+
+
 BACKENDS: tuple[Backend, ...] = (
     Backend("sqlite", PORTS, SqliteHarness),
-    Backend("fake", frozenset({"queue", "receipts", "callbacks"}), FakeHarness),
+    Backend("fake", frozenset({"intake", "queue", "receipts", "callbacks"}), FakeHarness),
+    Backend("api_fake", frozenset({"intake"}), ApiFakeHarness),
 )
 """Every backend the suite runs on, with the ports it keeps (a fake keeps only some)."""
 

@@ -1,14 +1,12 @@
 """Contract: messages and their parts (the queue): accept, load what is pending, begin
-attempts, record outcomes, idempotency, ids, and what a restart or a crash leaves."""
+attempts, record outcomes, and what a restart or a crash leaves (accept, idempotency and
+ids on every intake store: test_intake.py)."""
 
 from __future__ import annotations
-
-import asyncio
 
 import pytest
 
 from gateway.model import MessageStatus, NewMessage, SubmitOutcome, new_message_id
-from gateway.store.base import IdempotencyConflict, IdempotentAnswer, StoreError
 from tests.fakes import new_message
 from tests.store_contract.conftest import Harness
 
@@ -123,17 +121,6 @@ async def test_begin_attempts_refuses_a_number_opted_out_since_intake(backend: H
     assert view is not None and view.parts[0].attempts == 0  # not marked
 
 
-async def test_opt_outs_by_sender_and_for_everything(backend: Harness) -> None:
-    a, b, c = "+33600000001", "+33600000002", "+33600000003"
-    await backend.store.add_opt_out(a, "ACME", "api", T0)
-    await backend.store.add_opt_out(b, None, "api", T0)
-    assert await backend.store.opted_out([a, b, c], "ACME") == {a, b}
-    assert await backend.store.opted_out([a, b, c], "OTHER") == {b}
-    await backend.store.remove_opt_out(a, "ACME")
-    await backend.store.remove_opt_out(b, None)
-    assert await backend.store.opted_out([a, b, c], "ACME") == set()
-
-
 async def test_a_message_begun_at_acceptance_is_as_begin_attempts_leaves_it(
     backend: Harness,
 ) -> None:
@@ -144,48 +131,6 @@ async def test_a_message_begun_at_acceptance_is_as_begin_attempts_leaves_it(
     changes = await backend.store.record_outcomes([outcome(begun, 1), outcome(begun, 2)])
     assert [c.status for c in changes] == [S.SUBMITTED]
     assert [m.id for m in await backend.store.load_pending(None, 10)] == [plain.id]
-
-
-async def test_an_idempotent_answer_is_kept_with_its_messages(backend: Harness) -> None:
-    answer = IdempotentAnswer("acme", "k1", "h1", 202, '{"id": "x"}', T0)
-    m = message(1)
-    await backend.store.accept([m], answer)
-    assert await backend.store.find_idempotent("acme", "k1") == answer
-    assert await backend.store.find_idempotent("other", "k1") is None
-    again = message(2)
-    with pytest.raises(IdempotencyConflict):
-        await backend.store.accept(
-            [again], IdempotentAnswer("acme", "k1", "h2", 202, '{"id": "y"}', T0 + 1)
-        )
-    # Nothing of the refused request was committed; the first answer stands.
-    assert await backend.store.get_message(again.id) is None
-    assert [p.id for p in await backend.store.load_pending(None, 10)] == [m.id]
-    assert await backend.store.find_idempotent("acme", "k1") == answer
-
-
-async def test_a_message_id_is_never_taken_twice(backend: Harness) -> None:
-    m = message(1)
-    await backend.store.accept([m])
-    twin = new_message("+33699999999", "another", id=m.id, now=T0 + 5, carrier="sim")
-    with pytest.raises(StoreError):
-        await backend.store.accept([twin])
-    view = await backend.store.get_message(m.id)
-    assert view is not None and view.to == m.to
-
-
-async def test_a_refused_accept_does_not_take_its_neighbours_down(backend: Harness) -> None:
-    # Calls made together may share a transaction (SQLite's group commit): one refused
-    # is refused alone, with the store's error, and the others commit.
-    m = message(1)
-    await backend.store.accept([m])
-    twin = new_message("+33699999999", "another", id=m.id, now=T0 + 5, carrier="sim")
-    other = message(2)
-    results = await asyncio.gather(
-        backend.store.accept([twin]), backend.store.accept([other]), return_exceptions=True
-    )
-    assert isinstance(results[0], StoreError), results
-    assert results[1] is None
-    assert [p.id for p in await backend.store.load_pending(None, 10)] == [m.id, other.id]
 
 
 async def test_accepted_messages_survive_a_restart_and_a_crash(backend: Harness) -> None:
