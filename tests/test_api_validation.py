@@ -221,3 +221,38 @@ def test_number_check_is_a_messages_setting(tmp_path: Path) -> None:
         {"to": "+33700000000", "from": "ACME", "text": "hi"}, account="t", now=0.0, up=set()
     )
     assert not isinstance(prepared, list) and prepared.to == "+33700000000"
+
+
+def test_a_callback_url_is_checked_once_and_its_verdict_given_every_time() -> None:
+    """The callback_url checks (form, then the callback policy) cost more than the rest of
+    a plain message's: their verdict on a URL string is kept, refusals included, and every
+    request still gets it."""
+    from gateway.callback_policy import CallbackPolicy
+
+    class Counting(CallbackPolicy):
+        calls = 0
+
+        def url_refusal(self, url: str) -> str | None:
+            Counting.calls += 1
+            return super().url_refusal(url)
+
+    config = make_config()
+    intake = Intake(config.messages, config.carriers, router_for(config), Counting())
+    base = {"to": "+33612345678", "from": "ACME", "text": "Hi"}
+
+    def prepare(url: object) -> NewMessage | list[str]:
+        got = intake.prepare({**base, "callback_url": url}, account="acme", now=NOW, up={"alpha"})
+        return got if isinstance(got, NewMessage) else [f"{e.path}: {e.message}" for e in got]
+
+    for _ in range(20):
+        got = prepare("https://hooks.example.com/cb")
+        assert isinstance(got, NewMessage) and got.callback_url == "https://hooks.example.com/cb"
+    for _ in range(3):
+        assert prepare("http://10.0.0.1/cb") == [
+            "callback_url: address 10.0.0.1 is not public and not in the gateway's allowed networks"
+        ]
+        assert prepare("ftp://hooks.example.com/cb") == [
+            "callback_url: must be an http:// or https:// URL"
+        ]
+        assert prepare(42) == ["callback_url: must be a string"]
+    assert Counting.calls == 2  # one per distinct URL that passed the form check

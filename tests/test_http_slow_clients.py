@@ -171,6 +171,36 @@ async def test_an_idle_kept_alive_connection_is_closed_after_idle_timeout() -> N
         assert served.guard.closed[IDLE_TIMEOUT] == 1
 
 
+async def test_requests_on_a_kept_alive_connection_do_not_remake_its_timer_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One timer per connection, moved only to an earlier deadline: 30 requests on one
+    kept-alive connection make a timer or two, not three each (cancel + call_at on the
+    request's first byte, its start and its end, as before). The deadlines still hold:
+    after the requests, headers trickled past header_timeout close the connection."""
+    loop = asyncio.get_running_loop()
+    made: list[object] = []
+    real_call_at = loop.call_at
+
+    def call_at(when: float, callback: Any, *args: Any, **kw: Any) -> asyncio.TimerHandle:
+        made.append(callback)
+        return real_call_at(when, callback, *args, **kw)
+
+    monkeypatch.setattr(loop, "call_at", call_at)
+    async with guarded_app(header_timeout=1.0, idle_timeout=30) as served:
+        reader, writer = await served.connect()
+        for _ in range(30):
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"ok"), LIVENESS)
+            assert head.startswith(b"HTTP/1.1 200")
+        guard_timers = [c for c in made if getattr(c, "__func__", None) is ConnectionGuard._due]
+        assert 1 <= len(guard_timers) <= 3, len(guard_timers)
+        writer.write(b"GET /healthz HTTP/1.1\r\n")  # a head that never ends
+        assert await closed_by_server(reader) == b""
+        writer.close()
+        assert served.guard.closed[HEADER_TIMEOUT] == 1
+
+
 async def test_one_client_address_holds_at_most_its_cap_and_others_get_in() -> None:
     async with guarded_app(max_connections_per_client=5, header_timeout=30) as served:
         slow = [await served.connect("127.0.0.2") for _ in range(12)]

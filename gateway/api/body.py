@@ -30,6 +30,11 @@ def _refuse_constant(name: str) -> NoReturn:
     raise _bad_json(f"the body is not valid JSON: {name} is not a JSON number")
 
 
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+"""What ``json.loads(text, parse_constant=...)`` builds anew for every call (it reuses its
+default decoder only without arguments): one, made once."""
+
+
 def _has_lone_surrogate(value: Any) -> bool:
     # Iterative: the document may be nested as deep as the decoder allowed.
     stack = [value]
@@ -68,7 +73,7 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise _bad_json(f"the body is not valid UTF-8 (bad byte at offset {exc.start})") from None
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise _bad_json(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

@@ -54,6 +54,10 @@ FIELDS: Final = frozenset(
 _REQUIRED_FIELDS: Final = frozenset({"to", "from", "text"})
 """An item with no other field (most traffic) skips the optional fields' checks."""
 
+CALLBACK_URL_CACHE: Final = 1024
+"""callback_url strings whose verdict an intake keeps (emptied when full): most clients
+use one URL, or a few."""
+
 MAX_CHARS_PER_PART: Final = 160
 """No part holds more characters than a single GSM7 part (160 septets); a longer text than
 ``max_parts`` times this is refused before it is encoded."""
@@ -147,6 +151,7 @@ class Intake:
         self.numbers = check.Numbers(config.default_region, number_check=config.number_check)
         self._e164 = FastE164(self.numbers).e164  # same answers, cheaper for E.164 input
         self._senders: dict[str, tuple[bool, str]] = {}  # (valid, sender or the reason)
+        self._callback_verdicts: dict[str, str | None] = {}  # URL -> None or why refused
 
     def set_carriers(self, carriers: Sequence[CarrierConfig]) -> None:
         """New carrier settings (SIGHUP reload), for every intake sharing this one's
@@ -184,12 +189,7 @@ class Intake:
             optional = self._optional
             client_ref = optional(item, "client_ref", _client_ref, errors)
             campaign_id = optional(item, "campaign_id", _campaign_id, errors)
-            callback_url = optional(item, "callback_url", check.callback_url, errors)
-            if callback_url is not None:
-                refusal = self._callback_policy.url_refusal(callback_url)
-                if refusal is not None:
-                    errors.append(FieldError("callback_url", refusal))
-                    callback_url = None
+            callback_url = self._callback_url(item.get("callback_url"), errors)
             validity = optional(item, "validity", check.validity, errors)
             scheduled_at = optional(item, "scheduled_at", lambda v: check.timestamp(v, now), errors)
             priority = optional(item, "priority", check.priority, errors)
@@ -358,6 +358,37 @@ class Intake:
         except check.Invalid as exc:
             errors.append(FieldError(name, str(exc)))
             return None
+
+    def _callback_url(self, value: object, errors: list[FieldError]) -> str | None:
+        """``callback_url`` checked (form, then the callback policy), or None. A client
+        sends the same URL with every message: the verdict on a URL string is kept
+        (``CALLBACK_URL_CACHE`` of them), as the checks (URL parsing, IDNA, address rules)
+        cost more than the rest of a plain message's checks."""
+        if value is None:
+            return None
+        verdicts = self._callback_verdicts
+        if not isinstance(value, str):
+            verdict = self._callback_verdict(value)
+        elif value in verdicts:
+            verdict = verdicts[value]
+        else:
+            verdict = self._callback_verdict(value)
+            if len(verdicts) >= CALLBACK_URL_CACHE:
+                verdicts.clear()
+            verdicts[value] = verdict
+        if verdict is None:
+            assert isinstance(value, str)  # check.callback_url passed it
+            return value
+        errors.append(FieldError("callback_url", verdict))
+        return None
+
+    def _callback_verdict(self, value: object) -> str | None:
+        """Why ``value`` is refused as a callback_url, or None."""
+        try:
+            url = check.callback_url(value)
+        except check.Invalid as exc:
+            return str(exc)
+        return self._callback_policy.url_refusal(url)
 
     @staticmethod
     def _required(item: dict[str, Any], name: str, errors: list[FieldError]) -> str | None:
