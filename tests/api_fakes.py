@@ -147,7 +147,9 @@ class FakeStore:
     async def list_messages(self, query: MessageQuery) -> list[MessageRow]:
         raise NotImplementedError
 
-    async def load_pending(self, after: str | None, limit: int) -> list[OutboundMessage]:
+    async def load_pending(
+        self, after: str | None, limit: int, now: float | None = None
+    ) -> list[OutboundMessage]:
         raise NotImplementedError
 
     async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:

@@ -122,6 +122,8 @@ class FakeMessage:
     carrier: str | None = None
     updated_at: float = 0.0
     """When its status last moved (the SQLite store's messages.updated_at)."""
+    claimed_by: str | None = None
+    claim_until: float | None = None
 
     @property
     def possible_duplicate(self) -> bool:
@@ -205,9 +207,12 @@ class FakeStore:
     async def open(self) -> None:
         # As the SQLite store at open: parts a previous run left in flight (it stopped
         # mid-send) are queued again, their message flagged possible_duplicate for good.
+        now = self.clock()
         for msg in self.messages.values():
             if msg.status not in _PENDING:
                 continue
+            if not self.claims.claimable(msg.claimed_by, msg.claim_until, now):
+                continue  # another live node's, in flight there
             for part in msg.parts:
                 if part.take(ledger.requeue_in_flight(part.state)):
                     part.possible_duplicate = True
@@ -219,7 +224,10 @@ class FakeStore:
 
     def _claimed_rows(self) -> list[Any]:
         """Every row with claims whose claim matters (work still to do)."""
-        return [c for c in self.callbacks.values() if not c.done]
+        return [
+            *(c for c in self.callbacks.values() if not c.done),
+            *(m for m in self.messages.values() if m.status in _PENDING),
+        ]
 
     def _claim(self, row: Any, now: float) -> bool:
         """Claim ``row`` for this node if it may; whether it did."""
@@ -270,6 +278,8 @@ class FakeStore:
             for code, target in new.links:
                 self.links[code] = (new.id, target)
             msg = FakeMessage(new, parts, carrier=new.carrier, updated_at=new.created_at)
+            msg.claimed_by = self.claims.node_id
+            msg.claim_until = self.claims.until(new.created_at)
             msg.history.append(HistoryEntry(new.created_at, "accepted"))
             self.messages[new.id] = msg
         self._touch()
@@ -288,15 +298,18 @@ class FakeStore:
 
     # -- dispatch ---------------------------------------------------------------------------
 
-    async def load_pending(self, after: str | None, limit: int) -> list[OutboundMessage]:
+    async def load_pending(
+        self, after: str | None, limit: int, now: float | None = None
+    ) -> list[OutboundMessage]:
         self._log("load_pending", limit)
+        now = time.time() if now is None else now
         out: list[OutboundMessage] = []
         for mid in sorted(self.messages):
             if after is not None and mid <= after:
                 continue
             msg = self.messages[mid]
             pending = [p for p in msg.parts if p.status in ledger.PENDING]
-            if not pending:
+            if not pending or not self._claim(msg, now):
                 continue
             new = msg.new
             scheduled = new.scheduled_at

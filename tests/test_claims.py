@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import gateway.store.sqlite as sqlite_module
 from gateway.config import GatewayConfig
 from gateway.confload import load_dataclass
 from gateway.daemon import Gateway
@@ -20,6 +21,7 @@ from gateway.store.base import StoreUnavailable
 from gateway.store.claims import ClaimSettings
 from gateway.store.sqlite import SqliteStore
 from tests.e2e_helpers import gateway_config
+from tests.fakes import new_message
 
 LEASE = 30.0
 T0 = 1_000_000.0
@@ -117,3 +119,36 @@ def test_node_id_and_claim_seconds_are_checked() -> None:
     assert (config.node.id, config.node.claim_seconds) == ("gw-b.2", 12)
     default = load_dataclass(GatewayConfig, data())
     assert (default.node.id, default.node.claim_seconds) == ("smsgw-1", 30.0)
+
+
+async def test_claims_are_renewed_and_released_in_chunks_each_row_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renewals go by id ranges of CLAIM_CHUNK rows (a large backlog never holds the writer
+    long): every claimed row is renewed, whatever the chunking, and no other node's."""
+    monkeypatch.setattr(sqlite_module, "CLAIM_CHUNK", 3)
+    path = tmp_path / "chunks.db"
+    a = SqliteStore(path, "normal", claims=ClaimSettings("a", 30.0))
+    b = SqliteStore(path, "normal", claims=ClaimSettings("b", 30.0))
+    await a.open()
+    await b.open()
+    try:
+        now = time.time()
+        mine = [new_message(f"+336123400{n:02d}", "x", now=now) for n in range(10)]
+        theirs = [new_message(f"+336123410{n:02d}", "x", now=now) for n in range(4)]
+        await a.accept(mine)
+        await b.accept(theirs)
+        await a.front_enqueue([("crm", "mo", "{}")] * 7, now)
+        assert len(await a.front_due("crm", now, 100)) == 7
+        assert await a.renew_claims(now + 100) == 17
+        # Past the accept's claims, before the renewed ones lapse: only B's are free.
+        later = now + 60
+        assert sorted(m.id for m in await b.load_pending(None, 100, now=later)) == sorted(
+            m.id for m in theirs
+        )
+        assert await b.front_due("crm", later, 100) == []
+        assert await a.release_claims() == 17
+        assert len(await b.load_pending(None, 100, now=later)) == 14
+    finally:
+        await a.close()
+        await b.close()

@@ -129,10 +129,17 @@ class MessageReads(Protocol):
 class Queue(Protocol):
     """Messages' parts on their way to a carrier (the dispatcher)."""
 
-    async def load_pending(self, after: str | None, limit: int) -> list[OutboundMessage]:
+    async def load_pending(
+        self, after: str | None, limit: int, now: float | None = None
+    ) -> list[OutboundMessage]:
         """Messages with parts still to submit, by id after ``after``: at start-up and
         whenever the dispatcher's memory queue runs low. Parts whose attempt began but
-        never got an outcome (a crash mid-send) come back with possible_duplicate set."""
+        never got an outcome (a crash mid-send) come back with possible_duplicate set.
+
+        Claims (gateway.store.claims): a message is accepted claimed by the node that
+        accepts it; this gives only messages this node may claim at ``now`` (default: the
+        wall clock), and claims them: another node's, until its claim lapses, are passed
+        over, and at open a store leaves their parts in flight alone."""
 
     async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
         """Mark (message id, part) as being submitted, before the submit_sm leaves.

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from gateway.model import NewMessage
+from tests.fakes import new_message
 from tests.store_contract.conftest import Harness
 
 pytestmark = pytest.mark.port("callbacks")
@@ -106,3 +108,57 @@ async def test_front_items_are_claimed_like_callbacks(backend: Harness) -> None:
         *rest,
     ]  # first[1] renewed by A
     assert [i.id for i in await b.front_due("crm", T0 + 20 + LEASE, 10)] == sorted([*first, *rest])
+
+
+# -- pending messages (the queue) -----------------------------------------------------------
+
+FUTURE = 1_900_000_000.0
+"""Messages made then: their claims are live when a store opens now (it opens by the wall
+clock)."""
+
+
+def _message(n: int, **kw: object) -> NewMessage:
+    return new_message(f"+3361234{n:04d}", f"text {n}", now=FUTURE + n, carrier="sim", **kw)  # type: ignore[arg-type]
+
+
+async def _pending(store: Any, now: float) -> list[str]:
+    return [m.id for m in await store.load_pending(None, 100, now=now)]
+
+
+@pytest.mark.port("queue")
+async def test_a_message_is_claimed_by_the_node_that_accepts_it(backend: Harness) -> None:
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    mine = [_message(n) for n in range(3)]
+    await a.accept(mine)
+    ids = sorted(m.id for m in mine)
+    assert await _pending(b, FUTURE + 5) == []  # A's until FUTURE + n + LEASE
+    assert await _pending(a, FUTURE + 5) == ids  # claimed again by A: until FUTURE + 5 + LEASE
+    assert await _pending(b, FUTURE + 4 + LEASE) == []
+    assert await _pending(b, FUTURE + 5 + LEASE) == ids  # lapsed: B's now
+    assert await _pending(a, FUTURE + 6 + LEASE) == []
+    assert await b.renew_claims(FUTURE + 30 + LEASE) == 3
+    assert await _pending(a, FUTURE + 29 + 2 * LEASE) == []
+    assert await b.release_claims() == 3
+    assert await _pending(a, FUTURE + 31 + LEASE) == ids
+
+
+@pytest.mark.port("queue")
+async def test_at_start_only_parts_in_flight_nobody_else_holds_come_back_flagged(
+    backend: Harness,
+) -> None:
+    """A store that opens takes back, as a crash's leftovers, the parts in flight that no
+    other live node holds: its own previous life's are queued again and flagged, another
+    node's are left to it until that node's claim lapses."""
+    b = await backend.node("b", LEASE)
+    ours, theirs = _message(1), _message(2)
+    await backend.store.accept([ours], begun=[ours.id])  # this node, then a crash
+    await b.accept([theirs], begun=[theirs.id])  # node B, alive, sending it
+    await backend.crash()
+    store = backend.store
+    [back] = await store.load_pending(None, 100, now=FUTURE + 10)
+    assert back.id == ours.id and back.possible_duplicate
+    view = await store.get_message(theirs.id)
+    assert view is not None and not view.possible_duplicate  # B's: not a leftover of ours
+    # B dies too: once its claim lapses, its part in flight is a leftover, taken over.
+    [taken] = await store.load_pending(ours.id, 100, now=FUTURE + 2 + LEASE)
+    assert taken.id == theirs.id and taken.possible_duplicate
