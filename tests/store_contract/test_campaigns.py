@@ -1,0 +1,85 @@
+"""Contract: campaigns (the campaign side's Campaigns port): records and their status moves,
+an audience fixed once, the cursor through it, recipients waiting for their send window,
+and what a crash leaves of them."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.store.campaign_base import CampaignRecord, ImportRow
+from tests.store_contract.conftest import Harness
+from tests.store_contract.helpers import T0, message
+
+pytestmark = pytest.mark.port("campaigns")
+
+NUMBERS = [f"+3360000000{n}" for n in range(1, 6)]
+
+
+async def _campaign(backend: Harness, status: str = "draft") -> CampaignRecord:
+    record = CampaignRecord(
+        id="c1",
+        name="spring",
+        sender="ACME",
+        text="hi {name}",
+        spec={"lists": [1]},
+        status=status,
+        created_at=T0,
+        account="acme",
+    )
+    await backend.campaigns.save_campaign(record)
+    return record
+
+
+async def test_a_campaign_moves_only_from_the_statuses_expected(backend: Harness) -> None:
+    await _campaign(backend)
+    moved = await backend.campaigns.set_campaign_status("c1", "running", T0 + 1, expect=["draft"])
+    assert moved is not None and (moved.status, moved.started_at) == ("running", T0 + 1)
+    assert (
+        await backend.campaigns.set_campaign_status("c1", "running", T0, expect=["draft"]) is None
+    )
+    done = await backend.campaigns.set_campaign_status("c1", "done", T0 + 2, expect=["running"])
+    assert done is not None and (done.started_at, done.finished_at) == (T0 + 1, T0 + 2)
+    assert [c.id for c in await backend.campaigns.campaigns(["done"])] == ["c1"]
+    assert await backend.campaigns.campaigns(["running"]) == []
+    assert await backend.campaigns.get_campaign("nope") is None
+
+
+async def test_the_audience_is_fixed_once_and_walked_by_a_cursor(backend: Harness) -> None:
+    lst = await backend.campaigns.create_list("friends", T0)
+    rows = [ImportRow(n, None, {}) for n in reversed(NUMBERS)]
+    await backend.campaigns.import_rows(lst.id, rows, "form", T0)
+    await _campaign(backend, "running")
+    assert await backend.campaigns.fix_audience("c1", [lst.id], []) == 5
+    more = await backend.campaigns.create_list("late", T0)
+    await backend.campaigns.import_rows(more.id, [ImportRow("+33699999999", None, {})], "x", T0)
+    assert await backend.campaigns.fix_audience("c1", [lst.id, more.id], []) == 5  # fixed
+    first = await backend.campaigns.recipients_after("c1", None, 2)
+    assert first == NUMBERS[:2]
+    await backend.campaigns.advance_campaign("c1", first[-1], 2, 0, 0)
+    await backend.crash()
+    record = await backend.campaigns.get_campaign("c1")
+    assert record is not None and (record.cursor, record.handled) == (NUMBERS[1], 2)
+    assert await backend.campaigns.recipients_after("c1", record.cursor, 10) == NUMBERS[2:]
+
+
+async def test_messages_already_made_are_known(backend: Harness) -> None:
+    await _campaign(backend, "running")
+    m = message(1, campaign_id="c1")
+    await backend.store.accept([m])
+    assert await backend.campaigns.already_messaged("c1", [m.to, NUMBERS[0]]) == {m.to}
+    assert await backend.campaigns.unsent_count("c1") == 1
+    assert await backend.campaigns.campaign_statuses("c1") == {"accepted": 1}
+
+
+async def test_recipients_wait_for_their_window(backend: Harness) -> None:
+    await _campaign(backend, "running")
+    await backend.campaigns.defer_recipients("c1", [(NUMBERS[0], T0 + 60), (NUMBERS[1], T0 + 30)])
+    await backend.campaigns.defer_recipients("c1", [(NUMBERS[0], T0 + 10)])  # moved earlier
+    assert await backend.campaigns.deferred_count("c1") == 2
+    assert await backend.campaigns.next_due("c1") == T0 + 10
+    assert await backend.campaigns.due_recipients("c1", T0 + 5, 10) == []
+    assert await backend.campaigns.due_recipients("c1", T0 + 30, 10) == NUMBERS[:2]
+    await backend.campaigns.advance_deferred("c1", [NUMBERS[0]], T0 + 30, 1, 0, 0)
+    assert await backend.campaigns.deferred_count("c1") == 1
+    record = await backend.campaigns.get_campaign("c1")
+    assert record is not None and (record.handled, record.cursor) == (1, None)
