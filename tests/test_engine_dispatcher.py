@@ -653,9 +653,9 @@ async def test_part_count_mismatch_with_intake_fails_the_message() -> None:
 async def test_a_pdu_that_cannot_be_encoded_fails_once_and_stays_failed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import gateway.engine.dispatcher as dispatcher_module
+    import gateway.engine.pdus as pdus_module
 
-    monkeypatch.setattr(dispatcher_module, "_valid_address", lambda addr: True)
+    monkeypatch.setattr(pdus_module, "valid_address", lambda addr: True)
     smsc = FakeSmsc()
     async with rig({"alpha": smsc}, [carrier(response_timeout=0.2)]) as r:
         bad = new_message(sender="AB\x00C")  # a NUL: the encoder refuses the PDU
