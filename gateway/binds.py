@@ -203,8 +203,8 @@ class BindMetrics:
     rate: RateMeter = field(default_factory=RateMeter)
 
 
-class BindListener(Protocol):
-    """The application's hooks on a bind. Called from the event loop; must not block."""
+class OutboundHooks(Protocol):
+    """What a bind tells the sending side. Called from the event loop; must not block."""
 
     def bind_up(self, bind: CarrierBind) -> None: ...
 
@@ -215,8 +215,30 @@ class BindListener(Protocol):
 
     def timeout(self, bind: CarrierBind, event: RequestTimedOut) -> None: ...
 
+
+class RequestHook(Protocol):
     def request(self, bind: CarrierBind, pdu: Pdu) -> None:
         """deliver_sm, data_sm or alert_notification; answer with bind.respond()."""
+
+
+class BindListener(OutboundHooks, RequestHook, Protocol):
+    """The application's hooks on a bind. Called from the event loop; must not block."""
+
+
+class BindHooks:
+    """A listener made of two sides: the outbound hooks of ``outbound`` (the dispatcher) and
+    the ``request`` hook of ``inbound`` (deliver_sm, data_sm, alert_notification:
+    gateway.net.deliver). The hooks are the two objects' own bound methods: no call in
+    between."""
+
+    __slots__ = ("bind_down", "bind_up", "request", "response", "timeout")
+
+    def __init__(self, outbound: OutboundHooks, inbound: RequestHook) -> None:
+        self.bind_up = outbound.bind_up
+        self.bind_down = outbound.bind_down
+        self.response = outbound.response
+        self.timeout = outbound.timeout
+        self.request = inbound.request
 
 
 class RefusingListener:

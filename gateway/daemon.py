@@ -137,7 +137,8 @@ class Gateway:
         self.callbacks = CallbackSender(
             self.store, policy=policy, signers=Signers(config.signing_secrets())
         )
-        # The dispatcher becomes every bind's listener (responses, timeouts, deliver_sm).
+        # The dispatcher listens on every bind: its outbound hooks (responses, timeouts) and
+        # its deliveries (deliver_sm: receipts and MO, gateway.net.deliver).
         self.dispatcher = Dispatcher(
             config, self.store, self.binds, self.router, on_changes=self._on_changes
         )
@@ -162,8 +163,8 @@ class Gateway:
             directory=campaigns or self.campaigns.directory,
             notify_callbacks=self.callbacks.notify,
         )
-        self.dispatcher.receipts.mo_handler = self.inbound.handle_pdu
-        self.dispatcher.receipts.mo_batch_handler = self.inbound.handle_pdus
+        self.dispatcher.deliveries.mo_handler = self.inbound.handle_pdu
+        self.dispatcher.deliveries.mo_batch_handler = self.inbound.handle_pdus
         self.inbound.upstream = self.front  # [front.mo_routes]: numbers owned upstream
         # The daily campaign digest, when [digest] is configured; its campaigns are set by
         # the campaign side (``self.digest.campaigns``), none until then.

@@ -34,7 +34,7 @@ from gateway.model import MessageStatus, NewMessage, Replacement
 from gateway.routing import Route, Router
 from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import EsmClass, Status, Tag
-from gateway.smpp.pdu import GenericNack, SubmitSm
+from gateway.smpp.pdu import DeliverSm, GenericNack, Pdu, SubmitSm
 from gateway.smpp.receipt import IdForm
 from gateway.smpp.text import (
     ConcatMethod,
@@ -700,6 +700,32 @@ async def test_receipts_correlate_across_hex_and_decimal_ids(before: bool) -> No
         assert all(status == Status.ROK for _, status, _ in smsc.deliver_responses)
         calls = [c for c in r.store.calls if c[0] == "record_receipts"]
         assert len(calls) < 50  # batched
+
+
+async def test_deliver_sm_goes_to_the_deliveries_router_not_the_dispatcher() -> None:
+    """The binds' request hook is the deliver_sm router's own: an MO and a receipt from the
+    SMSC are told apart and handled there; the dispatcher takes only the outbound hooks."""
+    seen: list[tuple[bytes, str]] = []
+
+    async def mo(pdu: Pdu, carrier_name: str) -> int:
+        assert isinstance(pdu, DeliverSm)
+        seen.append((pdu.short_message, carrier_name))
+        return Status.ROK
+
+    smsc = FakeSmsc(receipts=True)
+    async with rig({"alpha": smsc}, [carrier()], mo_handler=mo) as r:
+        listener = r.binds[0].listener
+        assert listener.request == r.dispatcher.deliveries.request
+        assert listener.response == r.dispatcher.response
+        assert not hasattr(r.dispatcher, "request")
+        one = messages(1)
+        await r.send(one)
+        await r.until_status(one, MessageStatus.DELIVERED)
+        smsc.send(DeliverSm(source_addr="4915100000001", short_message=b"STOP"))
+        await smsc.wait_until(lambda: len(smsc.deliver_responses) == 2)
+        assert seen == [(b"STOP", "alpha")]
+        assert r.dispatcher.deliveries.stats.mo_received == 1
+        assert r.dispatcher.receipts.stats.stored == 1
 
 
 async def test_every_part_of_a_long_message_is_mapped() -> None:

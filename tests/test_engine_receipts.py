@@ -1,4 +1,5 @@
-"""The receipt handler without sockets: a stub bind records what is answered, and when.
+"""The deliver_sm router and the receipt handler without sockets: a stub bind records what
+is answered, and when.
 
 Ordering is the point: a deliver_sm_resp must not be sent before the store call holding its
 receipt has returned; a failed store call must be answered with ESME_RX_T_APPN.
@@ -13,14 +14,10 @@ from typing import Any
 import pytest
 
 from gateway.config import CarrierConfig
-from gateway.engine.receipts import (
-    RECEIPT_STATUS,
-    UNPARSABLE_KEY,
-    ReceiptHandler,
-    from_tlvs,
-    to_incoming,
-)
+from gateway.engine.receipts import ReceiptHandler
 from gateway.model import MessageStatus
+from gateway.net.classify import RECEIPT_STATUS, UNPARSABLE_KEY, from_tlvs, to_incoming
+from gateway.net.deliver import DeliverSmRouter
 from gateway.smpp.constants import EsmClass, Status, Tag
 from gateway.smpp.pdu import AlertNotification, DataSm, DeliverSm, Pdu, tlv_cstr, tlv_u8
 from gateway.smpp.receipt import IdForm, IdForms, MessageState, parse_receipt, stat_word
@@ -80,20 +77,20 @@ async def store() -> FakeStore:
 
 
 @pytest.fixture
-async def handler(store: FakeStore) -> AsyncIterator[ReceiptHandler]:
-    h = ReceiptHandler(store, [carrier()])
+async def handler(store: FakeStore) -> AsyncIterator[DeliverSmRouter]:
+    h = DeliverSmRouter(ReceiptHandler(store, [carrier()]))
     await h.start()
     yield h
     await h.stop(drain=1.0)
 
 
 async def test_deliver_sm_resp_waits_for_the_store(
-    store: FakeStore, handler: ReceiptHandler
+    store: FakeStore, handler: DeliverSmRouter
 ) -> None:
     store.receipt_delay = 0.05
     bind = StubBind(store)
     for seq in range(1, 4):
-        handler.handle(bind, receipt(str(2586 + seq), seq=seq))  # type: ignore[arg-type]
+        handler.request(bind, receipt(str(2586 + seq), seq=seq))  # type: ignore[arg-type]
     assert bind.conn.sent == []
     await store.wait_until(lambda: store.receipts_committed)
     await asyncio.sleep(0)
@@ -109,17 +106,17 @@ async def test_deliver_sm_resp_waits_for_the_store(
 
 
 async def test_store_failure_is_answered_with_a_temporary_error(
-    store: FakeStore, handler: ReceiptHandler
+    store: FakeStore, handler: DeliverSmRouter
 ) -> None:
     store.fail_receipts = 1
     bind = StubBind(store)
-    handler.handle(bind, receipt(seq=7))  # type: ignore[arg-type]
+    handler.request(bind, receipt(seq=7))  # type: ignore[arg-type]
     await bind_answered(bind, 1)
     pdu, _ = bind.conn.sent[0]
     assert (pdu.sequence_number, pdu.command_status) == (7, Status.RX_T_APPN)
     assert handler.stats.store_errors == 1
     # The SMSC sends it again; this time it is stored and acknowledged.
-    handler.handle(bind, receipt(seq=8))  # type: ignore[arg-type]
+    handler.request(bind, receipt(seq=8))  # type: ignore[arg-type]
     await bind_answered(bind, 2)
     assert bind.conn.sent[1][0].command_status == Status.ROK
 
@@ -133,11 +130,11 @@ async def bind_answered(bind: StubBind, n: int) -> None:
 
 
 async def test_unparsable_receipt_is_kept_and_acknowledged(
-    store: FakeStore, handler: ReceiptHandler
+    store: FakeStore, handler: DeliverSmRouter
 ) -> None:
     bind = StubBind(store)
     junk = DeliverSm(esm_class=EsmClass.SMSC_DELIVERY_RECEIPT, short_message=b"stat:DELIVRD")
-    handler.handle(bind, junk)  # type: ignore[arg-type]
+    handler.request(bind, junk)  # type: ignore[arg-type]
     await bind_answered(bind, 1)
     assert bind.conn.sent[0][0].command_status == Status.ROK
     (kept,) = store.receipts
@@ -147,7 +144,7 @@ async def test_unparsable_receipt_is_kept_and_acknowledged(
     assert store.unmatched  # kept unmatched
 
 
-async def test_tlvs_and_states_map_to_statuses(store: FakeStore, handler: ReceiptHandler) -> None:
+async def test_tlvs_and_states_map_to_statuses(store: FakeStore, handler: DeliverSmRouter) -> None:
     bind = StubBind(store)
     for seq, state in enumerate(MessageState, 1):
         pdu = DeliverSm(
@@ -155,7 +152,7 @@ async def test_tlvs_and_states_map_to_statuses(store: FakeStore, handler: Receip
             esm_class=EsmClass.SMSC_DELIVERY_RECEIPT,
             tlvs=(tlv_cstr(Tag.RECEIPTED_MESSAGE_ID, str(seq)), tlv_u8(Tag.MESSAGE_STATE, state)),
         )
-        handler.handle(bind, pdu)  # type: ignore[arg-type]
+        handler.request(bind, pdu)  # type: ignore[arg-type]
     await bind_answered(bind, len(MessageState))
     assert [r.status for r in store.receipts] == [RECEIPT_STATUS[s] for s in MessageState]
     final = {r.state: r.status for r in store.receipts}
@@ -164,22 +161,22 @@ async def test_tlvs_and_states_map_to_statuses(store: FakeStore, handler: Receip
     assert final["accepted"] is MessageStatus.SUBMITTED  # not final for the client
 
 
-async def test_receipt_error_text(store: FakeStore, handler: ReceiptHandler) -> None:
+async def test_receipt_error_text(store: FakeStore, handler: DeliverSmRouter) -> None:
     bind = StubBind(store)
-    handler.handle(bind, receipt("99", MessageState.UNDELIVERABLE))  # type: ignore[arg-type]
+    handler.request(bind, receipt("99", MessageState.UNDELIVERABLE))  # type: ignore[arg-type]
     await bind_answered(bind, 1)
     assert store.receipts[0].error == "stat:UNDELIV err:001"
     assert store.receipts[0].status is MessageStatus.UNDELIVERABLE
 
 
-async def test_data_sm_receipt(store: FakeStore, handler: ReceiptHandler) -> None:
+async def test_data_sm_receipt(store: FakeStore, handler: DeliverSmRouter) -> None:
     bind = StubBind(store)
     pdu = DataSm(
         sequence_number=3,
         esm_class=EsmClass.SMSC_DELIVERY_RECEIPT,
         tlvs=(tlv_cstr(Tag.RECEIPTED_MESSAGE_ID, "10"), tlv_u8(Tag.MESSAGE_STATE, 2)),
     )
-    handler.handle(bind, pdu)  # type: ignore[arg-type]
+    handler.request(bind, pdu)  # type: ignore[arg-type]
     await bind_answered(bind, 1)
     resp = bind.conn.sent[0][0]
     assert resp.name == "data_sm_resp" and resp.command_status == Status.ROK
@@ -187,10 +184,10 @@ async def test_data_sm_receipt(store: FakeStore, handler: ReceiptHandler) -> Non
 
 
 async def test_mo_without_handler_is_refused_temporarily(
-    store: FakeStore, handler: ReceiptHandler
+    store: FakeStore, handler: DeliverSmRouter
 ) -> None:
     bind = StubBind(store)
-    handler.handle(bind, DeliverSm(sequence_number=4, short_message=b"hello"))  # type: ignore[arg-type]
+    handler.request(bind, DeliverSm(sequence_number=4, short_message=b"hello"))  # type: ignore[arg-type]
     assert bind.conn.sent[0][0].command_status == Status.RX_T_APPN
     assert handler.stats.mo_refused == 1 and not store.receipts
 
@@ -203,11 +200,11 @@ async def test_mo_handler_answers(store: FakeStore) -> None:
         seen.append((pdu.short_message, carrier_name))
         return Status.ROK
 
-    h = ReceiptHandler(store, [carrier()], mo_handler=mo)
+    h = DeliverSmRouter(ReceiptHandler(store, [carrier()]), mo_handler=mo)
     await h.start()
     try:
         bind = StubBind(store)
-        h.handle(bind, DeliverSm(sequence_number=4, short_message=b"STOP"))  # type: ignore[arg-type]
+        h.request(bind, DeliverSm(sequence_number=4, short_message=b"STOP"))  # type: ignore[arg-type]
         await bind_answered(bind, 1)
         assert seen == [(b"STOP", "alpha")]
         assert bind.conn.sent[0][0].command_status == Status.ROK
@@ -219,11 +216,11 @@ async def test_failing_mo_handler_is_a_temporary_error(store: FakeStore) -> None
     async def mo(pdu: Pdu, carrier_name: str) -> int:
         raise RuntimeError("boom")
 
-    h = ReceiptHandler(store, [carrier()], mo_handler=mo)
+    h = DeliverSmRouter(ReceiptHandler(store, [carrier()]), mo_handler=mo)
     await h.start()
     try:
         bind = StubBind(store)
-        h.handle(bind, DeliverSm(sequence_number=4, short_message=b"x"))  # type: ignore[arg-type]
+        h.request(bind, DeliverSm(sequence_number=4, short_message=b"x"))  # type: ignore[arg-type]
         await bind_answered(bind, 1)
         assert bind.conn.sent[0][0].command_status == Status.RX_T_APPN
     finally:
@@ -231,29 +228,29 @@ async def test_failing_mo_handler_is_a_temporary_error(store: FakeStore) -> None
 
 
 async def test_alert_notification_is_counted_not_answered(
-    store: FakeStore, handler: ReceiptHandler
+    store: FakeStore, handler: DeliverSmRouter
 ) -> None:
     bind = StubBind(store)
-    handler.handle(bind, AlertNotification())  # type: ignore[arg-type]
+    handler.request(bind, AlertNotification())  # type: ignore[arg-type]
     assert handler.stats.alerts == 1 and bind.conn.sent == []
 
 
 async def test_after_stop_receipts_are_refused_so_the_smsc_keeps_them(store: FakeStore) -> None:
-    h = ReceiptHandler(store, [carrier()])
+    h = DeliverSmRouter(ReceiptHandler(store, [carrier()]))
     await h.start()
     await h.stop(drain=1.0)
     bind = StubBind(store)
-    h.handle(bind, receipt())  # type: ignore[arg-type]
+    h.request(bind, receipt())  # type: ignore[arg-type]
     assert bind.conn.sent[0][0].command_status == Status.RX_T_APPN
     assert h.stats.refused_stopped == 1
 
 
 async def test_stop_writes_and_answers_the_batch_in_hand(store: FakeStore) -> None:
     store.receipt_delay = 0.05
-    h = ReceiptHandler(store, [carrier()])
+    h = DeliverSmRouter(ReceiptHandler(store, [carrier()]))
     await h.start()
     bind = StubBind(store)
-    h.handle(bind, receipt())  # type: ignore[arg-type]
+    h.request(bind, receipt())  # type: ignore[arg-type]
     await h.stop(drain=1.0)
     assert [p.command_status for p, _ in bind.conn.sent] == [Status.ROK]
     assert len(store.receipts) == 1

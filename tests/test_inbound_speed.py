@@ -17,6 +17,7 @@ from gateway.engine.receipts import ReceiptHandler
 from gateway.inbound.batches import eager
 from gateway.inbound.reassembly import Assembly
 from gateway.model import NewMessage
+from gateway.net.deliver import DeliverSmRouter
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import DeliverSm, Pdu
 from gateway.store.base import NewInteraction
@@ -110,7 +111,7 @@ def test_prepare_reply_refuses_what_prepare_refuses(to: str) -> None:
     assert isinstance(fast, list) and [e.path for e in fast] == ["to"]
 
 
-# -- the MO hook in batches: ReceiptHandler.mo_batch_handler -> InboundService.handle_pdus --
+# -- the MO hook in batches: DeliverSmRouter.mo_batch_handler -> InboundService.handle_pdus --
 
 
 async def test_the_mos_of_one_turn_go_to_the_batch_handler_in_one_call() -> None:
@@ -125,13 +126,13 @@ async def test_the_mos_of_one_turn_go_to_the_batch_handler_in_one_call() -> None
             if isinstance(p, DeliverSm)
         ]
 
-    h = ReceiptHandler(store, [receipt_carrier()])
+    h = DeliverSmRouter(ReceiptHandler(store, [receipt_carrier()]))
     h.mo_batch_handler = mos
     await h.start()
     try:
         bind = StubBind(store)
         for seq, text in enumerate([b"one", b"bad", b"three"], 1):
-            h.handle(bind, DeliverSm(sequence_number=seq, short_message=text))  # type: ignore[arg-type]
+            h.request(bind, DeliverSm(sequence_number=seq, short_message=text))  # type: ignore[arg-type]
         await bind_answered(bind, 3)
         assert calls == [[(b"one", "alpha"), (b"bad", "alpha"), (b"three", "alpha")]]
         answered = {pdu.sequence_number: pdu.command_status for pdu, *_ in bind.conn.sent}
@@ -147,13 +148,13 @@ async def test_a_failing_batch_handler_refuses_every_mo_of_the_turn() -> None:
     async def mos(items: Sequence[tuple[Pdu, str]]) -> list[int | Exception]:
         raise RuntimeError("boom")
 
-    h = ReceiptHandler(store, [receipt_carrier()])
+    h = DeliverSmRouter(ReceiptHandler(store, [receipt_carrier()]))
     h.mo_batch_handler = mos
     await h.start()
     try:
         bind = StubBind(store)
         for seq in (1, 2):
-            h.handle(bind, DeliverSm(sequence_number=seq, short_message=b"x"))  # type: ignore[arg-type]
+            h.request(bind, DeliverSm(sequence_number=seq, short_message=b"x"))  # type: ignore[arg-type]
         await bind_answered(bind, 2)
         assert [pdu.command_status for pdu, *_ in bind.conn.sent] == [Status.RX_T_APPN] * 2
         assert h.stats.mo_refused == 2

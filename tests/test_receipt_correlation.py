@@ -23,6 +23,7 @@ import pytest
 
 from gateway.engine.receipts import HOLD_SLACK_SECONDS, ReceiptHandler
 from gateway.model import IncomingReceipt, MessageStatus, SubmitOutcome
+from gateway.net.deliver import DeliverSmRouter
 from gateway.smpp.receipt import IdForm, IdForms, IdReading
 from gateway.store.base import NO_RECEIPT
 from gateway.store.sqlite import SqliteStore
@@ -144,7 +145,7 @@ async def test_unmatched_after_the_hold_is_counted_and_warned_once(
     try:
         bind = StubBind(store)
         for seq in range(1, 61):
-            handler.handle(bind, receipt(str(5000 + seq), seq=seq))  # type: ignore[arg-type]
+            DeliverSmRouter(handler).request(bind, receipt(str(5000 + seq), seq=seq))  # type: ignore[arg-type]
         await store.wait_until(lambda: len(store.receipts) == 60)
         await asyncio.sleep(0)
         alpha = handler.correlation["alpha"]
@@ -180,7 +181,7 @@ async def test_auto_learns_the_reading_and_counts_matches() -> None:
         )
         bind = StubBind(store)
         for seq, decimal in enumerate(["2587", "2588", "2589"], 1):
-            handler.handle(bind, receipt(decimal, seq=seq))  # type: ignore[arg-type]
+            DeliverSmRouter(handler).request(bind, receipt(decimal, seq=seq))  # type: ignore[arg-type]
         await store.wait_until(lambda: all(store.status(m.id) is S.DELIVERED for m in messages))
         await asyncio.sleep(0)
         alpha = handler.correlation["alpha"]
@@ -188,7 +189,7 @@ async def test_auto_learns_the_reading_and_counts_matches() -> None:
         assert alpha.reading is IdReading.DECIMAL_TO_HEX
         assert handler.health()["alpha"]["id_reading"] == "decimal_to_hex"
         # From now on the learned reading is the first key tried.
-        handler.handle(bind, receipt("2590", seq=4))  # type: ignore[arg-type]
+        DeliverSmRouter(handler).request(bind, receipt("2590", seq=4))  # type: ignore[arg-type]
         await store.wait_until(lambda: len(store.receipts) == 4)
         assert store.receipts[-1].match_keys[0] == "a1e"
     finally:

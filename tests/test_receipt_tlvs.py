@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.engine.receipts import (
+from gateway.net.classify import (
     _stat_err_slow,
     from_tlvs,
     receipt_tlvs,

@@ -35,7 +35,7 @@ Begun at acceptance
     worth of them as possibly duplicated.
 
 Responses
-    ``response`` / ``timeout`` / ``bind_down`` (the BindListener hooks) become outcomes; a
+    ``response`` / ``timeout`` / ``bind_down`` (the binds' outbound hooks) become outcomes; a
     temporary failure requeues the part in memory at its retry time; throttling answers also
     slow the bind (gateway.engine.throttle).
 
@@ -56,7 +56,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Final
 
-from gateway.binds import CarrierBind
+from gateway.binds import BindHooks, CarrierBind
 from gateway.config import GatewayConfig
 from gateway.engine.admission import MAX_BATCH_PARTS, Admission, release
 from gateway.engine.failover import Failover
@@ -73,16 +73,16 @@ from gateway.engine.queue import (
     earliest_opt,
     is_live,
 )
-from gateway.engine.receipts import ChangesHook, MoHandler, ReceiptHandler
+from gateway.engine.receipts import ChangesHook, ReceiptHandler
 from gateway.engine.retry import GENERIC_NACK, THROTTLE_STATUSES, TIMEOUT, RetryPolicy
 from gateway.engine.staging import MAX_CONCURRENT_BATCHES, Stager
 from gateway.engine.throttle import BindThrottle, account_bucket
 from gateway.engine.withdraw import Withdrawals
 from gateway.logs import log_event
 from gateway.model import NewMessage, Replacement
+from gateway.net.deliver import DeliverSmRouter, MoHandler
 from gateway.routing import Router
 from gateway.smpp.constants import CommandId, Status
-from gateway.smpp.pdu import Pdu
 from gateway.smpp.receipt import IdForms
 from gateway.smpp.session import RequestTimedOut, ResponseReceived
 from gateway.store.ports import DispatchPorts
@@ -98,9 +98,10 @@ _ROK: Final = int(Status.ROK)
 
 
 class Dispatcher:
-    """Sends queued messages through the binds; the binds' ``BindListener``.
+    """Sends queued messages through the binds.
 
-    The constructor makes itself the listener of every bind given (``bind.listener = self``).
+    The constructor makes itself the outbound side of every bind's listener, and
+    ``deliveries`` (gateway.net.deliver) its request side: deliver_sm never come here.
     Lifecycle: ``await start()`` (after the store is open; binds may start before or after),
     ``enqueue()`` from the HTTP API after each commit, ``await stop()`` before the binds are
     stopped (their unbind drain still delivers responses and receipts to us; what is left in
@@ -125,9 +126,9 @@ class Dispatcher:
         self._store = store
         q = self._q = Queues(config.carriers, clock, rng or random.Random(os.urandom(16)))
         self.stats: DispatchStats = q.stats
-        self.receipts = ReceiptHandler(
-            store, config.carriers, clock=clock, mo_handler=mo_handler, on_changes=on_changes
-        )
+        self.receipts = ReceiptHandler(store, config.carriers, clock=clock, on_changes=on_changes)
+        self.deliveries = DeliverSmRouter(self.receipts, mo_handler=mo_handler)
+        """deliver_sm, data_sm and alert_notification off the binds: receipts and MO."""
         self._pdus = PduBuilder(q.carriers)
         self._failover = Failover(q, router, self._pdus)
         self._writer = OutcomeWriter(store, q, on_changes)
@@ -160,7 +161,7 @@ class Dispatcher:
         state = BindPace(bind, BindThrottle(carrier.config.tps, now))
         carrier.binds.append(state)
         self._q.binds[bind] = state
-        bind.listener = self
+        bind.listener = BindHooks(self, self.deliveries)
 
     @property
     def policy(self) -> RetryPolicy:
@@ -182,7 +183,7 @@ class Dispatcher:
         self._idle = asyncio.Event()
         q.running = True
         q.stopping = False
-        await self.receipts.start()
+        await self.deliveries.start()
         self._writer.start(loop)
         self._loader.loading_at_start = True
         try:
@@ -205,7 +206,7 @@ class Dispatcher:
     async def _abort_start(self) -> None:
         self._q.running = False
         self._q.stopping = True
-        await self.receipts.stop(0)
+        await self.deliveries.stop(0)
         await self._writer.abort()
 
     async def stop(
@@ -246,7 +247,7 @@ class Dispatcher:
                 await asyncio.wait_for(self._idle.wait(), drain)
         if before_receipts is not None:
             await before_receipts()
-        await self.receipts.stop(drain)
+        await self.deliveries.stop(drain)
         await self._writer.stop(drain)
         log_event(
             log,
@@ -398,7 +399,7 @@ class Dispatcher:
             return 0.0  # the head had expired; look again
         return wait
 
-    # -- BindListener --------------------------------------------------------------------------
+    # -- the binds' outbound hooks -------------------------------------------------------------
 
     def bind_up(self, bind: CarrierBind) -> None:
         # Every pump looks again: this carrier can send, and a carrier that is down may now
@@ -463,9 +464,6 @@ class Dispatcher:
         self._outcomes.failed(sent, TIMEOUT, q.clock(), bind.carrier)
         self._after_answer()
         q.carriers[bind.carrier].wake.set()
-
-    def request(self, bind: CarrierBind, pdu: Pdu) -> None:
-        self.receipts.handle(bind, pdu)
 
     def _after_answer(self) -> None:
         if self._q.in_flight <= 0 and self._q.stopping:

@@ -1,7 +1,8 @@
 """Delivery receipts off the binds: parse, persist in batches, and only then acknowledge.
 
-``ReceiptHandler.handle`` takes every deliver_sm / data_sm a bind receives. A receipt becomes
-an ``IncomingReceipt`` keyed by (carrier, normalised id) and joins the current batch; the
+``ReceiptHandler.take`` takes every receipt a bind receives (gateway.net.deliver tells
+receipts from MO and reads them as an ``IncomingReceipt`` keyed by (carrier, normalised id),
+gateway.net.classify). It joins the current batch; the
 batch goes to ``Receipts.record_receipts`` in one call, and each deliver_sm_resp (ROK) is sent
 only after that call returned: a receipt is durable before the SMSC may forget it. If the
 store call fails, every deliver_sm of the batch is answered ESME_RX_T_APPN, a temporary
@@ -26,10 +27,6 @@ after the carrier's ``receipt_timeout`` when they have none, into ``expired`` wi
 ``no_receipt``, and their callbacks go out (``Receipts.expire_unreceipted``). Carriers that ask
 for no receipt, or for failures only (``registered_delivery`` other than 1), are left out:
 no receipt is expected from them.
-
-A deliver_sm that is no receipt is a mobile-originated message. Without an ``mo_handler`` it
-is answered ESME_RX_T_APPN (the SMSC keeps it and retries); with one, the handler's status is
-the answer.
 """
 
 from __future__ import annotations
@@ -37,42 +34,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gateway.binds import CarrierBind
 from gateway.config import CarrierConfig
 from gateway.logs import log_event
 from gateway.model import IncomingReceipt, MessageStatus, StatusChange
+from gateway.net.classify import UNPARSABLE_KEY
 from gateway.smpp.aio import SmppConnection
-from gateway.smpp.constants import CommandId, Status, Tag
-from gateway.smpp.pdu import DataSm, DeliverSm, Pdu
+from gateway.smpp.constants import Status
+from gateway.smpp.pdu import Pdu
 from gateway.smpp.receipt import (
-    ESM_MESSAGE_TYPE_MASK,
     READINGS,
     IdForms,
     IdReading,
-    MessageState,
-    Receipt,
-    ReceiptKind,
-    ReceiptParseError,
-    parse_receipt,
-    stat_word,
 )
 from gateway.store.ports import Receipts
 
 log = logging.getLogger("smsgw.receipts")
 
-MoHandler = Callable[[Pdu, str], Awaitable[int]]
-"""``await mo_handler(pdu, carrier)`` -> the command_status to answer the MO with."""
-MoBatchHandler = Callable[[Sequence[tuple[Pdu, str]]], Awaitable[Sequence[int | Exception]]]
-"""``await mo_batch_handler([(pdu, carrier), ...])`` -> for each MO, the command_status to
-answer it with, or the exception that kept it from being handled (ESME_RX_T_APPN). When
-set, the MOs received in one loop turn go to it together (one task, not one per MO)."""
 ChangesHook = Callable[[Sequence[StatusChange]], None]
 """Told of the status changes a store call returned (the callback sender's ``notify``)."""
 
@@ -86,10 +69,6 @@ RECEIPT_BATCH_TARGET: Final = 500
 
 STOP_DRAIN_SECONDS: Final = 5.0
 """On stop, how long the last batch may take to be written and answered."""
-
-RAW_TEXT_LIMIT: Final = 512
-"""Characters of a receipt's text kept in the store: a receipt's text form is about 100,
-a message_payload receipt could be 64 K of junk."""
 
 HOLD_SLACK_SECONDS: Final = 10.0
 """A receipt that matched nothing waits the carrier's response_timeout plus this for its
@@ -114,44 +93,6 @@ EXPIRY_BATCH: Final = 1_000
 UNMATCHED_LOG_SECONDS: Final = 60.0
 """At most one ``receipts.unmatched`` warning per carrier this often (a misconfigured id
 form makes every receipt unmatched: one line a minute, with the count, not one a receipt)."""
-
-UNPARSABLE_KEY: Final = ""
-"""receipt_key of a receipt with no readable id; never a part's key (those are not empty)."""
-
-RECEIPT_STATUS: Final[dict[MessageState, MessageStatus]] = {
-    MessageState.DELIVERED: MessageStatus.DELIVERED,
-    MessageState.UNDELIVERABLE: MessageStatus.UNDELIVERABLE,
-    MessageState.EXPIRED: MessageStatus.EXPIRED,
-    MessageState.REJECTED: MessageStatus.REJECTED,
-    MessageState.DELETED: MessageStatus.REJECTED,
-    # Not final for the client: the carrier has it, the handset may not yet.
-    MessageState.ENROUTE: MessageStatus.SUBMITTED,
-    MessageState.ACCEPTED: MessageStatus.SUBMITTED,
-    MessageState.UNKNOWN: MessageStatus.SUBMITTED,
-}
-"""How a receipt's state maps to a part's status."""
-
-_STAT_ERR: Final = re.compile(r"(?i)(?<![^\s\x00,;])(stat|err):[\s\x00]*([^\s\x00,;]*)")
-"""stat: and err: values of the text form, for the TLV fast path (text: is never reached by
-it in practice: the two fields come before it in every vendor's layout we know)."""
-
-_VALUE: Final = re.compile(r"[\s\x00]*([^\s\x00,;]*)")
-"""What ``_STAT_ERR`` matches after a key's colon."""
-
-_ID_BLANKS: Final = " \t\r\n\x0b\x0c\x00"
-
-# The receipt hot path's lookups by plain int (an IntEnum call or class attribute costs
-# several times a tuple index or a dict lookup).
-_STATES: Final = {int(s): s for s in MessageState}
-_STATE_NAMES: Final = {int(s): s.name.lower() for s in MessageState}
-_RECEIPT_STATUS_BY_VALUE: Final = {int(s): RECEIPT_STATUS[s] for s in MessageState}
-_RECEIPT_KINDS: Final = frozenset(int(k) for k in ReceiptKind)
-_TAG_RECEIPTED_MESSAGE_ID: Final = int(Tag.RECEIPTED_MESSAGE_ID)
-_TAG_MESSAGE_STATE: Final = int(Tag.MESSAGE_STATE)
-_TAG_NETWORK_ERROR_CODE: Final = int(Tag.NETWORK_ERROR_CODE)
-
-_DELIVER_SM: Final = int(CommandId.DELIVER_SM)
-_DATA_SM: Final = int(CommandId.DATA_SM)
 
 
 @dataclass(slots=True)
@@ -212,161 +153,9 @@ class _Waiting:
     """The reading of each of ``receipt.match_keys`` (``auto`` id forms)."""
 
 
-def receipt_error(receipt: Receipt) -> str | None:
-    """The error a receipt reports, or None for a delivered one or a zero err."""
-    if receipt.state is MessageState.DELIVERED:
-        return None
-    parts = [f"stat:{receipt.stat or stat_word(receipt.state)}"]
-    if receipt.err and receipt.err.strip("0"):
-        parts.append(f"err:{receipt.err}")
-    network = receipt.network_error
-    if network is not None and network.error_code:
-        parts.append(f"network_error:{network.network_type}/{network.error_code}")
-    return " ".join(parts)
-
-
-def to_incoming(
-    carrier: str, forms: IdForms, receipt: Receipt, received_at: float
-) -> IncomingReceipt:
-    return IncomingReceipt(
-        carrier=carrier,
-        receipt_key=forms.receipt_key(receipt.message_id),
-        carrier_message_id=receipt.message_id,
-        status=RECEIPT_STATUS[receipt.state],
-        state=receipt.stat or receipt.state.name.lower(),
-        received_at=received_at,
-        error=receipt_error(receipt),
-        raw=receipt.raw_text[:RAW_TEXT_LIMIT],
-    )
-
-
-def from_tlvs(
-    carrier: str,
-    forms: IdForms,
-    esm_class: int,
-    text: bytes,
-    receipted_message_id: str | None,
-    message_state: int | None,
-    network_error_code: bytes | None,
-    received_at: float,
-) -> IncomingReceipt | None:
-    """The fast path: a receipt whose TLVs carry both the id and a 3.4 state. It gives what
-    ``parse_receipt`` gives (TLVs win over the text there too) without parsing dates and
-    counters nobody here reads; stat and err still come from the text. None when the TLVs
-    do not suffice (or the esm_class says no receipt): use ``parse_receipt`` then."""
-    if receipted_message_id is None or message_state is None or not 1 <= message_state <= 8:
-        return None
-    raw_id = receipted_message_id.strip(_ID_BLANKS)
-    if not raw_id or esm_class & ESM_MESSAGE_TYPE_MASK not in _RECEIPT_KINDS:
-        return None
-    state = _STATES[message_state]
-    raw = text.decode("latin-1")
-    end = raw.find("text:")
-    stat, err = stat_err(raw if end < 0 else raw[:end])
-    error: str | None = None
-    if state is not MessageState.DELIVERED:
-        details = [f"stat:{stat or stat_word(state)}"]
-        if err and err.strip("0"):
-            details.append(f"err:{err}")
-        if network_error_code is not None and len(network_error_code) == 3:
-            code = int.from_bytes(network_error_code[1:3], "big")
-            if code:
-                details.append(f"network_error:{network_error_code[0]}/{code}")
-        error = " ".join(details)
-    return IncomingReceipt(
-        carrier=carrier,
-        receipt_key=forms.receipt_key(raw_id),
-        carrier_message_id=raw_id,
-        status=_RECEIPT_STATUS_BY_VALUE[message_state],
-        state=stat or _STATE_NAMES[message_state],
-        received_at=received_at,
-        error=error,
-        raw=raw[:RAW_TEXT_LIMIT],
-    )
-
-
-def stat_err(head: str) -> tuple[str | None, str | None]:
-    """The first non-empty stat: and err: values of a receipt's text (``_STAT_ERR``).
-
-    The usual text names each key once: then two ``find`` calls and an anchored match per
-    key give the answer (a third of the time of ``findall``, which tries the pattern at
-    every position). Anything else (a key repeated, in any case) takes ``findall``."""
-    low = head.lower()  # same length and positions: latin-1 characters lower to one each
-    i = low.find("stat:")
-    j = low.find("err:")
-    if (i >= 0 and low.find("stat:", i + 1) >= 0) or (j >= 0 and low.find("err:", j + 1) >= 0):
-        return _stat_err_slow(head)
-    # Each key starts a match if a separator (or the start) comes before it and the match
-    # of the other key, if earlier, has not swallowed it (findall's matches never overlap).
-    stat_at = i if i >= 0 and (i == 0 or _is_separator(head[i - 1])) else -1
-    err_at = j if j >= 0 and (j == 0 or _is_separator(head[j - 1])) else -1
-    stat_value = _VALUE.match(head, stat_at + 5) if stat_at >= 0 else None
-    err_value = _VALUE.match(head, err_at + 4) if err_at >= 0 else None
-    if stat_value is not None and err_value is not None:
-        if stat_at < err_at < stat_value.end():
-            err_value = None
-        elif err_at < stat_at < err_value.end():
-            stat_value = None
-    return (
-        (stat_value.group(1) or None) if stat_value is not None else None,
-        (err_value.group(1) or None) if err_value is not None else None,
-    )
-
-
-def _is_separator(char: str) -> bool:
-    return char.isspace() or char in "\x00,;"
-
-
-def _stat_err_slow(head: str) -> tuple[str | None, str | None]:
-    stat: str | None = None
-    err: str | None = None
-    for key, value in _STAT_ERR.findall(head):
-        if key.lower() == "stat":
-            stat = stat or value or None
-        else:
-            err = err or value or None
-    return stat, err
-
-
-def receipt_tlvs(tlvs: Iterable[tuple[int, bytes]]) -> tuple[str | None, int | None, bytes | None]:
-    """receipted_message_id, message_state and network_error_code of a deliver_sm's TLVs in
-    one pass: what ``Pdu.receipted_message_id``, ``.message_state`` and
-    ``.network_error_code`` give (the first TLV of each tag), for the receipt hot path."""
-    rid: bytes | None = None
-    state: bytes | None = None
-    nec: bytes | None = None
-    for tag, value in tlvs:
-        if tag == _TAG_RECEIPTED_MESSAGE_ID:
-            if rid is None:
-                rid = value
-        elif tag == _TAG_MESSAGE_STATE:
-            if state is None:
-                state = value
-        elif tag == _TAG_NETWORK_ERROR_CODE and nec is None:
-            nec = value
-    if rid is not None:
-        end = rid.find(b"\0")
-        rid_text: str | None = (rid if end < 0 else rid[:end]).decode("latin-1")
-    else:
-        rid_text = None
-    return rid_text, int.from_bytes(state, "big") if state else None, nec
-
-
-def unparsable(carrier: str, raw: bytes, received_at: float, why: str) -> IncomingReceipt:
-    return IncomingReceipt(
-        carrier=carrier,
-        receipt_key=UNPARSABLE_KEY,
-        carrier_message_id="",
-        status=MessageStatus.SUBMITTED,
-        state="unknown",
-        received_at=received_at,
-        error=why[:200],
-        raw=raw.decode("latin-1")[:RAW_TEXT_LIMIT],
-    )
-
-
 class ReceiptHandler:
-    """Turns deliver_sm/data_sm into stored receipts (or MO), acknowledging after commit."""
+    """Stores receipts read off the binds in batches, acknowledging each after its commit;
+    watches their correlation."""
 
     def __init__(
         self,
@@ -374,7 +163,6 @@ class ReceiptHandler:
         carriers: Iterable[CarrierConfig],
         *,
         clock: Callable[[], float] = time.time,
-        mo_handler: MoHandler | None = None,
         on_changes: ChangesHook | None = None,
         linger: float = RECEIPT_LINGER_SECONDS,
     ) -> None:
@@ -389,8 +177,7 @@ class ReceiptHandler:
         self._watch_task: asyncio.Task[None] | None = None
         self._next_expiry = 0.0
         self.set_carriers(carriers)
-        self._clock = clock
-        self.mo_handler = mo_handler
+        self.clock = clock
         self.on_changes = on_changes
         self._linger = linger
         self.stats = ReceiptStats()
@@ -399,9 +186,6 @@ class ReceiptHandler:
         self._running = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._mo_tasks: set[asyncio.Task[None]] = set()
-        self.mo_batch_handler: MoBatchHandler | None = None
-        self._mo_batch: list[tuple[CarrierBind, SmppConnection, Pdu]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -423,7 +207,7 @@ class ReceiptHandler:
 
     async def stop(self, drain: float = STOP_DRAIN_SECONDS) -> None:
         """Take no more receipts (they are refused with ESME_RX_T_APPN), write and answer
-        the batch in hand within ``drain`` seconds, and wait for MO handlers as long."""
+        the batch in hand within ``drain`` seconds."""
         self._running = False
         self._closing = True
         self._ready.set()
@@ -444,13 +228,6 @@ class ReceiptHandler:
         waiting, self._waiting = self._waiting, []
         for item in waiting:
             self._answer(item, Status.RX_T_APPN)
-        self._flush_mo()  # MOs read in the last turn: their handler runs now
-        if self._mo_tasks:
-            _, pending = await asyncio.wait(set(self._mo_tasks), timeout=drain)
-            for t in pending:
-                t.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
 
     @property
     def backlog(self) -> int:
@@ -459,42 +236,17 @@ class ReceiptHandler:
 
     # -- from the binds ----------------------------------------------------------------------
 
-    def handle(self, bind: CarrierBind, pdu: Pdu) -> None:
-        """BindListener.request: a deliver_sm, data_sm or alert_notification."""
-        command_id = pdu.command_id
-        if command_id == _DELIVER_SM:
-            assert isinstance(pdu, DeliverSm)
-            text = pdu.short_message or pdu.message_payload or b""
-            esm_class = pdu.esm_class
-        elif command_id == _DATA_SM:
-            assert isinstance(pdu, DataSm)
-            text = pdu.message_payload or b""
-            esm_class = pdu.esm_class
-        else:
-            if pdu.RESPONSE is None:  # alert_notification: nothing to answer
-                self.stats.alerts += 1
-            else:
-                bind.respond(pdu.make_response(Status.RX_T_APPN))
-            return
-        conn = bind.conn
-        carrier = bind.carrier
-        forms = self._forms.get(carrier) or IdForms()
-        rid, state, nec = receipt_tlvs(pdu.tlvs)
-        now = self._clock()
-        fast = from_tlvs(carrier, forms, esm_class, text, rid, state, nec, now)
-        if fast is not None:
-            incoming = fast
-        else:
-            try:
-                receipt = parse_receipt(esm_class, text, rid, state, nec)
-            except ReceiptParseError as exc:
-                self.stats.unparsable += 1
-                incoming = unparsable(carrier, text, now, str(exc))
-            else:
-                if receipt is None:
-                    self._mo(bind, conn, pdu)
-                    return
-                incoming = to_incoming(carrier, forms, receipt, now)
+    def forms(self, carrier: str) -> IdForms:
+        """How ``carrier`` writes message ids (its receipts' keys)."""
+        return self._forms.get(carrier) or IdForms()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def take(self, conn: SmppConnection | None, pdu: Pdu, incoming: IncomingReceipt) -> None:
+        """A receipt read off a bind (gateway.net.deliver): stored with the next batch, then
+        ``pdu`` is answered on ``conn``; refused (ESME_RX_T_APPN) when not running."""
         self.stats.received += 1
         if not self._running:
             self.stats.refused_stopped += 1
@@ -502,6 +254,8 @@ class ReceiptHandler:
                 conn.send_response(pdu.make_response(Status.RX_T_APPN))
             return
         labels: tuple[IdReading, ...] = ()
+        carrier = incoming.carrier
+        forms = self._forms.get(carrier) or IdForms()
         if forms.auto and incoming.receipt_key != UNPARSABLE_KEY:
             readings = forms.receipt_readings(
                 incoming.carrier_message_id, self._order.get(carrier, READINGS)
@@ -510,72 +264,6 @@ class ReceiptHandler:
             labels = tuple(reading for reading, _ in readings)
         self._waiting.append(_Waiting(conn, pdu, incoming, labels))
         self._ready.set()
-
-    def _mo(self, bind: CarrierBind, conn: SmppConnection | None, pdu: Pdu) -> None:
-        self.stats.mo_received += 1
-        handler = self.mo_handler
-        batched = self.mo_batch_handler is not None
-        if (handler is None and not batched) or not self._running or conn is None:
-            self.stats.mo_refused += 1
-            bind.respond(pdu.make_response(Status.RX_T_APPN))
-            return
-        loop = asyncio.get_running_loop()
-        if batched:
-            if not self._mo_batch:
-                loop.call_soon(self._flush_mo)  # after the PDUs already read this turn
-            self._mo_batch.append((bind, conn, pdu))
-            return
-        assert handler is not None
-        task = loop.create_task(self._run_mo(handler, bind, conn, pdu))
-        self._mo_tasks.add(task)
-        task.add_done_callback(self._mo_tasks.discard)
-
-    def _flush_mo(self) -> None:
-        batch, self._mo_batch = self._mo_batch, []
-        handler = self.mo_batch_handler
-        if not batch or handler is None:
-            for _, conn, pdu in batch:
-                self.stats.mo_refused += 1
-                conn.send_response(pdu.make_response(Status.RX_T_APPN))
-            return
-        task = asyncio.get_running_loop().create_task(self._run_mo_batch(handler, batch))
-        self._mo_tasks.add(task)
-        task.add_done_callback(self._mo_tasks.discard)
-
-    async def _run_mo_batch(
-        self, handler: MoBatchHandler, batch: list[tuple[CarrierBind, SmppConnection, Pdu]]
-    ) -> None:
-        try:
-            answers: Sequence[int | Exception] = await handler(
-                [(pdu, bind.carrier) for bind, _, pdu in batch]
-            )
-        except Exception as exc:
-            answers = [exc] * len(batch)
-        for (bind, conn, pdu), status in zip(batch, answers, strict=True):
-            if isinstance(status, Exception):
-                self.stats.mo_refused += 1
-                log_event(
-                    log,
-                    "mo.handler_failed",
-                    logging.WARNING,
-                    carrier=bind.carrier,
-                    error=repr(status),
-                )
-                status = Status.RX_T_APPN
-            conn.send_response(pdu.make_response(status))
-
-    async def _run_mo(
-        self, handler: MoHandler, bind: CarrierBind, conn: SmppConnection, pdu: Pdu
-    ) -> None:
-        try:
-            status = await handler(pdu, bind.carrier)
-        except Exception as exc:
-            self.stats.mo_refused += 1
-            log_event(
-                log, "mo.handler_failed", logging.WARNING, carrier=bind.carrier, error=repr(exc)
-            )
-            status = Status.RX_T_APPN
-        conn.send_response(pdu.make_response(status))
 
     # -- the writer --------------------------------------------------------------------------
 
@@ -623,7 +311,7 @@ class ReceiptHandler:
 
     def _correlate(self, batch: list[_Waiting]) -> None:
         """Count what a stored batch matched, learn readings, hold the rest."""
-        now = self._clock()
+        now = self.clock()
         for item in batch:
             r = item.receipt
             stats = self._stats_of(r.carrier)
@@ -672,7 +360,7 @@ class ReceiptHandler:
         """Held receipts whose hold is over at ``now`` (default: the clock): matched since
         (their response came), or unmatched for good. The oldest go early when more than
         MAX_HELD_TRACKED wait."""
-        now = self._clock() if now is None else now
+        now = self.clock() if now is None else now
         held = self._held
         due: list[tuple[float, str, str, str]] = []
         while held and (held[0][0] <= now or len(held) > MAX_HELD_TRACKED):
@@ -700,7 +388,7 @@ class ReceiptHandler:
     async def expire_overdue(self, now: float | None = None) -> int:
         """Give up messages that waited too long for a receipt at ``now`` (default: the
         clock; see the module's doc); returns how many."""
-        now = self._clock() if now is None else now
+        now = self.clock() if now is None else now
         total = 0
         for name, cfg in list(self._carriers.items()):
             if cfg.registered_delivery & 0x03 != 1:
@@ -740,7 +428,7 @@ class ReceiptHandler:
         while True:
             await asyncio.sleep(WATCH_SECONDS)
             await self.check_held()
-            now = self._clock()
+            now = self.clock()
             if now >= self._next_expiry:
                 self._next_expiry = now + EXPIRY_CHECK_SECONDS
                 await self.expire_overdue()

@@ -1,0 +1,1 @@
+"""asyncio side of the carrier links: what comes off the binds and where it goes."""
