@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from gateway.api.messages import OptOutReads
 from gateway.model import HistoryEntry, MessageView, PartView
 from gateway.store.base import StoreError
 from tests.api_fakes import NOW, OTHER_TOKEN, FakeStore, carrier, make_config, running_api
@@ -357,6 +358,58 @@ async def test_an_opt_out_of_everything_refuses_every_sender() -> None:
         api.store.opt_outs.add(("+33612345678", None))
         got = await api.post("/v1/messages", message(**{"from": "OTHER"}))
         assert got.status == 422
+
+
+async def test_opt_out_checks_of_one_loop_turn_share_one_read_per_sender() -> None:
+    """The single-message POSTs that reach the opt-out check in the same turn are answered
+    by one store read per sender, each with its own answer."""
+    store = FakeStore([])
+    store.opt_outs |= {("+33600000002", "ACME"), ("+33600000003", None)}
+    reads = OptOutReads(store)  # type: ignore[arg-type]
+    asks = [
+        ("+33600000001", "ACME"),
+        ("+33600000002", "ACME"),
+        ("+33600000003", "ACME"),
+        ("+33600000002", "OTHER"),
+        ("+33600000003", "OTHER"),
+        ("+33600000001", "ACME"),
+    ]
+    answers = await asyncio.gather(*(reads.opted_out(n, s) for n, s in asks))
+    assert answers == [False, True, True, False, True, False]
+    assert sorted(store.opted_out_calls) == [
+        (["+33600000001", "+33600000002", "+33600000003"], "ACME"),
+        (["+33600000002", "+33600000003"], "OTHER"),
+    ]
+    assert reads.reads == 2
+    # The next turn reads again: nothing is remembered between turns.
+    store.opt_outs.add(("+33600000001", "ACME"))
+    assert await reads.opted_out("+33600000001", "ACME") is True
+    assert reads.reads == 3
+
+
+async def test_a_failed_shared_opt_out_read_fails_each_request_that_waited() -> None:
+    store = FakeStore([])
+
+    async def broken(numbers: list[str], sender: str) -> set[str]:
+        raise StoreError("disk I/O error")
+
+    store.opted_out = broken  # type: ignore[method-assign]
+    reads = OptOutReads(store)  # type: ignore[arg-type]
+    got = await asyncio.gather(
+        reads.opted_out("+33600000001", "ACME"),
+        reads.opted_out("+33600000002", "ACME"),
+        return_exceptions=True,
+    )
+    assert [type(g) for g in got] == [StoreError, StoreError]
+
+
+async def test_concurrent_posts_each_get_their_own_opt_out_answer() -> None:
+    async with running_api() as api:
+        api.store.opt_outs.add(("+33612345671", "ACME"))
+        numbers = [f"+3361234567{n}" for n in range(10)]
+        got = await asyncio.gather(*(api.post("/v1/messages", message(to=n)) for n in numbers))
+        assert [g.status for g in got] == [202, 422] + [202] * 8
+        assert len(api.store.messages) == 9
 
 
 # -- durability ---------------------------------------------------------------------------

@@ -232,6 +232,56 @@ class MessagesApiPorts(Submits, MessageReads, Protocol):
     """What ``/v1/messages`` reads and writes."""
 
 
+class OptOutReads:
+    """The opt-out checks of the single-message POSTs of one event-loop turn, read in one
+    store call per sender rather than one each.
+
+    With 50 clients posting one message at a time, tens of requests reach this check in
+    the same turn; each store read is a hop to the reader thread and back (about 4 % of
+    the gateway's CPU at one message per POST, py-spy). The read is the same query, made
+    after every request of the turn has asked: a request's answer is as fresh as it was
+    alone. A failed read fails every request that waited on it (as it would have alone)."""
+
+    def __init__(self, store: MessagesApiPorts) -> None:
+        self._store = store
+        self._waiting: dict[str, list[tuple[str, asyncio.Future[bool]]]] = {}
+        self.reads = 0
+        """Store reads made (the check's requests divided by this: how much was shared)."""
+
+    def opted_out(self, number: str, sender: str) -> asyncio.Future[bool]:
+        """Whether ``number`` opted out of ``sender`` (or of every sender)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._flush)  # after the requests already due this turn
+        self._waiting.setdefault(sender, []).append((number, waiter))
+        return waiter
+
+    def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for sender, asks in waiting.items():
+            self.reads += 1
+            task = asyncio.get_running_loop().create_task(self._read(sender, asks))
+            _READS.add(task)
+            task.add_done_callback(_READS.discard)
+
+    async def _read(self, sender: str, asks: list[tuple[str, asyncio.Future[bool]]]) -> None:
+        try:
+            found = await self._store.opted_out(sorted({n for n, _ in asks}), sender)
+        except Exception as exc:
+            for _, waiter in asks:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for number, waiter in asks:
+            if not waiter.done():  # a request cancelled meanwhile
+                waiter.set_result(number in found)
+
+
+_READS: Final[set[asyncio.Task[None]]] = set()
+"""Opt-out reads under way (a task nobody holds may be collected mid-run)."""
+
+
 class MessagesApi:
     """The handlers of ``/v1/messages``, over one store and one dispatcher."""
 
@@ -250,6 +300,7 @@ class MessagesApi:
         self.campaign_account = campaign_account
         """The account of a campaign by id (None: no such campaign); without it (campaigns
         not wired) a campaign_id is taken as a plain label."""
+        self.opt_out_reads = OptOutReads(store)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/v1/messages", self.post_message)
@@ -271,7 +322,7 @@ class MessagesApi:
         if isinstance(prepared, list):
             raise invalid(prepared)
         await self._refuse_others_campaigns(request, [prepared], batch=False)
-        if await self.store.opted_out([prepared.to], prepared.sender):
+        if await self.opt_out_reads.opted_out(prepared.to, prepared.sender):
             raise ApiError(
                 422,
                 OPTED_OUT,
