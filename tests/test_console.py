@@ -660,3 +660,42 @@ def test_charts_escape_their_text_and_carry_a_title_and_description() -> None:
     assert "style" not in svg and "%" not in svg  # no share unless asked
     line = line_chart("h", "T", "D", ["a", "b"], [Series("sent", "Sent", [1, 2])])
     assert line.count("<polyline") == 1 and "Sent (3)" in line and "style" not in line
+
+
+async def test_contacts_and_opt_outs_pages_follow_the_tokens_scope_and_account(rig: Rig) -> None:
+    world = await World(rig).build()  # a's list with world.number
+    contact = f"{CONSOLE_PREFIX}/contacts/{world.number.replace('+', '%2B')}"
+    client = await browser(rig)
+    try:
+        await sign_in(client, A_FULL)
+        page = await client.get(contact)
+        html = await page.text()
+        assert page.status == 200 and "a&#39;s customers" in html
+        csrf = csrf_of(html)
+        form = {"csrf": csrf, "number": world.number, "sender": ""}
+        assert (
+            await client.post(f"{CONSOLE_PREFIX}/opt-outs", data={**form, "csrf": ""})
+        ).status == 403
+        added = await client.post(f"{CONSOLE_PREFIX}/opt-outs", data=form, allow_redirects=False)
+        assert added.status == 303
+        # Lifting a STOP is the operator's: the API's 403, shown; the opt-out stays.
+        lifted = await client.post(f"{CONSOLE_PREFIX}/opt-outs/lift", data=form)
+        assert (
+            lifted.status == 403
+            and "the route needs the &#39;admin&#39; scope" in await lifted.text()
+        )
+        listed = await client.get(f"{CONSOLE_PREFIX}/opt-outs")
+        assert world.number in await listed.text()
+    finally:
+        await client.close()
+    other = await browser(rig)
+    try:
+        await sign_in(other, B_FULL)
+        page = await other.get(contact)
+        assert page.status == 404 and "no contact with this number" in await page.text()
+        found = await other.get(f"{CONSOLE_PREFIX}/contacts", params={"q": world.number})
+        assert "No contacts found." in await found.text()
+        opt_outs = await (await other.get(f"{CONSOLE_PREFIX}/opt-outs")).text()
+        assert "No opt-outs." in opt_outs and f">{world.number}<" not in opt_outs
+    finally:
+        await other.close()

@@ -7,6 +7,7 @@ installs it and a missing browser is a failure."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -540,3 +541,94 @@ async def test_a_campaign_is_made_with_every_field_and_its_draft_edited(
     assert await page.get_by_role("link", name="Edit this draft").count() == 0
     await page.goto(lab.gw_url + f"/console/campaigns/{campaign['id']}/edit")
     await page.get_by_text("Only a draft can be edited").wait_for()
+
+
+async def test_contacts_are_found_and_opted_out_and_an_imports_rejected_rows_shown(
+    page: Any, lab: Lab
+) -> None:
+    await sign_in(page, lab)
+    await page.get_by_role("link", name="Lists").click()
+    await page.get_by_label("New list").fill("people")
+    await page.get_by_role("button", name="Create the list").click()
+    await page.get_by_label("CSV file for people").set_input_files(
+        {
+            "name": "people.csv",
+            "mimeType": "text/csv",
+            "buffer": b"number,name,city\n+33617770001,Annabel <i>Lee</i>,Lyon\n"
+            b"not-a-number,Eve,Nice\n+33617770002,Bob,Paris\n+33617770003\n",
+        }
+    )
+    people = page.locator("form.import", has=page.get_by_label("CSV file for people"))
+    await people.get_by_role("button", name="Import").click()
+    await page.wait_for_url("**/console/lists?import=*")
+    # The import's section follows it by itself until it is done (no reload here).
+    status = page.locator("#import-status")
+    await playwright_api.expect(status).to_have_text("done", timeout=WAIT_MS)
+    assert await page.locator("#import-progress").get_attribute("value") == "1"
+    figures = await page.locator("#import-figures").inner_text()
+    assert figures == "4 rows read, 2 imported, 2 rejected.", figures
+    rejected = page.locator("#rejected-rows tbody tr")
+    assert await rejected.count() == 2
+    assert (await rejected.nth(0).inner_text()).startswith("3")  # the header is row 1
+    assert (await rejected.nth(1).inner_text()).startswith("5")
+    await shot(page, "lists-import")
+    await doc_shot(page, "lists", top="h1")
+    # Contacts: the list's, then a search by name; the name shows as text.
+    await page.get_by_role("link", name="people", exact=True).click()
+    await page.wait_for_url("**/console/contacts?list_id=*")
+    assert await page.locator("#contacts tbody tr").count() == 2
+    await page.get_by_label("Number or name").fill("Annabel")
+    await page.get_by_label("In list").select_option("")
+    await page.get_by_role("button", name="Search").click()
+    rows = page.locator("#contacts tbody tr")
+    assert await rows.count() == 1
+    assert "Annabel <i>Lee</i>" in await rows.first.inner_text()
+    assert await page.locator("main i").count() == 0
+    await shot(page, "contacts")
+    await doc_shot(page, "contacts", top="h1")
+    await rows.first.get_by_role("link", name="+33617770001").click()
+    await page.wait_for_url("**/console/contacts/%2B33617770001")
+    assert "people" in await page.locator("main table").first.inner_text()
+    # Opt out from every sender, first without the CSRF token: refused, nothing added.
+    await page.evaluate(
+        "document.querySelectorAll('main input[name=csrf]').forEach(i => i.value = '')"
+    )
+    await page.get_by_role("button", name="Opt out").click()
+    await page.get_by_text("The form was refused").wait_for()
+    assert (await call(lab, "GET", "/v1/opt-outs", 200))["items"] == []
+    await page.go_back()
+    await page.reload()
+    await page.get_by_role("button", name="Opt out").click()
+    await page.wait_for_url("**/console/contacts/%2B33617770001")
+    assert "every sender" in await page.locator("#contact-opt-outs").inner_text()
+    await shot(page, "contact")
+    # The Opt-outs page lists it, exports it, and an admin lifts it.
+    await page.get_by_role("link", name="Opt-outs").click()
+    listed = page.locator("#opt-outs tbody tr")
+    assert await listed.count() == 1 and "+33617770001" in await listed.first.inner_text()
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Download every opt-out as CSV").click()
+    download = await download_info.value
+    saved = Path(await download.path())
+    exported = await asyncio.to_thread(saved.read_text, encoding="utf-8-sig")
+    assert exported.splitlines()[0] == "number,sender,source,at"
+    # As the API writes it: a cell a spreadsheet could take for a formula gets a quote.
+    assert exported.splitlines()[1].startswith("'+33617770001,,api,")
+    await page.get_by_label("Number to opt out").fill("not a number")
+    await page.get_by_role("button", name="Add the opt-out").click()
+    await page.get_by_text("number:").wait_for()  # the API's refusal, with its field
+    assert await page.get_by_label("Number to opt out").input_value() == "not a number"
+    await page.get_by_label("Number to opt out").fill("+33617770002")
+    await page.get_by_label("From sender (empty: every sender)").fill("ACME")
+    await page.get_by_role("button", name="Add the opt-out").click()
+    await page.wait_for_url("**/console/opt-outs")
+    assert await listed.count() == 2
+    await shot(page, "opt-outs")
+    await doc_shot(page, "opt-outs", top="h1")
+    await page.get_by_role(
+        "button", name="Lift the opt-out of +33617770001 from every sender"
+    ).click()
+    await page.wait_for_url("**/console/opt-outs")
+    assert await listed.count() == 1 and "ACME" in await listed.first.inner_text()
+    left = (await call(lab, "GET", "/v1/opt-outs", 200))["items"]
+    assert [(o["number"], o["sender"]) for o in left] == [("+33617770002", "ACME")]

@@ -146,6 +146,12 @@ CONSOLE_ROUTES: Final[dict[tuple[str, str], ConsoleAccess]] = {
     ("POST", "/console/lists/{id}/import"): "session",
     ("POST", "/console/campaigns/{id}/{action}"): "session",
     ("POST", "/console/signout"): "session",
+    ("GET", "/console/contacts"): "session",
+    ("GET", "/console/contacts/{number}"): "session",
+    ("GET", "/console/opt-outs"): "session",
+    ("GET", "/console/opt-outs.csv"): "session",
+    ("POST", "/console/opt-outs"): "session",
+    ("POST", "/console/opt-outs/lift"): "session",
 }
 """The console's routes, each with its decision: ``public`` or a signed-in ``session``."""
 

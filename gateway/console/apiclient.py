@@ -56,6 +56,15 @@ class ApiClient:
             await self._http.close()
             self._http = None
 
+    def _pool(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+                # The console's own calls: never a proxy from the environment.
+                trust_env=False,
+            )
+        return self._http
+
     async def call(
         self,
         request: web.Request,
@@ -67,24 +76,38 @@ class ApiClient:
         data: bytes | None = None,
         content_type: str | None = None,
     ) -> ApiAnswer:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
-                # The console's own calls: never a proxy from the environment.
-                trust_env=False,
-            )
         url = f"{_base_url(request)}{api_path}"
         headers = {"Authorization": f"Bearer {token}"}
         if content_type is not None:
             headers["Content-Type"] = content_type
         sent: dict[str, Any] = {"data": data} if data is not None else {"json": json_body}
-        async with self._http.request(method, url, headers=headers, **sent) as r:
+        async with self._pool().request(method, url, headers=headers, **sent) as r:
             raw = await r.read()
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = None
             return ApiAnswer(r.status, body)
+
+    async def relay(self, request: web.Request, token: str, api_path: str) -> web.StreamResponse:
+        """GET ``api_path`` and pass its answer on to the browser as it comes (a CSV export:
+        never held in memory), with its status, type and file name."""
+        url = f"{_base_url(request)}{api_path}"
+        async with self._pool().get(
+            url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=TIMEOUT_SECONDS),
+        ) as r:
+            headers = {"Cache-Control": "no-store"}
+            for name in ("Content-Type", "Content-Disposition"):
+                if name in r.headers:
+                    headers[name] = r.headers[name]
+            response = web.StreamResponse(status=r.status, headers=headers)
+            await response.prepare(request)
+            async for chunk in r.content.iter_chunked(1 << 16):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
 
 
 def _base_url(request: web.Request) -> str:

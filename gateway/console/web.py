@@ -47,6 +47,7 @@ from gateway.console.overview import (
     minutes_svg,
     overview,
 )
+from gateway.console.people import PeoplePages
 from gateway.console.sessions import MAX_AGE_SECONDS, Session, Sessions, new_secret, same_secret
 from gateway.logs import log_event
 from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
@@ -198,6 +199,7 @@ class Console:
         )
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/edit", self.campaign_edit)
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/{{action}}", self.campaign_action)
+        PeoplePages(self).add_routes(app)
         r.add_get(f"{CONSOLE_PREFIX}/static/{{filename}}", self.static, allow_head=False)
         app.on_response_prepare.append(_security_headers)
         app.on_cleanup.append(self._close)
