@@ -147,6 +147,33 @@ async def test_refused_url_is_parked_without_a_request(client: Client) -> None:
     assert store.callbacks[1].last_error == "callback url not allowed"
 
 
+async def test_the_url_check_runs_once_per_url_and_its_verdict_holds(client: Client) -> None:
+    """Every callback of a client names the same URL: ``allowed`` is asked once per URL,
+    and a refused URL parks each of its callbacks all the same."""
+    asked: list[str] = []
+    refused = client.url.replace("/cb", "/refused")
+
+    def allowed(url: str) -> bool:
+        asked.append(url)
+        return url != refused
+
+    store = FakeStore()
+    await store.enqueue_callbacks(
+        [(client.url, json.dumps({**PAYLOAD, "id": f"m{n}"})) for n in range(10)]
+        + [(refused, json.dumps(PAYLOAD))] * 3,
+        time.time(),
+    )
+    sender = await run_sender(store, allowed=allowed)
+    try:
+        await store.wait_until(
+            lambda: all(cb.done or cb.next_at == PARKED_AT for cb in store.callbacks.values())
+        )
+    finally:
+        await sender.stop()
+    assert sorted(asked) == sorted([client.url, refused])
+    assert len(client.hits) == 10 and sender.stats.parked == 3
+
+
 async def test_connection_refused_is_retried() -> None:
     store = FakeStore()
     await store.enqueue_callbacks([("http://127.0.0.1:9/cb", json.dumps(PAYLOAD))], time.time())
