@@ -23,7 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome, new_message_id
+from gateway.core.model import (
+    IncomingReceipt,
+    MessageStatus,
+    NewMessage,
+    SubmitOutcome,
+    new_message_id,
+)
 from gateway.store.sqlite import SqliteStore
 
 OUTCOME_AFTER = 0.002

@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bench.campaign import write_csv
-from gateway.api import validation as check
 from gateway.campaigns.imports import Importer
+from gateway.core import validation as check
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
 
-READ_CHUNK = 1 << 16  # what the API reads per chunk (gateway.api.campaigns.READ_CHUNK)
+READ_CHUNK = 1 << 16  # what the API reads per chunk (gateway.http.campaigns.READ_CHUNK)
 
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:

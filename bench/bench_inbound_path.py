@@ -25,11 +25,11 @@ from typing import Any
 
 from bench.configs import GatewaySettings, write_gateway
 from bench.inbound import INBOUND_TOML, KEYWORD, NUMBER
-from gateway.api.intake import Intake
 from gateway.config import load_config
+from gateway.core.intake import Intake
+from gateway.core.model import NewMessage
+from gateway.core.routing import Router
 from gateway.inbound.service import InboundService
-from gateway.model import NewMessage
-from gateway.routing import Router
 from gateway.smpp.pdu import DeliverSm
 from gateway.store.sqlite import SqliteStore
 

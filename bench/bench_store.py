@@ -14,7 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome, new_message_id
+from gateway.core.model import (
+    IncomingReceipt,
+    MessageStatus,
+    NewMessage,
+    SubmitOutcome,
+    new_message_id,
+)
 from gateway.store.sqlite import SqliteStore
 
 

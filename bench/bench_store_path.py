@@ -27,7 +27,13 @@ from typing import Any
 import aiosqlite
 
 import gateway.store.sqlite as store_module
-from gateway.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome, new_message_id
+from gateway.core.model import (
+    IncomingReceipt,
+    MessageStatus,
+    NewMessage,
+    SubmitOutcome,
+    new_message_id,
+)
 
 SPENT: Counter[str] = Counter()
 CALLS: Counter[str] = Counter()

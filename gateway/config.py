@@ -250,7 +250,7 @@ def known_credentials(config: GatewayConfig) -> list[str]:
 
 
 Scope = Literal["send", "read", "campaigns", "admin"]
-"""What a token may do on the HTTP API (see ``gateway.api.auth.ROUTE_SCOPES``): ``send``
+"""What a token may do on the HTTP API (see ``gateway.http.auth.ROUTE_SCOPES``): ``send``
 messages, ``read`` them back, work with lists and ``campaigns``, all within its account;
 ``admin`` may do everything, on every account, including the gateway-wide routes (inbound
 numbers, the MO log, lifting opt-outs)."""
@@ -316,7 +316,7 @@ class HttpConfig:
     )
     header_timeout: float = field(default=10.0, metadata=check(in_range(0.1, 300)))
     """Seconds a client has to send a request's line and headers, from the connection's
-    opening or the next request's first byte (slow clients: gateway.api.connguard)."""
+    opening or the next request's first byte (slow clients: gateway.http.connguard)."""
     body_timeout: float = field(default=30.0, metadata=check(in_range(0.1, 3600)))
     """Seconds a request body may stop arriving before the connection is closed."""
     idle_timeout: float = field(default=30.0, metadata=check(in_range(0.1, 3600)))
@@ -977,7 +977,7 @@ class InboundActionConfig:
         if errors:
             return errors
         if self.type == "webhook":
-            from gateway.api.validation import Invalid, callback_url
+            from gateway.core.validation import Invalid, callback_url
 
             try:
                 callback_url(self.url)

@@ -19,19 +19,22 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import gctune
-from gateway.api.app import add_store_health, health, make_app
-from gateway.api.connguard import ConnectionGuard, GuardSettings, serve_guarded
-from gateway.api.intake import CarrierTexts, Intake
-from gateway.api.reqlog import request_log_middleware
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.callback_policy import CallbackPolicy
 from gateway.campaigns.wiring import Campaigns
 from gateway.config import CarrierConfig, GatewayConfig
+from gateway.core.intake import CarrierTexts, Intake
+from gateway.core.model import StatusChange
+from gateway.core.routing import Route, Router
 from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
 from gateway.front.metrics import front_metrics
 from gateway.front.server import FrontServer
-from gateway.inbound.api import InboundApi
+from gateway.http.app import add_store_health, health, make_app
+from gateway.http.connguard import ConnectionGuard, GuardSettings, serve_guarded
+from gateway.http.drain import drain_middleware
+from gateway.http.inbound import InboundApi
+from gateway.http.reqlog import request_log_middleware
 from gateway.inbound.directory import CampaignDirectory
 from gateway.inbound.service import InboundService
 from gateway.lease import LeaseKeeper
@@ -39,10 +42,8 @@ from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled
 from gateway.links.server import LinkServer
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
-from gateway.model import StatusChange
 from gateway.observe import HttpMetrics, gateway_metrics
 from gateway.reports.digest import DigestScheduler
-from gateway.routing import Route, Router
 from gateway.sdnotify import Notifier
 from gateway.signing import Signers
 from gateway.smpp.session import BindType, SessionConfig
@@ -316,8 +317,8 @@ class Gateway:
         # After the metrics middleware, before errors and auth: refusals are logged, and a
         # draining gateway answers 503 before anything else runs.
         app.middlewares.insert(1, request_log_middleware())
-        app.middlewares.insert(2, self.drain.middleware())
-        # Outermost: it must see every request start and end (gateway.api.connguard).
+        app.middlewares.insert(2, drain_middleware(self.drain))
+        # Outermost: it must see every request start and end (gateway.http.connguard).
         app.middlewares.insert(0, self.http_guard.middleware())
         runner = web.AppRunner(
             app,

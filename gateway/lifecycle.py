@@ -7,11 +7,12 @@ Readiness
     or waiting for its bind_resp does, up to its ``bind_timeout``.
 
 Draining (SIGTERM)
-    :class:`Drain` is an HTTP middleware. Once draining, every request that would change
-    something (any method but GET/HEAD/OPTIONS under ``/v1/``) gets ``503 draining`` with
-    ``Retry-After``, so clients and load balancers go elsewhere; reads still work, and
-    ``/healthz`` answers 503 ``{"status": "draining", ...}``. A request already past the
-    middleware finishes normally: what it committed stays queued in the store.
+    :class:`Drain` is the switch; its HTTP middleware is ``gateway.http.drain``. Once
+    draining, every request that would change something (any method but GET/HEAD/OPTIONS
+    under ``/v1/``) gets ``503 draining`` with ``Retry-After``, so clients and load
+    balancers go elsewhere; reads still work, and ``/healthz`` answers 503
+    ``{"status": "draining", ...}``. A request already past the middleware finishes
+    normally: what it committed stays queued in the store.
 
 One process per data directory
     :class:`DataDirLock` is an exclusive ``flock`` on ``<data_dir>/smsgw.lock``, taken by
@@ -48,25 +49,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
-
-from gateway.api.errors import error_response, json_response
 from gateway.binds import CarrierBind
 from gateway.config import GatewayConfig, HttpConfig, load_config
 from gateway.confload import ConfigError
+from gateway.core.routing import Route
 from gateway.logs import configure_logging, log_event
-from gateway.routing import Route
 
 if TYPE_CHECKING:
     from gateway.daemon import Gateway
 
 log = logging.getLogger("smsgw.lifecycle")
-
-DRAINING: Final = "draining"
-"""Error code of the 503 answered while the gateway shuts down."""
-
-READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 RESTART_SECTIONS: Final = (
     "node",
@@ -87,36 +79,16 @@ ReloadHook = Callable[[GatewayConfig], Awaitable[None] | None]
 
 
 class Drain:
-    """The draining switch and the middleware that answers for it."""
+    """The draining switch; ``gateway.http.drain`` answers for it on the HTTP side."""
 
     def __init__(self, retry_after: int, health: Callable[[], dict[str, object]]) -> None:
         self.draining = False
         self.retry_after = retry_after
-        self._health = health
+        self.health = health
+        """The ``/healthz`` body, which the 503 while draining carries too."""
 
     def start(self) -> None:
         self.draining = True
-
-    def middleware(self) -> Middleware:
-        @web.middleware
-        async def drain(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if not self.draining:
-                return await handler(request)
-            headers = {"Retry-After": str(self.retry_after)}
-            if request.path == "/healthz":
-                body = {**self._health(), "status": DRAINING}
-                return json_response(body, 503, headers)
-            if request.method not in READ_METHODS and request.path.startswith("/v1/"):
-                return error_response(
-                    503,
-                    DRAINING,
-                    f"the gateway is shutting down; retry in {self.retry_after} s"
-                    " (or on another node)",
-                    headers=headers,
-                )
-            return await handler(request)
-
-        return drain
 
 
 LOCK_FILE: Final = "smsgw.lock"

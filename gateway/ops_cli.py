@@ -678,7 +678,7 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 MESSAGE_FILTERS: Final = ("campaign_id", "status", "to", "client_ref", "since", "until")
 MAX_PAGE: Final = 1000
-"""The API's largest page (gateway.api.message_list.MAX_LIMIT)."""
+"""The API's largest page (gateway.http.message_list.MAX_LIMIT)."""
 
 
 def _message_line(m: dict[str, Any]) -> str:

@@ -18,8 +18,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.api.app import make_app
-from gateway.api.openapi import openapi_document
 from gateway.binds import CarrierBind
 from gateway.config import (
     CarrierConfig,
@@ -32,7 +30,7 @@ from gateway.config import (
     TokenConfig,
     hash_token,
 )
-from gateway.model import (
+from gateway.core.model import (
     HistoryEntry,
     IncomingReceipt,
     MessageView,
@@ -42,7 +40,9 @@ from gateway.model import (
     StatusChange,
     SubmitOutcome,
 )
-from gateway.routing import Route, Router
+from gateway.core.routing import Route, Router
+from gateway.http.app import make_app
+from gateway.http.openapi import openapi_document
 from gateway.store.base import (
     Callback,
     CallbackView,

@@ -11,18 +11,18 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.api import validation as check
-from gateway.api.app import make_app
-from gateway.api.campaigns import CampaignParts
-from gateway.api.intake import Intake
 from gateway.campaigns.directory import StoreCampaignDirectory
 from gateway.campaigns.imports import Importer
+from gateway.campaigns.parts import CampaignParts
 from gateway.campaigns.runner import CampaignRunner
 from gateway.campaigns.service import CampaignService
 from gateway.campaigns.window import SendWindow
 from gateway.config import TokenConfig
+from gateway.core import validation as check
+from gateway.core.intake import Intake
+from gateway.core.model import new_message_id
+from gateway.http.app import make_app
 from gateway.links.config import LinksConfig
-from gateway.model import new_message_id
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
 from tests.api_fakes import NOW, Api, FakeOutbound, make_config, router_for

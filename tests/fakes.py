@@ -27,7 +27,7 @@ from typing import Any
 from gateway.callback_policy import CallbackPolicy
 from gateway.core import ledger
 from gateway.core.ledger import SUBMITTING, PartState
-from gateway.model import (
+from gateway.core.model import (
     CANCELLED,
     HistoryEntry,
     IncomingReceipt,

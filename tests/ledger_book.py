@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from gateway.core import ledger
 from gateway.core.ledger import PartState
-from gateway.model import FINAL_STATUSES, MessageStatus, StatusChange
+from gateway.core.model import FINAL_STATUSES, MessageStatus, StatusChange
 
 CARRIER: Final = "alpha"
 BASE_TIME: Final = 1_700_000_000.0

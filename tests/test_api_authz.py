@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.api.auth import CONSOLE_ROUTES, ROUTE_SCOPES, check_routes
-from gateway.api.openapi import openapi_document
 from gateway.config import ConfigError, HttpConfig, Scope, TokenConfig, hash_token
 from gateway.confload import load_dataclass
+from gateway.http.auth import CONSOLE_ROUTES, ROUTE_SCOPES, check_routes
+from gateway.http.openapi import openapi_document
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
 from tests.api_fakes import TOKEN as LEGACY_ADMIN

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
-from gateway.model import MessageStatus, SubmitOutcome
+from gateway.core.model import MessageStatus, SubmitOutcome
 from gateway.store.sqlite import SqliteStore
 from tests.api_fakes import NOW, TOKEN, Api, running_api
 from tests.fakes import FakeStore

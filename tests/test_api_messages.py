@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.api.messages import OptOutReads
-from gateway.model import HistoryEntry, MessageView, PartView
+from gateway.core.model import HistoryEntry, MessageView, PartView
+from gateway.http.messages import OptOutReads
 from gateway.store.base import StoreError
 from tests.api_fakes import NOW, OTHER_TOKEN, FakeStore, carrier, make_config, running_api
 
@@ -603,9 +603,9 @@ async def test_an_unknown_message_is_a_json_404(message_id: str) -> None:
 
 
 async def test_a_request_cancelled_mid_commit_still_enqueues_what_it_committed() -> None:
-    from gateway.api.intake import Intake, answer_json
-    from gateway.api.messages import MessagesApi, _Submission
-    from gateway.model import NewMessage
+    from gateway.core.intake import Intake, answer_json
+    from gateway.core.model import NewMessage
+    from gateway.http.messages import MessagesApi, _Submission
     from tests.api_fakes import FakeOutbound, router_for
 
     config = make_config()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.api.openapi import openapi_document
+from gateway.http.openapi import openapi_document
 from tests.api_fakes import CHECKER, FakeOutbound, FakeStore, make_config, router_for, running_api
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -32,8 +32,8 @@ def documented_routes(document: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def test_every_route_of_the_app_is_documented_and_nothing_else() -> None:
-    from gateway.api.app import make_app
-    from gateway.api.auth import CONSOLE_ROUTES
+    from gateway.http.app import make_app
+    from gateway.http.auth import CONSOLE_ROUTES
 
     config = make_config()
     app = make_app(

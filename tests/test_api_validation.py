@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.api import validation as check
-from gateway.api.intake import SHORT_GSM7_CHARS, Intake, answer, answer_json, batch_answer_json
-from gateway.api.validation import Invalid, Numbers, NumberValidity
-from gateway.campaigns.e164 import FastE164
 from gateway.config import MessagesConfig
 from gateway.confload import ConfigError, load_dataclass
-from gateway.model import NewMessage
+from gateway.core import validation as check
+from gateway.core.e164 import FastE164
+from gateway.core.intake import SHORT_GSM7_CHARS, Intake, answer, answer_json, batch_answer_json
+from gateway.core.model import NewMessage
+from gateway.core.validation import Invalid, Numbers, NumberValidity
 from gateway.smpp.text import GSM7_BASIC, GSM7_EXTENSION, ConcatMethod, split_message
 from tests.api_fakes import NOW, carrier, make_config, router_for
 

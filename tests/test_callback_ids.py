@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from gateway.model import MessageStatus
+from gateway.core.model import MessageStatus
 from gateway.store.sqlite import SqliteStore
 from tests.test_store_sqlite import msg, receipt, submitted
 

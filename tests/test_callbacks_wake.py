@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.core.model import MessageStatus, StatusChange
 from gateway.engine.callbacks import CallbackSender
-from gateway.model import MessageStatus, StatusChange
 from gateway.store.sqlite import SqliteStore
 
 S = MessageStatus

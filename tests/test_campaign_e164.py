@@ -7,8 +7,8 @@ import phonenumbers
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.api.validation import Invalid, Numbers
-from gateway.campaigns.e164 import FastE164
+from gateway.core.e164 import FastE164
+from gateway.core.validation import Invalid, Numbers
 from tests.test_api_validation import numbers_of_every_region
 
 

@@ -12,7 +12,7 @@ import aiosqlite
 
 from gateway.campaigns.runner import CHUNK, CampaignRunner
 from gateway.campaigns.window import SendWindow
-from gateway.model import MessageStatus
+from gateway.core.model import MessageStatus
 from gateway.store.base import InteractionOutcome, NewInteraction
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
@@ -334,7 +334,7 @@ async def test_restart_mid_chunk_sends_no_one_twice(tmp_path: Path) -> None:
     try:
         campaigns = SqliteCampaignStore(store.db)
         await campaigns.open()
-        from gateway.api.intake import Intake
+        from gateway.core.intake import Intake
         from tests.api_fakes import FakeOutbound, make_config, router_for
 
         config = make_config(default_region="FR")

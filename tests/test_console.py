@@ -13,11 +13,11 @@ import pytest
 from aiohttp import ClientResponse, ClientSession, CookieJar, FormData
 from yarl import URL
 
-from gateway.api.auth import CONSOLE_ROUTES
 from gateway.console import web as console_web
 from gateway.console.overview import minute_series, minutes_svg
 from gateway.console.sessions import IDLE_SECONDS, MAX_AGE_SECONDS, Sessions
 from gateway.console.web import CONSOLE_PREFIX, SESSION_COOKIE
+from gateway.http.auth import CONSOLE_ROUTES
 from tests.api_fakes import NOW
 from tests.api_fakes import TOKEN as ADMIN
 from tests.campaign_helpers import Rig, campaign_rig
@@ -109,7 +109,7 @@ async def test_a_wrong_token_is_refused_and_counted(rig: Rig) -> None:
         assert SESSION_COOKIE not in {c.key for c in client.session.cookie_jar}
         app = rig.api.client.server.app
         assert app is not None
-        from gateway.api.app import CONSOLE_KEY
+        from gateway.http.app import CONSOLE_KEY
 
         assert app[CONSOLE_KEY].refusals.counts["bad_token"] == 1
         refused, _ = app[CONSOLE_KEY].collect()

@@ -28,10 +28,10 @@ from gateway.config import (
     StoreConfig,
     TokenConfig,
 )
+from gateway.core.model import MessageStatus, NewMessage, Replacement
+from gateway.core.routing import Route, Router
 from gateway.daemon import bind_settings
 from gateway.engine.dispatcher import Dispatcher, is_live, source_address
-from gateway.model import MessageStatus, NewMessage, Replacement
-from gateway.routing import Route, Router
 from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import EsmClass, Status, Tag
 from gateway.smpp.pdu import DeliverSm, GenericNack, Pdu, SubmitSm

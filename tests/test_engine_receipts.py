@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from gateway.config import CarrierConfig
+from gateway.core.model import MessageStatus
 from gateway.engine.receipts import ReceiptHandler
-from gateway.model import MessageStatus
 from gateway.net.classify import RECEIPT_STATUS, UNPARSABLE_KEY, from_tlvs, to_incoming
 from gateway.net.deliver import DeliverSmRouter
 from gateway.smpp.constants import EsmClass, Status, Tag

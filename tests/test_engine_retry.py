@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import RetryRule
+from gateway.core.model import MessageStatus
 from gateway.engine.retry import (
     DEFAULT_RULES,
     GENERIC_NACK,
@@ -14,7 +15,6 @@ from gateway.engine.retry import (
     Verdict,
     rule_key,
 )
-from gateway.model import MessageStatus
 from gateway.smpp.constants import Status
 
 

@@ -19,11 +19,11 @@ from aiohttp import web
 
 from gateway.binds import CarrierBind, RefusingListener
 from gateway.config import CarrierConfig, RetryRule
+from gateway.core.model import NewMessage
+from gateway.core.routing import Router
 from gateway.daemon import bind_settings
 from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
-from gateway.model import NewMessage
-from gateway.routing import Router
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import SubmitSm
 from gateway.smpp.receipt import IdForm

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import smpplib.consts
 
-from gateway.model import CANCELLED, MessageStatus, NewMessage, Replacement, new_message_id
+from gateway.core.model import CANCELLED, MessageStatus, NewMessage, Replacement, new_message_id
 from gateway.smpp.constants import EsmClass, Status
 from gateway.smpp.pdu import CancelSm, DeliverSm, QuerySm, QuerySmResp, ReplaceSm, SubmitSm
 from gateway.smpp.receipt import MessageState

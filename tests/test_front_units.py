@@ -13,6 +13,13 @@ from typing import Any
 import pytest
 
 from gateway.confload import ConfigError, load_dataclass
+from gateway.core.model import (
+    IncomingReceipt,
+    MessageStatus,
+    NewMessage,
+    SubmitOutcome,
+    new_message_id,
+)
 from gateway.front.config import FrontConfig, hash_password, verify_password
 from gateway.front.inbound import SubmitReassembler, extract, smpp_time
 from gateway.front.outgoing import (
@@ -23,13 +30,6 @@ from gateway.front.outgoing import (
     registered_delivery_of,
 )
 from gateway.front.passwords import main as passwords_main
-from gateway.model import (
-    IncomingReceipt,
-    MessageStatus,
-    NewMessage,
-    SubmitOutcome,
-    new_message_id,
-)
 from gateway.smpp.address import as_number
 from gateway.smpp.constants import EsmClass, Tag
 from gateway.smpp.pdu import SubmitSm, tlv_u8, tlv_u16
@@ -512,9 +512,9 @@ class _Outbound:
 
 
 def test_submit_checks_map_validity_schedule_and_receipts(tmp_path: Path) -> None:
-    from gateway.api.intake import Intake
+    from gateway.core.intake import Intake
+    from gateway.core.routing import Router
     from gateway.front.server import FrontAccount, FrontServer
-    from gateway.routing import Router
     from gateway.smpp.constants import Status
     from tests.e2e_helpers import gateway_config
     from tests.front_helpers import ACCOUNT, front_section

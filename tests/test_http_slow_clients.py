@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.api.connguard import (
+from gateway.http.connguard import (
     BODY_TIMEOUT,
     EVICTED,
     HEADER_TIMEOUT,

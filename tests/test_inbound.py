@@ -15,16 +15,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.api.intake import Intake
 from gateway.config import DAY, GatewayConfig, InboundConfig, KeywordRuleConfig
 from gateway.confload import ConfigError, load_dataclass
+from gateway.core.intake import Intake
+from gateway.core.model import NewMessage
+from gateway.core.routing import Router
 from gateway.inbound.directory import CampaignInfo
 from gateway.inbound.keywords import KeywordRule, fold, match, parse_answer
 from gateway.inbound.numbers import NumberBook, parse_number
 from gateway.inbound.reassembly import Reassembler, decode_parts, read_pdu
 from gateway.inbound.service import InboundService
-from gateway.model import NewMessage
-from gateway.routing import Router
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import DeliverSm
 from gateway.smpp.text import ConcatMethod

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.api.errors import FieldError
-from gateway.api.intake import Intake
+from gateway.core.errors import FieldError
+from gateway.core.intake import Intake
+from gateway.core.model import NewMessage
 from gateway.engine.receipts import ReceiptHandler
 from gateway.inbound.batches import eager
 from gateway.inbound.reassembly import Assembly
-from gateway.model import NewMessage
 from gateway.net.deliver import DeliverSmRouter
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import DeliverSm, Pdu

@@ -116,7 +116,7 @@ async def test_a_selection_over_the_limit_is_cut_and_says_so(
 ) -> None:
     inbox, controller = smtp
     ids = [await log_mo(store, f"reply {n}") for n in range(3)]
-    monkeypatch.setattr("gateway.api.interactions.MAX_ATTACHED_ROWS", 2)
+    monkeypatch.setattr("gateway.http.interactions.MAX_ATTACHED_ROWS", 2)
     async with running_api(store=store, config=with_digest(controller.port)) as api:
         sent = await email(api, {"to": ["ops@example.net"]})
         assert sent.body == {"to": ["ops@example.net"], "rows": 2, "truncated": True}

@@ -13,8 +13,8 @@ from typing import Any
 import aiosqlite
 import pytest
 
+from gateway.core.model import MessageStatus, NewMessage, SubmitOutcome
 from gateway.engine.dispatcher import MAX_BATCH_PARTS
-from gateway.model import MessageStatus, NewMessage, SubmitOutcome
 from gateway.smpp.pdu import Pdu, SubmitSm
 from gateway.store.sqlite import SqliteStore
 from tests.e2e_helpers import Lab, eventually, simulator_config

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from gateway.core import ledger
 from gateway.core.ledger import SUBMITTING, PartState
-from gateway.model import FINAL_STATUSES, MessageStatus, StatusChange
+from gateway.core.model import FINAL_STATUSES, MessageStatus, StatusChange
 from tests.ledger_book import (
     BASE_TIME,
     Batch,

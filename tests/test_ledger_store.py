@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import given, settings
 
-from gateway.model import IncomingReceipt, MessageStatus, StatusChange, SubmitOutcome
+from gateway.core.model import IncomingReceipt, MessageStatus, StatusChange, SubmitOutcome
 from tests.fakes import FakeStore, new_message
 from tests.ledger_book import (
     BASE_TIME,

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.core.model import IncomingReceipt, MessageStatus, SubmitOutcome
 from gateway.engine.receipts import HOLD_SLACK_SECONDS, ReceiptHandler
-from gateway.model import IncomingReceipt, MessageStatus, SubmitOutcome
 from gateway.net.deliver import DeliverSmRouter
 from gateway.smpp.receipt import IdForm, IdForms, IdReading
 from gateway.store.base import NO_RECEIPT

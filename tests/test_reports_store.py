@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome
+from gateway.core.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome
 from gateway.store.base import (
     UNDELIVERED_STATUSES,
     CampaignCounts,

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from gateway.model import MessageStatus
+from gateway.core.model import MessageStatus
 from gateway.store.base import IdempotencyConflict, IdempotentAnswer, StoreError
 from gateway.store.sqlite import SqliteStore
 from tests.test_store_sqlite import msg, receipt, submitted

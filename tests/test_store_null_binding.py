@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import gateway.store.sqlite  # noqa: F401  (registers the adapter)
-from gateway.model import NewMessage
+from gateway.core.model import NewMessage
 from gateway.store.sqlite import SqliteStore
 
 

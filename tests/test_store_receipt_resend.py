@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome
+from gateway.core.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome
 from gateway.store.sqlite import SqliteStore
 from tests.store_helpers import held_receipts
 

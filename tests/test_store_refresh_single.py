@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 import gateway.store.sqlite as store_module
-from gateway.model import IncomingReceipt, MessageStatus, NewMessage, StatusChange, SubmitOutcome
+from gateway.core.model import (
+    IncomingReceipt,
+    MessageStatus,
+    NewMessage,
+    StatusChange,
+    SubmitOutcome,
+)
 from gateway.store.sqlite import SqliteStore
 
 S = MessageStatus

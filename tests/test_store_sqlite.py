@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model import (
+from gateway.core.model import (
     IncomingReceipt,
     MessageStatus,
     NewMessage,

@@ -4,7 +4,7 @@ The request body is copied to an anonymous temporary file in chunks as it arrive
 held in memory), then the HTTP answer (202, ``running``) goes out and a background task
 parses the file: ``csv.reader`` over the file reads one row at a time, every number is
 checked and written in E.164 with phonenumbers (numbers already in E.164 through
-:mod:`gateway.campaigns.e164`'s fast path), and valid rows go to the store in batches
+:mod:`gateway.core.e164`'s fast path), and valid rows go to the store in batches
 of ``BATCH_ROWS`` through its group commit. The import's record (rows, imported, rejected,
 the first 1000 row errors) is saved after every batch, which is the progress
 ``GET /v1/imports/{id}`` shows. Parsing and number checks run in a worker thread, one batch
@@ -34,8 +34,8 @@ from collections.abc import AsyncIterable, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import IO, Final
 
-from gateway.api import validation as check
-from gateway.campaigns.e164 import FastE164
+from gateway.core import validation as check
+from gateway.core.e164 import FastE164
 from gateway.logs import log_event
 from gateway.store.campaign_base import (
     IMPORT_DONE,

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.api.errors import FieldError
+from gateway.core.errors import FieldError
 from gateway.inbound.templates import contact_fields, render
 from gateway.links.codes import link_fields, link_template
 from gateway.store.base import Contact

@@ -51,8 +51,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.api import validation as check
-from gateway.api.errors import FieldError
 from gateway.campaigns.runner import (
     CANCELLED,
     DRAFT,
@@ -64,9 +62,11 @@ from gateway.campaigns.runner import (
 from gateway.campaigns.window import SendWindow, WindowError
 from gateway.config import KeywordRuleConfig
 from gateway.confload import ConfigError, load_dataclass
+from gateway.core import validation as check
+from gateway.core.errors import FieldError
+from gateway.core.model import MessageStatus, new_message_id
 from gateway.links.codes import link_errors, link_template
 from gateway.logs import log_event
-from gateway.model import MessageStatus, new_message_id
 from gateway.store.base import UNDELIVERED_STATUSES, CampaignCounts, Periods
 from gateway.store.campaign_base import CampaignRecord
 from gateway.store.ports import CampaignAudience, CampaignReports

@@ -8,18 +8,18 @@ import time
 from collections.abc import Callable
 from typing import Final, Protocol
 
-from gateway.api import validation as check
-from gateway.api.campaigns import CampaignParts
-from gateway.api.intake import CarrierTexts, Intake
-from gateway.api.messages import Outbound
 from gateway.campaigns.digest_source import CampaignDigestSource
 from gateway.campaigns.directory import StoreCampaignDirectory
 from gateway.campaigns.imports import Importer, spool_dir_for
+from gateway.campaigns.parts import CampaignParts
 from gateway.campaigns.runner import CampaignRunner
 from gateway.campaigns.service import CampaignService
 from gateway.config import GatewayConfig
-from gateway.model import new_message_id
-from gateway.routing import Router
+from gateway.core import validation as check
+from gateway.core.intake import CarrierTexts, Intake
+from gateway.core.model import new_message_id
+from gateway.core.routing import Router
+from gateway.core.submit import Outbound
 from gateway.store.ports import CampaignReports, CampaignSide, Submits
 
 NUMBER_CACHE: Final = 1024

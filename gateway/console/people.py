@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gateway.api.auth import CONSOLE_PREFIX
 from gateway.console.apiclient import path
+from gateway.http.auth import CONSOLE_PREFIX
 from gateway.logs import log_event
 
 if TYPE_CHECKING:

@@ -27,7 +27,6 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
-from gateway.api.auth import CONSOLE_PREFIX
 from gateway.campaigns.service import TRANSITIONS
 from gateway.config import HttpConfig
 from gateway.console.apiclient import ApiAnswer, ApiClient, path
@@ -49,6 +48,7 @@ from gateway.console.overview import (
 )
 from gateway.console.people import PeoplePages
 from gateway.console.sessions import MAX_AGE_SECONDS, Session, Sessions, new_secret, same_secret
+from gateway.http.auth import CONSOLE_PREFIX
 from gateway.logs import log_event
 from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
 from gateway.smpp.text import GSM7_BASIC, GSM7_EXTENSION
@@ -83,7 +83,7 @@ SECURITY_HEADERS: Final[Mapping[str, str]] = {
     "Referrer-Policy": "no-referrer",
 }
 
-_MESSAGE_ID: Final = re.compile(r"[0-9a-f]{26}")  # gateway.model.new_message_id
+_MESSAGE_ID: Final = re.compile(r"[0-9a-f]{26}")  # gateway.core.model.new_message_id
 _NUMBER: Final = re.compile(r"\+?[0-9]{6,15}")  # E.164 digits, with or without the '+'
 
 MAX_CAMPAIGNS_SHOWN: Final = 100

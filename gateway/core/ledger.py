@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, NamedTuple
 
-from gateway.model import FINAL_STATUSES, MessageStatus, StatusChange
+from gateway.core.model import FINAL_STATUSES, MessageStatus, StatusChange
 from gateway.store.base import FRONT_CALLBACK_SCHEME, NO_RECEIPT
 
 SUBMITTING: Final = "submitting"

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
+from gateway.core.model import NewMessage
 from gateway.engine.queue import BindPace, CarrierQueue, Queues, is_live
 from gateway.engine.throttle import UNLIMITED
-from gateway.model import NewMessage
 
 if TYPE_CHECKING:
     from gateway.engine.loading import Loader

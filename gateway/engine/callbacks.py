@@ -48,9 +48,9 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from gateway.callback_policy import CallbackPolicy
+from gateway.core.model import FINAL_STATUSES, StatusChange
 from gateway.engine.callback_client import CallbackClient
 from gateway.logs import log_event
-from gateway.model import FINAL_STATUSES, StatusChange
 from gateway.signing import SIGNATURE_HEADER, Signers
 from gateway.store.base import CALLBACK_PARKED_AT, FRONT_CALLBACK_SCHEME, Callback
 from gateway.store.ports import CallbackOutbox

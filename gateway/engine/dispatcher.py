@@ -58,6 +58,8 @@ from typing import Final
 
 from gateway.binds import BindHooks, CarrierBind
 from gateway.config import GatewayConfig
+from gateway.core.model import NewMessage, Replacement
+from gateway.core.routing import Router
 from gateway.engine.admission import MAX_BATCH_PARTS, Admission, release
 from gateway.engine.failover import Failover
 from gateway.engine.loading import LOAD_PAGE_MESSAGES, MAX_PARTS_IN_MEMORY, Loader
@@ -79,9 +81,7 @@ from gateway.engine.staging import MAX_CONCURRENT_BATCHES, Stager
 from gateway.engine.throttle import BindThrottle, account_bucket
 from gateway.engine.withdraw import Withdrawals
 from gateway.logs import log_event
-from gateway.model import NewMessage, Replacement
 from gateway.net.deliver import DeliverSmRouter, MoHandler
-from gateway.routing import Router
 from gateway.smpp.constants import CommandId, Status
 from gateway.smpp.receipt import IdForms
 from gateway.smpp.session import RequestTimedOut, ResponseReceived

@@ -8,9 +8,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Container
 
+from gateway.core.routing import Router
 from gateway.engine.pdus import PduBuilder
 from gateway.engine.queue import CarrierQueue, Job, Msg, Queues, Sent, is_live
-from gateway.routing import Router
 
 
 class Failover:

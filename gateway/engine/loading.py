@@ -15,6 +15,8 @@ import logging
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Final
 
+from gateway.core.model import MessageStatus, NewMessage, OutboundMessage
+from gateway.core.routing import Router
 from gateway.engine.admission import release
 from gateway.engine.failover import Failover
 from gateway.engine.outcomes import Outcomes
@@ -22,8 +24,6 @@ from gateway.engine.pdus import PduBuilder
 from gateway.engine.queue import STORE_RETRY_SECONDS, CarrierQueue, Job, Queues, Sent
 from gateway.engine.staging import Stager
 from gateway.logs import log_event
-from gateway.model import MessageStatus, NewMessage, OutboundMessage
-from gateway.routing import Router
 from gateway.store.ports import Queue
 
 if TYPE_CHECKING:

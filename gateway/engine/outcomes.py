@@ -16,12 +16,12 @@ import logging
 from collections.abc import Collection, Sequence
 from typing import Final
 
+from gateway.core.model import MessageStatus, NewMessage, SubmitOutcome
 from gateway.engine.failover import Failover
 from gateway.engine.queue import STORE_RETRY_SECONDS, CarrierQueue, Job, Queues, Sent
 from gateway.engine.receipts import ChangesHook
 from gateway.engine.retry import TIMEOUT, Decision, RetryKey, RetryPolicy, Verdict
 from gateway.logs import log_event
-from gateway.model import MessageStatus, NewMessage, SubmitOutcome
 from gateway.smpp.constants import Status
 from gateway.store.ports import Queue
 

@@ -21,8 +21,8 @@ from typing import Final
 
 from gateway.binds import BindState, CarrierBind
 from gateway.config import CarrierConfig
+from gateway.core.model import OutboundMessage
 from gateway.engine.throttle import BindThrottle, TokenBucket, account_bucket
-from gateway.model import OutboundMessage
 from gateway.smpp.pdu import SubmitSm
 from gateway.smpp.receipt import IdForms
 from gateway.smpp.text import SplitResult

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from gateway.config import CarrierConfig
+from gateway.core.model import IncomingReceipt, MessageStatus, StatusChange
 from gateway.logs import log_event
-from gateway.model import IncomingReceipt, MessageStatus, StatusChange
 from gateway.net.classify import UNPARSABLE_KEY
 from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import Status

@@ -18,7 +18,7 @@ from enum import Enum
 from typing import Final
 
 from gateway.config import MessagesConfig, RetryRule
-from gateway.model import MessageStatus
+from gateway.core.model import MessageStatus
 from gateway.smpp.constants import Status, status_name
 
 TIMEOUT: Final = "timeout"

@@ -17,6 +17,7 @@ import logging
 from collections import deque
 from typing import Final
 
+from gateway.core.model import MessageStatus, OutboundMessage
 from gateway.engine.admission import MAX_BATCH_PARTS, send_budget, stage_target
 from gateway.engine.failover import Failover
 from gateway.engine.outcomes import Outcomes
@@ -33,7 +34,6 @@ from gateway.engine.queue import (
     is_live,
 )
 from gateway.logs import log_event
-from gateway.model import MessageStatus, OutboundMessage
 from gateway.smpp.errors import EncodeError, SmppError
 from gateway.smpp.times import relative_time
 from gateway.store.base import StoreUnavailable

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 import heapq
 
+from gateway.core.model import OutboundMessage, Replacement
 from gateway.engine.loading import Loader
 from gateway.engine.queue import CarrierQueue, Job, Msg, Queues
-from gateway.model import OutboundMessage, Replacement
 
 
 class Withdrawn:

@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
-from gateway.api.validation import MAX_VALIDITY, MIN_VALIDITY
+from gateway.core.model import FINAL_STATUSES, MessageStatus, Replacement
+from gateway.core.validation import MAX_VALIDITY, MIN_VALIDITY
 from gateway.front.inbound import smpp_time
 from gateway.front.outgoing import message_state
 from gateway.logs import log_event
-from gateway.model import FINAL_STATUSES, MessageStatus, Replacement
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import CancelSm, Pdu, QuerySm, ReplaceSm
 from gateway.smpp.receipt import MessageState

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from gateway.model import CANCELLED, MessageStatus
+from gateway.core.model import CANCELLED, MessageStatus
 from gateway.smpp.address import smpp_address
 from gateway.smpp.pdu import DeliverSm
 from gateway.smpp.receipt import MessageState, format_receipt_text

@@ -11,7 +11,7 @@ password: ESME_RINVPASWD; address not allowed, too many binds: ESME_RBINDFAIL.
 
 submit_sm / data_sm: window (submit_sm owed a response on this bind, ESME_RMSGQFUL over it)
 and the account's TPS (ESME_RTHROTTLED), then the sender rules, the same intake checks as
-the HTTP API (E.164 destination, sender, length, encoding; see gateway.api.intake), the
+the HTTP API (E.164 destination, sender, length, encoding; see gateway.core.intake), the
 opt-out list; then ``store.accept`` and only after its commit the submit_sm_resp with
 smsgw's message id.
 
@@ -53,10 +53,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from gateway.api.errors import FieldError
-from gateway.api.intake import Intake
-from gateway.api.messages import Handoff, accept_and_enqueue
-from gateway.api.validation import MAX_PRIORITY, MAX_VALIDITY, MIN_VALIDITY
+from gateway.core.errors import FieldError
+from gateway.core.intake import Intake
+from gateway.core.model import MessageStatus, NewMessage, Replacement, StatusChange, new_message_id
+from gateway.core.submit import Handoff, accept_and_enqueue
+from gateway.core.validation import MAX_PRIORITY, MAX_VALIDITY, MIN_VALIDITY
 from gateway.engine.throttle import TokenBucket
 from gateway.front import manage
 from gateway.front.config import (
@@ -78,7 +79,6 @@ from gateway.front.inbound import (
 from gateway.front.outgoing import build_mo, build_receipt, mo_payload, receipt_info
 from gateway.front.refusals import RefusalLog
 from gateway.logs import log_event
-from gateway.model import MessageStatus, NewMessage, Replacement, StatusChange, new_message_id
 from gateway.smpp.address import as_number
 from gateway.smpp.aio import SmppConnection, unbind_all
 from gateway.smpp.constants import Status, status_name

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway.api import validation as check
-from gateway.api.intake import Intake
+from gateway.core import validation as check
+from gateway.core.intake import Intake
 from gateway.inbound.numbers import InboundNumber
 
 TON_INTERNATIONAL: Final = 1

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
 from gateway.config import DAY, InboundActionConfig, InboundConfig
+from gateway.core.model import NewMessage
 from gateway.inbound.actions import ActionContext, ActionServices, run_action
 from gateway.inbound.addresses import Addresses
 from gateway.inbound.directory import CampaignDirectory, CampaignInfo
@@ -33,7 +34,6 @@ from gateway.inbound.replies import NOT_SENT_LOOP, NOT_SENT_NO_NUMBER, Outbox, R
 from gateway.inbound.stats import InboundStats
 from gateway.inbound.templates import contact_fields, render
 from gateway.logs import log_event
-from gateway.model import NewMessage
 from gateway.store.base import (
     Contact,
     Interaction,

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from gateway.api.intake import Intake
-from gateway.api.messages import Outbound, accept_and_enqueue
-from gateway.model import NewMessage
+from gateway.core.intake import Intake
+from gateway.core.model import NewMessage
+from gateway.core.submit import Outbound, accept_and_enqueue
 from gateway.store.ports import Submits
 
 log = logging.getLogger("smsgw.inbound")

@@ -35,9 +35,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
-from gateway.api.intake import Intake
-from gateway.api.messages import Outbound
 from gateway.config import GatewayConfig
+from gateway.core.intake import Intake
+from gateway.core.submit import Outbound
 from gateway.inbound.actions import ActionServices
 from gateway.inbound.addresses import Addresses
 from gateway.inbound.batches import STRAGGLER_SECONDS, Batches

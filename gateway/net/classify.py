@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from gateway.model import IncomingReceipt, MessageStatus
+from gateway.core.model import IncomingReceipt, MessageStatus
 from gateway.smpp.constants import Tag
 from gateway.smpp.receipt import (
     ESM_MESSAGE_TYPE_MASK,

@@ -3,7 +3,7 @@
 Pure code. The SMSC side of smsgw (the front, which reads an ESME's submit_sm and writes
 receipts and MO to it) and the bundled simulator (which writes MO) use these functions, so
 a short code reads and writes the same way everywhere, and the same way as the HTTP API
-treats ``"from": "12345"`` (gateway.api.validation: 3 to 8 digits is a short code).
+treats ``"from": "12345"`` (gateway.core.validation: 3 to 8 digits is a short code).
 
 Reading (``as_number``): a '+' number or an alphanumeric sender (TON 5) passes unchanged; a
 digit string of 3 to 8 digits with TON 0 (unknown), 3 (network specific) or 6
@@ -29,7 +29,7 @@ NPI_UNKNOWN: Final = 0
 NPI_ISDN: Final = 1
 
 SHORT_CODE_DIGITS: Final = (3, 8)
-"""Short codes run 3 to 8 digits (the HTTP API's rule, gateway.api.validation); longer
+"""Short codes run 3 to 8 digits (the HTTP API's rule, gateway.core.validation); longer
 digit strings are numbers."""
 
 SHORT_CODE_TONS: Final = frozenset({TON_UNKNOWN, TON_NETWORK_SPECIFIC, TON_ABBREVIATED})

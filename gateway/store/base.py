@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gateway.model import (
+from gateway.core.model import (
     MessageStatus,
 )
 
@@ -315,7 +315,7 @@ class Interaction:
     """Why the last attempt failed; for a quarantined one, why it was quarantined."""
     care_state: str = "open"
     """Customer care, apart from ``state``: "open", "answered" (a helpdesk reply went)
-    or "closed" (see gateway.api.interactions)."""
+    or "closed" (see gateway.http.interactions)."""
     assignee: str | None = None
     """Who in customer care handles it."""
 
@@ -436,7 +436,7 @@ class CampaignCounts:
 
 
 UNDELIVERED_STATUSES: Final = ("undeliverable", "expired", "rejected", "failed")
-"""The final statuses of :attr:`CampaignCounts.undelivered` (gateway.model.MessageStatus)."""
+"""The final statuses of :attr:`CampaignCounts.undelivered` (gateway.core.model.MessageStatus)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from gateway.metrics import Histogram
-from gateway.model import (
+from gateway.core.model import (
     IncomingReceipt,
     MessageView,
     NewMessage,
@@ -31,6 +30,7 @@ from gateway.model import (
     StatusChange,
     SubmitOutcome,
 )
+from gateway.metrics import Histogram
 from gateway.store.base import (
     Callback,
     CallbackView,
@@ -756,7 +756,7 @@ class HttpPorts(
     InboundNumbers,
     Protocol,
 ):
-    """What the HTTP layer reads and writes on the message side (gateway.api.app.make_app);
+    """What the HTTP layer reads and writes on the message side (gateway.http.app.make_app);
     the campaign routes use :class:`CampaignSide`."""
 
 

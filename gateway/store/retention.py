@@ -82,7 +82,7 @@ PAUSE_SECONDS: Final = 0.005
 
 
 def message_id_before(at: float) -> str:
-    """The smallest message id made at or after ``at`` (gateway.model.new_message_id: 12 hex
+    """The smallest message id made at or after ``at`` (gateway.core.model.new_message_id: 12 hex
     digits of milliseconds, then random digits): every id below it was made before."""
     return f"{int(at * 1000):012x}"
 

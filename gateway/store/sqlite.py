@@ -27,9 +27,7 @@ from typing import Any, Final, TypeVar
 import aiosqlite
 
 from gateway.core.ledger import aggregate_status
-from gateway.logs import log_event
-from gateway.metrics import Histogram
-from gateway.model import (
+from gateway.core.model import (
     CANCELLED,
     FINAL_STATUSES,
     HistoryEntry,
@@ -43,6 +41,8 @@ from gateway.model import (
     StatusChange,
     SubmitOutcome,
 )
+from gateway.logs import log_event
+from gateway.metrics import Histogram
 from gateway.store.base import (
     CALLBACK_PARKED_AT,
     EDIT_DONE,
@@ -105,7 +105,7 @@ where going alone would cost CPU (measured: 8-30 % more per MO when every one wa
 SCHEMA_VERSION: Final = 1
 
 ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
-    # The HTTP token's account that owns a list or a campaign (gateway.api.auth); '' for
+    # The HTTP token's account that owns a list or a campaign (gateway.http.auth); '' for
     # those made before accounts, which only admin tokens see.
     ("contact_lists", "account", "TEXT NOT NULL DEFAULT ''"),
     ("campaigns", "account", "TEXT NOT NULL DEFAULT ''"),
@@ -119,7 +119,7 @@ ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     # A deleted contact list keeps its row (so its id is never given to a new list) with
     # the time it was deleted; its members go.
     ("contact_lists", "deleted_at", "REAL"),
-    # Customer care of an MO (gateway.api.interactions): open, answered (a helpdesk reply
+    # Customer care of an MO (gateway.http.interactions): open, answered (a helpdesk reply
     # went) or closed, and who handles it; not its processing state.
     ("interactions", "care_state", "TEXT NOT NULL DEFAULT 'open'"),
     ("interactions", "assignee", "TEXT"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome
+from gateway.core.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome
 from tests.fakes import new_message
 
 S = MessageStatus

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.model import NewMessage
+from gateway.core.model import NewMessage
 from tests.fakes import new_message
 from tests.store_contract.conftest import Harness
 

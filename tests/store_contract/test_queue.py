@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.model import MessageStatus, NewMessage, SubmitOutcome, new_message_id
+from gateway.core.model import MessageStatus, NewMessage, SubmitOutcome, new_message_id
 from tests.fakes import new_message
 from tests.store_contract.conftest import Harness
 

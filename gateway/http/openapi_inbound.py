@@ -1,4 +1,4 @@
-"""OpenAPI paths of the inbound routes (merged into gateway.api.openapi's document)."""
+"""OpenAPI paths of the inbound routes (merged into gateway.http.openapi's document)."""
 
 from __future__ import annotations
 

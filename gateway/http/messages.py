@@ -24,34 +24,35 @@ A batch is one transaction: all its messages are accepted, or none.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 from aiohttp import web
 
-from gateway.api.auth import ACCOUNT_KEY, principal
-from gateway.api.body import parse_json, read_body
-from gateway.api.errors import (
+from gateway.core.errors import FieldError
+from gateway.core.intake import Intake, answer_json, batch_answer_json
+from gateway.core.model import HistoryEntry, MessageView, NewMessage
+from gateway.core.submit import Outbound, accept_and_enqueue
+from gateway.http.auth import ACCOUNT_KEY, principal
+from gateway.http.body import parse_json, read_body
+from gateway.http.errors import (
     IDEMPOTENCY_CONFLICT,
     IDEMPOTENCY_MISMATCH,
     NOT_FOUND,
     OPTED_OUT,
     ApiError,
-    FieldError,
     invalid,
     json_response,
 )
-from gateway.api.intake import Intake, answer_json, batch_answer_json
-from gateway.api.message_list import parse_query, row_json
+from gateway.http.message_list import parse_query, row_json
 from gateway.logs import log_event
-from gateway.model import HistoryEntry, MessageView, NewMessage
+from gateway.reports.csvfile import iso_utc
 from gateway.store.base import IdempotencyConflict, IdempotentAnswer
-from gateway.store.ports import MessageIntake, MessageReads, Submits
+from gateway.store.ports import MessageReads, Submits
 
 log = logging.getLogger("smsgw.api")
 
@@ -66,77 +67,7 @@ REPLAYED_HEADER: Final = "Idempotent-Replayed"
 """Set to ``true`` on an answer replayed from an earlier request with the same key."""
 
 _KEY_CHARS: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII, as HTTP tokens
-_MESSAGE_ID: Final = re.compile(r"[0-9a-f]{26}")  # gateway.model.new_message_id
-
-
-class Handoff(Protocol):
-    """How committed messages reach the dispatcher (``accept_and_enqueue``)."""
-
-    def enqueue(self, messages: Sequence[NewMessage], begun: Collection[str] = ()) -> None:
-        """Take messages just committed by ``store.accept`` into the memory queues."""
-
-    def reserve(self, messages: Sequence[NewMessage]) -> set[str]:
-        """Before the commit: ids of messages that can leave at once."""
-
-    def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
-        """The commit of reserved messages failed: give their room back."""
-
-
-class Outbound(Handoff, Protocol):
-    """What the API needs from the dispatcher."""
-
-    def enqueue(self, messages: Sequence[NewMessage], begun: Collection[str] = ()) -> None:
-        """Take messages just committed by ``store.accept`` into the memory queues;
-        ``begun``: those committed begun, as ``reserve`` said (sent at once)."""
-
-    def reserve(self, messages: Sequence[NewMessage]) -> set[str]:
-        """Before the commit: ids of messages that can leave at once, to be committed
-        begun (``store.accept(begun=...)``); each goes to ``enqueue`` or ``release``."""
-
-    def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
-        """The commit of reserved messages failed: give their room back."""
-
-    def carriers_up(self) -> set[str]:
-        """Carriers with at least one bound bind, for routing at intake."""
-
-    def opt_out(self, number: str, sender: str | None) -> None:
-        """``number`` opted out (of ``sender``, or of all when None), committed in the
-        store: stop what is already on its way to the wire."""
-
-
-async def accept_and_enqueue(
-    store: MessageIntake,
-    outbound: Handoff | None,
-    messages: Sequence[NewMessage],
-    idempotency: IdempotentAnswer | None = None,
-) -> None:
-    """Commit ``messages`` (durable before anyone hears "accepted"), then hand them to the
-    dispatcher. Those the dispatcher can send at once (``Outbound.reserve``: a bind with
-    window and TPS room, nothing queued ahead) are committed with their first attempt begun,
-    so their submit_sm leave with no second commit. Raises when the commit fails (nothing
-    accepted, the reserved room given back); a failing hand-off after the commit is logged
-    only: the messages wait in the store for the dispatcher's next load."""
-    if not messages:
-        return
-    begun = outbound.reserve(messages) if outbound is not None else set()
-    try:
-        await store.accept(messages, idempotency, begun)
-    except BaseException:
-        if outbound is not None:
-            outbound.release(messages, begun)
-        raise
-    if outbound is None:
-        return
-    try:
-        outbound.enqueue(messages, begun)
-    except Exception:
-        log.exception("api.enqueue_failed messages=%d", len(messages))
-
-
-def iso_utc(at: float) -> str:
-    """Epoch seconds as ISO-8601 in UTC with milliseconds: ``2030-01-02T03:04:05.678Z``."""
-    moment = datetime.datetime.fromtimestamp(at, datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+_MESSAGE_ID: Final = re.compile(r"[0-9a-f]{26}")  # gateway.core.model.new_message_id
 
 
 def view_json(view: MessageView) -> dict[str, Any]:

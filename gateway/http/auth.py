@@ -24,8 +24,8 @@ from typing import Final, Literal
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway.api.errors import FORBIDDEN, UNAUTHORIZED, ApiError
 from gateway.config import HttpConfig, Scope
+from gateway.http.errors import FORBIDDEN, UNAUTHORIZED, ApiError
 
 
 @dataclass(frozen=True, slots=True)

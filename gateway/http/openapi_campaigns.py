@@ -1,5 +1,5 @@
 """The OpenAPI paths and schemas of the lists, imports, contacts, opt-outs and campaigns
-routes (gateway.api.campaigns); merged into the document by gateway.api.openapi."""
+routes (gateway.http.campaigns); merged into the document by gateway.http.openapi."""
 
 from __future__ import annotations
 

@@ -19,8 +19,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from gateway.api.errors import NOT_FOUND, ApiError, FieldError, invalid, json_response
-from gateway.api.query import query_int
+from gateway.core.errors import FieldError
+from gateway.http.errors import NOT_FOUND, ApiError, invalid, json_response
+from gateway.http.query import query_int
 from gateway.reports.csvfile import iso_utc
 from gateway.store.base import CallbackView
 from gateway.store.ports import CallbackOutbox

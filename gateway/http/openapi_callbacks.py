@@ -1,11 +1,11 @@
-"""The OpenAPI description of ``/v1/callbacks`` (merged into :mod:`gateway.api.openapi`)."""
+"""The OpenAPI description of ``/v1/callbacks`` (merged into :mod:`gateway.http.openapi`)."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from gateway.api.callbacks import DEFAULT_LIMIT, MAX_LIMIT
-from gateway.api.openapi_parts import limit_param, query_param
+from gateway.http.callbacks import DEFAULT_LIMIT, MAX_LIMIT
+from gateway.http.openapi_parts import limit_param, query_param
 
 
 def _error(description: str) -> dict[str, Any]:

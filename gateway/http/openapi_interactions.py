@@ -1,10 +1,10 @@
-"""The OpenAPI description of ``/v1/interactions`` (merged into :mod:`gateway.api.openapi`)."""
+"""The OpenAPI description of ``/v1/interactions`` (merged into :mod:`gateway.http.openapi`)."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from gateway.api.interactions import (
+from gateway.http.interactions import (
     CARE_STATES,
     DEFAULT_LIMIT,
     MAX_ASSIGNEE,
@@ -12,7 +12,7 @@ from gateway.api.interactions import (
     MAX_FILTER,
     MAX_LIMIT,
 )
-from gateway.api.openapi_parts import limit_param, query_param
+from gateway.http.openapi_parts import limit_param, query_param
 from gateway.reports.csvfile import COLUMNS
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.api.errors import FieldError
+from gateway.core.errors import FieldError
 
 
 def query_int(

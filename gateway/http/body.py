@@ -12,7 +12,7 @@ from typing import Any, Final, NoReturn
 
 from aiohttp import web
 
-from gateway.api.errors import INVALID_JSON, UNSUPPORTED_MEDIA_TYPE, ApiError
+from gateway.http.errors import INVALID_JSON, UNSUPPORTED_MEDIA_TYPE, ApiError
 
 JSON_MEDIA_TYPE: Final = "application/json"
 

@@ -1,4 +1,4 @@
-"""A faster :meth:`gateway.api.validation.Numbers.e164` for numbers already in E.164, for
+"""A faster :meth:`gateway.core.validation.Numbers.e164` for numbers already in E.164, for
 bulk imports.
 
 ``Numbers.e164`` takes a fast path for a number written in E.164 (no phonenumbers.parse: a
@@ -27,7 +27,7 @@ from typing import Final
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
-from gateway.api import validation as check
+from gateway.core import validation as check
 
 _MIN_LENGTH: Final = 8
 _MAX_LENGTH: Final = 16
@@ -46,7 +46,7 @@ class FastE164:
         self._plans: dict[tuple[str, int], tuple[int, re.Pattern[str]] | None] = {}
 
     def e164(self, raw: str) -> str:
-        """``raw`` in E.164; :class:`~gateway.api.validation.Invalid` when it is not valid."""
+        """``raw`` in E.164; :class:`~gateway.core.validation.Invalid` when it is not valid."""
         key = (raw[1:4], len(raw))
         try:
             plan = self._plans[key]

@@ -8,15 +8,15 @@ GET   /v1/openapi.json         public  the OpenAPI 3.1 document of this API
 POST  /v1/messages             token   accept one message (202)
 POST  /v1/messages/batch       token   accept up to 10,000 messages at once (202)
 GET   /v1/messages/{id}        token   a message's status, parts and history
-GET   /v1/interactions         token   the MO log, paged (gateway.api.interactions)
+GET   /v1/interactions         token   the MO log, paged (gateway.http.interactions)
 GET   /v1/interactions/export.csv  token   the MO log as streamed CSV (all, new, ids)
 POST  /v1/interactions/email   token   the same CSV e-mailed through the digest's SMTP settings
 GET   /metrics                 public  Prometheus metrics (when a registry is given)
-*     /v1/numbers...           token   inbound numbers (see gateway.inbound.api)
-POST  /v1/interactions/{id}/reply token a helpdesk answer to an MO (gateway.inbound.api)
+*     /v1/numbers...           token   inbound numbers (see gateway.http.inbound)
+POST  /v1/interactions/{id}/reply token a helpdesk answer to an MO (gateway.http.inbound)
 GET   /v1/interactions/{id}    token   an MO with its thread; PATCH: care_state, assignee
 GET   /v1/conversations        token   a subscriber's MOs and MTs by time (?number=)
-GET   /v1/callbacks            token   the callback outbox: parked / pending (gateway.api.callbacks)
+GET   /v1/callbacks            token   the callback outbox: parked / pending (http.callbacks)
 POST  /v1/callbacks/{id}/retry token   re-arm one callback; ``/v1/callbacks/retry``: every parked
 *     /console/...             session the web console (gateway.console.web); ``/`` leads there
 ====  =======================  ======  ================================================
@@ -31,26 +31,28 @@ from typing import Any, Final
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from gateway.api.auth import auth_middleware, check_routes
-from gateway.api.callbacks import CallbacksApi
-from gateway.api.campaigns import CampaignParts, CampaignsApi
-from gateway.api.errors import dumps, error_middleware
-from gateway.api.intake import Intake
-from gateway.api.interactions import InteractionsApi
-from gateway.api.messages import MessagesApi, Outbound
-from gateway.api.openapi import openapi_document
-from gateway.api.templates import TemplatesApi
 from gateway.binds import BindState, CarrierBind
 from gateway.callback_policy import CallbackPolicy
+from gateway.campaigns.parts import CampaignParts
 from gateway.config import GatewayConfig
 from gateway.console.overview import OverviewSources
 from gateway.console.web import Console
-from gateway.inbound.api import InboundApi
+from gateway.core.intake import Intake
+from gateway.core.routing import Router
+from gateway.core.submit import Outbound
+from gateway.http.auth import auth_middleware, check_routes
+from gateway.http.callbacks import CallbacksApi
+from gateway.http.campaigns import CampaignsApi
+from gateway.http.errors import dumps, error_middleware
+from gateway.http.inbound import InboundApi
+from gateway.http.interactions import InteractionsApi
+from gateway.http.messages import MessagesApi
+from gateway.http.openapi import openapi_document
+from gateway.http.templates import TemplatesApi
 from gateway.metrics import FunctionCollector
 from gateway.observe import HttpMetrics
 from gateway.reports.digest import SmtpSender
 from gateway.reports.mailout import Mailer
-from gateway.routing import Router
 from gateway.store.health import StoreHealth
 from gateway.store.ports import Campaigns, HttpPorts
 

@@ -13,7 +13,7 @@ its parts and history (``GET /v1/messages/{id}`` has those). Filters combine (AN
 ``order`` is ``desc`` (newest first, the default) or ``asc`` (oldest first: what a program
 following a batch or a campaign wants). ``next`` is an opaque cursor (the last id of the
 page): pass it back as ``after`` with the same filters and order; null on the last page. A
-token that is not admin sees only its account's messages (gateway.api.auth). Unknown
+token that is not admin sees only its account's messages (gateway.http.auth). Unknown
 parameters are refused (400): a mistyped filter must not list everything.
 """
 
@@ -25,9 +25,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from gateway.api.errors import FieldError
-from gateway.api.validation import MAX_CAMPAIGN_ID, MAX_CLIENT_REF
-from gateway.model import MessageStatus
+from gateway.core.errors import FieldError
+from gateway.core.model import MessageStatus
+from gateway.core.validation import MAX_CAMPAIGN_ID, MAX_CLIENT_REF
 from gateway.reports.csvfile import iso_utc
 from gateway.store.base import MessageQuery, MessageRow
 
@@ -44,7 +44,7 @@ PARAMS: Final = frozenset(
 )
 STATUSES: Final = tuple(s.value for s in MessageStatus)
 
-_CURSOR: Final = re.compile(r"[0-9a-f]{26}")  # gateway.model.new_message_id
+_CURSOR: Final = re.compile(r"[0-9a-f]{26}")  # gateway.core.model.new_message_id
 
 
 def row_json(row: MessageRow) -> dict[str, Any]:

@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from gateway.core.errors import FieldError
 from gateway.logs import log_event
 from gateway.store.base import StoreError, StoreUnavailable
 
@@ -75,21 +75,6 @@ _STATUS_CODES: Final[Mapping[int, str]] = {
     413: BODY_TOO_LARGE,
     415: UNSUPPORTED_MEDIA_TYPE,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One thing wrong with one field: ``path`` names it (``to``, ``messages[3].text``)."""
-
-    path: str
-    message: str
-    index: int | None = None  # the item's position, in a batch
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "message": self.message}
-        if self.index is not None:
-            out["index"] = self.index
-        return out
 
 
 class ApiError(Exception):

@@ -10,16 +10,21 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
-from gateway.api import message_list, openapi_campaigns
-from gateway.api import validation as check
-from gateway.api.auth import ROUTE_SCOPES
-from gateway.api.errors import ERROR_CODES
-from gateway.api.intake import FIELDS
-from gateway.api.messages import IDEMPOTENCY_HEADER, MAX_BATCH, MAX_IDEMPOTENCY_KEY, REPLAYED_HEADER
-from gateway.api.openapi_callbacks import CALLBACK_PATHS, CALLBACK_SCHEMAS
-from gateway.api.openapi_interactions import INTERACTION_PATHS, INTERACTION_SCHEMAS
-from gateway.inbound.openapi import inbound_paths
-from gateway.model import MessageStatus
+from gateway.core import validation as check
+from gateway.core.intake import FIELDS
+from gateway.core.model import MessageStatus
+from gateway.http import message_list, openapi_campaigns
+from gateway.http.auth import ROUTE_SCOPES
+from gateway.http.errors import ERROR_CODES
+from gateway.http.messages import (
+    IDEMPOTENCY_HEADER,
+    MAX_BATCH,
+    MAX_IDEMPOTENCY_KEY,
+    REPLAYED_HEADER,
+)
+from gateway.http.openapi_callbacks import CALLBACK_PATHS, CALLBACK_SCHEMAS
+from gateway.http.openapi_inbound import inbound_paths
+from gateway.http.openapi_interactions import INTERACTION_PATHS, INTERACTION_SCHEMAS
 
 OPENAPI_VERSION: Final = "3.1.0"
 
@@ -517,7 +522,7 @@ _FORBIDDEN: Final = _error(
 def openapi_document() -> dict[str, Any]:
     """The document, fresh each call (callers may change their copy)."""
     document = _document()
-    # Every operation behind a token says which scope it needs (gateway.api.auth).
+    # Every operation behind a token says which scope it needs (gateway.http.auth).
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if operation.get("security") == []:

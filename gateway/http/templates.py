@@ -1,7 +1,7 @@
 """``/v1/templates``: saved message templates and their preview (gateway.campaigns.preview).
 
 A template belongs to the account of the token that made it, as lists and campaigns do
-(gateway.api.auth): another account's is answered 404. ``POST /v1/templates/{id}/preview``
+(gateway.http.auth): another account's is answered 404. ``POST /v1/templates/{id}/preview``
 renders it for one contact (``contact``: a number, or an object of fields) and, with
 ``lists`` (the account's), finds the longest rendering across their members, read a page at
 a time (bounded memory whatever the list's size).
@@ -14,14 +14,15 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from gateway.api import validation as check
-from gateway.api.auth import principal
-from gateway.api.body import parse_json, read_body
-from gateway.api.campaigns import CampaignParts
-from gateway.api.errors import NOT_FOUND, ApiError, FieldError, invalid, json_response
+from gateway.campaigns.parts import CampaignParts
 from gateway.campaigns.preview import Links, TemplatePreview
 from gateway.campaigns.service import MAX_TEXT, iso
-from gateway.model import new_message_id
+from gateway.core import validation as check
+from gateway.core.errors import FieldError
+from gateway.core.model import new_message_id
+from gateway.http.auth import principal
+from gateway.http.body import parse_json, read_body
+from gateway.http.errors import NOT_FOUND, ApiError, invalid, json_response
 from gateway.store.base import Contact
 from gateway.store.campaign_base import MessageTemplate
 
@@ -63,7 +64,7 @@ class TemplatesApi:
 
     @property
     def parts(self) -> CampaignParts:
-        from gateway.api.campaigns import CampaignsApi
+        from gateway.http.campaigns import CampaignsApi
 
         return CampaignsApi(self._parts).parts  # the same 503 when campaigns are not wired
 

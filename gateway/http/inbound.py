@@ -16,7 +16,7 @@ A number reads ``{"number", "source": "config"|"api", "keywords": [rules], "cour
 A helpdesk reply goes from the number the MO was written to, to the MO's sender, through the
 normal durable path (committed before the 202). It is refused with 422 ``opted_out`` when the
 sender opted out of that number. A reply sent makes the interaction's ``care_state``
-``answered`` (see gateway.api.interactions).
+``answered`` (see gateway.http.interactions).
 """
 
 from __future__ import annotations
@@ -26,21 +26,14 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from gateway.api.body import parse_json, read_body
-from gateway.api.errors import (
-    CONFLICT,
-    NOT_FOUND,
-    OPTED_OUT,
-    ApiError,
-    FieldError,
-    invalid,
-    json_response,
-)
-from gateway.api.intake import Intake
-from gateway.api.messages import Outbound
 from gateway.callback_policy import CallbackPolicy
 from gateway.config import GatewayConfig, InboundNumberConfig
 from gateway.confload import ConfigError
+from gateway.core.errors import FieldError
+from gateway.core.intake import Intake
+from gateway.core.submit import Outbound
+from gateway.http.body import parse_json, read_body
+from gateway.http.errors import CONFLICT, NOT_FOUND, OPTED_OUT, ApiError, invalid, json_response
 from gateway.inbound.numbers import InboundNumber, NumberBook, number_json, parse_number
 from gateway.inbound.replies import NOT_SENT_OPTED_OUT, Outbox
 from gateway.logs import log_event

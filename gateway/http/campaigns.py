@@ -1,13 +1,13 @@
 """``/v1/lists``, ``/v1/imports``, ``/v1/contacts``, ``/v1/opt-outs`` and ``/v1/campaigns``.
 
-Lists and campaigns belong to the account of the token that made them (gateway.api.auth):
+Lists and campaigns belong to the account of the token that made them (gateway.http.auth):
 a token sees and changes only its account's, an admin token every one; another account's
 list, import or campaign is answered 404. Contacts and opt-outs are the gateway's (a number
 is one person whoever writes to it): a token sees a contact only when it is in one of its
 account's lists, with those lists only; it searches, edits and deletes contacts, and lists
 and exports opt-outs, through those lists too (``DELETE /v1/contacts/{number}`` takes the
 number out of its lists, an admin's out of every list; a contact in no list is forgotten,
-its opt-outs kept). Errors use the shape of gateway.api.errors; a campaign action its status
+its opt-outs kept). Errors use the shape of gateway.http.errors; a campaign action its status
 does not allow is a 409 ``invalid_state``; a list still used is a 409 ``conflict``.
 
 ``POST /v1/lists/{id}/import`` takes a ``text/csv`` body of any size (not bounded by
@@ -21,36 +21,34 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
 
-from gateway.api import validation as check
-from gateway.api.auth import principal
-from gateway.api.body import parse_json, read_body
-from gateway.api.errors import (
+from gateway.campaigns.imports import (
+    DEFAULT_OPT_IN_SOURCE,
+    MAX_ATTRIBUTE_CHARS,
+    MAX_COLUMNS,
+)
+from gateway.campaigns.parts import CampaignParts
+from gateway.campaigns.service import (
+    FieldErrors,
+    TransitionError,
+    campaign_json,
+    iso,
+)
+from gateway.core import validation as check
+from gateway.core.errors import FieldError
+from gateway.http.auth import principal
+from gateway.http.body import parse_json, read_body
+from gateway.http.errors import (
     BODY_TOO_LARGE,
     CONFLICT,
     NOT_FOUND,
     UNSUPPORTED_MEDIA_TYPE,
     ApiError,
-    FieldError,
     invalid,
     json_response,
-)
-from gateway.campaigns.imports import (
-    DEFAULT_OPT_IN_SOURCE,
-    MAX_ATTRIBUTE_CHARS,
-    MAX_COLUMNS,
-    Importer,
-)
-from gateway.campaigns.service import (
-    CampaignService,
-    FieldErrors,
-    TransitionError,
-    campaign_json,
-    iso,
 )
 from gateway.logs import log_event
 from gateway.reports import csvfile
@@ -60,7 +58,6 @@ from gateway.store.campaign_base import (
     ListInUse,
     OptOutRecord,
 )
-from gateway.store.ports import CampaignSide, OptOuts
 
 INVALID_STATE: Final = "invalid_state"  # 409: the campaign's status does not allow it
 CAMPAIGNS_UNAVAILABLE: Final = "campaigns_unavailable"  # 503: not wired in this process
@@ -85,20 +82,6 @@ OPT_OUT_COLUMNS: Final = ("number", "sender", "source", "at")
 """The opt-out export's header; an empty sender is an opt-out from every sender."""
 
 log = logging.getLogger("smsgw.api")
-
-
-@dataclass(slots=True)
-class CampaignParts:
-    """What the campaign routes work with."""
-
-    campaigns: CampaignSide
-    store: OptOuts
-    importer: Importer
-    service: CampaignService
-    numbers: check.Numbers
-    clock: Callable[[], float]
-    on_opt_out: Callable[[str, str | None], None] | None = None
-    """Told of each opt-out once committed (the dispatcher's ``opt_out``)."""
 
 
 def _list_json(list_: Any) -> dict[str, Any]:

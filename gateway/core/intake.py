@@ -13,13 +13,13 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from gateway.api import validation as check
-from gateway.api.errors import FieldError
 from gateway.callback_policy import CallbackPolicy
-from gateway.campaigns.e164 import FastE164
 from gateway.config import CarrierConfig, MessagesConfig
-from gateway.model import NewMessage, new_message_id
-from gateway.routing import Router
+from gateway.core import validation as check
+from gateway.core.e164 import FastE164
+from gateway.core.errors import FieldError
+from gateway.core.model import NewMessage, new_message_id
+from gateway.core.routing import Router
 from gateway.smpp.text import (
     MAX_PARTS,
     ConcatMethod,

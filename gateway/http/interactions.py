@@ -56,21 +56,21 @@ from typing import Any, Final, Protocol
 
 from aiohttp import web
 
-from gateway.api.auth import ACCOUNT_KEY
-from gateway.api.body import parse_json, read_body
-from gateway.api.errors import (
+from gateway.core.errors import FieldError
+from gateway.http.auth import ACCOUNT_KEY
+from gateway.http.body import parse_json, read_body
+from gateway.http.errors import (
     CONFLICT,
     EMAIL_FAILED,
     EMAIL_UNAVAILABLE,
     NOT_FOUND,
     STORE_UNAVAILABLE,
     ApiError,
-    FieldError,
     invalid,
     json_response,
 )
-from gateway.api.message_list import row_json
-from gateway.api.query import query_int
+from gateway.http.message_list import row_json
+from gateway.http.query import query_int
 from gateway.logs import log_event
 from gateway.reports import csvfile
 from gateway.reports.digest import MAX_ATTACHED_ROWS, is_address
@@ -134,7 +134,7 @@ def interaction_json(item: Interaction) -> dict[str, Any]:
 
 def reply_refs(interaction_id: int) -> tuple[str, str]:
     """The client_ref of an interaction's auto-replies and of its helpdesk replies
-    (gateway.inbound.decision, gateway.inbound.api)."""
+    (gateway.inbound.decision, gateway.http.inbound)."""
     return f"mo-{interaction_id}", f"mo-{interaction_id}-reply"
 
 
@@ -698,7 +698,7 @@ def _conversation_cursor(
     mo, dot, mt = value.partition(".")
     mo_ok = mo == _NO_CURSOR or (mo.isascii() and mo.isdigit() and 0 < len(mo) < 19)
     mt_ok = mt == _NO_CURSOR or (
-        len(mt) == 26 and all(c in "0123456789abcdef" for c in mt)  # gateway.model ids
+        len(mt) == 26 and all(c in "0123456789abcdef" for c in mt)  # gateway.core.model ids
     )
     if not (dot and mo_ok and mt_ok):
         errors.append(FieldError("query.after", "not a cursor this list gave"))

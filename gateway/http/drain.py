@@ -1,0 +1,43 @@
+"""The HTTP side of draining (``gateway.lifecycle``, SIGTERM): once the gateway drains, every
+request that would change something (any method but GET/HEAD/OPTIONS under ``/v1/``) gets
+``503 draining`` with ``Retry-After``; reads still work and ``/healthz`` answers 503
+``{"status": "draining", ...}``. A request already past the middleware finishes normally."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from gateway.http.errors import error_response, json_response
+from gateway.lifecycle import Drain
+
+DRAINING: Final = "draining"
+"""Error code of the 503 answered while the gateway shuts down."""
+
+READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def drain_middleware(drain: Drain) -> Middleware:
+    """The middleware that answers for ``drain`` once it is switched on."""
+
+    @web.middleware
+    async def draining(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not drain.draining:
+            return await handler(request)
+        headers = {"Retry-After": str(drain.retry_after)}
+        if request.path == "/healthz":
+            body = {**drain.health(), "status": DRAINING}
+            return json_response(body, 503, headers)
+        if request.method not in READ_METHODS and request.path.startswith("/v1/"):
+            return error_response(
+                503,
+                DRAINING,
+                f"the gateway is shutting down; retry in {drain.retry_after} s"
+                " (or on another node)",
+                headers=headers,
+            )
+        return await handler(request)
+
+    return draining
