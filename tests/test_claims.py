@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import gateway.store.sqlite as sqlite_module
+from gateway.campaigns.runner import CLAIMED_ELSEWHERE_WAIT
 from gateway.config import GatewayConfig
 from gateway.confload import load_dataclass
 from gateway.daemon import Gateway
@@ -20,8 +21,11 @@ from gateway.lease import LeaseKeeper
 from gateway.store.base import StoreUnavailable
 from gateway.store.claims import ClaimSettings
 from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite_campaigns import SqliteCampaignStore
+from tests.campaign_helpers import campaign_rig
 from tests.e2e_helpers import gateway_config
 from tests.fakes import new_message
+from tests.test_campaigns import list_with, new_campaign
 
 LEASE = 30.0
 T0 = 1_000_000.0
@@ -152,3 +156,20 @@ async def test_claims_are_renewed_and_released_in_chunks_each_row_once(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_the_runner_leaves_a_campaign_another_node_runs_until_its_claim_lapses(
+    tmp_path: Path,
+) -> None:
+    async with campaign_rig(tmp_path) as rig:
+        list_id = await list_with(rig, 3)
+        campaign = await new_campaign(rig, list_id)
+        await rig.post(f"/v1/campaigns/{campaign['id']}/start", None, 200)
+        other = SqliteCampaignStore(rig.store.db, ClaimSettings("b", 30.0))
+        assert await other.claim_campaign(campaign["id"], rig.now())  # node B runs it
+        assert await rig.runner.step(campaign["id"]) == CLAIMED_ELSEWHERE_WAIT
+        assert await rig.messages_of(campaign["id"]) == []
+        rig.clock[0] += 30.0  # B's claim lapses (B died): this node takes the campaign over
+        await rig.run_to_end(campaign["id"])
+        assert len(await rig.messages_of(campaign["id"])) == 3
+        assert not await other.claim_campaign(campaign["id"], rig.now())  # done

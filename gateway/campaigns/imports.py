@@ -18,7 +18,8 @@ contact is row 2. A row with the wrong number of cells, a missing or invalid num
 rejected; the rest of the file goes on. A number seen twice updates the same contact.
 
 An import interrupted by a stop of the daemon is marked ``failed`` at the next start (its
-file is gone); importing the same file again is harmless, rows are upserts.
+file is gone); importing the same file again is harmless, rows are upserts. One another
+live node is running (its claim, gateway.store.claims) is left to it.
 """
 
 from __future__ import annotations

@@ -78,6 +78,9 @@ MAX_WAIT: Final = 300.0
 MAX_CODE_DRAWS: Final = 5
 """Times a chunk's short link codes are drawn when one is taken (about one chunk in 350,000
 with ten million live 7-character codes; five clashes in a row do not happen)."""
+CLAIMED_ELSEWHERE_WAIT: Final = 5.0
+"""Seconds before looking again at a campaign another node runs (its claim may lapse)."""
+
 ACCOUNT: Final = "campaigns"
 """The account campaign messages are accepted under when their campaign has none (made
 before accounts existed); otherwise the campaign's account, so its token can read them."""
@@ -182,6 +185,10 @@ class CampaignRunner:
         if campaign is None or campaign.status not in (RUNNING, SCHEDULED):
             return None
         now = self.clock()
+        if not await self.campaigns.claim_campaign(campaign_id, now):
+            # Another node runs it (gateway.store.claims); look again later: this node
+            # takes it over once that node's claim lapses.
+            return CLAIMED_ELSEWHERE_WAIT
         if campaign.status == SCHEDULED:
             if campaign.start_at is not None and now < campaign.start_at:
                 return campaign.start_at - now

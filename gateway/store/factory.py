@@ -59,7 +59,7 @@ def _sqlite(config: StoreConfig, data_dir: Path, claims: ClaimSettings) -> Store
 
     return Stores(
         store=store,
-        campaigns=SqliteCampaignStore(store.db),
+        campaigns=SqliteCampaignStore(store.db, claims),
         links=SqliteLinks(store.db),
         stats=store,
         health=store.health,

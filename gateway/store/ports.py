@@ -328,8 +328,13 @@ class MoLog(Protocol):
         Ids grow: an interaction logged later has a larger id than every earlier one (the
         inbound service relies on it, as ``pending_interactions`` paging does)."""
 
-    async def pending_interactions(self, after: int, limit: int) -> list[Interaction]:
-        """Interactions whose actions have not run, by id after ``after``."""
+    async def pending_interactions(
+        self, after: int, limit: int, now: float | None = None
+    ) -> list[Interaction]:
+        """Interactions whose actions have not run, by id after ``after``, that this node
+        may claim at ``now`` (default: the wall clock), claimed (gateway.store.claims): an
+        interaction is recorded claimed by the node that logs it, and another live node's
+        are passed over (it is handling them)."""
 
     async def finish_interactions(self, outcomes: Sequence[InteractionOutcome]) -> None:
         """Record what was done about each interaction (keyword, rule, campaign, actions,
@@ -547,7 +552,9 @@ class Imports(Protocol):
     async def get_import(self, import_id: str) -> ImportJob | None: ...
 
     async def fail_running_imports(self, reason: str, at: float) -> int:
-        """Mark imports left running (by a stopped process) failed; how many."""
+        """Mark imports left running (by a stopped process) failed; how many. An import
+        is saved running claimed by the node that runs it (gateway.store.claims): one
+        another live node holds at ``at`` is that node's, running, and left alone."""
 
     async def deleted_lists_with_members(self) -> list[int]: ...
 
@@ -568,6 +575,11 @@ class Campaigns(Protocol):
     async def get_campaign(self, campaign_id: str) -> CampaignRecord | None: ...
 
     async def campaigns(self, statuses: Sequence[str] | None = None) -> list[CampaignRecord]: ...
+
+    async def claim_campaign(self, campaign_id: str, now: float) -> bool:
+        """Claim a running or scheduled campaign for this node (gateway.store.claims)
+        before working on it: False when another live node holds it (it runs it), or when
+        it is neither running nor scheduled. Renewed with this node's other claims."""
 
     async def set_campaign_status(
         self, campaign_id: str, status: str, at: float, *, expect: Sequence[str]

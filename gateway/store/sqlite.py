@@ -414,8 +414,8 @@ CLAIM_TABLES: Final = (
     ("callbacks", ""),
     ("front_outbox", ""),
     ("interactions", "state = 'pending'"),
-    ("campaigns", ""),
-    ("contact_imports", ""),
+    ("campaigns", "status IN ('running', 'scheduled')"),
+    ("contact_imports", "status = 'running'"),
 )
 """Tables whose rows carry claims (gateway.store.claims), each with the condition of its
 rows whose claim matters (work still to do; through the table's partial index where it has
@@ -535,8 +535,9 @@ async def read_contacts(db: SqliteDb, numbers: Sequence[str]) -> dict[str, Conta
     return found
 
 
-def _interaction_row(i: NewInteraction) -> tuple[Any, ...]:
-    """The parameters of ``_INSERT_INTERACTION`` after the id, for a new (pending) one."""
+def _interaction_row(i: NewInteraction, claims: ClaimSettings) -> tuple[Any, ...]:
+    """The parameters of ``_INSERT_INTERACTION`` after the id, for a new (pending) one,
+    claimed by this node (which handles it) from its completion."""
     return (
         i.carrier,
         i.source,
@@ -549,6 +550,8 @@ def _interaction_row(i: NewInteraction) -> tuple[Any, ...]:
         i.received_at,
         i.completed_at,
         INTERACTION_PENDING,
+        claims.node_id,
+        claims.until(i.completed_at),
     )
 
 
@@ -2149,7 +2152,7 @@ class SqliteStore(SqliteReports):
     ) -> int:
         if not consumed:  # a long MO whose parts are stored already is finished regardless
             self.refuse_new_work()
-        row = _interaction_row(interaction)
+        row = _interaction_row(interaction, self.claims)
         gone = [
             (p.key.carrier, p.key.source, p.key.destination, p.key.ref, p.key.total, p.seq)
             for p in consumed
@@ -2169,13 +2172,33 @@ class SqliteStore(SqliteReports):
         result: int = await self._write_in_thread(op)
         return result
 
-    async def pending_interactions(self, after: int, limit: int) -> list[Interaction]:
+    async def pending_interactions(
+        self, after: int, limit: int, now: float | None = None
+    ) -> list[Interaction]:
+        now = time.time() if now is None else now
+        me = self.claims.node_id
         rows = await self._read(
             f"SELECT {_INTERACTION_COLUMNS} FROM interactions"
-            " WHERE state = 'pending' AND id > ? ORDER BY id LIMIT ?",
-            (after, limit),
+            f" WHERE state = 'pending' AND id > ? AND {CLAIMABLE} ORDER BY id LIMIT ?",
+            (after, me, now, limit),
         )
-        return [_interaction(r) for r in rows]
+        if not rows:
+            return []
+        found = [_interaction(r) for r in rows]
+        claim = (me, self.claims.until(now), json.dumps([i.id for i in found]), me, now)
+
+        def op(conn: sqlite3.Connection) -> set[int]:
+            return {
+                r[0]
+                for r in conn.execute(
+                    "UPDATE interactions SET claimed_by = ?, claim_until = ?"
+                    f" WHERE id IN (SELECT value FROM json_each(?)) AND {CLAIMABLE} RETURNING id",
+                    claim,
+                )
+            }
+
+        claimed: set[int] = await self._write_in_thread(op)
+        return [i for i in found if i.id in claimed]
 
     async def begin_interaction_attempt(self, interaction_id: int, floor: int = 0) -> int:
         def op(conn: sqlite3.Connection) -> int:
@@ -2241,7 +2264,7 @@ class SqliteStore(SqliteReports):
 
     async def record_interactions(self, interactions: Sequence[NewInteraction]) -> list[int]:
         self.refuse_new_work()
-        rows = [_interaction_row(i) for i in interactions]
+        rows = [_interaction_row(i, self.claims) for i in interactions]
 
         def op(conn: sqlite3.Connection) -> list[int]:
             # Ids above every id given before (the writer's transaction is the only one).
@@ -2551,8 +2574,8 @@ def _callback_payload(change: StatusChange) -> dict[str, Any]:
 
 _INSERT_INTERACTION: Final = (
     "INSERT INTO interactions(id, carrier, source, destination, text, data_coding, parts,"
-    " parts_received, missing, received_at, completed_at, state)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " parts_received, missing, received_at, completed_at, state, claimed_by, claim_until)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 _LAST_INTERACTION_ID: Final = (

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, Final
@@ -39,6 +40,7 @@ from gateway.store.campaign_base import (
     OptOutRecord,
     ReplyFigures,
 )
+from gateway.store.claims import CLAIMABLE, ClaimSettings
 from gateway.store.sqlite import (
     ADDED_COLUMNS,
     ALL_OPT_OUT,
@@ -246,12 +248,14 @@ _UPSERT_MEMBER: Final = (
 _json_array: Final = json.JSONEncoder(ensure_ascii=False).encode
 _SAVE_IMPORT: Final = (
     "INSERT OR REPLACE INTO contact_imports(id, list_id, status, opt_in_source, rows,"
-    " imported, rejected, errors, failure, created_at, finished_at)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    " imported, rejected, errors, failure, created_at, finished_at, claimed_by, claim_until)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
-def _import_row(job: ImportJob) -> tuple[Any, ...]:
+def _import_row(job: ImportJob, claims: ClaimSettings) -> tuple[Any, ...]:
+    """A running import is claimed by the node that saves it (it runs it), from now."""
+    running = job.status == IMPORT_RUNNING
     return (
         job.id,
         job.list_id,
@@ -264,6 +268,8 @@ def _import_row(job: ImportJob) -> tuple[Any, ...]:
         job.failure,
         job.created_at,
         job.finished_at,
+        claims.node_id if running else None,
+        claims.until(time.time()) if running else None,
     )
 
 
@@ -289,8 +295,10 @@ def _copy_audience_page(
 class SqliteCampaignStore:
     """Campaign tables next to the messages, written through ``store``'s group commit."""
 
-    def __init__(self, db: SqliteDb) -> None:
+    def __init__(self, db: SqliteDb, claims: ClaimSettings | None = None) -> None:
         self.db = db
+        self.claims = claims or ClaimSettings()
+        """This node's id and claim length (gateway.store.claims): the message store's."""
 
     async def open(self) -> None:
         """Create the tables (the message store must be open)."""
@@ -348,7 +356,7 @@ class SqliteCampaignStore:
         # One operation on the writer's thread (plain sqlite3, see SqliteDb.write_in_thread):
         # the rows' JSON is built there too, and the import's record is saved in the same
         # transaction, so a batch costs one commit and one thread hop, not three and five.
-        record = _import_row(progress) if progress is not None else None
+        record = _import_row(progress, self.claims) if progress is not None else None
 
         def op(conn: sqlite3.Connection) -> None:
             named: list[tuple[str, str, str]] = []
@@ -371,7 +379,7 @@ class SqliteCampaignStore:
         await self.db.write_in_thread(op)
 
     async def save_import(self, job: ImportJob) -> None:
-        row = _import_row(job)
+        row = _import_row(job, self.claims)
 
         async def op(db: aiosqlite.Connection) -> None:
             await db.execute(_SAVE_IMPORT, row)
@@ -385,11 +393,13 @@ class SqliteCampaignStore:
         return _import(rows[0]) if rows else None
 
     async def fail_running_imports(self, reason: str, at: float) -> int:
+        me = self.claims.node_id
+
         async def op(db: aiosqlite.Connection) -> int:
             cursor = await db.execute(
-                "UPDATE contact_imports SET status = ?, failure = ?, finished_at = ?"
-                " WHERE status = ?",
-                (IMPORT_FAILED, reason, at, IMPORT_RUNNING),
+                "UPDATE contact_imports SET status = ?, failure = ?, finished_at = ?,"
+                f" claimed_by = NULL, claim_until = NULL WHERE status = ? AND {CLAIMABLE}",
+                (IMPORT_FAILED, reason, at, IMPORT_RUNNING, me, at),
             )
             return cursor.rowcount
 
@@ -691,6 +701,23 @@ class SqliteCampaignStore:
                 list(statuses),
             )
         return [_campaign(r) for r in rows]
+
+    async def claim_campaign(self, campaign_id: str, now: float) -> bool:
+        me = self.claims.node_id
+        values = (me, self.claims.until(now), campaign_id, me, now)
+
+        def op(conn: sqlite3.Connection) -> bool:
+            return (
+                conn.execute(
+                    "UPDATE campaigns SET claimed_by = ?, claim_until = ? WHERE id = ?"
+                    f" AND status IN ('running', 'scheduled') AND {CLAIMABLE}",
+                    values,
+                ).rowcount
+                == 1
+            )
+
+        claimed: bool = await self.db.write_in_thread(op)
+        return claimed
 
     async def set_campaign_status(
         self, campaign_id: str, status: str, at: float, *, expect: Sequence[str]

@@ -75,6 +75,12 @@ class Harness:
         ``store`` is node ``DEFAULT_NODE_ID``. Closed with the harness."""
         raise NotImplementedError
 
+    async def campaigns_node(
+        self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS
+    ) -> Any:
+        """``node``'s campaign side (``campaigns`` is node ``DEFAULT_NODE_ID``'s)."""
+        raise NotImplementedError
+
 
 class SqliteHarness(Harness):
     def __init__(self, root: Path) -> None:
@@ -101,6 +107,14 @@ class SqliteHarness(Harness):
         await other.open()
         self.others.append(other)
         return other
+
+    async def campaigns_node(
+        self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS
+    ) -> Any:
+        other = await self.node(node_id, claim_seconds)
+        campaigns = SqliteCampaignStore(other.db, other.claims)
+        await campaigns.open()
+        return campaigns
 
     async def start(self) -> None:
         await self._open()

@@ -6,11 +6,14 @@ two stores over one database (``Harness.node``)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
 from gateway.core.model import NewMessage
+from gateway.store.base import NewInteraction
+from gateway.store.campaign_base import CampaignRecord, ImportJob
 from tests.fakes import new_message
 from tests.store_contract.conftest import Harness
 
@@ -162,3 +165,58 @@ async def test_at_start_only_parts_in_flight_nobody_else_holds_come_back_flagged
     # B dies too: once its claim lapses, its part in flight is a leftover, taken over.
     [taken] = await store.load_pending(ours.id, 100, now=FUTURE + 2 + LEASE)
     assert taken.id == theirs.id and taken.possible_duplicate
+
+
+# -- pending MO, running campaigns and imports ------------------------------------------------
+
+
+@pytest.mark.port("inbound")
+async def test_a_pending_interaction_is_handled_by_the_node_that_logged_it(
+    backend: Harness,
+) -> None:
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    at = FUTURE
+    ids = await b.record_interactions(
+        [
+            NewInteraction("sim", f"+3360000000{n}", "+33700000000", "YES", 0, 1, 1, at, at)
+            for n in range(3)
+        ]
+    )
+    assert await a.pending_interactions(0, 10, now=at + 1) == []  # B's, B handles them
+    assert [i.id for i in await b.pending_interactions(0, 10, now=at + 1)] == ids
+    assert await a.pending_interactions(0, 10, now=at + LEASE) == []  # B claimed again at +1
+    # B dies: once its claims lapse, A takes the interactions over (as at a restart).
+    assert [i.id for i in await a.pending_interactions(0, 10, now=at + 1 + LEASE)] == ids
+    assert await b.pending_interactions(0, 10, now=at + 2 + LEASE) == []
+
+
+@pytest.mark.port("campaigns")
+async def test_a_running_campaign_is_run_by_one_node_at_a_time(backend: Harness) -> None:
+    a, b = await backend.campaigns_node("a", LEASE), await backend.campaigns_node("b", LEASE)
+    for n, status in enumerate(("running", "scheduled", "paused")):
+        await a.save_campaign(CampaignRecord(f"c{n}", f"c{n}", "ACME", "hi", {}, status, FUTURE))
+    assert await a.claim_campaign("c0", FUTURE)
+    assert await a.claim_campaign("c0", FUTURE + 1)  # its own: renewed
+    assert not await b.claim_campaign("c0", FUTURE + LEASE)
+    assert await b.claim_campaign("c1", FUTURE)
+    assert not await a.claim_campaign("c2", FUTURE)  # paused: nobody runs it
+    assert await b.claim_campaign("c0", FUTURE + 1 + LEASE)  # A's lapsed: B takes over
+    assert not await a.claim_campaign("c0", FUTURE + 2 + LEASE)
+
+
+@pytest.mark.port("campaigns")
+async def test_only_imports_no_live_node_runs_are_failed_at_start(backend: Harness) -> None:
+    """At start a node fails the imports a stopped process left running: its own and those
+    whose node's claim lapsed; one another live node runs is left running."""
+    a, b = await backend.campaigns_node("a", LEASE), await backend.campaigns_node("b", LEASE)
+    list_id = (await a.create_list("l", FUTURE)).id
+    for name, store in (("mine", a), ("theirs", b)):
+        await store.save_import(ImportJob(name, list_id, "running", "import", FUTURE))
+    now = time.time()  # a running import is claimed from when it is saved
+    assert await a.fail_running_imports("stopped", now) == 1
+    mine, theirs = await a.get_import("mine"), await a.get_import("theirs")
+    assert mine is not None and mine.status == "failed"
+    assert theirs is not None and theirs.status == "running"
+    assert await a.fail_running_imports("stopped", now + LEASE + 60) == 1  # B's lapsed
+    theirs = await a.get_import("theirs")
+    assert theirs is not None and theirs.status == "failed"
