@@ -699,3 +699,20 @@ async def test_contacts_and_opt_outs_pages_follow_the_tokens_scope_and_account(r
         assert "No opt-outs." in opt_outs and f">{world.number}<" not in opt_outs
     finally:
         await other.close()
+
+
+async def test_the_numbers_pages_are_the_operators_as_in_the_api(rig: Rig) -> None:
+    client = await browser(rig)
+    try:
+        await sign_in(client, A_FULL)
+        page = await client.get(f"{CONSOLE_PREFIX}/numbers")
+        html = await page.text()
+        assert page.status == 403 and "the route needs the &#39;admin&#39; scope" in html
+        tried = await client.post(
+            f"{CONSOLE_PREFIX}/numbers/36180",
+            data={"csrf": csrf_of(html), "help_text": "x", "rule_rows": "0"},
+        )
+        assert tried.status == 403
+    finally:
+        await client.close()
+    assert (await rig.api.request("GET", "/v1/numbers/36180")).status == 404  # not made

@@ -632,3 +632,65 @@ async def test_contacts_are_found_and_opted_out_and_an_imports_rejected_rows_sho
     assert await listed.count() == 1 and "ACME" in await listed.first.inner_text()
     left = (await call(lab, "GET", "/v1/opt-outs", 200))["items"]
     assert [(o["number"], o["sender"]) for o in left] == [("+33617770002", "ACME")]
+
+
+async def test_an_inbound_number_is_set_up_with_its_keywords_and_replies(
+    page: Any, lab: Lab
+) -> None:
+    number = "36200"
+    await sign_in(page, lab)
+    await page.get_by_role("link", name="Numbers").click()
+    await page.get_by_label("Add a number").fill(number)
+    await page.get_by_role("button", name="Set it up").click()
+    await page.get_by_text("A new number: it receives once saved.").wait_for()
+    await page.get_by_label("Help text").fill("Fair info: reply PRICE.")
+    await page.get_by_label("Courtesy reply").fill("We read <b>every</b> reply.")
+    await page.get_by_label("More help words").fill("AIDE")
+    await page.locator("#rule-0-keyword").fill("PRICE")
+    await page.locator("#rule-0-action-0-type").select_option("reply")
+    await page.locator("#rule-0-action-0-text").fill("10 EUR a ticket")
+    await page.locator("#rule-0-action-1-type").select_option("tag")  # without its tag
+    await page.get_by_role("button", name="Save the number").click()
+    # The API's refusal beside the keyword's row; what was typed stays.
+    await playwright_api.expect(page.locator("#err-rule-0")).to_contain_text("tag")
+    assert await page.locator("#rule-0-action-0-text").input_value() == "10 EUR a ticket"
+    await call(lab, "GET", f"/v1/numbers/{number}", 404)  # nothing saved
+    await page.locator("#rule-0-action-1-param").fill("price-asked")
+    await page.get_by_role("button", name="Save the number").click()
+    await page.wait_for_url(f"**/console/numbers/{number}")
+    saved = await call(lab, "GET", f"/v1/numbers/{number}", 200)
+    assert saved["help_text"] == "Fair info: reply PRICE."
+    assert saved["courtesy_reply"] == "We read <b>every</b> reply."
+    assert saved["help_keywords"] == ["AIDE"]
+    assert saved["keywords"][0]["actions"] == [
+        {"type": "reply", "text": "10 EUR a ticket"},
+        {"type": "tag", "tag": "price-asked"},
+    ]
+    # The list shows the number with its rule and replies, the HTML as text.
+    await page.get_by_role("link", name="Numbers", exact=True).click()
+    row = page.locator("#numbers tr", has_text=number)
+    text = await row.inner_text()
+    assert "PRICE" in text and "10 EUR a ticket" in text and "We read <b>every</b> reply." in text
+    assert await page.locator("main b").count() == 0
+    await shot(page, "numbers")
+    await doc_shot(page, "numbers", top="h1")
+    # The rule works: a subscriber's PRICE is matched on this number.
+    await lab.sim("POST", "/v1/mo", {"from": "+33618880001", "to": number, "text": "price?"})
+
+    async def matched() -> bool:
+        found = await lab.get(f"/v1/interactions?number={number}")
+        return any(i["keyword"] == "PRICE" for i in found["items"])
+
+    await eventually(matched)
+    # A save without the CSRF token changes nothing.
+    await row.get_by_role("link", name=number).click()
+    await page.get_by_label("Help text").fill("changed")
+    await page.evaluate("document.querySelector('form.campaign input[name=csrf]').value = ''")
+    await page.get_by_role("button", name="Save the number").click()
+    await page.get_by_text("The form was refused").wait_for()
+    assert (await call(lab, "GET", f"/v1/numbers/{number}", 200))["help_text"] != "changed"
+    await page.go_back()
+    await page.reload()
+    await page.get_by_role("button", name=f"Remove {number}").click()
+    await page.wait_for_url("**/console/numbers")
+    assert await page.locator("#numbers tr", has_text=number).count() == 0

@@ -291,3 +291,35 @@ def field_errors(details: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
         shown = f"{indexed.group(2).lstrip('.') or 'rule'}: {message}" if indexed else message
         out.setdefault(field, []).append(shown)
     return out
+
+
+NUMBER_TEXTS: Final = (
+    "help_text",
+    "courtesy_reply",
+    "opt_out_reply",
+    "opt_out_all_reply",
+    "opt_in_reply",
+)
+"""An inbound number's reply texts (gateway.config.InboundNumberConfig)."""
+NUMBER_WORDS: Final = ("aliases", "opt_out_keywords", "opt_in_keywords", "help_keywords")
+"""An inbound number's word lists (typed separated by commas or spaces)."""
+
+
+def number_body(form: MultiDictProxy[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The body of ``PUT /v1/numbers/{number}`` from the number form, and what was typed.
+    Every field is sent: the PUT replaces the number's settings whole."""
+    values: dict[str, Any] = {k: str(form.get(k, "")) for k in NUMBER_TEXTS + NUMBER_WORDS}
+    values["rules"] = _rule_rows(form)
+    body: dict[str, Any] = {k: values[k] for k in NUMBER_TEXTS}
+    body["courtesy_reply"] = values["courtesy_reply"] or None
+    body.update({k: _words(values[k]) for k in NUMBER_WORDS})
+    body["keywords"] = [r for r in (_rule_json(row) for row in values["rules"]) if r is not None]
+    return body, values
+
+
+def number_values(number: Mapping[str, Any]) -> dict[str, Any]:
+    """A number (GET /v1/numbers/{number}) as the form's fields."""
+    values: dict[str, Any] = {k: str(number.get(k) or "") for k in NUMBER_TEXTS}
+    values.update({k: ", ".join(number.get(k, [])) for k in NUMBER_WORDS})
+    values["rules"] = [_rule_row(r) for r in number.get("keywords", [])]
+    return values

@@ -38,6 +38,7 @@ from gateway.console.campaign_form import (
     request_body,
     rule_rows,
 )
+from gateway.console.numbers import NumberPages
 from gateway.console.overview import (
     MINUTES,
     MinuteSeries,
@@ -200,6 +201,7 @@ class Console:
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/edit", self.campaign_edit)
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/{{action}}", self.campaign_action)
         PeoplePages(self).add_routes(app)
+        NumberPages(self).add_routes(app)
         r.add_get(f"{CONSOLE_PREFIX}/static/{{filename}}", self.static, allow_head=False)
         app.on_response_prepare.append(_security_headers)
         app.on_cleanup.append(self._close)

@@ -152,6 +152,11 @@ CONSOLE_ROUTES: Final[dict[tuple[str, str], ConsoleAccess]] = {
     ("GET", "/console/opt-outs.csv"): "session",
     ("POST", "/console/opt-outs"): "session",
     ("POST", "/console/opt-outs/lift"): "session",
+    ("GET", "/console/numbers"): "session",
+    ("POST", "/console/numbers"): "session",
+    ("GET", "/console/numbers/{number}"): "session",
+    ("POST", "/console/numbers/{number}"): "session",
+    ("POST", "/console/numbers/{number}/delete"): "session",
 }
 """The console's routes, each with its decision: ``public`` or a signed-in ``session``."""
 
