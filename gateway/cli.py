@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.config import GatewayConfig, load_config
-from gateway.confload import ConfigError
+from gateway.config.loader import ConfigError
 from gateway.logs import configure_logging
 from gateway.ops_cli import add_client_commands
 

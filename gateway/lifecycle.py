@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Final
 
 from gateway.binds import CarrierBind
 from gateway.config import GatewayConfig, HttpConfig, load_config
-from gateway.confload import ConfigError
+from gateway.config.loader import ConfigError
 from gateway.core.routing import Route
 from gateway.logs import configure_logging, log_event
 

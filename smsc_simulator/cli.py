@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from gateway import gctune
-from gateway.confload import ConfigError
+from gateway.config.loader import ConfigError
 from gateway.logs import configure_logging, log_event
 from smsc_simulator.config import SimulatorConfig, load_config
 from smsc_simulator.server import Simulator

@@ -1,6 +1,6 @@
 """The simulator's configuration: one frozen dataclass tree, loaded and checked once.
 
-``load_config(path)`` reads TOML through ``gateway.confload``: types, ranges, choices,
+``load_config(path)`` reads TOML through ``gateway.config.loader``: types, ranges, choices,
 unknown and missing keys, and the rules that span fields (``validate``) are all checked,
 and every problem is reported together, each with its key path, in one ``ConfigError``;
 the simulator then refuses to start.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from gateway.confload import check, in_range, load_toml, max_length, non_empty
+from gateway.config.loader import check, in_range, load_toml, max_length, non_empty
 
 BindTypeName = Literal["tx", "rx", "trx"]
 BIND_TYPES: tuple[BindTypeName, ...] = ("tx", "rx", "trx")

@@ -18,11 +18,11 @@ from gateway.campaigns.runner import CampaignRunner
 from gateway.campaigns.service import CampaignService
 from gateway.campaigns.window import SendWindow
 from gateway.config import TokenConfig
+from gateway.config.links import LinksConfig
 from gateway.core import validation as check
 from gateway.core.intake import Intake
 from gateway.core.model import new_message_id
 from gateway.http.app import make_app
-from gateway.links.config import LinksConfig
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
 from tests.api_fakes import NOW, Api, FakeOutbound, make_config, router_for

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from gateway.config import GatewayConfig, hash_token
-from gateway.confload import load_dataclass
+from gateway.config.loader import load_dataclass
 from gateway.daemon import Gateway
 from smsc_simulator.config import (
     AccountConfig,

@@ -8,9 +8,10 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from gateway.confload import load_dataclass
+from gateway.config.front import FrontConfig
+from gateway.config.loader import load_dataclass
 from gateway.daemon import Gateway
-from gateway.front.config import FrontConfig, hash_password
+from gateway.front.passwords import hash_password
 from gateway.front.server import FrontServer
 from tests.e2e_helpers import Lab, eventually, gateway_config
 

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from gateway.config import ConfigError, HttpConfig, Scope, TokenConfig, hash_token
-from gateway.confload import load_dataclass
+from gateway.config.loader import load_dataclass
 from gateway.http.auth import CONSOLE_ROUTES, ROUTE_SCOPES, check_routes
 from gateway.http.openapi import openapi_document
 from gateway.store.sqlite import SqliteStore

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.config import MessagesConfig
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.core import validation as check
 from gateway.core.e164 import FastE164
 from gateway.core.intake import SHORT_GSM7_CHARS, Intake, answer, answer_json, batch_answer_json

@@ -23,7 +23,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import DigestConfig
-from gateway.confload import load_dataclass
+from gateway.config.loader import load_dataclass
 from gateway.reports.digest import DigestScheduler
 from smsc_simulator.config import OutcomesConfig, ReceiptsConfig
 from tests.e2e_helpers import AUTH, TOKEN, eventually, simulator_config

@@ -24,8 +24,8 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import CallbacksConfig
+from gateway.config.links import LinksConfig
 from gateway.daemon import Gateway
-from gateway.links.config import LinksConfig
 from gateway.smpp.constants import Status
 from gateway.smpp.receipt import MessageState
 from smsc_simulator.config import OutcomesConfig, ReceiptsConfig

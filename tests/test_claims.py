@@ -15,7 +15,7 @@ import pytest
 import gateway.store.sqlite as sqlite_module
 from gateway.campaigns.runner import CLAIMED_ELSEWHERE_WAIT
 from gateway.config import GatewayConfig
-from gateway.confload import load_dataclass
+from gateway.config.loader import load_dataclass
 from gateway.daemon import Gateway
 from gateway.lease import LeaseKeeper
 from gateway.store.base import StoreUnavailable

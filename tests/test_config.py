@@ -1,4 +1,4 @@
-"""The gateway configuration and the generic loader under it (gateway.confload)."""
+"""The gateway configuration and the generic loader under it (gateway.config.loader)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 import pytest
 
-from gateway import config as config_module
 from gateway.cli import main
 from gateway.config import (
     CarrierConfig,
@@ -23,7 +22,8 @@ from gateway.config import (
     hash_token,
     load_config,
 )
-from gateway.confload import ConfigError, check, in_range, load_dataclass, load_toml
+from gateway.config import http as config_http
+from gateway.config.loader import ConfigError, check, in_range, load_dataclass, load_toml
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "conf" / "gateway.toml"
@@ -248,6 +248,71 @@ def test_several_errors_are_all_reported_at_once() -> None:
     ]
 
 
+def test_each_section_has_a_module_of_its_own_and_one_loader_reads_them() -> None:
+    """gateway.config is a package: each section's dataclass lives in a module named for it,
+    and gateway.config.loader (once gateway.confload) reads the whole tree."""
+    import dataclasses
+    import importlib
+    import typing
+
+    from gateway.config import loader
+
+    hints = typing.get_type_hints(GatewayConfig)
+    modules = {
+        "node": "node",
+        "http": "http",
+        "log": "log",
+        "store": "store",
+        "retention": "store",
+        "carriers": "carriers",
+        "messages": "messages",
+        "routes": "messages",
+        "callbacks": "callbacks",
+        "compliance": "compliance",
+        "shutdown": "shutdown",
+        "front": "front",
+        "inbound": "inbound",
+        "digest": "digest",
+        "links": "links",
+    }
+    assert {f.name for f in dataclasses.fields(GatewayConfig)} == set(modules)
+    for name, module in modules.items():
+        [section] = [
+            t for t in (hints[name], *typing.get_args(hints[name])) if dataclasses.is_dataclass(t)
+        ]
+        assert section.__module__ == f"gateway.config.{module}", name
+    assert GatewayConfig.__module__ == "gateway.config.root"
+    assert ConfigError is loader.ConfigError
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("gateway.confload")
+
+
+def test_errors_of_every_section_are_reported_together_with_their_key_paths() -> None:
+    mapping = data(**{"carriers[0].window": 0, "http.port": -1})
+    mapping["front"] = {"port": 99999, "accounts": [{"system_id": "crm"}]}
+    mapping["links"] = {"base_url": "ftp://x"}
+    mapping["inbound"] = {"numbers": [{"number": "x"}], "loop_repeats": 1}
+    mapping["digest"] = {"from_address": "nobody", "smtp": {"host": ""}}
+    mapping["retention"] = {"batch": 0}
+    mapping["compliance"] = {"quiet_hours": "nine to five"}
+    errors = errors_of(mapping)
+    paths = sorted(e.split(":")[0] for e in errors)
+    for expected in (
+        "carriers[0].window",
+        "compliance.quiet_hours",
+        "digest.from_address",
+        "digest.smtp.host",
+        "front.accounts[0].password_hash",
+        "front.port",
+        "http.port",
+        "inbound.loop_repeats",
+        "inbound.numbers[0].number",
+        "links.base_url",
+        "retention.batch",
+    ):
+        assert expected in paths, (expected, errors)
+
+
 def test_unknown_keys_are_refused_at_every_level() -> None:
     mapping = data(
         **{
@@ -334,7 +399,7 @@ def test_the_development_token_is_refused_unless_development() -> None:
 
 
 def test_the_development_front_password_is_refused_under_any_salt() -> None:
-    from gateway.front.config import hash_password
+    from gateway.front.passwords import hash_password
 
     def front(password: str) -> dict[str, Any]:
         account = {"system_id": "crm", "password_hash": hash_password(password, 1000)}
@@ -382,7 +447,7 @@ def test_token_comparison_goes_through_compare_digest(monkeypatch: pytest.Monkey
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(config_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(config_http.hmac, "compare_digest", spy)
     config = load_dataclass(GatewayConfig, data())
     assert config.http.tokens[0].matches(TOKEN)
     assert calls == [(hash_token(TOKEN), hash_token(TOKEN))]
@@ -399,7 +464,7 @@ def test_find_token_compares_every_entry(monkeypatch: pytest.MonkeyPatch) -> Non
         calls.append(b)
         return real(a, b)
 
-    monkeypatch.setattr(config_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(config_http.hmac, "compare_digest", spy)
     found = config.http.find_token(TOKEN)
     assert found is not None and found.name == "ops"
     assert len(calls) == 2  # no early exit on the first match

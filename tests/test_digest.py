@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from gateway.config import DigestConfig, GatewayConfig, SmtpConfig
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.core.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome
 from gateway.reports.csvfile import COLUMNS
 from gateway.reports.digest import (

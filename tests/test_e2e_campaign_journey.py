@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from gateway.config import CallbacksConfig, DigestConfig, SmtpConfig
+from gateway.config.links import LinksConfig
 from gateway.daemon import Gateway
-from gateway.links.config import LinksConfig
 from gateway.reports.csvfile import COLUMNS
 from gateway.signing import SIGNATURE_HEADER
 from smsc_simulator.config import OutcomesConfig, ReceiptsConfig

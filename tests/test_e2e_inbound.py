@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from gateway.config import CallbacksConfig, InboundConfig
-from gateway.confload import load_dataclass
+from gateway.config.loader import load_dataclass
 from gateway.daemon import Gateway
 from gateway.store.base import Contact, Interaction
 from smsc_simulator.config import DelayConfig, ReplyConfig, SubscribersConfig

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.front import FrontConfig
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.core.model import (
     IncomingReceipt,
     MessageStatus,
@@ -20,7 +21,6 @@ from gateway.core.model import (
     SubmitOutcome,
     new_message_id,
 )
-from gateway.front.config import FrontConfig, hash_password, verify_password
 from gateway.front.inbound import SubmitReassembler, extract, smpp_time
 from gateway.front.outgoing import (
     ReceiptInfo,
@@ -29,6 +29,7 @@ from gateway.front.outgoing import (
     created_at_of,
     registered_delivery_of,
 )
+from gateway.front.passwords import hash_password, verify_password
 from gateway.front.passwords import main as passwords_main
 from gateway.smpp.address import as_number
 from gateway.smpp.constants import EsmClass, Tag
@@ -262,7 +263,7 @@ def test_mo_pdus() -> None:
 
 
 def test_account_networks_take_ipv4_mapped_peers() -> None:
-    from gateway.front.config import FrontAccountConfig
+    from gateway.config.front import FrontAccountConfig
     from gateway.front.server import FrontAccount
 
     config = FrontAccountConfig(

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.config import DAY, GatewayConfig, InboundConfig, KeywordRuleConfig
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.core.intake import Intake
 from gateway.core.model import NewMessage
 from gateway.core.routing import Router

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import InboundActionConfig, InboundActionType
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.inbound import actions as actions_module
 from gateway.inbound.actions import ACTIONS, ActionContext, ActionResult, run_action
 from gateway.inbound.actions.tag import tag

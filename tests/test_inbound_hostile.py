@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from gateway.config import InboundConfig, KeywordRuleConfig
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.inbound.keywords import KeywordRule, PatternError, compile_pattern, match
 from gateway.store.sqlite import SqliteStore
 from smsc_simulator.server import Simulator

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import KNOWN_FRONT_PASSWORDS, KNOWN_TOKENS, load_config
-from gateway.confload import ConfigError
+from gateway.config.loader import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "production-config.py"

@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 
 from gateway.config import RetentionConfig
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.links import LinksConfig
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.lifecycle import restart_needed
 from gateway.links.codes import ALPHABET, link_errors, link_template, new_code
-from gateway.links.config import LinksConfig
 from gateway.links.server import LinkServer, is_prefetch
 from gateway.store.base import Click, StoreError
 from gateway.store.retention import Retention

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 
 from gateway.config import hash_token
-from gateway.front.config import hash_password
+from gateway.front.passwords import hash_password
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import SubmitSm
 from smsc_simulator.config import AccountConfig

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.callback_policy import CallbackPolicy
 from gateway.config import CallbacksConfig, GatewayConfig, HttpConfig, TokenConfig, hash_token
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.daemon import Gateway
 from gateway.engine.callback_client import CallbackClient, ConnectFailed
 from gateway.engine.callbacks import CallbackSender

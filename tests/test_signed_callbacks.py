@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from gateway.config import CallbacksConfig, GatewayConfig, InboundConfig, hash_token
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.daemon import Gateway
 from gateway.lifecycle import apply_config, restart_needed
 from gateway.signing import SIGNATURE_HEADER, WEBHOOK_SIGNER, Signer, Signers

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from gateway.confload import load_dataclass
+from gateway.config.loader import load_dataclass
 from gateway.smpp.pdu import DeliverSm
 from gateway.smpp.text import ConcatMethod
 from smsc_simulator.account import Account, Outgoing

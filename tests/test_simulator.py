@@ -919,7 +919,7 @@ def test_shipped_config_loads() -> None:
 
 
 def test_bad_config_lists_every_error(tmp_path: Path) -> None:
-    from gateway.confload import ConfigError
+    from gateway.config.loader import ConfigError
     from smsc_simulator.config import load_config
 
     path = tmp_path / "sim.toml"

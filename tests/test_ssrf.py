@@ -24,7 +24,7 @@ import pytest
 
 from gateway.callback_policy import CallbackPolicy
 from gateway.config import CallbacksConfig, GatewayConfig
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.engine.callback_client import CallbackClient, ConnectFailed, system_resolver
 from gateway.engine.callbacks import PARKED_AT, CallbackSender
 from gateway.store.sqlite import SqliteStore

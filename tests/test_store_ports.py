@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 import gateway
 from gateway.config import RetentionConfig, StoreConfig
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.metrics import FunctionCollector, Histogram
 from gateway.observe import store_metrics
 from gateway.store.factory import BACKENDS, open_store

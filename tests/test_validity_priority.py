@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway.config import CarrierConfig
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.core.model import MessageStatus
 from gateway.front.inbound import smpp_time
 from gateway.smpp.times import relative_time

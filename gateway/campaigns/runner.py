@@ -43,12 +43,12 @@ from typing import Final
 
 from gateway.campaigns.window import LocalHours, SendWindow
 from gateway.campaigns.zones import number_zones
+from gateway.config.links import LinksConfig
 from gateway.core.intake import Intake
 from gateway.core.model import NewMessage
 from gateway.core.submit import Outbound, accept_and_enqueue
 from gateway.inbound.templates import contact_fields, render
 from gateway.links.codes import link_fields, link_template, new_code
-from gateway.links.config import LinksConfig
 from gateway.logs import log_event
 from gateway.store.base import Contact, LinkCodeTaken
 from gateway.store.campaign_base import CampaignRecord

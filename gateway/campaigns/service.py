@@ -61,7 +61,7 @@ from gateway.campaigns.runner import (
 )
 from gateway.campaigns.window import SendWindow, WindowError
 from gateway.config import KeywordRuleConfig
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.core import validation as check
 from gateway.core.errors import FieldError
 from gateway.core.model import MessageStatus, new_message_id

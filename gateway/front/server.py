@@ -53,6 +53,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from gateway.config.front import FrontAccountConfig, FrontConfig
 from gateway.core.errors import FieldError
 from gateway.core.intake import Intake
 from gateway.core.model import MessageStatus, NewMessage, Replacement, StatusChange, new_message_id
@@ -60,12 +61,6 @@ from gateway.core.submit import Handoff, accept_and_enqueue
 from gateway.core.validation import MAX_PRIORITY, MAX_VALIDITY, MIN_VALIDITY
 from gateway.engine.throttle import TokenBucket
 from gateway.front import manage
-from gateway.front.config import (
-    PBKDF2_ITERATIONS,
-    FrontAccountConfig,
-    FrontConfig,
-    verify_password,
-)
 from gateway.front.guard import BindGuard, GuardLimits, client_key, retry_after
 from gateway.front.inbound import (
     Group,
@@ -77,6 +72,7 @@ from gateway.front.inbound import (
     smpp_time,
 )
 from gateway.front.outgoing import build_mo, build_receipt, mo_payload, receipt_info
+from gateway.front.passwords import PBKDF2_ITERATIONS, verify_password
 from gateway.front.refusals import RefusalLog
 from gateway.logs import log_event
 from gateway.smpp.address import as_number

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from gateway.callback_policy import CallbackPolicy
 from gateway.config import GatewayConfig, InboundNumberConfig
-from gateway.confload import ConfigError
+from gateway.config.loader import ConfigError
 from gateway.core.errors import FieldError
 from gateway.core.intake import Intake
 from gateway.core.submit import Outbound

@@ -27,7 +27,7 @@ from gateway.config import (
     InboundNumberConfig,
     KeywordRuleConfig,
 )
-from gateway.confload import ConfigError, load_dataclass
+from gateway.config.loader import ConfigError, load_dataclass
 from gateway.inbound.keywords import (
     HELP_WORDS,
     OPT_IN_WORDS,

@@ -34,8 +34,8 @@ from typing import Final
 from aiohttp import web
 from prometheus_client.core import Metric
 
+from gateway.config.links import LinksConfig
 from gateway.links.codes import CODE_PATTERN
-from gateway.links.config import LinksConfig
 from gateway.logs import log_event
 from gateway.metrics import CounterMetricFamily
 from gateway.store.base import Click

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from gateway.config import RetentionConfig, StoreConfig
-from gateway.confload import ConfigError
+from gateway.config.loader import ConfigError
 from gateway.store.claims import ClaimSettings
 from gateway.store.health import StoreHealth
 from gateway.store.ports import CampaignSide, GatewayStore, Links, StoreStats

@@ -8,7 +8,7 @@ module of its own (:mod:`.send`, :mod:`.consent`, :mod:`.tag`, :mod:`.survey`,
 next actions still run).
 
 A new action: its function in a module here, one entry in :data:`ACTIONS`, and its config
-shape (the ``InboundActionType`` names and the keys it takes, in ``gateway.config``).
+shape (the ``InboundActionType`` names and the keys it takes, in ``gateway.config.inbound``).
 Loading refuses a config naming a type that is not there, with the choices listed
 (``...actions[0].type: expected one of 'reply', ...``); tests/test_inbound_actions.py checks
 that the table and the config name the same types.

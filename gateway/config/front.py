@@ -9,45 +9,13 @@ password is at most 8 characters, which an unsalted fast hash would give away to
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
-import os
 from dataclasses import dataclass, field
-from typing import Final
 
-from gateway.confload import all_of, check, in_range, max_length, non_empty, regex
-
-MAX_PORT: Final = 65535
-MAX_SYSTEM_ID: Final = 15  # SMPP 3.4 5.2.1: system_id, 16 octets with the NUL
-MAX_WINDOW: Final = 1000
-"""As for carriers: the spec sets no number; 10-100 is usual."""
-
-PBKDF2_ITERATIONS: Final = 100_000
-"""About 30-60 ms per bind on one core: nothing for a bind, slow for a password search."""
-
-_HASH_PATTERN: Final = r"pbkdf2_sha256\$[0-9]+\$[0-9a-f]{16,}\$[0-9a-f]{64}"
-
-
-def hash_password(password: str, iterations: int = PBKDF2_ITERATIONS) -> str:
-    """The stored form of an upstream account's password."""
-    salt = os.urandom(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
-    return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """Whether ``password`` matches ``stored`` (compared in constant time)."""
-    try:
-        scheme, iterations, salt, digest = stored.split("$")
-        if scheme != "pbkdf2_sha256":
-            return False
-        got = hashlib.pbkdf2_hmac(
-            "sha256", password.encode("utf-8"), bytes.fromhex(salt), int(iterations)
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(got.hex(), digest)
+from gateway.config.carriers import MAX_SYSTEM_ID, MAX_WINDOW
+from gateway.config.common import MAX_PORT
+from gateway.config.loader import all_of, check, in_range, max_length, non_empty, regex
+from gateway.front.passwords import HASH_PATTERN
 
 
 def _cidr(value: str) -> str | None:
@@ -73,7 +41,7 @@ class FrontAccountConfig:
     system_id: str = field(metadata=check(all_of(non_empty, max_length(MAX_SYSTEM_ID))))
     password_hash: str = field(
         repr=False,
-        metadata=check(regex(_HASH_PATTERN, "a hash from python -m gateway.front.passwords")),
+        metadata=check(regex(HASH_PATTERN, "a hash from python -m gateway.front.passwords")),
     )
     allowed_ips: tuple[str, ...] = field(default=("127.0.0.1/32",), metadata=check(_cidrs))
     """Networks (CIDR) a bind may come from; a bind from elsewhere gets ESME_RBINDFAIL."""

@@ -6,7 +6,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Final
 
-from gateway.confload import check, in_range, max_length
+from gateway.config.loader import check, in_range, max_length
 
 MAX_PORT: Final = 65535
 MAX_BASE_URL: Final = 100
