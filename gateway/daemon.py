@@ -28,14 +28,14 @@ from gateway.core.model import StatusChange
 from gateway.core.routing import Route, Router
 from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
-from gateway.front.metrics import front_metrics
+from gateway.front.metric_families import front_metrics
 from gateway.front.server import FrontServer
 from gateway.http.app import add_store_health, health, make_app
 from gateway.http.connguard import ConnectionGuard, GuardSettings, serve_guarded
 from gateway.http.drain import drain_middleware
 from gateway.http.inbound import InboundApi
 from gateway.http.reqlog import request_log_middleware
-from gateway.inbound.directory import CampaignDirectory
+from gateway.inbound.campaign_directory import CampaignDirectory
 from gateway.inbound.service import InboundService
 from gateway.lease import LeaseKeeper
 from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled

@@ -11,11 +11,11 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.campaigns.directory import StoreCampaignDirectory
 from gateway.campaigns.imports import Importer
 from gateway.campaigns.parts import CampaignParts
 from gateway.campaigns.runner import CampaignRunner
 from gateway.campaigns.service import CampaignService
+from gateway.campaigns.store_directory import StoreCampaignDirectory
 from gateway.campaigns.window import SendWindow
 from gateway.config import TokenConfig
 from gateway.config.links import LinksConfig

@@ -21,7 +21,6 @@ from gateway.core.model import (
     SubmitOutcome,
     new_message_id,
 )
-from gateway.front.inbound import SubmitReassembler, extract, smpp_time
 from gateway.front.outgoing import (
     ReceiptInfo,
     build_mo,
@@ -31,6 +30,7 @@ from gateway.front.outgoing import (
 )
 from gateway.front.passwords import hash_password, verify_password
 from gateway.front.passwords import main as passwords_main
+from gateway.front.submits import SubmitReassembler, extract, smpp_time
 from gateway.smpp.address import as_number
 from gateway.smpp.constants import EsmClass, Tag
 from gateway.smpp.pdu import SubmitSm, tlv_u8, tlv_u16

@@ -20,10 +20,10 @@ from gateway.config.loader import ConfigError, load_dataclass
 from gateway.core.intake import Intake
 from gateway.core.model import NewMessage
 from gateway.core.routing import Router
-from gateway.inbound.directory import CampaignInfo
+from gateway.inbound.campaign_directory import CampaignInfo
 from gateway.inbound.keywords import KeywordRule, fold, match, parse_answer
 from gateway.inbound.numbers import NumberBook, parse_number
-from gateway.inbound.reassembly import Reassembler, decode_parts, read_pdu
+from gateway.inbound.reassembly import MoReassembler, decode_parts, read_pdu
 from gateway.inbound.service import InboundService
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import DeliverSm
@@ -72,7 +72,7 @@ def test_parts_in_any_order_with_duplicates_make_the_text(
     sent = order[:-1] + [rng.choice(order[:-1]) for _ in range(dupes)]
     rng.shuffle(sent)
     sent.append(order[-1])
-    r = Reassembler(timeout=60)
+    r = MoReassembler(timeout=60)
     done = [a for a in (r.add(as_part(p)) for p in sent) if a is not None]
     assert len(done) == 1
     assert done[0].complete and decode_parts(done[0].parts) == LONG_TEXT
@@ -81,7 +81,7 @@ def test_parts_in_any_order_with_duplicates_make_the_text(
 
 def test_a_message_times_out_with_the_parts_received() -> None:
     pdus = parts_of(LONG_TEXT)
-    r = Reassembler(timeout=30)
+    r = MoReassembler(timeout=30)
     assert r.add(as_part(pdus[0], at=100.0)) is None
     assert r.add(as_part(pdus[2], at=101.0)) is None
     assert r.next_deadline() == 130.0

@@ -13,7 +13,7 @@ import pytest
 from gateway.config import CarrierConfig
 from gateway.config.loader import ConfigError, load_dataclass
 from gateway.core.model import MessageStatus
-from gateway.front.inbound import smpp_time
+from gateway.front.submits import smpp_time
 from gateway.smpp.times import relative_time
 from tests.e2e_helpers import Lab, eventually, simulator_config
 from tests.fakes import FakeSmsc, new_message

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from gateway.campaigns.digest_source import CampaignDigestSource
-from gateway.campaigns.directory import StoreCampaignDirectory
 from gateway.campaigns.imports import Importer, spool_dir_for
 from gateway.campaigns.parts import CampaignParts
 from gateway.campaigns.runner import CampaignRunner
 from gateway.campaigns.service import CampaignService
+from gateway.campaigns.store_directory import StoreCampaignDirectory
 from gateway.config import GatewayConfig
 from gateway.core import validation as check
 from gateway.core.intake import CarrierTexts, Intake

@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Final
 
 from gateway.core.model import FINAL_STATUSES, MessageStatus, Replacement
 from gateway.core.validation import MAX_VALIDITY, MIN_VALIDITY
-from gateway.front.inbound import smpp_time
 from gateway.front.outgoing import message_state
+from gateway.front.submits import smpp_time
 from gateway.logs import log_event
 from gateway.smpp.constants import Status
 from gateway.smpp.pdu import CancelSm, Pdu, QuerySm, ReplaceSm

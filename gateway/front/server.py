@@ -18,7 +18,7 @@ smsgw's message id.
 Long messages (UDH or SAR parts) behave as an SMSC's: each part is checked alone, held
 durably (``store.front_parts_add``) and answered at once after that commit with its own id
 (``<message id>-<seq>``), so a stop-and-wait ESME (window 1) can send one. When the last
-part is in, the parts are joined (gateway.front.inbound), checked again as one text and
+part is in, the parts are joined (gateway.front.submits), checked again as one text and
 committed as one message with the id the first part reserved; the dispatcher cuts it again
 the way the carrier wants. Its final status comes back as one receipt per part, each with
 the part's id (the store writes them, see ``FrontPart``). A restart in between loses no
@@ -62,7 +62,10 @@ from gateway.core.validation import MAX_PRIORITY, MAX_VALIDITY, MIN_VALIDITY
 from gateway.engine.throttle import TokenBucket
 from gateway.front import manage
 from gateway.front.guard import BindGuard, GuardLimits, client_key, retry_after
-from gateway.front.inbound import (
+from gateway.front.outgoing import build_mo, build_receipt, mo_payload, receipt_info
+from gateway.front.passwords import PBKDF2_ITERATIONS, verify_password
+from gateway.front.refusals import RefusalLog
+from gateway.front.submits import (
     Group,
     GroupKey,
     Piece,
@@ -71,9 +74,6 @@ from gateway.front.inbound import (
     is_binary,
     smpp_time,
 )
-from gateway.front.outgoing import build_mo, build_receipt, mo_payload, receipt_info
-from gateway.front.passwords import PBKDF2_ITERATIONS, verify_password
-from gateway.front.refusals import RefusalLog
 from gateway.logs import log_event
 from gateway.smpp.address import as_number
 from gateway.smpp.aio import SmppConnection, unbind_all

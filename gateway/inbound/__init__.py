@@ -12,7 +12,7 @@ The path of an MO (see :mod:`gateway.inbound.service`):
 3. Batches (one queue per sender, so one subscriber's MOs are handled in order:
    :mod:`~gateway.inbound.scheduling`, :mod:`~gateway.inbound.batches`) route each
    interaction (:mod:`~gateway.inbound.decision`): the number it was sent to
-   (:mod:`~gateway.inbound.numbers`), its campaign (:mod:`~gateway.inbound.directory`), the
+   (:mod:`~gateway.inbound.numbers`), its campaign (:mod:`~gateway.inbound.campaign_directory`), the
    rule its first word or text matches (:mod:`~gateway.inbound.keywords`), then run the
    rule's actions in order, each through the table of :mod:`~gateway.inbound.actions` (a new
    action is one entry there), or the courtesy reply. What was done is written on the

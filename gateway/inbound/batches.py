@@ -17,8 +17,8 @@ from typing import Any, Final, TypeVar, cast
 from gateway.config import InboundConfig
 from gateway.core.model import NewMessage
 from gateway.inbound.addresses import Addresses
+from gateway.inbound.campaign_directory import CampaignInfo
 from gateway.inbound.decision import MAX_REPLY_WINDOW, Decider
-from gateway.inbound.directory import CampaignInfo
 from gateway.inbound.numbers import InboundNumber, NumberBook
 from gateway.inbound.replies import Outbox
 from gateway.logs import log_event

@@ -26,7 +26,7 @@ from gateway.config import DAY, InboundActionConfig, InboundConfig
 from gateway.core.model import NewMessage
 from gateway.inbound.actions import ActionContext, ActionServices, run_action
 from gateway.inbound.addresses import Addresses
-from gateway.inbound.directory import CampaignDirectory, CampaignInfo
+from gateway.inbound.campaign_directory import CampaignDirectory, CampaignInfo
 from gateway.inbound.keywords import KeywordRule, Match, match
 from gateway.inbound.message import InboundMessage
 from gateway.inbound.numbers import InboundNumber, builtin_rules, rule_of

@@ -21,7 +21,7 @@ from typing import Any
 from gateway.config import GatewayConfig, InboundConfig
 from gateway.inbound.addresses import Addresses
 from gateway.inbound.numbers import NumberBook
-from gateway.inbound.reassembly import Assembly, Reassembler, decode_parts, read_pdu
+from gateway.inbound.reassembly import Assembly, MoReassembler, decode_parts, read_pdu
 from gateway.inbound.stats import InboundStats
 from gateway.logs import log_event
 from gateway.smpp.constants import Status
@@ -55,7 +55,7 @@ class MoRecorder:
         self.logged = logged
         self.stats = stats
         self.clock = clock
-        self.reassembler = Reassembler(config.inbound.reassembly_timeout)
+        self.reassembler = MoReassembler(config.inbound.reassembly_timeout)
         self._packed = {c.name: c.gsm7_packed for c in config.carriers}
         self.running = False
         """MOs are taken (answered ROK once durable); when not, answered RX_T_APPN."""

@@ -15,8 +15,8 @@ The text is decoded after the parts' bytes are joined, never part by part: a sen
 have cut a UCS-2 surrogate pair or a GSM escape sequence between two parts. A missing part
 breaks the join: the runs either side are decoded on their own.
 
-:class:`Reassembler` only decides; the service mirrors every change in the store (a part is
-kept there before it is acknowledged) and arms one timer at :meth:`Reassembler.next_deadline`.
+:class:`MoReassembler` only decides; the service mirrors every change in the store (a part is
+kept there before it is acknowledged) and arms one timer at :meth:`MoReassembler.next_deadline`.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class _Group:
     parts: dict[int, MoPart] = field(default_factory=dict)
 
 
-class Reassembler:
+class MoReassembler:
     """Open long MOs by key; decides when each is whole or timed out."""
 
     def __init__(self, timeout: float, max_open: int = MAX_OPEN_MESSAGES) -> None:

@@ -41,12 +41,12 @@ from gateway.core.submit import Outbound
 from gateway.inbound.actions import ActionServices
 from gateway.inbound.addresses import Addresses
 from gateway.inbound.batches import STRAGGLER_SECONDS, Batches
+from gateway.inbound.campaign_directory import CampaignDirectory, CampaignInfo, NoCampaigns
 from gateway.inbound.decision import Decider, UpstreamMo
-from gateway.inbound.directory import CampaignDirectory, CampaignInfo, NoCampaigns
 from gateway.inbound.handlers import HandlerRunner
 from gateway.inbound.molog import MoRecorder
 from gateway.inbound.numbers import NumberBook
-from gateway.inbound.reassembly import Reassembler
+from gateway.inbound.reassembly import MoReassembler
 from gateway.inbound.replies import Outbox
 from gateway.inbound.scheduling import (
     BATCH_MAX,
@@ -172,7 +172,7 @@ class InboundService:
         self.decider.upstream = value
 
     @property
-    def reassembler(self) -> Reassembler:
+    def reassembler(self) -> MoReassembler:
         return self.molog.reassembler
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from gateway.inbound.actions.base import ActionContext, ActionFn, ActionResult, ActionServices
 from gateway.inbound.actions.consent import opt_in, opt_out
+from gateway.inbound.actions.context import ActionContext, ActionFn, ActionResult, ActionServices
 from gateway.inbound.actions.python_handler import python_handler
 from gateway.inbound.actions.send import help_text, reply
 from gateway.inbound.actions.survey import answer, survey_answer

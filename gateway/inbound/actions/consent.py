@@ -7,7 +7,7 @@ is now opted out (carriers' codes of conduct ask for it)."""
 
 from __future__ import annotations
 
-from gateway.inbound.actions.base import ActionContext, ActionResult
+from gateway.inbound.actions.context import ActionContext, ActionResult
 from gateway.inbound.templates import render
 
 

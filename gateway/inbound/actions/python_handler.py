@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.inbound.actions.base import ActionContext, ActionResult
+from gateway.inbound.actions.context import ActionContext, ActionResult
 from gateway.inbound.handlers import resolve_handler
 
 

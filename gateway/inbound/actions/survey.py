@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.inbound.actions.base import ActionContext, ActionResult
+from gateway.inbound.actions.context import ActionContext, ActionResult
 from gateway.inbound.keywords import KeywordRule, fold_word, parse_answer
 from gateway.store.base import SurveyAnswer
 

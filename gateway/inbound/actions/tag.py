@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.inbound.actions.base import ActionContext, ActionResult
+from gateway.inbound.actions.context import ActionContext, ActionResult
 
 
 async def tag(ctx: ActionContext) -> ActionResult:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import InboundActionConfig, InboundConfig, InboundNumberConfig
-from gateway.inbound.directory import CampaignInfo
+from gateway.inbound.campaign_directory import CampaignInfo
 from gateway.inbound.handlers import Handler, HandlerRunner
 from gateway.inbound.keywords import Match
 from gateway.inbound.message import InboundMessage

@@ -1,7 +1,7 @@
 """What the inbound (MO) side asks about campaigns, answered from the campaign store.
 
 :class:`StoreCampaignDirectory` is this branch's implementation of the inbound side's
-campaign lookup (the ``CampaignDirectory`` protocol of gateway.inbound.directory:
+campaign lookup (the ``CampaignDirectory`` protocol of gateway.inbound.campaign_directory:
 ``campaign(id)`` and ``keyword_campaigns(number)``, both answering its ``CampaignInfo``), plus
 finer questions: a campaign's keyword rules, its courtesy reply, its reply window, and
 which campaign owns a keyword on one of our numbers. Campaigns are read from the store and
@@ -22,7 +22,7 @@ from typing import Final
 from gateway.campaigns.runner import DONE, PAUSED, RUNNING
 from gateway.campaigns.service import DEFAULT_REPLY_WINDOW_DAYS, rules_of
 from gateway.config import DAY, KeywordRuleConfig
-from gateway.inbound.directory import CampaignInfo
+from gateway.inbound.campaign_directory import CampaignInfo
 from gateway.inbound.keywords import KeywordRule, read
 from gateway.store.campaign_base import CampaignRecord
 from gateway.store.ports import Campaigns

@@ -108,7 +108,7 @@ class SubmitReassembler(Generic[T]):
     """Long messages an upstream ESME submits in parts (submit_sm / data_sm), being put
     together; parts may come in any order and interleaved.
 
-    Not the carriers' long MO (gateway.inbound.reassembly.Reassembler), whose rules differ:
+    Not the carriers' long MO (gateway.inbound.reassembly.MoReassembler), whose rules differ:
     here a part sent again replaces the first copy (returned, for the caller to answer), the
     group's message id is reserved at its first part, and parts being committed hold the
     group open; there the first copy stays, and a cap on open messages bounds memory."""
