@@ -38,6 +38,7 @@ from gateway.console.campaign_form import (
     request_body,
     rule_rows,
 )
+from gateway.console.care import CarePages
 from gateway.console.numbers import NumberPages
 from gateway.console.overview import (
     MINUTES,
@@ -202,6 +203,7 @@ class Console:
         r.add_post(f"{CONSOLE_PREFIX}/campaigns/{{id}}/{{action}}", self.campaign_action)
         PeoplePages(self).add_routes(app)
         NumberPages(self).add_routes(app)
+        CarePages(self).add_routes(app)
         r.add_get(f"{CONSOLE_PREFIX}/static/{{filename}}", self.static, allow_head=False)
         app.on_response_prepare.append(_security_headers)
         app.on_cleanup.append(self._close)
@@ -711,6 +713,13 @@ class Console:
         """The MO log, newest first (GET /v1/interactions with the session's token: the
         operator's, scope admin), filtered by our number, the subscriber or the campaign."""
         session = self._page_session(request)
+        return await self.interactions_view(request, session, 200, "")
+
+    async def interactions_view(
+        self, request: web.Request, session: Session, status: int, error: str, note: str = ""
+    ) -> web.Response:
+        """The Interactions page, with ``error`` or ``note`` (what an action did) on top; its
+        filters are the query's (the action forms post to a URL that carries them)."""
         filters = {
             name: request.query[name].strip()
             for name in INTERACTION_FILTERS
@@ -722,21 +731,23 @@ class Console:
             "title": "Interactions",
             "nav": "interactions",
             "filters": filters,
+            "query": urlencode(filters),
             "items": [],
             "following": None,
+            "note": note,
         }
         if not answer.ok:
             return self._page(
                 "interactions.html",
                 session,
                 status=answer.status,
-                **{**values, "error": answer.error_message},
+                **{**values, "error": error or answer.error_message},
             )
         body = answer.body if isinstance(answer.body, dict) else {}
         if body.get("next"):
             values["following"] = urlencode({**filters, "after": body["next"]})
         values["items"] = body.get("items", [])
-        return self._page("interactions.html", session, error="", **values)
+        return self._page("interactions.html", session, status=status, error=error, **values)
 
     async def lists_page(self, request: web.Request) -> web.Response:
         session = self._page_session(request)

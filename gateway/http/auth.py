@@ -157,6 +157,13 @@ CONSOLE_ROUTES: Final[dict[tuple[str, str], ConsoleAccess]] = {
     ("GET", "/console/numbers/{number}"): "session",
     ("POST", "/console/numbers/{number}"): "session",
     ("POST", "/console/numbers/{number}/delete"): "session",
+    ("GET", "/console/interactions.csv"): "session",
+    ("POST", "/console/interactions/selected.csv"): "session",
+    ("POST", "/console/interactions/email"): "session",
+    ("POST", "/console/interactions/send-to-responders"): "session",
+    ("GET", "/console/interactions/{id}"): "session",
+    ("POST", "/console/interactions/{id}/reply"): "session",
+    ("POST", "/console/interactions/{id}/care"): "session",
 }
 """The console's routes, each with its decision: ``public`` or a signed-in ``session``."""
 
