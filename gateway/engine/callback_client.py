@@ -168,6 +168,7 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(response)
 
     def eof_received(self) -> bool:
+        self.closed = True  # never handed out again, even before connection_lost
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
