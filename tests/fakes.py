@@ -175,6 +175,8 @@ class FakeStore:
         """How many record_receipts calls raise StoreError next."""
         self.fail_outcomes = 0
         self.fail_begin = 0
+        self.joint_begins: list[int] = []
+        """Parts begun by each record_outcomes_and_begin call."""
         self.receipts_committed: list[float] = []
         """Loop time at which each record_receipts call finished."""
         self._changed = asyncio.Event()
@@ -345,6 +347,9 @@ class FakeStore:
         if self.fail_begin:
             self.fail_begin -= 1
             raise StoreError("begin_attempts failed (test)")
+        return await self._begin(parts)
+
+    async def _begin(self, parts: Sequence[tuple[str, int]]) -> set[str]:
         refused = {
             mid
             for mid, _ in parts
@@ -360,6 +365,24 @@ class FakeStore:
         self._touch()
         return refused
 
+    async def record_outcomes_and_begin(
+        self, outcomes: Sequence[SubmitOutcome], parts: Sequence[tuple[str, int]]
+    ) -> tuple[list[StatusChange], set[str] | None]:
+        """One call, as the SQLite store's one transaction: logged as its record_outcomes
+        and its begin_attempts at the same moment; ``joint_begins`` has its part count."""
+        self._log("record_outcomes", len(outcomes))
+        if self.outcome_delay:
+            await asyncio.sleep(self.outcome_delay)
+        if self.fail_outcomes:
+            self.fail_outcomes -= 1
+            raise StoreError("record_outcomes failed (test)")
+        changes = self._record_outcomes(outcomes)
+        if not parts:
+            return changes, set()
+        self._log("begin_attempts", len(parts))
+        self.joint_begins.append(len(parts))
+        return changes, await self._begin(parts)
+
     async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
         self._log("record_outcomes", len(outcomes))
         if self.outcome_delay:
@@ -367,6 +390,9 @@ class FakeStore:
         if self.fail_outcomes:
             self.fail_outcomes -= 1
             raise StoreError("record_outcomes failed (test)")
+        return self._record_outcomes(outcomes)
+
+    def _record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
         touched: dict[str, str] = {}
         for o in outcomes:
             msg = self.messages[o.message_id]

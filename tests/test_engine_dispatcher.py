@@ -234,6 +234,61 @@ async def test_messages_are_submitted_with_begin_attempts_batched() -> None:
         assert r.dispatcher.parts_in_memory == 0
 
 
+async def test_a_window_slot_freed_by_a_commit_is_begun_in_that_commit() -> None:
+    """Issue 19 at window 1: each answered part's outcome and the next part's begin are one
+    store call (one transaction), not an outcome commit then a begin commit; the parts
+    begun and not answered-and-committed never exceed the window."""
+    store = FakeStore()
+    most_begun = 0
+    record = store.record_outcomes_and_begin
+
+    async def watched(outcomes: Any, parts: Any) -> Any:
+        nonlocal most_begun
+        result = await record(outcomes, parts)
+        most_begun = max(
+            most_begun, sum(p.in_flight for m in store.messages.values() for p in m.parts)
+        )
+        return result
+
+    store.record_outcomes_and_begin = watched  # type: ignore[method-assign]
+    smsc = FakeSmsc()
+    async with rig({"alpha": smsc}, [carrier(window=1)], store=store) as r:
+        batch = messages(20)
+        await r.send(batch)
+        await r.until_status(batch, MessageStatus.SUBMITTED)
+        alone = [c for c in store.calls if c[0] == "begin_attempts"]
+        assert sum(size for _, size, _ in alone) == 20
+        # The first part is begun on its own; the others ride the outcome commits.
+        assert sum(store.joint_begins) >= 18, store.joint_begins
+        assert len(alone) - len(store.joint_begins) <= 2
+        assert 0 < most_begun <= 1
+        assert [rec.pdu.destination_addr for rec in smsc.received] == [m.to[1:] for m in batch]
+
+
+async def test_parts_begun_with_outcomes_while_stopping_are_set_back() -> None:
+    """stop() comes while a batch of outcomes and the next parts' begin is being committed:
+    those parts never leave, so they are set back (queued), not left 'submitting'."""
+    store = FakeStore()
+    store.outcome_delay = 0.2
+    joint = store.record_outcomes_and_begin
+    started = asyncio.Event()
+
+    async def watched(outcomes: Any, parts: Any) -> Any:
+        started.set()
+        return await joint(outcomes, parts)
+
+    store.record_outcomes_and_begin = watched  # type: ignore[method-assign]
+    async with rig({"alpha": FakeSmsc()}, [carrier(window=1)], store=store) as r:
+        batch = messages(5)
+        await r.send(batch)
+        await asyncio.wait_for(started.wait(), 5)
+        await r.dispatcher.stop(drain=2.0)
+        assert store.joint_begins
+        assert not [p for m in store.messages.values() for p in m.parts if p.in_flight]
+        statuses = {store.status(m.id) for m in batch}
+        assert statuses <= {MessageStatus.SUBMITTED, MessageStatus.QUEUED, MessageStatus.ACCEPTED}
+
+
 async def test_begin_attempts_returns_before_the_submit_leaves() -> None:
     store = FakeStore()
     store.begin_delay = 0.1

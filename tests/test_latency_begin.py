@@ -13,7 +13,7 @@ from typing import Any
 import aiosqlite
 import pytest
 
-from gateway.core.model import MessageStatus, NewMessage, SubmitOutcome
+from gateway.core.model import MessageStatus, NewMessage, StatusChange, SubmitOutcome
 from gateway.engine.dispatcher import MAX_BATCH_PARTS
 from gateway.smpp.pdu import Pdu, SubmitSm
 from gateway.store.sqlite import SqliteStore
@@ -22,7 +22,8 @@ from tests.fakes import new_message
 
 
 class Spy:
-    """Counts, on a running gateway, the store's begin_attempts calls and its commits at the
+    """Counts, on a running gateway, the parts the store began after their accept (by
+    begin_attempts, or with outcomes: record_outcomes_and_begin) and its commits at the
     moments that matter: after each accept returns, and at each submit_sm handed to a bind."""
 
     def __init__(self, lab: Lab) -> None:
@@ -37,10 +38,17 @@ class Spy:
 
         begin = store.begin_attempts
         accept = store.accept
+        joint = store.record_outcomes_and_begin
 
         async def begin_attempts(parts: Sequence[tuple[str, int]]) -> set[str]:
             self.begun_parts.extend(parts)
             return await begin(parts)
+
+        async def outcomes_and_begin(
+            outcomes: Sequence[SubmitOutcome], parts: Sequence[tuple[str, int]]
+        ) -> tuple[list[StatusChange], set[str] | None]:
+            self.begun_parts.extend(parts)
+            return await joint(outcomes, parts)
 
         async def accept_spy(
             messages: Sequence[NewMessage], idempotency: Any = None, begun: Collection[str] = ()
@@ -50,6 +58,7 @@ class Spy:
                 self.commits_after_accept[m.to.lstrip("+")] = store.commits
 
         store.begin_attempts = begin_attempts  # type: ignore[method-assign]
+        store.record_outcomes_and_begin = outcomes_and_begin  # type: ignore[method-assign]
         store.accept = accept_spy  # type: ignore[method-assign]
         for bind in gateway.binds:
             bind.submit = self._wrap(bind.submit)  # type: ignore[method-assign]

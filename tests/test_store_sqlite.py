@@ -271,6 +271,31 @@ async def test_opt_outs_per_sender_and_global(store: SqliteStore) -> None:
     assert await store.opted_out(["+331"], "ACME") == set()
 
 
+async def test_outcomes_and_the_next_begins_are_one_commit(store: SqliteStore) -> None:
+    """record_outcomes_and_begin (issue 19): the answered part leaves 'submitting' and the
+    next parts enter it in the same transaction; opt-outs refuse as begin_attempts does."""
+    answered, nxt, opted = msg(to="+33600000011"), msg(to="+33600000012"), msg(to="+33600000013")
+    await store.accept([answered, nxt, opted])
+    await store.begin_attempts([(answered.id, 1)])
+    await store.add_opt_out("+33600000013", "ACME", "mo", 1200.0)
+    commits = store.commits
+    changes, refused = await store.record_outcomes_and_begin(
+        [submitted(answered, 1, "a1")], [(nxt.id, 1), (opted.id, 1)]
+    )
+    assert refused == {opted.id}
+    assert [c.message_id for c in changes] == [answered.id]
+    rows = await store._read("SELECT message_id, status, attempts FROM parts")
+    by_id = {r[0]: (r[1], r[2]) for r in rows}
+    assert by_id == {
+        answered.id: ("submitted", 1),
+        nxt.id: ("submitting", 1),
+        opted.id: ("accepted", 0),
+    }
+    assert store.commits == commits + 1
+    # Nothing to begin: the outcomes alone, and no refusal.
+    assert (await store.record_outcomes_and_begin([submitted(nxt, 1, "b1")], []))[1] == set()
+
+
 async def test_begin_attempts_refuses_messages_whose_recipient_opted_out_after_acceptance(
     store: SqliteStore,
 ) -> None:

@@ -136,6 +136,7 @@ class Dispatcher:
             q, self._writer, self._failover, RetryPolicy.from_config(config.messages)
         )
         self._stager = Stager(q, store, self._pdus, self._outcomes, self._failover)
+        self._writer.joint = self._stager
         self._loader = Loader(
             q,
             store,

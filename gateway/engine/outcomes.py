@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection, Sequence
-from typing import Final
+from collections.abc import Collection, Mapping, Sequence
+from typing import Final, Protocol
 
 from gateway.core.model import MessageStatus, NewMessage, SubmitOutcome
 from gateway.engine.failover import Failover
-from gateway.engine.queue import STORE_RETRY_SECONDS, CarrierQueue, Job, Queues, Sent
+from gateway.engine.queue import STORE_RETRY_SECONDS, CarrierQueue, Job, Queues, Sent, Staged
 from gateway.engine.receipts import ChangesHook
 from gateway.engine.retry import TIMEOUT, Decision, RetryKey, RetryPolicy, Verdict
 from gateway.logs import log_event
@@ -37,10 +37,31 @@ OUTCOME_BATCH_TARGET: Final = 500
 _ROK: Final = int(Status.ROK)
 
 
+class JointBegins(Protocol):
+    """Parts begun in the transaction that writes a batch of outcomes (the stager)."""
+
+    def take_with_outcomes(self, confirming: Mapping[str, int]) -> dict[str, list[Staged]]:
+        """Parts to begin with outcomes that confirm ``confirming[carrier]`` accepted
+        parts; counted as being begun until ``begun_with_outcomes`` or
+        ``not_begun_with_outcomes``."""
+
+    def begun_with_outcomes(self, taken: dict[str, list[Staged]], refused: set[str] | None) -> None:
+        """The transaction committed (``refused`` None: the store began none of them)."""
+
+    def not_begun_with_outcomes(self, taken: dict[str, list[Staged]]) -> None:
+        """The transaction failed: none of them was begun."""
+
+
 class OutcomeWriter:
     """Outcomes collected in memory and written in batches by one task; on a store error
     the batch is kept and tried again (outcomes are the only record of what the carrier
-    said)."""
+    said).
+
+    A batch that confirms parts accepted by a carrier frees that many slots of its windows
+    when it commits; ``joint`` (the stager) begins the next parts for those slots in the
+    same transaction (``Queue.record_outcomes_and_begin``), so no begin commit of their own
+    stands between a freed slot and its next submit_sm, and what a crash finds
+    'submitting' still never exceeds window x binds (both change in one commit)."""
 
     def __init__(self, store: Queue, queues: Queues, on_changes: ChangesHook | None) -> None:
         self._store = store
@@ -51,6 +72,8 @@ class OutcomeWriter:
         self._task: asyncio.Task[None] | None = None
         self.closing = False
         """Stopping: the last batches are being written; nothing more is collected after."""
+        self.joint: JointBegins | None = None
+        """Who begins parts in the outcomes' transaction (the stager); None: nobody."""
 
     @property
     def pending(self) -> int:
@@ -101,11 +124,19 @@ class OutcomeWriter:
                 return
 
     async def _write(self, batch: list[SubmitOutcome]) -> None:
-        """One record_outcomes call; on failure keep the batch and try again."""
+        """One record_outcomes call (with the next parts' begin when it frees window
+        slots); on failure keep the batch and try again."""
         while True:
+            taken = self._take_with(batch)
             try:
-                changes = await self._store.record_outcomes(batch)
+                if taken:
+                    parts = [(s.msg.m.id, s.part) for items in taken.values() for s, _ in items]
+                    changes, refused = await self._store.record_outcomes_and_begin(batch, parts)
+                else:
+                    changes = await self._store.record_outcomes(batch)
             except Exception as exc:
+                if taken and self.joint is not None:
+                    self.joint.not_begun_with_outcomes(taken)
                 self._q.stats.store_errors += 1
                 log_event(
                     log,
@@ -120,9 +151,21 @@ class OutcomeWriter:
                 continue
             self._q.stats.outcome_batches += 1
             self._confirmed(batch)
+            if taken and self.joint is not None:
+                self.joint.begun_with_outcomes(taken, refused)
             if changes and self.on_changes is not None:
                 self.on_changes(changes)
             return
+
+    def _take_with(self, batch: list[SubmitOutcome]) -> dict[str, list[Staged]]:
+        """Parts to begin in this batch's transaction: as many window slots as it frees."""
+        if self.joint is None or self.closing:
+            return {}
+        confirming: dict[str, int] = {}
+        for o in batch:
+            if o.status is MessageStatus.SUBMITTED and o.command_status == _ROK:
+                confirming[o.carrier] = confirming.get(o.carrier, 0) + 1
+        return self.joint.take_with_outcomes(confirming) if confirming else {}
 
     def _confirmed(self, batch: list[SubmitOutcome]) -> None:
         """Submitted outcomes are durable: their parts no longer count against the windows."""

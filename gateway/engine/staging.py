@@ -15,6 +15,7 @@ import asyncio
 import heapq
 import logging
 from collections import deque
+from collections.abc import Mapping
 from typing import Final
 
 from gateway.core.model import MessageStatus, OutboundMessage
@@ -181,6 +182,61 @@ class Stager:
                     self._outcomes.opted_out(s, c.name, now)
             items = [item for item in items if item[0].msg.m.id not in refused]
         c.staged.extend(items)
+
+    # -- begun in the transaction of the outcomes that free their window slots -------------
+
+    def take_with_outcomes(self, confirming: Mapping[str, int]) -> dict[str, list[Staged]]:
+        """Parts to begin in the commit of outcomes that confirm ``confirming[carrier]``
+        accepted parts: the window room that commit frees (``stage_target`` as if it had
+        committed), taken from ``ready`` in priority order. Counted in ``staging`` until
+        the commit returns, so neither the pump nor ``reserve`` gives that room again."""
+        q = self._q
+        loop = q.loop
+        if q.stopping or loop is None:
+            return {}
+        now = q.clock()
+        mono = loop.time()
+        out: dict[str, list[Staged]] = {}
+        for name, confirmed in confirming.items():
+            c = q.carriers.get(name)
+            if c is None or not c.ready:
+                continue
+            live = [b for b in c.binds if is_live(b.bind)]
+            if not live:
+                continue
+            room = stage_target(c, live, mono, confirmed) - len(c.staged) - c.staging
+            if room <= 0:
+                continue
+            items = self.take(c, min(room, MAX_BATCH_PARTS), now)
+            if items:
+                c.staging += len(items)
+                out[name] = items
+        return out
+
+    def begun_with_outcomes(self, taken: dict[str, list[Staged]], refused: set[str] | None) -> None:
+        """The outcomes' transaction committed: the parts join ``staged``; ``refused`` None
+        (the store takes no new attempts, short of space): they wait and are tried again.
+        Stopping meanwhile (``stop`` has set its staged parts back already): these are set
+        back too."""
+        for name, items in taken.items():
+            c = self._q.carriers[name]
+            c.staging -= len(items)
+            if refused is None:
+                self._q.stats.begin_refused += len(items)
+                self.not_begun(items)
+            else:
+                self.begun(c, items, refused)
+                if self._q.stopping:
+                    self.unstage(c, self._q.clock(), "stopping", requeue=False)
+            c.wake.set()
+
+    def not_begun_with_outcomes(self, taken: dict[str, list[Staged]]) -> None:
+        """The outcomes' transaction failed: nothing of it was written."""
+        for name, items in taken.items():
+            c = self._q.carriers[name]
+            c.staging -= len(items)
+            self.not_begun(items)
+            c.wake.set()
 
     def unstage(self, c: CarrierQueue, now: float, reason: str, *, requeue: bool) -> None:
         """Staged parts that will not leave (no bind, stopping): their attempt was begun in

@@ -155,6 +155,14 @@ class Queue(Protocol):
         apply any receipt that arrived before its response. Returns the messages whose
         status changed."""
 
+    async def record_outcomes_and_begin(
+        self, outcomes: Sequence[SubmitOutcome], parts: Sequence[tuple[str, int]]
+    ) -> tuple[list[StatusChange], set[str] | None]:
+        """``record_outcomes(outcomes)`` and ``begin_attempts(parts)`` in one transaction:
+        both are committed, or neither. Returns the status changes and begin_attempts'
+        refused ids; None instead of those when the store takes no new attempts (short of
+        space: the outcomes are written, no part is begun)."""
+
 
 class MessageEdits(Protocol):
     """query_sm, cancel_sm and replace_sm of the SMPP front."""

@@ -20,7 +20,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -1022,6 +1022,12 @@ class SqliteStore(SqliteReports):
     async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
         if not self.health.sending:  # the space left is for what is on the wire already
             raise StoreUnavailable(f"{self.health.reason}: no new attempts while space is short")
+        refused: set[str] = await self._write_in_thread(self._begin_op(parts), urgent=True)
+        return refused
+
+    def _begin_op(
+        self, parts: Sequence[tuple[str, int]]
+    ) -> Callable[[sqlite3.Connection], set[str]]:
         rows = list(parts)
         ids = json.dumps(list(dict.fromkeys(mid for mid, _ in rows)))
 
@@ -1044,10 +1050,32 @@ class SqliteStore(SqliteReports):
             )
             return refused
 
-        refused: set[str] = await self._write_in_thread(op, urgent=True)
-        return refused
+        return op
 
     async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
+        result: list[StatusChange] = await self._write_in_thread(self._outcomes_op(outcomes))
+        return result
+
+    async def record_outcomes_and_begin(
+        self, outcomes: Sequence[SubmitOutcome], parts: Sequence[tuple[str, int]]
+    ) -> tuple[list[StatusChange], set[str] | None]:
+        record = self._outcomes_op(outcomes)
+        begin = self._begin_op(parts) if parts and self.health.sending else None
+
+        def op(conn: sqlite3.Connection) -> tuple[list[StatusChange], set[str] | None]:
+            changes = record(conn)
+            if not parts:
+                return changes, set()
+            return changes, begin(conn) if begin is not None else None
+
+        result: tuple[list[StatusChange], set[str] | None] = await self._write_in_thread(
+            op, urgent=begin is not None
+        )
+        return result
+
+    def _outcomes_op(
+        self, outcomes: Sequence[SubmitOutcome]
+    ) -> Callable[[sqlite3.Connection], list[StatusChange]]:
         items = list(outcomes)
 
         def op(conn: sqlite3.Connection) -> list[StatusChange]:
@@ -1143,8 +1171,7 @@ class SqliteStore(SqliteReports):
                     known[message_id] = (*first_final, False)
             return self._refresh_sync(conn, {o.message_id for o in items}, now, known)
 
-        result: list[StatusChange] = await self._write_in_thread(op)
-        return result
+        return op
 
     def _match_held_receipts_sync(
         self, conn: sqlite3.Connection, submitted: list[SubmitOutcome]
