@@ -116,7 +116,7 @@ async def test_a_wrong_token_is_refused_and_counted(rig: Rig) -> None:
         counted = {
             x.labels["reason"]: x.value for x in refused.samples if x.name.endswith("_total")
         }
-        assert counted == {"bad_token": 1, "csrf": 0, "store": 0}
+        assert counted == {"bad_token": 1, "csrf": 0, "store": 0, "throttled": 0}
     finally:
         await client.close()
 
@@ -716,3 +716,57 @@ async def test_the_numbers_pages_are_the_operators_as_in_the_api(rig: Rig) -> No
     finally:
         await client.close()
     assert (await rig.api.request("GET", "/v1/numbers/36180")).status == 404  # not made
+
+
+async def test_failed_sign_ins_from_one_address_are_throttled_counted_and_logged(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gateway.console.throttle import FAILURES_ALLOWED, REFILL_SECONDS
+    from gateway.http.app import CONSOLE_KEY
+
+    app = rig.api.client.server.app
+    assert app is not None
+    console = app[CONSOLE_KEY]
+    client = await browser(rig)
+    try:
+        for _ in range(FAILURES_ALLOWED):
+            assert (await sign_in(client, "guess")).status == 401
+        # The next one is refused before its token is looked at: even the right one.
+        refused = await sign_in(client, ADMIN)
+        assert refused.status == 429 and int(refused.headers["Retry-After"]) == REFILL_SECONDS
+        assert "Too many failed sign-ins from this address" in await refused.text()
+        assert SESSION_COOKIE not in {c.key for c in client.session.cookie_jar}
+        assert console.refusals.counts["throttled"] == 1
+        assert console.refusals.counts["bad_token"] == FAILURES_ALLOWED
+        metric, _ = console.collect()
+        counted = {x.labels["reason"]: x.value for x in metric.samples if x.name.endswith("_total")}
+        assert counted["throttled"] == 1
+        logged = [
+            getattr(r, "smsgw_fields", {})
+            for r in caplog.records
+            if r.getMessage() == "console.refused"
+        ]
+        assert {"reason": "throttled", "count": 1} in logged  # rate-limited per reason
+        # One more try once the bucket refilled by one (time passed in, no sleep).
+        rig.clock[0] += REFILL_SECONDS
+        assert (await sign_in(client, "guess")).status == 401
+        assert (await sign_in(client, ADMIN)).status == 429
+        rig.clock[0] += REFILL_SECONDS
+        assert (await sign_in(client, ADMIN)).status == 303  # and a success forgets it all
+        assert len(console.throttle) == 0
+    finally:
+        await client.close()
+
+
+def test_the_throttle_stays_bounded_and_forgets_refilled_addresses() -> None:
+    from gateway.console.throttle import SignInThrottle
+
+    throttle = SignInThrottle(allowed=2, refill_seconds=10.0, max_addresses=3)
+    for address in ("a", "b", "c", "d"):
+        throttle.failed(address, 0.0)
+    assert len(throttle) == 3 and throttle.wait("a", 0.0) == 0  # "a" went first
+    throttle.failed("b", 1.0)
+    assert throttle.wait("b", 1.0) > 0 and throttle.wait("c", 1.0) == 0
+    assert throttle.wait("b", 11.0) == 0
+    throttle.wait("c", 100.0)  # refilled: forgotten
+    assert len(throttle) == 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -50,6 +51,7 @@ from gateway.console.overview import (
 )
 from gateway.console.people import PeoplePages
 from gateway.console.sessions import MAX_AGE_SECONDS, Session, Sessions, new_secret, same_secret
+from gateway.console.throttle import SignInThrottle
 from gateway.http.auth import CONSOLE_PREFIX
 from gateway.logs import log_event
 from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
@@ -130,9 +132,10 @@ table, and the extension table (two septets each). One source: the tables the ga
 encodes with (gateway.smpp.text)."""
 
 
-REFUSAL_REASONS: Final = ("bad_token", "csrf", "store")
+REFUSAL_REASONS: Final = ("bad_token", "csrf", "store", "throttled")
 """What the console refuses or cannot do: a wrong token at sign-in, a form without its CSRF
-token, a store read that failed (the overview's chart)."""
+token, a store read that failed (the overview's chart), a sign-in from an address with too
+many failed ones (gateway.console.throttle)."""
 
 
 class Refusals:
@@ -168,6 +171,7 @@ class Console:
         self.clock = clock
         self.sessions = Sessions()
         self.refusals = Refusals()
+        self.throttle = SignInThrottle()
         self.api = ApiClient()
         self._minutes_cache: tuple[float, MinuteSeries] | None = None
         self.templates = jinja2.Environment(
@@ -212,8 +216,8 @@ class Console:
         """``smsgw_console_refused_total{reason}`` and ``smsgw_console_sessions``."""
         refused = CounterMetricFamily(
             "smsgw_console_refused",
-            "Console sign-ins with a wrong token, forms without their CSRF token and failed"
-            " store reads, by reason",
+            "Console sign-ins with a wrong token or throttled, forms without their CSRF token"
+            " and failed store reads, by reason",
             labels=["reason"],
         )
         for reason in REFUSAL_REASONS:
@@ -332,6 +336,18 @@ class Console:
         refused = self._csrf_refusal(form.get(CSRF_FIELD), expected, None)
         if refused is not None:
             return refused
+        address = request.remote or ""
+        wait = self.throttle.wait(address, now)
+        if wait > 0:
+            # Before the token is looked at: from here, guessing goes no faster.
+            self.refusals.add("throttled", now)
+            response = self._signin_page(
+                request,
+                429,
+                f"Too many failed sign-ins from this address. Try again in {math.ceil(wait)} s.",
+            )
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response
         token = form.get("token")
         entry = None
         if isinstance(token, str) and 0 < len(token.strip()) <= MAX_TOKEN_CHARS:
@@ -342,7 +358,9 @@ class Console:
                 entry = None
         if entry is None or not isinstance(token, str):
             self.refusals.add("bad_token", now)
+            self.throttle.failed(address, now)
             return self._signin_page(request, 401, "This token is not valid.")
+        self.throttle.succeeded(address)
         session = self.sessions.open(token, entry.sha256, entry.name, now)
         log_event(log, "console.signed_in", token=entry.name)
         response = _see_other(f"{CONSOLE_PREFIX}/")
