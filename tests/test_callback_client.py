@@ -215,6 +215,12 @@ class Receiver:
     connections: int = 0
     port: int = 0
     tls: ssl.SSLContext | None = None
+    server: asyncio.Server | None = None
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
 
     def url(self, path: str = "/cb") -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
@@ -245,6 +251,15 @@ async def _serve(receiver: Receiver) -> AsyncIterator[Receiver]:
     async with server:
         yield receiver
         server.close()
+
+
+async def _serve_many(n: int) -> AsyncIterator[Receiver]:
+    for _ in range(n):
+        got = Receiver()
+        server = await asyncio.start_server(got.handle, "127.0.0.1", 0)
+        got.port = server.sockets[0].getsockname()[1]
+        got.server = server
+        yield got
 
 
 @pytest.fixture
@@ -366,6 +381,27 @@ async def test_an_idle_connection_past_its_age_is_not_reused(receiver: Receiver)
     finally:
         await c.close()
     assert receiver.connections == 2 and c.stats.stale_retries == 0
+
+
+async def test_idle_connections_are_bounded_in_all_and_swept() -> None:
+    """Many receivers: at most max_idle idle connections in all, the longest idle closed
+    first; the sweep drops those past idle_seconds whatever their origin."""
+    receivers = [r async for r in _serve_many(3)]
+    c = client(max_idle=2)
+    try:
+        for r in receivers:
+            assert await c.post(r.url(), b"{}", []) == 200
+        assert c.idle_connections() == 2
+        assert await c.post(receivers[0].url(), b"{}", []) == 200  # its connection was closed
+        assert [r.connections for r in receivers] == [2, 1, 1]
+        c._idle_seconds = -1.0  # every idle connection is now past its age: swept
+        c._next_sweep = 0.0
+        assert await c.post(receivers[1].url(), b"{}", []) == 200
+        assert c.idle_connections() == 1 and receivers[1].connections == 2
+    finally:
+        await c.close()
+        for r in receivers:
+            await r.stop()
 
 
 # -- TLS ----------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ and nothing else:
   them open (HTTP/1.1, no ``Connection: close``, the response read to its end); one idle
   longer than :data:`IDLE_SECONDS` is closed rather than reused (servers drop idle
   connections after 5-75 s, and a POST written into one they are closing is lost). At most
-  ``max_idle`` idle connections per origin; the sender's workers bound the busy ones.
+  ``max_idle`` idle connections in all, whatever the number of origins; the sender's
+  workers bound the busy ones.
 - A request is built as bytes (``callback_http.request_head``) and written in one call; the
   response is read by ``callback_http.ResponseReader`` (status line, framing headers, body
   skipped, limits on every length).
@@ -236,6 +237,9 @@ class CallbackClient:
         self._idle_seconds = idle_seconds
         self._dns_ttl = dns_ttl
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        """Per origin, idle connections, the longest idle first."""
+        self._idle_count = 0
+        self._next_sweep = 0.0
         self._targets: dict[str, Target] = {}
         self._dns: dict[tuple[str, int], tuple[float, Sequence[tuple[int, tuple[Any, ...]]]]] = {}
         self._closed = False
@@ -246,6 +250,7 @@ class CallbackClient:
             for conn in conns:
                 conn.close()
         self._idle.clear()
+        self._idle_count = 0
 
     async def post(self, url: str, body: bytes, headers: Sequence[tuple[str, str]]) -> int:
         """POST ``body`` to ``url``; the response's status. Raises on any failure (see the
@@ -298,22 +303,61 @@ class CallbackClient:
         if not conns:
             return None
         oldest = asyncio.get_running_loop().time() - self._idle_seconds
+        conn = None
         while conns:
-            conn = conns.pop()  # the most recently used: the least likely to be closed
-            if conn.closed:
+            candidate = conns.pop()  # the most recently used: the least likely to be closed
+            self._idle_count -= 1
+            if candidate.closed:
                 continue
-            if conn.idle_since < oldest:
-                conn.close()
+            if candidate.idle_since < oldest:
+                candidate.close()
                 continue
-            return conn
-        return None
+            conn = candidate
+            break
+        if not conns:
+            del self._idle[origin]
+        return conn
 
     def _checkin(self, origin: tuple[str, str, int], conn: _Connection, now: float) -> None:
+        """Keep ``conn`` for the next request to ``origin``. At most ``max_idle`` idle
+        connections in all (as aiohttp's connector limit had it: a gateway calling
+        thousands of clients' URLs holds no more descriptors), the longest idle closed
+        first; every ``idle_seconds`` those closed by their receiver or idle too long are
+        dropped, whatever their origin."""
+        if now >= self._next_sweep:
+            self._sweep(now)
+        if self._idle_count >= self._max_idle:
+            self._drop_longest_idle()
         conn.idle_since = now
-        conns = self._idle.setdefault(origin, [])
-        if len(conns) >= self._max_idle:
-            conns.pop(0).close()  # the longest idle goes
-        conns.append(conn)
+        self._idle.setdefault(origin, []).append(conn)
+        self._idle_count += 1
+
+    def idle_connections(self) -> int:
+        return self._idle_count
+
+    def _drop_longest_idle(self) -> None:
+        origin = min(self._idle, key=lambda o: self._idle[o][0].idle_since)
+        conns = self._idle[origin]
+        conns.pop(0).close()
+        self._idle_count -= 1
+        if not conns:
+            del self._idle[origin]
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + self._idle_seconds
+        oldest = now - self._idle_seconds
+        for origin in list(self._idle):
+            kept = []
+            for conn in self._idle[origin]:
+                if conn.closed or conn.idle_since < oldest:
+                    conn.close()
+                else:
+                    kept.append(conn)
+            if kept:
+                self._idle[origin] = kept
+            else:
+                del self._idle[origin]
+        self._idle_count = sum(len(conns) for conns in self._idle.values())
 
     # -- connecting ---------------------------------------------------------------------------
 
