@@ -409,6 +409,12 @@ async def test_a_campaigns_page_shows_its_funnel_charts_and_keywords_as_they_com
     await page.get_by_text("The figures as a table").first.click()  # the hourly table
     first_hour = page.locator("section", has_text="The first 24 hours").locator("tbody tr").first
     assert " ".join((await first_hour.inner_text()).split()).startswith("+0 h 3 3 0 2")
+    # Keyboard users keep their place while the figures refresh around them.
+    await page.locator("#h-days-table").focus()
+    note = page.locator("#campaign-updated")
+    before = await note.inner_text()
+    await playwright_api.expect(note).not_to_have_text(before, timeout=WAIT_MS)
+    assert await page.evaluate("document.activeElement.id") == "h-days-table"
     await shot(page, "campaign")
     await page.set_viewport_size({"width": 390, "height": 844})  # a phone
     assert await page.get_by_role("button", name="Pause").is_visible() or (

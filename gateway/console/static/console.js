@@ -131,10 +131,14 @@ function startLive(part) {
         const fresh = new DOMParser().parseFromString(await answer.text(), "text/html")
           .getElementById(part.id);
         if (fresh) {
+          // Keyboard users keep their place: the focused element, found again by its id.
+          const focused = current.contains(document.activeElement) ? document.activeElement.id : "";
           const open = new Set();
           current.querySelectorAll("details[open]").forEach((d, i) => open.add(i));
           fresh.querySelectorAll("details").forEach((d, i) => { if (open.has(i)) d.open = true; });
           current.replaceWith(document.adoptNode(fresh));
+          const again = focused ? document.getElementById(focused) : null;
+          if (again) again.focus();
           if (note) note.textContent = "updated " + new Date().toLocaleTimeString();
           if (!fresh.dataset.liveUrl) return;
         }
