@@ -69,6 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             except (OSError, StartupError) as exc:
                 print(f"smsgw: cannot start: {exc}", file=sys.stderr)
                 code = 1
+            except ConfigError as exc:  # a backend that cannot run a node yet
+                for error in exc.errors:
+                    print(f"smsgw: cannot start: {error}", file=sys.stderr)
+                code = 2
             finally:
                 if pid_file is not None:
                     pid_file.unlink(missing_ok=True)
@@ -113,9 +117,49 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from gateway.store.factory import unsupported
+
     config = _load(args.config)
+    refusal = unsupported(config.store)
+    if refusal is not None:
+        print(f"smsgw: {args.config}: the daemon would not start:\n  - {refusal}", file=sys.stderr)
+        return 2
     carriers = ", ".join(f"{c.name} ({c.binds} x {c.bind_type})" for c in config.carriers)
     print(f"{args.config}: ok; carriers: {carriers}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the configured database's schema up to date (PostgreSQL; SQLite migrates
+    itself at open and needs nothing)."""
+    config = _load(args.config)
+    configure_logging(config.log.level, config.log.format)
+    if config.store.backend != "postgresql":
+        print(f"smsgw: {config.store.backend} migrates its schema itself at start; nothing to do")
+        return 0
+    from gateway.store.base import StoreError
+    from gateway.store.postgres.connect import connect, server_of
+    from gateway.store.postgres.migrations import migrate, schema_version
+
+    async def run() -> tuple[list[int], int]:
+        conn = await connect(config.store, config.node.data_path, f"smsgw-migrate:{config.node.id}")
+        try:
+            applied = await migrate(conn)
+            return applied, await schema_version(conn)
+        finally:
+            await conn.close()
+
+    try:
+        applied, version = asyncio.run(run())
+    except StoreError as exc:
+        print(f"smsgw: migrate: {exc}", file=sys.stderr)
+        return 1
+    where = server_of(config.store.dsn)
+    if applied:
+        done = ", ".join(str(v) for v in applied)
+        print(f"smsgw: {where}: applied migration(s) {done}; schema version {version}")
+    else:
+        print(f"smsgw: {where}: up to date (schema version {version})")
     return 0
 
 
@@ -126,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("run", cmd_run, "run the gateway daemon"),
         ("check-config", cmd_check_config, "validate a configuration file and exit"),
         ("reload", cmd_reload, "make the running daemon reload its configuration (SIGHUP)"),
+        ("migrate", cmd_migrate, "bring the database's schema up to date (PostgreSQL)"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="configuration file")

@@ -193,7 +193,10 @@ def test_int_is_accepted_where_a_float_is_expected() -> None:
             {"log.level": "verbose"},
             "log.level: expected one of 'debug', 'info', 'warning', 'error', got 'verbose'",
         ),
-        ({"store.backend": "postgres"}, "store.backend: expected one of 'sqlite', got 'postgres'"),
+        (
+            {"store.backend": "postgres"},
+            "store.backend: expected one of 'sqlite', 'postgresql', got 'postgres'",
+        ),
         # per-field checks
         ({"carriers[0].window": 0}, "carriers[0].window: must be 1..1000, got 0"),
         ({"carriers[0].window": 1001}, "carriers[0].window: must be 1..1000, got 1001"),
@@ -690,3 +693,46 @@ def test_retention_and_store_space_defaults_and_bad_values() -> None:
         "store.health_check_interval",
     ):
         assert key in text, text
+
+
+def test_the_postgresql_store_keys_are_checked_without_quoting_the_dsn() -> None:
+    config = load_dataclass(
+        GatewayConfig,
+        data(
+            **{
+                "store.backend": "postgresql",
+                "store.dsn": "postgresql://smsgw@db.example.net:5432/smsgw",
+                "store.password_file": "/etc/smsgw/pg-password",
+                "store.pool_size": 4,
+                "store.statement_timeout": 5,
+            }
+        ),
+    )
+    assert config.store.backend == "postgresql" and config.store.pool_size == 4
+    assert config.store.statement_timeout == 5.0
+    cases = [
+        ({"store.backend": "postgresql"}, 'store.dsn: required with backend = "postgresql"'),
+        (
+            {"store.backend": "postgresql", "store.dsn": "postgresql://u:s3cret@h/db"},
+            "store.dsn: must not hold the password: use store.password_file or PGPASSWORD",
+        ),
+        (
+            {"store.backend": "postgresql", "store.dsn": "postgresql://u@h/db?password=s3cret"},
+            "store.dsn: must not hold the password",
+        ),
+        (
+            {"store.backend": "postgresql", "store.dsn": "mysql://u@h/s3cret"},
+            "store.dsn: must be a postgresql:// URI",
+        ),
+        (
+            {"store.backend": "postgresql", "store.dsn": "postgresql://u@h:5432"},
+            "store.dsn: must name the database",
+        ),
+        ({"store.dsn": "postgresql://u@h/db"}, 'store.dsn: only for backend = "postgresql"'),
+        ({"store.pool_size": 0}, "store.pool_size: must be 1..1000, got 0"),
+        ({"store.statement_timeout": 0}, "store.statement_timeout: must be 0.1..3600, got 0"),
+    ]
+    for changes, expected in cases:
+        errors = errors_of(data(**changes))
+        assert any(e.startswith(expected) for e in errors), (changes, errors)
+        assert not any("s3cret" in e for e in errors), errors

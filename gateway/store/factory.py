@@ -67,8 +67,34 @@ def _sqlite(config: StoreConfig, data_dir: Path, claims: ClaimSettings) -> Store
     )
 
 
+def _postgresql(config: StoreConfig, data_dir: Path, claims: ClaimSettings) -> Stores:
+    # The PostgreSQL backend keeps only some ports yet (gateway.store.postgres): a node on
+    # it would start half-working, so it is refused, naming what is missing.
+    refusal = unsupported(config)
+    assert refusal is not None
+    raise ConfigError([refusal])
+
+
+def unsupported(config: StoreConfig) -> str | None:
+    """Why a daemon cannot run on ``config``'s backend yet (a ``store.backend`` error
+    naming the ports it lacks), or None."""
+    if config.backend != "postgresql":
+        return None
+    from gateway.store.postgres import KEPT_PORTS, MISSING_PORTS
+
+    return (
+        'store.backend: "postgresql" keeps only some of the store yet ('
+        + ", ".join(KEPT_PORTS)
+        + "); still missing: "
+        + ", ".join(MISSING_PORTS)
+        + '. A node needs all of them: use backend = "sqlite" until then'
+        " (`smsgw migrate` already prepares a PostgreSQL database)"
+    )
+
+
 BACKENDS: Final[dict[str, Callable[[StoreConfig, Path, ClaimSettings], Stores]]] = {
-    "sqlite": _sqlite
+    "sqlite": _sqlite,
+    "postgresql": _postgresql,
 }
 """Every backend by its ``[store] backend`` name."""
 

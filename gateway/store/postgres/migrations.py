@@ -1,0 +1,243 @@
+"""The PostgreSQL schema, as numbered migrations applied once each, in order.
+
+``schema_migrations`` keeps the versions applied. :func:`migrate` takes a session advisory
+lock (``pg_advisory_lock``) first, so nodes starting together apply each migration once:
+the second waits for the first and then finds nothing left to do. Each migration runs in
+its own transaction with its row in ``schema_migrations``. A database migrated by a newer
+smsgw (a version this one does not know) is refused rather than written to.
+
+A migration, once released, is never edited: a change is a new migration appended to
+:data:`MIGRATIONS`. Times are epoch seconds (``double precision``), as the ports take them;
+ids that leave the process come from sequences (never given twice, even after a rollback).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+
+from gateway.logs import log_event
+from gateway.store.base import StoreError
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY: Final = 0x736D_7367_7700_0001
+"""The advisory lock key of migrations (``smsgw`` in ASCII, then 1), one per database."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer smsgw."""
+
+
+V1: Final = """
+CREATE TABLE messages (
+    id text PRIMARY KEY,
+    account text NOT NULL,
+    client_ref text,
+    sender text NOT NULL,
+    dest text NOT NULL,
+    text text NOT NULL,
+    encoding text NOT NULL,
+    parts integer NOT NULL,
+    carrier text NOT NULL,
+    priority integer NOT NULL,
+    campaign_id text,
+    callback_url text,
+    validity_until double precision,
+    scheduled_at double precision,
+    registered_delivery boolean NOT NULL,
+    status text NOT NULL,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL,
+    possible_duplicate boolean NOT NULL DEFAULT false,
+    error text,
+    claimed_by text,
+    claim_until double precision
+);
+CREATE INDEX messages_pending ON messages(id) WHERE status IN ('accepted', 'queued');
+CREATE INDEX messages_claimed ON messages(claimed_by) WHERE claimed_by IS NOT NULL;
+CREATE INDEX messages_campaign ON messages(campaign_id) WHERE campaign_id IS NOT NULL;
+CREATE INDEX messages_dest ON messages(dest);
+CREATE INDEX messages_client_ref ON messages(client_ref) WHERE client_ref IS NOT NULL;
+CREATE INDEX messages_submitted ON messages(carrier, validity_until)
+    WHERE status = 'submitted';
+CREATE TABLE parts (
+    message_id text NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    part integer NOT NULL,
+    status text NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    carrier text,
+    carrier_message_id text,
+    receipt_key text,
+    command_status integer,
+    submitted_at double precision,
+    done_at double precision,
+    retry_at double precision,
+    error text,
+    PRIMARY KEY (message_id, part)
+);
+CREATE INDEX parts_receipt ON parts(carrier, receipt_key) WHERE receipt_key IS NOT NULL;
+CREATE TABLE links (
+    code text PRIMARY KEY,
+    message_id text NOT NULL,
+    campaign_id text,
+    number text NOT NULL,
+    target text NOT NULL,
+    created_at double precision NOT NULL
+);
+CREATE INDEX links_created ON links(created_at);
+CREATE TABLE receipts (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    carrier text NOT NULL,
+    receipt_key text NOT NULL,
+    carrier_message_id text NOT NULL,
+    status text NOT NULL,
+    state text NOT NULL,
+    error text,
+    raw text NOT NULL,
+    received_at double precision NOT NULL,
+    message_id text,
+    part integer
+);
+CREATE INDEX receipts_unmatched ON receipts(carrier, receipt_key) WHERE message_id IS NULL;
+CREATE INDEX receipts_message ON receipts(message_id) WHERE message_id IS NOT NULL;
+CREATE TABLE events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    message_id text NOT NULL,
+    part integer,
+    at double precision NOT NULL,
+    status text NOT NULL,
+    detail text NOT NULL
+);
+CREATE INDEX events_message ON events(message_id);
+CREATE TABLE opt_outs (
+    number text NOT NULL,
+    sender text NOT NULL,
+    source text NOT NULL,
+    created_at double precision NOT NULL,
+    PRIMARY KEY (number, sender)
+);
+CREATE TABLE idempotency (
+    account text NOT NULL,
+    key text NOT NULL,
+    request_hash text NOT NULL,
+    status integer NOT NULL,
+    body text NOT NULL,
+    created_at double precision NOT NULL,
+    PRIMARY KEY (account, key)
+);
+CREATE INDEX idempotency_created ON idempotency(created_at);
+CREATE TABLE callbacks (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    url text NOT NULL,
+    payload text NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    next_at double precision NOT NULL,
+    last_error text,
+    created_at double precision NOT NULL,
+    signer text,
+    claimed_by text,
+    claim_until double precision
+);
+CREATE INDEX callbacks_due ON callbacks(next_at);
+CREATE TABLE front_outbox (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account text NOT NULL,
+    kind text NOT NULL,
+    payload text NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    next_at double precision NOT NULL,
+    created_at double precision NOT NULL,
+    claimed_by text,
+    claim_until double precision
+);
+CREATE INDEX front_outbox_due ON front_outbox(account, next_at);
+CREATE TABLE front_parts (
+    part_id text PRIMARY KEY,
+    message_id text NOT NULL,
+    account text NOT NULL,
+    source text NOT NULL,
+    destination text NOT NULL,
+    ref integer NOT NULL,
+    total integer NOT NULL,
+    seq integer NOT NULL,
+    pdu bytea NOT NULL,
+    received_at double precision NOT NULL,
+    state text NOT NULL
+);
+CREATE INDEX front_parts_message ON front_parts(message_id, seq);
+"""
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        1,
+        "messages, parts, links, receipts, events, opt-outs, idempotency, callbacks,"
+        " front outbox and parts",
+        V1,
+    ),
+)
+"""Every migration, by version (append only)."""
+
+CREATE_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+async def migrate(conn: Any, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Apply the migrations ``conn``'s database lacks, in order, under the advisory lock;
+    the versions this call applied (empty: it was up to date). SchemaTooNew when the
+    database has a version this smsgw does not know."""
+    await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
+    try:
+        await conn.execute(CREATE_TABLE)
+        done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        known = {m.version for m in migrations}
+        unknown = sorted(done - known)
+        if unknown:
+            raise SchemaTooNew(
+                f"the database's schema has version {unknown[-1]}, newer than this smsgw's"
+                f" {max(known)}: run the newer smsgw (or restore a backup)"
+            )
+        applied: list[int] = []
+        for migration in sorted(migrations, key=lambda m: m.version):
+            if migration.version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations(version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+            applied.append(migration.version)
+            log_event(
+                log,
+                "store.migrated",
+                logging.INFO,
+                version=migration.version,
+                name=migration.name,
+            )
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+
+
+async def schema_version(conn: Any) -> int:
+    """The newest version applied (0: none)."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not exists:
+        return 0
+    version = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+    return int(version)
