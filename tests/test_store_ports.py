@@ -73,13 +73,17 @@ def test_every_configurable_backend_has_a_factory_and_no_more() -> None:
 def test_an_unknown_backend_is_a_config_error_listing_the_known_ones() -> None:
     with pytest.raises(ConfigError) as caught:
         load_dataclass(StoreConfig, {"backend": "postgres"}, "store")
-    assert caught.value.errors == ["store.backend: expected one of 'sqlite', got 'postgres'"]
+    assert caught.value.errors == [
+        "store.backend: expected one of 'sqlite', 'postgresql', got 'postgres'"
+    ]
     # A config built in code, past the loader: the factory says the same.
     bad = StoreConfig()
     object.__setattr__(bad, "backend", "postgres")
     with pytest.raises(ConfigError) as caught:
         open_store(bad, Path("/nonexistent"))
-    assert caught.value.errors == ["store.backend: expected one of 'sqlite', got 'postgres'"]
+    assert caught.value.errors == [
+        "store.backend: expected one of 'sqlite', 'postgresql', got 'postgres'"
+    ]
 
 
 def test_the_default_backend_is_sqlite_with_todays_keys(tmp_path: Path) -> None:

@@ -106,6 +106,6 @@ def open_store(config: StoreConfig, data_dir: Path, claims: ClaimSettings | None
     loader refuses it first; this guards a config built in code)."""
     make = BACKENDS.get(config.backend)
     if make is None:
-        known = ", ".join(repr(name) for name in sorted(BACKENDS))
+        known = ", ".join(repr(name) for name in BACKENDS)
         raise ConfigError([f"store.backend: expected one of {known}, got {config.backend!r}"])
     return make(config, data_dir, claims or ClaimSettings())
