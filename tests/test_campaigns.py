@@ -714,3 +714,30 @@ async def test_started_campaigns_with_addresses_get_a_digest(tmp_path: Path) -> 
         ]
         assert found[0].started_at == NOW
         assert await source.digest_campaigns(NOW + 4 * 86400) == []  # its days are over
+
+
+async def test_an_import_reports_how_far_it_got_in_its_file(tmp_path: Path) -> None:
+    from gateway.campaigns.imports import BATCH_ROWS
+
+    async with campaign_rig(tmp_path) as rig:
+        list_id = await rig.new_list()
+        rows = [f"{n},Person {i},Lyon" for i, n in enumerate(numbers(3 * BATCH_ROWS))]
+        text = csv_of(rows)
+        seen: list[tuple[int, int]] = []
+        store = rig.importer.store
+        original = store.import_rows
+
+        async def recording(*args: Any) -> None:
+            progress = args[-1]
+            if progress is not None:  # the progress saved with a batch, mid-import
+                seen.append((progress.bytes_read, progress.bytes_total))
+            await original(*args)
+
+        store.import_rows = recording  # type: ignore[method-assign]
+        got = await rig.import_csv(list_id, text)
+        assert got["status"] == "done" and got["imported"] == 3 * BATCH_ROWS
+        size = len(text.encode())
+        assert got["bytes"] == got["bytes_read"] == size
+        assert len(seen) >= 2 and all(total == size for _, total in seen)
+        read = [r for r, _ in seen]
+        assert read == sorted(read) and 0 < read[0] < size and read[-1] <= size

@@ -207,6 +207,7 @@ class Importer:
         try:
             async for chunk in body:
                 await asyncio.to_thread(spool.write, chunk)
+            size = spool.tell()
             spool.seek(0)
             job = ImportJob(
                 id=self.new_id(),
@@ -214,6 +215,7 @@ class Importer:
                 status=IMPORT_RUNNING,
                 opt_in_source=opt_in_source,
                 created_at=self.clock(),
+                bytes_total=size,
             )
             await self.store.save_import(job)
         except BaseException:
@@ -248,6 +250,9 @@ class Importer:
                 if not at_end:
                     parsing = batch = pool.submit(parser.batch, BATCH_ROWS)
                 job.rows += read
+                # Where the reading is in the file (a batch ahead at most: the parser
+                # reads on); the whole file once at its end.
+                job.bytes_read = job.bytes_total if at_end else min(spool.tell(), job.bytes_total)
                 job.imported += len(good)
                 job.rejected += len(bad)
                 room = MAX_IMPORT_ERRORS - len(job.errors)

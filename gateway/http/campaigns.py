@@ -104,6 +104,8 @@ def _import_json(job: ImportJob) -> dict[str, Any]:
         "errors": job.errors,
         "opt_in_source": job.opt_in_source,
         "failure": job.failure,
+        "bytes": job.bytes_total,
+        "bytes_read": job.bytes_read,
         "created_at": iso(job.created_at),
         "finished_at": iso(job.finished_at),
     }

@@ -239,6 +239,14 @@ SCHEMAS: Final[dict[str, Any]] = {
             },
             "opt_in_source": {"type": "string"},
             "failure": _nullable("string", description="Why a failed import stopped."),
+            "bytes": {
+                **_COUNT,
+                "description": "The file's size (0 for an import recorded before sizes were).",
+            },
+            "bytes_read": {
+                **_COUNT,
+                "description": "How far the parsing got: the progress is bytes_read / bytes.",
+            },
             "created_at": _DATE,
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
         },

@@ -49,6 +49,10 @@ class ImportJob:
     errors: list[dict[str, Any]] = field(default_factory=list)  # {"row", "error"}, first 1000
     finished_at: float | None = None
     failure: str | None = None
+    bytes_total: int = 0
+    """The file's size (0 for an import recorded before sizes were)."""
+    bytes_read: int = 0
+    """How far the parsing got in it: the import's progress is bytes_read / bytes_total."""
 
 
 @dataclass(slots=True)

@@ -123,6 +123,9 @@ ADDED_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     # went) or closed, and who handles it; not its processing state.
     ("interactions", "care_state", "TEXT NOT NULL DEFAULT 'open'"),
     ("interactions", "assignee", "TEXT"),
+    # How big an import's file is and how far its parsing got (its progress bar).
+    ("contact_imports", "bytes_total", "INTEGER NOT NULL DEFAULT 0"),
+    ("contact_imports", "bytes_read", "INTEGER NOT NULL DEFAULT 0"),
     # Claims (gateway.store.claims): the node working on a row, and until when.
     *(
         (table, column, declaration)

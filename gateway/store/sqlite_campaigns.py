@@ -80,7 +80,9 @@ SCHEMA: Final = (
         created_at REAL NOT NULL,
         finished_at REAL,
         claimed_by TEXT,
-        claim_until REAL
+        claim_until REAL,
+        bytes_total INTEGER NOT NULL DEFAULT 0,
+        bytes_read INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS campaigns (
         id TEXT PRIMARY KEY,
@@ -138,7 +140,7 @@ _CAMPAIGN_COLUMNS: Final = (
 )
 _IMPORT_COLUMNS: Final = (
     "id, list_id, status, opt_in_source, created_at, rows, imported, rejected, errors,"
-    " finished_at, failure"
+    " finished_at, failure, bytes_total, bytes_read"
 )
 
 FEW_MEMBERS: Final = 50_000
@@ -184,6 +186,8 @@ def _import(row: Sequence[Any]) -> ImportJob:
         errors=json.loads(row[8]),
         finished_at=row[9],
         failure=row[10],
+        bytes_total=row[11],
+        bytes_read=row[12],
     )
 
 
@@ -248,8 +252,8 @@ _UPSERT_MEMBER: Final = (
 _json_array: Final = json.JSONEncoder(ensure_ascii=False).encode
 _SAVE_IMPORT: Final = (
     "INSERT OR REPLACE INTO contact_imports(id, list_id, status, opt_in_source, rows,"
-    " imported, rejected, errors, failure, created_at, finished_at, claimed_by, claim_until)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " imported, rejected, errors, failure, created_at, finished_at, claimed_by, claim_until,"
+    " bytes_total, bytes_read) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -270,6 +274,8 @@ def _import_row(job: ImportJob, claims: ClaimSettings) -> tuple[Any, ...]:
         job.finished_at,
         claims.node_id if running else None,
         claims.until(time.time()) if running else None,
+        job.bytes_total,
+        job.bytes_read,
     )
 
 
