@@ -114,6 +114,7 @@ async def sign_in(page: Any, lab: Lab, token: str = TOKEN) -> None:
 async def test_sign_in_shows_the_overview_with_the_simulator_bound(page: Any, lab: Lab) -> None:
     await page.goto(lab.gw_url + "/console/signin")
     await shot(page, "signin")
+    await doc_shot(page, "signin")
     await page.get_by_label("API token").fill("not-the-token")
     await page.get_by_role("button", name="Sign in").click()
     await page.get_by_text("This token is not valid.").wait_for()
@@ -181,6 +182,7 @@ async def test_a_message_is_found_by_id_client_ref_or_number_and_shown_as_text(
     history = await page.locator("table").nth(1).inner_text()
     assert "queued" in history or "submitted" in history, history
     await shot(page, "message")
+    await doc_shot(page, "message")
     # By client_ref (the search tells an id, a number and a client_ref apart by itself).
     await search.fill(evil)
     await page.get_by_role("button", name="Look up").click()
@@ -188,6 +190,7 @@ async def test_a_message_is_found_by_id_client_ref_or_number_and_shown_as_text(
     listed = page.locator("main table tbody")
     assert evil in await listed.inner_text()
     await shot(page, "messages")
+    await doc_shot(page, "messages")
     # By number, without its '+', then open the message from the list.
     await search.fill("33612345678")
     await search.press("Enter")
@@ -252,6 +255,7 @@ async def test_a_campaign_is_started_from_the_campaigns_page(page: Any, lab: Lab
     text = await page.locator("tr", has_text="Spring <i>sale</i>").inner_text()
     assert "draft" not in text and "100.0 %" in text, text  # delivered: 2 of 2
     await shot(page, "campaigns")
+    await doc_shot(page, "campaigns")
     # The overview's last hour counts them (its store read is cached a few seconds; the
     # page refreshes itself until it shows them).
     await page.get_by_role("link", name="Overview").click()
@@ -259,6 +263,7 @@ async def test_a_campaign_is_started_from_the_campaigns_page(page: Any, lab: Lab
         re.compile(r"\b([2-9]|\d\d+) delivered"), timeout=WAIT_MS
     )
     await shot(page, "overview-traffic")
+    await doc_shot(page, "overview")
     # A recipient answers: the MO is logged against the two-way campaign.
     await lab.sim("POST", "/v1/mo", {"from": "+33612340002", "to": "ACME", "text": "Yes please"})
     await page.get_by_role("link", name="Interactions").click()
@@ -774,6 +779,7 @@ async def test_interactions_are_selected_exported_answered_and_followed_up(
     await page.get_by_role("button", name="Save").click()
     await page.get_by_text("closed, ann").wait_for()
     await shot(page, "interaction")
+    await doc_shot(page, "interaction", top="h1")
     interaction_id = page.url.rsplit("/", 1)[1]
     got = await call(lab, "GET", f"/v1/interactions/{interaction_id}", 200)
     assert (got["care_state"], got["assignee"]) == ("closed", "ann")
