@@ -823,3 +823,43 @@ async def test_interactions_are_selected_exported_answered_and_followed_up(
         return bool(got["recipients"] == 1 and got["delivered"] == 1)
 
     await eventually(followed_up)
+
+
+async def test_every_field_of_every_page_has_a_label(page: Any, lab: Lab) -> None:
+    """Keyboard and screen-reader users: no input, select or text area without a name
+    (a label, or an aria-label where a table row names it), none hidden from the Tab key."""
+    campaigns = (await call(lab, "GET", "/v1/campaigns", 200))["items"]
+    drafts = [c for c in campaigns if c["status"] == "draft"]
+    interactions = (await lab.get("/v1/interactions"))["items"]
+    paths = [
+        "/console/",
+        "/console/campaigns",
+        "/console/campaigns/new",
+        "/console/lists",
+        "/console/contacts",
+        "/console/opt-outs",
+        "/console/numbers",
+        f"/console/numbers/{SHORT_CODE}",
+        "/console/interactions",
+        "/console/messages",
+    ]
+    paths += [f"/console/campaigns/{c['id']}" for c in campaigns[:1]]
+    paths += [f"/console/campaigns/{c['id']}/edit" for c in drafts[:1]]
+    paths += [f"/console/interactions/{i['id']}" for i in interactions[:1]]
+    await sign_in(page, lab)
+    for path in paths:
+        await page.goto(lab.gw_url + path)
+        assert page.url.endswith(path), (path, page.url)
+        unnamed = await page.evaluate(
+            """() => Array.from(document.querySelectorAll(
+                 'input:not([type=hidden]), select, textarea, button'))
+               .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                            && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+               .map(e => e.outerHTML.slice(0, 80))"""
+        )
+        assert unnamed == [], (path, unnamed)
+        untabbable = await page.evaluate(
+            "() => Array.from(document.querySelectorAll('[tabindex]'))"
+            ".filter(e => e.tabIndex < 0).length"
+        )
+        assert untabbable == 0, path
