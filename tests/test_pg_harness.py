@@ -4,6 +4,8 @@ failure (not a skip) where ``SMSGW_REQUIRE_PG=1`` (CI)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.pg_helpers import PgServer, pg_database, pg_server, skip_or_fail
@@ -27,10 +29,10 @@ async def test_the_server_takes_its_password_over_tcp_and_gives_each_test_a_data
 
 
 def test_the_server_is_not_run_as_root(pg_server: PgServer) -> None:
-    owner = pg_server.psql("SELECT pg_backend_pid()").strip()
-    assert owner.isdigit()
-    uid = int(open(f"/proc/{owner}/status").read().split("Uid:")[1].split()[0])
-    assert uid != 0
+    status = Path(f"/proc/{pg_server.process.pid}/status").read_text()
+    uid = int(status.split("Uid:")[1].split()[0])
+    assert uid != 0  # initdb and postgres refuse root: as root, the tests drop to postgres
+    assert pg_server.psql("SELECT current_user").strip() == "smsgw"
 
 
 def test_a_missing_server_fails_where_ci_requires_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,9 @@ from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
 from tests.api_fakes import FakeStore as ApiFakeStore
 from tests.fakes import FakeStore
+from tests.pg_helpers import PgServer, pg_server
+
+__all__ = ["pg_server"]  # the tests' PostgreSQL, for the postgresql backend
 
 PORTS = frozenset(
     {
@@ -176,7 +179,10 @@ class FakeHarness(Harness):
 class Backend:
     name: str
     ports: frozenset[str]
-    make: Callable[[Path], Harness]
+    make: Callable[..., Harness]
+    """``make(tmp_path, **fixtures)``: the harness, given the named fixtures' values."""
+    fixtures: tuple[str, ...] = ()
+    """Fixtures the harness needs (PostgreSQL: the tests' server, tests/pg_helpers.py)."""
 
 
 class ApiFakeHarness(Harness):
@@ -199,10 +205,63 @@ class ApiFakeHarness(Harness):
         await self.store.close()
 
 
+class PgHarness(Harness):
+    """gateway.store.postgres on a database of its own on the tests' PostgreSQL server
+    (tests/pg_helpers.py), reached as a node would be: DSN plus password file. A crash
+    drops every connection at once (what a killed process leaves: the commits)."""
+
+    def __init__(self, root: Path, pg_server: PgServer) -> None:
+        from gateway.config import StoreConfig
+
+        self.server = pg_server
+        self.root = root
+        self.database = pg_server.create_database("contract")
+        pg_server.password_file(root)
+        self.config = StoreConfig(
+            backend="postgresql",
+            dsn=pg_server.dsn(self.database),
+            password_file="pg-password",
+            pool_size=4,
+        )
+        self.store = self._make()
+        self.others: list[Any] = []
+
+    def _make(self, claims: ClaimSettings | None = None) -> Any:
+        from gateway.store.postgres.store import PgStore
+
+        return PgStore(self.config, self.root, claims)
+
+    async def start(self) -> None:
+        await self.store.open()
+
+    async def reopen(self) -> None:
+        await self.store.close()
+        self.store = self._make()
+        await self.store.open()
+
+    async def crash(self) -> None:
+        self.store.terminate()
+        self.store = self._make()
+        await self.store.open()
+
+    async def node(self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS) -> Any:
+        other = self._make(ClaimSettings(node_id, claim_seconds))
+        await other.open()
+        self.others.append(other)
+        return other
+
+    async def stop(self) -> None:
+        for other in self.others:
+            await other.close()
+        await self.store.close()
+        self.server.drop_database(self.database)
+
+
 BACKENDS: tuple[Backend, ...] = (
     Backend("sqlite", PORTS, SqliteHarness),
     Backend("fake", frozenset({"intake", "queue", "receipts", "callbacks"}), FakeHarness),
     Backend("api_fake", frozenset({"intake"}), ApiFakeHarness),
+    Backend("postgresql", frozenset({"intake", "queue"}), PgHarness, ("pg_server",)),
 )
 """Every backend the suite runs on, with the ports it keeps (a fake keeps only some)."""
 
@@ -225,8 +284,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-async def backend(backend_kind: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = backend_kind.make(tmp_path)
+async def backend(
+    backend_kind: Backend, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Harness]:
+    fixtures = {name: request.getfixturevalue(name) for name in backend_kind.fixtures}
+    harness = backend_kind.make(tmp_path, **fixtures)
     await harness.start()
     try:
         yield harness

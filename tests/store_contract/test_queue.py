@@ -4,6 +4,8 @@ ids on every intake store: test_intake.py)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gateway.core.model import MessageStatus, NewMessage, SubmitOutcome, new_message_id
@@ -165,3 +167,18 @@ async def test_message_ids_are_the_callers_and_sort_by_time(backend: Harness) ->
     await backend.store.accept([message(n, id=ids[n]) for n in (2, 0, 1)])
     await backend.reopen()
     assert [m.id for m in await backend.store.load_pending(None, 10)] == ids
+
+
+async def test_two_nodes_loading_at_once_never_get_the_same_message(backend: Harness) -> None:
+    messages = [message(n) for n in range(40)]
+    await backend.store.accept(messages)
+    other = await backend.node("smsgw-2")
+    later = T0 + 3600  # the accepting node's claims have lapsed: both may claim every one
+    mine, theirs = await asyncio.gather(
+        backend.store.load_pending(None, 25, now=later), other.load_pending(None, 25, now=later)
+    )
+    got_mine, got_theirs = {m.id for m in mine}, {m.id for m in theirs}
+    assert not got_mine & got_theirs
+    assert len(got_mine | got_theirs) >= 25  # one of them, at least, got a whole page
+    # Held now: neither is given the other's again while its claim lasts.
+    assert not {m.id for m in await other.load_pending(None, 100, now=later + 1)} & got_mine

@@ -1,0 +1,668 @@
+"""``PgStore``: the ports the PostgreSQL backend keeps so far (gateway.store.postgres).
+
+Intake (``accept``, ``find_idempotent``), ``get_message``, the queue (``load_pending``,
+``begin_attempts``, ``record_outcomes``), opt-outs and claims, over an asyncpg pool shared
+by every node of a cluster. Each call is one short transaction (a long one holds back
+vacuum, and a ``SKIP LOCKED`` queue degrades behind it).
+
+- ``load_pending`` claims with ``UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED LIMIT
+  n) RETURNING``: two nodes loading at once never get the same message, and neither waits
+  for the other's rows.
+- ``record_outcomes`` applies the pure ledger (gateway.core.ledger) to the parts read under
+  ``FOR UPDATE``: the outcome, then the receipts held for the part (they arrived before its
+  response), a final state sticking; the message's status is ``settle``d from its parts and
+  what a change emits (HTTP callbacks, front receipts) is written in the same transaction.
+  Messages are locked in id order, so concurrent batches never deadlock.
+- Ids that leave the process: message ids are the caller's; callback, receipt, event and
+  front outbox ids come from sequences (identity columns): never given twice, even after a
+  rollback or a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from gateway.config import StoreConfig
+from gateway.core import ledger
+from gateway.core.ledger import SUBMITTING, PartState
+from gateway.core.model import (
+    HistoryEntry,
+    MessageStatus,
+    MessageView,
+    NewMessage,
+    OutboundMessage,
+    PartView,
+    StatusChange,
+    SubmitOutcome,
+)
+from gateway.logs import log_event
+from gateway.store.base import (
+    FRONT_PART_FAILED,
+    IdempotencyConflict,
+    IdempotentAnswer,
+    LinkCodeTaken,
+    StoreError,
+)
+from gateway.store.claims import ClaimSettings
+from gateway.store.postgres.connect import create_pool
+from gateway.store.postgres.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+ALL_OPT_OUT = "*"
+"""``opt_outs.sender`` of an opt-out from every sender (as in the SQLite store)."""
+
+CLAIMABLE = "(claimed_by IS NULL OR claimed_by = $2 OR claim_until <= $3)"
+"""This node may claim the row (parameters $2: node id, $3: now)."""
+
+_MESSAGE_COLUMNS = (
+    "id, account, client_ref, sender, dest, text, encoding, parts, carrier, priority,"
+    " campaign_id, callback_url, validity_until, scheduled_at, registered_delivery, status,"
+    " created_at, updated_at, claimed_by, claim_until"
+)
+
+
+class PgStore:
+    """The kept ports on one PostgreSQL database (its schema migrated at ``open``)."""
+
+    def __init__(
+        self, config: StoreConfig, data_dir: Path, claims: ClaimSettings | None = None
+    ) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.claims = claims or ClaimSettings()
+        self._pool: Any = None
+
+    @property
+    def pool(self) -> Any:
+        if self._pool is None:
+            raise StoreError("the PostgreSQL store is not open")
+        return self._pool
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._pool = await create_pool(self.config, self.data_dir, f"smsgw:{self.claims.node_id}")
+        try:
+            async with self._pool.acquire() as conn:
+                await migrate(conn)
+            await self._requeue_in_flight(time.time())
+        except BaseException:
+            await self._pool.close()
+            self._pool = None
+            raise
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    def terminate(self) -> None:
+        """Drop every connection at once, as a killed process would (tests: a crash)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.terminate()
+
+    async def _requeue_in_flight(self, now: float) -> None:
+        """At open: parts left ``submitting`` (a crash mid-send) of messages this node may
+        claim go back to ``queued`` (``ledger.requeue_in_flight``), their messages flagged
+        possible_duplicate for good; another live node's parts in flight are its own."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            ids = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT m.id FROM messages m WHERE m.status IN ('accepted', 'queued')"
+                    f" AND {CLAIMABLE.replace('claimed_by', 'm.claimed_by')}"
+                    " AND EXISTS (SELECT 1 FROM parts p WHERE p.message_id = m.id"
+                    " AND p.status = $1) ORDER BY m.id FOR UPDATE OF m",
+                    SUBMITTING,
+                    self.claims.node_id,
+                    now,
+                )
+            ]
+            if not ids:
+                return
+            await conn.execute(
+                "UPDATE messages SET possible_duplicate = true WHERE id = ANY($1::text[])", ids
+            )
+            done = await conn.execute(
+                "UPDATE parts SET status = 'queued' WHERE status = $1"
+                " AND message_id = ANY($2::text[])",
+                SUBMITTING,
+                ids,
+            )
+        log_event(
+            log,
+            "store.requeued_in_flight",
+            logging.WARNING,
+            messages=len(ids),
+            parts=int(done.split()[-1]),
+            detail="begun before a crash: sent again, flagged possible_duplicate",
+        )
+
+    # -- claims ----------------------------------------------------------------------------
+
+    async def renew_claims(self, now: float) -> int:
+        done = await self.pool.execute(
+            "UPDATE messages SET claim_until = $2 WHERE claimed_by = $1"
+            " AND status IN ('accepted', 'queued')",
+            self.claims.node_id,
+            self.claims.until(now),
+        )
+        return int(done.split()[-1])
+
+    async def release_claims(self) -> int:
+        done = await self.pool.execute(
+            "UPDATE messages SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1"
+            " AND status IN ('accepted', 'queued')",
+            self.claims.node_id,
+        )
+        return int(done.split()[-1])
+
+    # -- intake ----------------------------------------------------------------------------
+
+    async def accept(
+        self,
+        messages: Sequence[NewMessage],
+        idempotency: IdempotentAnswer | None = None,
+        begun: Collection[str] = (),
+    ) -> None:
+        me, lease = self.claims.node_id, self.claims.seconds
+        msg_rows = [
+            (
+                m.id,
+                m.account,
+                m.client_ref,
+                m.sender,
+                m.to,
+                m.text,
+                m.encoding,
+                m.parts,
+                m.carrier,
+                m.priority,
+                m.campaign_id,
+                m.callback_url,
+                m.validity_until,
+                m.scheduled_at,
+                bool(m.registered_delivery),
+                MessageStatus.ACCEPTED.value,
+                m.created_at,
+                m.created_at,
+                me,
+                m.created_at + lease,
+            )
+            for m in messages
+        ]
+        # A message begun at acceptance: its parts start as begin_attempts leaves them.
+        part_rows = [
+            (m.id, n, SUBMITTING, 1) if m.id in begun else (m.id, n, "accepted", 0)
+            for m in messages
+            for n in range(1, m.parts + 1)
+        ]
+        link_rows = [
+            (code, m.id, m.campaign_id, m.to, target, m.created_at)
+            for m in messages
+            for code, target in m.links
+        ]
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if idempotency is not None:
+                    await conn.execute(
+                        "INSERT INTO idempotency(account, key, request_hash, status, body,"
+                        " created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                        idempotency.account,
+                        idempotency.key,
+                        idempotency.request_hash,
+                        idempotency.status,
+                        idempotency.body,
+                        idempotency.created_at,
+                    )
+                await conn.executemany(
+                    f"INSERT INTO messages({_MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6,"
+                    " $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                    msg_rows,
+                )
+                await conn.executemany(
+                    "INSERT INTO parts(message_id, part, status, attempts) VALUES ($1, $2, $3, $4)",
+                    part_rows,
+                )
+                if link_rows:
+                    await conn.executemany(
+                        "INSERT INTO links(code, message_id, campaign_id, number, target,"
+                        " created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                        link_rows,
+                    )
+        except asyncpg.UniqueViolationError as exc:
+            constraint = exc.constraint_name or ""
+            if constraint.startswith("idempotency") and idempotency is not None:
+                raise IdempotencyConflict(idempotency.key) from None
+            if constraint.startswith("links"):
+                raise LinkCodeTaken("a short link code is taken") from None
+            raise StoreError(f"accept refused: {constraint or 'a unique key'} taken") from None
+
+    async def find_idempotent(self, account: str, key: str) -> IdempotentAnswer | None:
+        row = await self.pool.fetchrow(
+            "SELECT account, key, request_hash, status, body, created_at FROM idempotency"
+            " WHERE account = $1 AND key = $2",
+            account,
+            key,
+        )
+        return IdempotentAnswer(*row) if row is not None else None
+
+    async def get_message(self, message_id: str) -> MessageView | None:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            m = await conn.fetchrow(
+                "SELECT id, status, dest, sender, encoding, created_at, client_ref,"
+                " campaign_id, carrier, possible_duplicate, error, account FROM messages"
+                " WHERE id = $1",
+                message_id,
+            )
+            if m is None:
+                return None
+            part_rows = await conn.fetch(
+                "SELECT part, status, carrier, carrier_message_id, attempts, error,"
+                " submitted_at FROM parts WHERE message_id = $1 ORDER BY part",
+                message_id,
+            )
+            receipt_rows = await conn.fetch(
+                "SELECT part, status, state, error, received_at, carrier_message_id"
+                " FROM receipts WHERE message_id = $1 ORDER BY id",
+                message_id,
+            )
+            event_rows = await conn.fetch(
+                "SELECT part, at, status, detail FROM events WHERE message_id = $1 ORDER BY id",
+                message_id,
+            )
+        history = [HistoryEntry(at=m[5], status=MessageStatus.ACCEPTED.value)]
+        parts: list[PartView] = []
+        for part, status, carrier, cmid, attempts, error, sub_at in part_rows:
+            shown = MessageStatus.QUEUED.value if status == SUBMITTING else status
+            parts.append(PartView(part, shown, carrier, cmid, attempts, error))
+            if sub_at is not None:
+                history.append(
+                    HistoryEntry(
+                        at=sub_at,
+                        status=MessageStatus.SUBMITTED.value,
+                        part=part,
+                        detail={"carrier": carrier, "carrier_message_id": cmid},
+                    )
+                )
+        for part, status, state, error, received_at, cmid in receipt_rows:
+            history.append(
+                HistoryEntry(
+                    at=received_at,
+                    status=status,
+                    part=part,
+                    detail={"receipt": state, "error": error, "carrier_message_id": cmid},
+                )
+            )
+        for part, at, status, detail in event_rows:
+            history.append(HistoryEntry(at=at, status=status, part=part, detail=json.loads(detail)))
+        history.sort(key=lambda h: h.at)
+        return MessageView(
+            id=m[0],
+            status=m[1],
+            to=m[2],
+            sender=m[3],
+            encoding=m[4],
+            parts=parts,
+            history=history,
+            created_at=m[5],
+            client_ref=m[6],
+            campaign_id=m[7],
+            carrier=m[8],
+            possible_duplicate=bool(m[9]),
+            error=m[10],
+            account=m[11],
+        )
+
+    # -- opt-outs --------------------------------------------------------------------------
+
+    async def opted_out(self, numbers: Sequence[str], sender: str) -> set[str]:
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT number FROM opt_outs WHERE number = ANY($1::text[])"
+            " AND sender IN ($2, $3)",
+            list(dict.fromkeys(numbers)),
+            sender,
+            ALL_OPT_OUT,
+        )
+        return {r[0] for r in rows}
+
+    async def add_opt_out(self, number: str, sender: str | None, source: str, at: float) -> None:
+        await self.pool.execute(
+            "INSERT INTO opt_outs(number, sender, source, created_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (number, sender) DO UPDATE SET source = excluded.source,"
+            " created_at = excluded.created_at",
+            number,
+            sender or ALL_OPT_OUT,
+            source,
+            at,
+        )
+
+    async def remove_opt_out(self, number: str, sender: str | None) -> None:
+        if sender is None:
+            await self.pool.execute("DELETE FROM opt_outs WHERE number = $1", number)
+        else:
+            await self.pool.execute(
+                "DELETE FROM opt_outs WHERE number = $1 AND sender = $2", number, sender
+            )
+
+    async def lift_opt_out(self, number: str, sender: str) -> None:
+        await self.pool.execute(
+            "DELETE FROM opt_outs WHERE number = $1 AND sender IN ($2, $3)",
+            number,
+            sender,
+            ALL_OPT_OUT,
+        )
+
+    # -- the queue -------------------------------------------------------------------------
+
+    async def load_pending(
+        self, after: str | None, limit: int, now: float | None = None
+    ) -> list[OutboundMessage]:
+        now = time.time() if now is None else now
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "UPDATE messages AS m SET claimed_by = $2, claim_until = $5"
+                " FROM (SELECT id FROM messages WHERE status IN ('accepted', 'queued')"
+                f" AND id > $1 AND {CLAIMABLE} ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)"
+                " AS picked WHERE m.id = picked.id"
+                " RETURNING m.id, m.dest, m.sender, m.text, m.encoding, m.carrier, m.priority,"
+                " m.created_at, m.validity_until, m.scheduled_at, m.registered_delivery,"
+                " m.possible_duplicate",
+                after or "",
+                self.claims.node_id,
+                now,
+                limit,
+                self.claims.until(now),
+            )
+            if not rows:
+                return []
+            by_id: dict[str, OutboundMessage] = {}
+            for r in sorted(rows, key=lambda r: str(r[0])):
+                by_id[r[0]] = OutboundMessage(
+                    id=r[0],
+                    to=r[1],
+                    sender=r[2],
+                    text=r[3],
+                    encoding=r[4],
+                    carrier=r[5],
+                    priority=r[6],
+                    created_at=r[7],
+                    validity_until=r[8],
+                    scheduled_at=r[9],
+                    registered_delivery=bool(r[10]),
+                    possible_duplicate=bool(r[11]),
+                    pending_parts=(),
+                )
+            part_rows = await conn.fetch(
+                "SELECT message_id, part, status, attempts, retry_at FROM parts"
+                " WHERE message_id = ANY($1::text[])"
+                " AND status IN ('accepted', 'queued', 'submitting') ORDER BY message_id, part",
+                list(by_id),
+            )
+        for message_id, part, status, attempts, retry_at in part_rows:
+            m = by_id[message_id]
+            assert m.pending_parts is not None
+            m.pending_parts = (*m.pending_parts, part)
+            m.attempts = max(m.attempts, attempts)
+            if status == SUBMITTING:
+                m.possible_duplicate = True
+            if retry_at is not None and (m.scheduled_at is None or retry_at > m.scheduled_at):
+                m.scheduled_at = retry_at
+        return [m for m in by_id.values() if m.pending_parts]
+
+    async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
+        rows = list(parts)
+        if not rows:
+            return set()
+        ids = list(dict.fromkeys(mid for mid, _ in rows))
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Only opt-outs made at or after a message's acceptance: the ones before were
+            # refused at intake, or let through on purpose (a STOP's own confirmation).
+            refused = {
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT DISTINCT m.id FROM messages m JOIN opt_outs o ON o.number = m.dest"
+                    " AND o.sender IN (m.sender, $1) AND o.created_at >= m.created_at"
+                    " WHERE m.id = ANY($2::text[])",
+                    ALL_OPT_OUT,
+                    ids,
+                )
+            }
+            going = [row for row in rows if row[0] not in refused]
+            if going:
+                # ledger.begin_attempt: a final part stays as it is.
+                await conn.execute(
+                    "UPDATE parts SET status = 'submitting', attempts = attempts + 1"
+                    " FROM unnest($1::text[], $2::int[]) AS u(message_id, part)"
+                    " WHERE parts.message_id = u.message_id AND parts.part = u.part"
+                    " AND parts.status <> ALL($3::text[])",
+                    [m for m, _ in going],
+                    [p for _, p in going],
+                    sorted(ledger.FINAL),
+                )
+        return refused
+
+    async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
+        items = list(outcomes)
+        if not items:
+            return []
+        ids = sorted({o.message_id for o in items})
+        now = max(o.at for o in items)
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Messages locked in id order (concurrent batches never deadlock), then their parts.
+            messages = {
+                r[0]: r
+                for r in await conn.fetch(
+                    "SELECT id, status, client_ref, callback_url, carrier, campaign_id, dest,"
+                    " sender, created_at, account FROM messages WHERE id = ANY($1::text[])"
+                    " ORDER BY id FOR UPDATE",
+                    ids,
+                )
+            }
+            states: dict[str, dict[int, PartState]] = {mid: {} for mid in messages}
+            for r in await conn.fetch(
+                "SELECT message_id, part, status, error FROM parts"
+                " WHERE message_id = ANY($1::text[]) ORDER BY message_id, part",
+                ids,
+            ):
+                states[r[0]][r[1]] = PartState(r[2], r[3])
+            held = await self._held_receipts(conn, [o for o in items if o.receipt_key])
+            writes: list[tuple[Any, ...]] = []
+            for o in items:
+                parts = states.get(o.message_id)
+                if parts is None or o.part not in parts:
+                    continue  # no such part (pruned): nothing to record
+                before = parts[o.part]
+                receipts = held.get((o.message_id, o.part), [])
+                after = ledger.answer(
+                    before, o.status, o.error, [(status, error) for status, error, _ in receipts]
+                )
+                parts[o.part] = after
+                done_at: float | None = None
+                if ledger.is_final(after.status) and not ledger.is_final(before.status):
+                    finals = [at for status, _, at in receipts if ledger.is_final(status)]
+                    done_at = o.at if o.status in ledger.FINAL or not finals else finals[0]
+                writes.append(_part_write(o, after, done_at))
+            if writes:
+                await conn.executemany(
+                    "UPDATE parts SET status = $3, error = $4,"
+                    " carrier = coalesce($5, carrier),"
+                    " carrier_message_id = coalesce($6, carrier_message_id),"
+                    " receipt_key = coalesce($7, receipt_key),"
+                    " command_status = coalesce($8, command_status),"
+                    " submitted_at = coalesce($9, submitted_at),"
+                    " retry_at = CASE WHEN $10 THEN $11 ELSE retry_at END,"
+                    " done_at = coalesce($12, done_at)"
+                    " WHERE message_id = $1 AND part = $2",
+                    writes,
+                )
+            events = [
+                (
+                    o.message_id,
+                    o.part,
+                    o.at,
+                    o.status.value,
+                    json.dumps(
+                        {
+                            "carrier": o.carrier,
+                            "command_status": o.command_status,
+                            "error": o.error,
+                            "retry_at": o.retry_at,
+                            "possible_duplicate": o.possible_duplicate,
+                        }
+                    ),
+                )
+                for o in items
+                if o.message_id in messages
+                and (o.status is not MessageStatus.SUBMITTED or o.possible_duplicate)
+            ]
+            if events:
+                await conn.executemany(
+                    "INSERT INTO events(message_id, part, at, status, detail)"
+                    " VALUES ($1, $2, $3, $4, $5)",
+                    events,
+                )
+            dupes = sorted({o.message_id for o in items if o.possible_duplicate})
+            if dupes:
+                await conn.execute(
+                    "UPDATE messages SET possible_duplicate = true WHERE id = ANY($1::text[])",
+                    dupes,
+                )
+            changes: list[StatusChange] = []
+            for mid, row in messages.items():
+                ordered = [states[mid][n] for n in sorted(states[mid])]
+                settled = ledger.settle(row[1], ordered)
+                if settled is None:
+                    continue
+                changes.append(
+                    StatusChange(
+                        mid, settled.status, now, row[2], row[3], row[4], settled.error, row[5]
+                    )
+                )
+            if changes:
+                await conn.executemany(
+                    "UPDATE messages SET status = $2, updated_at = $3, error = $4 WHERE id = $1",
+                    [(c.message_id, c.status.value, c.at, c.error) for c in changes],
+                )
+                await self._emit(conn, changes, messages, states)
+        return changes
+
+    async def _held_receipts(
+        self, conn: Any, submitted: list[SubmitOutcome]
+    ) -> dict[tuple[str, int], list[tuple[MessageStatus, str | None, float]]]:
+        """Receipts kept unmatched for these submitted parts (they arrived before the
+        response), now linked to their part: (status, error, received_at) per part, in the
+        order they arrived. Exact keys first, then other readings (``auto`` id forms)."""
+        keyed: dict[tuple[str, str], SubmitOutcome] = {}
+        for o in submitted:
+            if o.status is MessageStatus.SUBMITTED and o.receipt_key:
+                keyed[(o.carrier, o.receipt_key)] = o
+        for o in submitted:
+            if o.status is MessageStatus.SUBMITTED:
+                for key in o.alt_keys:
+                    keyed.setdefault((o.carrier, key), o)
+        if not keyed:
+            return {}
+        rows = await conn.fetch(
+            "SELECT r.id, r.carrier, r.receipt_key, r.status, r.error, r.received_at"
+            " FROM receipts r JOIN unnest($1::text[], $2::text[]) AS k(carrier, receipt_key)"
+            " ON r.carrier = k.carrier AND r.receipt_key = k.receipt_key"
+            " WHERE r.message_id IS NULL ORDER BY r.id FOR UPDATE OF r",
+            [c for c, _ in keyed],
+            [k for _, k in keyed],
+        )
+        held: dict[tuple[str, int], list[tuple[MessageStatus, str | None, float]]] = {}
+        links: list[tuple[str, int, int]] = []
+        for rid, carrier, key, status, error, received_at in rows:
+            o = keyed[(carrier, key)]
+            links.append((o.message_id, o.part, rid))
+            held.setdefault((o.message_id, o.part), []).append(
+                (MessageStatus(status), error, received_at)
+            )
+        if links:
+            await conn.executemany(
+                "UPDATE receipts SET message_id = $1, part = $2 WHERE id = $3", links
+            )
+        return held
+
+    async def _emit(
+        self,
+        conn: Any,
+        changes: list[StatusChange],
+        messages: dict[str, Any],
+        states: dict[str, dict[int, PartState]],
+    ) -> None:
+        """What the changes emit (ledger.callback_of, ledger.front_receipts), in the
+        transaction that records them."""
+        callbacks = []
+        for c in changes:
+            made = ledger.callback_of(c)
+            if made is not None:
+                url, payload = made
+                callbacks.append((url, json.dumps(payload), c.at, c.at, messages[c.message_id][9]))
+        if callbacks:
+            await conn.executemany(
+                "INSERT INTO callbacks(url, payload, next_at, created_at, signer)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                callbacks,
+            )
+        front = [c for c in changes if ledger.wants_front_receipts(c)]
+        if not front:
+            return
+        upstream: dict[str, list[str]] = {}
+        for mid, part_id in await conn.fetch(
+            "SELECT message_id, part_id FROM front_parts WHERE message_id = ANY($1::text[])"
+            " AND state <> $2 ORDER BY message_id, seq",
+            [c.message_id for c in front],
+            FRONT_PART_FAILED,
+        ):
+            upstream.setdefault(mid, []).append(part_id)
+        rows = []
+        for c in front:
+            row = messages[c.message_id]
+            account = ledger.front_account(c.callback_url) or ""
+            part_ids = upstream.get(c.message_id)
+            shares = None
+            if part_ids is not None:
+                carrier_parts = [
+                    ledger.counts_as(p.status) for _, p in sorted(states[c.message_id].items())
+                ]
+                shares = ledger.upstream_shares(part_ids, carrier_parts)
+            for payload in ledger.front_receipts(c, row[6], row[7], row[8], shares):
+                rows.append((account, "receipt", json.dumps(payload), c.at, c.at))
+        if rows:
+            await conn.executemany(
+                "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                rows,
+            )
+
+
+def _part_write(o: SubmitOutcome, after: PartState, done_at: float | None) -> tuple[Any, ...]:
+    """The parts UPDATE's parameters for outcome ``o``, the part now ``after``: its map
+    entry for a submitted part (so its receipts match), its retry time for a retry."""
+    submitted = o.status is MessageStatus.SUBMITTED
+    retried = o.status is MessageStatus.QUEUED
+    return (
+        o.message_id,
+        o.part,
+        str(after.status),
+        after.error,
+        o.carrier,
+        o.carrier_message_id if submitted else None,
+        o.receipt_key if submitted else None,
+        (o.command_status or 0) if submitted else o.command_status,
+        o.at if submitted else None,
+        submitted or retried,
+        o.retry_at if retried else None,
+        done_at,
+    )

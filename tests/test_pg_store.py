@@ -1,0 +1,88 @@
+"""What only the PostgreSQL store does (the rest is the contract suite's,
+tests/store_contract/ with the ``postgresql`` backend): two nodes loading the queue at
+once share it out without waiting for each other (``FOR UPDATE SKIP LOCKED``)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from gateway.config import StoreConfig
+from gateway.store.claims import ClaimSettings
+from gateway.store.postgres.store import PgStore
+from tests.pg_helpers import PgServer, pg_database, pg_server
+from tests.store_contract.helpers import T0, message
+
+__all__ = ["pg_database", "pg_server"]  # the fixtures, for pytest
+
+
+async def test_two_nodes_loading_at_once_share_the_queue_out(
+    pg_server: PgServer, pg_database: str, tmp_path: Path
+) -> None:
+    pg_server.password_file(tmp_path)
+    config = StoreConfig(
+        backend="postgresql", dsn=pg_server.dsn(pg_database), password_file="pg-password"
+    )
+    a = PgStore(config, tmp_path, ClaimSettings("node-a"))
+    b = PgStore(config, tmp_path, ClaimSettings("node-b"))
+    await a.open()
+    await b.open()
+    try:
+        messages = [message(n) for n in range(40)]
+        await a.accept(messages)
+        later = T0 + 3600  # node-a's claims from accepting them have lapsed
+        # Rows the other node is claiming are skipped, not waited for nor given twice:
+        # together the two pages hold every message.
+        mine, theirs = await asyncio.gather(
+            a.load_pending(None, 25, now=later), b.load_pending(None, 25, now=later)
+        )
+        got_a, got_b = {m.id for m in mine}, {m.id for m in theirs}
+        assert not got_a & got_b
+        assert got_a | got_b == {m.id for m in messages}
+        claimed = pg_server.psql(
+            "SELECT claimed_by, count(*) FROM messages GROUP BY claimed_by ORDER BY 1",
+            pg_database,
+        ).split()
+        assert claimed == [f"node-a|{len(got_a)}", f"node-b|{len(got_b)}"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_node_skips_the_rows_another_is_claiming_instead_of_waiting(
+    pg_server: PgServer, pg_database: str, tmp_path: Path
+) -> None:
+    import asyncpg
+
+    pg_server.password_file(tmp_path)
+    config = StoreConfig(
+        backend="postgresql", dsn=pg_server.dsn(pg_database), password_file="pg-password"
+    )
+    store = PgStore(config, tmp_path, ClaimSettings("node-b"))
+    await store.open()
+    holder = await asyncpg.connect(pg_server.dsn(pg_database), password=pg_server.password)
+    try:
+        messages = [message(n) for n in range(40)]
+        await store.accept(messages)
+        # Another node's claiming transaction holds the first ten rows.
+        busy = holder.transaction()
+        await busy.start()
+        await holder.execute(
+            "SELECT id FROM messages ORDER BY id LIMIT 10 FOR UPDATE",
+        )
+        load = asyncio.create_task(store.load_pending(None, 25, now=T0 + 3600))
+        while not load.done():
+            waiting = await holder.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+                " AND wait_event_type = 'Lock'",
+                pg_database,
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0.01)
+        assert load.done(), "load_pending waited for another node's locked rows"
+        assert [m.id for m in load.result()] == [m.id for m in messages[10:35]]
+        await busy.rollback()
+    finally:
+        await holder.close()
+        await store.close()
