@@ -532,7 +532,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         metavar="NAME=EXECUTABLE",
         help="the gateway's executable, run as EXECUTABLE run --config FILE (repeatable: "
-        "alternated within each setting); default: this checkout (python -m gateway.cli)",
+        "alternated within each setting); default: this checkout (python -m gateway)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="rounds over every setting")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")

@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.crash --messages 3000 --kills 5    # the size CI runs
 
 The simulator and the gateway run as separate processes (``python -m smsc_simulator.cli``
-and ``python -m gateway.cli run``) on 127.0.0.1, ports picked by the kernel, configuration
+and ``python -m gateway run``) on 127.0.0.1, ports picked by the kernel, configuration
 and the SQLite file in a temp dir. A client posts every message in batches, each with its own
 ``Idempotency-Key``; a batch whose answer was lost to a kill is posted again, with the same
 key, to the restarted daemon, as a production client would (so "accepted" means: a 202 was
@@ -119,7 +119,7 @@ class _Daemon:
         self.generation += 1
         self.proc = self.procs.spawn_python(
             f"gateway-{self.generation}",
-            ["-m", "gateway.cli", "run", "--config", str(self.config)],
+            ["-m", "gateway", "run", "--config", str(self.config)],
             GATEWAY_CPU,
         )
         match = self.proc.wait_for(r"daemon\.started http=[^\s:]+:(\d+)", READY_TIMEOUT)

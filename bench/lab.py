@@ -95,11 +95,11 @@ def start_gateway(
 ) -> Gateway:
     """``command``: how to start the gateway, before ``run --config FILE`` (another
     checkout's ``.venv/bin/smsgw``, to measure it with this benchmark); default: this
-    Python's ``-m gateway.cli``."""
+    Python's ``-m gateway``."""
     files = write_gateway(directory, settings)
     argv = ["run", "--config", str(files.config)]
     if command is None:
-        proc = procs.spawn_python(name, ["-m", "gateway.cli", *argv], GATEWAY_CPU)
+        proc = procs.spawn_python(name, ["-m", "gateway", *argv], GATEWAY_CPU)
     else:
         proc = procs.spawn(name, [*command, *argv], GATEWAY_CPU)
     match = proc.wait_for(r"daemon\.started http=[^\s:]+:(\d+)", READY_TIMEOUT)

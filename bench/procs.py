@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 STOP_GRACE_SECONDS = 15.0
-"""SIGTERM first: the gateway unbinds and drains for up to 5 s (gateway.daemon
+"""SIGTERM first: the gateway unbinds and drains for up to 5 s (gateway.app.daemon
 SHUTDOWN_DRAIN_SECONDS) and the simulator for 2 s; after this long the group is killed."""
 
 GATEWAY_CPU = 0

@@ -26,7 +26,8 @@ loop waiting for I/O) are idle and left out."""
 
 _UNINFORMATIVE = (
     "<frozen runpy>:",
-    "gateway/cli.py:",
+    "gateway/__main__.py:",
+    "gateway/app/cli.py:",
     "asyncio/runners.py:",
     "asyncio/base_events.py:BaseEventLoop.run",
     "threading.py:",

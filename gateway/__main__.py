@@ -1,5 +1,5 @@
 """``python -m gateway ...`` is ``smsgw ...``."""
 
-from gateway.cli import main
+from gateway.app.cli import main
 
 raise SystemExit(main())

@@ -11,9 +11,9 @@ from typing import Any
 
 import aiohttp
 
+from gateway.app.daemon import Gateway
 from gateway.config import GatewayConfig, hash_token
 from gateway.config.loader import load_dataclass
-from gateway.daemon import Gateway
 from smsc_simulator.config import (
     AccountConfig,
     ControlConfig,

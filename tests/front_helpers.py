@@ -8,9 +8,9 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from gateway.app.daemon import Gateway
 from gateway.config.front import FrontConfig
 from gateway.config.loader import load_dataclass
-from gateway.daemon import Gateway
 from gateway.front.passwords import hash_password
 from gateway.front.server import FrontServer
 from tests.e2e_helpers import Lab, eventually, gateway_config

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
+from gateway.app.cli import main
 from gateway.core.model import MessageStatus, SubmitOutcome
 from gateway.store.sqlite import SqliteStore
 from tests.api_fakes import NOW, TOKEN, Api, running_api

@@ -524,7 +524,7 @@ async def test_a_refused_policy_still_holds_on_the_default_client(receiver: Rece
 
 
 def test_the_client_under_uvloop_the_daemons_loop() -> None:
-    """The daemon runs on uvloop (gateway.cli), whose transports and sockets differ from
+    """The daemon runs on uvloop (gateway.app.cli), whose transports and sockets differ from
     asyncio's: keep-alive, a dropped kept-alive connection, garbage and a slowloris there."""
     import uvloop
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
+from gateway.app.cli import main
 from gateway.config import DigestConfig
 from gateway.config.loader import load_dataclass
 from gateway.reports.digest import DigestScheduler

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
+from gateway.app.cli import main
+from gateway.app.daemon import Gateway
 from gateway.config import CallbacksConfig
 from gateway.config.links import LinksConfig
-from gateway.daemon import Gateway
 from gateway.smpp.constants import Status
 from gateway.smpp.receipt import MessageState
 from smsc_simulator.config import OutcomesConfig, ReceiptsConfig

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from gateway.app.daemon import Gateway
 from gateway.config import ConfigError, load_config
-from gateway.daemon import Gateway
 from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import Status
 from gateway.smpp.session import Role, Session, SessionConfig

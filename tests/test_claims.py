@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 import gateway.store.sqlite as sqlite_module
+from gateway.app.daemon import Gateway
 from gateway.campaigns.runner import CLAIMED_ELSEWHERE_WAIT
 from gateway.config import GatewayConfig
 from gateway.config.loader import load_dataclass
-from gateway.daemon import Gateway
 from gateway.lease import LeaseKeeper
 from gateway.store.base import StoreUnavailable
 from gateway.store.claims import ClaimSettings

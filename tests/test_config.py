@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pytest
 
-from gateway.cli import main
+from gateway.app.cli import main
 from gateway.config import (
     CarrierConfig,
     GatewayConfig,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
+from gateway.app.cli import main
 from gateway.config import Scope, TokenConfig, hash_token
 from gateway.store.sqlite_campaigns import FEW_MEMBERS, SqliteCampaignStore
 from tests.api_fakes import TOKEN as ADMIN

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.app.daemon import Gateway
 from gateway.config import DigestConfig, SmtpConfig
-from gateway.daemon import Gateway
 from gateway.reports.digest import DigestCampaign
 from gateway.store.base import InteractionOutcome, NewInteraction
 from tests.e2e_helpers import AUTH, Lab, eventually, gateway_config, simulator_config

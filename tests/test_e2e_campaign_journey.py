@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from gateway.app.daemon import Gateway
 from gateway.config import CallbacksConfig, DigestConfig, SmtpConfig
 from gateway.config.links import LinksConfig
-from gateway.daemon import Gateway
 from gateway.reports.csvfile import COLUMNS
 from gateway.signing import SIGNATURE_HEADER
 from smsc_simulator.config import OutcomesConfig, ReceiptsConfig

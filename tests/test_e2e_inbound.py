@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from gateway.app.daemon import Gateway
 from gateway.config import CallbacksConfig, InboundConfig
 from gateway.config.loader import load_dataclass
-from gateway.daemon import Gateway
 from gateway.store.base import Contact, Interaction
 from smsc_simulator.config import DelayConfig, ReplyConfig, SubscribersConfig
 from tests.e2e_helpers import AUTH, Lab, eventually, gateway_config, simulator_config
@@ -351,7 +351,7 @@ async def test_scripted_subscribers_answer_a_campaign(campaign_lab: InboundLab) 
 
 
 async def test_a_reload_changes_keyword_routing_without_dropping_a_bind(lab: InboundLab) -> None:
-    from gateway.lifecycle import apply_config
+    from gateway.app.lifecycle import apply_config
 
     binds = list(lab.gw.binds)
     connects = [b.connects for b in binds]

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from gateway.app.daemon import Gateway
 from gateway.config.links import LinksConfig
-from gateway.daemon import Gateway
 from tests.e2e_helpers import AUTH, Lab, eventually, gateway_config, simulator_config
 
 CONTACTS = 24

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
+from gateway.app.daemon import Gateway
 from gateway.config import CallbacksConfig, DigestConfig, SmtpConfig
-from gateway.daemon import Gateway
 from smsc_simulator.config import DelayConfig, MessagesConfig, ReplyConfig, SubscribersConfig
 from tests.e2e_helpers import AUTH, eventually, gateway_config
 from tests.store_helpers import survey_answers

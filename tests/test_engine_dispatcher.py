@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from gateway.app.daemon import bind_settings
 from gateway.binds import BindState, CarrierBind, RefusingListener
 from gateway.config import (
     CarrierConfig,
@@ -30,7 +31,6 @@ from gateway.config import (
 )
 from gateway.core.model import MessageStatus, NewMessage, Replacement
 from gateway.core.routing import Route, Router
-from gateway.daemon import bind_settings
 from gateway.engine.dispatcher import Dispatcher, is_live, source_address
 from gateway.smpp.aio import SmppConnection
 from gateway.smpp.constants import EsmClass, Status, Tag

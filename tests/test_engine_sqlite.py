@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from gateway.app.daemon import bind_settings
 from gateway.binds import CarrierBind, RefusingListener
 from gateway.config import CarrierConfig, RetryRule
 from gateway.core.model import NewMessage
 from gateway.core.routing import Router
-from gateway.daemon import bind_settings
 from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
 from gateway.smpp.constants import Status

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.app.cli import main
 from gateway.config import KNOWN_FRONT_PASSWORDS, KNOWN_TOKENS, load_config
 from gateway.config.loader import ConfigError
 

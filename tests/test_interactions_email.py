@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
+from gateway.app.cli import main
 from gateway.config import DigestConfig, SmtpConfig
 from gateway.reports.csvfile import COLUMNS
 from gateway.store.base import Contact

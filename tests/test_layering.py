@@ -1,9 +1,13 @@
 """The package layering (README "Architecture"), read from the source with ``ast``.
 
+- The application layer (``gateway/app/``: daemon, lifecycle, cli ...) is the top: nothing
+  imports it but ``gateway/__main__.py``.
 - Only the HTTP layer itself (``gateway/http/``, the web console ``gateway/console/``) and the
-  daemon that serves it import ``gateway.http``; nothing imports the old ``gateway.api``.
+  daemon that serves it (``gateway/app/daemon.py``) import ``gateway.http``; nothing imports
+  the old ``gateway.api``.
 - The application core (``gateway/core/``) depends on no edge: not on the HTTP layer, the
-  console, the front, inbound, campaigns or the daemon, and not on ``aiohttp.web``.
+  console, the front, inbound, campaigns, links or the application layer, and not on
+  ``aiohttp.web``.
 - Front, inbound, campaigns and links reach the core, never the HTTP layer (the first rule).
 """
 
@@ -18,8 +22,14 @@ GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 HTTP_LAYER = ("gateway.http", "gateway.api")
 """The HTTP layer's package, and its old name (which must not come back)."""
 
-HTTP_IMPORTERS = ("gateway.http", "gateway.console", "gateway.daemon")
+HTTP_IMPORTERS = ("gateway.http", "gateway.console", "gateway.app.daemon")
 """Modules that may import the HTTP layer: itself, the console (HTTP pages) and the daemon."""
+
+APP = "gateway.app"
+APP_IMPORTERS = ("gateway.app", "gateway.__main__")
+"""The application layer imports every other; only ``python -m gateway`` imports it."""
+APP_MODULES = ("daemon", "lifecycle", "cli", "ops_cli", "sdnotify", "observe")
+"""The application layer's modules, which lived in ``gateway/`` before."""
 
 CORE = "gateway.core"
 CORE_FORBIDDEN = (
@@ -30,8 +40,7 @@ CORE_FORBIDDEN = (
     "gateway.inbound",
     "gateway.campaigns",
     "gateway.links",
-    "gateway.daemon",
-    "gateway.lifecycle",
+    "gateway.app",
     "aiohttp.web",
 )
 """What the core must not depend on: the edges above it, and the HTTP server library."""
@@ -91,11 +100,25 @@ def modules() -> list[Path]:
 def test_the_tree_is_there() -> None:
     # A walk over nothing would pass whatever the imports: make sure it sees the packages.
     names = {module_name(p) for p in modules()}
-    assert "gateway.daemon" in names
+    assert "gateway.app.daemon" in names
+    assert "gateway.app.cli" in names
     assert "gateway.front.server" in names
     assert any(within(n, (CORE,)) for n in names), "no gateway/core package"
     assert any(within(n, ("gateway.http",)) for n in names), "no gateway/http package"
     assert not (GATEWAY / "api").exists(), "gateway/api/ came back: the HTTP layer is gateway/http/"
+    for name in APP_MODULES:
+        assert f"gateway.{name}" not in names, f"gateway/{name}.py belongs in gateway/app/"
+
+
+def test_only_the_entry_point_imports_the_app_layer() -> None:
+    wrong = violations(
+        (path, line, target)
+        for path in modules()
+        if not within(module_name(path), APP_IMPORTERS)
+        for line, target in imported(path)
+        if within(target, (APP,)) or target in {f"gateway.{m}" for m in APP_MODULES}
+    )
+    assert not wrong, "\n".join(wrong)
 
 
 def test_only_the_daemon_imports_the_http_layer() -> None:

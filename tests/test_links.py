@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.app.lifecycle import restart_needed
 from gateway.config import RetentionConfig
 from gateway.config.links import LinksConfig
 from gateway.config.loader import ConfigError, load_dataclass
-from gateway.lifecycle import restart_needed
 from gateway.links.codes import ALPHABET, link_errors, link_template, new_code
 from gateway.links.server import LinkServer, is_prefetch
 from gateway.store.base import Click, StoreError

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.cli import main
-from gateway.ops_cli import resolve, url_from_config
+from gateway.app.cli import main
+from gateway.app.ops_cli import resolve, url_from_config
 
 TOKEN = "cli-token"
 
@@ -418,7 +418,7 @@ async def test_list_import_polls_until_done(
 ) -> None:
     csv_path = tmp_path / "c.csv"
     csv_path.write_text("number,name\n+33612345678,Ann\n+33612345679,Bob\nxx,Bad\n")
-    monkeypatch.setattr("gateway.ops_cli.IMPORT_POLL_SECONDS", 0.01)
+    monkeypatch.setattr("gateway.app.ops_cli.IMPORT_POLL_SECONDS", 0.01)
     code, out, _ = await run(
         api,
         *("list", "import", "l1", str(csv_path), "--opt-in-source", "web form", "--json"),
@@ -438,7 +438,7 @@ async def test_unreachable_gateway_is_a_clear_error(monkeypatch: pytest.MonkeyPa
     out, err = io.StringIO(), io.StringIO()
     monkeypatch.setattr("sys.stdout", out)
     monkeypatch.setattr("sys.stderr", err)
-    monkeypatch.setattr("gateway.ops_cli.time.sleep", lambda s: None)
+    monkeypatch.setattr("gateway.app.ops_cli.time.sleep", lambda s: None)
     code = await asyncio.to_thread(main, ["status"])
     assert code == 2 and "cannot reach http://127.0.0.1:9" in err.getvalue()
 

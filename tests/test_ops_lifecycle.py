@@ -13,11 +13,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.cli import main
+from gateway.app.cli import main
+from gateway.app.daemon import Gateway
+from gateway.app.lifecycle import apply_config, read_config, restart_needed
+from gateway.app.sdnotify import Notifier
 from gateway.config import GatewayConfig, ShutdownConfig
-from gateway.daemon import Gateway
-from gateway.lifecycle import apply_config, read_config, restart_needed
-from gateway.sdnotify import Notifier
 from smsc_simulator.server import Simulator
 from tests.e2e_helpers import AUTH, eventually, gateway_config, simulator_config
 

@@ -1,4 +1,4 @@
-"""The daemon as a process (``python -m gateway.cli run``), against the in-process simulator.
+"""The daemon as a process (``python -m gateway run``), against the in-process simulator.
 
 One run proves the operations contract end to end: READY=1 over a real notify socket once the
 binds are up; /metrics parses with prometheus-client and moves with traffic; SIGHUP moves a
@@ -99,7 +99,7 @@ class Daemon:
         env = {**os.environ, "NOTIFY_SOCKET": notify, "WATCHDOG_USEC": "2000000"}
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "gateway", "run", "--config", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
             env=env,

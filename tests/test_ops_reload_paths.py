@@ -1,6 +1,6 @@
 """A reload that routes to a newly added carrier reaches every way a message comes in.
 
-The daemon runs as a process (``python -m gateway.cli run``) against the in-process
+The daemon runs as a process (``python -m gateway run``) against the in-process
 simulator, each carrier on a simulator account of its own so the simulator says which carrier
 a message came through. After a SIGHUP that adds carrier ``beta`` and routes +33 to it, a
 message through each of the four intakes must leave by beta: the HTTP API, an upstream ESME's

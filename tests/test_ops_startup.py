@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.cli import main
+from gateway.app.cli import main
 from gateway.config import load_config
 from gateway.store.sqlite import SqliteStore
 from tests.e2e_helpers import eventually
@@ -44,7 +44,7 @@ def write_config(tmp_path: Path) -> Path:
 def run(config: Path, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     """``smsgw run`` to its end (or EXIT_WITHIN, then killed: the test fails)."""
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
+        [*prefix, sys.executable, "-m", "gateway", "run", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=EXIT_WITHIN,

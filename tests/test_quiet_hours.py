@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from gateway.app.daemon import Gateway
 from gateway.campaigns.window import LocalHours, SendWindow, parse_hours
 from gateway.campaigns.zones import number_zones
 from gateway.config import ComplianceConfig, InboundConfig
 from gateway.config.loader import ConfigError, load_dataclass
-from gateway.daemon import Gateway
 from tests.campaign_helpers import Rig, campaign_rig
 from tests.e2e_helpers import AUTH, Lab, eventually, gateway_config, simulator_config
 

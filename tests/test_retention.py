@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.app.daemon import Gateway
 from gateway.config import RetentionConfig
 from gateway.core.model import IncomingReceipt, MessageStatus, NewMessage, SubmitOutcome
-from gateway.daemon import Gateway
 from gateway.store.base import IdempotentAnswer, InteractionOutcome, NewInteraction
 from gateway.store.retention import DAY, Retention
 from gateway.store.sqlite import SqliteStore

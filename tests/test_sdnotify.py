@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.sdnotify import Notifier
+from gateway.app.sdnotify import Notifier
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from gateway.app.daemon import Gateway
 from gateway.callback_policy import CallbackPolicy
 from gateway.config import CallbacksConfig, GatewayConfig, HttpConfig, TokenConfig, hash_token
 from gateway.config.loader import ConfigError, load_dataclass
-from gateway.daemon import Gateway
 from gateway.engine.callback_client import CallbackClient, ConnectFailed
 from gateway.engine.callbacks import CallbackSender
 from gateway.store.sqlite import SqliteStore

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from gateway.app.daemon import Gateway
+from gateway.app.lifecycle import apply_config, restart_needed
 from gateway.config import CallbacksConfig, GatewayConfig, InboundConfig, hash_token
 from gateway.config.loader import ConfigError, load_dataclass
-from gateway.daemon import Gateway
-from gateway.lifecycle import apply_config, restart_needed
 from gateway.signing import SIGNATURE_HEADER, WEBHOOK_SIGNER, Signer, Signers
 from tests.e2e_helpers import Lab, eventually, gateway_config, simulator_config
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from gateway.daemon import Gateway
+from gateway.app.daemon import Gateway
 from tests.e2e_helpers import AUTH, Lab, eventually, gateway_config, simulator_config
 from tests.store_helpers import status_counts
 

@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.app.daemon import Gateway
 from gateway.core.model import IncomingReceipt, MessageStatus, SubmitOutcome
-from gateway.daemon import Gateway
 from gateway.store.base import (
     IdempotencyConflict,
     IdempotentAnswer,

@@ -11,10 +11,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 import gateway
+from gateway.app.observe import store_metrics
 from gateway.config import RetentionConfig, StoreConfig
 from gateway.config.loader import ConfigError, load_dataclass
 from gateway.metrics import FunctionCollector, Histogram
-from gateway.observe import store_metrics
 from gateway.store.factory import BACKENDS, open_store
 from gateway.store.ports import StoreFigures
 from gateway.store.sqlite import SqliteStore

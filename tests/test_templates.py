@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from gateway.app.cli import main
 from gateway.campaigns import preview
-from gateway.cli import main
 from tests.api_fakes import TOKEN
 from tests.campaign_helpers import campaign_rig
 

@@ -9,7 +9,7 @@ from gateway.config.loader import check, in_range
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShutdownConfig:
-    """``[shutdown]``: what SIGTERM does (see gateway.lifecycle). The section may be left
+    """``[shutdown]``: what SIGTERM does (see gateway.app.lifecycle). The section may be left
     out; every key has the default documented here."""
 
     drain_seconds: float = field(default=5.0, metadata=check(in_range(0, 600)))

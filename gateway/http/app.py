@@ -48,9 +48,9 @@ from gateway.http.inbound import InboundApi
 from gateway.http.interactions import InteractionsApi
 from gateway.http.messages import MessagesApi
 from gateway.http.openapi import openapi_document
+from gateway.http.request_metrics import HttpMetrics
 from gateway.http.templates import TemplatesApi
 from gateway.metrics import FunctionCollector
-from gateway.observe import HttpMetrics
 from gateway.reports.digest import SmtpSender
 from gateway.reports.mailout import Mailer
 from gateway.store.health import StoreHealth

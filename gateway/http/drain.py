@@ -1,22 +1,36 @@
-"""The HTTP side of draining (``gateway.lifecycle``, SIGTERM): once the gateway drains, every
+"""Draining on SIGTERM (see ``gateway.app.lifecycle``): once the gateway drains, every
 request that would change something (any method but GET/HEAD/OPTIONS under ``/v1/``) gets
 ``503 draining`` with ``Retry-After``; reads still work and ``/healthz`` answers 503
 ``{"status": "draining", ...}``. A request already past the middleware finishes normally."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.http.errors import error_response, json_response
-from gateway.lifecycle import Drain
 
 DRAINING: Final = "draining"
 """Error code of the 503 answered while the gateway shuts down."""
 
 READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Drain:
+    """The draining switch, turned on by the daemon's shutdown; the middleware below answers
+    for it."""
+
+    def __init__(self, retry_after: int, health: Callable[[], dict[str, object]]) -> None:
+        self.draining = False
+        self.retry_after = retry_after
+        self.health = health
+        """The ``/healthz`` body, which the 503 while draining carries too."""
+
+    def start(self) -> None:
+        self.draining = True
 
 
 def drain_middleware(drain: Drain) -> Middleware:

@@ -34,7 +34,7 @@ class Stores:
     campaigns: CampaignSide
     links: Links
     stats: StoreStats
-    """Counters for ``/metrics`` (gateway.observe)."""
+    """Counters for ``/metrics`` (gateway.app.observe)."""
     health: StoreHealth
     """Free space and the database's identity (``/healthz``, ``/metrics``, refusals)."""
     pruner: Callable[[RetentionConfig], Retention]

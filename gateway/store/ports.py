@@ -693,7 +693,7 @@ class Links(Protocol):
 
 @dataclass(slots=True)
 class StoreFigures:
-    """What a backend says of its own work, for ``/metrics`` (gateway.observe)."""
+    """What a backend says of its own work, for ``/metrics`` (gateway.app.observe)."""
 
     commits: int = 0
     """Transactions committed."""

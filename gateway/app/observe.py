@@ -1,16 +1,13 @@
 """What ``GET /metrics`` shows: the gateway's counters turned into Prometheus families at
 scrape time (see gateway.metrics for why nothing is a prometheus_client object on the hot
-path), and the HTTP middleware that counts requests by route and status class."""
+path). The HTTP middleware that counts requests by route and status class is
+``gateway.http.request_metrics``."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
-from aiohttp import web
-from aiohttp.typedefs import Middleware
 from prometheus_client.core import Metric
 
 from gateway.binds import BindState
@@ -27,48 +24,26 @@ from gateway.store.ports import StoreStats
 from gateway.store.retention import Retention
 
 if TYPE_CHECKING:
-    from gateway.daemon import Gateway
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+    from gateway.app.daemon import Gateway
 
 
-@dataclass(slots=True)
-class HttpMetrics:
-    requests: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    """(route, method, status class "2xx") -> count."""
-    latency: dict[str, Histogram] = field(default_factory=dict)
-    """route -> seconds."""
+class RequestCounts(Protocol):
+    """What the HTTP layer counts (``gateway.http.request_metrics.HttpMetrics``)."""
 
-    def middleware(self) -> Middleware:
-        @web.middleware
-        async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
-            started = time.perf_counter()
-            status = 500
-            try:
-                response = await handler(request)
-                status = response.status
-                return response
-            except web.HTTPException as exc:
-                status = exc.status
-                raise
-            finally:
-                info = request.match_info.route.resource
-                route = info.canonical if info is not None else "unmatched"
-                key = (route, request.method, f"{status // 100}xx")
-                self.requests[key] = self.requests.get(key, 0) + 1
-                hist = self.latency.get(route)
-                if hist is None:
-                    hist = self.latency[route] = Histogram()
-                hist.observe(time.perf_counter() - started)
+    @property
+    def requests(self) -> Mapping[tuple[str, str, str], int]:
+        """(route, method, status class "2xx") -> count."""
 
-        return count
+    @property
+    def latency(self) -> Mapping[str, Histogram]:
+        """route -> seconds."""
 
 
 # Bind states as a gauge: one series per state, 1 for the current one.
 _STATES = [s.value for s in BindState]
 
 
-def gateway_metrics(gw: Gateway, http: HttpMetrics) -> Iterable[Metric]:
+def gateway_metrics(gw: Gateway, http: RequestCounts) -> Iterable[Metric]:
     binds = gw.binds
     state = GaugeMetricFamily(
         "smsgw_bind_state", "1 for the state each bind is in.", labels=["carrier", "bind", "state"]

@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.app.ops_cli import add_client_commands
 from gateway.config import GatewayConfig, load_config
 from gateway.config.loader import ConfigError
 from gateway.logs import configure_logging
-from gateway.ops_cli import add_client_commands
 
 DEFAULT_CONFIG = "conf/gateway.toml"
 
@@ -39,8 +39,8 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.daemon import FORCED_EXIT, StartupError, serve
-    from gateway.lifecycle import DataDirInUse, DataDirLock
+    from gateway.app.daemon import FORCED_EXIT, StartupError, serve
+    from gateway.app.lifecycle import DataDirInUse, DataDirLock
 
     config = _load(args.config)
     configure_logging(

@@ -19,6 +19,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import gctune
+from gateway.app.lifecycle import ReloadHook, reload_gateway, wait_settled
+from gateway.app.observe import gateway_metrics
+from gateway.app.sdnotify import Notifier
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.callback_policy import CallbackPolicy
 from gateway.campaigns.wiring import Campaigns
@@ -32,19 +35,17 @@ from gateway.front.metric_families import front_metrics
 from gateway.front.server import FrontServer
 from gateway.http.app import add_store_health, health, make_app
 from gateway.http.connguard import ConnectionGuard, GuardSettings, serve_guarded
-from gateway.http.drain import drain_middleware
+from gateway.http.drain import Drain, drain_middleware
 from gateway.http.inbound import InboundApi
 from gateway.http.reqlog import request_log_middleware
+from gateway.http.request_metrics import HttpMetrics
 from gateway.inbound.campaign_directory import CampaignDirectory
 from gateway.inbound.service import InboundService
 from gateway.lease import LeaseKeeper
-from gateway.lifecycle import Drain, ReloadHook, reload_gateway, wait_settled
 from gateway.links.server import LinkServer
 from gateway.logs import log_event
 from gateway.metrics import FunctionCollector
-from gateway.observe import HttpMetrics, gateway_metrics
 from gateway.reports.digest import DigestScheduler
-from gateway.sdnotify import Notifier
 from gateway.signing import Signers
 from gateway.smpp.session import BindType, SessionConfig
 from gateway.store.claims import ClaimSettings
@@ -399,7 +400,7 @@ class Gateway:
 
 async def serve(config: GatewayConfig, config_path: Path | None = None) -> int:
     """Run the gateway until SIGTERM/SIGINT; SIGHUP reloads ``config_path`` (see
-    gateway.lifecycle). Returns the process exit code."""
+    gateway.app.lifecycle). Returns the process exit code."""
     gateway = Gateway(config)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -444,7 +445,7 @@ async def serve(config: GatewayConfig, config_path: Path | None = None) -> int:
         forced_task.cancel()
         if stop_task not in done:
             # Forced: leave the stop where it is. The caller exits the process at once
-            # (gateway.cli); every accepted message is already committed, and a crash-safe
+            # (gateway.app.cli); every accepted message is already committed, and a crash-safe
             # store needs no orderly close.
             return FORCED_EXIT
         return 0

@@ -7,7 +7,7 @@ Readiness
     or waiting for its bind_resp does, up to its ``bind_timeout``.
 
 Draining (SIGTERM)
-    :class:`Drain` is the switch; its HTTP middleware is ``gateway.http.drain``. Once
+    :class:`gateway.http.drain.Drain` is the switch and its HTTP middleware. Once
     draining, every request that would change something (any method but GET/HEAD/OPTIONS
     under ``/v1/``) gets ``503 draining`` with ``Retry-After``, so clients and load
     balancers go elsewhere; reads still work, and ``/healthz`` answers 503
@@ -56,7 +56,7 @@ from gateway.core.routing import Route
 from gateway.logs import configure_logging, log_event
 
 if TYPE_CHECKING:
-    from gateway.daemon import Gateway
+    from gateway.app.daemon import Gateway
 
 log = logging.getLogger("smsgw.lifecycle")
 
@@ -76,19 +76,6 @@ RESTART_SECTIONS: Final = (
 
 ReloadHook = Callable[[GatewayConfig], Awaitable[None] | None]
 """Called on every accepted reload with the new configuration; may be a coroutine."""
-
-
-class Drain:
-    """The draining switch; ``gateway.http.drain`` answers for it on the HTTP side."""
-
-    def __init__(self, retry_after: int, health: Callable[[], dict[str, object]]) -> None:
-        self.draining = False
-        self.retry_after = retry_after
-        self.health = health
-        """The ``/healthz`` body, which the 503 while draining carries too."""
-
-    def start(self) -> None:
-        self.draining = True
 
 
 LOCK_FILE: Final = "smsgw.lock"
@@ -205,7 +192,7 @@ async def reload_gateway(gw: Gateway, path: Path) -> bool:
 
 async def apply_config(gw: Gateway, new: GatewayConfig) -> None:
     """Move the running gateway to ``new`` (already validated)."""
-    from gateway.daemon import bind_settings
+    from gateway.app.daemon import bind_settings
 
     old = gw.config
     for section in restart_needed(old, new):
