@@ -141,4 +141,4 @@ def test_a_node_refuses_to_start_on_a_backend_missing_ports(tmp_path: Path) -> N
     for command in ("check-config", "run"):
         refused = _smsgw(command, "-c", str(path))
         assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
-        assert "still missing: receipts, callbacks" in refused.stderr, refused.stderr
+        assert "still missing: front, inbound" in refused.stderr, refused.stderr

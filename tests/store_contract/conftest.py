@@ -261,7 +261,12 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("sqlite", PORTS, SqliteHarness),
     Backend("fake", frozenset({"intake", "queue", "receipts", "callbacks"}), FakeHarness),
     Backend("api_fake", frozenset({"intake"}), ApiFakeHarness),
-    Backend("postgresql", frozenset({"intake", "queue"}), PgHarness, ("pg_server",)),
+    Backend(
+        "postgresql",
+        frozenset({"intake", "queue", "receipts", "callbacks"}),
+        PgHarness,
+        ("pg_server",),
+    ),
 )
 """Every backend the suite runs on, with the ports it keeps (a fake keeps only some)."""
 

@@ -34,6 +34,7 @@ from gateway.core import ledger
 from gateway.core.ledger import SUBMITTING, PartState
 from gateway.core.model import (
     HistoryEntry,
+    IncomingReceipt,
     MessageStatus,
     MessageView,
     NewMessage,
@@ -44,7 +45,11 @@ from gateway.core.model import (
 )
 from gateway.logs import log_event
 from gateway.store.base import (
+    CALLBACK_PARKED_AT,
     FRONT_PART_FAILED,
+    NO_RECEIPT,
+    Callback,
+    CallbackView,
     IdempotencyConflict,
     IdempotentAnswer,
     LinkCodeTaken,
@@ -61,6 +66,13 @@ ALL_OPT_OUT = "*"
 
 CLAIMABLE = "(claimed_by IS NULL OR claimed_by = $2 OR claim_until <= $3)"
 """This node may claim the row (parameters $2: node id, $3: now)."""
+
+CLAIM_TABLES = (
+    ("messages", " AND status IN ('accepted', 'queued')"),
+    ("callbacks", ""),
+)
+"""Tables whose rows this backend claims (gateway.store.claims), each with the condition
+of its rows still live."""
 
 _MESSAGE_COLUMNS = (
     "id, account, client_ref, sender, dest, text, encoding, parts, carrier, priority,"
@@ -150,21 +162,28 @@ class PgStore:
     # -- claims ----------------------------------------------------------------------------
 
     async def renew_claims(self, now: float) -> int:
-        done = await self.pool.execute(
-            "UPDATE messages SET claim_until = $2 WHERE claimed_by = $1"
-            " AND status IN ('accepted', 'queued')",
-            self.claims.node_id,
-            self.claims.until(now),
-        )
-        return int(done.split()[-1])
+        count = 0
+        async with self.pool.acquire() as conn:
+            for table, live in CLAIM_TABLES:
+                done = await conn.execute(
+                    f"UPDATE {table} SET claim_until = $2 WHERE claimed_by = $1{live}",
+                    self.claims.node_id,
+                    self.claims.until(now),
+                )
+                count += int(done.split()[-1])
+        return count
 
     async def release_claims(self) -> int:
-        done = await self.pool.execute(
-            "UPDATE messages SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1"
-            " AND status IN ('accepted', 'queued')",
-            self.claims.node_id,
-        )
-        return int(done.split()[-1])
+        count = 0
+        async with self.pool.acquire() as conn:
+            for table, live in CLAIM_TABLES:
+                done = await conn.execute(
+                    f"UPDATE {table} SET claimed_by = NULL, claim_until = NULL"
+                    f" WHERE claimed_by = $1{live}",
+                    self.claims.node_id,
+                )
+                count += int(done.split()[-1])
+        return count
 
     # -- intake ----------------------------------------------------------------------------
 
@@ -458,23 +477,7 @@ class PgStore:
         ids = sorted({o.message_id for o in items})
         now = max(o.at for o in items)
         async with self.pool.acquire() as conn, conn.transaction():
-            # Messages locked in id order (concurrent batches never deadlock), then their parts.
-            messages = {
-                r[0]: r
-                for r in await conn.fetch(
-                    "SELECT id, status, client_ref, callback_url, carrier, campaign_id, dest,"
-                    " sender, created_at, account FROM messages WHERE id = ANY($1::text[])"
-                    " ORDER BY id FOR UPDATE",
-                    ids,
-                )
-            }
-            states: dict[str, dict[int, PartState]] = {mid: {} for mid in messages}
-            for r in await conn.fetch(
-                "SELECT message_id, part, status, error FROM parts"
-                " WHERE message_id = ANY($1::text[]) ORDER BY message_id, part",
-                ids,
-            ):
-                states[r[0]][r[1]] = PartState(r[2], r[3])
+            messages, states = await _lock(conn, ids)
             held = await self._held_receipts(conn, [o for o in items if o.receipt_key])
             writes: list[tuple[Any, ...]] = []
             for o in items:
@@ -537,24 +540,246 @@ class PgStore:
                     "UPDATE messages SET possible_duplicate = true WHERE id = ANY($1::text[])",
                     dupes,
                 )
-            changes: list[StatusChange] = []
-            for mid, row in messages.items():
-                ordered = [states[mid][n] for n in sorted(states[mid])]
-                settled = ledger.settle(row[1], ordered)
-                if settled is None:
-                    continue
-                changes.append(
-                    StatusChange(
-                        mid, settled.status, now, row[2], row[3], row[4], settled.error, row[5]
+            return await self._settle(conn, messages, states, now)
+
+    async def _settle(
+        self,
+        conn: Any,
+        messages: dict[str, Any],
+        states: dict[str, dict[int, PartState]],
+        now: float,
+    ) -> list[StatusChange]:
+        """``ledger.settle`` each locked message from its parts now; write the changes and
+        what they emit; the changes, by message id."""
+        changes: list[StatusChange] = []
+        for mid, row in messages.items():
+            ordered = [states[mid][n] for n in sorted(states[mid])]
+            settled = ledger.settle(row[1], ordered)
+            if settled is None:
+                continue
+            changes.append(
+                StatusChange(
+                    mid, settled.status, now, row[2], row[3], row[4], settled.error, row[5]
+                )
+            )
+        if changes:
+            await conn.executemany(
+                "UPDATE messages SET status = $2, updated_at = $3, error = $4 WHERE id = $1",
+                [(c.message_id, c.status.value, c.at, c.error) for c in changes],
+            )
+            await self._emit(conn, changes, messages, states)
+        return changes
+
+    # -- receipts --------------------------------------------------------------------------
+
+    async def record_receipts(self, receipts: Sequence[IncomingReceipt]) -> list[StatusChange]:
+        items = list(receipts)
+        if not items:
+            return []
+        async with self.pool.acquire() as conn, conn.transaction():
+            owner: dict[tuple[str, str], tuple[str, int]] = {}
+            await _owners(
+                conn,
+                [(r.carrier, r.match_keys[0] if r.match_keys else r.receipt_key) for r in items],
+                owner,
+            )
+            # Other readings of an id (``auto`` forms) whose first key matched nothing.
+            others = [
+                (r.carrier, key)
+                for r in items
+                if len(r.match_keys) > 1 and (r.carrier, r.match_keys[0]) not in owner
+                for key in r.match_keys[1:]
+            ]
+            if others:
+                await _owners(conn, others, owner)
+            rows: list[tuple[Any, ...]] = []
+            applied: list[tuple[str, int, IncomingReceipt]] = []
+            for r in items:
+                match: tuple[str, int] | None = None
+                r.matched_key = None
+                for key in r.match_keys or (r.receipt_key,):
+                    match = owner.get((r.carrier, key))
+                    if match is not None:
+                        r.matched_key = key
+                        break
+                rows.append(
+                    (
+                        r.carrier,
+                        r.matched_key or r.receipt_key,
+                        r.carrier_message_id,
+                        r.status.value,
+                        r.state,
+                        r.error,
+                        r.raw,
+                        r.received_at,
+                        match[0] if match else None,
+                        match[1] if match else None,
                     )
                 )
-            if changes:
+                if match:
+                    applied.append((match[0], match[1], r))
+            if len(applied) < len(rows):
+                rows = await _drop_resent_unmatched(conn, rows)
+            await conn.executemany(
+                "INSERT INTO receipts(carrier, receipt_key, carrier_message_id, status, state,"
+                " error, raw, received_at, message_id, part)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                rows,
+            )
+            if not applied:
+                return []
+            messages, states = await _lock(conn, sorted({mid for mid, _, _ in applied}))
+            writes: list[tuple[Any, ...]] = []
+            for mid, part, r in applied:
+                parts = states.get(mid)
+                if parts is None or part not in parts:
+                    continue
+                after = ledger.apply_receipt(parts[part], r.status, r.error)
+                if after is not parts[part]:
+                    parts[part] = after
+                    writes.append((mid, part, str(after.status), after.error, r.received_at))
+            if writes:
                 await conn.executemany(
-                    "UPDATE messages SET status = $2, updated_at = $3, error = $4 WHERE id = $1",
-                    [(c.message_id, c.status.value, c.at, c.error) for c in changes],
+                    "UPDATE parts SET status = $3, error = $4, done_at = $5"
+                    " WHERE message_id = $1 AND part = $2",
+                    writes,
                 )
-                await self._emit(conn, changes, messages, states)
-        return changes
+            return await self._settle(conn, messages, states, max(r.received_at for r in items))
+
+    async def still_unmatched(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        if not keys:
+            return set()
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT r.carrier, r.receipt_key FROM receipts r"
+            " JOIN unnest($1::text[], $2::text[]) AS k(carrier, receipt_key)"
+            " ON r.carrier = k.carrier AND r.receipt_key = k.receipt_key"
+            " WHERE r.message_id IS NULL",
+            [c for c, _ in keys],
+            [k for _, k in keys],
+        )
+        return {(r[0], r[1]) for r in rows}
+
+    async def expire_unreceipted(
+        self,
+        carrier: str,
+        validity_before: float,
+        submitted_before: float,
+        at: float,
+        limit: int,
+    ) -> list[StatusChange]:
+        detail = json.dumps({"carrier": carrier, "error": NO_RECEIPT})
+        async with self.pool.acquire() as conn, conn.transaction():
+            # ledger.unreceipted_due, as two index ranges: validity ended, or none and
+            # submitted (its last change) long enough ago.
+            ids = [
+                r[0]
+                for r in await conn.fetch(
+                    "(SELECT id FROM messages WHERE status = 'submitted' AND carrier = $1"
+                    " AND registered_delivery AND validity_until <= $2 LIMIT $4)"
+                    " UNION ALL (SELECT id FROM messages WHERE status = 'submitted'"
+                    " AND carrier = $1 AND registered_delivery AND validity_until IS NULL"
+                    " AND updated_at <= $3 LIMIT $4)",
+                    carrier,
+                    validity_before,
+                    submitted_before,
+                    limit,
+                )
+            ][:limit]
+            if not ids:
+                return []
+            messages, states = await _lock(conn, sorted(ids))
+            # Locked now: one settled meanwhile (a receipt on another node) is no longer due.
+            messages = {mid: row for mid, row in messages.items() if row[1] == "submitted"}
+            writes: list[tuple[Any, ...]] = []
+            for mid in messages:
+                for part, state in states[mid].items():
+                    after = ledger.expire_unreceipted(state)
+                    if after is not state:
+                        states[mid][part] = after
+                        writes.append((mid, part, str(after.status), after.error, at))
+            if writes:
+                await conn.executemany(
+                    "UPDATE parts SET status = $3, error = $4, done_at = $5"
+                    " WHERE message_id = $1 AND part = $2",
+                    writes,
+                )
+                await conn.executemany(
+                    "INSERT INTO events(message_id, part, at, status, detail)"
+                    " VALUES ($1, $2, $3, $4, $5)",
+                    [(w[0], w[1], at, MessageStatus.EXPIRED.value, detail) for w in writes],
+                )
+            return await self._settle(conn, messages, states, at)
+
+    # -- the callback outbox ---------------------------------------------------------------
+
+    async def enqueue_callbacks(
+        self, callbacks: Sequence[tuple[str, str]], at: float, signer: str | None = None
+    ) -> None:
+        rows = [(url, payload, at, at, signer) for url, payload in callbacks]
+        if rows:
+            await self.pool.executemany(
+                "INSERT INTO callbacks(url, payload, next_at, created_at, signer)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                rows,
+            )
+
+    async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
+        rows = await self.pool.fetch(
+            "UPDATE callbacks AS c SET claimed_by = $2, claim_until = $4"
+            " FROM (SELECT id FROM callbacks WHERE next_at <= $1"
+            " AND (claimed_by IS NULL OR claimed_by = $2 OR claim_until <= $1)"
+            " ORDER BY next_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS due WHERE c.id = due.id"
+            " RETURNING c.id, c.url, c.payload, c.attempts, c.next_at, c.signer",
+            now,
+            self.claims.node_id,
+            limit,
+            self.claims.until(now),
+        )
+        return sorted((Callback(*r) for r in rows), key=lambda cb: (cb.next_at, cb.id))
+
+    async def callback_done(self, callback_id: int) -> None:
+        await self.pool.execute("DELETE FROM callbacks WHERE id = $1", callback_id)
+
+    async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
+        await self.pool.execute(
+            "UPDATE callbacks SET attempts = attempts + 1, next_at = $2, last_error = $3,"
+            " claimed_by = NULL, claim_until = NULL WHERE id = $1",
+            callback_id,
+            next_at,
+            error,
+        )
+
+    async def list_callbacks(
+        self, parked: bool | None, after: int | None, limit: int
+    ) -> list[CallbackView]:
+        where = ["id > $1"]
+        params: list[Any] = [after or 0]
+        if parked is not None:
+            where.append("next_at >= $2" if parked else "next_at < $2")
+            params.append(CALLBACK_PARKED_AT)
+        rows = await self.pool.fetch(
+            "SELECT id, url, payload, attempts, next_at, last_error, created_at FROM callbacks"
+            f" WHERE {' AND '.join(where)} ORDER BY id LIMIT ${len(params) + 1}",
+            *params,
+            limit,
+        )
+        return [CallbackView(*r) for r in rows]
+
+    async def retry_callbacks(self, ids: Sequence[int] | None, at: float) -> list[int]:
+        if ids is None:
+            rows = await self.pool.fetch(
+                "UPDATE callbacks SET next_at = $1, attempts = 0 WHERE next_at >= $2 RETURNING id",
+                at,
+                CALLBACK_PARKED_AT,
+            )
+        else:
+            rows = await self.pool.fetch(
+                "UPDATE callbacks SET next_at = $1, attempts = 0 WHERE id = ANY($2::bigint[])"
+                " RETURNING id",
+                at,
+                list(ids),
+            )
+        return sorted(r[0] for r in rows)
 
     async def _held_receipts(
         self, conn: Any, submitted: list[SubmitOutcome]
@@ -645,6 +870,71 @@ class PgStore:
                 " VALUES ($1, $2, $3, $4, $5)",
                 rows,
             )
+
+
+async def _lock(
+    conn: Any, ids: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, dict[int, PartState]]]:
+    """Lock these messages in id order (concurrent batches never deadlock) and read them
+    with their parts' states: (message rows by id, part states by message and part)."""
+    messages = {
+        r[0]: r
+        for r in await conn.fetch(
+            "SELECT id, status, client_ref, callback_url, carrier, campaign_id, dest,"
+            " sender, created_at, account FROM messages WHERE id = ANY($1::text[])"
+            " ORDER BY id FOR UPDATE",
+            list(ids),
+        )
+    }
+    states: dict[str, dict[int, PartState]] = {mid: {} for mid in messages}
+    for r in await conn.fetch(
+        "SELECT message_id, part, status, error FROM parts"
+        " WHERE message_id = ANY($1::text[]) ORDER BY message_id, part",
+        list(messages),
+    ):
+        states[r[0]][r[1]] = PartState(r[2], r[3])
+    return messages, states
+
+
+async def _owners(
+    conn: Any, pairs: Sequence[tuple[str, str]], owner: dict[tuple[str, str], tuple[str, int]]
+) -> None:
+    """Add to ``owner`` the part each (carrier, receipt_key) names, if any; the newest
+    part wins when a carrier has reused an id."""
+    rows = await conn.fetch(
+        "SELECT p.carrier, p.receipt_key, p.message_id, p.part FROM parts p"
+        " JOIN unnest($1::text[], $2::text[]) AS k(carrier, receipt_key)"
+        " ON p.carrier = k.carrier AND p.receipt_key = k.receipt_key"
+        " ORDER BY p.submitted_at",
+        [c for c, _ in pairs],
+        [k for _, k in pairs],
+    )
+    for carrier, key, message_id, part in rows:
+        owner[(carrier, key)] = (message_id, part)
+
+
+async def _drop_resent_unmatched(conn: Any, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Receipt rows without an owner, less those already kept unmatched with the same text
+    (an SMSC sends a receipt again when its deliver_sm_resp was lost): one unmatched
+    receipt is one row however often it comes. Matched rows pass through."""
+    seen: set[tuple[Any, ...]] = set()
+    kept: list[tuple[Any, ...]] = []
+    for row in rows:
+        if row[8] is not None:
+            kept.append(row)
+            continue
+        key = (row[0], row[1], row[3], row[4], row[6])  # carrier, key, status, state, raw
+        if key in seen:
+            continue
+        seen.add(key)
+        found = await conn.fetchval(
+            "SELECT 1 FROM receipts WHERE message_id IS NULL AND carrier = $1"
+            " AND receipt_key = $2 AND status = $3 AND state = $4 AND raw = $5 LIMIT 1",
+            *key,
+        )
+        if found is None:
+            kept.append(row)
+    return kept
 
 
 def _part_write(o: SubmitOutcome, after: PartState, done_at: float | None) -> tuple[Any, ...]:
