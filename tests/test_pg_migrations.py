@@ -5,6 +5,7 @@ PostgreSQL (tests/pg_helpers.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,21 @@ def test_a_node_refuses_to_start_on_a_backend_missing_ports(tmp_path: Path) -> N
         refused = _smsgw(command, "-c", str(path))
         assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
         assert "still missing: front, inbound" in refused.stderr, refused.stderr
+
+
+def test_without_a_password_file_the_password_comes_from_pgpassword(
+    pg_server: PgServer, pg_database: str, tmp_path: Path
+) -> None:
+    store = f'[store]\nbackend = "postgresql"\ndsn = "{pg_server.dsn(pg_database)}"\n'
+    config = write(tmp_path / "gw.toml", MINIMAL_TOML.replace("[store]\n", store))
+    env = {**os.environ, "PGPASSWORD": pg_server.password}
+    done = subprocess.run(
+        [SMSGW, "migrate", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0 and "applied migration(s) 1" in done.stdout, done.stderr
+    assert pg_server.password not in done.stdout + done.stderr
