@@ -263,7 +263,7 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("api_fake", frozenset({"intake"}), ApiFakeHarness),
     Backend(
         "postgresql",
-        frozenset({"intake", "queue", "receipts", "callbacks"}),
+        frozenset({"intake", "queue", "receipts", "callbacks", "front"}),
         PgHarness,
         ("pg_server",),
     ),

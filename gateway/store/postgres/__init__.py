@@ -2,8 +2,8 @@
 
 What it keeps today (:data:`KEPT_PORTS`): new messages with their idempotent answers, the
 message reads of the API (``get_message``), the queue (pending parts claimed with
-``FOR UPDATE SKIP LOCKED``, attempts, outcomes through the pure ledger), opt-outs, receipts
-and the callback outbox. The
+``FOR UPDATE SKIP LOCKED``, attempts, outcomes through the pure ledger), opt-outs, receipts,
+the callback outbox and the SMPP front's outbox and held parts. The
 rest (:data:`MISSING_PORTS`) is still SQLite's only, so a daemon refuses a PostgreSQL
 configuration (gateway.store.factory) until every port is kept: a node must not start
 half-working.
@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from typing import Final
 
-KEPT_PORTS: Final = ("intake", "queue", "opt-outs", "receipts", "callbacks")
+KEPT_PORTS: Final = ("intake", "queue", "opt-outs", "receipts", "callbacks", "front")
 """The ports the PostgreSQL backend keeps (names as in tests/store_contract)."""
 
 MISSING_PORTS: Final = (
-    "front",
     "inbound",
     "contacts",
     "campaigns",

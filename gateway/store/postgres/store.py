@@ -33,6 +33,7 @@ from gateway.config import StoreConfig
 from gateway.core import ledger
 from gateway.core.ledger import SUBMITTING, PartState
 from gateway.core.model import (
+    FINAL_STATUSES,
     HistoryEntry,
     IncomingReceipt,
     MessageStatus,
@@ -47,9 +48,14 @@ from gateway.logs import log_event
 from gateway.store.base import (
     CALLBACK_PARKED_AT,
     FRONT_PART_FAILED,
+    FRONT_PART_HELD,
+    FRONT_PART_JOINED,
     NO_RECEIPT,
     Callback,
     CallbackView,
+    FrontItem,
+    FrontPart,
+    FrontPartStatus,
     IdempotencyConflict,
     IdempotentAnswer,
     LinkCodeTaken,
@@ -70,9 +76,15 @@ CLAIMABLE = "(claimed_by IS NULL OR claimed_by = $2 OR claim_until <= $3)"
 CLAIM_TABLES = (
     ("messages", " AND status IN ('accepted', 'queued')"),
     ("callbacks", ""),
+    ("front_outbox", ""),
 )
 """Tables whose rows this backend claims (gateway.store.claims), each with the condition
 of its rows still live."""
+
+_FRONT_PART = (
+    "SELECT part_id, message_id, account, source, destination, ref, total, seq, pdu,"
+    " received_at, state FROM front_parts"
+)
 
 _MESSAGE_COLUMNS = (
     "id, account, client_ref, sender, dest, text, encoding, parts, carrier, priority,"
@@ -780,6 +792,167 @@ class PgStore:
                 list(ids),
             )
         return sorted(r[0] for r in rows)
+
+    # -- the SMPP front's outbox and held parts ----------------------------------------------
+
+    async def front_enqueue(self, items: Sequence[tuple[str, str, str]], at: float) -> None:
+        rows = [(account, kind, payload, at, at) for account, kind, payload in items]
+        if rows:
+            await self.pool.executemany(
+                "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                rows,
+            )
+
+    async def front_due(self, account: str, now: float, limit: int) -> list[FrontItem]:
+        rows = await self.pool.fetch(
+            "UPDATE front_outbox AS f SET claimed_by = $3, claim_until = $5"
+            " FROM (SELECT id FROM front_outbox WHERE account = $1 AND next_at <= $2"
+            " AND (claimed_by IS NULL OR claimed_by = $3 OR claim_until <= $2)"
+            " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) AS due WHERE f.id = due.id"
+            " RETURNING f.id, f.account, f.kind, f.payload, f.attempts, f.created_at",
+            account,
+            now,
+            self.claims.node_id,
+            limit,
+            self.claims.until(now),
+        )
+        return sorted((FrontItem(*r) for r in rows), key=lambda item: item.id)
+
+    async def front_done(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self.pool.execute(
+                "DELETE FROM front_outbox WHERE id = ANY($1::bigint[])", list(ids)
+            )
+
+    async def front_retry(self, ids: Sequence[int], next_at: float) -> None:
+        if ids:
+            await self.pool.execute(
+                "UPDATE front_outbox SET attempts = attempts + 1, next_at = $2,"
+                " claimed_by = NULL, claim_until = NULL WHERE id = ANY($1::bigint[])",
+                list(ids),
+                next_at,
+            )
+
+    async def front_pending(self) -> dict[str, int]:
+        rows = await self.pool.fetch("SELECT account, count(*) FROM front_outbox GROUP BY account")
+        return {account: count for account, count in rows}
+
+    async def front_parts_add(self, parts: Sequence[FrontPart]) -> None:
+        rows = [
+            (
+                p.part_id,
+                p.message_id,
+                p.account,
+                p.source,
+                p.destination,
+                p.ref,
+                p.total,
+                p.seq,
+                p.pdu,
+                p.received_at,
+                p.state,
+            )
+            for p in parts
+        ]
+        if rows:
+            # A part sent again replaces the one held; one joined or refused stays as it is.
+            await self.pool.executemany(
+                "INSERT INTO front_parts(part_id, message_id, account, source, destination,"
+                " ref, total, seq, pdu, received_at, state)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                " ON CONFLICT (part_id) DO UPDATE SET pdu = excluded.pdu,"
+                " received_at = excluded.received_at WHERE front_parts.state = 'held'",
+                rows,
+            )
+
+    async def front_parts_held(self) -> list[FrontPart]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE front_parts SET state = $1, pdu = ''::bytea WHERE state = $2"
+                " AND message_id IN (SELECT id FROM messages)",
+                FRONT_PART_JOINED,
+                FRONT_PART_HELD,
+            )
+            rows = await conn.fetch(
+                "SELECT part_id, message_id, account, source, destination, ref, total, seq,"
+                " pdu, received_at, state FROM front_parts WHERE state = $1"
+                " ORDER BY message_id, seq",
+                FRONT_PART_HELD,
+            )
+        return [FrontPart(*r) for r in rows]
+
+    async def front_parts_joined(self, message_ids: Sequence[str]) -> None:
+        await self._front_parts_settle(message_ids, FRONT_PART_JOINED, [], 0.0)
+
+    async def front_parts_failed(
+        self, message_ids: Sequence[str], receipts: Sequence[tuple[str, str, str]], at: float
+    ) -> None:
+        await self._front_parts_settle(message_ids, FRONT_PART_FAILED, receipts, at)
+
+    async def _front_parts_settle(
+        self,
+        message_ids: Sequence[str],
+        state: str,
+        receipts: Sequence[tuple[str, str, str]],
+        at: float,
+    ) -> None:
+        rows = [(account, kind, payload, at, at) for account, kind, payload in receipts]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE front_parts SET state = $1, pdu = ''::bytea"
+                " WHERE message_id = ANY($2::text[]) AND state = $3",
+                state,
+                list(message_ids),
+                FRONT_PART_HELD,
+            )
+            if rows:
+                await conn.executemany(
+                    "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
+                    " VALUES ($1, $2, $3, $4, $5)",
+                    rows,
+                )
+
+    async def front_part_status(self, part_id: str) -> FrontPartStatus | None:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            row = await conn.fetchrow(_FRONT_PART + " WHERE part_id = $1", part_id)
+            if row is None:
+                return None
+            part = FrontPart(*row)
+            if part.state == FRONT_PART_FAILED:
+                return FrontPartStatus(part, MessageStatus.REJECTED, None)
+            message = await conn.fetchrow(
+                "SELECT status, updated_at FROM messages WHERE id = $1", part.message_id
+            )
+            if message is None:  # held: accepted, waiting for its siblings
+                return FrontPartStatus(part, MessageStatus.ACCEPTED, None)
+            order = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT part_id FROM front_parts WHERE message_id = $1 AND state <> $2"
+                    " ORDER BY seq",
+                    part.message_id,
+                    FRONT_PART_FAILED,
+                )
+            ]
+            carrier = await conn.fetch(
+                "SELECT status, done_at FROM parts WHERE message_id = $1 ORDER BY part",
+                part.message_id,
+            )
+        message_status, updated_at = MessageStatus(message[0]), message[1]
+        if part_id not in order:
+            return FrontPartStatus(part, message_status, None)
+        first, last = ledger.share(order.index(part_id), len(order), len(carrier))
+        share = carrier[first:last]
+        status = ledger.aggregate_status([ledger.counts_as(r[0]) for r in share])
+        final_at = max((r[1] or 0.0 for r in share), default=0.0) or None
+        if message_status in FINAL_STATUSES and status not in FINAL_STATUSES:
+            status, final_at = message_status, updated_at  # as its receipt says
+        return FrontPartStatus(part, status, final_at if status in FINAL_STATUSES else None)
+
+    async def front_part(self, part_id: str) -> FrontPart | None:
+        row = await self.pool.fetchrow(_FRONT_PART + " WHERE part_id = $1", part_id)
+        return FrontPart(*row) if row is not None else None
 
     async def _held_receipts(
         self, conn: Any, submitted: list[SubmitOutcome]
