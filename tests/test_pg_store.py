@@ -5,13 +5,14 @@ once share it out without waiting for each other (``FOR UPDATE SKIP LOCKED``).""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from gateway.config import StoreConfig
 from gateway.store.claims import ClaimSettings
 from gateway.store.postgres.store import PgStore
 from tests.pg_helpers import PgServer, pg_database, pg_server
-from tests.store_contract.helpers import T0, message
+from tests.store_contract.helpers import T0, S, key, message, receipt, sent
 
 __all__ = ["pg_database", "pg_server"]  # the fixtures, for pytest
 
@@ -86,3 +87,47 @@ async def test_a_node_skips_the_rows_another_is_claiming_instead_of_waiting(
     finally:
         await holder.close()
         await store.close()
+
+
+async def _two_nodes(server: PgServer, database: str, root: Path) -> tuple[PgStore, PgStore]:
+    server.password_file(root)
+    config = StoreConfig(
+        backend="postgresql", dsn=server.dsn(database), password_file="pg-password"
+    )
+    a = PgStore(config, root, ClaimSettings("node-a"))
+    b = PgStore(config, root, ClaimSettings("node-b"))
+    await a.open()
+    await b.open()
+    return a, b
+
+
+async def test_receipts_arriving_on_any_node_settle_each_message_once(
+    pg_server: PgServer, pg_database: str, tmp_path: Path
+) -> None:
+    a, b = await _two_nodes(pg_server, pg_database, tmp_path)
+    try:
+        # Sent by node A: three-part messages with a callback each.
+        messages = [message(n, parts=3, callback_url="https://example.net/cb") for n in range(30)]
+        await sent(a, *messages)
+        # Their receipts come in on both nodes' binds at once, in different orders, some
+        # twice (the carrier resent them): each message is delivered once, one callback.
+        receipts = [receipt(key(m, p)) for m in messages for p in (1, 2, 3)]
+        batches = [
+            receipts[0::2],
+            list(reversed(receipts[1::2])),
+            list(reversed(receipts[0::3])),
+            receipts[1::3],
+        ]
+        results = await asyncio.gather(
+            *((a if n % 2 else b).record_receipts(batch) for n, batch in enumerate(batches))
+        )
+        changes = [c for changed in results for c in changed]
+        assert sorted(c.message_id for c in changes) == sorted(m.id for m in messages)
+        assert {c.status for c in changes} == {S.DELIVERED}
+        due = await b.callbacks_due(T0 + 1000, 100)
+        assert sorted(json.loads(cb.payload)["id"] for cb in due) == sorted(m.id for m in messages)
+        assert len({cb.id for cb in due}) == len(messages)
+        assert await a.callbacks_due(T0 + 1000, 100) == []  # node B holds them
+    finally:
+        await a.close()
+        await b.close()
