@@ -59,6 +59,7 @@ def _owner(event: Event) -> tuple[int, int]:
 # -- parts --------------------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(final_states, statuses, errors)
 def test_a_final_part_never_moves(
     part: PartState, status: MessageStatus, error: str | None
@@ -71,6 +72,7 @@ def test_a_final_part_never_moves(
     assert ledger.requeue_in_flight(part) is part
 
 
+@settings(deadline=None)
 @given(part_states, statuses, errors)
 def test_an_event_that_changes_nothing_returns_the_part_itself(
     part: PartState, status: MessageStatus, error: str | None
@@ -85,6 +87,7 @@ def test_an_event_that_changes_nothing_returns_the_part_itself(
         assert (new is part) == (new == part)
 
 
+@settings(deadline=None)
 @given(part_states, st.sampled_from([MessageStatus.SUBMITTED, MessageStatus.ACCEPTED]), errors)
 def test_only_a_final_receipt_moves_a_part(
     part: PartState, status: MessageStatus, error: str | None
@@ -99,6 +102,7 @@ def test_a_submitted_outcome_clears_the_error_and_a_retry_keeps_its_own() -> Non
     assert submitted == PartState(MessageStatus.SUBMITTED, None)
 
 
+@settings(deadline=None)
 @given(st.lists(part_states, max_size=4))
 def test_a_message_is_as_its_worst_part_and_its_error_is_its_first_parts(
     parts: list[PartState],
@@ -117,6 +121,7 @@ def test_a_message_is_as_its_worst_part_and_its_error_is_its_first_parts(
     assert ledger.message_error(status, parts) == (first if status in FINAL_STATUSES else None)
 
 
+@settings(deadline=None)
 @given(part_states, statuses)
 def test_settle_single_is_settle_of_one_part(part: PartState, before: MessageStatus) -> None:
     assert ledger.settle_single(before, part) == ledger.settle(before, [part])
@@ -125,7 +130,7 @@ def test_settle_single_is_settle_of_one_part(part: PartState, before: MessageSta
 # -- journeys -----------------------------------------------------------------------------------
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(journeys())
 def test_final_states_stick(journey: Journey) -> None:
     book = Book(journey)
@@ -143,7 +148,7 @@ def test_final_states_stick(journey: Journey) -> None:
                 assert before != MessageStatus.DELIVERED or book.status[m] == before
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(journeys(timeouts=False, one_final_receipt=True))
 def test_any_order_of_responses_and_receipts_ends_the_same(journey: Journey) -> None:
     """Responses and receipts of every part in any interleaving, receipts before or after
@@ -163,7 +168,7 @@ def test_any_order_of_responses_and_receipts_ends_the_same(journey: Journey) -> 
         assert (ends[-1].status if ends else MessageStatus.ACCEPTED) == shuffled.status[m]
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(journeys(), st.data())
 def test_an_early_receipt_then_its_response_is_the_response_then_the_receipt(
     journey: Journey, data: st.DataObject
@@ -186,7 +191,7 @@ def test_an_early_receipt_then_its_response_is_the_response_then_the_receipt(
     ]
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(journeys())
 def test_exactly_one_callback_per_final_state(journey: Journey) -> None:
     book = Book(journey).run()
@@ -211,6 +216,7 @@ def test_exactly_one_callback_per_final_state(journey: Journey) -> None:
 # -- what a change emits --------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(statuses, st.sampled_from([None, "https://x.example/cb", "smpp:esme1?rd=1"]))
 def test_a_change_emits_a_callback_or_front_receipts_only_when_final(
     status: MessageStatus, url: str | None
@@ -263,6 +269,7 @@ def test_front_receipts_one_per_upstream_part_with_its_own_final_state() -> None
     assert pending[0]["status"] == "undeliverable"  # not final: the message's
 
 
+@settings(deadline=None)
 @given(st.integers(1, 6), st.integers(1, 6))
 def test_upstream_shares_cover_every_carrier_part(count: int, total: int) -> None:
     covered: set[int] = set()

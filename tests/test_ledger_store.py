@@ -1,4 +1,4 @@
-"""The stores against the ledger: the test fake (and next the SQLite store), driven with the same
+"""The stores against the ledger: the SQLite store and the test fake, driven with the same
 random journeys (tests/ledger_book.py) as a book kept by the ledger's functions alone, must
 end every message where the book does (its status, error and parts) and make the same
 status changes and callbacks. What catches a store whose SQL has drifted from the rules."""
@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 
 from gateway.core.model import IncomingReceipt, MessageStatus, StatusChange, SubmitOutcome
+from gateway.store.sqlite import SqliteStore
 from tests.fakes import FakeStore, new_message
 from tests.ledger_book import (
     BASE_TIME,
@@ -123,12 +126,61 @@ async def _drive(store: Any, journey: Journey) -> tuple[Any, Changes, Callbacks]
     return state, _by_message(changes), _callbacks_by_message(callbacks)
 
 
+async def _on_sqlite(journey: Journey) -> tuple[Any, Changes, Callbacks]:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "ledger.db", synchronous="normal")
+        await store.open()
+        try:
+            return await _drive(store, journey)
+        finally:
+            await store.close()
+
+
 def _expected(journey: Journey) -> tuple[Any, Changes, Callbacks]:
     book = Book(journey).run()
     return book.end_state(), _by_message(book.changes), _callbacks_by_message(book.callbacks)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(journeys())
+def test_the_sqlite_store_keeps_the_ledgers_rules(journey: Journey) -> None:
+    assert asyncio.run(_on_sqlite(journey)) == _expected(journey)
 
 
 @settings(max_examples=300, deadline=None)
 @given(journeys())
 def test_the_fake_store_keeps_the_ledgers_rules(journey: Journey) -> None:
     assert asyncio.run(_drive(FakeStore(), journey)) == _expected(journey)
+
+
+async def test_a_retry_and_the_answer_to_its_resend_in_one_batch_end_submitted(
+    tmp_path: Path,
+) -> None:
+    """A link drops under a submit_sm: the part is retried at once (QUEUED) on another bind,
+    whose answer (SUBMITTED) can reach the outcome writer before the retry is committed, so
+    both go in one record_outcomes. The part's last outcome wins; the store used to apply
+    every submitted outcome of a batch before every retry, which left the part queued (its
+    message resent after a restart: a duplicate on the handset)."""
+    store = SqliteStore(tmp_path / "resend.db", synchronous="normal")
+    await store.open()
+    try:
+        one = new_message(carrier=CARRIER, now=BASE_TIME)
+        await store.accept([one])
+        await store.begin_attempts([(one.id, 1)])
+        changes = await store.record_outcomes(
+            [
+                SubmitOutcome(
+                    one.id, 1, CARRIER, MessageStatus.QUEUED, BASE_TIME + 1, error="link down"
+                ),
+                SubmitOutcome(
+                    one.id, 1, CARRIER, MessageStatus.SUBMITTED, BASE_TIME + 2, "a1", "a1", 0
+                ),
+            ]
+        )
+        view = await store.get_message(one.id)
+        assert view is not None
+        assert (view.status, view.parts[0].status) == ("submitted", "submitted")
+        assert [(c.status, c.at) for c in changes] == [(MessageStatus.SUBMITTED, BASE_TIME + 2)]
+        assert await store.load_pending(None, 10) == []
+    finally:
+        await store.close()

@@ -48,11 +48,12 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from gateway.callback_policy import CallbackPolicy
-from gateway.core.model import FINAL_STATUSES, StatusChange
+from gateway.core.ledger import wants_callback
+from gateway.core.model import StatusChange
 from gateway.engine.callback_client import CallbackClient
 from gateway.logs import log_event
 from gateway.signing import SIGNATURE_HEADER, Signers
-from gateway.store.base import CALLBACK_PARKED_AT, FRONT_CALLBACK_SCHEME, Callback
+from gateway.store.base import CALLBACK_PARKED_AT, Callback
 from gateway.store.ports import CallbackOutbox
 
 log = logging.getLogger("smsgw.callbacks")
@@ -208,11 +209,10 @@ class CallbackSender:
     def notify_changes(self, changes: Sequence[StatusChange]) -> None:
         """A ``ChangesHook``: wake when a status change reported by a store call has queued
         a callback: a final status of a message with an HTTP callback_url (the store queues
-        no other). Changes without one (most bulk traffic) cost no outbox read."""
-        final = FINAL_STATUSES
+        no other: ``ledger.wants_callback``). Changes without one (most bulk traffic) cost
+        no outbox read."""
         for change in changes:
-            url = change.callback_url
-            if url and change.status in final and not url.startswith(FRONT_CALLBACK_SCHEME):
+            if change.callback_url and wants_callback(change):
                 self._wake.set()
                 return
 

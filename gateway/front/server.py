@@ -56,6 +56,7 @@ from typing import Any, Final, Protocol
 from gateway.config.front import FrontAccountConfig, FrontConfig
 from gateway.core.errors import FieldError
 from gateway.core.intake import Intake
+from gateway.core.ledger import front_account
 from gateway.core.model import MessageStatus, NewMessage, Replacement, StatusChange, new_message_id
 from gateway.core.submit import Handoff, accept_and_enqueue
 from gateway.core.validation import MAX_PRIORITY, MAX_VALIDITY, MIN_VALIDITY
@@ -1058,11 +1059,12 @@ class FrontServer:
         """A ``ChangesHook``: wake the accounts whose messages reached a final status (the
         store has just put their receipts in the outbox)."""
         for change in changes:
-            url = change.callback_url
-            if url and url.startswith(FRONT_CALLBACK_SCHEME):
-                account = self.accounts.get(url[len(FRONT_CALLBACK_SCHEME) :].split("?", 1)[0])
-                if account is not None:
-                    account.wake.set()
+            if not change.callback_url:
+                continue
+            name = front_account(change.callback_url)
+            account = self.accounts.get(name) if name is not None else None
+            if account is not None:
+                account.wake.set()
 
     def mo_account_for(self, destination: str) -> str | None:
         """The upstream account ``[front] mo_routes`` sends MO to ``destination`` to."""

@@ -12,6 +12,12 @@ Schema notes:
   message_id and is matched when its submit outcome is recorded (receipt before response).
 - a part is marked ``submitting`` before its submit_sm leaves; a part still in that state at
   start-up was in flight at a crash and comes back flagged as a possible duplicate.
+
+The rules of a message's journey (a part's moves, a final state sticks, receipts before their
+response, a message's status from its parts, what a change emits) are the ledger's
+(gateway.core.ledger): the store reads the rows a rule needs, calls it, and writes what it
+says. On the hot path a few set-based statements do the same without a read; each names the
+ledger function it transcribes, and tests/test_ledger_sql.py compares the two.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from gateway.core.ledger import aggregate_status
+from gateway.core import ledger
+from gateway.core.ledger import SUBMITTING, PartState
 from gateway.core.model import (
     CANCELLED,
     FINAL_STATUSES,
@@ -48,7 +55,6 @@ from gateway.store.base import (
     EDIT_DONE,
     EDIT_REFUSED,
     EDIT_UNKNOWN,
-    FRONT_CALLBACK_SCHEME,
     FRONT_PART_FAILED,
     FRONT_PART_HELD,
     FRONT_PART_JOINED,
@@ -445,31 +451,57 @@ ALL_OPT_OUT: Final = "*"
 _EDITABLE: Final = frozenset({MessageStatus.ACCEPTED.value, MessageStatus.QUEUED.value})
 """Message statuses cancel_sm and replace_sm may act on (with no part handed over)."""
 
-# Part statuses beyond MessageStatus: in flight between begin_attempts and its outcome.
-SUBMITTING: Final = "submitting"
 _UNSENT: Final = ("accepted", "queued", SUBMITTING)
-_PART_RANK_AS: Final = {SUBMITTING: MessageStatus.QUEUED}
-_PART_RANK: Final = {**{s.value: s for s in MessageStatus}, **_PART_RANK_AS}
-"""A part's status text as the MessageStatus it counts as (a dict lookup, not an Enum call)."""
 
-CALLBACK_STATUSES: Final = FINAL_STATUSES
-"""Status changes POSTed to a message's callback_url: receipts and final failures."""
+_NOT_FINAL: Final = "NOT IN ('delivered', 'undeliverable', 'expired', 'rejected', 'failed')"
+"""A status that is not final (``ledger.FINAL``), as SQL: a final state sticks. For a
+statement run once over many rows: SQLite builds the IN list's lookup table once per run."""
 
-_Known = tuple[MessageStatus, str | None, bool]
-"""A part's new status, its error, and whether a final status already there sticks."""
+_NOT_FINAL_ROW: Final = " AND ".join(f"status <> '{s}'" for s in sorted(ledger.FINAL))
+"""The same for a statement run once per row (executemany): an IN list would build its
+lookup table on every run (OpenEphemeral: twice the VM steps of the whole update)."""
+
+_SENT: Final = PartState(SUBMITTING)
+"""The state of a part whose outcome is being recorded (it was begun), or at least not a
+final one: a final part takes no outcome, and its message's status does not move either
+(the single-part settle is sticky), so the new state folded from here is exact."""
+
+_ANSWERED: Final = PartState(MessageStatus.SUBMITTED)
+"""Likewise for a part a receipt matched (it has a receipt key: it was submitted)."""
+
+Known = tuple[MessageStatus, str | None]
+"""A single-part message's part's new state (``ledger.PartState``'s fields, as a plain
+tuple: thousands a batch), for ``_SETTLE_SINGLE``."""
 
 _RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35, 0)
 """UPDATE ... RETURNING (SQLite 3.35): without it every refresh takes the joined read."""
 
-_SINGLE_PART_REFRESH: Final = (
+_SETTLE_SINGLE: Final = (
     "UPDATE messages SET status = ?, updated_at = ?, error = ?"
     " WHERE id IN (SELECT value FROM json_each(?)) AND parts = 1 AND status <> ?"
-    " RETURNING id, client_ref, callback_url, carrier, campaign_id"
+    f" AND status {_NOT_FINAL} RETURNING id, client_ref, callback_url, carrier, campaign_id"
 )
-_SINGLE_PART_REFRESH_STICKY: Final = _SINGLE_PART_REFRESH.replace(
-    " RETURNING",
-    " AND status NOT IN ('delivered', 'undeliverable', 'expired', 'rejected', 'failed') RETURNING",
+"""``ledger.settle_single`` of the messages in a JSON array whose one part's new state is
+known, the same for all (status, error if final; now): a message takes its part's status
+when that differs. A message of one part is final when its part is, and a final part
+takes no event, so a final message keeps its status (``status NOT IN`` the finals). The
+rows returned are the changes. Compared with the ledger in tests/test_ledger_sql.py."""
+
+_OUTCOME_SUBMITTED: Final = (
+    "UPDATE parts SET status = 'submitted', carrier = ?, carrier_message_id = ?,"
+    " receipt_key = ?, command_status = ?, submitted_at = ?, error = NULL,"
+    f" retry_at = NULL WHERE message_id = ? AND part = ? AND {_NOT_FINAL_ROW}"
 )
+_OUTCOME_RETRY: Final = (
+    "UPDATE parts SET status = 'queued', carrier = ?, command_status = ?,"
+    f" error = ?, retry_at = ? WHERE message_id = ? AND part = ? AND {_NOT_FINAL_ROW}"
+)
+_OUTCOME_FINAL: Final = (
+    "UPDATE parts SET status = ?, carrier = ?, command_status = ?, error = ?,"
+    f" done_at = ? WHERE message_id = ? AND part = ? AND {_NOT_FINAL_ROW}"
+)
+"""``ledger.apply_outcome`` (status and error), with the row's other columns: a submitted
+part's carrier id and receipt key, a retry's time, a final failure's time."""
 
 
 _UPDATE_FROM: Final = sqlite3.sqlite_version_info >= (3, 33, 0)
@@ -482,10 +514,177 @@ _RECEIPT_PARTS: Final = (
     "UPDATE parts SET status = json_extract(j.value, '$[2]'),"
     " done_at = json_extract(j.value, '$[3]'), error = json_extract(j.value, '$[4]')"
     " FROM json_each(?) AS j WHERE parts.message_id = json_extract(j.value, '$[0]')"
-    " AND parts.part = json_extract(j.value, '$[1]')"
-    " AND parts.status NOT IN ('delivered', 'undeliverable', 'expired', 'rejected', 'failed')"
+    f" AND parts.part = json_extract(j.value, '$[1]') AND parts.status {_NOT_FINAL}"
 )
-"""[message_id, part, status, received_at, error] rows; a final part stays as it is."""
+"""``ledger.apply_receipt`` of the first final receipt of each part, as [message_id, part,
+status, received_at, error] rows (``_apply_receipt_states_sync``): only a final receipt
+moves a part, the first one wins, and a final part stays as it is."""
+
+_RECEIPT_PART: Final = (
+    "UPDATE parts SET status = ?, done_at = ?, error = ?"
+    f" WHERE message_id = ? AND part = ? AND {_NOT_FINAL_ROW}"
+)
+"""``_RECEIPT_PARTS`` a row at a time, for SQLite before 3.33."""
+
+_EXPIRE_UNRECEIPTED: Final = (
+    "UPDATE parts SET status = 'expired', error = ?, done_at = ?"
+    " WHERE message_id IN (SELECT value FROM json_each(?)) AND status = 'submitted'"
+    " RETURNING message_id, part"
+)
+"""``ledger.expire_unreceipted`` of every part of the messages chosen (NO_RECEIPT, at)."""
+
+_UNRECEIPTED_DUE_VALIDITY: Final = (
+    "SELECT id FROM messages WHERE status = 'submitted' AND carrier = ?"
+    " AND validity_until <= ? AND registered_delivery = 1 LIMIT ?"
+)
+_UNRECEIPTED_DUE_SUBMITTED: Final = (
+    "SELECT id FROM messages WHERE status = 'submitted' AND carrier = ?"
+    " AND validity_until IS NULL AND updated_at <= ? AND registered_delivery = 1 LIMIT ?"
+)
+"""``ledger.unreceipted_due`` of a carrier's messages, in its two cases, each a range of the
+messages_submitted index: a validity that ended, or none and submitted (the message's last
+status move, ``updated_at``) long enough ago."""
+
+
+def _write_outcomes_sync(
+    conn: sqlite3.Connection, items: Sequence[SubmitOutcome], distinct: bool
+) -> None:
+    """``ledger.apply_outcome`` of each outcome in turn on its part's row. Outcomes of
+    different parts commute, so they go as one executemany per kind; when a part has two in
+    the batch (a retry at once after a link drop, then the answer to the resend, both
+    collected while a commit ran) the runs keep their order, so its last outcome wins.
+    ``distinct``: no part has two outcomes in ``items``."""
+    if distinct:
+        runs: list[list[SubmitOutcome]] = [
+            [o for o in items if o.status is MessageStatus.SUBMITTED],
+            [o for o in items if o.status is MessageStatus.QUEUED],
+            [o for o in items if o.status in FINAL_STATUSES],
+        ]
+    else:
+        runs = []
+        for o in items:
+            if runs and _outcome_kind(runs[-1][0]) == _outcome_kind(o):
+                runs[-1].append(o)
+            else:
+                runs.append([o])
+    for run in runs:
+        if not run:
+            continue
+        kind = _outcome_kind(run[0])
+        if kind == 0:
+            conn.executemany(
+                _OUTCOME_SUBMITTED,
+                [
+                    (
+                        o.carrier,
+                        o.carrier_message_id,
+                        o.receipt_key,
+                        o.command_status or 0,
+                        o.at,
+                        o.message_id,
+                        o.part,
+                    )
+                    for o in run
+                ],
+            )
+        elif kind == 1:
+            conn.executemany(
+                _OUTCOME_RETRY,
+                [
+                    (o.carrier, o.command_status, o.error, o.retry_at, o.message_id, o.part)
+                    for o in run
+                ],
+            )
+        else:
+            conn.executemany(
+                _OUTCOME_FINAL,
+                [
+                    (
+                        o.status.value,
+                        o.carrier,
+                        o.command_status,
+                        o.error,
+                        o.at,
+                        o.message_id,
+                        o.part,
+                    )
+                    for o in run
+                ],
+            )
+
+
+def _outcome_kind(o: SubmitOutcome) -> int:
+    """0: submitted, 1: a retry (queued), 2: a final failure (another status counts as
+    one: the store writes it as given)."""
+    if o.status is MessageStatus.SUBMITTED:
+        return 0
+    return 1 if o.status is MessageStatus.QUEUED else 2
+
+
+def _outcome_states(
+    items: Sequence[SubmitOutcome],
+    held: dict[str, list[tuple[MessageStatus, str | None]]],
+    distinct: bool,
+) -> dict[str, Known]:
+    """Per message, the new state of its part after the batch, as if it had one part and
+    was not final (see ``_SENT``): ``ledger.answer``, the fold of its outcomes then of the
+    receipts held for it (the error counts only once final). ``distinct``: no part has two
+    outcomes in the batch (the common case), so a message of one part has one, and its
+    state is that outcome's as it is, with no call a row (a call and a tuple each cost more
+    than the rest of this). Compared with the ledger in tests/test_ledger_sql.py."""
+    known: dict[str, Known]
+    if distinct:
+        known = {o.message_id: (o.status, o.error) for o in items}
+    else:
+        folded: dict[str, PartState] = {}
+        for o in items:
+            mid = o.message_id
+            folded[mid] = ledger.apply_outcome(folded.get(mid, _SENT), o.status, o.error)
+        known = {mid: (ledger.counts_as(p.status), p.error) for mid, p in folded.items()}
+    for mid, receipts in held.items():
+        state = PartState(*known[mid])
+        for status, error in receipts:
+            state = ledger.apply_receipt(state, status, error)
+        known[mid] = (ledger.counts_as(state.status), state.error)
+    return known
+
+
+def _receipt_states(
+    items: Sequence[IncomingReceipt], matches: Sequence[tuple[str, int] | None]
+) -> dict[str, Known]:
+    """Per message a final receipt matched, its part's new state after the batch, as if it
+    had one part and was not final (see ``_ANSWERED``): ``ledger.apply_receipt`` folded over
+    its receipts, written out (a call a receipt would cost more than the rest of this): the
+    first final receipt sets the part, the others change nothing. Messages without a final
+    receipt are left out (their status cannot move through this). Compared with the ledger
+    in tests/test_ledger_sql.py."""
+    known: dict[str, Known] = {}
+    final = FINAL_STATUSES
+    for r, match in zip(items, matches, strict=True):
+        if match and r.status in final and match[0] not in known:
+            known[match[0]] = (r.status, r.error)
+    return known
+
+
+def _apply_receipt_states_sync(
+    conn: sqlite3.Connection, applied: Sequence[tuple[str, int, str, float, str | None]]
+) -> None:
+    """``ledger.apply_receipt`` of (message_id, part, status, received_at, error) receipts, in
+    order, on their parts' rows: only a final receipt moves a part, and only the first one
+    (it makes the part final), so one row per part goes in one statement."""
+    first: dict[tuple[str, int], tuple[str, int, str, float, str | None]] = {}
+    for row in applied:
+        if row[2] in FINAL_STATUSES and (row[0], row[1]) not in first:
+            first[(row[0], row[1])] = row
+    if not first:
+        return
+    if _UPDATE_FROM:
+        conn.execute(_RECEIPT_PARTS, (json.dumps(list(first.values())),))
+        return
+    conn.executemany(
+        _RECEIPT_PART,
+        [(status, at, error, mid, part) for mid, part, status, at, error in first.values()],
+    )
 
 
 def _change_id(change: StatusChange) -> str:
@@ -1082,53 +1281,8 @@ class SqliteStore(SqliteReports):
         items = list(outcomes)
 
         def op(conn: sqlite3.Connection) -> list[StatusChange]:
-            submitted = [o for o in items if o.status is MessageStatus.SUBMITTED]
-            retried = [o for o in items if o.status is MessageStatus.QUEUED]
-            final = [o for o in items if o.status in FINAL_STATUSES]
-            if submitted:
-                conn.executemany(
-                    "UPDATE parts SET status = 'submitted', carrier = ?, carrier_message_id = ?,"
-                    " receipt_key = ?, command_status = ?, submitted_at = ?, error = NULL,"
-                    " retry_at = NULL WHERE message_id = ? AND part = ?",
-                    [
-                        (
-                            o.carrier,
-                            o.carrier_message_id,
-                            o.receipt_key,
-                            o.command_status or 0,
-                            o.at,
-                            o.message_id,
-                            o.part,
-                        )
-                        for o in submitted
-                    ],
-                )
-            if retried:
-                conn.executemany(
-                    "UPDATE parts SET status = 'queued', carrier = ?, command_status = ?,"
-                    " error = ?, retry_at = ? WHERE message_id = ? AND part = ?",
-                    [
-                        (o.carrier, o.command_status, o.error, o.retry_at, o.message_id, o.part)
-                        for o in retried
-                    ],
-                )
-            if final:
-                conn.executemany(
-                    "UPDATE parts SET status = ?, carrier = ?, command_status = ?, error = ?,"
-                    " done_at = ? WHERE message_id = ? AND part = ?",
-                    [
-                        (
-                            o.status.value,
-                            o.carrier,
-                            o.command_status,
-                            o.error,
-                            o.at,
-                            o.message_id,
-                            o.part,
-                        )
-                        for o in final
-                    ],
-                )
+            distinct = len({(o.message_id, o.part) for o in items}) == len(items)
+            _write_outcomes_sync(conn, items, distinct)
             events = [
                 (
                     o.message_id,
@@ -1160,28 +1314,20 @@ class SqliteStore(SqliteReports):
                     "UPDATE messages SET possible_duplicate = 1 WHERE id = ?",
                     [(d,) for d in dupes],
                 )
+            submitted = [o for o in items if o.status is MessageStatus.SUBMITTED]
             held = self._match_held_receipts_sync(conn, submitted) if submitted else {}
             now = max(o.at for o in items) if items else time.time()
-            # A part's new status is its outcome's (the UPDATEs above are unconditional; the
-            # last one run wins, in the order they ran), then that of the first final receipt
-            # held for it, if the part is not final by then. So a single-part message's new
-            # status is known without reading it back.
-            known = {o.message_id: (o.status, o.error, False) for o in submitted}
-            known.update((o.message_id, (o.status, o.error, False)) for o in retried)
-            known.update((o.message_id, (o.status, o.error, False)) for o in final)
-            for message_id, first_final in held.items():
-                if first_final is not None and known[message_id][0] not in FINAL_STATUSES:
-                    known[message_id] = (*first_final, False)
+            known = _outcome_states(items, held, distinct)
             return self._refresh_sync(conn, {o.message_id for o in items}, now, known)
 
         return op
 
     def _match_held_receipts_sync(
         self, conn: sqlite3.Connection, submitted: list[SubmitOutcome]
-    ) -> dict[str, tuple[MessageStatus, str | None] | None]:
+    ) -> dict[str, list[tuple[MessageStatus, str | None]]]:
         """Receipts that arrived before their submit_sm_resp, now that the map exists.
-        Returns the messages they were applied to, each with the status and error of its
-        first final receipt (the one that sets a part not final yet), or None."""
+        Returns the messages they were applied to, each with the (status, error) of these
+        receipts in the order they arrived."""
         keyed = {(o.carrier, o.receipt_key): o for o in submitted if o.receipt_key}
         if not keyed:
             return {}
@@ -1206,44 +1352,11 @@ class SqliteStore(SqliteReports):
             links.append((o.message_id, o.part, rid))
             applied.append((o.message_id, o.part, status, received_at, error))
         conn.executemany("UPDATE receipts SET message_id = ?, part = ? WHERE id = ?", links)
-        self._apply_receipt_states_sync(conn, applied)
-        matched: dict[str, tuple[MessageStatus, str | None] | None] = {}
+        _apply_receipt_states_sync(conn, applied)
+        matched: dict[str, list[tuple[MessageStatus, str | None]]] = {}
         for message_id, _, status, _, error in applied:
-            if status in FINAL_STATUSES:
-                if matched.get(message_id) is None:
-                    matched[message_id] = (_PART_RANK[status], error)
-            else:
-                matched.setdefault(message_id, None)
+            matched.setdefault(message_id, []).append((ledger.counts_as(status), error))
         return matched
-
-    def _apply_receipt_states_sync(
-        self, conn: sqlite3.Connection, applied: list[tuple[str, int, str, float, str | None]]
-    ) -> None:
-        """Set parts to their receipt's status. A final state sticks: a later receipt (a
-        duplicate, or an ENROUTE after DELIVRD) does not move a final part back."""
-        if _UPDATE_FROM:
-            # Only the first final receipt of a part can apply (it makes the part final), so
-            # one row per part in one statement over a JSON array does what executemany did.
-            first: dict[tuple[str, int], tuple[str, int, str, float, str | None]] = {}
-            for row in applied:
-                if row[2] in FINAL_STATUSES and (row[0], row[1]) not in first:
-                    first[(row[0], row[1])] = row
-            if first:
-                conn.execute(_RECEIPT_PARTS, (json.dumps(list(first.values())),))
-            return
-        final = [
-            (status, received_at, error, message_id, part)
-            for message_id, part, status, received_at, error in applied
-            if status in FINAL_STATUSES
-        ]
-        if final:
-            conn.executemany(
-                "UPDATE parts SET status = ?, done_at = ?, error = ?"
-                " WHERE message_id = ? AND part = ?"
-                " AND status NOT IN ('delivered', 'undeliverable', 'expired', 'rejected',"
-                " 'failed')",
-                final,
-            )
 
     async def _refresh(
         self, db: aiosqlite.Connection, message_ids: set[str], now: float
@@ -1251,25 +1364,21 @@ class SqliteStore(SqliteReports):
         return await _on_thread(db, self._refresh_sync, message_ids, now)
 
     def _refresh_single_sync(
-        self, conn: sqlite3.Connection, known: dict[str, _Known], now: float
+        self, conn: sqlite3.Connection, known: dict[str, Known], now: float
     ) -> list[StatusChange]:
-        """The status refresh of single-part messages whose part's new status is known:
-        one UPDATE ... RETURNING per (status, error) (most batches have one), no read.
-
-        A single-part message's status is its part's (``aggregate_status`` of one part),
-        so the message takes the known status when it has one part and its status differs
-        (and, for a receipt, is not final yet: a final state sticks, as on the part). The
-        rows returned are the changes; the other ids (messages of several parts, or whose
-        status did not move) are left to the joined read of ``_refresh_sync``."""
-        groups: dict[tuple[MessageStatus, str | None, bool], list[str]] = {}
-        for message_id, (status, error, sticky) in known.items():
+        """``ledger.settle_single`` of messages whose one part's new state is known: one
+        UPDATE ... RETURNING (``_SETTLE_SINGLE``) per (status, error) (most batches have
+        one), no read. The rows returned are the changes; the other ids (messages of several
+        parts, or whose status did not move) are left to the joined read of
+        ``_refresh_sync``."""
+        groups: dict[tuple[MessageStatus, str | None], list[str]] = {}
+        for message_id, (status, error) in known.items():
             error = error if status in FINAL_STATUSES else None
-            groups.setdefault((status, error, sticky), []).append(message_id)
+            groups.setdefault((status, error), []).append(message_id)
         changes: list[StatusChange] = []
-        for (status, error, sticky), ids in groups.items():
+        for (status, error), ids in groups.items():
             cursor = conn.execute(
-                _SINGLE_PART_REFRESH_STICKY if sticky else _SINGLE_PART_REFRESH,
-                (status.value, now, error, json.dumps(ids), status.value),
+                _SETTLE_SINGLE, (status.value, now, error, json.dumps(ids), status.value)
             )
             # Positional: message_id, status, at, client_ref, callback_url, carrier, error,
             # campaign_id (a keyword call per row costs more, thousands of rows a batch).
@@ -1286,7 +1395,7 @@ class SqliteStore(SqliteReports):
         conn: sqlite3.Connection,
         message_ids: set[str],
         now: float,
-        known: dict[str, _Known] | None = None,
+        known: dict[str, Known] | None = None,
     ) -> list[StatusChange]:
         """Recompute the status of these messages from their parts; report changes and
         queue callbacks for those that have a callback_url. ``known``: the new status of
@@ -1301,48 +1410,42 @@ class SqliteStore(SqliteReports):
         if not message_ids:
             return self._after_refresh(conn, done)
         ids = list(message_ids)
-        parts_of: dict[str, list[MessageStatus]] = {}
+        parts_of: dict[str, list[PartState]] = {}
         current: dict[str, tuple[Any, ...]] = {}
-        errors: dict[str, str] = {}
         # One statement, the same text every time (prepared once, from the statement cache):
         # the ids travel as one JSON array, whatever their number. It reads each message and
-        # its parts (in part order: the first part's error is the message's error).
+        # its parts in part order, and the ledger settles each (``ledger.settle``).
         cursor = conn.execute(
             "SELECT m.id, m.status, m.client_ref, m.callback_url, m.carrier, m.campaign_id,"
             " p.status, p.error FROM messages AS m LEFT JOIN parts AS p ON p.message_id = m.id"
             " WHERE m.id IN (SELECT value FROM json_each(?)) ORDER BY m.id, p.part",
             (json.dumps(ids),),
         )
-        rank = _PART_RANK
         for found in cursor.fetchall():
             message_id = found[0]
             if message_id not in current:
                 current[message_id] = found[:6]
                 parts_of[message_id] = []
             if found[6] is not None:
-                parts_of[message_id].append(rank[found[6]])
-            if found[7] is not None and message_id not in errors:
-                errors[message_id] = found[7]
+                parts_of[message_id].append(PartState(found[6], found[7]))
         changes: list[StatusChange] = []
         for message_id, row in current.items():
-            status = aggregate_status(parts_of.get(message_id, []))
-            if status.value == row[1]:
+            settled = ledger.settle(row[1], parts_of[message_id])
+            if settled is None:
                 continue
             changes.append(
                 StatusChange(
                     message_id=message_id,
-                    status=status,
+                    status=settled.status,
                     at=now,
                     client_ref=row[2],
                     callback_url=row[3],
                     carrier=row[4],
+                    error=settled.error,
                     campaign_id=row[5],
                 )
             )
         if changes:
-            for change in changes:
-                if change.status in FINAL_STATUSES:
-                    change.error = errors.get(change.message_id)
             conn.executemany(
                 "UPDATE messages SET status = ?, updated_at = ?, error = ? WHERE id = ?",
                 [(c.status.value, c.at, c.error, c.message_id) for c in changes],
@@ -1354,20 +1457,22 @@ class SqliteStore(SqliteReports):
     def _after_refresh(
         self, conn: sqlite3.Connection, changes: list[StatusChange]
     ) -> list[StatusChange]:
-        """Callbacks and front-outbox receipts of the status changes just written."""
-        if not changes:
+        """Callbacks and front-outbox receipts of the status changes just written: what the
+        ledger says each change emits (``callback_of``, ``front_receipts``). Both need a
+        callback_url, so changes without one (most bulk traffic) are passed over at once."""
+        with_url = [c for c in changes if c.callback_url]
+        if not with_url:
             return changes
         # The signer is the message's account, read by the insert itself (its primary key).
-        callbacks = [
-            (c.callback_url, json.dumps(_callback_payload(c)), c.at, c.at, c.message_id)
-            for c in changes
-            if c.callback_url
-            and c.status in CALLBACK_STATUSES
-            and not c.callback_url.startswith(FRONT_CALLBACK_SCHEME)
-        ]
+        callbacks = []
+        for c in with_url:
+            callback = ledger.callback_of(c)
+            if callback is not None:
+                url, payload = callback
+                callbacks.append((url, json.dumps(payload), c.at, c.at, c.message_id))
         if callbacks:
             self._insert_callbacks_sync(conn, callbacks, _INSERT_STATUS_CALLBACK)
-        self._front_receipts_sync(conn, changes)
+        self._front_receipts_sync(conn, with_url)
         return changes
 
     def _insert_callbacks_sync(
@@ -1389,13 +1494,7 @@ class SqliteStore(SqliteReports):
 
     def _front_receipts_sync(self, conn: sqlite3.Connection, changes: list[StatusChange]) -> None:
         """Final statuses of messages from upstream SMPP accounts, into the front outbox."""
-        wanted = [
-            c
-            for c in changes
-            if c.callback_url
-            and c.callback_url.startswith(FRONT_CALLBACK_SCHEME)
-            and c.status in CALLBACK_STATUSES
-        ]
+        wanted = [c for c in changes if ledger.wants_front_receipts(c)]
         if not wanted:
             return
         # The receipt goes from the message's destination to its sender: keep them with it.
@@ -1411,21 +1510,12 @@ class SqliteStore(SqliteReports):
         upstream = _front_part_states(conn, [c.message_id for c in wanted])
         rows = []
         for c in wanted:
-            url = c.callback_url or ""
-            account = url[len(FRONT_CALLBACK_SCHEME) :].split("?", 1)[0]
+            account = ledger.front_account(c.callback_url) or ""
             dest, sender, created_at = found.get(c.message_id, ("", "", c.at))
-            payload = {**_callback_payload(c), "url": url, "to": dest, "sender": sender}
-            payload["created_at"] = created_at
-            parts = upstream.get(c.message_id)
-            if parts is None:
+            for payload in ledger.front_receipts(
+                c, dest, sender, created_at, upstream.get(c.message_id)
+            ):
                 rows.append((account, "receipt", json.dumps(payload), c.at, c.at))
-                continue
-            # A long message from upstream: one receipt per part it came in, each with the
-            # part's id and its part's final state (the message's when that is not final).
-            for part_id, status in parts:
-                final = status if status in FINAL_STATUSES else c.status
-                each = {**payload, "id": part_id, "status": final.value, "message_id": c.message_id}
-                rows.append((account, "receipt", json.dumps(each), c.at, c.at))
         if rows:
             conn.executemany(
                 "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
@@ -1494,15 +1584,9 @@ class SqliteStore(SqliteReports):
             )
             if not applied:
                 return []
-            self._apply_receipt_states_sync(conn, applied)
+            _apply_receipt_states_sync(conn, applied)
             now = max(r.received_at for r in items)
-            # The first final receipt of a part sets it (a final state sticks): for a
-            # single-part message that is the message's new status, unless it was final.
-            known: dict[str, _Known] = {}
-            final = FINAL_STATUSES
-            for r, match in zip(items, matches, strict=True):
-                if r.status in final and match and match[0] not in known:
-                    known[match[0]] = (r.status, r.error, True)
+            known = _receipt_states(items, matches)
             return self._refresh_sync(conn, {a[0] for a in applied}, now, known)
 
         result: list[StatusChange] = await self._write_in_thread(op)
@@ -1576,35 +1660,24 @@ class SqliteStore(SqliteReports):
         detail = json.dumps({"carrier": carrier, "error": NO_RECEIPT})
 
         def op(conn: sqlite3.Connection) -> list[StatusChange]:
-            # Both through the messages_submitted index: a range of validity ends, and the
-            # messages without one (NULL sorts first).
+            # ``ledger.unreceipted_due``, both cases through the messages_submitted index: a
+            # range of validity ends, and the messages without one (NULL sorts first).
             ids = [
                 r[0]
-                for r in conn.execute(
-                    "SELECT id FROM messages WHERE status = 'submitted' AND carrier = ?"
-                    " AND validity_until <= ? AND registered_delivery = 1 LIMIT ?",
-                    (carrier, validity_before, limit),
-                )
+                for r in conn.execute(_UNRECEIPTED_DUE_VALIDITY, (carrier, validity_before, limit))
             ]
             if len(ids) < limit:
                 ids += [
                     r[0]
                     for r in conn.execute(
-                        "SELECT id FROM messages WHERE status = 'submitted' AND carrier = ?"
-                        " AND validity_until IS NULL AND updated_at <= ?"
-                        " AND registered_delivery = 1 LIMIT ?",
+                        _UNRECEIPTED_DUE_SUBMITTED,
                         (carrier, submitted_before, limit - len(ids)),
                     )
                 ]
             if not ids:
                 return []
             chosen = json.dumps(ids)
-            parts = conn.execute(
-                "UPDATE parts SET status = 'expired', error = ?, done_at = ?"
-                " WHERE message_id IN (SELECT value FROM json_each(?)) AND status = 'submitted'"
-                " RETURNING message_id, part",
-                (NO_RECEIPT, at, chosen),
-            ).fetchall()
+            parts = conn.execute(_EXPIRE_UNRECEIPTED, (NO_RECEIPT, at, chosen)).fetchall()
             conn.executemany(
                 "INSERT INTO events(message_id, part, at, status, detail) VALUES (?, ?, ?, ?, ?)",
                 [(mid, part, at, MessageStatus.EXPIRED.value, detail) for mid, part in parts],
@@ -1870,9 +1943,9 @@ class SqliteStore(SqliteReports):
         order = [r[0] for r in ids]
         if part_id not in order:
             return FrontPartStatus(part, message_status, None)
-        first, last = _share(order.index(part_id), len(order), len(carrier))
+        first, last = ledger.share(order.index(part_id), len(order), len(carrier))
         share = carrier[first:last]
-        status = aggregate_status([_PART_RANK[r[0]] for r in share])
+        status = ledger.aggregate_status([ledger.counts_as(r[0]) for r in share])
         final_at = max((r[1] or 0.0 for r in share), default=0.0) or None
         if message_status in FINAL_STATUSES and status not in FINAL_STATUSES:
             status, final_at = message_status, updated_at  # as its receipt says
@@ -2025,7 +2098,7 @@ class SqliteStore(SqliteReports):
         parts: list[PartView] = []
         # Submit-time failures and retries are in ``events``; receipts in ``receipts``.
         for part, status, carrier, cmid, attempts, error, sub_at in part_rows:
-            shown = MessageStatus.QUEUED.value if status == SUBMITTING else status
+            shown = ledger.counts_as(status).value  # submitting shows as queued
             parts.append(PartView(part, shown, carrier, cmid, attempts, error))
             if sub_at is not None:
                 history.append(
@@ -2539,12 +2612,8 @@ def _front_part_states(
     conn: sqlite3.Connection, message_ids: list[str]
 ) -> dict[str, list[tuple[str, MessageStatus]]]:
     """For each of ``message_ids`` that came from upstream in parts (``front_parts``): its
-    parts' ids in order, each with the status of the carrier parts that carry its text.
-
-    The carrier may cut the text differently from the ESME (another encoding, another
-    header), so upstream part k of U covers the carrier parts j of C whose share of the text
-    [j/C, (j+1)/C) overlaps its own [k/U, (k+1)/U): one to one when the counts agree (the
-    common case), else by position. Their aggregate is the upstream part's status."""
+    parts' ids in order, each with the status of the carrier parts that carry its text
+    (``ledger.upstream_shares``)."""
     upstream: dict[str, list[str]] = {}
     for chunk in _chunks(message_ids, MAX_SQL_VARIABLES):
         cursor = conn.execute(
@@ -2565,40 +2634,10 @@ def _front_part_states(
             chunk,
         )
         for message_id, status in cursor.fetchall():
-            carrier.setdefault(message_id, []).append(_PART_RANK[status])
+            carrier.setdefault(message_id, []).append(ledger.counts_as(status))
     return {
-        message_id: _upstream_shares(part_ids, carrier.get(message_id, []))
+        message_id: ledger.upstream_shares(part_ids, carrier.get(message_id, []))
         for message_id, part_ids in upstream.items()
-    }
-
-
-def _upstream_shares(
-    part_ids: list[str], carrier: list[MessageStatus]
-) -> list[tuple[str, MessageStatus]]:
-    """Each upstream part (in order) with the aggregate status of the carrier parts whose
-    share of the text overlaps its own (see ``_front_part_states``)."""
-    count, total = len(part_ids), len(carrier)
-    shares = []
-    for k, part_id in enumerate(part_ids):
-        first, last = _share(k, count, total)
-        shares.append((part_id, aggregate_status(carrier[first:last])))
-    return shares
-
-
-def _share(k: int, count: int, total: int) -> tuple[int, int]:
-    """The carrier parts [first, last) (0-based) whose share of the text overlaps upstream
-    part k's (0-based) when ``count`` upstream parts became ``total`` carrier parts."""
-    return k * total // count, -(-(k + 1) * total // count)
-
-
-def _callback_payload(change: StatusChange) -> dict[str, Any]:
-    return {
-        "id": change.message_id,
-        "client_ref": change.client_ref,
-        "status": change.status.value,
-        "error": change.error,
-        "carrier": change.carrier,
-        "at": change.at,
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.store.base import NO_RECEIPT
-from tests.store_contract.conftest import Backend, Harness
+from tests.store_contract.conftest import Harness
 from tests.store_contract.helpers import T0, S, key, message, outcome, receipt, sent
 
 pytestmark = pytest.mark.port("receipts")
@@ -65,21 +65,10 @@ async def test_a_final_state_sticks(backend: Harness) -> None:
     assert view is not None and view.status == "delivered"
 
 
-async def test_a_final_state_sticks_through_a_late_response(
-    backend: Harness, backend_kind: Backend, request: pytest.FixtureRequest
-) -> None:
+async def test_a_final_state_sticks_through_a_late_response(backend: Harness) -> None:
     # A part sent twice (begun before a crash, sent again after it): the first copy's
-    # receipt makes it final, then the second copy's response arrives.
-    if backend_kind.name == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="SQLite bug: record_outcomes' UPDATEs are unconditional, so a response"
-                " after a final receipt moves the message back to submitted (and its next"
-                " receipt makes a second final change and callback); gateway.core.ledger's"
-                " apply_outcome keeps the final state",
-            )
-        )
+    # receipt makes it final, then the second copy's response arrives. (The SQLite store's
+    # outcome UPDATEs used to be unconditional and moved the message back to submitted.)
     m = message(1)
     await sent(backend.store, m)
     await backend.store.record_receipts([receipt(key(m, 1))])
