@@ -191,6 +191,9 @@ class FakeStore:
     async def callback_done(self, callback_id: int) -> None:
         raise NotImplementedError
 
+    async def callbacks_done(self, callback_ids: Sequence[int]) -> None:
+        raise NotImplementedError
+
     async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
         raise NotImplementedError
 

@@ -569,6 +569,15 @@ class FakeStore:
         cb.done = True
         self._touch()
 
+    async def callbacks_done(self, callback_ids: Sequence[int]) -> None:
+        for callback_id in callback_ids:
+            cb = self.callbacks.get(callback_id)
+            if cb is not None and not cb.done:  # as the real store: gone is passed over
+                cb.attempts += 1
+                cb.done = True
+        if callback_ids:
+            self._touch()
+
     async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
         cb = self.callbacks[callback_id]
         cb.attempts += 1

@@ -9,7 +9,11 @@ least once: a callback whose outcome could not be recorded is sent again later; 
 can deduplicate on the ``X-Smsgw-Callback-Id`` header: the store never hands an id out
 twice for the life of the database (a high-water mark, not ``max(id) + 1``).
 
-- 2xx: ``callback_done``.
+- 2xx: recorded done. The callbacks delivered in one loop turn are recorded with one store
+  call (``callbacks_done``, joining the store's next group commit as each ``callback_done``
+  did): one write per batch instead of one per callback. A callback stays "in progress" (not
+  handed out again) until its batch is committed; a crash before that commit sends it
+  again (at least once: receivers deduplicate on ``X-Smsgw-Callback-Id``), never loses it.
 - anything else (other status, redirect, connection error, timeout, a response that is no
   HTTP, a connection closed before the answer): ``callback_retry`` with
   exponential backoff and jitter: ``BASE_DELAY * 2**(attempts-1)``, capped at ``MAX_DELAY``.
@@ -161,6 +165,10 @@ class CallbackSender:
         callback per message."""
         self._failures: dict[str, tuple[float, int]] = {}
         """Per receiver host: when its last failure was logged, failures since."""
+        self._delivered: list[int] = []
+        """Ids delivered (2xx) in this loop turn: the next batch recorded done."""
+        self._recording: set[asyncio.Task[None]] = set()
+        """Batches being recorded."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -198,6 +206,8 @@ class CallbackSender:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        self._flush()  # the delivered ones are recorded before we go
+        await asyncio.gather(*self._recording, return_exceptions=True)
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -264,8 +274,9 @@ class CallbackSender:
         while True:
             cb = await self._queue.get()
             self._busy += 1
+            handed = False  # delivered: the recorder takes it out of progress when recorded
             try:
-                await self._deliver(cb)
+                handed = await self._deliver(cb)
             except Exception as exc:  # a store error: the callback stays due, tried again
                 self.stats.store_errors += 1
                 log_event(
@@ -278,10 +289,48 @@ class CallbackSender:
                 )
             finally:
                 self._busy -= 1
-                self._in_progress.discard(cb.id)
-                self._wake.set()
+                if not handed:
+                    self._in_progress.discard(cb.id)
+                    self._wake.set()
 
-    async def _deliver(self, cb: Callback) -> None:
+    def _record_done(self, callback_id: int) -> None:
+        """Hand a delivered callback to the next batch: those delivered in this loop turn
+        are recorded by one store call, made at the start of the next turn."""
+        self._delivered.append(callback_id)
+        if len(self._delivered) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        batch, self._delivered = self._delivered, []
+        if batch:  # each batch its own call: it joins the store's next group commit
+            task = asyncio.get_running_loop().create_task(
+                self._record(batch), name="callbacks-done"
+            )
+            self._recording.add(task)
+            task.add_done_callback(self._recording.discard)
+
+    async def _record(self, batch: list[int]) -> None:
+        try:
+            await self._store.callbacks_done(batch)
+        except Exception as exc:  # still due in the store: sent again later
+            self.stats.store_errors += 1
+            log_event(
+                log,
+                "callbacks.record_failed",
+                logging.WARNING,
+                ids=len(batch),
+                first=batch[0],
+                error=repr(exc),
+            )
+        else:
+            self.stats.delivered += len(batch)
+        finally:
+            self._in_progress.difference_update(batch)
+            self._wake.set()
+
+    async def _deliver(self, cb: Callback) -> bool:
+        """Send ``cb`` once and record the outcome; True when it was delivered and handed
+        to the batch recorder (which records it done and ends its time in progress)."""
         attempts = cb.attempts + 1
         allowed = self._verdicts.get(cb.url)
         if allowed is None:  # [callbacks] is read at start only: a verdict holds
@@ -291,7 +340,7 @@ class CallbackSender:
             self._verdicts[cb.url] = allowed
         if not allowed:
             await self._park(cb, attempts, "callback url not allowed")
-            return
+            return False
         client = self._client
         assert client is not None
         error: str
@@ -307,18 +356,18 @@ class CallbackSender:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         else:
             if 200 <= status < 300:
-                await self._store.callback_done(cb.id)
-                self.stats.delivered += 1
-                return
+                self._record_done(cb.id)
+                return True
             error = f"HTTP {status}"
         self.stats.failed_attempts += 1
         self._log_failure(cb, attempts, error)
         if attempts >= self._max_attempts:
             await self._park(cb, attempts, f"gave up after {attempts} attempts: {error}")
-            return
+            return False
         await self._store.callback_retry(
             cb.id, self._clock() + self.backoff(attempts), error[:ERROR_TEXT_LIMIT]
         )
+        return False
 
     def _log_failure(self, cb: Callback, attempts: int, error: str) -> None:
         """A failed attempt, as a warning with the receiver's host and the status or

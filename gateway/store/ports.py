@@ -231,6 +231,11 @@ class CallbackOutbox(Protocol):
 
     async def callback_done(self, callback_id: int) -> None: ...
 
+    async def callbacks_done(self, callback_ids: Sequence[int]) -> None:
+        """``callback_done`` for every id of ``callback_ids``, in one store call (one
+        write): the sender records the callbacks delivered in a loop turn together. An id
+        no longer in the outbox is passed over; an empty sequence writes nothing."""
+
     async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None: ...
 
     async def list_callbacks(

@@ -1731,6 +1731,18 @@ class SqliteStore(SqliteReports):
 
         await self._write_in_thread(op)
 
+    async def callbacks_done(self, callback_ids: Sequence[int]) -> None:
+        if not callback_ids:
+            return
+        chosen = json.dumps(list(callback_ids))
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM callbacks WHERE id IN (SELECT value FROM json_each(?))", (chosen,)
+            )
+
+        await self._write_in_thread(op)
+
     async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(

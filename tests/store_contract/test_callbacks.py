@@ -53,6 +53,22 @@ async def test_callbacks_come_due_in_order_and_leave_when_done(backend: Harness)
     assert [json.loads(c.payload)["n"] for c in rest] == [3, 2]
 
 
+async def test_callbacks_done_removes_every_id_given_in_one_call(backend: Harness) -> None:
+    await backend.store.enqueue_callbacks([(URL, f'{{"n": {n}}}') for n in range(5)], T0)
+    due = await backend.store.callbacks_due(T0, 10)
+    assert len(due) == 5
+    await backend.store.callbacks_done([])  # nothing to record: nothing changes
+    gone = [due[0].id, due[2].id, due[4].id]
+    # An id already gone (a batch resent after a crash) is passed over, not an error.
+    await backend.store.callbacks_done([*gone, 999_999])
+    rest = await backend.store.callbacks_due(T0, 10)
+    assert [json.loads(c.payload)["n"] for c in rest] == [1, 3]
+    await backend.store.callbacks_done(gone)  # again: still nothing else removed
+    await backend.store.callbacks_done([c.id for c in rest])
+    assert await backend.store.callbacks_due(T0 + 100, 10) == []
+    assert await backend.store.list_callbacks(None, None, 10) == []
+
+
 async def test_a_retry_counts_an_attempt_and_waits(backend: Harness) -> None:
     await backend.store.enqueue_callbacks([(URL, "{}")], T0, signer="acme")
     [cb] = await backend.store.callbacks_due(T0, 10)

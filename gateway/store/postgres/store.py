@@ -752,6 +752,12 @@ class PgStore:
     async def callback_done(self, callback_id: int) -> None:
         await self.pool.execute("DELETE FROM callbacks WHERE id = $1", callback_id)
 
+    async def callbacks_done(self, callback_ids: Sequence[int]) -> None:
+        if callback_ids:
+            await self.pool.execute(
+                "DELETE FROM callbacks WHERE id = ANY($1::bigint[])", list(callback_ids)
+            )
+
     async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
         await self.pool.execute(
             "UPDATE callbacks SET attempts = attempts + 1, next_at = $2, last_error = $3,"
