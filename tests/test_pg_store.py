@@ -8,6 +8,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from gateway.config import StoreConfig
 from gateway.store.claims import ClaimSettings
 from gateway.store.postgres.store import PgStore
@@ -131,3 +133,29 @@ async def test_receipts_arriving_on_any_node_settle_each_message_once(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_the_pool_keeps_its_size_and_the_statement_timeout(
+    pg_server: PgServer, pg_database: str, tmp_path: Path
+) -> None:
+    pg_server.password_file(tmp_path)
+    config = StoreConfig(
+        backend="postgresql",
+        dsn=pg_server.dsn(pg_database),
+        password_file="pg-password",
+        pool_size=3,
+        statement_timeout=0.25,
+    )
+    store = PgStore(config, tmp_path, ClaimSettings("node-a"))
+    await store.open()
+    try:
+        assert store.pool.get_max_size() == 3
+        assert await store.pool.fetchval("SHOW statement_timeout") == "250ms"
+        import asyncpg
+
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await store.pool.execute("SELECT pg_sleep(5)")
+        name = await store.pool.fetchval("SHOW application_name")
+        assert name == "smsgw:node-a"
+    finally:
+        await store.close()
