@@ -35,9 +35,8 @@ from gateway.front.metric_families import front_metrics
 from gateway.front.server import FrontServer
 from gateway.http.app import add_store_health, health, make_app
 from gateway.http.connguard import ConnectionGuard, GuardSettings, serve_guarded
-from gateway.http.drain import Drain, drain_middleware
+from gateway.http.drain import Drain
 from gateway.http.inbound import InboundApi
-from gateway.http.reqlog import request_log_middleware
 from gateway.http.request_metrics import HttpMetrics
 from gateway.inbound.campaign_directory import CampaignDirectory
 from gateway.inbound.service import InboundService
@@ -314,13 +313,12 @@ class Gateway:
             receipts_health=self.dispatcher.receipts.health,
             requeued=self.inbound.requeued,
             queue_depth=self.dispatcher.queue_depth,
+            # The guard sees every request start and end (gateway.http.connguard); refusals
+            # are logged; a draining gateway answers 503 before errors and auth run.
+            guard=self.http_guard,
+            drain=self.drain,
+            log_refusals=True,
         )
-        # After the metrics middleware, before errors and auth: refusals are logged, and a
-        # draining gateway answers 503 before anything else runs.
-        app.middlewares.insert(1, request_log_middleware())
-        app.middlewares.insert(2, drain_middleware(self.drain))
-        # Outermost: it must see every request start and end (gateway.http.connguard).
-        app.middlewares.insert(0, self.http_guard.middleware())
         runner = web.AppRunner(
             app,
             handle_signals=False,

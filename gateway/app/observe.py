@@ -1,6 +1,6 @@
 """What ``GET /metrics`` shows: the gateway's counters turned into Prometheus families at
 scrape time (see gateway.metrics for why nothing is a prometheus_client object on the hot
-path). The HTTP middleware that counts requests by route and status class is
+path). HTTP requests are counted by route and status class in
 ``gateway.http.request_metrics``."""
 
 from __future__ import annotations

@@ -40,14 +40,17 @@ from gateway.console.web import Console
 from gateway.core.intake import Intake
 from gateway.core.routing import Router
 from gateway.core.submit import Outbound
-from gateway.http.auth import auth_middleware, check_routes
+from gateway.http.auth import Authenticator, check_routes
 from gateway.http.callbacks import CallbacksApi
 from gateway.http.campaigns import CampaignsApi
-from gateway.http.errors import dumps, error_middleware
+from gateway.http.connguard import ConnectionGuard
+from gateway.http.drain import Drain
+from gateway.http.errors import dumps
 from gateway.http.inbound import InboundApi
 from gateway.http.interactions import InteractionsApi
 from gateway.http.messages import MessagesApi
 from gateway.http.openapi import openapi_document
+from gateway.http.pipeline import RequestPipeline
 from gateway.http.request_metrics import HttpMetrics
 from gateway.http.templates import TemplatesApi
 from gateway.metrics import FunctionCollector
@@ -160,15 +163,25 @@ def make_app(
     receipts_health: Callable[[], dict[str, Any]] | None = None,
     requeued: Callable[[int], Awaitable[None]] | None = None,
     queue_depth: Callable[[], Mapping[str, int]] | None = None,
+    guard: ConnectionGuard | None = None,
+    drain: Drain | None = None,
+    log_refusals: bool = False,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
-    ``http_metrics`` counts requests; ``registry`` is served at ``GET /metrics``."""
+    ``http_metrics`` counts requests; ``registry`` is served at ``GET /metrics``. The
+    daemon also gives its connection ``guard``, its ``drain`` switch and ``log_refusals``
+    (a log line per 4xx/5xx): all of it runs as one middleware (gateway.http.pipeline)."""
     http = config.http
-    middlewares = [error_middleware(http.max_body_bytes), auth_middleware(http, PUBLIC_PATHS)]
-    if http_metrics is not None:
-        middlewares.insert(0, http_metrics.middleware())
-    app = web.Application(client_max_size=http.max_body_bytes, middlewares=middlewares)
+    pipeline = RequestPipeline(
+        Authenticator(http, PUBLIC_PATHS),
+        http.max_body_bytes,
+        metrics=http_metrics,
+        guard=guard,
+        drain=drain,
+        log_refusals=log_refusals,
+    )
+    app = web.Application(client_max_size=http.max_body_bytes, middlewares=[pipeline.middleware()])
     app[BINDS_KEY] = binds
     if front_health is not None:
         app[FRONT_HEALTH_KEY] = front_health

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from gateway.config import HttpConfig, Scope
 from gateway.http.errors import FORBIDDEN, UNAUTHORIZED, ApiError
@@ -183,15 +182,6 @@ def check_routes(routes: Iterable[tuple[str, str]], public: Collection[str]) -> 
         raise RuntimeError(f"routes without an entry in ROUTE_SCOPES: {', '.join(missing)}")
 
 
-def _console(request: web.Request) -> bool:
-    """A request the console answers (it checks its own session): one whose matched route
-    is in :data:`CONSOLE_ROUTES`, never an API route."""
-    resource = request.match_info.route.resource
-    if resource is None:
-        return False
-    return (request.method, resource.canonical) in CONSOLE_ROUTES
-
-
 def principal(request: web.Request) -> Principal:
     return request[PRINCIPAL_KEY]
 
@@ -224,39 +214,55 @@ def _is_text(token: str) -> bool:
     return True
 
 
-def auth_middleware(http: HttpConfig, public_paths: Collection[str]) -> Middleware:
-    """Refuse with 401 every request to a path outside ``public_paths`` without a valid
-    token, and with 403 one whose token lacks the route's scope; on success, put the
-    :class:`Principal` under :data:`PRINCIPAL_KEY` and its account under
-    :data:`ACCOUNT_KEY`."""
-    public = frozenset(public_paths)
+class Authenticator:
+    """The auth step of the request middleware (gateway.http.pipeline): refuse with 401
+    every request to a path outside ``public_paths`` without a valid token, and with 403
+    one whose token lacks the route's scope; on success, put the :class:`Principal` under
+    :data:`PRINCIPAL_KEY` and its account under :data:`ACCOUNT_KEY`."""
 
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in public or _console(request):
-            return await handler(request)
+    __slots__ = ("_http", "_principals", "public")
+
+    def __init__(self, http: HttpConfig, public_paths: Collection[str]) -> None:
+        self._http = http
+        self.public = frozenset(public_paths)
+        # One Principal per configured token, made once (its scopes are a new frozenset
+        # each time they are asked for).
+        self._principals = {
+            id(entry): Principal(entry.name, entry.effective_account, entry.effective_scopes)
+            for entry in http.tokens
+        }
+
+    @staticmethod
+    def route_decision(method: str, canonical: str) -> tuple[bool, Scope | None]:
+        """For a matched route: whether the console answers it (it checks its own
+        session: never an API route), and else the scope it needs (None: the route has no
+        entry, refused to every token; :func:`check_routes` keeps that from shipping)."""
+        if (method, canonical) in CONSOLE_ROUTES:
+            return True, None
+        return False, ROUTE_SCOPES.get((method, canonical))
+
+    def check(self, request: web.Request, matched: bool, scope: Scope | None) -> None:
+        """Raise the 401 or 403 for ``request`` (not a public path, not a console route),
+        whose route needs ``scope`` (``matched``: a route was found; else the 404 or 405
+        follows a valid token)."""
         header = request.headers.get("Authorization")
         if header is None:
             raise _refuse("send the token as 'Authorization: Bearer <token>'", None)
         token = bearer_token(header)
         if token is None:
             raise _refuse("the Authorization header must be 'Bearer <token>'", "invalid_request")
-        entry = http.find_token(token) if _is_text(token) else None
+        entry = self._http.find_token(token) if _is_text(token) else None
         if entry is None:
             raise _refuse("the bearer token is not valid", "invalid_token")
-        who = Principal(entry.name, entry.effective_account, entry.effective_scopes)
+        who = self._principals.get(id(entry))
+        if who is None:
+            who = Principal(entry.name, entry.effective_account, entry.effective_scopes)
         request[PRINCIPAL_KEY] = who
         request[ACCOUNT_KEY] = who.account
-        resource = request.match_info.route.resource
-        if resource is not None:  # no route matched: the 404 or 405 follows
-            needed = ROUTE_SCOPES.get((request.method, resource.canonical))
-            if needed is None or not who.may(needed):
-                # No entry: check_routes keeps that from shipping; refuse all the same.
-                raise ApiError(
-                    403,
-                    FORBIDDEN,
-                    f"this token may not do this: the route needs the {needed or 'admin'!r} scope",
-                )
-        return await handler(request)
-
-    return authenticate
+        if matched and (scope is None or not who.may(scope)):
+            # No entry: check_routes keeps that from shipping; refuse all the same.
+            raise ApiError(
+                403,
+                FORBIDDEN,
+                f"this token may not do this: the route needs the {scope or 'admin'!r} scope",
+            )

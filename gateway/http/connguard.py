@@ -203,20 +203,36 @@ class ConnectionGuard:
     # -- the middleware's side ---------------------------------------------------------------
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
+        """The guard alone as a middleware (the daemon's request middleware,
+        gateway.http.pipeline, calls :meth:`request_started` and :meth:`request_finished`
+        itself)."""
+
         @web.middleware
         async def guard(
             request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         ) -> web.StreamResponse:
-            conn = self.conns.get(request.transport) if request.transport else None
-            if conn is None:  # not through the guarded listener (tests' TestServer)
+            conn = self.request_started(request)
+            if conn is None:
                 return await handler(request)
-            self._started(conn, request)
             try:
                 return await handler(request)
             finally:
-                self._finished(conn)
+                self.request_finished(conn)
 
         return guard
+
+    def request_started(self, request: web.BaseRequest) -> Conn | None:
+        """A request's handling begins: its connection (None when it did not come through
+        the guarded listener, as with tests' TestServer); pass it to
+        :meth:`request_finished` when the handling ends, whatever the outcome."""
+        transport = request.transport
+        conn = self.conns.get(transport) if transport is not None else None
+        if conn is not None:
+            self._started(conn, request)
+        return conn
+
+    def request_finished(self, conn: Conn) -> None:
+        self._finished(conn)
 
     def _started(self, conn: Conn, request: web.BaseRequest) -> None:
         conn.in_request = True

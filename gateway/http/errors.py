@@ -7,9 +7,10 @@ Every error answer is ``{"error": {"code": ..., "message": ..., "details": [...]
 - ``details`` lists field errors, each ``{"path": ..., "message": ...}`` plus ``index`` for
   an item of a batch. It is empty when the problem is the request as a whole.
 
-The middleware turns our own :class:`ApiError`, aiohttp's HTTP exceptions (404, 405, 413 from
-``client_max_size`` ...) and store failures into that shape; anything unexpected becomes a
-logged 500 whose answer says nothing of the internals.
+The request middleware (gateway.http.pipeline, through :func:`error_answer`) turns our own
+:class:`ApiError`, aiohttp's HTTP exceptions (404, 405, 413 from ``client_max_size`` ...)
+and store failures into that shape; anything unexpected becomes a logged 500 whose answer
+says nothing of the internals.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from gateway.core.errors import FieldError
 from gateway.logs import log_event
@@ -149,42 +149,40 @@ def _from_http_exception(exc: web.HTTPException, max_body_bytes: int) -> web.Res
     return error_response(status, code, message, headers=headers)
 
 
-def error_middleware(max_body_bytes: int) -> Middleware:
-    """The outermost middleware: whatever goes wrong leaves as our JSON error shape."""
-
-    @web.middleware
-    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return exc.response()
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return _from_http_exception(exc, max_body_bytes)
-        except StoreUnavailable as exc:
-            # Refused, not failed: the store logs its state and counts refusals (no line per
-            # request, which would flood while it lasts).
-            return error_response(
-                503,
-                STORE_UNAVAILABLE,
-                f"the store takes no new work for now ({exc}); nothing was accepted, retry later",
-                headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
-            )
-        except StoreError as exc:
-            log_event(
-                log,
-                "api.store_error",
-                logging.ERROR,
-                method=request.method,
-                path=request.path,
-                error=str(exc),
-            )
-            return error_response(
-                503, STORE_UNAVAILABLE, "the message store failed; nothing was accepted, retry"
-            )
-        except Exception:
-            log.exception("api.internal_error method=%s path=%s", request.method, request.path)
-            return error_response(500, INTERNAL_ERROR, "internal error")
-
-    return errors
+def error_answer(request: web.Request, exc: Exception, max_body_bytes: int) -> web.Response:
+    """The JSON error answer for ``exc`` raised while handling ``request`` (the error step
+    of the request middleware, gateway.http.pipeline): our :class:`ApiError`, aiohttp's
+    HTTP errors (>= 400; a redirect is re-raised by the caller), store refusals and
+    failures, and anything unexpected as a logged 500 that says nothing of the internals."""
+    if isinstance(exc, ApiError):
+        return exc.response()
+    if isinstance(exc, web.HTTPException):
+        return _from_http_exception(exc, max_body_bytes)
+    if isinstance(exc, StoreUnavailable):
+        # Refused, not failed: the store logs its state and counts refusals (no line per
+        # request, which would flood while it lasts).
+        return error_response(
+            503,
+            STORE_UNAVAILABLE,
+            f"the store takes no new work for now ({exc}); nothing was accepted, retry later",
+            headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+        )
+    if isinstance(exc, StoreError):
+        log_event(
+            log,
+            "api.store_error",
+            logging.ERROR,
+            method=request.method,
+            path=request.path,
+            error=str(exc),
+        )
+        return error_response(
+            503, STORE_UNAVAILABLE, "the message store failed; nothing was accepted, retry"
+        )
+    log.error(
+        "api.internal_error method=%s path=%s",
+        request.method,
+        request.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return error_response(500, INTERNAL_ERROR, "internal error")

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from gateway.logs import log_event
 
 log = logging.getLogger("smsgw.api")
 
 
-def _error_code(response: web.StreamResponse) -> str:
+def error_code(response: web.StreamResponse) -> str:
+    """The ``error.code`` of one of our JSON error answers ("" for any other answer)."""
     body = getattr(response, "text", None) if isinstance(response, web.Response) else None
     if not body or '"code":"' not in body:
         return ""
@@ -27,32 +27,19 @@ def _error_code(response: web.StreamResponse) -> str:
     return body[start:end] if 0 < end - start <= 64 else ""
 
 
-def request_log_middleware() -> Middleware:
-    @web.middleware
-    async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-        status, code = 0, ""  # stays 0 when the request is cancelled (client gone)
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            status, code = exc.status, ""
-            raise
-        else:
-            status, code = response.status, _error_code(response)
-            return response
-        finally:
-            if status >= 400:
-                resource = request.match_info.route.resource
-                route = resource.canonical if resource is not None else "unmatched"
-                level = logging.WARNING if status == 401 or status >= 500 else logging.INFO
-                log_event(
-                    log,
-                    "api.unauthorized" if status == 401 else "api.rejected",
-                    level,
-                    method=request.method,
-                    route=route,
-                    status=status,
-                    code=code,
-                    peer=request.remote or "",
-                )
-
-    return request_log
+def log_refusal(request: web.Request, route: str, status: int, code: str) -> None:
+    """The line for a request answered ``status`` >= 400 on ``route`` (its canonical path,
+    or ``unmatched``) with the error ``code`` ("" when unknown)."""
+    level = logging.WARNING if status == 401 or status >= 500 else logging.INFO
+    if not log.isEnabledFor(level):  # nothing formatted for a level that is off
+        return
+    log_event(
+        log,
+        "api.unauthorized" if status == 401 else "api.rejected",
+        level,
+        method=request.method,
+        route=route,
+        status=status,
+        code=code,
+        peer=request.remote or "",
+    )

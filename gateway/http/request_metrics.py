@@ -1,18 +1,12 @@
-"""The HTTP middleware that counts requests by route, method and status class, with a latency
-histogram per route; ``gateway.app.observe`` shows them at ``GET /metrics``."""
+"""HTTP requests counted by route, method and status class, with a latency histogram per
+route (by the request middleware, gateway.http.pipeline); ``gateway.app.observe`` shows them
+at ``GET /metrics``."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from aiohttp import web
-from aiohttp.typedefs import Middleware
-
 from gateway.metrics import Histogram
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(slots=True)
@@ -22,26 +16,20 @@ class HttpMetrics:
     latency: dict[str, Histogram] = field(default_factory=dict)
     """route -> seconds."""
 
-    def middleware(self) -> Middleware:
-        @web.middleware
-        async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
-            started = time.perf_counter()
-            status = 500
-            try:
-                response = await handler(request)
-                status = response.status
-                return response
-            except web.HTTPException as exc:
-                status = exc.status
-                raise
-            finally:
-                info = request.match_info.route.resource
-                route = info.canonical if info is not None else "unmatched"
-                key = (route, request.method, f"{status // 100}xx")
-                self.requests[key] = self.requests.get(key, 0) + 1
-                hist = self.latency.get(route)
-                if hist is None:
-                    hist = self.latency[route] = Histogram()
-                hist.observe(time.perf_counter() - started)
+    def histogram(self, route: str) -> Histogram:
+        """The latency histogram of ``route`` (made at its first request)."""
+        hist = self.latency.get(route)
+        if hist is None:
+            hist = self.latency[route] = Histogram()
+        return hist
 
-        return count
+    def count(self, route: str, method: str, status: int) -> None:
+        """One request answered with ``status`` (counted by its class, "2xx")."""
+        n = status // 100
+        key = (route, method, _STATUS_CLASSES[n] if 0 <= n < 10 else f"{n}xx")
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
+
+
+_STATUS_CLASSES = tuple(f"{n}xx" for n in range(10))
+"""status // 100 -> its class label, made once (not an f-string per request)."""
