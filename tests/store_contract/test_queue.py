@@ -182,3 +182,19 @@ async def test_two_nodes_loading_at_once_never_get_the_same_message(backend: Har
     assert len(got_mine | got_theirs) >= 25  # one of them, at least, got a whole page
     # Held now: neither is given the other's again while its claim lasts.
     assert not {m.id for m in await other.load_pending(None, 100, now=later + 1)} & got_mine
+
+
+async def test_outcomes_and_the_next_attempts_commit_together(backend: Harness) -> None:
+    answered, nxt, stopped = message(1), message(2), message(3)
+    await backend.store.accept([answered, nxt, stopped], begun={answered.id})
+    await backend.store.add_opt_out(stopped.to, None, "mo", T0 + 10)
+    changes, refused = await backend.store.record_outcomes_and_begin(
+        [outcome(answered, 1)], [(nxt.id, 1), (stopped.id, 1)]
+    )
+    assert [(c.message_id, c.status) for c in changes] == [(answered.id, S.SUBMITTED)]
+    assert refused == {stopped.id}
+    await backend.crash()
+    # The next one was begun in that commit: after a crash it comes back flagged.
+    [again, untouched] = await backend.store.load_pending(None, 10)
+    assert (again.id, again.attempts, again.possible_duplicate) == (nxt.id, 1, True)
+    assert (untouched.id, untouched.attempts) == (stopped.id, 0)

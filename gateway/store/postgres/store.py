@@ -62,6 +62,17 @@ from gateway.store.base import (
     StoreError,
 )
 from gateway.store.claims import ClaimSettings
+from gateway.store.ports import (
+    CallbackOutbox,
+    Claims,
+    FrontOutbox,
+    FrontParts,
+    Lifecycle,
+    MessageIntake,
+    OptOuts,
+    Queue,
+    Receipts,
+)
 from gateway.store.postgres.connect import create_pool
 from gateway.store.postgres.migrations import migrate
 
@@ -454,105 +465,123 @@ class PgStore:
         rows = list(parts)
         if not rows:
             return set()
-        ids = list(dict.fromkeys(mid for mid, _ in rows))
         async with self.pool.acquire() as conn, conn.transaction():
-            # Only opt-outs made at or after a message's acceptance: the ones before were
-            # refused at intake, or let through on purpose (a STOP's own confirmation).
-            refused = {
-                r[0]
-                for r in await conn.fetch(
-                    "SELECT DISTINCT m.id FROM messages m JOIN opt_outs o ON o.number = m.dest"
-                    " AND o.sender IN (m.sender, $1) AND o.created_at >= m.created_at"
-                    " WHERE m.id = ANY($2::text[])",
-                    ALL_OPT_OUT,
-                    ids,
-                )
-            }
-            going = [row for row in rows if row[0] not in refused]
-            if going:
-                # ledger.begin_attempt: a final part stays as it is.
-                await conn.execute(
-                    "UPDATE parts SET status = 'submitting', attempts = attempts + 1"
-                    " FROM unnest($1::text[], $2::int[]) AS u(message_id, part)"
-                    " WHERE parts.message_id = u.message_id AND parts.part = u.part"
-                    " AND parts.status <> ALL($3::text[])",
-                    [m for m, _ in going],
-                    [p for _, p in going],
-                    sorted(ledger.FINAL),
-                )
+            return await self._begin(conn, rows)
+
+    async def _begin(self, conn: Any, rows: list[tuple[str, int]]) -> set[str]:
+        """begin_attempts in the caller's transaction."""
+        ids = list(dict.fromkeys(mid for mid, _ in rows))
+        # Only opt-outs made at or after a message's acceptance: the ones before were
+        # refused at intake, or let through on purpose (a STOP's own confirmation).
+        refused = {
+            r[0]
+            for r in await conn.fetch(
+                "SELECT DISTINCT m.id FROM messages m JOIN opt_outs o ON o.number = m.dest"
+                " AND o.sender IN (m.sender, $1) AND o.created_at >= m.created_at"
+                " WHERE m.id = ANY($2::text[])",
+                ALL_OPT_OUT,
+                ids,
+            )
+        }
+        going = [row for row in rows if row[0] not in refused]
+        if going:
+            # ledger.begin_attempt: a final part stays as it is.
+            await conn.execute(
+                "UPDATE parts SET status = 'submitting', attempts = attempts + 1"
+                " FROM unnest($1::text[], $2::int[]) AS u(message_id, part)"
+                " WHERE parts.message_id = u.message_id AND parts.part = u.part"
+                " AND parts.status <> ALL($3::text[])",
+                [m for m, _ in going],
+                [p for _, p in going],
+                sorted(ledger.FINAL),
+            )
         return refused
 
     async def record_outcomes(self, outcomes: Sequence[SubmitOutcome]) -> list[StatusChange]:
         items = list(outcomes)
         if not items:
             return []
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self._record(conn, items)
+
+    async def record_outcomes_and_begin(
+        self, outcomes: Sequence[SubmitOutcome], parts: Sequence[tuple[str, int]]
+    ) -> tuple[list[StatusChange], set[str] | None]:
+        """Both in one transaction: the parts answered leave 'submitting' and the next
+        ones enter it in the same commit (the crash-duplicate bound holds at every one)."""
+        items, rows = list(outcomes), list(parts)
+        async with self.pool.acquire() as conn, conn.transaction():
+            changes = await self._record(conn, items) if items else []
+            return changes, (await self._begin(conn, rows) if rows else set())
+
+    async def _record(self, conn: Any, items: list[SubmitOutcome]) -> list[StatusChange]:
+        """record_outcomes in the caller's transaction."""
         ids = sorted({o.message_id for o in items})
         now = max(o.at for o in items)
-        async with self.pool.acquire() as conn, conn.transaction():
-            messages, states = await _lock(conn, ids)
-            held = await self._held_receipts(conn, [o for o in items if o.receipt_key])
-            writes: list[tuple[Any, ...]] = []
-            for o in items:
-                parts = states.get(o.message_id)
-                if parts is None or o.part not in parts:
-                    continue  # no such part (pruned): nothing to record
-                before = parts[o.part]
-                receipts = held.get((o.message_id, o.part), [])
-                after = ledger.answer(
-                    before, o.status, o.error, [(status, error) for status, error, _ in receipts]
-                )
-                parts[o.part] = after
-                done_at: float | None = None
-                if ledger.is_final(after.status) and not ledger.is_final(before.status):
-                    finals = [at for status, _, at in receipts if ledger.is_final(status)]
-                    done_at = o.at if o.status in ledger.FINAL or not finals else finals[0]
-                writes.append(_part_write(o, after, done_at))
-            if writes:
-                await conn.executemany(
-                    "UPDATE parts SET status = $3, error = $4,"
-                    " carrier = coalesce($5, carrier),"
-                    " carrier_message_id = coalesce($6, carrier_message_id),"
-                    " receipt_key = coalesce($7, receipt_key),"
-                    " command_status = coalesce($8, command_status),"
-                    " submitted_at = coalesce($9, submitted_at),"
-                    " retry_at = CASE WHEN $10 THEN $11 ELSE retry_at END,"
-                    " done_at = coalesce($12, done_at)"
-                    " WHERE message_id = $1 AND part = $2",
-                    writes,
-                )
-            events = [
-                (
-                    o.message_id,
-                    o.part,
-                    o.at,
-                    o.status.value,
-                    json.dumps(
-                        {
-                            "carrier": o.carrier,
-                            "command_status": o.command_status,
-                            "error": o.error,
-                            "retry_at": o.retry_at,
-                            "possible_duplicate": o.possible_duplicate,
-                        }
-                    ),
-                )
-                for o in items
-                if o.message_id in messages
-                and (o.status is not MessageStatus.SUBMITTED or o.possible_duplicate)
-            ]
-            if events:
-                await conn.executemany(
-                    "INSERT INTO events(message_id, part, at, status, detail)"
-                    " VALUES ($1, $2, $3, $4, $5)",
-                    events,
-                )
-            dupes = sorted({o.message_id for o in items if o.possible_duplicate})
-            if dupes:
-                await conn.execute(
-                    "UPDATE messages SET possible_duplicate = true WHERE id = ANY($1::text[])",
-                    dupes,
-                )
-            return await self._settle(conn, messages, states, now)
+        messages, states = await _lock(conn, ids)
+        held = await self._held_receipts(conn, [o for o in items if o.receipt_key])
+        writes: list[tuple[Any, ...]] = []
+        for o in items:
+            parts = states.get(o.message_id)
+            if parts is None or o.part not in parts:
+                continue  # no such part (pruned): nothing to record
+            before = parts[o.part]
+            receipts = held.get((o.message_id, o.part), [])
+            after = ledger.answer(
+                before, o.status, o.error, [(status, error) for status, error, _ in receipts]
+            )
+            parts[o.part] = after
+            done_at: float | None = None
+            if ledger.is_final(after.status) and not ledger.is_final(before.status):
+                finals = [at for status, _, at in receipts if ledger.is_final(status)]
+                done_at = o.at if o.status in ledger.FINAL or not finals else finals[0]
+            writes.append(_part_write(o, after, done_at))
+        if writes:
+            await conn.executemany(
+                "UPDATE parts SET status = $3, error = $4,"
+                " carrier = coalesce($5, carrier),"
+                " carrier_message_id = coalesce($6, carrier_message_id),"
+                " receipt_key = coalesce($7, receipt_key),"
+                " command_status = coalesce($8, command_status),"
+                " submitted_at = coalesce($9, submitted_at),"
+                " retry_at = CASE WHEN $10 THEN $11 ELSE retry_at END,"
+                " done_at = coalesce($12, done_at)"
+                " WHERE message_id = $1 AND part = $2",
+                writes,
+            )
+        events = [
+            (
+                o.message_id,
+                o.part,
+                o.at,
+                o.status.value,
+                json.dumps(
+                    {
+                        "carrier": o.carrier,
+                        "command_status": o.command_status,
+                        "error": o.error,
+                        "retry_at": o.retry_at,
+                        "possible_duplicate": o.possible_duplicate,
+                    }
+                ),
+            )
+            for o in items
+            if o.message_id in messages
+            and (o.status is not MessageStatus.SUBMITTED or o.possible_duplicate)
+        ]
+        if events:
+            await conn.executemany(
+                "INSERT INTO events(message_id, part, at, status, detail)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                events,
+            )
+        dupes = sorted({o.message_id for o in items if o.possible_duplicate})
+        if dupes:
+            await conn.execute(
+                "UPDATE messages SET possible_duplicate = true WHERE id = ANY($1::text[])",
+                dupes,
+            )
+        return await self._settle(conn, messages, states, now)
 
     async def _settle(
         self,
@@ -1135,3 +1164,21 @@ def _part_write(o: SubmitOutcome, after: PartState, done_at: float | None) -> tu
         o.retry_at if retried else None,
         done_at,
     )
+
+
+def _kept_ports(
+    store: PgStore,
+) -> tuple[
+    Lifecycle,
+    Claims,
+    MessageIntake,
+    Queue,
+    OptOuts,
+    Receipts,
+    CallbackOutbox,
+    FrontOutbox,
+    FrontParts,
+]:
+    """The ports this store keeps, checked by mypy against gateway.store.ports (a
+    signature that drifts from its port fails the type check)."""
+    return store, store, store, store, store, store, store, store, store
