@@ -123,14 +123,21 @@ def test_receipt_updates_are_apply_receipt_in_turn(
 
 
 @settings(deadline=None)
-@given(st.lists(st.tuples(part_statuses, errors, part_statuses, errors), min_size=1, max_size=6))
+@given(
+    st.lists(st.tuples(part_statuses, errors, part_statuses, errors), min_size=1, max_size=6),
+    st.booleans(),
+)
 def test_the_single_part_settle_is_settle_single(
-    cases: list[tuple[str, str | None, str, str | None]],
+    cases: list[tuple[str, str | None, str, str | None]], open_only: bool
 ) -> None:
     """Each case: a message of one part as stored (its status is its part's), and the state
     the ledger folded for that part from the batch's events as if it were not final (what
     the store knows without reading). The statement must move the message as settle_single
-    of the part's true new state: the folded one, or the stored one when that was final."""
+    of the part's true new state: the folded one, or the stored one when that was final.
+    ``open_only``: no message is final before (every outcome took its row), the statement
+    without the finals' test (``_SETTLE_SINGLE_OPEN``)."""
+    if open_only:
+        cases = [c for c in cases if c[0] not in ledger.FINAL]
     known: dict[str, store.Known] = {}
     expected: dict[str, tuple[str, str | None]] = {}
     with database() as conn:
@@ -150,7 +157,7 @@ def test_the_single_part_settle_is_settle_single(
         _add_message(conn, "long", [("queued", None), ("queued", None)], "queued")
         known["long"] = (MessageStatus.DELIVERED, None)
         expected["long"] = ("queued", None)
-        store.SqliteStore(":memory:")._refresh_single_sync(conn, known, 9.0)
+        store.SqliteStore(":memory:")._refresh_single_sync(conn, known, 9.0, not open_only)
         got = {
             mid: (status, error)
             for mid, status, error in conn.execute("SELECT id, status, error FROM messages")
@@ -278,5 +285,5 @@ def test_the_final_statuses_in_sql_are_the_ledgers() -> None:
     assert {s.value for s in FINAL_STATUSES} == ledger.FINAL
     for status in ledger.FINAL:
         assert f"'{status}'" in store._NOT_FINAL
-        assert f"status <> '{status}'" in store._NOT_FINAL_ROW
-    assert store._NOT_FINAL.count("'") == store._NOT_FINAL_ROW.count("'") == 2 * len(ledger.FINAL)
+    assert store._NOT_FINAL.count("'") == 2 * len(ledger.FINAL)
+    assert store._NOT_FINAL in store._NOT_FINAL_ROW

@@ -457,9 +457,11 @@ _NOT_FINAL: Final = "NOT IN ('delivered', 'undeliverable', 'expired', 'rejected'
 """A status that is not final (``ledger.FINAL``), as SQL: a final state sticks. For a
 statement run once over many rows: SQLite builds the IN list's lookup table once per run."""
 
-_NOT_FINAL_ROW: Final = " AND ".join(f"status <> '{s}'" for s in sorted(ledger.FINAL))
-"""The same for a statement run once per row (executemany): an IN list would build its
-lookup table on every run (OpenEphemeral: twice the VM steps of the whole update)."""
+_NOT_FINAL_ROW: Final = f"(status = '{SUBMITTING}' OR status {_NOT_FINAL})"
+"""The same for a statement run once per row (executemany), where an IN list builds its
+lookup table on every run (OpenEphemeral: twice the VM steps of the whole update): the row
+an outcome finds is nearly always ``submitting`` (it was begun), which one comparison
+settles, and SQLite evaluates (and builds) the IN list only when it does not."""
 
 _SENT: Final = PartState(SUBMITTING)
 """The state of a part whose outcome is being recorded (it was begun), or at least not a
@@ -486,6 +488,12 @@ known, the same for all (status, error if final; now): a message takes its part'
 when that differs. A message of one part is final when its part is, and a final part
 takes no event, so a final message keeps its status (``status NOT IN`` the finals). The
 rows returned are the changes. Compared with the ledger in tests/test_ledger_sql.py."""
+
+_SETTLE_SINGLE_OPEN: Final = _SETTLE_SINGLE.replace(f" AND status {_NOT_FINAL}", "")
+"""``_SETTLE_SINGLE`` when none of the messages is final (every outcome of the batch took
+its part's row, so no part was final, nor a message of one part): the same moves for ten
+SQLite steps less a message."""
+assert _SETTLE_SINGLE_OPEN != _SETTLE_SINGLE
 
 _OUTCOME_SUBMITTED: Final = (
     "UPDATE parts SET status = 'submitted', carrier = ?, carrier_message_id = ?,"
@@ -548,12 +556,14 @@ status move, ``updated_at``) long enough ago."""
 
 def _write_outcomes_sync(
     conn: sqlite3.Connection, items: Sequence[SubmitOutcome], distinct: bool
-) -> None:
+) -> bool:
     """``ledger.apply_outcome`` of each outcome in turn on its part's row. Outcomes of
     different parts commute, so they go as one executemany per kind; when a part has two in
     the batch (a retry at once after a link drop, then the answer to the resend, both
     collected while a commit ran) the runs keep their order, so its last outcome wins.
-    ``distinct``: no part has two outcomes in ``items``."""
+    ``distinct``: no part has two outcomes in ``items``. Returns whether every outcome
+    found its part not final (each UPDATE took its row): then no message of one part in the
+    batch was final either (see ``_SETTLE_SINGLE_OPEN``)."""
     if distinct:
         runs: list[list[SubmitOutcome]] = [
             [o for o in items if o.status is MessageStatus.SUBMITTED],
@@ -567,12 +577,13 @@ def _write_outcomes_sync(
                 runs[-1].append(o)
             else:
                 runs.append([o])
+    taken = 0
     for run in runs:
         if not run:
             continue
         kind = _outcome_kind(run[0])
         if kind == 0:
-            conn.executemany(
+            cursor = conn.executemany(
                 _OUTCOME_SUBMITTED,
                 [
                     (
@@ -588,7 +599,7 @@ def _write_outcomes_sync(
                 ],
             )
         elif kind == 1:
-            conn.executemany(
+            cursor = conn.executemany(
                 _OUTCOME_RETRY,
                 [
                     (o.carrier, o.command_status, o.error, o.retry_at, o.message_id, o.part)
@@ -596,7 +607,7 @@ def _write_outcomes_sync(
                 ],
             )
         else:
-            conn.executemany(
+            cursor = conn.executemany(
                 _OUTCOME_FINAL,
                 [
                     (
@@ -611,6 +622,8 @@ def _write_outcomes_sync(
                     for o in run
                 ],
             )
+        taken += cursor.rowcount
+    return taken == len(items)
 
 
 def _outcome_kind(o: SubmitOutcome) -> int:
@@ -1282,7 +1295,7 @@ class SqliteStore(SqliteReports):
 
         def op(conn: sqlite3.Connection) -> list[StatusChange]:
             distinct = len({(o.message_id, o.part) for o in items}) == len(items)
-            _write_outcomes_sync(conn, items, distinct)
+            none_final = _write_outcomes_sync(conn, items, distinct)
             events = [
                 (
                     o.message_id,
@@ -1318,7 +1331,8 @@ class SqliteStore(SqliteReports):
             held = self._match_held_receipts_sync(conn, submitted) if submitted else {}
             now = max(o.at for o in items) if items else time.time()
             known = _outcome_states(items, held, distinct)
-            return self._refresh_sync(conn, {o.message_id for o in items}, now, known)
+            ids = {o.message_id for o in items}
+            return self._refresh_sync(conn, ids, now, known, sticky=not none_final)
 
         return op
 
@@ -1364,7 +1378,7 @@ class SqliteStore(SqliteReports):
         return await _on_thread(db, self._refresh_sync, message_ids, now)
 
     def _refresh_single_sync(
-        self, conn: sqlite3.Connection, known: dict[str, Known], now: float
+        self, conn: sqlite3.Connection, known: dict[str, Known], now: float, sticky: bool = True
     ) -> list[StatusChange]:
         """``ledger.settle_single`` of messages whose one part's new state is known: one
         UPDATE ... RETURNING (``_SETTLE_SINGLE``) per (status, error) (most batches have
@@ -1378,7 +1392,8 @@ class SqliteStore(SqliteReports):
         changes: list[StatusChange] = []
         for (status, error), ids in groups.items():
             cursor = conn.execute(
-                _SETTLE_SINGLE, (status.value, now, error, json.dumps(ids), status.value)
+                _SETTLE_SINGLE if sticky else _SETTLE_SINGLE_OPEN,
+                (status.value, now, error, json.dumps(ids), status.value),
             )
             # Positional: message_id, status, at, client_ref, callback_url, carrier, error,
             # campaign_id (a keyword call per row costs more, thousands of rows a batch).
@@ -1396,6 +1411,7 @@ class SqliteStore(SqliteReports):
         message_ids: set[str],
         now: float,
         known: dict[str, Known] | None = None,
+        sticky: bool = True,
     ) -> list[StatusChange]:
         """Recompute the status of these messages from their parts; report changes and
         queue callbacks for those that have a callback_url. ``known``: the new status of
@@ -1404,7 +1420,7 @@ class SqliteStore(SqliteReports):
             return []
         done: list[StatusChange] = []
         if known and _RETURNING:
-            done = self._refresh_single_sync(conn, known, now)
+            done = self._refresh_single_sync(conn, known, now, sticky)
             if done:
                 message_ids = message_ids - {c.message_id for c in done}
         if not message_ids:
