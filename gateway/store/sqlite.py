@@ -37,19 +37,18 @@ from gateway.core.ledger import SUBMITTING, PartState
 from gateway.core.model import (
     CANCELLED,
     FINAL_STATUSES,
-    HistoryEntry,
     IncomingReceipt,
     MessageStatus,
     MessageView,
     NewMessage,
     OutboundMessage,
-    PartView,
     Replacement,
     StatusChange,
     SubmitOutcome,
 )
 from gateway.logs import log_event
 from gateway.metrics import Histogram
+from gateway.store import rows as store_rows
 from gateway.store.base import (
     CALLBACK_PARKED_AT,
     EDIT_DONE,
@@ -1046,43 +1045,7 @@ class SqliteStore(SqliteReports):
         # Claimed by this node, which holds them (gateway.store.claims): its dispatcher
         # takes them at once, or later by load_pending.
         me, lease = self.claims.node_id, self.claims.seconds
-        msg_rows = [
-            (
-                m.id,
-                m.account,
-                m.client_ref,
-                m.sender,
-                m.to,
-                m.text,
-                m.encoding,
-                m.parts,
-                m.carrier,
-                m.priority,
-                m.campaign_id,
-                m.callback_url,
-                m.validity_until,
-                m.scheduled_at,
-                int(m.registered_delivery),
-                MessageStatus.ACCEPTED.value,
-                m.created_at,
-                m.created_at,
-                me,
-                m.created_at + lease,
-            )
-            for m in messages
-        ]
-        # A message begun at acceptance: its parts start as they would after begin_attempts.
-        part_rows = [
-            (m.id, n, SUBMITTING, 1) if m.id in begun else (m.id, n, "accepted", 0)
-            for m in messages
-            for n in range(1, m.parts + 1)
-        ]
-
-        link_rows = [
-            (code, m.id, m.campaign_id, m.to, target, m.created_at)
-            for m in messages
-            for code, target in m.links
-        ]
+        msg_rows, part_rows, link_rows = store_rows.intake_rows(messages, begun, me, lease, int)
 
         def op(conn: sqlite3.Connection) -> None:
             if idempotency is not None:
@@ -1198,23 +1161,7 @@ class SqliteStore(SqliteReports):
         claimed: set[str] = await self._write_in_thread(op)
         if len(claimed) < len(rows):
             rows = [r for r in rows if r[0] in claimed]
-        by_id: dict[str, OutboundMessage] = {}
-        for r in rows:
-            by_id[r[0]] = OutboundMessage(
-                id=r[0],
-                to=r[1],
-                sender=r[2],
-                text=r[3],
-                encoding=r[4],
-                carrier=r[5],
-                priority=r[6],
-                created_at=r[7],
-                validity_until=r[8],
-                scheduled_at=r[9],
-                registered_delivery=bool(r[10]),
-                possible_duplicate=bool(r[11]),
-                pending_parts=(),
-            )
+        by_id = store_rows.outbound_messages(rows)
         ids = list(by_id)
         for chunk in _chunks(ids, MAX_SQL_VARIABLES):
             part_rows = await self._read(
@@ -1223,15 +1170,7 @@ class SqliteStore(SqliteReports):
                 " AND status IN ('accepted', 'queued', 'submitting') ORDER BY message_id, part",
                 chunk,
             )
-            for message_id, part, status, attempts, retry_at in part_rows:
-                m = by_id[message_id]
-                assert m.pending_parts is not None
-                m.pending_parts = (*m.pending_parts, part)
-                m.attempts = max(m.attempts, attempts)
-                if status == SUBMITTING:
-                    m.possible_duplicate = True
-                if retry_at is not None and (m.scheduled_at is None or retry_at > m.scheduled_at):
-                    m.scheduled_at = retry_at
+            store_rows.add_pending_parts(by_id, part_rows)
         return [m for m in by_id.values() if m.pending_parts]
 
     async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
@@ -1296,25 +1235,7 @@ class SqliteStore(SqliteReports):
         def op(conn: sqlite3.Connection) -> list[StatusChange]:
             distinct = len({(o.message_id, o.part) for o in items}) == len(items)
             none_final = _write_outcomes_sync(conn, items, distinct)
-            events = [
-                (
-                    o.message_id,
-                    o.part,
-                    o.at,
-                    o.status.value,
-                    json.dumps(
-                        {
-                            "carrier": o.carrier,
-                            "command_status": o.command_status,
-                            "error": o.error,
-                            "retry_at": o.retry_at,
-                            "possible_duplicate": o.possible_duplicate,
-                        }
-                    ),
-                )
-                for o in items
-                if o.status is not MessageStatus.SUBMITTED or o.possible_duplicate
-            ]
+            events = store_rows.outcome_events(items)
             if events:
                 conn.executemany(
                     "INSERT INTO events(message_id, part, at, status, detail)"
@@ -1555,42 +1476,15 @@ class SqliteStore(SqliteReports):
             )
             # Receipts with other readings of their id (``auto`` id forms) whose first key
             # matched nothing: their other keys, in one more pass.
-            others = [
-                (r.carrier, key)
-                for r in items
-                if len(r.match_keys) > 1 and (r.carrier, r.match_keys[0]) not in owner
-                for key in r.match_keys[1:]
-            ]
+            others = store_rows.other_receipt_keys(items, owner)
             if others:
                 self._owners_sync(conn, others, owner)
-            rows = []
-            applied: list[tuple[str, int, str, float, str | None]] = []
-            matches: list[tuple[str, int] | None] = []
-            for r in items:
-                match: tuple[str, int] | None = None
-                r.matched_key = None
-                for key in r.match_keys or (r.receipt_key,):
-                    match = owner.get((r.carrier, key))
-                    if match is not None:
-                        r.matched_key = key
-                        break
-                matches.append(match)
-                rows.append(
-                    (
-                        r.carrier,
-                        r.matched_key or r.receipt_key,
-                        r.carrier_message_id,
-                        r.status.value,
-                        r.state,
-                        r.error,
-                        r.raw,
-                        r.received_at,
-                        match[0] if match else None,
-                        match[1] if match else None,
-                    )
-                )
-                if match:
-                    applied.append((match[0], match[1], r.status.value, r.received_at, r.error))
+            rows, matches = store_rows.receipt_rows(items, owner)
+            applied = [
+                (m[0], m[1], r.status.value, r.received_at, r.error)
+                for r, m in zip(items, matches, strict=True)
+                if m
+            ]
             if len(applied) < len(rows):
                 rows = self._drop_resent_unmatched_sync(conn, rows)
             conn.executemany(
@@ -1638,10 +1532,10 @@ class SqliteStore(SqliteReports):
         seen: set[tuple[str, str, str, str, str]] = set()
         kept: list[tuple[Any, ...]] = []
         for row in rows:
-            if row[8] is not None:
+            key = store_rows.resent_key(row)
+            if key is None:
                 kept.append(row)
                 continue
-            key = (row[0], row[1], row[3], row[4], row[6])  # carrier, key, status, state, raw
             if key in seen:
                 continue
             seen.add(key)
@@ -1870,22 +1764,7 @@ class SqliteStore(SqliteReports):
 
     async def front_parts_add(self, parts: Sequence[FrontPart]) -> None:
         self.refuse_new_work()  # parts of a new long message from an upstream ESME
-        rows = [
-            (
-                p.part_id,
-                p.message_id,
-                p.account,
-                p.source,
-                p.destination,
-                p.ref,
-                p.total,
-                p.seq,
-                p.pdu,
-                p.received_at,
-                p.state,
-            )
-            for p in parts
-        ]
+        rows = store_rows.front_part_rows(parts)
 
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany(
@@ -1969,15 +1848,7 @@ class SqliteStore(SqliteReports):
             (part.message_id,),
         )
         order = [r[0] for r in ids]
-        if part_id not in order:
-            return FrontPartStatus(part, message_status, None)
-        first, last = ledger.share(order.index(part_id), len(order), len(carrier))
-        share = carrier[first:last]
-        status = ledger.aggregate_status([ledger.counts_as(r[0]) for r in share])
-        final_at = max((r[1] or 0.0 for r in share), default=0.0) or None
-        if message_status in FINAL_STATUSES and status not in FINAL_STATUSES:
-            status, final_at = message_status, updated_at  # as its receipt says
-        return FrontPartStatus(part, status, final_at if status in FINAL_STATUSES else None)
+        return store_rows.front_part_status(part, message_status, updated_at, order, carrier)
 
     async def front_part(self, part_id: str) -> FrontPart | None:
         rows = await self._read(
@@ -2122,49 +1993,7 @@ class SqliteStore(SqliteReports):
             "SELECT part, at, status, detail FROM events WHERE message_id = ? ORDER BY id",
             (message_id,),
         )
-        history = [HistoryEntry(at=m[5], status=MessageStatus.ACCEPTED.value)]
-        parts: list[PartView] = []
-        # Submit-time failures and retries are in ``events``; receipts in ``receipts``.
-        for part, status, carrier, cmid, attempts, error, sub_at in part_rows:
-            shown = ledger.counts_as(status).value  # submitting shows as queued
-            parts.append(PartView(part, shown, carrier, cmid, attempts, error))
-            if sub_at is not None:
-                history.append(
-                    HistoryEntry(
-                        at=sub_at,
-                        status=MessageStatus.SUBMITTED.value,
-                        part=part,
-                        detail={"carrier": carrier, "carrier_message_id": cmid},
-                    )
-                )
-        for part, status, state, error, received_at, cmid in receipt_rows:
-            history.append(
-                HistoryEntry(
-                    at=received_at,
-                    status=status,
-                    part=part,
-                    detail={"receipt": state, "error": error, "carrier_message_id": cmid},
-                )
-            )
-        for part, at, status, detail in event_rows:
-            history.append(HistoryEntry(at=at, status=status, part=part, detail=json.loads(detail)))
-        history.sort(key=lambda h: h.at)
-        return MessageView(
-            id=m[0],
-            status=m[1],
-            to=m[2],
-            sender=m[3],
-            encoding=m[4],
-            parts=parts,
-            history=history,
-            created_at=m[5],
-            client_ref=m[6],
-            campaign_id=m[7],
-            carrier=m[8],
-            possible_duplicate=bool(m[9]),
-            error=m[10],
-            account=m[11],
-        )
+        return store_rows.message_view(m, part_rows, receipt_rows, event_rows)
 
     async def list_messages(self, query: MessageQuery) -> list[MessageRow]:
         # Pages go by the primary key (ids sort by creation time), so since/until are a

@@ -1,0 +1,297 @@
+"""Rows to values and values to rows, shared by the store backends (SQLite, PostgreSQL).
+
+Backend-neutral pieces only: each backend keeps its SQL and fetches the rows itself, then
+hands them here in the column order its statement selects (named at each function). One
+call a batch, never one a row, so the hot paths cost what they did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
+
+from gateway.core import ledger
+from gateway.core.ledger import SUBMITTING
+from gateway.core.model import (
+    FINAL_STATUSES,
+    HistoryEntry,
+    IncomingReceipt,
+    MessageStatus,
+    MessageView,
+    NewMessage,
+    OutboundMessage,
+    PartView,
+    SubmitOutcome,
+)
+from gateway.store.base import FrontPart, FrontPartStatus
+
+Row = Sequence[Any]
+Match = tuple[str, int]
+
+
+def intake_rows(
+    messages: Sequence[NewMessage],
+    begun: Collection[str],
+    node: str,
+    lease: float,
+    flag: Callable[[bool], Any],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The rows ``accept`` inserts: messages (in the column order id, account, client_ref,
+    sender, dest, text, encoding, parts, carrier, priority, campaign_id, callback_url,
+    validity_until, scheduled_at, registered_delivery, status, created_at, updated_at,
+    claimed_by, claim_until), parts (message_id, part, status, attempts) and links (code,
+    message_id, campaign_id, number, target, created_at). Claimed by ``node`` for ``lease``
+    seconds (gateway.store.claims); ``flag`` writes registered_delivery as the backend
+    stores a boolean."""
+    msg_rows = [
+        (
+            m.id,
+            m.account,
+            m.client_ref,
+            m.sender,
+            m.to,
+            m.text,
+            m.encoding,
+            m.parts,
+            m.carrier,
+            m.priority,
+            m.campaign_id,
+            m.callback_url,
+            m.validity_until,
+            m.scheduled_at,
+            flag(m.registered_delivery),
+            MessageStatus.ACCEPTED.value,
+            m.created_at,
+            m.created_at,
+            node,
+            m.created_at + lease,
+        )
+        for m in messages
+    ]
+    # A message begun at acceptance: its parts start as they would after begin_attempts.
+    part_rows = [
+        (m.id, n, SUBMITTING, 1) if m.id in begun else (m.id, n, "accepted", 0)
+        for m in messages
+        for n in range(1, m.parts + 1)
+    ]
+    link_rows = [
+        (code, m.id, m.campaign_id, m.to, target, m.created_at)
+        for m in messages
+        for code, target in m.links
+    ]
+    return msg_rows, part_rows, link_rows
+
+
+def message_view(
+    m: Row, part_rows: Iterable[Row], receipt_rows: Iterable[Row], event_rows: Iterable[Row]
+) -> MessageView:
+    """A message as ``get_message`` shows it, from its row (id, status, dest, sender,
+    encoding, created_at, client_ref, campaign_id, carrier, possible_duplicate, error,
+    account), its parts (part, status, carrier, carrier_message_id, attempts, error,
+    submitted_at) in part order, its receipts (part, status, state, error, received_at,
+    carrier_message_id) and its events (part, at, status, detail) in id order."""
+    history = [HistoryEntry(at=m[5], status=MessageStatus.ACCEPTED.value)]
+    parts: list[PartView] = []
+    # Submit-time failures and retries are in ``events``; receipts in ``receipts``.
+    for part, status, carrier, cmid, attempts, error, sub_at in part_rows:
+        shown = ledger.counts_as(status).value  # submitting shows as queued
+        parts.append(PartView(part, shown, carrier, cmid, attempts, error))
+        if sub_at is not None:
+            history.append(
+                HistoryEntry(
+                    at=sub_at,
+                    status=MessageStatus.SUBMITTED.value,
+                    part=part,
+                    detail={"carrier": carrier, "carrier_message_id": cmid},
+                )
+            )
+    for part, status, state, error, received_at, cmid in receipt_rows:
+        history.append(
+            HistoryEntry(
+                at=received_at,
+                status=status,
+                part=part,
+                detail={"receipt": state, "error": error, "carrier_message_id": cmid},
+            )
+        )
+    for part, at, status, detail in event_rows:
+        history.append(HistoryEntry(at=at, status=status, part=part, detail=json.loads(detail)))
+    history.sort(key=lambda h: h.at)
+    return MessageView(
+        id=m[0],
+        status=m[1],
+        to=m[2],
+        sender=m[3],
+        encoding=m[4],
+        parts=parts,
+        history=history,
+        created_at=m[5],
+        client_ref=m[6],
+        campaign_id=m[7],
+        carrier=m[8],
+        possible_duplicate=bool(m[9]),
+        error=m[10],
+        account=m[11],
+    )
+
+
+def outbound_messages(rows: Iterable[Row]) -> dict[str, OutboundMessage]:
+    """Messages ``load_pending`` claimed, by id, without their parts yet, from rows (id,
+    dest, sender, text, encoding, carrier, priority, created_at, validity_until,
+    scheduled_at, registered_delivery, possible_duplicate)."""
+    by_id: dict[str, OutboundMessage] = {}
+    for r in rows:
+        by_id[r[0]] = OutboundMessage(
+            id=r[0],
+            to=r[1],
+            sender=r[2],
+            text=r[3],
+            encoding=r[4],
+            carrier=r[5],
+            priority=r[6],
+            created_at=r[7],
+            validity_until=r[8],
+            scheduled_at=r[9],
+            registered_delivery=bool(r[10]),
+            possible_duplicate=bool(r[11]),
+            pending_parts=(),
+        )
+    return by_id
+
+
+def add_pending_parts(by_id: dict[str, OutboundMessage], part_rows: Iterable[Row]) -> None:
+    """Add to the messages of ``outbound_messages`` their parts still to send, from rows
+    (message_id, part, status, attempts, retry_at) in part order: a part left
+    ``submitting`` makes the message a possible duplicate, a retry time delays it."""
+    for message_id, part, status, attempts, retry_at in part_rows:
+        m = by_id[message_id]
+        assert m.pending_parts is not None
+        m.pending_parts = (*m.pending_parts, part)
+        m.attempts = max(m.attempts, attempts)
+        if status == SUBMITTING:
+            m.possible_duplicate = True
+        if retry_at is not None and (m.scheduled_at is None or retry_at > m.scheduled_at):
+            m.scheduled_at = retry_at
+
+
+def outcome_events(items: Iterable[SubmitOutcome]) -> list[tuple[Any, ...]]:
+    """The ``events`` rows (message_id, part, at, status, detail) of submit outcomes: every
+    outcome but a plain submitted one (that one is in its part's row)."""
+    return [
+        (
+            o.message_id,
+            o.part,
+            o.at,
+            o.status.value,
+            json.dumps(
+                {
+                    "carrier": o.carrier,
+                    "command_status": o.command_status,
+                    "error": o.error,
+                    "retry_at": o.retry_at,
+                    "possible_duplicate": o.possible_duplicate,
+                }
+            ),
+        )
+        for o in items
+        if o.status is not MessageStatus.SUBMITTED or o.possible_duplicate
+    ]
+
+
+def other_receipt_keys(
+    items: Iterable[IncomingReceipt], owner: dict[tuple[str, str], Match]
+) -> list[tuple[str, str]]:
+    """The other readings of a receipt's id (``auto`` id forms) whose first key matched
+    nothing in ``owner``: (carrier, key) pairs to look up in one more pass."""
+    return [
+        (r.carrier, key)
+        for r in items
+        if len(r.match_keys) > 1 and (r.carrier, r.match_keys[0]) not in owner
+        for key in r.match_keys[1:]
+    ]
+
+
+def receipt_rows(
+    items: Sequence[IncomingReceipt], owner: dict[tuple[str, str], Match]
+) -> tuple[list[tuple[Any, ...]], list[Match | None]]:
+    """The ``receipts`` rows (carrier, receipt_key, carrier_message_id, status, state,
+    error, raw, received_at, message_id, part) of receipts and, in the same order, the part
+    each matched (None: kept unmatched until its response). Sets ``matched_key``."""
+    rows: list[tuple[Any, ...]] = []
+    matches: list[Match | None] = []
+    for r in items:
+        match: Match | None = None
+        r.matched_key = None
+        for key in r.match_keys or (r.receipt_key,):
+            match = owner.get((r.carrier, key))
+            if match is not None:
+                r.matched_key = key
+                break
+        matches.append(match)
+        rows.append(
+            (
+                r.carrier,
+                r.matched_key or r.receipt_key,
+                r.carrier_message_id,
+                r.status.value,
+                r.state,
+                r.error,
+                r.raw,
+                r.received_at,
+                match[0] if match else None,
+                match[1] if match else None,
+            )
+        )
+    return rows, matches
+
+
+def resent_key(row: Row) -> tuple[Any, ...] | None:
+    """What makes an unmatched receipt row the same receipt sent again: (carrier, key,
+    status, state, raw); None for a matched row."""
+    if row[8] is not None:
+        return None
+    return (row[0], row[1], row[3], row[4], row[6])
+
+
+def front_part_rows(parts: Iterable[FrontPart]) -> list[tuple[Any, ...]]:
+    """The ``front_parts`` rows (part_id, message_id, account, source, destination, ref,
+    total, seq, pdu, received_at, state) of parts."""
+    return [
+        (
+            p.part_id,
+            p.message_id,
+            p.account,
+            p.source,
+            p.destination,
+            p.ref,
+            p.total,
+            p.seq,
+            p.pdu,
+            p.received_at,
+            p.state,
+        )
+        for p in parts
+    ]
+
+
+def front_part_status(
+    part: FrontPart,
+    message_status: MessageStatus,
+    updated_at: float,
+    order: list[str],
+    carrier: Sequence[Row],
+) -> FrontPartStatus:
+    """The status of a front part of a message in the store: ``order`` is the message's
+    front part ids in sequence (refused ones left out), ``carrier`` its parts' (status,
+    done_at) rows in part order. The part's share of carrier parts gives its status, unless
+    the message's final status (from a receipt) says more."""
+    if part.part_id not in order:
+        return FrontPartStatus(part, message_status, None)
+    first, last = ledger.share(order.index(part.part_id), len(order), len(carrier))
+    share = carrier[first:last]
+    status = ledger.aggregate_status([ledger.counts_as(r[0]) for r in share])
+    final_at = max((r[1] or 0.0 for r in share), default=0.0) or None
+    if message_status in FINAL_STATUSES and status not in FINAL_STATUSES:
+        status, final_at = message_status, updated_at  # as its receipt says
+    return FrontPartStatus(part, status, final_at if status in FINAL_STATUSES else None)

@@ -1,0 +1,53 @@
+"""gateway.store.rows: the row conversions both store backends (SQLite, PostgreSQL) share."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.core.model import IncomingReceipt, MessageStatus
+from gateway.store import rows
+from gateway.store.base import FrontPart
+
+
+def test_message_view_shows_submitting_as_queued_and_sorts_history() -> None:
+    m = ("m1", "queued", "+100", "S", "gsm7", 10.0, "ref", None, "c1", 1, None, "acct")
+    parts = [
+        (1, "submitting", "c1", "x1", 2, None, 12.0),
+        (2, "delivered", "c1", "x2", 1, None, None),
+    ]
+    receipts = [(2, "delivered", "DELIVRD", None, 11.0, "x2")]
+    events = [(1, 13.0, "queued", json.dumps({"retry_at": 20.0}))]
+    view = rows.message_view(m, parts, receipts, events)
+    assert [p.status for p in view.parts] == ["queued", "delivered"]
+    assert [(h.at, h.status) for h in view.history] == [
+        (10.0, "accepted"),
+        (11.0, "delivered"),
+        (12.0, "submitted"),
+        (13.0, "queued"),
+    ]
+    assert view.history[3].detail == {"retry_at": 20.0}
+    assert view.possible_duplicate is True and view.account == "acct"
+
+
+def test_receipt_rows_match_an_other_reading_and_keep_the_rest_unmatched() -> None:
+    a = IncomingReceipt(
+        "c1", "k1", "K1", MessageStatus.DELIVERED, "DELIVRD", 5.0, match_keys=("k1", "k1b")
+    )
+    b = IncomingReceipt("c1", "zz", "ZZ", MessageStatus.EXPIRED, "EXPIRED", 6.0, raw="r")
+    owner = {("c1", "k1b"): ("m1", 2)}
+    assert rows.other_receipt_keys([a, b], owner) == [("c1", "k1b")]
+    got, matches = rows.receipt_rows([a, b], owner)
+    assert matches == [("m1", 2), None]
+    assert a.matched_key == "k1b" and b.matched_key is None
+    assert got[0][1] == "k1b" and got[0][8:] == ("m1", 2)
+    assert rows.resent_key(got[0]) is None
+    assert rows.resent_key(got[1]) == ("c1", "zz", "expired", "EXPIRED", "r")
+
+
+def test_front_part_status_takes_the_message_final_status_from_its_receipt() -> None:
+    part = FrontPart("p2", "m1", "acct", "S", "+100", 7, 2, 2, b"", 1.0, "joined")
+    carrier = [("delivered", 3.0), ("queued", None)]
+    status = rows.front_part_status(part, MessageStatus.QUEUED, 2.0, ["p1", "p2"], carrier)
+    assert (status.status, status.final_at) == (MessageStatus.QUEUED, None)
+    status = rows.front_part_status(part, MessageStatus.EXPIRED, 9.0, ["p1", "p2"], carrier)
+    assert (status.status, status.final_at) == (MessageStatus.EXPIRED, 9.0)
