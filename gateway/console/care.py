@@ -81,9 +81,7 @@ class CarePages:
     async def export_selected(self, request: web.Request) -> web.StreamResponse:
         """The ticked rows (a POST: the selection form carries the CSRF token)."""
         c = self.console
-        session = c._page_session(request)
-        form = await request.post()
-        refused = c._csrf_refusal(form.get("csrf"), session.csrf, session)
+        session, form, refused = await c._signed_form(request)
         if refused is not None:
             return refused
         ids = _ids([str(v) for v in form.getall("ids", [])])
@@ -96,9 +94,7 @@ class CarePages:
 
     async def email(self, request: web.Request) -> web.Response:
         c = self.console
-        session = c._page_session(request)
-        form = await request.post()
-        refused = c._csrf_refusal(form.get("csrf"), session.csrf, session)
+        session, form, refused = await c._signed_form(request)
         if refused is not None:
             return refused
         to = [a.strip() for a in str(form.get("to", "")).replace(";", ",").split(",") if a.strip()]
@@ -126,9 +122,7 @@ class CarePages:
         """A new draft to those who replied to the filtered campaign (with one keyword, or
         any); the new campaign's page opens, to check and start it."""
         c = self.console
-        session = c._page_session(request)
-        form = await request.post()
-        refused = c._csrf_refusal(form.get("csrf"), session.csrf, session)
+        session, form, refused = await c._signed_form(request)
         if refused is not None:
             return refused
         campaign_id = str(form.get("campaign_id", "")).strip()
@@ -181,9 +175,7 @@ class CarePages:
         """A helpdesk reply: POST /v1/interactions/{id}/reply (from our number the MO was
         written to; refused when the subscriber opted out of it)."""
         c = self.console
-        session = c._page_session(request)
-        form = await request.post()
-        refused = c._csrf_refusal(form.get("csrf"), session.csrf, session)
+        session, form, refused = await c._signed_form(request)
         if refused is not None:
             return refused
         interaction_id = request.match_info["id"]
@@ -208,9 +200,7 @@ class CarePages:
     async def care(self, request: web.Request) -> web.Response:
         """PATCH /v1/interactions/{id}: its care state and assignee."""
         c = self.console
-        session = c._page_session(request)
-        form = await request.post()
-        refused = c._csrf_refusal(form.get("csrf"), session.csrf, session)
+        session, form, refused = await c._signed_form(request)
         if refused is not None:
             return refused
         interaction_id = request.match_info["id"]

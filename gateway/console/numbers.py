@@ -73,9 +73,7 @@ class NumberPages:
     async def number_new(self, request: web.Request) -> web.Response:
         """The form for a number not made yet (saving it PUTs it)."""
         c = self.console
-        session = c._page_session(request)
-        form = await request.post()
-        refused = c._csrf_refusal(form.get("csrf"), session.csrf, session)
+        session, form, refused = await c._signed_form(request)
         if refused is not None:
             return refused
         number = str(form.get("number", "")).strip()
@@ -132,9 +130,7 @@ class NumberPages:
     async def number_save(self, request: web.Request) -> web.Response:
         """PUT /v1/numbers/{number} with the form: the number's settings replaced whole."""
         c = self.console
-        session = c._page_session(request)
-        form = await request.post()
-        refused = c._csrf_refusal(form.get("csrf"), session.csrf, session)
+        session, form, refused = await c._signed_form(request)
         if refused is not None:
             return refused
         number = request.match_info["number"]
@@ -152,9 +148,7 @@ class NumberPages:
 
     async def number_delete(self, request: web.Request) -> web.Response:
         c = self.console
-        session = c._page_session(request)
-        form = await request.post()
-        refused = c._csrf_refusal(form.get("csrf"), session.csrf, session)
+        session, _form, refused = await c._signed_form(request)
         if refused is not None:
             return refused
         number = request.match_info["number"]

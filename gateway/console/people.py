@@ -139,9 +139,7 @@ class PeoplePages:
 
     async def _opt_out_change(self, request: web.Request, method: str, event: str) -> web.Response:
         c = self.console
-        session = c._page_session(request)
-        form = await request.post()
-        refused = c._csrf_refusal(form.get("csrf"), session.csrf, session)
+        session, form, refused = await c._signed_form(request)
         if refused is not None:
             return refused
         number = str(form.get("number", "")).strip()

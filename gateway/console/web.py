@@ -27,6 +27,7 @@ from urllib.parse import quote, urlencode
 
 import jinja2
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from gateway.campaigns.service import TRANSITIONS
 from gateway.config import HttpConfig
@@ -251,6 +252,17 @@ class Console:
             raise web.HTTPSeeOther(f"{CONSOLE_PREFIX}/signin")
         return session
 
+    async def _signed_form(
+        self, request: web.Request
+    ) -> tuple[
+        Session, MultiDictProxy[str | bytes | bytearray | web.FileField], web.Response | None
+    ]:
+        """A signed-in page's POSTed form: the session, the form, and the 403 page to answer
+        when the form's CSRF token is not the session's (else None)."""
+        session = self._page_session(request)
+        form = await request.post()
+        return session, form, self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
+
     def _csrf_refusal(
         self, given: object, expected: str, session: Session | None
     ) -> web.Response | None:
@@ -377,9 +389,7 @@ class Console:
         return response
 
     async def signout(self, request: web.Request) -> web.Response:
-        session = self._page_session(request)
-        form = await request.post()
-        refused = self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
+        session, _form, refused = await self._signed_form(request)
         if refused is not None:
             return refused
         self.sessions.close(session.id)
@@ -668,9 +678,7 @@ class Console:
         return await self._campaign_send(request, request.match_info["id"])
 
     async def _campaign_send(self, request: web.Request, campaign_id: str | None) -> web.Response:
-        session = self._page_session(request)
-        form = await request.post()
-        refused = self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
+        session, form, refused = await self._signed_form(request)
         if refused is not None:
             return refused
         body, values = request_body(form)
@@ -700,9 +708,7 @@ class Console:
     async def campaign_action(self, request: web.Request) -> web.Response:
         """Start, pause, resume or cancel a campaign: POST /v1/campaigns/{id}/{action} with
         the session's token; the API's refusal (scope, account, status) is shown as is."""
-        session = self._page_session(request)
-        form = await request.post()
-        refused = self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
+        session, form, refused = await self._signed_form(request)
         if refused is not None:
             return refused
         action = request.match_info["action"]
@@ -799,9 +805,7 @@ class Console:
         )
 
     async def list_create(self, request: web.Request) -> web.Response:
-        session = self._page_session(request)
-        form = await request.post()
-        refused = self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
+        session, form, refused = await self._signed_form(request)
         if refused is not None:
             return refused
         name = str(form.get("name", "")).strip()
@@ -813,9 +817,7 @@ class Console:
     async def list_import(self, request: web.Request) -> web.Response:
         """A CSV file uploaded in the form, sent as is to POST /v1/lists/{id}/import (the
         form's body is bounded by [http] max_body_bytes; larger files go to the API)."""
-        session = self._page_session(request)
-        form = await request.post()
-        refused = self._csrf_refusal(form.get(CSRF_FIELD), session.csrf, session)
+        session, form, refused = await self._signed_form(request)
         if refused is not None:
             return refused
         upload = form.get("file")
