@@ -6,6 +6,7 @@ two days."""
 from __future__ import annotations
 
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -97,8 +98,6 @@ class RefusingTlsServer:
     the alert, so the simulator cannot show this; here it runs in a thread. ``with`` it."""
 
     def __init__(self, pki: Pki) -> None:
-        import socket
-
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(pki.server_cert, pki.server_key)
         self.context.load_verify_locations(pki.ca)
@@ -127,9 +126,31 @@ class RefusingTlsServer:
                 continue
             sock.settimeout(5)
             try:
-                with self.context.wrap_socket(sock, server_side=True) as tls:
-                    tls.recv(1)  # never reached without a good client certificate
+                tls = self.context.wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                )
+            except OSError:
+                sock.close()
+                continue
+            try:
+                tls.do_handshake()  # sends the alert and raises without a good certificate
+                tls.recv(1)
             except (ssl.SSLError, OSError):
                 self.refused += 1
+                self._linger(tls)
             finally:
-                sock.close()
+                tls.close()
+
+    @staticmethod
+    def _linger(sock: socket.socket) -> None:
+        """Close as nginx's lingering close does: stop writing, then read what the client
+        already sent (its bind PDU, sent before the alert reached it) until it closes. A
+        close with unread bytes makes the kernel send a RST, which can overtake the alert at
+        the client and leave it with "connection reset" instead of the TLS reason."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(2)
+            while sock.recv(4096):
+                pass
+        except OSError:
+            pass
