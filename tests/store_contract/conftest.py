@@ -43,13 +43,17 @@ PORTS = frozenset(
         "contacts",
         "campaigns",
         "reports",
+        "edits",
+        "lists",
     }
 )
 """The ports a module may name (gateway.store.ports): new messages and opt-out checks
 (intake: MessageIntake, MessageReads.get_message, OptOuts), messages and their parts (queue),
 receipts, the callback outbox, the SMPP front's outbox, MO and interactions, contacts and
-opt-outs, campaigns, reports. ``backend.campaigns`` is the campaign side's store (contact
-lists, campaigns) on the same data, for the backends that keep it."""
+opt-outs, campaigns, reports, cancel/replace/query of a message (edits: MessageEdits), lists
+of messages (lists: MessageReads.list_messages and minute_counts). ``backend.campaigns`` is
+the campaign side's store (contact lists, campaigns) on the same data, for the backends that
+keep it."""
 
 
 class Harness:
@@ -259,11 +263,15 @@ class PgHarness(Harness):
 
 BACKENDS: tuple[Backend, ...] = (
     Backend("sqlite", PORTS, SqliteHarness),
-    Backend("fake", frozenset({"intake", "queue", "receipts", "callbacks"}), FakeHarness),
+    Backend(
+        "fake",
+        frozenset({"intake", "queue", "receipts", "callbacks", "edits", "lists"}),
+        FakeHarness,
+    ),
     Backend("api_fake", frozenset({"intake"}), ApiFakeHarness),
     Backend(
         "postgresql",
-        frozenset({"intake", "queue", "receipts", "callbacks", "front"}),
+        frozenset({"intake", "queue", "receipts", "callbacks", "front", "edits", "lists"}),
         PgHarness,
         ("pg_server",),
     ),

@@ -1,9 +1,10 @@
 """The PostgreSQL backend (``[store] backend = "postgresql"``): several nodes, one database.
 
 What it keeps today (:data:`KEPT_PORTS`): new messages with their idempotent answers, the
-message reads of the API (``get_message``), the queue (pending parts claimed with
-``FOR UPDATE SKIP LOCKED``, attempts, outcomes through the pure ledger), opt-outs, receipts,
-the callback outbox and the SMPP front's outbox and held parts. The
+message reads of the API (``get_message``, ``list_messages``, ``minute_counts``), the queue
+(pending parts claimed with ``FOR UPDATE SKIP LOCKED``, attempts, outcomes through the pure
+ledger), opt-outs, receipts, the callback outbox, the SMPP front's outbox and held parts and
+its query/cancel/replace_sm. The
 rest (:data:`MISSING_PORTS`) is still SQLite's only, so a daemon refuses a PostgreSQL
 configuration (gateway.store.factory) until every port is kept: a node must not start
 half-working.
@@ -11,14 +12,23 @@ half-working.
 - ``connect``: the pool (``dsn``, the password from ``password_file`` or ``PGPASSWORD``,
   ``pool_size``, ``statement_timeout``);
 - ``migrations``: the versioned schema, applied under an advisory lock (``smsgw migrate``);
-- ``store``: :class:`~gateway.store.postgres.store.PgStore`, the ports kept.
+- ``store``: :class:`~gateway.store.postgres.store.PgStore`, the ports kept;
+- ``messages``: its mixin of message edits (cancel_sm, replace_sm, query_sm) and lists.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-KEPT_PORTS: Final = ("intake", "queue", "opt-outs", "receipts", "callbacks", "front")
+KEPT_PORTS: Final = (
+    "intake",
+    "queue",
+    "opt-outs",
+    "receipts",
+    "callbacks",
+    "front",
+    "message edits and lists",
+)
 """The ports the PostgreSQL backend keeps (names as in tests/store_contract)."""
 
 MISSING_PORTS: Final = (
@@ -27,6 +37,5 @@ MISSING_PORTS: Final = (
     "campaigns",
     "reports",
     "links",
-    "message edits and lists",
 )
 """The ports only SQLite keeps so far: the daemon names them when it refuses to start."""

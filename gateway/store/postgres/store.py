@@ -66,12 +66,15 @@ from gateway.store.ports import (
     FrontOutbox,
     FrontParts,
     Lifecycle,
+    MessageEdits,
     MessageIntake,
+    MessageReads,
     OptOuts,
     Queue,
     Receipts,
 )
 from gateway.store.postgres.connect import create_pool
+from gateway.store.postgres.messages import PgMessages
 from gateway.store.postgres.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -102,7 +105,7 @@ _MESSAGE_COLUMNS = (
 )
 
 
-class PgStore:
+class PgStore(PgMessages):
     """The kept ports on one PostgreSQL database (its schema migrated at ``open``)."""
 
     def __init__(
@@ -1006,7 +1009,9 @@ def _kept_ports(
     CallbackOutbox,
     FrontOutbox,
     FrontParts,
+    MessageEdits,
+    MessageReads,
 ]:
     """The ports this store keeps, checked by mypy against gateway.store.ports (a
     signature that drifts from its port fails the type check)."""
-    return store, store, store, store, store, store, store, store, store
+    return store, store, store, store, store, store, store, store, store, store, store
