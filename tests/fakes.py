@@ -19,7 +19,7 @@ import copy
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +71,16 @@ from gateway.store.base import (
     StoreError,
 )
 from gateway.store.claims import ClaimSettings
+from gateway.store.leases import (
+    ClusterView,
+    LeaseRound,
+    NodeInfo,
+    NodeRow,
+    SlotRow,
+    live_ids,
+    next_change,
+    plan_round,
+)
 from gateway.store.retention import message_id_before
 
 LOOPBACK_RECEIVERS = CallbackPolicy(allowed_networks=["127.0.0.0/8"])
@@ -811,6 +821,95 @@ def new_message(
         created_at=created,
         **kw,
     )
+
+
+# -- the bind-slot leases -----------------------------------------------------------------
+
+
+@dataclass
+class LeaseTables:
+    """The registry and slot rows shared by every node's FakeLeases (one database)."""
+
+    nodes: dict[str, NodeRow] = field(default_factory=dict)
+    slots: dict[tuple[str, int], SlotRow] = field(default_factory=dict)
+    fail: int = 0
+    """How many calls raise StoreError next (a database out of reach)."""
+
+
+class FakeLeases:
+    """``ClusterLeases`` in memory, by the rule of gateway.store.leases (each call is one
+    atomic step: nothing awaits inside it). ``peer`` is another node on the same tables."""
+
+    def __init__(self, node_id: str = "smsgw-1", tables: LeaseTables | None = None) -> None:
+        self.node_id = node_id
+        self.tables = tables or LeaseTables()
+        self.rounds = 0
+
+    def peer(self, node_id: str) -> FakeLeases:
+        return FakeLeases(node_id, self.tables)
+
+    def _check(self) -> None:
+        if self.tables.fail > 0:
+            self.tables.fail -= 1
+            raise StoreError("database unreachable (fake)")
+
+    async def lease_round(
+        self, node: NodeInfo, wanted: Mapping[str, int], now: float, lease_seconds: float
+    ) -> LeaseRound:
+        self._check()
+        self.rounds += 1
+        t, me, until = self.tables, self.node_id, now + lease_seconds
+        t.nodes[me] = NodeRow(me, node.http, node.front, node.started_at, now, until)
+        for carrier, n in wanted.items():
+            for s in range(n):
+                t.slots.setdefault((carrier, s), SlotRow(carrier, s, None, None, None))
+        nodes = sorted(t.nodes.values(), key=lambda n: n.node_id)
+        live = live_ids(me, nodes, now)
+        plan = plan_round(me, wanted, live, t.slots.values(), now)
+        for key in plan.renew:
+            t.slots[key] = dataclasses.replace(t.slots[key], until=until)
+        for key in plan.take:
+            if t.slots[key].takeable(now):
+                t.slots[key] = SlotRow(*key, me, now, until)
+        slots = [t.slots[k] for k in sorted(t.slots)]
+        owned = frozenset((r.carrier, r.slot) for r in slots if r.held_by(me, now))
+        return LeaseRound(
+            owned,
+            frozenset(plan.surplus) & owned,
+            until,
+            live,
+            next_change(me, nodes, slots, now),
+            ClusterView(now, tuple(nodes), tuple(slots)),
+        )
+
+    async def release_slots(self, slots: Collection[tuple[str, int]]) -> int:
+        self._check()
+        released = 0
+        for key in slots:
+            row = self.tables.slots.get(key)
+            if row is not None and row.owner == self.node_id:
+                self.tables.slots[key] = SlotRow(*key, None, None, None)
+                released += 1
+        return released
+
+    async def leave(self, now: float) -> int:
+        self._check()
+        row = self.tables.nodes.get(self.node_id)
+        if row is not None and row.until > now:
+            self.tables.nodes[self.node_id] = dataclasses.replace(row, until=now)
+        mine = [k for k, r in self.tables.slots.items() if r.owner == self.node_id]
+        for key in mine:
+            self.tables.slots[key] = SlotRow(*key, None, None, None)
+        return len(mine)
+
+    async def cluster_view(self, now: float) -> ClusterView:
+        self._check()
+        t = self.tables
+        return ClusterView(
+            now,
+            tuple(t.nodes[k] for k in sorted(t.nodes)),
+            tuple(t.slots[k] for k in sorted(t.slots)),
+        )
 
 
 # -- the SMSC -------------------------------------------------------------------------------

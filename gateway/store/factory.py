@@ -19,7 +19,7 @@ from gateway.config import RetentionConfig, StoreConfig
 from gateway.config.loader import ConfigError
 from gateway.store.claims import ClaimSettings
 from gateway.store.health import StoreHealth
-from gateway.store.ports import CampaignSide, GatewayStore, Links, StoreStats
+from gateway.store.ports import CampaignSide, ClusterLeases, GatewayStore, Links, StoreStats
 from gateway.store.retention import Retention
 
 
@@ -39,11 +39,14 @@ class Stores:
     """Free space and the database's identity (``/healthz``, ``/metrics``, refusals)."""
     pruner: Callable[[RetentionConfig], Retention]
     """The background pruner of ``[retention]`` for this database."""
+    leases: ClusterLeases
+    """The node registry and the bind-slot leases (gateway.cluster)."""
 
 
 def _sqlite(config: StoreConfig, data_dir: Path, claims: ClaimSettings) -> Stores:
     from gateway.store.sqlite import SqliteStore
     from gateway.store.sqlite_campaigns import SqliteCampaignStore
+    from gateway.store.sqlite_leases import SqliteLeases
     from gateway.store.sqlite_links import SqliteLinks
 
     store = SqliteStore(
@@ -64,6 +67,7 @@ def _sqlite(config: StoreConfig, data_dir: Path, claims: ClaimSettings) -> Store
         stats=store,
         health=store.health,
         pruner=pruner,
+        leases=SqliteLeases(store.db, claims),
     )
 
 

@@ -17,7 +17,7 @@ backend also merges concurrent calls into one transaction (group commit).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -65,6 +65,7 @@ from gateway.store.campaign_base import (
     OptOutRecord,
     ReplyFigures,
 )
+from gateway.store.leases import ClusterView, LeaseRound, NodeInfo
 
 
 class Lifecycle(Protocol):
@@ -86,6 +87,32 @@ class Claims(Protocol):
 
     async def release_claims(self) -> int:
         """Give up every claim this node holds (a clean stop); returns how many."""
+
+
+class ClusterLeases(Protocol):
+    """The node registry and the bind-slot leases (gateway.store.leases has the rule; the
+    node is the store's ``[node] id``)."""
+
+    async def lease_round(
+        self,
+        node: NodeInfo,
+        wanted: Mapping[str, int],
+        now: float,
+        lease_seconds: float,
+    ) -> LeaseRound:
+        """One round, in one transaction: heartbeat ``node``, renew its slots, report the
+        surplus over its share, take free or lapsed slots up to its share (``wanted``:
+        slots per carrier). Two nodes never hold one slot."""
+
+    async def release_slots(self, slots: Collection[tuple[str, int]]) -> int:
+        """Give back these slots (held by this node: unbound first); how many."""
+
+    async def leave(self, now: float) -> int:
+        """A clean stop: give back every slot and mark this node not live at ``now``, so
+        the others take its slots at their next round; how many slots it gave back."""
+
+    async def cluster_view(self, now: float) -> ClusterView:
+        """The registry and every slot (``smsgw status`` without a round)."""
 
 
 class MessageIntake(Protocol):

@@ -94,6 +94,7 @@ from gateway.store.sqlite_db import (
     SyncOp,
 )
 from gateway.store.sqlite_db import on_thread as _on_thread
+from gateway.store.sqlite_leases import LEASES_SCHEMA
 from gateway.store.sqlite_reports import REPORTS_SCHEMA, SqliteReports
 
 log = logging.getLogger("smsgw.store")
@@ -914,6 +915,7 @@ class SqliteStore(SqliteReports):
         await db.executescript(SCHEMA)
         await db.executescript(FRONT_SCHEMA)
         await db.executescript(REPORTS_SCHEMA)
+        await db.executescript(LEASES_SCHEMA)
         await add_missing_columns(db, ADDED_COLUMNS)
         async with db.execute("SELECT key, value FROM meta") as cur:
             meta: dict[str, str] = {str(r[0]): str(r[1]) for r in await cur.fetchall()}

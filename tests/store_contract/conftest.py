@@ -26,8 +26,9 @@ import pytest
 from gateway.store.claims import DEFAULT_CLAIM_SECONDS, ClaimSettings
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
+from gateway.store.sqlite_leases import SqliteLeases
 from tests.api_fakes import FakeStore as ApiFakeStore
-from tests.fakes import FakeStore
+from tests.fakes import FakeLeases, FakeStore
 from tests.pg_helpers import PgServer, pg_server
 
 __all__ = ["pg_server"]  # the tests' PostgreSQL, for the postgresql backend
@@ -45,14 +46,16 @@ PORTS = frozenset(
         "reports",
         "edits",
         "lists",
+        "leases",
     }
 )
 """The ports a module may name (gateway.store.ports): new messages and opt-out checks
 (intake: MessageIntake, MessageReads.get_message, OptOuts), messages and their parts (queue),
 receipts, the callback outbox, the SMPP front's outbox, MO and interactions, contacts and
 opt-outs, campaigns, reports, cancel/replace/query of a message (edits: MessageEdits), lists
-of messages (lists: MessageReads.list_messages and minute_counts). ``backend.campaigns`` is
-the campaign side's store (contact lists, campaigns) on the same data, for the backends that
+of messages (lists: MessageReads.list_messages and minute_counts), the node registry and
+bind-slot leases (leases: ``backend.leases(node_id)``). ``backend.campaigns`` is the
+campaign side's store (contact lists, campaigns) on the same data, for the backends that
 keep it."""
 
 
@@ -86,6 +89,11 @@ class Harness:
         self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS
     ) -> Any:
         """``node``'s campaign side (``campaigns`` is node ``DEFAULT_NODE_ID``'s)."""
+        raise NotImplementedError
+
+    async def leases(self, node_id: str) -> Any:
+        """Node ``node_id``'s ``ClusterLeases`` over the same data (each call: a node of
+        its own, as another process would be)."""
         raise NotImplementedError
 
 
@@ -123,6 +131,10 @@ class SqliteHarness(Harness):
         await campaigns.open()
         return campaigns
 
+    async def leases(self, node_id: str) -> Any:
+        other = await self.node(node_id)
+        return SqliteLeases(other.db, other.claims)
+
     async def start(self) -> None:
         await self._open()
 
@@ -159,6 +171,7 @@ class FakeHarness(Harness):
 
     def __init__(self, root: Path) -> None:
         self.store = FakeStore()
+        self.lease_tables = FakeLeases()
 
     async def start(self) -> None:
         await self.store.open()
@@ -177,6 +190,9 @@ class FakeHarness(Harness):
         other = self.store.peer(node_id)
         other.claims = ClaimSettings(node_id, claim_seconds)
         return other
+
+    async def leases(self, node_id: str) -> Any:
+        return self.lease_tables.peer(node_id)
 
 
 @dataclass(frozen=True)
@@ -254,6 +270,11 @@ class PgHarness(Harness):
         self.others.append(other)
         return other
 
+    async def leases(self, node_id: str) -> Any:
+        from gateway.store.postgres.leases import PgLeases
+
+        return PgLeases(await self.node(node_id))
+
     async def stop(self) -> None:
         for other in self.others:
             await other.close()
@@ -265,13 +286,15 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("sqlite", PORTS, SqliteHarness),
     Backend(
         "fake",
-        frozenset({"intake", "queue", "receipts", "callbacks", "edits", "lists"}),
+        frozenset({"intake", "queue", "receipts", "callbacks", "edits", "lists", "leases"}),
         FakeHarness,
     ),
     Backend("api_fake", frozenset({"intake"}), ApiFakeHarness),
     Backend(
         "postgresql",
-        frozenset({"intake", "queue", "receipts", "callbacks", "front", "edits", "lists"}),
+        frozenset(
+            {"intake", "queue", "receipts", "callbacks", "front", "edits", "lists", "leases"}
+        ),
         PgHarness,
         ("pg_server",),
     ),

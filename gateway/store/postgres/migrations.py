@@ -176,6 +176,26 @@ CREATE TABLE front_parts (
 CREATE INDEX front_parts_message ON front_parts(message_id, seq);
 """
 
+V5: Final = """
+CREATE TABLE nodes (
+    id text PRIMARY KEY,
+    http text NOT NULL,
+    front text NOT NULL,
+    started_at double precision NOT NULL,
+    heartbeat_at double precision NOT NULL,
+    until double precision NOT NULL
+);
+CREATE TABLE bind_slots (
+    carrier text NOT NULL,
+    slot integer NOT NULL,
+    owner text,
+    since double precision,
+    until double precision,
+    PRIMARY KEY (carrier, slot)
+);
+"""
+"""The node registry and the bind-slot leases (gateway.store.leases)."""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -183,6 +203,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         " front outbox and parts",
         V1,
     ),
+    Migration(5, "node registry and bind-slot leases", V5),
 )
 """Every migration, by version (append only)."""
 
