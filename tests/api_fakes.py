@@ -86,6 +86,7 @@ class FakeStore:
         messages: Sequence[NewMessage],
         idempotency: IdempotentAnswer | None = None,
         begun: Collection[str] = (),
+        unclaimed: Collection[str] = (),
     ) -> None:
         self.events.append("accept.start")
         self.accept_calls.append(list(messages))

@@ -268,6 +268,7 @@ class FakeStore:
         messages: Sequence[NewMessage],
         idempotency: IdempotentAnswer | None = None,
         begun: Collection[str] = (),
+        unclaimed: Collection[str] = (),
     ) -> None:
         self._log("accept", len(messages))
         codes = [code for new in messages for code, _ in new.links]
@@ -290,8 +291,9 @@ class FakeStore:
             for code, target in new.links:
                 self.links[code] = (new.id, target)
             msg = FakeMessage(new, parts, carrier=new.carrier, updated_at=new.created_at)
-            msg.claimed_by = self.claims.node_id
-            msg.claim_until = self.claims.until(new.created_at)
+            if new.id not in unclaimed:  # for a node with a bind of its carrier
+                msg.claimed_by = self.claims.node_id
+                msg.claim_until = self.claims.until(new.created_at)
             msg.history.append(HistoryEntry(new.created_at, "accepted"))
             self.messages[new.id] = msg
         self._touch()
@@ -310,8 +312,15 @@ class FakeStore:
 
     # -- dispatch ---------------------------------------------------------------------------
 
+    async def listen(self, wake: Callable[[str, str], None]) -> None:
+        """One node's memory: nobody else leaves it work (as SQLite)."""
+
     async def load_pending(
-        self, after: str | None, limit: int, now: float | None = None
+        self,
+        after: str | None,
+        limit: int,
+        now: float | None = None,
+        carriers: Collection[str] | None = None,
     ) -> list[OutboundMessage]:
         self._log("load_pending", limit)
         now = time.time() if now is None else now
@@ -320,35 +329,67 @@ class FakeStore:
             if after is not None and mid <= after:
                 continue
             msg = self.messages[mid]
+            if carriers is not None and (msg.carrier or msg.new.carrier) not in carriers:
+                continue
             pending = [p for p in msg.parts if p.status in ledger.PENDING]
             if not pending or not self._claim(msg, now):
                 continue
-            new = msg.new
-            scheduled = new.scheduled_at
-            retry = max((p.retry_at or 0.0 for p in pending), default=0.0)
-            if retry and (scheduled is None or retry > scheduled):
-                scheduled = retry
-            out.append(
-                OutboundMessage(
-                    id=mid,
-                    to=new.to,
-                    sender=new.sender,
-                    text=new.text,
-                    encoding=new.encoding,
-                    carrier=msg.carrier or new.carrier,
-                    priority=new.priority,
-                    created_at=new.created_at,
-                    validity_until=new.validity_until,
-                    scheduled_at=scheduled,
-                    attempts=max(p.attempts for p in pending),
-                    registered_delivery=new.registered_delivery,
-                    pending_parts=tuple(p.number for p in pending),
-                    possible_duplicate=any(p.in_flight or p.possible_duplicate for p in pending),
-                )
-            )
+            out.append(self._outbound(msg, pending))
             if len(out) >= limit:
                 break
         return out
+
+    async def take_over_pending(
+        self,
+        limit: int,
+        now: float | None = None,
+        carriers: Collection[str] | None = None,
+    ) -> list[OutboundMessage]:
+        self._log("take_over_pending", limit)
+        now = time.time() if now is None else now
+        me = self.claims.node_id
+        out: list[OutboundMessage] = []
+        for mid in sorted(self.messages):
+            msg = self.messages[mid]
+            if carriers is not None and (msg.carrier or msg.new.carrier) not in carriers:
+                continue
+            pending = [p for p in msg.parts if p.status in ledger.PENDING]
+            held = msg.claimed_by
+            if not pending or held == me or not self._claim(msg, now):
+                continue
+            for part in pending:  # another node's in flight: queued again, flagged
+                if part.take(ledger.requeue_in_flight(part.state)):
+                    part.possible_duplicate = True
+            m = self._outbound(msg, pending)
+            m.taken_from = held
+            out.append(m)
+            if len(out) >= limit:
+                break
+        return out
+
+    def _outbound(self, msg: FakeMessage, pending: list[FakePart]) -> OutboundMessage:
+        """What load_pending gives of ``msg`` with its parts still to send."""
+        new = msg.new
+        scheduled = new.scheduled_at
+        retry = max((p.retry_at or 0.0 for p in pending), default=0.0)
+        if retry and (scheduled is None or retry > scheduled):
+            scheduled = retry
+        return OutboundMessage(
+            id=new.id,
+            to=new.to,
+            sender=new.sender,
+            text=new.text,
+            encoding=new.encoding,
+            carrier=msg.carrier or new.carrier,
+            priority=new.priority,
+            created_at=new.created_at,
+            validity_until=new.validity_until,
+            scheduled_at=scheduled,
+            attempts=max(p.attempts for p in pending),
+            registered_delivery=new.registered_delivery,
+            pending_parts=tuple(p.number for p in pending),
+            possible_duplicate=any(p.in_flight or p.possible_duplicate for p in pending),
+        )
 
     async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
         self._log("begin_attempts", len(parts))

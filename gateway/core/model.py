@@ -91,6 +91,8 @@ class OutboundMessage:
     registered_delivery: bool = True
     pending_parts: tuple[int, ...] | None = None  # None: every part
     possible_duplicate: bool = False
+    taken_from: str | None = None
+    """The node whose lapsed claim on it this node took over (``take_over_pending``)."""
 
 
 CANCELLED: Final = "cancelled (cancel_sm)"

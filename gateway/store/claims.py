@@ -23,6 +23,13 @@ before claims.
 
 On one SQLite file there is one node, and behaviour is what it was before claims; the
 columns and calls are the ones a database shared by several nodes needs.
+
+Work left for others. A node takes up, while it runs, rows nobody holds and rows whose claim
+lapsed (a dead node's): each kind at its own polling rhythm (gateway.takeover), and at once
+when the store says a commit left such work (``Wakeups``: PostgreSQL ``NOTIFY`` on the
+channel of its kind, :data:`WAKE_CHANNELS`; the payload is at most the carrier or account
+the work is for, never the work itself). A message accepted on a node with no bind of its
+carrier is committed unclaimed for the node that has one.
 """
 
 from __future__ import annotations
@@ -48,6 +55,21 @@ id, now)."""
 
 CLAIMED_ELSEWHERE: Final = "(claimed_by IS NOT NULL AND claimed_by <> ? AND claim_until > ?)"
 """SQL condition: another node holds the row now (parameters: the node id, now)."""
+
+
+WAKE_QUEUE: Final = "queue"
+"""Messages with parts to submit that nobody holds (key: their carrier; "": any)."""
+
+WAKE_CALLBACKS: Final = "callbacks"
+"""New HTTP callbacks in the outbox (key: "")."""
+
+WAKE_FRONT: Final = "front"
+"""New deliver_sm owed to an upstream SMPP account (key: the account; "": any)."""
+
+WAKE_KINDS: Final = (WAKE_QUEUE, WAKE_CALLBACKS, WAKE_FRONT)
+
+WAKE_CHANNELS: Final = {kind: f"smsgw_{kind}" for kind in WAKE_KINDS}
+"""The PostgreSQL ``LISTEN``/``NOTIFY`` channel of each kind."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ backend also merges concurrent calls into one transaction (group commit).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -115,6 +115,24 @@ class ClusterLeases(Protocol):
         """The registry and every slot (``smsgw status`` without a round)."""
 
 
+class Wakeups(Protocol):
+    """Work left for other nodes: the store says so when it commits it (gateway.store.claims).
+
+    A commit that leaves work any node may take (messages accepted unclaimed, claims given
+    back, new callbacks or front outbox items) wakes every node listening: once per
+    commit and kind (and carrier or account), never per row. A wake carries no work: the
+    woken node reads it with the claiming reads (``take_over_pending``, ``callbacks_due``,
+    ``front_due``), and a lost wake costs only the polling interval."""
+
+    async def listen(self, wake: Callable[[str, str], None]) -> None:
+        """From now until ``close``, call ``wake(kind, key)`` (kind: ``WAKE_QUEUE``,
+        ``WAKE_CALLBACKS``, ``WAKE_FRONT``; key: the carrier or account, "" for any) when
+        such a commit is made, on any node. A backend that listens on a connection of its
+        own reconnects when it drops, and then wakes every kind (what was said meanwhile
+        is lost). A backend one node has to itself (SQLite) returns at once: nobody else
+        leaves it work, and the polling covers a second store on the same file."""
+
+
 class MessageIntake(Protocol):
     """New messages: accepted with the request's idempotent answer, in one commit."""
 
@@ -123,6 +141,7 @@ class MessageIntake(Protocol):
         messages: Sequence[NewMessage],
         idempotency: IdempotentAnswer | None = None,
         begun: Collection[str] = (),
+        unclaimed: Collection[str] = (),
     ) -> None:
         """Commit new messages (status accepted, one part row per part, a history entry)
         and, in the same transaction, the idempotent answer. Raises IdempotencyConflict
@@ -134,7 +153,11 @@ class MessageIntake(Protocol):
         second commit stands between the accept and the wire. A crash before their
         outcome is recorded brings them back possibly duplicated, like any begun part. No
         opt-out check is made for them: the intake check just before is made at the same
-        moment (the dispatcher still stops a staged part whose number opts out later)."""
+        moment (the dispatcher still stops a staged part whose number opts out later).
+
+        ``unclaimed``: ids of messages this node has no bind of the carrier of: committed
+        claimed by nobody, for a node that has one (``take_over_pending``), which the commit
+        wakes (``Wakeups``). Every other message is claimed by this node."""
 
     async def find_idempotent(self, account: str, key: str) -> IdempotentAnswer | None: ...
 
@@ -157,16 +180,40 @@ class Queue(Protocol):
     """Messages' parts on their way to a carrier (the dispatcher)."""
 
     async def load_pending(
-        self, after: str | None, limit: int, now: float | None = None
+        self,
+        after: str | None,
+        limit: int,
+        now: float | None = None,
+        carriers: Collection[str] | None = None,
     ) -> list[OutboundMessage]:
         """Messages with parts still to submit, by id after ``after``: at start-up and
         whenever the dispatcher's memory queue runs low. Parts whose attempt began but
         never got an outcome (a crash mid-send) come back with possible_duplicate set.
+        ``carriers``: only messages of those carriers (the ones this node has binds of);
+        None: of every carrier.
 
         Claims (gateway.store.claims): a message is accepted claimed by the node that
         accepts it; this gives only messages this node may claim at ``now`` (default: the
         wall clock), and claims them: another node's, until its claim lapses, are passed
         over, and at open a store leaves their parts in flight alone."""
+
+    async def take_over_pending(
+        self,
+        limit: int,
+        now: float | None = None,
+        carriers: Collection[str] | None = None,
+    ) -> list[OutboundMessage]:
+        """Messages with parts still to submit that this node does not hold and may claim
+        at ``now`` (default: the wall clock), at most ``limit``, oldest first, of
+        ``carriers`` (None: every carrier), claimed for this node: those nobody holds
+        (accepted on a node with no bind of their carrier, given back at a clean stop) and
+        those whose claim lapsed (their node died). What the running dispatcher takes up
+        besides paging, when woken and at its polling rhythm; never this node's own.
+
+        Parts the other node left in flight go back to queued, their message flagged
+        possible_duplicate for good, as at start-up (``OutboundMessage.possible_duplicate``
+        set). ``OutboundMessage.taken_from`` names the node whose lapsed claim was taken
+        (None: nobody held it)."""
 
     async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
         """Mark (message id, part) as being submitted, before the submit_sm leaves.
@@ -746,6 +793,7 @@ class StoreStats(Protocol):
 class GatewayStore(
     Lifecycle,
     Claims,
+    Wakeups,
     MessageIntake,
     MessageReads,
     Queue,

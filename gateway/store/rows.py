@@ -36,14 +36,15 @@ def intake_rows(
     node: str,
     lease: float,
     flag: Callable[[bool], Any],
+    unclaimed: Collection[str] = (),
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """The rows ``accept`` inserts: messages (in the column order id, account, client_ref,
     sender, dest, text, encoding, parts, carrier, priority, campaign_id, callback_url,
     validity_until, scheduled_at, registered_delivery, status, created_at, updated_at,
     claimed_by, claim_until), parts (message_id, part, status, attempts) and links (code,
     message_id, campaign_id, number, target, created_at). Claimed by ``node`` for ``lease``
-    seconds (gateway.store.claims); ``flag`` writes registered_delivery as the backend
-    stores a boolean."""
+    seconds (gateway.store.claims), but those of ``unclaimed`` (by nobody); ``flag`` writes
+    registered_delivery as the backend stores a boolean."""
     msg_rows = [
         (
             m.id,
@@ -64,8 +65,7 @@ def intake_rows(
             MessageStatus.ACCEPTED.value,
             m.created_at,
             m.created_at,
-            node,
-            m.created_at + lease,
+            *((None, None) if m.id in unclaimed else (node, m.created_at + lease)),
         )
         for m in messages
     ]

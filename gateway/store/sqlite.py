@@ -180,6 +180,10 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_pending ON messages(id)
     WHERE status IN ('accepted', 'queued');
+-- Pending messages nobody holds (NULL) or by the end of their claim: what a node takes over
+-- while it runs (take_over_pending) without reading the pending messages it holds itself.
+CREATE INDEX IF NOT EXISTS messages_claim ON messages(claim_until)
+    WHERE status IN ('accepted', 'queued');
 CREATE INDEX IF NOT EXISTS messages_campaign ON messages(campaign_id)
     WHERE campaign_id IS NOT NULL;
 -- GET /v1/messages?to= and ?client_ref=: one number's, one reference's messages by id.
@@ -736,6 +740,50 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
+_PENDING_COLUMNS: Final = (
+    "id, dest, sender, text, encoding, carrier, priority, created_at, validity_until,"
+    " scheduled_at, registered_delivery, possible_duplicate"
+)
+"""What ``load_pending`` reads of a message (``rows.outbound_messages``)."""
+
+
+def _carrier_filter(carriers: Collection[str] | None) -> tuple[str, tuple[Any, ...]]:
+    """The condition (with its parameters) of messages of ``carriers``; None: any."""
+    if carriers is None:
+        return "", ()
+    return " AND carrier IN (SELECT value FROM json_each(?))", (json.dumps(sorted(carriers)),)
+
+
+def _requeue_parts_in_flight(conn: sqlite3.Connection, ids: Sequence[str]) -> list[str]:
+    """Of the messages ``ids``, those with parts left 'submitting' (by a node that stopped
+    mid-send): those parts go back to 'queued', the messages flagged possible_duplicate for
+    good (``ledger.requeue_in_flight``). In the caller's transaction."""
+    if not ids:
+        return []
+    doc = json.dumps(list(ids))
+    found = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT message_id FROM parts WHERE status = ?"
+            " AND message_id IN (SELECT value FROM json_each(?)) ORDER BY message_id",
+            (SUBMITTING, doc),
+        )
+    ]
+    if found:
+        flagged = json.dumps(found)
+        conn.execute(
+            "UPDATE messages SET possible_duplicate = 1"
+            " WHERE id IN (SELECT value FROM json_each(?))",
+            (flagged,),
+        )
+        conn.execute(
+            "UPDATE parts SET status = 'queued' WHERE status = ?"
+            " AND message_id IN (SELECT value FROM json_each(?))",
+            (SUBMITTING, flagged),
+        )
+    return found
+
+
 async def read_contacts(db: SqliteDb, numbers: Sequence[str]) -> dict[str, Contact]:
     """The contacts (name, attributes; no tags) of those of ``numbers`` that have one."""
     found: dict[str, Contact] = {}
@@ -984,6 +1032,10 @@ class SqliteStore(SqliteReports):
 
     # -- claims (gateway.store.claims) -------------------------------------------------------
 
+    async def listen(self, wake: Callable[[str, str], None]) -> None:
+        """One node has the file to itself (``smsgw.lock``): nobody else leaves it work, so
+        nothing to listen for (gateway.store.ports.Wakeups)."""
+
     async def renew_claims(self, now: float) -> int:
         """Extend every claim this node holds to ``now + claim_seconds``; how many rows."""
         return await self._claims_of_mine("claim_until = ?", (self.claims.until(now),))
@@ -1042,12 +1094,15 @@ class SqliteStore(SqliteReports):
         messages: Sequence[NewMessage],
         idempotency: IdempotentAnswer | None = None,
         begun: Collection[str] = (),
+        unclaimed: Collection[str] = (),
     ) -> None:
         self.refuse_new_work()
         # Claimed by this node, which holds them (gateway.store.claims): its dispatcher
-        # takes them at once, or later by load_pending.
+        # takes them at once, or later by load_pending; ``unclaimed`` for another node.
         me, lease = self.claims.node_id, self.claims.seconds
-        msg_rows, part_rows, link_rows = store_rows.intake_rows(messages, begun, me, lease, int)
+        msg_rows, part_rows, link_rows = store_rows.intake_rows(
+            messages, begun, me, lease, int, unclaimed
+        )
 
         def op(conn: sqlite3.Connection) -> None:
             if idempotency is not None:
@@ -1134,16 +1189,19 @@ class SqliteStore(SqliteReports):
     # -- dispatch --------------------------------------------------------------------------
 
     async def load_pending(
-        self, after: str | None, limit: int, now: float | None = None
+        self,
+        after: str | None,
+        limit: int,
+        now: float | None = None,
+        carriers: Collection[str] | None = None,
     ) -> list[OutboundMessage]:
         now = time.time() if now is None else now
         me = self.claims.node_id
+        of_carriers, carrier_params = _carrier_filter(carriers)
         rows = await self._read(
-            "SELECT id, dest, sender, text, encoding, carrier, priority, created_at,"
-            " validity_until, scheduled_at, registered_delivery, possible_duplicate"
-            f" FROM messages WHERE status IN ('accepted', 'queued') AND id > ? AND {CLAIMABLE}"
-            " ORDER BY id LIMIT ?",
-            (after or "", me, now, limit),
+            f"SELECT {_PENDING_COLUMNS} FROM messages WHERE status IN ('accepted', 'queued')"
+            f" AND id > ? AND {CLAIMABLE}{of_carriers} ORDER BY id LIMIT ?",
+            (after or "", me, now, *carrier_params, limit),
         )
         if not rows:
             return []
@@ -1163,7 +1221,65 @@ class SqliteStore(SqliteReports):
         claimed: set[str] = await self._write_in_thread(op)
         if len(claimed) < len(rows):
             rows = [r for r in rows if r[0] in claimed]
-        by_id = store_rows.outbound_messages(rows)
+        return await self._with_parts(store_rows.outbound_messages(rows))
+
+    async def take_over_pending(
+        self,
+        limit: int,
+        now: float | None = None,
+        carriers: Collection[str] | None = None,
+    ) -> list[OutboundMessage]:
+        now = time.time() if now is None else now
+        me = self.claims.node_id
+        of_carriers, carrier_params = _carrier_filter(carriers)
+        # Two ranges of messages_claim: nobody's, and claims lapsed by now (not ours).
+        pending = "FROM messages WHERE status IN ('accepted', 'queued')"
+        rows = await self._read(
+            f"SELECT * FROM (SELECT {_PENDING_COLUMNS}, NULL {pending}"
+            f" AND claim_until IS NULL{of_carriers}"
+            f" UNION ALL SELECT {_PENDING_COLUMNS}, claimed_by {pending}"
+            f" AND claim_until <= ? AND claimed_by <> ?{of_carriers}) ORDER BY id LIMIT ?",
+            (*carrier_params, now, me, *carrier_params, limit),
+        )
+        if not rows:
+            return []
+        claim = (me, self.claims.until(now), json.dumps([r[0] for r in rows]), me, now)
+
+        def op(conn: sqlite3.Connection) -> tuple[set[str], list[str]]:
+            # Chosen again while claiming: one another node took meanwhile is left to it.
+            claimed = {
+                r[0]
+                for r in conn.execute(
+                    "UPDATE messages SET claimed_by = ?, claim_until = ?"
+                    " WHERE id IN (SELECT value FROM json_each(?))"
+                    " AND (claimed_by IS NULL OR (claimed_by <> ? AND claim_until <= ?))"
+                    " RETURNING id",
+                    claim,
+                )
+            }
+            return claimed, _requeue_parts_in_flight(conn, sorted(claimed))
+
+        claimed, requeued = await self._write_in_thread(op)
+        rows = [r for r in rows if r[0] in claimed]
+        by_id = store_rows.outbound_messages(r[:-1] for r in rows)
+        for r in rows:
+            by_id[r[0]].taken_from = r[-1]
+        for mid in requeued:
+            by_id[mid].possible_duplicate = True
+        if requeued:
+            log_event(
+                log,
+                "store.requeued_in_flight",
+                logging.WARNING,
+                messages=len(requeued),
+                nodes=",".join(sorted({str(r[-1]) for r in rows if r[0] in set(requeued)})),
+                detail="begun by a node whose claim lapsed: sent again, flagged possible_duplicate",
+            )
+        return await self._with_parts(by_id)
+
+    async def _with_parts(self, by_id: dict[str, OutboundMessage]) -> list[OutboundMessage]:
+        """The messages of ``by_id`` with their parts still to send (those with none left
+        out)."""
         ids = list(by_id)
         for chunk in _chunks(ids, MAX_SQL_VARIABLES):
             part_rows = await self._read(

@@ -64,6 +64,8 @@ class Harness:
 
     store: Any
     campaigns: Any = None
+    shared = False
+    """Several nodes may share this backend's database (their commits wake each other)."""
 
     async def start(self) -> None:
         raise NotImplementedError
@@ -229,6 +231,8 @@ class PgHarness(Harness):
     """gateway.store.postgres on a database of its own on the tests' PostgreSQL server
     (tests/pg_helpers.py), reached as a node would be: DSN plus password file. A crash
     drops every connection at once (what a killed process leaves: the commits)."""
+
+    shared = True
 
     def __init__(self, root: Path, pg_server: PgServer) -> None:
         from gateway.config import StoreConfig

@@ -196,6 +196,12 @@ CREATE TABLE bind_slots (
 """
 """The node registry and the bind-slot leases (gateway.store.leases)."""
 
+V6: Final = """
+CREATE INDEX messages_claim ON messages(claim_until) WHERE status IN ('accepted', 'queued');
+"""
+"""Pending messages nobody holds (NULL) or by the end of their claim: what a running node
+takes over (``take_over_pending``) without reading the pending messages it holds itself."""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -204,6 +210,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         V1,
     ),
     Migration(5, "node registry and bind-slot leases", V5),
+    Migration(6, "pending messages by the end of their claim (takeover)", V6),
 )
 """Every migration, by version (append only)."""
 

@@ -16,14 +16,21 @@ vacuum, and a ``SKIP LOCKED`` queue degrades behind it).
 - Ids that leave the process: message ids are the caller's; callback, receipt, event and
   front outbox ids come from sequences (identity columns): never given twice, even after a
   rollback or a restart.
+- Wakes (gateway.store.ports.Wakeups): a transaction that leaves work any node may take
+  (messages accepted unclaimed, claims given back, new callbacks or front outbox items)
+  sends ``NOTIFY`` on its kind's channel (``claims.WAKE_CHANNELS``) with the carrier or
+  account as payload, once per kind and key: PostgreSQL delivers it at the commit, and only
+  then. ``listen`` keeps one connection of its own ``LISTEN``ing, reconnected when it drops.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +66,14 @@ from gateway.store.base import (
     LinkCodeTaken,
     StoreError,
 )
-from gateway.store.claims import ClaimSettings
+from gateway.store.claims import (
+    WAKE_CALLBACKS,
+    WAKE_CHANNELS,
+    WAKE_FRONT,
+    WAKE_KINDS,
+    WAKE_QUEUE,
+    ClaimSettings,
+)
 from gateway.store.ports import (
     CallbackOutbox,
     Claims,
@@ -72,8 +86,9 @@ from gateway.store.ports import (
     OptOuts,
     Queue,
     Receipts,
+    Wakeups,
 )
-from gateway.store.postgres.connect import create_pool
+from gateway.store.postgres.connect import connect, create_pool
 from gateway.store.postgres.messages import PgMessages
 from gateway.store.postgres.migrations import migrate
 
@@ -92,6 +107,19 @@ CLAIM_TABLES = (
 )
 """Tables whose rows this backend claims (gateway.store.claims), each with the condition
 of its rows still live."""
+
+CLAIM_WAKES = {"messages": WAKE_QUEUE, "callbacks": WAKE_CALLBACKS, "front_outbox": WAKE_FRONT}
+"""What a release of each table's claims wakes the other nodes for."""
+
+LISTEN_RETRY_SECONDS = (1.0, 30.0)
+"""The listening connection, when it drops: reconnect after the first delay, doubling up to
+the second (the polling covers the wakes lost meanwhile)."""
+
+_PENDING_COLUMNS = (
+    "id, dest, sender, text, encoding, carrier, priority, created_at, validity_until,"
+    " scheduled_at, registered_delivery, possible_duplicate"
+)
+"""What ``load_pending`` reads of a message (``rows.outbound_messages``)."""
 
 _FRONT_PART = (
     "SELECT part_id, message_id, account, source, destination, ref, total, seq, pdu,"
@@ -115,6 +143,9 @@ class PgStore(PgMessages):
         self.data_dir = data_dir
         self.claims = claims or ClaimSettings()
         self._pool: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self.listen_connects = 0
+        """Times the listening connection was (re)made (tests, /metrics)."""
 
     @property
     def pool(self) -> Any:
@@ -136,12 +167,16 @@ class PgStore(PgMessages):
             raise
 
     async def close(self) -> None:
+        await self._stop_listening()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
 
     def terminate(self) -> None:
         """Drop every connection at once, as a killed process would (tests: a crash)."""
+        if self._listener is not None:
+            self._listener.cancel()
+            self._listener = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.terminate()
@@ -183,6 +218,81 @@ class PgStore(PgMessages):
             detail="begun before a crash: sent again, flagged possible_duplicate",
         )
 
+    # -- wakes (gateway.store.ports.Wakeups) ------------------------------------------------
+
+    async def listen(self, wake: Callable[[str, str], None]) -> None:
+        if self._listener is not None:
+            return
+        connected = asyncio.get_running_loop().create_future()
+        self._listener = asyncio.get_running_loop().create_task(
+            self._listen(wake, connected), name="store-listen"
+        )
+        # The first connection is made before this returns: a wake sent after it is heard.
+        await asyncio.shield(connected)
+
+    async def _stop_listening(self) -> None:
+        task, self._listener = self._listener, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _listen(
+        self, wake: Callable[[str, str], None], connected: asyncio.Future[None]
+    ) -> None:
+        """Keep a connection LISTENing on every wake channel; when it drops, make another
+        (backing off) and wake every kind: what was notified meanwhile is lost."""
+        delay, most = LISTEN_RETRY_SECONDS
+        kinds = {channel: kind for kind, channel in WAKE_CHANNELS.items()}
+
+        def heard(_conn: Any, _pid: int, channel: str, payload: str) -> None:
+            kind = kinds.get(channel)
+            if kind is not None:
+                wake(kind, payload)
+
+        while True:
+            conn: Any = None
+            try:
+                conn = await connect(
+                    self.config, self.data_dir, f"smsgw:{self.claims.node_id}:listen"
+                )
+                lost = asyncio.get_running_loop().create_future()
+                conn.add_termination_listener(_resolver(lost))
+                for channel in kinds:
+                    await conn.add_listener(channel, heard)
+            except asyncio.CancelledError:
+                if conn is not None:
+                    conn.terminate()
+                raise
+            except Exception as exc:
+                if conn is not None:
+                    conn.terminate()
+                log_event(
+                    log,
+                    "store.listen_failed",
+                    logging.WARNING,
+                    error=str(exc) or type(exc).__name__,
+                    retry_seconds=delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, most)
+                continue
+            self.listen_connects += 1
+            if not connected.done():
+                connected.set_result(None)
+            else:  # a new connection after a drop: wake every kind
+                log_event(log, "store.listening_again", connects=self.listen_connects)
+                for kind in WAKE_KINDS:
+                    wake(kind, "")
+            delay = LISTEN_RETRY_SECONDS[0]
+            try:
+                await lost
+            except asyncio.CancelledError:
+                conn.terminate()
+                raise
+            log_event(log, "store.listen_lost", logging.WARNING, retry_seconds=delay)
+            await asyncio.sleep(delay)
+
     # -- claims ----------------------------------------------------------------------------
 
     async def renew_claims(self, now: float) -> int:
@@ -201,12 +311,16 @@ class PgStore(PgMessages):
         count = 0
         async with self.pool.acquire() as conn:
             for table, live in CLAIM_TABLES:
-                done = await conn.execute(
-                    f"UPDATE {table} SET claimed_by = NULL, claim_until = NULL"
-                    f" WHERE claimed_by = $1{live}",
-                    self.claims.node_id,
-                )
-                count += int(done.split()[-1])
+                async with conn.transaction():
+                    done = await conn.execute(
+                        f"UPDATE {table} SET claimed_by = NULL, claim_until = NULL"
+                        f" WHERE claimed_by = $1{live}",
+                        self.claims.node_id,
+                    )
+                    released = int(done.split()[-1])
+                    if released:  # another node may take them at once
+                        await _notify(conn, CLAIM_WAKES[table], [""])
+                count += released
         return count
 
     # -- intake ----------------------------------------------------------------------------
@@ -216,9 +330,12 @@ class PgStore(PgMessages):
         messages: Sequence[NewMessage],
         idempotency: IdempotentAnswer | None = None,
         begun: Collection[str] = (),
+        unclaimed: Collection[str] = (),
     ) -> None:
         me, lease = self.claims.node_id, self.claims.seconds
-        msg_rows, part_rows, link_rows = store_rows.intake_rows(messages, begun, me, lease, bool)
+        msg_rows, part_rows, link_rows = store_rows.intake_rows(
+            messages, begun, me, lease, bool, unclaimed
+        )
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 if idempotency is not None:
@@ -246,6 +363,10 @@ class PgStore(PgMessages):
                         "INSERT INTO links(code, message_id, campaign_id, number, target,"
                         " created_at) VALUES ($1, $2, $3, $4, $5, $6)",
                         link_rows,
+                    )
+                if unclaimed:  # for a node with a bind of their carrier
+                    await _notify(
+                        conn, WAKE_QUEUE, [m.carrier for m in messages if m.id in unclaimed]
                     )
         except asyncpg.UniqueViolationError as exc:
             constraint = exc.constraint_name or ""
@@ -332,15 +453,20 @@ class PgStore(PgMessages):
     # -- the queue -------------------------------------------------------------------------
 
     async def load_pending(
-        self, after: str | None, limit: int, now: float | None = None
+        self,
+        after: str | None,
+        limit: int,
+        now: float | None = None,
+        carriers: Collection[str] | None = None,
     ) -> list[OutboundMessage]:
         now = time.time() if now is None else now
+        of_carriers = "" if carriers is None else " AND carrier = ANY($6::text[])"
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 "UPDATE messages AS m SET claimed_by = $2, claim_until = $5"
                 " FROM (SELECT id FROM messages WHERE status IN ('accepted', 'queued')"
-                f" AND id > $1 AND {CLAIMABLE} ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)"
-                " AS picked WHERE m.id = picked.id"
+                f" AND id > $1 AND {CLAIMABLE}{of_carriers} ORDER BY id LIMIT $4"
+                " FOR UPDATE SKIP LOCKED) AS picked WHERE m.id = picked.id"
                 " RETURNING m.id, m.dest, m.sender, m.text, m.encoding, m.carrier, m.priority,"
                 " m.created_at, m.validity_until, m.scheduled_at, m.registered_delivery,"
                 " m.possible_duplicate",
@@ -349,18 +475,76 @@ class PgStore(PgMessages):
                 now,
                 limit,
                 self.claims.until(now),
+                *(() if carriers is None else (sorted(carriers),)),
             )
             if not rows:
                 return []
             by_id = store_rows.outbound_messages(sorted(rows, key=lambda r: str(r[0])))
-            part_rows = await conn.fetch(
-                "SELECT message_id, part, status, attempts, retry_at FROM parts"
-                " WHERE message_id = ANY($1::text[])"
-                " AND status IN ('accepted', 'queued', 'submitting') ORDER BY message_id, part",
-                list(by_id),
+            return await _with_parts(conn, by_id)
+
+    async def take_over_pending(
+        self,
+        limit: int,
+        now: float | None = None,
+        carriers: Collection[str] | None = None,
+    ) -> list[OutboundMessage]:
+        now = time.time() if now is None else now
+        me = self.claims.node_id
+        of_carriers = "" if carriers is None else " AND carrier = ANY($5::text[])"
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Two ranges of messages_claim: nobody's, and claims lapsed by now (not ours).
+            rows = await conn.fetch(
+                "UPDATE messages AS m SET claimed_by = $1, claim_until = $3"
+                " FROM (SELECT id, claimed_by FROM messages"
+                " WHERE status IN ('accepted', 'queued') AND (claim_until IS NULL"
+                f" OR (claim_until <= $2 AND claimed_by <> $1)){of_carriers} ORDER BY id"
+                " LIMIT $4 FOR UPDATE SKIP LOCKED) AS picked WHERE m.id = picked.id"
+                f" RETURNING m.{_PENDING_COLUMNS.replace(', ', ', m.')}, picked.claimed_by",
+                me,
+                now,
+                self.claims.until(now),
+                limit,
+                *(() if carriers is None else (sorted(carriers),)),
             )
-        store_rows.add_pending_parts(by_id, part_rows)
-        return [m for m in by_id.values() if m.pending_parts]
+            if not rows:
+                return []
+            rows = sorted(rows, key=lambda r: str(r[0]))
+            requeued = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT DISTINCT message_id FROM parts WHERE status = $1"
+                    " AND message_id = ANY($2::text[]) ORDER BY message_id",
+                    SUBMITTING,
+                    [r[0] for r in rows],
+                )
+            ]
+            if requeued:
+                await conn.execute(
+                    "UPDATE messages SET possible_duplicate = true WHERE id = ANY($1::text[])",
+                    requeued,
+                )
+                await conn.execute(
+                    "UPDATE parts SET status = 'queued' WHERE status = $1"
+                    " AND message_id = ANY($2::text[])",
+                    SUBMITTING,
+                    requeued,
+                )
+            by_id = store_rows.outbound_messages(tuple(r)[:-1] for r in rows)
+            for r in rows:
+                by_id[r[0]].taken_from = r[-1]
+            for mid in requeued:
+                by_id[mid].possible_duplicate = True
+            taken = await _with_parts(conn, by_id)
+        if requeued:
+            log_event(
+                log,
+                "store.requeued_in_flight",
+                logging.WARNING,
+                messages=len(requeued),
+                nodes=",".join(sorted({str(by_id[mid].taken_from) for mid in requeued})),
+                detail="begun by a node whose claim lapsed: sent again, flagged possible_duplicate",
+            )
+        return taken
 
     async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
         rows = list(parts)
@@ -611,11 +795,13 @@ class PgStore(PgMessages):
     ) -> None:
         rows = [(url, payload, at, at, signer) for url, payload in callbacks]
         if rows:
-            await self.pool.executemany(
-                "INSERT INTO callbacks(url, payload, next_at, created_at, signer)"
-                " VALUES ($1, $2, $3, $4, $5)",
-                rows,
-            )
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.executemany(
+                    "INSERT INTO callbacks(url, payload, next_at, created_at, signer)"
+                    " VALUES ($1, $2, $3, $4, $5)",
+                    rows,
+                )
+                await _notify(conn, WAKE_CALLBACKS, [""])
 
     async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
         rows = await self.pool.fetch(
@@ -686,11 +872,13 @@ class PgStore(PgMessages):
     async def front_enqueue(self, items: Sequence[tuple[str, str, str]], at: float) -> None:
         rows = [(account, kind, payload, at, at) for account, kind, payload in items]
         if rows:
-            await self.pool.executemany(
-                "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
-                " VALUES ($1, $2, $3, $4, $5)",
-                rows,
-            )
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.executemany(
+                    "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
+                    " VALUES ($1, $2, $3, $4, $5)",
+                    rows,
+                )
+                await _notify(conn, WAKE_FRONT, [r[0] for r in rows])
 
     async def front_due(self, account: str, now: float, limit: int) -> list[FrontItem]:
         rows = await self.pool.fetch(
@@ -785,6 +973,7 @@ class PgStore(PgMessages):
                     " VALUES ($1, $2, $3, $4, $5)",
                     rows,
                 )
+                await _notify(conn, WAKE_FRONT, [r[0] for r in rows])
 
     async def front_part_status(self, part_id: str) -> FrontPartStatus | None:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
@@ -879,6 +1068,7 @@ class PgStore(PgMessages):
                 " VALUES ($1, $2, $3, $4, $5)",
                 callbacks,
             )
+            await _notify(conn, WAKE_CALLBACKS, [""])
         front = [c for c in changes if ledger.wants_front_receipts(c)]
         if not front:
             return
@@ -909,6 +1099,41 @@ class PgStore(PgMessages):
                 " VALUES ($1, $2, $3, $4, $5)",
                 rows,
             )
+            await _notify(conn, WAKE_FRONT, [r[0] for r in rows])
+
+
+def _resolver(future: asyncio.Future[None]) -> Callable[[Any], None]:
+    """A termination listener that resolves ``future`` (once)."""
+
+    def resolve(_conn: Any) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    return resolve
+
+
+async def _notify(conn: Any, kind: str, keys: Iterable[str]) -> None:
+    """Wake the listening nodes at this transaction's commit: one ``NOTIFY`` on ``kind``'s
+    channel per distinct key (carrier or account; "" for any), never one per row."""
+    distinct = sorted(set(keys))
+    if distinct:
+        await conn.execute(
+            "SELECT pg_notify($1, key) FROM unnest($2::text[]) AS key",
+            WAKE_CHANNELS[kind],
+            distinct,
+        )
+
+
+async def _with_parts(conn: Any, by_id: dict[str, OutboundMessage]) -> list[OutboundMessage]:
+    """The messages of ``by_id`` with their parts still to send (those with none left out)."""
+    part_rows = await conn.fetch(
+        "SELECT message_id, part, status, attempts, retry_at FROM parts"
+        " WHERE message_id = ANY($1::text[])"
+        " AND status IN ('accepted', 'queued', 'submitting') ORDER BY message_id, part",
+        list(by_id),
+    )
+    store_rows.add_pending_parts(by_id, part_rows)
+    return [m for m in by_id.values() if m.pending_parts]
 
 
 async def _lock(
@@ -1002,6 +1227,7 @@ def _kept_ports(
 ) -> tuple[
     Lifecycle,
     Claims,
+    Wakeups,
     MessageIntake,
     Queue,
     OptOuts,
@@ -1014,4 +1240,4 @@ def _kept_ports(
 ]:
     """The ports this store keeps, checked by mypy against gateway.store.ports (a
     signature that drifts from its port fails the type check)."""
-    return store, store, store, store, store, store, store, store, store, store, store
+    return store, store, store, store, store, store, store, store, store, store, store, store
