@@ -51,3 +51,24 @@ def test_front_part_status_takes_the_message_final_status_from_its_receipt() -> 
     assert (status.status, status.final_at) == (MessageStatus.QUEUED, None)
     status = rows.front_part_status(part, MessageStatus.EXPIRED, 9.0, ["p1", "p2"], carrier)
     assert (status.status, status.final_at) == (MessageStatus.EXPIRED, 9.0)
+
+
+def test_resent_unmatched_receipts_are_kept_once_and_matched_rows_pass() -> None:
+    # (carrier, key, cmid, status, state, error, raw, received_at, message_id, part)
+    unmatched = ("c1", "k9", "K9", "delivered", "DELIVRD", None, "raw9", 5.0, None, None)
+    again = ("c1", "k9", "K9", "delivered", "DELIVRD", None, "raw9", 6.0, None, None)
+    other = ("c1", "k8", "K8", "expired", "EXPIRED", None, "raw8", 7.0, None, None)
+    matched = ("c1", "k1", "K1", "delivered", "DELIVRD", None, "raw1", 8.0, "m1", 1)
+    candidates, keys = rows.resent_once([unmatched, matched, again, other, matched])
+    assert keys == [
+        ("c1", "k9", "delivered", "DELIVRD", "raw9"),
+        ("c1", "k8", "expired", "EXPIRED", "raw8"),
+    ]
+    # The store keeps k8 already: its row goes; the first k9 stays, its repeat is gone.
+    assert rows.not_kept(candidates, [keys[1]]) == [unmatched, matched, matched]
+    assert rows.not_kept(candidates, []) == [unmatched, matched, other, matched]
+
+
+def test_front_outbox_rows_are_due_at_once() -> None:
+    got = rows.front_outbox_rows([("acct", "receipt", "{}")], 12.5)
+    assert got == [("acct", "receipt", "{}", 12.5, 12.5)]

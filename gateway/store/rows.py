@@ -24,7 +24,7 @@ from gateway.core.model import (
     PartView,
     SubmitOutcome,
 )
-from gateway.store.base import FrontPart, FrontPartStatus
+from gateway.store.base import FrontPart, FrontPartStatus, IdempotentAnswer
 
 Row = Sequence[Any]
 Match = tuple[str, int]
@@ -252,6 +252,54 @@ def resent_key(row: Row) -> tuple[Any, ...] | None:
     if row[8] is not None:
         return None
     return (row[0], row[1], row[3], row[4], row[6])
+
+
+def resent_once(
+    rows: Iterable[tuple[Any, ...]],
+) -> tuple[list[tuple[tuple[Any, ...], Any]], list[tuple[Any, ...]]]:
+    """Receipt rows with their ``resent_key`` (None: matched), each unmatched receipt once
+    (of rows with one key, the first), and those keys: a backend looks up which of them it
+    already keeps unmatched and drops their rows (``not_kept``). Order is kept."""
+    seen: set[tuple[Any, ...]] = set()
+    out: list[tuple[tuple[Any, ...], Any]] = []
+    keys: list[tuple[Any, ...]] = []
+    for row in rows:
+        key = resent_key(row)
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+            keys.append(key)
+        out.append((row, key))
+    return out, keys
+
+
+def not_kept(
+    candidates: Iterable[tuple[tuple[Any, ...], Any]], kept: Iterable[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """The rows of ``resent_once`` less those whose key the store already keeps: one
+    unmatched receipt is one row however often an SMSC sends it (it sends it again when its
+    deliver_sm_resp was lost). Matched rows pass through."""
+    known = set(kept)
+    return [row for row, key in candidates if key is None or key not in known]
+
+
+def idempotency_row(answer: IdempotentAnswer) -> tuple[Any, ...]:
+    """The ``idempotency`` row (account, key, request_hash, status, body, created_at)."""
+    return (
+        answer.account,
+        answer.key,
+        answer.request_hash,
+        answer.status,
+        answer.body,
+        answer.created_at,
+    )
+
+
+def front_outbox_rows(receipts: Iterable[tuple[str, str, str]], at: float) -> list[tuple[Any, ...]]:
+    """The ``front_outbox`` rows (account, kind, payload, next_at, created_at) of receipts
+    (account, kind, payload) owed to upstream ESMEs, due at once."""
+    return [(account, kind, payload, at, at) for account, kind, payload in receipts]
 
 
 def front_part_rows(parts: Iterable[FrontPart]) -> list[tuple[Any, ...]]:

@@ -49,6 +49,7 @@ from gateway.core.model import (
 from gateway.logs import log_event
 from gateway.metrics import Histogram
 from gateway.store import rows as store_rows
+from gateway.store import sql_text
 from gateway.store.base import (
     CALLBACK_PARKED_AT,
     EDIT_DONE,
@@ -87,6 +88,7 @@ from gateway.store.claims import CLAIMABLE, ClaimSettings
 from gateway.store.health import FreeBytes, disk_free_bytes
 from gateway.store.ports import StoreFigures
 from gateway.store.retention import INTERACTION_ID_FLOOR, message_id_before
+from gateway.store.shared import FrontPartsSettling
 from gateway.store.sqlite_db import (
     HEALTH_CHECK_SECONDS,
     Op,
@@ -919,7 +921,7 @@ async def _requeue_in_flight(db: aiosqlite.Connection, claims: ClaimSettings, no
     )
 
 
-class SqliteStore(SqliteReports):
+class SqliteStore(SqliteReports, FrontPartsSettling):
     """The message side's ports (gateway.store.ports.GatewayStore) on one SQLite file
     (report queries: :class:`SqliteReports`), written through :class:`SqliteDb`, which the
     campaign tables, short links and the pruner share."""
@@ -1108,16 +1110,7 @@ class SqliteStore(SqliteReports):
             if idempotency is not None:
                 try:
                     conn.execute(
-                        "INSERT INTO idempotency(account, key, request_hash, status, body,"
-                        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            idempotency.account,
-                            idempotency.key,
-                            idempotency.request_hash,
-                            idempotency.status,
-                            idempotency.body,
-                            idempotency.created_at,
-                        ),
+                        sql_text.INSERT_IDEMPOTENCY, store_rows.idempotency_row(idempotency)
                     )
                 except sqlite3.IntegrityError:
                     raise IdempotencyConflict(idempotency.key) from None
@@ -1572,11 +1565,7 @@ class SqliteStore(SqliteReports):
             ):
                 rows.append((account, "receipt", json.dumps(payload), c.at, c.at))
         if rows:
-            conn.executemany(
-                "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+            conn.executemany(sql_text.INSERT_FRONT_OUTBOX, rows)
 
     # -- receipts --------------------------------------------------------------------------
 
@@ -1643,28 +1632,11 @@ class SqliteStore(SqliteReports):
     def _drop_resent_unmatched_sync(
         conn: sqlite3.Connection, rows: list[tuple[Any, ...]]
     ) -> list[tuple[Any, ...]]:
-        """Receipt rows without an owner, less those already kept unmatched with the same
-        text: an SMSC sends a receipt again when its deliver_sm_resp was lost (a restart
-        after the receipt's commit, before the answer left), and one unmatched receipt is
-        one row however often it comes. Matched rows pass through untouched."""
-        seen: set[tuple[str, str, str, str, str]] = set()
-        kept: list[tuple[Any, ...]] = []
-        for row in rows:
-            key = store_rows.resent_key(row)
-            if key is None:
-                kept.append(row)
-                continue
-            if key in seen:
-                continue
-            seen.add(key)
-            found = conn.execute(
-                "SELECT 1 FROM receipts WHERE message_id IS NULL AND carrier = ?"
-                " AND receipt_key = ? AND status = ? AND state = ? AND raw = ? LIMIT 1",
-                key,
-            ).fetchone()
-            if found is None:
-                kept.append(row)
-        return kept
+        """``store_rows.not_kept``: a receipt comes again when the answer to it was lost (a
+        restart after the receipt's commit, before the answer left)."""
+        candidates, keys = store_rows.resent_once(rows)
+        kept = [k for k in keys if conn.execute(sql_text.UNMATCHED_KEPT, k).fetchone() is not None]
+        return store_rows.not_kept(candidates, kept)
 
     async def still_unmatched(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
@@ -1784,16 +1756,7 @@ class SqliteStore(SqliteReports):
     async def list_callbacks(
         self, parked: bool | None, after: int | None, limit: int
     ) -> list[CallbackView]:
-        where = ["id > ?"]
-        params: list[Any] = [after or 0]
-        if parked is not None:
-            where.append("next_at >= ?" if parked else "next_at < ?")
-            params.append(CALLBACK_PARKED_AT)
-        rows = await self._read(
-            "SELECT id, url, payload, attempts, next_at, last_error, created_at FROM callbacks"
-            f" WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
-            (*params, limit),
-        )
+        rows = await self._read(*sql_text.list_callbacks(parked, after, limit))
         return [CallbackView(*r) for r in rows]
 
     async def retry_callbacks(self, ids: Sequence[int] | None, at: float) -> list[int]:
@@ -1820,14 +1783,10 @@ class SqliteStore(SqliteReports):
     # -- SMPP front outbox -----------------------------------------------------------------
 
     async def front_enqueue(self, items: Sequence[tuple[str, str, str]], at: float) -> None:
-        rows = [(account, kind, payload, at, at) for account, kind, payload in items]
+        rows = store_rows.front_outbox_rows(items, at)
 
         async def op(db: aiosqlite.Connection) -> None:
-            await db.executemany(
-                "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+            await db.executemany(sql_text.INSERT_FRONT_OUTBOX, rows)
 
         await self._write(op)
 
@@ -1913,23 +1872,10 @@ class SqliteStore(SqliteReports):
         result: list[FrontPart] = await self._write_in_thread(op)
         return result
 
-    async def front_parts_joined(self, message_ids: Sequence[str]) -> None:
-        await self._front_parts_settle(message_ids, FRONT_PART_JOINED, [], 0.0)
-
-    async def front_parts_failed(
-        self, message_ids: Sequence[str], receipts: Sequence[tuple[str, str, str]], at: float
-    ) -> None:
-        await self._front_parts_settle(message_ids, FRONT_PART_FAILED, receipts, at)
-
-    async def _front_parts_settle(
-        self,
-        message_ids: Sequence[str],
-        state: str,
-        receipts: Sequence[tuple[str, str, str]],
-        at: float,
+    async def _settle_front_parts(
+        self, message_ids: Sequence[str], state: str, outbox: list[tuple[Any, ...]]
     ) -> None:
         ids = json.dumps(list(message_ids))
-        rows = [(account, kind, payload, at, at) for account, kind, payload in receipts]
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -1937,11 +1883,7 @@ class SqliteStore(SqliteReports):
                 " WHERE message_id IN (SELECT value FROM json_each(?)) AND state = ?",
                 (state, ids, FRONT_PART_HELD),
             )
-            conn.executemany(
-                "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+            conn.executemany(sql_text.INSERT_FRONT_OUTBOX, outbox)
 
         await self._write_in_thread(op)
 

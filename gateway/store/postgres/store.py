@@ -50,6 +50,7 @@ from gateway.core.model import (
 )
 from gateway.logs import log_event
 from gateway.store import rows as store_rows
+from gateway.store import sql_text
 from gateway.store.base import (
     CALLBACK_PARKED_AT,
     FRONT_PART_FAILED,
@@ -91,6 +92,7 @@ from gateway.store.ports import (
 from gateway.store.postgres.connect import connect, create_pool
 from gateway.store.postgres.messages import PgMessages
 from gateway.store.postgres.migrations import migrate
+from gateway.store.shared import FrontPartsSettling
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,10 @@ _FRONT_PART = (
     " received_at, state FROM front_parts"
 )
 
+_INSERT_IDEMPOTENCY = sql_text.numbered(sql_text.INSERT_IDEMPOTENCY)
+_INSERT_FRONT_OUTBOX = sql_text.numbered(sql_text.INSERT_FRONT_OUTBOX)
+_UNMATCHED_KEPT = sql_text.numbered(sql_text.UNMATCHED_KEPT)
+
 _MESSAGE_COLUMNS = (
     "id, account, client_ref, sender, dest, text, encoding, parts, carrier, priority,"
     " campaign_id, callback_url, validity_until, scheduled_at, registered_delivery, status,"
@@ -133,7 +139,7 @@ _MESSAGE_COLUMNS = (
 )
 
 
-class PgStore(PgMessages):
+class PgStore(PgMessages, FrontPartsSettling):
     """The kept ports on one PostgreSQL database (its schema migrated at ``open``)."""
 
     def __init__(
@@ -340,14 +346,7 @@ class PgStore(PgMessages):
             async with self.pool.acquire() as conn, conn.transaction():
                 if idempotency is not None:
                     await conn.execute(
-                        "INSERT INTO idempotency(account, key, request_hash, status, body,"
-                        " created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                        idempotency.account,
-                        idempotency.key,
-                        idempotency.request_hash,
-                        idempotency.status,
-                        idempotency.body,
-                        idempotency.created_at,
+                        _INSERT_IDEMPOTENCY, *store_rows.idempotency_row(idempotency)
                     )
                 await conn.executemany(
                     f"INSERT INTO messages({_MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6,"
@@ -838,17 +837,8 @@ class PgStore(PgMessages):
     async def list_callbacks(
         self, parked: bool | None, after: int | None, limit: int
     ) -> list[CallbackView]:
-        where = ["id > $1"]
-        params: list[Any] = [after or 0]
-        if parked is not None:
-            where.append("next_at >= $2" if parked else "next_at < $2")
-            params.append(CALLBACK_PARKED_AT)
-        rows = await self.pool.fetch(
-            "SELECT id, url, payload, attempts, next_at, last_error, created_at FROM callbacks"
-            f" WHERE {' AND '.join(where)} ORDER BY id LIMIT ${len(params) + 1}",
-            *params,
-            limit,
-        )
+        sql, params = sql_text.list_callbacks(parked, after, limit)
+        rows = await self.pool.fetch(sql_text.numbered(sql), *params)
         return [CallbackView(*r) for r in rows]
 
     async def retry_callbacks(self, ids: Sequence[int] | None, at: float) -> list[int]:
@@ -870,14 +860,10 @@ class PgStore(PgMessages):
     # -- the SMPP front's outbox and held parts ----------------------------------------------
 
     async def front_enqueue(self, items: Sequence[tuple[str, str, str]], at: float) -> None:
-        rows = [(account, kind, payload, at, at) for account, kind, payload in items]
+        rows = store_rows.front_outbox_rows(items, at)
         if rows:
             async with self.pool.acquire() as conn, conn.transaction():
-                await conn.executemany(
-                    "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
-                    " VALUES ($1, $2, $3, $4, $5)",
-                    rows,
-                )
+                await conn.executemany(_INSERT_FRONT_OUTBOX, rows)
                 await _notify(conn, WAKE_FRONT, [r[0] for r in rows])
 
     async def front_due(self, account: str, now: float, limit: int) -> list[FrontItem]:
@@ -943,22 +929,9 @@ class PgStore(PgMessages):
             )
         return [FrontPart(*r) for r in rows]
 
-    async def front_parts_joined(self, message_ids: Sequence[str]) -> None:
-        await self._front_parts_settle(message_ids, FRONT_PART_JOINED, [], 0.0)
-
-    async def front_parts_failed(
-        self, message_ids: Sequence[str], receipts: Sequence[tuple[str, str, str]], at: float
+    async def _settle_front_parts(
+        self, message_ids: Sequence[str], state: str, outbox: list[tuple[Any, ...]]
     ) -> None:
-        await self._front_parts_settle(message_ids, FRONT_PART_FAILED, receipts, at)
-
-    async def _front_parts_settle(
-        self,
-        message_ids: Sequence[str],
-        state: str,
-        receipts: Sequence[tuple[str, str, str]],
-        at: float,
-    ) -> None:
-        rows = [(account, kind, payload, at, at) for account, kind, payload in receipts]
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE front_parts SET state = $1, pdu = ''::bytea"
@@ -967,13 +940,9 @@ class PgStore(PgMessages):
                 list(message_ids),
                 FRONT_PART_HELD,
             )
-            if rows:
-                await conn.executemany(
-                    "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
-                    " VALUES ($1, $2, $3, $4, $5)",
-                    rows,
-                )
-                await _notify(conn, WAKE_FRONT, [r[0] for r in rows])
+            if outbox:
+                await conn.executemany(_INSERT_FRONT_OUTBOX, outbox)
+                await _notify(conn, WAKE_FRONT, [r[0] for r in outbox])
 
     async def front_part_status(self, part_id: str) -> FrontPartStatus | None:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
@@ -1094,11 +1063,7 @@ class PgStore(PgMessages):
             for payload in ledger.front_receipts(c, row[6], row[7], row[8], shares):
                 rows.append((account, "receipt", json.dumps(payload), c.at, c.at))
         if rows:
-            await conn.executemany(
-                "INSERT INTO front_outbox(account, kind, payload, next_at, created_at)"
-                " VALUES ($1, $2, $3, $4, $5)",
-                rows,
-            )
+            await conn.executemany(_INSERT_FRONT_OUTBOX, rows)
             await _notify(conn, WAKE_FRONT, [r[0] for r in rows])
 
 
@@ -1178,27 +1143,10 @@ async def _owners(
 
 
 async def _drop_resent_unmatched(conn: Any, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Receipt rows without an owner, less those already kept unmatched with the same text
-    (an SMSC sends a receipt again when its deliver_sm_resp was lost): one unmatched
-    receipt is one row however often it comes. Matched rows pass through."""
-    seen: set[tuple[Any, ...]] = set()
-    kept: list[tuple[Any, ...]] = []
-    for row in rows:
-        key = store_rows.resent_key(row)
-        if key is None:
-            kept.append(row)
-            continue
-        if key in seen:
-            continue
-        seen.add(key)
-        found = await conn.fetchval(
-            "SELECT 1 FROM receipts WHERE message_id IS NULL AND carrier = $1"
-            " AND receipt_key = $2 AND status = $3 AND state = $4 AND raw = $5 LIMIT 1",
-            *key,
-        )
-        if found is None:
-            kept.append(row)
-    return kept
+    """``store_rows.not_kept``: a receipt comes again when the answer to it was lost."""
+    candidates, keys = store_rows.resent_once(rows)
+    kept = [key for key in keys if await conn.fetchval(_UNMATCHED_KEPT, *key) is not None]
+    return store_rows.not_kept(candidates, kept)
 
 
 def _part_write(o: SubmitOutcome, after: PartState, done_at: float | None) -> tuple[Any, ...]:

@@ -1,0 +1,25 @@
+"""gateway.store.sql_text: the SQL both store backends run, numbered for PostgreSQL."""
+
+from __future__ import annotations
+
+from gateway.store import sql_text
+from gateway.store.base import CALLBACK_PARKED_AT
+
+
+def test_numbered_gives_each_placeholder_its_position() -> None:
+    assert sql_text.numbered("SELECT ? WHERE a = ? AND b IN (?, ?)") == (
+        "SELECT $1 WHERE a = $2 AND b IN ($3, $4)"
+    )
+    assert sql_text.numbered("SELECT 1") == "SELECT 1"
+    assert sql_text.numbered(sql_text.UNMATCHED_KEPT).count("$") == 5
+    assert "?" not in sql_text.numbered(sql_text.INSERT_IDEMPOTENCY)
+
+
+def test_list_callbacks_filters_parked_and_pages_by_id() -> None:
+    sql, params = sql_text.list_callbacks(None, None, 10)
+    assert sql.endswith("WHERE id > ? ORDER BY id LIMIT ?") and params == [0, 10]
+    sql, params = sql_text.list_callbacks(True, 7, 5)
+    assert "id > ? AND next_at >= ?" in sql and params == [7, CALLBACK_PARKED_AT, 5]
+    sql, params = sql_text.list_callbacks(False, 7, 5)
+    assert "id > ? AND next_at < ?" in sql and params == [7, CALLBACK_PARKED_AT, 5]
+    assert sql_text.numbered(sql).endswith("WHERE id > $1 AND next_at < $2 ORDER BY id LIMIT $3")
