@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gateway.core.model import IncomingReceipt, MessageStatus
 from gateway.store import rows
 from gateway.store.base import FrontPart
+from gateway.store.campaign_base import CampaignClick
 
 
 def test_message_view_shows_submitting_as_queued_and_sorts_history() -> None:
@@ -72,3 +75,27 @@ def test_resent_unmatched_receipts_are_kept_once_and_matched_rows_pass() -> None
 def test_front_outbox_rows_are_due_at_once() -> None:
     got = rows.front_outbox_rows([("acct", "receipt", "{}")], 12.5)
     assert got == [("acct", "receipt", "{}", 12.5, 12.5)]
+
+
+def test_record_fills_fields_in_order_converting_the_named_ones() -> None:
+    click = rows.record(CampaignClick, (7, 1.5, "+100", "abc", None, "ua", 1), bot=bool)
+    assert click == CampaignClick(7, 1.5, "+100", "abc", None, "ua", True)
+    # A shorter row leaves the last fields at their defaults (MessageRow.text).
+    row = rows.message_row(
+        ("m1", "queued", "+1", "S", "gsm7", 1, None, None, None, 0, None, 1.0, 2.0, "acct")
+    )
+    assert row.possible_duplicate is False and row.text is None and row.account == "acct"
+    with pytest.raises(ValueError, match="8 columns for 7 fields"):
+        rows.record(CampaignClick, (7, 1.5, "+100", "abc", None, "ua", 1, "extra"))
+
+
+def test_interaction_campaign_and_import_read_their_json_columns() -> None:
+    received = (1, "c1", "+1", "+2", "hi", 0, 2, 1, "[2]", 5.0, 6.0, "pending")
+    interaction = rows.interaction(
+        (*received, None, None, None, '[{"kind": "reply"}]', None, 0, None, "open", None)
+    )
+    assert interaction.missing == (2,) and interaction.actions == [{"kind": "reply"}]
+    campaign = rows.campaign(("c", "n", "S", "t", '{"lists": [1]}', "draft", 1.0))
+    assert campaign.spec == {"lists": [1]} and campaign.recipients == 0
+    job = rows.import_job(("i", 1, "done", "web", 1.0, 3, 2, 1, '[{"row": 2}]'))
+    assert job.errors == [{"row": 2}] and job.finished_at is None

@@ -23,3 +23,10 @@ def test_list_callbacks_filters_parked_and_pages_by_id() -> None:
     sql, params = sql_text.list_callbacks(False, 7, 5)
     assert "id > ? AND next_at < ?" in sql and params == [7, CALLBACK_PARKED_AT, 5]
     assert sql_text.numbered(sql).endswith("WHERE id > $1 AND next_at < $2 ORDER BY id LIMIT $3")
+
+
+def test_interaction_filter_names_only_the_filters_given() -> None:
+    assert sql_text.interaction_filter("", None, None, None) == ([], [])
+    where, params = sql_text.interaction_filter("i.", "+2", None, "c1", "done")
+    assert where == ["i.destination = ?", "i.campaign_id = ?", "i.state = ?"]
+    assert params == ["+2", "c1", "done"]

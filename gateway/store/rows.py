@@ -7,9 +7,10 @@ call a batch, never one a row, so the hot paths cost what they did.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.core import ledger
 from gateway.core.ledger import SUBMITTING
@@ -24,10 +25,71 @@ from gateway.core.model import (
     PartView,
     SubmitOutcome,
 )
-from gateway.store.base import FrontPart, FrontPartStatus, IdempotentAnswer
+from gateway.store.base import (
+    FrontPart,
+    FrontPartStatus,
+    IdempotentAnswer,
+    Interaction,
+    MessageRow,
+)
+from gateway.store.campaign_base import CampaignClick, CampaignRecord, ImportJob
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 Row = Sequence[Any]
 Match = tuple[str, int]
+Record = TypeVar("Record", bound="DataclassInstance")
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def record(cls: type[Record], row: Row, **convert: Callable[[Any], Any]) -> Record:
+    """A ``cls`` (a dataclass) from ``row``, whose columns are ``cls``'s fields in their
+    declared order (a shorter row leaves the last fields at their defaults); ``convert``
+    names the fields whose column is converted first (``bool`` for SQLite's 0 and 1,
+    ``json.loads`` for JSON text)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    if len(row) > len(names):
+        raise ValueError(f"{cls.__name__}: {len(row)} columns for {len(names)} fields")
+    values = dict(zip(names, row, strict=False))
+    for name, fn in convert.items():
+        values[name] = fn(values[name])
+    return cls(**values)
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    return tuple(json.loads(text))
+
+
+def message_row(row: Row) -> MessageRow:
+    """A message of a list from (id, status, dest, sender, encoding, parts, carrier,
+    client_ref, campaign_id, possible_duplicate, error, created_at, updated_at, account
+    [, text])."""
+    return record(MessageRow, row, possible_duplicate=bool)
+
+
+def interaction(row: Row) -> Interaction:
+    """An interaction from its columns in ``Interaction``'s field order (``missing`` and
+    ``actions`` as JSON text)."""
+    return record(Interaction, row, missing=_int_tuple, actions=json.loads)
+
+
+def campaign(row: Row) -> CampaignRecord:
+    """A campaign from its columns in ``CampaignRecord``'s field order (``spec`` JSON)."""
+    return record(CampaignRecord, row, spec=json.loads)
+
+
+def import_job(row: Row) -> ImportJob:
+    """An import from its columns in ``ImportJob``'s field order (``errors`` JSON)."""
+    return record(ImportJob, row, errors=json.loads)
+
+
+def campaign_click(row: Row) -> CampaignClick:
+    """A click from (id, at, number, code, target, user_agent, bot)."""
+    return record(CampaignClick, row, bot=bool)
 
 
 def intake_rows(

@@ -53,3 +53,28 @@ def list_callbacks(parked: bool | None, after: int | None, limit: int) -> tuple[
         f" WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
     )
     return sql, [*params, limit]
+
+
+def interaction_filter(
+    prefix: str,
+    number: str | None,
+    source: str | None,
+    campaign_id: str | None,
+    state: str | None = None,
+) -> tuple[list[str], list[Any]]:
+    """The conditions (``AND``-joined by the caller) and parameters of the interaction
+    filters (``Interactions.interactions``, the export): written to ``number``, from
+    ``source``, of ``campaign_id``, in ``state``; None is any. Columns take ``prefix``
+    (a table alias with its dot, or "")."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("destination", number),
+        ("source", source),
+        ("campaign_id", campaign_id),
+        ("state", state),
+    ):
+        if value is not None:
+            where.append(f"{prefix}{column} = ?")
+            params.append(value)
+    return where, params

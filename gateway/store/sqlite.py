@@ -1038,6 +1038,54 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         """One node has the file to itself (``smsgw.lock``): nobody else leaves it work, so
         nothing to listen for (gateway.store.ports.Wakeups)."""
 
+    async def _claim_read(self, table: str, ids: list[Any], now: float) -> set[Any]:
+        """Claim for this node the rows ``ids`` of ``table`` just read as claimable; one
+        another node claimed since the read is left to it. The ids claimed."""
+        me = self.claims.node_id
+        claim = (me, self.claims.until(now), json.dumps(ids), me, now)
+        sql = (
+            f"UPDATE {table} SET claimed_by = ?, claim_until = ?"
+            f" WHERE id IN (SELECT value FROM json_each(?)) AND {CLAIMABLE} RETURNING id"
+        )
+
+        def op(conn: sqlite3.Connection) -> set[Any]:
+            return {r[0] for r in conn.execute(sql, claim)}
+
+        claimed: set[Any] = await self._write_in_thread(op)
+        return claimed
+
+    async def _claim_due(
+        self,
+        table: str,
+        where: str,
+        order: str,
+        params: tuple[Any, ...],
+        now: float,
+        limit: int,
+        returning: str,
+    ) -> list[Any]:
+        """Claim for this node at most ``limit`` claimable rows of ``table`` that match
+        ``where`` (with ``params``), first by ``order``; their ``returning`` columns.
+
+        A read first, so that the idle poll writes nothing; the claim itself chooses again,
+        in the write transaction, so a row another node claimed meanwhile is passed over,
+        not given twice nor hiding the rows behind it."""
+        me = self.claims.node_id
+        due = f"SELECT id FROM {table} WHERE {where} AND {CLAIMABLE} ORDER BY {order}"
+        if not await self._read(f"{due} LIMIT 1", (*params, me, now)):
+            return []
+        claim = (me, self.claims.until(now), *params, me, now, limit)
+        sql = (
+            f"UPDATE {table} SET claimed_by = ?, claim_until = ? WHERE id IN ({due}"
+            f" LIMIT ?) RETURNING {returning}"
+        )
+
+        def op(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(sql, claim).fetchall()
+
+        rows: list[Any] = await self._write_in_thread(op)
+        return rows
+
     async def renew_claims(self, now: float) -> int:
         """Extend every claim this node holds to ``now + claim_seconds``; how many rows."""
         return await self._claims_of_mine("claim_until = ?", (self.claims.until(now),))
@@ -1198,20 +1246,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         )
         if not rows:
             return []
-        # Claimed for this node; one another node claimed since the read is left to it.
-        claim = (me, self.claims.until(now), json.dumps([r[0] for r in rows]), me, now)
-
-        def op(conn: sqlite3.Connection) -> set[str]:
-            return {
-                r[0]
-                for r in conn.execute(
-                    "UPDATE messages SET claimed_by = ?, claim_until = ?"
-                    f" WHERE id IN (SELECT value FROM json_each(?)) AND {CLAIMABLE} RETURNING id",
-                    claim,
-                )
-            }
-
-        claimed: set[str] = await self._write_in_thread(op)
+        claimed = await self._claim_read("messages", [r[0] for r in rows], now)
         if len(claimed) < len(rows):
             rows = [r for r in rows if r[0] in claimed]
         return await self._with_parts(store_rows.outbound_messages(rows))
@@ -1701,23 +1736,15 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
             await self._write_in_thread(op)
 
     async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
-        me = self.claims.node_id
-        due = f"SELECT id FROM callbacks WHERE next_at <= ? AND {CLAIMABLE} ORDER BY next_at"
-        # A read first, so that the idle poll writes nothing; the claim itself chooses
-        # again, in the write transaction, so a row another node claimed meanwhile is
-        # passed over, not given twice nor hiding the rows behind it.
-        if not await self._read(f"{due} LIMIT 1", (now, me, now)):
-            return []
-        params = (me, self.claims.until(now), now, me, now, limit)
-
-        def op(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(
-                f"UPDATE callbacks SET claimed_by = ?, claim_until = ? WHERE id IN ({due}"
-                " LIMIT ?) RETURNING id, url, payload, attempts, next_at, signer",
-                params,
-            ).fetchall()
-
-        rows: list[Any] = await self._write_in_thread(op)
+        rows = await self._claim_due(
+            "callbacks",
+            "next_at <= ?",
+            "next_at",
+            (now,),
+            now,
+            limit,
+            "id, url, payload, attempts, next_at, signer",
+        )
         return sorted((Callback(*r) for r in rows), key=lambda cb: (cb.next_at, cb.id))
 
     # callback_done and callback_retry run whole on the writer's thread (``_InThread``):
@@ -1791,23 +1818,15 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         await self._write(op)
 
     async def front_due(self, account: str, now: float, limit: int) -> list[FrontItem]:
-        me = self.claims.node_id
-        due = (
-            "SELECT id FROM front_outbox"
-            f" WHERE account = ? AND next_at <= ? AND {CLAIMABLE} ORDER BY id"
+        rows = await self._claim_due(
+            "front_outbox",
+            "account = ? AND next_at <= ?",
+            "id",
+            (account, now),
+            now,
+            limit,
+            "id, account, kind, payload, attempts, created_at",
         )
-        if not await self._read(f"{due} LIMIT 1", (account, now, me, now)):
-            return []  # as callbacks_due: read, then choose again while claiming
-        params = (me, self.claims.until(now), account, now, me, now, limit)
-
-        def op(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(
-                f"UPDATE front_outbox SET claimed_by = ?, claim_until = ? WHERE id IN ({due}"
-                " LIMIT ?) RETURNING id, account, kind, payload, attempts, created_at",
-                params,
-            ).fetchall()
-
-        rows: list[Any] = await self._write_in_thread(op)
         return sorted((FrontItem(*r) for r in rows), key=lambda item: item.id)
 
     async def front_done(self, ids: Sequence[int]) -> None:
@@ -2092,26 +2111,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
             f" FROM messages{clause} ORDER BY id {order} LIMIT ?",
             (*params, query.limit),
         )
-        return [
-            MessageRow(
-                id=r[0],
-                status=r[1],
-                to=r[2],
-                sender=r[3],
-                encoding=r[4],
-                parts=r[5],
-                carrier=r[6],
-                client_ref=r[7],
-                campaign_id=r[8],
-                possible_duplicate=bool(r[9]),
-                error=r[10],
-                created_at=r[11],
-                updated_at=r[12],
-                account=r[13],
-                text=r[14],
-            )
-            for r in rows
-        ]
+        return [store_rows.message_row(r) for r in rows]
 
     async def minute_counts(self, since: float) -> list[tuple[int, str, int]]:
         # A range of the primary key (ids sort by creation time): the last hour's rows only.
@@ -2204,20 +2204,8 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         )
         if not rows:
             return []
-        found = [_interaction(r) for r in rows]
-        claim = (me, self.claims.until(now), json.dumps([i.id for i in found]), me, now)
-
-        def op(conn: sqlite3.Connection) -> set[int]:
-            return {
-                r[0]
-                for r in conn.execute(
-                    "UPDATE interactions SET claimed_by = ?, claim_until = ?"
-                    f" WHERE id IN (SELECT value FROM json_each(?)) AND {CLAIMABLE} RETURNING id",
-                    claim,
-                )
-            }
-
-        claimed: set[int] = await self._write_in_thread(op)
+        found = [store_rows.interaction(r) for r in rows]
+        claimed = await self._claim_read("interactions", [i.id for i in found], now)
         return [i for i in found if i.id in claimed]
 
     async def begin_interaction_attempt(self, interaction_id: int, floor: int = 0) -> int:
@@ -2277,7 +2265,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
             row = conn.execute(
                 f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ?", (interaction_id,)
             ).fetchone()
-            return _interaction(row) if row is not None else None
+            return store_rows.interaction(row) if row is not None else None
 
         result: Interaction | None = await self._write_in_thread(op)
         return result
@@ -2364,7 +2352,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         rows = await self._read(
             f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ?", (interaction_id,)
         )
-        return _interaction(rows[0]) if rows else None
+        return store_rows.interaction(rows[0]) if rows else None
 
     async def interactions(
         self,
@@ -2377,17 +2365,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         newest_first: bool = False,
         state: str | None = None,
     ) -> list[Interaction]:
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("destination", number),
-            ("source", source),
-            ("campaign_id", campaign_id),
-            ("state", state),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        where, params = sql_text.interaction_filter("", number, source, campaign_id, state)
         if after is not None:
             where.append("id < ?" if newest_first else "id > ?")
             params.append(after)
@@ -2397,7 +2375,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
             f"SELECT {_INTERACTION_COLUMNS} FROM interactions{clause} ORDER BY id {order} LIMIT ?",
             (*params, limit),
         )
-        return [_interaction(r) for r in rows]
+        return [store_rows.interaction(r) for r in rows]
 
     async def contacts_of(self, numbers: Sequence[str]) -> dict[str, Contact]:
         return await read_contacts(self.db, numbers)
@@ -2413,16 +2391,8 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         ids: Sequence[int] | None = None,
         limit: int = 1000,
     ) -> list[str]:
-        where = ["i.id > ?"]
-        params: list[Any] = [after]
-        for column, value in (
-            ("destination", number),
-            ("source", source),
-            ("campaign_id", campaign_id),
-        ):
-            if value is not None:
-                where.append(f"i.{column} = ?")
-                params.append(value)
+        where, params = sql_text.interaction_filter("i.", number, source, campaign_id)
+        where, params = ["i.id > ?", *where], [after, *params]
         if upto is not None:
             where.append("i.id <= ?")
             params.append(upto)
@@ -2608,29 +2578,3 @@ _INTERACTION_COLUMNS: Final = (
     " received_at, completed_at, state, keyword, rule, campaign_id, actions, processed_at,"
     " attempts, last_error, care_state, assignee"
 )
-
-
-def _interaction(row: Sequence[Any]) -> Interaction:
-    return Interaction(
-        id=row[0],
-        carrier=row[1],
-        source=row[2],
-        destination=row[3],
-        text=row[4],
-        data_coding=row[5],
-        parts=row[6],
-        parts_received=row[7],
-        missing=tuple(json.loads(row[8])),
-        received_at=row[9],
-        completed_at=row[10],
-        state=row[11],
-        keyword=row[12],
-        rule=row[13],
-        campaign_id=row[14],
-        actions=json.loads(row[15]),
-        processed_at=row[16],
-        attempts=row[17],
-        last_error=row[18],
-        care_state=row[19],
-        assignee=row[20],
-    )

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import aiosqlite
 
+from gateway.store import rows as store_rows
 from gateway.store.base import Contact
 from gateway.store.campaign_base import (
     IMPORT_FAILED,
@@ -150,45 +151,6 @@ DELETE_PAGE: Final = 20_000
 transactions rather than one that holds the writer for seconds."""
 AUDIENCE_PAGE: Final = 20_000
 """Numbers per write while a campaign's audience is fixed: tens of milliseconds each."""
-
-
-def _campaign(row: Sequence[Any]) -> CampaignRecord:
-    return CampaignRecord(
-        id=row[0],
-        name=row[1],
-        sender=row[2],
-        text=row[3],
-        spec=json.loads(row[4]),
-        status=row[5],
-        created_at=row[6],
-        start_at=row[7],
-        started_at=row[8],
-        finished_at=row[9],
-        recipients=row[10],
-        cursor=row[11],
-        handled=row[12],
-        skipped_opted_out=row[13],
-        skipped_invalid=row[14],
-        account=row[15],
-    )
-
-
-def _import(row: Sequence[Any]) -> ImportJob:
-    return ImportJob(
-        id=row[0],
-        list_id=row[1],
-        status=row[2],
-        opt_in_source=row[3],
-        created_at=row[4],
-        rows=row[5],
-        imported=row[6],
-        rejected=row[7],
-        errors=json.loads(row[8]),
-        finished_at=row[9],
-        failure=row[10],
-        bytes_total=row[11],
-        bytes_read=row[12],
-    )
 
 
 def _like(text: str) -> str:
@@ -396,7 +358,7 @@ class SqliteCampaignStore:
         rows = await self._read(
             f"SELECT {_IMPORT_COLUMNS} FROM contact_imports WHERE id = ?", (import_id,)
         )
-        return _import(rows[0]) if rows else None
+        return store_rows.import_job(rows[0]) if rows else None
 
     async def fail_running_imports(self, reason: str, at: float) -> int:
         me = self.claims.node_id
@@ -693,7 +655,7 @@ class SqliteCampaignStore:
         rows = await self._read(
             f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?", (campaign_id,)
         )
-        return _campaign(rows[0]) if rows else None
+        return store_rows.campaign(rows[0]) if rows else None
 
     async def campaigns(self, statuses: Sequence[str] | None = None) -> list[CampaignRecord]:
         if statuses is None:
@@ -706,7 +668,7 @@ class SqliteCampaignStore:
                 f" WHERE status IN ({_marks(len(statuses))}) ORDER BY created_at, id",
                 list(statuses),
             )
-        return [_campaign(r) for r in rows]
+        return [store_rows.campaign(r) for r in rows]
 
     async def claim_campaign(self, campaign_id: str, now: float) -> bool:
         me = self.claims.node_id
@@ -947,18 +909,7 @@ class SqliteCampaignStore:
             " WHERE c.campaign_id = ? AND (c.at, c.id) > (?, ?) ORDER BY c.at, c.id LIMIT ?",
             (campaign_id, after[0], after[1], limit),
         )
-        return [
-            CampaignClick(
-                id=r[0],
-                at=r[1],
-                number=r[2],
-                code=r[3],
-                target=r[4],
-                user_agent=r[5],
-                bot=bool(r[6]),
-            )
-            for r in rows
-        ]
+        return [store_rows.campaign_click(r) for r in rows]
 
     async def reply_figures(self, campaign_id: str) -> ReplyFigures:
         # Responses (RESPONSE: a recipient's MO that is no re-subscription) by keyword, and

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import aiosqlite
 
+from gateway.store import rows as store_rows
 from gateway.store.base import (
     INTERACTION_PENDING,
     UNDELIVERED_STATUSES,
@@ -132,7 +133,7 @@ class SqliteReports:
         raise NotImplementedError  # pragma: no cover - SqliteStore provides it
 
     async def interactions_by_ids(self, ids: Sequence[int]) -> list[Interaction]:
-        from gateway.store.sqlite import _INTERACTION_COLUMNS, _interaction
+        from gateway.store.sqlite import _INTERACTION_COLUMNS
 
         wanted = sorted(set(ids))
         found: list[Interaction] = []
@@ -144,7 +145,7 @@ class SqliteReports:
                 " ORDER BY id",
                 chunk,
             )
-            found.extend(_interaction(r) for r in rows)
+            found.extend(store_rows.interaction(r) for r in rows)
         return found
 
     async def settled_interaction_bound(self) -> int:
@@ -176,14 +177,14 @@ class SqliteReports:
     async def campaign_interactions(
         self, campaign_id: str, since: float, until: float, after: int, limit: int
     ) -> list[Interaction]:
-        from gateway.store.sqlite import _INTERACTION_COLUMNS, _interaction
+        from gateway.store.sqlite import _INTERACTION_COLUMNS
 
         rows = await self._read(
             f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE campaign_id = ?"
             " AND id > ? AND received_at >= ? AND received_at < ? ORDER BY id LIMIT ?",
             (campaign_id, after, since, until, limit),
         )
-        return [_interaction(r) for r in rows]
+        return [store_rows.interaction(r) for r in rows]
 
     async def campaign_counts(self, campaign_id: str, since: float, until: float) -> CampaignCounts:
         """The campaign's figures in [since, until) (CampaignCounts says what each counts)."""
