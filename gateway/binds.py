@@ -57,6 +57,9 @@ class BindState(StrEnum):
     BACKOFF = "backoff"
     UNBINDING = "unbinding"
     STOPPED = "stopped"
+    STANDBY = "standby"
+    """Not connected: its bind slot is leased to another node, or not yet to this one
+    (gateway.cluster)."""
 
 
 TlsVersion = Literal["1.2", "1.3"]
@@ -158,6 +161,9 @@ class BindSettings:
     reconnect_jitter: float = 0.2
     tls: TlsSettings | None = None
     """Connect with TLS; None is plain TCP."""
+    slot: int = 0
+    """Which of the carrier's ``binds`` this is, from 0: the slot leased across the
+    cluster (gateway.cluster); bind ``<carrier>-<n>`` is slot n - 1."""
 
 
 class Backoff:
@@ -327,8 +333,29 @@ class CarrierBind:
             self.conn.send_response(pdu)
 
     def start(self) -> asyncio.Task[None]:
+        """Run (again, after a ``stop``: a bind slot leased back to this node)."""
+        self._stopping = False
+        self._wakeup.clear()
         self._task = asyncio.get_running_loop().create_task(self.run(), name=f"bind-{self.name}")
         return self._task
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopped (connected, connecting or backing off)."""
+        return self._task is not None and not self._task.done() and not self._stopping
+
+    def hold(self) -> None:
+        """Stop sending at once (fencing, gateway.cluster): ``submit`` refuses and the
+        window shows no room from now on; ``stop`` then unbinds."""
+        if self.state is BindState.BOUND:
+            self._set_state(BindState.UNBINDING, reason="fenced")
+
+    def standby(self) -> None:
+        """Not running because its slot is not leased to this node: shown as such, and
+        settled (readiness does not wait for a bind another node holds)."""
+        if not self.running:
+            self._set_state(BindState.STANDBY)
+            self.settled.set()
 
     async def stop(self, drain: float = 5.0) -> None:
         """Unbind, keep reading responses and receipts up to ``drain`` seconds, close."""

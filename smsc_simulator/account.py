@@ -77,6 +77,9 @@ class Account:
         self.receipt_delay = DelaySampler(config.receipts.delay, rng)
         self.outcome = OutcomePicker(config.receipts.outcomes, rng)
         self.binds: list[EsmeConnection] = []
+        self.peak_binds = 0
+        """The most binds this account had at one time (a cluster of gateways must keep
+        within the carrier's limit)."""
         self.receivers: list[EsmeConnection] = []
         self.held: deque[Outgoing] = deque()
         self._rr = 0

@@ -190,6 +190,7 @@ class EsmeConnection:
         self.account = account
         self.bound = True
         account.binds.append(self)
+        account.peak_binds = max(account.peak_binds, len(account.binds))
         if receives(event.bind_type):
             account.receivers.append(self)
         log_event(

@@ -274,6 +274,7 @@ class Simulator:
             self._loop.time(),
             binds=sum(len(a.binds) for a in self.accounts.values()),
             binds_by_account={a.system_id: len(a.binds) for a in self.accounts.values()},
+            peak_binds_by_account={a.system_id: a.peak_binds for a in self.accounts.values()},
             receipts_pending=sum(
                 1 for a in self.accounts.values() for item in a.held if item.state
             ),

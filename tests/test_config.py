@@ -108,6 +108,20 @@ def test_shipped_config_accounts_for_every_simulator_login() -> None:
     assert simulator["smpp"]["port"] == sim.port
 
 
+def test_cluster_section_defaults_to_a_ten_second_lease_and_checks_its_keys() -> None:
+    assert load_dataclass(GatewayConfig, MINIMAL).cluster.lease_seconds == 10.0
+    config = load_dataclass(GatewayConfig, {**MINIMAL, "cluster": {"lease_seconds": 4}})
+    assert config.cluster.lease_seconds == 4.0
+    errors = errors_of({**MINIMAL, "cluster": {"lease_seconds": 0.5, "lease": 3}})
+    assert sorted(str(e) for e in errors) == [
+        "cluster.lease: unknown key",
+        "cluster.lease_seconds: must be 1..3600, got 0.5",
+    ]
+    assert [str(e) for e in errors_of({**MINIMAL, "cluster": {"lease_seconds": "ten"}})] == [
+        "cluster.lease_seconds: expected float, got str"
+    ]
+
+
 # -- defaults -----------------------------------------------------------------------------
 
 
@@ -277,6 +291,7 @@ def test_each_section_has_a_module_of_its_own_and_one_loader_reads_them() -> Non
         "inbound": "inbound",
         "digest": "digest",
         "links": "links",
+        "cluster": "cluster",
     }
     assert {f.name for f in dataclasses.fields(GatewayConfig)} == set(modules)
     for name, module in modules.items():

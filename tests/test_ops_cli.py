@@ -41,6 +41,8 @@ class FakeApi:
     url: str = ""
     store_degraded: bool = False
     """/healthz answers 503 with a store refusing work (issue 17.3)."""
+    cluster: dict[str, Any] | None = None
+    """/healthz's ``cluster`` (gateway.cluster), when set."""
 
     def campaign(self, cid: str, status: str = "draft") -> dict[str, Any]:
         return {"id": cid, "name": "spring", "status": status}
@@ -97,7 +99,10 @@ class FakeApi:
             store = {"status": "degraded", "reason": "disk_low", "reasons": {"disk_low": "low"}}
             body = {"status": "degraded", "binds": binds, "store": store}
             return web.json_response(body, status=503)
-        return web.json_response({"status": "degraded", "binds": binds})
+        body = {"status": "degraded", "binds": binds}
+        if self.cluster is not None:
+            body["cluster"] = self.cluster
+        return web.json_response(body)
 
     async def metrics(self, request: web.Request) -> web.Response:
         text = (
@@ -402,6 +407,59 @@ async def test_status_reads_healthz_and_metrics(
     ]
     code, out, _ = await run(api, "status", monkeypatch=monkeypatch, token=False)
     assert "sim-1" in out and "sim=42" in out and "120.5" in out
+
+
+CLUSTER: dict[str, Any] = {
+    "node": "n2",
+    "lease_seconds": 10.0,
+    "fenced": False,
+    "last_renewal_age": 1.2,
+    "rounds": 40,
+    "failures": 0,
+    "fences": 0,
+    "held": ["sim/1"],
+    "nodes": [
+        {
+            "id": "n1",
+            "http": "10.0.0.1:8080",
+            "front": "",
+            "live": False,
+            "started_at": 1.0,
+            "heartbeat_age": 30.5,
+            "binds": [],
+        },
+        {
+            "id": "n2",
+            "http": "10.0.0.2:8080",
+            "front": "",
+            "live": True,
+            "started_at": 2.0,
+            "heartbeat_age": 1.2,
+            "binds": [
+                {"carrier": "sim", "slot": 0, "held_for": 3.0, "lease_age": 1.2},
+                {"carrier": "sim", "slot": 1, "held_for": 900.0, "lease_age": 1.2},
+            ],
+        },
+    ],
+}
+
+
+async def test_status_shows_the_cluster_nodes_and_their_binds(
+    api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.cluster = CLUSTER
+    code, out, _ = await run(api, "status", "--json", monkeypatch=monkeypatch, token=False)
+    assert code == 0 and json.loads(out)["cluster"] == CLUSTER
+    code, out, _ = await run(api, "status", monkeypatch=monkeypatch, token=False)
+    assert "cluster: node n2, lease 10.0 s, renewed 1.2 s ago" in out
+    lines = out.splitlines()
+    n1 = next(line for line in lines if line.startswith("n1 "))
+    n2 = next(line for line in lines if line.startswith("n2 "))
+    assert n1.split()[1:] == ["no", "10.0.0.1:8080", "-"]
+    assert n2.split()[1] == "yes" and "sim/0: 1.2 s, sim/1: 1.2 s" in n2
+    api.cluster = {**CLUSTER, "fenced": True}
+    code, out, _ = await run(api, "status", monkeypatch=monkeypatch, token=False)
+    assert "FENCED" in out
 
 
 async def test_status_shows_a_store_refusing_work_at_once(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from gateway.app.sdnotify import Notifier
 from gateway.binds import BindSettings, CarrierBind, RefusingListener
 from gateway.callback_policy import CallbackPolicy
 from gateway.campaigns.wiring import Campaigns
+from gateway.cluster import SlotKeeper
 from gateway.config import CarrierConfig, GatewayConfig
 from gateway.core.intake import CarrierTexts, Intake
 from gateway.core.model import StatusChange
@@ -33,7 +35,7 @@ from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
 from gateway.front.metric_families import front_metrics
 from gateway.front.server import FrontServer
-from gateway.http.app import add_store_health, health, make_app
+from gateway.http.app import add_cluster_health, add_store_health, health, make_app
 from gateway.http.connguard import ConnectionGuard, GuardSettings, serve_guarded
 from gateway.http.drain import Drain
 from gateway.http.inbound import InboundApi
@@ -49,6 +51,7 @@ from gateway.signing import Signers
 from gateway.smpp.session import BindType, SessionConfig
 from gateway.store.claims import ClaimSettings
 from gateway.store.factory import open_store
+from gateway.store.leases import NodeInfo
 
 log = logging.getLogger("smsgw.daemon")
 
@@ -92,6 +95,7 @@ def bind_settings(carrier: CarrierConfig) -> list[BindSettings]:
             reconnect_max=carrier.reconnect_max,
             reconnect_jitter=carrier.reconnect_jitter,
             tls=carrier.tls_settings,
+            slot=n - 1,
         )
         for n in range(1, carrier.binds + 1)
     ]
@@ -119,6 +123,15 @@ class Gateway:
             for carrier in config.carriers
             for settings in bind_settings(carrier)
         ]
+        self.started_at = time.time()
+        # The binds run only while their slot is leased to this node (gateway.cluster): on
+        # one SQLite file, every slot; on a shared database, this node's share.
+        self.slots = SlotKeeper(
+            self.stores.leases,
+            self.binds,
+            config.cluster.lease_seconds,
+            self._node_info,
+        )
         self.retention = self.stores.pruner(config.retention)
         self.router = Router(
             [Route(r.prefix, r.carriers, r.weights) for r in config.routes],
@@ -164,6 +177,7 @@ class Gateway:
             directory=campaigns or self.campaigns.directory,
             notify_callbacks=self.callbacks.notify,
         )
+        self.slots.on_share = self.dispatcher.set_account_share
         self.dispatcher.deliveries.mo_handler = self.inbound.handle_pdu
         self.dispatcher.deliveries.mo_batch_handler = self.inbound.handle_pdus
         self.inbound.upstream = self.front  # [front.mo_routes]: numbers owned upstream
@@ -188,6 +202,16 @@ class Gateway:
         self._stop = asyncio.Event()
         self._started: list[str] = []
         self.http_port: int | None = None
+
+    def _node_info(self) -> NodeInfo:
+        """What this node says of itself at each lease round (gateway.cluster)."""
+        front = self.front
+        return NodeInfo(
+            self.config.node.id,
+            http=f"{self.config.http.host}:{self.http_port}" if self.http_port else "",
+            front=f"{front.config.host}:{front.port}" if front and front.port else "",
+            started_at=self.started_at,
+        )
 
     def _reload_signers(self, config: GatewayConfig) -> None:
         """Signing secrets change on a reload (a rotation needs no restart)."""
@@ -214,9 +238,9 @@ class Gateway:
             # binds (until then an MO would be answered ESME_RX_T_APPN).
             await self.inbound.start()
             self._started.append("inbound")
-            for bind in self.binds:
-                bind.start()
             self._started.append("binds")
+            await self.slots.start()  # starts the binds of the slots leased to this node
+            self._started.append("slots")
             await self.callbacks.start()
             self._started.append("callbacks")
             await self.campaigns.start()
@@ -259,6 +283,7 @@ class Gateway:
         if self.front is not None:
             body["front"] = self.front.health()
         body["receipts"] = self.dispatcher.receipts.health()
+        add_cluster_health(body, self.slots.health())
         add_store_health(body, self.stores.health)
         return body
 
@@ -318,6 +343,7 @@ class Gateway:
             guard=self.http_guard,
             drain=self.drain,
             log_refusals=True,
+            cluster_health=self.slots.health,
         )
         runner = web.AppRunner(
             app,
@@ -357,6 +383,8 @@ class Gateway:
             self._ready_task.cancel()
             self._ready_task = None
         started = self._started
+        if "slots" in started:  # no bind starts or stops by a lease from now on
+            await self.slots.stop()
         if "front" in started and self.front is not None:
             await self.front.stop()
         if "digest" in started and self.digest is not None:
@@ -387,6 +415,8 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if "slots" in started:  # unbound: the other nodes may bind these slots at once
+            await self.slots.leave()
         if "lease" in started:  # everything that claims has stopped: give the rest up
             await self.lease.stop()
         if "store" in started:

@@ -71,6 +71,7 @@ RESTART_SECTIONS: Final = (
     "retention",
     "compliance",
     "links",
+    "cluster",
 )
 """Read once at start: a reload that changes them logs that a restart is needed."""
 
@@ -223,8 +224,7 @@ async def apply_config(gw: Gateway, new: GatewayConfig) -> None:
     gw.dispatcher.reconfigure(new, kept)
     gw.binds[:] = kept  # the same list /healthz and /metrics read
     gw.config = new
-    for bind in added:
-        bind.start()
+    gw.slots.adopt(added)  # each starts if its slot is leased to this node
     log_event(
         log,
         "reload.applied",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from prometheus_client.core import Metric
 
 from gateway.binds import BindState
+from gateway.cluster import SlotKeeper
 from gateway.metrics import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -224,6 +225,7 @@ def gateway_metrics(gw: Gateway, http: RequestCounts) -> Iterable[Metric]:
         "smsgw_claims_held", "Rows this node held at its last claim renewal.", lease.held
     )
 
+    yield from cluster_metrics(gw.slots)
     yield from store_metrics(gw.stores.stats)
     yield from store_health_metrics(gw.stores.health)
     yield from retention_metrics(gw.retention)
@@ -323,4 +325,46 @@ def retention_metrics(r: Retention) -> Iterable[Metric]:
         "smsgw_retention_reclaimed_pages",
         "Free database pages given back to the file system (incremental vacuum).",
         value=float(r.stats.reclaimed_pages),
+    )
+
+
+def cluster_metrics(slots: SlotKeeper) -> Iterable[Metric]:
+    """The bind-slot leases of this node (gateway.cluster)."""
+    stats = slots.stats
+    rounds = CounterMetricFamily(
+        "smsgw_cluster_lease_rounds",
+        "Lease rounds of this node (heartbeat and bind-slot leases, gateway.cluster).",
+        labels=["result"],
+    )
+    rounds.add_metric(["ok"], float(stats.rounds))
+    rounds.add_metric(["failed"], float(stats.failures))
+    yield rounds
+    yield CounterMetricFamily(
+        "smsgw_cluster_fences",
+        "Times this node unbound everything because it could not renew its leases in time.",
+        float(stats.fences),
+    )
+    yield GaugeMetricFamily(
+        "smsgw_cluster_fenced", "1 while this node is fenced.", float(slots.fenced)
+    )
+    moved = CounterMetricFamily(
+        "smsgw_cluster_slots_moved",
+        "Bind slots this node took, gave back (surplus) or found taken (should stay 0).",
+        labels=["how"],
+    )
+    moved.add_metric(["taken"], float(stats.taken))
+    moved.add_metric(["given_back"], float(stats.given_back))
+    moved.add_metric(["lost"], float(stats.lost))
+    yield moved
+    held = GaugeMetricFamily(
+        "smsgw_cluster_slots_held", "Bind slots this node holds, per carrier.", labels=["carrier"]
+    )
+    for carrier in slots.wanted():
+        held.add_metric([carrier], float(sum(1 for c, _ in slots.held if c == carrier)))
+    yield held
+    last = slots.last_round
+    yield GaugeMetricFamily(
+        "smsgw_cluster_nodes_live",
+        "Live nodes at this node's last lease round (this one included).",
+        float(len(last.live) if last is not None else 0),
     )

@@ -275,7 +275,28 @@ def status_doc(client: Client) -> dict[str, Any]:
         "binds": binds,
         "queues": queues,
         "submit_rate": sum(rates.values()),
+        "cluster": health.get("cluster"),
     }
+
+
+def _cluster_text(cluster: dict[str, Any]) -> list[str]:
+    """The nodes sharing the database, each with its bind slots and their lease ages."""
+    fenced = " FENCED (cannot renew its leases: binds down)" if cluster.get("fenced") else ""
+    lines = [
+        f"cluster: node {cluster.get('node')}, lease {cluster.get('lease_seconds')} s,"
+        f" renewed {cluster.get('last_renewal_age')} s ago{fenced}"
+    ]
+    lines.append(f"{'node':<20} {'live':<5} {'http':<22} binds (carrier/slot: lease age)")
+    for node in cluster.get("nodes") or []:
+        slots = ", ".join(
+            f"{b.get('carrier')}/{b.get('slot')}: {b.get('lease_age')} s"
+            for b in node.get("binds") or []
+        )
+        live = "yes" if node.get("live") else "no"
+        lines.append(
+            f"{node.get('id', ''):<20} {live:<5} {node.get('http', ''):<22} {slots or '-'}"
+        )
+    return lines
 
 
 def _status_text(doc: dict[str, Any]) -> str:
@@ -290,6 +311,9 @@ def _status_text(doc: dict[str, Any]) -> str:
         "queued parts: " + (", ".join(f"{c}={n}" for c, n in doc["queues"].items()) or "-")
     )
     lines.append(f"submit rate: {doc['submit_rate']:.1f} msg/s")
+    cluster = doc.get("cluster")
+    if isinstance(cluster, dict):
+        lines.extend(_cluster_text(cluster))
     store = doc.get("store")
     if isinstance(store, dict) and store.get("status") != "ok":
         for reason, detail in (store.get("reasons") or {}).items():

@@ -8,10 +8,11 @@ the daemon refuses to start. Nothing is half-loaded.
 One module per section: :mod:`.node`, :mod:`.http` (and its tokens), :mod:`.log`,
 :mod:`.store` (and ``[retention]``), :mod:`.carriers`, :mod:`.messages` (and ``[[routes]]``),
 :mod:`.callbacks`, :mod:`.compliance`, :mod:`.shutdown`, :mod:`.front`, :mod:`.inbound`,
-:mod:`.digest`, :mod:`.links`; :mod:`.common` holds what several share, :mod:`.root` the
-whole tree (:class:`GatewayConfig`, :func:`load_config`) and :mod:`.loader` the loader
-(TOML or a mapping to a dataclass tree, every error at once). A new section is a module
-here, a field of ``GatewayConfig`` and, when other packages use its names, a line below.
+:mod:`.digest`, :mod:`.links`, :mod:`.cluster`; :mod:`.common` holds what several share,
+:mod:`.root` the whole tree (:class:`GatewayConfig`, :func:`load_config`) and
+:mod:`.loader` the loader (TOML or a mapping to a dataclass tree, every error at once). A
+new section is a module here, a field of ``GatewayConfig`` and, when other packages use its
+names, a line below.
 
 Every section must be present in the file: ``[node]``, ``[http]`` (with at least one
 ``[[http.tokens]]``), ``[log]``, ``[store]`` and at least one ``[[carriers]]``. Keys inside a
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from gateway.config.callbacks import CallbacksConfig
 from gateway.config.carriers import CarrierConfig
+from gateway.config.cluster import ClusterConfig
 from gateway.config.common import DAY
 from gateway.config.compliance import ComplianceConfig
 from gateway.config.digest import DigestConfig, SmtpConfig
@@ -66,6 +68,7 @@ __all__ = [
     "SCOPES",
     "CallbacksConfig",
     "CarrierConfig",
+    "ClusterConfig",
     "ComplianceConfig",
     "ConfigError",
     "DigestConfig",

@@ -10,6 +10,7 @@ from typing import Final
 
 from gateway.config.callbacks import CallbacksConfig
 from gateway.config.carriers import CarrierConfig
+from gateway.config.cluster import ClusterConfig
 from gateway.config.common import _unique
 from gateway.config.compliance import ComplianceConfig
 from gateway.config.digest import DigestConfig
@@ -92,6 +93,8 @@ class GatewayConfig:
     """Optional ``[links]``: short links with click tracking in campaigns (gateway.links)."""
     compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
     """Optional: see ComplianceConfig (no gateway-wide quiet hours without it)."""
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    """Optional: see ClusterConfig (bind-slot leases of ``lease_seconds``)."""
 
     def validate(self) -> list[str]:
         errors = _unique(self.carriers, "name", "carriers")

@@ -57,7 +57,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Final
 
 from gateway.binds import BindHooks, CarrierBind
-from gateway.config import GatewayConfig
+from gateway.config import CarrierConfig, GatewayConfig
 from gateway.core.model import NewMessage, Replacement
 from gateway.core.routing import Router
 from gateway.engine.admission import MAX_BATCH_PARTS, Admission, release
@@ -154,6 +154,9 @@ class Dispatcher:
         for bind in binds:
             self._add_bind(bind, now)
         self._idle = asyncio.Event()
+        self._account_shares: dict[str, float] = {}
+        """Carrier -> this node's part of its ``account_tps`` (gateway.cluster: the slots
+        it holds over the carrier's binds); 1 when absent (one node)."""
 
     def _add_bind(self, bind: CarrierBind, now: float) -> None:
         carrier = self._q.carriers.get(bind.carrier)
@@ -177,7 +180,7 @@ class Dispatcher:
         q.loop = loop
         now = loop.time()
         for carrier in q.carriers.values():
-            carrier.account = account_bucket(carrier.config.account_tps, now)
+            carrier.account = account_bucket(self._account_tps(carrier.config), now)
             carrier.wake = asyncio.Event()
             for b in carrier.binds:
                 b.throttle = BindThrottle(carrier.config.tps, now)
@@ -274,12 +277,12 @@ class Dispatcher:
         for cc in config.carriers:
             c = q.carriers.get(cc.name)
             if c is None:
-                c = q.carriers[cc.name] = carrier_queue(cc, cc.account_tps, now)
+                c = q.carriers[cc.name] = carrier_queue(cc, self._account_tps(cc), now)
                 if q.running and q.loop is not None:
                     c.task = q.loop.create_task(self._pump(c), name=f"pump-{c.name}")
             elif c.config != cc:
                 if c.config.account_tps != cc.account_tps:
-                    c.account = account_bucket(cc.account_tps, now)
+                    c.account = account_bucket(self._account_tps(cc), now)
                 if c.config.tps != cc.tps:
                     for b in c.binds:
                         b.throttle = BindThrottle(cc.tps, now)
@@ -297,6 +300,35 @@ class Dispatcher:
         for c in q.carriers.values():
             c.scanned_up = None
             c.wake.set()
+
+    def _account_tps(self, carrier: CarrierConfig) -> float:
+        return carrier.account_tps * self._account_shares.get(carrier.name, 1.0)
+
+    def set_account_share(self, carrier: str, share: float) -> None:
+        """This node now holds ``share`` (0..1) of ``carrier``'s binds across the cluster
+        (gateway.cluster): its ``account_tps`` bucket runs at that part of the account's
+        rate from now on, so the nodes together stay within it. A share of 0 (no bind
+        here) keeps the bucket as it is: nothing is sent without a bind."""
+        if share <= 0 or self._account_shares.get(carrier, 1.0) == share:
+            return
+        self._account_shares[carrier] = share
+        c = self._q.carriers.get(carrier)
+        if c is None or c.config.account_tps <= 0:
+            return
+        q = self._q
+        now = q.loop.time() if q.loop is not None else time.monotonic()
+        rate = self._account_tps(c.config)
+        if c.account is None:
+            c.account = account_bucket(rate, now)
+        else:
+            c.account.set_rate(rate, now)
+        c.wake.set()
+
+    def account_rate(self, carrier: str) -> float | None:
+        """The rate this node's ``account_tps`` bucket of ``carrier`` runs at (None:
+        unlimited)."""
+        c = self._q.carriers.get(carrier)
+        return None if c is None or c.account is None else c.account.rate
 
     # -- what the API, the front and the health page use ---------------------------------------
 

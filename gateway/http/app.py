@@ -64,6 +64,7 @@ __all__ = [
     "INTAKE_KEY",
     "PUBLIC_PATHS",
     "Outbound",
+    "add_cluster_health",
     "add_store_health",
     "health",
     "make_app",
@@ -75,13 +76,15 @@ FRONT_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("front_h
 STORE_HEALTH_KEY: web.AppKey[StoreHealth] = web.AppKey("store_health", StoreHealth)
 RECEIPTS_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("receipts_health")
 CONSOLE_KEY: web.AppKey[Console] = web.AppKey("console", Console)
+CLUSTER_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("cluster_health")
 
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
 """Answered without a token: probes, scrapers and API tooling have none."""
 
 
 def health(binds: Sequence[CarrierBind]) -> dict[str, Any]:
-    """``ok`` when every bind is bound, ``degraded`` otherwise (the daemon still serves)."""
+    """``ok`` when every bind is bound or in ``standby`` (its slot is another node's),
+    ``degraded`` otherwise (the daemon still serves)."""
     rows = [
         {
             "carrier": b.carrier,
@@ -93,8 +96,16 @@ def health(binds: Sequence[CarrierBind]) -> dict[str, Any]:
         }
         for b in binds
     ]
-    ok = bool(binds) and all(b.state is BindState.BOUND for b in binds)
+    ok = bool(binds) and all(b.state in (BindState.BOUND, BindState.STANDBY) for b in binds)
     return {"status": "ok" if ok else "degraded", "binds": rows}
+
+
+def add_cluster_health(body: dict[str, Any], cluster: dict[str, Any]) -> None:
+    """``cluster`` in /healthz (gateway.cluster.SlotKeeper.health): the nodes, live or not,
+    the bind slots each holds and their lease ages. A fenced node is ``degraded``."""
+    body["cluster"] = cluster
+    if cluster.get("fenced"):
+        body["status"] = "degraded"
 
 
 def add_store_health(body: dict[str, Any], store: StoreHealth) -> bool:
@@ -115,6 +126,9 @@ async def healthz(request: web.Request) -> web.Response:
     receipts = request.app.get(RECEIPTS_HEALTH_KEY)
     if receipts is not None:  # receipt correlation per carrier
         body["receipts"] = receipts()
+    cluster = request.app.get(CLUSTER_HEALTH_KEY)
+    if cluster is not None:  # the nodes and their bind slots
+        add_cluster_health(body, cluster())
     store = request.app.get(STORE_HEALTH_KEY)
     refusing = store is not None and add_store_health(body, store)
     return web.json_response(body, status=503 if refusing else 200)
@@ -166,6 +180,7 @@ def make_app(
     guard: ConnectionGuard | None = None,
     drain: Drain | None = None,
     log_refusals: bool = False,
+    cluster_health: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
     """The API over an open ``store``, the dispatcher (``outbound``) and the routing rules
     it shares with the dispatcher. ``clock`` gives epoch seconds (message times).
@@ -189,6 +204,8 @@ def make_app(
         app[STORE_HEALTH_KEY] = store_health
     if receipts_health is not None:
         app[RECEIPTS_HEALTH_KEY] = receipts_health
+    if cluster_health is not None:
+        app[CLUSTER_HEALTH_KEY] = cluster_health
     app.router.add_get("/healthz", healthz)
     if registry is not None:
         app.router.add_get("/metrics", _metrics_handler(registry), allow_head=False)
