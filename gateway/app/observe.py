@@ -22,7 +22,7 @@ from gateway.metrics import (
 from gateway.smpp.constants import status_name
 from gateway.store.health import REASONS, StoreHealth
 from gateway.store.ports import StoreStats
-from gateway.store.retention import Retention
+from gateway.store.retention import Pruning
 
 if TYPE_CHECKING:
     from gateway.app.daemon import Gateway
@@ -264,7 +264,7 @@ def store_health_metrics(h: StoreHealth) -> Iterable[Metric]:
     degraded = GaugeMetricFamily(
         "smsgw_store_degraded",
         "1 for each reason the store is degraded for (disk_low, disk_full, file_missing,"
-        " file_replaced, write_failed).",
+        " file_replaced, db_replaced, db_read_only, db_unreachable, write_failed).",
         labels=["reason"],
     )
     for reason in REASONS:
@@ -304,7 +304,7 @@ def store_health_metrics(h: StoreHealth) -> Iterable[Metric]:
     )
 
 
-def retention_metrics(r: Retention) -> Iterable[Metric]:
+def retention_metrics(r: Pruning) -> Iterable[Metric]:
     """What the pruner deleted (gateway.store.retention)."""
     deleted = CounterMetricFamily(
         "smsgw_retention_deleted",

@@ -20,7 +20,7 @@ from gateway.config.loader import ConfigError
 from gateway.store.claims import ClaimSettings
 from gateway.store.health import StoreHealth
 from gateway.store.ports import CampaignSide, ClusterLeases, GatewayStore, Links, StoreStats
-from gateway.store.retention import Retention
+from gateway.store.retention import Pruning, Retention
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Stores:
     """Counters for ``/metrics`` (gateway.app.observe)."""
     health: StoreHealth
     """Free space and the database's identity (``/healthz``, ``/metrics``, refusals)."""
-    pruner: Callable[[RetentionConfig], Retention]
+    pruner: Callable[[RetentionConfig], Pruning]
     """The background pruner of ``[retention]`` for this database."""
     leases: ClusterLeases
     """The node registry and the bind-slot leases (gateway.cluster)."""
@@ -57,7 +57,7 @@ def _sqlite(config: StoreConfig, data_dir: Path, claims: ClaimSettings) -> Store
         claims=claims,
     )
 
-    def pruner(retention: RetentionConfig) -> Retention:
+    def pruner(retention: RetentionConfig) -> Pruning:
         return Retention(store.db, retention)
 
     return Stores(

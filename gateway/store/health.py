@@ -43,13 +43,33 @@ FILE_MISSING: Final = "file_missing"
 """The database path no longer exists: the daemon writes into an unlinked file."""
 FILE_REPLACED: Final = "file_replaced"
 """The path names another file than the one opened (restored, moved, copied over)."""
+DB_REPLACED: Final = "db_replaced"
+"""PostgreSQL: the DSN now reaches another database than the one opened (its
+``store_identity`` differs or is gone): refused until the daemon is restarted."""
+DB_READ_ONLY: Final = "db_read_only"
+"""PostgreSQL: the server takes no writes (a standby in recovery, or
+``default_transaction_read_only``): refused until it takes them again."""
+DB_UNREACHABLE: Final = "db_unreachable"
+"""PostgreSQL: the last check could not reach the database (down, refusing connections, no
+answer): refused until a check reaches it again."""
 WRITE_FAILED: Final = "write_failed"
 """The last commit failed for another reason (I/O error...): shown, cleared by the next
 commit that succeeds; work is not refused for it (trying is how the store finds out)."""
 
-REFUSING: Final = frozenset({DISK_LOW, DISK_FULL, FILE_MISSING, FILE_REPLACED})
+REFUSING: Final = frozenset(
+    {DISK_LOW, DISK_FULL, FILE_MISSING, FILE_REPLACED, DB_REPLACED, DB_READ_ONLY, DB_UNREACHABLE}
+)
 SHORT_OF_SPACE: Final = frozenset({DISK_LOW, DISK_FULL})
-REASONS: Final = (DISK_FULL, DISK_LOW, FILE_MISSING, FILE_REPLACED, WRITE_FAILED)
+REASONS: Final = (
+    DISK_FULL,
+    DISK_LOW,
+    FILE_MISSING,
+    FILE_REPLACED,
+    DB_REPLACED,
+    DB_READ_ONLY,
+    DB_UNREACHABLE,
+    WRITE_FAILED,
+)
 """Every reason, most urgent first (``reason`` in /healthz is the first one present)."""
 
 REMIND_SECONDS: Final = 60.0
@@ -90,11 +110,13 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 class StoreHealth:
-    """The state above, for one database file."""
+    """The state above, for one database file (SQLite) or one database on a server
+    (PostgreSQL: ``path`` is ``user@host:port/database``, and gateway.store.postgres.watch
+    sets and clears the ``db_*`` reasons and ``disk_full``)."""
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         min_free_bytes: int,
         resume_free_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -180,7 +202,7 @@ class StoreHealth:
         if free_bytes < self.min_free_bytes:
             self._set(
                 DISK_LOW,
-                f"{free} free on {self.path.parent}, below the {_mib(self.min_free_bytes)}"
+                f"{free} free on {Path(self.path).parent}, below the {_mib(self.min_free_bytes)}"
                 " watermark: new work is refused, the rest is kept for what is in flight",
             )
         elif free_bytes >= self.resume_free_bytes:
@@ -212,6 +234,19 @@ class StoreHealth:
     def write_succeeded(self) -> None:
         if WRITE_FAILED in self.reasons:
             self._clear(WRITE_FAILED)
+
+    def degrade(self, reason: str, detail: str) -> None:
+        """Set ``reason`` (one of :data:`REASONS`) with a sentence for people, logged when
+        it is new (a backend's own checks: gateway.store.postgres.watch)."""
+        self._set(reason, detail)
+
+    def recover(self, reason: str, **fields: Any) -> None:
+        """Clear ``reason``, logged when it was set."""
+        self._clear(reason, **fields)
+
+    def remind(self) -> None:
+        """Log the state again when it has lasted ``REMIND_SECONDS`` since the last log."""
+        self._remind()
 
     # -- transitions -----------------------------------------------------------------------
 

@@ -295,16 +295,11 @@ class RetentionStats:
     reclaimed_pages: int = 0
 
 
-class Retention:
-    """The background pruner of one SQLite store (started and stopped by the daemon)."""
+class Pruning:
+    """A background pruner of ``[retention]`` (started and stopped by the daemon): one
+    round every ``interval`` seconds; a backend gives the round (:meth:`run_once`)."""
 
-    def __init__(
-        self,
-        db: SqliteDb,
-        config: RetentionConfig,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.db = db
+    def __init__(self, config: RetentionConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
         self.stats = RetentionStats()
@@ -322,18 +317,11 @@ class Retention:
         if not self.enabled:
             log_event(log, "retention.off", reason="every age is 0: nothing is deleted")
             return
-        mode = await self.db.auto_vacuum()
-        if mode != "incremental":
-            log_event(
-                log,
-                "retention.no_incremental_vacuum",
-                logging.WARNING,
-                auto_vacuum=mode,
-                detail="pruned space is reused but not given back to the file system; to"
-                " convert, stop the daemon and VACUUM once with auto_vacuum=INCREMENTAL"
-                " (README, Retention)",
-            )
+        await self._starting()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="retention")
+
+    async def _starting(self) -> None:
+        """What a backend says or prepares before the first round."""
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -352,6 +340,37 @@ class Retention:
                 self.stats.errors += 1
                 log_event(log, "retention.failed", logging.WARNING, error=repr(exc))
             await asyncio.sleep(self.config.interval)
+
+    async def run_once(self) -> dict[str, int]:
+        """One round: batches until nothing is left to delete. Returns what was deleted,
+        by kind."""
+        raise NotImplementedError
+
+
+class Retention(Pruning):
+    """The background pruner of one SQLite store."""
+
+    def __init__(
+        self,
+        db: SqliteDb,
+        config: RetentionConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(config, clock)
+        self.db = db
+
+    async def _starting(self) -> None:
+        mode = await self.db.auto_vacuum()
+        if mode != "incremental":
+            log_event(
+                log,
+                "retention.no_incremental_vacuum",
+                logging.WARNING,
+                auto_vacuum=mode,
+                detail="pruned space is reused but not given back to the file system; to"
+                " convert, stop the daemon and VACUUM once with auto_vacuum=INCREMENTAL"
+                " (README, Retention)",
+            )
 
     async def run_once(self) -> dict[str, int]:
         """One round: batches until nothing is left to delete, then the space given back.

@@ -23,7 +23,9 @@ from typing import Any
 
 import pytest
 
+from gateway.config import RetentionConfig
 from gateway.store.claims import DEFAULT_CLAIM_SECONDS, ClaimSettings
+from gateway.store.retention import Pruning, Retention
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
 from gateway.store.sqlite_leases import SqliteLeases
@@ -47,6 +49,7 @@ PORTS = frozenset(
         "edits",
         "lists",
         "leases",
+        "retention",
     }
 )
 """The ports a module may name (gateway.store.ports): new messages and opt-out checks
@@ -54,7 +57,8 @@ PORTS = frozenset(
 receipts, the callback outbox, the SMPP front's outbox, MO and interactions, contacts and
 opt-outs, campaigns, reports, cancel/replace/query of a message (edits: MessageEdits), lists
 of messages (lists: MessageReads.list_messages and minute_counts), the node registry and
-bind-slot leases (leases: ``backend.leases(node_id)``). ``backend.campaigns`` is the
+bind-slot leases (leases: ``backend.leases(node_id)``), the ``[retention]`` pruner
+(retention: ``backend.pruner(config, clock)``). ``backend.campaigns`` is the
 campaign side's store (contact lists, campaigns) on the same data, for the backends that
 keep it."""
 
@@ -91,6 +95,10 @@ class Harness:
         self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS
     ) -> Any:
         """``node``'s campaign side (``campaigns`` is node ``DEFAULT_NODE_ID``'s)."""
+        raise NotImplementedError
+
+    def pruner(self, config: RetentionConfig, clock: Callable[[], float]) -> Pruning:
+        """The backend's ``[retention]`` pruner over ``store``'s data (not started)."""
         raise NotImplementedError
 
     async def leases(self, node_id: str) -> Any:
@@ -139,6 +147,9 @@ class SqliteHarness(Harness):
 
     async def start(self) -> None:
         await self._open()
+
+    def pruner(self, config: RetentionConfig, clock: Callable[[], float]) -> Pruning:
+        return Retention(self.store.db, config, clock)
 
     async def reopen(self) -> None:
         await self.store.close()
@@ -258,6 +269,11 @@ class PgHarness(Harness):
     async def start(self) -> None:
         await self.store.open()
 
+    def pruner(self, config: RetentionConfig, clock: Callable[[], float]) -> Pruning:
+        from gateway.store.postgres.retention import PgRetention
+
+        return PgRetention(lambda: self.store.pool, config, clock)
+
     async def reopen(self) -> None:
         await self.store.close()
         self.store = self._make()
@@ -297,7 +313,17 @@ BACKENDS: tuple[Backend, ...] = (
     Backend(
         "postgresql",
         frozenset(
-            {"intake", "queue", "receipts", "callbacks", "front", "edits", "lists", "leases"}
+            {
+                "intake",
+                "queue",
+                "receipts",
+                "callbacks",
+                "front",
+                "edits",
+                "lists",
+                "leases",
+                "retention",
+            }
         ),
         PgHarness,
         ("pg_server",),

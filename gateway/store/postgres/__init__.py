@@ -13,7 +13,10 @@ half-working.
   ``pool_size``, ``statement_timeout``);
 - ``migrations``: the versioned schema, applied under an advisory lock (``smsgw migrate``);
 - ``store``: :class:`~gateway.store.postgres.store.PgStore`, the ports kept;
-- ``messages``: its mixin of message edits (cancel_sm, replace_sm, query_sm) and lists.
+- ``messages``: its mixin of message edits (cancel_sm, replace_sm, query_sm) and lists;
+- ``watch``: the node's figures (``/metrics``) and the database's health (``/healthz``,
+  refusals);
+- ``retention``: the ``[retention]`` pruner on PostgreSQL.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ names the server (host, port, database, user) and what went wrong.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,12 +76,18 @@ async def connect(config: StoreConfig, data_dir: Path, application_name: str) ->
         raise PostgresUnavailable(_failure(config.dsn, exc, kwargs["password"])) from None
 
 
-async def create_pool(config: StoreConfig, data_dir: Path, application_name: str) -> Any:
-    """The node's pool of ``pool_size`` connections, or PostgresUnavailable."""
+async def create_pool(
+    config: StoreConfig,
+    data_dir: Path,
+    application_name: str,
+    init: Callable[[Any], Awaitable[None]] | None = None,
+) -> Any:
+    """The node's pool of ``pool_size`` connections, or PostgresUnavailable; ``init`` runs
+    on each new connection (gateway.store.postgres.watch counts what it runs)."""
     kwargs = connect_kwargs(config, data_dir, application_name)
     try:
         return await asyncpg.create_pool(
-            **kwargs, min_size=1, max_size=config.pool_size, timeout=30
+            **kwargs, min_size=1, max_size=config.pool_size, timeout=30, init=init
         )
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise PostgresUnavailable(_failure(config.dsn, exc, kwargs["password"])) from None

@@ -176,6 +176,20 @@ CREATE TABLE front_parts (
 CREATE INDEX front_parts_message ON front_parts(message_id, seq);
 """
 
+V4: Final = """
+CREATE TABLE store_identity (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    created_at double precision NOT NULL DEFAULT extract(epoch FROM now())
+);
+INSERT INTO store_identity DEFAULT VALUES;
+CREATE INDEX receipts_unmatched_age ON receipts(received_at) WHERE message_id IS NULL;
+CREATE INDEX messages_account ON messages(account, id);
+"""
+"""The database's identity (one random id made with the schema: a node that finds another id
+behind its DSN than the one it opened refuses work, gateway.store.postgres.watch); the index
+the pruner finds old unmatched receipts by; pages of one account's messages by id."""
+
 V5: Final = """
 CREATE TABLE nodes (
     id text PRIMARY KEY,
@@ -208,6 +222,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "messages, parts, links, receipts, events, opt-outs, idempotency, callbacks,"
         " front outbox and parts",
         V1,
+    ),
+    Migration(
+        4,
+        "store identity; indexes of unmatched receipts by age and of messages by account",
+        V4,
     ),
     Migration(5, "node registry and bind-slot leases", V5),
     Migration(6, "pending messages by the end of their claim (takeover)", V6),

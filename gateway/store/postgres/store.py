@@ -87,11 +87,13 @@ from gateway.store.ports import (
     OptOuts,
     Queue,
     Receipts,
+    StoreStats,
     Wakeups,
 )
-from gateway.store.postgres.connect import connect, create_pool
+from gateway.store.postgres.connect import connect, create_pool, server_of
 from gateway.store.postgres.messages import PgMessages
 from gateway.store.postgres.migrations import migrate
+from gateway.store.postgres.watch import PgWatch, PgWatched
 from gateway.store.shared import FrontPartsSettling
 
 log = logging.getLogger(__name__)
@@ -139,7 +141,7 @@ _MESSAGE_COLUMNS = (
 )
 
 
-class PgStore(PgMessages, FrontPartsSettling):
+class PgStore(PgMessages, PgWatched, FrontPartsSettling):
     """The kept ports on one PostgreSQL database (its schema migrated at ``open``)."""
 
     def __init__(
@@ -148,6 +150,7 @@ class PgStore(PgMessages, FrontPartsSettling):
         self.config = config
         self.data_dir = data_dir
         self.claims = claims or ClaimSettings()
+        self.watch = PgWatch(server_of(config.dsn), config.health_check_interval)
         self._pool: Any = None
         self._listener: asyncio.Task[None] | None = None
         self.listen_connects = 0
@@ -162,18 +165,23 @@ class PgStore(PgMessages, FrontPartsSettling):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self._pool = await create_pool(self.config, self.data_dir, f"smsgw:{self.claims.node_id}")
+        self._pool = await create_pool(
+            self.config, self.data_dir, f"smsgw:{self.claims.node_id}", self.watch.attach
+        )
         try:
             async with self._pool.acquire() as conn:
                 await migrate(conn)
             await self._requeue_in_flight(time.time())
+            await self.watch.start(self._pool)
         except BaseException:
+            await self.watch.stop()
             await self._pool.close()
             self._pool = None
             raise
 
     async def close(self) -> None:
         await self._stop_listening()
+        await self.watch.stop()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -183,6 +191,7 @@ class PgStore(PgMessages, FrontPartsSettling):
         if self._listener is not None:
             self._listener.cancel()
             self._listener = None
+        self.watch.cancel()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.terminate()
@@ -338,6 +347,7 @@ class PgStore(PgMessages, FrontPartsSettling):
         begun: Collection[str] = (),
         unclaimed: Collection[str] = (),
     ) -> None:
+        self.refuse_new_work()  # the database unreachable, read-only, replaced or full
         me, lease = self.claims.node_id, self.claims.seconds
         msg_rows, part_rows, link_rows = store_rows.intake_rows(
             messages, begun, me, lease, bool, unclaimed
@@ -901,6 +911,7 @@ class PgStore(PgMessages, FrontPartsSettling):
         return {account: count for account, count in rows}
 
     async def front_parts_add(self, parts: Sequence[FrontPart]) -> None:
+        self.refuse_new_work()  # parts of a new long message from an upstream ESME
         rows = store_rows.front_part_rows(parts)
         if rows:
             # A part sent again replaces the one held; one joined or refused stays as it is.
@@ -1185,7 +1196,8 @@ def _kept_ports(
     FrontParts,
     MessageEdits,
     MessageReads,
+    StoreStats,
 ]:
     """The ports this store keeps, checked by mypy against gateway.store.ports (a
     signature that drifts from its port fails the type check)."""
-    return store, store, store, store, store, store, store, store, store, store, store, store
+    return store, store, store, store, store, store, store, store, store, store, store, store, store
