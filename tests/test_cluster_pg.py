@@ -41,6 +41,7 @@ class Cluster:
     def __init__(self, tmp_path: Path, pg: PgServer, database: str, sim: Simulator) -> None:
         self.tmp_path = tmp_path
         self.sim = sim
+        self.pg = pg
         pg.password_file(tmp_path)
         self.store_config = StoreConfig(
             backend="postgresql",
@@ -51,7 +52,8 @@ class Cluster:
         self.pg_stores: list[PgStore] = []
         self.gateways: dict[str, Gateway] = {}
 
-    async def start_node(self, node_id: str) -> Gateway:
+    async def start_node(self, node_id: str, db_port: int | None = None) -> Gateway:
+        """A gateway named ``node_id``; ``db_port``: reach PostgreSQL there (a proxy)."""
         assert self.sim.smpp_port
         config = gateway_config(
             self.tmp_path / node_id, self.sim.smpp_port, binds=2, account_tps=ACCOUNT_TPS
@@ -62,7 +64,11 @@ class Cluster:
             cluster=ClusterConfig(lease_seconds=LEASE),
         )
         gateway = Gateway(config)
-        pg = PgStore(self.store_config, self.tmp_path, ClaimSettings(node_id))
+        store_config = self.store_config
+        if db_port is not None:
+            dsn = store_config.dsn.replace(f":{self.pg.port}/", f":{db_port}/")
+            store_config = dataclasses.replace(store_config, dsn=dsn)
+        pg = PgStore(store_config, self.tmp_path, ClaimSettings(node_id))
         await pg.open()
         self.pg_stores.append(pg)
         gateway.slots.leases = PgLeases(pg)
@@ -75,6 +81,59 @@ class Cluster:
             await gateway.stop()
         for pg in self.pg_stores:
             await pg.close()
+
+
+class FreezingProxy:
+    """A TCP proxy to PostgreSQL that the test can freeze: bytes stop flowing both ways,
+    with no error and no close (a network partition), until ``thaw``."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self.writers += [writer, up_writer]
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pump(src, dst))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                await self.flowing.wait()
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.close()
+
+    async def stop(self) -> None:
+        self.thaw()
+        if self.server is not None:
+            self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for writer in self.writers:
+            writer.close()
 
 
 @pytest.fixture
@@ -173,6 +232,43 @@ async def test_two_nodes_share_the_binds_and_one_takes_over_from_a_dead_one(
     assert taken.since is not None and taken.since >= n1_until  # never while n1 held it
     assert account.peak_binds == 2  # never more than the carrier's binds at once
     assert not sim.stats.bind_failures
+
+
+async def test_a_node_cut_off_from_the_database_unbinds_before_its_slot_is_taken(
+    cluster: Cluster, sim: Simulator, pg_server: PgServer
+) -> None:
+    """n2 reaches PostgreSQL through a proxy that freezes (its statements hang, no error):
+    it fences by its own timer and unbinds; n1 binds n2's slot once n2's lease lapses, never
+    before (the simulator would count three binds); when the network comes back, n2 gets
+    its share again."""
+    account = sim.accounts["smsgw"]
+    proxy = FreezingProxy(pg_server.host, pg_server.port)
+    await proxy.start()
+    try:
+        one = await cluster.start_node("n1")
+        await eventually(lambda: _true(bound(one) == {0, 1}))
+        two = await cluster.start_node("n2", db_port=proxy.port)
+        await eventually(lambda: _true(bound(one) == {0} and bound(two) == {1}), within=LEASE * 4)
+
+        proxy.freeze()
+        await eventually(lambda: _true(two.slots.fenced), within=LEASE * 3)
+        await eventually(lambda: _true(bound(one) == {0, 1}), within=LEASE * 4)
+        assert bound(two) == set() and two.slots.stats.fences == 1
+        assert account.peak_binds == 2  # n2 had unbound before n1 bound its slot
+        body = await healthz(two)
+        assert body["status"] == "degraded" and body["cluster"]["fenced"] is True
+        assert one.dispatcher.account_rate("sim") == ACCOUNT_TPS
+
+        proxy.thaw()
+        await eventually(lambda: _true(bound(one) == {0} and bound(two) == {1}), within=LEASE * 6)
+        assert not two.slots.fenced
+        assert account.peak_binds == 2
+    finally:
+        proxy.thaw()  # a clean stop gives the slots back through it
+        for gateway in list(cluster.gateways.values()):
+            await gateway.stop()
+        cluster.gateways.clear()
+        await proxy.stop()
 
 
 async def _true(value: bool) -> bool:

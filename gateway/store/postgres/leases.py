@@ -8,7 +8,9 @@ nodes' rounds on the same carriers queue on those row locks (rounds come every f
 and touch a handful of rows: the wait is a few milliseconds), so the second sees the
 first's takes and two nodes never hold one slot; the take's ``UPDATE`` says again that the
 slot is free or lapsed, so even a reader that did not lock could not take a held slot.
-Locking in one order means two rounds never deadlock.
+Locking in one order means two rounds never deadlock. A round's session is ended by the
+server if the node goes silent inside it (``idle_in_transaction_session_timeout``, a tenth
+of the lease), so a node cut off from the database never holds the others' rounds back.
 """
 
 from __future__ import annotations
@@ -47,6 +49,16 @@ class PgLeases:
         until = now + lease_seconds
         keys = [(c, s) for c, n in sorted(wanted.items()) for s in range(n)]
         async with self.store.pool.acquire() as conn, conn.transaction():
+            # A node cut off mid-round must not hold the slot rows' locks (the others could
+            # not renew either): the server ends its session once it idles in the
+            # transaction for a tenth of the lease, and a round waits for a lock at most a
+            # fifth of it (it fails, and is tried again, instead).
+            await conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', $1, true),"
+                " set_config('lock_timeout', $2, true)",
+                f"{max(1, round(lease_seconds * 100))}ms",
+                f"{max(1, round(lease_seconds * 200))}ms",
+            )
             await conn.execute(
                 "INSERT INTO nodes(id, http, front, started_at, heartbeat_at, until)"
                 " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET"
