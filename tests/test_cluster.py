@@ -211,3 +211,24 @@ async def test_a_renewal_that_hangs_fences_by_the_timer(sim: Simulator, tmp_path
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_binds_in_standby_leave_the_health_and_the_overview_ok(tmp_path: Path) -> None:
+    """A bind whose slot another node holds is not a fault: /healthz and the console's
+    overview stay ok (only its own binds count), and its last error is no current one."""
+    from gateway.console.overview import OverviewSources, overview
+    from gateway.http.app import health
+
+    config = gateway_config(tmp_path, 2775, binds=2)
+    binds = [CarrierBind(s, RefusingListener()) for s in bind_settings(config.carriers[0])]
+    binds[0].state = BindState.BOUND
+    binds[1].last_error = "unbound"
+    binds[1].standby()
+    assert binds[1].state is BindState.STANDBY and binds[1].settled.is_set()
+    assert health(binds)["status"] == "ok"
+    assert [b["state"] for b in health(binds)["binds"]] == ["bound", "standby"]
+    shown = overview(OverviewSources(binds))
+    assert shown["status"] == "ok" and shown["errors"] == []
+    binds[0].state = BindState.BACKOFF
+    assert health(binds)["status"] == "degraded"
+    assert overview(OverviewSources(binds))["status"] == "degraded"

@@ -63,9 +63,11 @@ def overview(sources: OverviewSources) -> dict[str, Any]:
                 "last_error": b.last_error,
             }
         )
-        if b.last_error:
+        if b.last_error and b.state is not BindState.STANDBY:  # standby: another node's
             errors.append({"where": f"bind {b.name}", "error": b.last_error})
-    bound = bool(sources.binds) and all(b.state is BindState.BOUND for b in sources.binds)
+    bound = bool(sources.binds) and all(
+        b.state in (BindState.BOUND, BindState.STANDBY) for b in sources.binds
+    )
     body: dict[str, Any] = {
         "status": "ok" if bound else "degraded",
         "carriers": list(carriers.values()),
