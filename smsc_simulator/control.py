@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from aiohttp import web
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from smsc_simulator.server import Simulator
 
 SIMULATOR: web.AppKey[Simulator] = web.AppKey("simulator")
+
+Checked = TypeVar("Checked")
 
 DEFAULT_MESSAGES_LIMIT: Final = 100
 MAX_ADDRESS_LENGTH: Final = 20
@@ -60,6 +63,20 @@ async def _json_body(request: web.Request) -> tuple[Any, list[str]]:
         return None, [f"body: not valid JSON ({exc})"]
 
 
+async def _checked_body(
+    request: web.Request, check: Callable[[Any], tuple[Checked, list[str]]]
+) -> Checked | web.Response:
+    """The JSON body as ``check`` takes it, or the 400 listing what is wrong with it (not
+    JSON, or every error ``check`` found)."""
+    body, errors = await _json_body(request)
+    if errors:
+        return _errors(errors)
+    checked, errors = check(body)
+    if errors:
+        return _errors(errors)
+    return checked
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -78,8 +95,9 @@ async def get_binds(request: web.Request) -> web.Response:
     return web.json_response({"binds": _sim(request).binds()})
 
 
-async def get_messages(request: web.Request) -> web.Response:
-    sim = _sim(request)
+def _limit(request: web.Request) -> int | web.Response:
+    """The ``limit`` query parameter (DEFAULT_MESSAGES_LIMIT when absent), or the 400 for
+    one that is not a positive integer."""
     raw = request.query.get("limit", str(DEFAULT_MESSAGES_LIMIT))
     try:
         limit = int(raw)
@@ -87,19 +105,21 @@ async def get_messages(request: web.Request) -> web.Response:
         limit = -1
     if limit < 1:
         return _errors([f"limit: must be a positive integer, got {raw!r}"])
-    return web.json_response({"messages": sim.recent_messages(limit)})
+    return limit
+
+
+async def get_messages(request: web.Request) -> web.Response:
+    limit = _limit(request)
+    if isinstance(limit, web.Response):
+        return limit
+    return web.json_response({"messages": _sim(request).recent_messages(limit)})
 
 
 async def get_mo(request: web.Request) -> web.Response:
-    sim = _sim(request)
-    raw = request.query.get("limit", str(DEFAULT_MESSAGES_LIMIT))
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = -1
-    if limit < 1:
-        return _errors([f"limit: must be a positive integer, got {raw!r}"])
-    return web.json_response({"mo": sim.recent_mo(limit)})
+    limit = _limit(request)
+    if isinstance(limit, web.Response):
+        return limit
+    return web.json_response({"mo": _sim(request).recent_mo(limit)})
 
 
 def _address(body: dict[str, Any], key: str, errors: list[str]) -> str:
@@ -153,12 +173,9 @@ def parse_mo(body: Any) -> tuple[dict[str, Any], list[str]]:
 
 async def post_mo(request: web.Request) -> web.Response:
     sim = _sim(request)
-    body, errors = await _json_body(request)
-    if errors:
-        return _errors(errors)
-    values, errors = parse_mo(body)
-    if errors:
-        return _errors(errors)
+    values = await _checked_body(request, parse_mo)
+    if isinstance(values, web.Response):
+        return values
     try:
         account = sim.account_for_mo(values["account"])
         parts, ref = sim.send_mo(
@@ -182,12 +199,9 @@ async def post_mo(request: web.Request) -> web.Response:
 async def post_mo_load(request: web.Request) -> web.Response:
     """Start a steady MO load (smsc_simulator.moload); 202 at once, 409 while one runs."""
     sim = _sim(request)
-    body, errors = await _json_body(request)
-    if errors:
-        return _errors(errors)
-    values, errors = parse_load(body)
-    if errors:
-        return _errors(errors)
+    values = await _checked_body(request, parse_load)
+    if isinstance(values, web.Response):
+        return values
     if sim.mo_load.running:
         return web.json_response({"error": "an MO load is running"}, status=409)
     try:
@@ -221,12 +235,9 @@ async def get_faults(request: web.Request) -> web.Response:
 
 async def put_faults(request: web.Request) -> web.Response:
     sim = _sim(request)
-    body, errors = await _json_body(request)
-    if errors:
-        return _errors(errors)
-    faults, errors = merge_faults(sim.faults, body)
-    if errors:
-        return _errors(errors)
+    faults = await _checked_body(request, lambda body: merge_faults(sim.faults, body))
+    if isinstance(faults, web.Response):
+        return faults
     sim.set_faults(faults)
     return web.json_response(faults.to_json())
 

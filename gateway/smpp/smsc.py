@@ -155,6 +155,27 @@ def receipt_deliver_sm(
         )
         if network_error is not None:
             extra += ((Tag.NETWORK_ERROR_CODE, network_error),)
+    return _deliver_sm(
+        source,
+        destination,
+        esm_class=EsmClass.SMSC_DELIVERY_RECEIPT,
+        data_coding=0,
+        short_message=short_message,
+        tlvs=extra,
+    )
+
+
+def _deliver_sm(
+    source: Address,
+    destination: Address,
+    *,
+    esm_class: int,
+    data_coding: int,
+    short_message: bytes,
+    tlvs: tuple[Tlv, ...],
+) -> DeliverSm:
+    """A deliver_sm from ``source`` to ``destination``, the rest of its fields at their
+    defaults."""
     source_ton, source_npi, source_addr = source
     dest_ton, dest_npi, dest_addr = destination
     return DeliverSm(
@@ -164,9 +185,10 @@ def receipt_deliver_sm(
         dest_addr_ton=dest_ton,
         dest_addr_npi=dest_npi,
         destination_addr=dest_addr,
-        esm_class=EsmClass.SMSC_DELIVERY_RECEIPT,
+        esm_class=esm_class,
+        data_coding=data_coding,
         short_message=short_message,
-        tlvs=extra,
+        tlvs=tlvs,
     )
 
 
@@ -184,15 +206,9 @@ def mo_deliver_sm(
 ) -> DeliverSm:
     """One deliver_sm of an MO from ``source`` (the subscriber) to ``destination`` (the
     number written to): esm_class 0x40 when ``short_message`` starts with a UDH."""
-    source_ton, source_npi, source_addr = source
-    dest_ton, dest_npi, dest_addr = destination
-    return DeliverSm(
-        source_addr_ton=source_ton,
-        source_addr_npi=source_npi,
-        source_addr=source_addr,
-        dest_addr_ton=dest_ton,
-        dest_addr_npi=dest_npi,
-        destination_addr=dest_addr,
+    return _deliver_sm(
+        source,
+        destination,
         esm_class=EsmClass.UDHI if udhi else 0,
         data_coding=data_coding,
         short_message=short_message,
