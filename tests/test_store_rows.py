@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.core.model import IncomingReceipt, MessageStatus
+from gateway.core.model import IncomingReceipt, MessageStatus, Replacement
 from gateway.store import rows
 from gateway.store.base import FrontPart
 from gateway.store.campaign_base import CampaignClick
@@ -99,3 +99,23 @@ def test_interaction_campaign_and_import_read_their_json_columns() -> None:
     assert campaign.spec == {"lists": [1]} and campaign.recipients == 0
     job = rows.import_job(("i", 1, "done", "web", 1.0, 3, 2, 1, '[{"row": 2}]'))
     assert job.errors == [{"row": 2}] and job.finished_at is None
+
+
+def test_a_replacement_of_another_length_rebuilds_the_parts_from_the_old_ones() -> None:
+    old = [(1, "queued", 2, 50.0), (2, "accepted", 3, None)]
+    new = Replacement("hello", "gsm7", 3, None, 99.0, None)
+    assert rows.replaced_parts("m1", old, 3) == [
+        ("m1", 1, "queued", 3, 50.0),
+        ("m1", 2, "queued", 3, 50.0),
+        ("m1", 3, "queued", 3, 50.0),
+    ]
+    assert rows.replaced_parts("m1", old, 2) == []  # same length: the rows stay
+    message_id, at, status, detail = rows.replaced_event("m1", old, new, 7.0)
+    assert (message_id, at, status) == ("m1", 7.0, "queued")
+    assert json.loads(detail) == {
+        "replaced": "replace_sm",
+        "parts": 3,
+        "scheduled_at": None,
+        "validity_until": 99.0,
+    }
+    assert rows.replacement_row("m1", new, 7.0) == ("hello", "gsm7", 3, None, 99.0, None, 7.0, "m1")

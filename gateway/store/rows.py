@@ -23,6 +23,7 @@ from gateway.core.model import (
     NewMessage,
     OutboundMessage,
     PartView,
+    Replacement,
     SubmitOutcome,
 )
 from gateway.store.base import (
@@ -356,6 +357,48 @@ def idempotency_row(answer: IdempotentAnswer) -> tuple[Any, ...]:
         answer.body,
         answer.created_at,
     )
+
+
+def replacement_row(message_id: str, r: Replacement, at: float) -> tuple[Any, ...]:
+    """The parameters of ``sql_text.REPLACE_MESSAGE``: a replace_sm's values, then the id."""
+    return (
+        r.text,
+        r.encoding,
+        r.parts,
+        r.scheduled_at,
+        r.validity_until,
+        r.callback_url,
+        at,
+        message_id,
+    )
+
+
+def replaced_parts(message_id: str, rows: Sequence[Row], parts: int) -> list[tuple[Any, ...]]:
+    """The part rows (message_id, part, status, attempts, retry_at) of a message replaced
+    with ``parts`` parts, from its part rows (part, status, attempts, retry_at): none when
+    the count is the same (its rows stay); else as many as the new text has, each queued
+    if one was, with the most attempts and the latest retry_at of the old ones."""
+    if len(rows) == parts:
+        return []
+    status = "queued" if any(row[1] == "queued" for row in rows) else "accepted"
+    attempts = max((row[2] for row in rows), default=0)
+    retry_at = max((row[3] for row in rows if row[3] is not None), default=None)
+    return [(message_id, n, status, attempts, retry_at) for n in range(1, parts + 1)]
+
+
+def replaced_event(
+    message_id: str, rows: Sequence[Row], r: Replacement, at: float
+) -> tuple[Any, ...]:
+    """The history entry (``sql_text.INSERT_MESSAGE_EVENT``) of a replace_sm, from the
+    message's part rows (part, status, ...) before it."""
+    status = MessageStatus.QUEUED.value if rows and rows[0][1] == "queued" else "accepted"
+    detail = {
+        "replaced": "replace_sm",
+        "parts": r.parts,
+        "scheduled_at": r.scheduled_at,
+        "validity_until": r.validity_until,
+    }
+    return (message_id, at, status, json.dumps(detail))
 
 
 def front_outbox_rows(receipts: Iterable[tuple[str, str, str]], at: float) -> list[tuple[Any, ...]]:

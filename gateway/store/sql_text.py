@@ -7,9 +7,11 @@ unnest, x'' against ''::bytea, upserts, locking) each backend keeps its own text
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from gateway.store.base import CALLBACK_PARKED_AT
+from gateway.store.base import CALLBACK_PARKED_AT, MessageQuery
+from gateway.store.retention import message_id_before
 
 
 def numbered(sql: str) -> str:
@@ -78,3 +80,65 @@ def interaction_filter(
             where.append(f"{prefix}{column} = ?")
             params.append(value)
     return where, params
+
+
+REPLACE_MESSAGE: Final = (
+    "UPDATE messages SET text = ?, encoding = ?, parts = ?, scheduled_at = ?,"
+    " validity_until = ?, callback_url = ?, updated_at = ? WHERE id = ?"
+)
+"""A replace_sm's new values (``store_rows.replacement_row``)."""
+
+INSERT_PARTS_REPLACED: Final = (
+    "INSERT INTO parts(message_id, part, status, attempts, retry_at) VALUES (?, ?, ?, ?, ?)"
+)
+"""The part rows of a message replaced with another length (``store_rows.replaced_parts``)."""
+
+INSERT_MESSAGE_EVENT: Final = (
+    "INSERT INTO events(message_id, part, at, status, detail) VALUES (?, NULL, ?, ?, ?)"
+)
+"""A history entry of the whole message (message_id, at, status, detail JSON)."""
+
+
+def list_messages(
+    query: MessageQuery, statuses_in: Callable[[Sequence[str]], tuple[str, list[Any]]]
+) -> tuple[str, list[Any]]:
+    """The ``list_messages`` query and its parameters; ``statuses_in`` gives the dialect's
+    condition "status is one of these" and its parameters.
+
+    By the primary key (ids sort by creation time), so since/until are a range of it.
+    account, campaign_id, to and client_ref each have an index whose entries end with the
+    id (messages_campaign, messages_dest, messages_client_ref): a page of those reads only
+    its rows. status and the account alone read the key
+    range in order until the page is full."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("account", query.account),
+        ("campaign_id", query.campaign_id),
+        ("dest", query.to),
+        ("client_ref", query.client_ref),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if query.statuses:
+        condition, values = statuses_in(query.statuses)
+        where.append(condition)
+        params.extend(values)
+    if query.since is not None:
+        where.append("id >= ?")
+        params.append(message_id_before(query.since))
+    if query.until is not None:
+        where.append("id < ?")
+        params.append(message_id_before(query.until))
+    if query.after is not None:
+        where.append("id < ?" if query.newest_first else "id > ?")
+        params.append(query.after)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    order = "DESC" if query.newest_first else "ASC"
+    sql = (
+        "SELECT id, status, dest, sender, encoding, parts, carrier, client_ref, campaign_id,"
+        " possible_duplicate, error, created_at, updated_at, account, text"
+        f" FROM messages{clause} ORDER BY id {order} LIMIT ?"
+    )
+    return sql, [*params, query.limit]

@@ -28,7 +28,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, Unpack
 
 import aiosqlite
 
@@ -85,12 +85,12 @@ from gateway.store.base import (
     SurveyAnswer,
 )
 from gateway.store.claims import CLAIMABLE, ClaimSettings
-from gateway.store.health import FreeBytes, disk_free_bytes
+from gateway.store.health import FreeBytes
 from gateway.store.ports import StoreFigures
 from gateway.store.retention import INTERACTION_ID_FLOOR, message_id_before
 from gateway.store.shared import FrontPartsSettling
 from gateway.store.sqlite_db import (
-    HEALTH_CHECK_SECONDS,
+    DbOptions,
     Op,
     SqliteDb,
     SyncOp,
@@ -742,6 +742,10 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _statuses_in(statuses: Sequence[str]) -> tuple[str, list[Any]]:
+    return f"status IN ({_placeholders(len(statuses))})", list(statuses)
+
+
 _PENDING_COLUMNS: Final = (
     "id, dest, sender, text, encoding, carrier, priority, created_at, validity_until,"
     " scheduled_at, registered_delivery, possible_duplicate"
@@ -931,23 +935,13 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         path: Path | str,
         synchronous: str = "full",
         *,
-        min_free_bytes: int = 0,
-        check_interval: float = HEALTH_CHECK_SECONDS,
-        free_bytes: FreeBytes = disk_free_bytes,
         claims: ClaimSettings | None = None,
+        **options: Unpack[DbOptions],
     ) -> None:
-        """``min_free_bytes``: the free-space watermark under which new work is refused
-        (see gateway.store.health; 0: never); ``check_interval``: seconds between health
-        checks; ``free_bytes``: how free space is read (a test can pass its own);
+        """``path``, ``synchronous`` and ``options`` are the file's (:class:`SqliteDb`);
         ``claims``: this node's id and claim length (gateway.store.claims)."""
         self.claims = claims or ClaimSettings()
-        self.db = SqliteDb(
-            path,
-            synchronous,
-            min_free_bytes=min_free_bytes,
-            check_interval=check_interval,
-            free_bytes=free_bytes,
-        )
+        self.db = SqliteDb(path, synchronous, **options)
         self.path = self.db.path
         self.synchronous = self.db.synchronous
         self.health = self.db.health
@@ -1970,8 +1964,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
                 (MessageStatus.FAILED.value, CANCELLED, at, message_id),
             )
             conn.execute(
-                "INSERT INTO events(message_id, part, at, status, detail)"
-                " VALUES (?, NULL, ?, ?, ?)",
+                sql_text.INSERT_MESSAGE_EVENT,
                 (message_id, at, MessageStatus.FAILED.value, json.dumps({"error": CANCELLED})),
             )
             return EDIT_DONE, self._refresh_sync(conn, {message_id}, at)
@@ -1988,52 +1981,18 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
             answer = self._editable_sync(conn, message_id, account)
             if answer != EDIT_DONE:
                 return answer
-            conn.execute(
-                "UPDATE messages SET text = ?, encoding = ?, parts = ?, scheduled_at = ?,"
-                " validity_until = ?, callback_url = ?, updated_at = ? WHERE id = ?",
-                (
-                    r.text,
-                    r.encoding,
-                    r.parts,
-                    r.scheduled_at,
-                    r.validity_until,
-                    r.callback_url,
-                    at,
-                    message_id,
-                ),
-            )
+            conn.execute(sql_text.REPLACE_MESSAGE, store_rows.replacement_row(message_id, r, at))
             rows = conn.execute(
                 "SELECT part, status, attempts, retry_at FROM parts WHERE message_id = ?"
                 " ORDER BY part",
                 (message_id,),
             ).fetchall()
-            if len(rows) != r.parts:  # another length: as many rows as the new text has parts
-                status = "queued" if any(row[1] == "queued" for row in rows) else "accepted"
-                attempts = max((row[2] for row in rows), default=0)
-                retry_at = max((row[3] for row in rows if row[3] is not None), default=None)
+            replaced = store_rows.replaced_parts(message_id, rows, r.parts)
+            if replaced:
                 conn.execute("DELETE FROM parts WHERE message_id = ?", (message_id,))
-                conn.executemany(
-                    "INSERT INTO parts(message_id, part, status, attempts, retry_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [(message_id, n, status, attempts, retry_at) for n in range(1, r.parts + 1)],
-                )
-            conn.execute(
-                "INSERT INTO events(message_id, part, at, status, detail)"
-                " VALUES (?, NULL, ?, ?, ?)",
-                (
-                    message_id,
-                    at,
-                    MessageStatus.QUEUED.value if rows and rows[0][1] == "queued" else "accepted",
-                    json.dumps(
-                        {
-                            "replaced": "replace_sm",
-                            "parts": r.parts,
-                            "scheduled_at": r.scheduled_at,
-                            "validity_until": r.validity_until,
-                        }
-                    ),
-                ),
-            )
+                conn.executemany(sql_text.INSERT_PARTS_REPLACED, replaced)
+            event = store_rows.replaced_event(message_id, rows, r, at)
+            conn.execute(sql_text.INSERT_MESSAGE_EVENT, event)
             return EDIT_DONE
 
         result: str = await self._write_in_thread(op, urgent=True)
@@ -2075,42 +2034,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         return store_rows.message_view(m, part_rows, receipt_rows, event_rows)
 
     async def list_messages(self, query: MessageQuery) -> list[MessageRow]:
-        # Pages go by the primary key (ids sort by creation time), so since/until are a
-        # range of it. campaign_id, to and client_ref each have an index whose entries
-        # end with the id (messages_campaign, messages_dest, messages_client_ref): a page
-        # of those reads only its rows. status and the account alone read the key range
-        # newest first until the page is full.
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("account", query.account),
-            ("campaign_id", query.campaign_id),
-            ("dest", query.to),
-            ("client_ref", query.client_ref),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if query.statuses:
-            where.append(f"status IN ({_placeholders(len(query.statuses))})")
-            params.extend(query.statuses)
-        if query.since is not None:
-            where.append("id >= ?")
-            params.append(message_id_before(query.since))
-        if query.until is not None:
-            where.append("id < ?")
-            params.append(message_id_before(query.until))
-        if query.after is not None:
-            where.append("id < ?" if query.newest_first else "id > ?")
-            params.append(query.after)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        order = "DESC" if query.newest_first else "ASC"
-        rows = await self._read(
-            "SELECT id, status, dest, sender, encoding, parts, carrier, client_ref, campaign_id,"
-            " possible_duplicate, error, created_at, updated_at, account, text"
-            f" FROM messages{clause} ORDER BY id {order} LIMIT ?",
-            (*params, query.limit),
-        )
+        rows = await self._read(*sql_text.list_messages(query, _statuses_in))
         return [store_rows.message_row(r) for r in rows]
 
     async def minute_counts(self, since: float) -> list[tuple[int, str, int]]:

@@ -24,7 +24,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypedDict, TypeVar
 
 import aiosqlite
 
@@ -142,6 +142,14 @@ def _run_in_thread(
             conn.execute("ROLLBACK")
         raise
     return results
+
+
+class DbOptions(TypedDict, total=False):
+    """The keyword options of :class:`SqliteDb`, which the stores built on it pass on."""
+
+    min_free_bytes: int
+    check_interval: float
+    free_bytes: FreeBytes
 
 
 class SqliteDb:

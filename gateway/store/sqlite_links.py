@@ -37,8 +37,6 @@ class SqliteLinks:
         await self.db.write_in_thread(op)
 
     async def prune(self, before: float, limit: int) -> int:
-        """Delete at most ``limit`` codes made before ``before`` (their clicks stay: they
-        are the campaign's figures, deleted with the campaign). Returns how many."""
 
         def op(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(

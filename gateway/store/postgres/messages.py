@@ -19,10 +19,13 @@ only where they are SQL.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
 from gateway.core.ledger import PartState
 from gateway.core.model import CANCELLED, MessageStatus, Replacement, StatusChange
+from gateway.store import rows as store_rows
+from gateway.store import sql_text
 from gateway.store.base import (
     EDIT_DONE,
     EDIT_REFUSED,
@@ -35,6 +38,15 @@ from gateway.store.retention import message_id_before
 
 EDITABLE: Final = ("accepted", "queued")
 """Message (and part) statuses cancel_sm and replace_sm may act on: nothing handed over."""
+
+
+_REPLACE_MESSAGE: Final = sql_text.numbered(sql_text.REPLACE_MESSAGE)
+_INSERT_PARTS_REPLACED: Final = sql_text.numbered(sql_text.INSERT_PARTS_REPLACED)
+_INSERT_MESSAGE_EVENT: Final = sql_text.numbered(sql_text.INSERT_MESSAGE_EVENT)
+
+
+def _statuses_in(statuses: Sequence[str]) -> tuple[str, list[Any]]:
+    return "status = ANY(?::text[])", [list(statuses)]
 
 
 class _Host(Protocol):
@@ -100,8 +112,7 @@ class PgMessages:
                 at,
             )
             await conn.execute(
-                "INSERT INTO events(message_id, part, at, status, detail)"
-                " VALUES ($1, NULL, $2, $3, $4)",
+                _INSERT_MESSAGE_EVENT,
                 message_id,
                 at,
                 MessageStatus.FAILED.value,
@@ -118,99 +129,19 @@ class PgMessages:
             answer, rows = await _editable(conn, message_id, account)
             if answer != EDIT_DONE:
                 return answer
-            await conn.execute(
-                "UPDATE messages SET text = $2, encoding = $3, parts = $4, scheduled_at = $5,"
-                " validity_until = $6, callback_url = $7, updated_at = $8 WHERE id = $1",
-                message_id,
-                r.text,
-                r.encoding,
-                r.parts,
-                r.scheduled_at,
-                r.validity_until,
-                r.callback_url,
-                at,
-            )
-            if len(rows) != r.parts:  # another length: as many rows as the new text has parts
-                status = "queued" if any(row[1] == "queued" for row in rows) else "accepted"
-                attempts = max((row[2] for row in rows), default=0)
-                retry_at = max((row[3] for row in rows if row[3] is not None), default=None)
+            await conn.execute(_REPLACE_MESSAGE, *store_rows.replacement_row(message_id, r, at))
+            replaced = store_rows.replaced_parts(message_id, rows, r.parts)
+            if replaced:
                 await conn.execute("DELETE FROM parts WHERE message_id = $1", message_id)
-                await conn.executemany(
-                    "INSERT INTO parts(message_id, part, status, attempts, retry_at)"
-                    " VALUES ($1, $2, $3, $4, $5)",
-                    [(message_id, n, status, attempts, retry_at) for n in range(1, r.parts + 1)],
-                )
-            await conn.execute(
-                "INSERT INTO events(message_id, part, at, status, detail)"
-                " VALUES ($1, NULL, $2, $3, $4)",
-                message_id,
-                at,
-                MessageStatus.QUEUED.value if rows and rows[0][1] == "queued" else "accepted",
-                json.dumps(
-                    {
-                        "replaced": "replace_sm",
-                        "parts": r.parts,
-                        "scheduled_at": r.scheduled_at,
-                        "validity_until": r.validity_until,
-                    }
-                ),
-            )
+                await conn.executemany(_INSERT_PARTS_REPLACED, replaced)
+            event = store_rows.replaced_event(message_id, rows, r, at)
+            await conn.execute(_INSERT_MESSAGE_EVENT, *event)
         return EDIT_DONE
 
     async def list_messages(self: _Host, query: MessageQuery) -> list[MessageRow]:
-        # By the primary key (ids sort by creation time): since/until are a range of it;
-        # account, campaign, recipient and client_ref have indexes ending with the id.
-        where: list[str] = []
-        params: list[Any] = []
-
-        def param(value: Any) -> str:
-            params.append(value)
-            return f"${len(params)}"
-
-        for column, value in (
-            ("account", query.account),
-            ("campaign_id", query.campaign_id),
-            ("dest", query.to),
-            ("client_ref", query.client_ref),
-        ):
-            if value is not None:
-                where.append(f"{column} = {param(value)}")
-        if query.statuses:
-            where.append(f"status = ANY({param(list(query.statuses))}::text[])")
-        if query.since is not None:
-            where.append(f"id >= {param(message_id_before(query.since))}")
-        if query.until is not None:
-            where.append(f"id < {param(message_id_before(query.until))}")
-        if query.after is not None:
-            where.append(f"id {'<' if query.newest_first else '>'} {param(query.after)}")
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        order = "DESC" if query.newest_first else "ASC"
-        rows = await self.pool.fetch(
-            "SELECT id, status, dest, sender, encoding, parts, carrier, client_ref, campaign_id,"
-            " possible_duplicate, error, created_at, updated_at, account, text"
-            f" FROM messages{clause} ORDER BY id {order} LIMIT {param(query.limit)}",
-            *params,
-        )
-        return [
-            MessageRow(
-                id=r[0],
-                status=r[1],
-                to=r[2],
-                sender=r[3],
-                encoding=r[4],
-                parts=r[5],
-                carrier=r[6],
-                client_ref=r[7],
-                campaign_id=r[8],
-                possible_duplicate=bool(r[9]),
-                error=r[10],
-                created_at=r[11],
-                updated_at=r[12],
-                account=r[13],
-                text=r[14],
-            )
-            for r in rows
-        ]
+        sql, params = sql_text.list_messages(query, _statuses_in)
+        rows = await self.pool.fetch(sql_text.numbered(sql), *params)
+        return [store_rows.message_row(r) for r in rows]
 
     async def minute_counts(self: _Host, since: float) -> list[tuple[int, str, int]]:
         # A range of the primary key (ids sort by creation time): the last hour's rows only.
