@@ -33,7 +33,8 @@ from gateway.store.base import (
     Interaction,
     MessageRow,
 )
-from gateway.store.campaign_base import CampaignClick, CampaignRecord, ImportJob
+from gateway.store.campaign_base import IMPORT_RUNNING, CampaignClick, CampaignRecord, ImportJob
+from gateway.store.claims import ClaimSettings
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -86,6 +87,77 @@ def campaign(row: Row) -> CampaignRecord:
 def import_job(row: Row) -> ImportJob:
     """An import from its columns in ``ImportJob``'s field order (``errors`` JSON)."""
     return record(ImportJob, row, errors=json.loads)
+
+
+CAMPAIGN_COLUMNS = (
+    "id, name, sender, text, spec, status, created_at, start_at, started_at, finished_at,"
+    " recipients, cursor, handled, skipped_opted_out, skipped_invalid, account"
+)
+"""The ``campaigns`` columns in ``CampaignRecord``'s field order: what :func:`campaign`
+reads and :func:`campaign_row` writes."""
+
+IMPORT_COLUMNS = (
+    "id, list_id, status, opt_in_source, created_at, rows, imported, rejected, errors,"
+    " finished_at, failure, bytes_total, bytes_read"
+)
+"""The ``contact_imports`` columns in ``ImportJob``'s field order (:func:`import_job`)."""
+
+IMPORT_RECORD_COLUMNS = (
+    "id, list_id, status, opt_in_source, rows, imported, rejected, errors, failure,"
+    " created_at, finished_at, claimed_by, claim_until, bytes_total, bytes_read"
+)
+"""The ``contact_imports`` columns :func:`import_record` writes."""
+
+
+def campaign_row(c: CampaignRecord) -> tuple[Any, ...]:
+    """The :data:`CAMPAIGN_COLUMNS` values of a campaign (``spec`` as JSON text)."""
+    return (
+        c.id,
+        c.name,
+        c.sender,
+        c.text,
+        json.dumps(c.spec, ensure_ascii=False),
+        c.status,
+        c.created_at,
+        c.start_at,
+        c.started_at,
+        c.finished_at,
+        c.recipients,
+        c.cursor,
+        c.handled,
+        c.skipped_opted_out,
+        c.skipped_invalid,
+        c.account,
+    )
+
+
+def import_record(job: ImportJob, claims: ClaimSettings, now: float) -> tuple[Any, ...]:
+    """The :data:`IMPORT_RECORD_COLUMNS` values of an import saved at ``now``: a running
+    import is claimed by the node that saves it (it runs it), from ``now``."""
+    running = job.status == IMPORT_RUNNING
+    return (
+        job.id,
+        job.list_id,
+        job.status,
+        job.opt_in_source,
+        job.rows,
+        job.imported,
+        job.rejected,
+        json.dumps(job.errors, ensure_ascii=False),
+        job.failure,
+        job.created_at,
+        job.finished_at,
+        claims.node_id if running else None,
+        claims.until(now) if running else None,
+        job.bytes_total,
+        job.bytes_read,
+    )
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for LIKE ... ESCAPE '\\', the pattern characters of ``text`` taken as is."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def campaign_click(row: Row) -> CampaignClick:

@@ -135,15 +135,6 @@ SCHEMA: Final = (
     ) WITHOUT ROWID""",
 )
 
-_CAMPAIGN_COLUMNS: Final = (
-    "id, name, sender, text, spec, status, created_at, start_at, started_at, finished_at,"
-    " recipients, cursor, handled, skipped_opted_out, skipped_invalid, account"
-)
-_IMPORT_COLUMNS: Final = (
-    "id, list_id, status, opt_in_source, created_at, rows, imported, rejected, errors,"
-    " finished_at, failure, bytes_total, bytes_read"
-)
-
 FEW_MEMBERS: Final = 50_000
 """Lists with fewer members in all are read whole for a search (some 10 ms at most)."""
 DELETE_PAGE: Final = 20_000
@@ -151,12 +142,6 @@ DELETE_PAGE: Final = 20_000
 transactions rather than one that holds the writer for seconds."""
 AUDIENCE_PAGE: Final = 20_000
 """Numbers per write while a campaign's audience is fixed: tens of milliseconds each."""
-
-
-def _like(text: str) -> str:
-    """``%text%`` for LIKE ... ESCAPE '\\', the pattern characters of ``text`` taken as is."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _delete_members_page(list_id: int, conn: sqlite3.Connection) -> int:
@@ -213,32 +198,9 @@ _UPSERT_MEMBER: Final = (
 )
 _json_array: Final = json.JSONEncoder(ensure_ascii=False).encode
 _SAVE_IMPORT: Final = (
-    "INSERT OR REPLACE INTO contact_imports(id, list_id, status, opt_in_source, rows,"
-    " imported, rejected, errors, failure, created_at, finished_at, claimed_by, claim_until,"
-    " bytes_total, bytes_read) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT OR REPLACE INTO contact_imports({store_rows.IMPORT_RECORD_COLUMNS})"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-
-
-def _import_row(job: ImportJob, claims: ClaimSettings) -> tuple[Any, ...]:
-    """A running import is claimed by the node that saves it (it runs it), from now."""
-    running = job.status == IMPORT_RUNNING
-    return (
-        job.id,
-        job.list_id,
-        job.status,
-        job.opt_in_source,
-        job.rows,
-        job.imported,
-        job.rejected,
-        json.dumps(job.errors, ensure_ascii=False),
-        job.failure,
-        job.created_at,
-        job.finished_at,
-        claims.node_id if running else None,
-        claims.until(time.time()) if running else None,
-        job.bytes_total,
-        job.bytes_read,
-    )
 
 
 def _copy_audience_page(
@@ -324,7 +286,9 @@ class SqliteCampaignStore:
         # One operation on the writer's thread (plain sqlite3, see SqliteDb.write_in_thread):
         # the rows' JSON is built there too, and the import's record is saved in the same
         # transaction, so a batch costs one commit and one thread hop, not three and five.
-        record = _import_row(progress, self.claims) if progress is not None else None
+        record = None
+        if progress is not None:
+            record = store_rows.import_record(progress, self.claims, time.time())
 
         def op(conn: sqlite3.Connection) -> None:
             named: list[tuple[str, str, str]] = []
@@ -347,7 +311,7 @@ class SqliteCampaignStore:
         await self.db.write_in_thread(op)
 
     async def save_import(self, job: ImportJob) -> None:
-        row = _import_row(job, self.claims)
+        row = store_rows.import_record(job, self.claims, time.time())
 
         async def op(db: aiosqlite.Connection) -> None:
             await db.execute(_SAVE_IMPORT, row)
@@ -356,7 +320,7 @@ class SqliteCampaignStore:
 
     async def get_import(self, import_id: str) -> ImportJob | None:
         rows = await self._read(
-            f"SELECT {_IMPORT_COLUMNS} FROM contact_imports WHERE id = ?", (import_id,)
+            f"SELECT {store_rows.IMPORT_COLUMNS} FROM contact_imports WHERE id = ?", (import_id,)
         )
         return store_rows.import_job(rows[0]) if rows else None
 
@@ -407,10 +371,10 @@ class SqliteCampaignStore:
         if q:
             digits = q.lstrip("+")
             clauses = ["c.name LIKE ? ESCAPE '\\'"]
-            params.append(_like(q))
+            params.append(store_rows.like_pattern(q))
             if digits.isdigit():
                 clauses.append("c.number LIKE ? ESCAPE '\\'")
-                params.append(_like(digits))
+                params.append(store_rows.like_pattern(digits))
             where.append(f"({' OR '.join(clauses)})")
         if lists is not None:
             if not lists:
@@ -607,29 +571,11 @@ class SqliteCampaignStore:
     # -- campaigns ---------------------------------------------------------------------------
 
     async def save_campaign(self, campaign: CampaignRecord) -> None:
-        c = campaign
-        row = (
-            c.id,
-            c.name,
-            c.sender,
-            c.text,
-            json.dumps(c.spec, ensure_ascii=False),
-            c.status,
-            c.created_at,
-            c.start_at,
-            c.started_at,
-            c.finished_at,
-            c.recipients,
-            c.cursor,
-            c.handled,
-            c.skipped_opted_out,
-            c.skipped_invalid,
-            c.account,
-        )
+        row = store_rows.campaign_row(campaign)
 
         async def op(db: aiosqlite.Connection) -> None:
             await db.execute(
-                f"INSERT OR REPLACE INTO campaigns({_CAMPAIGN_COLUMNS})"
+                f"INSERT OR REPLACE INTO campaigns({store_rows.CAMPAIGN_COLUMNS})"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 row,
             )
@@ -653,18 +599,18 @@ class SqliteCampaignStore:
 
     async def get_campaign(self, campaign_id: str) -> CampaignRecord | None:
         rows = await self._read(
-            f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?", (campaign_id,)
+            f"SELECT {store_rows.CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?", (campaign_id,)
         )
         return store_rows.campaign(rows[0]) if rows else None
 
     async def campaigns(self, statuses: Sequence[str] | None = None) -> list[CampaignRecord]:
         if statuses is None:
             rows = await self._read(
-                f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns ORDER BY created_at, id"
+                f"SELECT {store_rows.CAMPAIGN_COLUMNS} FROM campaigns ORDER BY created_at, id"
             )
         else:
             rows = await self._read(
-                f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns"
+                f"SELECT {store_rows.CAMPAIGN_COLUMNS} FROM campaigns"
                 f" WHERE status IN ({_marks(len(statuses))}) ORDER BY created_at, id",
                 list(statuses),
             )
