@@ -143,7 +143,7 @@ def test_a_node_refuses_to_start_on_a_backend_missing_ports(tmp_path: Path) -> N
     for command in ("check-config", "run"):
         refused = _smsgw(command, "-c", str(path))
         assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
-        assert "still missing: inbound, contacts" in refused.stderr, refused.stderr
+        assert f"still missing: {', '.join(MISSING_PORTS)}." in refused.stderr, refused.stderr
 
 
 def test_without_a_password_file_the_password_comes_from_pgpassword(

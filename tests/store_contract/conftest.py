@@ -95,6 +95,10 @@ class Harness:
         self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS
     ) -> Any:
         """``node``'s campaign side (``campaigns`` is node ``DEFAULT_NODE_ID``'s)."""
+        return await self.campaigns_of(await self.node(node_id, claim_seconds))
+
+    async def campaigns_of(self, store: Any) -> Any:
+        """The campaign side over ``store`` (a ``node``), claiming as that node, open."""
         raise NotImplementedError
 
     def pruner(self, config: RetentionConfig, clock: Callable[[], float]) -> Pruning:
@@ -133,11 +137,8 @@ class SqliteHarness(Harness):
         self.others.append(other)
         return other
 
-    async def campaigns_node(
-        self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS
-    ) -> Any:
-        other = await self.node(node_id, claim_seconds)
-        campaigns = SqliteCampaignStore(other.db, other.claims)
+    async def campaigns_of(self, store: Any) -> Any:
+        campaigns = SqliteCampaignStore(store.db, store.claims)
         await campaigns.open()
         return campaigns
 
@@ -266,8 +267,12 @@ class PgHarness(Harness):
 
         return PgStore(self.config, self.root, claims)
 
-    async def start(self) -> None:
+    async def _open(self) -> None:
         await self.store.open()
+        self.campaigns = await self.campaigns_of(self.store)
+
+    async def start(self) -> None:
+        await self._open()
 
     def pruner(self, config: RetentionConfig, clock: Callable[[], float]) -> Pruning:
         from gateway.store.postgres.retention import PgRetention
@@ -277,12 +282,12 @@ class PgHarness(Harness):
     async def reopen(self) -> None:
         await self.store.close()
         self.store = self._make()
-        await self.store.open()
+        await self._open()
 
     async def crash(self) -> None:
         self.store.terminate()
         self.store = self._make()
-        await self.store.open()
+        await self._open()
 
     async def node(self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS) -> Any:
         other = self._make(ClaimSettings(node_id, claim_seconds))
@@ -294,6 +299,13 @@ class PgHarness(Harness):
         from gateway.store.postgres.leases import PgLeases
 
         return PgLeases(await self.node(node_id))
+
+    async def campaigns_of(self, store: Any) -> Any:
+        from gateway.store.postgres.campaigns import PgCampaignStore
+
+        campaigns = PgCampaignStore(lambda: store.pool, store.claims)
+        await campaigns.open()
+        return campaigns
 
     async def stop(self) -> None:
         for other in self.others:
@@ -323,6 +335,8 @@ BACKENDS: tuple[Backend, ...] = (
                 "lists",
                 "leases",
                 "retention",
+                "contacts",
+                "campaigns",
             }
         ),
         PgHarness,

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.store.campaign_base import CampaignRecord, ImportRow
+from gateway.store.campaign_base import (
+    CampaignRecord,
+    ImportJob,
+    ImportRow,
+    ListInUse,
+    MessageTemplate,
+)
 from tests.store_contract.conftest import Harness
 from tests.store_contract.helpers import T0, message
 
@@ -83,3 +89,64 @@ async def test_recipients_wait_for_their_window(backend: Harness) -> None:
     assert await backend.campaigns.deferred_count("c1") == 1
     record = await backend.campaigns.get_campaign("c1")
     assert record is not None and (record.handled, record.cursor) == (1, None)
+
+
+async def test_a_list_a_campaign_will_use_or_an_import_fills_is_not_deleted(
+    backend: Harness,
+) -> None:
+    lst = await backend.campaigns.create_list("friends", T0)
+    other = await backend.campaigns.create_list("other", T0)
+    await backend.campaigns.import_rows(lst.id, [ImportRow(NUMBERS[0], None, {})], "form", T0)
+    draft = CampaignRecord("c1", "c1", "ACME", "hi", {"lists": [other.id, lst.id]}, "draft", T0)
+    await backend.campaigns.save_campaign(draft)
+    with pytest.raises(ListInUse, match="c1"):
+        await backend.campaigns.delete_list(lst.id, T0 + 1)
+    assert await backend.campaigns.get_list(lst.id) is not None
+    await backend.campaigns.set_campaign_status("c1", "cancelled", T0 + 2, expect=["draft"])
+    job = ImportJob("i1", lst.id, "running", "form", T0)
+    await backend.campaigns.save_import(job)
+    with pytest.raises(ListInUse, match="i1"):
+        await backend.campaigns.delete_list(lst.id, T0 + 3)
+    job.status, job.finished_at = "done", T0 + 4
+    await backend.campaigns.save_import(job)
+    assert await backend.campaigns.delete_list(lst.id, T0 + 5) == 1
+    assert await backend.campaigns.get_list(lst.id) is None
+    assert await backend.campaigns.deleted_lists_with_members() == []
+    saved = await backend.campaigns.get_import("i1")
+    assert saved is not None and (saved.status, saved.finished_at) == ("done", T0 + 4)
+
+
+async def test_a_draft_is_replaced_only_while_a_draft(backend: Harness) -> None:
+    record = await _campaign(backend)
+    record.name, record.spec, record.start_at = "summer", {"lists": [2], "tps": 5}, T0 + 60
+    assert await backend.campaigns.replace_draft(record)
+    got = await backend.campaigns.get_campaign("c1")
+    assert got is not None and (got.name, got.spec, got.start_at) == (
+        "summer",
+        {"lists": [2], "tps": 5},
+        T0 + 60,
+    )
+    await backend.campaigns.set_campaign_status("c1", "scheduled", T0, expect=["draft"])
+    record.name = "autumn"
+    assert not await backend.campaigns.replace_draft(record)
+    got = await backend.campaigns.get_campaign("c1")
+    assert got is not None and (got.name, got.status) == ("summer", "scheduled")
+
+
+async def test_templates_are_saved_replaced_listed_by_account_and_deleted(
+    backend: Harness,
+) -> None:
+    first = MessageTemplate("t1", "acme", "hello", "Hi {name}", T0, T0)
+    second = MessageTemplate("t2", "shop", "promo", "Sale!", T0, T0)
+    for template in (second, first):
+        await backend.campaigns.save_template(template)
+    await backend.campaigns.save_template(
+        MessageTemplate("t1", "acme", "hello", "Hello {name}", T0, T0 + 1)
+    )
+    got = await backend.campaigns.get_template("t1")
+    assert got is not None and (got.text, got.updated_at) == ("Hello {name}", T0 + 1)
+    assert [t.id for t in await backend.campaigns.templates(None)] == ["t1", "t2"]
+    assert [t.id for t in await backend.campaigns.templates("shop")] == ["t2"]
+    assert await backend.campaigns.delete_template("t2")
+    assert not await backend.campaigns.delete_template("t2")
+    assert await backend.campaigns.get_template("t2") is None

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from gateway.core.model import NewMessage
 from gateway.store.base import NewInteraction
-from gateway.store.campaign_base import CampaignRecord, ImportJob
+from gateway.store.campaign_base import CampaignRecord, ImportJob, ImportRow, ListInUse
 from tests.fakes import new_message
 from tests.store_contract.conftest import Harness
 
@@ -220,3 +221,132 @@ async def test_only_imports_no_live_node_runs_are_failed_at_start(backend: Harne
     assert await a.fail_running_imports("stopped", now + LEASE + 60) == 1  # B's lapsed
     theirs = await a.get_import("theirs")
     assert theirs is not None and theirs.status == "failed"
+
+
+@pytest.mark.port("campaigns")
+async def test_two_nodes_claiming_a_campaign_at_once_never_both_get_it(backend: Harness) -> None:
+    """Nodes A and B claim the same campaigns at the same moment (on SQLite two stores on
+    one file, each with its own writer; on PostgreSQL two pools): each campaign goes to
+    exactly one, whether it was free or held by a node C whose claim lapsed."""
+    a, b, c = [await backend.campaigns_node(name, LEASE) for name in "abc"]
+    ids = [f"c{n}" for n in range(20)]
+    for cid in ids:
+        await a.save_campaign(CampaignRecord(cid, cid, "ACME", "hi", {}, "running", FUTURE))
+    for cid in ids[10:]:
+        assert await c.claim_campaign(cid, FUTURE)  # C runs these, then dies
+    now = FUTURE + LEASE  # C's claims lapse now
+
+    async def race(n: int, cid: str) -> tuple[bool, bool]:
+        first, second = (a, b) if n % 2 else (b, a)  # each starts first half of the time
+        got = await asyncio.gather(first.claim_campaign(cid, now), second.claim_campaign(cid, now))
+        return (got[0], got[1]) if n % 2 else (got[1], got[0])
+
+    won = await asyncio.gather(*(race(n, cid) for n, cid in enumerate(ids)))
+    assert all(a_won != b_won for a_won, b_won in won), won  # one winner, never two
+    # Each keeps its own: the other is refused until the winner's claim lapses.
+    for cid, (a_won, _) in zip(ids, won, strict=True):
+        loser = b if a_won else a
+        assert not await loser.claim_campaign(cid, now + LEASE - 1)
+        assert await loser.claim_campaign(cid, now + LEASE)
+
+
+@pytest.mark.port("campaigns")
+async def test_a_dead_nodes_campaign_is_resumed_from_its_cursor_messaging_nobody_twice(
+    backend: Harness,
+) -> None:
+    """Node A runs a campaign as the runner does (claim, fix the audience, a chunk: its
+    messages, then the cursor) and dies in its second chunk, after two of its three
+    messages. Node B waits for A's claim to lapse, takes the campaign over from A's cursor,
+    passes over the numbers A messaged, and finishes: each recipient has one message."""
+    a_store, b_store = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    a, b = await backend.campaigns_of(a_store), await backend.campaigns_of(b_store)
+    numbers = [f"+3360000{n:04d}" for n in range(8)]
+    friends = await a.create_list("friends", FUTURE)
+    await a.import_rows(friends.id, [ImportRow(n, None, {}) for n in numbers], "form", FUTURE)
+    await a.save_campaign(CampaignRecord("c1", "c1", "ACME", "hi", {}, "running", FUTURE))
+
+    async def send(store: Any, to: Sequence[str], at: float) -> None:
+        await store.accept(
+            [new_message(n, "hi", now=at, carrier="sim", campaign_id="c1") for n in to]
+        )
+
+    assert await a.claim_campaign("c1", FUTURE)
+    assert await a.fix_audience("c1", [friends.id], []) == len(numbers)
+    first = await a.recipients_after("c1", None, 3)
+    await send(a_store, first, FUTURE + 1)
+    await a.advance_campaign("c1", first[-1], len(first), 0, 0)
+    second = await a.recipients_after("c1", first[-1], 3)
+    await send(a_store, second[:2], FUTURE + 2)  # A dies here: no cursor move
+    assert await a_store.renew_claims(FUTURE + 3) >= 1  # its last renewal: until +3 + LEASE
+
+    assert not await b.claim_campaign("c1", FUTURE + 3 + LEASE - 1)
+    assert await b.claim_campaign("c1", FUTURE + 3 + LEASE)
+    assert not await a.claim_campaign("c1", FUTURE + 4 + LEASE)  # B's now
+    assert await b.fix_audience("c1", [friends.id], []) == len(numbers)  # as A fixed it
+    record = await b.get_campaign("c1")
+    assert record is not None and (record.cursor, record.handled) == (first[-1], 3)
+    cursor, at, chunks = record.cursor, FUTURE + 5 + LEASE, []
+    while chunk := await b.recipients_after("c1", cursor, 3):
+        chunks.append(chunk)
+        already = await b.already_messaged("c1", chunk)
+        await send(b_store, [n for n in chunk if n not in already], at)
+        await b.advance_campaign("c1", chunk[-1], len(chunk), 0, 0)
+        cursor = chunk[-1]
+    assert chunks[0] == second
+    statuses = await b.campaign_statuses("c1")
+    assert sum(statuses.values()) == len(numbers), statuses  # nobody twice
+    assert await b.already_messaged("c1", numbers) == set(numbers)  # nobody left out
+    record = await b.get_campaign("c1")
+    assert record is not None and (record.cursor, record.handled) == (numbers[-1], len(numbers))
+
+
+@pytest.mark.port("campaigns")
+async def test_a_live_node_keeps_its_campaign_and_import_by_renewing_and_frees_them_at_stop(
+    backend: Harness,
+) -> None:
+    """The claims of a running campaign and a running import are renewed with the node's
+    other claims (Claims.renew_claims of its message store) and released at a clean stop."""
+    a_store = await backend.node("a", LEASE)
+    a, b = await backend.campaigns_of(a_store), await backend.campaigns_node("b", LEASE)
+    now = time.time()  # a running import is claimed from when it is saved
+    list_id = (await a.create_list("l", now)).id
+    await a.save_import(ImportJob("i1", list_id, "running", "import", now))
+    await a.save_campaign(CampaignRecord("c1", "c1", "ACME", "hi", {}, "running", now))
+    assert await a.claim_campaign("c1", now)
+    assert await a_store.renew_claims(now + 20) == 2  # until now + 20 + LEASE
+    later = now + LEASE + 10  # past the first claims (the import saved well before)
+    assert not await b.claim_campaign("c1", later)
+    assert await b.fail_running_imports("stopped", later) == 0
+    job = await b.get_import("i1")
+    assert job is not None and job.status == "running"
+    assert await a_store.release_claims() == 2
+    assert await b.claim_campaign("c1", later)
+    assert await b.fail_running_imports("stopped", later) == 1
+
+
+@pytest.mark.port("campaigns")
+async def test_an_import_on_a_dead_node_is_failed_once_its_claim_lapses_freeing_its_list(
+    backend: Harness,
+) -> None:
+    """While node A runs an import into a list, the list cannot be deleted and B leaves the
+    import alone; A dies: once its claim lapses B fails the import, and the list goes."""
+    a, b = await backend.campaigns_node("a", LEASE), await backend.campaigns_node("b", LEASE)
+    now = time.time()
+    list_id = (await a.create_list("l", now)).id
+    job = ImportJob("i1", list_id, "running", "import", now, rows=1, imported=1)
+    await a.import_rows(list_id, [ImportRow("+33600000001", "Ann", {})], "import", now, job)
+    with pytest.raises(ListInUse, match="i1"):
+        await b.delete_list(list_id, now)
+    assert await b.fail_running_imports("stopped", now + 1) == 0
+    saved = await b.get_import("i1")
+    assert saved is not None and (saved.status, saved.imported) == ("running", 1)
+    after = time.time() + LEASE  # A's last save (its claim) was before time.time()
+    assert await b.fail_running_imports("the node stopped", after) == 1
+    failed = await b.get_import("i1")
+    assert failed is not None
+    assert (failed.status, failed.failure, failed.finished_at) == (
+        "failed",
+        "the node stopped",
+        after,
+    )
+    assert await b.delete_list(list_id, after) == 1

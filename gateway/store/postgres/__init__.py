@@ -4,7 +4,9 @@ What it keeps today (:data:`KEPT_PORTS`): new messages with their idempotent ans
 message reads of the API (``get_message``, ``list_messages``, ``minute_counts``), the queue
 (pending parts claimed with ``FOR UPDATE SKIP LOCKED``, attempts, outcomes through the pure
 ledger), opt-outs, receipts, the callback outbox, the SMPP front's outbox and held parts and
-its query/cancel/replace_sm. The
+its query/cancel/replace_sm; and the campaign side: contacts, lists, imports, campaigns
+(claimed by one node at a time, taken over from their cursor once a dead node's claim
+lapses) and templates. The
 rest (:data:`MISSING_PORTS`) is still SQLite's only, so a daemon refuses a PostgreSQL
 configuration (gateway.store.factory) until every port is kept: a node must not start
 half-working.
@@ -12,11 +14,15 @@ half-working.
 - ``connect``: the pool (``dsn``, the password from ``password_file`` or ``PGPASSWORD``,
   ``pool_size``, ``statement_timeout``);
 - ``migrations``: the versioned schema, applied under an advisory lock (``smsgw migrate``);
-- ``store``: :class:`~gateway.store.postgres.store.PgStore`, the ports kept;
+- ``store``: :class:`~gateway.store.postgres.store.PgStore`, the message side's ports kept;
 - ``messages``: its mixin of message edits (cancel_sm, replace_sm, query_sm) and lists;
 - ``watch``: the node's figures (``/metrics``) and the database's health (``/healthz``,
   refusals);
-- ``retention``: the ``[retention]`` pruner on PostgreSQL.
+- ``retention``: the ``[retention]`` pruner on PostgreSQL;
+- ``campaigns``: :class:`~gateway.store.postgres.campaigns.PgCampaignStore`, the campaign
+  side (gateway.store.ports.CampaignSide) over PgStore's pool. Its campaign figures that
+  read MO and clicks (``reply_figures``, ``campaign_clicks``, an audience of responders or
+  clickers) need the inbound and links tables, which come with those ports.
 """
 
 from __future__ import annotations
@@ -31,13 +37,13 @@ KEPT_PORTS: Final = (
     "callbacks",
     "front",
     "message edits and lists",
+    "contacts",
+    "campaigns",
 )
 """The ports the PostgreSQL backend keeps (names as in tests/store_contract)."""
 
 MISSING_PORTS: Final = (
     "inbound",
-    "contacts",
-    "campaigns",
     "reports",
     "links",
 )

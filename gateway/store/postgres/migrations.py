@@ -176,6 +176,107 @@ CREATE TABLE front_parts (
 CREATE INDEX front_parts_message ON front_parts(message_id, seq);
 """
 
+V3: Final = """
+CREATE TABLE contacts (
+    number text COLLATE "C" PRIMARY KEY,
+    name text NOT NULL DEFAULT '',
+    attributes jsonb NOT NULL DEFAULT '{}',
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL
+);
+CREATE TABLE contact_tags (
+    number text COLLATE "C" NOT NULL,
+    tag text NOT NULL,
+    created_at double precision NOT NULL,
+    PRIMARY KEY (number, tag)
+);
+CREATE INDEX contact_tags_tag ON contact_tags(tag, number);
+CREATE TABLE contact_lists (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL,
+    created_at double precision NOT NULL,
+    account text NOT NULL DEFAULT '',
+    deleted_at double precision
+);
+CREATE TABLE list_members (
+    list_id bigint NOT NULL,
+    number text COLLATE "C" NOT NULL,
+    opt_in_source text NOT NULL,
+    opt_in_at double precision NOT NULL,
+    PRIMARY KEY (list_id, number)
+);
+CREATE INDEX list_members_number ON list_members(number);
+CREATE TABLE contact_imports (
+    id text PRIMARY KEY,
+    list_id bigint NOT NULL,
+    status text NOT NULL,
+    opt_in_source text NOT NULL,
+    rows integer NOT NULL,
+    imported integer NOT NULL,
+    rejected integer NOT NULL,
+    errors text NOT NULL,
+    failure text,
+    created_at double precision NOT NULL,
+    finished_at double precision,
+    claimed_by text,
+    claim_until double precision,
+    bytes_total bigint NOT NULL DEFAULT 0,
+    bytes_read bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX contact_imports_running ON contact_imports(list_id) WHERE status = 'running';
+CREATE TABLE campaigns (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    sender text NOT NULL,
+    text text NOT NULL,
+    spec json NOT NULL,
+    status text NOT NULL,
+    created_at double precision NOT NULL,
+    start_at double precision,
+    started_at double precision,
+    finished_at double precision,
+    recipients integer NOT NULL DEFAULT 0,
+    cursor text COLLATE "C",
+    handled integer NOT NULL DEFAULT 0,
+    skipped_opted_out integer NOT NULL DEFAULT 0,
+    skipped_invalid integer NOT NULL DEFAULT 0,
+    account text NOT NULL DEFAULT '',
+    claimed_by text,
+    claim_until double precision
+);
+CREATE INDEX campaigns_live ON campaigns(id) WHERE status IN ('running', 'scheduled');
+CREATE TABLE campaign_recipients (
+    campaign_id text NOT NULL,
+    number text COLLATE "C" NOT NULL,
+    PRIMARY KEY (campaign_id, number)
+);
+CREATE TABLE campaign_deferred (
+    campaign_id text NOT NULL,
+    number text COLLATE "C" NOT NULL,
+    due_at double precision NOT NULL,
+    PRIMARY KEY (campaign_id, number)
+);
+CREATE INDEX campaign_deferred_due ON campaign_deferred(campaign_id, due_at);
+CREATE TABLE campaign_audience_fixed (
+    campaign_id text PRIMARY KEY,
+    recipients integer NOT NULL
+);
+CREATE TABLE message_templates (
+    id text PRIMARY KEY,
+    account text NOT NULL,
+    name text NOT NULL,
+    text text NOT NULL,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL
+);
+"""
+"""The campaign side (gateway.store.postgres.campaigns): contacts and their tags, contact
+lists (ids from a sequence: a deleted list's id is never given again) and their members,
+CSV imports, campaigns with their audience (fixed once), the recipients waiting for their
+send window, and message templates. Numbers walked by a cursor sort bytewise
+(``COLLATE "C"``), as SQLite sorts them, whatever the database's locale. The opt-outs the
+contact pages list are migration 1's ``opt_outs``."""
+
 V4: Final = """
 CREATE TABLE store_identity (
     one boolean PRIMARY KEY DEFAULT true CHECK (one),
@@ -222,6 +323,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "messages, parts, links, receipts, events, opt-outs, idempotency, callbacks,"
         " front outbox and parts",
         V1,
+    ),
+    Migration(
+        3,
+        "contacts, contact tags, lists and members, imports, campaigns and their audience,"
+        " message templates",
+        V3,
     ),
     Migration(
         4,

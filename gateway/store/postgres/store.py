@@ -108,12 +108,16 @@ CLAIM_TABLES = (
     ("messages", " AND status IN ('accepted', 'queued')"),
     ("callbacks", ""),
     ("front_outbox", ""),
+    ("campaigns", " AND status IN ('running', 'scheduled')"),
+    ("contact_imports", " AND status = 'running'"),
 )
 """Tables whose rows this backend claims (gateway.store.claims), each with the condition
 of its rows still live."""
 
 CLAIM_WAKES = {"messages": WAKE_QUEUE, "callbacks": WAKE_CALLBACKS, "front_outbox": WAKE_FRONT}
-"""What a release of each table's claims wakes the other nodes for."""
+"""What a release of each table's claims wakes the other nodes for (a campaign or an import
+released wakes nobody: a runner looks again every few seconds at a campaign another node
+held, and an import left running is failed at a node's start)."""
 
 LISTEN_RETRY_SECONDS = (1.0, 30.0)
 """The listening connection, when it drops: reconnect after the first delay, doubling up to
@@ -333,8 +337,9 @@ class PgStore(PgMessages, PgWatched, FrontPartsSettling):
                         self.claims.node_id,
                     )
                     released = int(done.split()[-1])
-                    if released:  # another node may take them at once
-                        await _notify(conn, CLAIM_WAKES[table], [""])
+                    wake = CLAIM_WAKES.get(table)
+                    if released and wake is not None:  # another node may take them at once
+                        await _notify(conn, wake, [""])
                 count += released
         return count
 
