@@ -26,7 +26,9 @@ a round succeeds again it binds whatever it then holds. The margin left (0.15 of
 (NTP keeps them within milliseconds). A failed round is tried again after a quarter of the
 usual interval, so a short database blip costs no fence.
 
-On SQLite there is one node: it holds every slot and behaves as before leases.
+On SQLite there is one node: it holds every slot and behaves as before leases. Its leases
+are not ``shared`` (one process per data directory), so a round that fails there (a disk
+error) is counted and logged but fences nothing: no other node could take a slot.
 """
 
 from __future__ import annotations
@@ -299,7 +301,7 @@ class SlotKeeper:
         """Fence if ``now`` (monotonic) is past the deadline and this node has not yet;
         whether it fenced now."""
         deadline = self.fence_deadline
-        if self.fenced or deadline is None or now < deadline:
+        if self.fenced or deadline is None or now < deadline or not self.leases.shared:
             return False
         self.fenced = True
         self.stats.fences += 1

@@ -881,13 +881,17 @@ class FakeLeases:
     """``ClusterLeases`` in memory, by the rule of gateway.store.leases (each call is one
     atomic step: nothing awaits inside it). ``peer`` is another node on the same tables."""
 
-    def __init__(self, node_id: str = "smsgw-1", tables: LeaseTables | None = None) -> None:
+    def __init__(
+        self, node_id: str = "smsgw-1", tables: LeaseTables | None = None, shared: bool = True
+    ) -> None:
         self.node_id = node_id
         self.tables = tables or LeaseTables()
+        self.shared = shared
+        """As a database several nodes share (fencing on), unless told otherwise."""
         self.rounds = 0
 
     def peer(self, node_id: str) -> FakeLeases:
-        return FakeLeases(node_id, self.tables)
+        return FakeLeases(node_id, self.tables, self.shared)
 
     def _check(self) -> None:
         if self.tables.fail > 0:

@@ -232,3 +232,29 @@ def test_binds_in_standby_leave_the_health_and_the_overview_ok(tmp_path: Path) -
     binds[0].state = BindState.BACKOFF
     assert health(binds)["status"] == "degraded"
     assert overview(OverviewSources(binds))["status"] == "degraded"
+
+
+async def test_a_node_alone_on_its_file_keeps_its_binds_when_a_round_fails(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """SQLite: one process per data directory, so nobody could take a slot: a failed round
+    is counted, and the binds stay (as before leases)."""
+    clocks = Clocks()
+    leases = FakeLeases("a", shared=False)
+    binds = binds_to(sim, tmp_path)
+    k = keeper(leases, binds, clocks, {})
+    try:
+        assert await k.round()
+        await eventually(lambda: _true(all(x.bound for x in binds)))
+        leases.tables.fail = 10
+        clocks.advance(LEASE)
+        assert not await k.round()
+        assert not k.check_fence(clocks.mono) and not k.fenced
+        assert all(x.bound for x in binds) and k.stats.failures == 1
+        leases.tables.fail = 0
+        clocks.advance(1)
+        assert await k.round()  # its lapsed slots are its own again
+        assert k.held == {("sim", 0), ("sim", 1)} and all(x.bound for x in binds)
+    finally:
+        await k.stop()
+        await stop_all(binds)

@@ -93,6 +93,11 @@ class ClusterLeases(Protocol):
     """The node registry and the bind-slot leases (gateway.store.leases has the rule; the
     node is the store's ``[node] id``)."""
 
+    shared: bool
+    """Whether other nodes can hold these leases (a database several nodes share). False
+    for a file only this process opens: a node that cannot renew then keeps its binds
+    (nobody else could take them), and fencing is off."""
+
     async def lease_round(
         self,
         node: NodeInfo,

@@ -67,6 +67,10 @@ def _slots(conn: sqlite3.Connection) -> list[SlotRow]:
 
 
 class SqliteLeases:
+    shared = False
+    """One process per data directory (gateway.app.lifecycle.DataDirLock): no other node
+    can take a slot, so a round that fails (a disk error) fences nothing."""
+
     def __init__(self, db: SqliteDb, claims: ClaimSettings | None = None) -> None:
         self.db = db
         self.claims = claims or ClaimSettings()

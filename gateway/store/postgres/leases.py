@@ -38,6 +38,8 @@ _SLOTS = "SELECT carrier, slot, owner, since, until FROM bind_slots ORDER BY car
 class PgLeases:
     """The leases on the database of ``store`` (a PgStore, open; its pool is used)."""
 
+    shared = True
+
     def __init__(self, store: Any, claims: ClaimSettings | None = None) -> None:
         self.store = store
         self.claims = claims or store.claims
