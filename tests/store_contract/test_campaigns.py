@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.config import RetentionConfig
 from gateway.store.campaign_base import (
     CampaignRecord,
     ImportJob,
@@ -150,3 +151,44 @@ async def test_templates_are_saved_replaced_listed_by_account_and_deleted(
     assert await backend.campaigns.delete_template("t2")
     assert not await backend.campaigns.delete_template("t2")
     assert await backend.campaigns.get_template("t2") is None
+
+
+@pytest.mark.port("retention")
+async def test_finished_campaigns_and_imports_past_their_age_go_with_their_audience(
+    backend: Harness,
+) -> None:
+    """``[retention] campaigns_days``: a campaign done or cancelled before the cutoff goes
+    with its audience and waiting recipients, in batches; a younger one, one still running,
+    and the lists and contacts stay. Finished imports past the age go; a running one stays."""
+    day, now = 86400.0, T0 + 10 * 86400.0
+    lst = await backend.campaigns.create_list("friends", T0)
+    await backend.campaigns.import_rows(lst.id, [ImportRow(n, None, {}) for n in NUMBERS], "x", T0)
+    kept = {"young": ("done", now - day / 2), "live": ("running", None)}
+    gone = {"old": ("done", T0 + 1), "dropped": ("cancelled", T0 + 2), "older": ("done", T0)}
+    for cid, (status, finished) in {**kept, **gone}.items():
+        record = CampaignRecord(cid, cid, "ACME", "hi", {"lists": [lst.id]}, status, T0)
+        record.finished_at = finished
+        await backend.campaigns.save_campaign(record)
+        assert await backend.campaigns.fix_audience(cid, [lst.id], []) == len(NUMBERS)
+    await backend.campaigns.defer_recipients("old", [(NUMBERS[0], T0 + 60)])
+    for job_id, status, finished in (("i-old", "done", T0 + 1), ("i-live", "running", None)):
+        job = ImportJob(job_id, lst.id, status, "x", T0, finished_at=finished)
+        await backend.campaigns.save_import(job)
+    retention = RetentionConfig(
+        messages_days=0.0, idempotency_days=0.0, interactions_days=0.0, campaigns_days=1.0, batch=2
+    )
+    deleted = await backend.pruner(retention, clock=lambda: now).run_once()
+    assert (deleted["campaigns"], deleted["imports"]) == (3, 1), deleted
+    for cid in gone:
+        assert await backend.campaigns.get_campaign(cid) is None
+        assert await backend.campaigns.recipients_after(cid, None, 10) == []
+    assert await backend.campaigns.deferred_count("old") == 0
+    for cid, (status, _) in kept.items():
+        record = await backend.campaigns.get_campaign(cid)
+        assert record is not None and record.status == status
+        assert await backend.campaigns.recipients_after(cid, None, 10) == NUMBERS
+    assert await backend.campaigns.get_import("i-old") is None
+    live = await backend.campaigns.get_import("i-live")
+    assert live is not None and live.status == "running"
+    listed = await backend.campaigns.get_list(lst.id)
+    assert listed is not None and listed.contacts == len(NUMBERS)
