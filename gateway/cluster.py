@@ -293,9 +293,15 @@ class SlotKeeper:
             return
         if self._timer is not None:
             self._timer.cancel()
-        loop = asyncio.get_running_loop()
         delay = max(0.0, deadline - self.monotonic())
-        self._timer = loop.call_later(delay, lambda: self.check_fence(self.monotonic()))
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_fence_timer)
+
+    def _on_fence_timer(self) -> None:
+        self._timer = None
+        deadline = self.fence_deadline
+        if not self.check_fence(self.monotonic()) and deadline is not None and not self.fenced:
+            if self.monotonic() < deadline:  # the loop's timers may fire a hair early
+                self._arm_fence()
 
     def check_fence(self, now: float) -> bool:
         """Fence if ``now`` (monotonic) is past the deadline and this node has not yet;
