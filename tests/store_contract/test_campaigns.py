@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import RetentionConfig
+from gateway.store.base import InteractionOutcome, NewInteraction
 from gateway.store.campaign_base import (
     CampaignRecord,
     ImportJob,
@@ -192,3 +193,36 @@ async def test_finished_campaigns_and_imports_past_their_age_go_with_their_audie
     assert live is not None and live.status == "running"
     listed = await backend.campaigns.get_list(lst.id)
     assert listed is not None and listed.contacts == len(NUMBERS)
+
+
+@pytest.mark.port("reports")  # MO come through the inbound side's interaction log
+async def test_reply_figures_and_an_audience_of_responders(backend: Harness) -> None:
+    """A campaign's responses are MO from its recipients that are no re-subscription
+    (START, YES from an opted-out sender): counted by keyword, timed from the campaign's
+    first message to each, and the audience of a campaign "to those who replied"."""
+    await _campaign(backend, "running")
+    ann, bob = message(1, campaign_id="c1"), message(2, campaign_id="c1")
+    await backend.store.accept([ann, bob])
+    us, stranger = "+33700000000", "+33611111111"
+    replies = [
+        (ann.to, T0 + 61, "YES", "yes"),
+        (ann.to, T0 + 90, "STOP", "opt_out"),
+        (bob.to, T0 + 302, "START", "opt_in"),  # a re-subscription: no response
+        (stranger, T0 + 100, "YES", "yes"),  # not a recipient
+    ]
+    ids = await backend.store.record_interactions(
+        [NewInteraction("sim", src, us, kw, 0, 1, 1, at, at) for src, at, kw, _ in replies]
+    )
+    await backend.store.finish_interactions(
+        [
+            InteractionOutcome(i, kw, rule, "c1", [], at + 1)
+            for i, (_, at, kw, rule) in zip(ids, replies, strict=True)
+        ]
+    )
+    figures = await backend.campaigns.reply_figures("c1")
+    assert figures.per_keyword == {"STOP": 1, "YES": 1}
+    assert figures.seconds_to_first_reply == [60.0]  # ann: made at T0 + 1, replied at T0 + 61
+    assert await backend.campaigns.fix_audience("c2", [], [], ("c1", "yes")) == 1
+    assert await backend.campaigns.recipients_after("c2", None, 10) == [ann.to]
+    assert await backend.campaigns.fix_audience("c3", [], [], ("c1", None)) == 1
+    assert await backend.campaigns.fix_audience("c4", [], [], ("c1", "NO")) == 0
