@@ -3,6 +3,11 @@ a client that checks every answer against the OpenAPI document.
 
 ``FakeStore`` and ``FakeOutbound`` write what happens to one shared ``events`` list, so a
 test can prove the order: ``accept.start``, ``accept.done``, ``enqueue``, ``response``.
+
+The app is served as the daemon serves it (gateway.http.connguard.serve_guarded: the
+connection guard, and the fast lane in front of aiohttp for plain POSTs of messages), so
+every API test runs through both: the lane's answers and aiohttp's. ``response`` is noted
+when the server writes the first bytes of an answer, whichever of the two wrote it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from gateway.binds import CarrierBind
 from gateway.config import (
@@ -41,8 +47,10 @@ from gateway.core.model import (
     SubmitOutcome,
 )
 from gateway.core.routing import Route, Router
-from gateway.http.app import make_app
+from gateway.http.app import FAST_LANE_KEY, make_app
+from gateway.http.connguard import ConnectionGuard, GuardedProtocol, GuardSettings
 from gateway.http.openapi import openapi_document
+from gateway.http.request_metrics import HttpMetrics
 from gateway.store.base import (
     Callback,
     CallbackView,
@@ -397,6 +405,72 @@ class Api:
         return await self.request("GET", path, **kwargs)
 
 
+class _NotingTransport:
+    """A connection's transport that notes ``response`` in ``events`` as an answer starts."""
+
+    def __init__(self, inner: asyncio.Transport, events: list[str]) -> None:
+        self._inner = inner
+        self._events = events
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if bytes(data[:5]) == b"HTTP/":
+            self._events.append("response")
+        self._inner.write(data)
+
+    def writelines(self, chunks: Any) -> None:
+        chunks = list(chunks)
+        if chunks and bytes(chunks[0][:5]) == b"HTTP/":
+            self._events.append("response")
+        self._inner.writelines(chunks)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class GuardedTestServer(TestServer):
+    """The app on 127.0.0.1, port 0, served as the daemon serves it: behind the connection
+    guard, the fast lane first (``lane=False``: aiohttp alone, as a plain TestServer)."""
+
+    def __init__(self, app: web.Application, events: list[str], *, lane: bool = True) -> None:
+        super().__init__(app, host="127.0.0.1", port=0)
+        self.events = events
+        self.lane = app[FAST_LANE_KEY] if lane else None
+        self.listener: asyncio.Server | None = None
+
+    async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kw: Any) -> None:
+        if self.runner:
+            return
+        self.runner = await self._make_runner(handler_cancellation=True)
+        await self.runner.setup()
+        server = self.runner.server
+        assert server is not None
+        guard = ConnectionGuard(GuardSettings())
+        events, lane = self.events, self.lane
+
+        class Noting(GuardedProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                noting = _NotingTransport(transport, events)  # type: ignore[arg-type]
+                super().connection_made(noting)  # type: ignore[arg-type]
+
+        self.listener = await asyncio.get_running_loop().create_server(
+            lambda: Noting(guard, server, lane), "127.0.0.1", 0
+        )
+        self.port = self.listener.sockets[0].getsockname()[1]
+        self.scheme = "http"
+        self._root = URL(f"http://127.0.0.1:{self.port}")
+
+    async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+        if self.lane is not None:
+            await self.lane.close(LANE_CLOSE_SECONDS)
+        await super().close()
+
+
+LANE_CLOSE_SECONDS = 10.0
+"""A bound on the lane's answers under way when a test server closes (not a speed check)."""
+
+
 @contextlib.asynccontextmanager
 async def running_api(
     *,
@@ -407,6 +481,8 @@ async def running_api(
     events: list[str] | None = None,
     setup: Callable[[web.Application], None] | None = None,
     binds: Sequence[CarrierBind] = (),
+    lane: bool = True,
+    http_metrics: HttpMetrics | None = None,
 ) -> AsyncIterator[Api]:
     events = events if events is not None else []
     config = config or make_config()
@@ -420,15 +496,12 @@ async def running_api(
         outbound=outbound,
         router=router_for(config, routes),
         clock=lambda: clock[0],
+        http_metrics=http_metrics,
     )
 
-    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-        events.append("response")
-
-    app.on_response_prepare.append(on_prepare)
     if setup is not None:
         setup(app)
-    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    client = TestClient(GuardedTestServer(app, events, lane=lane))
     await client.start_server()
     try:
         yield Api(client, store, outbound, config, events, clock)

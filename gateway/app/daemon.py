@@ -35,9 +35,16 @@ from gateway.engine.callbacks import CallbackSender
 from gateway.engine.dispatcher import Dispatcher
 from gateway.front.metric_families import front_metrics
 from gateway.front.server import FrontServer
-from gateway.http.app import add_cluster_health, add_store_health, health, make_app
+from gateway.http.app import (
+    FAST_LANE_KEY,
+    add_cluster_health,
+    add_store_health,
+    health,
+    make_app,
+)
 from gateway.http.connguard import ConnectionGuard, GuardSettings, serve_guarded
 from gateway.http.drain import Drain
+from gateway.http.fastlane import FastLane
 from gateway.http.inbound import InboundApi
 from gateway.http.request_metrics import HttpMetrics
 from gateway.inbound.campaign_directory import CampaignDirectory
@@ -193,6 +200,7 @@ class Gateway:
         if config.links is not None:
             self.links = LinkServer(config.links, self.stores.links)
         self._runner: web.AppRunner | None = None
+        self._fast_lane: FastLane | None = None
         self._http_server: asyncio.Server | None = None
         self.http_guard = ConnectionGuard(GuardSettings.from_config(config.http))
         self.drain = Drain(config.shutdown.retry_after_seconds, self._health)
@@ -353,12 +361,15 @@ class Gateway:
         )
         await runner.setup()
         try:
-            server = await serve_guarded(runner, self.http_guard, http.host, http.port)
+            server = await serve_guarded(
+                runner, self.http_guard, http.host, http.port, app[FAST_LANE_KEY]
+            )
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
         self._http_server = server
+        self._fast_lane = app[FAST_LANE_KEY]
         for sock in server.sockets:
             self.http_port = sock.getsockname()[1]
             break
@@ -412,6 +423,9 @@ class Gateway:
         if self._http_server is not None:
             self._http_server.close()  # no new connections; runner.cleanup closes the rest
             self._http_server = None
+        if self._fast_lane is not None:  # its answers under way, then its connections
+            await self._fast_lane.close(drain)
+            self._fast_lane = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

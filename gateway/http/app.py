@@ -46,6 +46,7 @@ from gateway.http.campaigns import CampaignsApi
 from gateway.http.connguard import ConnectionGuard
 from gateway.http.drain import Drain
 from gateway.http.errors import dumps
+from gateway.http.fastlane import FastLane
 from gateway.http.inbound import InboundApi
 from gateway.http.interactions import InteractionsApi
 from gateway.http.messages import MessagesApi
@@ -61,6 +62,7 @@ from gateway.store.ports import Campaigns, HttpPorts
 
 __all__ = [
     "BINDS_KEY",
+    "FAST_LANE_KEY",
     "INTAKE_KEY",
     "PUBLIC_PATHS",
     "Outbound",
@@ -77,6 +79,7 @@ STORE_HEALTH_KEY: web.AppKey[StoreHealth] = web.AppKey("store_health", StoreHeal
 RECEIPTS_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("receipts_health")
 CONSOLE_KEY: web.AppKey[Console] = web.AppKey("console", Console)
 CLUSTER_HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("cluster_health")
+FAST_LANE_KEY: web.AppKey[FastLane] = web.AppKey("fast_lane", FastLane)
 
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
 """Answered without a token: probes, scrapers and API tooling have none."""
@@ -216,7 +219,18 @@ def make_app(
         )
     app[INTAKE_KEY] = intake
     owner = _campaign_owner(campaigns.campaigns) if campaigns is not None else None
-    MessagesApi(store, outbound, intake, clock, owner).add_routes(app.router)
+    messages = MessagesApi(store, outbound, intake, clock, owner)
+    messages.add_routes(app.router)
+    # The plain POSTs of a listener served with gateway.http.connguard.serve_guarded
+    # skip aiohttp (gateway.http.fastlane); a test server's requests all go through it.
+    app[FAST_LANE_KEY] = FastLane(
+        messages,
+        pipeline.auth,
+        http.max_body_bytes,
+        metrics=http_metrics,
+        drain=drain,
+        log_refusals=log_refusals,
+    )
     if inbound is None:  # the daemon gives the one its MO path routes with
         inbound = InboundApi.standalone(config, store, intake, outbound, clock)
     inbound.add_routes(app.router)

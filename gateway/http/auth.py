@@ -251,12 +251,9 @@ class Authenticator:
         token = bearer_token(header)
         if token is None:
             raise _refuse("the Authorization header must be 'Bearer <token>'", "invalid_request")
-        entry = self._http.find_token(token) if _is_text(token) else None
-        if entry is None:
-            raise _refuse("the bearer token is not valid", "invalid_token")
-        who = self._principals.get(id(entry))
+        who = self._principal(token)
         if who is None:
-            who = Principal(entry.name, entry.effective_account, entry.effective_scopes)
+            raise _refuse("the bearer token is not valid", "invalid_token")
         request[PRINCIPAL_KEY] = who
         request[ACCOUNT_KEY] = who.account
         if matched and (scope is None or not who.may(scope)):
@@ -266,3 +263,18 @@ class Authenticator:
                 FORBIDDEN,
                 f"this token may not do this: the route needs the {scope or 'admin'!r} scope",
             )
+
+    def principal_of(self, header: str) -> Principal | None:
+        """Who an ``Authorization`` header value authenticates (None where :meth:`check`
+        answers 401), for a caller that answers refusals elsewhere (gateway.http.fastlane)."""
+        token = bearer_token(header)
+        return self._principal(token) if token is not None else None
+
+    def _principal(self, token: str) -> Principal | None:
+        entry = self._http.find_token(token) if _is_text(token) else None
+        if entry is None:
+            return None
+        who = self._principals.get(id(entry))
+        if who is None:
+            who = Principal(entry.name, entry.effective_account, entry.effective_scopes)
+        return who

@@ -40,12 +40,15 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from aiohttp import web
 
 from gateway.logs import log_event
 from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
+
+if TYPE_CHECKING:
+    from gateway.http.fastlane import FastLane, LaneConnection
 
 log = logging.getLogger("smsgw.http")
 
@@ -234,7 +237,12 @@ class ConnectionGuard:
     def request_finished(self, conn: Conn) -> None:
         self._finished(conn)
 
-    def _started(self, conn: Conn, request: web.BaseRequest) -> None:
+    def lane_request_started(self, conn: Conn) -> None:
+        """A request the fast lane (gateway.http.fastlane) answers begins on ``conn``: its
+        body is in already (no body deadline); :meth:`request_finished` when answered."""
+        self._started(conn, None)
+
+    def _started(self, conn: Conn, request: web.BaseRequest | None) -> None:
         conn.in_request = True
         conn.request = request
         conn.head_since = None
@@ -352,52 +360,95 @@ class ConnectionGuard:
 
 
 class GuardedProtocol(asyncio.Protocol):
-    """aiohttp's protocol for one connection, behind the guard."""
+    """aiohttp's protocol for one connection, behind the guard; with a fast ``lane``
+    (gateway.http.fastlane), the lane reads the connection first and aiohttp's protocol is
+    made only when the lane hands the connection over (else aiohttp's keep-alive timer
+    would close a connection whose requests it never saw)."""
 
-    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
+    def __init__(
+        self,
+        guard: ConnectionGuard,
+        inner: Callable[[], asyncio.Protocol],
+        lane: FastLane | None = None,
+    ) -> None:
         self.guard = guard
-        self.inner = inner
+        self.make_inner = inner
+        self.inner: asyncio.Protocol | None = None
+        self.lane = lane
+        self.on_lane: LaneConnection | None = None
+        self.transport: asyncio.Transport | None = None
         self.conn: Conn | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's is not an asyncio.Transport subclass, but is one).
-        self.conn = self.guard.admit(cast(asyncio.Transport, transport))
-        if self.conn is not None:
+        stream = cast(asyncio.Transport, transport)
+        self.conn = self.guard.admit(stream)
+        if self.conn is None:
+            return
+        self.transport = stream
+        if self.lane is not None:
+            self.on_lane = self.lane.connection(stream, self.guard, self.conn, self._hand_over)
+        else:
+            self.inner = self.make_inner()
             self.inner.connection_made(transport)
+
+    def _hand_over(self, data: bytes) -> None:
+        """The lane leaves the connection to aiohttp, with the bytes it has not answered."""
+        self.on_lane = None
+        inner = self.inner = self.make_inner()
+        inner.connection_made(cast(asyncio.Transport, self.transport))
+        if data:
+            inner.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         if self.conn is None:
             return  # refused: the 503 is on its way and the transport closing
         self.guard.received(self.conn)
-        self.inner.data_received(data)
+        if self.on_lane is not None:
+            self.on_lane.feed(data)
+        elif self.inner is not None:
+            self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received() if self.conn is not None else None
+        # aiohttp's protocol says None too: the transport closes its side.
+        return self.inner.eof_received() if self.inner is not None else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
             self.guard.lost(self.conn)
-            self.inner.connection_lost(exc)
+            if self.on_lane is not None:
+                self.on_lane.lost()
+            if self.inner is not None:
+                self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        if self.conn is not None:
+        if self.on_lane is not None:
+            self.on_lane.pause_writing()
+        elif self.inner is not None:
             self.inner.pause_writing()
 
     def resume_writing(self) -> None:
-        if self.conn is not None:
+        if self.on_lane is not None:
+            self.on_lane.resume_writing()
+        elif self.inner is not None:
             self.inner.resume_writing()
 
 
 async def serve_guarded(
-    runner: web.AppRunner, guard: ConnectionGuard, host: str, port: int
+    runner: web.AppRunner,
+    guard: ConnectionGuard,
+    host: str,
+    port: int,
+    lane: FastLane | None = None,
 ) -> asyncio.Server:
-    """Listen on (host, port) with ``runner``'s aiohttp server behind ``guard``. The caller
-    closes the returned server before ``runner.cleanup()``."""
+    """Listen on (host, port) with ``runner``'s aiohttp server behind ``guard`` (and the
+    fast ``lane`` in front of it, if given). The caller closes the returned server before
+    ``runner.cleanup()``."""
     server = runner.server
     assert server is not None, "runner.setup() first"
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: GuardedProtocol(guard, server()),
+        lambda: GuardedProtocol(guard, server, lane),
         host,
         port,
         reuse_address=True,

@@ -37,7 +37,7 @@ from gateway.core.errors import FieldError
 from gateway.core.intake import Intake, answer_json, batch_answer_json
 from gateway.core.model import HistoryEntry, MessageView, NewMessage
 from gateway.core.submit import Outbound, accept_and_enqueue
-from gateway.http.auth import ACCOUNT_KEY, principal
+from gateway.http.auth import ACCOUNT_KEY, Principal, principal
 from gateway.http.body import parse_json, read_body
 from gateway.http.errors import (
     IDEMPOTENCY_CONFLICT,
@@ -159,6 +159,10 @@ class _Submission:
     request_hash: str  # "" without a key
 
 
+Prepared = tuple[list[NewMessage], str, float]
+"""Checked messages, the text of their 202, and their time of acceptance."""
+
+
 class MessagesApiPorts(Submits, MessageReads, Protocol):
     """What ``/v1/messages`` reads and writes."""
 
@@ -245,14 +249,28 @@ class MessagesApi:
         submission = await self._submission(request)
         if isinstance(submission, web.Response):
             return submission
-        body = parse_json(submission.raw)
+        messages, text, now = await self.prepare_one(principal(request), submission.raw)
+        return await self._accept(messages, text, submission, now)
+
+    async def post_batch(self, request: web.Request) -> web.Response:
+        submission = await self._submission(request)
+        if isinstance(submission, web.Response):
+            return submission
+        messages, text, now = await self.prepare_batch(principal(request), submission.raw)
+        return await self._accept(messages, text, submission, now)
+
+    async def prepare_one(self, who: Principal, raw: bytes) -> Prepared:
+        """The message of a ``POST /v1/messages`` body, checked (steps 3 and 4 above): the
+        messages to commit, the 202's text, the time of acceptance. ApiError for a refusal;
+        nothing is written."""
+        body = parse_json(raw)
         now = self.clock()
         prepared = self.intake.prepare(
-            body, account=submission.account, now=now, up=self.outbound.carriers_up()
+            body, account=who.account, now=now, up=self.outbound.carriers_up()
         )
         if isinstance(prepared, list):
             raise invalid(prepared)
-        await self._refuse_others_campaigns(request, [prepared], batch=False)
+        await self._refuse_others_campaigns(who, [prepared], batch=False)
         if await self.opt_out_reads.opted_out(prepared.to, prepared.sender):
             raise ApiError(
                 422,
@@ -260,17 +278,15 @@ class MessagesApi:
                 f"{prepared.to} has opted out of messages from {prepared.sender}",
                 [FieldError("to", "has opted out of messages from this sender")],
             )
-        return await self._accept([prepared], answer_json(prepared), submission, now)
+        return [prepared], answer_json(prepared), now
 
-    async def post_batch(self, request: web.Request) -> web.Response:
-        submission = await self._submission(request)
-        if isinstance(submission, web.Response):
-            return submission
-        items = _batch_items(parse_json(submission.raw))
+    async def prepare_batch(self, who: Principal, raw: bytes) -> Prepared:
+        """As :meth:`prepare_one` for a ``POST /v1/messages/batch`` body."""
+        items = _batch_items(parse_json(raw))
         now = self.clock()
         up = self.outbound.carriers_up()
         prepare = self.intake.prepare
-        account = submission.account
+        account = who.account
         messages: list[NewMessage] = []
         errors: list[FieldError] = []
         for index, item in enumerate(items):
@@ -281,9 +297,17 @@ class MessagesApi:
                 messages.append(prepared)
         if errors:
             raise invalid(errors)
-        await self._refuse_others_campaigns(request, messages, batch=True)
+        await self._refuse_others_campaigns(who, messages, batch=True)
         await self._refuse_opted_out(messages)
-        return await self._accept(messages, batch_answer_json(messages), submission, now)
+        return messages, batch_answer_json(messages), now
+
+    async def accept_plain(self, messages: list[NewMessage], account: str) -> None:
+        """Commit and enqueue checked ``messages`` of a request without an idempotency key
+        (step 5 and 6 above; the caller answers 202 once this returns)."""
+        # Shielded: a client that hangs up mid-commit must not leave a committed message
+        # out of the dispatcher's queue.
+        await asyncio.shield(self._commit(messages, None))
+        self._log_accepted(account, messages)
 
     async def get_message(self, request: web.Request) -> web.Response:
         message_id = request.match_info["id"]
@@ -323,11 +347,10 @@ class MessagesApi:
         return _Submission(account, key, raw, request_hash)
 
     async def _refuse_others_campaigns(
-        self, request: web.Request, messages: Sequence[NewMessage], *, batch: bool
+        self, who: Principal, messages: Sequence[NewMessage], *, batch: bool
     ) -> None:
         """400 for a campaign_id naming another account's campaign: its figures, and the
         MOs answering it, are that account's (an admin token may label any)."""
-        who = principal(request)
         if who.admin or self.campaign_account is None:
             return
         owners: dict[str, str | None] = {}
@@ -399,6 +422,11 @@ class MessagesApi:
                     f"a concurrent request with this {IDEMPOTENCY_HEADER} did not settle; retry it",
                 ) from None
             return _replay(stored, request_hash)
+        self._log_accepted(account, messages)
+        return web.Response(status=202, text=text, content_type="application/json")
+
+    @staticmethod
+    def _log_accepted(account: str, messages: Sequence[NewMessage]) -> None:
         log_event(
             log,
             "api.accepted",
@@ -407,7 +435,6 @@ class MessagesApi:
             messages=len(messages),
             ids=",".join(m.id for m in messages[:LOGGED_IDS]),
         )
-        return web.Response(status=202, text=text, content_type="application/json")
 
 
 def _in_batch(index: int, error: FieldError) -> FieldError:
