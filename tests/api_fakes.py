@@ -236,6 +236,9 @@ class FakeOutbound:
     def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
         pass
 
+    def unclaimed(self, messages: Sequence[NewMessage]) -> set[str]:
+        return set()
+
     def carriers_up(self) -> set[str]:
         return set(self.up)
 

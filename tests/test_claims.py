@@ -18,12 +18,13 @@ from gateway.campaigns.runner import CLAIMED_ELSEWHERE_WAIT
 from gateway.config import GatewayConfig
 from gateway.config.loader import load_dataclass
 from gateway.lease import LeaseKeeper
-from gateway.store.base import StoreUnavailable
+from gateway.store.base import NewInteraction, StoreUnavailable
+from gateway.store.campaign_base import CampaignRecord, ImportJob, ImportRow
 from gateway.store.claims import ClaimSettings
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
 from tests.campaign_helpers import campaign_rig
-from tests.e2e_helpers import gateway_config
+from tests.e2e_helpers import eventually, gateway_config
 from tests.fakes import new_message
 from tests.test_campaigns import list_with, new_campaign
 
@@ -173,3 +174,59 @@ async def test_the_runner_leaves_a_campaign_another_node_runs_until_its_claim_la
         await rig.run_to_end(campaign["id"])
         assert len(await rig.messages_of(campaign["id"])) == 3
         assert not await other.claim_campaign(campaign["id"], rig.now())  # done
+
+
+async def test_a_running_gateway_takes_over_a_dead_nodes_mo_campaign_and_import(
+    tmp_path: Path,
+) -> None:
+    """Through the gateway itself, on SQLite: another node ("gw-dead", a second store on
+    the same file) left a pending MO, a running campaign and a running import, and stopped
+    renewing. The running gateway takes each over at its own rhythm once the claims lapse,
+    without a restart, and counts it (/metrics' source)."""
+    config = gateway_config(tmp_path, smsc_port=1)  # a carrier that is never up
+    config = dataclasses.replace(
+        config,
+        node=dataclasses.replace(config.node, id="gw-a", claim_seconds=3.0, takeover_seconds=0.1),
+    )
+    gateway = Gateway(config)
+    await gateway.start()
+    dead = SqliteStore(config.store_path, "normal", claims=ClaimSettings("gw-dead", 0.5))
+    await dead.open()
+    dead_side = SqliteCampaignStore(dead.db, dead.claims)
+    try:
+        now = time.time()
+        [mo] = await dead.record_interactions(
+            [NewInteraction("sim", "+33600000001", "+33700000000", "hello", 0, 1, 1, now, now)]
+        )
+        list_id = (await dead_side.create_list("l", now)).id
+        rows = [ImportRow(f"+3361234{n:04d}", None, {}) for n in range(3)]
+        await dead_side.import_rows(list_id, rows, "import", now)
+        await dead_side.save_campaign(
+            CampaignRecord("c1", "c1", "ACME", "hi", {"lists": [list_id]}, "running", now)
+        )
+        assert await dead_side.claim_campaign("c1", now)
+        await dead_side.save_import(ImportJob("imp", list_id, "running", "import", now))
+        assert not gateway.campaigns.runner.running("c1")  # started after the gateway
+
+        async def all_taken() -> bool:
+            interaction = await gateway.store.get_interaction(mo)
+            campaign = await gateway.stores.campaigns.get_campaign("c1")
+            job = await gateway.stores.campaigns.get_import("imp")
+            return (
+                interaction is not None
+                and interaction.state != "pending"
+                and campaign is not None
+                and campaign.status == "done"
+                and job is not None
+                and job.status == "failed"
+            )
+
+        await eventually(all_taken, within=60)  # a hang guard: the claims lapse in 0.5 s
+        assert gateway.taken_over() == {"message": 0, "interaction": 1, "campaign": 1, "import": 1}
+        campaign = await gateway.stores.campaigns.get_campaign("c1")
+        assert campaign is not None and campaign.handled == 3
+        job = await gateway.stores.campaigns.get_import("imp")
+        assert job is not None and "node running the import stopped" in (job.failure or "")
+    finally:
+        await dead.close()
+        await gateway.stop()

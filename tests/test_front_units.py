@@ -508,6 +508,9 @@ class _Outbound:
     def release(self, messages: Any, reserved: Any) -> None:
         raise AssertionError("not called by _check")
 
+    def unclaimed(self, messages: Any) -> set[str]:
+        raise AssertionError("not called by _check")
+
     def carriers_up(self) -> set[str]:
         return {"sim"}
 

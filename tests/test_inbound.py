@@ -255,6 +255,9 @@ class Captured:
     def reserve(self, messages: Sequence[NewMessage]) -> set[str]:
         return set()  # no binds here: nothing leaves at once
 
+    def unclaimed(self, messages: Sequence[NewMessage]) -> set[str]:
+        return set()  # this node sends every carrier
+
     def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
         pass
 

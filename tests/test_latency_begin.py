@@ -51,9 +51,12 @@ class Spy:
             return await joint(outcomes, parts)
 
         async def accept_spy(
-            messages: Sequence[NewMessage], idempotency: Any = None, begun: Collection[str] = ()
+            messages: Sequence[NewMessage],
+            idempotency: Any = None,
+            begun: Collection[str] = (),
+            unclaimed: Collection[str] = (),
         ) -> None:
-            await accept(messages, idempotency, begun)
+            await accept(messages, idempotency, begun, unclaimed)
             for m in messages:
                 self.commits_after_accept[m.to.lstrip("+")] = store.commits
 

@@ -56,9 +56,10 @@ from gateway.metrics import FunctionCollector
 from gateway.reports.digest import DigestScheduler
 from gateway.signing import Signers
 from gateway.smpp.session import BindType, SessionConfig
-from gateway.store.claims import ClaimSettings
+from gateway.store.claims import WAKE_CALLBACKS, WAKE_FRONT, WAKE_QUEUE, ClaimSettings
 from gateway.store.factory import open_store
 from gateway.store.leases import NodeInfo
+from gateway.takeover import Look, Takeover
 
 log = logging.getLogger("smsgw.daemon")
 
@@ -199,6 +200,19 @@ class Gateway:
         self.links: LinkServer | None = None
         if config.links is not None:
             self.links = LinkServer(config.links, self.stores.links)
+        # Work other nodes left, taken up while this node runs (gateway.takeover): woken by
+        # the store's commits (PostgreSQL NOTIFY), and at each kind's polling rhythm.
+        every = config.node.takeover_seconds
+        self.takeover = Takeover(
+            self.store,
+            [
+                Look("message", every, self._take_over_messages, WAKE_QUEUE, self.dispatcher.wants),
+                Look("interaction", every, self.inbound.take_over),
+                Look("campaign", 2 * every, self.campaigns.runner.take_over),
+                Look("import", config.node.claim_seconds, self.campaigns.importer.take_over),
+            ],
+            hooks={WAKE_CALLBACKS: self._wake_callbacks, WAKE_FRONT: self._wake_front},
+        )
         self._runner: web.AppRunner | None = None
         self._fast_lane: FastLane | None = None
         self._http_server: asyncio.Server | None = None
@@ -224,6 +238,25 @@ class Gateway:
     def _reload_signers(self, config: GatewayConfig) -> None:
         """Signing secrets change on a reload (a rotation needs no restart)."""
         self.callbacks.signers.update(config.signing_secrets())
+
+    async def _take_over_messages(self) -> None:
+        self.dispatcher.take_over()
+
+    def _wake_callbacks(self, key: str) -> None:
+        self.callbacks.notify()
+
+    def _wake_front(self, account: str) -> None:
+        if self.front is not None:
+            self.front.wake_outbox(account)
+
+    def taken_over(self) -> dict[str, int]:
+        """Work taken over from other nodes while running, by kind (``/metrics``)."""
+        return {
+            "message": self.dispatcher.took_over,
+            "interaction": self.inbound.stats.taken_over,
+            "campaign": self.campaigns.runner.took_over,
+            "import": self.campaigns.importer.took_over,
+        }
 
     def _on_changes(self, changes: Sequence[StatusChange]) -> None:
         self.callbacks.notify_changes(changes)
@@ -264,6 +297,9 @@ class Gateway:
             if self.digest is not None:
                 await self.digest.start()
                 self._started.append("digest")
+            # Last: every component a look hands work to is running.
+            await self.takeover.start()
+            self._started.append("takeover")
         except BaseException:
             await self.stop()
             raise
@@ -394,6 +430,8 @@ class Gateway:
             self._ready_task.cancel()
             self._ready_task = None
         started = self._started
+        if "takeover" in started:  # first: take no more work up
+            await self.takeover.stop()
         if "slots" in started:  # no bind starts or stops by a lease from now on
             await self.slots.stop()
         if "front" in started and self.front is not None:

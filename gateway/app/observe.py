@@ -224,6 +224,40 @@ def gateway_metrics(gw: Gateway, http: RequestCounts) -> Iterable[Metric]:
     yield GaugeMetricFamily(
         "smsgw_claims_held", "Rows this node held at its last claim renewal.", lease.held
     )
+    taken = CounterMetricFamily(
+        "smsgw_claims_taken_over",
+        "Work another node held (its claim lapsed, or it gave it back at a clean stop)"
+        " taken over while this node runs (gateway.takeover).",
+        labels=["kind"],
+    )
+    for kind, count in gw.taken_over().items():
+        taken.add_metric([kind], float(count))
+    yield taken
+    picked = CounterMetricFamily(
+        "smsgw_messages_picked_up",
+        "Messages no node held, taken up by this one: accepted on a node with no bind of"
+        " their carrier.",
+    )
+    picked.add_metric([], float(gw.dispatcher.picked_up))
+    yield picked
+    looks = CounterMetricFamily(
+        "smsgw_takeover_looks",
+        "Looks for work other nodes left, by kind and result (gateway.takeover).",
+        labels=["kind", "result"],
+    )
+    t = gw.takeover.stats
+    for kind, count in sorted(t.looks.items()):
+        looks.add_metric([kind, "ok"], float(count - t.failures.get(kind, 0)))
+        looks.add_metric([kind, "failed"], float(t.failures.get(kind, 0)))
+    yield looks
+    wakes = CounterMetricFamily(
+        "smsgw_store_wakes",
+        "Wakes heard from the store (PostgreSQL NOTIFY), by kind.",
+        labels=["kind"],
+    )
+    for kind, count in sorted(t.wakes.items()):
+        wakes.add_metric([kind], float(count))
+    yield wakes
 
     yield from cluster_metrics(gw.slots)
     yield from store_metrics(gw.stores.stats)

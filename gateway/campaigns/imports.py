@@ -180,6 +180,8 @@ class Importer:
         self.new_id = new_id
         self.spool_dir = spool_dir
         self._tasks: set[asyncio.Task[None]] = set()
+        self.took_over = 0
+        """Imports of stopped nodes failed while this node runs (``take_over``)."""
 
     async def start(self) -> None:
         failed = await self.store.fail_running_imports(
@@ -191,6 +193,20 @@ class Importer:
         for list_id in await self.store.deleted_lists_with_members():
             removed = await self.store.purge_deleted_list(list_id)
             log_event(log, "list.delete_finished", list_id=list_id, members=removed)
+
+    async def take_over(self) -> int:
+        """Fail the imports another node left running and no longer holds (it stopped):
+        their file was spooled on that node, so nobody can resume them; the operator
+        uploads it again. How many. The look for imports of gateway.takeover."""
+        failed = await self.store.fail_running_imports(
+            "the node running the import stopped; upload the file again",
+            self.clock(),
+            foreign=True,
+        )
+        if failed:
+            self.took_over += failed
+            log_event(log, "import.interrupted", logging.WARNING, imports=failed, node="other")
+        return failed
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -119,12 +119,31 @@ class CampaignRunner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._stopping = False
+        self._elsewhere: set[str] = set()
+        """Campaigns this runner found another node running (their claim was live)."""
+        self.took_over = 0
+        """Campaigns taken over from a node whose claim lapsed (it died)."""
 
     async def start(self) -> None:
         """Pick up the campaigns that were running or scheduled (after a restart)."""
         self._stopping = False
         for campaign in await self.campaigns.campaigns([RUNNING, SCHEDULED]):
             self.wake(campaign.id)
+
+    async def take_over(self) -> int:
+        """Look at every running or scheduled campaign this runner has no task for: one
+        another node runs keeps a task here that claims it once that node's claim lapses
+        (``step``); one another node started after this one is found so. How many new
+        tasks. The look for campaigns of gateway.takeover."""
+        if self._stopping:
+            return 0
+        found = 0
+        for campaign in await self.campaigns.campaigns([RUNNING, SCHEDULED]):
+            if not self.running(campaign.id):  # not this node's: another node ran it
+                found += 1
+                self._elsewhere.add(campaign.id)
+                self.wake(campaign.id)
+        return found
 
     async def stop(self) -> None:
         self._stopping = True
@@ -188,7 +207,19 @@ class CampaignRunner:
         if not await self.campaigns.claim_campaign(campaign_id, now):
             # Another node runs it (gateway.store.claims); look again later: this node
             # takes it over once that node's claim lapses.
+            self._elsewhere.add(campaign_id)
             return CLAIMED_ELSEWHERE_WAIT
+        if campaign_id in self._elsewhere:  # that node's claim lapsed: ours now
+            self._elsewhere.discard(campaign_id)
+            self.took_over += 1
+            log_event(
+                log,
+                "campaign.took_over",
+                logging.WARNING,
+                campaign_id=campaign_id,
+                cursor=campaign.cursor,
+                detail="the node running it stopped; resumed from its cursor",
+            )
         if campaign.status == SCHEDULED:
             if campaign.start_at is not None and now < campaign.start_at:
                 return campaign.start_at - now

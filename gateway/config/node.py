@@ -10,10 +10,17 @@ from typing import Final
 
 from gateway.config.common import _time_zone
 from gateway.config.loader import all_of, check, in_range, max_length, non_empty, regex
-from gateway.store.claims import DEFAULT_CLAIM_SECONDS, DEFAULT_NODE_ID
+from gateway.store.claims import (
+    DEFAULT_CLAIM_SECONDS,
+    DEFAULT_NODE_ID,
+    DEFAULT_TAKEOVER_SECONDS,
+)
 
 MAX_NODE_ID: Final = 64
 """Characters of ``[node] id``: it is written into every claimed row."""
+
+MIN_TAKEOVER_SECONDS: Final = 0.1
+"""Looks more often than ten times a second would only load the database."""
 
 MIN_CLAIM_SECONDS: Final = 3.0
 """Shorter leases would be renewed more often than once a second."""
@@ -43,6 +50,12 @@ class NodeConfig:
     """Lease of this node's claims on stored work (pending messages, callbacks, front
     outbox items, running campaigns and imports, pending MOs): renewed every third of it
     while the node lives; another node may take a claim only once it has expired."""
+    takeover_seconds: float = field(
+        default=DEFAULT_TAKEOVER_SECONDS, metadata=check(in_range(MIN_TAKEOVER_SECONDS, 3600))
+    )
+    """How often this node looks for work other nodes left (messages nobody holds or whose
+    node died, a dead node's pending MOs, campaigns and imports; gateway.takeover): the
+    fallback to the store's wakes (PostgreSQL NOTIFY), and the only way on SQLite."""
     data_dir: str = field(metadata=check(non_empty))
     """Where the gateway keeps its files; relative to the configuration file's directory."""
     time_zone: str = field(default="UTC", metadata=check(_time_zone))

@@ -27,6 +27,11 @@ class Handoff(Protocol):
     def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
         """The commit of reserved messages failed: give their room back."""
 
+    def unclaimed(self, messages: Sequence[NewMessage]) -> set[str]:
+        """Before the commit: ids of messages this node has no bind of the carrier of, to
+        be committed claimed by nobody (``store.accept(unclaimed=...)``): a node that has
+        one takes them, woken by the commit."""
+
 
 class Outbound(Handoff, Protocol):
     """What the edges (HTTP API, SMPP front, inbound, campaigns) need from the dispatcher."""
@@ -57,16 +62,19 @@ async def accept_and_enqueue(
     idempotency: IdempotentAnswer | None = None,
 ) -> None:
     """Commit ``messages`` (durable before anyone hears "accepted"), then hand them to the
-    dispatcher. Those the dispatcher can send at once (``Outbound.reserve``: a bind with
-    window and TPS room, nothing queued ahead) are committed with their first attempt begun,
-    so their submit_sm leave with no second commit. Raises when the commit fails (nothing
-    accepted, the reserved room given back); a failing hand-off after the commit is logged
-    only: the messages wait in the store for the dispatcher's next load."""
+    dispatcher. Those of a carrier this node has no bind of are committed unclaimed, for a
+    node that has one (``Handoff.unclaimed``). Those the dispatcher can send at once
+    (``Outbound.reserve``: a bind with window and TPS room, nothing queued ahead) are
+    committed with their first attempt begun, so their submit_sm leave with no second
+    commit. Raises when the commit fails (nothing accepted, the reserved room given back);
+    a failing hand-off after the commit is logged only: the messages wait in the store for
+    the dispatcher's next load."""
     if not messages:
         return
     begun = outbound.reserve(messages) if outbound is not None else set()
+    unclaimed = outbound.unclaimed(messages) if outbound is not None else set()
     try:
-        await store.accept(messages, idempotency, begun)
+        await store.accept(messages, idempotency, begun, unclaimed)
     except BaseException:
         if outbound is not None:
             outbound.release(messages, begun)

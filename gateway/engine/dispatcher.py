@@ -197,6 +197,7 @@ class Dispatcher:
             raise
         finally:
             self._loader.loading_at_start = False
+        self._loader.after_start()
         for carrier in q.carriers.values():
             carrier.task = loop.create_task(self._pump(carrier), name=f"pump-{carrier.name}")
         log_event(
@@ -288,6 +289,7 @@ class Dispatcher:
                         b.throttle = BindThrottle(cc.tps, now)
                 c.config = cc
                 c.forms = IdForms(cc.message_id_form, cc.effective_receipt_id_form)
+        q.retired = set(q.carriers) - {cc.name for cc in config.carriers}
         wanted = set(binds)
         for bind in list(q.binds):
             if bind not in wanted:
@@ -308,7 +310,12 @@ class Dispatcher:
         """This node now holds ``share`` (0..1) of ``carrier``'s binds across the cluster
         (gateway.cluster): its ``account_tps`` bucket runs at that part of the account's
         rate from now on, so the nodes together stay within it. A share of 0 (no bind
-        here) keeps the bucket as it is: nothing is sent without a bind."""
+        here) keeps the bucket as it is: nothing is sent without a bind.
+
+        It also says which carriers this node loads messages of (``Loader.holds``): none of
+        a carrier it holds no slot of (those are left to the nodes that do, or committed
+        unclaimed for them), and the messages others left of one it comes to hold."""
+        self._loader.holds(carrier, share > 0)
         if share <= 0 or self._account_shares.get(carrier, 1.0) == share:
             return
         self._account_shares[carrier] = share
@@ -348,6 +355,40 @@ class Dispatcher:
     def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
         """The commit of messages ``reserve`` promised room to failed: free the room."""
         release(self._q.carriers, messages, reserved)
+
+    def unclaimed(self, messages: Sequence[NewMessage]) -> set[str]:
+        """See ``Loader.unclaimed``: messages this node has no bind of the carrier of."""
+        return self._loader.unclaimed(messages)
+
+    def sendable(self) -> frozenset[str] | None:
+        """See ``Loader.sendable``: the carriers this node loads messages of."""
+        return self._loader.sendable()
+
+    def take_over(self) -> bool:
+        """Look now for pending messages other nodes left (``Loader.maybe_take_over``):
+        woken by the store, or at the polling rhythm (gateway.takeover). Whether a look
+        started (not while a load is under way, or memory is full)."""
+        return self._loader.maybe_take_over()
+
+    async def take_over_now(self) -> int:
+        """One look, awaited (``Loader.take_over``): how many messages it took in."""
+        return await self._loader.take_over()
+
+    def wants(self, carrier: str) -> bool:
+        """Whether a wake for messages of ``carrier`` ("": any) concerns this node."""
+        sendable = self._loader.sendable()
+        return not carrier or sendable is None or carrier in sendable
+
+    @property
+    def took_over(self) -> int:
+        """Messages taken over from nodes whose claims lapsed."""
+        return self._loader.took_over
+
+    @property
+    def picked_up(self) -> int:
+        """Messages taken up that no node held (accepted where no bind of their carrier is,
+        or given back by a node that stopped)."""
+        return self._loader.picked_up
 
     def withdraw(self, message_id: str) -> bool:
         """See ``Withdrawals.withdraw`` (cancel_sm and replace_sm from the front)."""

@@ -71,12 +71,62 @@ class Loader:
         self._refilling = False
         self._admitted_while_loading: set[str] = set()
         self._skipped_while_loading = False
+        self._look_again = False
+        """A look for work other nodes left was asked for while a load was under way."""
         self.retry: asyncio.TimerHandle | None = None
         self.loading_at_start = False
+        self.took_over = 0
+        """Messages taken over from a node whose claim lapsed (take_over_pending)."""
+        self.picked_up = 0
+        """Messages taken up that nobody held (accepted on a node with no bind of their
+        carrier, or given back by a node that stopped)."""
         self.withdrawn: dict[str, Withdrawn] = {}
         """Messages being edited by the front (gateway.engine.withdraw): paging leaves them
         to ``settle``, keeping the store copy it met."""
         queues.parts_freed = self.parts_freed
+
+    def sendable(self) -> frozenset[str] | None:
+        """The carriers this node loads messages of: those it has binds of. None when that
+        is every carrier it knows (one node, or a cluster whose nodes all bind every
+        carrier): then it loads every carrier's, one no longer configured included (such a
+        message is routed again when taken in)."""
+        q = self._q
+        carriers = q.carriers
+        if not q.standby and all(c.binds for c in carriers.values()):  # one node's case
+            return None
+        return frozenset(
+            name
+            for name, c in carriers.items()
+            if (c.binds and name not in q.standby) or name in q.retired
+        )
+
+    def unclaimed(self, messages: Sequence[NewMessage]) -> set[str]:
+        """Of messages about to be accepted, those this node has no bind of the carrier of:
+        committed claimed by nobody, for a node that has one (the store wakes it)."""
+        q = self._q
+        carriers = q.carriers
+        if not q.standby and all(c.binds for c in carriers.values()):
+            return set()
+        return {
+            new.id
+            for new in messages
+            if (c := carriers.get(new.carrier)) is not None
+            and (not c.binds or new.carrier in q.standby)
+            and new.carrier not in q.retired
+        }
+
+    def holds(self, carrier: str, held: bool) -> None:
+        """Whether this node holds a bind slot of ``carrier`` (gateway.cluster): without
+        one its binds wait in standby and it neither loads nor claims at intake that
+        carrier's messages; coming to hold one, it looks at once for those other nodes left.
+        Messages of the carrier already in memory stay (they fail over by the routes, or
+        wait for a slot to come back)."""
+        standby = self._q.standby
+        if not held:
+            standby.add(carrier)
+        elif carrier in standby:
+            standby.discard(carrier)
+            self.maybe_take_over()
 
     def full(self) -> bool:
         """Older messages wait in the store, or memory is full: new ones wait there too."""
@@ -95,8 +145,11 @@ class Loader:
         now = q.clock()
         woken: set[str] = set()
         sending: dict[str, CarrierQueue] = {}
+        unclaimed = self.unclaimed(messages)
         for new in messages:
             early = bool(begun) and new.id in begun
+            if not early and new.id in unclaimed:
+                continue  # committed unclaimed: a node with a bind of its carrier takes it
             if new.id in q.known:
                 if early:  # loaded by a page already (a race with paging): sent from there
                     q.carriers[new.carrier].reserved -= new.parts
@@ -217,6 +270,8 @@ class Loader:
             await self.refill()
         finally:
             self.task = None
+        if self._look_again:
+            self.maybe_take_over()
 
     async def refill(self, raise_errors: bool = False) -> None:
         """Load pending messages after the cursor until memory is full or the store has no
@@ -227,7 +282,9 @@ class Loader:
             self._skipped_while_loading = False
             self._refilling = True
             try:
-                page = await self._store.load_pending(self._cursor, self._load_page)
+                page = await self._store.load_pending(
+                    self._cursor, self._load_page, carriers=self.sendable()
+                )
             except Exception as exc:
                 if raise_errors:
                     raise
@@ -258,3 +315,114 @@ class Loader:
             if len(page) < self._load_page and not self._skipped_while_loading:
                 self.backlog = False
         self._admitted_while_loading.clear()
+
+    # -- work other nodes left -------------------------------------------------------------
+
+    def after_start(self) -> None:
+        """The load at start is over: a wake that came during it is looked at now."""
+        if self._look_again:
+            self.maybe_take_over()
+
+    def maybe_take_over(self) -> bool:
+        """Take up pending messages nobody holds or whose node died (``take_over``) in the
+        background, unless a load is under way or memory is full; whether it started. With
+        a backlog, paging finds those after the cursor (``load_pending`` claims them too)."""
+        q = self._q
+        if not q.running or q.stopping:
+            return False
+        if self.task is not None or self.loading_at_start:
+            self._look_again = True  # a wake during a load: look when it is over
+            return False
+        self._look_again = False
+        if self.backlog:
+            self.maybe_refill()
+            return False
+        if q.parts_in_memory >= self._max_parts:
+            return False
+        self.task = asyncio.get_running_loop().create_task(
+            self._take_over_guarded(), name="take-over"
+        )
+        return True
+
+    async def _take_over_guarded(self) -> None:
+        try:
+            await self.take_over()
+        finally:
+            self.task = None
+        self._after_load()
+
+    def _after_load(self) -> None:
+        """A load ended: look again for work other nodes left if asked meanwhile, or page
+        in more of this node's."""
+        if self._look_again:
+            self.maybe_take_over()
+        else:
+            self.maybe_refill()
+
+    async def take_over(self) -> int:
+        """Claim and take in, as far as memory allows, the pending messages of the carriers
+        this node has binds of that no node holds: accepted on a node without such a bind,
+        given back at a clean stop, or held by a node whose claim lapsed (it died). Returns
+        how many messages were taken in.
+
+        A message taken in with an id beyond the cursor moves the cursor, as ``enqueue``
+        does, but only while nothing of this node waits in the store (no backlog): paging
+        never loads again what left memory before its outcome was committed. With a backlog
+        it is left to paging, which reaches it in order (it is this node's now)."""
+        q = self._q
+        taken = 0
+        while not q.stopping and not self.backlog:
+            room = self._max_parts - q.parts_in_memory
+            if room <= 0:
+                break
+            limit = min(self._load_page, room)
+            self._admitted_while_loading.clear()
+            self._refilling = True
+            try:
+                page = await self._store.take_over_pending(limit, carriers=self.sendable())
+            except Exception as exc:
+                q.stats.store_errors += 1
+                log_event(log, "dispatch.take_over_failed", logging.WARNING, error=repr(exc))
+                return taken
+            finally:
+                self._refilling = False
+            now = q.clock()
+            woken: set[str] = set()
+            took_over: dict[str, int] = {}
+            picked_up = 0
+            for m in page:
+                beyond = self._cursor is None or m.id > self._cursor
+                if beyond and self.backlog:
+                    continue  # this node's now: paging takes it in order
+                if beyond:
+                    self._cursor = m.id
+                if m.id in q.known or m.id in self._admitted_while_loading:
+                    continue
+                held = self.withdrawn.get(m.id)
+                if held is not None:
+                    held.paged = m
+                    continue
+                if m.taken_from is None:
+                    picked_up += 1
+                else:
+                    took_over[m.taken_from] = took_over.get(m.taken_from, 0) + 1
+                taken += 1
+                carrier = self.admit(m, now)
+                if carrier is not None:
+                    woken.add(carrier)
+            q.wake(woken)
+            self.picked_up += picked_up
+            if took_over:
+                self.took_over += sum(took_over.values())
+                log_event(
+                    log,
+                    "dispatch.took_over",
+                    logging.WARNING,
+                    messages=sum(took_over.values()),
+                    nodes=",".join(sorted(took_over)),
+                    detail="pending messages of nodes whose claims lapsed",
+                )
+            if len(page) < limit:
+                break
+        self._admitted_while_loading.clear()
+        return taken

@@ -191,6 +191,12 @@ class Queues:
             c.name: carrier_queue(c, 0, now) for c in carriers
         }
         self.binds: dict[CarrierBind, BindPace] = {}
+        self.standby: set[str] = set()
+        """Carriers this node holds no bind slot of (gateway.cluster): their binds wait in
+        standby, and their messages are for the nodes that hold slots."""
+        self.retired: set[str] = set()
+        """Carriers no longer configured (a reload): their queues stay, with no bind, and
+        their messages fail over by the routes; they are loaded as any sendable carrier's."""
         self.known: dict[str, Msg] = {}
         """Messages in memory by id."""
         self.parts_in_memory = 0

@@ -1055,6 +1055,14 @@ class FrontServer:
         )
         found.wake.set()
 
+    def wake_outbox(self, account: str) -> None:
+        """Items for ``account`` ("": for any) are in the outbox (another node's commit,
+        gateway.takeover): its outbox looks now, not at its next poll."""
+        targets = self.accounts.values() if not account else [self.accounts.get(account)]
+        for found in targets:
+            if found is not None:
+                found.wake.set()
+
     def notify_changes(self, changes: Sequence[StatusChange]) -> None:
         """A ``ChangesHook``: wake the accounts whose messages reached a final status (the
         store has just put their receipts in the outbox)."""

@@ -136,6 +136,12 @@ class Scheduler:
             self._recovered.add(interaction.id)
             self.retry(interaction)
 
+    def taken_over(self, interaction: Interaction) -> None:
+        """Queue an interaction taken over from a node that stopped: as one pending at
+        start (its last attempt there may not have been counted), retried alone."""
+        self._recovered.add(interaction.id)
+        self.retry(interaction)
+
     def retry(self, interaction: Interaction) -> None:
         """Queue an interaction to be handled alone, as a retry."""
         self._retry_ids.add(interaction.id)

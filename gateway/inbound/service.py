@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
@@ -55,10 +56,13 @@ from gateway.inbound.scheduling import (
     Scheduler,
 )
 from gateway.inbound.stats import InboundStats
+from gateway.logs import log_event
 from gateway.metrics import CounterMetricFamily, GaugeMetricFamily
 from gateway.smpp.pdu import Pdu
 from gateway.store.base import INTERACTION_PENDING, Interaction
 from gateway.store.ports import InboundPorts
+
+log = logging.getLogger("smsgw.inbound")
 
 PENDING_PAGE: Final = 500
 """Pending interactions read at a time on start."""
@@ -194,6 +198,34 @@ class InboundService:
                 break
             after = page[-1].id
         self.molog.wake_timer()
+
+    async def take_over(self) -> int:
+        """Claim and handle the pending MOs no live node holds (their node stopped: its
+        claims lapsed or were given back), each alone as at a restart; how many. The look
+        for interactions of gateway.takeover."""
+        if not self.molog.running:
+            return 0
+        taken: list[int] = []
+        after = 0
+        while True:
+            page = await self.store.pending_interactions(after, PENDING_PAGE, foreign=True)
+            for interaction in page:
+                self.scheduler.taken_over(interaction)
+            taken.extend(i.id for i in page)
+            if len(page) < PENDING_PAGE:
+                break
+            after = page[-1].id
+        if taken:
+            self.stats.taken_over += len(taken)
+            log_event(
+                log,
+                "inbound.took_over",
+                logging.WARNING,
+                interactions=len(taken),
+                first=taken[0],
+                detail="pending MOs of a node that stopped",
+            )
+        return len(taken)
 
     async def stop(self, drain: float = STOP_DRAIN_SECONDS) -> None:
         """Stop taking MOs, let queued interactions finish for ``drain`` seconds, stop."""

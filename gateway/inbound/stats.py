@@ -17,6 +17,8 @@ class InboundStats:
     incomplete: int = 0
     retried: int = 0
     quarantined: int = 0
+    taken_over: int = 0
+    """Pending MOs taken over from nodes that stopped (``InboundService.take_over``)."""
 
     @classmethod
     def new(cls) -> InboundStats:

@@ -45,6 +45,12 @@ DEFAULT_CLAIM_SECONDS: Final = 30.0
 two renewals that fail (a busy disk, a database failing over), and a dead node's work is
 taken over within half a minute."""
 
+DEFAULT_TAKEOVER_SECONDS: Final = 5.0
+"""``[node] takeover_seconds``'s default: how long work another node left (a lost wake, a
+dead node's lapsed claims) waits at most for a look. One small indexed query per kind and
+interval: nothing next to the traffic; and a dead node's claims lapse in ``claim_seconds``
+(30 s) anyway."""
+
 RENEWALS_PER_CLAIM: Final = 3
 """A node renews its claims every ``claim_seconds / RENEWALS_PER_CLAIM``: a claim outlives
 two renewals that fail in a row."""

@@ -421,12 +421,14 @@ class MoLog(Protocol):
         inbound service relies on it, as ``pending_interactions`` paging does)."""
 
     async def pending_interactions(
-        self, after: int, limit: int, now: float | None = None
+        self, after: int, limit: int, now: float | None = None, *, foreign: bool = False
     ) -> list[Interaction]:
         """Interactions whose actions have not run, by id after ``after``, that this node
         may claim at ``now`` (default: the wall clock), claimed (gateway.store.claims): an
         interaction is recorded claimed by the node that logs it, and another live node's
-        are passed over (it is handling them)."""
+        are passed over (it is handling them). ``foreign``: only those this node does not
+        hold (nobody's, or another node's whose claim lapsed): what a running node takes
+        over from a node that stopped."""
 
     async def finish_interactions(self, outcomes: Sequence[InteractionOutcome]) -> None:
         """Record what was done about each interaction (keyword, rule, campaign, actions,
@@ -643,10 +645,13 @@ class Imports(Protocol):
 
     async def get_import(self, import_id: str) -> ImportJob | None: ...
 
-    async def fail_running_imports(self, reason: str, at: float) -> int:
+    async def fail_running_imports(self, reason: str, at: float, *, foreign: bool = False) -> int:
         """Mark imports left running (by a stopped process) failed; how many. An import
         is saved running claimed by the node that runs it (gateway.store.claims): one
-        another live node holds at ``at`` is that node's, running, and left alone."""
+        another live node holds at ``at`` is that node's, running, and left alone.
+        ``foreign``: only those of another node (nobody's, or whose claim lapsed), never
+        this node's own: a running node's look for imports a dead node left (their file
+        was on that node: they cannot be resumed elsewhere)."""
 
     async def deleted_lists_with_members(self) -> list[int]: ...
 

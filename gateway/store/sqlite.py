@@ -746,6 +746,10 @@ def _statuses_in(statuses: Sequence[str]) -> tuple[str, list[Any]]:
     return f"status IN ({_placeholders(len(statuses))})", list(statuses)
 
 
+_FOREIGN: Final = "(claimed_by IS NULL OR (claimed_by <> ? AND claim_until <= ?))"
+"""A row nobody holds, or whose claim by another node lapsed (parameters: the node id,
+now): what this node takes over while it runs (``CLAIMABLE`` without its own)."""
+
 _PENDING_COLUMNS: Final = (
     "id, dest, sender, text, encoding, carrier, priority, created_at, validity_until,"
     " scheduled_at, registered_delivery, possible_duplicate"
@@ -1032,14 +1036,17 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         """One node has the file to itself (``smsgw.lock``): nobody else leaves it work, so
         nothing to listen for (gateway.store.ports.Wakeups)."""
 
-    async def _claim_read(self, table: str, ids: list[Any], now: float) -> set[Any]:
-        """Claim for this node the rows ``ids`` of ``table`` just read as claimable; one
-        another node claimed since the read is left to it. The ids claimed."""
+    async def _claim_read(
+        self, table: str, ids: list[Any], now: float, claimable: str = CLAIMABLE
+    ) -> set[Any]:
+        """Claim for this node the rows ``ids`` of ``table`` just read as ``claimable``
+        (the condition, parameters: node id, now); one another node claimed since the read
+        is left to it. The ids claimed."""
         me = self.claims.node_id
         claim = (me, self.claims.until(now), json.dumps(ids), me, now)
         sql = (
             f"UPDATE {table} SET claimed_by = ?, claim_until = ?"
-            f" WHERE id IN (SELECT value FROM json_each(?)) AND {CLAIMABLE} RETURNING id"
+            f" WHERE id IN (SELECT value FROM json_each(?)) AND {claimable} RETURNING id"
         )
 
         def op(conn: sqlite3.Connection) -> set[Any]:
@@ -1273,9 +1280,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
                 r[0]
                 for r in conn.execute(
                     "UPDATE messages SET claimed_by = ?, claim_until = ?"
-                    " WHERE id IN (SELECT value FROM json_each(?))"
-                    " AND (claimed_by IS NULL OR (claimed_by <> ? AND claim_until <= ?))"
-                    " RETURNING id",
+                    f" WHERE id IN (SELECT value FROM json_each(?)) AND {_FOREIGN} RETURNING id",
                     claim,
                 )
             }
@@ -2117,19 +2122,20 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         return result
 
     async def pending_interactions(
-        self, after: int, limit: int, now: float | None = None
+        self, after: int, limit: int, now: float | None = None, *, foreign: bool = False
     ) -> list[Interaction]:
         now = time.time() if now is None else now
         me = self.claims.node_id
+        claimable = _FOREIGN if foreign else CLAIMABLE
         rows = await self._read(
             f"SELECT {_INTERACTION_COLUMNS} FROM interactions"
-            f" WHERE state = 'pending' AND id > ? AND {CLAIMABLE} ORDER BY id LIMIT ?",
+            f" WHERE state = 'pending' AND id > ? AND {claimable} ORDER BY id LIMIT ?",
             (after, me, now, limit),
         )
         if not rows:
             return []
         found = [store_rows.interaction(r) for r in rows]
-        claimed = await self._claim_read("interactions", [i.id for i in found], now)
+        claimed = await self._claim_read("interactions", [i.id for i in found], now, claimable)
         return [i for i in found if i.id in claimed]
 
     async def begin_interaction_attempt(self, interaction_id: int, floor: int = 0) -> int:

@@ -324,13 +324,18 @@ class SqliteCampaignStore:
         )
         return store_rows.import_job(rows[0]) if rows else None
 
-    async def fail_running_imports(self, reason: str, at: float) -> int:
+    async def fail_running_imports(self, reason: str, at: float, *, foreign: bool = False) -> int:
         me = self.claims.node_id
+        claimable = (
+            "(claimed_by IS NULL OR (claimed_by <> ? AND claim_until <= ?))"
+            if foreign
+            else CLAIMABLE
+        )
 
         async def op(db: aiosqlite.Connection) -> int:
             cursor = await db.execute(
                 "UPDATE contact_imports SET status = ?, failure = ?, finished_at = ?,"
-                f" claimed_by = NULL, claim_until = NULL WHERE status = ? AND {CLAIMABLE}",
+                f" claimed_by = NULL, claim_until = NULL WHERE status = ? AND {claimable}",
                 (IMPORT_FAILED, reason, at, IMPORT_RUNNING, me, at),
             )
             return cursor.rowcount

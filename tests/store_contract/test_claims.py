@@ -350,3 +350,38 @@ async def test_an_import_on_a_dead_node_is_failed_once_its_claim_lapses_freeing_
         after,
     )
     assert await b.delete_list(list_id, after) == 1
+
+
+@pytest.mark.port("campaigns")
+async def test_a_running_node_fails_only_other_nodes_lapsed_imports(backend: Harness) -> None:
+    """While it runs (``foreign``), a node fails the imports another node left running once
+    that node's claim lapsed, never its own (it is running them)."""
+    a, b = await backend.campaigns_node("a", LEASE), await backend.campaigns_node("b", LEASE)
+    list_id = (await a.create_list("l", FUTURE)).id
+    for name, store in (("mine", a), ("theirs", b)):
+        await store.save_import(ImportJob(name, list_id, "running", "import", FUTURE))
+    now = time.time()
+    assert await a.fail_running_imports("stopped", now, foreign=True) == 0  # B's is live
+    assert await a.fail_running_imports("stopped", now + LEASE + 60, foreign=True) == 1
+    mine, theirs = await a.get_import("mine"), await a.get_import("theirs")
+    assert mine is not None and mine.status == "running"
+    assert theirs is not None and theirs.status == "failed"
+
+
+@pytest.mark.port("inbound")
+async def test_a_running_node_takes_over_only_other_nodes_lapsed_interactions(
+    backend: Harness,
+) -> None:
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    at = FUTURE
+
+    def mo(n: int) -> NewInteraction:
+        return NewInteraction("sim", f"+3360000000{n}", "+33700000000", "YES", 0, 1, 1, at, at)
+
+    [mine] = await a.record_interactions([mo(1)])
+    [theirs] = await b.record_interactions([mo(2)])
+    assert await a.pending_interactions(0, 10, now=at + 1, foreign=True) == []  # B's live
+    later = at + LEASE + 1  # both claims lapsed: A takes B's, never its own this way
+    assert [i.id for i in await a.pending_interactions(0, 10, now=later, foreign=True)] == [theirs]
+    # A's now; A's own lapsed one is B's to take over (A died, say), not A's again.
+    assert [i.id for i in await b.pending_interactions(0, 10, now=later, foreign=True)] == [mine]

@@ -239,10 +239,16 @@ class PgCampaignStore:
         )
         return store_rows.import_job(row) if row is not None else None
 
-    async def fail_running_imports(self, reason: str, at: float) -> int:
+    async def fail_running_imports(self, reason: str, at: float, *, foreign: bool = False) -> int:
+        # foreign: only another node's (nobody's, or lapsed), never this node's own.
+        claimable = (
+            "(claimed_by IS NULL OR (claimed_by <> $1 AND claim_until <= $2))"
+            if foreign
+            else CLAIMABLE
+        )
         status = await self.pool.execute(
             "UPDATE contact_imports SET status = $3, failure = $4, finished_at = $2,"
-            f" claimed_by = NULL, claim_until = NULL WHERE status = $5 AND {CLAIMABLE}",
+            f" claimed_by = NULL, claim_until = NULL WHERE status = $5 AND {claimable}",
             self.claims.node_id,
             at,
             IMPORT_FAILED,

@@ -246,7 +246,8 @@ class PgStore(PgMessages, PgWatched, FrontPartsSettling):
         self._listener = asyncio.get_running_loop().create_task(
             self._listen(wake, connected), name="store-listen"
         )
-        # The first connection is made before this returns: a wake sent after it is heard.
+        # Returns once the first connection is made (a wake sent after it is heard), or
+        # its first attempt failed (the task keeps trying).
         await asyncio.shield(connected)
 
     async def _stop_listening(self) -> None:
@@ -293,13 +294,15 @@ class PgStore(PgMessages, PgWatched, FrontPartsSettling):
                     error=str(exc) or type(exc).__name__,
                     retry_seconds=delay,
                 )
+                if not connected.done():  # listen() returns: the polling covers meanwhile
+                    connected.set_result(None)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, most)
                 continue
             self.listen_connects += 1
             if not connected.done():
                 connected.set_result(None)
-            else:  # a new connection after a drop: wake every kind
+            if self.listen_connects > 1:  # a new connection after a drop: wake every kind
                 log_event(log, "store.listening_again", connects=self.listen_connects)
                 for kind in WAKE_KINDS:
                     wake(kind, "")
