@@ -78,8 +78,8 @@ from gateway.store.leases import (
     NodeRow,
     SlotRow,
     live_ids,
-    next_change,
     plan_round,
+    round_result,
 )
 from gateway.store.retention import message_id_before
 
@@ -917,15 +917,7 @@ class FakeLeases:
             if t.slots[key].takeable(now):
                 t.slots[key] = SlotRow(*key, me, now, until)
         slots = [t.slots[k] for k in sorted(t.slots)]
-        owned = frozenset((r.carrier, r.slot) for r in slots if r.held_by(me, now))
-        return LeaseRound(
-            owned,
-            frozenset(plan.surplus) & owned,
-            until,
-            live,
-            next_change(me, nodes, slots, now),
-            ClusterView(now, tuple(nodes), tuple(slots)),
-        )
+        return round_result(me, plan, until, live, nodes, slots, now)
 
     async def release_slots(self, slots: Collection[tuple[str, int]]) -> int:
         self._check()

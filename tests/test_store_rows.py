@@ -119,3 +119,12 @@ def test_a_replacement_of_another_length_rebuilds_the_parts_from_the_old_ones() 
         "validity_until": 99.0,
     }
     assert rows.replacement_row("m1", new, 7.0) == ("hello", "gsm7", 3, None, 99.0, None, 7.0, "m1")
+
+
+def test_messages_taken_over_name_the_lapsed_node_and_flag_the_requeued() -> None:
+    columns = ("S", "hi", "gsm7", "c1", 0, 1.0, None, None, 1, 0)  # sender .. possible_duplicate
+    taken = rows.taken_over([("m1", "+1", *columns, "gw-b"), ("m2", "+2", *columns, None)], ["m1"])
+    assert [(m.id, m.taken_from, m.possible_duplicate) for m in taken.values()] == [
+        ("m1", "gw-b", True),
+        ("m2", None, False),
+    ]

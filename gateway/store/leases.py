@@ -190,3 +190,25 @@ def next_change(
 def live_ids(node_id: str, nodes: Iterable[NodeRow], now: float) -> tuple[str, ...]:
     """The live nodes, sorted; ``node_id`` (heartbeating now) always among them."""
     return tuple(sorted({n.node_id for n in nodes if n.live(now)} | {node_id}))
+
+
+def round_result(
+    node_id: str,
+    plan: Plan,
+    until: float,
+    live: tuple[str, ...],
+    nodes: Sequence[NodeRow],
+    slots: Sequence[SlotRow],
+    now: float,
+) -> LeaseRound:
+    """What a round of ``node_id`` that wrote ``plan`` left it with, from the registry
+    (``nodes``) and the slot rows as they are after its writes (``slots``)."""
+    owned = frozenset((r.carrier, r.slot) for r in slots if r.held_by(node_id, now))
+    return LeaseRound(
+        owned=owned,
+        surplus=frozenset(plan.surplus) & owned,
+        until=until,
+        live=live,
+        next_change=next_change(node_id, nodes, slots, now),
+        view=ClusterView(now, tuple(nodes), tuple(slots)),
+    )

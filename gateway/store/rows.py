@@ -295,6 +295,19 @@ def outbound_messages(rows: Iterable[Row]) -> dict[str, OutboundMessage]:
     return by_id
 
 
+def taken_over(rows: Sequence[Row], requeued: Collection[str]) -> dict[str, OutboundMessage]:
+    """Messages ``take_over_pending`` claimed, by id, without their parts yet, from rows (the
+    columns of ``outbound_messages``, then the node whose claim lapsed, None for nobody's):
+    each names whom it was taken from, and those whose parts in flight were queued again
+    (``requeued``) are flagged possible_duplicate."""
+    by_id = outbound_messages(tuple(r)[:-1] for r in rows)
+    for r in rows:
+        by_id[r[0]].taken_from = r[-1]
+    for mid in requeued:
+        by_id[mid].possible_duplicate = True
+    return by_id
+
+
 def add_pending_parts(by_id: dict[str, OutboundMessage], part_rows: Iterable[Row]) -> None:
     """Add to the messages of ``outbound_messages`` their parts still to send, from rows
     (message_id, part, status, attempts, retry_at) in part order: a part left

@@ -1,17 +1,36 @@
-"""Port methods whose whole logic is backend-neutral, written once over a primitive each
-backend keeps (its SQL and its way to the database).
+"""Port methods (and steps of them) whose logic is backend-neutral, written once over a
+primitive each backend keeps (its SQL and its way to the database).
 
-A backend class inherits the mixin and provides the primitive; the port (gateway.store.ports)
+A backend class inherits a mixin and provides its primitive; the port (gateway.store.ports)
 stays the contract.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway.core.model import OutboundMessage
+from gateway.logs import log_event
 from gateway.store import rows as store_rows
 from gateway.store.base import FRONT_PART_FAILED, FRONT_PART_JOINED
+
+
+def log_requeued_taken(
+    log: logging.Logger, by_id: Mapping[str, OutboundMessage], requeued: Sequence[str]
+) -> None:
+    """``take_over_pending`` queued again parts a lapsed node had in flight: one warning
+    naming those nodes (the messages go again, flagged possible_duplicate)."""
+    if requeued:
+        log_event(
+            log,
+            "store.requeued_in_flight",
+            logging.WARNING,
+            messages=len(requeued),
+            nodes=",".join(sorted({str(by_id[mid].taken_from) for mid in requeued})),
+            detail="begun by a node whose claim lapsed: sent again, flagged possible_duplicate",
+        )
 
 
 class FrontPartsSettling:

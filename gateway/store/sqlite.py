@@ -88,7 +88,7 @@ from gateway.store.claims import CLAIMABLE, ClaimSettings
 from gateway.store.health import FreeBytes
 from gateway.store.ports import StoreFigures
 from gateway.store.retention import INTERACTION_ID_FLOOR, message_id_before
-from gateway.store.shared import FrontPartsSettling
+from gateway.store.shared import FrontPartsSettling, log_requeued_taken
 from gateway.store.sqlite_db import (
     DbOptions,
     Op,
@@ -1287,21 +1287,8 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
             return claimed, _requeue_parts_in_flight(conn, sorted(claimed))
 
         claimed, requeued = await self._write_in_thread(op)
-        rows = [r for r in rows if r[0] in claimed]
-        by_id = store_rows.outbound_messages(r[:-1] for r in rows)
-        for r in rows:
-            by_id[r[0]].taken_from = r[-1]
-        for mid in requeued:
-            by_id[mid].possible_duplicate = True
-        if requeued:
-            log_event(
-                log,
-                "store.requeued_in_flight",
-                logging.WARNING,
-                messages=len(requeued),
-                nodes=",".join(sorted({str(r[-1]) for r in rows if r[0] in set(requeued)})),
-                detail="begun by a node whose claim lapsed: sent again, flagged possible_duplicate",
-            )
+        by_id = store_rows.taken_over([r for r in rows if r[0] in claimed], requeued)
+        log_requeued_taken(log, by_id, requeued)
         return await self._with_parts(by_id)
 
     async def _with_parts(self, by_id: dict[str, OutboundMessage]) -> list[OutboundMessage]:

@@ -22,8 +22,8 @@ from gateway.store.leases import (
     NodeRow,
     SlotRow,
     live_ids,
-    next_change,
     plan_round,
+    round_result,
 )
 from gateway.store.sqlite_db import SqliteDb
 
@@ -108,15 +108,7 @@ class SqliteLeases:
                 [(me, now, until, c, s, now) for c, s in plan.take],
             )
             slots = _slots(conn)
-            owned = frozenset((r.carrier, r.slot) for r in slots if r.held_by(me, now))
-            return LeaseRound(
-                owned=owned,
-                surplus=frozenset(plan.surplus) & owned,
-                until=until,
-                live=live,
-                next_change=next_change(me, nodes, slots, now),
-                view=ClusterView(now, tuple(nodes), tuple(slots)),
-            )
+            return round_result(me, plan, until, live, nodes, slots, now)
 
         result: LeaseRound = await self.db.write_in_thread(op, urgent=True)
         return result

@@ -27,8 +27,8 @@ from gateway.store.leases import (
     NodeRow,
     SlotRow,
     live_ids,
-    next_change,
     plan_round,
+    round_result,
 )
 
 _NODES = "SELECT id, http, front, started_at, heartbeat_at, until FROM nodes ORDER BY id"
@@ -110,15 +110,7 @@ class PgLeases:
                     [s for _, s in plan.take],
                 )
             slots = [SlotRow(*r) for r in await conn.fetch(_SLOTS)]
-        owned = frozenset((r.carrier, r.slot) for r in slots if r.held_by(me, now))
-        return LeaseRound(
-            owned=owned,
-            surplus=frozenset(plan.surplus) & owned,
-            until=until,
-            live=live,
-            next_change=next_change(me, nodes, slots, now),
-            view=ClusterView(now, tuple(nodes), tuple(slots)),
-        )
+        return round_result(me, plan, until, live, nodes, slots, now)
 
     async def release_slots(self, slots: Collection[tuple[str, int]]) -> int:
         if not slots:

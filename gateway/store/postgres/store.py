@@ -94,7 +94,7 @@ from gateway.store.postgres.connect import connect, create_pool, server_of
 from gateway.store.postgres.messages import PgMessages
 from gateway.store.postgres.migrations import migrate
 from gateway.store.postgres.watch import PgWatch, PgWatched
-from gateway.store.shared import FrontPartsSettling
+from gateway.store.shared import FrontPartsSettling, log_requeued_taken
 
 log = logging.getLogger(__name__)
 
@@ -546,21 +546,9 @@ class PgStore(PgMessages, PgWatched, FrontPartsSettling):
                     SUBMITTING,
                     requeued,
                 )
-            by_id = store_rows.outbound_messages(tuple(r)[:-1] for r in rows)
-            for r in rows:
-                by_id[r[0]].taken_from = r[-1]
-            for mid in requeued:
-                by_id[mid].possible_duplicate = True
+            by_id = store_rows.taken_over(rows, requeued)
             taken = await _with_parts(conn, by_id)
-        if requeued:
-            log_event(
-                log,
-                "store.requeued_in_flight",
-                logging.WARNING,
-                messages=len(requeued),
-                nodes=",".join(sorted({str(by_id[mid].taken_from) for mid in requeued})),
-                detail="begun by a node whose claim lapsed: sent again, flagged possible_duplicate",
-            )
+        log_requeued_taken(log, by_id, requeued)
         return taken
 
     async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
