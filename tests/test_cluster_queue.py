@@ -187,3 +187,31 @@ async def test_a_carrier_this_node_holds_no_slot_of_is_left_to_the_nodes_that_do
         assert {store.messages[m.id].claimed_by for m in batch} == {store.claims.node_id}
     finally:
         await dispatcher.stop(drain=0)
+
+
+async def test_a_message_committed_unclaimed_is_not_held_even_if_a_slot_came_meanwhile() -> None:
+    """What ``unclaimed`` said before the commit is what ``enqueue`` keeps to: a message
+    committed claimed by nobody is never held in this node's memory (another node may take
+    it), even when this node came to hold a slot of its carrier during the commit; this
+    node's next look takes it up, claimed."""
+    store = FakeStore()
+    cfg = carrier()
+    binds = [CarrierBind(s, RefusingListener()) for s in bind_settings(cfg)]
+    dispatcher = Dispatcher(gateway_config([cfg]), store, binds, Router([], [cfg.name]))
+    await dispatcher.start()
+    try:
+        dispatcher.set_account_share(cfg.name, 0.0)
+        batch = messages(2)
+        unclaimed = dispatcher.unclaimed(batch)
+        await store.accept(batch, unclaimed=unclaimed)
+        store.take_over_pending = _never  # type: ignore[method-assign]  # no look yet
+        dispatcher.set_account_share(cfg.name, 1.0)  # during the commit
+        dispatcher.enqueue(batch)
+        assert dispatcher.parts_in_memory == 0
+        assert all(store.messages[m.id].claimed_by is None for m in batch)
+    finally:
+        await dispatcher.stop(drain=0)
+
+
+async def _never(*args: object, **kw: object) -> list[object]:
+    return []

@@ -355,6 +355,7 @@ class Dispatcher:
     def release(self, messages: Sequence[NewMessage], reserved: Collection[str]) -> None:
         """The commit of messages ``reserve`` promised room to failed: free the room."""
         release(self._q.carriers, messages, reserved)
+        self._loader.forget(messages)
 
     def unclaimed(self, messages: Sequence[NewMessage]) -> set[str]:
         """See ``Loader.unclaimed``: messages this node has no bind of the carrier of."""

@@ -73,6 +73,8 @@ class Loader:
         self._skipped_while_loading = False
         self._look_again = False
         """A look for work other nodes left was asked for while a load was under way."""
+        self._unclaimed: set[str] = set()
+        """Ids ``unclaimed`` gave for messages being committed (enqueue leaves them out)."""
         self.retry: asyncio.TimerHandle | None = None
         self.loading_at_start = False
         self.took_over = 0
@@ -107,13 +109,22 @@ class Loader:
         carriers = q.carriers
         if not q.standby and all(c.binds for c in carriers.values()):
             return set()
-        return {
+        ids = {
             new.id
             for new in messages
             if (c := carriers.get(new.carrier)) is not None
             and (not c.binds or new.carrier in q.standby)
             and new.carrier not in q.retired
         }
+        # enqueue() leaves exactly these out, whatever the slots are by then: held here
+        # while nobody's in the store, another node could take one too.
+        self._unclaimed.update(ids)
+        return ids
+
+    def forget(self, messages: Sequence[NewMessage]) -> None:
+        """Their commit failed: nothing ``unclaimed`` said of them holds."""
+        if self._unclaimed:
+            self._unclaimed.difference_update(new.id for new in messages)
 
     def holds(self, carrier: str, held: bool) -> None:
         """Whether this node holds a bind slot of ``carrier`` (gateway.cluster): without
@@ -138,6 +149,7 @@ class Loader:
         """See ``Dispatcher.enqueue``."""
         q = self._q
         if q.stopping:
+            self.forget(messages)
             if begun:
                 release(q.carriers, messages, begun)  # their promised room is not taken
                 self._outcomes.begun_not_sent(messages, begun)
@@ -145,10 +157,11 @@ class Loader:
         now = q.clock()
         woken: set[str] = set()
         sending: dict[str, CarrierQueue] = {}
-        unclaimed = self.unclaimed(messages)
+        unclaimed = self._unclaimed
         for new in messages:
             early = bool(begun) and new.id in begun
-            if not early and new.id in unclaimed:
+            if unclaimed and new.id in unclaimed:
+                unclaimed.discard(new.id)
                 continue  # committed unclaimed: a node with a bind of its carrier takes it
             if new.id in q.known:
                 if early:  # loaded by a page already (a race with paging): sent from there
