@@ -61,6 +61,7 @@ from gateway.store.base import (
     StoreError,
 )
 from gateway.store.ports import HttpPorts
+from tests.fakes import view_of
 
 TOKEN = "tok-acme-0123456789"
 OTHER_TOKEN = "tok-beta-9876543210"
@@ -135,23 +136,12 @@ class FakeStore:
         message = self.messages.get(message_id)
         if message is None:
             return None
-        return MessageView(
-            id=message.id,
-            status="accepted",
-            to=message.to,
-            sender=message.sender,
-            encoding=message.encoding,
-            parts=[
-                PartView(n, "accepted", message.carrier, None, 0, None)
-                for n in range(1, message.parts + 1)
-            ],
-            history=[HistoryEntry(message.created_at, "accepted")],
-            created_at=message.created_at,
-            client_ref=message.client_ref,
-            campaign_id=message.campaign_id,
-            account=message.account,
-            carrier=message.carrier,
-        )
+        parts = [
+            PartView(n, "accepted", message.carrier, None, 0, None)
+            for n in range(1, message.parts + 1)
+        ]
+        history = [HistoryEntry(message.created_at, "accepted")]
+        return view_of(message, "accepted", parts, history, message.carrier)
 
     async def list_messages(self, query: MessageQuery) -> list[MessageRow]:
         raise NotImplementedError

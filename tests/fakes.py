@@ -200,13 +200,7 @@ class FakeStore:
 
     async def wait_until(self, predicate: Callable[[], object], within: float = 10.0) -> None:
         """Wait until ``predicate()`` holds, re-checking after each store change."""
-
-        async def wait() -> None:
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(wait(), within)
+        await wait_for_change(self._changed, predicate, within)
 
     def peer(self, node_id: str) -> FakeStore:
         """Another node's view of the same data (as a second store on one database)."""
@@ -747,30 +741,23 @@ class FakeStore:
         msg = self.messages.get(message_id)
         if msg is None:
             return None
-        new = msg.new
-        return MessageView(
-            id=message_id,
-            status=msg.status.value,
-            to=new.to,
-            sender=new.sender,
-            encoding=new.encoding,
-            parts=[
-                PartView(
-                    p.number,
-                    ledger.counts_as(p.status).value,  # submitting shows as queued
-                    p.carrier,
-                    p.carrier_message_id,
-                    p.attempts,
-                    p.error,
-                )
-                for p in msg.parts
-            ],
-            history=list(msg.history),
-            created_at=new.created_at,
-            client_ref=new.client_ref,
-            campaign_id=new.campaign_id,
-            account=new.account,
-            carrier=msg.carrier,
+        parts = [
+            PartView(
+                p.number,
+                ledger.counts_as(p.status).value,  # submitting shows as queued
+                p.carrier,
+                p.carrier_message_id,
+                p.attempts,
+                p.error,
+            )
+            for p in msg.parts
+        ]
+        return view_of(
+            msg.new,
+            msg.status.value,
+            parts,
+            list(msg.history),
+            msg.carrier,
             possible_duplicate=msg.possible_duplicate,
             error=msg.error,
         )
@@ -837,6 +824,47 @@ class FakeStore:
 
     def count(self, status: MessageStatus) -> int:
         return sum(1 for m in self.messages.values() if m.status is status)
+
+
+async def wait_for_change(
+    changed: asyncio.Event, predicate: Callable[[], object], within: float
+) -> None:
+    """Wait (at most ``within`` seconds) until ``predicate()`` holds, re-checking each time
+    ``changed`` is set (a fake's change)."""
+
+    async def wait() -> None:
+        while not predicate():
+            changed.clear()
+            await changed.wait()
+
+    await asyncio.wait_for(wait(), within)
+
+
+def view_of(
+    new: NewMessage,
+    status: str,
+    parts: list[PartView],
+    history: list[HistoryEntry],
+    carrier: str | None,
+    **more: Any,
+) -> MessageView:
+    """A message as GET /v1/messages/{id} shows it: what its request said, where it is now
+    (``more``: possible_duplicate, error)."""
+    return MessageView(
+        id=new.id,
+        status=status,
+        to=new.to,
+        sender=new.sender,
+        encoding=new.encoding,
+        parts=parts,
+        history=history,
+        created_at=new.created_at,
+        client_ref=new.client_ref,
+        campaign_id=new.campaign_id,
+        account=new.account,
+        carrier=carrier,
+        **more,
+    )
 
 
 def new_message(
@@ -1033,12 +1061,7 @@ class FakeSmsc:
             conn.abort()
 
     async def wait_until(self, predicate: Callable[[], object], within: float = 10.0) -> None:
-        async def wait() -> None:
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(wait(), within)
+        await wait_for_change(self._changed, predicate, within)
 
     # -- SessionHandler -----------------------------------------------------------------------
 
