@@ -222,7 +222,14 @@ async def test_a_running_gateway_takes_over_a_dead_nodes_mo_campaign_and_import(
             )
 
         await eventually(all_taken, within=60)  # a hang guard: the claims lapse in 0.5 s
-        assert gateway.taken_over() == {"message": 0, "interaction": 1, "campaign": 1, "import": 1}
+        assert gateway.taken_over() == {
+            "message": 0,
+            "interaction": 1,
+            "campaign": 1,
+            "import": 1,
+            "callback": 0,
+            "front": 0,
+        }
         campaign = await gateway.stores.campaigns.get_campaign("c1")
         assert campaign is not None and campaign.handled == 3
         job = await gateway.stores.campaigns.get_import("imp")

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from gateway.engine.callbacks import PARKED_AT, CallbackSender
+from gateway.store.base import Callback
 from tests.fakes import LOOPBACK_RECEIVERS, FakeStore
 
 PAYLOAD = {
@@ -312,3 +313,37 @@ async def test_stop_records_the_last_batch_before_it_returns() -> None:
     gate.set()
     await stopping
     assert store.callbacks[1].done
+
+
+class _DeadNodesOutbox:
+    """An outbox whose one callback was claimed by node "gw-dead", whose claim lapsed."""
+
+    def __init__(self) -> None:
+        self.given = False
+        self.parked: list[int] = []
+        self.changed = asyncio.Event()
+
+    async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
+        if self.given:
+            return []
+        self.given = True
+        return [Callback(7, "https://example.net/cb", "{}", 0, now, None, "gw-dead")]
+
+    async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
+        self.parked.append(callback_id)
+        self.changed.set()
+
+    async def callbacks_done(self, callback_ids: Sequence[int]) -> None:
+        raise AssertionError("not delivered")
+
+
+async def test_a_callback_taken_over_from_a_dead_node_is_counted() -> None:
+    outbox = _DeadNodesOutbox()
+    sender = CallbackSender(outbox, allowed=lambda url: False)  # type: ignore[arg-type]
+    await sender.start()
+    try:
+        await asyncio.wait_for(outbox.changed.wait(), 10)
+    finally:
+        await sender.stop(drain=0)
+    assert outbox.parked == [7]
+    assert sender.stats.taken_over == 1

@@ -256,6 +256,8 @@ class Gateway:
             "interaction": self.inbound.stats.taken_over,
             "campaign": self.campaigns.runner.took_over,
             "import": self.campaigns.importer.took_over,
+            "callback": self.callbacks.stats.taken_over,
+            "front": self.front.took_over if self.front is not None else 0,
         }
 
     def _on_changes(self, changes: Sequence[StatusChange]) -> None:

@@ -113,6 +113,8 @@ class CallbackStats:
     failed_attempts: int = 0
     parked: int = 0
     store_errors: int = 0
+    taken_over: int = 0
+    """Callbacks another node held when its claim lapsed, taken over by this sender."""
 
 
 class CallbackSender:
@@ -254,6 +256,7 @@ class CallbackSender:
                     log_event(log, "callbacks.store_failed", logging.WARNING, error=repr(exc))
                     await asyncio.sleep(STORE_RETRY_SECONDS)
                     continue
+                self._count_taken_over(due)
                 fresh = 0
                 for cb in due:
                     if cb.id in self._in_progress or fresh >= room:
@@ -267,6 +270,22 @@ class CallbackSender:
                 await self._wake.wait()
                 continue
             await self._wait_wake(self._idle_poll)
+
+    def _count_taken_over(self, due: Sequence[Callback]) -> None:
+        """Count and log the callbacks of a dead node's lapsed claims in ``due``."""
+        nodes = {cb.taken_from for cb in due if cb.taken_from is not None}
+        if not nodes:
+            return
+        taken = sum(1 for cb in due if cb.taken_from is not None)
+        self.stats.taken_over += taken
+        log_event(
+            log,
+            "callbacks.took_over",
+            logging.WARNING,
+            callbacks=taken,
+            nodes=",".join(sorted(nodes)),
+            detail="claimed by a node whose claim lapsed: POSTed from here",
+        )
 
     # -- the workers ---------------------------------------------------------------------------
 

@@ -417,6 +417,8 @@ class FrontServer:
         self.outbound = outbound
         self.clock = clock
         self.accounts: dict[str, FrontAccount] = {}
+        self.took_over = 0
+        """Outbox items another node held when its claim lapsed, taken over here."""
         self.connections: set[UpstreamBind] = set()
         self.reassembler: SubmitReassembler[HeldPart] = SubmitReassembler(config.reassembly_timeout)
         self._parts: list[tuple[HeldPart, GroupKey, UpstreamBind]] = []
@@ -1168,6 +1170,18 @@ class FrontServer:
         skip = len(account.in_flight) + len(account.settled)
         now = self.clock()
         items = await self.store.front_due(account.system_id, now, room + skip)
+        taken = [item for item in items if item.taken_from is not None]
+        if taken:
+            self.took_over += len(taken)
+            log_event(
+                log,
+                "front.took_over",
+                logging.WARNING,
+                account=account.system_id,
+                items=len(taken),
+                nodes=",".join(sorted({str(item.taken_from) for item in taken})),
+                detail="claimed by a node whose claim lapsed: delivered from here",
+            )
         sent = 0
         for item in items:
             if item.id in account.in_flight or item.id in account.settled:

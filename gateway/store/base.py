@@ -60,6 +60,9 @@ class Callback:
     attempts: int
     next_at: float
     signer: str | None = None
+    taken_from: str | None = None
+    """The node whose lapsed claim on it ``callbacks_due`` took over (a backend several
+    nodes share says so; None: nobody held it, or this node did)."""
     """Whose secrets sign it (gateway.signing): the message's account for a status
     callback, ``WEBHOOK_SIGNER`` for a webhook action; None: unsigned."""
 
@@ -131,6 +134,8 @@ class FrontItem:
     payload: str  # JSON text
     attempts: int
     created_at: float
+    taken_from: str | None = None
+    """The node whose lapsed claim on it ``front_due`` took over, as ``Callback``'s."""
 
 
 FRONT_PART_HELD: Final = "held"

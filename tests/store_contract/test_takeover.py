@@ -140,3 +140,33 @@ async def test_a_commit_that_leaves_work_wakes_another_nodes_listener(backend: H
     await hear((WAKE_QUEUE, ""))
     assert heard.count((WAKE_QUEUE, "sim")) == 1  # one wake per commit and carrier
     assert all(kind != WAKE_QUEUE or key in ("sim", "") for kind, key in heard)
+
+
+@pytest.mark.port("callbacks")
+async def test_a_callback_taken_over_says_whose_claim_lapsed(backend: Harness) -> None:
+    """On a backend several nodes share, the claiming read names the node whose lapsed
+    claim it took (the sender counts it), once: read again, the row is this node's."""
+    if not backend.shared:
+        pytest.skip("one node has this backend to itself: nobody to take over from")
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    await a.enqueue_callbacks([("https://example.net/cb", "{}")] * 2, FUTURE)
+    await b.enqueue_callbacks([("https://example.net/cb", "{}")], FUTURE)
+    assert [cb.taken_from for cb in await a.callbacks_due(FUTURE, 10)] == [None] * 3
+    assert [cb.taken_from for cb in await a.callbacks_due(FUTURE + 1, 10)] == [None] * 3
+    taken = await b.callbacks_due(FUTURE + 1 + LEASE, 10)
+    assert [cb.taken_from for cb in taken] == ["a"] * 3
+    assert [cb.taken_from for cb in await b.callbacks_due(FUTURE + 2 + LEASE, 10)] == [None] * 3
+
+
+@pytest.mark.port("front")
+async def test_a_front_item_taken_over_says_whose_claim_lapsed(backend: Harness) -> None:
+    if not backend.shared:
+        pytest.skip("one node has this backend to itself: nobody to take over from")
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    await a.front_enqueue([("crm", "mo", "{}")] * 2, FUTURE)
+    assert [i.taken_from for i in await a.front_due("crm", FUTURE, 10)] == [None, None]
+    assert [i.taken_from for i in await b.front_due("crm", FUTURE + LEASE, 10)] == ["a", "a"]
+    assert [i.taken_from for i in await b.front_due("crm", FUTURE + LEASE + 1, 10)] == [
+        None,
+        None,
+    ]

@@ -123,6 +123,10 @@ LISTEN_RETRY_SECONDS = (1.0, 30.0)
 """The listening connection, when it drops: reconnect after the first delay, doubling up to
 the second (the polling covers the wakes lost meanwhile)."""
 
+_TAKEN_FROM = "CASE WHEN claimed_by <> $2 THEN claimed_by END AS held"
+"""The node whose claim on a row a claiming read takes over (its claim lapsed), or NULL
+(nobody's, or this node's own); $2: this node's id."""
+
 _PENDING_COLUMNS = (
     "id, dest, sender, text, encoding, carrier, priority, created_at, validity_until,"
     " scheduled_at, registered_delivery, possible_duplicate"
@@ -811,10 +815,10 @@ class PgStore(PgMessages, PgWatched, FrontPartsSettling):
     async def callbacks_due(self, now: float, limit: int) -> list[Callback]:
         rows = await self.pool.fetch(
             "UPDATE callbacks AS c SET claimed_by = $2, claim_until = $4"
-            " FROM (SELECT id FROM callbacks WHERE next_at <= $1"
+            f" FROM (SELECT id, {_TAKEN_FROM} FROM callbacks WHERE next_at <= $1"
             " AND (claimed_by IS NULL OR claimed_by = $2 OR claim_until <= $1)"
             " ORDER BY next_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS due WHERE c.id = due.id"
-            " RETURNING c.id, c.url, c.payload, c.attempts, c.next_at, c.signer",
+            " RETURNING c.id, c.url, c.payload, c.attempts, c.next_at, c.signer, due.held",
             now,
             self.claims.node_id,
             limit,
@@ -875,10 +879,11 @@ class PgStore(PgMessages, PgWatched, FrontPartsSettling):
     async def front_due(self, account: str, now: float, limit: int) -> list[FrontItem]:
         rows = await self.pool.fetch(
             "UPDATE front_outbox AS f SET claimed_by = $3, claim_until = $5"
-            " FROM (SELECT id FROM front_outbox WHERE account = $1 AND next_at <= $2"
+            f" FROM (SELECT id, {_TAKEN_FROM.replace('$2', '$3')} FROM front_outbox"
+            " WHERE account = $1 AND next_at <= $2"
             " AND (claimed_by IS NULL OR claimed_by = $3 OR claim_until <= $2)"
             " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) AS due WHERE f.id = due.id"
-            " RETURNING f.id, f.account, f.kind, f.payload, f.attempts, f.created_at",
+            " RETURNING f.id, f.account, f.kind, f.payload, f.attempts, f.created_at, due.held",
             account,
             now,
             self.claims.node_id,
