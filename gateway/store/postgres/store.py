@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
@@ -610,6 +610,15 @@ class PgStore(PgMessages, PgWatched, FrontPartsSettling):
 
     async def _record(self, conn: Any, items: list[SubmitOutcome]) -> list[StatusChange]:
         """record_outcomes in the caller's transaction."""
+        await _lock_receipt_keys(
+            conn,
+            [
+                (o.carrier, k)
+                for o in items
+                if o.status is MessageStatus.SUBMITTED and o.receipt_key
+                for k in (o.receipt_key, *o.alt_keys)
+            ],
+        )
         ids = sorted({o.message_id for o in items})
         now = max(o.at for o in items)
         messages, states = await _lock(conn, ids)
@@ -693,6 +702,9 @@ class PgStore(PgMessages, PgWatched, FrontPartsSettling):
         if not items:
             return []
         async with self.pool.acquire() as conn, conn.transaction():
+            await _lock_receipt_keys(
+                conn, [(r.carrier, k) for r in items for k in (r.receipt_key, *r.match_keys)]
+            )
             owner: dict[tuple[str, str], tuple[str, int]] = {}
             await _owners(
                 conn,
@@ -1111,6 +1123,31 @@ async def _with_parts(conn: Any, by_id: dict[str, OutboundMessage]) -> list[Outb
     )
     store_rows.add_pending_parts(by_id, part_rows)
     return [m for m in by_id.values() if m.pending_parts]
+
+
+RECEIPT_KEYS_LOCK: Final = 0x736D_7372
+"""The first key (``smsr`` in ASCII) of the transaction advisory locks taken on receipt keys
+(the second: a hash of carrier and key)."""
+
+
+async def _lock_receipt_keys(conn: Any, pairs: Sequence[tuple[str, str]]) -> None:
+    """Lock (carrier, receipt key) pairs until the transaction ends, in one order (no
+    deadlock), before anything else: a receipt and its submit response recorded at once
+    (two nodes, or two transactions of one) are then serialised, the second seeing what the
+    first committed: the response finds the receipt held, or the receipt finds its part.
+    Without it each could read before the other commits and the message would never settle.
+    The receipt locks its key and every other reading of it, the response its key and its
+    other forms: a pair that can match shares one of them."""
+    if not pairs:
+        return
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, h) FROM (SELECT DISTINCT"
+        " hashtext(c || chr(1) || k) AS h FROM unnest($2::text[], $3::text[]) AS u(c, k)) s"
+        " ORDER BY h",
+        RECEIPT_KEYS_LOCK,
+        [c for c, _ in pairs],
+        [k for _, k in pairs],
+    )
 
 
 async def _lock(
