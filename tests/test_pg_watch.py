@@ -102,6 +102,11 @@ async def test_an_unreachable_database_refuses_work_until_it_answers_again(
         f" WHERE datname = '{pg_database}' AND pid <> pg_backend_pid()"
     )
     await store.pool.expire_connections()
+    # The intake's first read (the opt-out check) finds out before any check runs: a
+    # refusal with the reason (HTTP 503), not an internal error.
+    with pytest.raises(StoreUnavailable, match="db_unreachable"):
+        await store.opted_out(["+33612340000"], "ACME")
+    assert store.health.reason == DB_UNREACHABLE and not store.health.accepting
     await store.watch.check(store.pool)
     assert store.health.reason == DB_UNREACHABLE and not store.health.accepting
     assert pg_database in store.health.reasons[DB_UNREACHABLE]

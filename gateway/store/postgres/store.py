@@ -435,13 +435,14 @@ class PgStore(PgMessages, PgWatched, FrontPartsSettling):
     # -- opt-outs --------------------------------------------------------------------------
 
     async def opted_out(self, numbers: Sequence[str], sender: str) -> set[str]:
-        rows = await self.pool.fetch(
-            "SELECT DISTINCT number FROM opt_outs WHERE number = ANY($1::text[])"
-            " AND sender IN ($2, $3)",
-            list(dict.fromkeys(numbers)),
-            sender,
-            ALL_OPT_OUT,
-        )
+        async with self.reaching():  # the intake's first read: out of reach is a 503
+            rows = await self.pool.fetch(
+                "SELECT DISTINCT number FROM opt_outs WHERE number = ANY($1::text[])"
+                " AND sender IN ($2, $3)",
+                list(dict.fromkeys(numbers)),
+                sender,
+                ALL_OPT_OUT,
+            )
         return {r[0] for r in rows}
 
     async def add_opt_out(self, number: str, sender: str | None, source: str, at: float) -> None:

@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 import asyncpg
@@ -249,10 +249,42 @@ def _read_only(server: str | Any) -> str:
     )
 
 
+UNREACHABLE: Final = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.ObjectNotInPrerequisiteStateError,  # "database ... not accepting connections"
+)
+"""Errors that say the database cannot be reached (connecting, or the connection lost)."""
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, UNREACHABLE) and not isinstance(exc, asyncpg.LockNotAvailableError)
+
+
 class PgWatched:
     """The store's side of the watch (mixed into PgStore, which sets ``watch``)."""
 
     watch: PgWatch
+
+    @contextlib.asynccontextmanager
+    async def reaching(self) -> AsyncIterator[None]:
+        """Around a read that comes before new work (the intake's opt-out check): the
+        database out of reach is a refusal (StoreUnavailable: 503 with the reason, counted),
+        not an internal error, and the health says so at once. Not around writes: a
+        connection lost during a commit leaves its outcome unknown, which a refusal
+        ("nothing was accepted") would misstate."""
+        try:
+            yield
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            self.watch._unreachable(exc)
+            raise StoreUnavailable(self.watch.health.refusal() or str(exc)) from None
 
     def figures(self) -> StoreFigures:
         """``StoreStats``: what this node's pool committed."""
