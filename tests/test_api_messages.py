@@ -605,7 +605,7 @@ async def test_an_unknown_message_is_a_json_404(message_id: str) -> None:
 async def test_a_request_cancelled_mid_commit_still_enqueues_what_it_committed() -> None:
     from gateway.core.intake import Intake, answer_json
     from gateway.core.model import NewMessage
-    from gateway.http.messages import MessagesApi, _Submission
+    from gateway.http.messages import MessagesApi, Submission
     from tests.api_fakes import FakeOutbound, router_for
 
     config = make_config()
@@ -617,7 +617,7 @@ async def test_a_request_cancelled_mid_commit_still_enqueues_what_it_committed()
     assert isinstance(prepared, NewMessage)
     store.accept_gate = asyncio.Event()
     handler = asyncio.create_task(
-        api._accept([prepared], answer_json(prepared), _Submission("acme", None, b"", ""), NOW)
+        api.accept([prepared], answer_json(prepared), Submission("acme", None, b"", ""), NOW)
     )
     await store.accepts_started.get()
     handler.cancel()

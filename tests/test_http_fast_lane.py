@@ -48,7 +48,10 @@ def request(
 def test_a_plain_request_is_read_with_its_body_and_size() -> None:
     raw = request()
     got = read_plain(raw + b"POST /next", MAX_BODY)
-    assert got == PlainRequest("/v1/messages", f"Bearer {TOKEN}", BODY, len(raw))
+    assert got == PlainRequest("/v1/messages", f"Bearer {TOKEN}", None, BODY, len(raw))
+    keyed = read_plain(request(extra="Idempotency-Key:  order-42 \r\n"), MAX_BODY)
+    assert isinstance(keyed, PlainRequest)
+    assert keyed.idempotency_key == "order-42"
     batch = read_plain(request(b"{}", path="/v1/messages/batch"), MAX_BODY)
     assert isinstance(batch, PlainRequest)
     assert batch.route == "/v1/messages/batch"
@@ -68,7 +71,6 @@ def test_a_head_not_complete_yet_is_waited_for() -> None:
         request().replace(b"HTTP/1.1", b"HTTP/1.0", 1),
         request().replace(b"POST", b"PUT", 1),
         b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n",
-        request(extra="Idempotency-Key: k-1\r\n"),
         request(extra="Transfer-Encoding: chunked\r\n"),
         request(extra="Expect: 100-continue\r\n"),
         request(extra="Connection: close\r\n"),
@@ -212,3 +214,27 @@ async def test_lane_answers_are_counted_per_route_as_aiohttps() -> None:
         counts.append((metrics.requests, {k: h.count for k, h in metrics.latency.items()}))
     assert counts[0] == counts[1]
     assert counts[0][0] == {("/v1/messages", "POST", "2xx"): 1, ("/v1/messages", "POST", "4xx"): 1}
+
+
+async def test_idempotency_keys_are_answered_by_the_lane_as_aiohttp_answers_them() -> None:
+    # First use, a retry (the stored answer replayed), the same key on another body (422),
+    # and a key that is not visible ASCII (400): one after the other on one connection.
+    key = "Idempotency-Key: order-42\r\n"
+    other = json.dumps({**GOOD, "text": "Other"}).encode()
+    raw = (
+        request(extra=key)
+        + request(extra=key)
+        + request(other, extra=key)
+        + request(extra=f"Idempotency-Key: {'k' * 200}\r\n")
+    )
+    answers = []
+    for lane in (True, False):
+        async with running_api(lane=lane) as api:
+            answers.append(await exchange(api, raw, answers=4))
+            assert lane_of(api).answered == (4 if lane else 0)
+            assert len(api.store.messages) == 1
+    through_lane, alone = answers
+    assert [a.split(b" ", 2)[1] for a in through_lane] == [b"202", b"202", b"422", b"400"]
+    assert b"Idempotent-Replayed: true" in through_lane[1]
+    assert through_lane[0].split(b"\r\n\r\n")[1] == through_lane[1].split(b"\r\n\r\n")[1]
+    assert [comparable(a) for a in through_lane] == [comparable(a) for a in alone]

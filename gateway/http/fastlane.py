@@ -10,8 +10,9 @@ front of aiohttp on each connection of the daemon's listener (gateway.http.conng
   in printable ASCII, every header once, a ``Content-Length`` within ``http.max_body_bytes``
   with the whole body already read, ``Content-Type: application/json`` (optionally
   ``; charset=utf-8``), a valid bearer token with the ``send`` scope, no
-  ``Idempotency-Key``, ``Transfer-Encoding``, ``Expect`` or ``Upgrade``, no
-  ``Connection`` but ``keep-alive``; the gateway not draining.
+  ``Transfer-Encoding``, ``Expect`` or ``Upgrade``, no ``Connection`` but ``keep-alive``;
+  the gateway not draining. With an ``Idempotency-Key``, the handler's steps for it: the
+  stored answer replayed, or the answer committed with the messages.
 
 Its answer is what aiohttp and the request middleware (gateway.http.pipeline) would send:
 the handler's own steps (gateway.http.messages: the checks, the commit before the 202,
@@ -45,7 +46,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from gateway.http.auth import Authenticator
 from gateway.http.drain import Drain
 from gateway.http.errors import error_answer
-from gateway.http.messages import MessagesApi, Prepared
+from gateway.http.messages import MessagesApi, Prepared, checked_key
 from gateway.http.reqlog import error_code, log_refusal
 from gateway.http.request_metrics import HttpMetrics
 
@@ -79,9 +80,7 @@ _TOKEN: Final = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_HEAD_BYTE: Final = re.compile(rb"[^\t\r\n\x20-\x7e]")
 """Anything but printable ASCII, tab and the line ends: not the plain case."""
 _DIGITS: Final = re.compile(rb"[0-9]{1,12}")
-_LEFT_TO_AIOHTTP: Final = frozenset(
-    {b"transfer-encoding", b"expect", b"upgrade", b"idempotency-key"}
-)
+_LEFT_TO_AIOHTTP: Final = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +90,7 @@ class PlainRequest:
     route: str
     """``/v1/messages`` or ``/v1/messages/batch``."""
     authorization: str
+    idempotency_key: str | None
     body: bytes
     size: int
     """Bytes of the buffer it took, head and body."""
@@ -141,7 +141,14 @@ def read_plain(buffer: bytes | bytearray, max_body: int) -> PlainRequest | str:
     if size > max_body or len(buffer) < start + size:
         return NOT_PLAIN
     body = bytes(buffer[start : start + size])
-    return PlainRequest(route, authorization.decode("ascii"), body, start + size)
+    idempotency = headers.get(b"idempotency-key")
+    return PlainRequest(
+        route,
+        authorization.decode("ascii"),
+        None if idempotency is None else idempotency.decode("ascii"),
+        body,
+        start + size,
+    )
 
 
 def response_bytes(response: web.Response) -> bytes:
@@ -221,14 +228,29 @@ class FastLane:
             return None
         started = self.clock()
         api = self.api
+        response: web.Response | None = None
         try:
-            prepared: Prepared
-            if plain.route == ONE:
-                prepared = await api.prepare_one(who, plain.body)
-            else:
-                prepared = await api.prepare_batch(who, plain.body)
-            messages, text, _ = prepared
-            await api.accept_plain(messages, who.account)
+            key = plain.idempotency_key
+            submission = None
+            if key is not None:  # the handler's steps with a key, in its order
+                found = await api.keyed_submission(
+                    who.account, checked_key(key), plain.route, plain.body
+                )
+                if isinstance(found, web.Response):
+                    response = found  # a replay of the stored answer
+                else:
+                    submission = found
+            if response is None:
+                prepared: Prepared
+                if plain.route == ONE:
+                    prepared = await api.prepare_one(who, plain.body)
+                else:
+                    prepared = await api.prepare_batch(who, plain.body)
+                messages, text, now = prepared
+                if submission is not None:
+                    response = await api.accept(messages, text, submission, now)
+                else:
+                    await api.accept_plain(messages, who.account)
         except Exception as exc:  # the middleware's error step, as it does it
             asked = _Asked("POST", plain.route, remote)
             response = error_answer(asked, exc, self.max_body_bytes)  # type: ignore[arg-type]
@@ -237,8 +259,12 @@ class FastLane:
                 log_refusal(asked, plain.route, status, error_code(response))  # type: ignore[arg-type]
             answer = response_bytes(response)
         else:
-            status = 202
-            answer = accepted_bytes(text)
+            if response is None:
+                status = 202
+                answer = accepted_bytes(text)
+            else:
+                status = response.status
+                answer = response_bytes(response)
         metrics = self.metrics
         if metrics is not None:
             metrics.count(plain.route, "POST", status)

@@ -109,9 +109,9 @@ def _history_json(entry: HistoryEntry) -> dict[str, Any]:
     return out
 
 
-def _request_hash(request: web.Request, raw: bytes) -> str:
+def _request_hash(path: str, raw: bytes) -> str:
     """What "the same request" means for an idempotency key: same path, same body bytes."""
-    digest = hashlib.sha256(request.path.encode("utf-8"))
+    digest = hashlib.sha256(path.encode("utf-8"))
     digest.update(b"\n")
     digest.update(raw)
     return digest.hexdigest()
@@ -119,8 +119,11 @@ def _request_hash(request: web.Request, raw: bytes) -> str:
 
 def _idempotency_key(request: web.Request) -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
-        return None
+    return None if key is None else checked_key(key)
+
+
+def checked_key(key: str) -> str:
+    """An ``Idempotency-Key`` header's value, or the 400 that refuses it."""
     if not key or len(key) > MAX_IDEMPOTENCY_KEY or not _KEY_CHARS.fullmatch(key):
         raise invalid(
             [
@@ -150,7 +153,7 @@ def _replay(stored: IdempotentAnswer, request_hash: str) -> web.Response:
 
 
 @dataclass(frozen=True, slots=True)
-class _Submission:
+class Submission:
     """A POST as read: who sent it, its idempotency key and what identifies its body."""
 
     account: str
@@ -250,14 +253,14 @@ class MessagesApi:
         if isinstance(submission, web.Response):
             return submission
         messages, text, now = await self.prepare_one(principal(request), submission.raw)
-        return await self._accept(messages, text, submission, now)
+        return await self.accept(messages, text, submission, now)
 
     async def post_batch(self, request: web.Request) -> web.Response:
         submission = await self._submission(request)
         if isinstance(submission, web.Response):
             return submission
         messages, text, now = await self.prepare_batch(principal(request), submission.raw)
-        return await self._accept(messages, text, submission, now)
+        return await self.accept(messages, text, submission, now)
 
     async def prepare_one(self, who: Principal, raw: bytes) -> Prepared:
         """The message of a ``POST /v1/messages`` body, checked (steps 3 and 4 above): the
@@ -303,10 +306,11 @@ class MessagesApi:
 
     async def accept_plain(self, messages: list[NewMessage], account: str) -> None:
         """Commit and enqueue checked ``messages`` of a request without an idempotency key
-        (step 5 and 6 above; the caller answers 202 once this returns)."""
-        # Shielded: a client that hangs up mid-commit must not leave a committed message
-        # out of the dispatcher's queue.
-        await asyncio.shield(self._commit(messages, None))
+        (step 5 and 6 above; the caller answers 202 once this returns). Not shielded (a
+        task and a future fewer per request): the caller's task must never be cancelled
+        between the commit and the enqueue. The fast lane (gateway.http.fastlane) never
+        cancels its tasks; an aiohttp handler goes through :meth:`accept`, shielded."""
+        await self._commit(messages, None)
         self._log_accepted(account, messages)
 
     async def get_message(self, request: web.Request) -> web.Response:
@@ -333,18 +337,26 @@ class MessagesApi:
 
     # -- steps ------------------------------------------------------------------------------
 
-    async def _submission(self, request: web.Request) -> _Submission | web.Response:
+    async def _submission(self, request: web.Request) -> Submission | web.Response:
         """The raw request, or the stored answer when its idempotency key was seen."""
         account = request[ACCOUNT_KEY]
         key = _idempotency_key(request)
         raw = await read_body(request)
         if key is None:
-            return _Submission(account, None, raw, "")
-        request_hash = _request_hash(request, raw)
+            return Submission(account, None, raw, "")
+        return await self.keyed_submission(account, key, request.path, raw)
+
+    async def keyed_submission(
+        self, account: str, key: str, path: str, raw: bytes
+    ) -> Submission | web.Response:
+        """A POST of ``raw`` to ``path`` with the (checked) idempotency ``key``, or the
+        answer stored under that key when it was seen (a replay, or the 422 for another
+        request under the same key)."""
+        request_hash = _request_hash(path, raw)
         stored = await self.store.find_idempotent(account, key)
         if stored is not None:
             return _replay(stored, request_hash)
-        return _Submission(account, key, raw, request_hash)
+        return Submission(account, key, raw, request_hash)
 
     async def _refuse_others_campaigns(
         self, who: Principal, messages: Sequence[NewMessage], *, batch: bool
@@ -399,8 +411,8 @@ class MessagesApi:
         # the commit their submit_sm leave in this turn, with no begin_attempts commit.
         await accept_and_enqueue(self.store, self.outbound, messages, remembered)
 
-    async def _accept(
-        self, messages: list[NewMessage], text: str, submission: _Submission, now: float
+    async def accept(
+        self, messages: list[NewMessage], text: str, submission: Submission, now: float
     ) -> web.Response:
         """Commit, then enqueue, then answer ``text`` with 202."""
         account, key, request_hash = submission.account, submission.key, submission.request_hash
