@@ -1030,6 +1030,14 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return await self.db.read(sql, params)
 
+    async def _execute(self, sql: str, params: Sequence[Any]) -> None:
+        """One statement, whole on the writer's thread."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(sql, params)
+
+        await self._write_in_thread(op)
+
     # -- claims (gateway.store.claims) -------------------------------------------------------
 
     async def listen(self, wake: Callable[[str, str], None]) -> None:
@@ -1208,14 +1216,11 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         return found
 
     async def add_opt_out(self, number: str, sender: str | None, source: str, at: float) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT OR REPLACE INTO opt_outs(number, sender, source, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (number, sender or ALL_OPT_OUT, source, at),
-            )
-
-        await self._write_in_thread(op)
+        await self._execute(
+            "INSERT OR REPLACE INTO opt_outs(number, sender, source, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (number, sender or ALL_OPT_OUT, source, at),
+        )
 
     async def remove_opt_out(self, number: str, sender: str | None) -> None:
         async def op(db: aiosqlite.Connection) -> None:
@@ -1749,22 +1754,16 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
             return
         chosen = json.dumps(list(callback_ids))
 
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "DELETE FROM callbacks WHERE id IN (SELECT value FROM json_each(?))", (chosen,)
-            )
-
-        await self._write_in_thread(op)
+        await self._execute(
+            "DELETE FROM callbacks WHERE id IN (SELECT value FROM json_each(?))", (chosen,)
+        )
 
     async def callback_retry(self, callback_id: int, next_at: float, error: str) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE callbacks SET attempts = attempts + 1, next_at = ?, last_error = ?,"
-                " claimed_by = NULL, claim_until = NULL WHERE id = ?",
-                (next_at, error, callback_id),
-            )
-
-        await self._write_in_thread(op)
+        await self._execute(
+            "UPDATE callbacks SET attempts = attempts + 1, next_at = ?, last_error = ?,"
+            " claimed_by = NULL, claim_until = NULL WHERE id = ?",
+            (next_at, error, callback_id),
+        )
 
     async def list_callbacks(
         self, parked: bool | None, after: int | None, limit: int
@@ -2056,15 +2055,12 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
             part.received_at,
         )
 
-        def op(conn: sqlite3.Connection) -> None:
-            # A part the SMSC sends again (our answer was lost) is the one already kept.
-            conn.execute(
-                "INSERT OR IGNORE INTO mo_parts(carrier, source, destination, ref, total, seq,"
-                " data_coding, udh_length, data, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                row,
-            )
-
-        await self._write_in_thread(op)
+        # A part the SMSC sends again (our answer was lost) is the one already kept.
+        await self._execute(
+            "INSERT OR IGNORE INTO mo_parts(carrier, source, destination, ref, total, seq,"
+            " data_coding, udh_length, data, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            row,
+        )
 
     async def mo_parts(self) -> list[MoPart]:
         rows = await self._read(
@@ -2369,23 +2365,17 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
             a.at,
         )
 
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO answers(interaction_id, number, source, campaign_id, question,"
-                " answer, kind, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-
-        await self._write_in_thread(op)
+        await self._execute(
+            "INSERT INTO answers(interaction_id, number, source, campaign_id, question,"
+            " answer, kind, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
 
     async def lift_opt_out(self, number: str, sender: str) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "DELETE FROM opt_outs WHERE number = ? AND sender IN (?, ?)",
-                (number, sender, ALL_OPT_OUT),
-            )
-
-        await self._write_in_thread(op)
+        await self._execute(
+            "DELETE FROM opt_outs WHERE number = ? AND sender IN (?, ?)",
+            (number, sender, ALL_OPT_OUT),
+        )
 
     async def inbound_numbers(self) -> list[tuple[str, dict[str, Any]]]:
         rows = await self._read("SELECT number, config FROM inbound_numbers ORDER BY number")
