@@ -159,3 +159,54 @@ async def test_the_pool_keeps_its_size_and_the_statement_timeout(
         assert name == "smsgw:node-a"
     finally:
         await store.close()
+
+
+async def test_the_listening_connection_is_made_again_when_it_drops(
+    pg_server: PgServer, pg_database: str, tmp_path: Path
+) -> None:
+    """The server ends node B's LISTEN connection (a failover, an idle-connection killer):
+    B makes another, wakes every kind (what was notified meanwhile is lost), and hears
+    node A's next commits again."""
+    from gateway.store.claims import WAKE_CALLBACKS, WAKE_FRONT, WAKE_QUEUE
+
+    pg_server.password_file(tmp_path)
+    config = StoreConfig(
+        backend="postgresql", dsn=pg_server.dsn(pg_database), password_file="pg-password"
+    )
+    a = PgStore(config, tmp_path, ClaimSettings("node-a"))
+    b = PgStore(config, tmp_path, ClaimSettings("node-b"))
+    await a.open()
+    await b.open()
+    heard: list[tuple[str, str]] = []
+    more = asyncio.Event()
+
+    def wake(kind: str, key: str) -> None:
+        heard.append((kind, key))
+        more.set()
+
+    async def hear(*expected: tuple[str, str]) -> None:
+        async def wait() -> None:
+            while not all(e in heard for e in expected):
+                more.clear()
+                await more.wait()
+
+        await asyncio.wait_for(wait(), 60)  # a hang guard, not a timing
+
+    try:
+        await b.listen(wake)
+        assert b.listen_connects == 1
+        ended = pg_server.psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'smsgw:node-b:listen'",
+            pg_database,
+        ).strip()
+        assert ended == "1"
+        await hear((WAKE_QUEUE, ""), (WAKE_CALLBACKS, ""), (WAKE_FRONT, ""))
+        assert b.listen_connects == 2
+        heard.clear()
+        m = message(1)
+        await a.accept([m], unclaimed={m.id})
+        await hear((WAKE_QUEUE, m.carrier))
+    finally:
+        await a.close()
+        await b.close()
