@@ -361,6 +361,17 @@ class FakeStore:
                 break
         return out
 
+    async def release_messages(self, ids: Sequence[str]) -> int:
+        self._log("release_messages", len(ids))
+        released = 0
+        for mid in ids:
+            msg = self.messages.get(mid)
+            if msg is not None and msg.status in _PENDING and msg.claimed_by == self.claims.node_id:
+                msg.claimed_by = msg.claim_until = None
+                released += 1
+        self._touch()
+        return released
+
     def _outbound(self, msg: FakeMessage, pending: list[FakePart]) -> OutboundMessage:
         """What load_pending gives of ``msg`` with its parts still to send."""
         new = msg.new

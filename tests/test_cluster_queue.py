@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -215,3 +216,29 @@ async def test_a_message_committed_unclaimed_is_not_held_even_if_a_slot_came_mea
 
 async def _never(*args: object, **kw: object) -> list[object]:
     return []
+
+
+async def test_a_node_that_loses_its_last_slot_of_a_carrier_gives_its_waiting_messages_back() -> (
+    None
+):
+    """Node A holds messages of its carrier waiting in memory (its bind is down) when the
+    slot round gives the carrier's last slot here to another node: A takes them out of
+    memory and gives their claims back, and node B takes them over at once."""
+    store = FakeStore()
+    cfg = carrier()
+    binds = [CarrierBind(s, RefusingListener()) for s in bind_settings(cfg)]
+    dispatcher = Dispatcher(gateway_config([cfg]), store, binds, Router([], [cfg.name]))
+    await dispatcher.start()
+    try:
+        batch = messages(3)
+        await accept_and_enqueue(store, dispatcher, batch)
+        assert dispatcher.parts_in_memory == 3  # no bind up: waiting in the queue
+        dispatcher.set_account_share(cfg.name, 0.0)  # the last slot went to node B
+        assert dispatcher.parts_in_memory == 0
+        await store.wait_until(lambda: dispatcher.handed_back == 3)
+        assert all(store.messages[m.id].claimed_by is None for m in batch)
+        other = store.peer("node-b")
+        taken = await other.take_over_pending(100, now=time.time())
+        assert sorted(m.id for m in taken) == sorted(m.id for m in batch)
+    finally:
+        await dispatcher.stop(drain=0)

@@ -240,6 +240,12 @@ def gateway_metrics(gw: Gateway, http: RequestCounts) -> Iterable[Metric]:
     )
     picked.add_metric([], float(gw.dispatcher.picked_up))
     yield picked
+    yield CounterMetricFamily(
+        "smsgw_messages_handed_back",
+        "Messages given back to the nodes with a bind slot of their carrier (this node lost"
+        " its last one).",
+        value=float(gw.dispatcher.handed_back),
+    )
     looks = CounterMetricFamily(
         "smsgw_takeover_looks",
         "Looks for work other nodes left, by kind and result (gateway.takeover).",

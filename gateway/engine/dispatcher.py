@@ -235,6 +235,8 @@ class Dispatcher:
         tasks = [c.task for c in q.carriers.values() if c.task is not None]
         if loader.task is not None:
             tasks.append(loader.task)
+        if loader.releasing is not None:  # what is not given back the lease keeper releases
+            tasks.append(loader.releasing)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -384,6 +386,11 @@ class Dispatcher:
     def took_over(self) -> int:
         """Messages taken over from nodes whose claims lapsed."""
         return self._loader.took_over
+
+    @property
+    def handed_back(self) -> int:
+        """Messages given back to the nodes with a bind slot of their carrier."""
+        return self._loader.handed_back
 
     @property
     def picked_up(self) -> int:

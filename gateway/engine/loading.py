@@ -11,6 +11,7 @@ its text is split and its addresses worked out when its parts are staged.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Final
@@ -73,6 +74,11 @@ class Loader:
         self._skipped_while_loading = False
         self._look_again = False
         """A look for work other nodes left was asked for while a load was under way."""
+        self._releasing: list[str] = []
+        self.releasing: asyncio.Task[None] | None = None
+        """Claims being given back (``hand_back``)."""
+        self.handed_back = 0
+        """Messages given back to the nodes with a bind slot of their carrier."""
         self._unclaimed: set[str] = set()
         """Ids ``unclaimed`` gave for messages being committed (enqueue leaves them out)."""
         self.retry: asyncio.TimerHandle | None = None
@@ -129,15 +135,74 @@ class Loader:
     def holds(self, carrier: str, held: bool) -> None:
         """Whether this node holds a bind slot of ``carrier`` (gateway.cluster): without
         one its binds wait in standby and it neither loads nor claims at intake that
-        carrier's messages; coming to hold one, it looks at once for those other nodes left.
-        Messages of the carrier already in memory stay (they fail over by the routes, or
-        wait for a slot to come back)."""
+        carrier's messages, and gives back those waiting whole in its queue (``hand_back``);
+        coming to hold one, it looks at once for those other nodes left."""
         standby = self._q.standby
         if not held:
-            standby.add(carrier)
+            if carrier not in standby:
+                standby.add(carrier)
+                self.hand_back(carrier)
         elif carrier in standby:
             standby.discard(carrier)
             self.maybe_take_over()
+
+    def hand_back(self, carrier: str) -> int:
+        """Take out of memory the messages waiting in ``carrier``'s queue with every open
+        part there (none begun, staged, on the wire, or queued on another carrier), and
+        give their claims back (``Queue.release_messages``): a node with a bind slot of the
+        carrier sends them. How many. The rest (begun, failed over) stay with this node."""
+        q = self._q
+        c = q.carriers.get(carrier)
+        if c is None:
+            return 0
+        out: list[str] = []
+
+        def whole(job: Job) -> bool:
+            msg = job.msg
+            if msg.open_parts != len(job.parts) or msg.m.id in self.withdrawn:
+                return False
+            out.append(msg.m.id)
+            c.queued_parts -= len(job.parts)
+            q.part_done(msg, len(job.parts))
+            return True
+
+        ready = [entry for entry in c.ready if not whole(entry[3])]
+        delayed = [entry for entry in c.delayed if not whole(entry[2])]
+        if out:
+            heapq.heapify(ready)
+            heapq.heapify(delayed)
+            c.ready, c.delayed = ready, delayed
+            self.release(out)
+        return len(out)
+
+    def release(self, ids: Sequence[str]) -> None:
+        """Give these messages' claims back in the background (retried until it is done:
+        until then they are this node's, out of its memory)."""
+        self._releasing.extend(ids)
+        if self.releasing is None and self._q.loop is not None:
+            self.releasing = self._q.loop.create_task(self._release(), name="hand-back")
+
+    async def _release(self) -> None:
+        try:
+            while self._releasing:
+                batch = list(self._releasing)
+                try:
+                    released = await self._store.release_messages(batch)
+                except Exception as exc:
+                    self._q.stats.store_errors += 1
+                    log_event(log, "dispatch.hand_back_failed", logging.WARNING, error=repr(exc))
+                    await asyncio.sleep(STORE_RETRY_SECONDS)
+                    continue
+                del self._releasing[: len(batch)]
+                self.handed_back += released
+                log_event(
+                    log,
+                    "dispatch.handed_back",
+                    messages=released,
+                    detail="no bind slot of their carrier here: for the nodes that have one",
+                )
+        finally:
+            self.releasing = None
 
     def full(self) -> bool:
         """Older messages wait in the store, or memory is full: new ones wait there too."""
@@ -312,10 +377,14 @@ class Loader:
                 self._refilling = False
             now = q.clock()
             woken: set[str] = set()
+            back: list[str] = []
             for m in page:
                 if self._cursor is None or m.id > self._cursor:
                     self._cursor = m.id
                 if m.id in q.known or m.id in self._admitted_while_loading:
+                    continue
+                if m.carrier in q.standby:  # its last slot went during this load
+                    back.append(m.id)
                     continue
                 held = self.withdrawn.get(m.id)
                 if held is not None:  # being edited: settle() decides what becomes of it
@@ -325,6 +394,8 @@ class Loader:
                 if carrier is not None:
                     woken.add(carrier)
             q.wake(woken)
+            if back:
+                self.release(back)
             if len(page) < self._load_page and not self._skipped_while_loading:
                 self.backlog = False
         self._admitted_while_loading.clear()
@@ -410,6 +481,9 @@ class Loader:
                 if beyond:
                     self._cursor = m.id
                 if m.id in q.known or m.id in self._admitted_while_loading:
+                    continue
+                if m.carrier in q.standby:  # its last slot went during this look
+                    self.release([m.id])
                     continue
                 held = self.withdrawn.get(m.id)
                 if held is not None:

@@ -220,6 +220,11 @@ class Queue(Protocol):
         set). ``OutboundMessage.taken_from`` names the node whose lapsed claim was taken
         (None: nobody held it)."""
 
+    async def release_messages(self, ids: Sequence[str]) -> int:
+        """Give up this node's claims on these pending messages (it no longer holds them
+        in memory: it holds no bind slot of their carrier now), so that a node with one
+        takes them; the commit wakes those nodes (``Wakeups``). How many it held."""
+
     async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
         """Mark (message id, part) as being submitted, before the submit_sm leaves.
 

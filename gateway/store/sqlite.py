@@ -1296,6 +1296,20 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         log_requeued_taken(log, by_id, requeued)
         return await self._with_parts(by_id)
 
+    async def release_messages(self, ids: Sequence[str]) -> int:
+        params = (self.claims.node_id, json.dumps(list(ids)))
+
+        def op(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE messages SET claimed_by = NULL, claim_until = NULL"
+                " WHERE claimed_by = ? AND status IN ('accepted', 'queued')"
+                " AND id IN (SELECT value FROM json_each(?))",
+                params,
+            ).rowcount
+
+        released: int = await self._write_in_thread(op)
+        return released
+
     async def _with_parts(self, by_id: dict[str, OutboundMessage]) -> list[OutboundMessage]:
         """The messages of ``by_id`` with their parts still to send (those with none left
         out)."""

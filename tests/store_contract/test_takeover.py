@@ -170,3 +170,17 @@ async def test_a_front_item_taken_over_says_whose_claim_lapsed(backend: Harness)
         None,
         None,
     ]
+
+
+async def test_released_messages_are_any_nodes_at_once(backend: Harness) -> None:
+    """A node that no longer sends a carrier gives back its messages of it: another node
+    takes them at once, not after the claim would have lapsed; another node's are not
+    this node's to give."""
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    mine, theirs = [_message(1), _message(2)], _message(3)
+    await a.accept(mine)
+    await b.accept([theirs])
+    assert await a.release_messages([*(m.id for m in mine), theirs.id]) == 2
+    taken = await b.take_over_pending(100, now=FUTURE + 5)
+    assert _ids(taken) == _ids(mine) and all(m.taken_from is None for m in taken)
+    assert await a.load_pending(None, 100, now=FUTURE + 5) == []  # B's now; B keeps its own

@@ -556,6 +556,18 @@ class PgStore(PgMessages, PgWatched, FrontPartsSettling):
         log_requeued_taken(log, by_id, requeued)
         return taken
 
+    async def release_messages(self, ids: Sequence[str]) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "UPDATE messages SET claimed_by = NULL, claim_until = NULL"
+                " WHERE claimed_by = $1 AND status IN ('accepted', 'queued')"
+                " AND id = ANY($2::text[]) RETURNING carrier",
+                self.claims.node_id,
+                list(ids),
+            )
+            await _notify(conn, WAKE_QUEUE, [r[0] for r in rows])
+        return len(rows)
+
     async def begin_attempts(self, parts: Sequence[tuple[str, int]]) -> set[str]:
         rows = list(parts)
         if not rows:
