@@ -424,9 +424,17 @@ class GuardedTestServer(TestServer):
     """The app on 127.0.0.1, port 0, served as the daemon serves it: behind the connection
     guard, the fast lane first (``lane=False``: aiohttp alone, as a plain TestServer)."""
 
-    def __init__(self, app: web.Application, events: list[str], *, lane: bool = True) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        events: list[str],
+        *,
+        lane: bool = True,
+        guard: GuardSettings | None = None,
+    ) -> None:
         super().__init__(app, host="127.0.0.1", port=0)
         self.events = events
+        self.guard = ConnectionGuard(guard or GuardSettings())
         self.lane = app[FAST_LANE_KEY] if lane else None
         self.listener: asyncio.Server | None = None
 
@@ -437,8 +445,7 @@ class GuardedTestServer(TestServer):
         await self.runner.setup()
         server = self.runner.server
         assert server is not None
-        guard = ConnectionGuard(GuardSettings())
-        events, lane = self.events, self.lane
+        guard, events, lane = self.guard, self.events, self.lane
 
         class Noting(GuardedProtocol):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -476,6 +483,7 @@ async def running_api(
     binds: Sequence[CarrierBind] = (),
     lane: bool = True,
     http_metrics: HttpMetrics | None = None,
+    guard: GuardSettings | None = None,
 ) -> AsyncIterator[Api]:
     events = events if events is not None else []
     config = config or make_config()
@@ -494,7 +502,7 @@ async def running_api(
 
     if setup is not None:
         setup(app)
-    client = TestClient(GuardedTestServer(app, events, lane=lane))
+    client = TestClient(GuardedTestServer(app, events, lane=lane, guard=guard))
     await client.start_server()
     try:
         yield Api(client, store, outbound, config, events, clock)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.http.app import FAST_LANE_KEY
+from gateway.http.connguard import IDLE_TIMEOUT, GuardSettings
 from gateway.http.fastlane import NEED_MORE, NOT_PLAIN, PlainRequest, read_plain
 from gateway.http.request_metrics import HttpMetrics
 from gateway.store.base import StoreError
@@ -238,3 +239,40 @@ async def test_idempotency_keys_are_answered_by_the_lane_as_aiohttp_answers_them
     assert b"Idempotent-Replayed: true" in through_lane[1]
     assert through_lane[0].split(b"\r\n\r\n")[1] == through_lane[1].split(b"\r\n\r\n")[1]
     assert [comparable(a) for a in through_lane] == [comparable(a) for a in alone]
+
+
+# -- a connection the lane holds, closed as aiohttp closed its own ---------------------------
+
+
+async def read_to_eof(reader: asyncio.StreamReader) -> bytes:
+    return await asyncio.wait_for(reader.read(), LIVENESS)
+
+
+async def test_a_kept_alive_lane_connection_is_closed_when_the_server_stops() -> None:
+    # Deadlines far away: only the server's stop can close the connection.
+    patient = GuardSettings(header_timeout=3600, idle_timeout=3600)
+    async with running_api(guard=patient) as api:
+        reader, writer = await asyncio.open_connection("127.0.0.1", api.client.port)
+        writer.write(request())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), LIVENESS)
+        assert head.startswith(b"HTTP/1.1 202")
+        assert lane_of(api).answered == 1
+        await api.client.close()  # the server stops: the lane closes what it holds
+        rest = await read_to_eof(reader)
+        assert reader.at_eof()
+        assert len(rest) <= len(head) + 200  # the answer's body, then the end
+        writer.close()
+
+
+async def test_an_idle_lane_connection_gets_the_guards_idle_timeout() -> None:
+    # aiohttp never saw this connection (its own keep-alive timer is not there): the
+    # guard's idle_timeout closes it, counted as for any connection.
+    async with running_api(guard=GuardSettings(idle_timeout=0.05)) as api:
+        reader, writer = await asyncio.open_connection("127.0.0.1", api.client.port)
+        writer.write(request())
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), LIVENESS)
+        await read_to_eof(reader)
+        assert reader.at_eof()
+        assert lane_of(api).answered == 1
+        assert api.client.server.guard.closed[IDLE_TIMEOUT] == 1  # type: ignore[attr-defined]
+        writer.close()
