@@ -90,7 +90,7 @@ async def test_counts_belong_to_their_campaign_and_period(store: SqliteStore) ->
 
 def test_resubscription_rules_are_the_inbound_sides_built_in_opt_in_rules() -> None:
     from gateway.inbound.numbers import SYSTEM_OPT_IN, SYSTEM_RESUBSCRIBE
-    from gateway.store.sqlite_reports import RESUBSCRIPTION_RULES
+    from gateway.store.rows import RESUBSCRIPTION_RULES
 
     assert RESUBSCRIPTION_RULES == (SYSTEM_OPT_IN, SYSTEM_RESUBSCRIBE)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from gateway.core import ledger
 from gateway.core.ledger import SUBMITTING
@@ -27,11 +28,21 @@ from gateway.core.model import (
     SubmitOutcome,
 )
 from gateway.store.base import (
+    INTERACTION_DONE,
+    INTERACTION_PENDING,
+    UNDELIVERED_STATUSES,
+    CampaignCounts,
+    Contact,
     FrontPart,
     FrontPartStatus,
     IdempotentAnswer,
     Interaction,
+    InteractionOutcome,
     MessageRow,
+    MoKey,
+    MoPart,
+    NewInteraction,
+    Periods,
 )
 from gateway.store.campaign_base import IMPORT_RUNNING, CampaignClick, CampaignRecord, ImportJob
 from gateway.store.claims import ClaimSettings
@@ -533,3 +544,183 @@ def front_part_status(
     if message_status in FINAL_STATUSES and status not in FINAL_STATUSES:
         status, final_at = message_status, updated_at  # as its receipt says
     return FrontPartStatus(part, status, final_at if status in FINAL_STATUSES else None)
+
+
+# -- MO and the interaction log -------------------------------------------------------------------
+
+INTERACTION_COLUMNS: Final = (
+    "id, carrier, source, destination, text, data_coding, parts, parts_received, missing,"
+    " received_at, completed_at, state, keyword, rule, campaign_id, actions, processed_at,"
+    " attempts, last_error, care_state, assignee"
+)
+"""An interaction's columns in ``Interaction``'s field order, as :func:`interaction`
+reads them (``missing`` and ``actions``: JSON text)."""
+
+
+def interaction_row(i: NewInteraction, claims: ClaimSettings) -> tuple[Any, ...]:
+    """A new (pending) interaction's row after its id: carrier, source, destination, text,
+    data_coding, parts, parts_received, missing, received_at, completed_at, state,
+    claimed_by, claim_until; claimed by this node (which handles it) from its completion."""
+    return (
+        i.carrier,
+        i.source,
+        i.destination,
+        i.text,
+        i.data_coding,
+        i.parts,
+        i.parts_received,
+        json.dumps(list(i.missing)) if i.missing else "[]",
+        i.received_at,
+        i.completed_at,
+        INTERACTION_PENDING,
+        claims.node_id,
+        claims.until(i.completed_at),
+    )
+
+
+def finished_row(o: InteractionOutcome) -> tuple[Any, ...]:
+    """What finishing an interaction writes: state, keyword, rule, campaign_id, actions
+    (JSON text), processed_at, then the interaction's id."""
+    return (
+        INTERACTION_DONE,
+        o.keyword,
+        o.rule,
+        o.campaign_id,
+        json.dumps(list(o.actions), ensure_ascii=False),
+        o.at,
+        o.interaction_id,
+    )
+
+
+def mo_part_row(part: MoPart) -> tuple[Any, ...]:
+    """A kept MO part's row: carrier, source, destination, ref, total, seq, data_coding,
+    udh_length, data, received_at (:func:`mo_part` reads it back)."""
+    k = part.key
+    return (
+        k.carrier,
+        k.source,
+        k.destination,
+        k.ref,
+        k.total,
+        part.seq,
+        part.data_coding,
+        part.udh_length,
+        part.data,
+        part.received_at,
+    )
+
+
+def mo_part(row: Row) -> MoPart:
+    """An MO part from its row (the columns of :func:`mo_part_row`)."""
+    return MoPart(
+        key=MoKey(row[0], row[1], row[2], row[3], row[4]),
+        seq=row[5],
+        data_coding=row[6],
+        udh_length=row[7],
+        data=bytes(row[8]),
+        received_at=row[9],
+    )
+
+
+def contact(row: Row, tags: Sequence[str] = ()) -> Contact:
+    """A contact from (number, name, attributes as JSON text, created_at) and its tags."""
+    return Contact(row[0], row[1], json.loads(row[2]), tuple(tags), row[3])
+
+
+# -- campaign figures ---------------------------------------------------------------------------
+
+OPT_OUT_ACTION: Final = "opt_out"
+"""The ``type`` of an opt-out entry in an interaction's ``actions`` (InboundActionConfig);
+one with ``"ok": false`` (the opt-out could not be stored) is not counted."""
+
+RESUBSCRIPTION_RULES: Final = ("opt_in", "resubscribe")
+"""The built-in rules that opt a sender back in (gateway.inbound.numbers SYSTEM_OPT_IN and
+SYSTEM_RESUBSCRIBE): START, and YES from an opted-out sender. Such an MO is a
+re-subscription, not an answer to the campaign."""
+
+DELIVERED: Final = "delivered"
+FINAL_FIGURE_STATUSES: Final = (DELIVERED, *UNDELIVERED_STATUSES)
+"""The statuses of the delivered and undelivered figures."""
+
+
+@dataclass(slots=True)
+class _Figures:
+    """One period's figures while they are read (CampaignCounts once complete)."""
+
+    sent: int = 0
+    delivered: int = 0
+    undelivered: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_error: dict[str, int] = field(default_factory=dict)
+    replies: int = 0
+    responders: int = 0
+    opt_outs: int = 0
+    resubs: int = 0
+    others: int = 0
+    clicks: int = 0
+    clickers: int = 0
+    bots: int = 0
+
+    def counts(self) -> CampaignCounts:
+        return CampaignCounts(
+            sent=self.sent,
+            delivered=self.delivered,
+            replies=self.replies,
+            unique_responders=self.responders,
+            opt_outs=self.opt_outs,
+            resubscriptions=self.resubs,
+            replies_from_others=self.others,
+            undelivered=self.undelivered,
+            undelivered_by_status={s: self.by_status.get(s, 0) for s in UNDELIVERED_STATUSES},
+            undelivered_by_error=dict(sorted(self.by_error.items())),
+            clicks=self.clicks,
+            unique_clickers=self.clickers,
+            bot_requests=self.bots,
+        )
+
+
+class CampaignSeries:
+    """A campaign's figures on each axis, filled from the rows of the four reads a backend
+    makes (each row: axis index, period index, then that read's values), for
+    ``CampaignReports.campaign_series``; :meth:`counts` gives the result."""
+
+    def __init__(self, axes: Sequence[Periods]) -> None:
+        self.axes = axes
+        self.figures = [[_Figures() for _ in range(a.count)] for a in axes]
+
+    def _each(self, rows: Iterable[Row]) -> Iterator[tuple[_Figures, Row]]:
+        for axis, bucket, *values in rows:
+            if bucket is not None and bucket >= 0:
+                # A time just below the axis's end may round into the period after it.
+                last = self.axes[axis].count - 1
+                yield self.figures[axis][min(int(bucket), last)], values
+
+    def sent(self, rows: Iterable[Row]) -> None:
+        """Rows of (count): messages whose first part was submitted in the period."""
+        for into, (count,) in self._each(rows):
+            into.sent += count
+
+    def finals(self, rows: Iterable[Row]) -> None:
+        """Rows of (status, error, count): messages whose status became final."""
+        for into, (status, error, count) in self._each(rows):
+            if status == DELIVERED:
+                into.delivered += count
+            else:
+                into.undelivered += count
+                into.by_status[status] = into.by_status.get(status, 0) + count
+                into.by_error[error] = into.by_error.get(error, 0) + count
+
+    def replies(self, rows: Iterable[Row]) -> None:
+        """Rows of (replies, responders, opt-outs, re-subscriptions, replies from others)."""
+        for into, values in self._each(rows):
+            into.replies, into.responders, into.opt_outs, into.resubs, into.others = (
+                int(v) for v in values
+            )
+
+    def clicks(self, rows: Iterable[Row]) -> None:
+        """Rows of (clicks, clickers, bot requests)."""
+        for into, values in self._each(rows):
+            into.clicks, into.clickers, into.bots = (int(v) for v in values)
+
+    def counts(self) -> list[list[CampaignCounts]]:
+        return [[f.counts() for f in axis] for axis in self.figures]

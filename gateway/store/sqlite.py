@@ -58,8 +58,6 @@ from gateway.store.base import (
     FRONT_PART_FAILED,
     FRONT_PART_HELD,
     FRONT_PART_JOINED,
-    INTERACTION_DONE,
-    INTERACTION_PENDING,
     NO_RECEIPT,
     Callback,
     CallbackView,
@@ -76,7 +74,6 @@ from gateway.store.base import (
     MessageRow,
     MessageSummary,
     MoFacts,
-    MoKey,
     MoLookup,
     MoPart,
     NewInteraction,
@@ -88,6 +85,7 @@ from gateway.store.claims import CLAIMABLE, ClaimSettings
 from gateway.store.health import FreeBytes
 from gateway.store.ports import StoreFigures
 from gateway.store.retention import INTERACTION_ID_FLOOR, message_id_before
+from gateway.store.rows import INTERACTION_COLUMNS
 from gateway.store.shared import FrontPartsSettling, log_requeued_taken
 from gateway.store.sqlite_db import (
     DbOptions,
@@ -806,46 +804,6 @@ async def read_contacts(db: SqliteDb, numbers: Sequence[str]) -> dict[str, Conta
         for number, name, attributes, created_at in rows:
             found[number] = Contact(number, name, json.loads(attributes), (), created_at)
     return found
-
-
-def _interaction_row(i: NewInteraction, claims: ClaimSettings) -> tuple[Any, ...]:
-    """The parameters of ``_INSERT_INTERACTION`` after the id, for a new (pending) one,
-    claimed by this node (which handles it) from its completion."""
-    return (
-        i.carrier,
-        i.source,
-        i.destination,
-        i.text,
-        i.data_coding,
-        i.parts,
-        i.parts_received,
-        json.dumps(list(i.missing)) if i.missing else "[]",
-        i.received_at,
-        i.completed_at,
-        INTERACTION_PENDING,
-        claims.node_id,
-        claims.until(i.completed_at),
-    )
-
-
-def _finished_row(
-    interaction_id: int,
-    keyword: str | None,
-    rule: str | None,
-    campaign_id: str | None,
-    actions: Sequence[dict[str, Any]],
-    at: float,
-) -> tuple[Any, ...]:
-    """The parameters of ``_FINISH_INTERACTION``."""
-    return (
-        INTERACTION_DONE,
-        keyword,
-        rule,
-        campaign_id,
-        json.dumps(list(actions), ensure_ascii=False),
-        at,
-        interaction_id,
-    )
 
 
 async def add_missing_columns(
@@ -2055,19 +2013,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
 
     async def add_mo_part(self, part: MoPart) -> None:
         self.refuse_new_work()  # an MO is new work: refused, the carrier offers it again
-        k = part.key
-        row = (
-            k.carrier,
-            k.source,
-            k.destination,
-            k.ref,
-            k.total,
-            part.seq,
-            part.data_coding,
-            part.udh_length,
-            part.data,
-            part.received_at,
-        )
+        row = store_rows.mo_part_row(part)
 
         # A part the SMSC sends again (our answer was lost) is the one already kept.
         await self._execute(
@@ -2081,24 +2027,14 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
             "SELECT carrier, source, destination, ref, total, seq, data_coding, udh_length,"
             " data, received_at FROM mo_parts ORDER BY received_at"
         )
-        return [
-            MoPart(
-                key=MoKey(r[0], r[1], r[2], r[3], r[4]),
-                seq=r[5],
-                data_coding=r[6],
-                udh_length=r[7],
-                data=bytes(r[8]),
-                received_at=r[9],
-            )
-            for r in rows
-        ]
+        return [store_rows.mo_part(r) for r in rows]
 
     async def record_interaction(
         self, interaction: NewInteraction, consumed: Sequence[MoPart] = ()
     ) -> int:
         if not consumed:  # a long MO whose parts are stored already is finished regardless
             self.refuse_new_work()
-        row = _interaction_row(interaction, self.claims)
+        row = store_rows.interaction_row(interaction, self.claims)
         gone = [
             (p.key.carrier, p.key.source, p.key.destination, p.key.ref, p.key.total, p.seq)
             for p in consumed
@@ -2125,7 +2061,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         me = self.claims.node_id
         claimable = _FOREIGN if foreign else CLAIMABLE
         rows = await self._read(
-            f"SELECT {_INTERACTION_COLUMNS} FROM interactions"
+            f"SELECT {INTERACTION_COLUMNS} FROM interactions"
             f" WHERE state = 'pending' AND id > ? AND {claimable} ORDER BY id LIMIT ?",
             (after, me, now, limit),
         )
@@ -2190,7 +2126,8 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
                 (care_state, set_assignee, assignee, interaction_id),
             )
             row = conn.execute(
-                f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ?", (interaction_id,)
+                f"SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id = ?",
+                (interaction_id,),
             ).fetchone()
             return store_rows.interaction(row) if row is not None else None
 
@@ -2199,7 +2136,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
 
     async def record_interactions(self, interactions: Sequence[NewInteraction]) -> list[int]:
         self.refuse_new_work()
-        rows = [_interaction_row(i, self.claims) for i in interactions]
+        rows = [store_rows.interaction_row(i, self.claims) for i in interactions]
 
         def op(conn: sqlite3.Connection) -> list[int]:
             # Ids above every id given before (the writer's transaction is the only one).
@@ -2219,10 +2156,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         return result
 
     async def finish_interactions(self, outcomes: Sequence[InteractionOutcome]) -> None:
-        rows = [
-            _finished_row(o.interaction_id, o.keyword, o.rule, o.campaign_id, o.actions, o.at)
-            for o in outcomes
-        ]
+        rows = [store_rows.finished_row(o) for o in outcomes]
 
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany(_FINISH_INTERACTION, rows)
@@ -2277,7 +2211,8 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
 
     async def get_interaction(self, interaction_id: int) -> Interaction | None:
         rows = await self._read(
-            f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ?", (interaction_id,)
+            f"SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id = ?",
+            (interaction_id,),
         )
         return store_rows.interaction(rows[0]) if rows else None
 
@@ -2299,7 +2234,7 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         order = "DESC" if newest_first else "ASC"
         rows = await self._read(
-            f"SELECT {_INTERACTION_COLUMNS} FROM interactions{clause} ORDER BY id {order} LIMIT ?",
+            f"SELECT {INTERACTION_COLUMNS} FROM interactions{clause} ORDER BY id {order} LIMIT ?",
             (*params, limit),
         )
         return [store_rows.interaction(r) for r in rows]
@@ -2492,10 +2427,4 @@ both its columns read from that row."""
 _MO_FACTS_TAGS: Final = (
     "SELECT number, tag FROM contact_tags WHERE number IN (SELECT value FROM json_each(?))"
     " ORDER BY number, created_at, tag"
-)
-
-_INTERACTION_COLUMNS: Final = (
-    "id, carrier, source, destination, text, data_coding, parts, parts_received, missing,"
-    " received_at, completed_at, state, keyword, rule, campaign_id, actions, processed_at,"
-    " attempts, last_error, care_state, assignee"
 )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import aiosqlite
@@ -24,10 +23,16 @@ import aiosqlite
 from gateway.store import rows as store_rows
 from gateway.store.base import (
     INTERACTION_PENDING,
-    UNDELIVERED_STATUSES,
     CampaignCounts,
     Interaction,
     Periods,
+)
+from gateway.store.rows import (
+    FINAL_FIGURE_STATUSES,
+    INTERACTION_COLUMNS,
+    OPT_OUT_ACTION,
+    RESUBSCRIPTION_RULES,
+    CampaignSeries,
 )
 
 REPORTS_SCHEMA: Final = """
@@ -46,15 +51,6 @@ CREATE TABLE IF NOT EXISTS digests_sent (
 CREATE INDEX IF NOT EXISTS interactions_campaign_source ON interactions(campaign_id, source)
     WHERE campaign_id IS NOT NULL;
 """
-
-OPT_OUT_ACTION: Final = "opt_out"
-"""The ``type`` of an opt-out entry in an interaction's ``actions`` (InboundActionConfig);
-one with ``"ok": false`` (the opt-out could not be stored) is not counted."""
-
-RESUBSCRIPTION_RULES: Final = ("opt_in", "resubscribe")
-"""The built-in rules that opt a sender back in (gateway.inbound.numbers SYSTEM_OPT_IN and
-SYSTEM_RESUBSCRIBE): START, and YES from an opted-out sender. Such an MO is a
-re-subscription, not an answer to the campaign."""
 
 # The definitions of campaign figures (see CampaignCounts), as SQL over ``interactions i``:
 # written once, used by campaign_counts, responders and the send-to-responders audience.
@@ -77,44 +73,7 @@ RAN_OPT_OUT: Final = (
     + "' AND coalesce(json_extract(a.value, '$.ok'), 1) != 0)"
 )
 
-DELIVERED: Final = "delivered"
-_FINAL_STATUSES: Final = ", ".join(f"'{s}'" for s in (DELIVERED, *UNDELIVERED_STATUSES))
-
-
-@dataclass(slots=True)
-class _Figures:
-    """One period's figures while they are read (CampaignCounts once complete)."""
-
-    sent: int = 0
-    delivered: int = 0
-    undelivered: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-    by_error: dict[str, int] = field(default_factory=dict)
-    replies: int = 0
-    responders: int = 0
-    opt_outs: int = 0
-    resubs: int = 0
-    others: int = 0
-    clicks: int = 0
-    clickers: int = 0
-    bots: int = 0
-
-    def counts(self) -> CampaignCounts:
-        return CampaignCounts(
-            sent=self.sent,
-            delivered=self.delivered,
-            replies=self.replies,
-            unique_responders=self.responders,
-            opt_outs=self.opt_outs,
-            resubscriptions=self.resubs,
-            replies_from_others=self.others,
-            undelivered=self.undelivered,
-            undelivered_by_status={s: self.by_status.get(s, 0) for s in UNDELIVERED_STATUSES},
-            undelivered_by_error=dict(sorted(self.by_error.items())),
-            clicks=self.clicks,
-            unique_clickers=self.clickers,
-            bot_requests=self.bots,
-        )
+_FINAL_STATUSES: Final = ", ".join(f"'{s}'" for s in FINAL_FIGURE_STATUSES)
 
 
 MAX_IDS: Final = 10_000
@@ -133,16 +92,13 @@ class SqliteReports:
         raise NotImplementedError  # pragma: no cover - SqliteStore provides it
 
     async def interactions_by_ids(self, ids: Sequence[int]) -> list[Interaction]:
-        from gateway.store.sqlite import _INTERACTION_COLUMNS
-
         wanted = sorted(set(ids))
         found: list[Interaction] = []
         for start in range(0, len(wanted), MAX_IDS):
             chunk = wanted[start : start + MAX_IDS]
             marks = ",".join("?" * len(chunk))
             rows = await self._read(
-                f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id IN ({marks})"
-                " ORDER BY id",
+                f"SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id IN ({marks}) ORDER BY id",
                 chunk,
             )
             found.extend(store_rows.interaction(r) for r in rows)
@@ -177,10 +133,8 @@ class SqliteReports:
     async def campaign_interactions(
         self, campaign_id: str, since: float, until: float, after: int, limit: int
     ) -> list[Interaction]:
-        from gateway.store.sqlite import _INTERACTION_COLUMNS
-
         rows = await self._read(
-            f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE campaign_id = ?"
+            f"SELECT {INTERACTION_COLUMNS} FROM interactions WHERE campaign_id = ?"
             " AND id > ? AND received_at >= ? AND received_at < ? ORDER BY id LIMIT ?",
             (campaign_id, after, since, until, limit),
         )
@@ -198,21 +152,11 @@ class SqliteReports:
         for every period of every axis together (``_by_period``): the totals and the
         timelines of a campaign cost two reads of its messages (sent; final statuses), one
         of its replies and one of its clicks, whatever the number of axes."""
-        figures = [[_Figures() for _ in range(a.count)] for a in axes]
         if not axes:
             return []
-
-        def each(rows: list[Any]) -> list[tuple[_Figures, Any]]:
-            found = []
-            for axis, bucket, *values in rows:
-                if bucket is not None and bucket >= 0:
-                    # A time just below the axis's end may round into the period after it.
-                    last = axes[axis].count - 1
-                    found.append((figures[axis][min(bucket, last)], values))
-            return found
-
+        series = CampaignSeries(axes)
         # Sent: when a message's first part was submitted (a carrier accepted it).
-        for into, (count,) in each(
+        series.sent(
             await self._by_period(
                 "SELECT min(p.submitted_at) AS t FROM messages m JOIN parts p"
                 " ON p.message_id = m.id WHERE m.campaign_id = ? AND p.submitted_at IS NOT NULL"
@@ -223,11 +167,10 @@ class SqliteReports:
                 axes,
                 additive=True,
             )
-        ):
-            into.sent += count
+        )
         # Delivered and undelivered: when the message's status became final (updated_at is
         # that change: a final status sticks).
-        for into, (status, error, count) in each(
+        series.finals(
             await self._by_period(
                 "SELECT updated_at AS t, status, coalesce(error, '') AS error FROM messages"
                 f" WHERE campaign_id = ? AND status IN ({_FINAL_STATUSES})"
@@ -238,15 +181,9 @@ class SqliteReports:
                 axes,
                 additive=True,
             )
-        ):
-            if status == DELIVERED:
-                into.delivered += count
-            else:
-                into.undelivered += count
-                into.by_status[status] = into.by_status.get(status, 0) + count
-                into.by_error[error] = into.by_error.get(error, 0) + count
+        )
         # Replies: every MO logged under the campaign, by what it was.
-        for into, values in each(
+        series.replies(
             await self._by_period(
                 f"SELECT i.received_at AS t, i.source, {FROM_RECIPIENT} AS recipient,"
                 f" {RESPONSE} AS response, {RESUBSCRIPTION} AS resubscription,"
@@ -262,10 +199,9 @@ class SqliteReports:
                 axes,
                 additive=False,
             )
-        ):
-            into.replies, into.responders, into.opt_outs, into.resubs, into.others = values
+        )
         # Requests for the campaign's short links: people's clicks and bots' requests.
-        for into, values in each(
+        series.clicks(
             await self._by_period(
                 "SELECT at AS t, number, bot FROM link_clicks WHERE campaign_id = ?"
                 " AND at >= ? AND at < ?",
@@ -276,9 +212,8 @@ class SqliteReports:
                 axes,
                 additive=False,
             )
-        ):
-            into.clicks, into.clickers, into.bots = values
-        return [[f.counts() for f in axis] for axis in figures]
+        )
+        return series.counts()
 
     async def _by_period(
         self,

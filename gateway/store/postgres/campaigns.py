@@ -55,7 +55,7 @@ from gateway.store.campaign_base import (
 from gateway.store.claims import ClaimSettings
 from gateway.store.ports import CampaignSide
 from gateway.store.postgres.migrations import migrate
-from gateway.store.sqlite_reports import RESUBSCRIPTION_RULES
+from gateway.store.rows import RESUBSCRIPTION_RULES
 
 ALL_OPT_OUT: Final = "*"
 """``opt_outs.sender`` of an opt-out from every sender (as PgStore writes it)."""
