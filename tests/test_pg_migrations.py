@@ -126,13 +126,29 @@ def test_a_wrong_password_is_an_error_that_never_shows_it(
     assert failed.returncode == 1 and "store.password_file: cannot read" in failed.stderr
 
 
-def test_a_node_refuses_to_start_on_a_backend_missing_ports(tmp_path: Path) -> None:
+def test_a_node_refuses_to_start_on_a_backend_missing_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A backend that lacks a port (as this one did while it was built) is refused at start,
+    # naming what it lacks: a node must not start half-working.
+    import gateway.store.postgres as postgres
+
+    monkeypatch.setattr(postgres, "MISSING_PORTS", ("links", "campaigns"))
     config = StoreConfig(backend="postgresql", dsn="postgresql://smsgw@127.0.0.1:1/smsgw")
     with pytest.raises(ConfigError) as info:
         open_store(config, tmp_path)
     [error] = info.value.errors
     assert error.startswith('store.backend: "postgresql" keeps only some of the store yet')
-    assert all(port in error for port in MISSING_PORTS)
+    assert error.endswith(
+        'still missing: links, campaigns. A node needs all of them: use backend = "sqlite"'
+        " until then (`smsgw migrate` already prepares a PostgreSQL database)"
+    )
+
+
+def test_a_node_is_refused_until_the_daemon_builds_the_postgresql_stores(
+    tmp_path: Path,
+) -> None:
+    assert MISSING_PORTS == ()  # every port is kept
     path = write(
         tmp_path / "gw.toml",
         MINIMAL_TOML.replace(
@@ -143,7 +159,7 @@ def test_a_node_refuses_to_start_on_a_backend_missing_ports(tmp_path: Path) -> N
     for command in ("check-config", "run"):
         refused = _smsgw(command, "-c", str(path))
         assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
-        assert f"still missing: {', '.join(MISSING_PORTS)}." in refused.stderr, refused.stderr
+        assert "does not build its stores yet" in refused.stderr, refused.stderr
 
 
 def test_without_a_password_file_the_password_comes_from_pgpassword(

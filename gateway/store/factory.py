@@ -86,6 +86,12 @@ def unsupported(config: StoreConfig) -> str | None:
         return None
     from gateway.store.postgres import KEPT_PORTS, MISSING_PORTS
 
+    if not MISSING_PORTS:
+        return (
+            'store.backend: "postgresql" keeps every port of the store, but the daemon does'
+            ' not build its stores yet: use backend = "sqlite" until then'
+            " (`smsgw migrate` already prepares a PostgreSQL database)"
+        )
     return (
         'store.backend: "postgresql" keeps only some of the store yet ('
         + ", ".join(KEPT_PORTS)

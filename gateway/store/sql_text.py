@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from gateway.store.base import CALLBACK_PARKED_AT, MessageQuery
 from gateway.store.retention import message_id_before
+from gateway.store.rows import INTERACTION_COLUMNS
 
 
 def numbered(sql: str) -> str:
@@ -142,3 +143,25 @@ def list_messages(
         f" FROM messages{clause} ORDER BY id {order} LIMIT ?"
     )
     return sql, [*params, query.limit]
+
+
+def interactions_page(
+    number: str | None,
+    source: str | None,
+    campaign_id: str | None,
+    state: str | None,
+    after: int | None,
+    limit: int,
+    newest_first: bool,
+) -> tuple[str, list[Any]]:
+    """The ``Interactions.interactions`` query and its parameters: the filters of
+    :func:`interaction_filter`, ids above ``after`` (below it, newest first), at most
+    ``limit``, by id."""
+    where, params = interaction_filter("", number, source, campaign_id, state)
+    if after is not None:
+        where.append("id < ?" if newest_first else "id > ?")
+        params.append(after)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    order = "DESC" if newest_first else "ASC"
+    sql = f"SELECT {INTERACTION_COLUMNS} FROM interactions{clause} ORDER BY id {order} LIMIT ?"
+    return sql, [*params, limit]

@@ -2227,16 +2227,10 @@ class SqliteStore(SqliteReports, FrontPartsSettling):
         newest_first: bool = False,
         state: str | None = None,
     ) -> list[Interaction]:
-        where, params = sql_text.interaction_filter("", number, source, campaign_id, state)
-        if after is not None:
-            where.append("id < ?" if newest_first else "id > ?")
-            params.append(after)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        order = "DESC" if newest_first else "ASC"
-        rows = await self._read(
-            f"SELECT {INTERACTION_COLUMNS} FROM interactions{clause} ORDER BY id {order} LIMIT ?",
-            (*params, limit),
+        sql, params = sql_text.interactions_page(
+            number, source, campaign_id, state, after, limit, newest_first
         )
+        rows = await self._read(sql, params)
         return [store_rows.interaction(r) for r in rows]
 
     async def contacts_of(self, numbers: Sequence[str]) -> dict[str, Contact]:

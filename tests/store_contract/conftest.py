@@ -29,6 +29,7 @@ from gateway.store.retention import Pruning, Retention
 from gateway.store.sqlite import SqliteStore
 from gateway.store.sqlite_campaigns import SqliteCampaignStore
 from gateway.store.sqlite_leases import SqliteLeases
+from gateway.store.sqlite_links import SqliteLinks
 from tests.api_fakes import FakeStore as ApiFakeStore
 from tests.fakes import FakeLeases, FakeStore
 from tests.pg_helpers import PgServer, pg_server
@@ -50,17 +51,18 @@ PORTS = frozenset(
         "lists",
         "leases",
         "retention",
+        "links",
     }
 )
 """The ports a module may name (gateway.store.ports): new messages and opt-out checks
 (intake: MessageIntake, MessageReads.get_message, OptOuts), messages and their parts (queue),
 receipts, the callback outbox, the SMPP front's outbox, MO and interactions, contacts and
-opt-outs, campaigns, reports, cancel/replace/query of a message (edits: MessageEdits), lists
-of messages (lists: MessageReads.list_messages and minute_counts), the node registry and
-bind-slot leases (leases: ``backend.leases(node_id)``), the ``[retention]`` pruner
-(retention: ``backend.pruner(config, clock)``). ``backend.campaigns`` is the
-campaign side's store (contact lists, campaigns) on the same data, for the backends that
-keep it."""
+opt-outs, campaigns, reports, short links, cancel/replace/query of a message (edits:
+MessageEdits), lists of messages (lists: MessageReads.list_messages and minute_counts), the
+node registry and bind-slot leases (leases: ``backend.leases(node_id)``), the
+``[retention]`` pruner (retention: ``backend.pruner(config, clock)``). ``backend.campaigns``
+is the campaign side's store (contact lists, campaigns) and ``backend.links`` the short
+links' (gateway.store.ports.Links) on the same data, for the backends that keep them."""
 
 
 class Harness:
@@ -70,6 +72,7 @@ class Harness:
     campaigns: Any = None
     shared = False
     """Several nodes may share this backend's database (their commits wake each other)."""
+    links: Any = None
 
     async def start(self) -> None:
         raise NotImplementedError
@@ -128,6 +131,7 @@ class SqliteHarness(Harness):
         await self.store.open()
         self.campaigns = SqliteCampaignStore(self.store.db)
         await self.campaigns.open()
+        self.links = SqliteLinks(self.store.db)
 
     async def node(self, node_id: str, claim_seconds: float = DEFAULT_CLAIM_SECONDS) -> Any:
         other = SqliteStore(
@@ -263,9 +267,13 @@ class PgHarness(Harness):
         self.others: list[Any] = []
 
     def _make(self, claims: ClaimSettings | None = None) -> Any:
+        from gateway.store.postgres.links import PgLinks
         from gateway.store.postgres.store import PgStore
 
-        return PgStore(self.config, self.root, claims)
+        store = PgStore(self.config, self.root, claims)
+        if claims is None:
+            self.links = PgLinks(store)
+        return store
 
     async def _open(self) -> None:
         await self.store.open()
@@ -337,6 +345,9 @@ BACKENDS: tuple[Backend, ...] = (
                 "retention",
                 "contacts",
                 "campaigns",
+                "inbound",
+                "reports",
+                "links",
             }
         ),
         PgHarness,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gateway.core.model import NewMessage
-from gateway.store.base import NewInteraction
+from gateway.store.base import InteractionOutcome, NewInteraction
 from gateway.store.campaign_base import CampaignRecord, ImportJob, ImportRow, ListInUse
 from tests.fakes import new_message
 from tests.store_contract.conftest import Harness
@@ -189,6 +189,103 @@ async def test_a_pending_interaction_is_handled_by_the_node_that_logged_it(
     # B dies: once its claims lapse, A takes the interactions over (as at a restart).
     assert [i.id for i in await a.pending_interactions(0, 10, now=at + 1 + LEASE)] == ids
     assert await b.pending_interactions(0, 10, now=at + 2 + LEASE) == []
+
+
+@pytest.mark.port("inbound")
+async def test_renewing_keeps_pending_interactions_and_releasing_frees_them(
+    backend: Harness,
+) -> None:
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    at = FUTURE
+    ids = await b.record_interactions(
+        [
+            NewInteraction("sim", f"+3360000000{n}", "+33700000000", "YES", 0, 1, 1, at, at)
+            for n in range(3)
+        ]
+    )
+    done = await b.record_interactions([NewInteraction("sim", "+33", "+33", "X", 0, 1, 1, at, at)])
+    await b.finish_interactions([InteractionOutcome(done[0], None, None, None, [], at)])
+    assert await b.renew_claims(at + 20) == 3  # the pending ones only
+    assert await a.pending_interactions(0, 10, now=at + LEASE + 1) == []  # renewed
+    assert await b.release_claims() == 3
+    assert [i.id for i in await a.pending_interactions(0, 10, now=at + 21)] == ids
+
+
+@pytest.mark.port("inbound")
+async def test_two_nodes_taking_over_pending_interactions_never_get_the_same_one(
+    backend: Harness,
+) -> None:
+    """A dead node's interactions, taken over by four live nodes at once, each paging and
+    finishing what it got as the inbound service does: every one is handled exactly once
+    (on SQLite, two stores on one file race in SQLite itself)."""
+    dead = await backend.node("dead", LEASE)
+    nodes = [await backend.node(name, LEASE) for name in "abcd"]
+    total = 400
+    at = FUTURE
+    logged = await dead.record_interactions(
+        [
+            NewInteraction("sim", f"+336{n:08d}", "+33700000000", "YES", 0, 1, 1, at, at)
+            for n in range(total)
+        ]
+    )
+    later = at + LEASE  # the dead node's claims have lapsed
+    got: dict[str, list[int]] = {name: [] for name in "abcd"}
+
+    async def handler(store: Any, name: str) -> None:
+        while True:
+            page = await store.pending_interactions(0, 5, now=later)
+            if not page and not await store.interactions(state="pending", limit=1):
+                return  # (a page may come back empty while the other node works)
+            got[name] += [i.id for i in page]
+            await store.finish_interactions(
+                [InteractionOutcome(i.id, None, None, None, [], later) for i in page]
+            )
+            await asyncio.sleep(0)  # a turn for the other (a fake store never waits)
+
+    await asyncio.gather(*(handler(store, name) for store, name in zip(nodes, "abcd", strict=True)))
+    handled = [i for ids in got.values() for i in ids]
+    assert sorted(handled) == sorted(logged), "an interaction was handled twice or never"
+    assert sum(1 for ids in got.values() if ids) >= 2, "one node took all: no race tested"
+
+
+@pytest.mark.port("inbound")
+async def test_a_reader_paging_by_id_sees_every_interaction_two_nodes_log(
+    backend: Harness,
+) -> None:
+    """Interaction ids grow in commit order, whichever node logs: a reader that pages the
+    log by id while two nodes log (as the export's "new" interactions and the pending scan
+    do) never passes an id that commits after a larger one."""
+    a, b = await backend.node("a", LEASE), await backend.node("b", LEASE)
+    rounds = 60
+    done = 0
+    seen: list[int] = []
+
+    async def logger(store: Any, name: str) -> list[int]:
+        nonlocal done
+        ids: list[int] = []
+        for n in range(rounds):
+            mo = NewInteraction("sim", f"+33{name}{n:08d}", "+33700000000", "HI", 0, 1, 1, 0, 0)
+            batch = [mo] * (1 + n % 3)
+            ids += await store.record_interactions(batch)
+        done += 1
+        return ids
+
+    async def reader() -> None:
+        after = 0
+        while True:
+            finished = done == 2  # read after both loggers returned: the last page
+            page = await backend.store.interactions(after=after, limit=50)
+            seen.extend(i.id for i in page)
+            if page:
+                after = page[-1].id
+            elif finished:
+                return
+            await asyncio.sleep(0)
+
+    ids_a, ids_b, _ = await asyncio.gather(logger(a, "1"), logger(b, "2"), reader())
+    assert ids_a == sorted(ids_a) and ids_b == sorted(ids_b)
+    assert sorted(seen) == sorted(ids_a + ids_b), "the reader passed an id that came later"
+    assert seen == sorted(seen)
 
 
 @pytest.mark.port("campaigns")

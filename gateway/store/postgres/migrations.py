@@ -176,6 +176,115 @@ CREATE TABLE front_parts (
 CREATE INDEX front_parts_message ON front_parts(message_id, seq);
 """
 
+V2: Final = """
+CREATE TABLE mo_parts (
+    carrier text NOT NULL,
+    source text NOT NULL,
+    destination text NOT NULL,
+    ref integer NOT NULL,
+    total integer NOT NULL,
+    seq integer NOT NULL,
+    data_coding integer NOT NULL,
+    udh_length integer NOT NULL,
+    data bytea NOT NULL,
+    received_at double precision NOT NULL,
+    PRIMARY KEY (carrier, source, destination, ref, total, seq)
+);
+CREATE TABLE interactions (
+    id bigint PRIMARY KEY,
+    carrier text NOT NULL,
+    source text NOT NULL,
+    destination text NOT NULL,
+    text text NOT NULL,
+    data_coding integer NOT NULL,
+    parts integer NOT NULL,
+    parts_received integer NOT NULL,
+    missing text NOT NULL DEFAULT '[]',
+    received_at double precision NOT NULL,
+    completed_at double precision NOT NULL,
+    state text NOT NULL,
+    keyword text,
+    rule text,
+    campaign_id text,
+    actions text NOT NULL DEFAULT '[]',
+    processed_at double precision,
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text,
+    care_state text NOT NULL DEFAULT 'open',
+    assignee text,
+    claimed_by text,
+    claim_until double precision
+);
+CREATE SEQUENCE interaction_ids AS bigint OWNED BY interactions.id;
+CREATE INDEX interactions_pending ON interactions(id) WHERE state = 'pending';
+CREATE INDEX interactions_source ON interactions(source, destination, received_at);
+CREATE INDEX interactions_destination ON interactions(destination, id);
+CREATE INDEX interactions_subscriber ON interactions(source, id);
+CREATE INDEX interactions_campaign ON interactions(campaign_id, id)
+    WHERE campaign_id IS NOT NULL;
+CREATE INDEX interactions_campaign_source ON interactions(campaign_id, source)
+    WHERE campaign_id IS NOT NULL;
+CREATE INDEX messages_reply_window ON messages(dest, sender, created_at)
+    WHERE campaign_id IS NOT NULL;
+CREATE TABLE answers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    interaction_id bigint NOT NULL,
+    number text NOT NULL,
+    source text NOT NULL,
+    campaign_id text,
+    question text NOT NULL,
+    answer text NOT NULL,
+    kind text NOT NULL,
+    at double precision NOT NULL
+);
+CREATE INDEX answers_question ON answers(question, campaign_id);
+CREATE TABLE courtesy_replies (
+    scope text NOT NULL,
+    source text NOT NULL,
+    last_at double precision NOT NULL,
+    PRIMARY KEY (scope, source)
+);
+CREATE TABLE inbound_numbers (
+    number text PRIMARY KEY,
+    config text NOT NULL,
+    updated_at double precision NOT NULL
+);
+CREATE TABLE export_marks (
+    scope text PRIMARY KEY,
+    last_id bigint NOT NULL,
+    updated_at double precision NOT NULL
+);
+CREATE TABLE digests_sent (
+    campaign_id text NOT NULL,
+    day text NOT NULL,
+    sent_at double precision NOT NULL,
+    recipients text NOT NULL,
+    PRIMARY KEY (campaign_id, day)
+);
+CREATE TABLE link_clicks (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    code text NOT NULL,
+    campaign_id text,
+    number text NOT NULL,
+    at double precision NOT NULL,
+    user_agent text NOT NULL,
+    bot boolean NOT NULL
+);
+CREATE INDEX link_clicks_campaign ON link_clicks(campaign_id, at)
+    WHERE campaign_id IS NOT NULL;
+"""
+"""MO and the interaction log, survey answers, courtesy replies, API inbound numbers, the
+export marks, digests sent, and short-link clicks (gateway.store.postgres.inbound, reports,
+links). The contacts an MO tags and reads are migration 3's. As SQLite's tables, with these
+choices:
+
+- ``interactions.id`` comes from the sequence ``interaction_ids``, taken by the store under
+  a transaction-level advisory lock held until commit (gateway.store.postgres.inbound), so
+  ids grow in commit order: a reader paging by id (the export's settled bound, pending
+  interactions) never sees a larger id before a smaller one commits.
+- ``missing`` and ``actions`` are JSON text kept as written (the reports cast ``actions``
+  to jsonb)."""
+
 V3: Final = """
 CREATE TABLE contacts (
     number text COLLATE "C" PRIMARY KEY,
@@ -323,6 +432,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "messages, parts, links, receipts, events, opt-outs, idempotency, callbacks,"
         " front outbox and parts",
         V1,
+    ),
+    Migration(
+        2,
+        "mo parts, interactions, answers, courtesy replies, inbound numbers, export marks,"
+        " digests sent, link clicks",
+        V2,
     ),
     Migration(
         3,

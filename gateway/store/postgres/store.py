@@ -77,13 +77,18 @@ from gateway.store.claims import (
 )
 from gateway.store.ports import (
     CallbackOutbox,
+    CampaignReports,
     Claims,
     FrontOutbox,
     FrontParts,
+    InboundNumbers,
+    InteractionExport,
+    Interactions,
     Lifecycle,
     MessageEdits,
     MessageIntake,
     MessageReads,
+    MoLog,
     OptOuts,
     Queue,
     Receipts,
@@ -91,8 +96,10 @@ from gateway.store.ports import (
     Wakeups,
 )
 from gateway.store.postgres.connect import connect, create_pool, server_of
+from gateway.store.postgres.inbound import PgInbound
 from gateway.store.postgres.messages import PgMessages
 from gateway.store.postgres.migrations import migrate
+from gateway.store.postgres.reports import PgReports
 from gateway.store.postgres.watch import PgWatch, PgWatched
 from gateway.store.shared import FrontPartsSettling, log_requeued_taken
 
@@ -110,6 +117,7 @@ CLAIM_TABLES = (
     ("front_outbox", ""),
     ("campaigns", " AND status IN ('running', 'scheduled')"),
     ("contact_imports", " AND status = 'running'"),
+    ("interactions", " AND state = 'pending'"),
 )
 """Tables whose rows this backend claims (gateway.store.claims), each with the condition
 of its rows still live."""
@@ -149,8 +157,10 @@ _MESSAGE_COLUMNS = (
 )
 
 
-class PgStore(PgMessages, PgWatched, FrontPartsSettling):
-    """The kept ports on one PostgreSQL database (its schema migrated at ``open``)."""
+class PgStore(PgMessages, PgInbound, PgReports, PgWatched, FrontPartsSettling):
+    """The kept ports on one PostgreSQL database (its schema migrated at ``open``); message
+    edits and lists: :class:`PgMessages`; MO and the interaction log: :class:`PgInbound`;
+    reports: :class:`PgReports`."""
 
     def __init__(
         self, config: StoreConfig, data_dir: Path, claims: ClaimSettings | None = None
@@ -1248,7 +1258,12 @@ def _kept_ports(
     MessageEdits,
     MessageReads,
     StoreStats,
+    MoLog,
+    Interactions,
+    InboundNumbers,
+    InteractionExport,
+    CampaignReports,
 ]:
     """The ports this store keeps, checked by mypy against gateway.store.ports (a
     signature that drifts from its port fails the type check)."""
-    return store, store, store, store, store, store, store, store, store, store, store, store, store
+    return (store,) * 18
