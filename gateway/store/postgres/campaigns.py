@@ -55,7 +55,7 @@ from gateway.store.campaign_base import (
 from gateway.store.claims import ClaimSettings
 from gateway.store.ports import CampaignSide
 from gateway.store.postgres.migrations import migrate
-from gateway.store.rows import RESUBSCRIPTION_RULES
+from gateway.store.postgres.reports import RESPONSE
 
 ALL_OPT_OUT: Final = "*"
 """``opt_outs.sender`` of an opt-out from every sender (as PgStore writes it)."""
@@ -69,20 +69,6 @@ list goes in fifty short transactions, not one that holds its row locks for seco
 
 AUDIENCE_PAGE: Final = 20_000
 """Numbers copied per transaction while a campaign's audience is fixed."""
-
-FROM_RECIPIENT: Final = (
-    "EXISTS (SELECT 1 FROM messages m WHERE m.dest = i.source AND m.campaign_id = i.campaign_id)"
-)
-"""The MO's sender is a recipient: the campaign made a message for that number (by the
-``messages_dest`` index)."""
-
-RESPONSE: Final = (
-    f"({FROM_RECIPIENT} AND coalesce(i.rule, '') <> ALL(ARRAY["
-    + ", ".join(f"'{rule}'" for rule in RESUBSCRIPTION_RULES)
-    + "]))"
-)
-"""An MO that makes its sender one of the campaign's responders: from a recipient, and no
-re-subscription (gateway.store.sqlite_reports.RESPONSE, the definition)."""
 
 _LIST: Final = (
     "SELECT l.id, l.name, (SELECT count(*) FROM list_members m WHERE m.list_id = l.id),"
