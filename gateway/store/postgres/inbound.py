@@ -49,6 +49,13 @@ ALL_SENDERS: Final = "*"
 LAST_ERROR_CHARS: Final = 500
 """The longest ``last_error`` kept (as the SQLite store)."""
 
+_CLAIMABLE: Final = "(claimed_by IS NULL OR claimed_by = $2 OR claim_until <= $3)"
+"""This node may claim the row ($2: node id, $3: now)."""
+
+_FOREIGN: Final = "(claimed_by IS NULL OR (claimed_by <> $2 AND claim_until <= $3))"
+"""The row is nobody's, or another node's whose claim lapsed: what a running node takes
+over (``pending_interactions(foreign=True)``), never its own."""
+
 _INSERT_INTERACTION: Final = (
     "INSERT INTO interactions(id, carrier, source, destination, text, data_coding, parts,"
     " parts_received, missing, received_at, completed_at, state, claimed_by, claim_until)"
@@ -149,15 +156,16 @@ class PgInbound:
     # -- handling them ---------------------------------------------------------------------
 
     async def pending_interactions(
-        self, after: int, limit: int, now: float | None = None
+        self, after: int, limit: int, now: float | None = None, *, foreign: bool = False
     ) -> list[Interaction]:
         now = time.time() if now is None else now
         columns = ", ".join(f"i.{c.strip()}" for c in INTERACTION_COLUMNS.split(","))
+        claimable = _FOREIGN if foreign else _CLAIMABLE
         rows = await self.pool.fetch(
             "UPDATE interactions AS i SET claimed_by = $2, claim_until = $5"
             " FROM (SELECT id FROM interactions WHERE state = 'pending' AND id > $1"
-            " AND (claimed_by IS NULL OR claimed_by = $2 OR claim_until <= $3)"
-            " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) AS picked WHERE i.id = picked.id"
+            f" AND {claimable} ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) AS picked"
+            " WHERE i.id = picked.id"
             f" RETURNING {columns}",
             after,
             self.claims.node_id,

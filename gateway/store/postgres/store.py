@@ -126,7 +126,7 @@ CLAIM_WAKES = {"messages": WAKE_QUEUE, "callbacks": WAKE_CALLBACKS, "front_outbo
 """What a release of each table's claims wakes the other nodes for (a campaign or an import
 released wakes nobody: a runner looks again every few seconds at a campaign another node
 held, and an import left running is failed at a node's start; pending interactions are
-taken at a node's start)."""
+taken by each node's periodic takeover look, gateway.takeover)."""
 
 LISTEN_RETRY_SECONDS = (1.0, 30.0)
 """The listening connection, when it drops: reconnect after the first delay, doubling up to
