@@ -321,6 +321,11 @@ _SCHEMAS: Final[dict[str, Any]] = {
                     },
                 },
             },
+            "cluster": {
+                "type": "object",
+                "description": "The cluster as this node sees it: nodes, live or not, their"
+                " bind slots and lease ages, whether this node is fenced.",
+            },
             "receipts": {
                 "type": "object",
                 "description": "Receipt correlation per carrier, since the start.",
